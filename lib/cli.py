@@ -1,0 +1,244 @@
+"""``python -m lib …``: the same service functions the console uses, for shells and cron.
+
+Exit codes: 0 success, 1 the action failed or found a problem, 2 usage or configuration error.
+Secrets are read from standard input (``--secret-stdin``) or a hidden prompt, never from
+arguments, so they stay out of shell history and ``ps``.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import SecretStr
+
+from lib import connections, db, keys
+from lib.config import get_settings
+from lib.connections import ConnectionInput, ConnectionView
+from lib.errors import (
+    ConfigError,
+    DatabaseNotReady,
+    KeyringError,
+    SwitchboardError,
+    ValidationError,
+)
+from lib.products import PRODUCT_KEYS, SETTINGS
+from lib.redaction import configure_logging
+from lib.runtime import Runtime, open_runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONFIG_ERRORS = (ConfigError, KeyringError, DatabaseNotReady)
+
+
+def actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def reports_errors(func: F) -> F:
+    """Turn Switchboard's typed errors into a message on stderr and the contract's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            for error in exc.errors:
+                click.echo(f"error: --{error.field.replace('_', '-')}: {error.message}", err=True)
+            sys.exit(1)
+        except CONFIG_ERRORS as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except SwitchboardError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Switchboard: keep and test 8x8 API credentials."""
+    configure_logging([logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """The encryption keyring."""
+
+
+@keys_group.command("status")
+@reports_errors
+def keys_status() -> None:
+    """Which keys exist, which is active, and how many stored values use each."""
+    rt = open_runtime()
+    click.echo(f"{'kid':<12} {'in keyring':<11} {'active':<7} values")
+    for status in keys.key_status(rt.engine, rt.vault):
+        click.echo(f"{status.kid:<12} {'yes' if status.in_keyring else 'NO':<11} "
+                   f"{'yes' if status.active else '':<7} {status.values}")
+
+
+@keys_group.command("add")
+@reports_errors
+def keys_add() -> None:
+    """Create a new key in the keyring file and make it active (then run `keys rotate`)."""
+    open_runtime()  # the current keyring must match the data before it grows
+    keyring = keys.add_key(get_settings())
+    open_runtime()  # writes the new key's canary
+    click.echo(f"Added key '{keyring.active}' and made it active. Back up the keyring file now, "
+               "then run: python -m lib keys rotate")
+
+
+@keys_group.command("rotate")
+@click.option("--batch", default=100, show_default=True, help="Rows read per round.")
+@reports_errors
+def keys_rotate(batch: int) -> None:
+    """Re-encrypt every credential still under an older key (resumable, safe beside edits)."""
+    rt = open_runtime()
+    report = keys.rotate(rt.engine, rt.vault, batch=batch)
+    click.echo(f"Rotated {report.rotated} connection(s) to key '{rt.vault.active_kid}'"
+               + (f"; {report.retried} changed meanwhile and were redone." if report.retried else "."))
+
+
+@keys_group.command("verify")
+@reports_errors
+def keys_verify() -> None:
+    """Decrypt every stored credential; exit 1 if any cannot be read."""
+    rt = open_runtime()
+    report = keys.verify(rt.engine, rt.vault)
+    for kid, count in sorted(report.values_per_kid.items()):
+        click.echo(f"{kid}: {count} value(s)" + (" (active)" if kid == rt.vault.active_kid else ""))
+    for row_id, column, reason in report.unreadable:
+        click.echo(f"unreadable: connection {row_id} {column}: {reason}", err=True)
+    if not report.ok:
+        sys.exit(1)
+    click.echo("All stored credentials decrypt.")
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database schema and backups."""
+
+
+@db_group.command("upgrade")
+@reports_errors
+def db_upgrade() -> None:
+    """Bring the database schema to the newest revision."""
+    engine = db.make_engine(get_settings().database_url)
+    db.upgrade(engine)
+    click.echo(f"Database is at revision {db.current_revision(engine)}.")
+
+
+@db_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@reports_errors
+def db_backup(file: Path) -> None:
+    """Online backup of the SQLite database to FILE (the keyring is NOT included)."""
+    engine = db.make_engine(get_settings().database_url)
+    target = db.backup(engine, file)
+    click.echo(f"Backed up to {target}. Back up the keyring separately; keep the two apart.")
+
+
+# --- connections --------------------------------------------------------------------------
+
+
+@cli.group("connections")
+def connections_group() -> None:
+    """Stored 8x8 API app credentials."""
+
+
+def _read_secret(secret_stdin: bool) -> SecretStr:
+    if secret_stdin:
+        return SecretStr(sys.stdin.readline().rstrip("\r\n"))
+    if not sys.stdin.isatty():
+        raise click.UsageError("Give --secret-stdin and pipe the Client Secret in, or run in a terminal.")
+    return SecretStr(click.prompt("Client Secret", hide_input=True))
+
+
+def _product_list(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip()) if value else ()
+
+
+def setting_options(func: F) -> F:
+    """One --<setting> option per product setting in lib.products (data-driven)."""
+    for setting in reversed(SETTINGS.values()):
+        option = f"--{setting.key.replace('_', '-')}"
+        choice = click.Choice(setting.choices) if setting.choices else None
+        func = click.option(option, setting.key, type=choice, help=setting.help)(func)
+    return func
+
+
+@connections_group.command("add")
+@click.option("--name", required=True, help="A name people recognise, unique ignoring case.")
+@click.option("--client-id", required=True, help="The Client ID from the 8x8 Admin Console.")
+@click.option("--secret-stdin", is_flag=True, help="Read the Client Secret from standard input.")
+@click.option("--environment", default="", help="A label such as production or staging.")
+@click.option("--products", help=f"Products enabled on the 8x8 app: {','.join(PRODUCT_KEYS)}")
+@setting_options
+@reports_errors
+def connections_add(name: str, client_id: str, secret_stdin: bool, environment: str,
+                    products: str | None, **settings: str | None) -> None:
+    """Store a new connection (encrypted)."""
+    rt = open_runtime()
+    data = ConnectionInput(name=name, client_id=client_id, client_secret=_read_secret(secret_stdin),
+                           environment=environment, expected_products=_product_list(products), **settings)
+    view = connections.create(rt.engine, rt.vault, data, actor=actor())
+    click.echo(f"Saved connection '{view.name}' (Client ID {view.client_id_hint}).")
+
+
+def _view_json(view: ConnectionView) -> dict[str, Any]:
+    out = asdict(view)
+    out["id"] = str(view.id)
+    return out
+
+
+@connections_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@reports_errors
+def connections_list(as_json: bool) -> None:
+    """Stored connections, with masked Client IDs (never a secret)."""
+    rt: Runtime = open_runtime()
+    views = connections.list_connections(rt.engine)
+    if as_json:
+        click.echo(_json([_view_json(v) for v in views]))
+        return
+    if not views:
+        click.echo("No connections yet. Add one with: python -m lib connections add --help")
+        return
+    click.echo(f"{'name':<30} {'environment':<14} {'client id':<12} {'secret set':<20} products")
+    for v in views:
+        click.echo(f"{v.name:<30} {v.environment:<14} {v.client_id_hint:<12} "
+                   f"{v.secret_set_at:%Y-%m-%d %H:%M}Z     {','.join(v.expected_products) or '-'}")
+
+
+@connections_group.command("remove")
+@click.argument("name")
+@reports_errors
+def connections_remove(name: str) -> None:
+    """Delete the connection called NAME and its test history."""
+    rt = open_runtime()
+    view = connections.find_by_name(rt.engine, name)
+    connections.delete(rt.engine, view.id)
+    click.echo(f"Removed connection '{view.name}'.")
+
+
+def main() -> None:
+    cli(prog_name="python -m lib")

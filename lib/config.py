@@ -1,0 +1,99 @@
+"""Settings from environment variables (names are a contract, see README), read once.
+
+Every problem is reported as a :class:`ConfigError` naming the variable and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from lib.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///data/switchboard.db"
+DEFAULT_KEYRING_FILE = "~/.config/switchboard/keyring.json"
+DEFAULT_8X8_BASE_URL = "https://api.8x8.com"
+
+SUPPORTED_DB_BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    keyring_file: Path
+    base_url: str
+    # The inline keyring (SWITCHBOARD_KEYS) is key material: kept out of repr.
+    inline_keys: str | None = field(default=None, repr=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(
+            "SWITCHBOARD_DATABASE_URL is not a database URL. Use e.g. "
+            "sqlite:///data/switchboard.db or postgresql+psycopg://user@host/db."
+        ) from None
+    if url.get_backend_name() not in SUPPORTED_DB_BACKENDS:
+        raise ConfigError(
+            f"SWITCHBOARD_DATABASE_URL uses '{url.get_backend_name()}', which Switchboard does not "
+            "support. Use sqlite:///… or postgresql+psycopg://…."
+        )
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigError(
+            "SWITCHBOARD_DATABASE_URL must name a SQLite file (an in-memory database loses every "
+            "credential on restart), e.g. sqlite:///data/switchboard.db."
+        )
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(value: str, variable: str = "SWITCHBOARD_8X8_BASE_URL") -> str:
+    """An https URL, or plain http only to a loopback host (the local simulator)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"{variable} must be an https:// URL such as https://api.8x8.com.")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{variable} uses plain http:// to {parts.hostname}; credentials would travel "
+            "unencrypted. Use https://, or http:// only to 127.0.0.1/localhost for the simulator."
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(f"{variable} must not contain credentials, a query or a fragment.")
+    return value.rstrip("/")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    return Settings(
+        database_url=_database_url(env.get("SWITCHBOARD_DATABASE_URL") or DEFAULT_DATABASE_URL),
+        keyring_file=Path(env.get("SWITCHBOARD_KEYRING_FILE") or DEFAULT_KEYRING_FILE).expanduser(),
+        base_url=validate_base_url(env.get("SWITCHBOARD_8X8_BASE_URL") or DEFAULT_8X8_BASE_URL),
+        inline_keys=env.get("SWITCHBOARD_KEYS") or None,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return load_settings()

@@ -1,0 +1,356 @@
+"""Connections: create, update, delete and list 8x8 API app credentials (the service layer).
+
+Validation names the field and the fix, and nothing is half-saved. Credentials go in and
+out of the database only as vault envelopes; lists carry hints (masked Client ID, secret
+age), never plaintext. Only :func:`load_credentials` decrypts, for the prober.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import SecretStr
+from sqlalchemy import Engine, func
+from sqlalchemy import update as sql_update
+from sqlmodel import select
+from sqlalchemy.exc import IntegrityError
+
+from lib.db import read_session, write_session
+from lib.errors import ConflictError, FieldError, NotFoundError, ValidationError
+from lib.keys import credential_binding
+from lib.models import Connection, utcnow
+from lib.products import PRODUCT_KEYS, SETTINGS
+from lib.redaction import registry
+from lib.vault import Vault
+
+NAME_MAX = 80
+ENVIRONMENT_MAX = 40
+CLIENT_ID_MAX = 256
+SECRET_MAX = 1024
+_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What a masked value looks like when a form or an export echoes it back.
+_MASK_LIKE = re.compile(r"^\s*[*•●·.…]{3,}")
+
+SETTING_KEYS: tuple[str, ...] = tuple(SETTINGS)
+
+
+@dataclass(frozen=True)
+class ConnectionInput:
+    """What an admin submits. On update a blank Client ID or secret keeps the stored one."""
+
+    name: str
+    client_id: str
+    client_secret: SecretStr
+    environment: str = ""
+    expected_products: tuple[str, ...] = ()
+    analytics_region: str | None = None
+    storage_region: str | None = None
+    qm_region: str | None = None
+    chat_region: str | None = None
+    tenant_id: str | None = None
+    pbx: str | None = None
+
+    def settings(self) -> dict[str, str | None]:
+        return {key: getattr(self, key) for key in SETTING_KEYS}
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """A connection as pages and the CLI show it: hints only, nothing secret."""
+
+    id: uuid.UUID
+    name: str
+    environment: str
+    client_id_hint: str
+    secret_set_at: datetime
+    expected_products: tuple[str, ...]
+    granted_products: tuple[str, ...] | None
+    granted_at: datetime | None
+    settings: dict[str, str | None] = field(default_factory=dict)
+    created_at: datetime | None = None
+    created_by: str = ""
+    updated_at: datetime | None = None
+    updated_by: str = ""
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Decrypted credentials, for the prober only. The secret stays a SecretStr."""
+
+    connection_id: uuid.UUID | None
+    client_id: str = field(repr=False)
+    client_secret: SecretStr
+
+
+def client_id_hint(client_id: str) -> str:
+    """Enough to recognise a Client ID, never enough to use it."""
+    if len(client_id) >= 16:
+        return f"{client_id[:4]}…{client_id[-4:]}"
+    if len(client_id) >= 8:
+        return f"…{client_id[-4:]}"
+    return "…"
+
+
+# --- Validation ---------------------------------------------------------------------------
+
+
+def _clean(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+def _check_name(name: str) -> list[FieldError]:
+    if not name:
+        return [FieldError("name", "Enter a name, for example 'Production reporting'.")]
+    if len(name) > NAME_MAX:
+        return [FieldError("name", f"Use at most {NAME_MAX} characters (this one has {len(name)}).")]
+    if not name.isprintable():
+        return [FieldError("name", "Remove tabs, line breaks and other invisible characters.")]
+    return []
+
+
+def _check_client_id(client_id: str, *, required: bool) -> list[FieldError]:
+    if not client_id:
+        if required:
+            return [FieldError("client_id", "Paste the Client ID from the 8x8 Admin Console (Home > API Management).")]
+        return []
+    if len(client_id) > CLIENT_ID_MAX:
+        return [FieldError("client_id", f"A Client ID has at most {CLIENT_ID_MAX} characters; check what was pasted.")]
+    if any(ch.isspace() for ch in client_id) or _CONTROL.search(client_id):
+        return [FieldError("client_id", "Remove spaces, line breaks or other invisible characters (often picked up when copying).")]
+    if ":" in client_id:
+        return [FieldError("client_id", "A Client ID cannot contain ':'; check that only the Client ID was pasted.")]
+    if _MASK_LIKE.match(client_id):
+        return [FieldError("client_id", "This looks like a masked value; paste the real Client ID or leave it blank to keep the stored one.")]
+    return []
+
+
+def _check_secret(secret: str, *, required: bool) -> list[FieldError]:
+    if not secret:
+        if required:
+            return [FieldError("client_secret", "Paste the Client Secret from the 8x8 Admin Console.")]
+        return []
+    if len(secret) > SECRET_MAX:
+        return [FieldError("client_secret", f"A Client Secret has at most {SECRET_MAX} characters; check what was pasted.")]
+    if _CONTROL.search(secret):
+        return [FieldError("client_secret", "Remove line breaks or other invisible characters (often picked up when copying).")]
+    if _MASK_LIKE.match(secret):
+        return [FieldError("client_secret", "This looks like a masked value, not a secret. Paste the real secret, or leave the field blank to keep the stored one.")]
+    return []
+
+
+def _check_settings(data: ConnectionInput) -> list[FieldError]:
+    errors = []
+    for key, value in data.settings().items():
+        setting = SETTINGS[key]
+        value = _clean(value)
+        if value is None:
+            continue
+        if setting.choices is not None and value not in setting.choices:
+            errors.append(FieldError(key, f"Choose one of: {', '.join(setting.choices)}."))
+        elif setting.choices is None and not _SAFE_TOKEN.match(value):
+            errors.append(FieldError(key, "Use 1-64 letters, digits, '.', '-' or '_' (copy it from 8x8 Configuration Manager)."))
+    return errors
+
+
+def _check_products(products: Iterable[str]) -> list[FieldError]:
+    unknown = sorted(set(products) - set(PRODUCT_KEYS))
+    if unknown:
+        return [FieldError("expected_products", f"Unknown product(s) {', '.join(unknown)}; choose from {', '.join(PRODUCT_KEYS)}.")]
+    return []
+
+
+def validate(data: ConnectionInput, *, creating: bool) -> None:
+    """Raise ValidationError listing every problem, or return if the input is acceptable."""
+    errors = [
+        *_check_name(data.name.strip()),
+        *_check_client_id(data.client_id.strip(), required=creating),
+        *_check_secret(data.client_secret.get_secret_value(), required=creating),
+        *_check_settings(data),
+        *_check_products(data.expected_products),
+    ]
+    environment = data.environment.strip()
+    if len(environment) > ENVIRONMENT_MAX or not environment.isprintable():
+        errors.append(FieldError("environment", f"Use at most {ENVIRONMENT_MAX} printable characters, e.g. 'production'."))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _name_taken() -> ValidationError:
+    return ValidationError([FieldError("name", "Another connection already has this name (names ignore case); choose another.")])
+
+
+def _common_values(data: ConnectionInput) -> dict[str, object]:
+    ordered = [key for key in PRODUCT_KEYS if key in set(data.expected_products)]
+    return {
+        "name": data.name.strip(),
+        "name_key": data.name.strip().casefold(),
+        "environment": data.environment.strip(),
+        "expected_products": ordered,
+        **{key: _clean(value) for key, value in data.settings().items()},
+    }
+
+
+def _to_view(row: Connection) -> ConnectionView:
+    return ConnectionView(
+        id=row.id,
+        name=row.name,
+        environment=row.environment,
+        client_id_hint=row.client_id_hint,
+        secret_set_at=row.secret_set_at,
+        expected_products=tuple(row.expected_products),
+        granted_products=None if row.granted_products is None else tuple(row.granted_products),
+        granted_at=row.granted_at,
+        settings={key: getattr(row, key) for key in SETTING_KEYS},
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+        version=row.version,
+    )
+
+
+# --- Service functions ---------------------------------------------------------------------
+
+
+def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: str,
+           granted_products: Iterable[str] | None = None) -> ConnectionView:
+    validate(data, creating=True)
+    client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
+    registry.add_credentials(client_id, secret)
+    row_id, now = uuid.uuid4(), utcnow()
+    row = Connection(
+        id=row_id,
+        client_id_enc=vault.encrypt(client_id, credential_binding(row_id, "client_id_enc")),
+        client_secret_enc=vault.encrypt(secret, credential_binding(row_id, "client_secret_enc")),
+        client_id_hint=client_id_hint(client_id),
+        secret_set_at=now,
+        granted_products=None if granted_products is None else sorted(granted_products),
+        granted_at=None if granted_products is None else now,
+        created_at=now, created_by=actor, updated_at=now, updated_by=actor,
+        **_common_values(data),
+    )
+    try:
+        with write_session(engine) as session:
+            session.add(row)
+    except IntegrityError:
+        raise _name_taken() from None
+    return get(engine, row_id)
+
+
+def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: ConnectionInput, *,
+           expected_version: int, actor: str,
+           granted_products: Iterable[str] | None = None) -> ConnectionView:
+    """Apply an edit made on ``expected_version``; a newer stored version is a ConflictError.
+
+    A blank Client ID or secret leaves that ciphertext untouched, byte for byte.
+    """
+    validate(data, creating=False)
+    now = utcnow()
+    values: dict[str, object] = {**_common_values(data), "updated_at": now, "updated_by": actor,
+                                 "version": Connection.version + 1}
+    client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
+    registry.add(client_id, secret)
+    if client_id:
+        values["client_id_enc"] = vault.encrypt(client_id, credential_binding(connection_id, "client_id_enc"))
+        values["client_id_hint"] = client_id_hint(client_id)
+    if secret:
+        values["client_secret_enc"] = vault.encrypt(secret, credential_binding(connection_id, "client_secret_enc"))
+        values["secret_set_at"] = now
+    if granted_products is not None:
+        values["granted_products"], values["granted_at"] = sorted(granted_products), now
+    try:
+        with write_session(engine) as session:
+            result = session.exec(  # type: ignore[call-overload]
+                sql_update(Connection)
+                .where(Connection.id == connection_id, Connection.version == expected_version)
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                exists = session.get(Connection, connection_id) is not None
+                raise (ConflictError(
+                    "Somebody else changed this connection after you opened it. Nothing was "
+                    "saved: reload it, then make your change again.")
+                    if exists else NotFoundError("This connection no longer exists."))
+    except IntegrityError:
+        raise _name_taken() from None
+    return get(engine, connection_id)
+
+
+def record_granted(engine: Engine, connection_id: uuid.UUID, granted: Iterable[str]) -> None:
+    """Store what 8x8's token said the app may use (an observation, not an edit: no version bump)."""
+    with write_session(engine) as session:
+        session.exec(  # type: ignore[call-overload]
+            sql_update(Connection).where(Connection.id == connection_id)
+            .values(granted_products=sorted(granted), granted_at=utcnow())
+        )
+
+
+def delete(engine: Engine, connection_id: uuid.UUID) -> None:
+    with write_session(engine) as session:
+        row = session.get(Connection, connection_id)
+        if row is None:
+            raise NotFoundError("This connection no longer exists.")
+        session.delete(row)
+
+
+def get(engine: Engine, connection_id: uuid.UUID) -> ConnectionView:
+    with read_session(engine) as session:
+        row = session.get(Connection, connection_id)
+        if row is None:
+            raise NotFoundError("This connection no longer exists.")
+        return _to_view(row)
+
+
+def find_by_name(engine: Engine, name: str) -> ConnectionView:
+    with read_session(engine) as session:
+        row = session.exec(select(Connection).where(Connection.name_key == name.strip().casefold())).first()
+        if row is None:
+            raise NotFoundError(f"No connection is named '{name}'. List them with: python -m lib connections list")
+        return _to_view(row)
+
+
+def list_connections(engine: Engine) -> list[ConnectionView]:
+    """Every connection, by name, from one query. Nothing is decrypted."""
+    with read_session(engine) as session:
+        rows = session.exec(select(Connection).order_by(Connection.name_key)).all()
+        return [_to_view(row) for row in rows]
+
+
+def count(engine: Engine) -> int:
+    with read_session(engine) as session:
+        return session.exec(select(func.count()).select_from(Connection)).one()
+
+
+def load_credentials(engine: Engine, vault: Vault, connection_id: uuid.UUID) -> Credentials:
+    """Decrypt one connection's credentials (raises CredentialUnreadable) and register them
+    with the log redaction filter before anybody can log them."""
+    with read_session(engine) as session:
+        row = session.exec(
+            select(Connection.client_id_enc, Connection.client_secret_enc).where(Connection.id == connection_id)
+        ).first()
+    if row is None:
+        raise NotFoundError("This connection no longer exists.")
+    client_id = vault.decrypt(row[0], credential_binding(connection_id, "client_id_enc"))
+    secret = vault.decrypt(row[1], credential_binding(connection_id, "client_secret_enc"))
+    registry.add_credentials(client_id, secret)
+    return Credentials(connection_id, client_id, SecretStr(secret))
+
+
+def input_from_view(view: ConnectionView, **overrides: object) -> ConnectionInput:
+    """An edit form pre-filled from a stored connection, with blank credentials (= keep)."""
+    base: dict[str, object] = {
+        "name": view.name, "client_id": "", "client_secret": SecretStr(""),
+        "environment": view.environment, "expected_products": view.expected_products,
+        **view.settings,
+    }
+    base.update(overrides)
+    return ConnectionInput(**base)  # type: ignore[arg-type]
+
+

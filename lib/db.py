@@ -1,0 +1,155 @@
+"""Engine, sessions, SQLite durability settings, migrations and backups.
+
+SQLite gets WAL, ``synchronous=FULL``, a busy timeout, foreign keys and secure_delete on every
+connection, and write transactions that start with ``BEGIN IMMEDIATE`` so two writers queue
+on the busy timeout instead of failing with "database is locked". The same code runs on
+PostgreSQL through ``SWITCHBOARD_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from lib.errors import DatabaseNotReady, SwitchboardError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+BUSY_TIMEOUT_MS = 10_000
+_WRITE = "switchboard_write"
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",
+)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    # SQLAlchemy's documented pysqlite recipe: take transaction control away from the driver,
+    # then begin each transaction ourselves (IMMEDIATE for writes).
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(database_url: str) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database:
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        )
+        _install_sqlite_hooks(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error."""
+    with Session(engine.execution_options(**{_WRITE: True})) as session:
+        with session.begin():
+            yield session
+
+
+# --- Migrations ---------------------------------------------------------------------------
+
+
+def _alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = script.get_current_head()
+    assert head is not None, "migrations/ has no revision"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent)."""
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def require_head(engine: Engine) -> None:
+    """Refuse to run on a schema that is not at head (PostgreSQL is upgraded explicitly)."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise DatabaseNotReady(
+            f"The database schema is at revision {current or 'none'}, but this version of "
+            f"Switchboard needs {head}. Run: python -m lib db upgrade"
+        )
+
+
+def prepare(engine: Engine) -> None:
+    """Start-up: an embedded SQLite database is upgraded; a shared one must already be at head."""
+    if is_sqlite(engine):
+        upgrade(engine)
+    else:
+        require_head(engine)
+
+
+# --- Backups ------------------------------------------------------------------------------
+
+
+def backup(engine: Engine, destination: Path) -> Path:
+    """Online backup of a SQLite database with SQLite's backup API (safe beside writers)."""
+    if not is_sqlite(engine):
+        raise SwitchboardError(
+            "db backup copies SQLite files only; back up PostgreSQL with pg_dump or PITR."
+        )
+    destination = destination.expanduser().resolve()
+    if destination.exists():
+        raise SwitchboardError(f"{destination} already exists; choose a new file name.")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    raw = engine.raw_connection()
+    try:
+        target = sqlite3.connect(destination)
+        try:
+            raw.driver_connection.backup(target)  # type: ignore[union-attr]
+        finally:
+            target.close()
+    finally:
+        raw.close()
+    return destination

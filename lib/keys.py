@@ -1,0 +1,265 @@
+"""The keyring against the database: loading, canaries, status, rotation and verification.
+
+Start-up fails closed: a kid that stored data uses must be in the keyring, and every key
+in the keyring that has a canary must decrypt it. Messages name the kid, never the key.
+"""
+
+from __future__ import annotations
+
+import stat
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import select
+
+from lib.config import Settings
+from lib.db import read_session, write_session
+from lib.errors import ConfigError, CredentialUnreadable, KeyringError
+from lib.models import Connection, KeyCheck, utcnow
+from lib.vault import (
+    Binding,
+    Keyring,
+    Vault,
+    envelope_kid,
+    new_key,
+    parse_inline_keys,
+    parse_keyring_json,
+    with_new_active_key,
+    write_keyring_file,
+)
+
+CANARY_TEXT = "switchboard key canary"
+ENCRYPTED_COLUMNS = ("client_id_enc", "client_secret_enc")
+
+
+def canary_binding(kid: str) -> Binding:
+    return Binding(table="crypto_key_check", column="canary", row_id=kid)
+
+
+def credential_binding(row_id: uuid.UUID, column: str) -> Binding:
+    return Binding(table="connection", column=column, row_id=str(row_id))
+
+
+# --- Loading the keyring ------------------------------------------------------------------
+
+
+def _data_dir(settings: Settings) -> Path | None:
+    if not settings.is_sqlite:
+        return None
+    return Path(settings.database_url.split("///", 1)[-1]).expanduser().resolve().parent
+
+
+def _check_location(settings: Settings) -> None:
+    data_dir = _data_dir(settings)
+    path = settings.keyring_file.resolve()
+    if data_dir is not None and path.is_relative_to(data_dir):
+        raise ConfigError(
+            f"SWITCHBOARD_KEYRING_FILE ({path}) is inside the data folder ({data_dir}); a backup "
+            "of the data would then carry the key that unlocks it. Keep the keyring elsewhere."
+        )
+
+
+def load_keyring(settings: Settings, *, create: bool = True) -> Keyring:
+    """SWITCHBOARD_KEYS wins; else the keyring file, created (0600) with one key on first run."""
+    if settings.inline_keys:
+        return parse_inline_keys(settings.inline_keys)
+    _check_location(settings)
+    path = settings.keyring_file
+    if not path.exists():
+        if not create:
+            raise KeyringError(f"No keyring at {path}. Set SWITCHBOARD_KEYRING_FILE or SWITCHBOARD_KEYS.")
+        keyring = Keyring(active="k1", keys={"k1": new_key()})
+        write_keyring_file(path, keyring)
+        return keyring
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyringError(
+            f"The keyring file {path} can be read or written by other users "
+            f"(mode {stat.S_IMODE(mode):04o}). Fix it with: chmod 600 {path}"
+        )
+    return parse_keyring_json(path.read_text(), str(path))
+
+
+def add_key(settings: Settings) -> Keyring:
+    """Add a new key to the keyring file and make it active; older keys stay for reading."""
+    if settings.inline_keys:
+        raise KeyringError(
+            "SWITCHBOARD_KEYS is set, so the keyring lives in the environment: add the new key "
+            "in front of that list yourself (the first key is the active one)."
+        )
+    keyring = with_new_active_key(load_keyring(settings))
+    write_keyring_file(settings.keyring_file, keyring)
+    return keyring
+
+
+# --- Canaries: does the keyring match the data? --------------------------------------------
+
+
+def _rows_using_kid(engine: Engine, kid: str) -> int:
+    prefix = f"v1.{kid}.%"
+    with read_session(engine) as session:
+        rows = session.exec(
+            select(Connection.id).where(
+                or_(Connection.client_id_enc.like(prefix), Connection.client_secret_enc.like(prefix))
+            )
+        ).all()
+    return len(rows)
+
+
+def check_keyring(engine: Engine, vault: Vault) -> None:
+    """Fail closed unless the keyring matches the stored data; write missing canaries.
+
+    Raises KeyringError naming the kid and the fix.
+    """
+    with read_session(engine) as session:
+        canaries = {row.kid: row.canary for row in session.exec(select(KeyCheck)).all()}
+    for kid, canary in canaries.items():
+        if kid not in vault.keyring.keys:
+            in_use = _rows_using_kid(engine, kid)
+            if in_use:
+                raise KeyringError(
+                    f"Key '{kid}' is missing from the keyring, but {in_use} stored connection(s) "
+                    f"are encrypted with it. Restore key '{kid}' from your keyring backup."
+                )
+            continue
+        try:
+            vault.decrypt(canary, canary_binding(kid))
+        except CredentialUnreadable:
+            raise KeyringError(
+                f"Key '{kid}' in the keyring is not the key this database was encrypted with. "
+                f"Restore the original key '{kid}' from your keyring backup."
+            ) from None
+    missing = [kid for kid in vault.keyring.keys if kid not in canaries]
+    if missing:
+        with write_session(engine) as session:
+            for kid in missing:
+                canary = vault.encrypt(CANARY_TEXT, canary_binding(kid), kid=kid)
+                session.add(KeyCheck(kid=kid, canary=canary, created_at=utcnow()))
+
+
+# --- Status, rotation, verification --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    kid: str
+    in_keyring: bool
+    active: bool
+    values: int  # encrypted values (two per connection) using this kid
+
+
+def key_status(engine: Engine, vault: Vault) -> list[KeyStatus]:
+    counts: Counter[str] = Counter()
+    with read_session(engine) as session:
+        for id_enc, secret_enc in session.exec(
+            select(Connection.client_id_enc, Connection.client_secret_enc)
+        ).all():
+            for value in (id_enc, secret_enc):
+                try:
+                    counts[envelope_kid(value)] += 1
+                except CredentialUnreadable:
+                    counts["(unreadable)"] += 1
+        known = set(session.exec(select(KeyCheck.kid)).all())
+    kids = sorted(set(vault.keyring.keys) | set(counts) | known)
+    return [
+        KeyStatus(kid, kid in vault.keyring.keys, kid == vault.active_kid, counts.get(kid, 0))
+        for kid in kids
+    ]
+
+
+def _stale_rows(engine: Engine, active: str, batch: int) -> list[tuple[uuid.UUID, str, str]]:
+    prefix = f"v1.{active}.%"
+    with read_session(engine) as session:
+        return list(
+            session.exec(
+                select(Connection.id, Connection.client_id_enc, Connection.client_secret_enc)
+                .where(
+                    or_(
+                        Connection.client_id_enc.not_like(prefix),
+                        Connection.client_secret_enc.not_like(prefix),
+                    )
+                )
+                .limit(batch)
+            ).all()
+        )
+
+
+@dataclass
+class RotationReport:
+    rotated: int = 0
+    retried: int = 0  # rows changed by somebody else mid-rotation, re-read and done again
+
+
+def _reencrypt(vault: Vault, row_id: uuid.UUID, column: str, envelope: str) -> str:
+    if envelope_kid(envelope) == vault.active_kid:
+        return envelope
+    binding = credential_binding(row_id, column)
+    return vault.encrypt(vault.decrypt(envelope, binding), binding)
+
+
+def rotate(engine: Engine, vault: Vault, *, batch: int = 100,
+           progress: Callable[[int], None] | None = None) -> RotationReport:
+    """Re-encrypt every credential not under the active key, one row per transaction.
+
+    Each row is written with compare-and-swap on both ciphertexts, so an edit made meanwhile
+    is never overwritten (the row is re-read instead). Killing it at any point loses nothing:
+    a row is either wholly old or wholly new, and a rerun carries on where it stopped.
+    """
+    report = RotationReport()
+    while rows := _stale_rows(engine, vault.active_kid, batch):
+        for row_id, id_enc, secret_enc in rows:
+            new_id = _reencrypt(vault, row_id, "client_id_enc", id_enc)
+            new_secret = _reencrypt(vault, row_id, "client_secret_enc", secret_enc)
+            with write_session(engine) as session:
+                result = session.exec(  # type: ignore[call-overload]
+                    update(Connection)
+                    .where(
+                        Connection.id == row_id,
+                        Connection.client_id_enc == id_enc,
+                        Connection.client_secret_enc == secret_enc,
+                    )
+                    .values(client_id_enc=new_id, client_secret_enc=new_secret)
+                )
+            if result.rowcount == 1:
+                report.rotated += 1
+                if progress:
+                    progress(report.rotated)
+            else:
+                report.retried += 1
+    return report
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    values_per_kid: dict[str, int]
+    unreadable: list[tuple[str, str, str]]  # (row id, column, reason)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unreadable
+
+
+def _all_values(engine: Engine) -> Iterator[tuple[uuid.UUID, str, str]]:
+    with read_session(engine) as session:
+        for row_id, id_enc, secret_enc in session.exec(
+            select(Connection.id, Connection.client_id_enc, Connection.client_secret_enc)
+        ).all():
+            yield row_id, "client_id_enc", id_enc
+            yield row_id, "client_secret_enc", secret_enc
+
+
+def verify(engine: Engine, vault: Vault) -> VerifyReport:
+    """Decrypt every stored credential; report values per kid and every one that fails."""
+    counts: Counter[str] = Counter()
+    unreadable: list[tuple[str, str, str]] = []
+    for row_id, column, envelope in _all_values(engine):
+        try:
+            counts[envelope_kid(envelope)] += 1
+            vault.decrypt(envelope, credential_binding(row_id, column))
+        except CredentialUnreadable as exc:
+            unreadable.append((str(row_id), column, str(exc)))
+    return VerifyReport(dict(counts), unreadable)

@@ -1,0 +1,101 @@
+"""SQLModel tables. Credentials are stored only as vault envelopes (``*_enc`` columns)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Text
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every engine (SQLite hands back naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use lib.models.utcnow()")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value is not None else None
+
+
+def _utc_column(nullable: bool = False) -> Column:
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+class Connection(SQLModel, table=True):
+    """One 8x8 API app's credentials and the settings its products need."""
+
+    __tablename__ = "connection"
+
+    # Made by the app, not the database, so it can be bound into the ciphertext before INSERT.
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=80)
+    # name.casefold(): the unique key that makes names unique ignoring case on every engine.
+    name_key: str = Field(max_length=80, unique=True)
+    environment: str = Field(default="", max_length=40)
+    client_id_enc: str = Field(sa_column=Column(Text, nullable=False))
+    client_secret_enc: str = Field(sa_column=Column(Text, nullable=False))
+    client_id_hint: str = Field(max_length=16)
+    secret_set_at: datetime = Field(sa_column=_utc_column())
+    expected_products: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    granted_products: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    granted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    analytics_region: str | None = Field(default=None, max_length=8)
+    storage_region: str | None = Field(default=None, max_length=8)
+    qm_region: str | None = Field(default=None, max_length=8)
+    chat_region: str | None = Field(default=None, max_length=8)
+    tenant_id: str | None = Field(default=None, max_length=64)
+    pbx: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=_utc_column())
+    created_by: str = Field(default="", max_length=120)
+    updated_at: datetime = Field(sa_column=_utc_column())
+    updated_by: str = Field(default="", max_length=120)
+    # Optimistic locking: every update says which version it read; a stale one is refused.
+    version: int = Field(default=1)
+
+
+class Check(SQLModel, table=True):
+    """One probe of one product (or of the token) for one connection."""
+
+    __tablename__ = "check_result"
+    __table_args__ = (
+        # Serves "latest check per (connection, product)" as one indexed query.
+        Index("ix_check_result_latest", "connection_id", "product", "id"),
+        Index("ix_check_result_run", "run_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("connection.id", ondelete="CASCADE"), nullable=False)
+    )
+    product: str = Field(max_length=40)
+    started_at: datetime = Field(sa_column=_utc_column())
+    duration_ms: int = 0
+    http_status: int | None = None
+    outcome: str = Field(max_length=40)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    triggered_by: str = Field(default="", max_length=120)
+    run_id: str | None = Field(default=None, max_length=36)
+
+
+class KeyCheck(SQLModel, table=True):
+    """A canary per key id: proves at start-up that the keyring matches the stored data."""
+
+    __tablename__ = "crypto_key_check"
+
+    kid: str = Field(primary_key=True, max_length=32)
+    canary: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_utc_column())

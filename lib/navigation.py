@@ -1,0 +1,29 @@
+"""The console's page registry: data the router turns into st.navigation (no Streamlit here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    script: str  # path relative to app.py
+    title: str
+    icon: str
+    url_path: str
+    section: str
+    default: bool = False
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("pages/connections.py", "Connections", ":material/lan:", "connections", "Connections",
+             default=True),
+    PageSpec("pages/guide.py", "Setup guide", ":material/menu_book:", "guide", "Help"),
+)
+
+
+def sections() -> dict[str, list[PageSpec]]:
+    grouped: dict[str, list[PageSpec]] = {}
+    for page in PAGES:
+        grouped.setdefault(page.section, []).append(page)
+    return grouped

@@ -1,0 +1,392 @@
+"""The catalogue of 8x8 API products Switchboard tests, and the outcomes a test can have.
+
+Everything here is data. Adding a product or a region is an edit of this file, not a new
+code path: the prober (``lib.eightbyeight``), the simulator, the console and the guide all
+read these tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Mapping
+
+
+# --- Settings a connection can carry, and the values each accepts -------------------------
+
+ANALYTICS_REGIONS: tuple[str, ...] = ("us", "eu", "au", "ca")
+STORAGE_REGIONS: tuple[str, ...] = ("us-west", "us-east", "uk", "ap", "ca")
+CHAT_REGIONS: tuple[str, ...] = ("us", "eu", "ca", "ap")
+
+# The analytics APIs put the region in front of the path; the US has no prefix.
+ANALYTICS_PATH_PREFIX: Mapping[str, str] = MappingProxyType(
+    {"us": "", "eu": "/eu", "au": "/au", "ca": "/ca"}
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A per-connection value some products need (a region, the tenant, the PBX name)."""
+
+    key: str
+    label: str
+    choices: tuple[str, ...] | None  # None: free text, validated by lib.connections
+    guide_anchor: str
+    help: str
+
+
+SETTINGS: Mapping[str, Setting] = MappingProxyType(
+    {
+        s.key: s
+        for s in (
+            Setting(
+                "analytics_region",
+                "Analytics region",
+                ANALYTICS_REGIONS,
+                "find-settings",
+                "Region of your Contact Center tenant: us, eu, au or ca.",
+            ),
+            Setting(
+                "storage_region",
+                "Cloud Storage region",
+                STORAGE_REGIONS,
+                "find-settings",
+                "Any valid storage region; the test also reports where your data lives.",
+            ),
+            Setting(
+                "qm_region",
+                "Quality Management region",
+                STORAGE_REGIONS,
+                "find-settings",
+                "Region of your Quality Management data.",
+            ),
+            Setting(
+                "chat_region",
+                "Chat region",
+                CHAT_REGIONS,
+                "find-settings",
+                "Region of your Contact Center chat: us, eu, ca or ap.",
+            ),
+            Setting(
+                "tenant_id",
+                "Contact Center tenant ID",
+                None,
+                "find-settings",
+                "As shown in 8x8 Configuration Manager. Needed for chat; sent to analytics when set.",
+            ),
+            Setting(
+                "pbx",
+                "PBX name",
+                None,
+                "find-settings",
+                "The PBX your Quality Management data comes from.",
+            ),
+        )
+    }
+)
+
+
+# --- Products ------------------------------------------------------------------------------
+
+
+class Shape(StrEnum):
+    """What a successful probe body looks like; ``lib.eightbyeight`` holds one check per shape."""
+
+    JSON_ARRAY = "json_array"  # a JSON array (possibly empty)
+    STRING_ARRAY = "string_array"  # a JSON array of strings
+    COUNT = "count"  # a bare number, or a string holding one
+    PAGED_DATA = "paged_data"  # an object with a "data" array
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One read-only request that proves a product works for an app.
+
+    ``path`` is a ``str.format`` template over the connection's settings plus
+    ``analytics_prefix`` (derived from ``analytics_region``). ``setting_headers`` maps a
+    header name to the setting that fills it; the header is sent only when the setting has
+    a value (it is required only when listed in ``Product.needs``).
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    setting_headers: Mapping[str, str] = field(default_factory=dict)
+    success: Shape = Shape.JSON_ARRAY
+
+
+@dataclass(frozen=True)
+class Product:
+    key: str
+    name: str
+    api_product: str  # the name 8x8 lists in the token's api_product_list
+    summary: str  # what it gives an app, in one line
+    tests_what: str  # what Switchboard's probe reads
+    needs: tuple[str, ...]  # settings that must be set before the probe can run
+    probe: Probe
+    guide_anchor: str
+
+
+PRODUCTS: Mapping[str, Product] = MappingProxyType(
+    {
+        p.key: p
+        for p in (
+            Product(
+                key="cc_realtime_analytics",
+                name="CC Realtime Analytics",
+                api_product="analytics realtime-api",
+                summary="Live queue and agent statistics from your Contact Center.",
+                tests_what="Lists one queue (names only, no metrics).",
+                needs=("analytics_region",),
+                probe=Probe(
+                    method="GET",
+                    path="{analytics_prefix}/analytics/cc/v5/realtime-metrics/queues",
+                    params={"summary": "true", "page": "0", "size": "1"},
+                    headers={"Accept": "application/json"},
+                    setting_headers={"X-Tenant-Info": "tenant_id"},
+                    success=Shape.JSON_ARRAY,
+                ),
+                guide_anchor="product-cc-realtime-analytics",
+            ),
+            Product(
+                key="cc_historical_analytics",
+                name="CC Historical Analytics",
+                # 8x8 documents one product name for realtime and historical analytics.
+                api_product="analytics realtime-api",
+                summary="Historical Contact Center reports (interactions, agents, queues).",
+                tests_what="Lists the report types; no report is created.",
+                needs=("analytics_region",),
+                probe=Probe(
+                    method="GET",
+                    path="{analytics_prefix}/analytics/cc/v8/historical-metrics/report-types",
+                    headers={"Accept": "application/json;charset=UTF-8"},
+                    setting_headers={"X-Tenant-Info": "tenant_id"},
+                    success=Shape.JSON_ARRAY,
+                ),
+                guide_anchor="product-cc-historical-analytics",
+            ),
+            Product(
+                key="cloud_storage",
+                name="Cloud Storage Service",
+                api_product="storage",
+                summary="Call recordings, transcripts and other stored objects.",
+                tests_what="Asks which storage regions hold your data.",
+                needs=("storage_region",),
+                probe=Probe(
+                    method="GET",
+                    path="/storage/{storage_region}/v3/regions",
+                    headers={"Accept": "application/json"},
+                    success=Shape.STRING_ARRAY,
+                ),
+                guide_anchor="product-cloud-storage",
+            ),
+            Product(
+                key="quality_management",
+                name="Quality Management",
+                api_product="QM - API",
+                summary="Quality Management and Speech Analytics data.",
+                tests_what="Counts the users of your PBX in Quality Management.",
+                needs=("qm_region", "pbx"),
+                probe=Probe(
+                    method="GET",
+                    path="/qm/{qm_region}/v1/users/count",
+                    headers={"Accept": "application/json", "Content-Type": "application/json"},
+                    setting_headers={"pbx": "pbx"},
+                    success=Shape.COUNT,
+                ),
+                guide_anchor="product-quality-management",
+            ),
+            Product(
+                key="cc_chat",
+                name="Contact Center Chat",
+                api_product="vcc",
+                summary="Contact Center chat channels, webhooks and conversations.",
+                tests_what="Lists one chat webhook of your tenant.",
+                needs=("chat_region", "tenant_id"),
+                probe=Probe(
+                    method="GET",
+                    path="/vcc/{chat_region}/chat/v2/tenant/{tenant_id}/web-hooks",
+                    params={"page": "0", "size": "1"},
+                    headers={"Accept": "application/json"},
+                    success=Shape.PAGED_DATA,
+                ),
+                guide_anchor="product-cc-chat",
+            ),
+        )
+    }
+)
+
+PRODUCT_KEYS: tuple[str, ...] = tuple(PRODUCTS)
+TOKEN = "token"  # the pseudo-product of a Check row that records the token request itself
+
+
+def products_granted_by(api_product_names: set[str]) -> frozenset[str]:
+    """Product keys whose 8x8 ``api_product_list`` name appears in ``api_product_names``."""
+    return frozenset(p.key for p in PRODUCTS.values() if p.api_product in api_product_names)
+
+
+# --- Outcomes ------------------------------------------------------------------------------
+
+
+class Actor(StrEnum):
+    """Who must act to fix an outcome."""
+
+    ADMIN = "8x8 admin (Admin Console)"
+    SUPER_ADMIN = "8x8 Super Admin"
+    OPERATOR = "Switchboard operator"
+    VENDOR = "8x8"
+    NETWORK = "Network administrator"
+    NOBODY = "Nobody"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    label: str
+    icon: str
+    cause: str
+    actor: Actor
+    fix: str
+    guide_anchor: str
+
+    @property
+    def ok(self) -> bool:
+        return self.key == "ok"
+
+
+OUTCOMES: Mapping[str, Outcome] = MappingProxyType(
+    {
+        o.key: o
+        for o in (
+            Outcome(
+                "ok",
+                "OK",
+                "✅",
+                "8x8 answered the test call as expected.",
+                Actor.NOBODY,
+                "Nothing to do.",
+                "outcome-ok",
+            ),
+            Outcome(
+                "bad_credentials",
+                "Credentials refused",
+                "🔑",
+                "8x8 refused the Client ID and Client Secret.",
+                Actor.ADMIN,
+                "Copy the Client ID and Client Secret again from Home > API Management in the "
+                "8x8 Admin Console (regenerate the secret if it is lost) and update the connection.",
+                "outcome-bad-credentials",
+            ),
+            Outcome(
+                "product_not_enabled",
+                "Product not enabled",
+                "🚫",
+                "The API app is not allowed to use this product.",
+                Actor.ADMIN,
+                "In the 8x8 Admin Console, edit the API app and tick this product; changes can "
+                "take a few minutes to reach 8x8's gateway. Cloud Storage needs a Super Admin.",
+                "outcome-product-not-enabled",
+            ),
+            Outcome(
+                "forbidden",
+                "Access denied",
+                "⛔",
+                "8x8 accepted the app but denied access to this resource (for example a "
+                "tenant that does not belong to your company).",
+                Actor.ADMIN,
+                "Check the tenant ID and PBX name in the connection against 8x8 Configuration "
+                "Manager; ask an 8x8 Super Admin if the app needs more rights.",
+                "outcome-forbidden",
+            ),
+            Outcome(
+                "missing_config",
+                "Setting missing",
+                "🧩",
+                "This product needs a setting the connection does not have yet.",
+                Actor.OPERATOR,
+                "Edit the connection in Switchboard and fill in the named setting.",
+                "outcome-missing-config",
+            ),
+            Outcome(
+                "not_found",
+                "Not found",
+                "🧭",
+                "8x8 has no such resource at this address, usually because the region is wrong.",
+                Actor.OPERATOR,
+                "Check the region (and tenant ID) of this product in the connection.",
+                "outcome-not-found",
+            ),
+            Outcome(
+                "rate_limited",
+                "Rate limited",
+                "🐢",
+                "8x8 asked Switchboard to slow down.",
+                Actor.OPERATOR,
+                "Wait for the time 8x8 asked for, then test again; test fewer connections at once.",
+                "outcome-rate-limited",
+            ),
+            Outcome(
+                "vendor_error",
+                "8x8 error",
+                "🛠️",
+                "8x8 answered with a server error after retries.",
+                Actor.VENDOR,
+                "Test again later; if it persists, check 8x8's status page or contact 8x8 "
+                "support with the time of the test.",
+                "outcome-vendor-error",
+            ),
+            Outcome(
+                "timeout",
+                "Timed out",
+                "⏱️",
+                "8x8 did not answer in time.",
+                Actor.NETWORK,
+                "Test again; if it persists, check the network path from this server to "
+                "api.8x8.com, or 8x8's status page.",
+                "outcome-timeout",
+            ),
+            Outcome(
+                "network_error",
+                "Network error",
+                "📡",
+                "Switchboard could not reach 8x8 (DNS, firewall, proxy or connection failure).",
+                Actor.NETWORK,
+                "Check that this server can reach api.8x8.com on port 443 (DNS, firewall, proxy).",
+                "outcome-network-error",
+            ),
+            Outcome(
+                "tls_error",
+                "TLS error",
+                "🔒",
+                "The server's certificate could not be verified, so nothing was sent.",
+                Actor.NETWORK,
+                "Something between this server and 8x8 intercepts TLS, or the base URL is wrong. "
+                "Fix the network path or SWITCHBOARD_8X8_BASE_URL; verification is never turned off.",
+                "outcome-tls-error",
+            ),
+            Outcome(
+                "unexpected_response",
+                "Unexpected answer",
+                "❓",
+                "8x8 answered, but not in the form this product returns.",
+                Actor.OPERATOR,
+                "Check SWITCHBOARD_8X8_BASE_URL points at 8x8's API; if it does, 8x8 may have "
+                "changed this API: report it to the Switchboard maintainers.",
+                "outcome-unexpected-response",
+            ),
+            Outcome(
+                "credential_unreadable",
+                "Credential unreadable",
+                "🗝️",
+                "Switchboard could not decrypt the stored credentials, so no call was made.",
+                Actor.OPERATOR,
+                "Restore the missing or wrong encryption key (python -m lib keys status), or "
+                "enter the credentials again.",
+                "outcome-credential-unreadable",
+            ),
+        )
+    }
+)
+OUTCOME_KEYS: tuple[str, ...] = tuple(OUTCOMES)

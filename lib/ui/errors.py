@@ -1,0 +1,30 @@
+"""The error boundary: an unexpected error shows a reference, never its text or traceback."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+log = logging.getLogger("switchboard.ui")
+
+
+@contextmanager
+def error_boundary() -> Iterator[None]:
+    """Catch anything unexpected, log it (redacted) under a correlation id, show only the id.
+
+    Streamlit's own control flow (st.stop, st.rerun) derives from BaseException and passes.
+    """
+    try:
+        yield
+    except Exception:
+        reference = uuid.uuid4().hex[:12]
+        log.exception("unexpected error, reference %s", reference)
+        st.error(
+            f"Something went wrong and nothing more was done. Reference: `{reference}`. "
+            "Give this reference to your Switchboard operator; the details are in the server log.",
+            icon=":material/error:",
+        )

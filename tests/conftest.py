@@ -1,0 +1,6 @@
+"""Shared pytest setup. Fixture modules live in tests/fixtures/ and are registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.storage",
+]

@@ -1,0 +1,118 @@
+"""The `python -m lib` contract, run as a real subprocess against a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.storage import Sentinels
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    env.pop("SWITCHBOARD_KEYS", None)
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lib", *args], input=stdin, env=env,
+                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
+
+    run.tmp_path = tmp_path  # type: ignore[attr-defined]
+    return run
+
+
+def add(cli, s: Sentinels, name: str = "Prod", *extra: str):  # type: ignore[no-untyped-def]
+    return cli("connections", "add", "--name", name, "--client-id", s.client_id, "--secret-stdin", *extra,
+               stdin=s.client_secret + "\n")
+
+
+def test_add_list_remove(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    result = add(cli, sentinels, "Prod", "--products", "cc_chat,cloud_storage", "--chat-region", "eu",
+                 "--tenant-id", "t-1", "--environment", "production")
+    assert result.returncode == 0, result.stderr
+    assert "Saved connection 'Prod'" in result.stdout
+    listed = cli("connections", "list", "--json")
+    [item] = json.loads(listed.stdout)
+    assert item["name"] == "Prod" and item["environment"] == "production"
+    assert item["expected_products"] == ["cloud_storage", "cc_chat"]
+    assert item["settings"]["chat_region"] == "eu" and item["settings"]["tenant_id"] == "t-1"
+    table = cli("connections", "list")
+    for output in (listed.stdout + listed.stderr, table.stdout + table.stderr, result.stdout + result.stderr):
+        assert sentinels.client_secret not in output and sentinels.client_id not in output
+    assert cli("connections", "remove", "prod").returncode == 0
+    assert json.loads(cli("connections", "list", "--json").stdout) == []
+
+
+def test_validation_errors_name_the_option_and_exit_1(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    result = cli("connections", "add", "--name", "X", "--client-id", "bad:id", "--secret-stdin", stdin="\n")
+    assert result.returncode == 1
+    assert "--client-id: A Client ID cannot contain ':'" in result.stderr
+    assert "--client-secret: Paste the Client Secret" in result.stderr
+    assert json.loads(cli("connections", "list", "--json").stdout) == []
+
+
+def test_duplicate_name_exits_1(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    assert add(cli, sentinels, "Prod").returncode == 0
+    result = add(cli, sentinels, "PROD")
+    assert result.returncode == 1 and "--name: Another connection already has this name" in result.stderr
+
+
+def test_usage_errors_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("connections", "add", "--name", "x").returncode == 2
+    assert cli("connections", "add", "--name", "x", "--client-id", "y", "--chat-region", "mars",
+               "--secret-stdin", stdin="s\n").returncode == 2
+    result = cli("connections", "add", "--name", "x", "--client-id", "y")  # no tty, no --secret-stdin
+    assert result.returncode == 2 and "--secret-stdin" in result.stderr
+
+
+def test_remove_unknown_exits_1(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("connections", "remove", "ghost")
+    assert result.returncode == 1 and "No connection is named 'ghost'" in result.stderr
+
+
+def test_config_errors_exit_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run([sys.executable, "-m", "lib", "connections", "list"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_KEYS": "k1:no!pe",
+                                 "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert result.returncode == 2 and "SWITCHBOARD_KEYS: key 'k1' is not valid base64" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_keys_and_db_commands(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    assert add(cli, sentinels).returncode == 0
+    status = cli("keys", "status")
+    assert status.returncode == 0 and "k1" in status.stdout
+    assert cli("keys", "add").returncode == 0
+    rotate = cli("keys", "rotate")
+    assert rotate.returncode == 0 and "Rotated 1 connection(s) to key 'k2'" in rotate.stdout
+    verify = cli("keys", "verify")
+    assert verify.returncode == 0 and "k2: 2 value(s) (active)" in verify.stdout
+    upgrade = cli("db", "upgrade")
+    assert upgrade.returncode == 0 and "revision 0001" in upgrade.stdout
+    backup = cli("db", "backup", str(cli.tmp_path / "backups" / "b.db"))
+    assert backup.returncode == 0 and (cli.tmp_path / "backups" / "b.db").exists()
+    stored_keys = json.loads((cli.tmp_path / "conf" / "keyring.json").read_text())["keys"].values()
+    for output in (status, rotate, verify, backup):
+        assert not any(key in output.stdout + output.stderr for key in stored_keys)
+
+
+def test_keys_verify_exits_1_on_wrong_key(cli, sentinels: Sentinels, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert add(cli, sentinels).returncode == 0
+    import base64
+
+    from lib.vault import Keyring, new_key, write_keyring_file
+
+    replacement = new_key()
+    write_keyring_file(tmp_path / "conf" / "keyring.json", Keyring("k1", {"k1": replacement}))
+    result = cli("keys", "verify")
+    assert result.returncode == 2 and "Key 'k1' in the keyring is not the key" in result.stderr
+    assert base64.b64encode(replacement).decode() not in result.stderr

@@ -1,0 +1,48 @@
+"""Environment variables: defaults and clear errors naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib.config import DEFAULT_8X8_BASE_URL, DEFAULT_DATABASE_URL, load_settings
+from lib.errors import ConfigError
+
+
+def test_defaults() -> None:
+    settings = load_settings({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.base_url == DEFAULT_8X8_BASE_URL
+    assert settings.keyring_file.name == "keyring.json" and ".config/switchboard" in str(settings.keyring_file)
+    assert settings.inline_keys is None
+
+
+def test_inline_keys_are_not_in_repr() -> None:
+    assert "SECRETKEY" not in repr(load_settings({"SWITCHBOARD_KEYS": "k1:SECRETKEY"}))
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SWITCHBOARD_DATABASE_URL": "not a url"}, "SWITCHBOARD_DATABASE_URL is not a database URL"),
+        ({"SWITCHBOARD_DATABASE_URL": "mysql://x/y"}, "uses 'mysql'"),
+        ({"SWITCHBOARD_DATABASE_URL": "sqlite://"}, "must name a SQLite file"),
+        ({"SWITCHBOARD_8X8_BASE_URL": "ftp://api.8x8.com"}, "SWITCHBOARD_8X8_BASE_URL must be an https:// URL"),
+        ({"SWITCHBOARD_8X8_BASE_URL": "http://api.8x8.com"}, "plain http:// to api.8x8.com"),
+        ({"SWITCHBOARD_8X8_BASE_URL": "http://10.0.0.5:8088"}, "plain http:// to 10.0.0.5"),
+        ({"SWITCHBOARD_8X8_BASE_URL": "https://u:p@api.8x8.com"}, "must not contain credentials"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        load_settings(env)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8088", "http://localhost:8088/", "http://[::1]:9000",
+                                 "https://api.8x8.com", "https://api.8x8.com/"])
+def test_loopback_http_and_https_are_accepted(url: str) -> None:
+    assert load_settings({"SWITCHBOARD_8X8_BASE_URL": url}).base_url == url.rstrip("/")
+
+
+def test_postgres_url_is_accepted() -> None:
+    url = "postgresql+psycopg://switchboard@db.internal/switchboard"
+    assert load_settings({"SWITCHBOARD_DATABASE_URL": url}).database_url == url

@@ -1,0 +1,209 @@
+"""Persistence on a real SQLite file and a real PostgreSQL (checklist 1, 31-35)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from alembic import command
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+
+from lib import connections, db
+from lib.connections import ConnectionInput
+from lib.errors import CredentialUnreadable, DatabaseNotReady
+from lib.keys import check_keyring
+from lib.vault import Keyring, Vault, new_key
+from tests.fixtures.storage import Sentinels
+
+
+def encoded_forms(value: str) -> dict[str, bytes]:
+    raw = value.encode()
+    return {
+        "raw": raw,
+        "base64": base64.b64encode(raw),
+        "base64url": base64.urlsafe_b64encode(raw),
+        "hex": raw.hex().encode(),
+        "HEX": raw.hex().upper().encode(),
+        "utf16le": value.encode("utf-16-le"),
+        "utf16be": value.encode("utf-16-be"),
+    }
+
+
+def leaks(blob: bytes, s: Sentinels) -> list[str]:
+    found = []
+    for label, value in (("client_id", s.client_id), ("secret", s.client_secret)):
+        found += [f"{label}/{form}" for form, enc in encoded_forms(value).items() if enc in blob]
+    basic = base64.b64encode(f"{s.client_id}:{s.client_secret}".encode())
+    if basic in blob:
+        found.append("basic-header")
+    return found
+
+
+def test_sqlite_connection_pragmas(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as conn:
+        pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("synchronous") == 2  # FULL
+        assert pragma("busy_timeout") >= 5000
+        assert pragma("foreign_keys") == 1
+        assert pragma("secure_delete") == 1
+
+
+def test_no_plaintext_in_sqlite_files_or_dump(sqlite_engine: Engine, vault: Vault,
+                                              sentinels: Sentinels, sqlite_url: str) -> None:
+    view = connections.create(sqlite_engine, vault, sentinels.form(), actor="test")
+    # Edit and delete leave old pages behind unless secure_delete zeroes them.
+    connections.update(sqlite_engine, vault, view.id,
+                       connections.input_from_view(view, client_secret=SecretStr(sentinels.client_secret + "2")),
+                       expected_version=1, actor="test")
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    files = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+    assert Path(f"{path}-wal") in files  # WAL is in use, so it must be scanned too
+    for file in files:
+        assert leaks(file.read_bytes(), sentinels) == [], file
+    raw = sqlite3.connect(path)
+    dump = "\n".join(raw.iterdump()).encode()
+    raw.close()
+    assert leaks(dump, sentinels) == []
+    assert b"v1.k1." in dump
+
+
+@pytest.mark.postgres
+def test_no_plaintext_in_postgres_dump(postgres_url: str, vault: Vault, sentinels: Sentinels) -> None:
+    engine = db.make_engine(postgres_url)
+    db.upgrade(engine)
+    check_keyring(engine, vault)
+    connections.create(engine, vault, sentinels.form(), actor="test")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM connection")).all()
+    dump = repr(rows).encode()
+    engine.dispose()
+    assert b"v1.k1." in dump and leaks(dump, sentinels) == []
+
+
+def test_eight_threads_fifty_writes_each(engine: Engine, vault: Vault) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def writer(worker: int) -> None:
+        barrier.wait()
+        for n in range(50):
+            try:
+                connections.create(engine, vault, ConnectionInput(
+                    name=f"w{worker}-{n}", client_id=f"client{worker}x{n}",
+                    client_secret=SecretStr(f"secret-{worker}-{n}")), actor="t")
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [str(e) for e in errors] == []
+    assert connections.count(engine) == 400
+
+
+def test_update_of_one_row_by_two_editors_conflicts(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
+    from lib.errors import ConflictError
+
+    view = connections.create(engine, vault, sentinels.form(), actor="a")
+    connections.update(engine, vault, view.id, connections.input_from_view(view, environment="one"),
+                       expected_version=view.version, actor="a")
+    with pytest.raises(ConflictError, match="Somebody else changed this connection"):
+        connections.update(engine, vault, view.id, connections.input_from_view(view, environment="two"),
+                           expected_version=view.version, actor="b")
+    assert connections.get(engine, view.id).environment == "one"
+
+
+def test_backup_while_writers_run(sqlite_engine: Engine, vault: Vault, tmp_path: Path) -> None:
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            connections.create(sqlite_engine, vault, ConnectionInput(
+                name=f"bg-{n}", client_id=f"bgclient{n}", client_secret=SecretStr(f"bg-secret-{n}")),
+                actor="t")
+            n += 1
+
+    for n in range(20):
+        connections.create(sqlite_engine, vault, ConnectionInput(
+            name=f"pre-{n}", client_id=f"preclient{n}", client_secret=SecretStr(f"pre-secret-{n}")), actor="t")
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        target = db.backup(sqlite_engine, tmp_path / "backup.db")
+    finally:
+        stop.set()
+        thread.join()
+    raw = sqlite3.connect(target)
+    assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    raw.close()
+    restored = db.make_engine(f"sqlite:///{target}")
+    check_keyring(restored, vault)  # the right key reads the backup
+    views = connections.list_connections(restored)
+    assert len(views) >= 20
+    for view in views:
+        creds = connections.load_credentials(restored, vault, view.id)
+        assert creds.client_secret.get_secret_value().endswith(view.name.split("-", 1)[1])
+    wrong = Vault(Keyring("k1", {"k1": new_key()}))
+    with pytest.raises(CredentialUnreadable):
+        connections.load_credentials(restored, wrong, views[0].id)
+    restored.dispose()
+
+
+def test_migrations_upgrade_empty_and_report_no_drift(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    assert db.current_revision(engine) is None
+    with pytest.raises(DatabaseNotReady, match="python -m lib db upgrade"):
+        db.require_head(engine)
+    db.upgrade(engine)
+    db.upgrade(engine)  # idempotent
+    assert db.current_revision(engine) == db.head_revision()
+    command.check(db._alembic_config(engine))  # raises on model/migration drift
+    db.require_head(engine)
+    engine.dispose()
+
+
+def test_postgres_is_never_upgraded_implicitly(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    if db.is_sqlite(engine):
+        db.prepare(engine)  # the embedded database upgrades itself on start
+        assert db.current_revision(engine) == db.head_revision()
+    else:
+        with pytest.raises(DatabaseNotReady):
+            db.prepare(engine)
+    engine.dispose()
+
+
+def test_deleting_a_connection_deletes_its_history(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
+    from lib.models import Check, utcnow
+    from lib.db import write_session, read_session
+    from sqlmodel import select
+
+    view = connections.create(engine, vault, sentinels.form(), actor="t")
+    with write_session(engine) as session:
+        session.add(Check(connection_id=view.id, product="token", started_at=utcnow(), outcome="ok"))
+    connections.delete(engine, view.id)
+    with read_session(engine) as session:
+        assert session.exec(select(Check)).all() == []
+
+
+def test_backup_refuses_to_overwrite(sqlite_engine: Engine, tmp_path: Path) -> None:
+    from lib.errors import SwitchboardError
+
+    (tmp_path / "exists.db").write_bytes(b"")
+    with pytest.raises(SwitchboardError, match="already exists"):
+        db.backup(sqlite_engine, tmp_path / "exists.db")
+
+
+def test_ids_are_uuids(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
+    view = connections.create(engine, vault, sentinels.form(), actor="t")
+    assert isinstance(view.id, uuid.UUID)

@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.storage",
+    "tests.fixtures.simulator",
+    "tests.fixtures.prober",
 ]

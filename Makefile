@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test demo simulator bench clean
+.PHONY: run test demo bench clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ run: $(VENV)/.runtime
 ## test: the whole suite (unit, storage on SQLite and PostgreSQL, CLI)
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## demo: the local 8x8 simulator, sample connections, and the console pointed at it
+demo: $(VENV)/.runtime
+	PY=$(PY) bash scripts/demo.sh
+
+## bench: bulk check of 200 connections x 5 products against the simulator (prints ratios)
+bench: $(VENV)/.runtime
+	$(PY) -m bench.bulk_check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

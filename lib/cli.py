@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 import json
 import logging
 import sys
@@ -20,17 +22,19 @@ from typing import Any, TypeVar
 import click
 from pydantic import SecretStr
 
-from lib import connections, db, keys
+from lib import checks, connections, db, keys, verify
 from lib.config import get_settings
 from lib.connections import ConnectionInput, ConnectionView
 from lib.errors import (
     ConfigError,
     DatabaseNotReady,
     KeyringError,
+    NotFoundError,
     SwitchboardError,
     ValidationError,
 )
-from lib.products import PRODUCT_KEYS, SETTINGS
+from lib.prober import Prober
+from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.redaction import configure_logging
 from lib.runtime import Runtime, open_runtime
 
@@ -188,20 +192,30 @@ def setting_options(func: F) -> F:
 
 @connections_group.command("add")
 @click.option("--name", required=True, help="A name people recognise, unique ignoring case.")
+@click.option("--no-verify", is_flag=True, help="Save without asking 8x8 first (saved as untested).")
 @click.option("--client-id", required=True, help="The Client ID from the 8x8 Admin Console.")
 @click.option("--secret-stdin", is_flag=True, help="Read the Client Secret from standard input.")
 @click.option("--environment", default="", help="A label such as production or staging.")
 @click.option("--products", help=f"Products enabled on the 8x8 app: {','.join(PRODUCT_KEYS)}")
 @setting_options
 @reports_errors
-def connections_add(name: str, client_id: str, secret_stdin: bool, environment: str,
+def connections_add(name: str, no_verify: bool, client_id: str, secret_stdin: bool, environment: str,
                     products: str | None, **settings: str | None) -> None:
-    """Store a new connection (encrypted)."""
+    """Verify the credentials with 8x8, then store the connection (encrypted)."""
     rt = open_runtime()
     data = ConnectionInput(name=name, client_id=client_id, client_secret=_read_secret(secret_stdin),
                            environment=environment, expected_products=_product_list(products), **settings)
-    view = connections.create(rt.engine, rt.vault, data, actor=actor())
-    click.echo(f"Saved connection '{view.name}' (Client ID {view.client_id_hint}).")
+    with _prober(rt, skip=no_verify) as prober:
+        view, verification = verify.save(rt, prober, data, actor=actor())
+    if verification is None:
+        click.echo(f"Saved connection '{view.name}' (Client ID {view.client_id_hint}) without verifying; "
+                   "it is untested.")
+        return
+    granted = ", ".join(PRODUCTS[k].name for k in PRODUCT_KEYS if k in verification.granted) or "no products"
+    click.echo(f"8x8 issued a token. Saved connection '{view.name}' (Client ID {view.client_id_hint}). "
+               f"8x8 grants: {granted}.")
+    for warning in verification.warnings():
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _view_json(view: ConnectionView) -> dict[str, Any]:
@@ -238,6 +252,98 @@ def connections_remove(name: str) -> None:
     view = connections.find_by_name(rt.engine, name)
     connections.delete(rt.engine, view.id)
     click.echo(f"Removed connection '{view.name}'.")
+
+
+@contextmanager
+def _prober(rt: Runtime, *, skip: bool = False) -> Iterator[Prober | None]:
+    if skip:
+        yield None
+        return
+    prober = Prober(rt.settings.base_url)
+    try:
+        yield prober
+    finally:
+        prober.close()
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+def _check_json(record: checks.CheckRecord) -> dict[str, Any]:
+    outcome = OUTCOMES[record.outcome]
+    return {
+        "connection": record.connection,
+        "product": record.product,
+        "outcome": record.outcome,
+        "http_status": record.http_status,
+        "duration_ms": record.duration_ms,
+        "detail": record.detail,
+        "checked_at": record.checked_at.isoformat(),
+        "cause": outcome.cause,
+        "who_must_act": outcome.actor.value,
+        "fix": outcome.fix,
+        "run_id": record.run_id,
+    }
+
+
+@cli.command("check")
+@click.argument("names", nargs=-1)
+@click.option("--all", "check_all", is_flag=True, help="Check every stored connection.")
+@click.option("--product", type=click.Choice(PRODUCT_KEYS), help="Check only this product.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per product.")
+def check(names: tuple[str, ...], check_all: bool, product: str | None, as_json: bool) -> None:
+    """Test products of the named connections (or --all) against 8x8.
+
+    Exit 0 when every outcome is ok, 1 when any is not, 2 for usage or configuration errors.
+    """
+    if bool(names) == check_all:
+        raise click.UsageError("Name one or more connections, or give --all (not both).")
+    try:
+        rt = open_runtime()
+        ids = None if check_all else [connections.find_by_name(rt.engine, n).id for n in names]
+    except (*CONFIG_ERRORS, NotFoundError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    with _prober(rt) as prober:
+        assert prober is not None
+        report = checks.run_checks(rt, prober, connection_ids=ids, product=product, triggered_by=actor())
+    records = sorted(report.products, key=lambda r: (r.connection.casefold(), PRODUCT_KEYS.index(r.product)))
+    if as_json:
+        click.echo(_json([_check_json(r) for r in records]))
+    else:
+        _print_check_table(records)
+    sys.exit(0 if report.ok else 1)
+
+
+def _print_check_table(records: list[checks.CheckRecord]) -> None:
+    if not records:
+        click.echo("Nothing to check: no connections stored.")
+        return
+    click.echo(f"{'connection':<24} {'product':<26} {'outcome':<22} {'http':>4} {'ms':>6}  detail / who must act")
+    for r in records:
+        outcome = OUTCOMES[r.outcome]
+        style = {"fg": "green"} if r.ok else {"fg": "red", "bold": True}
+        label = click.style(f"{outcome.label:<22}", **style)  # colour only reaches a terminal
+        click.echo(f"{r.connection[:24]:<24} {PRODUCTS[r.product].name:<26} {label} "
+                   f"{r.http_status or '':>4} {r.duration_ms:>6}  {r.detail}")
+        if not r.ok:
+            click.echo(f"{'':<82}-> {outcome.actor.value}: {outcome.fix}")
+
+
+# --- simulator ----------------------------------------------------------------------------
+
+
+@cli.command("simulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
+@click.option("--port", default=8088, show_default=True, type=int)
+@click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Scenario JSON (default: the sample scenario).")
+@reports_errors
+def simulator(host: str, port: int, scenario: Path | None) -> None:
+    """Serve a local 8x8 API simulator (token endpoint and the five probes)."""
+    from lib.simulator import serve
+
+    serve(host, port, scenario)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlalchemy import update as sql_update
-from sqlmodel import select
+from sqlmodel import Session, select
 from sqlalchemy.exc import IntegrityError
 
 from lib.db import read_session, write_session
@@ -283,13 +283,13 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
     return get(engine, connection_id)
 
 
-def record_granted(engine: Engine, connection_id: uuid.UUID, granted: Iterable[str]) -> None:
-    """Store what 8x8's token said the app may use (an observation, not an edit: no version bump)."""
-    with write_session(engine) as session:
-        session.exec(  # type: ignore[call-overload]
-            sql_update(Connection).where(Connection.id == connection_id)
-            .values(granted_products=sorted(granted), granted_at=utcnow())
-        )
+def record_granted(session: Session, connection_id: uuid.UUID, granted: Iterable[str]) -> None:
+    """Store what 8x8's token said the app may use, inside the caller's write transaction
+    (an observation, not an edit: the version is not bumped)."""
+    session.exec(  # type: ignore[call-overload]
+        sql_update(Connection).where(Connection.id == connection_id)
+        .values(granted_products=sorted(granted), granted_at=utcnow())
+    )
 
 
 def delete(engine: Engine, connection_id: uuid.UUID) -> None:

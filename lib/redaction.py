@@ -25,11 +25,16 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asct
 
 
 class SecretRegistry:
-    """A thread-safe set of values to mask, with one compiled pattern over all of them."""
+    """A thread-safe set of values to mask.
+
+    Masking is a substring search per value, longest first: linear in the number of values,
+    with no regular expression to recompile whenever a token is added (a bulk check adds
+    hundreds).
+    """
 
     def __init__(self) -> None:
         self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._ordered: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     def add(self, *values: str | None) -> None:
@@ -37,21 +42,22 @@ class SecretRegistry:
         if fresh:
             with self._lock:
                 self._values |= fresh
-                ordered = sorted(self._values, key=len, reverse=True)  # longest first
-                self._pattern = re.compile("|".join(map(re.escape, ordered)))
+                self._ordered = tuple(sorted(self._values, key=len, reverse=True))
 
     def add_credentials(self, client_id: str, client_secret: str) -> None:
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         self.add(client_id, client_secret, basic)
 
     def mask(self, text: str) -> str:
-        pattern = self._pattern
-        return pattern.sub(MASK, text) if pattern else text
+        for value in self._ordered:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
 
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
-            self._pattern = None
+            self._ordered = ()
 
 
 registry = SecretRegistry()

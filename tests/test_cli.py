@@ -10,16 +10,26 @@ from pathlib import Path
 
 import pytest
 
+from lib.simulator import SimulatorServer
+from tests.fixtures.prober import control
 from tests.fixtures.storage import Sentinels
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+def sentinels(simulator: SimulatorServer) -> Sentinels:
+    """The simulator's all-products app: sentinel-looking credentials 8x8 accepts."""
+    app = simulator.scenario.apps[0]
+    return Sentinels(client_id=app.client_id, client_secret=app.client_secret)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, simulator: SimulatorServer):  # type: ignore[no-untyped-def]
     env = {**os.environ, "PYTHONPATH": str(ROOT),
            "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+           "SWITCHBOARD_8X8_BASE_URL": simulator.url}
     env.pop("SWITCHBOARD_KEYS", None)
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -39,7 +49,8 @@ def test_add_list_remove(cli, sentinels: Sentinels) -> None:  # type: ignore[no-
     result = add(cli, sentinels, "Prod", "--products", "cc_chat,cloud_storage", "--chat-region", "eu",
                  "--tenant-id", "t-1", "--environment", "production")
     assert result.returncode == 0, result.stderr
-    assert "Saved connection 'Prod'" in result.stdout
+    assert "8x8 issued a token. Saved connection 'Prod'" in result.stdout
+    assert "8x8 grants: CC Realtime Analytics, CC Historical Analytics" in result.stdout
     listed = cli("connections", "list", "--json")
     [item] = json.loads(listed.stdout)
     assert item["name"] == "Prod" and item["environment"] == "production"
@@ -116,3 +127,73 @@ def test_keys_verify_exits_1_on_wrong_key(cli, sentinels: Sentinels, tmp_path: P
     result = cli("keys", "verify")
     assert result.returncode == 2 and "Key 'k1' in the keyring is not the key" in result.stderr
     assert base64.b64encode(replacement).decode() not in result.stderr
+
+
+# --- verify before save -------------------------------------------------------------------
+
+
+def test_add_with_refused_credentials_saves_nothing(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    result = cli("connections", "add", "--name", "Bad", "--client-id", sentinels.client_id, "--secret-stdin",
+                 stdin="not-the-secret\n")
+    assert result.returncode == 1
+    assert "8x8 refused these credentials, so nothing was saved" in result.stderr
+    assert "Home > API Management" in result.stderr
+    assert json.loads(cli("connections", "list", "--json").stdout) == []
+
+
+def test_add_when_8x8_is_down_needs_no_verify(cli, sentinels: Sentinels, simulator: SimulatorServer) -> None:  # type: ignore[no-untyped-def]
+    control(simulator, "POST", "faults", {"route": "token", "status": 503})
+    result = add(cli, sentinels, "Later")
+    assert result.returncode == 1 and "Could not ask 8x8" in result.stderr
+    assert json.loads(cli("connections", "list", "--json").stdout) == []
+    result = add(cli, sentinels, "Later", "--no-verify")
+    assert result.returncode == 0 and "without verifying; it is untested" in result.stdout
+    [item] = json.loads(cli("connections", "list", "--json").stdout)
+    assert item["granted_products"] is None
+
+
+def test_add_warns_about_expected_products_not_granted(cli, simulator: SimulatorServer) -> None:  # type: ignore[no-untyped-def]
+    storage = simulator.scenario.apps[2]
+    result = cli("connections", "add", "--name", "S", "--client-id", storage.client_id, "--secret-stdin",
+                 "--products", "cloud_storage,cc_chat", stdin=storage.client_secret + "\n")
+    assert result.returncode == 0
+    assert "warning: Contact Center Chat is expected but 8x8 did not grant it" in result.stderr
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+def test_check_json_contract_and_exit_codes(cli, sentinels: Sentinels, simulator: SimulatorServer) -> None:  # type: ignore[no-untyped-def]
+    assert add(cli, sentinels, "Prod", "--products", "cloud_storage,cc_chat", "--storage-region", "uk",
+               "--chat-region", "us", "--tenant-id", "tenant-us-1").returncode == 0
+    ok = cli("check", "Prod", "--json")
+    assert ok.returncode == 0, ok.stderr
+    rows = json.loads(ok.stdout)
+    assert [(r["connection"], r["product"], r["outcome"]) for r in rows] == [
+        ("Prod", "cloud_storage", "ok"), ("Prod", "cc_chat", "ok")]
+    for row in rows:
+        assert {"connection", "product", "outcome", "http_status", "duration_ms", "detail", "checked_at"} <= set(row)
+        assert row["http_status"] == 200 and isinstance(row["duration_ms"], int)
+    control(simulator, "POST", "faults", {"route": "cc_chat", "status": 403})
+    failing = cli("check", "--all", "--json")
+    assert failing.returncode == 1
+    chat = [r for r in json.loads(failing.stdout) if r["product"] == "cc_chat"][0]
+    assert chat["outcome"] == "forbidden" and chat["who_must_act"] == "8x8 admin (Admin Console)"
+    only = cli("check", "Prod", "--product", "cloud_storage", "--json")
+    assert [r["product"] for r in json.loads(only.stdout)] == ["cloud_storage"] and only.returncode == 0
+    for output in (ok, failing, only):
+        assert sentinels.client_secret not in output.stdout + output.stderr
+
+
+def test_check_table_has_no_colour_when_not_a_tty(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    assert add(cli, sentinels, "Prod", "--products", "quality_management").returncode == 0
+    result = cli("check", "--all")
+    assert result.returncode == 1  # missing settings are not ok
+    assert "Setting missing" in result.stdout and "Switchboard operator" in result.stdout
+    assert "\x1b[" not in result.stdout
+
+
+@pytest.mark.parametrize("args", [(), ("Prod", "--all"), ("Ghost",), ("Prod", "--product", "voice")])
+def test_check_usage_errors_exit_2(cli, sentinels: Sentinels, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    assert add(cli, sentinels, "Prod").returncode == 0
+    assert cli("check", *args).returncode == 2

@@ -1,0 +1,148 @@
+"""Benchmark: check N connections x 5 products against the simulator with 50 ms latency.
+
+Prints our wall time, the lower bound for the configured concurrency
+(requests / concurrency x latency), our ratio to that bound, and our ratio to a naive serial
+run (a new token per probe, one request at a time) measured on a slice of the same workload
+in the same run. Also prints token requests per connection (goal: 1).
+
+    .venv/bin/python -m bench.bulk_check [--connections 200] [--concurrency 50] [--latency-ms 50]
+
+The simulator runs in its own process so the two do not share a GIL. Not a test: nothing
+here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from lib import checks, connections, db
+from lib.config import Settings
+from lib.connections import ConnectionInput
+from lib.eightbyeight import TOKEN_PATH, build_probe
+from lib.keys import check_keyring
+from lib.prober import Prober
+from lib.products import PRODUCT_KEYS, PRODUCTS
+from lib.runtime import Runtime
+from lib.vault import Keyring, Vault, new_key
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = {"analytics_region": "us", "storage_region": "us-east", "qm_region": "us-east",
+            "chat_region": "us", "tenant_id": "bench-tenant", "pbx": "bench-pbx"}
+
+
+def scenario(n: int, latency_ms: int) -> dict[str, object]:
+    return {
+        "latency_ms": latency_ms,
+        "apps": [{"client_id": f"bench-client-{i:04d}", "client_secret": f"bench-secret-{i:04d}",
+                  "products": list(PRODUCT_KEYS), "tenants": ["bench-tenant"], "pbx_names": ["bench-pbx"],
+                  "analytics_region": "us", "storage_regions": ["us-east"], "qm_region": "us-east",
+                  "chat_region": "us"} for i in range(n)],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_simulator(scenario_file: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lib", "simulator", "--port", str(port),
+                             "--scenario", str(scenario_file)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/_sim/stats", timeout=1)
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the simulator did not start")
+
+
+def naive_serial(url: str, n: int) -> float:
+    """The baseline: for every probe a fresh token, one request at a time. Seconds for n connections."""
+    start = time.perf_counter()
+    with httpx.Client(timeout=10) as client:
+        for i in range(n):
+            for product in PRODUCTS.values():
+                token = client.post(url + TOKEN_PATH, data={"grant_type": "client_credentials"},
+                                    auth=(f"bench-client-{i:04d}", f"bench-secret-{i:04d}")).json()["access_token"]
+                path, params, headers = build_probe(product, SETTINGS)
+                client.get(url + path, params=params, headers={**headers, "Authorization": f"Bearer {token}"})
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--serial-slice", type=int, default=4, help="connections in the naive baseline")
+    args = parser.parse_args()
+    n, latency = args.connections, args.latency_ms / 1000
+
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+        scenario_file = Path(tmp) / "scenario.json"
+        scenario_file.write_text(json.dumps(scenario(n, args.latency_ms)))
+        proc, url = start_simulator(scenario_file)
+        try:
+            vault = Vault(Keyring("k1", {"k1": new_key()}))
+            database_url = f"sqlite:///{tmp}/bench.db"
+            engine = db.make_engine(database_url)
+            db.upgrade(engine)
+            check_keyring(engine, vault)
+            rt = Runtime(Settings(database_url, Path(tmp) / "unused", url), engine, vault)
+            for i in range(n):
+                connections.create(engine, vault, ConnectionInput(
+                    name=f"Bench {i:04d}", client_id=f"bench-client-{i:04d}",
+                    client_secret=SecretStr(f"bench-secret-{i:04d}"), **SETTINGS), actor="bench")
+
+            prober = Prober(url, max_connections=args.concurrency, per_connection=5)
+            try:
+                httpx.post(f"{url}/_sim/reset")
+                start = time.perf_counter()
+                report = checks.run_checks(rt, prober, triggered_by="bench")
+                ours = time.perf_counter() - start
+            finally:
+                prober.close()
+            stats = httpx.get(f"{url}/_sim/stats").json()
+            serial_slice = naive_serial(url, args.serial_slice)
+        finally:
+            proc.terminate()
+            proc.wait()
+
+    requests = sum(v for k, v in stats["requests"].items() if k != "unmatched")
+    bound = requests / args.concurrency * latency
+    serial_full = serial_slice / args.serial_slice * n
+    outcomes = {o: sum(1 for r in report.products if r.outcome == o) for o in {r.outcome for r in report.products}}
+    print(f"workload:            {n} connections x {len(PRODUCT_KEYS)} products, {args.latency_ms} ms latency, "
+          f"concurrency {args.concurrency}")
+    print(f"outcomes:            {outcomes}")
+    print(f"requests sent:       {requests} ({stats['token_requests'] and sum(stats['token_requests'].values())} token)")
+    print(f"token requests/conn: {sum(stats['token_requests'].values()) / n:.2f}  (goal 1)")
+    print(f"max in flight:       {stats['max_in_flight']}")
+    print(f"ours:                {ours:.2f} s")
+    print(f"lower bound:         {bound:.2f} s  (requests / concurrency x latency)")
+    print(f"ours / bound:        {ours / bound:.2f}x  (target <= 1.5x)")
+    print(f"naive serial:        {serial_slice:.2f} s for {args.serial_slice} connections -> "
+          f"{serial_full:.1f} s for {n} (extrapolated)")
+    print(f"naive / ours:        {serial_full / ours:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()

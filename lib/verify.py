@@ -1,0 +1,107 @@
+"""Verify before save: a connection is stored only after 8x8 issued a token for the values
+being saved (unless the caller explicitly skips verification)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from lib import connections
+from lib.connections import ConnectionInput, ConnectionView, Credentials
+from lib.eightbyeight import ProbeResult
+from lib.errors import SwitchboardError
+from lib.products import OUTCOMES, PRODUCTS
+from lib.prober import Prober
+from lib.runtime import Runtime
+
+# Outcomes meaning "8x8 could not be asked", as opposed to "8x8 said no".
+UNREACHABLE = frozenset({"network_error", "timeout", "vendor_error", "rate_limited", "tls_error"})
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What 8x8 said about candidate credentials, next to what the admin expected."""
+
+    result: ProbeResult
+    expected: tuple[str, ...]
+
+    @property
+    def granted(self) -> frozenset[str]:
+        return self.result.granted or frozenset()
+
+    @property
+    def expected_not_granted(self) -> tuple[str, ...]:
+        return tuple(k for k in self.expected if k not in self.granted)
+
+    @property
+    def granted_not_expected(self) -> tuple[str, ...]:
+        return tuple(k for k in PRODUCTS if k in self.granted and k not in self.expected)
+
+    def warnings(self) -> list[str]:
+        return [f"{PRODUCTS[k].name} is expected but 8x8 did not grant it to this app; tick it on the "
+                "app in the 8x8 Admin Console (changes take a few minutes)." for k in self.expected_not_granted]
+
+
+class VerificationFailed(SwitchboardError):
+    """8x8 refused the credentials, or could not be reached; nothing was saved."""
+
+    def __init__(self, result: ProbeResult) -> None:
+        self.result = result
+        outcome = OUTCOMES[result.outcome]
+        if result.outcome in UNREACHABLE:
+            lead = ("Could not ask 8x8 whether these credentials work, so nothing was saved. "
+                    "Try again, or save without verifying (the connection is then untested).")
+        else:
+            lead = ("8x8 refused these credentials, so nothing was saved. Copy the Client ID and "
+                    "Client Secret again from Home > API Management in the 8x8 Admin Console.")
+        super().__init__(f"{lead} ({outcome.label}: {result.detail}) Who must act: {outcome.actor.value}.")
+
+    @property
+    def unreachable(self) -> bool:
+        return self.result.outcome in UNREACHABLE
+
+
+def _candidate(rt: Runtime, data: ConnectionInput, connection_id: uuid.UUID | None) -> Credentials | None:
+    """The credentials being saved: the form's values, completed with stored ones on edit.
+
+    None on an edit that changes neither the Client ID nor the secret (nothing to verify).
+    """
+    client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
+    if connection_id is None:
+        return Credentials(None, client_id, SecretStr(secret))
+    if not client_id and not secret:
+        return None
+    stored = connections.load_credentials(rt.engine, rt.vault, connection_id)
+    return Credentials(connection_id, client_id or stored.client_id,
+                       SecretStr(secret) if secret else stored.client_secret)
+
+
+def verify_input(rt: Runtime, prober: Prober, data: ConnectionInput,
+                 connection_id: uuid.UUID | None = None) -> Verification | None:
+    """Ask 8x8 for a token with the values being saved; raise VerificationFailed if it fails."""
+    connections.validate(data, creating=connection_id is None)
+    candidate = _candidate(rt, data, connection_id)
+    if candidate is None:
+        return None
+    result = prober.verify(candidate)
+    if not result.ok:
+        raise VerificationFailed(result)
+    return Verification(result, tuple(data.expected_products))
+
+
+def save(rt: Runtime, prober: Prober | None, data: ConnectionInput, *, actor: str,
+         connection_id: uuid.UUID | None = None, expected_version: int | None = None
+         ) -> tuple[ConnectionView, Verification | None]:
+    """Create (or update) a connection after verifying it; ``prober=None`` skips verification
+    and saves it untested."""
+    verification = verify_input(rt, prober, data, connection_id) if prober is not None else None
+    granted = verification.granted if verification is not None else None
+    if connection_id is None:
+        view = connections.create(rt.engine, rt.vault, data, actor=actor, granted_products=granted)
+    else:
+        assert expected_version is not None, "an update must say which version it edits"
+        view = connections.update(rt.engine, rt.vault, connection_id, data, expected_version=expected_version,
+                                  actor=actor, granted_products=granted)
+    return view, verification

@@ -1,0 +1,387 @@
+"""The 8x8 client against the simulator over real sockets: outcomes, retries, tokens, TLS."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import base64
+import httpx
+import pytest
+import trustme
+from pydantic import SecretStr
+
+from lib.connections import Credentials
+from lib.eightbyeight import ProbeResult, Target
+from lib.prober import Prober
+from lib.products import OUTCOMES, PRODUCT_KEYS, Actor
+from lib.redaction import install
+from lib.retry import RetryPolicy, parse_retry_after
+from lib.simulator import Scenario, SimulatorServer
+from tests.fixtures.prober import ProberFactory, RecordingSleep, control, credentials_of, target_for
+from tests.fixtures.simulator import SimulatorFactory, default_scenario
+
+
+def run(prober: Prober, target: Target) -> dict[str, ProbeResult]:
+    results: dict[str, ProbeResult] = {}
+    prober.check([target], lambda _t, r: results.__setitem__(r.product, r))
+    return results
+
+
+def requests(server: SimulatorServer, route: str) -> int:
+    return control(server, "GET", "stats")["requests"][route]
+
+
+def fault(server: SimulatorServer, **spec: object) -> None:
+    control(server, "POST", "faults", spec)
+
+
+@pytest.fixture
+def apps(simulator: SimulatorServer):  # type: ignore[no-untyped-def]
+    everything, multi_tenant, storage_only = simulator.scenario.apps
+    return everything, multi_tenant, storage_only
+
+
+# --- every outcome from a situation a real admin could meet --------------------------------
+
+
+def test_ok_for_all_five_products(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+    results = run(prober_factory(simulator.url), target_for(apps[0]))
+    assert {k: r.outcome for k, r in results.items()} == {"token": "ok", **dict.fromkeys(PRODUCT_KEYS, "ok")}
+    assert results["token"].granted == frozenset(PRODUCT_KEYS)
+    assert results["cloud_storage"].detail == "Regions holding data: us-east, uk."
+    assert all(r.http_status == 200 and r.duration_ms >= 0 for r in results.values())
+
+
+def test_wrong_secret_is_bad_credentials_for_every_product(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                           prober_factory: ProberFactory) -> None:
+    target = target_for(apps[0])
+    target = Target(Credentials(None, apps[0].client_id, SecretStr("not-the-secret")), target.settings)
+    results = run(prober_factory(simulator.url), target)
+    assert {r.outcome for r in results.values()} == {"bad_credentials"}
+    assert results["token"].http_status == 401
+    assert "8x8 refused the Client ID and Client Secret" in results["cc_chat"].detail
+    assert OUTCOMES["bad_credentials"].actor is Actor.ADMIN
+    assert requests(simulator, "cc_chat") == 0  # no product is called without a token
+
+
+def test_unknown_client_id_is_bad_credentials(simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
+    result = prober_factory(simulator.url).verify(Credentials(None, "made-up-client-id", SecretStr("x" * 20)))
+    assert result.outcome == "bad_credentials" and result.granted is None
+    assert "made-up-client-id" not in result.detail
+
+
+def test_product_not_on_the_app_is_product_not_enabled(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                       prober_factory: ProberFactory) -> None:
+    storage_only = apps[2]
+    results = run(prober_factory(simulator.url), target_for(
+        storage_only, ("cloud_storage", "cc_realtime_analytics"), analytics_region="us"))
+    assert results["cloud_storage"].outcome == "ok"
+    realtime = results["cc_realtime_analytics"]
+    assert realtime.outcome == "product_not_enabled" and realtime.http_status == 401
+    assert "the app's token lists: storage" in realtime.detail
+    assert "no apiproduct match" in realtime.detail
+    assert requests(simulator, "token") == 1  # a fresh token's 401 is judged without a refresh
+
+
+def test_chat_tenant_of_another_customer_is_forbidden(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                      prober_factory: ProberFactory) -> None:
+    result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",), tenant_id="someone-else"))["cc_chat"]
+    assert result.outcome == "forbidden" and result.http_status == 403
+    assert "does not belong to customer" in result.detail
+
+
+def test_missing_settings_are_not_called(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+    results = run(prober_factory(simulator.url), target_for(apps[0], ("quality_management", "cc_chat"),
+                                                             pbx=None, tenant_id=None))
+    assert results["quality_management"].outcome == "missing_config"
+    assert "set the PBX name" in results["quality_management"].detail
+    assert "Contact Center tenant ID" in results["cc_chat"].detail
+    assert requests(simulator, "quality_management") == requests(simulator, "cc_chat") == 0
+
+
+def test_multi_tenant_analytics_without_tenant_is_missing_config(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                                 prober_factory: ProberFactory) -> None:
+    result = run(prober_factory(simulator.url), target_for(apps[1], ("cc_realtime_analytics",),
+                                                           tenant_id=None))["cc_realtime_analytics"]
+    assert result.outcome == "missing_config" and result.http_status == 400
+    assert "several tenants" in result.detail and "X-Tenant-Info header is missing" in result.detail
+
+
+def test_wrong_analytics_region_is_not_found(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+    result = run(prober_factory(simulator.url), target_for(apps[1], ("cc_historical_analytics",),
+                                                           analytics_region="au"))["cc_historical_analytics"]
+    assert result.outcome == "not_found" and result.http_status == 404
+    assert "/au/analytics/cc/v8/historical-metrics/report-types" in result.detail
+    assert "Analytics region 'au'" in result.detail
+
+
+def test_server_errors_after_retries_are_vendor_error(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                      prober_factory: ProberFactory, sleeps: RecordingSleep) -> None:
+    fault(simulator, route="cloud_storage", status=503)
+    result = run(prober_factory(simulator.url), target_for(apps[0], ("cloud_storage",)))["cloud_storage"]
+    assert result.outcome == "vendor_error" and result.http_status == 503
+    assert requests(simulator, "cloud_storage") == 3  # 1 + 2 retries
+    assert len(sleeps.calls) == 2 and OUTCOMES["vendor_error"].actor is Actor.VENDOR
+
+
+def test_persistent_429_is_rate_limited(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+    fault(simulator, route="cc_chat", status=429)
+    result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",)))["cc_chat"]
+    assert result.outcome == "rate_limited" and requests(simulator, "cc_chat") == 3
+
+
+def test_slow_answer_is_timeout(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+    fault(simulator, route="quality_management", delay_ms=3000)
+    prober = prober_factory(simulator.url, timeout=httpx.Timeout(5.0, read=0.3))
+    result = run(prober, target_for(apps[0], ("quality_management",)))["quality_management"]
+    assert result.outcome == "timeout" and "did not answer in time" in result.detail
+    assert requests(simulator, "quality_management") == 1  # a read timeout is not retried
+
+
+def test_total_deadline_per_check(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+    fault(simulator, route="cc_chat", delay_ms=3000)
+    prober = prober_factory(simulator.url, deadline_s=0.3)
+    result = run(prober, target_for(apps[0], ("cc_chat",)))["cc_chat"]
+    assert result.outcome == "timeout" and "longer than 0.3 s" in result.detail
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_nothing_listening_is_network_error(prober_factory: ProberFactory, sleeps: RecordingSleep) -> None:
+    prober = prober_factory(f"http://127.0.0.1:{_closed_port()}")
+    result = prober.verify(Credentials(None, "some-client-id", SecretStr("some-secret")))
+    assert result.outcome == "network_error" and "3 attempts" in result.detail
+    assert len(sleeps.calls) == 2  # connect errors are retried with back-off
+    assert OUTCOMES["network_error"].actor is Actor.NETWORK
+
+
+def test_body_that_is_not_the_products_is_unexpected_response(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                              prober_factory: ProberFactory) -> None:
+    fault(simulator, route="cc_realtime_analytics", malformed="html")
+    fault(simulator, route="quality_management", malformed="json")
+    results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_realtime_analytics", "quality_management")))
+    assert results["cc_realtime_analytics"].outcome == "unexpected_response"
+    assert "not a JSON array" in results["cc_realtime_analytics"].detail
+    assert results["quality_management"].outcome == "unexpected_response"
+    assert requests(simulator, "cc_realtime_analytics") == 1  # malformed 2xx is not retried
+
+
+# --- retries ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_client_errors_are_never_retried(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+                                         sleeps: RecordingSleep, status: int) -> None:
+    fault(simulator, route="cloud_storage", status=status)
+    run(prober_factory(simulator.url), target_for(apps[0], ("cloud_storage",)))
+    # A fresh token's 401 is conclusive, so even 401 is sent once.
+    assert requests(simulator, "cloud_storage") == 1 and sleeps.calls == []
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_retryable_statuses_recover(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+                                    status: int) -> None:
+    fault(simulator, route="cloud_storage", status=status, times=2)
+    result = run(prober_factory(simulator.url), target_for(apps[0], ("cloud_storage",)))["cloud_storage"]
+    assert result.outcome == "ok" and requests(simulator, "cloud_storage") == 3
+
+
+def test_retry_after_seconds_is_honoured(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+                                         sleeps: RecordingSleep) -> None:
+    fault(simulator, route="cc_chat", status=429, retry_after="7", times=1)
+    result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",)))["cc_chat"]
+    assert result.outcome == "ok" and sleeps.calls == [7.0]
+
+
+def test_retry_after_http_date_is_honoured(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+                                           sleeps: RecordingSleep) -> None:
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=12), usegmt=True)
+    fault(simulator, route="cc_chat", status=503, retry_after=when, times=1)
+    result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",)))["cc_chat"]
+    assert result.outcome == "ok" and len(sleeps.calls) == 1 and 9 <= sleeps.calls[0] <= 12
+
+
+def test_retry_after_above_the_cap_is_reported_at_once(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                       prober_factory: ProberFactory, sleeps: RecordingSleep) -> None:
+    fault(simulator, route="cc_chat", status=429, retry_after="3600")
+    result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",)))["cc_chat"]
+    assert result.outcome == "rate_limited" and "asked to wait 3600 s" in result.detail
+    assert requests(simulator, "cc_chat") == 1 and sleeps.calls == []
+
+
+def test_backoff_is_capped_exponential_with_bounded_jitter() -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=8.0, jitter=0.25)
+    for attempt, nominal in [(1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (9, 8.0)]:
+        delays = [policy.backoff(attempt) for _ in range(300)]
+        assert all(nominal * 0.75 <= d <= nominal for d in delays)
+        assert max(delays) - min(delays) > 0  # jitter really varies
+
+
+@pytest.mark.parametrize(("header", "expected"), [("0", 0.0), ("15", 15.0), (" 3 ", 3.0), ("", None),
+                                                  ("soon", None), ("-5", None)])
+def test_parse_retry_after(header: str, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+def test_parse_retry_after_date_in_the_past_is_zero() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def test_one_token_request_for_five_probes(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+    prober = prober_factory(simulator.url)
+    run(prober, target_for(apps[0]))
+    run(prober, target_for(apps[0]))  # a second check reuses it too
+    assert control(simulator, "GET", "stats")["token_requests"] == {apps[0].client_id: 1}
+
+
+def test_one_token_request_for_twenty_concurrent_callers(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                         prober_factory: ProberFactory) -> None:
+    control(simulator, "PUT", "knobs", {"latency_ms": 100})
+    prober = prober_factory(simulator.url)
+    targets = [target_for(apps[0], ("cloud_storage",)) for _ in range(20)]
+    outcomes: list[str] = []
+    prober.check(targets, lambda _t, r: outcomes.append(r.outcome))
+    assert outcomes.count("ok") == 21  # one token result + 20 probes
+    assert control(simulator, "GET", "stats")["token_requests"] == {apps[0].client_id: 1}
+
+
+def test_token_is_refreshed_after_expiry(simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    server = simulator_factory(default_scenario(token_lifetime_s=1))
+    app = server.scenario.apps[0]
+    now = [1000.0]
+    prober = prober_factory(server.url, clock=lambda: now[0])
+    run(prober, target_for(app, ("cloud_storage",)))
+    now[0] += 0.5  # within expires_in minus skew: reused
+    run(prober, target_for(app, ("cloud_storage",)))
+    assert control(server, "GET", "stats")["token_requests"][app.client_id] == 1
+    now[0] += 0.5  # past expires_in minus skew (10 %): fetched again
+    run(prober, target_for(app, ("cloud_storage",)))
+    assert control(server, "GET", "stats")["token_requests"][app.client_id] == 2
+
+
+def test_stale_token_401_causes_exactly_one_refresh(simulator_factory: SimulatorFactory,
+                                                    prober_factory: ProberFactory) -> None:
+    import time
+
+    server = simulator_factory(default_scenario(token_lifetime_s=1))
+    app = server.scenario.apps[0]
+    prober = prober_factory(server.url, clock=lambda: 0.0)  # our clock never sees it expire
+    run(prober, target_for(app, ("cloud_storage",)))
+    time.sleep(1.1)  # the simulator's does: the cached token is now expired at 8x8
+    result = run(prober, target_for(app, ("cloud_storage",)))["cloud_storage"]
+    assert result.outcome == "ok"
+    assert control(server, "GET", "stats")["token_requests"][app.client_id] == 2
+    assert requests(server, "cloud_storage") == 3  # ok, 401 (expired), ok with the new token
+
+
+def test_token_is_dropped_when_credentials_change(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                  prober_factory: ProberFactory) -> None:
+    import uuid
+
+    prober, cid = prober_factory(simulator.url), uuid.uuid4()
+    good = target_for(apps[0], ("cloud_storage",))
+    with_id = Target(credentials_of(apps[0], cid), good.settings, good.products, cid)
+    run(prober, with_id)
+    fp = prober.client.tokens.fingerprint(with_id.credentials)
+    assert prober.client.tokens.valid(fp) is not None
+    changed = Target(Credentials(cid, apps[0].client_id, SecretStr("rotated-secret")), good.settings, good.products, cid)
+    assert run(prober, changed)["token"].outcome == "bad_credentials"
+    assert prober.client.tokens.valid(fp) is None  # the old token went with the old secret
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def untrusted_https_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A TLS server whose certificate no public CA signed; records any bytes it receives."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    received.append(tls.recv(4096))
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}", received
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_untrusted_certificate_is_tls_error_and_not_retried(untrusted_https_server, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+                                                            sleeps: RecordingSleep) -> None:
+    url, received = untrusted_https_server
+    result = prober_factory(url).verify(Credentials(None, "tls-client-id", SecretStr("tls-secret-value")))
+    assert result.outcome == "tls_error" and "could not be verified" in result.detail
+    assert sleeps.calls == [] and received == []  # no retry, and nothing was sent
+
+
+# --- secrets never reach the logs ---------------------------------------------------------
+
+
+def test_debug_logs_of_a_full_run_hold_no_secret(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    install(caplog.handler)
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "switchboard", "asyncio"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    prober = prober_factory(simulator.url)
+    everything = apps[0]
+    assert prober.verify(credentials_of(everything)).ok
+    fault(simulator, route="cc_chat", status=503, times=1)
+    run(prober, target_for(everything))
+    run(prober, Target(Credentials(None, everything.client_id, SecretStr(everything.client_secret + "x")), {}))
+    tokens = list(simulator.state._tokens)  # every token the simulator issued
+    basic = base64.b64encode(f"{everything.client_id}:{everything.client_secret}".encode()).decode()
+    text = caplog.text + "".join(repr(vars(r)) for r in caplog.records)
+    assert "HTTP Request" in text or "connect" in text.lower()  # httpx/httpcore did log
+    for needle in (everything.client_id, everything.client_secret, basic, *tokens):
+        assert needle not in text
+
+
+def test_details_hold_no_secret(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+    fault(simulator, route="cc_chat", status=500)
+    results = run(prober_factory(simulator.url), target_for(apps[0]))
+    tokens = list(simulator.state._tokens)
+    for result in results.values():
+        for needle in (apps[0].client_id, apps[0].client_secret, *tokens):
+            assert needle not in result.detail
+
+
+def test_scenario_with_everything_denied_still_classifies(simulator_factory: SimulatorFactory,
+                                                          prober_factory: ProberFactory) -> None:
+    from lib.simulator import App
+
+    app = App(client_id="nothing-granted-app", client_secret="nothing-granted-secret", products=())
+    server = simulator_factory(Scenario(apps=[app]))
+    results = run(prober_factory(server.url), target_for(app, ("cloud_storage",), storage_region="uk"))
+    assert results["token"].granted == frozenset()
+    assert results["cloud_storage"].outcome == "product_not_enabled"

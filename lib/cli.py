@@ -23,6 +23,7 @@ import click
 from pydantic import SecretStr
 
 from lib import checks, connections, db, keys, verify
+from lib import export as export_mod
 from lib.config import get_settings
 from lib.connections import ConnectionInput, ConnectionView
 from lib.errors import (
@@ -328,6 +329,26 @@ def _print_check_table(records: list[checks.CheckRecord]) -> None:
                    f"{r.http_status or '':>4} {r.duration_ms:>6}  {r.detail}")
         if not r.ok:
             click.echo(f"{'':<82}-> {outcome.actor.value}: {outcome.fix}")
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(sorted(export_mod.FORMATS)), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: a timestamped name in the current folder; - for stdout).")
+@reports_errors
+def export(fmt: str, output: Path | None) -> None:
+    """Connection status per (connection, product); never a secret."""
+    rt = open_runtime()
+    result = export_mod.export(rt.engine, fmt)
+    if output is not None and str(output) == "-":
+        sys.stdout.buffer.write(result.data)
+        return
+    target = output or Path(result.file_name)
+    target.write_bytes(result.data)
+    click.echo(f"Wrote {target}", err=True)
 
 
 # --- simulator ----------------------------------------------------------------------------

@@ -11,10 +11,12 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime
 
 from pydantic import SecretStr
 from sqlalchemy import Engine, func
+from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 from sqlmodel import Session, select
 from sqlalchemy.exc import IntegrityError
@@ -197,7 +199,11 @@ def _common_values(data: ConnectionInput) -> dict[str, object]:
     }
 
 
-def _to_view(row: Connection) -> ConnectionView:
+# Every column but the ciphertexts: views are built without ever loading a credential.
+_VIEW_COLUMNS = tuple(c for c in Connection.__table__.columns if not c.name.endswith("_enc"))  # type: ignore[attr-defined]
+
+
+def _to_view(row: Any) -> ConnectionView:
     return ConnectionView(
         id=row.id,
         name=row.name,
@@ -300,27 +306,30 @@ def delete(engine: Engine, connection_id: uuid.UUID) -> None:
         session.delete(row)
 
 
-def get(engine: Engine, connection_id: uuid.UUID) -> ConnectionView:
+def _views(engine: Engine, *where: Any) -> list[ConnectionView]:
     with read_session(engine) as session:
-        row = session.get(Connection, connection_id)
-        if row is None:
-            raise NotFoundError("This connection no longer exists.")
-        return _to_view(row)
+        rows = session.connection().execute(
+            sql_select(*_VIEW_COLUMNS).where(*where).order_by(Connection.name_key)).all()
+    return [_to_view(row) for row in rows]
+
+
+def get(engine: Engine, connection_id: uuid.UUID) -> ConnectionView:
+    found = _views(engine, Connection.id == connection_id)
+    if not found:
+        raise NotFoundError("This connection no longer exists.")
+    return found[0]
 
 
 def find_by_name(engine: Engine, name: str) -> ConnectionView:
-    with read_session(engine) as session:
-        row = session.exec(select(Connection).where(Connection.name_key == name.strip().casefold())).first()
-        if row is None:
-            raise NotFoundError(f"No connection is named '{name}'. List them with: python -m lib connections list")
-        return _to_view(row)
+    found = _views(engine, Connection.name_key == name.strip().casefold())
+    if not found:
+        raise NotFoundError(f"No connection is named '{name}'. List them with: python -m lib connections list")
+    return found[0]
 
 
 def list_connections(engine: Engine) -> list[ConnectionView]:
-    """Every connection, by name, from one query. Nothing is decrypted."""
-    with read_session(engine) as session:
-        rows = session.exec(select(Connection).order_by(Connection.name_key)).all()
-        return [_to_view(row) for row in rows]
+    """Every connection, by name, from one query. No ciphertext is even read."""
+    return _views(engine)
 
 
 def count(engine: Engine) -> int:

@@ -18,6 +18,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/connections.py", "Connections", ":material/lan:", "connections", "Connections",
              default=True),
+    PageSpec("pages/connect.py", "Connect", ":material/add_link:", "connect", "Connections"),
     PageSpec("pages/guide.py", "Setup guide", ":material/menu_book:", "guide", "Help"),
 )
 

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.storage",
     "tests.fixtures.simulator",
     "tests.fixtures.prober",
+    "tests.fixtures.console",
 ]

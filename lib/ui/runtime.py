@@ -1,10 +1,12 @@
-"""The process-wide Runtime for the console, and the guard every protected page calls first."""
+"""The process-wide Runtime and Prober for the console, and the guard every protected page
+calls first."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from lib.errors import SwitchboardError
+from lib.prober import Prober
 from lib.redaction import configure_logging
 from lib.runtime import Runtime, open_runtime
 
@@ -27,3 +29,9 @@ def guard() -> Runtime:
         st.caption("Who must act: the Switchboard operator (see README, Configuration).")
         st.stop()
         raise  # unreachable: st.stop() raises
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda prober: prober.close())
+def prober() -> Prober:
+    """One Prober (one event loop, one HTTP client, one token cache) for every session."""
+    return Prober(_runtime().settings.base_url)

@@ -1,0 +1,111 @@
+"""Benchmark: AppTest run time of the connections page with 10, 1,000 and 10,000 connections.
+
+Each connection has five products with check history (three runs). Prints the median time
+of a page rerun (what every click costs) and of the first visit after the data changed, each
+as a ratio to the 10-connection run; the target is reruns with 10,000 connections within 3x
+of 10. Not a test: nothing here asserts a time.
+
+    .venv/bin/python -m bench.console [--sizes 10,1000,10000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from lib import db
+from lib.keys import credential_binding
+from lib.models import Check, Connection, utcnow
+from lib.products import PRODUCT_KEYS
+from lib.runtime import open_runtime
+from lib.config import load_settings
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+HISTORY_RUNS = 3
+
+
+def seed(database_url: str, keyring_file: Path, n: int) -> None:
+    """Bulk-insert n encrypted connections and their check history (one transaction)."""
+    rt = open_runtime(load_settings({"SWITCHBOARD_DATABASE_URL": database_url,
+                                     "SWITCHBOARD_KEYRING_FILE": str(keyring_file)}))
+    now = utcnow()
+    outcomes = ("ok", "ok", "ok", "product_not_enabled", "missing_config")
+    ids = [uuid.uuid4() for _ in range(n)]
+    with db.write_session(rt.engine) as session:
+        for i, row_id in enumerate(ids):
+            session.add(Connection(
+                id=row_id, name=f"Connection {i:05d}", name_key=f"connection {i:05d}",
+                environment=("production", "staging", "lab")[i % 3],
+                client_id_enc=rt.vault.encrypt(f"bench-client-{i}", credential_binding(row_id, "client_id_enc")),
+                client_secret_enc=rt.vault.encrypt(f"bench-secret-{i}", credential_binding(row_id, "client_secret_enc")),
+                client_id_hint="benc…0000", secret_set_at=now, expected_products=list(PRODUCT_KEYS),
+                granted_products=list(PRODUCT_KEYS), granted_at=now, analytics_region="us",
+                created_at=now, updated_at=now))
+        session.flush()  # connections before the checks that refer to them
+        for i, row_id in enumerate(ids):
+            for run in range(HISTORY_RUNS):
+                started = now - timedelta(hours=HISTORY_RUNS - run)
+                for k, product in enumerate(PRODUCT_KEYS):
+                    session.add(Check(connection_id=row_id, product=product, started_at=started, duration_ms=40 + k,
+                                      http_status=200, outcome=outcomes[(i + k) % 5], detail="bench", run_id=None))
+    rt.engine.dispose()
+
+
+def time_page(runs: int) -> tuple[float, float]:
+    """(first visit of the page, median of the reruns that follow)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=600).run()
+    at.switch_page("pages/connections.py")
+    import streamlit as st
+
+    st.cache_data.clear()  # the first visit after data changed builds the status afresh
+    start = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - start
+    durations = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        at.run()
+        durations.append(time.perf_counter() - start)
+        assert not at.exception, at.exception
+    return first, statistics.median(durations)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,1000,10000")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    import streamlit as st
+
+    from lib.config import get_settings
+
+    results: dict[int, float] = {}
+    firsts: dict[int, float] = {}
+    for n in (int(s) for s in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory(prefix="switchboard-console-bench-") as tmp:
+            database_url, keyring = f"sqlite:///{tmp}/data/sb.db", Path(tmp) / "keys" / "keyring.json"
+            seed(database_url, keyring, n)
+            os.environ.update(SWITCHBOARD_DATABASE_URL=database_url, SWITCHBOARD_KEYRING_FILE=str(keyring))
+            get_settings.cache_clear()
+            st.cache_data.clear()
+            st.cache_resource.clear()
+            firsts[n], results[n] = time_page(args.runs)
+            st.cache_resource.clear()
+        base = results[min(results)]
+        first_base = firsts[min(firsts)]
+        print(f"{n:>6} connections: rerun {results[n] * 1000:8.1f} ms ({results[n] / base:.2f}x of {min(results)}); "
+              f"first visit {firsts[n] * 1000:8.1f} ms ({firsts[n] / first_base:.2f}x)", flush=True)
+    print("target: reruns of the largest within 3x of the smallest. The first visit after data changed "
+          "rebuilds the status (one indexed query) and is not cached.")
+
+
+if __name__ == "__main__":
+    main()

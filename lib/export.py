@@ -1,0 +1,97 @@
+"""Connection status as CSV, JSON or Excel: allow-listed columns only, never a secret.
+
+The console's download buttons and ``python -m lib export`` both call :func:`export`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from lib.products import OUTCOMES, PRODUCTS
+from lib.status import StatusRow, status_rows
+
+# The allow-list: nothing else ever leaves Switchboard in an export.
+COLUMNS: tuple[str, ...] = (
+    "connection", "environment", "client_id", "product", "expected", "granted_by_8x8",
+    "outcome", "cause", "who_must_act", "http_status", "latency_ms", "checked_at",
+)
+
+
+def _row(row: StatusRow) -> dict[str, object]:
+    outcome = OUTCOMES.get(row.outcome)
+    return {
+        "connection": row.connection,
+        "environment": row.environment,
+        "client_id": row.client_id_hint,  # masked: enough to recognise, never to use
+        "product": PRODUCTS[row.product].name,
+        "expected": row.expected,
+        "granted_by_8x8": {None: "unknown", True: "yes", False: "no"}[row.granted],
+        "outcome": row.outcome,
+        "cause": outcome.cause if outcome else "Not tested yet.",
+        "who_must_act": outcome.actor.value if outcome else "",
+        "http_status": row.http_status,
+        "latency_ms": row.duration_ms,
+        "checked_at": row.checked_at.isoformat() if row.checked_at else None,
+    }
+
+
+def status_frame(rows: list[StatusRow]) -> pd.DataFrame:
+    frame = pd.DataFrame([_row(r) for r in rows], columns=list(COLUMNS))
+    return frame.astype({"http_status": "Int64", "latency_ms": "Int64"})
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def _json(frame: pd.DataFrame) -> bytes:
+    records = json.loads(frame.to_json(orient="records"))
+    return (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _xlsx(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        frame.to_excel(writer, index=False, sheet_name="Connection status")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Format:
+    extension: str
+    mime: str
+    render: Callable[[pd.DataFrame], bytes]
+
+
+FORMATS: dict[str, Format] = {
+    "csv": Format("csv", "text/csv", _csv),
+    "json": Format("json", "application/json", _json),
+    "xlsx": Format("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _xlsx),
+}
+
+
+@dataclass(frozen=True)
+class Export:
+    data: bytes
+    file_name: str
+    mime: str
+
+
+def file_name(fmt: str, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return f"switchboard-status-{stamp}.{FORMATS[fmt].extension}"
+
+
+def export(engine: Engine, fmt: str) -> Export:
+    """The status of every (connection, product) in one format."""
+    spec = FORMATS[fmt]
+    return Export(spec.render(status_frame(status_rows(engine))), file_name(fmt), spec.mime)
+
+

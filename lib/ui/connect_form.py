@@ -1,0 +1,220 @@
+"""The connect form: add a connection or edit one, verifying with 8x8 before anything is saved.
+
+The Client Secret is a password field that is never pre-filled. Its value is taken out of
+session state inside the submit callback, before the verify call, so it lives in the session
+for the length of one callback and never reaches the browser again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import streamlit as st
+from pydantic import SecretStr
+
+from lib import checks, connections, verify
+from lib.connections import ConnectionInput, ConnectionView
+from lib.errors import ConflictError, NotFoundError, ValidationError
+from lib.guide import anchor_url
+from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
+from lib.runtime import Runtime
+from lib.ui.outcomes import badge, explain
+from lib.ui.runtime import prober
+
+ACTOR = "console"
+EDIT_ID = "connect.edit_id"  # set by the connections page's Edit button
+_FLASH, _SAVED, _OFFER_SKIP, _LOADED = "connect.flash", "connect.saved_id", "connect.offer_skip", "connect.loaded"
+
+FIELD_LABELS: dict[str, str] = {
+    "name": "Connection name",
+    "environment": "Environment label",
+    "client_id": "Client ID",
+    "client_secret": "Client Secret",
+    "expected_products": "Products enabled in 8x8",
+    **{key: setting.label for key, setting in SETTINGS.items()},
+}
+_TEXT_FIELDS = ("name", "environment", "client_id", "client_secret")
+
+
+def _key(field: str) -> str:
+    return f"connect_{field}"
+
+
+def _needed_settings(products: list[str]) -> list[str]:
+    """Settings the chosen products need, in catalogue order; the tenant also serves analytics."""
+    needed = {s for p in products for s in PRODUCTS[p].needs}
+    if needed & {"analytics_region"}:
+        needed.add("tenant_id")
+    return [key for key in SETTINGS if key in needed]
+
+
+def _editing(rt: Runtime) -> ConnectionView | None:
+    edit_id = st.session_state.get(EDIT_ID)
+    if not edit_id:
+        return None
+    try:
+        return connections.get(rt.engine, uuid.UUID(edit_id))
+    except (ValueError, NotFoundError):
+        st.session_state.pop(EDIT_ID, None)
+        return None
+
+
+def _load_widgets(view: ConnectionView | None) -> None:
+    """Fill the widgets once per connection opened (never the Client ID or the secret)."""
+    marker = str(view.id) if view else "new"
+    if st.session_state.get(_LOADED) == marker:
+        return
+    st.session_state[_LOADED] = marker
+    st.session_state[_key("name")] = view.name if view else ""
+    st.session_state[_key("environment")] = view.environment if view else ""
+    st.session_state[_key("client_id")] = ""
+    st.session_state[_key("client_secret")] = ""
+    st.session_state[_key("products")] = list(view.expected_products) if view else []
+    for key in SETTINGS:
+        st.session_state[_key(key)] = (view.settings.get(key) if view else None) or (
+            None if SETTINGS[key].choices else "")
+
+
+def _form_input(view: ConnectionView | None) -> ConnectionInput:
+    state = st.session_state
+    products = list(state.get(_key("products"), []))
+    shown = set(_needed_settings(products))
+    settings: dict[str, Any] = {}
+    for key in SETTINGS:
+        if key in shown:
+            settings[key] = state.get(_key(key)) or None
+        else:  # hidden settings keep what is stored
+            settings[key] = view.settings.get(key) if view else None
+    return ConnectionInput(
+        name=state.get(_key("name"), ""),
+        environment=state.get(_key("environment"), ""),
+        client_id=state.get(_key("client_id"), ""),
+        client_secret=SecretStr(state.get(_key("client_secret"), "")),
+        expected_products=tuple(products),
+        **settings,
+    )
+
+
+def _submit(rt: Runtime, view: ConnectionView | None) -> None:
+    """Submit callback: runs before the rerun, so the secret can leave session state at once."""
+    state = st.session_state
+    data = _form_input(view)
+    state[_key("client_secret")] = ""
+    skip = bool(state.pop(_key("skip_verify"), False))
+    try:
+        saved, verification = verify.save(
+            rt, None if skip else prober(), data, actor=ACTOR,
+            connection_id=view.id if view else None, expected_version=view.version if view else None)
+    except ValidationError as exc:
+        state[_FLASH] = {"kind": "invalid", "errors": [(FIELD_LABELS.get(e.field, e.field), e.message)
+                                                       for e in exc.errors]}
+    except verify.VerificationFailed as exc:
+        state[_FLASH] = {"kind": "refused", "message": str(exc),
+                         "anchor": OUTCOMES[exc.result.outcome].guide_anchor}
+        state[_OFFER_SKIP] = exc.unreachable
+    except (ConflictError, NotFoundError) as exc:
+        state[_FLASH] = {"kind": "refused", "message": str(exc), "anchor": None}
+    else:
+        state[_OFFER_SKIP] = False
+        state[_SAVED] = str(saved.id)
+        state[EDIT_ID] = str(saved.id)  # the form now edits what was saved
+        state[_key("client_id")] = ""
+        state[_FLASH] = {
+            "kind": "saved", "name": saved.name,
+            "verified": verification is not None,
+            "expected": list(data.expected_products),
+            "granted": None if verification is None else sorted(verification.granted),
+            "warnings": [] if verification is None else verification.warnings(),
+        }
+
+
+def _comparison(expected: list[str], granted: list[str] | None) -> str:
+    lines = ["| Product | You enabled | 8x8 granted | |", "|---|---|---|---|"]
+    for key in PRODUCT_KEYS:
+        mine, theirs = key in expected, granted is not None and key in granted
+        if not mine and not theirs:
+            continue
+        note = "✅ matches" if mine == theirs else "⚠️ **differs**"
+        lines.append(f"| {PRODUCTS[key].name} | {'yes' if mine else 'no'} | "
+                     f"{'yes' if theirs else 'no'} | {note} |")
+    return "\n".join(lines)
+
+
+def _show_flash() -> None:
+    flash = st.session_state.get(_FLASH)
+    if not flash:
+        return
+    if flash["kind"] == "invalid":
+        st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- **{label}**: {message}"
+                                                            for label, message in flash["errors"]),
+                 icon=":material/edit_note:")
+    elif flash["kind"] == "refused":
+        link = f" [Guide]({anchor_url(flash['anchor'])})" if flash["anchor"] else ""
+        st.error(flash["message"] + link, icon=":material/block:")
+    elif flash["verified"]:
+        st.success(f"8x8 issued a token for these credentials. Saved **{flash['name']}**.",
+                   icon=":material/verified:")
+        st.markdown(_comparison(flash["expected"], flash["granted"]))
+        for warning in flash["warnings"]:
+            st.warning(warning, icon=":material/warning:")
+    else:
+        st.warning(f"Saved **{flash['name']}** without verifying; it is untested.", icon=":material/warning:")
+
+
+def _test_now(rt: Runtime) -> None:
+    saved_id = st.session_state.get(_SAVED)
+    if not saved_id:
+        return
+    if st.button("Test all products now", key="connect_test_now", icon=":material/play_arrow:"):
+        report = checks.run_checks(rt, prober(), connection_ids=[uuid.UUID(saved_id)], triggered_by=ACTOR)
+        for record in report.products:
+            st.markdown(f"**{PRODUCTS[record.product].name}** — {badge(record.outcome)}")
+            explain(record.outcome, record.detail)
+        st.page_link("pages/connections.py", label="See it on the Connections page", icon=":material/lan:")
+
+
+def render(rt: Runtime) -> None:
+    view = _editing(rt)
+    _load_widgets(view)
+    st.title(f"Edit {view.name}" if view else "Add a connection")
+    st.caption(f"Switchboard asks 8x8 for a token with the values below before it saves anything. "
+               f"New to this? Follow the [setup guide]({anchor_url('create-app')}).")
+    if view and st.button("Add a new connection instead", key="connect_new"):
+        st.session_state.pop(EDIT_ID, None)
+        st.session_state.pop(_FLASH, None)
+        st.session_state.pop(_SAVED, None)
+        st.rerun()
+
+    products = st.multiselect(
+        FIELD_LABELS["expected_products"], PRODUCT_KEYS, key=_key("products"),
+        format_func=lambda k: PRODUCTS[k].name,
+        help=f"Tick what you ticked on the API app in the 8x8 Admin Console ([guide]({anchor_url('choose-products')})). "
+             "Only the settings these products need are asked for below.")
+    with st.form("connect_form", border=True):
+        st.text_input(FIELD_LABELS["name"], key=_key("name"), max_chars=80,
+                      help="A name your team recognises, e.g. 'Reporting - production'. Unique, ignoring case.")
+        st.text_input(FIELD_LABELS["environment"], key=_key("environment"), max_chars=40,
+                      help="Optional label such as production, staging or lab.")
+        st.text_input(FIELD_LABELS["client_id"], key=_key("client_id"),
+                      placeholder=f"Leave blank to keep {view.client_id_hint}" if view else "",
+                      help=f"From Home > API Management in the 8x8 Admin Console ([guide]({anchor_url('copy-credentials')})).")
+        st.text_input(FIELD_LABELS["client_secret"], key=_key("client_secret"), type="password",
+                      placeholder="Leave blank to keep the stored secret" if view else "",
+                      help="Shown by 8x8 when the app is created. Stored encrypted and never shown again "
+                           f"([guide]({anchor_url('copy-credentials')})).")
+        for key in _needed_settings(products):
+            setting = SETTINGS[key]
+            help_text = f"{setting.help} ([where to find it]({anchor_url(setting.guide_anchor)}))"
+            if setting.choices:
+                st.selectbox(setting.label, setting.choices, key=_key(key), index=None,
+                             placeholder="Choose…", help=help_text)
+            else:
+                st.text_input(setting.label, key=_key(key), max_chars=64, help=help_text)
+        if st.session_state.get(_OFFER_SKIP):
+            st.checkbox("8x8 could not be reached: save without verifying (the connection is saved as untested)",
+                        key=_key("skip_verify"))
+        st.form_submit_button("Verify & save", key="connect_submit", type="primary",
+                              icon=":material/verified_user:", on_click=_submit, args=(rt, view))
+    _show_flash()
+    _test_now(rt)

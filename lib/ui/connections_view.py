@@ -1,0 +1,248 @@
+"""The connections page: metrics, the status table, bulk tests, export, and one connection's
+detail with a Test button per product (each in a fragment, so one test reruns one row)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+
+from lib import checks, connections, export
+from lib.checks import CheckRecord, Progress
+from lib.connections import ConnectionView
+from lib.errors import NotFoundError
+from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS
+from lib.runtime import Runtime
+from lib.status import NEVER_TESTED, is_relevant, status_rows
+from lib.ui.connect_form import ACTOR, EDIT_ID
+from lib.ui.outcomes import badge, explain
+from lib.ui.runtime import prober
+
+_SUMMARY = "connections.summary"
+_NOT_EXPECTED = "—"
+
+
+def _age_days(when: datetime) -> int:
+    return (datetime.now(timezone.utc) - when).days
+
+
+# --- overview -----------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _overview(_engine: Engine, database_url: str, stamp: tuple[object, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(long: one row per connection and product; wide: one row per connection), rebuilt only
+    when ``stamp`` (checks.data_stamp) changes. Hints only: nothing secret is cached."""
+    rows = status_rows(_engine)
+    long = pd.DataFrame({
+        "id": [str(r.connection_id) for r in rows],
+        "relevant": [is_relevant(r) for r in rows],
+        "checked": [r.checked for r in rows],
+        "outcome": [r.outcome for r in rows],
+    })
+    wide: dict[str, dict[str, object]] = {}
+    for r in rows:
+        line = wide.setdefault(str(r.connection_id), {
+            "Name": r.connection, "Environment": r.environment, "Client ID": r.client_id_hint,
+            "Secret set": r.secret_set_at, "Last checked": None,
+        })
+        line[PRODUCTS[r.product].name] = r.label if is_relevant(r) else _NOT_EXPECTED
+        if r.checked_at and (line["Last checked"] is None or r.checked_at > line["Last checked"]):  # type: ignore[operator]
+            line["Last checked"] = r.checked_at
+    return long, pd.DataFrame.from_dict(wide, orient="index")
+
+
+def _metrics(long: pd.DataFrame, count: int) -> None:
+    relevant = long[long["relevant"]]
+    cols = st.columns(4)
+    cols[0].metric("Connections", count)
+    cols[1].metric("Products OK", int((relevant["outcome"] == "ok").sum()))
+    cols[2].metric("Products failing", int((relevant["checked"] & (relevant["outcome"] != "ok")).sum()))
+    cols[3].metric("Never tested", int((~relevant["checked"]).sum()))
+
+
+def _filtered(long: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
+    environments = sorted(e for e in wide["Environment"].unique() if e)
+    outcome_labels = {badge(k): k for k in OUTCOMES} | {"Never tested": NEVER_TESTED}
+    cols = st.columns([2, 1, 2])
+    search = cols[0].text_input("Search by name", key="conn_search", placeholder="Name contains…")
+    chosen_env = cols[1].multiselect("Environment", environments, key="conn_env_filter")
+    chosen_outcomes = cols[2].multiselect("Outcome", list(outcome_labels), key="conn_outcome_filter")
+    keep = pd.Series(True, index=wide.index)
+    if search:
+        keep &= wide["Name"].str.casefold().str.contains(search.casefold(), regex=False)
+    if chosen_env:
+        keep &= wide["Environment"].isin(chosen_env)
+    if chosen_outcomes:
+        wanted = {outcome_labels[label] for label in chosen_outcomes}
+        hits = set(long.loc[long["relevant"] & long["outcome"].isin(wanted), "id"])
+        keep &= wide.index.isin(list(hits))
+    shown = wide[keep].copy()
+    now = pd.Timestamp.now(tz="UTC")
+    shown.insert(3, "Secret age (days)", (now - pd.to_datetime(shown.pop("Secret set"), utc=True)).dt.days)
+    return shown
+
+
+def _run_bulk(rt: Runtime, ids: list[uuid.UUID] | None, what: str) -> None:
+    bar = st.progress(0.0, text=f"Testing {what}…")
+
+    def step(progress: Progress) -> None:
+        bar.progress(progress.done / max(progress.total, 1),
+                     text=f"Tested {progress.done} of {progress.total} products")
+
+    report = checks.run_checks(rt, prober(), connection_ids=ids, triggered_by=ACTOR, on_progress=step)
+    bar.empty()
+    failing = [r for r in report.products if not r.ok]
+    st.session_state[_SUMMARY] = (len(report.products), len(failing), what)
+
+
+def _bulk(rt: Runtime, names: list[str], ids_by_name: dict[str, str]) -> bool:
+    """The bulk test controls; True when a test ran in this run."""
+    cols = st.columns([3, 1, 1])
+    selected = cols[0].multiselect("Connections to test", names, key="conn_selected",
+                                   placeholder="Choose connections…", label_visibility="collapsed")
+    ran = False
+    if cols[1].button("Test selected", key="conn_test_selected", disabled=not selected,
+                      icon=":material/playlist_play:"):
+        _run_bulk(rt, [uuid.UUID(ids_by_name[n]) for n in selected], f"{len(selected)} connection(s)")
+        ran = True
+    if cols[2].button("Test all connections", key="conn_test_all", type="primary", icon=":material/play_arrow:"):
+        _run_bulk(rt, None, "all connections")
+        ran = True
+    summary = st.session_state.get(_SUMMARY)
+    if summary:
+        tested, failing, what = summary
+        message = f"Tested {tested} product(s) of {what}: {tested - failing} OK, {failing} failing."
+        (st.warning if failing else st.success)(message, icon=":material/fact_check:")
+    return ran
+
+
+def _export_buttons(rt: Runtime) -> None:
+    cols = st.columns(3)
+    for col, fmt, label in zip(cols, ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel")):
+        spec = export.FORMATS[fmt]
+        col.download_button(f"Export {label}", data=lambda fmt=fmt: export.export(rt.engine, fmt).data,
+                            file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
+                            on_click="ignore", icon=":material/download:", width="stretch")
+
+
+# --- one connection -----------------------------------------------------------------------
+
+
+def _latest(rt: Runtime, connection_id: uuid.UUID) -> dict[str, CheckRecord]:
+    return {r.product: r for r in checks.history(rt.engine, connection_id, limit=50)[::-1]}
+
+
+@st.fragment
+def _product_row(rt: Runtime, view: ConnectionView, product: str) -> None:
+    with st.container(key=f"product_{product}", border=True):
+        name_col, outcome_col, button_col = st.columns([3, 6, 1])
+        if button_col.button("Test", key=f"test_{product}", icon=":material/play_arrow:"):
+            checks.run_checks(rt, prober(), connection_ids=[view.id], product=product, triggered_by=ACTOR)
+        record = _latest(rt, view.id).get(product)
+        expected = "enabled by you" if product in view.expected_products else "not enabled by you"
+        granted = ("unknown" if view.granted_products is None
+                   else "granted" if product in view.granted_products else "not granted")
+        name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(record.outcome if record else None)}")
+        name_col.caption(f"{expected}; 8x8: {granted}")
+        with outcome_col:
+            if record is None:
+                st.caption(f"Not tested yet. The test {PRODUCTS[product].tests_what.lower()}")
+            else:
+                explain(record.outcome, record.detail)
+                st.caption(f"HTTP {record.http_status or '–'} · {record.duration_ms} ms · "
+                           f"{record.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+_DELETING = "connections.deleting"  # the id whose delete dialog is open
+
+
+def _close_delete_dialog() -> None:
+    st.session_state.pop(_DELETING, None)
+
+
+@st.dialog("Delete connection", on_dismiss=_close_delete_dialog)
+def _delete_dialog(rt: Runtime, view: ConnectionView) -> None:
+    st.write(f"This deletes **{view.name}**, its encrypted credentials and its test history. "
+             "The API app in 8x8 is not touched.")
+    typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
+    if st.button("Delete", key="delete_confirm_button", type="primary", disabled=typed != view.name):
+        try:
+            connections.delete(rt.engine, view.id)
+        except NotFoundError:
+            pass
+        _close_delete_dialog()
+        st.session_state.pop("conn_detail", None)
+        st.toast(f"Deleted {view.name}.", icon=":material/delete:")
+        st.rerun()
+
+
+def _history(rt: Runtime, view: ConnectionView) -> None:
+    records = [r for r in checks.history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]
+    if not records:
+        return
+    with st.expander("History: latency and outcome per product", icon=":material/show_chart:"):
+        frame = pd.DataFrame({
+            "checked_at": [r.checked_at for r in records],
+            "product": [PRODUCTS[r.product].name for r in records],
+            "latency_ms": [r.duration_ms for r in records],
+            "outcome": [OUTCOMES[r.outcome].label for r in records],
+        })
+        st.line_chart(frame, x="checked_at", y="latency_ms", color="product")
+        st.dataframe(frame, hide_index=True, width="stretch")
+
+
+def _detail(rt: Runtime, view: ConnectionView) -> None:
+    st.subheader(view.name, anchor=False)
+    st.caption(f"{view.environment or 'no environment label'} · Client ID {view.client_id_hint} · "
+               f"secret set {_age_days(view.secret_set_at)} day(s) ago")
+    cols = st.columns([2, 1, 1, 4])
+    if cols[0].button("Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"):
+        report = checks.run_checks(rt, prober(), connection_ids=[view.id], triggered_by=ACTOR)
+        failing = sum(1 for r in report.products if not r.ok)
+        st.toast(f"{view.name}: {len(report.products) - failing} OK, {failing} failing.")
+    if cols[1].button("Edit", key="detail_edit", icon=":material/edit:"):
+        st.session_state[EDIT_ID] = str(view.id)
+        st.switch_page("pages/connect.py")
+    if cols[2].button("Delete", key="detail_delete", icon=":material/delete:"):
+        st.session_state[_DELETING] = str(view.id)
+    if st.session_state.get(_DELETING) == str(view.id):
+        _delete_dialog(rt, view)
+    for product in PRODUCT_KEYS:
+        _product_row(rt, view, product)
+    _history(rt, view)
+
+
+def render(rt: Runtime) -> None:
+    st.title("Connections")
+    if connections.count(rt.engine) == 0:
+        st.info("No connections yet. Add one on the Connect page; the Setup guide explains where the "
+                "Client ID and Client Secret come from.", icon=":material/info:")
+        st.page_link("pages/connect.py", label="Add a connection", icon=":material/add_link:")
+        return
+    # Metrics and table are drawn after the bulk buttons ran, into slots above them.
+    metrics_slot, filters_slot, table_slot = st.container(), st.container(), st.container()
+    long, wide = _overview(rt.engine, rt.settings.database_url, checks.data_stamp(rt.engine))
+    ids_by_name = dict(zip(wide["Name"], wide.index))
+    if _bulk(rt, list(ids_by_name), ids_by_name):
+        long, wide = _overview(rt.engine, rt.settings.database_url, checks.data_stamp(rt.engine))
+    _export_buttons(rt)
+    with metrics_slot:
+        _metrics(long, len(wide))
+    with filters_slot:
+        shown = _filtered(long, wide)
+    table_slot.dataframe(
+        shown, hide_index=True, width="stretch", key="conn_table",
+        column_config={
+            "Secret age (days)": st.column_config.NumberColumn(format="%d", help="Days since the secret was saved"),
+            "Last checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC"),
+        },
+    )
+    st.divider()
+    chosen = st.selectbox("Open a connection", list(ids_by_name), index=None, key="conn_detail",
+                          placeholder="Choose a connection to test its products…")
+    if chosen:
+        _detail(rt, connections.get(rt.engine, uuid.UUID(ids_by_name[chosen])))

@@ -1,0 +1,124 @@
+"""Exports: exactly the allow-listed columns, every format parses back, no secret inside."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+from sqlalchemy import Engine
+
+from lib import checks, connections, export
+from lib.runtime import Runtime
+from lib.status import status_rows
+from lib.simulator import SimulatorServer
+from lib.vault import Vault
+from tests.fixtures.prober import ProberFactory
+from tests.test_checks import form_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def tested(runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> Runtime:
+    everything, _, storage_only = simulator.scenario.apps
+    connections.create(runtime.engine, runtime.vault, form_for(everything, "Everything"), actor="t")
+    connections.create(runtime.engine, runtime.vault, form_for(
+        storage_only, "Storage", expected_products=("cloud_storage", "cc_chat"), tenant_id="tenant-x"), actor="t")
+    checks.run_checks(runtime, prober_factory(simulator.url), triggered_by="t")
+    return runtime
+
+
+def secrets_of(simulator: SimulatorServer, vault: Vault) -> list[str]:
+    values = [v for app in simulator.scenario.apps for v in (app.client_id, app.client_secret)]
+    values += [base64.b64encode(f"{a.client_id}:{a.client_secret}".encode()).decode() for a in simulator.scenario.apps]
+    values += [base64.b64encode(k).decode() for k in vault.keyring.keys.values()]
+    return values + list(simulator.state._tokens) + ["v1.k1."]  # no ciphertext either
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
+def test_every_format_parses_back_with_exactly_the_allow_list(tested: Runtime, simulator: SimulatorServer,
+                                                              fmt: str) -> None:
+    result = export.export(tested.engine, fmt)
+    assert result.file_name.startswith("switchboard-status-") and result.file_name.endswith(f"Z.{fmt}")
+    if fmt == "csv":
+        frame = pd.read_csv(io.BytesIO(result.data))
+    elif fmt == "json":
+        frame = pd.DataFrame(json.loads(result.data))
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(result.data)).active
+        rows = list(sheet.values)
+        frame = pd.DataFrame(rows[1:], columns=rows[0])
+    assert tuple(frame.columns) == export.COLUMNS
+    assert len(frame) == 10  # two connections x five products
+    storage = frame[frame["connection"] == "Storage"].set_index("product")
+    assert storage.loc["Contact Center Chat", "outcome"] == "product_not_enabled"
+    assert storage.loc["Contact Center Chat", "granted_by_8x8"] == "no"
+    assert storage.loc["Cloud Storage Service", "outcome"] == "ok"
+    assert int(storage.loc["Cloud Storage Service", "http_status"]) == 200
+    assert storage.loc["Contact Center Chat", "who_must_act"] == "8x8 admin (Admin Console)"
+    assert str(storage.loc["CC Realtime Analytics", "expected"]) in ("False", "false")
+    assert str(storage.loc["Cloud Storage Service", "expected"]) in ("True", "true")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
+def test_no_secret_token_key_or_ciphertext_in_any_format(tested: Runtime, simulator: SimulatorServer,
+                                                         fmt: str) -> None:
+    data = export.export(tested.engine, fmt).data
+    if fmt == "xlsx":  # look inside the zip's XML too
+        import zipfile
+
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            data = b"".join(archive.read(name) for name in archive.namelist())
+    for needle in secrets_of(simulator, tested.vault):
+        assert needle.encode() not in data
+
+
+def test_untested_connections_are_exported_as_never_tested(runtime: Runtime, simulator: SimulatorServer) -> None:
+    connections.create(runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "Fresh"), actor="t")
+    frame = pd.read_csv(io.BytesIO(export.export(runtime.engine, "csv").data))
+    assert set(frame["outcome"]) == {"never_tested"} and set(frame["granted_by_8x8"]) == {"unknown"}
+
+
+def test_cli_export_writes_a_file_and_stdout(tmp_path: Path, simulator: SimulatorServer) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_8X8_BASE_URL": simulator.url,
+           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    app = simulator.scenario.apps[0]
+    subprocess.run([sys.executable, "-m", "lib", "connections", "add", "--name", "E", "--client-id", app.client_id,
+                    "--secret-stdin"], input=app.client_secret + "\n", env=env, text=True, check=True,
+                   capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "json", "-o", "-"], env=env,
+                         capture_output=True, check=True)
+    assert [r["product"] for r in json.loads(out.stdout)][:1] == ["CC Realtime Analytics"]
+    assert app.client_secret.encode() not in out.stdout
+    written = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "xlsx", "-o",
+                              str(tmp_path / "s.xlsx")], env=env, capture_output=True, text=True)
+    assert written.returncode == 0 and (tmp_path / "s.xlsx").stat().st_size > 0
+    default = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "csv"], env=env, cwd=tmp_path,
+                             capture_output=True, text=True)
+    assert default.returncode == 0 and list(tmp_path.glob("switchboard-status-*Z.csv"))
+    assert subprocess.run([sys.executable, "-m", "lib", "export", "--format", "pdf"], env=env,
+                          capture_output=True).returncode == 2
+
+
+def test_status_rows_come_from_two_queries(tested: Runtime) -> None:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(_c, _cur, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine: Engine = tested.engine
+    event.listen(engine, "before_cursor_execute", count)
+    export.status_frame(status_rows(engine))
+    event.remove(engine, "before_cursor_execute", count)
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2

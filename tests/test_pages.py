@@ -1,0 +1,306 @@
+"""AppTest: the connect and connections pages against a real database and the simulator."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from sqlmodel import select
+from streamlit.testing.v1 import AppTest
+
+from lib import checks, connections
+from lib.db import read_session
+from lib.models import Check, Connection
+from lib.redaction import install, registry
+from lib.runtime import Runtime
+from lib.simulator import App, SimulatorServer
+from tests.fixtures.console import PageOpener
+from tests.fixtures.prober import control
+from tests.test_checks import form_for
+
+CONNECT, CONNECTIONS = "pages/connect.py", "pages/connections.py"
+
+
+def everything(simulator: SimulatorServer) -> App:
+    return simulator.scenario.apps[0]
+
+
+def fill(at: AppTest, app: App, *, name: str = "Reporting", secret: str | None = None,
+         products: tuple[str, ...] = ("cloud_storage", "cc_chat")) -> AppTest:
+    at.multiselect(key="connect_products").set_value(list(products)).run()
+    at.text_input(key="connect_name").input(name)
+    at.text_input(key="connect_client_id").input(app.client_id)
+    at.text_input(key="connect_client_secret").input(app.client_secret if secret is None else secret)
+    if "cloud_storage" in products:
+        at.selectbox(key="connect_storage_region").set_value("uk")
+    if "cc_chat" in products:
+        at.selectbox(key="connect_chat_region").set_value(app.chat_region)
+        at.text_input(key="connect_tenant_id").input(app.tenants[0] if app.tenants else "tenant-x")
+    return at
+
+
+def submit(at: AppTest) -> AppTest:
+    return at.button(key="connect_submit").click().run()
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page rendered, as text (values, labels, markdown, tables)."""
+    parts: list[str] = []
+    for node in (*at.main, *at.sidebar):
+        parts.append(repr(node))
+    return "\n".join(parts)
+
+
+def stored(rt: Runtime) -> list[Connection]:
+    with read_session(rt.engine) as session:
+        return list(session.exec(select(Connection)).all())
+
+
+# --- connect ------------------------------------------------------------------------------
+
+
+def test_connect_asks_only_for_settings_the_products_need(open_page: PageOpener) -> None:
+    at = open_page(CONNECT)
+    assert not at.exception
+    labels = lambda: {w.label for w in (*at.text_input, *at.selectbox)}  # noqa: E731
+    assert "Chat region" not in labels() and "PBX name" not in labels()
+    at.multiselect(key="connect_products").set_value(["quality_management"]).run()
+    assert {"Quality Management region", "PBX name"} <= labels() and "Chat region" not in labels()
+    at.multiselect(key="connect_products").set_value(["cc_chat"]).run()
+    assert {"Chat region", "Contact Center tenant ID"} <= labels() and "PBX name" not in labels()
+    secret = at.text_input(key="connect_client_secret")
+    assert secret.proto.type == secret.proto.PASSWORD and secret.value == ""
+    assert secret.autocomplete == "new-password"
+
+
+@pytest.mark.parametrize(
+    ("change", "label", "message"),
+    [
+        ({"connect_name": ""}, "Connection name", "Enter a name"),
+        ({"connect_client_id": "abc:def"}, "Client ID", "cannot contain ':'"),
+        ({"connect_client_id": "abc def"}, "Client ID", "Remove spaces"),
+        ({"connect_client_secret": "**********"}, "Client Secret", "masked value"),
+        ({"connect_client_secret": ""}, "Client Secret", "Paste the Client Secret"),
+        ({"connect_tenant_id": "tenant/1"}, "Contact Center tenant ID", "letters, digits"),
+    ],
+)
+def test_connect_rejects_each_bad_field_with_its_message(open_page: PageOpener, simulator: SimulatorServer,
+                                                         console_env: Runtime, change: dict[str, str],
+                                                         label: str, message: str) -> None:
+    at = fill(open_page(CONNECT), everything(simulator))
+    for key, value in change.items():
+        at.text_input(key=key).input(value)
+    submit(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "Nothing was saved" in errors and f"**{label}**" in errors and message in errors
+    assert stored(console_env) == []
+    assert control(simulator, "GET", "stats")["requests"]["token"] == 0  # refused before any call
+
+
+def test_verify_and_save_good_credentials(open_page: PageOpener, simulator: SimulatorServer,
+                                          console_env: Runtime) -> None:
+    app = simulator.scenario.apps[2]  # storage only: chat is expected but not granted
+    at = submit(fill(open_page(CONNECT), app, name="Archive"))
+    assert not at.exception
+    assert "8x8 issued a token" in at.success[0].value
+    table = " ".join(m.value for m in at.markdown)
+    assert "| Cloud Storage Service | yes | yes | ✅ matches |" in table
+    assert "| Contact Center Chat | yes | no | ⚠️ **differs** |" in table
+    assert "Contact Center Chat is expected but 8x8 did not grant it" in at.warning[0].value
+    [row] = stored(console_env)
+    assert row.name == "Archive" and row.granted_products == ["cloud_storage"]
+    # The secret is gone from the form and from session state.
+    assert at.text_input(key="connect_client_secret").value == ""
+    assert app.client_secret not in repr(at.session_state.to_dict())
+    assert app.client_secret not in texts(at) and app.client_id not in texts(at)
+
+
+def test_refused_credentials_show_an_error_and_save_nothing(open_page: PageOpener, simulator: SimulatorServer,
+                                                            console_env: Runtime) -> None:
+    at = submit(fill(open_page(CONNECT), everything(simulator), secret="a-wrong-secret-value"))
+    assert "8x8 refused these credentials, so nothing was saved" in at.error[0].value
+    assert "/guide#outcome-bad-credentials" in at.error[0].value
+    assert stored(console_env) == []
+    assert "a-wrong-secret-value" not in repr(at.session_state.to_dict())
+
+
+def test_unreachable_8x8_offers_to_save_untested(open_page: PageOpener, simulator: SimulatorServer,
+                                                 console_env: Runtime) -> None:
+    control(simulator, "POST", "faults", {"route": "token", "status": 503})
+    at = submit(fill(open_page(CONNECT), everything(simulator)))
+    assert "Could not ask 8x8" in at.error[0].value and stored(console_env) == []
+    fill(at, everything(simulator))  # the secret is never kept: type it again
+    at.checkbox(key="connect_skip_verify").check()
+    submit(at)
+    assert "without verifying" in at.warning[0].value and len(stored(console_env)) == 1
+
+
+def test_edit_with_blank_secret_keeps_it(open_page: PageOpener, simulator: SimulatorServer,
+                                         console_env: Runtime) -> None:
+    app = everything(simulator)
+    view = connections.create(console_env.engine, console_env.vault, form_for(
+        app, "Prod", expected_products=("cloud_storage",)), actor="t")
+    before = stored(console_env)[0].client_secret_enc
+    at = open_page(CONNECTIONS)
+    at.selectbox(key="conn_detail").set_value("Prod").run()
+    at.button(key="detail_edit").click().run()
+    assert at.title[0].value == "Edit Prod"
+    assert at.text_input(key="connect_client_secret").value == ""
+    assert at.text_input(key="connect_client_id").value == ""  # never pre-filled either
+    assert at.text_input(key="connect_name").value == "Prod"
+    at.text_input(key="connect_environment").input("production")
+    submit(at)
+    assert not at.error, [e.value for e in at.error]
+    row = stored(console_env)[0]
+    assert row.client_secret_enc == before and row.environment == "production" and row.version == 2
+    assert control(simulator, "GET", "stats")["requests"]["token"] == 0  # nothing to verify
+    assert connections.get(console_env.engine, view.id).name == "Prod"
+
+
+def test_test_all_products_now_after_saving(open_page: PageOpener, simulator: SimulatorServer) -> None:
+    at = submit(fill(open_page(CONNECT), everything(simulator)))
+    at.button(key="connect_test_now").click().run()
+    shown = " ".join(m.value for m in at.markdown)
+    assert "**Cloud Storage Service** — ✅ OK" in shown and "**Contact Center Chat** — ✅ OK" in shown
+
+
+# --- connections --------------------------------------------------------------------------
+
+
+def seed(rt: Runtime, simulator: SimulatorServer) -> None:
+    everything_app, _, storage_only = simulator.scenario.apps
+    connections.create(rt.engine, rt.vault, form_for(everything_app, "Everything", environment="production",
+                                                      expected_products=("cloud_storage", "cc_chat")), actor="t")
+    connections.create(rt.engine, rt.vault, form_for(storage_only, "Archive", environment="staging",
+                                                      expected_products=("cloud_storage", "cc_chat"),
+                                                      tenant_id="t-1"), actor="t")
+
+
+def test_empty_connections_page_points_to_connect(open_page: PageOpener) -> None:
+    at = open_page(CONNECTIONS)
+    assert not at.exception and "No connections yet" in at.info[0].value
+
+
+def test_table_shows_the_outcome_per_product_after_tests(open_page: PageOpener, simulator: SimulatorServer,
+                                                         console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    assert [m.value for m in at.metric] == ["2", "0", "0", "4"]
+    at.button(key="conn_test_all").click().run()
+    assert not at.exception
+    assert "Tested 4 product(s) of all connections: 3 OK, 1 failing." in at.warning[0].value
+    table = at.dataframe[0].value.set_index("Name")
+    assert table.loc["Everything", "Cloud Storage Service"] == "✅ OK"
+    assert table.loc["Archive", "Contact Center Chat"] == "🚫 Product not enabled"
+    assert table.loc["Archive", "Quality Management"] == "—"
+    assert "Client Secret" not in table.columns and table.loc["Archive", "Client ID"].startswith("SENT")
+    assert [m.value for m in at.metric] == ["2", "3", "1", "0"]
+
+
+def test_filters_narrow_the_table(open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    at.text_input(key="conn_search").input("arch").run()
+    assert list(at.dataframe[0].value["Name"]) == ["Archive"]
+    at.text_input(key="conn_search").input("").run()
+    at.multiselect(key="conn_env_filter").set_value(["production"]).run()
+    assert list(at.dataframe[0].value["Name"]) == ["Everything"]
+
+
+def test_test_button_changes_only_its_product(open_page: PageOpener, simulator: SimulatorServer,
+                                              console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    at.selectbox(key="conn_detail").set_value("Archive").run()
+    at.button(key="test_cc_chat").click().run()
+    assert not at.exception
+    with read_session(console_env.engine) as session:
+        products = {c.product for c in session.exec(select(Check)).all()}
+    assert products == {"token", "cc_chat"}
+    shown = " ".join(e.value for e in at.error)
+    assert "Product not enabled" in shown and "/guide#outcome-product-not-enabled" in shown
+    assert "Who must act:** 8x8 admin (Admin Console)" in shown
+    assert all("Cloud Storage" not in e.value for e in at.success)  # storage was not tested
+
+
+def test_detail_test_all_and_history(open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    at.selectbox(key="conn_detail").set_value("Everything").run()
+    at.button(key="detail_test_all").click().run()
+    assert not at.exception
+    assert any("Everything: 2 OK, 0 failing." in t.value for t in at.toast)
+    assert len([s for s in at.success if "OK" in s.value]) == 2
+    history = at.dataframe[-1].value
+    assert len(history) == 2 and history["latency_ms"].notna().all()
+
+
+def test_delete_needs_the_typed_name(open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    at.selectbox(key="conn_detail").set_value("Archive").run()
+    at.button(key="detail_delete").click().run()
+    assert at.button(key="delete_confirm_button").disabled
+    at.text_input(key="delete_confirm").input("archive").run()  # case matters here
+    assert at.button(key="delete_confirm_button").disabled
+    at.text_input(key="delete_confirm").input("Archive").run()
+    at.button(key="delete_confirm_button").click().run()
+    assert [v.name for v in connections.list_connections(console_env.engine)] == ["Everything"]
+
+
+def test_export_buttons_are_offered(open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Export CSV", "Export JSON", "Export Excel"]
+
+
+def test_no_element_or_state_holds_a_secret(open_page: PageOpener, simulator: SimulatorServer,
+                                            console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    at.button(key="conn_test_all").click().run()
+    at.selectbox(key="conn_detail").set_value("Everything").run()
+    at.button(key="detail_test_all").click().run()
+    rendered, state = texts(at), repr(at.session_state.to_dict())
+    for app in simulator.scenario.apps:
+        for needle in (app.client_id, app.client_secret, *simulator.state._tokens):
+            assert needle not in rendered and needle not in state
+    assert not re.search(r"v1\.k\d+\.", rendered)
+
+
+# --- the error boundary -------------------------------------------------------------------
+
+
+def _failing_page() -> None:
+    from lib.redaction import registry as secrets
+    from lib.ui.errors import error_boundary
+
+    secrets.add("SENTINEL-BOUNDARY-SECRET-1234")
+    with error_boundary():
+        raise RuntimeError("boom with SENTINEL-BOUNDARY-SECRET-1234 inside")
+
+
+def test_unexpected_error_shows_a_reference_and_logs_it_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    install(caplog.handler)
+    caplog.set_level(logging.ERROR)
+    at = AppTest.from_function(_failing_page, default_timeout=30).run()
+    assert not at.exception  # nothing raw reaches the browser
+    message = at.error[0].value
+    reference = re.search(r"Reference: `([0-9a-f]{12})`", message).group(1)  # type: ignore[union-attr]
+    assert "SENTINEL" not in message and "boom" not in message
+    logged = [r for r in caplog.records if reference in r.getMessage()]
+    assert logged and "SENTINEL-BOUNDARY-SECRET-1234" not in caplog.text
+    assert "boom with *** inside" in caplog.text
+    registry.clear()
+
+
+def test_checks_are_recorded_with_the_console_as_trigger(open_page: PageOpener, simulator: SimulatorServer,
+                                                         console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    at.button(key="conn_test_all").click().run()
+    assert {r.run_id for r in checks.latest_status(console_env.engine)} != {None}
+    with read_session(console_env.engine) as session:
+        assert {c.triggered_by for c in session.exec(select(Check)).all()} == {"console"}

@@ -29,9 +29,10 @@ test: $(VENV)/.dev
 demo: $(VENV)/.runtime
 	PY=$(PY) bash scripts/demo.sh
 
-## bench: bulk check of 200 connections x 5 products against the simulator (prints ratios)
+## bench: bulk check of 200 connections x 5 products, and the console page at 10/1,000/10,000 connections
 bench: $(VENV)/.runtime
 	$(PY) -m bench.bulk_check
+	$(PY) -m bench.console
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

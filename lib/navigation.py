@@ -12,15 +12,18 @@ class PageSpec:
     icon: str
     url_path: str
     section: str
-    default: bool = False
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("pages/connections.py", "Connections", ":material/lan:", "connections", "Connections",
-             default=True),
+    PageSpec("pages/connections.py", "Connections", ":material/lan:", "connections", "Connections"),
     PageSpec("pages/connect.py", "Connect", ":material/add_link:", "connect", "Connections"),
     PageSpec("pages/guide.py", "Setup guide", ":material/menu_book:", "guide", "Help"),
 )
+
+
+# Where "/" leads. Streamlit serves a default page only at "/" (its url_path is ignored), so
+# "/" is a hidden page that switches here, and /connections keeps working as a deep link.
+HOME = "pages/connections.py"
 
 
 def sections() -> dict[str, list[PageSpec]]:

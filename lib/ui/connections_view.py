@@ -150,7 +150,7 @@ def _product_row(rt: Runtime, view: ConnectionView, product: str) -> None:
         name_col.caption(f"{expected}; 8x8: {granted}")
         with outcome_col:
             if record is None:
-                st.caption(f"Not tested yet. The test {PRODUCTS[product].tests_what.lower()}")
+                st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
             else:
                 explain(record.outcome, record.detail)
                 st.caption(f"HTTP {record.http_status or '–'} · {record.duration_ms} ms · "

@@ -1,0 +1,118 @@
+"""What an admin does in a real browser: deep links, add a connection, test, export."""
+
+from __future__ import annotations
+
+import base64
+
+import pandas as pd
+import pytest
+from playwright.sync_api import Page, expect
+
+from lib.simulator import SimulatorServer
+from lib.vault import new_key
+from tests.browser.conftest import Console, ConsoleFactory, choose, keyed, open_path, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+
+def add_through_form(page: Page, console: Console, sim: SimulatorServer, *, name: str = "Reporting",
+                     secret: str | None = None) -> None:
+    app = sim.scenario.apps[0]
+    open_path(page, console, "connect")
+    choose(page, "connect_products", "Cloud Storage Service", "Contact Center Chat")
+    keyed(page, "connect_name").locator("input").fill(name)
+    keyed(page, "connect_client_id").locator("input").fill(app.client_id)
+    keyed(page, "connect_client_secret").locator("input").fill(app.client_secret if secret is None else secret)
+    choose(page, "connect_storage_region", "uk")
+    choose(page, "connect_chat_region", app.chat_region)
+    keyed(page, "connect_tenant_id").locator("input").fill(app.tenants[0])
+    keyed(page, "connect_submit").locator("button").click()
+    wait_for_app(page)
+
+
+def test_deep_link_on_a_fresh_server_passes_the_guard_first(console_factory: ConsoleFactory, page: Page) -> None:
+    """Before anyone opens "/", Streamlit runs /connections without app.py (legacy pages/
+    mode). The page's own guard must still decide: with a keyring that does not match the
+    data, the deep link shows the guard's message and no table."""
+    seeded = console_factory()
+    assert seeded.cli("connections", "add", "--name", "Seeded", "--client-id", "seeded-client",
+                      "--secret-stdin", "--no-verify", stdin="seeded-secret\n").returncode == 0
+    seeded.process.terminate()
+    seeded.process.wait(10)
+    wrong_key = f"k1:{base64.b64encode(new_key()).decode()}"
+    fresh = console_factory(SWITCHBOARD_DATABASE_URL=seeded.env["SWITCHBOARD_DATABASE_URL"],
+                            SWITCHBOARD_KEYS=wrong_key)
+    open_path(page, fresh, "connections")
+    expect(page.get_by_text("Switchboard cannot start")).to_be_visible()
+    expect(page.get_by_text("is not the key this database was encrypted with")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(0)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)  # no legacy page list either
+    assert wrong_key.split(":")[1] not in page.content()
+
+
+def test_deep_link_to_connections_with_a_good_keyring(console: Console, page: Page) -> None:
+    open_path(page, console, "connections")
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    open_path(page, console, "guide#outcome-bad-credentials")
+    expect(page.locator("[id='outcome-bad-credentials']")).to_be_attached()
+
+
+def test_add_test_and_export(console: Console, sim: SimulatorServer, page: Page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    secret = sim.scenario.apps[0].client_secret
+    add_through_form(page, console, sim)
+    expect(page.get_by_text("8x8 issued a token for these credentials")).to_be_visible()
+    expect(keyed(page, "connect_client_secret").locator("input")).to_have_value("")
+    assert secret not in page.content()
+
+    open_path(page, console, "connections")
+    choose(page, "conn_detail", "Reporting")
+    keyed(page, "test_cloud_storage").locator("button").click()
+    wait_for_app(page)
+    expect(keyed(page, "product_cloud_storage")).to_contain_text("OK")
+    expect(keyed(page, "product_cc_chat")).to_contain_text("Not tested yet")  # only its own row ran
+
+    keyed(page, "detail_test_all").locator("button").click()
+    wait_for_app(page)
+    expect(keyed(page, "product_cc_chat")).to_contain_text("OK")
+
+    keyed(page, "conn_test_all").locator("button").click()
+    wait_for_app(page)
+    expect(page.get_by_text("Tested 2 product(s) of all connections: 2 OK, 0 failing.")).to_be_visible()
+
+    with page.expect_download() as download:
+        keyed(page, "export_csv").locator("button").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.name.startswith("switchboard-status-") and path.suffix == ".csv"
+    frame = pd.read_csv(path)
+    assert {"connection", "product", "outcome", "who_must_act"} <= set(frame.columns)
+    chat = frame[(frame["connection"] == "Reporting") & (frame["product"] == "Contact Center Chat")]
+    assert list(chat["outcome"]) == ["ok"]
+    assert secret not in path.read_text()
+    assert secret not in page.content()
+
+
+def test_refused_credentials_save_nothing(console: Console, sim: SimulatorServer, page: Page) -> None:
+    add_through_form(page, console, sim, name="Wrong", secret="not-the-real-secret")
+    expect(page.get_by_text("8x8 refused these credentials, so nothing was saved")).to_be_visible()
+    assert console.cli("connections", "list", "--json").stdout.strip() == "[]"
+
+
+def test_the_secret_never_reaches_any_page(console: Console, sim: SimulatorServer, page: Page) -> None:
+    app = sim.scenario.apps[0]
+    add_through_form(page, console, sim)
+    pages = {}
+    for path in ("guide", "connect", "connections"):
+        open_path(page, console, path)
+        pages[path] = page.content()
+    choose(page, "conn_detail", "Reporting")
+    keyed(page, "detail_edit").locator("button").click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Edit Reporting")).to_be_visible()
+    expect(keyed(page, "connect_client_secret").locator("input")).to_have_value("")
+    pages["edit"] = page.content()
+    for path, html in pages.items():
+        assert app.client_secret not in html, path
+        assert app.client_id not in html, path

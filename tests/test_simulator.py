@@ -32,12 +32,11 @@ from lib.simulator import (
 )
 # The fixtures are imported too, so this module works whether or not tests/conftest.py
 # lists tests.fixtures.simulator in pytest_plugins.
-from tests.fixtures.simulator import (  # noqa: F401
+from tests.fixtures.simulator import (
     default_scenario,
     fetch_token,
     probe,
-    simulator,
-    simulator_factory,
+    run_in_new_loop,
 )
 
 GRANT = {"grant_type": "client_credentials"}
@@ -498,7 +497,7 @@ def test_stats_record_max_in_flight_overall_and_per_client(simulator, client) ->
                      for a in [app] * 6 + [other] * 3]
             return [r.status_code for r in await asyncio.gather(*calls)]
 
-    assert asyncio.run(burst()) == [200] * 9
+    assert run_in_new_loop(burst()) == [200] * 9
     stats = client.get(f"{simulator.url}/_sim/stats").json()
     assert stats["max_in_flight"] == 9
     assert stats["max_in_flight_by_client"] == {app.client_id: 6, other.client_id: 3}
@@ -561,7 +560,7 @@ def test_many_concurrent_connections_with_latency(simulator_factory, client) -> 
             await writer.wait_closed()
         return [a.split(b"\r\n", 1)[0] for a in answers], time.monotonic() - started
 
-    status_lines, elapsed = asyncio.run(burst())
+    status_lines, elapsed = run_in_new_loop(burst())
     assert status_lines == [b"HTTP/1.1 200 OK"] * 1000
     assert elapsed < 5
     stats = sim.state.stats()

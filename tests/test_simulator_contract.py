@@ -29,13 +29,11 @@ from lib.products import ANALYTICS_REGIONS, STORAGE_REGIONS
 from lib.simulator import App, Fault, Scenario, SimulatorServer
 
 # Imported, not only registered in conftest, so this module works on its own.
-from tests.fixtures.simulator import (  # noqa: F401
+from tests.fixtures.simulator import (
     ALL_PRODUCTS,
     default_scenario,
     fetch_token,
     probe,
-    simulator,
-    simulator_factory,
 )
 
 # 8x8's realtime spec still uses allowEmptyValue, which openapi-core flags as deprecated.

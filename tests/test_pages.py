@@ -304,3 +304,15 @@ def test_checks_are_recorded_with_the_console_as_trigger(open_page: PageOpener, 
     assert {r.run_id for r in checks.latest_status(console_env.engine)} != {None}
     with read_session(console_env.engine) as session:
         assert {c.triggered_by for c in session.exec(select(Check)).all()} == {"console"}
+
+
+def test_test_shown_tests_only_the_filtered_connections(open_page: PageOpener, simulator: SimulatorServer,
+                                                        console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    assert at.button(key="conn_test_shown").disabled  # nothing filtered: that is "Test all"
+    at.text_input(key="conn_search").input("arch").run()
+    assert at.button(key="conn_test_shown").label == "Test shown (1)"
+    at.button(key="conn_test_shown").click().run()
+    assert "Tested 2 product(s) of 1 connection(s): 1 OK, 1 failing." in at.warning[0].value
+    assert {r.connection for r in checks.latest_status(console_env.engine)} == {"Archive"}

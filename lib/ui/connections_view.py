@@ -4,6 +4,7 @@ detail with a Test button per product (each in a fragment, so one test reruns on
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -52,7 +53,10 @@ def _overview(_engine: Engine, database_url: str, stamp: tuple[object, ...]) -> 
         line[PRODUCTS[r.product].name] = r.label if is_relevant(r) else _NOT_EXPECTED
         if r.checked_at and (line["Last checked"] is None or r.checked_at > line["Last checked"]):  # type: ignore[operator]
             line["Last checked"] = r.checked_at
-    return long, pd.DataFrame.from_dict(wide, orient="index")
+    frame = pd.DataFrame.from_dict(wide, orient="index")
+    # A handful of distinct labels per column: dictionary-encoded, the table travels small.
+    labelled = ["Environment", *(p.name for p in PRODUCTS.values() if p.name in frame)]
+    return long, frame.astype({column: "category" for column in labelled})
 
 
 def _metrics(long: pd.DataFrame, count: int) -> None:
@@ -64,21 +68,34 @@ def _metrics(long: pd.DataFrame, count: int) -> None:
     cols[3].metric("Never tested", int((~relevant["checked"]).sum()))
 
 
-def _filtered(long: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Filters:
+    search: str
+    environments: tuple[str, ...]
+    outcomes: frozenset[str]
+
+
+_OUTCOME_LABELS = {badge(k): k for k in OUTCOMES} | {"Never tested": NEVER_TESTED}
+
+
+def _filter_widgets(wide: pd.DataFrame) -> Filters:
     environments = sorted(e for e in wide["Environment"].unique() if e)
-    outcome_labels = {badge(k): k for k in OUTCOMES} | {"Never tested": NEVER_TESTED}
     cols = st.columns([2, 1, 2])
     search = cols[0].text_input("Search by name", key="conn_search", placeholder="Name contains…")
     chosen_env = cols[1].multiselect("Environment", environments, key="conn_env_filter")
-    chosen_outcomes = cols[2].multiselect("Outcome", list(outcome_labels), key="conn_outcome_filter")
+    chosen_outcomes = cols[2].multiselect("Outcome", list(_OUTCOME_LABELS), key="conn_outcome_filter")
+    return Filters(search, tuple(chosen_env), frozenset(_OUTCOME_LABELS[label] for label in chosen_outcomes))
+
+
+def _apply(filters: Filters, long: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
+    """The connections the filters select, with the secret's age worked out for today."""
     keep = pd.Series(True, index=wide.index)
-    if search:
-        keep &= wide["Name"].str.casefold().str.contains(search.casefold(), regex=False)
-    if chosen_env:
-        keep &= wide["Environment"].isin(chosen_env)
-    if chosen_outcomes:
-        wanted = {outcome_labels[label] for label in chosen_outcomes}
-        hits = set(long.loc[long["relevant"] & long["outcome"].isin(wanted), "id"])
+    if filters.search:
+        keep &= wide["Name"].str.casefold().str.contains(filters.search.casefold(), regex=False)
+    if filters.environments:
+        keep &= wide["Environment"].isin(filters.environments)
+    if filters.outcomes:
+        hits = set(long.loc[long["relevant"] & long["outcome"].isin(filters.outcomes), "id"])
         keep &= wide.index.isin(list(hits))
     shown = wide[keep].copy()
     now = pd.Timestamp.now(tz="UTC")
@@ -99,17 +116,16 @@ def _run_bulk(rt: Runtime, ids: list[uuid.UUID] | None, what: str) -> None:
     st.session_state[_SUMMARY] = (len(report.products), len(failing), what)
 
 
-def _bulk(rt: Runtime, names: list[str], ids_by_name: dict[str, str]) -> bool:
-    """The bulk test controls; True when a test ran in this run."""
-    cols = st.columns([3, 1, 1])
-    selected = cols[0].multiselect("Connections to test", names, key="conn_selected",
-                                   placeholder="Choose connections…", label_visibility="collapsed")
+def _bulk(rt: Runtime, shown: pd.DataFrame, total: int) -> bool:
+    """The bulk test buttons; True when a test ran in this run. "Test shown" tests the
+    connections the search and filters select (all of them when nothing is filtered)."""
+    cols = st.columns([1, 1, 2])
     ran = False
-    if cols[1].button("Test selected", key="conn_test_selected", disabled=not selected,
-                      icon=":material/playlist_play:"):
-        _run_bulk(rt, [uuid.UUID(ids_by_name[n]) for n in selected], f"{len(selected)} connection(s)")
+    if cols[0].button(f"Test shown ({len(shown)})", key="conn_test_shown", disabled=len(shown) in (0, total),
+                      icon=":material/playlist_play:", help="Tests the connections the search and filters select."):
+        _run_bulk(rt, [uuid.UUID(i) for i in shown.index], f"{len(shown)} connection(s)")
         ran = True
-    if cols[2].button("Test all connections", key="conn_test_all", type="primary", icon=":material/play_arrow:"):
+    if cols[1].button("Test all connections", key="conn_test_all", type="primary", icon=":material/play_arrow:"):
         _run_bulk(rt, None, "all connections")
         ran = True
     summary = st.session_state.get(_SUMMARY)
@@ -226,14 +242,15 @@ def render(rt: Runtime) -> None:
     # Metrics and table are drawn after the bulk buttons ran, into slots above them.
     metrics_slot, filters_slot, table_slot = st.container(), st.container(), st.container()
     long, wide = _overview(rt.engine, rt.settings.database_url, checks.data_stamp(rt.engine))
-    ids_by_name = dict(zip(wide["Name"], wide.index))
-    if _bulk(rt, list(ids_by_name), ids_by_name):
+    with filters_slot:
+        filters = _filter_widgets(wide)
+    shown = _apply(filters, long, wide)
+    if _bulk(rt, shown, len(wide)):
         long, wide = _overview(rt.engine, rt.settings.database_url, checks.data_stamp(rt.engine))
+        shown = _apply(filters, long, wide)
     _export_buttons(rt)
     with metrics_slot:
         _metrics(long, len(wide))
-    with filters_slot:
-        shown = _filtered(long, wide)
     table_slot.dataframe(
         shown, hide_index=True, width="stretch", key="conn_table",
         column_config={
@@ -242,7 +259,8 @@ def render(rt: Runtime) -> None:
         },
     )
     st.divider()
+    ids_by_name = dict(zip(shown["Name"], shown.index))
     chosen = st.selectbox("Open a connection", list(ids_by_name), index=None, key="conn_detail",
-                          placeholder="Choose a connection to test its products…")
+                          placeholder="Choose a connection to test its products (search above narrows this list)…")
     if chosen:
         _detail(rt, connections.get(rt.engine, uuid.UUID(ids_by_name[chosen])))

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func
 from sqlalchemy import select as sql_select
 from sqlmodel import col
 
-from lib import connections
+from lib import audit, connections
 from lib.connections import ConnectionView
 from lib.db import read_session, write_session
 from lib.eightbyeight import ProbeResult, Target
@@ -167,6 +167,11 @@ def run_checks(
         prober.check(targets, lambda target, result: deliver(by_target[id(target)], result))
     finally:
         writer.flush()
+    failing = sum(1 for r in report.products if not r.ok)
+    what = views[0].name if len(views) == 1 else f"{len(views)} connection(s)"
+    audit.record_now(rt.engine, triggered_by, "check.run", what + (f" / {product}" if product else ""),
+                     audit.OK if report.ok else audit.FAILED,
+                     f"run {report.run_id}: {len(report.products) - failing} ok, {failing} not ok")
     return report
 
 

@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import SecretStr
 
-from lib import checks, connections, db, keys, verify
+from lib import audit, checks, connections, db, keys, verify
 from lib import export as export_mod
 from lib.config import get_settings
 from lib.connections import ConnectionInput, ConnectionView
@@ -104,7 +105,8 @@ def keys_add() -> None:
     """Create a new key in the keyring file and make it active (then run `keys rotate`)."""
     open_runtime()  # the current keyring must match the data before it grows
     keyring = keys.add_key(get_settings())
-    open_runtime()  # writes the new key's canary
+    rt = open_runtime()  # writes the new key's canary
+    audit.record_now(rt.engine, actor(), "keys.add", keyring.active, audit.OK, "new key made active")
     click.echo(f"Added key '{keyring.active}' and made it active. Back up the keyring file now, "
                "then run: python -m lib keys rotate")
 
@@ -115,7 +117,7 @@ def keys_add() -> None:
 def keys_rotate(batch: int) -> None:
     """Re-encrypt every credential still under an older key (resumable, safe beside edits)."""
     rt = open_runtime()
-    report = keys.rotate(rt.engine, rt.vault, batch=batch)
+    report = keys.rotate(rt.engine, rt.vault, actor=actor(), batch=batch)
     click.echo(f"Rotated {report.rotated} connection(s) to key '{rt.vault.active_kid}'"
                + (f"; {report.retried} changed meanwhile and were redone." if report.retried else "."))
 
@@ -251,7 +253,7 @@ def connections_remove(name: str) -> None:
     """Delete the connection called NAME and its test history."""
     rt = open_runtime()
     view = connections.find_by_name(rt.engine, name)
-    connections.delete(rt.engine, view.id)
+    connections.delete(rt.engine, view.id, actor=actor())
     click.echo(f"Removed connection '{view.name}'.")
 
 
@@ -342,13 +344,49 @@ def _print_check_table(records: list[checks.CheckRecord]) -> None:
 def export(fmt: str, output: Path | None) -> None:
     """Connection status per (connection, product); never a secret."""
     rt = open_runtime()
-    result = export_mod.export(rt.engine, fmt)
+    result = export_mod.export(rt.engine, fmt, actor=actor())
     if output is not None and str(output) == "-":
         sys.stdout.buffer.write(result.data)
         return
     target = output or Path(result.file_name)
     target.write_bytes(result.data)
     click.echo(f"Wrote {target}", err=True)
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+def _since(value: str | None) -> datetime | None:
+    """An ISO date/time (UTC when no zone is given), or a span back from now: 30m, 24h, 7d."""
+    if value is None:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if value[:-1].isdigit() and value[-1:] in units:
+        return datetime.now(timezone.utc) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use an ISO date such as 2026-11-01, or a span such as 7d, 24h, 30m") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+@cli.command("audit")
+@click.option("--since", help="ISO date/time (UTC) or a span back from now: 30m, 24h, 7d.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@reports_errors
+def audit_command(since: str | None, as_json: bool) -> None:
+    """Who did what and when: changes, tests, exports and key operations."""
+    start = _since(since)
+    rt = open_runtime()
+    events = audit.events(rt.engine, since=start)
+    if as_json:
+        click.echo(_json([e.model_dump(exclude={"id"}) for e in events]))
+        return
+    if not events:
+        click.echo("No audit events.")
+        return
+    for e in events:
+        click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}Z {e.actor:<20} {e.action:<18} {e.result:<8} {e.target}  {e.detail}")
 
 
 # --- simulator ----------------------------------------------------------------------------

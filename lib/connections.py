@@ -21,6 +21,7 @@ from sqlalchemy import update as sql_update
 from sqlmodel import Session, select
 from sqlalchemy.exc import IntegrityError
 
+from lib import audit
 from lib.db import read_session, write_session
 from lib.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from lib.keys import credential_binding
@@ -245,6 +246,8 @@ def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: str,
     try:
         with write_session(engine) as session:
             session.add(row)
+            audit.record(session, actor, "connection.create", row.name, audit.OK,
+                         f"Client ID {row.client_id_hint}; products: {', '.join(row.expected_products) or 'none'}")
     except IntegrityError:
         raise _name_taken() from None
     return get(engine, row_id)
@@ -284,6 +287,9 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
                     "Somebody else changed this connection after you opened it. Nothing was "
                     "saved: reload it, then make your change again.")
                     if exists else NotFoundError("This connection no longer exists."))
+            replaced = [label for label, new in (("Client ID", client_id), ("secret", secret)) if new]
+            audit.record(session, actor, "connection.update", str(values["name"]), audit.OK,
+                         f"version {expected_version + 1}; replaced: {', '.join(replaced) or 'no credential'}")
     except IntegrityError:
         raise _name_taken() from None
     return get(engine, connection_id)
@@ -298,11 +304,12 @@ def record_granted(session: Session, connection_id: uuid.UUID, granted: Iterable
     )
 
 
-def delete(engine: Engine, connection_id: uuid.UUID) -> None:
+def delete(engine: Engine, connection_id: uuid.UUID, *, actor: str) -> None:
     with write_session(engine) as session:
         row = session.get(Connection, connection_id)
         if row is None:
             raise NotFoundError("This connection no longer exists.")
+        audit.record(session, actor, "connection.delete", row.name, audit.OK, f"Client ID {row.client_id_hint}")
         session.delete(row)
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import pandas as pd
 from sqlalchemy import Engine
 
+from lib import audit
 from lib.products import OUTCOMES, PRODUCTS
 from lib.status import StatusRow, status_rows
 
@@ -89,9 +90,12 @@ def file_name(fmt: str, now: datetime | None = None) -> str:
     return f"switchboard-status-{stamp}.{FORMATS[fmt].extension}"
 
 
-def export(engine: Engine, fmt: str) -> Export:
-    """The status of every (connection, product) in one format."""
+def export(engine: Engine, fmt: str, *, actor: str) -> Export:
+    """The status of every (connection, product) in one format (audited)."""
     spec = FORMATS[fmt]
-    return Export(spec.render(status_frame(status_rows(engine))), file_name(fmt), spec.mime)
+    frame = status_frame(status_rows(engine))
+    result = Export(spec.render(frame), file_name(fmt), spec.mime)
+    audit.record_now(engine, actor, "export", result.file_name, audit.OK, f"{len(frame)} row(s)")
+    return result
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine, or_, update
 from sqlmodel import select
 
+from lib import audit
 from lib.config import Settings
 from lib.db import read_session, write_session
 from lib.errors import ConfigError, CredentialUnreadable, KeyringError
@@ -201,7 +202,7 @@ def _reencrypt(vault: Vault, row_id: uuid.UUID, column: str, envelope: str) -> s
     return vault.encrypt(vault.decrypt(envelope, binding), binding)
 
 
-def rotate(engine: Engine, vault: Vault, *, batch: int = 100,
+def rotate(engine: Engine, vault: Vault, *, actor: str, batch: int = 100,
            progress: Callable[[int], None] | None = None) -> RotationReport:
     """Re-encrypt every credential not under the active key, one row per transaction.
 
@@ -230,6 +231,8 @@ def rotate(engine: Engine, vault: Vault, *, batch: int = 100,
                     progress(report.rotated)
             else:
                 report.retried += 1
+    audit.record_now(engine, actor, "keys.rotate", vault.active_kid, audit.OK,
+                     f"{report.rotated} rotated, {report.retried} redone after concurrent edits")
     return report
 
 

@@ -99,3 +99,20 @@ class KeyCheck(SQLModel, table=True):
     kid: str = Field(primary_key=True, max_length=32)
     canary: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=_utc_column())
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when, from where, to which target, with which result. Append-only:
+    Switchboard has no code path that updates or deletes a row. Never holds a secret."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_utc_column())
+    actor: str = Field(max_length=120)
+    client_address: str | None = Field(default=None, max_length=64)
+    action: str = Field(max_length=40)
+    target: str = Field(default="", max_length=200)
+    result: str = Field(max_length=20)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))

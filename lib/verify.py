@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from lib import connections
+from lib import audit, connections
 from lib.connections import ConnectionInput, ConnectionView, Credentials
 from lib.eightbyeight import ProbeResult
 from lib.errors import SwitchboardError
@@ -96,7 +96,12 @@ def save(rt: Runtime, prober: Prober | None, data: ConnectionInput, *, actor: st
          ) -> tuple[ConnectionView, Verification | None]:
     """Create (or update) a connection after verifying it; ``prober=None`` skips verification
     and saves it untested."""
-    verification = verify_input(rt, prober, data, connection_id) if prober is not None else None
+    try:
+        verification = verify_input(rt, prober, data, connection_id) if prober is not None else None
+    except VerificationFailed as exc:
+        audit.record_now(rt.engine, actor, "connection.verify", data.name.strip(), audit.REFUSED,
+                         f"{exc.result.outcome}: {exc.result.detail}")
+        raise
     granted = verification.granted if verification is not None else None
     if connection_id is None:
         view = connections.create(rt.engine, rt.vault, data, actor=actor, granted_products=granted)

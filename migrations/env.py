@@ -2,9 +2,16 @@
 
 from alembic import context
 
-from lib.models import SQLModel
+from lib.models import SQLModel, UTCDateTime
 
 target_metadata = SQLModel.metadata
+
+
+def render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+    """Migrations stay free of our own types: UTCDateTime is a timezone-aware DateTime."""
+    if kind == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations() -> None:
@@ -15,6 +22,7 @@ def run_migrations() -> None:
             target_metadata=target_metadata,
             render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
             compare_type=True,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

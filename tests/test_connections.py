@@ -161,4 +161,4 @@ def test_missing_connections_are_reported(engine: Engine, vault: Vault) -> None:
     with pytest.raises(NotFoundError, match="No connection is named 'ghost'"):
         connections.find_by_name(engine, "ghost")
     with pytest.raises(NotFoundError):
-        connections.delete(engine, uuid.uuid4())
+        connections.delete(engine, uuid.uuid4(), actor="t")

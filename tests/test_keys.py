@@ -67,7 +67,7 @@ def test_retired_key_no_longer_needed_after_rotation(engine: Engine, vault: Vaul
     _add(engine, vault, 3)
     k2 = Vault(Keyring("k2", {**vault.keyring.keys, "k2": new_key()}))
     keys.check_keyring(engine, k2)
-    report = keys.rotate(engine, k2)
+    report = keys.rotate(engine, k2, actor="t")
     assert report.rotated == 3 and _kids(engine) == {"k2"}
     assert keys.verify(engine, k2).values_per_kid == {"k2": 6}
     only_k2 = Vault(Keyring("k2", {"k2": k2.keyring.keys["k2"]}))
@@ -111,9 +111,9 @@ def test_rotation_never_overwrites_a_concurrent_edit(engine: Engine, vault: Vaul
     thread = threading.Thread(target=editor)
     thread.start()
     started.set()
-    keys.rotate(engine, k2, batch=10)
+    keys.rotate(engine, k2, actor="t", batch=10)
     thread.join()
-    keys.rotate(engine, k2)  # anything the race left behind
+    keys.rotate(engine, k2, actor="t")  # anything the race left behind
     assert _kids(engine) == {"k2"}
     for view in views:
         secret = connections.load_credentials(engine, k2, view.id).client_secret.get_secret_value()

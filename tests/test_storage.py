@@ -191,7 +191,7 @@ def test_deleting_a_connection_deletes_its_history(engine: Engine, vault: Vault,
     view = connections.create(engine, vault, sentinels.form(), actor="t")
     with write_session(engine) as session:
         session.add(Check(connection_id=view.id, product="token", started_at=utcnow(), outcome="ok"))
-    connections.delete(engine, view.id)
+    connections.delete(engine, view.id, actor="t")
     with read_session(engine) as session:
         assert session.exec(select(Check)).all() == []
 
@@ -207,3 +207,35 @@ def test_backup_refuses_to_overwrite(sqlite_engine: Engine, tmp_path: Path) -> N
 def test_ids_are_uuids(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
     view = connections.create(engine, vault, sentinels.form(), actor="t")
     assert isinstance(view.id, uuid.UUID)
+
+
+def test_upgrade_from_the_previous_release_keeps_the_data(database_url: str, vault: Vault,
+                                                          sentinels: Sentinels) -> None:
+    engine = db.make_engine(database_url)
+    command.upgrade(db._alembic_config(engine), "0001")  # the schema of the first release
+    check_keyring(engine, vault)
+    with engine.begin() as conn:  # a row as that release wrote it
+        assert "audit_event" not in conn.dialect.get_table_names(conn)
+    view = connections_before_audit(engine, vault, sentinels)
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision()
+    assert connections.load_credentials(engine, vault, view).client_secret.get_secret_value() == sentinels.client_secret
+    engine.dispose()
+
+
+def connections_before_audit(engine: Engine, vault: Vault, sentinels: Sentinels) -> uuid.UUID:
+    """Insert a connection with the 0001 columns only (the service would also write audit rows)."""
+    from lib.keys import credential_binding
+    from lib.models import utcnow
+
+    row_id, now = uuid.uuid4(), utcnow()
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO connection (id, name, name_key, environment, client_id_enc, client_secret_enc, "
+            "client_id_hint, secret_set_at, expected_products, created_at, created_by, updated_at, updated_by, "
+            "version) VALUES (:id, 'Old', 'old', '', :cid, :sec, '…', :now, '[]', :now, 'x', :now, 'x', 1)"),
+            {"id": row_id.hex if engine.dialect.name == "sqlite" else row_id,
+             "cid": vault.encrypt(sentinels.client_id, credential_binding(row_id, "client_id_enc")),
+             "sec": vault.encrypt(sentinels.client_secret, credential_binding(row_id, "client_secret_enc")),
+             "now": now})
+    return row_id

@@ -140,7 +140,7 @@ def _export_buttons(rt: Runtime) -> None:
     cols = st.columns(3)
     for col, fmt, label in zip(cols, ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel")):
         spec = export.FORMATS[fmt]
-        col.download_button(f"Export {label}", data=lambda fmt=fmt: export.export(rt.engine, fmt).data,
+        col.download_button(f"Export {label}", data=lambda fmt=fmt: export.export(rt.engine, fmt, actor=ACTOR).data,
                             file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
                             on_click="ignore", icon=":material/download:", width="stretch")
 
@@ -187,7 +187,7 @@ def _delete_dialog(rt: Runtime, view: ConnectionView) -> None:
     typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
     if st.button("Delete", key="delete_confirm_button", type="primary", disabled=typed != view.name):
         try:
-            connections.delete(rt.engine, view.id)
+            connections.delete(rt.engine, view.id, actor=ACTOR)
         except NotFoundError:
             pass
         _close_delete_dialog()

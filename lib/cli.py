@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import SecretStr
 
-from lib import audit, checks, connections, db, keys, verify
+from lib import audit, checks, connections, db, keys, users, verify
 from lib import export as export_mod
 from lib.config import get_settings
 from lib.connections import ConnectionInput, ConnectionView
@@ -351,6 +351,76 @@ def export(fmt: str, output: Path | None) -> None:
     target = output or Path(result.file_name)
     target.write_bytes(result.data)
     click.echo(f"Wrote {target}", err=True)
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+@cli.group("users")
+def users_group() -> None:
+    """Local accounts of the console (sign-in itself arrives with the console's sign-in page)."""
+
+
+def _read_password(password_stdin: bool) -> SecretStr:
+    if password_stdin:
+        return SecretStr(sys.stdin.readline().rstrip("\r\n"))
+    if not sys.stdin.isatty():
+        raise click.UsageError("Give --password-stdin and pipe the password in, or run in a terminal.")
+    return SecretStr(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in users.Role]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@reports_errors
+def users_add(username: str, role: str, password_stdin: bool) -> None:
+    """Create a local account."""
+    rt = open_runtime()
+    view = users.add(rt.engine, username, _read_password(password_stdin), role, actor=actor())
+    click.echo(f"Added {view.role.value} '{view.username}'.")
+
+
+@users_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@reports_errors
+def users_list(as_json: bool) -> None:
+    """Accounts and their roles (never a hash)."""
+    views = users.list_users(open_runtime().engine)
+    if as_json:
+        click.echo(_json([asdict(v) for v in views]))
+        return
+    for v in views:
+        click.echo(f"{v.username:<40} {v.role.value:<9} {'local' if v.local else 'OIDC'}")
+
+
+@users_group.command("remove")
+@click.argument("username")
+@reports_errors
+def users_remove(username: str) -> None:
+    """Delete an account (never the last admin)."""
+    users.remove(open_runtime().engine, username, actor=actor())
+    click.echo(f"Removed '{username}'.")
+
+
+@users_group.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice([r.value for r in users.Role]))
+@reports_errors
+def users_set_role(username: str, role: str) -> None:
+    """Change an account's role (never the last admin's)."""
+    users.set_role(open_runtime().engine, username, role, actor=actor())
+    click.echo(f"'{username}' is now {role}.")
+
+
+@users_group.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@reports_errors
+def users_reset_password(username: str, password_stdin: bool) -> None:
+    """Set a new password for an account."""
+    users.reset_password(open_runtime().engine, username, _read_password(password_stdin), actor=actor())
+    click.echo(f"New password set for '{username}'.")
 
 
 # --- audit --------------------------------------------------------------------------------

@@ -116,3 +116,35 @@ class AuditEvent(SQLModel, table=True):
     target: str = Field(default="", max_length=200)
     result: str = Field(max_length=20)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class User(SQLModel, table=True):
+    """A person who may use the console. Local accounts have an argon2id hash; accounts
+    that sign in through OIDC have none."""
+
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=120)
+    username_key: str = Field(max_length=120, unique=True)  # casefolded
+    role: str = Field(max_length=20)
+    password_hash: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=_utc_column())
+    password_changed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class SignInAttempt(SQLModel, table=True):
+    """Every sign-in attempt, kept in the database so throttling survives new tabs,
+    restarts and several instances."""
+
+    __tablename__ = "sign_in_attempt"
+    __table_args__ = (
+        Index("ix_sign_in_attempt_user", "username_key", "at"),
+        Index("ix_sign_in_attempt_address", "address", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_utc_column())
+    username_key: str = Field(max_length=120)
+    address: str = Field(default="", max_length=64)
+    success: bool = False

@@ -1,0 +1,247 @@
+"""Local accounts: roles, argon2id password hashes, the password policy, and sign-in with
+throttling kept in the database.
+
+Sign-in answers the same way, in about the same time, whether the account exists or not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import SecretStr
+from sqlalchemy import Engine, func
+from sqlalchemy import select as sql_select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from lib import audit
+from lib.db import read_session, write_session
+from lib.errors import FieldError, NotFoundError, SwitchboardError, ValidationError
+from lib.models import SignInAttempt, User, utcnow
+
+PASSWORD_MIN = 12
+PASSWORD_MAX = 256
+USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,120}$")
+FAILURES_ALLOWED = 5  # within WINDOW, per account and per client address
+WINDOW = timedelta(minutes=15)
+MAX_DELAY = timedelta(minutes=15)
+GENERIC_FAILURE = "The user name or password is not right."
+
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile: t=3, m=64 MiB, p=4
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # everything: connections, users, keys
+    OPERATOR = "operator"  # run tests, export, read
+    VIEWER = "viewer"  # read status
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: int
+    username: str
+    role: Role
+    local: bool  # has a password (else signs in through OIDC)
+    created_at: datetime
+    password_changed_at: datetime | None
+
+
+class Throttled(SwitchboardError):
+    """Too many failed attempts: wait ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"Too many failed sign-in attempts. Try again in {int(retry_after) + 1} seconds.")
+
+
+class SignInFailed(SwitchboardError):
+    def __init__(self) -> None:
+        super().__init__(GENERIC_FAILURE)
+
+
+# --- the password policy ------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def password_problems(password: str, username: str = "") -> list[str]:
+    """What is wrong with a new password (empty when it is acceptable). No composition
+    rules: length, a common-password list, and not the user name."""
+    problems = []
+    if len(password) < PASSWORD_MIN:
+        problems.append(f"Use at least {PASSWORD_MIN} characters; a few unrelated words make a good one.")
+    if len(password) > PASSWORD_MAX:
+        problems.append(f"Use at most {PASSWORD_MAX} characters.")
+    folded = password.casefold()
+    # "password1234" is "password" with a counter: strip trailing digits and symbols too.
+    core = re.sub(r"[\d\W_]+$", "", folded)
+    if folded in _common_passwords() or (len(core) >= 4 and core in _common_passwords()):
+        problems.append("This password is on a list of commonly used passwords; choose another.")
+    if username and username.casefold() in folded:
+        problems.append("The password must not contain the user name.")
+    return problems
+
+
+def _check_new(username: str, password: SecretStr, role: str) -> None:
+    errors = []
+    if not USERNAME.match(username):
+        errors.append(FieldError("username", "Use 1-120 letters, digits or . _ @ + -, e.g. an e-mail address."))
+    if role not in {r.value for r in Role}:
+        errors.append(FieldError("role", f"Choose one of: {', '.join(r.value for r in Role)}."))
+    errors += [FieldError("password", p) for p in password_problems(password.get_secret_value(), username)]
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+
+def _view(user: User) -> UserView:
+    assert user.id is not None
+    return UserView(user.id, user.username, Role(user.role), user.password_hash is not None,
+                    user.created_at, user.password_changed_at)
+
+
+def count(engine: Engine) -> int:
+    with read_session(engine) as session:
+        return session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one()
+
+
+def add(engine: Engine, username: str, password: SecretStr, role: str, *, actor: str) -> UserView:
+    username = username.strip()
+    _check_new(username, password, role)
+    now = utcnow()
+    user = User(username=username, username_key=username.casefold(), role=role,
+                password_hash=_hasher.hash(password.get_secret_value()), created_at=now, password_changed_at=now)
+    try:
+        with write_session(engine) as session:
+            session.add(user)
+            audit.record(session, actor, "user.add", username, audit.OK, f"role {role}")
+    except IntegrityError:
+        raise ValidationError([FieldError("username", "This user name is taken (names ignore case).")]) from None
+    return get(engine, username)
+
+
+def get(engine: Engine, username: str) -> UserView:
+    with read_session(engine) as session:
+        user = session.exec(sql_select(User).where(User.username_key == username.strip().casefold())).scalars().first()  # type: ignore[call-overload]
+        if user is None:
+            raise NotFoundError(f"No user is named '{username}'.")
+        return _view(user)
+
+
+def list_users(engine: Engine) -> list[UserView]:
+    with read_session(engine) as session:
+        return [_view(u) for u in session.exec(sql_select(User).order_by(User.username_key)).scalars().all()]  # type: ignore[call-overload]
+
+
+def _change(engine: Engine, username: str, action: str, detail: str, actor: str,
+            apply: Callable[[Session, User], None]) -> None:
+    """Apply one change to one account in a transaction, never leaving Switchboard without an admin."""
+    with write_session(engine) as session:
+        user = session.exec(sql_select(User).where(User.username_key == username.strip().casefold())).scalars().first()  # type: ignore[call-overload]
+        if user is None:
+            raise NotFoundError(f"No user is named '{username}'.")
+        was_admin = user.role == Role.ADMIN
+        apply(session, user)
+        stays_admin = action != "user.remove" and user.role == Role.ADMIN
+        if was_admin and not stays_admin:
+            others = session.connection().execute(
+                sql_select(func.count()).select_from(User)
+                .where(User.role == Role.ADMIN.value, User.id != user.id)).scalar_one()
+            if others == 0:
+                raise ValidationError([FieldError("username", "This is the last admin; make another admin first.")])
+        audit.record(session, actor, action, user.username, audit.OK, detail)
+
+
+def remove(engine: Engine, username: str, *, actor: str) -> None:
+    _change(engine, username, "user.remove", "", actor, lambda session, user: session.delete(user))
+
+
+def set_role(engine: Engine, username: str, role: str, *, actor: str) -> None:
+    if role not in {r.value for r in Role}:
+        raise ValidationError([FieldError("role", f"Choose one of: {', '.join(r.value for r in Role)}.")])
+
+    def apply(_session: Session, user: User) -> None:
+        user.role = role
+
+    _change(engine, username, "user.set_role", f"role {role}", actor, apply)
+
+
+def reset_password(engine: Engine, username: str, password: SecretStr, *, actor: str) -> None:
+    problems = password_problems(password.get_secret_value(), username)
+    if problems:
+        raise ValidationError([FieldError("password", p) for p in problems])
+    new_hash = _hasher.hash(password.get_secret_value())
+
+    def apply(_session: Session, user: User) -> None:
+        user.password_hash, user.password_changed_at = new_hash, utcnow()
+
+    _change(engine, username, "user.reset_password", "", actor, apply)
+
+
+# --- sign-in ------------------------------------------------------------------------------
+
+# Verified when the account does not exist, so both answers cost one argon2 verification.
+_DUMMY_HASH = _hasher.hash("switchboard: no such account")
+
+
+def _failures_since(engine: Engine, since: datetime, key: str, address: str) -> tuple[int, datetime | None]:
+    """Failed attempts since ``since`` for this account or this address, and the latest."""
+    with read_session(engine) as session:
+        row = session.connection().execute(
+            sql_select(func.count(), func.max(SignInAttempt.at)).where(
+                col(SignInAttempt.at) >= since, SignInAttempt.success.is_(False),  # type: ignore[attr-defined]
+                (SignInAttempt.username_key == key) | (SignInAttempt.address == address))).one()
+    return row[0], row[1]
+
+
+def wait_required(engine: Engine, username: str, address: str, now: datetime | None = None) -> float:
+    """Seconds to wait before the next attempt: none for the first FAILURES_ALLOWED failures
+    in WINDOW, then doubling from 1 s per further failure, capped at MAX_DELAY."""
+    now = now or utcnow()
+    failures, latest = _failures_since(engine, now - WINDOW, username.strip().casefold(), address)
+    if failures < FAILURES_ALLOWED or latest is None:
+        return 0.0
+    delay = min(MAX_DELAY.total_seconds(), 2.0 ** (failures - FAILURES_ALLOWED))
+    return max(0.0, (latest + timedelta(seconds=delay) - now).total_seconds())
+
+
+def authenticate(engine: Engine, username: str, password: SecretStr, *, address: str,
+                 now: datetime | None = None) -> UserView:
+    """The account, or SignInFailed (same message whether the account exists or not), or
+    Throttled. Every attempt is recorded; the hash is upgraded when parameters changed."""
+    key = username.strip().casefold()
+    wait = wait_required(engine, username, address, now)
+    if wait > 0:
+        raise Throttled(wait)
+    with read_session(engine) as session:
+        user = session.exec(sql_select(User).where(User.username_key == key)).scalars().first()  # type: ignore[call-overload]
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    try:
+        ok = _hasher.verify(stored, password.get_secret_value()) and stored is not _DUMMY_HASH
+    except (VerificationError, InvalidHashError):
+        ok = False
+    with write_session(engine) as session:
+        session.add(SignInAttempt(at=now or utcnow(), username_key=key, address=address, success=ok))
+        audit.record(session, f"user:{key}" if ok else "anonymous", "sign_in", key,
+                     audit.OK if ok else audit.REFUSED, f"from {address or 'unknown address'}")
+        if ok and user is not None and _hasher.check_needs_rehash(stored):
+            fresh = session.get(User, user.id)
+            assert fresh is not None
+            fresh.password_hash = _hasher.hash(password.get_secret_value())
+    if not ok or user is None:
+        raise SignInFailed()
+    return _view(user)

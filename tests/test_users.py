@@ -1,0 +1,174 @@
+"""Local accounts: argon2id hashes, the password policy, roles, throttled sign-in without
+user enumeration, and an audit row for every change and attempt."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import timedelta
+
+import pytest
+from argon2 import PasswordHasher
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from lib import audit, users
+from lib.db import read_session, write_session
+from lib.errors import NotFoundError, ValidationError
+from lib.models import User, utcnow
+
+GOOD = SecretStr("cobalt lantern orchard 42")
+
+
+def test_hash_is_argon2id_and_never_the_password(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann@example.com", GOOD, "admin", actor="setup")
+    with read_session(sqlite_engine) as session:
+        stored = session.exec(select(User)).one().password_hash
+    assert stored is not None and stored.startswith("$argon2id$") and GOOD.get_secret_value() not in stored
+    params = dict(p.split("=") for p in stored.split("$")[3].split(","))
+    assert int(params["m"]) >= 19 * 1024 and int(params["t"]) >= 2  # ASVS 5.0 appendix C minimums
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short", "at least 12 characters"),
+        ("qwerty123456", "commonly used passwords"),
+        ("password1234!", "commonly used passwords"),
+        ("ann@example.com-rocks", "must not contain the user name"),
+        ("x" * 257, "at most 256"),
+    ],
+)
+def test_password_policy(password: str, message: str) -> None:
+    assert any(message in p for p in users.password_problems(password, "ann@example.com"))
+
+
+def test_good_passwords_need_no_composition_rules() -> None:
+    assert users.password_problems("cobalt lantern orchard 42", "ann") == []
+    assert users.password_problems("tout simplement très long", "ann") == []
+
+
+def test_bad_input_names_the_field_and_saves_nothing(sqlite_engine: Engine) -> None:
+    with pytest.raises(ValidationError) as info:
+        users.add(sqlite_engine, "bad name", SecretStr("short"), "root", actor="t")
+    assert {e.field for e in info.value.errors} == {"username", "role", "password"}
+    assert users.count(sqlite_engine) == 0 and audit.events(sqlite_engine) == []
+
+
+def test_roles_and_the_last_admin(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "admin", actor="setup")
+    users.add(sqlite_engine, "bob", GOOD, "viewer", actor="ann")
+    with pytest.raises(ValidationError, match="last admin"):
+        users.set_role(sqlite_engine, "ann", "viewer", actor="ann")
+    with pytest.raises(ValidationError, match="last admin"):
+        users.remove(sqlite_engine, "ann", actor="ann")
+    users.set_role(sqlite_engine, "bob", "admin", actor="ann")
+    users.remove(sqlite_engine, "ann", actor="bob")
+    assert [(u.username, u.role) for u in users.list_users(sqlite_engine)] == [("bob", users.Role.ADMIN)]
+    with pytest.raises(NotFoundError):
+        users.remove(sqlite_engine, "ann", actor="bob")
+    assert [e.action for e in audit.events(sqlite_engine)] == ["user.add", "user.add", "user.set_role", "user.remove"]
+
+
+def test_sign_in_succeeds_and_is_audited(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "Ann", GOOD, "operator", actor="setup")
+    view = users.authenticate(sqlite_engine, "ann", GOOD, address="10.0.0.1")
+    assert view.username == "Ann" and view.role is users.Role.OPERATOR
+    event = audit.events(sqlite_engine)[-1]
+    assert (event.action, event.result, event.actor) == ("sign_in", "ok", "user:ann")
+    assert GOOD.get_secret_value() not in event.detail
+
+
+def test_no_user_enumeration_same_message_and_similar_time(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "viewer", actor="setup")
+    timings: dict[str, list[float]] = {"ann": [], "ghost": []}
+    messages = set()
+    for round_ in range(3):
+        for name in timings:
+            start = time.perf_counter()
+            with pytest.raises(users.SignInFailed) as info:
+                users.authenticate(sqlite_engine, name, SecretStr(f"wrong password {round_}"),
+                                   address=f"192.0.2.{round_}{name == 'ghost'}")
+            timings[name].append(time.perf_counter() - start)
+            messages.add(str(info.value))
+    assert messages == {users.GENERIC_FAILURE}
+    known, unknown = statistics.median(timings["ann"]), statistics.median(timings["ghost"])
+    assert 0.5 < known / unknown < 2.0  # both pay one argon2 verification
+
+
+def test_throttling_survives_new_sessions_and_grows(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "admin", actor="setup")
+    now = utcnow()
+    for n in range(users.FAILURES_ALLOWED):
+        with pytest.raises(users.SignInFailed):
+            users.authenticate(sqlite_engine, "ann", SecretStr(f"nope-nope-{n}"), address="a", now=now)
+    # A new tab, a new session, even the right password: the account must wait.
+    with pytest.raises(users.Throttled) as info:
+        users.authenticate(sqlite_engine, "ann", GOOD, address="b", now=now)
+    assert 0 < info.value.retry_after <= 1.0
+    later = now + timedelta(seconds=2)
+    with pytest.raises(users.SignInFailed):
+        users.authenticate(sqlite_engine, "ann", SecretStr("nope-again-1"), address="b", now=later)
+    assert users.wait_required(sqlite_engine, "ann", "c", now=later) > 1.0  # doubled
+    after_window = now + users.WINDOW + timedelta(seconds=5)
+    assert users.authenticate(sqlite_engine, "ann", GOOD, address="c", now=after_window).username == "ann"
+
+
+def test_throttling_by_address_covers_unknown_accounts(sqlite_engine: Engine) -> None:
+    now = utcnow()
+    for n in range(users.FAILURES_ALLOWED):
+        with pytest.raises(users.SignInFailed):
+            users.authenticate(sqlite_engine, f"guess{n}", SecretStr("whatever-123"), address="203.0.113.9", now=now)
+    with pytest.raises(users.Throttled):
+        users.authenticate(sqlite_engine, "another", SecretStr("whatever-123"), address="203.0.113.9", now=now)
+
+
+def test_hash_is_upgraded_when_parameters_change(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "admin", actor="setup")
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(GOOD.get_secret_value())
+    with write_session(sqlite_engine) as session:
+        session.exec(select(User)).one().password_hash = weak
+    users.authenticate(sqlite_engine, "ann", GOOD, address="x")
+    with read_session(sqlite_engine) as session:
+        assert session.exec(select(User)).one().password_hash != weak
+
+
+def test_reset_password(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "admin", actor="setup")
+    with pytest.raises(ValidationError, match="commonly used"):
+        users.reset_password(sqlite_engine, "ann", SecretStr("qwerty123456"), actor="ann")
+    users.reset_password(sqlite_engine, "ann", SecretStr("another quite long phrase"), actor="ann")
+    with pytest.raises(users.SignInFailed):
+        users.authenticate(sqlite_engine, "ann", GOOD, address="x")
+    assert users.authenticate(sqlite_engine, "ann", SecretStr("another quite long phrase"), address="y")
+
+
+def test_cli_users(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root),
+           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lib", "users", *args], input=stdin, env=env,
+                              capture_output=True, text=True)
+
+    assert run("add", "ann", "--role", "admin", "--password-stdin", stdin=GOOD.get_secret_value() + "\n").returncode == 0
+    weak = run("add", "bob", "--role", "viewer", "--password-stdin", stdin="qwerty123456\n")
+    assert weak.returncode == 1 and "--password: This password is on a list" in weak.stderr
+    assert run("add", "bob", "--role", "viewer").returncode == 2  # no tty, no --password-stdin
+    assert run("add", "cy", "--role", "viewer", "--password-stdin", stdin="plenty long phrase here\n").returncode == 0
+    assert run("set-role", "cy", "operator").returncode == 0
+    last = run("remove", "ann")
+    assert last.returncode == 1 and "last admin" in last.stderr
+    listed = json.loads(run("list", "--json").stdout)
+    assert [(u["username"], u["role"]) for u in listed] == [("ann", "admin"), ("cy", "operator")]
+    assert "argon2" not in run("list", "--json").stdout
+    assert run("reset-password", "cy", "--password-stdin", stdin="yet another long phrase\n").returncode == 0

@@ -172,12 +172,13 @@ def connections_group() -> None:
     """Stored 8x8 API app credentials."""
 
 
-def _read_secret(secret_stdin: bool) -> SecretStr:
-    if secret_stdin:
+def _read_hidden(from_stdin: bool, what: str, flag: str, *, confirm: bool = False) -> SecretStr:
+    """A secret from one line of standard input, or a hidden prompt; never an argument."""
+    if from_stdin:
         return SecretStr(sys.stdin.readline().rstrip("\r\n"))
     if not sys.stdin.isatty():
-        raise click.UsageError("Give --secret-stdin and pipe the Client Secret in, or run in a terminal.")
-    return SecretStr(click.prompt("Client Secret", hide_input=True))
+        raise click.UsageError(f"Give {flag} and pipe the {what} in, or run in a terminal.")
+    return SecretStr(click.prompt(what, hide_input=True, confirmation_prompt=confirm))
 
 
 def _product_list(value: str | None) -> tuple[str, ...]:
@@ -206,7 +207,8 @@ def connections_add(name: str, no_verify: bool, client_id: str, secret_stdin: bo
                     products: str | None, **settings: str | None) -> None:
     """Verify the credentials with 8x8, then store the connection (encrypted)."""
     rt = open_runtime()
-    data = ConnectionInput(name=name, client_id=client_id, client_secret=_read_secret(secret_stdin),
+    secret = _read_hidden(secret_stdin, "Client Secret", "--secret-stdin")
+    data = ConnectionInput(name=name, client_id=client_id, client_secret=secret,
                            environment=environment, expected_products=_product_list(products), **settings)
     with _prober(rt, skip=no_verify) as prober:
         view, verification = verify.save(rt, prober, data, actor=actor())
@@ -361,14 +363,6 @@ def users_group() -> None:
     """Local accounts of the console (sign-in itself arrives with the console's sign-in page)."""
 
 
-def _read_password(password_stdin: bool) -> SecretStr:
-    if password_stdin:
-        return SecretStr(sys.stdin.readline().rstrip("\r\n"))
-    if not sys.stdin.isatty():
-        raise click.UsageError("Give --password-stdin and pipe the password in, or run in a terminal.")
-    return SecretStr(click.prompt("Password", hide_input=True, confirmation_prompt=True))
-
-
 @users_group.command("add")
 @click.argument("username")
 @click.option("--role", type=click.Choice([r.value for r in users.Role]), required=True)
@@ -377,7 +371,8 @@ def _read_password(password_stdin: bool) -> SecretStr:
 def users_add(username: str, role: str, password_stdin: bool) -> None:
     """Create a local account."""
     rt = open_runtime()
-    view = users.add(rt.engine, username, _read_password(password_stdin), role, actor=actor())
+    password = _read_hidden(password_stdin, "Password", "--password-stdin", confirm=True)
+    view = users.add(rt.engine, username, password, role, actor=actor())
     click.echo(f"Added {view.role.value} '{view.username}'.")
 
 
@@ -419,7 +414,8 @@ def users_set_role(username: str, role: str) -> None:
 @reports_errors
 def users_reset_password(username: str, password_stdin: bool) -> None:
     """Set a new password for an account."""
-    users.reset_password(open_runtime().engine, username, _read_password(password_stdin), actor=actor())
+    password = _read_hidden(password_stdin, "Password", "--password-stdin", confirm=True)
+    users.reset_password(open_runtime().engine, username, password, actor=actor())
     click.echo(f"New password set for '{username}'.")
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger("switchboard.eightbyeight")
 TOKEN_PATH = "/oauth/v2/token"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
 DEFAULT_DEADLINE_S = 30.0  # one check, retries and waits included
+DEFAULT_POLICY = RetryPolicy()
 DETAIL_MAX = 300
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -282,7 +283,7 @@ class EightByEight:
         self,
         base_url: str,
         *,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy = DEFAULT_POLICY,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_connections: int = 20,
         per_connection: int = 5,

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from lib import audit, checks, connections, export, keys, verify
+from lib.errors import ValidationError
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.vault import Keyring, Vault, new_key
@@ -59,7 +60,7 @@ def test_each_action_writes_exactly_one_row(runtime: Runtime, simulator: Simulat
 def test_a_failed_change_leaves_no_audit_row(runtime: Runtime, simulator: SimulatorServer) -> None:
     app = simulator.scenario.apps[0]
     connections.create(runtime.engine, runtime.vault, form_for(app, "Prod"), actor="ann")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="already has this name"):
         connections.create(runtime.engine, runtime.vault, form_for(app, "PROD"), actor="ann")
     assert [r[1] for r in rows(runtime)] == ["connection.create"]
 

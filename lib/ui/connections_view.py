@@ -138,7 +138,7 @@ def _bulk(rt: Runtime, shown: pd.DataFrame, total: int) -> bool:
 
 def _export_buttons(rt: Runtime) -> None:
     cols = st.columns(3)
-    for col, fmt, label in zip(cols, ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel")):
+    for col, fmt, label in zip(cols, ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel"), strict=True):
         spec = export.FORMATS[fmt]
         col.download_button(f"Export {label}", data=lambda fmt=fmt: export.export(rt.engine, fmt, actor=ACTOR).data,
                             file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
@@ -259,7 +259,7 @@ def render(rt: Runtime) -> None:
         },
     )
     st.divider()
-    ids_by_name = dict(zip(shown["Name"], shown.index))
+    ids_by_name = dict(zip(shown["Name"], shown.index, strict=True))
     chosen = st.selectbox("Open a connection", list(ids_by_name), index=None, key="conn_detail",
                           placeholder="Choose a connection to test its products (search above narrows this list)…")
     if chosen:

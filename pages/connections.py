@@ -1,7 +1,10 @@
 """Connections: status of every connection and product, tests, and export."""
 
 from lib.ui.connections_view import render
+from lib.ui.errors import error_boundary
 from lib.ui.runtime import guard
 
 rt = guard()
-render(rt)
+# Also here, not only in app.py: a deep link can run this file without app.py.
+with error_boundary():
+    render(rt)

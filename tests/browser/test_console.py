@@ -102,6 +102,9 @@ def test_refused_credentials_save_nothing(console: Console, sim: SimulatorServer
 
 def test_the_secret_never_reaches_any_page(console: Console, sim: SimulatorServer, page: Page) -> None:
     app = sim.scenario.apps[0]
+    frames: list[bytes] = []  # every websocket message the server sends (Streamlit's deltas)
+    page.on("websocket", lambda socket: socket.on(
+        "framereceived", lambda payload: frames.append(payload if isinstance(payload, bytes) else payload.encode())))
     add_through_form(page, console, sim)
     pages = {}
     for path in ("guide", "connect", "connections"):
@@ -116,3 +119,6 @@ def test_the_secret_never_reaches_any_page(console: Console, sim: SimulatorServe
     for path, html in pages.items():
         assert app.client_secret not in html, path
         assert app.client_id not in html, path
+    assert frames  # the watch really saw the traffic
+    for frame in frames:
+        assert app.client_secret.encode() not in frame and app.client_id.encode() not in frame

@@ -59,7 +59,8 @@ def _database_url(value: str) -> str:
     return value
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback IP literal (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
@@ -73,7 +74,7 @@ def validate_base_url(value: str, variable: str = "SWITCHBOARD_8X8_BASE_URL") ->
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"{variable} must be an https:// URL such as https://api.8x8.com.")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"{variable} uses plain http:// to {parts.hostname}; credentials would travel "
             "unencrypted. Use https://, or http:// only to 127.0.0.1/localhost for the simulator."

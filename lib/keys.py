@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, or_, update
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from lib import audit
@@ -51,7 +52,7 @@ def credential_binding(row_id: uuid.UUID, column: str) -> Binding:
 def _data_dir(settings: Settings) -> Path | None:
     if not settings.is_sqlite:
         return None
-    return Path(settings.database_url.split("///", 1)[-1]).expanduser().resolve().parent
+    return Path(make_url(settings.database_url).database or ".").expanduser().resolve().parent
 
 
 def _check_location(settings: Settings) -> None:

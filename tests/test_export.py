@@ -40,7 +40,7 @@ def secrets_of(simulator: SimulatorServer, vault: Vault) -> list[str]:
     values = [v for app in simulator.scenario.apps for v in (app.client_id, app.client_secret)]
     values += [base64.b64encode(f"{a.client_id}:{a.client_secret}".encode()).decode() for a in simulator.scenario.apps]
     values += [base64.b64encode(k).decode() for k in vault.keyring.keys.values()]
-    return values + list(simulator.state._tokens) + ["v1.k1."]  # no ciphertext either
+    return values + simulator.state.issued_tokens() + ["v1.k1."]  # no ciphertext either
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])

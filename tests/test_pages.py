@@ -265,7 +265,7 @@ def test_no_element_or_state_holds_a_secret(open_page: PageOpener, simulator: Si
     at.button(key="detail_test_all").click().run()
     rendered, state = texts(at), repr(at.session_state.to_dict())
     for app in simulator.scenario.apps:
-        for needle in (app.client_id, app.client_secret, *simulator.state._tokens):
+        for needle in (app.client_id, app.client_secret, *simulator.state.issued_tokens()):
             assert needle not in rendered and needle not in state
     assert not re.search(r"v1\.k\d+\.", rendered)
 

@@ -359,7 +359,7 @@ def test_debug_logs_of_a_full_run_hold_no_secret(simulator: SimulatorServer, app
     fault(simulator, route="cc_chat", status=503, times=1)
     run(prober, target_for(everything))
     run(prober, Target(Credentials(None, everything.client_id, SecretStr(everything.client_secret + "x")), {}))
-    tokens = list(simulator.state._tokens)  # every token the simulator issued
+    tokens = simulator.state.issued_tokens()  # every token the simulator issued
     basic = base64.b64encode(f"{everything.client_id}:{everything.client_secret}".encode()).decode()
     text = caplog.text + "".join(repr(vars(r)) for r in caplog.records)
     assert "HTTP Request" in text or "connect" in text.lower()  # httpx/httpcore did log
@@ -370,7 +370,7 @@ def test_debug_logs_of_a_full_run_hold_no_secret(simulator: SimulatorServer, app
 def test_details_hold_no_secret(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
     fault(simulator, route="cc_chat", status=500)
     results = run(prober_factory(simulator.url), target_for(apps[0]))
-    tokens = list(simulator.state._tokens)
+    tokens = simulator.state.issued_tokens()
     for result in results.values():
         for needle in (apps[0].client_id, apps[0].client_secret, *tokens):
             assert needle not in result.detail

@@ -166,6 +166,11 @@ class SimulatorState:
             self._tokens[token] = _Token(client_id, time.monotonic() + lifetime)
         return token, lifetime
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token handed out so far (leak tests look for them)."""
+        with self._lock:
+            return list(self._tokens)
+
     def token(self, token: str | None) -> _Token | None:
         return self._tokens.get(token) if token else None
 

@@ -6,7 +6,6 @@ for made-up credentials and must never be reachable from another machine.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
@@ -16,6 +15,7 @@ from types import TracebackType
 import uvicorn
 from starlette.applications import Starlette
 
+from lib.config import is_loopback
 from lib.errors import ConfigError
 from lib.simulator.app import SimulatorState, create_app
 from lib.simulator.scenario import Scenario, load_scenario
@@ -26,13 +26,7 @@ DEFAULT_PORT = 8088
 
 def require_loopback(host: str) -> None:
     """Refuse any host that is not ``localhost`` or a loopback IP literal."""
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise ConfigError(
             f"The 8x8 simulator only listens on a loopback address such as 127.0.0.1 or ::1, "
             f"not {host!r}: it accepts made-up credentials and must stay on this machine."

@@ -19,7 +19,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 ## run: install, migrate and start the console at http://localhost:$(PORT)
 run: $(VENV)/.runtime
 	$(PY) -m lib db upgrade
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m streamlit run serve.py --server.port $(PORT)
 
 ## test: the whole suite (unit, storage on SQLite and PostgreSQL, CLI)
 test: $(VENV)/.dev

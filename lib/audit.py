@@ -6,12 +6,15 @@ so a change without its audit row cannot happen. Details are masked and never ho
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
+from lib.access import Permission, Principal, require
 from lib.db import read_session, write_session
 from lib.models import AuditEvent, utcnow
 from lib.redaction import registry
@@ -19,22 +22,52 @@ from lib.redaction import registry
 OK, REFUSED, FAILED = "ok", "refused", "failed"
 
 
-def record(session: Session, actor: str, action: str, target: str, result: str, detail: str = "") -> None:
+def record(session: Session, actor: Principal, action: str, target: str, result: str, detail: str = "") -> None:
     """Add an audit row to the caller's write transaction."""
-    session.add(AuditEvent(at=utcnow(), actor=actor, action=action, target=registry.mask(target)[:200],
-                           result=result, detail=registry.mask(detail)))
+    session.add(AuditEvent(at=utcnow(), actor=actor.name[:120], client_address=(actor.address or None),
+                           action=action, target=registry.mask(target)[:200], result=result,
+                           detail=registry.mask(detail)))
 
 
-def record_now(engine: Engine, actor: str, action: str, target: str, result: str, detail: str = "") -> None:
+def record_now(engine: Engine, actor: Principal, action: str, target: str, result: str, detail: str = "") -> None:
     """Write one audit row in a transaction of its own (actions that change no other row)."""
     with write_session(engine) as session:
         record(session, actor, action, target, result, detail)
 
 
-def events(engine: Engine, *, since: datetime | None = None, limit: int = 10_000) -> list[AuditEvent]:
-    """Audit rows, oldest first, from ``since`` on."""
+COLUMNS = ("at", "actor", "client_address", "action", "target", "result", "detail")
+
+
+def events(engine: Engine, actor: Principal, *, since: datetime | None = None, until: datetime | None = None,
+           limit: int = 10_000) -> list[AuditEvent]:
+    """Audit rows, oldest first, from ``since`` to before ``until`` (admins only)."""
+    require(actor, Permission.READ_AUDIT)
     query = sql_select(AuditEvent).order_by(col(AuditEvent.id))
     if since is not None:
         query = query.where(col(AuditEvent.at) >= since)
+    if until is not None:
+        query = query.where(col(AuditEvent.at) < until)
     with read_session(engine) as session:
         return list(session.exec(query.limit(limit)).scalars().all())  # type: ignore[call-overload]
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: names typed by people may start with = + - @."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def export_csv(engine: Engine, actor: Principal, rows: list[AuditEvent], file_name: str) -> bytes:
+    """The rows as CSV; the download itself is audited too."""
+    require(actor, Permission.READ_AUDIT)
+    record_now(engine, actor, "audit.export", file_name, OK, f"{len(rows)} row(s)")
+    return to_csv(rows)
+
+
+def to_csv(rows: list[AuditEvent]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([row.at.isoformat(), *(_cell(getattr(row, name)) for name in COLUMNS[1:])])
+    return out.getvalue().encode("utf-8")

@@ -18,6 +18,7 @@ from sqlalchemy import select as sql_select
 from sqlmodel import col
 
 from lib import audit, connections
+from lib.access import Permission, Principal, require
 from lib.connections import ConnectionView
 from lib.db import read_session, write_session
 from lib.eightbyeight import ProbeResult, Target
@@ -125,16 +126,17 @@ def run_checks(
     *,
     connection_ids: Sequence[uuid.UUID] | None = None,
     product: str | None = None,
-    triggered_by: str,
+    triggered_by: Principal,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> RunReport:
     """Check the given connections (all when None) and store every result under one run id."""
+    require(triggered_by, Permission.RUN_TESTS)
     views = connections.list_connections(rt.engine)
     if connection_ids is not None:
         wanted = set(connection_ids)
         views = [v for v in views if v.id in wanted]
     report = RunReport(run_id=str(uuid.uuid4()))
-    writer = _Writer(rt, triggered_by)
+    writer = _Writer(rt, triggered_by.name)
     by_target: dict[int, ConnectionView] = {}
     targets: list[Target] = []
     plans = [(view, products_to_check(view, product)) for view in views]

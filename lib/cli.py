@@ -8,7 +8,6 @@ arguments, so they stay out of shell history and ``ps``.
 from __future__ import annotations
 
 import functools
-import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 import json
@@ -37,15 +36,12 @@ from lib.errors import (
 )
 from lib.prober import Prober
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
+from lib.access import shell
 from lib.redaction import configure_logging
 from lib.runtime import Runtime, open_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_ERRORS = (ConfigError, KeyringError, DatabaseNotReady)
-
-
-def actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def reports_errors(func: F) -> F:
@@ -106,7 +102,7 @@ def keys_add() -> None:
     open_runtime()  # the current keyring must match the data before it grows
     keyring = keys.add_key(get_settings())
     rt = open_runtime()  # writes the new key's canary
-    audit.record_now(rt.engine, actor(), "keys.add", keyring.active, audit.OK, "new key made active")
+    audit.record_now(rt.engine, shell(), "keys.add", keyring.active, audit.OK, "new key made active")
     click.echo(f"Added key '{keyring.active}' and made it active. Back up the keyring file now, "
                "then run: python -m lib keys rotate")
 
@@ -117,7 +113,7 @@ def keys_add() -> None:
 def keys_rotate(batch: int) -> None:
     """Re-encrypt every credential still under an older key (resumable, safe beside edits)."""
     rt = open_runtime()
-    report = keys.rotate(rt.engine, rt.vault, actor=actor(), batch=batch)
+    report = keys.rotate(rt.engine, rt.vault, actor=shell(), batch=batch)
     click.echo(f"Rotated {report.rotated} connection(s) to key '{rt.vault.active_kid}'"
                + (f"; {report.retried} changed meanwhile and were redone." if report.retried else "."))
 
@@ -211,7 +207,7 @@ def connections_add(name: str, no_verify: bool, client_id: str, secret_stdin: bo
     data = ConnectionInput(name=name, client_id=client_id, client_secret=secret,
                            environment=environment, expected_products=_product_list(products), **settings)
     with _prober(rt, skip=no_verify) as prober:
-        view, verification = verify.save(rt, prober, data, actor=actor())
+        view, verification = verify.save(rt, prober, data, actor=shell())
     if verification is None:
         click.echo(f"Saved connection '{view.name}' (Client ID {view.client_id_hint}) without verifying; "
                    "it is untested.")
@@ -255,7 +251,7 @@ def connections_remove(name: str) -> None:
     """Delete the connection called NAME and its test history."""
     rt = open_runtime()
     view = connections.find_by_name(rt.engine, name)
-    connections.delete(rt.engine, view.id, actor=actor())
+    connections.delete(rt.engine, view.id, actor=shell())
     click.echo(f"Removed connection '{view.name}'.")
 
 
@@ -311,7 +307,7 @@ def check(names: tuple[str, ...], check_all: bool, product: str | None, as_json:
         sys.exit(2)
     with _prober(rt) as prober:
         assert prober is not None
-        report = checks.run_checks(rt, prober, connection_ids=ids, product=product, triggered_by=actor())
+        report = checks.run_checks(rt, prober, connection_ids=ids, product=product, triggered_by=shell())
     records = sorted(report.products, key=lambda r: (r.connection.casefold(), PRODUCT_KEYS.index(r.product)))
     if as_json:
         click.echo(_json([_check_json(r) for r in records]))
@@ -346,7 +342,7 @@ def _print_check_table(records: list[checks.CheckRecord]) -> None:
 def export(fmt: str, output: Path | None) -> None:
     """Connection status per (connection, product); never a secret."""
     rt = open_runtime()
-    result = export_mod.export(rt.engine, fmt, actor=actor())
+    result = export_mod.export(rt.engine, fmt, actor=shell())
     if output is not None and str(output) == "-":
         sys.stdout.buffer.write(result.data)
         return
@@ -372,7 +368,7 @@ def users_add(username: str, role: str, password_stdin: bool) -> None:
     """Create a local account."""
     rt = open_runtime()
     password = _read_hidden(password_stdin, "Password", "--password-stdin", confirm=True)
-    view = users.add(rt.engine, username, password, role, actor=actor())
+    view = users.add(rt.engine, username, password, role, actor=shell())
     click.echo(f"Added {view.role.value} '{view.username}'.")
 
 
@@ -394,7 +390,7 @@ def users_list(as_json: bool) -> None:
 @reports_errors
 def users_remove(username: str) -> None:
     """Delete an account (never the last admin)."""
-    users.remove(open_runtime().engine, username, actor=actor())
+    users.remove(open_runtime().engine, username, actor=shell())
     click.echo(f"Removed '{username}'.")
 
 
@@ -404,7 +400,7 @@ def users_remove(username: str) -> None:
 @reports_errors
 def users_set_role(username: str, role: str) -> None:
     """Change an account's role (never the last admin's)."""
-    users.set_role(open_runtime().engine, username, role, actor=actor())
+    users.set_role(open_runtime().engine, username, role, actor=shell())
     click.echo(f"'{username}' is now {role}.")
 
 
@@ -415,7 +411,7 @@ def users_set_role(username: str, role: str) -> None:
 def users_reset_password(username: str, password_stdin: bool) -> None:
     """Set a new password for an account."""
     password = _read_hidden(password_stdin, "Password", "--password-stdin", confirm=True)
-    users.reset_password(open_runtime().engine, username, password, actor=actor())
+    users.reset_password(open_runtime().engine, username, password, actor=shell())
     click.echo(f"New password set for '{username}'.")
 
 
@@ -444,7 +440,7 @@ def audit_command(since: str | None, as_json: bool) -> None:
     """Who did what and when: changes, tests, exports and key operations."""
     start = _since(since)
     rt = open_runtime()
-    events = audit.events(rt.engine, since=start)
+    events = audit.events(rt.engine, shell(), since=start)
     if as_json:
         click.echo(_json([e.model_dump(exclude={"id"}) for e in events]))
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
@@ -32,6 +33,8 @@ class Settings:
     base_url: str
     # The inline keyring (SWITCHBOARD_KEYS) is key material: kept out of repr.
     inline_keys: str | None = field(default=None, repr=False)
+    session_idle: timedelta = timedelta(minutes=30)  # no activity for this long ends a sign-in
+    session_lifetime: timedelta = timedelta(hours=12)  # no sign-in lasts longer, active or not
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,6 +87,16 @@ def validate_base_url(value: str, variable: str = "SWITCHBOARD_8X8_BASE_URL") ->
     return value.rstrip("/")
 
 
+def _duration(env: Mapping[str, str], variable: str, unit: str, default: timedelta) -> timedelta:
+    value = env.get(variable)
+    if not value:
+        return default
+    if not value.isdigit() or int(value) == 0:
+        raise ConfigError(f"{variable} must be a whole number of {unit} above 0, e.g. "
+                          f"{int(default / timedelta(**{unit: 1}))}.")
+    return timedelta(**{unit: int(value)})
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     return Settings(
@@ -91,6 +104,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keyring_file=Path(env.get("SWITCHBOARD_KEYRING_FILE") or DEFAULT_KEYRING_FILE).expanduser(),
         base_url=validate_base_url(env.get("SWITCHBOARD_8X8_BASE_URL") or DEFAULT_8X8_BASE_URL),
         inline_keys=env.get("SWITCHBOARD_KEYS") or None,
+        session_idle=_duration(env, "SWITCHBOARD_SESSION_IDLE_MINUTES", "minutes", timedelta(minutes=30)),
+        session_lifetime=_duration(env, "SWITCHBOARD_SESSION_HOURS", "hours", timedelta(hours=12)),
     )
 
 

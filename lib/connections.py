@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 from sqlalchemy.exc import IntegrityError
 
 from lib import audit
+from lib.access import Permission, Principal, require
 from lib.db import read_session, write_session
 from lib.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from lib.keys import credential_binding
@@ -226,8 +227,9 @@ def _to_view(row: Any) -> ConnectionView:
 # --- Service functions ---------------------------------------------------------------------
 
 
-def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: str,
+def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: Principal,
            granted_products: Iterable[str] | None = None) -> ConnectionView:
+    require(actor, Permission.MANAGE_CONNECTIONS)
     validate(data, creating=True)
     client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
     registry.add_credentials(client_id, secret)
@@ -240,7 +242,7 @@ def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: str,
         secret_set_at=now,
         granted_products=None if granted_products is None else sorted(granted_products),
         granted_at=None if granted_products is None else now,
-        created_at=now, created_by=actor, updated_at=now, updated_by=actor,
+        created_at=now, created_by=actor.name, updated_at=now, updated_by=actor.name,
         **_common_values(data),
     )
     try:
@@ -254,15 +256,16 @@ def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: str,
 
 
 def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: ConnectionInput, *,
-           expected_version: int, actor: str,
+           expected_version: int, actor: Principal,
            granted_products: Iterable[str] | None = None) -> ConnectionView:
     """Apply an edit made on ``expected_version``; a newer stored version is a ConflictError.
 
     A blank Client ID or secret leaves that ciphertext untouched, byte for byte.
     """
+    require(actor, Permission.MANAGE_CONNECTIONS)
     validate(data, creating=False)
     now = utcnow()
-    values: dict[str, object] = {**_common_values(data), "updated_at": now, "updated_by": actor,
+    values: dict[str, object] = {**_common_values(data), "updated_at": now, "updated_by": actor.name,
                                  "version": Connection.version + 1}
     client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
     registry.add(client_id, secret)
@@ -304,7 +307,8 @@ def record_granted(session: Session, connection_id: uuid.UUID, granted: Iterable
     )
 
 
-def delete(engine: Engine, connection_id: uuid.UUID, *, actor: str) -> None:
+def delete(engine: Engine, connection_id: uuid.UUID, *, actor: Principal) -> None:
+    require(actor, Permission.MANAGE_CONNECTIONS, proof=utcnow())
     with write_session(engine) as session:
         row = session.get(Connection, connection_id)
         if row is None:

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from lib import audit
+from lib.access import Permission, Principal, require
 from lib.products import OUTCOMES, PRODUCTS
 from lib.status import StatusRow, status_rows
 
@@ -90,8 +91,9 @@ def file_name(fmt: str, now: datetime | None = None) -> str:
     return f"switchboard-status-{stamp}.{FORMATS[fmt].extension}"
 
 
-def export(engine: Engine, fmt: str, *, actor: str) -> Export:
+def export(engine: Engine, fmt: str, *, actor: Principal) -> Export:
     """The status of every (connection, product) in one format (audited)."""
+    require(actor, Permission.EXPORT)
     spec = FORMATS[fmt]
     frame = status_frame(status_rows(engine))
     result = Export(spec.render(frame), file_name(fmt), spec.mime)

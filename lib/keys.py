@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from lib import audit
+from lib.access import Permission, Principal, require
 from lib.config import Settings
 from lib.db import read_session, write_session
 from lib.errors import ConfigError, CredentialUnreadable, KeyringError
@@ -203,7 +204,7 @@ def _reencrypt(vault: Vault, row_id: uuid.UUID, column: str, envelope: str) -> s
     return vault.encrypt(vault.decrypt(envelope, binding), binding)
 
 
-def rotate(engine: Engine, vault: Vault, *, actor: str, batch: int = 100,
+def rotate(engine: Engine, vault: Vault, *, actor: Principal, batch: int = 100,
            progress: Callable[[int], None] | None = None) -> RotationReport:
     """Re-encrypt every credential not under the active key, one row per transaction.
 
@@ -211,6 +212,7 @@ def rotate(engine: Engine, vault: Vault, *, actor: str, batch: int = 100,
     is never overwritten (the row is re-read instead). Killing it at any point loses nothing:
     a row is either wholly old or wholly new, and a rerun carries on where it stopped.
     """
+    require(actor, Permission.MANAGE_KEYS, proof=utcnow())
     report = RotationReport()
     while rows := _stale_rows(engine, vault.active_kid, batch):
         for row_id, id_enc, secret_enc in rows:

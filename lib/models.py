@@ -148,3 +148,34 @@ class SignInAttempt(SQLModel, table=True):
     username_key: str = Field(max_length=120)
     address: str = Field(default="", max_length=64)
     success: bool = False
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored, so a
+    copy of the database cannot be replayed as a cookie. Ending the row ends every tab."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_subject", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    subject: str = Field(max_length=120)  # user name (local) or e-mail (OIDC)
+    via: str = Field(max_length=10)
+    address: str = Field(default="", max_length=64)
+    created_at: datetime = Field(sa_column=_utc_column())
+    last_seen_at: datetime = Field(sa_column=_utc_column())
+    reauthenticated_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    ended_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class SetupCode(SQLModel, table=True):
+    """The one-time code that lets the first visitor create the first admin. Only its hash
+    is stored; it is single-use and expires."""
+
+    __tablename__ = "setup_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_utc_column())
+    expires_at: datetime = Field(sa_column=_utc_column())
+    used_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lib.access import Permission, Principal
+
 
 @dataclass(frozen=True)
 class PageSpec:
@@ -12,12 +14,17 @@ class PageSpec:
     icon: str
     url_path: str
     section: str
+    needs: Permission | None  # None: public (no sign-in)
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("pages/connections.py", "Connections", ":material/lan:", "connections", "Connections"),
-    PageSpec("pages/connect.py", "Connect", ":material/add_link:", "connect", "Connections"),
-    PageSpec("pages/guide.py", "Setup guide", ":material/menu_book:", "guide", "Help"),
+    PageSpec("pages/connections.py", "Connections", ":material/lan:", "connections", "Connections",
+             Permission.READ_STATUS),
+    PageSpec("pages/connect.py", "Connect", ":material/add_link:", "connect", "Connections",
+             Permission.MANAGE_CONNECTIONS),
+    PageSpec("pages/users.py", "Users", ":material/group:", "users", "Admin", Permission.MANAGE_USERS),
+    PageSpec("pages/audit.py", "Audit", ":material/policy:", "audit", "Admin", Permission.READ_AUDIT),
+    PageSpec("pages/guide.py", "Setup guide", ":material/menu_book:", "guide", "Help", None),
 )
 
 
@@ -26,8 +33,18 @@ PAGES: tuple[PageSpec, ...] = (
 HOME = "pages/connections.py"
 
 
-def sections() -> dict[str, list[PageSpec]]:
+def visible_to(principal: Principal | None) -> list[PageSpec]:
+    """The pages someone may open: public ones, plus those their role allows."""
+    return [p for p in PAGES if p.needs is None or (principal is not None and principal.can(p.needs))]
+
+
+def sections(pages: list[PageSpec]) -> dict[str, list[PageSpec]]:
     grouped: dict[str, list[PageSpec]] = {}
-    for page in PAGES:
+    for page in pages:
         grouped.setdefault(page.section, []).append(page)
     return grouped
+
+
+def protected_paths() -> frozenset[str]:
+    """URL paths that need a sign-in: "/" and every page that is not public."""
+    return frozenset({"/", "/home"} | {f"/{p.url_path}" for p in PAGES if p.needs is not None})

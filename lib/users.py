@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -21,7 +20,8 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from lib import audit
+from lib import audit, sessions
+from lib.access import Permission, Principal, Role, require
 from lib.db import read_session, write_session
 from lib.errors import FieldError, NotFoundError, SwitchboardError, ValidationError
 from lib.models import SignInAttempt, User, utcnow
@@ -35,12 +35,6 @@ MAX_DELAY = timedelta(minutes=15)
 GENERIC_FAILURE = "The user name or password is not right."
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile: t=3, m=64 MiB, p=4
-
-
-class Role(StrEnum):
-    ADMIN = "admin"  # everything: connections, users, keys
-    OPERATOR = "operator"  # run tests, export, read
-    VIEWER = "viewer"  # read status
 
 
 @dataclass(frozen=True)
@@ -119,19 +113,29 @@ def count(engine: Engine) -> int:
         return session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one()
 
 
-def add(engine: Engine, username: str, password: SecretStr, role: str, *, actor: str) -> UserView:
+def insert(session: Session, username: str, password: SecretStr, role: str, *, actor: Principal) -> None:
+    """Add a local account inside the caller's transaction (validated, hashed, audited)."""
+    require(actor, Permission.MANAGE_USERS, proof=utcnow())
     username = username.strip()
     _check_new(username, password, role)
     now = utcnow()
-    user = User(username=username, username_key=username.casefold(), role=role,
-                password_hash=_hasher.hash(password.get_secret_value()), created_at=now, password_changed_at=now)
+    session.add(User(username=username, username_key=username.casefold(), role=role,
+                     password_hash=_hasher.hash(password.get_secret_value()), created_at=now,
+                     password_changed_at=now))
+    audit.record(session, actor, "user.add", username, audit.OK, f"role {role}")
+
+
+def add(engine: Engine, username: str, password: SecretStr, role: str, *, actor: Principal) -> UserView:
     try:
         with write_session(engine) as session:
-            session.add(user)
-            audit.record(session, actor, "user.add", username, audit.OK, f"role {role}")
+            insert(session, username, password, role, actor=actor)
     except IntegrityError:
-        raise ValidationError([FieldError("username", "This user name is taken (names ignore case).")]) from None
+        raise _name_taken() from None
     return get(engine, username)
+
+
+def _name_taken() -> ValidationError:
+    return ValidationError([FieldError("username", "This user name is taken (names ignore case).")])
 
 
 def get(engine: Engine, username: str) -> UserView:
@@ -147,9 +151,10 @@ def list_users(engine: Engine) -> list[UserView]:
         return [_view(u) for u in session.exec(sql_select(User).order_by(User.username_key)).scalars().all()]  # type: ignore[call-overload]
 
 
-def _change(engine: Engine, username: str, action: str, detail: str, actor: str,
+def _change(engine: Engine, username: str, action: str, detail: str, actor: Principal,
             apply: Callable[[Session, User], None]) -> None:
     """Apply one change to one account in a transaction, never leaving Switchboard without an admin."""
+    require(actor, Permission.MANAGE_USERS, proof=utcnow())
     with write_session(engine) as session:
         user = session.exec(sql_select(User).where(User.username_key == username.strip().casefold())).scalars().first()  # type: ignore[call-overload]
         if user is None:
@@ -166,11 +171,15 @@ def _change(engine: Engine, username: str, action: str, detail: str, actor: str,
         audit.record(session, actor, action, user.username, audit.OK, detail)
 
 
-def remove(engine: Engine, username: str, *, actor: str) -> None:
-    _change(engine, username, "user.remove", "", actor, lambda session, user: session.delete(user))
+def remove(engine: Engine, username: str, *, actor: Principal) -> None:
+    def apply(session: Session, user: User) -> None:
+        session.delete(user)
+        sessions.end_all_for(session, user.username)
+
+    _change(engine, username, "user.remove", "", actor, apply)
 
 
-def set_role(engine: Engine, username: str, role: str, *, actor: str) -> None:
+def set_role(engine: Engine, username: str, role: str, *, actor: Principal) -> None:
     if role not in {r.value for r in Role}:
         raise ValidationError([FieldError("role", f"Choose one of: {', '.join(r.value for r in Role)}.")])
 
@@ -180,14 +189,15 @@ def set_role(engine: Engine, username: str, role: str, *, actor: str) -> None:
     _change(engine, username, "user.set_role", f"role {role}", actor, apply)
 
 
-def reset_password(engine: Engine, username: str, password: SecretStr, *, actor: str) -> None:
+def reset_password(engine: Engine, username: str, password: SecretStr, *, actor: Principal) -> None:
     problems = password_problems(password.get_secret_value(), username)
     if problems:
         raise ValidationError([FieldError("password", p) for p in problems])
     new_hash = _hasher.hash(password.get_secret_value())
 
-    def apply(_session: Session, user: User) -> None:
+    def apply(session: Session, user: User) -> None:
         user.password_hash, user.password_changed_at = new_hash, utcnow()
+        sessions.end_all_for(session, user.username)  # a reset signs the account out everywhere
 
     _change(engine, username, "user.reset_password", "", actor, apply)
 
@@ -219,13 +229,24 @@ def wait_required(engine: Engine, username: str, address: str, now: datetime | N
     return max(0.0, (latest + timedelta(seconds=delay) - now).total_seconds())
 
 
+def record_failure(session: Session, key: str, address: str, action: str, now: datetime | None = None) -> None:
+    """Count a failed attempt towards throttling and audit it, in the caller's transaction."""
+    session.add(SignInAttempt(at=now or utcnow(), username_key=key, address=address, success=False))
+    audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key,
+                 audit.REFUSED, "wrong user name, password or code")
+
+
 def authenticate(engine: Engine, username: str, password: SecretStr, *, address: str,
-                 now: datetime | None = None) -> UserView:
+                 now: datetime | None = None, action: str = "sign_in") -> UserView:
     """The account, or SignInFailed (same message whether the account exists or not), or
-    Throttled. Every attempt is recorded; the hash is upgraded when parameters changed."""
+    Throttled. Every attempt counts towards throttling and a failure is audited here; a
+    success is audited by whoever acts on it (a new session, a re-authentication). The hash
+    is upgraded when the hasher's parameters changed."""
     key = username.strip().casefold()
     wait = wait_required(engine, username, address, now)
     if wait > 0:
+        audit.record_now(engine, Principal("anonymous", Role.VIEWER, address or None), action, key,
+                         audit.REFUSED, "throttled: too many recent failures")
         raise Throttled(wait)
     with read_session(engine) as session:
         user = session.exec(sql_select(User).where(User.username_key == key)).scalars().first()  # type: ignore[call-overload]
@@ -235,9 +256,10 @@ def authenticate(engine: Engine, username: str, password: SecretStr, *, address:
     except (VerificationError, InvalidHashError):
         ok = False
     with write_session(engine) as session:
-        session.add(SignInAttempt(at=now or utcnow(), username_key=key, address=address, success=ok))
-        audit.record(session, f"user:{key}" if ok else "anonymous", "sign_in", key,
-                     audit.OK if ok else audit.REFUSED, f"from {address or 'unknown address'}")
+        if ok:
+            session.add(SignInAttempt(at=now or utcnow(), username_key=key, address=address, success=True))
+        else:
+            record_failure(session, key, address, action, now)
         if ok and user is not None and _hasher.check_needs_rehash(stored):
             fresh = session.get(User, user.id)
             assert fresh is not None

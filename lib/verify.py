@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from lib import audit, connections
+from lib.access import Permission, Principal, require
 from lib.connections import ConnectionInput, ConnectionView, Credentials
 from lib.eightbyeight import ProbeResult
 from lib.errors import SwitchboardError
@@ -91,11 +92,12 @@ def verify_input(rt: Runtime, prober: Prober, data: ConnectionInput,
     return Verification(result, tuple(data.expected_products))
 
 
-def save(rt: Runtime, prober: Prober | None, data: ConnectionInput, *, actor: str,
+def save(rt: Runtime, prober: Prober | None, data: ConnectionInput, *, actor: Principal,
          connection_id: uuid.UUID | None = None, expected_version: int | None = None
          ) -> tuple[ConnectionView, Verification | None]:
     """Create (or update) a connection after verifying it; ``prober=None`` skips verification
     and saves it untested."""
+    require(actor, Permission.MANAGE_CONNECTIONS)
     try:
         verification = verify_input(rt, prober, data, connection_id) if prober is not None else None
     except VerificationFailed as exc:

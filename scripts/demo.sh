@@ -37,4 +37,4 @@ add "Flaky lab" demo-flaky demo-secret-flaky --environment lab \
   --analytics-region ca --qm-region ca --chat-region ca --tenant-id flaky01 --pbx flakypbx
 "$PY" -m lib check --all || true   # some demo products fail on purpose
 
-"$PY" -m streamlit run app.py --server.port "${PORT:-8501}"
+"$PY" -m streamlit run serve.py --server.port "${PORT:-8501}"

@@ -1,5 +1,5 @@
-"""The audit trail: every change, test run, export and key operation writes exactly one row
-with the right fields, and no row ever holds a secret."""
+"""The audit trail: every sign-in and sign-out, change, test run, export, key operation and
+user change writes exactly one row with the right fields, and no row ever holds a secret."""
 
 from __future__ import annotations
 
@@ -12,57 +12,122 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from lib import audit, checks, connections, export, keys, verify
+from lib import audit, checks, connections, export, keys, sessions, users, verify
+from lib.access import NotAllowed, Principal, Role
 from lib.errors import ValidationError
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.vault import Keyring, Vault, new_key
+from tests.fixtures.people import ADMIN, OPERATOR, VIEWER, admin
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
 
 ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = SecretStr("cobalt lantern orchard 42")
 
 
-def rows(rt: Runtime) -> list[tuple[str, str, str, str]]:
-    return [(e.actor, e.action, e.target, e.result) for e in audit.events(rt.engine)]
+def rows(rt: Runtime) -> list[tuple[str, str | None, str, str, str]]:
+    return [(e.actor, e.client_address, e.action, e.target, e.result) for e in audit.events(rt.engine, ADMIN)]
 
 
-def test_each_action_writes_exactly_one_row(runtime: Runtime, simulator: SimulatorServer,
-                                            prober_factory: ProberFactory) -> None:
+def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: SimulatorServer,
+                                             prober_factory: ProberFactory) -> None:
+    """Item 7 of the issue, action by action: one new row each, naming who, from where, what,
+    which target and the result; and no row anywhere holds a sentinel secret."""
     app = simulator.scenario.apps[0]
     prober = prober_factory(simulator.url)
-    view, _ = verify.save(runtime, prober, form_for(app, "Prod", expected_products=("cloud_storage",)), actor="ann")
-    assert rows(runtime) == [("ann", "connection.create", "Prod", "ok")]
-    view = connections.update(runtime.engine, runtime.vault, view.id, connections.input_from_view(
-        view, client_secret=SecretStr(app.client_secret)), expected_version=view.version, actor="bob")
-    assert rows(runtime)[-1] == ("bob", "connection.update", "Prod", "ok")
-    assert "replaced: secret" in audit.events(runtime.engine)[-1].detail
-    checks.run_checks(runtime, prober, triggered_by="cy")
-    assert rows(runtime)[-1] == ("cy", "check.run", "Prod", "ok")
-    export.export(runtime.engine, "json", actor="dee")
-    assert rows(runtime)[-1][:2] == ("dee", "export") and rows(runtime)[-1][2].endswith(".json")
+    engine = runtime.engine
+    seen = 0
+
+    def step(expected: tuple[str, str | None, str, str, str]) -> None:
+        nonlocal seen
+        now = rows(runtime)
+        assert len(now) == seen + 1, now[seen:]
+        assert now[-1] == expected
+        seen += 1
+
+    users.add(engine, "keeper", PASSWORD, "admin", actor=admin("root", "10.0.0.1"))
+    step(("root", "10.0.0.1", "user.add", "keeper", "ok"))
+    ann = users.add(engine, "ann", PASSWORD, "admin", actor=admin("root", "10.0.0.1"))
+    step(("root", "10.0.0.1", "user.add", "ann", "ok"))
+    with pytest.raises(users.SignInFailed):
+        users.authenticate(engine, "ann", SecretStr("not her password!"), address="10.0.0.2")
+    step(("anonymous", "10.0.0.2", "sign_in", "ann", "refused"))
+    users.authenticate(engine, "ann", PASSWORD, address="10.0.0.2")
+    assert len(rows(runtime)) == seen  # a good password alone is not a sign-in: the session is
+    ann_web = Principal(ann.username, ann.role, "10.0.0.2", "local")
+    token = sessions.new_token()
+    sessions.start(engine, token, ann_web)
+    step(("ann", "10.0.0.2", "sign_in", "ann", "ok"))
+    sessions.mark_reauthenticated(engine, token, ann_web)
+    step(("ann", "10.0.0.2", "reauthenticate", "ann", "ok"))
+    view, _ = verify.save(runtime, prober, form_for(app, "Prod", expected_products=("cloud_storage",)),
+                          actor=admin("bob"))
+    step(("bob", "10.0.0.9", "connection.create", "Prod", "ok"))
+    view = connections.update(engine, runtime.vault, view.id, connections.input_from_view(
+        view, client_secret=SecretStr(app.client_secret)), expected_version=view.version, actor=admin("cy"))
+    step(("cy", "10.0.0.9", "connection.update", "Prod", "ok"))
+    assert "replaced: secret" in audit.events(engine, ADMIN)[-1].detail
+    checks.run_checks(runtime, prober, connection_ids=[view.id], product="cloud_storage", triggered_by=admin("dee"))
+    step(("dee", "10.0.0.9", "check.run", "Prod / cloud_storage", "ok"))
+    checks.run_checks(runtime, prober, triggered_by=admin("dee"))
+    step(("dee", "10.0.0.9", "check.run", "Prod", "ok"))
+    exported = export.export(engine, "json", actor=admin("eve"))
+    step(("eve", "10.0.0.9", "export", exported.file_name, "ok"))
     with pytest.raises(verify.VerificationFailed):
-        verify.save(runtime, prober, form_for(app, "Bad", client_secret=SecretStr("wrong-one")), actor="eve")
-    assert rows(runtime)[-1] == ("eve", "connection.verify", "Bad", "refused")
-    connections.delete(runtime.engine, view.id, actor="fay")
-    assert rows(runtime)[-1] == ("fay", "connection.delete", "Prod", "ok")
+        verify.save(runtime, prober, form_for(app, "Bad", client_secret=SecretStr("wrong-one")), actor=admin("eve"))
+    step(("eve", "10.0.0.9", "connection.verify", "Bad", "refused"))
+    connections.delete(engine, view.id, actor=admin("fay"))
+    step(("fay", "10.0.0.9", "connection.delete", "Prod", "ok"))
     k2 = Vault(Keyring("k2", {**runtime.vault.keyring.keys, "k2": new_key()}))
-    keys.rotate(runtime.engine, k2, actor="gus")
-    assert rows(runtime)[-1] == ("gus", "keys.rotate", "k2", "ok")
-    assert len(rows(runtime)) == 7
-    for event in audit.events(runtime.engine):
+    keys.rotate(engine, k2, actor=admin("gus"))
+    step(("gus", "10.0.0.9", "keys.rotate", "k2", "ok"))
+    users.set_role(engine, "ann", "operator", actor=admin("root"))
+    step(("root", "10.0.0.9", "user.set_role", "ann", "ok"))
+    users.reset_password(engine, "ann", SecretStr("another long passphrase 7"), actor=admin("root"))
+    step(("root", "10.0.0.9", "user.reset_password", "ann", "ok"))
+    users.add(engine, "bea", PASSWORD, "viewer", actor=admin("root"))
+    step(("root", "10.0.0.9", "user.add", "bea", "ok"))
+    bea = Principal("bea", Role.VIEWER, "10.0.0.3", "local")
+    bea_token = sessions.new_token()
+    sessions.start(engine, bea_token, bea)
+    step(("bea", "10.0.0.3", "sign_in", "bea", "ok"))
+    sessions.end(engine, bea_token, bea)
+    step(("bea", "10.0.0.3", "sign_out", "bea", "ok"))
+    users.remove(engine, "ann", actor=admin("root"))
+    step(("root", "10.0.0.9", "user.remove", "ann", "ok"))
+    audit.export_csv(engine, admin("root"), audit.events(engine, ADMIN), "audit.csv")
+    step(("root", "10.0.0.9", "audit.export", "audit.csv", "ok"))
+    sentinels = [app.client_secret, app.client_id, "wrong-one", PASSWORD.get_secret_value(),
+                 "not her password!", "another long passphrase 7", token, bea_token]
+    for event in audit.events(engine, ADMIN):
         assert event.at is not None and event.at.tzinfo is not None
         text = json.dumps(event.model_dump(), default=str)
-        assert app.client_secret not in text and app.client_id not in text and "wrong-one" not in text
+        assert not [s for s in sentinels if s in text], text
         assert "v1.k" not in text
+
+
+def test_reading_the_trail_is_for_admins(runtime: Runtime) -> None:
+    for who in (OPERATOR, VIEWER):
+        with pytest.raises(NotAllowed):
+            audit.events(runtime.engine, who)
+        with pytest.raises(NotAllowed):
+            audit.export_csv(runtime.engine, who, [], "x.csv")
+
+
+def test_csv_cells_never_start_a_formula(runtime: Runtime, simulator: SimulatorServer) -> None:
+    app = simulator.scenario.apps[0]
+    connections.create(runtime.engine, runtime.vault, form_for(app, "=HYPERLINK(1)"), actor=ADMIN)
+    text = audit.to_csv(audit.events(runtime.engine, ADMIN)).decode()
+    assert ",'=HYPERLINK(1)," in text and text.splitlines()[0] == ",".join(audit.COLUMNS)
 
 
 def test_a_failed_change_leaves_no_audit_row(runtime: Runtime, simulator: SimulatorServer) -> None:
     app = simulator.scenario.apps[0]
-    connections.create(runtime.engine, runtime.vault, form_for(app, "Prod"), actor="ann")
+    connections.create(runtime.engine, runtime.vault, form_for(app, "Prod"), actor=ADMIN)
     with pytest.raises(ValidationError, match="already has this name"):
-        connections.create(runtime.engine, runtime.vault, form_for(app, "PROD"), actor="ann")
-    assert [r[1] for r in rows(runtime)] == ["connection.create"]
+        connections.create(runtime.engine, runtime.vault, form_for(app, "PROD"), actor=ADMIN)
+    assert [r[2] for r in rows(runtime)] == ["connection.create"]
 
 
 def test_cli_writes_audit_rows_with_the_os_user(tmp_path: Path, simulator: SimulatorServer) -> None:

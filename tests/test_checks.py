@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from sqlalchemy import event
 from sqlmodel import select
 
+from tests.fixtures.people import ADMIN
 from lib import checks, connections, verify
 from lib.connections import ConnectionInput
 from lib.db import read_session
@@ -35,7 +36,7 @@ def form_for(app: App, name: str, **overrides: object) -> ConnectionInput:
 
 
 def add(runtime: Runtime, app: App, name: str, **overrides: object) -> connections.ConnectionView:
-    return connections.create(runtime.engine, runtime.vault, form_for(app, name, **overrides), actor="test")
+    return connections.create(runtime.engine, runtime.vault, form_for(app, name, **overrides), actor=ADMIN)
 
 
 def test_run_stores_every_result_under_one_run_id(runtime: Runtime, simulator: SimulatorServer,
@@ -44,14 +45,14 @@ def test_run_stores_every_result_under_one_run_id(runtime: Runtime, simulator: S
     one = add(runtime, everything, "Everything")
     two = add(runtime, storage_only, "Storage", expected_products=("cloud_storage",))
     progress: list[checks.Progress] = []
-    report = checks.run_checks(runtime, prober_factory(simulator.url), triggered_by="tester",
+    report = checks.run_checks(runtime, prober_factory(simulator.url), triggered_by=ADMIN,
                                on_progress=progress.append)
     assert len(report.products) == 6 and report.ok
     assert [p.done for p in progress] == [1, 2, 3, 4, 5, 6] and progress[-1].total == 6
     with read_session(runtime.engine) as session:
         rows = session.exec(select(Check)).all()
     assert len(rows) == 8  # two token steps + six products
-    assert {r.run_id for r in rows} == {report.run_id} and {r.triggered_by for r in rows} == {"tester"}
+    assert {r.run_id for r in rows} == {report.run_id} and {r.triggered_by for r in rows} == {ADMIN.name}
     assert connections.get(runtime.engine, one.id).granted_products == tuple(sorted(PRODUCT_KEYS))
     assert connections.get(runtime.engine, two.id).granted_products == ("cloud_storage",)
     assert connections.get(runtime.engine, two.id).granted_at is not None
@@ -63,9 +64,9 @@ def test_latest_status_is_one_query_at_any_size(runtime: Runtime, simulator: Sim
     for n in range(12):
         add(runtime, everything, f"Conn {n:02d}")
     prober = prober_factory(simulator.url)
-    checks.run_checks(runtime, prober, triggered_by="t")
+    checks.run_checks(runtime, prober, triggered_by=ADMIN)
     control(simulator, "POST", "faults", {"route": "cc_chat", "status": 403})
-    second = checks.run_checks(runtime, prober, triggered_by="t", product="cc_chat")
+    second = checks.run_checks(runtime, prober, triggered_by=ADMIN, product="cc_chat")
     statements: list[str] = []
 
     def count(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
@@ -85,7 +86,7 @@ def test_unreadable_credentials_are_reported_without_a_call(runtime: Runtime, si
                                                             prober_factory: ProberFactory) -> None:
     add(runtime, simulator.scenario.apps[0], "Everything", expected_products=("cloud_storage", "cc_chat"))
     wrong = Runtime(runtime.settings, runtime.engine, Vault(Keyring("k1", {"k1": new_key()})))
-    report = checks.run_checks(wrong, prober_factory(simulator.url), triggered_by="t")
+    report = checks.run_checks(wrong, prober_factory(simulator.url), triggered_by=ADMIN)
     assert [r.outcome for r in report.products] == ["credential_unreadable"] * 2
     assert "Not tested" in report.products[0].detail
     assert control(simulator, "GET", "stats")["requests"]["token"] == 0
@@ -99,7 +100,7 @@ def test_per_connection_and_global_limits_hold(runtime: Runtime, simulator_facto
     for n, app in enumerate(apps):
         add(runtime, app, f"Limits {n}")
     prober = prober_factory(server.url, per_connection=2, max_connections=7)
-    report = checks.run_checks(runtime, prober, triggered_by="t")
+    report = checks.run_checks(runtime, prober, triggered_by=ADMIN)
     assert report.ok
     stats = control(server, "GET", "stats")
     assert max(stats["max_in_flight_by_client"].values()) == 2
@@ -109,17 +110,17 @@ def test_per_connection_and_global_limits_hold(runtime: Runtime, simulator_facto
 def test_only_one_product_and_unknown_product(runtime: Runtime, simulator: SimulatorServer,
                                               prober_factory: ProberFactory) -> None:
     add(runtime, simulator.scenario.apps[0], "Everything")
-    report = checks.run_checks(runtime, prober_factory(simulator.url), triggered_by="t", product="cloud_storage")
+    report = checks.run_checks(runtime, prober_factory(simulator.url), triggered_by=ADMIN, product="cloud_storage")
     assert [r.product for r in report.products] == ["cloud_storage"]
     with pytest.raises(ValidationError, match="Unknown product 'voice'"):
-        checks.run_checks(runtime, prober_factory(simulator.url), triggered_by="t", product="voice")
+        checks.run_checks(runtime, prober_factory(simulator.url), triggered_by=ADMIN, product="voice")
 
 
 def test_history_is_newest_first(runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
     view = add(runtime, simulator.scenario.apps[0], "Everything", expected_products=("cloud_storage",))
     prober = prober_factory(simulator.url)
-    first = checks.run_checks(runtime, prober, triggered_by="t")
-    second = checks.run_checks(runtime, prober, triggered_by="t")
+    first = checks.run_checks(runtime, prober, triggered_by=ADMIN)
+    second = checks.run_checks(runtime, prober, triggered_by=ADMIN)
     rows = checks.history(runtime.engine, view.id)
     assert [r.run_id for r in rows][:1] == [second.run_id] and rows[-1].run_id == first.run_id
 
@@ -131,7 +132,7 @@ def test_verified_save_stores_granted_and_warns_on_gaps(runtime: Runtime, simula
                                                         prober_factory: ProberFactory) -> None:
     storage_only = simulator.scenario.apps[2]
     view, verification = verify.save(runtime, prober_factory(simulator.url), form_for(
-        storage_only, "Storage", expected_products=("cloud_storage", "cc_chat")), actor="t")
+        storage_only, "Storage", expected_products=("cloud_storage", "cc_chat")), actor=ADMIN)
     assert verification is not None and verification.granted == frozenset({"cloud_storage"})
     assert verification.expected_not_granted == ("cc_chat",)
     assert "Contact Center Chat is expected but 8x8 did not grant it" in verification.warnings()[0]
@@ -143,7 +144,7 @@ def test_refused_credentials_save_nothing(runtime: Runtime, simulator: Simulator
     app = simulator.scenario.apps[0]
     with pytest.raises(verify.VerificationFailed) as info:
         verify.save(runtime, prober_factory(simulator.url), form_for(app, "Bad", client_secret=SecretStr("wrong")),
-                    actor="t")
+                    actor=ADMIN)
     assert not info.value.unreachable and "8x8 refused these credentials" in str(info.value)
     assert "8x8 admin (Admin Console)" in str(info.value)
     assert connections.count(runtime.engine) == 0
@@ -154,10 +155,10 @@ def test_unreachable_8x8_saves_nothing_unless_skipped(runtime: Runtime, simulato
     app = simulator.scenario.apps[0]
     control(simulator, "POST", "faults", {"route": "token", "status": 503})
     with pytest.raises(verify.VerificationFailed) as info:
-        verify.save(runtime, prober_factory(simulator.url), form_for(app, "Later"), actor="t")
+        verify.save(runtime, prober_factory(simulator.url), form_for(app, "Later"), actor=ADMIN)
     assert info.value.unreachable and "Could not ask 8x8" in str(info.value)
     assert connections.count(runtime.engine) == 0
-    view, verification = verify.save(runtime, None, form_for(app, "Later"), actor="t")
+    view, verification = verify.save(runtime, None, form_for(app, "Later"), actor=ADMIN)
     assert verification is None and view.granted_products is None  # saved untested
 
 
@@ -165,15 +166,15 @@ def test_edit_verifies_new_secret_with_stored_client_id(runtime: Runtime, simula
                                                         prober_factory: ProberFactory) -> None:
     app = simulator.scenario.apps[0]
     prober: Prober = prober_factory(simulator.url)
-    view, _ = verify.save(runtime, prober, form_for(app, "Edit me"), actor="t")
+    view, _ = verify.save(runtime, prober, form_for(app, "Edit me"), actor=ADMIN)
     blank_id = connections.input_from_view(view, client_secret=SecretStr("a-wrong-new-secret"))
     with pytest.raises(verify.VerificationFailed):
-        verify.save(runtime, prober, blank_id, actor="t", connection_id=view.id, expected_version=view.version)
+        verify.save(runtime, prober, blank_id, actor=ADMIN, connection_id=view.id, expected_version=view.version)
     assert connections.load_credentials(runtime.engine, runtime.vault, view.id).client_secret.get_secret_value() \
         == app.client_secret
     label_only = connections.input_from_view(view, environment="prod")
     before = control(simulator, "GET", "stats")["requests"]["token"]
-    saved, verification = verify.save(runtime, prober, label_only, actor="t", connection_id=view.id,
+    saved, verification = verify.save(runtime, prober, label_only, actor=ADMIN, connection_id=view.id,
                                       expected_version=view.version)
     assert verification is None and saved.environment == "prod"  # credentials unchanged: no call
     assert control(simulator, "GET", "stats")["requests"]["token"] == before
@@ -183,12 +184,12 @@ def test_invalid_input_is_refused_before_any_call(runtime: Runtime, simulator: S
                                                   prober_factory: ProberFactory) -> None:
     app = simulator.scenario.apps[0]
     with pytest.raises(ValidationError):
-        verify.save(runtime, prober_factory(simulator.url), form_for(app, "x", client_id="bad:id"), actor="t")
+        verify.save(runtime, prober_factory(simulator.url), form_for(app, "x", client_id="bad:id"), actor=ADMIN)
     assert control(simulator, "GET", "stats")["requests"]["token"] == 0
 
 
 def test_unknown_connection_ids_are_ignored(runtime: Runtime, simulator: SimulatorServer,
                                             prober_factory: ProberFactory) -> None:
     report = checks.run_checks(runtime, prober_factory(simulator.url), connection_ids=[uuid.uuid4()],
-                               triggered_by="t")
+                               triggered_by=ADMIN)
     assert report.results == [] and report.ok

@@ -7,6 +7,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from tests.fixtures.people import ADMIN
 from lib import connections
 from lib.connections import ConnectionInput, client_id_hint
 from lib.db import read_session
@@ -83,19 +84,19 @@ def test_blank_credentials_are_fine_on_update_only() -> None:
 
 
 def test_names_are_unique_ignoring_case(engine: Engine, vault: Vault) -> None:
-    connections.create(engine, vault, form(name="Reporting"), actor="t")
+    connections.create(engine, vault, form(name="Reporting"), actor=ADMIN)
     with pytest.raises(ValidationError) as info:
-        connections.create(engine, vault, form(name="  REPORTING "), actor="t")
+        connections.create(engine, vault, form(name="  REPORTING "), actor=ADMIN)
     assert info.value.errors[0].field == "name" and "already has this name" in info.value.errors[0].message
     assert connections.count(engine) == 1
 
 
 def test_rename_onto_another_name_is_refused_and_nothing_changes(engine: Engine, vault: Vault) -> None:
-    connections.create(engine, vault, form(name="One"), actor="t")
-    two = connections.create(engine, vault, form(name="Two", environment="before"), actor="t")
+    connections.create(engine, vault, form(name="One"), actor=ADMIN)
+    two = connections.create(engine, vault, form(name="Two", environment="before"), actor=ADMIN)
     with pytest.raises(ValidationError, match="already has this name"):
         connections.update(engine, vault, two.id, connections.input_from_view(two, name="one", environment="after"),
-                           expected_version=two.version, actor="t")
+                           expected_version=two.version, actor=ADMIN)
     again = connections.get(engine, two.id)
     assert (again.name, again.environment, again.version) == ("Two", "before", 1)
 
@@ -107,10 +108,10 @@ def _stored(engine: Engine, view_id) -> Connection:  # type: ignore[no-untyped-d
 
 def test_blank_secret_on_update_keeps_ciphertext_byte_for_byte(engine: Engine, vault: Vault,
                                                                  sentinels: Sentinels) -> None:
-    view = connections.create(engine, vault, sentinels.form(), actor="t")
+    view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     before = _stored(engine, view.id)
     after_view = connections.update(engine, vault, view.id, connections.input_from_view(view, environment="prod"),
-                                    expected_version=view.version, actor="t")
+                                    expected_version=view.version, actor=ADMIN)
     after = _stored(engine, view.id)
     assert after.client_secret_enc == before.client_secret_enc
     assert after.client_id_enc == before.client_id_enc
@@ -120,25 +121,25 @@ def test_blank_secret_on_update_keeps_ciphertext_byte_for_byte(engine: Engine, v
 
 def test_mask_submitted_on_update_is_refused_and_nothing_saved(engine: Engine, vault: Vault,
                                                                sentinels: Sentinels) -> None:
-    view = connections.create(engine, vault, sentinels.form(), actor="t")
+    view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     before = _stored(engine, view.id)
     with pytest.raises(ValidationError, match="masked value"):
         connections.update(engine, vault, view.id, connections.input_from_view(
-            view, client_secret=SecretStr("********"), environment="changed"), expected_version=1, actor="t")
+            view, client_secret=SecretStr("********"), environment="changed"), expected_version=1, actor=ADMIN)
     after = _stored(engine, view.id)
     assert (after.client_secret_enc, after.environment, after.version) == (before.client_secret_enc, "", 1)
 
 
 def test_new_secret_is_stored_and_readable(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
-    view = connections.create(engine, vault, sentinels.form(), actor="t")
+    view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     connections.update(engine, vault, view.id, connections.input_from_view(view, client_secret=SecretStr("new-one")),
-                       expected_version=1, actor="t")
+                       expected_version=1, actor=ADMIN)
     creds = connections.load_credentials(engine, vault, view.id)
     assert creds.client_id == sentinels.client_id and creds.client_secret.get_secret_value() == "new-one"
 
 
 def test_list_carries_hints_not_secrets(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
-    connections.create(engine, vault, sentinels.form(expected_products=("cc_chat", "cloud_storage")), actor="t")
+    connections.create(engine, vault, sentinels.form(expected_products=("cc_chat", "cloud_storage")), actor=ADMIN)
     [view] = connections.list_connections(engine)
     text = repr(view)
     assert sentinels.client_id not in text and sentinels.client_secret not in text
@@ -161,4 +162,4 @@ def test_missing_connections_are_reported(engine: Engine, vault: Vault) -> None:
     with pytest.raises(NotFoundError, match="No connection is named 'ghost'"):
         connections.find_by_name(engine, "ghost")
     with pytest.raises(NotFoundError):
-        connections.delete(engine, uuid.uuid4(), actor="t")
+        connections.delete(engine, uuid.uuid4(), actor=ADMIN)

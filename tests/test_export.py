@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
+from tests.fixtures.people import ADMIN
 from lib import checks, connections, export
 from lib.runtime import Runtime
 from lib.status import status_rows
@@ -29,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def tested(runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> Runtime:
     everything, _, storage_only = simulator.scenario.apps
-    connections.create(runtime.engine, runtime.vault, form_for(everything, "Everything"), actor="t")
+    connections.create(runtime.engine, runtime.vault, form_for(everything, "Everything"), actor=ADMIN)
     connections.create(runtime.engine, runtime.vault, form_for(
-        storage_only, "Storage", expected_products=("cloud_storage", "cc_chat"), tenant_id="tenant-x"), actor="t")
-    checks.run_checks(runtime, prober_factory(simulator.url), triggered_by="t")
+        storage_only, "Storage", expected_products=("cloud_storage", "cc_chat"), tenant_id="tenant-x"), actor=ADMIN)
+    checks.run_checks(runtime, prober_factory(simulator.url), triggered_by=ADMIN)
     return runtime
 
 
@@ -46,7 +47,7 @@ def secrets_of(simulator: SimulatorServer, vault: Vault) -> list[str]:
 @pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
 def test_every_format_parses_back_with_exactly_the_allow_list(tested: Runtime, simulator: SimulatorServer,
                                                               fmt: str) -> None:
-    result = export.export(tested.engine, fmt, actor="t")
+    result = export.export(tested.engine, fmt, actor=ADMIN)
     assert result.file_name.startswith("switchboard-status-") and result.file_name.endswith(f"Z.{fmt}")
     if fmt == "csv":
         frame = pd.read_csv(io.BytesIO(result.data))
@@ -71,7 +72,7 @@ def test_every_format_parses_back_with_exactly_the_allow_list(tested: Runtime, s
 @pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
 def test_no_secret_token_key_or_ciphertext_in_any_format(tested: Runtime, simulator: SimulatorServer,
                                                          fmt: str) -> None:
-    data = export.export(tested.engine, fmt, actor="t").data
+    data = export.export(tested.engine, fmt, actor=ADMIN).data
     if fmt == "xlsx":  # look inside the zip's XML too
         import zipfile
 
@@ -82,8 +83,8 @@ def test_no_secret_token_key_or_ciphertext_in_any_format(tested: Runtime, simula
 
 
 def test_untested_connections_are_exported_as_never_tested(runtime: Runtime, simulator: SimulatorServer) -> None:
-    connections.create(runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "Fresh"), actor="t")
-    frame = pd.read_csv(io.BytesIO(export.export(runtime.engine, "csv", actor="t").data))
+    connections.create(runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "Fresh"), actor=ADMIN)
+    frame = pd.read_csv(io.BytesIO(export.export(runtime.engine, "csv", actor=ADMIN).data))
     assert set(frame["outcome"]) == {"never_tested"} and set(frame["granted_by_8x8"]) == {"unknown"}
 
 

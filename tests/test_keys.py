@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from tests.fixtures.people import ADMIN
 from lib import connections, db, keys
 from lib.config import load_settings
 from lib.connections import ConnectionInput
@@ -33,7 +34,7 @@ def _add(engine: Engine, vault: Vault, n: int, prefix: str = "c") -> None:
     for i in range(n):
         connections.create(engine, vault, ConnectionInput(
             name=f"{prefix}{i}", client_id=f"{prefix}client{i}", client_secret=SecretStr(f"{prefix}-secret-{i}")),
-            actor="t")
+            actor=ADMIN)
 
 
 def _kids(engine: Engine) -> set[str]:
@@ -67,7 +68,7 @@ def test_retired_key_no_longer_needed_after_rotation(engine: Engine, vault: Vaul
     _add(engine, vault, 3)
     k2 = Vault(Keyring("k2", {**vault.keyring.keys, "k2": new_key()}))
     keys.check_keyring(engine, k2)
-    report = keys.rotate(engine, k2, actor="t")
+    report = keys.rotate(engine, k2, actor=ADMIN)
     assert report.rotated == 3 and _kids(engine) == {"k2"}
     assert keys.verify(engine, k2).values_per_kid == {"k2": 6}
     only_k2 = Vault(Keyring("k2", {"k2": k2.keyring.keys["k2"]}))
@@ -105,15 +106,15 @@ def test_rotation_never_overwrites_a_concurrent_edit(engine: Engine, vault: Vaul
             secret = f"edited-{view.name}"
             current = connections.get(engine, view.id)
             connections.update(engine, k2, view.id, connections.input_from_view(
-                current, client_secret=SecretStr(secret)), expected_version=current.version, actor="admin")
+                current, client_secret=SecretStr(secret)), expected_version=current.version, actor=ADMIN)
             edited[str(view.id)] = secret
 
     thread = threading.Thread(target=editor)
     thread.start()
     started.set()
-    keys.rotate(engine, k2, actor="t", batch=10)
+    keys.rotate(engine, k2, actor=ADMIN, batch=10)
     thread.join()
-    keys.rotate(engine, k2, actor="t")  # anything the race left behind
+    keys.rotate(engine, k2, actor=ADMIN)  # anything the race left behind
     assert _kids(engine) == {"k2"}
     for view in views:
         secret = connections.load_credentials(engine, k2, view.id).client_secret.get_secret_value()

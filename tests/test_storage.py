@@ -13,6 +13,7 @@ from alembic import command
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
+from tests.fixtures.people import ADMIN
 from lib import connections, db
 from lib.connections import ConnectionInput
 from lib.errors import CredentialUnreadable, DatabaseNotReady
@@ -56,11 +57,11 @@ def test_sqlite_connection_pragmas(sqlite_engine: Engine) -> None:
 
 def test_no_plaintext_in_sqlite_files_or_dump(sqlite_engine: Engine, vault: Vault,
                                               sentinels: Sentinels, sqlite_url: str) -> None:
-    view = connections.create(sqlite_engine, vault, sentinels.form(), actor="test")
+    view = connections.create(sqlite_engine, vault, sentinels.form(), actor=ADMIN)
     # Edit and delete leave old pages behind unless secure_delete zeroes them.
     connections.update(sqlite_engine, vault, view.id,
                        connections.input_from_view(view, client_secret=SecretStr(sentinels.client_secret + "2")),
-                       expected_version=1, actor="test")
+                       expected_version=1, actor=ADMIN)
     path = Path(sqlite_url.removeprefix("sqlite:///"))
     files = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
     assert Path(f"{path}-wal") in files  # WAL is in use, so it must be scanned too
@@ -78,7 +79,7 @@ def test_no_plaintext_in_postgres_dump(postgres_url: str, vault: Vault, sentinel
     engine = db.make_engine(postgres_url)
     db.upgrade(engine)
     check_keyring(engine, vault)
-    connections.create(engine, vault, sentinels.form(), actor="test")
+    connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT * FROM connection")).all()
     dump = repr(rows).encode()
@@ -96,7 +97,7 @@ def test_eight_threads_fifty_writes_each(engine: Engine, vault: Vault) -> None:
             try:
                 connections.create(engine, vault, ConnectionInput(
                     name=f"w{worker}-{n}", client_id=f"client{worker}x{n}",
-                    client_secret=SecretStr(f"secret-{worker}-{n}")), actor="t")
+                    client_secret=SecretStr(f"secret-{worker}-{n}")), actor=ADMIN)
             except BaseException as exc:  # noqa: BLE001 - any failure is the finding
                 errors.append(exc)
 
@@ -112,12 +113,12 @@ def test_eight_threads_fifty_writes_each(engine: Engine, vault: Vault) -> None:
 def test_update_of_one_row_by_two_editors_conflicts(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
     from lib.errors import ConflictError
 
-    view = connections.create(engine, vault, sentinels.form(), actor="a")
+    view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     connections.update(engine, vault, view.id, connections.input_from_view(view, environment="one"),
-                       expected_version=view.version, actor="a")
+                       expected_version=view.version, actor=ADMIN)
     with pytest.raises(ConflictError, match="Somebody else changed this connection"):
         connections.update(engine, vault, view.id, connections.input_from_view(view, environment="two"),
-                           expected_version=view.version, actor="b")
+                           expected_version=view.version, actor=ADMIN)
     assert connections.get(engine, view.id).environment == "one"
 
 
@@ -129,12 +130,12 @@ def test_backup_while_writers_run(sqlite_engine: Engine, vault: Vault, tmp_path:
         while not stop.is_set():
             connections.create(sqlite_engine, vault, ConnectionInput(
                 name=f"bg-{n}", client_id=f"bgclient{n}", client_secret=SecretStr(f"bg-secret-{n}")),
-                actor="t")
+                actor=ADMIN)
             n += 1
 
     for n in range(20):
         connections.create(sqlite_engine, vault, ConnectionInput(
-            name=f"pre-{n}", client_id=f"preclient{n}", client_secret=SecretStr(f"pre-secret-{n}")), actor="t")
+            name=f"pre-{n}", client_id=f"preclient{n}", client_secret=SecretStr(f"pre-secret-{n}")), actor=ADMIN)
     thread = threading.Thread(target=writer)
     thread.start()
     try:
@@ -187,10 +188,10 @@ def test_deleting_a_connection_deletes_its_history(engine: Engine, vault: Vault,
     from lib.db import write_session, read_session
     from sqlmodel import select
 
-    view = connections.create(engine, vault, sentinels.form(), actor="t")
+    view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     with write_session(engine) as session:
         session.add(Check(connection_id=view.id, product="token", started_at=utcnow(), outcome="ok"))
-    connections.delete(engine, view.id, actor="t")
+    connections.delete(engine, view.id, actor=ADMIN)
     with read_session(engine) as session:
         assert session.exec(select(Check)).all() == []
 
@@ -204,7 +205,7 @@ def test_backup_refuses_to_overwrite(sqlite_engine: Engine, tmp_path: Path) -> N
 
 
 def test_ids_are_uuids(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
-    view = connections.create(engine, vault, sentinels.form(), actor="t")
+    view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     assert isinstance(view.id, uuid.UUID)
 
 

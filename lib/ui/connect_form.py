@@ -18,11 +18,11 @@ from lib.connections import ConnectionInput, ConnectionView
 from lib.errors import ConflictError, NotFoundError, ValidationError
 from lib.guide import anchor_url
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
+from lib.access import Principal
 from lib.runtime import Runtime
 from lib.ui.outcomes import badge, explain
-from lib.ui.runtime import prober
+from lib.ui.runtime import Console, prober
 
-ACTOR = "console"
 EDIT_ID = "connect.edit_id"  # set by the connections page's Edit button
 _FLASH, _SAVED, _OFFER_SKIP, _LOADED = "connect.flash", "connect.saved_id", "connect.offer_skip", "connect.loaded"
 
@@ -96,7 +96,7 @@ def _form_input(view: ConnectionView | None) -> ConnectionInput:
     )
 
 
-def _submit(rt: Runtime, view: ConnectionView | None) -> None:
+def _submit(rt: Runtime, me: Principal, view: ConnectionView | None) -> None:
     """Submit callback: runs before the rerun, so the secret can leave session state at once."""
     state = st.session_state
     data = _form_input(view)
@@ -104,7 +104,7 @@ def _submit(rt: Runtime, view: ConnectionView | None) -> None:
     skip = bool(state.pop(_key("skip_verify"), False))
     try:
         saved, verification = verify.save(
-            rt, None if skip else prober(), data, actor=ACTOR,
+            rt, None if skip else prober(), data, actor=me,
             connection_id=view.id if view else None, expected_version=view.version if view else None)
     except ValidationError as exc:
         state[_FLASH] = {"kind": "invalid", "errors": [(FIELD_LABELS.get(e.field, e.field), e.message)
@@ -162,19 +162,20 @@ def _show_flash() -> None:
         st.warning(f"Saved **{flash['name']}** without verifying; it is untested.", icon=":material/warning:")
 
 
-def _test_now(rt: Runtime) -> None:
+def _test_now(rt: Runtime, me: Principal) -> None:
     saved_id = st.session_state.get(_SAVED)
     if not saved_id:
         return
     if st.button("Test all products now", key="connect_test_now", icon=":material/play_arrow:"):
-        report = checks.run_checks(rt, prober(), connection_ids=[uuid.UUID(saved_id)], triggered_by=ACTOR)
+        report = checks.run_checks(rt, prober(), connection_ids=[uuid.UUID(saved_id)], triggered_by=me)
         for record in report.products:
             st.markdown(f"**{PRODUCTS[record.product].name}** — {badge(record.outcome)}")
             explain(record.outcome, record.detail)
         st.page_link("pages/connections.py", label="See it on the Connections page", icon=":material/lan:")
 
 
-def render(rt: Runtime) -> None:
+def render(console: Console) -> None:
+    rt, me = console.rt, console.me
     view = _editing(rt)
     _load_widgets(view)
     st.title(f"Edit {view.name}" if view else "Add a connection")
@@ -215,6 +216,6 @@ def render(rt: Runtime) -> None:
             st.checkbox("8x8 could not be reached: save without verifying (the connection is saved as untested)",
                         key=_key("skip_verify"))
         st.form_submit_button("Verify & save", key="connect_submit", type="primary",
-                              icon=":material/verified_user:", on_click=_submit, args=(rt, view))
+                              icon=":material/verified_user:", on_click=_submit, args=(rt, me, view))
     _show_flash()
-    _test_now(rt)
+    _test_now(rt, me)

@@ -16,11 +16,13 @@ from lib.checks import CheckRecord, Progress
 from lib.connections import ConnectionView
 from lib.errors import NotFoundError
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS
+from lib.access import Permission, Principal
 from lib.runtime import Runtime
 from lib.status import NEVER_TESTED, is_relevant, status_rows
-from lib.ui.connect_form import ACTOR, EDIT_ID
+from lib.ui.account import proven
+from lib.ui.connect_form import EDIT_ID
 from lib.ui.outcomes import badge, explain
-from lib.ui.runtime import prober
+from lib.ui.runtime import Console, prober
 
 _SUMMARY = "connections.summary"
 _NOT_EXPECTED = "—"
@@ -103,30 +105,32 @@ def _apply(filters: Filters, long: pd.DataFrame, wide: pd.DataFrame) -> pd.DataF
     return shown
 
 
-def _run_bulk(rt: Runtime, ids: list[uuid.UUID] | None, what: str) -> None:
+def _run_bulk(rt: Runtime, me: Principal, ids: list[uuid.UUID] | None, what: str) -> None:
     bar = st.progress(0.0, text=f"Testing {what}…")
 
     def step(progress: Progress) -> None:
         bar.progress(progress.done / max(progress.total, 1),
                      text=f"Tested {progress.done} of {progress.total} products")
 
-    report = checks.run_checks(rt, prober(), connection_ids=ids, triggered_by=ACTOR, on_progress=step)
+    report = checks.run_checks(rt, prober(), connection_ids=ids, triggered_by=me, on_progress=step)
     bar.empty()
     failing = [r for r in report.products if not r.ok]
     st.session_state[_SUMMARY] = (len(report.products), len(failing), what)
 
 
-def _bulk(rt: Runtime, shown: pd.DataFrame, total: int) -> bool:
+def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
     """The bulk test buttons; True when a test ran in this run. "Test shown" tests the
     connections the search and filters select (all of them when nothing is filtered)."""
     cols = st.columns([1, 1, 2])
     ran = False
+    if not me.can(Permission.RUN_TESTS):
+        return ran
     if cols[0].button(f"Test shown ({len(shown)})", key="conn_test_shown", disabled=len(shown) in (0, total),
                       icon=":material/playlist_play:", help="Tests the connections the search and filters select."):
-        _run_bulk(rt, [uuid.UUID(i) for i in shown.index], f"{len(shown)} connection(s)")
+        _run_bulk(rt, me, [uuid.UUID(i) for i in shown.index], f"{len(shown)} connection(s)")
         ran = True
     if cols[1].button("Test all connections", key="conn_test_all", type="primary", icon=":material/play_arrow:"):
-        _run_bulk(rt, None, "all connections")
+        _run_bulk(rt, me, None, "all connections")
         ran = True
     summary = st.session_state.get(_SUMMARY)
     if summary:
@@ -136,11 +140,13 @@ def _bulk(rt: Runtime, shown: pd.DataFrame, total: int) -> bool:
     return ran
 
 
-def _export_buttons(rt: Runtime) -> None:
+def _export_buttons(rt: Runtime, me: Principal) -> None:
+    if not me.can(Permission.EXPORT):
+        return
     cols = st.columns(3)
     for col, fmt, label in zip(cols, ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel"), strict=True):
         spec = export.FORMATS[fmt]
-        col.download_button(f"Export {label}", data=lambda fmt=fmt: export.export(rt.engine, fmt, actor=ACTOR).data,
+        col.download_button(f"Export {label}", data=lambda fmt=fmt: export.export(rt.engine, fmt, actor=me).data,
                             file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
                             on_click="ignore", icon=":material/download:", width="stretch")
 
@@ -153,11 +159,12 @@ def _latest(rt: Runtime, connection_id: uuid.UUID) -> dict[str, CheckRecord]:
 
 
 @st.fragment
-def _product_row(rt: Runtime, view: ConnectionView, product: str) -> None:
+def _product_row(rt: Runtime, me: Principal, view: ConnectionView, product: str) -> None:
     with st.container(key=f"product_{product}", border=True):
         name_col, outcome_col, button_col = st.columns([3, 6, 1])
-        if button_col.button("Test", key=f"test_{product}", icon=":material/play_arrow:"):
-            checks.run_checks(rt, prober(), connection_ids=[view.id], product=product, triggered_by=ACTOR)
+        if me.can(Permission.RUN_TESTS) and button_col.button("Test", key=f"test_{product}",
+                                                               icon=":material/play_arrow:"):
+            checks.run_checks(rt, prober(), connection_ids=[view.id], product=product, triggered_by=me)
         record = _latest(rt, view.id).get(product)
         expected = "enabled by you" if product in view.expected_products else "not enabled by you"
         granted = ("unknown" if view.granted_products is None
@@ -181,13 +188,15 @@ def _close_delete_dialog() -> None:
 
 
 @st.dialog("Delete connection", on_dismiss=_close_delete_dialog)
-def _delete_dialog(rt: Runtime, view: ConnectionView) -> None:
+def _delete_dialog(rt: Runtime, me: Principal, view: ConnectionView) -> None:
     st.write(f"This deletes **{view.name}**, its encrypted credentials and its test history. "
              "The API app in 8x8 is not touched.")
+    if not proven(me, f"delete {view.name}"):
+        return
     typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
     if st.button("Delete", key="delete_confirm_button", type="primary", disabled=typed != view.name):
         try:
-            connections.delete(rt.engine, view.id, actor=ACTOR)
+            connections.delete(rt.engine, view.id, actor=me)
         except NotFoundError:
             pass
         _close_delete_dialog()
@@ -211,33 +220,38 @@ def _history(rt: Runtime, view: ConnectionView) -> None:
         st.dataframe(frame, hide_index=True, width="stretch")
 
 
-def _detail(rt: Runtime, view: ConnectionView) -> None:
+def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
     st.subheader(view.name, anchor=False)
     st.caption(f"{view.environment or 'no environment label'} · Client ID {view.client_id_hint} · "
                f"secret set {_age_days(view.secret_set_at)} day(s) ago")
     cols = st.columns([2, 1, 1, 4])
-    if cols[0].button("Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"):
-        report = checks.run_checks(rt, prober(), connection_ids=[view.id], triggered_by=ACTOR)
+    if me.can(Permission.RUN_TESTS) and cols[0].button("Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"):
+        report = checks.run_checks(rt, prober(), connection_ids=[view.id], triggered_by=me)
         failing = sum(1 for r in report.products if not r.ok)
         st.toast(f"{view.name}: {len(report.products) - failing} OK, {failing} failing.")
-    if cols[1].button("Edit", key="detail_edit", icon=":material/edit:"):
+    manages = me.can(Permission.MANAGE_CONNECTIONS)
+    if manages and cols[1].button("Edit", key="detail_edit", icon=":material/edit:"):
         st.session_state[EDIT_ID] = str(view.id)
         st.switch_page("pages/connect.py")
-    if cols[2].button("Delete", key="detail_delete", icon=":material/delete:"):
+    if manages and cols[2].button("Delete", key="detail_delete", icon=":material/delete:"):
         st.session_state[_DELETING] = str(view.id)
     if st.session_state.get(_DELETING) == str(view.id):
-        _delete_dialog(rt, view)
+        _delete_dialog(rt, me, view)
     for product in PRODUCT_KEYS:
-        _product_row(rt, view, product)
+        _product_row(rt, me, view, product)
     _history(rt, view)
 
 
-def render(rt: Runtime) -> None:
+def render(console: Console) -> None:
+    rt, me = console.rt, console.me
     st.title("Connections")
     if connections.count(rt.engine) == 0:
-        st.info("No connections yet. Add one on the Connect page; the Setup guide explains where the "
-                "Client ID and Client Secret come from.", icon=":material/info:")
-        st.page_link("pages/connect.py", label="Add a connection", icon=":material/add_link:")
+        if me.can(Permission.MANAGE_CONNECTIONS):
+            st.info("No connections yet. Add one on the Connect page; the Setup guide explains where the "
+                    "Client ID and Client Secret come from.", icon=":material/info:")
+            st.page_link("pages/connect.py", label="Add a connection", icon=":material/add_link:")
+        else:
+            st.info("No connections yet. A Switchboard admin adds them.", icon=":material/info:")
         return
     # Metrics and table are drawn after the bulk buttons ran, into slots above them.
     metrics_slot, filters_slot, table_slot = st.container(), st.container(), st.container()
@@ -245,10 +259,10 @@ def render(rt: Runtime) -> None:
     with filters_slot:
         filters = _filter_widgets(wide)
     shown = _apply(filters, long, wide)
-    if _bulk(rt, shown, len(wide)):
+    if _bulk(rt, me, shown, len(wide)):
         long, wide = _overview(rt.engine, rt.settings.database_url, checks.data_stamp(rt.engine))
         shown = _apply(filters, long, wide)
-    _export_buttons(rt)
+    _export_buttons(rt, me)
     with metrics_slot:
         _metrics(long, len(wide))
     table_slot.dataframe(
@@ -263,4 +277,4 @@ def render(rt: Runtime) -> None:
     chosen = st.selectbox("Open a connection", list(ids_by_name), index=None, key="conn_detail",
                           placeholder="Choose a connection to test its products (search above narrows this list)…")
     if chosen:
-        _detail(rt, connections.get(rt.engine, uuid.UUID(ids_by_name[chosen])))
+        _detail(rt, me, connections.get(rt.engine, uuid.UUID(ids_by_name[chosen])))

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from lib.errors import SwitchboardError
+
 log = logging.getLogger("switchboard.ui")
 
 
@@ -20,6 +22,8 @@ def error_boundary() -> Iterator[None]:
     """
     try:
         yield
+    except SwitchboardError as exc:  # written for people: says what is wrong and who must act
+        st.error(str(exc), icon=":material/block:")
     except Exception:
         reference = uuid.uuid4().hex[:12]
         log.exception("unexpected error, reference %s", reference)

@@ -1,0 +1,83 @@
+"""The first admin: no default account exists; a one-time setup code, printed on the server's
+console when it starts with no users, lets the first visitor create one.
+
+The code is random (80 bits), stored only as a SHA-256, single-use, and expires after an
+hour; a restart with still no users prints a fresh one. ``python -m lib users add --role
+admin`` is the shell's way to the same end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from pydantic import SecretStr
+from sqlalchemy import Engine, func, update
+from sqlalchemy import select as sql_select
+from sqlmodel import col
+
+from lib import audit, users
+from lib.access import Principal, Role
+from lib.db import write_session
+from lib.errors import FieldError, ValidationError
+from lib.models import SetupCode, User, utcnow
+
+CODE_LIFETIME = timedelta(hours=1)
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
+CODE_REFUSED = "This setup code is not valid: it is wrong, used or expired. Restart the server for a new one."
+
+
+def _hash(code: str) -> str:
+    normalised = "".join(ch for ch in code.upper() if ch.isalnum())
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def _new_code() -> str:
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(16))
+    return "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+
+
+def issue(engine: Engine, *, now: datetime | None = None) -> str | None:
+    """A fresh setup code when there are no users yet (earlier codes stop working), else None."""
+    now = now or utcnow()
+    with write_session(engine) as session:
+        if session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one():
+            return None
+        session.execute(update(SetupCode).where(col(SetupCode.used_at).is_(None)).values(expires_at=now))
+        code = _new_code()
+        session.add(SetupCode(code_hash=_hash(code), created_at=now, expires_at=now + CODE_LIFETIME))
+    return code
+
+
+def needs_setup(engine: Engine) -> bool:
+    return users.count(engine) == 0
+
+
+def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, *, address: str,
+           now: datetime | None = None) -> Principal:
+    """Create the first admin with a valid code, in one transaction: the code is spent and
+    the account made together, or neither. Wrong codes count as failed sign-ins."""
+    now = now or utcnow()
+    wait = users.wait_required(engine, "(setup code)", address, now)
+    if wait > 0:
+        raise users.Throttled(wait)
+    admin = Principal(username.strip(), Role.ADMIN, address or None, "local")
+    with write_session(engine) as session:
+        rows = session.exec(sql_select(SetupCode).where(  # type: ignore[call-overload]
+            col(SetupCode.used_at).is_(None), col(SetupCode.expires_at) > now)).scalars().all()
+        wanted = _hash(code.get_secret_value())
+        match = next((row for row in rows if hmac.compare_digest(row.code_hash, wanted)), None)
+        has_users = session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one()
+        if match is None or has_users:
+            users.record_failure(session, "(setup code)", address, "setup", now)
+            failed = True
+        else:
+            match.used_at = now
+            setup = Principal("setup code", Role.ADMIN, address or None, "setup code")
+            users.insert(session, username, password, Role.ADMIN.value, actor=setup)
+            failed = False
+    if failed:
+        raise ValidationError([FieldError("setup_code", CODE_REFUSED)])
+    return admin

@@ -1,0 +1,54 @@
+"""Signing out, and "confirm it is you" before sensitive actions.
+
+Sensitive actions (deleting a connection, changing users, rotating keys) need proof of
+identity from the last few minutes: the password again, or a fresh OIDC sign-in. Once given,
+it unlocks those actions for ``REAUTH_VALID`` in every tab, like a sudo timestamp.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import streamlit as st
+
+from lib.access import Permission, Principal
+from lib.errors import SwitchboardError
+from lib.ui.auth import SIGN_IN_URL, confirm_with_password, sign_out
+from lib.ui.runtime import guard, runtime
+
+_PASSWORD = "reauth_password"
+_ERROR = "reauth_error"
+
+
+def sign_out_page() -> None:
+    console = guard(Permission.READ_STATUS)
+    sign_out(console.rt, console.me)
+    st.success("You are signed out, in every tab of this browser.", icon=":material/logout:")
+    st.markdown(f'<a href="{SIGN_IN_URL}?signed_out=1" target="_self" data-testid="sign-in-again">Sign in again</a>',
+                unsafe_allow_html=True)
+
+
+def _confirm(me: Principal) -> None:
+    """Button callback: the password leaves session state here, before the rerun."""
+    password = st.session_state.get(_PASSWORD, "")
+    st.session_state[_PASSWORD] = ""
+    try:
+        confirm_with_password(runtime(), me, password)
+    except SwitchboardError as exc:
+        st.session_state[_ERROR] = str(exc)
+
+
+def proven(me: Principal, why: str) -> bool:
+    """True when ``me`` may do a sensitive action now; otherwise shows how to confirm
+    identity (``why`` says what for) and returns False."""
+    if me.proved_recently(datetime.now(timezone.utc)):
+        return True
+    st.info(f"Confirm it is you to {why}.", icon=":material/verified_user:")
+    if me.via == "oidc":
+        st.button("Sign in again", key="reauth_login", on_click=st.login)
+        return False
+    st.text_input("Your password", type="password", key=_PASSWORD, autocomplete="current-password")
+    if error := st.session_state.pop(_ERROR, None):
+        st.error(error, icon=":material/error:")
+    st.button("Confirm", key="reauth_confirm", on_click=_confirm, args=(me,))
+    return False

@@ -1,0 +1,35 @@
+"""What Switchboard adds to Streamlit's own server (``st.App``): account routes, the sign-in
+gate, security headers, and start-up work. No Streamlit script code lives here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.middleware import Middleware
+
+from lib.web.account import account_routes
+from lib.web.gate import SignInGate
+from lib.web.headers import SecurityHeaders
+from lib.web.state import ServerState
+
+
+def server_options(oidc_configured: Callable[[], bool]) -> dict[str, Any]:
+    """Keyword arguments for ``st.App``. ``oidc_configured`` is asked once the server starts,
+    when Streamlit has read its secrets."""
+    state = ServerState()
+
+    @asynccontextmanager
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        state.open(local_accounts=not oidc_configured())
+        try:
+            yield None
+        finally:
+            state.close()
+
+    return {
+        "routes": account_routes(state),
+        "middleware": [Middleware(SecurityHeaders), Middleware(SignInGate, state=state)],
+        "lifespan": lifespan,
+    }

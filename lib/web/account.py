@@ -1,0 +1,118 @@
+"""The server's own account routes (local accounts): sign-in, first-admin setup, sign-out.
+
+They run in the ASGI app Streamlit serves (``st.App`` routes), so they can set the session
+cookie: HttpOnly (no script can read it), SameSite=Strict (no other site can send it),
+Secure over https. Every POST must come from our own origin.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from lib import first_run, sessions, users
+from lib.access import Principal
+from lib.errors import ValidationError
+from lib.web import html
+from lib.web.state import ServerState
+
+_PAGE_PATH = re.compile(r"^/[a-z0-9-]*$")
+
+
+def safe_next(value: object) -> str:
+    """Where to go after signing in: one of our own page paths, never another site."""
+    return value if isinstance(value, str) and _PAGE_PATH.match(value) else "/"
+
+
+def same_origin(request: Request) -> bool:
+    """A form POST from our own pages carries our origin; anything else is refused (login CSRF)."""
+    origin = request.headers.get("origin")
+    return origin is not None and origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _signed_in(request: Request, state: ServerState, principal: Principal, next_path: str) -> Response:
+    token = sessions.new_token()
+    sessions.start(state.engine, token, principal)
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(sessions.COOKIE_NAME, token, max_age=int(state.limits.lifetime.total_seconds()),
+                        path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+def _forget_cookie(response: Response, request: Request) -> Response:
+    if sessions.COOKIE_NAME in request.cookies:
+        response.delete_cookie(sessions.COOKIE_NAME, path="/", httponly=True, samesite="strict")
+    return response
+
+
+def _form_text(form: Any, name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def account_routes(state: ServerState) -> list[Route]:
+    async def sign_in_page(request: Request) -> Response:
+        if not state.local_accounts:
+            return RedirectResponse("/", status_code=303)
+        if await run_in_threadpool(first_run.needs_setup, state.engine):
+            return RedirectResponse("/account/setup", status_code=303)
+        notice = "You are signed out." if request.query_params.get("signed_out") else ""
+        page = html.sign_in(safe_next(request.query_params.get("next")), notice, "info")
+        return _forget_cookie(HTMLResponse(page), request)
+
+    async def sign_in(request: Request) -> Response:
+        if not state.local_accounts or not same_origin(request):
+            return HTMLResponse("This form must be sent from Switchboard's own sign-in page.", status_code=403)
+        form = await request.form()
+        username, next_path = _form_text(form, "username"), safe_next(_form_text(form, "next"))
+        password = SecretStr(_form_text(form, "password"))
+        try:
+            view = await run_in_threadpool(users.authenticate, state.engine, username, password,
+                                           address=client_address(request))
+        except users.Throttled as exc:
+            return HTMLResponse(html.sign_in(next_path, str(exc), username=username), status_code=429,
+                                headers={"Retry-After": str(int(exc.retry_after) + 1)})
+        except users.SignInFailed as exc:
+            return HTMLResponse(html.sign_in(next_path, str(exc), username=username), status_code=401)
+        principal = Principal(view.username, view.role, client_address(request) or None, "local")
+        return await run_in_threadpool(_signed_in, request, state, principal, next_path)
+
+    async def setup_page(request: Request) -> Response:
+        if not state.local_accounts or not await run_in_threadpool(first_run.needs_setup, state.engine):
+            return RedirectResponse("/account/sign-in", status_code=303)
+        return HTMLResponse(html.setup())
+
+    async def setup(request: Request) -> Response:
+        if not state.local_accounts or not same_origin(request):
+            return HTMLResponse("This form must be sent from Switchboard's own setup page.", status_code=403)
+        form = await request.form()
+        username = _form_text(form, "username")
+        password, again = _form_text(form, "password"), _form_text(form, "password_again")
+        if password != again:
+            return HTMLResponse(html.setup("password_again: The two passwords differ; type the same one twice.",
+                                           username), status_code=400)
+        try:
+            admin = await run_in_threadpool(first_run.redeem, state.engine, SecretStr(_form_text(form, "setup_code")),
+                                            username, SecretStr(password), address=client_address(request))
+        except users.Throttled as exc:
+            return HTMLResponse(html.setup(str(exc), username), status_code=429)
+        except ValidationError as exc:
+            return HTMLResponse(html.setup(str(exc), username), status_code=400)
+        return await run_in_threadpool(_signed_in, request, state, admin, "/")
+
+    return [
+        Route("/account/sign-in", sign_in_page, methods=["GET"]),
+        Route("/account/sign-in", sign_in, methods=["POST"]),
+        Route("/account/setup", setup_page, methods=["GET"]),
+        Route("/account/setup", setup, methods=["POST"]),
+    ]

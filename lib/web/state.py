@@ -1,0 +1,52 @@
+"""What the server's own routes and middleware share: the runtime and the sign-in mode,
+set up once when the server starts (the ASGI lifespan)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from lib import first_run
+from lib.config import Settings, get_settings
+from lib.redaction import configure_logging
+from lib.runtime import Runtime, open_runtime
+from lib.sessions import Limits
+
+
+@dataclass
+class ServerState:
+    local_accounts: bool = True  # False when OIDC ([auth] in secrets.toml) signs people in
+    runtime: Runtime | None = None
+
+    def open(self, settings: Settings | None = None, *, local_accounts: bool) -> None:
+        configure_logging()
+        self.runtime = open_runtime(settings or get_settings())
+        self.local_accounts = local_accounts
+        if local_accounts:
+            announce_setup_code(self.runtime.engine)
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.engine.dispose()
+
+    @property
+    def engine(self) -> Engine:
+        assert self.runtime is not None, "the server has not started"
+        return self.runtime.engine
+
+    @property
+    def limits(self) -> Limits:
+        assert self.runtime is not None, "the server has not started"
+        return Limits(self.runtime.settings.session_idle, self.runtime.settings.session_lifetime)
+
+
+def announce_setup_code(engine: Engine) -> None:
+    """With no users yet, print a fresh one-time setup code on the server's console (never
+    into a log file: whoever reads the console runs the server)."""
+    code = first_run.issue(engine)
+    if code:
+        print(f"\n  Switchboard has no users yet. Open the console and create the first admin with\n"
+              f"  this one-time setup code (valid for {first_run.CODE_LIFETIME.seconds // 60} minutes): {code}\n",
+              file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ from lib.redaction import install, registry
 from lib.runtime import Runtime
 from lib.simulator import App, SimulatorServer
 from tests.fixtures.console import PageOpener
+from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import control
 from tests.test_checks import form_for
 
@@ -140,7 +141,7 @@ def test_edit_with_blank_secret_keeps_it(open_page: PageOpener, simulator: Simul
                                          console_env: Runtime) -> None:
     app = everything(simulator)
     view = connections.create(console_env.engine, console_env.vault, form_for(
-        app, "Prod", expected_products=("cloud_storage",)), actor="t")
+        app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN)
     before = stored(console_env)[0].client_secret_enc
     at = open_page(CONNECTIONS)
     at.selectbox(key="conn_detail").set_value("Prod").run()
@@ -171,10 +172,10 @@ def test_test_all_products_now_after_saving(open_page: PageOpener, simulator: Si
 def seed(rt: Runtime, simulator: SimulatorServer) -> None:
     everything_app, _, storage_only = simulator.scenario.apps
     connections.create(rt.engine, rt.vault, form_for(everything_app, "Everything", environment="production",
-                                                      expected_products=("cloud_storage", "cc_chat")), actor="t")
+                                                      expected_products=("cloud_storage", "cc_chat")), actor=ADMIN)
     connections.create(rt.engine, rt.vault, form_for(storage_only, "Archive", environment="staging",
                                                       expected_products=("cloud_storage", "cc_chat"),
-                                                      tenant_id="t-1"), actor="t")
+                                                      tenant_id="t-1"), actor=ADMIN)
 
 
 def test_empty_connections_page_points_to_connect(open_page: PageOpener) -> None:
@@ -296,14 +297,14 @@ def test_unexpected_error_shows_a_reference_and_logs_it_redacted(caplog: pytest.
     registry.clear()
 
 
-def test_checks_are_recorded_with_the_console_as_trigger(open_page: PageOpener, simulator: SimulatorServer,
-                                                         console_env: Runtime) -> None:
+def test_checks_are_recorded_with_the_signed_in_person_as_trigger(open_page: PageOpener, simulator: SimulatorServer,
+                                                                   console_env: Runtime) -> None:
     seed(console_env, simulator)
-    at = open_page(CONNECTIONS)
+    at = open_page(CONNECTIONS, "operator@example.com")
     at.button(key="conn_test_all").click().run()
     assert {r.run_id for r in checks.latest_status(console_env.engine)} != {None}
     with read_session(console_env.engine) as session:
-        assert {c.triggered_by for c in session.exec(select(Check)).all()} == {"console"}
+        assert {c.triggered_by for c in session.exec(select(Check)).all()} == {"operator@example.com"}
 
 
 def test_test_shown_tests_only_the_filtered_connections(open_page: PageOpener, simulator: SimulatorServer,

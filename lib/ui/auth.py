@@ -36,11 +36,13 @@ def _limits(rt: Runtime) -> Limits:
 
 
 def _address() -> str | None:
-    return st.context.ip_address or None
+    address = st.context.ip_address  # None on localhost
+    return address if isinstance(address, str) and address else None
 
 
 def _token() -> str | None:
-    return st.context.cookies.get(sessions.COOKIE_NAME)
+    token = st.context.cookies.get(sessions.COOKIE_NAME)
+    return token if isinstance(token, str) and token else None
 
 
 def _claims() -> dict[str, object]:

@@ -31,9 +31,11 @@ def safe_next(value: object) -> str:
 
 
 def same_origin(request: Request) -> bool:
-    """A form POST from our own pages carries our origin; anything else is refused (login CSRF)."""
-    origin = request.headers.get("origin")
-    return origin is not None and origin == f"{request.url.scheme}://{request.url.netloc}"
+    """A form POST from our own pages carries our origin (or, where a browser withholds it,
+    Sec-Fetch-Site: same-origin); anything else is refused, against login CSRF."""
+    if request.headers.get("origin") == f"{request.url.scheme}://{request.url.netloc}":
+        return True
+    return request.headers.get("sec-fetch-site") == "same-origin"
 
 
 def client_address(request: Request) -> str:

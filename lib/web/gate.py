@@ -11,21 +11,28 @@ from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lib import first_run, sessions
 from lib.navigation import protected_paths
+from lib.web import html
 from lib.web.state import ServerState
 
 
 class SignInGate:
+    """Also answers 503 with the reason while the server cannot open its data (fail closed)."""
+
     def __init__(self, app: ASGIApp, *, state: ServerState) -> None:
         self.app = app
         self.state = state
         self.paths = protected_paths()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.state.problem and (
+                scope["path"] in self.paths or scope["path"].startswith("/account/")):
+            await HTMLResponse(html.cannot_start(self.state.problem), status_code=503)(scope, receive, send)
+            return
         if (scope["type"] == "http" and scope["method"] == "GET" and self.state.local_accounts
                 and scope["path"] in self.paths):
             request = Request(scope)

@@ -60,3 +60,8 @@ def setup(notice: str = "", username: str = "") -> str:
 <input id="password_again" name="password_again" type="password" autocomplete="new-password" required>
 <button type="submit" data-testid="setup-submit">Create the first admin</button></form>"""
     return _page("Set up Switchboard", "No one can sign in yet. Create the first admin account.", form, notice)
+
+
+def cannot_start(problem: str) -> str:
+    body = "<p>Who must act: the Switchboard operator (see README, Configuration).</p>"
+    return _page("Switchboard cannot start", problem, body)

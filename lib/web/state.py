@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from lib import first_run
 from lib.config import Settings, get_settings
+from lib.errors import SwitchboardError
 from lib.redaction import configure_logging
 from lib.runtime import Runtime, open_runtime
 from lib.sessions import Limits
@@ -19,11 +20,19 @@ from lib.sessions import Limits
 class ServerState:
     local_accounts: bool = True  # False when OIDC ([auth] in secrets.toml) signs people in
     runtime: Runtime | None = None
+    problem: str | None = None  # why the runtime could not open (fail closed, but say why)
 
     def open(self, settings: Settings | None = None, *, local_accounts: bool) -> None:
         configure_logging()
-        self.runtime = open_runtime(settings or get_settings())
         self.local_accounts = local_accounts
+        try:
+            self.runtime = open_runtime(settings or get_settings())
+        except SwitchboardError as exc:
+            # The server still starts so that the browser can say what is wrong; every
+            # protected path answers 503 with the reason, and page scripts stop at their guard.
+            self.problem = str(exc)
+            print(f"\n  Switchboard cannot start: {exc}\n", file=sys.stderr, flush=True)
+            return
         if local_accounts:
             announce_setup_code(self.runtime.engine)
 

@@ -6,24 +6,16 @@ Chromium missing: skipped locally, failed under CI=true (.ci/run installs it wit
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from lib.simulator import SimulatorServer
+from tests.fixtures.server import PASSWORD, Server, start_server
 from tests.fixtures.simulator import default_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = pytest.mark.e2e
@@ -46,58 +38,7 @@ def browser_type_launch_args() -> dict[str, object]:
                      "--disable-component-update", "--disable-sync", "--no-first-run"]}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Console:
-    """A running console: its URL, its environment (for CLI calls) and its log."""
-
-    url: str
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] = field(repr=False)
-
-    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "lib", *args], input=stdin, env=self.env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
-
-
-def start_console(env_overrides: dict[str, str], base_url: str) -> Console:
-    tmp = Path(tempfile.mkdtemp(prefix="switchboard-e2e-"))
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT),
-           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp / "keys" / "keyring.json"),
-           "SWITCHBOARD_8X8_BASE_URL": base_url, **env_overrides}
-    log = tmp / "streamlit.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                return Console(url, env, log, process)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("streamlit did not start:\n" + log.read_text())
-
-
-def stop_console(console: Console) -> None:
-    console.process.terminate()
-    try:
-        console.process.wait(10)
-    except subprocess.TimeoutExpired:
-        console.process.kill()
-    shutil.rmtree(console.log.parent, ignore_errors=True)
+Console = Server
 
 
 @pytest.fixture(scope="module")
@@ -115,18 +56,32 @@ def console_factory(sim: SimulatorServer) -> Iterator[ConsoleFactory]:
     started: list[Console] = []
 
     def start(**env: str) -> Console:
-        console = start_console(env, sim.url)
+        console = start_server(env, sim.url)
         started.append(console)
         return console
 
     yield start
     for console in started:
-        stop_console(console)
+        console.stop()
 
 
 @pytest.fixture
 def console(console_factory: ConsoleFactory) -> Console:
-    return console_factory()
+    """A server with one admin account, "ada"."""
+    server = console_factory()
+    server.add_user("ada", "admin")
+    return server
+
+
+def sign_in(page: Page, console: Console, username: str = "ada", password: str = PASSWORD,
+            path: str = "") -> None:
+    """Sign in through the sign-in page, landing on ``path``."""
+    page.goto(f"{console.url}/{path}")
+    expect(page.get_by_test_id("sign-in-form")).to_be_visible()
+    page.locator("#username").fill(username)
+    page.locator("#password").fill(password)
+    page.get_by_test_id("sign-in-submit").click()
+    wait_for_app(page)
 
 
 def wait_for_app(page: Page) -> None:

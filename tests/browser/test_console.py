@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from lib.simulator import SimulatorServer
 from lib.vault import new_key
-from tests.browser.conftest import Console, ConsoleFactory, choose, keyed, open_path, wait_for_app
+from tests.browser.conftest import Console, ConsoleFactory, choose, keyed, open_path, sign_in, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def add_through_form(page: Page, console: Console, sim: SimulatorServer, *, name: str = "Reporting",
                      secret: str | None = None) -> None:
     app = sim.scenario.apps[0]
-    open_path(page, console, "connect")
+    sign_in(page, console, path="connect")
     choose(page, "connect_products", "Cloud Storage Service", "Contact Center Chat")
     keyed(page, "connect_name").locator("input").fill(name)
     keyed(page, "connect_client_id").locator("input").fill(app.client_id)
@@ -30,10 +30,9 @@ def add_through_form(page: Page, console: Console, sim: SimulatorServer, *, name
     wait_for_app(page)
 
 
-def test_deep_link_on_a_fresh_server_passes_the_guard_first(console_factory: ConsoleFactory, page: Page) -> None:
-    """Before anyone opens "/", Streamlit runs /connections without app.py (legacy pages/
-    mode). The page's own guard must still decide: with a keyring that does not match the
-    data, the deep link shows the guard's message and no table."""
+def test_a_wrong_keyring_fails_closed_and_says_why(console_factory: ConsoleFactory, page: Page) -> None:
+    """With a keyring that does not match the data, the server opens nothing: every protected
+    path, the sign-in page included, answers 503 with the reason and who must act."""
     seeded = console_factory()
     assert seeded.cli("connections", "add", "--name", "Seeded", "--client-id", "seeded-client",
                       "--secret-stdin", "--no-verify", stdin="seeded-secret\n").returncode == 0
@@ -42,17 +41,17 @@ def test_deep_link_on_a_fresh_server_passes_the_guard_first(console_factory: Con
     wrong_key = f"k1:{base64.b64encode(new_key()).decode()}"
     fresh = console_factory(SWITCHBOARD_DATABASE_URL=seeded.env["SWITCHBOARD_DATABASE_URL"],
                             SWITCHBOARD_KEYS=wrong_key)
-    open_path(page, fresh, "connections")
-    expect(page.get_by_text("Switchboard cannot start")).to_be_visible()
-    expect(page.get_by_text("is not the key this database was encrypted with")).to_be_visible()
-    expect(page.get_by_test_id("stDataFrame")).to_have_count(0)
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)  # no legacy page list either
-    assert wrong_key.split(":")[1] not in page.content()
+    for path in ("connections", "connect", "account/sign-in"):
+        response = page.goto(f"{fresh.url}/{path}")
+        assert response is not None and response.status == 503
+        expect(page.get_by_text("Switchboard cannot start")).to_be_visible()
+        expect(page.get_by_text("is not the key this database was encrypted with")).to_be_visible()
+        expect(page.get_by_text("Who must act: the Switchboard operator")).to_be_visible()
+        assert wrong_key.split(":")[1] not in page.content()
 
 
 def test_deep_link_to_connections_with_a_good_keyring(console: Console, page: Page) -> None:
-    open_path(page, console, "connections")
+    sign_in(page, console, path="connections")
     expect(page.get_by_role("heading", name="Connections")).to_be_visible()
     expect(page.get_by_test_id("stException")).to_have_count(0)
     open_path(page, console, "guide#outcome-bad-credentials")

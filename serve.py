@@ -2,9 +2,16 @@
 the sign-in gate and security headers. ``make run`` starts it; so does ``python serve.py``."""
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from lib.ui.auth import oidc_configured
 from lib.web import server_options
+
+# app.py routes every page with st.navigation. Until a first visit to "/" has run it, Streamlit
+# would serve a deep link such as /connections straight from pages/ (its legacy mode), with no
+# menu and without app.py; say up front that this app does not use that mode. Each page
+# still checks the sign-in itself. Pinned to Streamlit 1.67 (requirements.txt).
+PagesManager.uses_pages_directory = False
 
 app = st.App("app.py", **server_options(oidc_configured))
 

@@ -46,7 +46,7 @@ def new_token() -> str:
 
 def oidc_key(claims: dict[str, object]) -> str:
     """A stable key for one OIDC sign-in: the same in every tab, new at every sign-in."""
-    parts = [str(claims.get(name, "")) for name in ("iss", "sub", "iat", "nonce")]
+    parts = [str(claims.get(name) or "") for name in ("iss", "sub", "iat", "nonce")]
     return "oidc:" + "|".join(parts)
 
 

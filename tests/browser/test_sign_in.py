@@ -1,0 +1,148 @@
+"""Sign-in in a real browser: the gate on a fresh server, the setup code, sessions that survive
+reloads and new tabs, sign-out in every tab, and pages a viewer cannot reach by URL. Every page
+load is also watched for Content-Security-Policy violations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
+
+from lib.navigation import protected_paths
+from tests.browser.conftest import Console, ConsoleFactory, keyed, sign_in, wait_for_app
+from tests.fixtures.server import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def _sections(page: Page):  # type: ignore[no-untyped-def]
+    return page.get_by_role("navigation", name="App pages").get_by_role("button")
+
+
+def menu(page: Page) -> set[str]:
+    """Every entry of the top menu (sections open on click)."""
+    entries: set[str] = set()
+    sections = _sections(page)
+    for index in range(sections.count()):
+        sections.nth(index).click()
+        page.get_by_role("menu").wait_for()
+        # An entry's text is its icon's ligature name, then its title.
+        entries |= {text.split("\n")[-1].strip() for text in page.get_by_role("menuitem").all_inner_texts()}
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("menu")).to_have_count(0)
+    return entries
+
+
+def open_menu_entry(page: Page, name: str) -> None:
+    sections = _sections(page)
+    for index in range(sections.count()):
+        sections.nth(index).click()
+        page.get_by_role("menu").wait_for()
+        entry = page.get_by_role("menuitem", name=name)
+        if entry.count():
+            entry.click()
+            wait_for_app(page)
+            return
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("menu")).to_have_count(0)
+    raise AssertionError(f"no menu entry {name!r}")
+
+
+@pytest.fixture
+def csp_errors(context: BrowserContext) -> Iterator[list[str]]:
+    """Console messages about blocked content; the test fails if any appear."""
+    seen: list[str] = []
+
+    def watch(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            seen.append(message.text)
+
+    context.on("console", watch)
+    yield seen
+    assert not seen, seen
+
+
+def test_a_fresh_server_shows_only_the_way_in(console_factory: ConsoleFactory, page: Page,
+                                              csp_errors: list[str]) -> None:
+    server = console_factory()
+    for path in sorted(protected_paths()):  # before anyone opened "/": the legacy pages/ trap
+        page.goto(f"{server.url}{path}")
+        expect(page.get_by_test_id("setup-form")).to_be_visible()
+        expect(page.locator("[data-testid='stApp']")).to_have_count(0)
+    server.add_user("ada", "admin")
+    for path in sorted(protected_paths()):
+        page.goto(f"{server.url}{path}")
+        expect(page.get_by_test_id("sign-in-form")).to_be_visible()
+        expect(page.locator("[data-testid='stApp']")).to_have_count(0)
+
+
+def test_the_setup_code_creates_the_first_admin(console_factory: ConsoleFactory, page: Page,
+                                                csp_errors: list[str]) -> None:
+    server = console_factory()
+    page.goto(f"{server.url}/connections")
+    page.locator("#setup_code").fill(server.setup_code())
+    page.locator("#username").fill("ada")
+    page.locator("#password").fill(PASSWORD)
+    page.locator("#password_again").fill(PASSWORD)
+    page.get_by_test_id("setup-submit").click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    assert menu(page) >= {"Connections", "Connect", "Users", "Audit", "Setup guide"}
+    assert PASSWORD not in page.content()
+    listed = server.cli("users", "list", "--json").stdout
+    assert '"ada"' in listed and '"admin"' in listed
+
+
+def test_sign_in_survives_reload_and_new_tab_and_sign_out_ends_every_tab(
+        console: Console, page: Page, context: BrowserContext, csp_errors: list[str]) -> None:
+    sign_in(page, console, path="connections")
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    page.reload()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    other = context.new_page()
+    other.goto(f"{console.url}/audit")
+    wait_for_app(other)
+    expect(other.get_by_role("heading", name="Audit trail")).to_be_visible()
+
+    open_menu_entry(page, "Sign out (ada)")
+    wait_for_app(page)
+    expect(page.get_by_text("You are signed out, in every tab")).to_be_visible()
+
+    # The other tab, still open: its next click finds the session gone.
+    keyed(other, "audit_action").get_by_role("combobox").click()
+    other.get_by_role("option", name="sign_in", exact=True).click()
+    expect(other.get_by_text("Sign in to continue")).to_be_visible()
+    expect(other.get_by_test_id("stDataFrame")).to_have_count(0)
+    # And a reload lands on the sign-in page.
+    other.reload()
+    expect(other.get_by_test_id("sign-in-form")).to_be_visible()
+    page.get_by_test_id("sign-in-again").click()
+    expect(page.get_by_test_id("sign-in-form")).to_be_visible()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+
+
+def test_a_viewer_cannot_reach_connect_users_or_audit_by_url(console: Console, page: Page,
+                                                             csp_errors: list[str]) -> None:
+    console.add_user("val", "viewer")
+    sign_in(page, console, "val", path="connections")
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    assert not menu(page) & {"Connect", "Users", "Audit"}
+    for path in ("connect", "users", "audit"):
+        page.goto(f"{console.url}/{path}")
+        wait_for_app(page)
+        expect(keyed(page, "connect_submit")).to_have_count(0)
+        expect(page.get_by_role("heading", name="Audit trail")).to_have_count(0)
+        expect(page.get_by_role("heading", name="Users")).to_have_count(0)
+        expect(page.get_by_test_id("stDataFrame")).to_have_count(0)
+
+
+def test_a_wrong_password_says_so_without_naming_the_account(console: Console, page: Page,
+                                                             csp_errors: list[str]) -> None:
+    page.goto(f"{console.url}/connections")
+    page.locator("#username").fill("ada")
+    page.locator("#password").fill("not the password at all")
+    page.get_by_test_id("sign-in-submit").click()
+    expect(page.get_by_test_id("account-notice")).to_have_text("The user name or password is not right.")
+    expect(page.locator("#password")).to_have_value("")

@@ -8,14 +8,13 @@ arguments, so they stay out of shell history and ``ps``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 import json
 import logging
 import sys
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +23,7 @@ from pydantic import SecretStr
 
 from lib import audit, checks, connections, db, keys, users, verify
 from lib import export as export_mod
+from lib.access import shell
 from lib.config import get_settings
 from lib.connections import ConnectionInput, ConnectionView
 from lib.errors import (
@@ -36,7 +36,6 @@ from lib.errors import (
 )
 from lib.prober import Prober
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
-from lib.access import shell
 from lib.redaction import configure_logging
 from lib.runtime import Runtime, open_runtime
 

@@ -11,15 +11,15 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import datetime
+from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
-from sqlmodel import Session, select
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from lib import audit
 from lib.access import Permission, Principal, require

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, update
 from sqlalchemy import select as sql_select
 from sqlmodel import col
 
-from lib import audit, users
+from lib import users
 from lib.access import Principal, Role
 from lib.db import write_session
 from lib.errors import FieldError, ValidationError

@@ -12,7 +12,6 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Mapping
 
-
 # --- Settings a connection can carry, and the values each accepts -------------------------
 
 ANALYTICS_REGIONS: tuple[str, ...] = ("us", "eu", "au", "ca")

@@ -13,8 +13,8 @@ from lib.access import Permission, Principal, require
 from lib.connections import ConnectionInput, ConnectionView, Credentials
 from lib.eightbyeight import ProbeResult
 from lib.errors import SwitchboardError
-from lib.products import OUTCOMES, PRODUCTS
 from lib.prober import Prober
+from lib.products import OUTCOMES, PRODUCTS
 from lib.runtime import Runtime
 
 # Outcomes meaning "8x8 could not be asked", as opposed to "8x8 said no".

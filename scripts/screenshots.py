@@ -1,12 +1,16 @@
-"""Screenshots of the three pages for the README, taken in headless Chromium from `make demo`.
+"""Screenshots of the pages for the README, taken in headless Chromium from `make demo`.
 
-    make demo &            # in another terminal
-    .venv/bin/python -m scripts.screenshots [--url http://127.0.0.1:8501] [--out docs/screenshots]
+    make demo &            # in another terminal; create an admin with the printed setup code
+    .venv/bin/python -m scripts.screenshots --user NAME [--url http://127.0.0.1:8501] [--out docs/screenshots]
+
+The password is read from SWITCHBOARD_PASSWORD or a hidden prompt, never from an argument.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
@@ -24,12 +28,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8501")
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    parser.add_argument("--user", required=True, help="an admin account of the demo")
     args = parser.parse_args()
+    password = os.environ.get("SWITCHBOARD_PASSWORD") or getpass.getpass(f"Password of {args.user}: ")
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(args.url)  # "/" first: the router's navigation, not the legacy pages/ mode
+        page.goto(f"{args.url}/account/sign-in")
+        page.locator("#username").fill(args.user)
+        page.locator("#password").fill(password)
+        page.get_by_test_id("sign-in-submit").click()
         settle(page)
         page.goto(f"{args.url}/guide")
         settle(page)

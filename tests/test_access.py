@@ -10,7 +10,16 @@ import pytest
 from pydantic import SecretStr
 
 from lib import audit, checks, connections, export, keys, users, verify
-from lib.access import GRANTS, REAUTH_VALID, NotAllowed, Permission, Principal, ReauthenticationRequired, Role, least_role_for
+from lib.access import (
+    GRANTS,
+    REAUTH_VALID,
+    NotAllowed,
+    Permission,
+    Principal,
+    ReauthenticationRequired,
+    Role,
+    least_role_for,
+)
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.vault import Keyring, Vault, new_key

@@ -9,7 +9,6 @@ from pydantic import SecretStr
 from sqlalchemy import event
 from sqlmodel import select
 
-from tests.fixtures.people import ADMIN
 from lib import checks, connections, verify
 from lib.connections import ConnectionInput
 from lib.db import read_session
@@ -20,6 +19,7 @@ from lib.products import PRODUCT_KEYS
 from lib.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
 from lib.vault import Keyring, Vault, new_key
+from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.fixtures.simulator import SimulatorFactory
 

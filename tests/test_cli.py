@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lib import db
 from lib.simulator import SimulatorServer
 from tests.fixtures.prober import control
-from lib import db
 from tests.fixtures.storage import Sentinels
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,13 +7,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from tests.fixtures.people import ADMIN
 from lib import connections
 from lib.connections import ConnectionInput, client_id_hint
 from lib.db import read_session
 from lib.errors import NotFoundError, ValidationError
 from lib.models import Connection
 from lib.vault import Vault
+from tests.fixtures.people import ADMIN
 from tests.fixtures.storage import Sentinels
 
 

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from tests.fixtures.people import ADMIN
 from lib import checks, connections, export
 from lib.runtime import Runtime
-from lib.status import status_rows
 from lib.simulator import SimulatorServer
+from lib.status import status_rows
 from lib.vault import Vault
+from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
 

@@ -17,7 +17,6 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from tests.fixtures.people import ADMIN
 from lib import connections, db, keys
 from lib.config import load_settings
 from lib.connections import ConnectionInput
@@ -26,6 +25,7 @@ from lib.errors import ConfigError, KeyringError
 from lib.models import Connection
 from lib.runtime import open_runtime
 from lib.vault import Keyring, Vault, new_key, parse_keyring_json, write_keyring_file
+from tests.fixtures.people import ADMIN
 
 ROOT = Path(__file__).resolve().parent.parent
 

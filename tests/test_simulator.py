@@ -30,6 +30,7 @@ from lib.simulator import (
     load_scenario,
     serve,
 )
+
 # The fixtures are imported too, so this module works whether or not tests/conftest.py
 # lists tests.fixtures.simulator in pytest_plugins.
 from tests.fixtures.simulator import (

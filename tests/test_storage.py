@@ -13,12 +13,12 @@ from alembic import command
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
-from tests.fixtures.people import ADMIN
 from lib import connections, db
 from lib.connections import ConnectionInput
 from lib.errors import CredentialUnreadable, DatabaseNotReady
 from lib.keys import check_keyring
 from lib.vault import Keyring, Vault, new_key
+from tests.fixtures.people import ADMIN
 from tests.fixtures.storage import Sentinels
 
 
@@ -184,9 +184,10 @@ def test_postgres_is_never_upgraded_implicitly(database_url: str) -> None:
 
 
 def test_deleting_a_connection_deletes_its_history(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
-    from lib.models import Check, utcnow
-    from lib.db import write_session, read_session
     from sqlmodel import select
+
+    from lib.db import read_session, write_session
+    from lib.models import Check, utcnow
 
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     with write_session(engine) as session:

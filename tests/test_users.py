@@ -13,11 +13,11 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from tests.fixtures.people import ADMIN
 from lib import audit, users
 from lib.db import read_session, write_session
 from lib.errors import NotFoundError, ValidationError
 from lib.models import User, utcnow
+from tests.fixtures.people import ADMIN
 
 GOOD = SecretStr("cobalt lantern orchard 42")
 

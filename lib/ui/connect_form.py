@@ -14,11 +14,11 @@ import streamlit as st
 from pydantic import SecretStr
 
 from lib import checks, connections, verify
+from lib.access import Principal
 from lib.connections import ConnectionInput, ConnectionView
 from lib.errors import ConflictError, NotFoundError, ValidationError
 from lib.guide import anchor_url
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
-from lib.access import Principal
 from lib.runtime import Runtime
 from lib.ui.outcomes import badge, explain
 from lib.ui.runtime import Console, prober

@@ -12,11 +12,11 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from lib import checks, connections, export
+from lib.access import Permission, Principal
 from lib.checks import CheckRecord, Progress
 from lib.connections import ConnectionView
 from lib.errors import NotFoundError
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS
-from lib.access import Permission, Principal
 from lib.runtime import Runtime
 from lib.status import NEVER_TESTED, is_relevant, status_rows
 from lib.ui.account import proven

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.guide import ILLUSTRATIONS, STEPS, TROUBLESHOOTING_ANCHOR, product_sections, troubleshooting_entries
+from lib.guide import (
+    ILLUSTRATIONS,
+    STEPS,
+    TROUBLESHOOTING_ANCHOR,
+    product_sections,
+    troubleshooting_entries,
+)
 
 
 def _illustration(name: str) -> None:

@@ -25,7 +25,8 @@ footer{margin-top:18px;font-size:.9rem;color:#5a6273}a{color:#1d4f86}
 
 
 def _page(title: str, lead: str, body: str, notice: str = "", kind: str = "error") -> str:
-    banner = f'<div class="notice {kind}" role="alert" data-testid="account-notice">{escape(notice)}</div>' if notice else ""
+    banner = (f'<div class="notice {kind}" role="alert" data-testid="account-notice">{escape(notice)}</div>'
+              if notice else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · Switchboard</title><style>{_STYLE}</style></head>

@@ -10,7 +10,15 @@ from playwright.sync_api import Page, expect
 
 from lib.simulator import SimulatorServer
 from lib.vault import new_key
-from tests.browser.conftest import Console, ConsoleFactory, choose, keyed, open_path, sign_in, wait_for_app
+from tests.browser.conftest import (
+    Console,
+    ConsoleFactory,
+    choose,
+    keyed,
+    open_path,
+    sign_in,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -150,3 +150,12 @@ def test_an_idle_session_ends(console_env: Runtime) -> None:
     assert [b.key for b in at.button] == ["sign_in_oidc"]
     assert [e.detail for e in audit.events(console_env.engine, ADMIN) if e.action == "session.expired"] == [
         "idle timeout"]
+
+
+def test_a_bad_allow_list_stops_with_the_reason(console_env: Runtime) -> None:
+    at = oidc_app(identity("admin@example.com"))
+    at.secrets["access"] = {"admin@example.com": "superuser"}
+    at.run()
+    assert not at.exception
+    assert "has role 'superuser'; use one of: admin, operator, viewer" in at.error[0].value
+    assert not at.dataframe and not at.button

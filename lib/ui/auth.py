@@ -17,7 +17,7 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from lib import audit, sessions, users
 from lib.access import Principal, Role
 from lib.allow_list import AllowList
-from lib.errors import NotFoundError
+from lib.errors import ConfigError, NotFoundError
 from lib.runtime import Runtime
 from lib.sessions import Limits
 
@@ -59,7 +59,13 @@ def _oidc_user(rt: Runtime) -> Principal | None:
         return None
     claims = _claims()
     email = str(claims.get("email") or "")
-    role = AllowList.parse(st.secrets.get("access", {})).role_for(email, claims.get("email_verified"))
+    try:
+        allow_list = AllowList.parse(st.secrets.get("access", {}))
+    except ConfigError as exc:
+        st.error(f"Sign-in is not set up right: {exc}", icon=":material/block:")
+        st.caption("Who must act: the Switchboard operator (`[access]` in `.streamlit/secrets.toml`).")
+        st.stop()
+    role = allow_list.role_for(email, claims.get("email_verified"))
     key = sessions.oidc_key(claims)
     if role is None:
         _refuse(rt, email, key)

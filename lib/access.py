@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
 from lib.errors import SwitchboardError
@@ -87,10 +87,10 @@ class ReauthenticationRequired(SwitchboardError):
                          "with your company account), then repeat the action.")
 
 
-def require(principal: Principal, permission: Permission, *, proof: datetime | None = None) -> None:
-    """Refuse unless ``principal`` holds ``permission``; with ``proof`` (the current time),
-    also unless they re-authenticated within REAUTH_VALID."""
+def require(principal: Principal, permission: Permission, *, recent_proof: bool = False) -> None:
+    """Refuse unless ``principal`` holds ``permission`` and, with ``recent_proof``, also proved
+    who they are within REAUTH_VALID."""
     if not principal.can(permission):
         raise NotAllowed(principal, permission)
-    if proof is not None and not principal.proved_recently(proof):
+    if recent_proof and not principal.proved_recently(datetime.now(timezone.utc)):
         raise ReauthenticationRequired()

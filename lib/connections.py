@@ -308,7 +308,7 @@ def record_granted(session: Session, connection_id: uuid.UUID, granted: Iterable
 
 
 def delete(engine: Engine, connection_id: uuid.UUID, *, actor: Principal) -> None:
-    require(actor, Permission.MANAGE_CONNECTIONS, proof=utcnow())
+    require(actor, Permission.MANAGE_CONNECTIONS, recent_proof=True)
     with write_session(engine) as session:
         row = session.get(Connection, connection_id)
         if row is None:

@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, update
 from sqlalchemy import select as sql_select
 from sqlmodel import col
 
@@ -22,7 +22,7 @@ from lib import users
 from lib.access import Principal, Role
 from lib.db import write_session
 from lib.errors import FieldError, ValidationError
-from lib.models import SetupCode, User, utcnow
+from lib.models import SetupCode, utcnow
 
 CODE_LIFETIME = timedelta(hours=1)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
@@ -43,7 +43,7 @@ def issue(engine: Engine, *, now: datetime | None = None) -> str | None:
     """A fresh setup code when there are no users yet (earlier codes stop working), else None."""
     now = now or utcnow()
     with write_session(engine) as session:
-        if session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one():
+        if users.count_in(session):
             return None
         session.execute(update(SetupCode).where(col(SetupCode.used_at).is_(None)).values(expires_at=now))
         code = _new_code()
@@ -69,8 +69,7 @@ def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, 
             col(SetupCode.used_at).is_(None), col(SetupCode.expires_at) > now)).scalars().all()
         wanted = _hash(code.get_secret_value())
         match = next((row for row in rows if hmac.compare_digest(row.code_hash, wanted)), None)
-        has_users = session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one()
-        if match is None or has_users:
+        if match is None or users.count_in(session):
             users.record_failure(session, "(setup code)", address, "setup", now)
             failed = True
         else:

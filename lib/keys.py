@@ -212,7 +212,7 @@ def rotate(engine: Engine, vault: Vault, *, actor: Principal, batch: int = 100,
     is never overwritten (the row is re-read instead). Killing it at any point loses nothing:
     a row is either wholly old or wholly new, and a rerun carries on where it stopped.
     """
-    require(actor, Permission.MANAGE_KEYS, proof=utcnow())
+    require(actor, Permission.MANAGE_KEYS, recent_proof=True)
     report = RotationReport()
     while rows := _stale_rows(engine, vault.active_kid, batch):
         for row_id, id_enc, secret_enc in rows:

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, update
+from sqlalchemy import ColumnElement, Engine, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
@@ -91,8 +91,8 @@ def resume(engine: Engine, token: str | None, limits: Limits, *, now: datetime |
     reason = _expired_because(row, limits, now)
     if reason:
         # The role is not part of an audit row; the expiry is recorded under the session's subject.
-        _end_row(engine, row.id, Principal(row.subject, Role.VIEWER, row.address or None, row.via),
-                 "session.expired", reason, now)
+        _end(engine, col(WebSession.id) == row.id, Principal(row.subject, Role.VIEWER, row.address or None, row.via),
+             "session.expired", reason, now)
         return None
     if now - row.last_seen_at >= _TOUCH_EVERY:
         with write_session(engine) as session:
@@ -100,11 +100,12 @@ def resume(engine: Engine, token: str | None, limits: Limits, *, now: datetime |
     return SignedIn(row.subject, row.via, row.created_at, row.reauthenticated_at)
 
 
-def _end_row(engine: Engine, row_id: int | None, principal: Principal, action: str, detail: str,
-             now: datetime) -> bool:
+def _end(engine: Engine, which: ColumnElement[bool], principal: Principal, action: str, detail: str,
+         now: datetime) -> bool:
+    """End the live session ``which`` selects, with its audit row; False when none was live."""
     with write_session(engine) as session:
         ended = session.execute(update(WebSession).where(
-            col(WebSession.id) == row_id, col(WebSession.ended_at).is_(None)).values(ended_at=now)).rowcount
+            which, col(WebSession.ended_at).is_(None)).values(ended_at=now)).rowcount
         if ended:
             audit.record(session, principal, action, principal.name, audit.OK, detail)
     return bool(ended)
@@ -112,12 +113,8 @@ def _end_row(engine: Engine, row_id: int | None, principal: Principal, action: s
 
 def end(engine: Engine, token: str, principal: Principal, *, now: datetime | None = None) -> bool:
     """Sign out: ends the session in every tab. False when it had already ended."""
-    with read_session(engine) as session:
-        row_id = session.exec(sql_select(WebSession.id).where(  # type: ignore[call-overload]
-            WebSession.token_hash == _hash(token))).scalars().first()
-    if row_id is None:
-        return False
-    return _end_row(engine, row_id, principal, "sign_out", f"via {principal.via}", now or utcnow())
+    return _end(engine, col(WebSession.token_hash) == _hash(token), principal, "sign_out", f"via {principal.via}",
+                now or utcnow())
 
 
 def end_all_for(session: Session, subject: str, now: datetime | None = None) -> None:

@@ -108,14 +108,19 @@ def _view(user: User) -> UserView:
                     user.created_at, user.password_changed_at)
 
 
+def count_in(session: Session) -> int:
+    """How many accounts exist, inside the caller's transaction."""
+    return session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one()
+
+
 def count(engine: Engine) -> int:
     with read_session(engine) as session:
-        return session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one()
+        return count_in(session)
 
 
 def insert(session: Session, username: str, password: SecretStr, role: str, *, actor: Principal) -> None:
     """Add a local account inside the caller's transaction (validated, hashed, audited)."""
-    require(actor, Permission.MANAGE_USERS, proof=utcnow())
+    require(actor, Permission.MANAGE_USERS, recent_proof=True)
     username = username.strip()
     _check_new(username, password, role)
     now = utcnow()
@@ -154,7 +159,7 @@ def list_users(engine: Engine) -> list[UserView]:
 def _change(engine: Engine, username: str, action: str, detail: str, actor: Principal,
             apply: Callable[[Session, User], None]) -> None:
     """Apply one change to one account in a transaction, never leaving Switchboard without an admin."""
-    require(actor, Permission.MANAGE_USERS, proof=utcnow())
+    require(actor, Permission.MANAGE_USERS, recent_proof=True)
     with write_session(engine) as session:
         user = session.exec(sql_select(User).where(User.username_key == username.strip().casefold())).scalars().first()  # type: ignore[call-overload]
         if user is None:

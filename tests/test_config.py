@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from lib.config import DEFAULT_8X8_BASE_URL, DEFAULT_DATABASE_URL, load_settings
@@ -30,6 +32,8 @@ def test_inline_keys_are_not_in_repr() -> None:
         ({"SWITCHBOARD_8X8_BASE_URL": "http://api.8x8.com"}, "plain http:// to api.8x8.com"),
         ({"SWITCHBOARD_8X8_BASE_URL": "http://10.0.0.5:8088"}, "plain http:// to 10.0.0.5"),
         ({"SWITCHBOARD_8X8_BASE_URL": "https://u:p@api.8x8.com"}, "must not contain credentials"),
+        ({"SWITCHBOARD_SESSION_IDLE_MINUTES": "0"}, "SWITCHBOARD_SESSION_IDLE_MINUTES must be a whole number of minutes"),
+        ({"SWITCHBOARD_SESSION_HOURS": "1.5"}, "SWITCHBOARD_SESSION_HOURS must be a whole number of hours above 0, e.g. 12"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -46,3 +50,10 @@ def test_loopback_http_and_https_are_accepted(url: str) -> None:
 def test_postgres_url_is_accepted() -> None:
     url = "postgresql+psycopg://switchboard@db.internal/switchboard"
     assert load_settings({"SWITCHBOARD_DATABASE_URL": url}).database_url == url
+
+
+def test_session_limits_default_to_30_minutes_idle_and_12_hours() -> None:
+    assert (load_settings({}).session_idle, load_settings({}).session_lifetime) == (
+        timedelta(minutes=30), timedelta(hours=12))
+    tuned = load_settings({"SWITCHBOARD_SESSION_IDLE_MINUTES": "15", "SWITCHBOARD_SESSION_HOURS": "8"})
+    assert (tuned.session_idle, tuned.session_lifetime) == (timedelta(minutes=15), timedelta(hours=8))

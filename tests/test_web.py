@@ -80,6 +80,10 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_returns_to_the_page(server: 
         assert "Path=/" in cookie and "Max-Age=43200" in cookie
         assert PASSWORD not in cookie
         assert client.get("/connections").status_code == 200
+        # Signed in already: the sign-in page passes straight on, and keeps the cookie.
+        onward = client.get("/account/sign-in?next=/connections")
+        assert onward.status_code == 303 and onward.headers["location"] == "/connections"
+        assert "set-cookie" not in onward.headers
         # Another site's page cannot choose where we go next.
         assert sign_in(client, "ann", PASSWORD, "https://evil.example/").headers["location"] == "/"
 

@@ -35,7 +35,7 @@ def render(console: Console) -> None:
     st.download_button(f"Download CSV ({len(shown)} rows)", data=lambda: audit.export_csv(rt.engine, me, shown, name),
                        file_name=name, mime="text/csv",
                        key="audit_csv", on_click="ignore", icon=":material/download:")
-    frame = pd.DataFrame([{name: getattr(r, name) for name in audit.COLUMNS} for r in reversed(shown)],
+    frame = pd.DataFrame([{column: getattr(r, column) for column in audit.COLUMNS} for r in reversed(shown)],
                          columns=list(audit.COLUMNS))
     st.dataframe(frame, hide_index=True, width="stretch", key="audit_table", column_config={
         "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import streamlit as st
 from pydantic import SecretStr
+from sqlalchemy.exc import IntegrityError
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from lib import audit, sessions, users
@@ -76,7 +77,10 @@ def _oidc_user(rt: Runtime) -> Principal | None:
     if sessions.known(rt.engine, key):  # signed out elsewhere, idle or too old: the IdP cookie goes too
         st.logout()
         return None
-    sessions.start(rt.engine, key, me)
+    try:
+        sessions.start(rt.engine, key, me)
+    except IntegrityError:  # another tab of this sign-in started it a moment ago
+        pass
     return me
 
 

@@ -52,6 +52,7 @@ def _signed_in(request: Request, state: ServerState, principal: Principal, next_
 
 
 def _forget_cookie(response: Response, request: Request) -> Response:
+    """Drop a cookie whose session has ended (it would only be sent in vain)."""
     if sessions.COOKIE_NAME in request.cookies:
         response.delete_cookie(sessions.COOKIE_NAME, path="/", httponly=True, samesite="strict")
     return response
@@ -68,9 +69,12 @@ def account_routes(state: ServerState) -> list[Route]:
             return RedirectResponse("/", status_code=303)
         if await run_in_threadpool(first_run.needs_setup, state.engine):
             return RedirectResponse("/account/setup", status_code=303)
+        next_path = safe_next(request.query_params.get("next"))
+        if await run_in_threadpool(sessions.resume, state.engine, request.cookies.get(sessions.COOKIE_NAME),
+                                   state.limits):
+            return RedirectResponse(next_path, status_code=303)  # already signed in
         notice = "You are signed out." if request.query_params.get("signed_out") else ""
-        page = html.sign_in(safe_next(request.query_params.get("next")), notice, "info")
-        return _forget_cookie(HTMLResponse(page), request)
+        return _forget_cookie(HTMLResponse(html.sign_in(next_path, notice, "info")), request)
 
     async def sign_in(request: Request) -> Response:
         if not state.local_accounts or not same_origin(request):

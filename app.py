@@ -3,19 +3,16 @@
 Each person sees only the pages their role allows; every page checks again for itself.
 """
 
-from pathlib import Path
-
 import streamlit as st
 
 from lib.navigation import HOME, sections, visible_to
 from lib.ui.account import sign_out_page
 from lib.ui.auth import sign_in_prompt
 from lib.ui.errors import error_boundary
+from lib.ui.favicon import FAVICON
 from lib.ui.runtime import signed_in
 
-# A local icon: a :material/…: page icon is fetched from Google's CDN, which the CSP forbids.
-st.set_page_config(page_title="Switchboard", page_icon=str(Path(__file__).parent / "lib/ui/assets/favicon.png"),
-                   layout="wide")
+st.set_page_config(page_title="Switchboard", page_icon=FAVICON, layout="wide")
 me = signed_in()
 
 

@@ -3,18 +3,27 @@
 OIDC or a password authenticates a person; this module authorises them. Every service
 function that changes something or reads the audit trail calls ``require`` first, so a
 hidden button is never the only thing standing between a role and an action.
+
+A principal from a web sign-in is only a claim about the moment it was made: ``require``
+asks its session again (still live, account still there, its role now) and refuses when the
+answer changed. A Streamlit callback, fragment or download that kept an old principal
+therefore fails closed, whatever the page did.
 """
 
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from typing import Protocol
 
 from lib.errors import SwitchboardError
 
 REAUTH_VALID = timedelta(minutes=5)  # how long a re-entered password (or fresh OIDC sign-in) counts
+# Ways of acting that are proof in themselves and have no web session to ask: the shell
+# (whoever runs it can read the keyring) and the one-time setup code.
+SELF_PROVING = frozenset({"cli", "setup code"})
 
 
 class Role(StrEnum):
@@ -46,6 +55,22 @@ def least_role_for(permission: Permission) -> Role:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """What a web session's row says now: the role and the last proof of identity."""
+
+    role: Role
+    reauthenticated_at: datetime | None
+
+
+class LiveSession(Protocol):
+    """A web sign-in, asked again on every ``require`` (see lib.sessions.Bound)."""
+
+    def standing(self) -> Standing | None:
+        """The session's standing now, or None when it ended, expired or lost its account."""
+        ...
+
+
+@dataclass(frozen=True)
 class Principal:
     """The person (or shell) an action is done for; what the audit trail records."""
 
@@ -54,6 +79,8 @@ class Principal:
     address: str | None = None  # the client address, when known
     via: str = "local"  # "local" password, "oidc", "cli", or "setup code"
     reauthenticated_at: datetime | None = None  # last proof of identity in this session
+    # The web session this principal came from; None for the shell and the setup code.
+    session: LiveSession | None = field(default=None, compare=False, repr=False)
 
     def can(self, permission: Permission) -> bool:
         return permission in GRANTS[self.role]
@@ -64,6 +91,17 @@ class Principal:
         if self.via in ("cli", "setup code"):
             return True
         return self.reauthenticated_at is not None and now - self.reauthenticated_at <= REAUTH_VALID
+
+
+    def as_of_now(self) -> Principal:
+        """This principal with its role and proof as they stand now; raises SignInEnded
+        when its web session ended (or it has none to show)."""
+        if self.via in SELF_PROVING:
+            return self
+        standing = self.session.standing() if self.session is not None else None
+        if standing is None:
+            raise SignInEnded()
+        return replace(self, role=standing.role, reauthenticated_at=standing.reauthenticated_at)
 
 
 def shell() -> Principal:
@@ -81,16 +119,27 @@ class NotAllowed(SwitchboardError):
                          f"Ask a Switchboard admin for the {needed} role if you need to.")
 
 
+class SignInEnded(SwitchboardError):
+    """The web session behind an action is over: signed out, timed out or the account gone."""
+
+    def __init__(self) -> None:
+        super().__init__("Your sign-in has ended (signed out, timed out, or your account was removed). "
+                         "Sign in again, then repeat the action.")
+
+
 class ReauthenticationRequired(SwitchboardError):
     def __init__(self) -> None:
         super().__init__("Confirm it is you first: enter your password again (or sign in again "
                          "with your company account), then repeat the action.")
 
 
-def require(principal: Principal, permission: Permission, *, recent_proof: bool = False) -> None:
-    """Refuse unless ``principal`` holds ``permission`` and, with ``recent_proof``, also proved
-    who they are within REAUTH_VALID."""
-    if not principal.can(permission):
-        raise NotAllowed(principal, permission)
-    if recent_proof and not principal.proved_recently(datetime.now(timezone.utc)):
+def require(principal: Principal, permission: Permission, *, recent_proof: bool = False) -> Principal:
+    """Refuse unless ``principal``, as its session stands now, holds ``permission`` and, with
+    ``recent_proof``, also proved who they are within REAUTH_VALID. Returns that current
+    principal."""
+    current = principal.as_of_now()
+    if not current.can(permission):
+        raise NotAllowed(current, permission)
+    if recent_proof and not current.proved_recently(datetime.now(timezone.utc)):
         raise ReauthenticationRequired()
+    return current

@@ -8,7 +8,8 @@ Configured in ``.streamlit/secrets.toml``::
     "@example.com" = "viewer"          # everyone at a domain
 
 An exact address wins over its domain. An identity whose provider says the address is not
-verified is refused.
+verified (``email_verified`` is anything but the JSON value true: absent, false, or a
+string such as "false") is refused.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class AllowList:
 
     def role_for(self, email: str | None, email_verified: object = None) -> Role | None:
         """The role for this identity, or None when it may not come in."""
-        if not email or email_verified is False:
+        if not email or email_verified is not True:
             return None
         address = email.strip().casefold()
         domain = "@" + address.rpartition("@")[2]

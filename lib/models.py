@@ -161,6 +161,8 @@ class WebSession(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     subject: str = Field(max_length=120)  # user name (local) or e-mail (OIDC)
     via: str = Field(max_length=10)
+    # OIDC only: the role the [access] allow-list gave (a local account's role is on the account).
+    role: str | None = Field(default=None, max_length=20)
     address: str = Field(default="", max_length=64)
     created_at: datetime = Field(sa_column=_utc_column())
     last_seen_at: datetime = Field(sa_column=_utc_column())

@@ -18,7 +18,7 @@ from lib.errors import ValidationError
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.vault import Keyring, Vault, new_key
-from tests.fixtures.people import ADMIN, OPERATOR, VIEWER, admin
+from tests.fixtures.people import ADMIN, admin, web
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
 
@@ -57,9 +57,9 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     assert len(rows(runtime)) == seen  # a good password alone is not a sign-in: the session is
     ann_web = Principal(ann.username, ann.role, "10.0.0.2", "local")
     token = sessions.new_token()
-    sessions.start(engine, token, ann_web)
+    sessions.start(engine, sessions.Key.of(token), ann_web)
     step(("ann", "10.0.0.2", "sign_in", "ann", "ok"))
-    sessions.mark_reauthenticated(engine, token, ann_web)
+    sessions.mark_reauthenticated(engine, sessions.Key.of(token), ann_web)
     step(("ann", "10.0.0.2", "reauthenticate", "ann", "ok"))
     view, _ = verify.save(runtime, prober, form_for(app, "Prod", expected_products=("cloud_storage",)),
                           actor=admin("bob"))
@@ -90,9 +90,9 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     step(("root", "10.0.0.9", "user.add", "bea", "ok"))
     bea = Principal("bea", Role.VIEWER, "10.0.0.3", "local")
     bea_token = sessions.new_token()
-    sessions.start(engine, bea_token, bea)
+    sessions.start(engine, sessions.Key.of(bea_token), bea)
     step(("bea", "10.0.0.3", "sign_in", "bea", "ok"))
-    sessions.end(engine, bea_token, bea)
+    sessions.end(engine, sessions.Key.of(bea_token), bea)
     step(("bea", "10.0.0.3", "sign_out", "bea", "ok"))
     users.remove(engine, "ann", actor=admin("root"))
     step(("root", "10.0.0.9", "user.remove", "ann", "ok"))
@@ -108,7 +108,7 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
 
 
 def test_reading_the_trail_is_for_admins(runtime: Runtime) -> None:
-    for who in (OPERATOR, VIEWER):
+    for who in (web(runtime.engine, "olga", "operator"), web(runtime.engine, "vic", "viewer")):
         with pytest.raises(NotAllowed):
             audit.events(runtime.engine, who)
         with pytest.raises(NotAllowed):

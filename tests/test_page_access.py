@@ -19,7 +19,7 @@ from lib.models import WebSession, utcnow
 from lib.navigation import PAGES, visible_to
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
-from tests.fixtures.console import PageOpener, identity, oidc_app
+from tests.fixtures.console import PageOpener, identity, oidc_app, plain
 from tests.fixtures.people import ADMIN
 from tests.test_pages import seed
 
@@ -61,14 +61,19 @@ def test_oidc_mode_signed_out_shows_only_the_sign_in_button(script: str, console
     assert "Everything" not in words(at) and not at.dataframe
 
 
+UNVERIFIED = {key: value for key, value in identity("ann@example.com").items() if key != "email_verified"}
+
+
 @pytest.mark.parametrize("user", [identity("eve@elsewhere.org"), identity("ann@example.com", email_verified=False),
-                                  identity("")])
+                                  identity("ann@example.com", email_verified="false"), UNVERIFIED,
+                                  identity("ann@example.com", email_verified=1), identity("")],
+                         ids=["elsewhere", "unverified", "the string false", "no claim", "one", "no e-mail"])
 def test_an_identity_outside_the_allow_list_is_refused_and_audited(user: dict[str, object], console_env: Runtime,
                                                                    simulator: SimulatorServer) -> None:
     seed(console_env, simulator)
     at = oidc_app(user).run()
     assert not at.exception
-    assert "may not use Switchboard" in at.error[0].value
+    assert "may not use Switchboard" in plain(at.error[0].value)
     assert [b.key for b in at.button] == ["refused_sign_out"] and not at.dataframe
     refused = [e for e in audit.events(console_env.engine, ADMIN) if e.action == "sign_in"]
     assert [(e.result, e.detail) for e in refused] == [("refused", "not on the [access] allow-list")]
@@ -157,5 +162,5 @@ def test_a_bad_allow_list_stops_with_the_reason(console_env: Runtime) -> None:
     at.secrets["access"] = {"admin@example.com": "superuser"}
     at.run()
     assert not at.exception
-    assert "has role 'superuser'; use one of: admin, operator, viewer" in at.error[0].value
+    assert "has role 'superuser'; use one of: admin, operator, viewer" in plain(at.error[0].value)
     assert not at.dataframe and not at.button

@@ -15,7 +15,7 @@ from lib.models import Check, Connection
 from lib.redaction import install, registry
 from lib.runtime import Runtime
 from lib.simulator import App, SimulatorServer
-from tests.fixtures.console import PageOpener
+from tests.fixtures.console import PageOpener, plain
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import control
 from tests.test_checks import form_for
@@ -93,7 +93,7 @@ def test_connect_rejects_each_bad_field_with_its_message(open_page: PageOpener, 
     for key, value in change.items():
         at.text_input(key=key).input(value)
     submit(at)
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(plain(e.value) for e in at.error)
     assert "Nothing was saved" in errors and f"**{label}**" in errors and message in errors
     assert stored(console_env) == []
     assert control(simulator, "GET", "stats")["requests"]["token"] == 0  # refused before any call
@@ -120,7 +120,7 @@ def test_verify_and_save_good_credentials(open_page: PageOpener, simulator: Simu
 def test_refused_credentials_show_an_error_and_save_nothing(open_page: PageOpener, simulator: SimulatorServer,
                                                             console_env: Runtime) -> None:
     at = submit(fill(open_page(CONNECT), everything(simulator), secret="a-wrong-secret-value"))
-    assert "8x8 refused these credentials, so nothing was saved" in at.error[0].value
+    assert "8x8 refused these credentials, so nothing was saved" in plain(at.error[0].value)
     assert "/guide#outcome-bad-credentials" in at.error[0].value
     assert stored(console_env) == []
     assert "a-wrong-secret-value" not in repr(at.session_state.to_dict())

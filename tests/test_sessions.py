@@ -18,21 +18,26 @@ LIMITS = Limits(idle=timedelta(minutes=30), lifetime=timedelta(hours=12))
 ANN = Principal("ann", Role.OPERATOR, "10.0.0.5", "local")
 
 
-def signed_in(engine: Engine, who: Principal = ANN) -> str:
-    token = sessions.new_token()
-    sessions.start(engine, token, who)
-    return token
+def signed_in(engine: Engine, who: Principal = ANN) -> sessions.Key:
+    """A new sign-in of ``who`` (their account is made if missing); its session's key."""
+    if not any(u.username == who.name for u in users.list_users(engine)):
+        users.add(engine, who.name, SecretStr("cobalt lantern orchard 42"), who.role.value, actor=ADMIN)
+    key = sessions.Key.of(sessions.new_token())
+    sessions.start(engine, key, who)
+    return key
 
 
 def test_a_live_session_resumes_in_any_tab_and_the_token_is_stored_hashed(sqlite_engine: Engine) -> None:
-    token = signed_in(sqlite_engine)
+    token = sessions.new_token()
+    users.add(sqlite_engine, "ann", SecretStr("cobalt lantern orchard 42"), "operator", actor=ADMIN)
+    sessions.start(sqlite_engine, sessions.Key.of(token), ANN)
     for _tab in range(3):  # a reload or a new tab sends the same cookie
-        live = sessions.resume(sqlite_engine, token, LIMITS)
-        assert live is not None and live.subject == "ann" and live.via == "local"
+        live = sessions.resume(sqlite_engine, sessions.Key.of(token), LIMITS)
+        assert live is not None and live.subject == "ann" and live.via == "local" and live.role is Role.OPERATOR
     with sqlite_engine.connect() as conn:
         stored = conn.execute(text("select token_hash from web_session")).scalar_one()
     assert token not in stored and len(stored) == 64
-    assert sessions.resume(sqlite_engine, token + "x", LIMITS) is None
+    assert sessions.resume(sqlite_engine, sessions.Key.of(token + "x"), LIMITS) is None
     assert sessions.resume(sqlite_engine, None, LIMITS) is None
 
 
@@ -66,7 +71,6 @@ def test_sign_out_ends_it_everywhere_once(sqlite_engine: Engine) -> None:
 
 def test_password_reset_and_removal_end_every_session_of_the_account(sqlite_engine: Engine) -> None:
     users.add(sqlite_engine, "keeper", SecretStr("cobalt lantern orchard 42"), "admin", actor=ADMIN)
-    users.add(sqlite_engine, "ann", SecretStr("cobalt lantern orchard 42"), "operator", actor=ADMIN)
     first, second = signed_in(sqlite_engine), signed_in(sqlite_engine)
     keeper = signed_in(sqlite_engine, Principal("keeper", Role.ADMIN, via="local"))
     users.reset_password(sqlite_engine, "ann", SecretStr("a whole new passphrase 3"), actor=ADMIN)

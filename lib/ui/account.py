@@ -14,26 +14,30 @@ import streamlit as st
 from lib.access import Permission, Principal
 from lib.errors import SwitchboardError
 from lib.ui.auth import SIGN_IN_URL, confirm_with_password, sign_out
-from lib.ui.runtime import guard, runtime
+from lib.ui.runtime import acting, guard, take_secret
 
 _PASSWORD = "reauth_password"
 _ERROR = "reauth_error"
 
 
 def sign_out_page() -> None:
+    """Signing out takes a click: merely opening this page (a link from anywhere) does nothing."""
     console = guard(Permission.READ_STATUS)
-    sign_out(console.rt, console.me)
-    st.success("You are signed out, in every tab of this browser.", icon=":material/logout:")
-    st.markdown(f'<a href="{SIGN_IN_URL}?signed_out=1" target="_self" data-testid="sign-in-again">Sign in again</a>',
-                unsafe_allow_html=True)
+    st.title("Sign out")
+    st.write("Signing out ends your session on the server, in every tab of this browser.")
+    if st.button("Sign out", key="sign_out", type="primary", icon=":material/logout:"):
+        sign_out(console.rt, console.me)
+        st.success("You are signed out, in every tab of this browser.", icon=":material/logout:")
+        st.markdown(f'<a href="{SIGN_IN_URL}?signed_out=1" target="_self" data-testid="sign-in-again">'
+                    "Sign in again</a>", unsafe_allow_html=True)
 
 
-def _confirm(me: Principal) -> None:
+def _confirm() -> None:
     """Button callback: the password leaves session state here, before the rerun."""
-    password = st.session_state.get(_PASSWORD, "")
-    st.session_state[_PASSWORD] = ""
+    password = take_secret(_PASSWORD)
+    console = acting(Permission.READ_STATUS)
     try:
-        confirm_with_password(runtime(), me, password)
+        confirm_with_password(console.rt, console.me, password)
     except SwitchboardError as exc:
         st.session_state[_ERROR] = str(exc)
 
@@ -50,5 +54,5 @@ def proven(me: Principal, why: str) -> bool:
     st.text_input("Your password", type="password", key=_PASSWORD, autocomplete="current-password")
     if error := st.session_state.pop(_ERROR, None):
         st.error(error, icon=":material/error:")
-    st.button("Confirm", key="reauth_confirm", on_click=_confirm, args=(me,))
+    st.button("Confirm", key="reauth_confirm", on_click=_confirm)
     return False

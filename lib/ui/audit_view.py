@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from lib import audit
-from lib.ui.runtime import Console
+from lib.access import Permission
+from lib.ui.runtime import Console, deferred
 
 
 def _day_start(day: date) -> datetime:
@@ -32,8 +33,9 @@ def render(console: Console) -> None:
     shown = [r for r in rows if (not actors or r.actor in actors) and (not actions or r.action in actions)
              and (not results or r.result in results)]
     name = f"switchboard-audit-{start:%Y%m%d}-{end:%Y%m%d}.csv"
-    st.download_button(f"Download CSV ({len(shown)} rows)", data=lambda: audit.export_csv(rt.engine, me, shown, name),
-                       file_name=name, mime="text/csv",
+    st.download_button(f"Download CSV ({len(shown)} rows)", file_name=name, mime="text/csv",
+                       data=deferred(Permission.READ_AUDIT,
+                                     lambda now: audit.export_csv(now.rt.engine, now.me, shown, name)),
                        key="audit_csv", on_click="ignore", icon=":material/download:")
     frame = pd.DataFrame([{column: getattr(r, column) for column in audit.COLUMNS} for r in reversed(shown)],
                          columns=list(audit.COLUMNS))

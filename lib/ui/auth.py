@@ -8,6 +8,7 @@ the ID token adds what Streamlit lacks: idle and absolute limits, and sign-out i
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import streamlit as st
@@ -18,7 +19,7 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from lib import audit, sessions, users
 from lib.access import Principal, Role
 from lib.allow_list import AllowList
-from lib.errors import ConfigError, NotFoundError
+from lib.errors import ConfigError, SwitchboardError
 from lib.runtime import Runtime
 from lib.sessions import Limits
 
@@ -55,63 +56,99 @@ def _issued_at(claims: dict[str, object]) -> datetime | None:
     return datetime.fromtimestamp(float(iat), timezone.utc) if isinstance(iat, int | float) else None
 
 
+@dataclass(frozen=True)
+class Caller:
+    """The browser session behind a script run, as something that outlives the run (a deferred
+    download) may remember it: the session key's digest and the client address. Never the
+    cookie, never a principal: who that is gets worked out again when it matters."""
+
+    key: sessions.Key | None
+    address: str | None
+
+
+def this_caller() -> Caller:
+    """The session of the browser this script run serves."""
+    if oidc_configured():
+        key = sessions.oidc_key(_claims()) if st.user.get("is_logged_in", False) else None
+    else:
+        token = _token()
+        key = sessions.Key.of(token) if token else None
+    return Caller(key, _address())
+
+
+def _allow_list() -> AllowList:
+    return AllowList.parse(st.secrets.get("access", {}))
+
+
+def whoever(rt: Runtime, caller: Caller) -> Principal | None:
+    """Who is signed in for ``caller`` now, or None. Needs no script run (a deferred download
+    runs outside one); an OIDC identity is held against the allow-list as it is now."""
+    me = sessions.principal(rt.engine, caller.key, _limits(rt), address=caller.address)
+    if me is None or me.via != "oidc" or caller.key is None:
+        return me
+    role = _allow_list().role_for(me.name, True)  # verified when the session started
+    if role is None:
+        sessions.refuse(rt.engine, caller.key, me, "no longer on the [access] allow-list")
+        return None
+    if role != me.role:
+        sessions.assign_role(rt.engine, caller.key, role)
+        return replace(me, role=role)
+    return me
+
+
+class IdentityRefused(SwitchboardError):
+    """Signed in with the identity provider, but not on the [access] allow-list."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email or 'This account'} may not use Switchboard. Who must act: a Switchboard admin "
+                         "adds your address (or your domain) to [access] in .streamlit/secrets.toml; then sign "
+                         "in again.")
+
+
 def _oidc_user(rt: Runtime) -> Principal | None:
+    """Raises IdentityRefused (audited once per tab) or ConfigError (a malformed [access])."""
     if not st.user.get("is_logged_in", False):
         return None
     claims = _claims()
     email = str(claims.get("email") or "")
     try:
-        allow_list = AllowList.parse(st.secrets.get("access", {}))
+        role = _allow_list().role_for(email, claims.get("email_verified"))
     except ConfigError as exc:
-        st.error(f"Sign-in is not set up right: {exc}", icon=":material/block:")
-        st.caption("Who must act: the Switchboard operator (`[access]` in `.streamlit/secrets.toml`).")
-        st.stop()
-    role = allow_list.role_for(email, claims.get("email_verified"))
-    key = sessions.oidc_key(claims)
+        raise ConfigError(f"Sign-in is not set up right: {exc} Who must act: the Switchboard operator "
+                          "([access] in .streamlit/secrets.toml).") from None
+    caller = this_caller()
+    assert caller.key is not None, "a signed-in OIDC identity always has a key"
     if role is None:
-        _refuse(rt, email, key)
-        return None
-    me = Principal(email, role, _address(), "oidc", reauthenticated_at=_issued_at(claims))
-    if sessions.resume(rt.engine, key, _limits(rt)) is not None:
+        _note_refusal(rt, email, caller.key)
+        raise IdentityRefused(email)
+    if (me := whoever(rt, caller)) is not None:
         return me
-    if sessions.known(rt.engine, key):  # signed out elsewhere, idle or too old: the IdP cookie goes too
+    if sessions.known(rt.engine, caller.key):  # signed out elsewhere, idle or too old: the IdP cookie goes too
         st.logout()
         return None
     try:
-        sessions.start(rt.engine, key, me)
+        sessions.start(rt.engine, caller.key,
+                       Principal(email, role, caller.address, "oidc", reauthenticated_at=_issued_at(claims)))
     except IntegrityError:  # another tab of this sign-in started it a moment ago
         pass
-    return me
+    return whoever(rt, caller)
 
 
-def _refuse(rt: Runtime, email: str, key: str) -> None:
-    """An identity outside the allow-list: audited once per tab, then told who can let them in."""
-    if st.session_state.get("_refused_identity") != key:
-        st.session_state["_refused_identity"] = key
-        audit.record_now(rt.engine, Principal(email or "unknown identity", Role.VIEWER, _address(), "oidc"),
-                         "sign_in", email, audit.REFUSED, "not on the [access] allow-list")
-    st.error(f"**{email or 'This account'}** may not use Switchboard.", icon=":material/block:")
-    st.caption("Who must act: a Switchboard admin adds your address (or your domain) to `[access]` "
-               "in `.streamlit/secrets.toml`. Then sign in again.")
-    st.button("Sign out", on_click=st.logout, key="refused_sign_out")
-    st.stop()
-
-
-def _local_user(rt: Runtime) -> Principal | None:
-    live = sessions.resume(rt.engine, _token(), _limits(rt))
-    if live is None:
-        return None
-    try:
-        account = users.get(rt.engine, live.subject)
-    except NotFoundError:  # removed since: its sessions were ended with it
-        return None
-    return Principal(account.username, account.role, _address(), "local", live.reauthenticated_at)
+def _note_refusal(rt: Runtime, email: str, key: sessions.Key) -> None:
+    """An identity outside the allow-list: its session ends, and the refusal is audited once per tab."""
+    if st.session_state.get("_refused_identity") == key.digest:
+        return
+    st.session_state["_refused_identity"] = key.digest
+    refused = Principal(email or "unknown identity", Role.VIEWER, _address(), "oidc")
+    if not sessions.refuse(rt.engine, key, refused, "not on the [access] allow-list"):
+        audit.record_now(rt.engine, refused, "sign_in", email, audit.REFUSED, "not on the [access] allow-list")
 
 
 def current_user(rt: Runtime) -> Principal | None:
     """The signed-in principal of this run, with the role stored now (a role change applies at
-    the next click), or None."""
-    return _oidc_user(rt) if oidc_configured() else _local_user(rt)
+    the next click), bound to its session so that every service call checks it again; or None.
+    With OIDC, raises IdentityRefused or ConfigError; nothing here draws anything."""
+    return _oidc_user(rt) if oidc_configured() else whoever(rt, this_caller())
 
 
 def sign_in_prompt() -> None:
@@ -130,22 +167,18 @@ def sign_in_prompt() -> None:
 
 def sign_out(rt: Runtime, me: Principal) -> None:
     """End the session on the server (every tab), then drop the browser's part of it."""
+    key = this_caller().key
+    if key is not None:
+        sessions.end(rt.engine, key, me)
     if me.via == "oidc":
-        sessions.end(rt.engine, sessions.oidc_key(_claims()), me)
         st.logout()
-    else:
-        token = _token()
-        if token:
-            sessions.end(rt.engine, token, me)
 
 
-def confirm_with_password(rt: Runtime, me: Principal, password: str) -> Principal:
-    """Re-authentication for a sensitive action: the same throttled check as sign-in. Returns
-    the principal with fresh proof; raises SignInFailed or Throttled."""
-    users.authenticate(rt.engine, me.name, SecretStr(password), address=_address() or "",
+def confirm_with_password(rt: Runtime, me: Principal, password: SecretStr) -> None:
+    """Re-authentication for a sensitive action: the same throttled check as sign-in; then
+    sensitive actions may go ahead for a few minutes. Raises SignInFailed or Throttled."""
+    users.authenticate(rt.engine, me.name, password, address=me.address or "",
                        action="reauthenticate")
-    token = _token()
-    assert token is not None, "a local sign-in always has its cookie"
-    now = datetime.now(timezone.utc)
-    sessions.mark_reauthenticated(rt.engine, token, me, now=now)
-    return Principal(me.name, me.role, me.address, me.via, now)
+    key = this_caller().key
+    assert key is not None, "a local sign-in always has its cookie"
+    sessions.mark_reauthenticated(rt.engine, key, me)

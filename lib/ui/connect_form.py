@@ -14,14 +14,16 @@ import streamlit as st
 from pydantic import SecretStr
 
 from lib import checks, connections, verify
-from lib.access import Principal
+from lib.access import Permission, Principal
 from lib.connections import ConnectionInput, ConnectionView
 from lib.errors import ConflictError, NotFoundError, ValidationError
 from lib.guide import anchor_url
+from lib.prober import ProberClosed
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.runtime import Runtime
 from lib.ui.outcomes import badge, explain
-from lib.ui.runtime import Console, prober
+from lib.ui.runtime import Console, acting, prober, take_secret
+from lib.ui.text import literal
 
 EDIT_ID = "connect.edit_id"  # set by the connections page's Edit button
 _FLASH, _SAVED, _OFFER_SKIP, _LOADED = "connect.flash", "connect.saved_id", "connect.offer_skip", "connect.loaded"
@@ -34,11 +36,13 @@ FIELD_LABELS: dict[str, str] = {
     "expected_products": "Products enabled in 8x8",
     **{key: setting.label for key, setting in SETTINGS.items()},
 }
-_TEXT_FIELDS = ("name", "environment", "client_id", "client_secret")
 
 
 def _key(field: str) -> str:
     return f"connect_{field}"
+
+
+_SECRET = _key("client_secret")
 
 
 def _needed_settings(products: list[str]) -> list[str]:
@@ -69,14 +73,14 @@ def _load_widgets(view: ConnectionView | None) -> None:
     st.session_state[_key("name")] = view.name if view else ""
     st.session_state[_key("environment")] = view.environment if view else ""
     st.session_state[_key("client_id")] = ""
-    st.session_state[_key("client_secret")] = ""
+    st.session_state[_SECRET] = ""
     st.session_state[_key("products")] = list(view.expected_products) if view else []
     for key in SETTINGS:
         st.session_state[_key(key)] = (view.settings.get(key) if view else None) or (
             None if SETTINGS[key].choices else "")
 
 
-def _form_input(view: ConnectionView | None) -> ConnectionInput:
+def _form_input(view: ConnectionView | None, secret: SecretStr) -> ConnectionInput:
     state = st.session_state
     products = list(state.get(_key("products"), []))
     shown = set(_needed_settings(products))
@@ -90,22 +94,28 @@ def _form_input(view: ConnectionView | None) -> ConnectionInput:
         name=state.get(_key("name"), ""),
         environment=state.get(_key("environment"), ""),
         client_id=state.get(_key("client_id"), ""),
-        client_secret=SecretStr(state.get(_key("client_secret"), "")),
+        client_secret=secret,
         expected_products=tuple(products),
         **settings,
     )
 
 
-def _submit(rt: Runtime, me: Principal, view: ConnectionView | None) -> None:
-    """Submit callback: runs before the rerun, so the secret can leave session state at once."""
+def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
+    """Submit callback: runs before the rerun, so the secret can leave session state at once.
+    ``version`` is the one the form was opened on: a newer stored one is a conflict."""
+    secret = take_secret(_SECRET)
+    rt, me = acting(Permission.MANAGE_CONNECTIONS)
     state = st.session_state
-    data = _form_input(view)
-    state[_key("client_secret")] = ""
+    try:
+        view = None if connection_id is None else connections.get(rt.engine, connection_id)
+    except NotFoundError as exc:
+        state[_FLASH] = {"kind": "refused", "message": str(exc), "anchor": None}
+        return
+    data = _form_input(view, secret)
     skip = bool(state.pop(_key("skip_verify"), False))
     try:
         saved, verification = verify.save(
-            rt, None if skip else prober(), data, actor=me,
-            connection_id=view.id if view else None, expected_version=view.version if view else None)
+            rt, None if skip else prober(), data, actor=me, connection_id=connection_id, expected_version=version)
     except ValidationError as exc:
         state[_FLASH] = {"kind": "invalid", "errors": [(FIELD_LABELS.get(e.field, e.field), e.message)
                                                        for e in exc.errors]}
@@ -113,7 +123,7 @@ def _submit(rt: Runtime, me: Principal, view: ConnectionView | None) -> None:
         state[_FLASH] = {"kind": "refused", "message": str(exc),
                          "anchor": OUTCOMES[exc.result.outcome].guide_anchor}
         state[_OFFER_SKIP] = exc.unreachable
-    except (ConflictError, NotFoundError) as exc:
+    except (ConflictError, NotFoundError, ProberClosed) as exc:
         state[_FLASH] = {"kind": "refused", "message": str(exc), "anchor": None}
     else:
         state[_OFFER_SKIP] = False
@@ -146,20 +156,20 @@ def _show_flash() -> None:
     if not flash:
         return
     if flash["kind"] == "invalid":
-        st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- **{label}**: {message}"
+        st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- **{label}**: {literal(message)}"
                                                             for label, message in flash["errors"]),
                  icon=":material/edit_note:")
     elif flash["kind"] == "refused":
         link = f" [Guide]({anchor_url(flash['anchor'])})" if flash["anchor"] else ""
-        st.error(flash["message"] + link, icon=":material/block:")
+        st.error(literal(flash["message"]) + link, icon=":material/block:")
     elif flash["verified"]:
-        st.success(f"8x8 issued a token for these credentials. Saved **{flash['name']}**.",
+        st.success(f"8x8 issued a token for these credentials. Saved **{literal(flash['name'])}**.",
                    icon=":material/verified:")
         st.markdown(_comparison(flash["expected"], flash["granted"]))
         for warning in flash["warnings"]:
             st.warning(warning, icon=":material/warning:")
     else:
-        st.warning(f"Saved **{flash['name']}** without verifying; it is untested.", icon=":material/warning:")
+        st.warning(f"Saved **{literal(flash['name'])}** without verifying; it is untested.", icon=":material/warning:")
 
 
 def _test_now(rt: Runtime, me: Principal) -> None:
@@ -178,7 +188,7 @@ def render(console: Console) -> None:
     rt, me = console.rt, console.me
     view = _editing(rt)
     _load_widgets(view)
-    st.title(f"Edit {view.name}" if view else "Add a connection")
+    st.title(f"Edit {literal(view.name)}" if view else "Add a connection")
     st.caption(f"Switchboard asks 8x8 for a token with the values below before it saves anything. "
                f"New to this? Follow the [setup guide]({anchor_url('create-app')}).")
     if view and st.button("Add a new connection instead", key="connect_new"):
@@ -200,7 +210,7 @@ def render(console: Console) -> None:
         st.text_input(FIELD_LABELS["client_id"], key=_key("client_id"),
                       placeholder=f"Leave blank to keep {view.client_id_hint}" if view else "",
                       help=f"From Home > API Management in the 8x8 Admin Console ([guide]({anchor_url('copy-credentials')})).")
-        st.text_input(FIELD_LABELS["client_secret"], key=_key("client_secret"), type="password",
+        st.text_input(FIELD_LABELS["client_secret"], key=_SECRET, type="password",
                       placeholder="Leave blank to keep the stored secret" if view else "",
                       help="Shown by 8x8 when the app is created. Stored encrypted and never shown again "
                            f"([guide]({anchor_url('copy-credentials')})).")
@@ -216,6 +226,7 @@ def render(console: Console) -> None:
             st.checkbox("8x8 could not be reached: save without verifying (the connection is saved as untested)",
                         key=_key("skip_verify"))
         st.form_submit_button("Verify & save", key="connect_submit", type="primary",
-                              icon=":material/verified_user:", on_click=_submit, args=(rt, me, view))
+                              icon=":material/verified_user:", on_click=_submit,
+                              args=(view.id, view.version) if view else (None, None))
     _show_flash()
     _test_now(rt, me)

@@ -22,7 +22,8 @@ from lib.status import NEVER_TESTED, is_relevant, status_rows
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_ID
 from lib.ui.outcomes import badge, explain
-from lib.ui.runtime import Console, prober
+from lib.ui.runtime import Console, acting, deferred, prober
+from lib.ui.text import literal
 
 _SUMMARY = "connections.summary"
 _NOT_EXPECTED = "—"
@@ -106,6 +107,7 @@ def _apply(filters: Filters, long: pd.DataFrame, wide: pd.DataFrame) -> pd.DataF
 
 
 def _run_bulk(rt: Runtime, me: Principal, ids: list[uuid.UUID] | None, what: str) -> None:
+    """Runs in the page body, right after the page's guard: ``me`` is this run's."""
     bar = st.progress(0.0, text=f"Testing {what}…")
 
     def step(progress: Progress) -> None:
@@ -140,14 +142,15 @@ def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
     return ran
 
 
-def _export_buttons(rt: Runtime, me: Principal) -> None:
+def _export_buttons(me: Principal) -> None:
     if not me.can(Permission.EXPORT):
         return
     cols = st.columns(3)
     for col, fmt, label in zip(cols, ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel"), strict=True):
         spec = export.FORMATS[fmt]
-        col.download_button(f"Export {label}", data=lambda fmt=fmt: export.export(rt.engine, fmt, actor=me).data,
-                            file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
+        col.download_button(f"Export {label}", file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
+                            data=deferred(Permission.EXPORT,
+                                          lambda now, fmt=fmt: export.export(now.rt.engine, fmt, actor=now.me).data),
                             on_click="ignore", icon=":material/download:", width="stretch")
 
 
@@ -158,8 +161,20 @@ def _latest(rt: Runtime, connection_id: uuid.UUID) -> dict[str, CheckRecord]:
     return {r.product: r for r in checks.history(rt.engine, connection_id, limit=50)[::-1]}
 
 
+def _still_there(rt: Runtime, connection_id: uuid.UUID) -> ConnectionView | None:
+    """The connection as stored now; None, saying so, when it was deleted meanwhile."""
+    try:
+        return connections.get(rt.engine, connection_id)
+    except NotFoundError:
+        st.caption("This connection was deleted meanwhile.")
+        return None
+
+
 @st.fragment
-def _product_row(rt: Runtime, me: Principal, view: ConnectionView, product: str) -> None:
+def _product_row(connection_id: uuid.UUID, product: str) -> None:
+    rt, me = acting(Permission.READ_STATUS)
+    if (view := _still_there(rt, connection_id)) is None:
+        return
     with st.container(key=f"product_{product}", border=True):
         name_col, outcome_col, button_col = st.columns([3, 6, 1])
         if me.can(Permission.RUN_TESTS) and button_col.button("Test", key=f"test_{product}",
@@ -184,14 +199,18 @@ _DELETING = "connections.deleting"  # the id whose delete dialog is open
 
 
 def _close_delete_dialog() -> None:
+    acting(Permission.READ_STATUS)
     st.session_state.pop(_DELETING, None)
 
 
 @st.dialog("Delete connection", on_dismiss=_close_delete_dialog)
-def _delete_dialog(rt: Runtime, me: Principal, view: ConnectionView) -> None:
-    st.write(f"This deletes **{view.name}**, its encrypted credentials and its test history. "
+def _delete_dialog(connection_id: uuid.UUID) -> None:
+    rt, me = acting(Permission.MANAGE_CONNECTIONS)
+    if (view := _still_there(rt, connection_id)) is None:
+        return
+    st.write(f"This deletes **{literal(view.name)}**, its encrypted credentials and its test history. "
              "The API app in 8x8 is not touched.")
-    if not proven(me, f"delete {view.name}"):
+    if not proven(me, f"delete {literal(view.name)}"):
         return
     typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
     if st.button("Delete", key="delete_confirm_button", type="primary", disabled=typed != view.name):
@@ -199,9 +218,9 @@ def _delete_dialog(rt: Runtime, me: Principal, view: ConnectionView) -> None:
             connections.delete(rt.engine, view.id, actor=me)
         except NotFoundError:
             pass
-        _close_delete_dialog()
+        st.session_state.pop(_DELETING, None)
         st.session_state.pop("conn_detail", None)
-        st.toast(f"Deleted {view.name}.", icon=":material/delete:")
+        st.toast(f"Deleted {literal(view.name)}.", icon=":material/delete:")
         st.rerun()
 
 
@@ -221,14 +240,14 @@ def _history(rt: Runtime, view: ConnectionView) -> None:
 
 
 def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
-    st.subheader(view.name, anchor=False)
-    st.caption(f"{view.environment or 'no environment label'} · Client ID {view.client_id_hint} · "
+    st.subheader(literal(view.name), anchor=False)
+    st.caption(f"{literal(view.environment) or 'no environment label'} · Client ID {literal(view.client_id_hint)} · "
                f"secret set {_age_days(view.secret_set_at)} day(s) ago")
     cols = st.columns([2, 1, 1, 4])
     if me.can(Permission.RUN_TESTS) and cols[0].button("Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"):
         report = checks.run_checks(rt, prober(), connection_ids=[view.id], triggered_by=me)
         failing = sum(1 for r in report.products if not r.ok)
-        st.toast(f"{view.name}: {len(report.products) - failing} OK, {failing} failing.")
+        st.toast(f"{literal(view.name)}: {len(report.products) - failing} OK, {failing} failing.")
     manages = me.can(Permission.MANAGE_CONNECTIONS)
     if manages and cols[1].button("Edit", key="detail_edit", icon=":material/edit:"):
         st.session_state[EDIT_ID] = str(view.id)
@@ -236,9 +255,9 @@ def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
     if manages and cols[2].button("Delete", key="detail_delete", icon=":material/delete:"):
         st.session_state[_DELETING] = str(view.id)
     if st.session_state.get(_DELETING) == str(view.id):
-        _delete_dialog(rt, me, view)
+        _delete_dialog(view.id)
     for product in PRODUCT_KEYS:
-        _product_row(rt, me, view, product)
+        _product_row(view.id, product)
     _history(rt, view)
 
 
@@ -262,7 +281,7 @@ def render(console: Console) -> None:
     if _bulk(rt, me, shown, len(wide)):
         long, wide = _overview(rt.engine, rt.settings.database_url, checks.data_stamp(rt.engine))
         shown = _apply(filters, long, wide)
-    _export_buttons(rt, me)
+    _export_buttons(me)
     with metrics_slot:
         _metrics(long, len(wide))
     table_slot.dataframe(

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from lib.errors import SwitchboardError
+from lib.ui.text import literal
 
 log = logging.getLogger("switchboard.ui")
 
@@ -23,7 +24,7 @@ def error_boundary() -> Iterator[None]:
     try:
         yield
     except SwitchboardError as exc:  # written for people: says what is wrong and who must act
-        st.error(str(exc), icon=":material/block:")
+        st.error(literal(str(exc)), icon=":material/block:")  # it may quote names people typed
     except Exception:
         reference = uuid.uuid4().hex[:12]
         log.exception("unexpected error, reference %s", reference)

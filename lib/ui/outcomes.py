@@ -6,6 +6,7 @@ import streamlit as st
 
 from lib.guide import anchor_url
 from lib.products import OUTCOMES
+from lib.ui.text import literal
 
 _KIND = {"ok": "success", "missing_config": "warning", "rate_limited": "warning"}
 
@@ -20,6 +21,7 @@ def badge(outcome_key: str | None) -> str:
 def explain(outcome_key: str, detail: str) -> None:
     """The full story of one outcome, as an alert of the right kind."""
     outcome = OUTCOMES[outcome_key]
+    detail = literal(detail)  # partly 8x8's own words: text, never Markdown
     if outcome.ok:
         st.success(f"**{outcome.label}**: {detail}", icon=":material/check_circle:")
         return

@@ -10,15 +10,14 @@ from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
-from pydantic import SecretStr
 
 from lib import users
-from lib.access import Principal, Role
+from lib.access import Permission, Role
 from lib.errors import SwitchboardError
-from lib.runtime import Runtime
 from lib.ui.account import proven
 from lib.ui.auth import oidc_configured
-from lib.ui.runtime import Console
+from lib.ui.runtime import Console, acting, take_secret
+from lib.ui.text import literal
 
 _FLASH = "users.flash"
 _ROLES = [r.value for r in Role]
@@ -34,32 +33,32 @@ def _attempt(change: Callable[[], object], done: str) -> None:
         st.session_state[_FLASH] = ("success", done)
 
 
-def _take_password(key: str) -> SecretStr:
-    value = SecretStr(st.session_state.get(key, ""))
-    st.session_state[key] = ""
-    return value
-
-
-def _add(rt: Runtime, me: Principal) -> None:
+def _add() -> None:
+    password = take_secret("user_new_password")
+    console = acting(Permission.MANAGE_USERS, recent_proof=True)
     name, role = st.session_state.get("user_new_name", "").strip(), st.session_state.get("user_new_role")
-    password = _take_password("user_new_password")
-    _attempt(lambda: users.add(rt.engine, name, password, role or "", actor=me),
-             f"Added {name} as {role}. Give them the password through a separate channel.")
+    _attempt(lambda: users.add(console.rt.engine, name, password, role or "", actor=console.me),
+             f"Added {literal(name)} as {role}. Give them the password through a separate channel.")
 
 
-def _set_role(rt: Runtime, me: Principal, name: str) -> None:
+def _set_role(name: str) -> None:
+    console = acting(Permission.MANAGE_USERS, recent_proof=True)
     role = st.session_state.get("user_role")
-    _attempt(lambda: users.set_role(rt.engine, name, role or "", actor=me), f"{name} is now {role}.")
+    _attempt(lambda: users.set_role(console.rt.engine, name, role or "", actor=console.me),
+             f"{literal(name)} is now {role}.")
 
 
-def _reset(rt: Runtime, me: Principal, name: str) -> None:
-    password = _take_password("user_reset_password")
-    _attempt(lambda: users.reset_password(rt.engine, name, password, actor=me),
-             f"New password set for {name}; their open sessions were ended.")
+def _reset(name: str) -> None:
+    password = take_secret("user_reset_password")
+    console = acting(Permission.MANAGE_USERS, recent_proof=True)
+    _attempt(lambda: users.reset_password(console.rt.engine, name, password, actor=console.me),
+             f"New password set for {literal(name)}; their open sessions were ended.")
 
 
-def _remove(rt: Runtime, me: Principal, name: str) -> None:
-    _attempt(lambda: users.remove(rt.engine, name, actor=me), f"Removed {name} and ended their sessions.")
+def _remove(name: str) -> None:
+    console = acting(Permission.MANAGE_USERS, recent_proof=True)
+    _attempt(lambda: users.remove(console.rt.engine, name, actor=console.me),
+             f"Removed {literal(name)} and ended their sessions.")
 
 
 def _table(accounts: list[users.UserView]) -> None:
@@ -79,7 +78,7 @@ def render(console: Console) -> None:
     st.caption("admin: everything · operator: run tests, export, read · viewer: read status")
     _table(users.list_users(rt.engine))
     if flash := st.session_state.pop(_FLASH, None):
-        getattr(st, flash[0])(flash[1])
+        getattr(st, flash[0])(literal(flash[1]) if flash[0] == "error" else flash[1])
     if not proven(me, "add, change or remove users"):
         return
     with st.form("user_add", clear_on_submit=True):
@@ -88,7 +87,7 @@ def render(console: Console) -> None:
         st.selectbox("Role", _ROLES, key="user_new_role", index=_ROLES.index(Role.VIEWER.value))
         st.text_input("First password", type="password", key="user_new_password",
                       help=f"At least {users.PASSWORD_MIN} characters, not a common one.")
-        st.form_submit_button("Add user", on_click=_add, args=(rt, me), key="user_add_submit")
+        st.form_submit_button("Add user", on_click=_add, key="user_add_submit")
     names = [u.username for u in users.list_users(rt.engine)]
     name = st.selectbox("Change a user", names, index=None, key="user_chosen", placeholder="Choose a user…")
     if not name:
@@ -96,10 +95,10 @@ def render(console: Console) -> None:
     cols = st.columns(3)
     with cols[0]:
         st.selectbox("Role", _ROLES, key="user_role", index=_ROLES.index(users.get(rt.engine, name).role.value))
-        st.button("Set role", key="user_set_role", on_click=_set_role, args=(rt, me, name))
+        st.button("Set role", key="user_set_role", on_click=_set_role, args=(name,))
     with cols[1]:
         st.text_input("New password", type="password", key="user_reset_password")
-        st.button("Reset password", key="user_reset", on_click=_reset, args=(rt, me, name))
+        st.button("Reset password", key="user_reset", on_click=_reset, args=(name,))
     with cols[2]:
         st.caption("Removing ends their sessions at once. The last admin cannot be removed.")
-        st.button("Remove user", key="user_remove", on_click=_remove, args=(rt, me, name))
+        st.button("Remove user", key="user_remove", on_click=_remove, args=(name,))

@@ -8,6 +8,7 @@ PostgreSQL through ``SWITCHBOARD_DATABASE_URL``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -53,11 +54,20 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def create_private(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by this user only, unless it exists: 0600 in
+    a 0700 folder. SQLite gives its -wal and -shm files the database file's permissions."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(url.database).expanduser())
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
@@ -83,6 +93,16 @@ def write_session(engine: Engine) -> Iterator[Session]:
     with Session(engine.execution_options(**{_WRITE: True})) as session:
         with session.begin():
             yield session
+
+
+def serialize(session: Session, name: str) -> None:
+    """Make write transactions about ``name`` run one at a time, until this one ends.
+
+    SQLite needs nothing: a write transaction starts with BEGIN IMMEDIATE and so already
+    holds the database's one write lock. PostgreSQL takes a transaction-scoped advisory lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"switchboard:{name}"})
 
 
 # --- Migrations ---------------------------------------------------------------------------
@@ -142,7 +162,7 @@ def backup(engine: Engine, destination: Path) -> Path:
     destination = destination.expanduser().resolve()
     if destination.exists():
         raise SwitchboardError(f"{destination} already exists; choose a new file name.")
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    create_private(destination)
     raw = engine.raw_connection()
     try:
         target = sqlite3.connect(destination)

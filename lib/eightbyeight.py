@@ -34,7 +34,7 @@ from lib.products import (
     Shape,
     products_granted_by,
 )
-from lib.redaction import registry
+from lib.redaction import MASK, MIN_LENGTH, registry
 from lib.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 from lib.transport import ShardedTransport
 
@@ -254,7 +254,9 @@ def _is_tls_failure(exc: BaseException) -> bool:
 
 
 def missing_settings(product: Product, settings: Mapping[str, str | None]) -> list[str]:
-    return [key for key in product.needs if not settings.get(key)]
+    """The settings ``product`` needs that are unset, or set to something no probe URL may
+    carry (a value stored before validation was as strict as it is now)."""
+    return [key for key in product.needs if not SETTINGS[key].accepts(settings.get(key) or "")]
 
 
 def build_probe(product: Product, settings: Mapping[str, str | None]) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -390,7 +392,6 @@ class EightByEight:
 
     async def _fetch_token(self, credentials: Credentials) -> Token:
         secret = credentials.client_secret.get_secret_value()
-        registry.add_credentials(credentials.client_id, secret)
         basic = base64.b64encode(f"{credentials.client_id}:{secret}".encode()).decode()
         request = self.http.build_request(
             "POST", self.base_url + TOKEN_PATH,
@@ -398,6 +399,19 @@ class EightByEight:
             headers={"Accept": "application/json", "Authorization": f"Basic {basic}"},
         )
         response = await self._send(request)
+        try:
+            token = self._read_token(response)
+        except _Failed as failed:
+            # Refused candidates never join the masking registry (they would mask later audit
+            # rows); they are kept out of this one answer instead.
+            for value in (basic, secret, credentials.client_id):
+                if len(value) >= MIN_LENGTH:
+                    failed.detail = failed.detail.replace(value, MASK)
+            raise
+        registry.add_credentials(credentials.client_id, secret)  # 8x8 accepted them
+        return token
+
+    def _read_token(self, response: httpx.Response) -> Token:
         if response.status_code in (400, 401):
             body_code = vendor_message(response)
             if response.status_code == 401 or "client" in body_code.lower():

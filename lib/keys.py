@@ -84,6 +84,13 @@ def load_keyring(settings: Settings, *, create: bool = True) -> Keyring:
             f"The keyring file {path} can be read or written by other users "
             f"(mode {stat.S_IMODE(mode):04o}). Fix it with: chmod 600 {path}"
         )
+    folder = path.resolve().parent
+    folder_mode = folder.stat().st_mode
+    if folder_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise KeyringError(
+            f"The keyring's folder {folder} can be written by other users (mode "
+            f"{stat.S_IMODE(folder_mode):04o}), who could replace the keyring. Fix it with: chmod go-w {folder}"
+        )
     return parse_keyring_json(path.read_text(), str(path))
 
 

@@ -1,9 +1,14 @@
 """Keeps secrets out of logs: a registry of sensitive values and a filter that masks them.
 
-Whoever handles a secret registers it (the Client ID, the Client Secret, the base64 of
-``client_id:secret`` that HTTP Basic sends, every access token). The filter, installed on
-every handler of the root logger by :func:`configure_logging`, replaces them with ``***`` in
-the message, its args, ``extra`` fields and the text of chained exceptions.
+Whoever handles a secret registers it: credentials once 8x8 accepted them or they were saved
+(the Client ID, the Client Secret, the base64 of ``client_id:secret`` that HTTP Basic sends)
+and every access token. Values someone merely typed are not registered: a refused candidate
+such as "Trade" would otherwise be masked out of every later audit row. The registry keeps
+the most recently used values only, so it cannot grow without end.
+
+:func:`configure_logging` masks them in every log record the process makes, whichever logger
+makes it (ours, Streamlit's, uvicorn's): the message, its args and the text of chained
+exceptions when the record is made, and ``extra`` fields on the root handlers.
 """
 
 from __future__ import annotations
@@ -14,35 +19,50 @@ import re
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 
 MASK = "***"
 # Values shorter than this are not masked: masking a 2-letter value would shred every log
 # line. Real 8x8 Client IDs, secrets and tokens are far longer.
 MIN_LENGTH = 4
+MAX_VALUES = 4096  # the most recently registered values are kept; older ones are let go
 SENSITIVE_KEYS = re.compile(r"(secret|password|token|authorization|api[-_]?key|keyring|cookie)", re.I)
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 class SecretRegistry:
-    """A thread-safe set of values to mask.
+    """A thread-safe, bounded set of values to mask.
 
     Masking is a substring search per value, longest first: linear in the number of values,
     with no regular expression to recompile whenever a token is added (a bulk check adds
-    hundreds).
+    hundreds). A value registered again counts as recently used; beyond ``limit`` values the
+    least recently registered are dropped (credentials are registered again at every use).
     """
 
-    def __init__(self) -> None:
-        self._values: set[str] = set()
+    def __init__(self, limit: int = MAX_VALUES) -> None:
+        self.limit = limit
+        self._values: dict[str, None] = {}  # insertion order: least recently registered first
         self._ordered: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     def add(self, *values: str | None) -> None:
-        fresh = {v for v in values if v and len(v) >= MIN_LENGTH} - self._values
-        if fresh:
-            with self._lock:
-                self._values |= fresh
+        wanted = [v for v in values if v and len(v) >= MIN_LENGTH]
+        if not wanted:
+            return
+        with self._lock:
+            changed = False
+            for value in wanted:
+                if self._values.pop(value, False) is False:  # new (known ones move to the end)
+                    changed = True
+                self._values[value] = None
+            while len(self._values) > self.limit:
+                del self._values[next(iter(self._values))]
+            if changed:
                 self._ordered = tuple(sorted(self._values, key=len, reverse=True))
+
+    def __len__(self) -> int:
+        return len(self._values)
 
     def add_credentials(self, client_id: str, client_secret: str) -> None:
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
@@ -71,19 +91,51 @@ def _mask_value(value: object) -> object:
     return registry.mask(repr(value))
 
 
+def _mask_text(record: logging.LogRecord) -> None:
+    """Mask the message (args merged in), the exception chain and the stack of a record."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: leave it for the handler to report
+        return
+    record.msg = registry.mask(message)
+    record.args = None
+    if record.exc_info and record.exc_info[0] is not None:
+        # Formats the whole chain (__cause__ / __context__) and masks it once.
+        text = "".join(traceback.format_exception(*record.exc_info))
+        record.exc_text = registry.mask(text.rstrip("\n"))
+        record.exc_info = None
+    if record.stack_info:
+        record.stack_info = registry.mask(record.stack_info)
+
+
+_factory_lock = threading.Lock()
+_masking_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def mask_every_record() -> None:
+    """Mask each record as any logger makes it. Streamlit and uvicorn give their loggers
+    handlers of their own (and replace them), which a filter on our handlers never sees."""
+    global _masking_factory
+    with _factory_lock:
+        if _masking_factory is not None and logging.getLogRecordFactory() is _masking_factory:
+            return
+        make = logging.getLogRecordFactory()
+
+        def masking_factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = make(*args, **kwargs)
+            _mask_text(record)
+            return record
+
+        _masking_factory = masking_factory
+        logging.setLogRecordFactory(masking_factory)
+
+
 class RedactingFilter(logging.Filter):
-    """Masks registered secrets everywhere in a record; never drops a record."""
+    """Masks registered secrets everywhere in a record, ``extra`` fields included (they are
+    added after the record is made); never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = registry.mask(record.getMessage())
-        record.args = None
-        if record.exc_info and record.exc_info[0] is not None:
-            # Formats the whole chain (__cause__ / __context__) and masks it once.
-            text = "".join(traceback.format_exception(*record.exc_info))
-            record.exc_text = registry.mask(text.rstrip("\n"))
-            record.exc_info = None
-        if record.stack_info:
-            record.stack_info = registry.mask(record.stack_info)
+        _mask_text(record)
         for key, value in list(vars(record).items()):
             if key in _STANDARD_ATTRS:
                 continue
@@ -97,8 +149,9 @@ def install(handler: logging.Handler) -> None:
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Root handler with the redaction filter; httpx/httpcore at WARNING (they log full URLs
-    and, at DEBUG, response headers)."""
+    """Every record masked as it is made; the root handler also masks ``extra`` fields;
+    httpx/httpcore at WARNING (they log full URLs and, at DEBUG, response headers)."""
+    mask_every_record()
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)

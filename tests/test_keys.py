@@ -185,6 +185,35 @@ def test_keyring_readable_by_others_is_refused(tmp_path: Path) -> None:
         open_runtime(load_settings(env))
 
 
+def test_keyring_in_a_folder_others_can_write_is_refused(tmp_path: Path) -> None:
+    """Whoever may write the folder may swap the keyring for one of their own."""
+    path = tmp_path / "conf" / "keyring.json"
+    write_keyring_file(path, Keyring("k1", {"k1": new_key()}))
+    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+           "SWITCHBOARD_KEYRING_FILE": str(path)}
+    for loose in (0o770, 0o757, 0o1777):
+        path.parent.chmod(loose)
+        with pytest.raises(KeyringError, match="chmod go-w"):
+            open_runtime(load_settings(env))
+    path.parent.chmod(0o755)  # readable by others is fine: the file itself is 0600
+    open_runtime(load_settings(env))
+
+
+def test_the_database_and_its_folder_are_created_owner_only(tmp_path: Path) -> None:
+    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    rt = open_runtime(load_settings(env))
+    connections.create(rt.engine, rt.vault, ConnectionInput(name="x", client_id="client-id-123",
+                                                            client_secret=SecretStr("secret-value-123")), actor=ADMIN)
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = sorted(data.iterdir())
+    assert [f.name for f in files] == ["sb.db", "sb.db-shm", "sb.db-wal"]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+    backup = db.backup(rt.engine, tmp_path / "backups" / "copy.db")
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600 and stat.S_IMODE(backup.parent.stat().st_mode) == 0o700
+
+
 def test_keyring_inside_the_data_folder_is_refused(tmp_path: Path) -> None:
     env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "data" / "keyring.json")}

@@ -6,9 +6,23 @@ import base64
 import logging
 
 import pytest
+from pydantic import SecretStr
 
-from lib.redaction import MASK, RedactingFilter, configure_logging, install, registry
+from lib import audit, connections, verify
+from lib.redaction import (
+    MASK,
+    RedactingFilter,
+    SecretRegistry,
+    configure_logging,
+    install,
+    registry,
+)
+from lib.runtime import Runtime
+from lib.simulator import SimulatorServer
+from tests.fixtures.people import ADMIN
+from tests.fixtures.prober import ProberFactory
 from tests.fixtures.storage import Sentinels
+from tests.test_checks import form_for
 
 log = logging.getLogger("switchboard.test")
 
@@ -75,3 +89,46 @@ def test_configure_logging_quiets_httpx_and_filters_root() -> None:
     assert logging.getLogger("httpx").level == logging.WARNING
     assert logging.getLogger("httpcore").level == logging.WARNING
     assert all(any(isinstance(f, RedactingFilter) for f in h.filters) for h in logging.getLogger().handlers)
+
+
+def test_streamlit_and_uvicorn_loggers_are_masked_too(sentinels: Sentinels, capfd: pytest.CaptureFixture[str]) -> None:
+    """Both give their loggers handlers of their own, which no filter on ours ever sees."""
+    from streamlit.logger import get_logger
+
+    configure_logging()
+    registry.add_credentials(sentinels.client_id, sentinels.client_secret)
+    get_logger("streamlit.web.server.test").warning("deferred file failed: %s", sentinels.client_secret)
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    handler = logging.StreamHandler()  # as uvicorn's own logging config gives it
+    uvicorn_error.addHandler(handler)
+    try:
+        uvicorn_error.error("exception in ASGI app: %s", sentinels.client_id)
+    finally:
+        uvicorn_error.removeHandler(handler)
+    err = capfd.readouterr().err
+    assert "deferred file failed: ***" in err and "exception in ASGI app: ***" in err
+    assert sentinels.client_secret not in err and sentinels.client_id not in err
+
+
+def test_the_registry_keeps_only_the_most_recent_values() -> None:
+    small = SecretRegistry(limit=3)
+    small.add("value-one", "value-two", "value-three")
+    small.add("value-one")  # used again: now the most recent
+    small.add("value-four")
+    assert len(small) == 3
+    assert small.mask("value-one value-two value-three value-four") == "*** value-two *** ***"
+
+
+def test_refused_candidates_never_join_the_registry(runtime: Runtime, simulator: SimulatorServer,
+                                                    prober_factory: ProberFactory) -> None:
+    """A refused Client ID such as "Trade" would otherwise mask that word in later audit rows."""
+    app = simulator.scenario.apps[0]
+    candidate = form_for(app, "Trade", client_id="Trade", client_secret=SecretStr("Trade-secret-typo"))
+    with pytest.raises(verify.VerificationFailed) as refused:
+        verify.save(runtime, prober_factory(simulator.url), candidate, actor=ADMIN)
+    assert "Trade-secret-typo" not in str(refused.value)
+    assert registry.mask("Trade Trade-secret-typo") == "Trade Trade-secret-typo"
+    connections.create(runtime.engine, runtime.vault, form_for(app, "Trade desk"), actor=ADMIN)
+    assert [e.target for e in audit.events(runtime.engine, ADMIN) if e.action == "connection.create"] == [
+        "Trade desk"]
+    assert registry.mask(app.client_secret) == MASK  # what was saved is masked

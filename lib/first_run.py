@@ -26,6 +26,7 @@ from lib.models import SetupCode, utcnow
 
 CODE_LIFETIME = timedelta(hours=1)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
+SETUP_KEY = "(setup code)"  # what wrong codes are counted and audited under
 CODE_REFUSED = "This setup code is not valid: it is wrong, used or expired. Restart the server for a new one."
 
 
@@ -58,25 +59,26 @@ def needs_setup(engine: Engine) -> bool:
 def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, *, address: str,
            now: datetime | None = None) -> Principal:
     """Create the first admin with a valid code, in one transaction: the code is spent and
-    the account made together, or neither. Wrong codes count as failed sign-ins."""
+    the account made together, or neither. Wrong codes count as failed sign-ins, counted
+    before the code is looked at (see users.claim_attempt)."""
     now = now or utcnow()
-    wait = users.wait_required(engine, "(setup code)", address, now)
-    if wait > 0:
-        raise users.Throttled(wait)
+    attempt = users.claim_attempt(engine, SETUP_KEY, address, "setup", now)
     admin = Principal(username.strip(), Role.ADMIN, address or None, "local")
-    with write_session(engine) as session:
-        rows = session.exec(sql_select(SetupCode).where(  # type: ignore[call-overload]
-            col(SetupCode.used_at).is_(None), col(SetupCode.expires_at) > now)).scalars().all()
-        wanted = _hash(code.get_secret_value())
-        match = next((row for row in rows if hmac.compare_digest(row.code_hash, wanted)), None)
-        if match is None or users.count_in(session):
-            users.record_failure(session, "(setup code)", address, "setup", now)
-            failed = True
-        else:
-            match.used_at = now
-            setup = Principal("setup code", Role.ADMIN, address or None, "setup code")
-            users.insert(session, username, password, Role.ADMIN.value, actor=setup)
-            failed = False
-    if failed:
+    valid = False  # the code: a weak new password is refused, but is no failed attempt
+    try:
+        with write_session(engine) as session:
+            rows = session.exec(sql_select(SetupCode).where(  # type: ignore[call-overload]
+                col(SetupCode.used_at).is_(None), col(SetupCode.expires_at) > now)).scalars().all()
+            wanted = _hash(code.get_secret_value())
+            match = next((row for row in rows if hmac.compare_digest(row.code_hash, wanted)), None)
+            valid = match is not None and not users.count_in(session)
+            if match is not None and valid:
+                match.used_at = now
+                setup = Principal("setup code", Role.ADMIN, address or None, "setup code")
+                users.insert(session, username, password, Role.ADMIN.value, actor=setup)
+    finally:
+        with write_session(engine) as session:
+            users.settle_attempt(session, attempt, ok=valid, key=SETUP_KEY, address=address, action="setup")
+    if not valid:
         raise ValidationError([FieldError("setup_code", CODE_REFUSED)])
     return admin

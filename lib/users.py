@@ -7,6 +7,7 @@ Sign-in answers the same way, in about the same time, whether the account exists
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,14 +18,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlalchemy import select as sql_select
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from lib import audit, sessions
 from lib.access import Permission, Principal, Role, require
-from lib.db import read_session, write_session
+from lib.db import read_session, serialize, write_session
 from lib.errors import FieldError, NotFoundError, SwitchboardError, ValidationError
-from lib.models import SignInAttempt, User, utcnow
+from lib.models import AuditEvent, SignInAttempt, User, utcnow
 
 PASSWORD_MIN = 12
 PASSWORD_MAX = 256
@@ -50,9 +52,9 @@ class UserView:
 class Throttled(SwitchboardError):
     """Too many failed attempts: wait ``retry_after`` seconds."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, message: str = "") -> None:
         self.retry_after = retry_after
-        super().__init__(f"Too many failed sign-in attempts. Try again in {int(retry_after) + 1} seconds.")
+        super().__init__(message or f"Too many failed sign-in attempts. Try again in {int(retry_after) + 1} seconds.")
 
 
 class SignInFailed(SwitchboardError):
@@ -207,68 +209,118 @@ def reset_password(engine: Engine, username: str, password: SecretStr, *, actor:
     _change(engine, username, "user.reset_password", "", actor, apply)
 
 
-# --- sign-in ------------------------------------------------------------------------------
+# --- sign-in ---------------------------------------------------------------------------
 
 # Verified when the account does not exist, so both answers cost one argon2 verification.
 _DUMMY_HASH = _hasher.hash("switchboard: no such account")
+# Each argon2 verification holds 64 MiB for a moment: at most this many run at once in a
+# process, and an attempt beyond them is answered "busy" at once instead of queueing.
+VERIFICATIONS_AT_ONCE = 2
+verifying = threading.BoundedSemaphore(VERIFICATIONS_AT_ONCE)  # held while argon2 runs
+THROTTLED = "throttled: too many recent failures; further refusals in this window are not recorded one by one"
 
 
-def _failures_since(engine: Engine, since: datetime, key: str, address: str) -> tuple[int, datetime | None]:
-    """Failed attempts since ``since`` for this account or this address, and the latest."""
-    with read_session(engine) as session:
-        row = session.connection().execute(
-            sql_select(func.count(), func.max(SignInAttempt.at)).where(
-                col(SignInAttempt.at) >= since, SignInAttempt.success.is_(False),  # type: ignore[attr-defined]
-                (SignInAttempt.username_key == key) | (SignInAttempt.address == address))).one()
+class Busy(Throttled):
+    """Too many sign-ins are being checked at this moment."""
+
+    def __init__(self) -> None:
+        super().__init__(1.0, "Switchboard is checking other sign-ins right now. Try again in a few seconds.")
+
+
+def _failures_since(session: Session, since: datetime, key: str, address: str) -> tuple[int, datetime | None]:
+    """Attempts since ``since`` for this account or this address that did not succeed (an
+    attempt still being checked counts as failed), and the latest."""
+    row = session.connection().execute(
+        sql_select(func.count(), func.max(SignInAttempt.at)).where(
+            col(SignInAttempt.at) >= since, SignInAttempt.success.is_(False),  # type: ignore[attr-defined]
+            (SignInAttempt.username_key == key) | (SignInAttempt.address == address))).one()
     return row[0], row[1]
 
 
-def wait_required(engine: Engine, username: str, address: str, now: datetime | None = None) -> float:
-    """Seconds to wait before the next attempt: none for the first FAILURES_ALLOWED failures
-    in WINDOW, then doubling from 1 s per further failure, capped at MAX_DELAY."""
-    now = now or utcnow()
-    failures, latest = _failures_since(engine, now - WINDOW, username.strip().casefold(), address)
+def _delay(failures: int, latest: datetime | None, now: datetime) -> float:
+    """None for the first FAILURES_ALLOWED failures in WINDOW, then doubling from 1 s per
+    further failure, capped at MAX_DELAY."""
     if failures < FAILURES_ALLOWED or latest is None:
         return 0.0
     delay = min(MAX_DELAY.total_seconds(), 2.0 ** (failures - FAILURES_ALLOWED))
     return max(0.0, (latest + timedelta(seconds=delay) - now).total_seconds())
 
 
-def record_failure(session: Session, key: str, address: str, action: str, now: datetime | None = None) -> None:
-    """Count a failed attempt towards throttling and audit it, in the caller's transaction."""
-    session.add(SignInAttempt(at=now or utcnow(), username_key=key, address=address, success=False))
-    audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key,
-                 audit.REFUSED, "wrong user name, password or code")
+def wait_required(engine: Engine, username: str, address: str, now: datetime | None = None) -> float:
+    """Seconds to wait before the next attempt for this account or address."""
+    now = now or utcnow()
+    with read_session(engine) as session:
+        failures, latest = _failures_since(session, now - WINDOW, username.strip().casefold(), address)
+    return _delay(failures, latest, now)
+
+
+def _note_throttled(session: Session, key: str, address: str, action: str, now: datetime) -> None:
+    """One audit row per window for a throttled account or address, not one per attempt."""
+    noted = session.connection().execute(
+        sql_select(AuditEvent.id).where(
+            col(AuditEvent.at) >= now - WINDOW, AuditEvent.action == action, AuditEvent.result == audit.REFUSED,
+            AuditEvent.detail == THROTTLED,
+            (AuditEvent.target == key) | (AuditEvent.client_address == (address or None))).limit(1)).first()
+    if noted is None:
+        audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key, audit.REFUSED,
+                     THROTTLED)
+
+
+def claim_attempt(engine: Engine, key: str, address: str, action: str, now: datetime | None = None) -> int:
+    """Count an attempt *before* its secret is checked, so that concurrent attempts cannot
+    all slip under the limit: the count and the new row are one serialized transaction, and
+    the row counts as failed until :func:`settle_attempt` says otherwise. Raises Throttled
+    (audited once per window) instead of counting an attempt that must wait."""
+    now = now or utcnow()
+    with write_session(engine) as session:
+        serialize(session, "sign-in attempts")
+        wait = _delay(*_failures_since(session, now - WINDOW, key, address), now)
+        if wait > 0:
+            _note_throttled(session, key, address, action, now)
+        else:
+            attempt = SignInAttempt(at=now, username_key=key, address=address, success=False)
+            session.add(attempt)
+            session.flush()
+            assert attempt.id is not None
+            return attempt.id
+    raise Throttled(wait)
+
+
+def settle_attempt(session: Session, attempt_id: int, *, ok: bool, key: str, address: str, action: str) -> None:
+    """Record how a claimed attempt ended, in the caller's transaction; a failure is audited."""
+    if ok:
+        session.execute(sql_update(SignInAttempt).where(col(SignInAttempt.id) == attempt_id).values(success=True))
+    else:
+        audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key,
+                     audit.REFUSED, "wrong user name, password or code")
 
 
 def authenticate(engine: Engine, username: str, password: SecretStr, *, address: str,
                  now: datetime | None = None, action: str = "sign_in") -> UserView:
     """The account, or SignInFailed (same message whether the account exists or not), or
-    Throttled. Every attempt counts towards throttling and a failure is audited here; a
-    success is audited by whoever acts on it (a new session, a re-authentication). The hash
-    is upgraded when the hasher's parameters changed."""
+    Throttled (Busy when too many verifications run already). Every attempt counts towards
+    throttling and a failure is audited here; a success is audited by whoever acts on it (a
+    new session, a re-authentication). The hash is upgraded when the hasher's parameters
+    changed."""
     key = username.strip().casefold()
-    wait = wait_required(engine, username, address, now)
-    if wait > 0:
-        audit.record_now(engine, Principal("anonymous", Role.VIEWER, address or None), action, key,
-                         audit.REFUSED, "throttled: too many recent failures")
-        raise Throttled(wait)
-    with read_session(engine) as session:
-        user = session.exec(sql_select(User).where(User.username_key == key)).scalars().first()  # type: ignore[call-overload]
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    if not verifying.acquire(blocking=False):
+        raise Busy()
     try:
-        ok = _hasher.verify(stored, password.get_secret_value()) and stored is not _DUMMY_HASH
-    except (VerificationError, InvalidHashError):
-        ok = False
+        attempt = claim_attempt(engine, key, address, action, now)
+        with read_session(engine) as session:
+            user = session.exec(sql_select(User).where(User.username_key == key)).scalars().first()  # type: ignore[call-overload]
+        stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+        try:
+            ok = _hasher.verify(stored, password.get_secret_value()) and stored is not _DUMMY_HASH
+        except (VerificationError, InvalidHashError):
+            ok = False
+        rehash = _hasher.hash(password.get_secret_value()) if ok and _hasher.check_needs_rehash(stored) else None
+    finally:
+        verifying.release()
     with write_session(engine) as session:
-        if ok:
-            session.add(SignInAttempt(at=now or utcnow(), username_key=key, address=address, success=True))
-        else:
-            record_failure(session, key, address, action, now)
-        if ok and user is not None and _hasher.check_needs_rehash(stored):
-            fresh = session.get(User, user.id)
-            assert fresh is not None
-            fresh.password_hash = _hasher.hash(password.get_secret_value())
+        settle_attempt(session, attempt, ok=ok, key=key, address=address, action=action)
+        if rehash is not None and user is not None:
+            session.execute(sql_update(User).where(col(User.id) == user.id).values(password_hash=rehash))
     if not ok or user is None:
         raise SignInFailed()
     return _view(user)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -172,3 +173,46 @@ def test_cli_users(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert [(u["username"], u["role"]) for u in listed] == [("ann", "admin"), ("cy", "operator")]
     assert "argon2" not in run("list", "--json").stdout
     assert run("reset-password", "cy", "--password-stdin", stdin="yet another long phrase\n").returncode == 0
+
+
+def test_concurrent_attempts_are_counted_before_any_is_checked(engine: Engine) -> None:
+    """Each attempt is recorded (as failed until proven otherwise) in a serialized transaction
+    before its secret is checked, so a burst cannot all slip under the limit. Threads claim
+    at once, on SQLite and on PostgreSQL."""
+    claimed: list[int] = []
+    throttled: list[float] = []
+
+    def claim(_n: int) -> None:
+        try:
+            claimed.append(users.claim_attempt(engine, "ann", "198.51.100.1", "sign_in"))
+        except users.Throttled as exc:
+            throttled.append(exc.retry_after)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(claim, range(30)))
+    assert len(claimed) == users.FAILURES_ALLOWED and len(throttled) == 30 - users.FAILURES_ALLOWED
+    noted = [e for e in audit.events(engine, ADMIN) if e.detail == users.THROTTLED]
+    assert len(noted) == 1  # one row for the window, not one per refused attempt
+
+
+def test_a_settled_success_does_not_count_as_a_failure(sqlite_engine: Engine) -> None:
+    for _ in range(users.FAILURES_ALLOWED):
+        attempt = users.claim_attempt(sqlite_engine, "ann", "a", "sign_in")
+        with write_session(sqlite_engine) as session:
+            users.settle_attempt(session, attempt, ok=True, key="ann", address="a", action="sign_in")
+    assert users.wait_required(sqlite_engine, "ann", "a") == 0.0
+
+
+def test_verifications_beyond_the_cap_are_busy_at_once(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "viewer", actor=ADMIN)
+    held = [users.verifying.acquire(blocking=False) for _ in range(users.VERIFICATIONS_AT_ONCE)]
+    try:
+        assert all(held)
+        started = time.perf_counter()
+        with pytest.raises(users.Busy) as busy:
+            users.authenticate(sqlite_engine, "ann", GOOD, address="x")
+        assert time.perf_counter() - started < 0.05 and busy.value.retry_after >= 1
+    finally:
+        for _ in held:
+            users.verifying.release()
+    assert users.authenticate(sqlite_engine, "ann", GOOD, address="x").username == "ann"

@@ -24,7 +24,7 @@ from lib.db import read_session, write_session
 from lib.eightbyeight import ProbeResult, Target
 from lib.errors import CredentialUnreadable, FieldError, ValidationError
 from lib.models import Check, Connection
-from lib.prober import Prober
+from lib.prober import Prober, ProberClosed
 from lib.products import PRODUCT_KEYS, TOKEN
 from lib.runtime import Runtime
 
@@ -165,14 +165,17 @@ def run_checks(
                         connection_id=view.id)
         by_target[id(target)] = view
         targets.append(target)
+    what = (views[0].name if len(views) == 1 else f"{len(views)} connection(s)") + (f" / {product}" if product else "")
     try:
         prober.check(targets, lambda target, result: deliver(by_target[id(target)], result))
+    except ProberClosed:
+        audit.record_now(rt.engine, triggered_by, "check.run", what, audit.FAILED,
+                         f"run {report.run_id}: cut short after {len(report.products)} of {total} result(s)")
+        raise
     finally:
         writer.flush()
     failing = sum(1 for r in report.products if not r.ok)
-    what = views[0].name if len(views) == 1 else f"{len(views)} connection(s)"
-    audit.record_now(rt.engine, triggered_by, "check.run", what + (f" / {product}" if product else ""),
-                     audit.OK if report.ok else audit.FAILED,
+    audit.record_now(rt.engine, triggered_by, "check.run", what, audit.OK if report.ok else audit.FAILED,
                      f"run {report.run_id}: {len(report.products) - failing} ok, {failing} not ok")
     return report
 

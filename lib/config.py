@@ -35,6 +35,17 @@ class Settings:
     inline_keys: str | None = field(default=None, repr=False)
     session_idle: timedelta = timedelta(minutes=30)  # no activity for this long ends a sign-in
     session_lifetime: timedelta = timedelta(hours=12)  # no sign-in lasts longer, active or not
+    # The origin people use (scheme://host[:port]), when Switchboard sits behind a proxy.
+    public_origin: str | None = None
+    # More origins whose pages may open the console's WebSocket and post its forms.
+    allowed_origins: tuple[str, ...] = ()
+    # Proxies whose X-Forwarded-For / -Proto are believed (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies get the Secure flag on every response: people reach us over https."""
+        return (self.public_origin or "").startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:
@@ -97,6 +108,37 @@ def _duration(env: Mapping[str, str], variable: str, unit: str, default: timedel
     return timedelta(**{unit: int(value)})
 
 
+def origin_of(value: str, variable: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL, lower-cased as browsers send it."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"{variable}: '{value}' is not an http(s) URL; use e.g. https://switchboard.example.com.")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(f"{variable}: '{value}' must not contain credentials, a query or a fragment.")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{variable}: '{value}' has a port that is not a number.") from None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _list(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (env.get(variable) or "").split(",") if item.strip())
+
+
+def _networks(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
+    values = _list(env, variable)
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(f"{variable}: '{value}' is not an IP address or network; list the proxy's "
+                              "addresses, e.g. 10.0.0.5,10.0.1.0/24.") from None
+    return values
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     return Settings(
@@ -106,6 +148,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         inline_keys=env.get("SWITCHBOARD_KEYS") or None,
         session_idle=_duration(env, "SWITCHBOARD_SESSION_IDLE_MINUTES", "minutes", timedelta(minutes=30)),
         session_lifetime=_duration(env, "SWITCHBOARD_SESSION_HOURS", "hours", timedelta(hours=12)),
+        public_origin=(origin_of(env["SWITCHBOARD_PUBLIC_URL"], "SWITCHBOARD_PUBLIC_URL")
+                       if env.get("SWITCHBOARD_PUBLIC_URL") else None),
+        allowed_origins=tuple(origin_of(o, "SWITCHBOARD_ALLOWED_ORIGINS")
+                              for o in _list(env, "SWITCHBOARD_ALLOWED_ORIGINS")),
+        trusted_proxies=_networks(env, "SWITCHBOARD_TRUSTED_PROXIES"),
     )
 
 

@@ -3,34 +3,75 @@
 A Prober owns one background event loop and one EightByEight client created on it; callers
 in any thread submit work and receive results in their own thread (so a Streamlit script
 can update a progress bar and the database is written outside the event loop).
+
+Closing a Prober cancels the checks still running on it and wakes every caller waiting for
+their results; a caller also stops waiting when no result has come for longer than any check
+may take. Either way the caller gets :class:`ProberClosed`, never a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 from lib.aio import BackgroundLoop
 from lib.connections import Credentials
 from lib.eightbyeight import EightByEight, ProbeResult, Target
+from lib.errors import SwitchboardError
 
 _DONE = object()
+_SLACK_S = 5.0  # beyond the longest a check may take, before a caller stops waiting
+
+
+class ProberClosed(SwitchboardError):
+    """The checks were cut short; results that arrived before are kept."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"The test run was cut short: {why}. Results that arrived before were "
+                         "saved; run the test again.")
 
 
 class Prober:
     def __init__(self, base_url: str, **client_options: Any) -> None:
         self._loop = BackgroundLoop()
         self.client: EightByEight = self._loop.run(self._make(base_url, client_options))
+        self._lock = threading.Lock()
+        self._running: set[Future[Any]] = set()
+        self._closed = False
+        # The longest wait between two results of a run: a token step and a product step, each
+        # under the per-check deadline.
+        self.quiet_limit_s = 2 * self.client.deadline_s + _SLACK_S
 
     @staticmethod
     async def _make(base_url: str, options: dict[str, Any]) -> EightByEight:
         return EightByEight(base_url, **options)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _submit(self, coro: Any) -> Future[Any]:
+        with self._lock:
+            if self._closed:
+                coro.close()
+                raise ProberClosed("the server is shutting its 8x8 client down")
+            future = self._loop.submit(coro)
+            self._running.add(future)
+        future.add_done_callback(self._running.discard)
+        return future
+
     def verify(self, credentials: Credentials) -> ProbeResult:
         """Ask 8x8 for a token with these credentials (verify before save)."""
-        return self._loop.run(self.client.verify(credentials))
+        future = self._submit(self.client.verify(credentials))
+        try:
+            return future.result(self.quiet_limit_s)
+        except (CancelledError, TimeoutError):
+            future.cancel()
+            raise ProberClosed("8x8 did not answer in time, or the server is shutting down") from None
 
     def check(self, targets: Sequence[Target], on_result: Callable[[Target, ProbeResult], None]) -> None:
         """Check every target concurrently; ``on_result`` runs in the calling thread, once per
@@ -44,14 +85,38 @@ class Prober:
 
             try:
                 await asyncio.gather(*(one(t) for t in targets))
-            finally:
+            finally:  # also when cancelled: the caller is never left waiting
                 results.put(_DONE)
 
-        future = self._loop.submit(run_all())
-        while (item := results.get()) is not _DONE:
+        future = self._submit(run_all())
+        while True:
+            try:
+                item = results.get(timeout=self.quiet_limit_s)
+            except queue.Empty:
+                future.cancel()
+                raise ProberClosed(f"no result came for {self.quiet_limit_s:g} s") from None
+            if item is _DONE:
+                break
             on_result(*item)
-        future.result()
+        try:
+            future.result()
+        except CancelledError:
+            raise ProberClosed("the server is shutting its 8x8 client down") from None
 
     def close(self) -> None:
-        self._loop.run(self.client.aclose())
+        """Cancel what still runs (its callers are woken), close the HTTP client, stop the loop."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            running = list(self._running)
+        for future in running:
+            future.cancel()
+
+        async def shutdown() -> None:
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.client.aclose()
+
+        self._loop.run(shutdown(), timeout=self.quiet_limit_s)
         self._loop.close()

@@ -7,6 +7,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -18,10 +19,11 @@ from pydantic import SecretStr
 
 from lib.connections import Credentials
 from lib.eightbyeight import ProbeResult, Target
-from lib.prober import Prober
+from lib.prober import Prober, ProberClosed
 from lib.products import OUTCOMES, PRODUCT_KEYS, Actor
 from lib.redaction import install
 from lib.retry import RetryPolicy, parse_retry_after
+from lib.runtime import Runtime
 from lib.simulator import Scenario, SimulatorServer
 from tests.fixtures.prober import ProberFactory, RecordingSleep, control, credentials_of, target_for
 from tests.fixtures.simulator import SimulatorFactory, default_scenario
@@ -103,6 +105,16 @@ def test_missing_settings_are_not_called(simulator: SimulatorServer, apps, probe
     assert "set the PBX name" in results["quality_management"].detail
     assert "Contact Center tenant ID" in results["cc_chat"].detail
     assert requests(simulator, "quality_management") == requests(simulator, "cc_chat") == 0
+
+
+def test_a_stored_value_no_url_may_carry_is_never_sent(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                      prober_factory: ProberFactory) -> None:
+    """A tenant ID of '..' (saved before validation refused it) would make the chat probe
+    GET /vcc/us/chat/v2/web-hooks: another endpoint than the one meant."""
+    results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "quality_management"),
+                                                             tenant_id="..", pbx="."))
+    assert results["cc_chat"].outcome == results["quality_management"].outcome == "missing_config"
+    assert requests(simulator, "cc_chat") == requests(simulator, "quality_management") == 0
 
 
 def test_multi_tenant_analytics_without_tenant_is_missing_config(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
@@ -385,3 +397,56 @@ def test_scenario_with_everything_denied_still_classifies(simulator_factory: Sim
     results = run(prober_factory(server.url), target_for(app, ("cloud_storage",), storage_region="uk"))
     assert results["token"].granted == frozenset()
     assert results["cloud_storage"].outcome == "product_not_enabled"
+
+
+# --- Closing: nobody is left waiting ----------------------------------------------------------
+
+
+def test_closing_the_prober_mid_run_wakes_the_caller(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                     prober_factory: ProberFactory) -> None:
+    """What an anonymous clear_cache once did to the console's shared Prober: the run used to
+    hang for good; now it ends at once with ProberClosed, keeping what had arrived."""
+    prober = prober_factory(simulator.url)
+    control(simulator, "PUT", "knobs", {"latency_ms": 3000})
+    seen: list[ProbeResult] = []
+    outcome: dict[str, BaseException] = {}
+
+    def check() -> None:
+        try:
+            prober.check([target_for(apps[0])], lambda _t, r: seen.append(r))
+        except BaseException as exc:  # noqa: BLE001 - what the caller gets is the point
+            outcome["error"] = exc
+
+    caller = threading.Thread(target=check)
+    caller.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    prober.close()
+    caller.join(10)
+    assert not caller.is_alive() and time.monotonic() - started < 5
+    assert isinstance(outcome.get("error"), ProberClosed), outcome
+    with pytest.raises(ProberClosed):  # and a closed Prober runs nothing more
+        run(prober, target_for(apps[0]))
+    with pytest.raises(ProberClosed):
+        prober.verify(credentials_of(apps[0]))
+
+
+def test_waiting_for_results_has_a_deadline(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                            prober_factory: ProberFactory) -> None:
+    prober = prober_factory(simulator.url)
+    prober.quiet_limit_s = 0.5
+    control(simulator, "PUT", "knobs", {"latency_ms": 3000})
+    started = time.monotonic()
+    with pytest.raises(ProberClosed, match="no result came for 0.5 s"):
+        run(prober, target_for(apps[0]))
+    assert time.monotonic() - started < 3
+
+
+def test_the_console_never_hands_out_a_closed_prober(console_env: Runtime) -> None:
+    from lib.ui.runtime import prober
+
+    first = prober()
+    assert prober() is first
+    first.close()
+    second = prober()
+    assert second is not first and not second.closed

@@ -4,17 +4,26 @@ enumeration, login-CSRF refusal and the security headers."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
+from lib import users
 from lib.navigation import protected_paths
 from lib.sessions import COOKIE_NAME
 from lib.simulator import SimulatorServer
 from lib.web.headers import SECURITY_HEADERS
+from lib.web.stream import STREAM_PATH, wanted
 from tests.fixtures.server import PASSWORD, Server, start_server
 
 pytestmark = pytest.mark.slow
@@ -138,3 +147,162 @@ def test_every_response_carries_the_security_headers(server: Server) -> None:
                 assert response.headers.get(name) == value, (path, name)
         policy = SECURITY_HEADERS["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+
+
+# --- Streamlit's own endpoints and WebSocket ------------------------------------------------
+
+
+def stream(server: Server, origin: str | None, cookies: dict[str, str] | None = None) -> ClientConnection:
+    """Open Streamlit's WebSocket the way a page of ``origin`` would (cookies included)."""
+    headers = {"Origin": origin} if origin else {}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    return connect(server.url.replace("http://", "ws://") + STREAM_PATH, additional_headers=headers,
+                   subprotocols=[Subprotocol("streamlit")], open_timeout=10)
+
+
+def test_the_websocket_opens_only_for_the_consoles_own_origin(server: Server) -> None:
+    """A page on another port of the same host gets our cookies from the browser; with them it
+    could open the socket and read any page as the signed-in admin."""
+    server.add_user("ann", "admin")
+    with server.client() as client:
+        sign_in(client, "ann", PASSWORD)
+        cookies = {COOKIE_NAME: client.cookies[COOKIE_NAME]}
+    host, port = server.url.removeprefix("http://").split(":")
+    for origin in (f"http://{host}:{int(port) + 1}", f"http://localhost:{port}", f"https://{host}:{port}",
+                   "null", None):
+        with pytest.raises(InvalidStatus) as refused:
+            stream(server, origin, cookies).close()
+        assert refused.value.response.status_code == 403, origin
+    stream(server, server.url, cookies).close()  # the console's own pages still connect
+
+
+def _frame(kind: str, operation: str | None = None) -> dict[str, object]:
+    message = BackMsg()
+    if kind == "backend_operation_request":
+        getattr(message.backend_operation_request, operation or "deferred_file").SetInParent()
+    elif kind == "rerun_script":
+        message.rerun_script.query_string = ""
+    else:
+        setattr(message, kind, True)
+    return {"type": "websocket.receive", "bytes": message.SerializeToString()}
+
+
+@pytest.mark.parametrize(("kind", "operation", "passes"), [
+    ("rerun_script", None, True), ("stop_script", None, True), ("app_heartbeat", None, True),
+    ("backend_operation_request", "deferred_file", True), ("backend_operation_request", "dataframe_chunk", True),
+    ("backend_operation_request", "install_skills", False), ("clear_cache", None, False),
+    ("set_run_on_save", None, False), ("debug_shutdown_runtime", None, False),
+    ("debug_disconnect_websocket", None, False), ("load_git_info", None, False),
+])
+def test_only_messages_the_console_uses_reach_streamlit(kind: str, operation: str | None, passes: bool) -> None:
+    """The browser-level proof (a run survives an anonymous clear_cache) is in
+    tests/browser/test_console.py."""
+    assert wanted(_frame(kind, operation)) is passes
+    assert wanted({"type": "websocket.disconnect", "code": 1000}) and wanted({"type": "websocket.receive",
+                                                                                "text": "not a BackMsg"})
+
+
+def test_uploads_and_metrics_are_closed_and_media_needs_a_session(server: Server) -> None:
+    server.add_user("ann", "viewer")
+    with server.client() as client:
+        assert client.put("/_stcore/upload_file/s/f", files={"file": ("x.csv", b"x")}).status_code == 404
+        assert client.get("/_stcore/metrics").status_code == 404
+        assert client.get("/media/0123456789abcdef.csv").status_code == 403
+        sign_in(client, "ann", PASSWORD)
+        assert client.get("/media/0123456789abcdef.csv").status_code == 404  # Streamlit's own answer
+        assert client.get("/_stcore/metrics").status_code == 404
+
+
+# --- Sign-in under attack -------------------------------------------------------------------
+
+
+def _together(count: int, attempt: Callable[[int], httpx.Response]) -> list[httpx.Response]:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(attempt, range(count)))
+
+
+def _refused_rows(server: Server, detail: str) -> list[dict[str, object]]:
+    rows = json.loads(server.cli("audit", "--json").stdout)
+    return [row for row in rows if row["result"] == "refused" and str(row["detail"]).startswith(detail)]
+
+
+def test_concurrent_wrong_passwords_are_counted_before_they_are_checked(server: Server) -> None:
+    """30 wrong passwords for one account at once: at most 5 are checked, the rest answered
+    429, and throttling writes one audit row for the window, not one per attempt."""
+    server.add_user("ann", "operator")
+
+    def attempt(n: int) -> httpx.Response:
+        with server.client() as client:
+            return sign_in(client, "ann", f"wrong password number {n}")
+
+    statuses = [r.status_code for r in _together(30, attempt)]
+    assert set(statuses) <= {401, 429} and statuses.count(401) <= users.FAILURES_ALLOWED, statuses
+    # One at a time from now on: still no more than five checked in the window.
+    later = [attempt(100 + n) for n in range(8)]
+    checked = statuses.count(401) + [r.status_code for r in later].count(401)
+    assert checked == users.FAILURES_ALLOWED
+    assert later[-1].status_code == 429 and "Too many failed sign-in attempts" in later[-1].text
+    assert len(_refused_rows(server, "wrong user name")) == checked
+    assert len(_refused_rows(server, "throttled")) == 1
+
+
+def test_argon2_verifications_are_capped(server: Server) -> None:
+    """40 anonymous sign-ins at once (random names, so no throttle applies): beyond a few
+    running verifications the answer is 429 at once, and the server's memory stays put."""
+    peak_before = _peak_rss_mb(server)
+
+    def attempt(n: int) -> httpx.Response:
+        with server.client() as client:
+            return sign_in(client, f"nobody-{n}", "some password or other")
+
+    statuses = [r.status_code for r in _together(40, attempt)]
+    assert set(statuses) <= {401, 429} and statuses.count(429) > 0, statuses
+    assert _peak_rss_mb(server) - peak_before < 400  # each verification holds 64 MiB for a moment
+
+
+def _peak_rss_mb(server: Server) -> float:
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies(simulator: SimulatorServer) -> None:
+    """By default no X-Forwarded-For is believed, so a local process cannot dodge throttling by
+    claiming a new address for each guess; behind a trusted proxy the real client is recorded."""
+    untrusting = start_server({}, simulator.url)
+    try:
+        untrusting.add_user("ann", "viewer")
+        statuses = []
+        for n in range(7):
+            with untrusting.client() as client:
+                client.headers["X-Forwarded-For"] = f"203.0.113.{n}"
+                statuses.append(sign_in(client, f"guess-{n}", "wrong").status_code)
+        assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
+        addresses = {row["client_address"] for row in json.loads(untrusting.cli("audit", "--json").stdout)
+                     if row["action"] == "sign_in"}
+        assert addresses == {"127.0.0.1"}
+    finally:
+        untrusting.stop()
+    behind_proxy = start_server({"SWITCHBOARD_TRUSTED_PROXIES": "127.0.0.1"}, simulator.url)
+    try:
+        behind_proxy.add_user("ann", "viewer")
+        with behind_proxy.client() as client:
+            client.headers["X-Forwarded-For"] = "198.51.100.7"
+            assert sign_in(client, "ann", PASSWORD).status_code == 303
+        rows = json.loads(behind_proxy.cli("audit", "--json").stdout)
+        assert [r["client_address"] for r in rows if r["action"] == "sign_in"] == ["198.51.100.7"]
+    finally:
+        behind_proxy.stop()
+
+
+def test_a_public_https_url_makes_cookies_secure_and_names_the_origin(simulator: SimulatorServer) -> None:
+    public = start_server({"SWITCHBOARD_PUBLIC_URL": "https://switchboard.example.com"}, simulator.url)
+    try:
+        public.add_user("ann", "viewer")
+        with httpx.Client(base_url=public.url, headers={"Origin": "https://switchboard.example.com"}) as client:
+            response = sign_in(client, "ann", PASSWORD)
+            assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
+        with public.client() as client:  # our own http origin is not the public one
+            assert sign_in(client, "ann", PASSWORD).status_code == 403
+    finally:
+        public.stop()

@@ -12,12 +12,15 @@ from starlette.middleware import Middleware
 from lib.web.account import account_routes
 from lib.web.gate import SignInGate
 from lib.web.headers import SecurityHeaders
+from lib.web.proxies import trust_only_configured_proxies
 from lib.web.state import ServerState
+from lib.web.stream import StreamGuard
 
 
 def server_options(oidc_configured: Callable[[], bool]) -> dict[str, Any]:
     """Keyword arguments for ``st.App``. ``oidc_configured`` is asked once the server starts,
     when Streamlit has read its secrets."""
+    trust_only_configured_proxies()
     state = ServerState()
 
     @asynccontextmanager
@@ -30,6 +33,7 @@ def server_options(oidc_configured: Callable[[], bool]) -> dict[str, Any]:
 
     return {
         "routes": account_routes(state),
-        "middleware": [Middleware(SecurityHeaders), Middleware(SignInGate, state=state)],
+        "middleware": [Middleware(SecurityHeaders), Middleware(StreamGuard, state=state),
+                       Middleware(SignInGate, state=state)],
         "lifespan": lifespan,
     }

@@ -20,6 +20,8 @@ from lib import first_run, sessions, users
 from lib.access import Principal
 from lib.errors import ValidationError
 from lib.web import html
+from lib.web.gate import session_key
+from lib.web.origins import origin_allowed
 from lib.web.state import ServerState
 
 _PAGE_PATH = re.compile(r"^/[a-z0-9-]*$")
@@ -30,10 +32,10 @@ def safe_next(value: object) -> str:
     return value if isinstance(value, str) and _PAGE_PATH.match(value) else "/"
 
 
-def same_origin(request: Request) -> bool:
+def same_origin(request: Request, state: ServerState) -> bool:
     """A form POST from our own pages carries our origin (or, where a browser withholds it,
     Sec-Fetch-Site: same-origin); anything else is refused, against login CSRF."""
-    if request.headers.get("origin") == f"{request.url.scheme}://{request.url.netloc}":
+    if origin_allowed(request.scope, state.settings):
         return True
     return request.headers.get("sec-fetch-site") == "same-origin"
 
@@ -44,10 +46,11 @@ def client_address(request: Request) -> str:
 
 def _signed_in(request: Request, state: ServerState, principal: Principal, next_path: str) -> Response:
     token = sessions.new_token()
-    sessions.start(state.engine, token, principal)
+    sessions.start(state.engine, sessions.Key.of(token), principal)
     response = RedirectResponse(next_path, status_code=303)
+    secure = request.url.scheme == "https" or (state.settings is not None and state.settings.secure_cookies)
     response.set_cookie(sessions.COOKIE_NAME, token, max_age=int(state.limits.lifetime.total_seconds()),
-                        path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                        path="/", httponly=True, samesite="strict", secure=secure)
     return response
 
 
@@ -70,14 +73,13 @@ def account_routes(state: ServerState) -> list[Route]:
         if await run_in_threadpool(first_run.needs_setup, state.engine):
             return RedirectResponse("/account/setup", status_code=303)
         next_path = safe_next(request.query_params.get("next"))
-        if await run_in_threadpool(sessions.resume, state.engine, request.cookies.get(sessions.COOKIE_NAME),
-                                   state.limits):
+        if await run_in_threadpool(sessions.resume, state.engine, session_key(request, True), state.limits):
             return RedirectResponse(next_path, status_code=303)  # already signed in
         notice = "You are signed out." if request.query_params.get("signed_out") else ""
         return _forget_cookie(HTMLResponse(html.sign_in(next_path, notice, "info")), request)
 
     async def sign_in(request: Request) -> Response:
-        if not state.local_accounts or not same_origin(request):
+        if not state.local_accounts or not same_origin(request, state):
             return HTMLResponse("This form must be sent from Switchboard's own sign-in page.", status_code=403)
         form = await request.form()
         username, next_path = _form_text(form, "username"), safe_next(_form_text(form, "next"))
@@ -99,7 +101,7 @@ def account_routes(state: ServerState) -> list[Route]:
         return HTMLResponse(html.setup())
 
     async def setup(request: Request) -> Response:
-        if not state.local_accounts or not same_origin(request):
+        if not state.local_accounts or not same_origin(request, state):
             return HTMLResponse("This form must be sent from Switchboard's own setup page.", status_code=403)
         form = await request.form()
         username = _form_text(form, "username")

@@ -1,17 +1,23 @@
-"""Page loads of protected pages without a live session go to the sign-in page.
+"""What the server answers before Streamlit sees a request.
 
-A convenience in front of the real check, which every page script makes itself on every run
-(a WebSocket can reach a script without a page load, and Streamlit's legacy pages/ mode can
-skip app.py). It also means a reload after signing out elsewhere lands on the sign-in page.
+- Page loads of protected pages without a live session go to the sign-in page. A convenience
+  in front of the real check, which every page script makes itself on every run (a WebSocket
+  can reach a script without a page load, and Streamlit's legacy pages/ mode can skip
+  app.py). It also means a reload after signing out elsewhere lands on the sign-in page.
+- Streamlit's own endpoints the console does not use are closed: uploads (the console
+  uploads nothing) and its metrics. Files it serves from /media (downloads) go only to a
+  browser with a live session.
+- While the server cannot open its data, protected paths answer 503 with the reason.
 """
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lib import first_run, sessions
@@ -19,30 +25,57 @@ from lib.navigation import protected_paths
 from lib.web import html
 from lib.web.state import ServerState
 
+CLOSED_PREFIXES = ("/_stcore/upload_file", "/_stcore/metrics")
+SESSION_PREFIXES = ("/media/",)
+
+
+def session_key(request: Request, local_accounts: bool) -> sessions.Key | None:
+    """The session a request belongs to: our cookie, or with OIDC the identity in Streamlit's
+    signed user cookie (read with Streamlit 1.67's own reader, pinned in requirements.txt)."""
+    if local_accounts:
+        token = request.cookies.get(sessions.COOKIE_NAME)
+        return sessions.Key.of(token) if token else None
+    from streamlit.web.server.starlette.starlette_auth_routes import _get_cookie_value_from_request
+    from streamlit.web.server.starlette.starlette_server_config import USER_COOKIE_NAME
+
+    raw = _get_cookie_value_from_request(request, USER_COOKIE_NAME)
+    try:
+        claims = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return sessions.oidc_key(claims) if isinstance(claims, dict) and claims.get("is_logged_in") else None
+
 
 class SignInGate:
-    """Also answers 503 with the reason while the server cannot open its data (fail closed)."""
-
     def __init__(self, app: ASGIApp, *, state: ServerState) -> None:
         self.app = app
         self.state = state
         self.paths = protected_paths()
 
+    async def _live(self, request: Request) -> bool:
+        key = session_key(request, self.state.local_accounts)
+        return await run_in_threadpool(sessions.resume, self.state.engine, key, self.state.limits) is not None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.state.problem and (
-                scope["path"] in self.paths or scope["path"].startswith("/account/")):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path.startswith(CLOSED_PREFIXES):
+            await PlainTextResponse("Not available in Switchboard.", status_code=404)(scope, receive, send)
+            return
+        if self.state.problem and (path in self.paths or path.startswith(("/account/", *SESSION_PREFIXES))):
             await HTMLResponse(html.cannot_start(self.state.problem), status_code=503)(scope, receive, send)
             return
-        if (scope["type"] == "http" and scope["method"] == "GET" and self.state.local_accounts
-                and scope["path"] in self.paths):
-            request = Request(scope)
-            live = await run_in_threadpool(sessions.resume, self.state.engine,
-                                           request.cookies.get(sessions.COOKIE_NAME), self.state.limits)
-            if live is None:
+        if path.startswith(SESSION_PREFIXES) and not await self._live(Request(scope)):
+            await PlainTextResponse("Sign in to Switchboard first.", status_code=403)(scope, receive, send)
+            return
+        if scope["method"] == "GET" and self.state.local_accounts and path in self.paths:
+            if not await self._live(Request(scope)):
                 if await run_in_threadpool(first_run.needs_setup, self.state.engine):
                     target = "/account/setup"
                 else:
-                    target = "/account/sign-in?next=" + quote(scope["path"], safe="/")
+                    target = "/account/sign-in?next=" + quote(path, safe="/")
                 await RedirectResponse(target, status_code=303)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -21,12 +21,14 @@ class ServerState:
     local_accounts: bool = True  # False when OIDC ([auth] in secrets.toml) signs people in
     runtime: Runtime | None = None
     problem: str | None = None  # why the runtime could not open (fail closed, but say why)
+    settings: Settings | None = None  # None only when the environment itself is wrong
 
     def open(self, settings: Settings | None = None, *, local_accounts: bool) -> None:
         configure_logging()
         self.local_accounts = local_accounts
         try:
-            self.runtime = open_runtime(settings or get_settings())
+            self.settings = settings or get_settings()
+            self.runtime = open_runtime(self.settings)
         except SwitchboardError as exc:
             # The server still starts so that the browser can say what is wrong; every
             # protected path answers 503 with the reason, and page scripts stop at their guard.

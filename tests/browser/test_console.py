@@ -7,6 +7,9 @@ import base64
 import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from lib.simulator import SimulatorServer
 from lib.vault import new_key
@@ -19,6 +22,7 @@ from tests.browser.conftest import (
     sign_in,
     wait_for_app,
 )
+from tests.fixtures.prober import control
 
 pytestmark = pytest.mark.e2e
 
@@ -129,3 +133,59 @@ def test_the_secret_never_reaches_any_page(console: Console, sim: SimulatorServe
     assert frames  # the watch really saw the traffic
     for frame in frames:
         assert app.client_secret.encode() not in frame and app.client_id.encode() not in frame
+
+
+def shown_heading(page: Page, starting: str) -> str:
+    """A heading's text as a person reads it (the invisible word joiners left out)."""
+    heading = page.get_by_role("heading").filter(has_text=starting).first
+    expect(heading).to_be_visible()
+    return heading.inner_text().replace("\u2060", "").strip()
+
+
+def test_names_people_typed_are_text_not_links(console: Console, sim: SimulatorServer, page: Page) -> None:
+    """A connection named like a Markdown link, shown to every role, must not be one."""
+    phish = "[Session expired - sign in again](https://evil.example/phish)"
+    app = sim.scenario.apps[0]
+    added = console.cli("connections", "add", "--name", phish, "--environment", "**prod** https://evil.example/x",
+                        "--client-id", app.client_id, "--secret-stdin", "--products", "cloud_storage",
+                        "--storage-region", "uk", stdin=app.client_secret + "\n")
+    assert added.returncode == 0, added.stderr
+    sign_in(page, console, path="connections")
+    choose(page, "conn_detail", phish)
+    keyed(page, "detail_test_all").locator("button").click()
+    wait_for_app(page)
+    assert shown_heading(page, "Session expired") == phish
+    keyed(page, "detail_edit").locator("button").click()
+    wait_for_app(page)
+    assert shown_heading(page, "Edit") == f"Edit {phish}"
+    for path in ("connect", "connections", "audit"):
+        if path != "connect":
+            open_path(page, console, path)
+        links = page.locator("a[href*='evil.example']")
+        assert links.count() == 0, (path, [links.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(links.count())])
+        assert page.locator("strong", has_text="prod").count() == 0, path
+
+
+def test_an_anonymous_clear_cache_cannot_stop_tests_in_flight(console: Console, sim: SimulatorServer,
+                                                              page: Page) -> None:
+    """Any page could open an anonymous socket and send clear_cache, which emptied every cache
+    and closed the shared Prober under the runs in flight: they hung for good."""
+    app = sim.scenario.apps[0]
+    added = console.cli("connections", "add", "--name", "Everything", "--client-id", app.client_id, "--secret-stdin",
+                        "--products", "cloud_storage", "--storage-region", "uk", stdin=app.client_secret + "\n")
+    assert added.returncode == 0, added.stderr
+    sign_in(page, console, path="connections")
+    control(sim, "PUT", "knobs", {"latency_ms": 1500})
+    keyed(page, "conn_test_all").locator("button").click()
+    page.wait_for_timeout(700)  # the run is in flight
+    clear = BackMsg()
+    clear.clear_cache = True
+    with connect(console.url.replace("http://", "ws://") + "/_stcore/stream", additional_headers={"Origin": console.url},
+                 subprotocols=[Subprotocol("streamlit")], open_timeout=10) as anonymous:
+        anonymous.send(clear.SerializeToString())
+    wait_for_app(page)
+    expect(page.get_by_text("Tested 1 product(s) of all connections: 1 OK, 0 failing.")).to_be_visible()
+    control(sim, "PUT", "knobs", {"latency_ms": 0})
+    keyed(page, "conn_test_all").locator("button").click()  # and the next run works as well
+    wait_for_app(page)
+    expect(page.get_by_text("Tested 1 product(s) of all connections: 1 OK, 0 failing.")).to_be_visible()

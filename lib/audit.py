@@ -18,6 +18,7 @@ from lib.access import Permission, Principal, require
 from lib.db import read_session, write_session
 from lib.models import AuditEvent, utcnow
 from lib.redaction import registry
+from lib.spreadsheet import csv_cell
 
 OK, REFUSED, FAILED = "ok", "refused", "failed"
 
@@ -51,12 +52,6 @@ def events(engine: Engine, actor: Principal, *, since: datetime | None = None, u
         return list(session.exec(query.limit(limit)).scalars().all())  # type: ignore[call-overload]
 
 
-def _cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: names typed by people may start with = + - @."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def export_csv(engine: Engine, actor: Principal, rows: list[AuditEvent], file_name: str) -> bytes:
     """The rows as CSV; the download itself is audited too."""
     require(actor, Permission.READ_AUDIT)
@@ -69,5 +64,6 @@ def to_csv(rows: list[AuditEvent]) -> bytes:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([row.at.isoformat(), *(_cell(getattr(row, name)) for name in COLUMNS[1:])])
+        texts = ("" if value is None else str(value) for value in (getattr(row, name) for name in COLUMNS[1:]))
+        writer.writerow([row.at.isoformat(), *map(csv_cell, texts)])
     return out.getvalue().encode("utf-8")

@@ -35,7 +35,6 @@ NAME_MAX = 80
 ENVIRONMENT_MAX = 40
 CLIENT_ID_MAX = 256
 SECRET_MAX = 1024
-_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # What a masked value looks like when a form or an export echoes it back.
 _MASK_LIKE = re.compile(r"^\s*[*•●·.…]{3,}")
@@ -156,10 +155,13 @@ def _check_settings(data: ConnectionInput) -> list[FieldError]:
         value = _clean(value)
         if value is None:
             continue
-        if setting.choices is not None and value not in setting.choices:
+        if setting.accepts(value):
+            continue
+        if setting.choices is not None:
             errors.append(FieldError(key, f"Choose one of: {', '.join(setting.choices)}."))
-        elif setting.choices is None and not _SAFE_TOKEN.match(value):
-            errors.append(FieldError(key, "Use 1-64 letters, digits, '.', '-' or '_' (copy it from 8x8 Configuration Manager)."))
+        else:
+            errors.append(FieldError(key, "Use 1-64 letters, digits, '.', '-' or '_', not only dots "
+                                          "(copy it from 8x8 Configuration Manager)."))
     return errors
 
 

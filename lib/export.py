@@ -1,11 +1,11 @@
-"""Connection status as CSV, JSON or Excel: allow-listed columns only, never a secret.
+"""Connection status as CSV, JSON or Excel: allow-listed columns only, never a secret, and
+no cell a spreadsheet would run as a formula (lib.spreadsheet).
 
 The console's download buttons and ``python -m lib export`` both call :func:`export`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from lib import audit
 from lib.access import Permission, Principal, require
 from lib.products import OUTCOMES, PRODUCTS
+from lib.spreadsheet import csv_frame, xlsx
 from lib.status import StatusRow, status_rows
 
 # The allow-list: nothing else ever leaves Switchboard in an export.
@@ -50,7 +51,7 @@ def status_frame(rows: list[StatusRow]) -> pd.DataFrame:
 
 
 def _csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8")
+    return csv_frame(frame).to_csv(index=False).encode("utf-8")
 
 
 def _json(frame: pd.DataFrame) -> bytes:
@@ -59,10 +60,7 @@ def _json(frame: pd.DataFrame) -> bytes:
 
 
 def _xlsx(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, index=False, sheet_name="Connection status")
-    return buffer.getvalue()
+    return xlsx(list(frame.columns), frame.itertuples(index=False), "Connection status")
 
 
 @dataclass(frozen=True)

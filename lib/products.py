@@ -7,6 +7,7 @@ read these tables.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -24,15 +25,23 @@ ANALYTICS_PATH_PREFIX: Mapping[str, str] = MappingProxyType(
 )
 
 
+# Free-text settings land in probe URLs as one path segment (or in a header): letters,
+# digits, '.', '-' and '_', and never '.' or '..' alone, which a URL would read as a step up.
+_SEGMENT = re.compile(r"^(?!\.+$)[A-Za-z0-9._-]{1,64}$")
+
+
 @dataclass(frozen=True)
 class Setting:
     """A per-connection value some products need (a region, the tenant, the PBX name)."""
 
     key: str
     label: str
-    choices: tuple[str, ...] | None  # None: free text, validated by lib.connections
+    choices: tuple[str, ...] | None  # None: free text, one safe path segment
     guide_anchor: str
     help: str
+
+    def accepts(self, value: str) -> bool:
+        return value in self.choices if self.choices is not None else bool(_SEGMENT.match(value))
 
 
 SETTINGS: Mapping[str, Setting] = MappingProxyType(

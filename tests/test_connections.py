@@ -54,6 +54,9 @@ def refused(data: ConnectionInput, *, creating: bool = True) -> dict[str, str]:
         ({"chat_region": "au"}, "chat_region", "Choose one of: us, eu, ca, ap"),
         ({"tenant_id": "a/b"}, "tenant_id", "letters, digits"),
         ({"tenant_id": "x" * 65}, "tenant_id", "1-64"),
+        ({"tenant_id": ".."}, "tenant_id", "not only dots"),  # would step up a level in the probe URL
+        ({"tenant_id": "."}, "tenant_id", "not only dots"),
+        ({"pbx": "..."}, "pbx", "not only dots"),
         ({"pbx": "pbx name"}, "pbx", "letters, digits"),
         ({"expected_products": ("cc_chat", "voice")}, "expected_products", "Unknown product(s) voice"),
         ({"environment": "e" * 41}, "environment", "at most 40 printable characters"),

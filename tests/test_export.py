@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 from lib import checks, connections, export
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
+from lib.spreadsheet import csv_cell
 from lib.status import status_rows
 from lib.vault import Vault
 from tests.fixtures.people import ADMIN
@@ -123,3 +125,60 @@ def test_status_rows_come_from_two_queries(tested: Runtime) -> None:
     export.status_frame(status_rows(engine))
     event.remove(engine, "before_cursor_execute", count)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
+
+
+FORMULAS = ("=HYPERLINK(\"https://evil.example\",\"Open\")", "+1+1", "-2+3", "@SUM(A1)")
+
+
+def test_the_guard_covers_every_formula_start() -> None:
+    for text in (*FORMULAS, "\tTab", "\rCR"):
+        assert csv_cell(text) == "'" + text
+    assert csv_cell("plain") == "plain" and csv_cell(5) == 5 and csv_cell(None) is None
+
+
+def _formula_connection(runtime: Runtime, simulator: SimulatorServer, environment: str) -> None:
+    connections.create(runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "=cmd|' /C calc'!A0",
+                                                               environment=environment), actor=ADMIN)
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_csv_cells_never_start_a_formula(runtime: Runtime, simulator: SimulatorServer, formula: str) -> None:
+    _formula_connection(runtime, simulator, formula[:40])
+    frame = pd.read_csv(io.BytesIO(export.export(runtime.engine, "csv", actor=ADMIN).data), dtype=str,
+                        keep_default_na=False)
+    assert set(frame["environment"]) == {"'" + formula[:40]}
+    assert set(frame["connection"]) == {"'=cmd|' /C calc'!A0"}
+    for column in frame.columns:
+        assert not frame[column].str.startswith(("=", "+", "-", "@", "\t", "\r")).any(), column
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_xlsx_cells_are_text_never_formulas(runtime: Runtime, simulator: SimulatorServer, formula: str) -> None:
+    _formula_connection(runtime, simulator, formula[:40])
+    data = export.export(runtime.engine, "xlsx", actor=ADMIN).data
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    cells = [cell for row in sheet.iter_rows(min_row=2) for cell in row]
+    assert {c.value for c in cells if c.column == 2} == {formula[:40]}  # the text as typed, shown as text
+    assert all(c.data_type != "f" for c in cells)
+    for cell in cells:
+        if isinstance(cell.value, str) and cell.value.startswith(("=", "+", "-", "@", "\t", "\r")):
+            assert cell.quotePrefix, cell.coordinate
+    with zipfile.ZipFile(io.BytesIO(data)) as book:
+        assert b"<f>" not in book.read("xl/worksheets/sheet1.xml")
+
+
+def test_cli_exports_are_guarded_too(tmp_path: Path, simulator: SimulatorServer) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_8X8_BASE_URL": simulator.url,
+           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    app = simulator.scenario.apps[0]
+    subprocess.run([sys.executable, "-m", "lib", "connections", "add", "--name", "E", "--environment", "=1+1",
+                    "--client-id", app.client_id, "--secret-stdin"], input=app.client_secret + "\n", env=env,
+                   text=True, check=True, capture_output=True)
+    csv_out = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "csv", "-o", "-"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+    assert ",'=1+1," in csv_out and ",=1+1," not in csv_out
+    subprocess.run([sys.executable, "-m", "lib", "export", "--format", "xlsx", "-o", str(tmp_path / "s.xlsx")],
+                   env=env, capture_output=True, check=True)
+    sheet = openpyxl.load_workbook(tmp_path / "s.xlsx").active
+    assert {c.data_type for row in sheet.iter_rows(min_row=2) for c in row if c.value == "=1+1"} == {"s"}

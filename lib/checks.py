@@ -1,54 +1,37 @@
 """Run checks for one product, one connection, a list or all connections, and keep the results.
 
-Results are written in batches as they arrive; the latest outcome per (connection, product)
-comes back from one indexed query whatever the number of connections.
+Results are written in batches as they arrive, each batch in one transaction with the current
+status it changes (lib.status reads it back).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine, func
-from sqlalchemy import select as sql_select
-from sqlmodel import col
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
 
 from lib import audit, connections
 from lib.access import Permission, Principal, require
 from lib.connections import ConnectionView
-from lib.db import read_session, write_session
+from lib.db import write_session
 from lib.eightbyeight import ProbeResult, Target
 from lib.errors import CredentialUnreadable, FieldError, ValidationError
-from lib.models import Check, Connection
+from lib.models import Check, CurrentStatus
 from lib.prober import Prober, ProberClosed
 from lib.products import PRODUCT_KEYS, TOKEN
 from lib.runtime import Runtime
+from lib.status import CheckRecord
 
 BATCH_SIZE = 50
 BATCH_SECONDS = 0.5
-
-
-@dataclass(slots=True)
-class CheckRecord:
-    """One stored check, as the console, the CLI and exports read it."""
-
-    connection_id: uuid.UUID
-    connection: str
-    product: str
-    outcome: str
-    http_status: int | None
-    duration_ms: int
-    detail: str
-    checked_at: datetime
-    run_id: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "ok"
 
 
 @dataclass
@@ -74,10 +57,9 @@ class RunReport:
 
 
 def products_to_check(view: ConnectionView, only: str | None = None) -> tuple[str, ...]:
-    """The admin's expected products, or all five when none are set; ``only`` narrows it."""
-    chosen = view.expected_products or PRODUCT_KEYS
+    """What a test of the connection covers; ``only`` narrows it to one product."""
     if only is None:
-        return chosen
+        return view.tested_products
     if only not in PRODUCT_KEYS:
         raise ValidationError([FieldError("product", f"Unknown product '{only}'; use one of {', '.join(PRODUCT_KEYS)}.")])
     return (only,)
@@ -86,6 +68,32 @@ def products_to_check(view: ConnectionView, only: str | None = None) -> tuple[st
 def _record(view: ConnectionView, result: ProbeResult, run_id: str) -> CheckRecord:
     return CheckRecord(view.id, view.name, result.product, result.outcome, result.http_status,
                        result.duration_ms, result.detail, result.started_at, run_id)
+
+
+def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]],
+          triggered_by: str) -> None:
+    """Write checks in the caller's transaction: the history rows, the current status of each
+    (connection, product) they touch, and what 8x8's tokens said each app may use. Core
+    statements, many rows each: ORM objects cost more than the HTTP requests behind them."""
+    connection = session.connection()
+    if records:
+        rows = [{"connection_id": r.connection_id, "product": r.product, "outcome": r.outcome,
+                 "http_status": r.http_status, "duration_ms": r.duration_ms, "detail": r.detail,
+                 "run_id": r.run_id} for r in records]
+        connection.execute(insert(Check), [{**row, "started_at": r.checked_at, "triggered_by": triggered_by}
+                                           for row, r in zip(rows, records, strict=True)])
+        latest = {(row["connection_id"], row["product"]): {**row, "checked_at": r.checked_at}
+                  for row, r in zip(rows, records, strict=True)}  # the last of a batch wins
+        connection.execute(_upsert_current_status(connection.dialect.name), list(latest.values()))
+    connections.record_granted(session, granted)
+
+
+def _upsert_current_status(dialect: str) -> Any:
+    make = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = make(CurrentStatus)
+    replace = ("outcome", "http_status", "duration_ms", "detail", "checked_at", "run_id")
+    return statement.on_conflict_do_update(index_elements=["connection_id", "product"],
+                                           set_={name: statement.excluded[name] for name in replace})
 
 
 class _Writer:
@@ -109,14 +117,7 @@ class _Writer:
         if not self.pending and not self.granted:
             return
         with write_session(self.rt.engine) as session:
-            session.add_all([
-                Check(connection_id=r.connection_id, product=r.product, started_at=r.checked_at,
-                      duration_ms=r.duration_ms, http_status=r.http_status, outcome=r.outcome,
-                      detail=r.detail, triggered_by=self.triggered_by, run_id=r.run_id)
-                for r in self.pending
-            ])
-            for connection_id, granted in self.granted.items():
-                connections.record_granted(session, connection_id, granted)
+            store(session, self.pending, self.granted, self.triggered_by)
         self.pending, self.granted = [], {}
 
 
@@ -178,51 +179,3 @@ def run_checks(
     audit.record_now(rt.engine, triggered_by, "check.run", what, audit.OK if report.ok else audit.FAILED,
                      f"run {report.run_id}: {len(report.products) - failing} ok, {failing} not ok")
     return report
-
-
-_RECORD_COLUMNS = (Check.connection_id, Connection.name, Check.product, Check.outcome, Check.http_status,
-                   Check.duration_ms, Check.detail, Check.started_at, Check.run_id)
-
-
-def _records(engine: Engine, query: Any) -> list[CheckRecord]:
-    # Plain column tuples: loading ORM objects made this 10x slower at 50,000 rows.
-    with read_session(engine) as session:
-        return [CheckRecord(*row) for row in session.connection().execute(query).all()]
-
-
-def latest_status(engine: Engine, *, include_token: bool = False) -> list[CheckRecord]:
-    """The newest check per (connection, product), in one query."""
-    latest = (
-        sql_select(Check.connection_id, Check.product, func.max(Check.id).label("id"))
-        .group_by(Check.connection_id, Check.product)
-        .subquery()
-    )
-    query = (
-        sql_select(*_RECORD_COLUMNS)
-        .join(latest, col(Check.id) == latest.c.id)
-        .join(Connection, col(Connection.id) == col(Check.connection_id))
-        .order_by(Connection.name_key, Check.product)
-    )
-    if not include_token:
-        query = query.where(Check.product != TOKEN)
-    return _records(engine, query)
-
-
-def history(engine: Engine, connection_id: uuid.UUID, *, limit: int = 500) -> list[CheckRecord]:
-    """A connection's checks, newest first."""
-    return _records(engine, sql_select(*_RECORD_COLUMNS)
-                    .join(Connection, col(Connection.id) == col(Check.connection_id))
-                    .where(Check.connection_id == connection_id)
-                    .order_by(col(Check.id).desc())
-                    .limit(limit))
-
-
-def data_stamp(engine: Engine) -> tuple[object, ...]:
-    """Changes whenever a check is stored or a connection is added, edited or removed: a cheap
-    key for caching views of the status."""
-    with read_session(engine) as session:
-        conn = session.connection()
-        checks_part = conn.execute(sql_select(func.max(Check.id))).one()
-        connections_part = conn.execute(sql_select(func.count(), func.max(Connection.updated_at),
-                                                   func.max(Connection.granted_at))).one()
-    return (*checks_part, *connections_part)

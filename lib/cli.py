@@ -38,6 +38,7 @@ from lib.prober import Prober
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.redaction import configure_logging
 from lib.runtime import Runtime, open_runtime
+from lib.status import CheckRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_ERRORS = (ConfigError, KeyringError, DatabaseNotReady)
@@ -269,7 +270,7 @@ def _prober(rt: Runtime, *, skip: bool = False) -> Iterator[Prober | None]:
 # --- check --------------------------------------------------------------------------------
 
 
-def _check_json(record: checks.CheckRecord) -> dict[str, Any]:
+def _check_json(record: CheckRecord) -> dict[str, Any]:
     outcome = OUTCOMES[record.outcome]
     return {
         "connection": record.connection,
@@ -315,7 +316,7 @@ def check(names: tuple[str, ...], check_all: bool, product: str | None, as_json:
     sys.exit(0 if report.ok else 1)
 
 
-def _print_check_table(records: list[checks.CheckRecord]) -> None:
+def _print_check_table(records: list[CheckRecord]) -> None:
     if not records:
         click.echo("Nothing to check: no connections stored.")
         return

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, bindparam, func
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
@@ -80,6 +80,12 @@ class ConnectionView:
     updated_at: datetime | None = None
     updated_by: str = ""
     version: int = 1
+
+    @property
+    def tested_products(self) -> tuple[str, ...]:
+        """What a test of the whole connection covers: the products the admin ticked, or all
+        five when none are ticked."""
+        return self.expected_products or PRODUCT_KEYS
 
 
 @dataclass(frozen=True)
@@ -300,13 +306,15 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
     return get(engine, connection_id)
 
 
-def record_granted(session: Session, connection_id: uuid.UUID, granted: Iterable[str]) -> None:
-    """Store what 8x8's token said the app may use, inside the caller's write transaction
-    (an observation, not an edit: the version is not bumped)."""
-    session.exec(  # type: ignore[call-overload]
-        sql_update(Connection).where(Connection.id == connection_id)
-        .values(granted_products=sorted(granted), granted_at=utcnow())
-    )
+def record_granted(session: Session, granted: Mapping[uuid.UUID, Iterable[str]]) -> None:
+    """Store what 8x8's tokens said each app may use, inside the caller's write transaction
+    (an observation, not an edit: the version is not bumped). One statement for them all."""
+    if not granted:
+        return
+    session.connection().execute(
+        sql_update(Connection).where(Connection.id == bindparam("connection"))  # type: ignore[arg-type]
+        .values(granted_products=bindparam("products"), granted_at=utcnow()),
+        [{"connection": connection_id, "products": sorted(products)} for connection_id, products in granted.items()])
 
 
 def delete(engine: Engine, connection_id: uuid.UUID, *, actor: Principal) -> None:

@@ -91,6 +91,25 @@ class Check(SQLModel, table=True):
     run_id: str | None = Field(default=None, max_length=36)
 
 
+class CurrentStatus(SQLModel, table=True):
+    """The latest check of each (connection, product), kept in the same transaction as the
+    check itself (and deleted with the connection): what the status pages and exports read,
+    N x 5 rows, instead of shaping the whole history."""
+
+    __tablename__ = "current_status"
+
+    connection_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True)
+    )
+    product: str = Field(max_length=40, primary_key=True)
+    outcome: str = Field(max_length=40)
+    http_status: int | None = None
+    duration_ms: int = 0
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    checked_at: datetime = Field(sa_column=_utc_column())
+    run_id: str | None = Field(default=None, max_length=36)
+
+
 class KeyCheck(SQLModel, table=True):
     """A canary per key id: proves at start-up that the keyring matches the stored data."""
 

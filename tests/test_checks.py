@@ -9,7 +9,7 @@ from pydantic import SecretStr
 from sqlalchemy import event
 from sqlmodel import select
 
-from lib import checks, connections, verify
+from lib import checks, connections, status, verify
 from lib.connections import ConnectionInput
 from lib.db import read_session
 from lib.errors import ValidationError
@@ -73,7 +73,7 @@ def test_latest_status_is_one_query_at_any_size(runtime: Runtime, simulator: Sim
         statements.append(statement)
 
     event.listen(runtime.engine, "before_cursor_execute", count)
-    latest = checks.latest_status(runtime.engine)
+    latest = status.latest_status(runtime.engine)
     event.remove(runtime.engine, "before_cursor_execute", count)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
     assert len(latest) == 12 * 5
@@ -121,7 +121,7 @@ def test_history_is_newest_first(runtime: Runtime, simulator: SimulatorServer, p
     prober = prober_factory(simulator.url)
     first = checks.run_checks(runtime, prober, triggered_by=ADMIN)
     second = checks.run_checks(runtime, prober, triggered_by=ADMIN)
-    rows = checks.history(runtime.engine, view.id)
+    rows = status.history(runtime.engine, view.id)
     assert [r.run_id for r in rows][:1] == [second.run_id] and rows[-1].run_id == first.run_id
 
 

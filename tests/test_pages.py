@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from lib import checks, connections
+from lib import connections, status
 from lib.db import read_session
 from lib.models import Check, Connection
 from lib.redaction import install, registry
@@ -302,7 +302,7 @@ def test_checks_are_recorded_with_the_signed_in_person_as_trigger(open_page: Pag
     seed(console_env, simulator)
     at = open_page(CONNECTIONS, "operator@example.com")
     at.button(key="conn_test_all").click().run()
-    assert {r.run_id for r in checks.latest_status(console_env.engine)} != {None}
+    assert {r.run_id for r in status.latest_status(console_env.engine)} != {None}
     with read_session(console_env.engine) as session:
         assert {c.triggered_by for c in session.exec(select(Check)).all()} == {"operator@example.com"}
 
@@ -316,4 +316,4 @@ def test_test_shown_tests_only_the_filtered_connections(open_page: PageOpener, s
     assert at.button(key="conn_test_shown").label == "Test shown (1)"
     at.button(key="conn_test_shown").click().run()
     assert "Tested 2 product(s) of 1 connection(s): 1 OK, 1 failing." in at.warning[0].value
-    assert {r.connection for r in checks.latest_status(console_env.engine)} == {"Archive"}
+    assert {r.connection for r in status.latest_status(console_env.engine)} == {"Archive"}

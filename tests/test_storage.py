@@ -13,10 +13,12 @@ from alembic import command
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
-from lib import connections, db
+from lib import checks, connections, db, status
 from lib.connections import ConnectionInput
 from lib.errors import CredentialUnreadable, DatabaseNotReady
 from lib.keys import check_keyring
+from lib.models import CurrentStatus
+from lib.status import CheckRecord
 from lib.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN
 from tests.fixtures.storage import Sentinels
@@ -192,9 +194,60 @@ def test_deleting_a_connection_deletes_its_history(engine: Engine, vault: Vault,
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     with write_session(engine) as session:
         session.add(Check(connection_id=view.id, product="token", started_at=utcnow(), outcome="ok"))
+    with write_session(engine) as session:
+        checks.store(session, [_record(view.id, "cloud_storage", "ok")], {}, "test")
     connections.delete(engine, view.id, actor=ADMIN)
     with read_session(engine) as session:
         assert session.exec(select(Check)).all() == []
+        assert session.exec(select(CurrentStatus)).all() == []  # the current status goes with it
+
+
+def _record(connection_id: uuid.UUID, product: str, outcome: str, minutes_ago: int = 0) -> CheckRecord:
+    from datetime import timedelta
+
+    from lib.models import utcnow
+
+    return CheckRecord(connection_id, "x", product, outcome, 200, 40, outcome,
+                       utcnow() - timedelta(minutes=minutes_ago), "run")
+
+
+def test_the_current_status_keeps_the_newest_check_of_each_product(engine: Engine, vault: Vault,
+                                                                  sentinels: Sentinels) -> None:
+    from lib.db import write_session
+
+    view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
+    with write_session(engine) as session:  # two in one batch: the later one wins
+        checks.store(session, [_record(view.id, "cloud_storage", "timeout", 9),
+                               _record(view.id, "cloud_storage", "vendor_error", 8),
+                               _record(view.id, "cc_chat", "ok", 8)], {view.id: frozenset({"cc_chat"})}, "t")
+    with write_session(engine) as session:  # a later batch replaces one product only
+        checks.store(session, [_record(view.id, "cloud_storage", "ok", 1)], {}, "t")
+    current = {r.product: r.outcome for r in status.latest_status(engine)}
+    assert current == {"cloud_storage": "ok", "cc_chat": "ok"}
+    assert [r.outcome for r in status.history(engine, view.id)] == ["ok", "ok", "vendor_error", "timeout"]
+    assert connections.get(engine, view.id).granted_products == ("cc_chat",)
+
+
+def test_upgrading_fills_the_current_status_from_the_history(database_url: str, vault: Vault,
+                                                             sentinels: Sentinels) -> None:
+    from lib.models import utcnow
+
+    engine = db.make_engine(database_url)
+    command.upgrade(db._alembic_config(engine), "0005")  # the release before the current status
+    check_keyring(engine, vault)
+    row_id = connections_before_audit(engine, vault, sentinels)
+    with engine.begin() as conn:
+        for number, (product, outcome) in enumerate([("cloud_storage", "timeout"), ("cc_chat", "ok"),
+                                                     ("cloud_storage", "ok")]):
+            conn.execute(text(
+                "INSERT INTO check_result (connection_id, product, started_at, duration_ms, outcome, detail, "
+                "triggered_by) VALUES (:c, :p, :at, :n, :o, '', 'x')"),
+                {"c": row_id.hex if engine.dialect.name == "sqlite" else row_id, "p": product, "o": outcome,
+                 "n": number, "at": utcnow()})
+    db.upgrade(engine)
+    assert {(r.product, r.outcome, r.duration_ms) for r in status.latest_status(engine)} == {
+        ("cc_chat", "ok", 1), ("cloud_storage", "ok", 2)}
+    engine.dispose()
 
 
 def test_backup_refuses_to_overwrite(sqlite_engine: Engine, tmp_path: Path) -> None:

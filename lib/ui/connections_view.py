@@ -13,12 +13,12 @@ from sqlalchemy import Engine
 
 from lib import checks, connections, export
 from lib.access import Permission, Principal
-from lib.checks import CheckRecord, Progress
+from lib.checks import Progress
 from lib.connections import ConnectionView
 from lib.errors import NotFoundError
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS
 from lib.runtime import Runtime
-from lib.status import NEVER_TESTED, is_relevant, status_rows
+from lib.status import NEVER_TESTED, CheckRecord, data_stamp, history, is_relevant, status_rows
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_ID
 from lib.ui.outcomes import badge, explain
@@ -39,7 +39,7 @@ def _age_days(when: datetime) -> int:
 @st.cache_data(max_entries=4, show_spinner=False)
 def _overview(_engine: Engine, database_url: str, stamp: tuple[object, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(long: one row per connection and product; wide: one row per connection), rebuilt only
-    when ``stamp`` (checks.data_stamp) changes. Hints only: nothing secret is cached."""
+    when ``stamp`` (lib.status.data_stamp) changes. Hints only: nothing secret is cached."""
     rows = status_rows(_engine)
     long = pd.DataFrame({
         "id": [str(r.connection_id) for r in rows],
@@ -158,7 +158,7 @@ def _export_buttons(me: Principal) -> None:
 
 
 def _latest(rt: Runtime, connection_id: uuid.UUID) -> dict[str, CheckRecord]:
-    return {r.product: r for r in checks.history(rt.engine, connection_id, limit=50)[::-1]}
+    return {r.product: r for r in history(rt.engine, connection_id, limit=50)[::-1]}
 
 
 def _still_there(rt: Runtime, connection_id: uuid.UUID) -> ConnectionView | None:
@@ -225,7 +225,7 @@ def _delete_dialog(connection_id: uuid.UUID) -> None:
 
 
 def _history(rt: Runtime, view: ConnectionView) -> None:
-    records = [r for r in checks.history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]
+    records = [r for r in history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]
     if not records:
         return
     with st.expander("History: latency and outcome per product", icon=":material/show_chart:"):
@@ -274,12 +274,12 @@ def render(console: Console) -> None:
         return
     # Metrics and table are drawn after the bulk buttons ran, into slots above them.
     metrics_slot, filters_slot, table_slot = st.container(), st.container(), st.container()
-    long, wide = _overview(rt.engine, rt.settings.database_url, checks.data_stamp(rt.engine))
+    long, wide = _overview(rt.engine, rt.settings.database_url, data_stamp(rt.engine))
     with filters_slot:
         filters = _filter_widgets(wide)
     shown = _apply(filters, long, wide)
     if _bulk(rt, me, shown, len(wide)):
-        long, wide = _overview(rt.engine, rt.settings.database_url, checks.data_stamp(rt.engine))
+        long, wide = _overview(rt.engine, rt.settings.database_url, data_stamp(rt.engine))
         shown = _apply(filters, long, wide)
     _export_buttons(me)
     with metrics_slot:

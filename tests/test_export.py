@@ -16,11 +16,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from lib import checks, connections, export
+from lib import checks, connections, export, status
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.spreadsheet import csv_cell
-from lib.status import status_rows
 from lib.vault import Vault
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory
@@ -112,7 +111,7 @@ def test_cli_export_writes_a_file_and_stdout(tmp_path: Path, simulator: Simulato
                           capture_output=True).returncode == 2
 
 
-def test_status_rows_come_from_two_queries(tested: Runtime) -> None:
+def test_the_status_table_comes_from_two_queries(tested: Runtime) -> None:
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -122,7 +121,7 @@ def test_status_rows_come_from_two_queries(tested: Runtime) -> None:
 
     engine: Engine = tested.engine
     event.listen(engine, "before_cursor_execute", count)
-    export.status_frame(status_rows(engine))
+    export.status_frame(status.table(engine))
     event.remove(engine, "before_cursor_execute", count)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
 

@@ -11,14 +11,14 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from lib import checks, connections, export
+from lib import checks, connections, export, status
 from lib.access import Permission, Principal
 from lib.checks import Progress
 from lib.connections import ConnectionView
 from lib.errors import NotFoundError
 from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS
 from lib.runtime import Runtime
-from lib.status import NEVER_TESTED, CheckRecord, data_stamp, history, is_relevant, status_rows
+from lib.status import NEVER_TESTED, CheckRecord, data_stamp, history
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_ID
 from lib.ui.outcomes import badge, explain
@@ -40,26 +40,22 @@ def _age_days(when: datetime) -> int:
 def _overview(_engine: Engine, database_url: str, stamp: tuple[object, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(long: one row per connection and product; wide: one row per connection), rebuilt only
     when ``stamp`` (lib.status.data_stamp) changes. Hints only: nothing secret is cached."""
-    rows = status_rows(_engine)
-    long = pd.DataFrame({
-        "id": [str(r.connection_id) for r in rows],
-        "relevant": [is_relevant(r) for r in rows],
-        "checked": [r.checked for r in rows],
-        "outcome": [r.outcome for r in rows],
-    })
-    wide: dict[str, dict[str, object]] = {}
-    for r in rows:
-        line = wide.setdefault(str(r.connection_id), {
-            "Name": r.connection, "Environment": r.environment, "Client ID": r.client_id_hint,
-            "Secret set": r.secret_set_at, "Last checked": None,
-        })
-        line[PRODUCTS[r.product].name] = r.label if is_relevant(r) else _NOT_EXPECTED
-        if r.checked_at and (line["Last checked"] is None or r.checked_at > line["Last checked"]):  # type: ignore[operator]
-            line["Last checked"] = r.checked_at
-    frame = pd.DataFrame.from_dict(wide, orient="index")
+    table = status.table(_engine, details=False)
+    relevant = status.relevant(table)
+    long = pd.DataFrame({"id": table["connection_id"], "relevant": relevant, "checked": status.checked(table),
+                         "outcome": table["outcome"]})
+    per_product = len(PRODUCT_KEYS)  # the table has exactly this many rows per connection, in order
+    shown = table["outcome"].map(status.LABELS).where(relevant, _NOT_EXPECTED).to_numpy().reshape(-1, per_product)
+    first = table.iloc[::per_product].reset_index(drop=True)
+    last_checked = table["checked_at"].groupby(table.index // per_product).max()  # stays a datetime column
+    wide = pd.DataFrame({
+        "Name": first["connection"], "Environment": first["environment"], "Client ID": first["client_id_hint"],
+        "Secret set": first["secret_set_at"], "Last checked": last_checked,
+        **{PRODUCTS[key].name: shown[:, i] for i, key in enumerate(PRODUCT_KEYS)},
+    }).set_axis(first["connection_id"].to_numpy())
     # A handful of distinct labels per column: dictionary-encoded, the table travels small.
-    labelled = ["Environment", *(p.name for p in PRODUCTS.values() if p.name in frame)]
-    return long, frame.astype({column: "category" for column in labelled})
+    labelled = ["Environment", *(p.name for p in PRODUCTS.values())]
+    return long, wide.astype({column: "category" for column in labelled})
 
 
 def _metrics(long: pd.DataFrame, count: int) -> None:

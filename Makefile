@@ -29,10 +29,11 @@ test: $(VENV)/.dev
 demo: $(VENV)/.runtime
 	PY=$(PY) bash scripts/demo.sh
 
-## bench: bulk check of 200 connections x 5 products, and the console page at 10/1,000/10,000 connections
-bench: $(VENV)/.runtime
+## bench: every benchmark; each prints "RESULT <figure>: <value> (goal ...: met|NOT met)" lines
+bench: $(VENV)/.dev
 	$(PY) -m bench.bulk_check
 	$(PY) -m bench.console
+	$(PY) -m bench.cold_start
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

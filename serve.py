@@ -4,8 +4,9 @@ the sign-in gate and security headers. ``make run`` starts it; so does ``python 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from lib.ui.auth import oidc_configured
+from lib.ui.server import message_kind, oidc_claims, oidc_configured
 from lib.web import server_options
+from lib.web.hooks import StreamlitHooks
 
 # app.py routes every page with st.navigation. Until a first visit to "/" has run it, Streamlit
 # would serve a deep link such as /connections straight from pages/ (its legacy mode), with no
@@ -13,7 +14,7 @@ from lib.web import server_options
 # still checks the sign-in itself. Pinned to Streamlit 1.67 (requirements.txt).
 PagesManager.uses_pages_directory = False
 
-app = st.App("app.py", **server_options(oidc_configured))
+app = st.App("app.py", **server_options(StreamlitHooks(oidc_configured, message_kind, oidc_claims)))
 
 if __name__ == "__main__":
     app.run()

@@ -29,16 +29,18 @@ import httpx
 from pydantic import SecretStr
 
 from bench import report
-from lib import checks, connections, db
+from lib import checks, connections
 from lib.access import Principal, Role
+from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
 from lib.config import Settings
 from lib.connections import ConnectionInput
-from lib.eightbyeight import TOKEN_PATH, build_probe
-from lib.keys import check_keyring
-from lib.prober import Prober
-from lib.products import PRODUCT_KEYS, PRODUCTS
+from lib.eightbyeight.answers import build_probe
+from lib.eightbyeight.client import TOKEN_PATH
+from lib.eightbyeight.prober import Prober
 from lib.runtime import Runtime
-from lib.vault import Keyring, Vault, new_key
+from lib.store import db
+from lib.store.keyring import check_keyring
+from lib.store.vault import Keyring, Vault, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Principal("bench", Role.ADMIN, via="cli")  # acts like the shell: no web session to ask

@@ -21,13 +21,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench import report
-from lib import checks, db
+from lib import checks
+from lib.catalogue.products import PRODUCT_KEYS
 from lib.config import load_settings
-from lib.keys import credential_binding
-from lib.models import Connection, utcnow
-from lib.products import PRODUCT_KEYS
-from lib.runtime import open_runtime
+from lib.runtime import close_shared_runtime, open_runtime
 from lib.status import CheckRecord
+from lib.store import db
+from lib.store.keyring import credential_binding
+from lib.store.models import Connection, utcnow
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 HISTORY_RUNS = 3
@@ -99,10 +100,12 @@ def main() -> None:
             seed(database_url, keyring, n)
             os.environ.update(SWITCHBOARD_DATABASE_URL=database_url, SWITCHBOARD_KEYRING_FILE=str(keyring))
             get_settings.cache_clear()
+            close_shared_runtime()
             st.cache_data.clear()
             st.cache_resource.clear()
             firsts[n], results[n] = time_page(args.runs)
             st.cache_resource.clear()
+            close_shared_runtime()
         print(f"{n:>6} connections: rerun {results[n] * 1000:8.1f} ms; first visit {firsts[n] * 1000:8.1f} ms",
               flush=True)
     small, large = min(results), max(results)

@@ -15,10 +15,10 @@ from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
 from lib.access import Permission, Principal, require
-from lib.db import read_session, write_session
-from lib.models import AuditEvent, utcnow
 from lib.redaction import registry
 from lib.spreadsheet import csv_cell
+from lib.store.db import read_session, write_session
+from lib.store.models import AuditEvent, utcnow
 
 OK, REFUSED, FAILED = "ok", "refused", "failed"
 

@@ -20,15 +20,15 @@ from sqlmodel import Session
 
 from lib import audit, connections
 from lib.access import Permission, Principal, require
+from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.connections import ConnectionView
-from lib.db import write_session
-from lib.eightbyeight import ProbeResult, Target
+from lib.eightbyeight.models import ProbeResult, Target
+from lib.eightbyeight.prober import Prober, ProberClosed
 from lib.errors import CredentialUnreadable, FieldError, ValidationError
-from lib.models import Check, CurrentStatus
-from lib.prober import Prober, ProberClosed
-from lib.products import PRODUCT_KEYS, TOKEN
 from lib.runtime import Runtime
 from lib.status import CheckRecord
+from lib.store.db import write_session
+from lib.store.models import Check, CurrentStatus
 
 BATCH_SIZE = 50
 BATCH_SECONDS = 0.5

@@ -21,11 +21,14 @@ from typing import Any, TypeVar
 import click
 from pydantic import SecretStr
 
-from lib import audit, checks, connections, db, keys, users, verify
+from lib import audit, checks, connections, keys, linking, users
 from lib import export as export_mod
 from lib.access import shell
+from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.config import get_settings
 from lib.connections import ConnectionInput, ConnectionView
+from lib.eightbyeight.prober import Prober
 from lib.errors import (
     ConfigError,
     DatabaseNotReady,
@@ -34,11 +37,10 @@ from lib.errors import (
     SwitchboardError,
     ValidationError,
 )
-from lib.prober import Prober
-from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.redaction import configure_logging
 from lib.runtime import Runtime, open_runtime
 from lib.status import CheckRecord
+from lib.store import db, keyring
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_ERRORS = (ConfigError, KeyringError, DatabaseNotReady)
@@ -100,10 +102,10 @@ def keys_status() -> None:
 def keys_add() -> None:
     """Create a new key in the keyring file and make it active (then run `keys rotate`)."""
     open_runtime()  # the current keyring must match the data before it grows
-    keyring = keys.add_key(get_settings())
+    grown = keyring.add_key(get_settings())
     rt = open_runtime()  # writes the new key's canary
-    audit.record_now(rt.engine, shell(), "keys.add", keyring.active, audit.OK, "new key made active")
-    click.echo(f"Added key '{keyring.active}' and made it active. Back up the keyring file now, "
+    audit.record_now(rt.engine, shell(), "keys.add", grown.active, audit.OK, "new key made active")
+    click.echo(f"Added key '{grown.active}' and made it active. Back up the keyring file now, "
                "then run: python -m lib keys rotate")
 
 
@@ -123,7 +125,7 @@ def keys_rotate(batch: int) -> None:
 def keys_verify() -> None:
     """Decrypt every stored credential; exit 1 if any cannot be read."""
     rt = open_runtime()
-    report = keys.verify(rt.engine, rt.vault)
+    report = keys.prove_readable(rt.engine, rt.vault)
     for kid, count in sorted(report.values_per_kid.items()):
         click.echo(f"{kid}: {count} value(s)" + (" (active)" if kid == rt.vault.active_kid else ""))
     for row_id, column, reason in report.unreadable:
@@ -182,7 +184,7 @@ def _product_list(value: str | None) -> tuple[str, ...]:
 
 
 def setting_options(func: F) -> F:
-    """One --<setting> option per product setting in lib.products (data-driven)."""
+    """One --<setting> option per product setting in lib.catalogue.products (data-driven)."""
     for setting in reversed(SETTINGS.values()):
         option = f"--{setting.key.replace('_', '-')}"
         choice = click.Choice(setting.choices) if setting.choices else None
@@ -207,15 +209,15 @@ def connections_add(name: str, no_verify: bool, client_id: str, secret_stdin: bo
     data = ConnectionInput(name=name, client_id=client_id, client_secret=secret,
                            environment=environment, expected_products=_product_list(products), **settings)
     with _prober(rt, skip=no_verify) as prober:
-        view, verification = verify.save(rt, prober, data, actor=shell())
-    if verification is None:
+        view, answer = linking.save(rt, prober, data, actor=shell())
+    if answer is None:
         click.echo(f"Saved connection '{view.name}' (Client ID {view.client_id_hint}) without verifying; "
                    "it is untested.")
         return
-    granted = ", ".join(PRODUCTS[k].name for k in PRODUCT_KEYS if k in verification.granted) or "no products"
+    granted = ", ".join(PRODUCTS[k].name for k in PRODUCT_KEYS if k in answer.granted) or "no products"
     click.echo(f"8x8 issued a token. Saved connection '{view.name}' (Client ID {view.client_id_hint}). "
                f"8x8 grants: {granted}.")
-    for warning in verification.warnings():
+    for warning in answer.warnings():
         click.echo(f"warning: {warning}", err=True)
 
 

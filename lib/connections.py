@@ -23,13 +23,14 @@ from sqlmodel import Session, select
 
 from lib import audit
 from lib.access import Permission, Principal, require
-from lib.db import read_session, write_session
+from lib.catalogue.products import PRODUCT_KEYS, SETTINGS
+from lib.eightbyeight.models import Credentials
 from lib.errors import ConflictError, FieldError, NotFoundError, ValidationError
-from lib.keys import credential_binding
-from lib.models import Connection, utcnow
-from lib.products import PRODUCT_KEYS, SETTINGS
 from lib.redaction import registry
-from lib.vault import Vault
+from lib.store.db import read_session, write_session
+from lib.store.keyring import credential_binding
+from lib.store.models import Connection, utcnow
+from lib.store.vault import Vault
 
 NAME_MAX = 80
 ENVIRONMENT_MAX = 40
@@ -86,15 +87,6 @@ class ConnectionView:
         """What a test of the whole connection covers: the products the admin ticked, or all
         five when none are ticked."""
         return self.expected_products or PRODUCT_KEYS
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Decrypted credentials, for the prober only. The secret stays a SecretStr."""
-
-    connection_id: uuid.UUID | None
-    client_id: str = field(repr=False)
-    client_secret: SecretStr
 
 
 def client_id_hint(client_id: str) -> str:

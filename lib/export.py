@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 
 from lib import audit, status
 from lib.access import Permission, Principal, require
-from lib.products import OUTCOMES, PRODUCTS
+from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.products import PRODUCTS
 from lib.spreadsheet import csv_frame, xlsx
 
 # The allow-list: nothing else ever leaves Switchboard in an export.

@@ -20,9 +20,9 @@ from sqlmodel import col
 
 from lib import users
 from lib.access import Principal, Role
-from lib.db import write_session
 from lib.errors import FieldError, ValidationError
-from lib.models import SetupCode, utcnow
+from lib.store.db import write_session
+from lib.store.models import SetupCode, utcnow
 
 CODE_LIFETIME = timedelta(hours=1)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread

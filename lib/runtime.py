@@ -6,14 +6,15 @@ read or write a credential.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from lib import db
 from lib.config import Settings, get_settings
-from lib.keys import check_keyring, load_keyring
-from lib.vault import Vault
+from lib.store import db
+from lib.store.keyring import check_keyring, load_keyring
+from lib.store.vault import Vault
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,26 @@ def open_runtime(settings: Settings | None = None) -> Runtime:
         engine.dispose()
         raise
     return Runtime(settings=settings, engine=engine, vault=vault)
+
+
+_shared: Runtime | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_runtime() -> Runtime:
+    """The process's one Runtime, opened on first use: the server's routes and the console's
+    pages share one engine, one migration check and one keyring proof."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = open_runtime()
+        return _shared
+
+
+def close_shared_runtime() -> None:
+    """Forget the shared Runtime (server shutdown; tests that change the environment)."""
+    global _shared
+    with _shared_lock:
+        if _shared is not None:
+            _shared.engine.dispose()
+        _shared = None

@@ -24,8 +24,8 @@ from sqlmodel import Session, col
 
 from lib import audit
 from lib.access import Principal, Role, Standing
-from lib.db import read_session, write_session
-from lib.models import User, WebSession, utcnow
+from lib.store.db import read_session, write_session
+from lib.store.models import User, WebSession, utcnow
 
 COOKIE_NAME = "switchboard_session"
 _TOUCH_EVERY = timedelta(seconds=15)  # last_seen is written at most this often

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+if TYPE_CHECKING:  # pandas and openpyxl are loaded when a file is made, not when the server starts
+    import pandas as pd
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -39,23 +39,27 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def xlsx(header: Sequence[str], rows: Iterable[Sequence[object]], sheet: str) -> bytes:
     """One sheet: a header row, then ``rows``; text is always a string cell."""
+    import pandas as pd
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
     book = Workbook(write_only=True)
     worksheet = book.create_sheet(sheet)
+
+    def cell(value: object) -> object:
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            return None
+        if not isinstance(value, str):
+            return value
+        text = WriteOnlyCell(worksheet, value=value)
+        text.data_type = "s"  # openpyxl would read "=..." as a formula
+        if looks_like_formula(value):
+            text.quotePrefix = True
+        return text
+
     worksheet.append(list(header))
     for row in rows:
-        worksheet.append([_xlsx_cell(worksheet, value) for value in row])
+        worksheet.append([cell(value) for value in row])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
-
-
-def _xlsx_cell(worksheet: object, value: object) -> object:
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    if not isinstance(value, str):
-        return value
-    cell = WriteOnlyCell(worksheet, value=value)
-    cell.data_type = "s"  # openpyxl would read "=..." as a formula
-    if looks_like_formula(value):
-        cell.quotePrefix = True
-    return cell

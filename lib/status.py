@@ -22,15 +22,16 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy import select as sql_select
 from sqlmodel import col
 
-from lib.db import read_session
-from lib.models import Check, Connection, CurrentStatus
-from lib.products import OUTCOMES, PRODUCT_KEYS, TOKEN
+from lib.catalogue.outcomes import OUTCOMES, Judged
+from lib.catalogue.products import PRODUCT_KEYS, TOKEN
+from lib.store.db import read_session
+from lib.store.models import Check, Connection, CurrentStatus
 
 NEVER_TESTED = "never_tested"
 
 
 @dataclass(slots=True)
-class CheckRecord:
+class CheckRecord(Judged):
     """One stored check, as the console, the CLI and exports read it."""
 
     connection_id: uuid.UUID
@@ -42,10 +43,6 @@ class CheckRecord:
     detail: str
     checked_at: datetime
     run_id: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "ok"
 
 
 def _records(engine: Engine, query: Any) -> list[CheckRecord]:
@@ -135,6 +132,9 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
     connections by name, so a column reshapes to (connections x products). Two queries, no
     per-row objects. ``details`` adds 8x8's words, the HTTP status and the latency."""
     found = _frame(engine, _CONNECTIONS)
+    columns = [*COLUMNS, *(DETAIL_COLUMNS if details else ())]
+    if found.empty:
+        return pd.DataFrame(columns=columns)
     per = len(PRODUCT_KEYS)
     frame = found.loc[found.index.repeat(per)].reset_index(drop=True)
     frame["product"] = list(PRODUCT_KEYS) * len(found)
@@ -146,15 +146,14 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
     frame.loc[np.repeat(never_asked, per), "granted"] = pd.NA
     frame["secret_set_at"] = _utc(frame["secret_set_at"])
     current = _frame(engine, sql_select(*_CURRENT, *(_DETAILS if details else ())).where(
-        CurrentStatus.product != TOKEN))
+        CurrentStatus.product != TOKEN)).astype({"connection_id": str, "product": str})
     frame = frame.merge(current, on=["connection_id", "product"], how="left", sort=False)
     frame["outcome"] = frame["outcome"].fillna(NEVER_TESTED)
     frame["checked_at"] = _utc(frame["checked_at"])
-    if not details:
-        return frame[list(COLUMNS)]
-    frame["detail"] = frame["detail"].fillna("")
-    frame = frame.astype({"http_status": "Int64", "duration_ms": "Int64"})
-    return frame[[*COLUMNS, *DETAIL_COLUMNS]]
+    if details:
+        frame["detail"] = frame["detail"].fillna("")
+        frame = frame.astype({"http_status": "Int64", "duration_ms": "Int64"})
+    return frame[columns]
 
 
 def checked(frame: pd.DataFrame) -> pd.Series:
@@ -166,4 +165,4 @@ def relevant(frame: pd.DataFrame) -> pd.Series:
     return frame["in_scope"] | checked(frame)
 
 
-LABELS = {NEVER_TESTED: "Never tested"} | {key: f"{o.icon} {o.label}" for key, o in OUTCOMES.items()}
+LABELS = {NEVER_TESTED: "Never tested"} | {key: outcome.badge for key, outcome in OUTCOMES.items()}

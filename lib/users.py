@@ -24,9 +24,9 @@ from sqlmodel import Session, col
 
 from lib import audit, sessions
 from lib.access import Permission, Principal, Role, require
-from lib.db import read_session, serialize, write_session
 from lib.errors import FieldError, NotFoundError, SwitchboardError, ValidationError
-from lib.models import AuditEvent, SignInAttempt, User, utcnow
+from lib.store.db import read_session, serialize, write_session
+from lib.store.models import AuditEvent, SignInAttempt, User, utcnow
 
 PASSWORD_MIN = 12
 PASSWORD_MAX = 256
@@ -211,8 +211,11 @@ def reset_password(engine: Engine, username: str, password: SecretStr, *, actor:
 
 # --- sign-in ---------------------------------------------------------------------------
 
-# Verified when the account does not exist, so both answers cost one argon2 verification.
-_DUMMY_HASH = _hasher.hash("switchboard: no such account")
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified when the account does not exist, so both answers cost one argon2 verification.
+    Made at the first sign-in, not when the server starts (one hash costs ~0.1 s)."""
+    return _hasher.hash("switchboard: no such account")
 # Each argon2 verification holds 64 MiB for a moment: at most this many run at once in a
 # process, and an attempt beyond them is answered "busy" at once instead of queueing.
 VERIFICATIONS_AT_ONCE = 2
@@ -309,9 +312,10 @@ def authenticate(engine: Engine, username: str, password: SecretStr, *, address:
         attempt = claim_attempt(engine, key, address, action, now)
         with read_session(engine) as session:
             user = session.exec(sql_select(User).where(User.username_key == key)).scalars().first()  # type: ignore[call-overload]
-        stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+        dummy = _dummy_hash()
+        stored = user.password_hash if user is not None and user.password_hash else dummy
         try:
-            ok = _hasher.verify(stored, password.get_secret_value()) and stored is not _DUMMY_HASH
+            ok = _hasher.verify(stored, password.get_secret_value()) and stored is not dummy
         except (VerificationError, InvalidHashError):
             ok = False
         rehash = _hasher.hash(password.get_secret_value()) if ok and _hasher.check_needs_rehash(stored) else None

@@ -1,8 +1,8 @@
-"""Alembic environment: runs on the engine handed over by lib.db (never a URL from a file)."""
+"""Alembic environment: runs on the engine handed over by lib.store.db (never a URL from a file)."""
 
 from alembic import context
 
-from lib.models import SQLModel, UTCDateTime
+from lib.store.models import SQLModel, UTCDateTime
 
 target_metadata = SQLModel.metadata
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from lib import audit, checks, connections, export, keys, sessions, users, verify
+from lib import audit, checks, connections, export, keys, linking, sessions, users
 from lib.access import (
     GRANTS,
     REAUTH_VALID,
@@ -22,11 +22,11 @@ from lib.access import (
     SignInEnded,
     least_role_for,
 )
-from lib.db import write_session
-from lib.models import WebSession, utcnow
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.vault import Keyring, Vault, new_key
+from lib.store.db import write_session
+from lib.store.models import WebSession, utcnow
+from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN, LIMITS, key_of, web
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
@@ -63,7 +63,7 @@ def actions(rt: Runtime, simulator: SimulatorServer, prober_factory: ProberFacto
         "export status": lambda p: export.export(rt.engine, "csv", actor=p),
         "create a connection": lambda p: connections.create(rt.engine, rt.vault, form_for(app, f"n{next(made)}"),
                                                             actor=p),
-        "save a verified connection": lambda p: verify.save(rt, prober, form_for(app, f"v{next(made)}"), actor=p),
+        "save a verified connection": lambda p: linking.save(rt, prober, form_for(app, f"v{next(made)}"), actor=p),
         "update a connection": update,
         "delete a connection": lambda p: connections.delete(rt.engine, fresh_connection().id, actor=p),
         "rotate keys": rotate,

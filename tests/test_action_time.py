@@ -22,10 +22,10 @@ from streamlit.testing.v1 import AppTest
 
 from lib import audit, connections, sessions
 from lib.access import Principal, Role
-from lib.db import write_session
-from lib.models import WebSession, utcnow
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
+from lib.store.db import write_session
+from lib.store.models import WebSession, utcnow
 from tests.fixtures.console import ACCESS, PageOpener
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import control

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from lib import audit, checks, connections, export, keys, sessions, users, verify
+from lib import audit, checks, connections, export, keys, linking, sessions, users
 from lib.access import NotAllowed, Principal, Role
 from lib.errors import ValidationError
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.vault import Keyring, Vault, new_key
+from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN, admin, web
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
@@ -61,7 +61,7 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     step(("ann", "10.0.0.2", "sign_in", "ann", "ok"))
     sessions.mark_reauthenticated(engine, sessions.Key.of(token), ann_web)
     step(("ann", "10.0.0.2", "reauthenticate", "ann", "ok"))
-    view, _ = verify.save(runtime, prober, form_for(app, "Prod", expected_products=("cloud_storage",)),
+    view, _ = linking.save(runtime, prober, form_for(app, "Prod", expected_products=("cloud_storage",)),
                           actor=admin("bob"))
     step(("bob", "10.0.0.9", "connection.create", "Prod", "ok"))
     view = connections.update(engine, runtime.vault, view.id, connections.input_from_view(
@@ -74,8 +74,8 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     step(("dee", "10.0.0.9", "check.run", "Prod", "ok"))
     exported = export.export(engine, "json", actor=admin("eve"))
     step(("eve", "10.0.0.9", "export", exported.file_name, "ok"))
-    with pytest.raises(verify.VerificationFailed):
-        verify.save(runtime, prober, form_for(app, "Bad", client_secret=SecretStr("wrong-one")), actor=admin("eve"))
+    with pytest.raises(linking.TokenRefused):
+        linking.save(runtime, prober, form_for(app, "Bad", client_secret=SecretStr("wrong-one")), actor=admin("eve"))
     step(("eve", "10.0.0.9", "connection.verify", "Bad", "refused"))
     connections.delete(engine, view.id, actor=admin("fay"))
     step(("fay", "10.0.0.9", "connection.delete", "Prod", "ok"))

@@ -9,16 +9,16 @@ from pydantic import SecretStr
 from sqlalchemy import event
 from sqlmodel import select
 
-from lib import checks, connections, status, verify
+from lib import checks, connections, linking, status
+from lib.catalogue.products import PRODUCT_KEYS
 from lib.connections import ConnectionInput
-from lib.db import read_session
+from lib.eightbyeight.prober import Prober
 from lib.errors import ValidationError
-from lib.models import Check
-from lib.prober import Prober
-from lib.products import PRODUCT_KEYS
 from lib.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
-from lib.vault import Keyring, Vault, new_key
+from lib.store.db import read_session
+from lib.store.models import Check
+from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.fixtures.simulator import SimulatorFactory
@@ -131,7 +131,7 @@ def test_history_is_newest_first(runtime: Runtime, simulator: SimulatorServer, p
 def test_verified_save_stores_granted_and_warns_on_gaps(runtime: Runtime, simulator: SimulatorServer,
                                                         prober_factory: ProberFactory) -> None:
     storage_only = simulator.scenario.apps[2]
-    view, verification = verify.save(runtime, prober_factory(simulator.url), form_for(
+    view, verification = linking.save(runtime, prober_factory(simulator.url), form_for(
         storage_only, "Storage", expected_products=("cloud_storage", "cc_chat")), actor=ADMIN)
     assert verification is not None and verification.granted == frozenset({"cloud_storage"})
     assert verification.expected_not_granted == ("cc_chat",)
@@ -142,8 +142,8 @@ def test_verified_save_stores_granted_and_warns_on_gaps(runtime: Runtime, simula
 def test_refused_credentials_save_nothing(runtime: Runtime, simulator: SimulatorServer,
                                           prober_factory: ProberFactory) -> None:
     app = simulator.scenario.apps[0]
-    with pytest.raises(verify.VerificationFailed) as info:
-        verify.save(runtime, prober_factory(simulator.url), form_for(app, "Bad", client_secret=SecretStr("wrong")),
+    with pytest.raises(linking.TokenRefused) as info:
+        linking.save(runtime, prober_factory(simulator.url), form_for(app, "Bad", client_secret=SecretStr("wrong")),
                     actor=ADMIN)
     assert not info.value.unreachable and "8x8 refused these credentials" in str(info.value)
     assert "8x8 admin (Admin Console)" in str(info.value)
@@ -154,11 +154,11 @@ def test_unreachable_8x8_saves_nothing_unless_skipped(runtime: Runtime, simulato
                                                       prober_factory: ProberFactory) -> None:
     app = simulator.scenario.apps[0]
     control(simulator, "POST", "faults", {"route": "token", "status": 503})
-    with pytest.raises(verify.VerificationFailed) as info:
-        verify.save(runtime, prober_factory(simulator.url), form_for(app, "Later"), actor=ADMIN)
+    with pytest.raises(linking.TokenRefused) as info:
+        linking.save(runtime, prober_factory(simulator.url), form_for(app, "Later"), actor=ADMIN)
     assert info.value.unreachable and "Could not ask 8x8" in str(info.value)
     assert connections.count(runtime.engine) == 0
-    view, verification = verify.save(runtime, None, form_for(app, "Later"), actor=ADMIN)
+    view, verification = linking.save(runtime, None, form_for(app, "Later"), actor=ADMIN)
     assert verification is None and view.granted_products is None  # saved untested
 
 
@@ -166,15 +166,15 @@ def test_edit_verifies_new_secret_with_stored_client_id(runtime: Runtime, simula
                                                         prober_factory: ProberFactory) -> None:
     app = simulator.scenario.apps[0]
     prober: Prober = prober_factory(simulator.url)
-    view, _ = verify.save(runtime, prober, form_for(app, "Edit me"), actor=ADMIN)
+    view, _ = linking.save(runtime, prober, form_for(app, "Edit me"), actor=ADMIN)
     blank_id = connections.input_from_view(view, client_secret=SecretStr("a-wrong-new-secret"))
-    with pytest.raises(verify.VerificationFailed):
-        verify.save(runtime, prober, blank_id, actor=ADMIN, connection_id=view.id, expected_version=view.version)
+    with pytest.raises(linking.TokenRefused):
+        linking.save(runtime, prober, blank_id, actor=ADMIN, connection_id=view.id, expected_version=view.version)
     assert connections.load_credentials(runtime.engine, runtime.vault, view.id).client_secret.get_secret_value() \
         == app.client_secret
     label_only = connections.input_from_view(view, environment="prod")
     before = control(simulator, "GET", "stats")["requests"]["token"]
-    saved, verification = verify.save(runtime, prober, label_only, actor=ADMIN, connection_id=view.id,
+    saved, verification = linking.save(runtime, prober, label_only, actor=ADMIN, connection_id=view.id,
                                       expected_version=view.version)
     assert verification is None and saved.environment == "prod"  # credentials unchanged: no call
     assert control(simulator, "GET", "stats")["requests"]["token"] == before
@@ -184,7 +184,7 @@ def test_invalid_input_is_refused_before_any_call(runtime: Runtime, simulator: S
                                                   prober_factory: ProberFactory) -> None:
     app = simulator.scenario.apps[0]
     with pytest.raises(ValidationError):
-        verify.save(runtime, prober_factory(simulator.url), form_for(app, "x", client_id="bad:id"), actor=ADMIN)
+        linking.save(runtime, prober_factory(simulator.url), form_for(app, "x", client_id="bad:id"), actor=ADMIN)
     assert control(simulator, "GET", "stats")["requests"]["token"] == 0
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lib import db
 from lib.simulator import SimulatorServer
+from lib.store import db
 from tests.fixtures.prober import control
 from tests.fixtures.storage import Sentinels
 
@@ -121,7 +121,7 @@ def test_keys_verify_exits_1_on_wrong_key(cli, sentinels: Sentinels, tmp_path: P
     assert add(cli, sentinels).returncode == 0
     import base64
 
-    from lib.vault import Keyring, new_key, write_keyring_file
+    from lib.store.vault import Keyring, new_key, write_keyring_file
 
     replacement = new_key()
     write_keyring_file(tmp_path / "conf" / "keyring.json", Keyring("k1", {"k1": replacement}))

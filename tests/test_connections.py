@@ -9,10 +9,10 @@ from sqlmodel import select
 
 from lib import connections
 from lib.connections import ConnectionInput, client_id_hint
-from lib.db import read_session
 from lib.errors import NotFoundError, ValidationError
-from lib.models import Connection
-from lib.vault import Vault
+from lib.store.db import read_session
+from lib.store.models import Connection
+from lib.store.vault import Vault
 from tests.fixtures.people import ADMIN
 from tests.fixtures.storage import Sentinels
 

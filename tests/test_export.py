@@ -20,7 +20,7 @@ from lib import checks, connections, export, status
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.spreadsheet import csv_cell
-from lib.vault import Vault
+from lib.store.vault import Vault
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from lib import first_run, users
 from lib.errors import ValidationError
-from lib.models import utcnow
+from lib.store.models import utcnow
 from tests.fixtures.people import ADMIN
 
 PASSWORD = SecretStr("cobalt lantern orchard 42")

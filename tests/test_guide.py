@@ -8,8 +8,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.products import PRODUCTS, SETTINGS
 from lib.guide import ANCHORS, ILLUSTRATIONS, STEPS, anchor_url
-from lib.products import OUTCOMES, PRODUCTS, SETTINGS
 
 GUIDE = Path(__file__).resolve().parent.parent / "pages" / "guide.py"
 

@@ -17,14 +17,15 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from lib import connections, db, keys
+from lib import connections, keys
 from lib.config import load_settings
 from lib.connections import ConnectionInput
-from lib.db import read_session
 from lib.errors import ConfigError, KeyringError
-from lib.models import Connection
 from lib.runtime import open_runtime
-from lib.vault import Keyring, Vault, new_key, parse_keyring_json, write_keyring_file
+from lib.store import db, keyring
+from lib.store.db import read_session
+from lib.store.models import Connection
+from lib.store.vault import Keyring, Vault, new_key, parse_keyring_json, write_keyring_file
 from tests.fixtures.people import ADMIN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ def test_wrong_key_fails_closed_naming_the_kid(engine: Engine, vault: Vault) -> 
     _add(engine, vault, 1)
     wrong = Vault(Keyring("k1", {"k1": new_key()}))
     with pytest.raises(KeyringError) as info:
-        keys.check_keyring(engine, wrong)
+        keyring.check_keyring(engine, wrong)
     assert "Key 'k1'" in str(info.value) and "not the key this database" in str(info.value)
     assert _no_key_material(str(info.value), vault.keyring, wrong.keyring)
 
@@ -61,18 +62,18 @@ def test_missing_key_in_use_fails_closed(engine: Engine, vault: Vault) -> None:
     _add(engine, vault, 2)
     other = Vault(Keyring("k2", {"k2": new_key()}))
     with pytest.raises(KeyringError, match=r"Key 'k1' is missing .* 2 stored connection\(s\)"):
-        keys.check_keyring(engine, other)
+        keyring.check_keyring(engine, other)
 
 
 def test_retired_key_no_longer_needed_after_rotation(engine: Engine, vault: Vault) -> None:
     _add(engine, vault, 3)
     k2 = Vault(Keyring("k2", {**vault.keyring.keys, "k2": new_key()}))
-    keys.check_keyring(engine, k2)
+    keyring.check_keyring(engine, k2)
     report = keys.rotate(engine, k2, actor=ADMIN)
     assert report.rotated == 3 and _kids(engine) == {"k2"}
-    assert keys.verify(engine, k2).values_per_kid == {"k2": 6}
+    assert keys.prove_readable(engine, k2).values_per_kid == {"k2": 6}
     only_k2 = Vault(Keyring("k2", {"k2": k2.keyring.keys["k2"]}))
-    keys.check_keyring(engine, only_k2)  # k1 retired: start-up is fine without it
+    keyring.check_keyring(engine, only_k2)  # k1 retired: start-up is fine without it
     for view in connections.list_connections(engine):
         assert connections.load_credentials(engine, only_k2, view.id).client_id.startswith("cclient")
 
@@ -87,7 +88,7 @@ def test_verify_reports_unreadable_rows(engine: Engine, vault: Vault) -> None:
         source = session.get(Connection, other.id)
         session.exec(update(Connection).where(Connection.id == view.id)  # type: ignore[call-overload]
                      .values(client_secret_enc=source.client_secret_enc))
-    report = keys.verify(engine, vault)
+    report = keys.prove_readable(engine, vault)
     assert not report.ok
     assert [(r[0], r[1]) for r in report.unreadable] == [(str(view.id), "client_secret_enc")]
 
@@ -95,7 +96,7 @@ def test_verify_reports_unreadable_rows(engine: Engine, vault: Vault) -> None:
 def test_rotation_never_overwrites_a_concurrent_edit(engine: Engine, vault: Vault) -> None:
     _add(engine, vault, 120)
     k2 = Vault(Keyring("k2", {**vault.keyring.keys, "k2": new_key()}))
-    keys.check_keyring(engine, k2)
+    keyring.check_keyring(engine, k2)
     views = connections.list_connections(engine)
     edited: dict[str, str] = {}
     started = threading.Event()
@@ -229,7 +230,7 @@ def test_inline_keys_win_and_add_is_refused(tmp_path: Path) -> None:
     assert open_runtime(load_settings(env)).vault.active_kid == "k5"
     assert not (tmp_path / "conf" / "keyring.json").exists()
     with pytest.raises(KeyringError, match="SWITCHBOARD_KEYS is set"):
-        keys.add_key(load_settings(env))
+        keyring.add_key(load_settings(env))
 
 
 def test_malformed_keyring_stops_start_up_and_stores_nothing(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ from streamlit.testing.v1 import AppTest
 
 from lib import audit, sessions
 from lib.access import Principal, Role
-from lib.db import write_session
-from lib.models import WebSession, utcnow
 from lib.navigation import PAGES, visible_to
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
+from lib.store.db import write_session
+from lib.store.models import WebSession, utcnow
 from tests.fixtures.console import PageOpener, identity, oidc_app, plain
 from tests.fixtures.people import ADMIN
 from tests.test_pages import seed

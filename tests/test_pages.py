@@ -10,11 +10,11 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from lib import connections, status
-from lib.db import read_session
-from lib.models import Check, Connection
 from lib.redaction import install, registry
 from lib.runtime import Runtime
 from lib.simulator import App, SimulatorServer
+from lib.store.db import read_session
+from lib.store.models import Check, Connection
 from tests.fixtures.console import PageOpener, plain
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import control

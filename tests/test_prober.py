@@ -17,12 +17,12 @@ import pytest
 import trustme
 from pydantic import SecretStr
 
-from lib.connections import Credentials
-from lib.eightbyeight import ProbeResult, Target
-from lib.prober import Prober, ProberClosed
-from lib.products import OUTCOMES, PRODUCT_KEYS, Actor
+from lib.catalogue.outcomes import OUTCOMES, Actor
+from lib.catalogue.products import PRODUCT_KEYS
+from lib.eightbyeight.models import Credentials, ProbeResult, Target
+from lib.eightbyeight.prober import Prober, ProberClosed
+from lib.eightbyeight.retry import RetryPolicy, parse_retry_after
 from lib.redaction import install
-from lib.retry import RetryPolicy, parse_retry_after
 from lib.runtime import Runtime
 from lib.simulator import Scenario, SimulatorServer
 from tests.fixtures.prober import ProberFactory, RecordingSleep, control, credentials_of, target_for
@@ -73,7 +73,7 @@ def test_wrong_secret_is_bad_credentials_for_every_product(simulator: SimulatorS
 
 
 def test_unknown_client_id_is_bad_credentials(simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
-    result = prober_factory(simulator.url).verify(Credentials(None, "made-up-client-id", SecretStr("x" * 20)))
+    result = prober_factory(simulator.url).ask_token(Credentials(None, "made-up-client-id", SecretStr("x" * 20)))
     assert result.outcome == "bad_credentials" and result.granted is None
     assert "made-up-client-id" not in result.detail
 
@@ -171,7 +171,7 @@ def _closed_port() -> int:
 
 def test_nothing_listening_is_network_error(prober_factory: ProberFactory, sleeps: RecordingSleep) -> None:
     prober = prober_factory(f"http://127.0.0.1:{_closed_port()}")
-    result = prober.verify(Credentials(None, "some-client-id", SecretStr("some-secret")))
+    result = prober.ask_token(Credentials(None, "some-client-id", SecretStr("some-secret")))
     assert result.outcome == "network_error" and "3 attempts" in result.detail
     assert len(sleeps.calls) == 2  # connect errors are retried with back-off
     assert OUTCOMES["network_error"].actor is Actor.NETWORK
@@ -351,7 +351,7 @@ def untrusted_https_server() -> Iterator[tuple[str, list[bytes]]]:
 def test_untrusted_certificate_is_tls_error_and_not_retried(untrusted_https_server, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
                                                             sleeps: RecordingSleep) -> None:
     url, received = untrusted_https_server
-    result = prober_factory(url).verify(Credentials(None, "tls-client-id", SecretStr("tls-secret-value")))
+    result = prober_factory(url).ask_token(Credentials(None, "tls-client-id", SecretStr("tls-secret-value")))
     assert result.outcome == "tls_error" and "could not be verified" in result.detail
     assert sleeps.calls == [] and received == []  # no retry, and nothing was sent
 
@@ -367,7 +367,7 @@ def test_debug_logs_of_a_full_run_hold_no_secret(simulator: SimulatorServer, app
         logging.getLogger(name).setLevel(logging.DEBUG)
     prober = prober_factory(simulator.url)
     everything = apps[0]
-    assert prober.verify(credentials_of(everything)).ok
+    assert prober.ask_token(credentials_of(everything)).ok
     fault(simulator, route="cc_chat", status=503, times=1)
     run(prober, target_for(everything))
     run(prober, Target(Credentials(None, everything.client_id, SecretStr(everything.client_secret + "x")), {}))
@@ -428,7 +428,7 @@ def test_closing_the_prober_mid_run_wakes_the_caller(simulator: SimulatorServer,
     with pytest.raises(ProberClosed):  # and a closed Prober runs nothing more
         run(prober, target_for(apps[0]))
     with pytest.raises(ProberClosed):
-        prober.verify(credentials_of(apps[0]))
+        prober.ask_token(credentials_of(apps[0]))
 
 
 def test_waiting_for_results_has_a_deadline(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]

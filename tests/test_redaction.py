@@ -8,7 +8,7 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from lib import audit, connections, verify
+from lib import audit, connections, linking
 from lib.redaction import (
     MASK,
     RedactingFilter,
@@ -124,8 +124,8 @@ def test_refused_candidates_never_join_the_registry(runtime: Runtime, simulator:
     """A refused Client ID such as "Trade" would otherwise mask that word in later audit rows."""
     app = simulator.scenario.apps[0]
     candidate = form_for(app, "Trade", client_id="Trade", client_secret=SecretStr("Trade-secret-typo"))
-    with pytest.raises(verify.VerificationFailed) as refused:
-        verify.save(runtime, prober_factory(simulator.url), candidate, actor=ADMIN)
+    with pytest.raises(linking.TokenRefused) as refused:
+        linking.save(runtime, prober_factory(simulator.url), candidate, actor=ADMIN)
     assert "Trade-secret-typo" not in str(refused.value)
     assert registry.mask("Trade Trade-secret-typo") == "Trade Trade-secret-typo"
     connections.create(runtime.engine, runtime.vault, form_for(app, "Trade desk"), actor=ADMIN)

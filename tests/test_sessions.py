@@ -10,8 +10,8 @@ from sqlalchemy import Engine, text
 
 from lib import sessions, users
 from lib.access import Principal, Role
-from lib.models import utcnow
 from lib.sessions import Limits
+from lib.store.models import utcnow
 from tests.fixtures.people import ADMIN
 
 LIMITS = Limits(idle=timedelta(minutes=30), lifetime=timedelta(hours=12))

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lib.catalogue.products import PRODUCTS, STORAGE_REGIONS
 from lib.errors import ConfigError
-from lib.products import PRODUCTS, STORAGE_REGIONS
 from lib.simulator import (
     SAMPLE_SCENARIO,
     App,

@@ -25,7 +25,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from lib.products import ANALYTICS_REGIONS, STORAGE_REGIONS
+from lib.catalogue.products import ANALYTICS_REGIONS, STORAGE_REGIONS
 from lib.simulator import App, Fault, Scenario, SimulatorServer
 
 # Imported, not only registered in conftest, so this module works on its own.

@@ -6,12 +6,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from lib import checks, connections, status
+from lib.catalogue.products import PRODUCT_KEYS
 from lib.connections import ConnectionInput
-from lib.db import write_session
-from lib.models import utcnow
-from lib.products import PRODUCT_KEYS
 from lib.status import NEVER_TESTED, CheckRecord
-from lib.vault import Vault
+from lib.store.db import write_session
+from lib.store.models import utcnow
+from lib.store.vault import Vault
 from tests.fixtures.people import ADMIN
 
 

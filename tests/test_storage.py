@@ -13,13 +13,14 @@ from alembic import command
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
-from lib import checks, connections, db, status
+from lib import checks, connections, status
 from lib.connections import ConnectionInput
 from lib.errors import CredentialUnreadable, DatabaseNotReady
-from lib.keys import check_keyring
-from lib.models import CurrentStatus
 from lib.status import CheckRecord
-from lib.vault import Keyring, Vault, new_key
+from lib.store import db
+from lib.store.keyring import check_keyring
+from lib.store.models import CurrentStatus
+from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN
 from tests.fixtures.storage import Sentinels
 
@@ -174,6 +175,13 @@ def test_migrations_upgrade_empty_and_report_no_drift(database_url: str) -> None
     engine.dispose()
 
 
+def test_the_head_read_from_the_files_is_alembics(database_url: str) -> None:
+    """Start-up reads the head from migrations/versions/ without importing Alembic."""
+    from alembic.script import ScriptDirectory
+
+    assert db.head_revision() == ScriptDirectory(str(db.MIGRATIONS_DIR)).get_current_head()
+
+
 def test_postgres_is_never_upgraded_implicitly(database_url: str) -> None:
     engine = db.make_engine(database_url)
     if db.is_sqlite(engine):
@@ -188,8 +196,8 @@ def test_postgres_is_never_upgraded_implicitly(database_url: str) -> None:
 def test_deleting_a_connection_deletes_its_history(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
     from sqlmodel import select
 
-    from lib.db import read_session, write_session
-    from lib.models import Check, utcnow
+    from lib.store.db import read_session, write_session
+    from lib.store.models import Check, utcnow
 
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     with write_session(engine) as session:
@@ -205,7 +213,7 @@ def test_deleting_a_connection_deletes_its_history(engine: Engine, vault: Vault,
 def _record(connection_id: uuid.UUID, product: str, outcome: str, minutes_ago: int = 0) -> CheckRecord:
     from datetime import timedelta
 
-    from lib.models import utcnow
+    from lib.store.models import utcnow
 
     return CheckRecord(connection_id, "x", product, outcome, 200, 40, outcome,
                        utcnow() - timedelta(minutes=minutes_ago), "run")
@@ -213,7 +221,7 @@ def _record(connection_id: uuid.UUID, product: str, outcome: str, minutes_ago: i
 
 def test_the_current_status_keeps_the_newest_check_of_each_product(engine: Engine, vault: Vault,
                                                                   sentinels: Sentinels) -> None:
-    from lib.db import write_session
+    from lib.store.db import write_session
 
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     with write_session(engine) as session:  # two in one batch: the later one wins
@@ -230,7 +238,7 @@ def test_the_current_status_keeps_the_newest_check_of_each_product(engine: Engin
 
 def test_upgrading_fills_the_current_status_from_the_history(database_url: str, vault: Vault,
                                                              sentinels: Sentinels) -> None:
-    from lib.models import utcnow
+    from lib.store.models import utcnow
 
     engine = db.make_engine(database_url)
     command.upgrade(db._alembic_config(engine), "0005")  # the release before the current status
@@ -279,8 +287,8 @@ def test_upgrade_from_the_previous_release_keeps_the_data(database_url: str, vau
 
 def connections_before_audit(engine: Engine, vault: Vault, sentinels: Sentinels) -> uuid.UUID:
     """Insert a connection with the 0001 columns only (the service would also write audit rows)."""
-    from lib.keys import credential_binding
-    from lib.models import utcnow
+    from lib.store.keyring import credential_binding
+    from lib.store.models import utcnow
 
     row_id, now = uuid.uuid4(), utcnow()
     with engine.begin() as conn:

@@ -15,9 +15,9 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from lib import audit, users
-from lib.db import read_session, write_session
 from lib.errors import NotFoundError, ValidationError
-from lib.models import User, utcnow
+from lib.store.db import read_session, write_session
+from lib.store.models import User, utcnow
 from tests.fixtures.people import ADMIN
 
 GOOD = SecretStr("cobalt lantern orchard 42")

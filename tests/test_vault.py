@@ -10,14 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.errors import CredentialUnreadable, KeyringError
-from lib.vault import (
-    Binding,
-    Keyring,
-    Vault,
-    new_key,
-    parse_inline_keys,
-    parse_keyring_json,
-)
+from lib.store.vault import Binding, Keyring, Vault, new_key, parse_inline_keys, parse_keyring_json
 
 ENVELOPE = re.compile(r"^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+=*$")
 HERE = Binding("connection", "client_secret_enc", "6f1c1e8e-8a3e-4d0b-9a43-1b8f5f0d2c11")

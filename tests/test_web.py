@@ -22,6 +22,7 @@ from lib import users
 from lib.navigation import protected_paths
 from lib.sessions import COOKIE_NAME
 from lib.simulator import SimulatorServer
+from lib.ui.server import message_kind
 from lib.web.headers import SECURITY_HEADERS
 from lib.web.stream import STREAM_PATH, wanted
 from tests.fixtures.server import PASSWORD, Server, start_server
@@ -172,9 +173,11 @@ def test_the_websocket_opens_only_for_the_consoles_own_origin(server: Server) ->
     for origin in (f"http://{host}:{int(port) + 1}", f"http://localhost:{port}", f"https://{host}:{port}",
                    "null", None):
         with pytest.raises(InvalidStatus) as refused:
-            stream(server, origin, cookies).close()
+            with stream(server, origin, cookies):
+                pass
         assert refused.value.response.status_code == 403, origin
-    stream(server, server.url, cookies).close()  # the console's own pages still connect
+    with stream(server, server.url, cookies):  # the console's own pages still connect
+        pass
 
 
 def _frame(kind: str, operation: str | None = None) -> dict[str, object]:
@@ -198,9 +201,9 @@ def _frame(kind: str, operation: str | None = None) -> dict[str, object]:
 def test_only_messages_the_console_uses_reach_streamlit(kind: str, operation: str | None, passes: bool) -> None:
     """The browser-level proof (a run survives an anonymous clear_cache) is in
     tests/browser/test_console.py."""
-    assert wanted(_frame(kind, operation)) is passes
-    assert wanted({"type": "websocket.disconnect", "code": 1000}) and wanted({"type": "websocket.receive",
-                                                                                "text": "not a BackMsg"})
+    assert wanted(_frame(kind, operation), message_kind) is passes
+    assert wanted({"type": "websocket.disconnect", "code": 1000}, message_kind)
+    assert wanted({"type": "websocket.receive", "text": "not a BackMsg"}, message_kind)
 
 
 def test_uploads_and_metrics_are_closed_and_media_needs_a_session(server: Server) -> None:

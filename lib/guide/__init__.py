@@ -1,6 +1,6 @@
 """The setup guide: its steps as data, its anchors, and links into it (Streamlit-free).
 
-Product sections and troubleshooting entries are generated from ``lib.products`` so the guide
+Product sections and troubleshooting entries are generated from ``lib.catalogue`` so the guide
 can never disagree with what the prober tests or reports.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.products import OUTCOMES, PRODUCTS, SETTINGS
+from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.products import PRODUCTS, SETTINGS
 
 GUIDE_PATH = "/guide"
 ILLUSTRATIONS = Path(__file__).resolve().parent / "illustrations"
@@ -97,28 +98,6 @@ now**, or the **Connections** page, to call one read-only endpoint of each produ
 
 TROUBLESHOOTING_ANCHOR = "troubleshooting"
 
-# A sentence of extra help per outcome, on top of the cause and fix in lib.products.
-EXTRA_HELP: dict[str, str] = {
-    "ok": "The product works for this app with these settings.",
-    "bad_credentials": "Check for a missing last character or a space picked up while copying. A regenerated "
-                       "secret replaces the old one at once.",
-    "product_not_enabled": "8x8 issued a token, but the token's product list does not cover this product. "
-                           "Compare the '8x8 granted' column with what you expected.",
-    "forbidden": "For chat this usually means the tenant ID belongs to another customer; for analytics, a "
-                 "tenant ID the account does not have.",
-    "missing_config": "Switchboard did not call 8x8 for this product; the detail names the missing setting.",
-    "not_found": "Each product family has its own region list; see 'Find the values some products need'.",
-    "rate_limited": "8x8 limits how fast an app may call. Switchboard waits and retries twice by itself.",
-    "vendor_error": "Switchboard already retried twice. Note the time of the test for 8x8 support.",
-    "timeout": "Switchboard gives each test 30 seconds, retries included.",
-    "network_error": "Switchboard tried three times. Firewalls and proxies must allow HTTPS to api.8x8.com.",
-    "tls_error": "Usually a proxy that inspects TLS with its own certificate. Switchboard never turns "
-                 "certificate checks off.",
-    "unexpected_response": "The answer did not look like 8x8's, for example a proxy's error page.",
-    "credential_unreadable": "The keyring does not match the stored data; nothing was sent to 8x8.",
-}
-
-
 def product_sections() -> list[tuple[str, str, str]]:
     """(anchor, title, markdown) for every product, from the catalogue."""
     sections = []
@@ -135,7 +114,7 @@ def troubleshooting_entries() -> list[tuple[str, str, str]]:
     """(anchor, title, markdown) for every outcome, from the catalogue."""
     return [(o.guide_anchor, f"{o.icon} {o.label} (`{o.key}`)",
              f"**Cause:** {o.cause}  \n**Who must act:** {o.actor.value}  \n**Fix:** {o.fix}  \n"
-             f"{EXTRA_HELP[o.key]}")
+             f"{o.help}")
             for o in OUTCOMES.values()]
 
 

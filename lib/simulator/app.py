@@ -3,7 +3,7 @@
 Request flow for every simulated route: identify the client (Basic user name or bearer
 token), count the request and its concurrency, sleep the scenario latency, apply the first
 matching fault, then answer as 8x8 documents it (``reference/8x8-api.md`` in the shared docs).
-The probe paths are generated from ``lib.products`` so the simulator and the prober cannot
+The probe paths are generated from ``lib.catalogue`` so the simulator and the prober cannot
 drift apart.
 """
 
@@ -31,13 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lib.products import (
-    ANALYTICS_PATH_PREFIX,
-    PRODUCTS,
-    SETTINGS,
-    STORAGE_REGIONS,
-    TOKEN,
-)
+from lib.catalogue.products import ANALYTICS_PATH_PREFIX, PRODUCTS, SETTINGS, STORAGE_REGIONS, TOKEN
 from lib.simulator.scenario import (
     ROUTE_NAMES,
     App,

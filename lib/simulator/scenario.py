@@ -15,14 +15,14 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from lib.errors import ConfigError
-from lib.products import (
+from lib.catalogue.products import (
     ANALYTICS_REGIONS,
     CHAT_REGIONS,
     PRODUCT_KEYS,
     STORAGE_REGIONS,
     TOKEN,
 )
+from lib.errors import ConfigError
 
 # Names a fault can target: the token endpoint or one product probe.
 ROUTE_NAMES: tuple[str, ...] = (TOKEN, *PRODUCT_KEYS)

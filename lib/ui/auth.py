@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 import streamlit as st
 from pydantic import SecretStr
 from sqlalchemy.exc import IntegrityError
-from streamlit.errors import StreamlitSecretNotFoundError
 
 from lib import audit, sessions, users
 from lib.access import Principal, Role
@@ -22,15 +21,9 @@ from lib.allow_list import AllowList
 from lib.errors import ConfigError, SwitchboardError
 from lib.runtime import Runtime
 from lib.sessions import Limits
+from lib.ui.server import oidc_configured
 
 SIGN_IN_URL = "/account/sign-in"
-
-
-def oidc_configured() -> bool:
-    try:
-        return "auth" in st.secrets
-    except (StreamlitSecretNotFoundError, FileNotFoundError):
-        return False
 
 
 def _limits(rt: Runtime) -> Limits:

@@ -13,13 +13,14 @@ from typing import Any
 import streamlit as st
 from pydantic import SecretStr
 
-from lib import checks, connections, verify
+from lib import checks, connections, linking
 from lib.access import Permission, Principal
+from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.connections import ConnectionInput, ConnectionView
+from lib.eightbyeight.prober import ProberClosed
 from lib.errors import ConflictError, NotFoundError, ValidationError
 from lib.guide import anchor_url
-from lib.prober import ProberClosed
-from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.runtime import Runtime
 from lib.ui.outcomes import badge, explain
 from lib.ui.runtime import Console, acting, prober, take_secret
@@ -114,12 +115,12 @@ def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
     data = _form_input(view, secret)
     skip = bool(state.pop(_key("skip_verify"), False))
     try:
-        saved, verification = verify.save(
+        saved, answer = linking.save(
             rt, None if skip else prober(), data, actor=me, connection_id=connection_id, expected_version=version)
     except ValidationError as exc:
         state[_FLASH] = {"kind": "invalid", "errors": [(FIELD_LABELS.get(e.field, e.field), e.message)
                                                        for e in exc.errors]}
-    except verify.VerificationFailed as exc:
+    except linking.TokenRefused as exc:
         state[_FLASH] = {"kind": "refused", "message": str(exc),
                          "anchor": OUTCOMES[exc.result.outcome].guide_anchor}
         state[_OFFER_SKIP] = exc.unreachable
@@ -132,10 +133,10 @@ def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
         state[_key("client_id")] = ""
         state[_FLASH] = {
             "kind": "saved", "name": saved.name,
-            "verified": verification is not None,
+            "verified": answer is not None,
             "expected": list(data.expected_products),
-            "granted": None if verification is None else sorted(verification.granted),
-            "warnings": [] if verification is None else verification.warnings(),
+            "granted": None if answer is None else sorted(answer.granted),
+            "warnings": [] if answer is None else answer.warnings(),
         }
 
 

@@ -13,10 +13,11 @@ from sqlalchemy import Engine
 
 from lib import checks, connections, export, status
 from lib.access import Permission, Principal
+from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
 from lib.checks import Progress
 from lib.connections import ConnectionView
 from lib.errors import NotFoundError
-from lib.products import OUTCOMES, PRODUCT_KEYS, PRODUCTS
 from lib.runtime import Runtime
 from lib.status import NEVER_TESTED, CheckRecord, data_stamp, history
 from lib.ui.account import proven

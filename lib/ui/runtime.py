@@ -20,10 +20,10 @@ from pydantic import SecretStr
 from streamlit.runtime.scriptrunner_utils.script_run_context import RunLocation, ThreadState
 
 from lib.access import NotAllowed, Permission, Principal, ReauthenticationRequired, SignInEnded
+from lib.eightbyeight.prober import Prober
 from lib.errors import ConfigError, SwitchboardError
-from lib.prober import Prober
 from lib.redaction import configure_logging
-from lib.runtime import Runtime, open_runtime
+from lib.runtime import Runtime, shared_runtime
 from lib.ui.auth import IdentityRefused, current_user, sign_in_prompt, this_caller, whoever
 from lib.ui.text import literal
 
@@ -31,10 +31,9 @@ _NOTICE = "access.notice"  # why the last click did nothing (or the page was red
 _DRAWN_FOR = "access.drawn_for"  # the role this tab's page was last drawn for
 
 
-@st.cache_resource(show_spinner=False)
 def _runtime() -> Runtime:
     configure_logging()
-    return open_runtime()
+    return shared_runtime()  # the server's own, when it runs (one per process)
 
 
 def runtime() -> Runtime:

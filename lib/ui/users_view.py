@@ -15,8 +15,8 @@ from lib import users
 from lib.access import Permission, Role
 from lib.errors import SwitchboardError
 from lib.ui.account import proven
-from lib.ui.auth import oidc_configured
 from lib.ui.runtime import Console, acting, take_secret
+from lib.ui.server import oidc_configured
 from lib.ui.text import literal
 
 _FLASH = "users.flash"

@@ -3,7 +3,7 @@ gate, security headers, and start-up work. No Streamlit script code lives here."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,20 +12,21 @@ from starlette.middleware import Middleware
 from lib.web.account import account_routes
 from lib.web.gate import SignInGate
 from lib.web.headers import SecurityHeaders
+from lib.web.hooks import StreamlitHooks
 from lib.web.proxies import trust_only_configured_proxies
 from lib.web.state import ServerState
 from lib.web.stream import StreamGuard
 
 
-def server_options(oidc_configured: Callable[[], bool]) -> dict[str, Any]:
-    """Keyword arguments for ``st.App``. ``oidc_configured`` is asked once the server starts,
-    when Streamlit has read its secrets."""
+def server_options(hooks: StreamlitHooks) -> dict[str, Any]:
+    """Keyword arguments for ``st.App``. Whether OIDC is configured is asked once the server
+    starts, when Streamlit has read its secrets."""
     trust_only_configured_proxies()
-    state = ServerState()
+    state = ServerState(hooks)
 
     @asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
-        state.open(local_accounts=not oidc_configured())
+        state.open(local_accounts=not hooks.oidc_configured())
         try:
             yield None
         finally:

@@ -73,7 +73,7 @@ def account_routes(state: ServerState) -> list[Route]:
         if await run_in_threadpool(first_run.needs_setup, state.engine):
             return RedirectResponse("/account/setup", status_code=303)
         next_path = safe_next(request.query_params.get("next"))
-        if await run_in_threadpool(sessions.resume, state.engine, session_key(request, True), state.limits):
+        if await run_in_threadpool(sessions.resume, state.engine, session_key(request, state), state.limits):
             return RedirectResponse(next_path, status_code=303)  # already signed in
         notice = "You are signed out." if request.query_params.get("signed_out") else ""
         return _forget_cookie(HTMLResponse(html.sign_in(next_path, notice, "info")), request)

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -29,21 +28,14 @@ CLOSED_PREFIXES = ("/_stcore/upload_file", "/_stcore/metrics")
 SESSION_PREFIXES = ("/media/",)
 
 
-def session_key(request: Request, local_accounts: bool) -> sessions.Key | None:
+def session_key(request: Request, state: ServerState) -> sessions.Key | None:
     """The session a request belongs to: our cookie, or with OIDC the identity in Streamlit's
-    signed user cookie (read with Streamlit 1.67's own reader, pinned in requirements.txt)."""
-    if local_accounts:
+    signed user cookie."""
+    if state.local_accounts:
         token = request.cookies.get(sessions.COOKIE_NAME)
         return sessions.Key.of(token) if token else None
-    from streamlit.web.server.starlette.starlette_auth_routes import _get_cookie_value_from_request
-    from streamlit.web.server.starlette.starlette_server_config import USER_COOKIE_NAME
-
-    raw = _get_cookie_value_from_request(request, USER_COOKIE_NAME)
-    try:
-        claims = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return sessions.oidc_key(claims) if isinstance(claims, dict) and claims.get("is_logged_in") else None
+    claims = state.hooks.oidc_claims(request)
+    return sessions.oidc_key(claims) if claims else None
 
 
 class SignInGate:
@@ -53,7 +45,7 @@ class SignInGate:
         self.paths = protected_paths()
 
     async def _live(self, request: Request) -> bool:
-        key = session_key(request, self.state.local_accounts)
+        key = session_key(request, self.state)
         return await run_in_threadpool(sessions.resume, self.state.engine, key, self.state.limits) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

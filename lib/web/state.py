@@ -12,23 +12,25 @@ from lib import first_run
 from lib.config import Settings, get_settings
 from lib.errors import SwitchboardError
 from lib.redaction import configure_logging
-from lib.runtime import Runtime, open_runtime
+from lib.runtime import Runtime, close_shared_runtime, shared_runtime
 from lib.sessions import Limits
+from lib.web.hooks import StreamlitHooks
 
 
 @dataclass
 class ServerState:
+    hooks: StreamlitHooks
     local_accounts: bool = True  # False when OIDC ([auth] in secrets.toml) signs people in
     runtime: Runtime | None = None
     problem: str | None = None  # why the runtime could not open (fail closed, but say why)
     settings: Settings | None = None  # None only when the environment itself is wrong
 
-    def open(self, settings: Settings | None = None, *, local_accounts: bool) -> None:
+    def open(self, *, local_accounts: bool) -> None:
         configure_logging()
         self.local_accounts = local_accounts
         try:
-            self.settings = settings or get_settings()
-            self.runtime = open_runtime(self.settings)
+            self.settings = get_settings()
+            self.runtime = shared_runtime()
         except SwitchboardError as exc:
             # The server still starts so that the browser can say what is wrong; every
             # protected path answers 503 with the reason, and page scripts stop at their guard.
@@ -39,8 +41,7 @@ class ServerState:
             announce_setup_code(self.runtime.engine)
 
     def close(self) -> None:
-        if self.runtime is not None:
-            self.runtime.engine.dispose()
+        close_shared_runtime()
 
     @property
     def engine(self) -> Engine:

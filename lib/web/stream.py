@@ -12,36 +12,29 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from google.protobuf.message import DecodeError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from streamlit.proto.BackMsg_pb2 import BackMsg
 
 from lib.web.origins import origin_allowed
 from lib.web.state import ServerState
 
 STREAM_PATH = "/_stcore/stream"
-ALLOWED_MESSAGES = frozenset({"rerun_script", "stop_script", "app_heartbeat", "backend_operation_request"})
-ALLOWED_OPERATIONS = frozenset({"deferred_file", "dataframe_chunk"})  # downloads, large tables
+ALLOWED_MESSAGES = frozenset({"rerun_script", "stop_script", "app_heartbeat",
+                              "backend_operation_request/deferred_file",  # downloads
+                              "backend_operation_request/dataframe_chunk"})  # large tables
 
 log = logging.getLogger("switchboard.web")
 
 
-def wanted(message: Message) -> bool:
-    """Whether a frame from the browser may reach Streamlit. Frames that are not BackMsgs pass:
+def wanted(message: Message, kind_of: Callable[[bytes], str | None]) -> bool:
+    """Whether a frame from the browser may reach Streamlit. Frames that are not messages pass:
     Streamlit refuses those itself."""
     data = message.get("bytes")
     if message["type"] != "websocket.receive" or not data:
         return True
-    back = BackMsg()
-    try:
-        back.ParseFromString(data)
-    except DecodeError:
-        return True
-    kind = back.WhichOneof("type")
-    if kind == "backend_operation_request":
-        return back.backend_operation_request.WhichOneof("payload") in ALLOWED_OPERATIONS
-    return kind in ALLOWED_MESSAGES
+    kind = kind_of(data)
+    return kind is None or kind in ALLOWED_MESSAGES
 
 
 class StreamGuard:
@@ -63,7 +56,7 @@ class StreamGuard:
         async def receive_wanted() -> Message:
             while True:
                 message = await receive()
-                if wanted(message):
+                if wanted(message, self.state.hooks.message_kind):
                     return message
                 log.info("dropped a WebSocket message the console does not use")
 

@@ -21,10 +21,10 @@ from sqlalchemy import update
 
 from lib import audit, connections, users
 from lib.config import load_settings
-from lib.db import write_session
-from lib.models import WebSession, utcnow
 from lib.runtime import Runtime, open_runtime
 from lib.simulator import SimulatorServer
+from lib.store.db import write_session
+from lib.store.models import WebSession, utcnow
 from tests.browser.conftest import (
     Console,
     ConsoleFactory,

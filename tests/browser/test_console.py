@@ -12,7 +12,7 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from lib.simulator import SimulatorServer
-from lib.vault import new_key
+from lib.store.vault import new_key
 from tests.browser.conftest import (
     Console,
     ConsoleFactory,

@@ -8,16 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
+from lib.catalogue import policy
+
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_retries: int = 2
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    jitter: float = 0.25  # each back-off is shortened by up to this fraction
-    max_retry_after: float = 20.0  # a server asking for longer is reported, not waited for
+    """The numbers of lib.catalogue.policy, replaceable in tests."""
+
+    max_retries: int = policy.MAX_RETRIES
+    base_delay: float = policy.BACKOFF_FIRST_S
+    max_delay: float = policy.BACKOFF_MAX_S
+    jitter: float = policy.BACKOFF_JITTER  # each back-off is shortened by up to this fraction
+    max_retry_after: float = policy.MAX_RETRY_AFTER_S  # a server asking for longer is reported, not waited for
 
     def backoff(self, retry_number: int, rand: random.Random | None = None) -> float:
         """Delay before retry ``retry_number`` (1-based) when the server gave no Retry-After."""

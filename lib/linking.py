@@ -1,5 +1,5 @@
-"""Verify before save: a connection is stored only after 8x8 issued a token for the values
-being saved (unless the caller explicitly skips verification)."""
+"""Linking an 8x8 API app: a connection is saved only after 8x8 issued a token for the values
+being saved (unless the caller explicitly saves it untested)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,17 @@ from pydantic import SecretStr
 
 from lib import audit, connections
 from lib.access import Permission, Principal, require
-from lib.connections import ConnectionInput, ConnectionView, Credentials
-from lib.eightbyeight import ProbeResult
+from lib.catalogue.outcomes import OUTCOMES, UNREACHABLE
+from lib.catalogue.products import PRODUCTS
+from lib.connections import ConnectionInput, ConnectionView
+from lib.eightbyeight.models import Credentials, ProbeResult
+from lib.eightbyeight.prober import Prober
 from lib.errors import SwitchboardError
-from lib.prober import Prober
-from lib.products import OUTCOMES, PRODUCTS
 from lib.runtime import Runtime
-
-# Outcomes meaning "8x8 could not be asked", as opposed to "8x8 said no".
-UNREACHABLE = frozenset({"network_error", "timeout", "vendor_error", "rate_limited", "tls_error"})
 
 
 @dataclass(frozen=True)
-class Verification:
+class TokenAnswer:
     """What 8x8 said about candidate credentials, next to what the admin expected."""
 
     result: ProbeResult
@@ -45,7 +43,7 @@ class Verification:
                 "app in the 8x8 Admin Console (changes take a few minutes)." for k in self.expected_not_granted]
 
 
-class VerificationFailed(SwitchboardError):
+class TokenRefused(SwitchboardError):
     """8x8 refused the credentials, or could not be reached; nothing was saved."""
 
     def __init__(self, result: ProbeResult) -> None:
@@ -79,36 +77,36 @@ def _candidate(rt: Runtime, data: ConnectionInput, connection_id: uuid.UUID | No
                        SecretStr(secret) if secret else stored.client_secret)
 
 
-def verify_input(rt: Runtime, prober: Prober, data: ConnectionInput,
-                 connection_id: uuid.UUID | None = None) -> Verification | None:
-    """Ask 8x8 for a token with the values being saved; raise VerificationFailed if it fails."""
+def ask_8x8(rt: Runtime, prober: Prober, data: ConnectionInput,
+                 connection_id: uuid.UUID | None = None) -> TokenAnswer | None:
+    """Ask 8x8 for a token with the values being saved; raise TokenRefused if it fails."""
     connections.validate(data, creating=connection_id is None)
     candidate = _candidate(rt, data, connection_id)
     if candidate is None:
         return None
-    result = prober.verify(candidate)
+    result = prober.ask_token(candidate)
     if not result.ok:
-        raise VerificationFailed(result)
-    return Verification(result, tuple(data.expected_products))
+        raise TokenRefused(result)
+    return TokenAnswer(result, tuple(data.expected_products))
 
 
 def save(rt: Runtime, prober: Prober | None, data: ConnectionInput, *, actor: Principal,
          connection_id: uuid.UUID | None = None, expected_version: int | None = None
-         ) -> tuple[ConnectionView, Verification | None]:
+         ) -> tuple[ConnectionView, TokenAnswer | None]:
     """Create (or update) a connection after verifying it; ``prober=None`` skips verification
     and saves it untested."""
     require(actor, Permission.MANAGE_CONNECTIONS)
     try:
-        verification = verify_input(rt, prober, data, connection_id) if prober is not None else None
-    except VerificationFailed as exc:
+        answer = ask_8x8(rt, prober, data, connection_id) if prober is not None else None
+    except TokenRefused as exc:
         audit.record_now(rt.engine, actor, "connection.verify", data.name.strip(), audit.REFUSED,
                          f"{exc.result.outcome}: {exc.result.detail}")
         raise
-    granted = verification.granted if verification is not None else None
+    granted = answer.granted if answer is not None else None
     if connection_id is None:
         view = connections.create(rt.engine, rt.vault, data, actor=actor, granted_products=granted)
     else:
         assert expected_version is not None, "an update must say which version it edits"
         view = connections.update(rt.engine, rt.vault, connection_id, data, expected_version=expected_version,
                                   actor=actor, granted_products=granted)
-    return view, verification
+    return view, answer

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
-from lib.aio import BackgroundLoop
-from lib.connections import Credentials
-from lib.eightbyeight import EightByEight, ProbeResult, Target
+from lib.eightbyeight.client import EightByEight
+from lib.eightbyeight.loop import BackgroundLoop
+from lib.eightbyeight.models import Credentials, ProbeResult, Target
 from lib.errors import SwitchboardError
 
 _DONE = object()
@@ -64,9 +64,9 @@ class Prober:
         future.add_done_callback(self._running.discard)
         return future
 
-    def verify(self, credentials: Credentials) -> ProbeResult:
+    def ask_token(self, credentials: Credentials) -> ProbeResult:
         """Ask 8x8 for a token with these credentials (verify before save)."""
-        future = self._submit(self.client.verify(credentials))
+        future = self._submit(self.client.ask_token(credentials))
         try:
             return future.result(self.quiet_limit_s)
         except (CancelledError, TimeoutError):

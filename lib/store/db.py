@@ -9,22 +9,20 @@ PostgreSQL through ``SWITCHBOARD_DATABASE_URL``.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from lib.errors import DatabaseNotReady, SwitchboardError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 BUSY_TIMEOUT_MS = 10_000
 _WRITE = "switchboard_write"
 
@@ -108,7 +106,14 @@ def serialize(session: Session, name: str) -> None:
 # --- Migrations ---------------------------------------------------------------------------
 
 
-def _alembic_config(engine: Engine) -> Config:
+# Alembic is imported only when a migration runs: a start on a database already at head (every
+# start but the first) reads one row and the migration files' names, nothing more.
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w]+)['\"]?", re.M)
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
@@ -116,19 +121,28 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def head_revision() -> str:
-    script = ScriptDirectory(str(MIGRATIONS_DIR))
-    head = script.get_current_head()
-    assert head is not None, "migrations/ has no revision"
-    return head
+    """The revision no other migration builds on (read from migrations/versions/, as Alembic does)."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        fields = dict(_REVISION.findall(path.read_text()))
+        revisions.add(fields["revision"])
+        parents.add(fields.get("down_revision", "None"))
+    heads = revisions - parents
+    assert len(heads) == 1, f"migrations/ must have one head, not {sorted(heads)}"
+    return heads.pop()
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), "head")
 
 
@@ -144,6 +158,8 @@ def require_head(engine: Engine) -> None:
 
 def prepare(engine: Engine) -> None:
     """Start-up: an embedded SQLite database is upgraded; a shared one must already be at head."""
+    if current_revision(engine) == head_revision():
+        return
     if is_sqlite(engine):
         upgrade(engine)
     else:

@@ -1,0 +1,82 @@
+"""Benchmark: seconds from `streamlit run serve.py` to a healthy server (/_stcore/health
+answering), against a bare hello app started the same way in the same run. Goal: within 1.5x.
+
+Each server starts on a fresh SQLite database and keyring (the first start of a new install
+migrates it; later starts find it at head), so the median of ``--runs`` starts after the first
+is what a restart costs. Not a test: nothing here asserts a time.
+
+    .venv/bin/python -m bench.cold_start [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import report
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = 'import streamlit as st\n\nst.write("hello")\n'
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def time_to_healthy(script: Path, env: dict[str, str], cwd: Path) -> float:
+    port = _free_port()
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = start + 60
+        while time.perf_counter() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=0.5).text == "ok":
+                    return time.perf_counter() - start
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        raise SystemExit(f"{script.name} did not become healthy within 60 s")
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="switchboard-cold-start-") as tmp:
+        hello = Path(tmp) / "hello.py"
+        hello.write_text(HELLO)
+        env = {**os.environ, "PYTHONPATH": str(ROOT),
+               "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp}/data/sb.db",
+               "SWITCHBOARD_KEYRING_FILE": str(Path(tmp) / "keys" / "keyring.json")}
+        first = time_to_healthy(ROOT / "serve.py", env, ROOT)  # creates and migrates the database
+        ours, bare = [], []
+        for _ in range(args.runs):
+            ours.append(time_to_healthy(ROOT / "serve.py", env, ROOT))
+            bare.append(time_to_healthy(hello, env, Path(tmp)))
+    median_ours, median_bare = statistics.median(ours), statistics.median(bare)
+    print(f"first start (new database): {first:.2f} s; later starts: serve.py {median_ours:.2f} s, "
+          f"bare hello app {median_bare:.2f} s (medians of {args.runs})")
+    report.line("cold start of serve.py / a bare hello app", median_ours / median_bare, "x", "<= 1.5x",
+                report.at_most(1.5))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Reading 8x8's answers: error bodies, token product lists, the shape of a good answer,
+and the path, parameters and headers of each probe."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from lib.catalogue.products import ANALYTICS_PATH_PREFIX, SETTINGS, Product, Shape
+from lib.redaction import registry
+
+DETAIL_MAX = 300
+
+
+class Failed(Exception):
+    """An exchange that ended in an outcome other than ok; carries the result to report."""
+
+    def __init__(self, outcome: str, detail: str, http_status: int | None = None) -> None:
+        super().__init__(detail)
+        self.outcome, self.detail, self.http_status = outcome, detail, http_status
+
+
+
+def clean(text: str) -> str:
+    text = " ".join(registry.mask(text).split())
+    return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 1] + "…"
+
+
+def vendor_message(response: httpx.Response) -> str:
+    """8x8's own words from an error body (OAuth, Apigee fault or problem shapes), masked."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    fault = body.get("fault")
+    if isinstance(fault, dict):
+        code = (fault.get("detail") or {}).get("errorcode", "") if isinstance(fault.get("detail"), dict) else ""
+        return clean(" – ".join(str(p) for p in (fault.get("faultstring"), code) if p))
+    parts = [body.get("ErrorCode"), body.get("Error"), body.get("message")]
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        parts.append(errors[0])
+    return clean(" – ".join(str(p) for p in parts if p))
+
+
+def with_vendor(text: str, response: httpx.Response) -> str:
+    said = vendor_message(response)
+    return f"{text} 8x8 said: {said}" if said else text
+
+
+def parse_api_products(body: Mapping[str, Any]) -> frozenset[str]:
+    """8x8 sends ``api_product_list`` as a string like "[a, b]" and ``api_product_list_json``
+    as an array; either may be missing."""
+    names: set[str] = set()
+    listed = body.get("api_product_list")
+    if isinstance(listed, str):
+        names |= {part.strip() for part in listed.strip().strip("[]").split(",") if part.strip()}
+    elif isinstance(listed, list):
+        names |= {str(part).strip() for part in listed}
+    as_json = body.get("api_product_list_json")
+    if isinstance(as_json, list):
+        names |= {str(part).strip() for part in as_json}
+    return frozenset(names)
+
+
+def expires_in(body: Mapping[str, Any]) -> int:
+    """8x8 sends numbers as strings ("1799")."""
+    value = body.get("expires_in")
+    try:
+        seconds = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise Failed("unexpected_response", "The token answer has no usable expires_in.") from None
+    if seconds <= 0:
+        raise Failed("unexpected_response", "The token answer says the token has already expired.")
+    return seconds
+
+
+def shape_summary(shape: Shape, body: Any) -> str | None:
+    """A short description of a successful body, or None when it has the wrong shape."""
+    if shape is Shape.JSON_ARRAY and isinstance(body, list):
+        return f"{len(body)} item(s) on the first page."
+    if shape is Shape.STRING_ARRAY and isinstance(body, list) and all(isinstance(i, str) for i in body):
+        return "Regions holding data: " + (", ".join(body) if body else "none yet") + "."
+    if shape is Shape.COUNT:
+        if isinstance(body, int) and not isinstance(body, bool):
+            return f"Count: {body}."
+        if isinstance(body, str) and body.strip().isdigit():
+            return f"Count: {body.strip()}."
+    if shape is Shape.PAGED_DATA and isinstance(body, dict) and isinstance(body.get("data"), list):
+        return f"{len(body['data'])} item(s) on the first page."
+    return None
+
+
+SHAPE_WORDS = {
+    Shape.JSON_ARRAY: "a JSON array",
+    Shape.STRING_ARRAY: "a JSON array of region names",
+    Shape.COUNT: "a number",
+    Shape.PAGED_DATA: 'a JSON object with a "data" list',
+}
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text and "certificate" in text
+
+
+def missing_settings(product: Product, settings: Mapping[str, str | None]) -> list[str]:
+    """The settings ``product`` needs that are unset, or set to something no probe URL may
+    carry (a value stored before validation was as strict as it is now)."""
+    return [key for key in product.needs if not SETTINGS[key].accepts(settings.get(key) or "")]
+
+
+def build_probe(product: Product, settings: Mapping[str, str | None]) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(path, query parameters, headers) of a product's probe for these settings."""
+    values = {key: settings.get(key) or "" for key in SETTINGS}
+    values["analytics_prefix"] = ANALYTICS_PATH_PREFIX.get(values["analytics_region"], "")
+    path = product.probe.path.format(**values)
+    headers = dict(product.probe.headers)
+    for header, setting in product.probe.setting_headers.items():
+        if settings.get(setting):
+            headers[header] = str(settings[setting])
+    return path, dict(product.probe.params), headers

@@ -1,0 +1,316 @@
+"""The async 8x8 client: OAuth2 client-credentials token, one read-only probe per product, and
+the classification of whatever comes back into an outcome of the catalogue.
+
+Everything here lives on one event loop (see lib.eightbyeight.prober for the synchronous
+face). Nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from lib.catalogue import policy
+from lib.catalogue.products import PRODUCTS, SETTINGS, TOKEN, Product
+from lib.eightbyeight.answers import (
+    SHAPE_WORDS,
+    Failed,
+    build_probe,
+    clean,
+    expires_in,
+    is_tls_failure,
+    missing_settings,
+    parse_api_products,
+    shape_summary,
+    vendor_message,
+    with_vendor,
+)
+from lib.eightbyeight.models import Credentials, ProbeResult, Target, Token
+from lib.eightbyeight.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+from lib.eightbyeight.tokens import Clock, TokenCache
+from lib.eightbyeight.transport import ShardedTransport
+from lib.redaction import MASK, MIN_LENGTH, registry
+
+log = logging.getLogger("switchboard.eightbyeight")
+
+TOKEN_PATH = "/oauth/v2/token"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=policy.CONNECT_TIMEOUT_S, read=policy.READ_TIMEOUT_S,
+                                write=policy.WRITE_TIMEOUT_S, pool=policy.POOL_TIMEOUT_S)
+DEFAULT_POLICY = RetryPolicy()
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class EightByEight:
+    """Talks to 8x8 (or the simulator) over one shared httpx.AsyncClient.
+
+    Create and use it on one event loop only. ``sleep`` and ``clock`` are injectable so tests
+    can observe back-off without waiting.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_connections: int = policy.MAX_IN_FLIGHT,
+        per_connection: int = policy.PER_CONNECTION,
+        deadline_s: float = policy.CHECK_DEADLINE_S,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy
+        self.deadline_s = deadline_s
+        self.per_connection = per_connection
+        self.tokens = TokenCache(clock)
+        self._sleep = sleep
+        self._global = asyncio.Semaphore(max_connections)
+        self.http = httpx.AsyncClient(
+            timeout=timeout,
+            transport=ShardedTransport(max_connections),  # TLS verification always on
+            follow_redirects=False,
+            headers={"User-Agent": "Switchboard (8x8 connection tester)"},
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- transport with retries --
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send with the retry policy: 429, 5xx and connect errors only. Raises Failed."""
+        host = request.url.host
+        attempts = self.policy.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                async with self._global:
+                    response = await self.http.send(request)
+            except httpx.ConnectError as exc:
+                if is_tls_failure(exc):
+                    raise Failed("tls_error", f"The certificate of {host} could not be verified, so "
+                                  "nothing was sent. " + clean(str(exc))) from None
+                if last:
+                    raise Failed("network_error", f"Could not connect to {host} ({attempts} attempts): "
+                                  + clean(str(exc) or type(exc).__name__)) from None
+            except httpx.ConnectTimeout:
+                if last:
+                    raise Failed("timeout", f"Connecting to {host} timed out ({attempts} attempts).") from None
+            except httpx.TimeoutException as exc:
+                raise Failed("timeout", f"{host} did not answer in time ({type(exc).__name__}).") from None
+            except httpx.TransportError as exc:
+                raise Failed("network_error", f"The connection to {host} failed: "
+                              + clean(str(exc) or type(exc).__name__)) from None
+            else:
+                if response.status_code not in RETRY_STATUSES or last:
+                    return response
+                wait = self._wait_before_retry(response, attempt)
+                if wait is None:
+                    return response
+                await self._sleep(wait)
+                continue
+            await self._sleep(self.policy.backoff(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _wait_before_retry(self, response: httpx.Response, attempt: int) -> float | None:
+        """Retry-After when given (None when above the cap: report at once), else back-off."""
+        asked = parse_retry_after(response.headers.get("Retry-After"))
+        if asked is None:
+            return self.policy.backoff(attempt)
+        return asked if asked <= self.policy.max_retry_after else None
+
+    def _status_failure(self, response: httpx.Response, what: str) -> Failed:
+        status = response.status_code
+        if status == 429:
+            asked = parse_retry_after(response.headers.get("Retry-After"))
+            if asked is not None and asked > self.policy.max_retry_after:
+                return Failed("rate_limited", f"8x8 rate-limited {what} and asked to wait {asked:.0f} s, "
+                               f"longer than Switchboard waits ({self.policy.max_retry_after:.0f} s).", status)
+            return Failed("rate_limited", f"8x8 kept answering 429 Too Many Requests for {what}, "
+                           "also after retries.", status)
+        if status >= 500:
+            return Failed("vendor_error", with_vendor(f"8x8 answered HTTP {status} for {what}, "
+                                                       "also after retries.", response), status)
+        if 300 <= status < 400:
+            return Failed("unexpected_response", f"8x8 answered {what} with a redirect (HTTP {status}), "
+                           "which Switchboard does not follow. Check SWITCHBOARD_8X8_BASE_URL.", status)
+        return Failed("unexpected_response", with_vendor(f"8x8 answered HTTP {status} for {what}.", response),
+                       status)
+
+    async def _timed(self, product: str, work: Callable[[], Awaitable[tuple[str, int | None, Any]]]
+                     ) -> tuple[ProbeResult, Any]:
+        """Run ``work`` under the per-check deadline and turn it into a ProbeResult."""
+        started, t0 = datetime.now(timezone.utc), time.perf_counter()
+        extra: Any = None
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                detail, status, extra = await work()
+            outcome = "ok"
+        except Failed as failed:
+            outcome, detail, status = failed.outcome, failed.detail, failed.http_status
+        except TimeoutError:
+            outcome, detail, status = "timeout", f"The check took longer than {self.deadline_s:g} s.", None
+        duration = int((time.perf_counter() - t0) * 1000)
+        return ProbeResult(product, outcome, detail, started, status, duration), extra
+
+    # -- token --
+
+    async def _fetch_token(self, credentials: Credentials) -> Token:
+        secret = credentials.client_secret.get_secret_value()
+        basic = base64.b64encode(f"{credentials.client_id}:{secret}".encode()).decode()
+        request = self.http.build_request(
+            "POST", self.base_url + TOKEN_PATH,
+            data={"grant_type": "client_credentials"},
+            headers={"Accept": "application/json", "Authorization": f"Basic {basic}"},
+        )
+        response = await self._send(request)
+        try:
+            token = self._read_token(response)
+        except Failed as failed:
+            # Refused candidates never join the masking registry (they would mask later audit
+            # rows); they are kept out of this one answer instead.
+            for value in (basic, secret, credentials.client_id):
+                if len(value) >= MIN_LENGTH:
+                    failed.detail = failed.detail.replace(value, MASK)
+            raise
+        registry.add_credentials(credentials.client_id, secret)  # 8x8 accepted them
+        return token
+
+    def _read_token(self, response: httpx.Response) -> Token:
+        if response.status_code in (400, 401):
+            body_code = vendor_message(response)
+            if response.status_code == 401 or "client" in body_code.lower():
+                raise Failed("bad_credentials", with_vendor(
+                    "8x8 refused the Client ID and Client Secret.", response), response.status_code)
+        if response.status_code == 403:
+            raise Failed("forbidden", with_vendor("8x8 refused to issue a token for this app.", response), 403)
+        if response.status_code == 404:
+            raise Failed("not_found", f"No token endpoint at {self.base_url}{TOKEN_PATH} (HTTP 404). "
+                          "Check SWITCHBOARD_8X8_BASE_URL.", 404)
+        if not response.is_success:
+            raise self._status_failure(response, "the token request")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str) or not body["access_token"]:
+            raise Failed("unexpected_response", f"HTTP {response.status_code}, but the answer is not an "
+                          "OAuth token (no access_token).", response.status_code)
+        registry.add(body["access_token"])
+        return Token(access_token=body["access_token"], expires_at=self.tokens.expiry(expires_in(body)),
+                     api_products=parse_api_products(body))
+
+    async def token(self, target: Target) -> tuple[ProbeResult, Token | None, bool]:
+        """(result of the token step, the token or None, True when fetched now)."""
+        holder: dict[str, Any] = {}
+
+        async def work() -> tuple[str, int | None, Any]:
+            token, fresh = await self.tokens.get(target, lambda: self._fetch_token(target.credentials))
+            holder["fresh"] = fresh
+            names = ", ".join(sorted(token.api_products)) or "no API products"
+            verb = "Token issued" if fresh else "Reused a valid token"
+            return f"{verb}; 8x8 lists: {names}.", 200 if fresh else None, token
+
+        result, token = await self._timed(TOKEN, work)
+        if token is not None:
+            result = ProbeResult(result.product, result.outcome, result.detail, result.started_at,
+                                 result.http_status, result.duration_ms, granted=token.granted)
+        return result, token, bool(holder.get("fresh"))
+
+    # -- product probes --
+
+    async def _call_probe(self, product: Product, target: Target, token: Token) -> httpx.Response:
+        path, params, headers = build_probe(product, target.settings)
+        request = self.http.build_request(
+            product.probe.method, self.base_url + path, params=params,
+            headers={**headers, "Authorization": f"Bearer {token.access_token}"},
+        )
+        return await self._send(request)
+
+    async def probe(self, product_key: str, target: Target, token: Token, *, fresh: bool) -> ProbeResult:
+        product = PRODUCTS[product_key]
+        missing = missing_settings(product, target.settings)
+        if missing:
+            labels = " and ".join(SETTINGS[key].label for key in missing)
+            return ProbeResult(product_key, "missing_config", f"Not tested: set the {labels} of this "
+                               "connection.", datetime.now(timezone.utc))
+
+        async def work() -> tuple[str, int | None, None]:
+            used = token
+            response = await self._call_probe(product, target, used)
+            if response.status_code == 401 and not fresh:
+                # The cached token may have expired or been revoked: one refresh, then judge.
+                self.tokens.invalidate(target, used)
+                used, _ = await self.tokens.get(target, lambda: self._fetch_token(target.credentials))
+                response = await self._call_probe(product, target, used)
+            return self._judge(product, target, used, response), response.status_code, None
+
+        result, _ = await self._timed(product_key, work)
+        return result
+
+    def _judge(self, product: Product, target: Target, token: Token, response: httpx.Response) -> str:
+        """Detail of an ok answer, or raise Failed with the outcome of any other answer."""
+        status = response.status_code
+        path = response.request.url.path
+        if response.is_success:
+            try:
+                summary = shape_summary(product.probe.success, response.json())
+            except ValueError:
+                summary = None
+            if summary is None:
+                raise Failed("unexpected_response", f"HTTP {status}, but the answer is not "
+                              f"{SHAPE_WORDS[product.probe.success]} as {product.name} returns.", status)
+            return summary
+        if status == 401:
+            listed = ", ".join(sorted(token.api_products)) or "nothing"
+            raise Failed("product_not_enabled", with_vendor(
+                f"8x8 refused {product.name} with a valid token; the app's token lists: {listed}.", response), status)
+        if status == 403:
+            raise Failed("forbidden", with_vendor(f"8x8 denied access to {path}.", response), status)
+        if status == 404:
+            regions = ", ".join(f"{SETTINGS[k].label} '{target.settings.get(k)}'" for k in product.needs
+                                if SETTINGS[k].choices)
+            raise Failed("not_found", f"8x8 has nothing at {path} (HTTP 404); check the {regions}.", status)
+        if status == 400:
+            said = vendor_message(response)
+            if "X-Tenant-Info" in said and "missing" in said:
+                raise Failed("missing_config", f"8x8 says this account has several tenants: set the "
+                              f"{SETTINGS['tenant_id'].label}. 8x8 said: {said}", status)
+            if "X-Tenant-Info" in said:
+                raise Failed("forbidden", f"8x8 did not accept the tenant ID. 8x8 said: {said}", status)
+        raise self._status_failure(response, product.name)
+
+    # -- a whole connection --
+
+    async def check(self, target: Target) -> AsyncIterator[ProbeResult]:
+        """The token result (when a token was requested or failed), then one result per product,
+        as they finish. At most ``per_connection`` requests of this connection run at once."""
+        token_result, token, fresh = await self.token(target)
+        if fresh or not token_result.ok:
+            yield token_result
+        if token is None:
+            for key in target.products:
+                yield ProbeResult(key, token_result.outcome, "Not tested: the token request failed. "
+                                  + token_result.detail, token_result.started_at, token_result.http_status)
+            return
+        limit = asyncio.Semaphore(self.per_connection)
+
+        async def one(key: str) -> ProbeResult:
+            async with limit:
+                return await self.probe(key, target, token, fresh=fresh)
+
+        for finished in asyncio.as_completed([one(key) for key in target.products]):
+            yield await finished
+
+    async def ask_token(self, credentials: Credentials) -> ProbeResult:
+        """Ask 8x8 for a token with these (candidate) credentials; nothing else is called."""
+        result, _, _ = await self.token(Target(credentials=credentials, settings={}))
+        return result

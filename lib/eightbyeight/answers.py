@@ -23,7 +23,6 @@ class Failed(Exception):
         self.outcome, self.detail, self.http_status = outcome, detail, http_status
 
 
-
 def clean(text: str) -> str:
     text = " ".join(registry.mask(text).split())
     return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 1] + "…"

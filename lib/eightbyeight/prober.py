@@ -12,7 +12,6 @@ may take. Either way the caller gets :class:`ProberClosed`, never a hang.
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
@@ -24,6 +23,39 @@ from lib.eightbyeight.models import Credentials, ProbeResult, Target
 from lib.errors import SwitchboardError
 
 _DONE = object()
+_HAND_OVER_S = 0.02  # results reach the caller in batches at most this much later
+
+
+class _Inbox:
+    """Results from the event loop to the caller's thread, a batch at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: list[Any] = []
+        self._ready = threading.Condition()
+        self._scheduled = False
+
+    def put(self, item: Any) -> None:
+        """On the loop: keep ``item``; wake the caller soon (at once for the end marker)."""
+        with self._ready:
+            self._items.append(item)
+            if item is _DONE:
+                self._ready.notify()
+            elif not self._scheduled:
+                self._scheduled = True
+                self._loop.call_later(_HAND_OVER_S, self._wake)
+
+    def _wake(self) -> None:
+        with self._ready:
+            self._scheduled = False
+            self._ready.notify()
+
+    def take(self, timeout: float) -> list[Any]:
+        """In the caller's thread: what arrived so far, waiting up to ``timeout`` for anything."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._items, timeout)
+            batch, self._items = self._items, []
+        return batch
 _SLACK_S = 5.0  # beyond the longest a check may take, before a caller stops waiting
 
 
@@ -75,29 +107,33 @@ class Prober:
 
     def check(self, targets: Sequence[Target], on_result: Callable[[Target, ProbeResult], None]) -> None:
         """Check every target concurrently; ``on_result`` runs in the calling thread, once per
-        result, as results arrive."""
-        results: queue.Queue[Any] = queue.Queue()
+        result, as results arrive (handed over in small batches: waking the caller for every
+        single result cost more CPU than the result itself)."""
+        inbox = _Inbox(self._loop.loop)
 
         async def run_all() -> None:
             async def one(target: Target) -> None:
                 async for result in self.client.check(target):
-                    results.put((target, result))
+                    inbox.put((target, result))
 
             try:
                 await asyncio.gather(*(one(t) for t in targets))
             finally:  # also when cancelled: the caller is never left waiting
-                results.put(_DONE)
+                inbox.put(_DONE)
 
         future = self._submit(run_all())
         while True:
-            try:
-                item = results.get(timeout=self.quiet_limit_s)
-            except queue.Empty:
+            batch = inbox.take(self.quiet_limit_s)
+            if not batch:
                 future.cancel()
                 raise ProberClosed(f"no result came for {self.quiet_limit_s:g} s") from None
-            if item is _DONE:
-                break
-            on_result(*item)
+            for item in batch:
+                if item is _DONE:
+                    break
+                on_result(*item)
+            else:
+                continue
+            break
         try:
             future.result()
         except CancelledError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import cache
 from typing import NamedTuple
 
 import streamlit as st
@@ -31,8 +32,13 @@ _NOTICE = "access.notice"  # why the last click did nothing (or the page was red
 _DRAWN_FOR = "access.drawn_for"  # the role this tab's page was last drawn for
 
 
+@cache
+def _logging() -> None:
+    configure_logging()  # once per process (the server also does it, when it runs)
+
+
 def _runtime() -> Runtime:
-    configure_logging()
+    _logging()
     return shared_runtime()  # the server's own, when it runs (one per process)
 
 

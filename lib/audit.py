@@ -19,6 +19,7 @@ from lib.redaction import registry
 from lib.spreadsheet import csv_cell
 from lib.store.db import read_session, write_session
 from lib.store.models import AuditEvent, utcnow
+from lib.words import count
 
 OK, REFUSED, FAILED = "ok", "refused", "failed"
 
@@ -55,7 +56,7 @@ def events(engine: Engine, actor: Principal, *, since: datetime | None = None, u
 def export_csv(engine: Engine, actor: Principal, rows: list[AuditEvent], file_name: str) -> bytes:
     """The rows as CSV; the download itself is audited too."""
     require(actor, Permission.READ_AUDIT)
-    record_now(engine, actor, "audit.export", file_name, OK, f"{len(rows)} row(s)")
+    record_now(engine, actor, "audit.export", file_name, OK, count(len(rows), "row"))
     return to_csv(rows)
 
 

@@ -29,6 +29,7 @@ from lib.runtime import Runtime
 from lib.status import CheckRecord
 from lib.store.db import write_session
 from lib.store.models import Check, CurrentStatus
+from lib.words import count
 
 BATCH_SIZE = 50
 BATCH_SECONDS = 0.5
@@ -94,6 +95,15 @@ def _upsert_current_status(dialect: str) -> Any:
     replace = ("outcome", "http_status", "duration_ms", "detail", "checked_at", "run_id")
     return statement.on_conflict_do_update(index_elements=["connection_id", "product"],
                                            set_={name: statement.excluded[name] for name in replace})
+
+
+_STEP_ORDER = {key: i for i, key in enumerate((TOKEN, *PRODUCT_KEYS))}
+
+
+def _in_order(connection_order: Mapping[uuid.UUID, int]) -> Callable[[CheckRecord], tuple[int, int]]:
+    """Sort key: results as the connections are listed, each in catalogue order (token step
+    first), whatever order 8x8 answered in."""
+    return lambda r: (connection_order.get(r.connection_id, -1), _STEP_ORDER.get(r.product, len(_STEP_ORDER)))
 
 
 class _Writer:
@@ -166,15 +176,16 @@ def run_checks(
                         connection_id=view.id)
         by_target[id(target)] = view
         targets.append(target)
-    what = (views[0].name if len(views) == 1 else f"{len(views)} connection(s)") + (f" / {product}" if product else "")
+    what = (views[0].name if len(views) == 1 else count(len(views), "connection")) + (f" / {product}" if product else "")
     try:
         prober.check(targets, lambda target, result: deliver(by_target[id(target)], result))
     except ProberClosed:
         audit.record_now(rt.engine, triggered_by, "check.run", what, audit.FAILED,
-                         f"run {report.run_id}: cut short after {len(report.products)} of {total} result(s)")
+                         f"run {report.run_id}: cut short after {len(report.products)} of {count(total, 'result')}")
         raise
     finally:
         writer.flush()
+        report.results.sort(key=_in_order({view.id: i for i, view in enumerate(views)}))
     failing = sum(1 for r in report.products if not r.ok)
     audit.record_now(rt.engine, triggered_by, "check.run", what, audit.OK if report.ok else audit.FAILED,
                      f"run {report.run_id}: {len(report.products) - failing} ok, {failing} not ok")

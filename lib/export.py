@@ -17,43 +17,69 @@ from sqlalchemy import Engine
 
 from lib import audit, status
 from lib.access import Permission, Principal, require
-from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.outcomes import OUTCOMES, Outcome, OutcomeKey
 from lib.catalogue.products import PRODUCTS
 from lib.spreadsheet import csv_frame, xlsx
+from lib.words import count
 
-# The allow-list: nothing else ever leaves Switchboard in an export.
+# The allow-list: nothing else ever leaves Switchboard in an export. Made to hand to 8x8
+# support: what was ticked and granted, what 8x8 said, who must act and the fix.
 COLUMNS: tuple[str, ...] = (
-    "connection", "environment", "client_id", "product", "expected", "granted_by_8x8",
-    "outcome", "cause", "who_must_act", "http_status", "latency_ms", "checked_at",
+    "connection", "environment", "client_id", "product", "expected", "granted_by_8x8", "status",
+    "outcome", "outcome_key", "detail", "cause", "who_must_act", "fix", "http_status", "latency_ms",
+    "checked_at_utc",
 )
+_YES_NO = np.array(["no", "yes"])
 
 
 def status_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """The allow-listed columns from lib.status.table, in words people read."""
-    outcome = table["outcome"].map(OUTCOMES.get)
+    """The allow-listed columns from lib.status.table, in words people read. "expected" (the
+    admin ticked it, or ticked none: then all five) and "granted_by_8x8" say yes/no (granted:
+    unknown until 8x8 was asked); "status" is the verdict the console counts with; only a
+    failing product has someone who must act."""
+    verdict = status.verdicts(table)
+    failing = (verdict == status.Verdict.FAILING).to_numpy()
+    tested = status.checked(table).to_numpy()
     granted = table["granted"]
+    # A ticked product that 8x8's token does not grant fails before any test: explain it so.
+    explained = table["outcome"].where(tested, np.where(failing, OutcomeKey.PRODUCT_NOT_ENABLED, "")).map(OUTCOMES.get)
+
+    def words(pick: Callable[[Outcome], str], fallback: str = "") -> pd.Series:
+        return explained.map(lambda o: pick(o) if o else fallback)
+
     return pd.DataFrame({
         "connection": table["connection"],
         "environment": table["environment"],
         "client_id": table["client_id_hint"],  # masked: enough to recognise, never to use
         "product": table["product"].map({key: product.name for key, product in PRODUCTS.items()}),
-        "expected": table["expected"],
-        "granted_by_8x8": np.where(granted.isna(), "unknown", np.where(granted.fillna(False), "yes", "no")),
-        "outcome": table["outcome"],
-        "cause": outcome.map(lambda o: o.cause if o else "Not tested yet."),
-        "who_must_act": outcome.map(lambda o: o.actor.value if o else ""),
+        "expected": _YES_NO[table["in_scope"].to_numpy(dtype=int)],
+        "granted_by_8x8": np.where(granted.isna(), "unknown", _YES_NO[granted.fillna(False).to_numpy(dtype=int)]),
+        "status": verdict,
+        "outcome": table["outcome"].map(status.NAMES),
+        "outcome_key": table["outcome"],
+        "detail": table["detail"],
+        "cause": words(lambda o: o.cause, "Not tested yet."),
+        "who_must_act": np.where(failing, words(lambda o: o.actor.value), ""),
+        "fix": np.where(failing, words(lambda o: o.fix), ""),
         "http_status": table["http_status"],
         "latency_ms": table["duration_ms"],
-        "checked_at": table["checked_at"].map(lambda at: at.isoformat() if pd.notna(at) else None),
+        "checked_at_utc": table["checked_at"].dt.tz_convert("UTC").dt.floor("s").dt.tz_localize(None),
     }, columns=list(COLUMNS))
 
 
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Times as ISO 8601 UTC text ("...Z"), for the text formats; blank when never checked."""
+    text = frame.copy()
+    text["checked_at_utc"] = frame["checked_at_utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return text
+
+
 def _csv(frame: pd.DataFrame) -> bytes:
-    return csv_frame(frame).to_csv(index=False).encode("utf-8")
+    return csv_frame(_as_text(frame)).to_csv(index=False).encode("utf-8")
 
 
 def _json(frame: pd.DataFrame) -> bytes:
-    records = json.loads(frame.to_json(orient="records"))
+    records = json.loads(_as_text(frame).to_json(orient="records"))
     return (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -87,13 +113,21 @@ def file_name(fmt: str, now: datetime | None = None) -> str:
     return f"switchboard-status-{stamp}.{FORMATS[fmt].extension}"
 
 
-def export(engine: Engine, fmt: str, *, actor: Principal) -> Export:
-    """The status of every (connection, product) in one format (audited)."""
+def export(engine: Engine, fmt: str, *, actor: Principal, selection: status.Selection | None = None,
+           written_to: str | None = None) -> Export:
+    """The status of every product of the selected connections (all of them when
+    ``selection`` is None: "export everything") in one format, audited under the name the
+    file is written to (``written_to``, e.g. the CLI's -o path; else the suggested name)."""
     require(actor, Permission.EXPORT)
     spec = FORMATS[fmt]
-    frame = status_frame(status.table(engine))
+    table = status.table(engine)
+    if selection is not None:
+        table = table[selection.rows(table, status.verdicts(table))].reset_index(drop=True)
+    frame = status_frame(table)
     result = Export(spec.render(frame), file_name(fmt), spec.mime)
-    audit.record_now(engine, actor, "export", result.file_name, audit.OK, f"{len(frame)} row(s)")
+    counts = frame["status"].value_counts()
+    scope = "everything" if selection is None else f"shown: {selection.describe()}"
+    audit.record_now(engine, actor, "export", written_to or result.file_name, audit.OK,
+                     f"{count(frame['connection'].nunique(), 'connection')}, {count(len(frame), 'row')} ({scope}); "
+                     + ", ".join(f"{counts.get(v.value, 0)} {v.value}" for v in status.Verdict))
     return result
-
-

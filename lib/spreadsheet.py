@@ -37,18 +37,30 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+_MAX_WIDTH = 60  # characters; longer text wraps in the cell's own view
+_DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
 def xlsx(header: Sequence[str], rows: Iterable[Sequence[object]], sheet: str) -> bytes:
-    """One sheet: a header row, then ``rows``; text is always a string cell."""
+    """One sheet: a frozen header row with filters, then ``rows``; text is always a string
+    cell; datetimes (naive, UTC) are real dates; each column as wide as its content."""
+    import datetime as dt
+
     import pandas as pd
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.utils import get_column_letter
 
     book = Workbook(write_only=True)
     worksheet = book.create_sheet(sheet)
 
     def cell(value: object) -> object:
-        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
             return None
+        if isinstance(value, dt.datetime):
+            when = WriteOnlyCell(worksheet, value=value.replace(microsecond=0))
+            when.number_format = _DATE_FORMAT
+            return when
         if not isinstance(value, str):
             return value
         text = WriteOnlyCell(worksheet, value=value)
@@ -57,8 +69,18 @@ def xlsx(header: Sequence[str], rows: Iterable[Sequence[object]], sheet: str) ->
             text.quotePrefix = True
         return text
 
+    body = [list(row) for row in rows]
+    widths = [len(name) for name in header]
+    for row in body:
+        for i, value in enumerate(row):
+            shown = len(_DATE_FORMAT) if isinstance(value, dt.datetime) else len(str(value)) if value is not None else 0
+            widths[i] = max(widths[i], shown)
+    for i, width in enumerate(widths, start=1):
+        worksheet.column_dimensions[get_column_letter(i)].width = min(width, _MAX_WIDTH) + 2
+    worksheet.freeze_panes = "A2"
+    worksheet.auto_filter.ref = f"A1:{get_column_letter(max(len(header), 1))}{len(body) + 1}"
     worksheet.append(list(header))
-    for row in rows:
+    for row in body:
         worksheet.append([cell(value) for value in row])
     buffer = io.BytesIO()
     book.save(buffer)

@@ -13,6 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy import select as sql_select
 from sqlmodel import col
 
-from lib.catalogue.outcomes import OUTCOMES, Judged
+from lib.catalogue.outcomes import OUTCOMES, Judged, OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.store.db import read_session
 from lib.store.models import Check, Connection, CurrentStatus
@@ -144,6 +145,7 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
     frame["in_scope"] = (ticked | ~ticked.any(axis=1, keepdims=True)).ravel()  # none ticked: all five
     frame["granted"] = pd.array(granted.ravel(), dtype="boolean")
     frame.loc[np.repeat(never_asked, per), "granted"] = pd.NA
+    frame["environment"] = frame["environment"].fillna("")  # unset: blank, never "None"
     frame["secret_set_at"] = _utc(frame["secret_set_at"])
     current = _frame(engine, sql_select(*_CURRENT, *(_DETAILS if details else ())).where(
         CurrentStatus.product != TOKEN)).astype({"connection_id": str, "product": str})
@@ -160,9 +162,68 @@ def checked(frame: pd.DataFrame) -> pd.Series:
     return frame["outcome"] != NEVER_TESTED
 
 
-def relevant(frame: pd.DataFrame) -> pd.Series:
-    """Products a test of the connection covers, or that were tested anyway."""
-    return frame["in_scope"] | checked(frame)
+class Verdict(StrEnum):
+    """What a (connection, product) row counts as. Only the products the admin ticked count
+    (all five for a connection with none ticked): a product 8x8 grants but nobody ticked is
+    information, never a failure; a ticked product 8x8 does not grant is a failure."""
+
+    OK = "ok"
+    FAILING = "failing"
+    NEVER_TESTED = "never tested"
+    NOT_TICKED = "not ticked"
 
 
+def verdicts(frame: pd.DataFrame) -> pd.Series:
+    """One :class:`Verdict` per row of :func:`table`: the console's metrics, its Outcome filter,
+    exports and ``check --json`` all count with this."""
+    not_granted = frame["granted"].eq(False).fillna(False).to_numpy(dtype=bool)
+    tested = checked(frame).to_numpy()
+    ok = (frame["outcome"] == OutcomeKey.OK).to_numpy()
+    choices = np.select(
+        [~frame["in_scope"].to_numpy(dtype=bool), tested & ok, tested | not_granted],
+        [Verdict.NOT_TICKED.value, Verdict.OK.value, Verdict.FAILING.value],
+        Verdict.NEVER_TESTED.value)
+    return pd.Series(choices, index=frame.index, name="verdict")
+
+
+ANY_PROBLEM = "any_problem"  # an Outcome filter choice: any ticked product failing
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which connections to show or export: a name search, environments, and outcomes (outcome
+    keys, NEVER_TESTED or ANY_PROBLEM) of a ticked product. Empty parts select everything."""
+
+    search: str = ""
+    environments: frozenset[str] = frozenset()
+    outcomes: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        """In words, for the audit trail."""
+        parts = [f'name contains "{self.search}"'] if self.search else []
+        if self.environments:
+            parts.append("environment " + " or ".join(sorted(self.environments)))
+        if self.outcomes:
+            parts.append("outcome " + " or ".join(sorted(NAMES.get(o, "any problem") for o in self.outcomes)))
+        return ", ".join(parts) or "no filter"
+
+    def rows(self, frame: pd.DataFrame, verdict: pd.Series) -> np.ndarray:
+        """A boolean per row of :func:`table`: the rows of the selected connections."""
+        per = len(PRODUCT_KEYS)
+        first = frame.iloc[::per]
+        keep = np.ones(len(first), dtype=bool)
+        if self.search:
+            keep &= first["connection"].str.casefold().str.contains(self.search.casefold(), regex=False).to_numpy()
+        if self.environments:
+            keep &= first["environment"].fillna("").isin(self.environments).to_numpy()
+        if self.outcomes:
+            counted = (verdict != Verdict.NOT_TICKED).to_numpy()
+            hits = frame["outcome"].isin(self.outcomes).to_numpy()
+            if ANY_PROBLEM in self.outcomes:
+                hits = hits | (verdict == Verdict.FAILING).to_numpy()
+            keep &= (counted & hits).reshape(-1, per).any(axis=1)
+        return np.repeat(keep, per)
+
+
+NAMES = {NEVER_TESTED: "Never tested"} | {key: outcome.label for key, outcome in OUTCOMES.items()}
 LABELS = {NEVER_TESTED: "Never tested"} | {key: outcome.badge for key, outcome in OUTCOMES.items()}

@@ -48,6 +48,10 @@ def test_run_stores_every_result_under_one_run_id(runtime: Runtime, simulator: S
     report = checks.run_checks(runtime, prober_factory(simulator.url), triggered_by=ADMIN,
                                on_progress=progress.append)
     assert len(report.products) == 6 and report.ok
+    # listed as the connections are, each in catalogue order, whatever order the answers came in
+    assert [(r.connection, r.product) for r in report.results] == [
+        ("Everything", "token"), *(("Everything", key) for key in PRODUCT_KEYS), ("Storage", "token"),
+        ("Storage", "cloud_storage")]
     assert [p.done for p in progress] == [1, 2, 3, 4, 5, 6] and progress[-1].total == 6
     with read_session(runtime.engine) as session:
         rows = session.exec(select(Check)).all()

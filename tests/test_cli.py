@@ -190,7 +190,7 @@ def test_check_table_has_no_colour_when_not_a_tty(cli, sentinels: Sentinels) -> 
     assert add(cli, sentinels, "Prod", "--products", "quality_management").returncode == 0
     result = cli("check", "--all")
     assert result.returncode == 1  # missing settings are not ok
-    assert "Setting missing" in result.stdout and "Switchboard operator" in result.stdout
+    assert "Setting missing" in result.stdout and "Switchboard admin" in result.stdout
     assert "\x1b[" not in result.stdout
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import openpyxl
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from lib import checks, connections, export, status
+from lib import audit, checks, connections, export, status
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.spreadsheet import csv_cell
@@ -61,13 +62,22 @@ def test_every_format_parses_back_with_exactly_the_allow_list(tested: Runtime, s
     assert tuple(frame.columns) == export.COLUMNS
     assert len(frame) == 10  # two connections x five products
     storage = frame[frame["connection"] == "Storage"].set_index("product")
-    assert storage.loc["Contact Center Chat", "outcome"] == "product_not_enabled"
-    assert storage.loc["Contact Center Chat", "granted_by_8x8"] == "no"
-    assert storage.loc["Cloud Storage Service", "outcome"] == "ok"
-    assert int(storage.loc["Cloud Storage Service", "http_status"]) == 200
-    assert storage.loc["Contact Center Chat", "who_must_act"] == "8x8 admin (Admin Console)"
-    assert str(storage.loc["CC Realtime Analytics", "expected"]) in ("False", "false")
-    assert str(storage.loc["Cloud Storage Service", "expected"]) in ("True", "true")
+    chat, store, realtime = (storage.loc[name] for name in ("Contact Center Chat", "Cloud Storage Service",
+                                                             "CC Realtime Analytics"))
+    assert (chat["outcome_key"], chat["outcome"], chat["status"]) == ("product_not_enabled", "Product not enabled",
+                                                                      "failing")
+    assert chat["granted_by_8x8"] == "no" and chat["expected"] == "yes"
+    assert chat["who_must_act"] == "8x8 admin (Admin Console)" and "API app" in chat["fix"]
+    assert chat["detail"]  # what 8x8 (here the simulator) said
+    assert (store["outcome_key"], store["status"], int(store["http_status"])) == ("ok", "ok", 200)
+    assert not isinstance(store["who_must_act"], str) or store["who_must_act"] == ""  # nobody must act on OK
+    assert (realtime["expected"], realtime["status"]) == ("no", "not ticked")
+    assert frame["expected"].isin(["yes", "no"]).all() and frame["granted_by_8x8"].isin(["yes", "no", "unknown"]).all()
+    checked = frame["checked_at_utc"].dropna()
+    if fmt == "xlsx":
+        assert all(isinstance(v, datetime) and v.microsecond == 0 for v in checked)
+    else:
+        assert checked.str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all()
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
@@ -86,7 +96,8 @@ def test_no_secret_token_key_or_ciphertext_in_any_format(tested: Runtime, simula
 def test_untested_connections_are_exported_as_never_tested(runtime: Runtime, simulator: SimulatorServer) -> None:
     connections.create(runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "Fresh"), actor=ADMIN)
     frame = pd.read_csv(io.BytesIO(export.export(runtime.engine, "csv", actor=ADMIN).data))
-    assert set(frame["outcome"]) == {"never_tested"} and set(frame["granted_by_8x8"]) == {"unknown"}
+    assert set(frame["outcome_key"]) == {"never_tested"} and set(frame["outcome"]) == {"Never tested"}
+    assert set(frame["granted_by_8x8"]) == {"unknown"} and set(frame["status"]) == {"never tested"}
 
 
 def test_cli_export_writes_a_file_and_stdout(tmp_path: Path, simulator: SimulatorServer) -> None:
@@ -181,3 +192,28 @@ def test_cli_exports_are_guarded_too(tmp_path: Path, simulator: SimulatorServer)
                    env=env, capture_output=True, check=True)
     sheet = openpyxl.load_workbook(tmp_path / "s.xlsx").active
     assert {c.data_type for row in sheet.iter_rows(min_row=2) for c in row if c.value == "=1+1"} == {"s"}
+
+
+def test_an_export_follows_the_selection_and_the_audit_says_so(tested: Runtime) -> None:
+    problems = status.Selection(outcomes=frozenset({status.ANY_PROBLEM}))
+    frame = pd.read_csv(io.BytesIO(export.export(tested.engine, "csv", actor=ADMIN, selection=problems).data))
+    assert set(frame["connection"]) == {"Storage"} and len(frame) == 5
+    everything = pd.read_csv(io.BytesIO(export.export(tested.engine, "csv", actor=ADMIN).data))
+    assert set(everything["connection"]) == {"Everything", "Storage"}
+    export.export(tested.engine, "json", actor=ADMIN, selection=problems, written_to="/srv/reports/today.json")
+    rows = [e for e in audit.events(tested.engine, ADMIN) if e.action == "export"][::-1]
+    assert rows[0].target == "/srv/reports/today.json"
+    assert "1 connection, 5 rows (shown: outcome any problem)" in rows[0].detail and "1 failing" in rows[0].detail
+    assert "(everything)" in rows[1].detail and rows[1].target.startswith("switchboard-status-")
+
+
+def test_the_excel_file_is_ready_to_read(tested: Runtime) -> None:
+    sheet = openpyxl.load_workbook(io.BytesIO(export.export(tested.engine, "xlsx", actor=ADMIN).data)).active
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(export.COLUMNS))}11"
+    header = [c.value for c in sheet[1]]
+    when = sheet.cell(row=2, column=header.index("checked_at_utc") + 1)
+    assert isinstance(when.value, datetime) and when.number_format == "yyyy-mm-dd hh:mm:ss"
+    widths = {name: sheet.column_dimensions[openpyxl.utils.get_column_letter(i)].width
+              for i, name in enumerate(header, start=1)}
+    assert widths["fix"] > widths["status"] >= len("status") and max(widths.values()) <= 62

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from lib import connections, status
+from lib import checks, connections, status
 from lib.redaction import install, registry
 from lib.runtime import Runtime
 from lib.simulator import App, SimulatorServer
@@ -17,7 +17,7 @@ from lib.store.db import read_session
 from lib.store.models import Check, Connection
 from tests.fixtures.console import PageOpener, plain
 from tests.fixtures.people import ADMIN
-from tests.fixtures.prober import control
+from tests.fixtures.prober import ProberFactory, control
 from tests.test_checks import form_for
 
 CONNECT, CONNECTIONS = "pages/connect.py", "pages/connections.py"
@@ -190,23 +190,49 @@ def test_table_shows_the_outcome_per_product_after_tests(open_page: PageOpener, 
     assert [m.value for m in at.metric] == ["2", "0", "0", "4"]
     at.button(key="conn_test_all").click().run()
     assert not at.exception
-    assert "Tested 4 product(s) of all connections: 3 OK, 1 failing." in at.warning[0].value
+    assert "Tested 4 products of all connections: 3 OK, 1 failing." in at.warning[0].value
     table = at.dataframe[0].value.set_index("Name")
     assert table.loc["Everything", "Cloud Storage Service"] == "✅ OK"
     assert table.loc["Archive", "Contact Center Chat"] == "🚫 Product not enabled"
-    assert table.loc["Archive", "Quality Management"] == "—"
+    assert table.loc["Archive", "Quality Management"] == "— not ticked"
     assert "Client Secret" not in table.columns and table.loc["Archive", "Client ID"].startswith("SENT")
     assert [m.value for m in at.metric] == ["2", "3", "1", "0"]
 
 
-def test_filters_narrow_the_table(open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+def test_filters_narrow_the_table_and_the_metrics(open_page: PageOpener, simulator: SimulatorServer,
+                                                   console_env: Runtime) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
+    table = at.dataframe[0].value.set_index("Name")
+    assert set(table["Last checked"]) == {"Never"}  # never "None", never blank
     at.text_input(key="conn_search").input("arch").run()
     assert list(at.dataframe[0].value["Name"]) == ["Archive"]
+    assert [m.value for m in at.metric] == ["1", "0", "0", "2"]
     at.text_input(key="conn_search").input("").run()
     at.multiselect(key="conn_env_filter").set_value(["production"]).run()
     assert list(at.dataframe[0].value["Name"]) == ["Everything"]
+    at.multiselect(key="conn_env_filter").set_value([]).run()
+    at.button(key="conn_test_all").click().run()
+    at.multiselect(key="conn_outcome_filter").set_value(["Any problem"]).run()
+    assert list(at.dataframe[0].value["Name"]) == ["Archive"]
+    assert [m.value for m in at.metric] == ["1", "1", "1", "0"]
+    assert at.dataframe[0].value["Last checked"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC").all()
+
+
+def test_a_product_nobody_ticked_is_never_counted_as_failing(open_page: PageOpener, simulator: SimulatorServer,
+                                                             console_env: Runtime, prober_factory: ProberFactory) -> None:
+    """Archive ticks storage and chat; a test of a third product that 8x8 does not grant is
+    information. Its token showed that 8x8 does not grant chat either: that one fails."""
+    seed(console_env, simulator)
+    archive = connections.find_by_name(console_env.engine, "Archive")
+    checks.run_checks(console_env, prober_factory(simulator.url), connection_ids=[archive.id],
+                      product="quality_management", triggered_by=ADMIN)
+    at = open_page(CONNECTIONS)
+    assert [m.value for m in at.metric] == ["2", "0", "1", "3"]  # chat failing; quality management not counted
+    assert at.dataframe[0].value.set_index("Name").loc["Archive", "Quality Management"] == "— not ticked"
+    at.multiselect(key="conn_outcome_filter").set_value(["🚫 Product not enabled"]).run()
+    assert at.dataframe[0].value.empty  # only quality management was tested, and it is not ticked
+    assert "None" not in " ".join(str(v) for v in at.dataframe[0].value.to_numpy().ravel())
 
 
 def test_test_button_changes_only_its_product(open_page: PageOpener, simulator: SimulatorServer,
@@ -315,5 +341,5 @@ def test_test_shown_tests_only_the_filtered_connections(open_page: PageOpener, s
     at.text_input(key="conn_search").input("arch").run()
     assert at.button(key="conn_test_shown").label == "Test shown (1)"
     at.button(key="conn_test_shown").click().run()
-    assert "Tested 2 product(s) of 1 connection(s): 1 OK, 1 failing." in at.warning[0].value
+    assert "Tested 2 products of 1 connection: 1 OK, 1 failing." in at.warning[0].value
     assert {r.connection for r in status.latest_status(console_env.engine)} == {"Archive"}

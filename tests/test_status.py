@@ -42,6 +42,58 @@ def test_the_table_has_every_product_of_every_connection_in_order(engine: Engine
     assert untouched["in_scope"].all() and not untouched["expected"].any()  # none ticked: a test covers all five
     assert untouched["granted"].isna().all()  # 8x8 was never asked
     assert str(untouched["checked_at"].dtype).startswith("datetime64") and untouched["checked_at"].isna().all()
-    assert status.relevant(table).sum() == 7  # two ticked + five in scope for the untouched one
+    verdicts = status.verdicts(table).to_numpy().reshape(2, 5)
+    # ticked: cloud_storage timed out; cc_chat is untested but 8x8 does not grant it; three not ticked
+    assert list(verdicts[0]) == ["not ticked", "not ticked", "failing", "not ticked", "failing"]
+    assert list(verdicts[1]) == ["never tested"] * 5  # none ticked: all five count
     light = status.table(engine, details=False)
     assert list(light.columns) == list(status.COLUMNS) and len(light) == 10
+
+
+def _store(engine: Engine, view: connections.ConnectionView, outcomes: dict[str, str],
+           granted: frozenset[str] | None = None) -> None:
+    with write_session(engine) as session:
+        checks.store(session, [CheckRecord(view.id, "", product, outcome, 200, 40, "", utcnow(), "r")
+                               for product, outcome in outcomes.items()],
+                     {} if granted is None else {view.id: granted}, "test")
+
+
+def test_only_ticked_products_count_and_ungranted_ticked_ones_fail(engine: Engine, vault: Vault) -> None:
+    """A product 8x8 grants but nobody ticked is information, even when its test failed; a
+    ticked product 8x8 does not grant is failing before any test."""
+    view = _add(engine, vault, "mixed", ("cloud_storage", "cc_chat", "quality_management"))
+    _store(engine, view, {"cloud_storage": "ok", "cc_realtime_analytics": "product_not_enabled",
+                          "cc_historical_analytics": "ok"},
+           granted=frozenset({"cloud_storage", "quality_management", "cc_realtime_analytics", "cc_historical_analytics"}))
+    table = status.table(engine)
+    verdict = dict(zip(table["product"], status.verdicts(table), strict=True))
+    assert verdict == {"cc_realtime_analytics": "not ticked", "cc_historical_analytics": "not ticked",
+                       "cloud_storage": "ok", "quality_management": "never tested", "cc_chat": "failing"}
+
+
+def test_a_selection_picks_whole_connections_by_name_environment_and_outcome(engine: Engine, vault: Vault) -> None:
+    good = _add(engine, vault, "Alpha", ("cloud_storage",))
+    bad = _add(engine, vault, "Beta", ("cloud_storage", "cc_chat"))
+    info = _add(engine, vault, "Gamma", ("cloud_storage",))
+    _store(engine, good, {"cloud_storage": "ok"})
+    _store(engine, bad, {"cloud_storage": "ok", "cc_chat": "timeout"})
+    _store(engine, info, {"cloud_storage": "ok", "cc_chat": "timeout"})  # cc_chat not ticked: information
+    table = status.table(engine)
+    verdict = status.verdicts(table)
+
+    def picked(selection: status.Selection) -> set[str]:
+        return set(table.loc[selection.rows(table, verdict), "connection"])
+
+    assert picked(status.Selection()) == {"Alpha", "Beta", "Gamma"}
+    assert picked(status.Selection(search="  ".strip() or "alp")) == {"Alpha"}
+    assert picked(status.Selection(outcomes=frozenset({status.ANY_PROBLEM}))) == {"Beta"}
+    assert picked(status.Selection(outcomes=frozenset({"timeout"}))) == {"Beta"}
+    assert picked(status.Selection(outcomes=frozenset({"ok"}), search="a")) == {"Alpha", "Beta", "Gamma"}
+    assert picked(status.Selection(environments=frozenset({"prod"}))) == set()
+    assert len(table.loc[status.Selection(search="beta").rows(table, verdict)]) == len(PRODUCT_KEYS)
+    assert "any problem" in status.Selection(outcomes=frozenset({status.ANY_PROBLEM})).describe()
+
+
+def test_an_unset_environment_is_blank_never_none(engine: Engine, vault: Vault) -> None:
+    _add(engine, vault, "no-environment", ())
+    assert set(status.table(engine)["environment"]) == {""}

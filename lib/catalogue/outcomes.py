@@ -36,7 +36,7 @@ class Actor(StrEnum):
 
     ADMIN = "8x8 admin (Admin Console)"
     SUPER_ADMIN = "8x8 Super Admin"
-    OPERATOR = "Switchboard operator"
+    SWITCHBOARD_ADMIN = "Switchboard admin"
     VENDOR = "8x8"
     NETWORK = "Network administrator"
     NOBODY = "Nobody"
@@ -127,7 +127,7 @@ OUTCOMES: Mapping[str, Outcome] = MappingProxyType({
         Outcome(
             OutcomeKey.MISSING_CONFIG, "Setting missing", "🧩",
             cause="This product needs a setting the connection does not have yet.",
-            actor=Actor.OPERATOR,
+            actor=Actor.SWITCHBOARD_ADMIN,
             fix="Edit the connection in Switchboard and fill in the named setting.",
             help="Switchboard did not call 8x8 for this product; the detail names the missing "
                  "setting.",
@@ -137,7 +137,7 @@ OUTCOMES: Mapping[str, Outcome] = MappingProxyType({
         Outcome(
             OutcomeKey.NOT_FOUND, "Not found", "🧭",
             cause="8x8 has no such resource at this address, usually because the region is wrong.",
-            actor=Actor.OPERATOR,
+            actor=Actor.SWITCHBOARD_ADMIN,
             fix="Check the region (and tenant ID) of this product in the connection.",
             help="Each product family has its own region list; see 'Find the values some products "
                  "need'.",
@@ -146,7 +146,7 @@ OUTCOMES: Mapping[str, Outcome] = MappingProxyType({
         Outcome(
             OutcomeKey.RATE_LIMITED, "Rate limited", "🐢",
             cause="8x8 asked Switchboard to slow down.",
-            actor=Actor.OPERATOR,
+            actor=Actor.SWITCHBOARD_ADMIN,
             fix="Wait for the time 8x8 asked for, then test again; test fewer connections at once.",
             help=f"8x8 limits how fast an app may call. Switchboard waits (up to "
                  f"{MAX_RETRY_AFTER_S:g} s) "
@@ -204,7 +204,7 @@ OUTCOMES: Mapping[str, Outcome] = MappingProxyType({
         Outcome(
             OutcomeKey.UNEXPECTED_RESPONSE, "Unexpected answer", "❓",
             cause="8x8 answered, but not in the form this product returns.",
-            actor=Actor.OPERATOR,
+            actor=Actor.SWITCHBOARD_ADMIN,
             fix="Check SWITCHBOARD_8X8_BASE_URL points at 8x8's API; if it does, 8x8 may have "
                 "changed "
                 "this API: report it to the Switchboard maintainers.",
@@ -214,7 +214,7 @@ OUTCOMES: Mapping[str, Outcome] = MappingProxyType({
         Outcome(
             OutcomeKey.CREDENTIAL_UNREADABLE, "Credential unreadable", "🗝️",
             cause="Switchboard could not decrypt the stored credentials, so no call was made.",
-            actor=Actor.OPERATOR,
+            actor=Actor.SWITCHBOARD_ADMIN,
             fix="Restore the missing or wrong encryption key (python -m lib keys status), or enter "
                 "the credentials again.",
             help="The keyring does not match the stored data; nothing was sent to 8x8.",

@@ -11,6 +11,7 @@ import httpx
 
 from lib.catalogue.products import ANALYTICS_PATH_PREFIX, SETTINGS, Product, Shape
 from lib.redaction import registry
+from lib.words import count
 
 DETAIL_MAX = 300
 
@@ -82,7 +83,7 @@ def expires_in(body: Mapping[str, Any]) -> int:
 def shape_summary(shape: Shape, body: Any) -> str | None:
     """A short description of a successful body, or None when it has the wrong shape."""
     if shape is Shape.JSON_ARRAY and isinstance(body, list):
-        return f"{len(body)} item(s) on the first page."
+        return f"{count(len(body), 'record')} on the first page."
     if shape is Shape.STRING_ARRAY and isinstance(body, list) and all(isinstance(i, str) for i in body):
         return "Regions holding data: " + (", ".join(body) if body else "none yet") + "."
     if shape is Shape.COUNT:
@@ -91,7 +92,7 @@ def shape_summary(shape: Shape, body: Any) -> str | None:
         if isinstance(body, str) and body.strip().isdigit():
             return f"Count: {body.strip()}."
     if shape is Shape.PAGED_DATA and isinstance(body, dict) and isinstance(body.get("data"), list):
-        return f"{len(body['data'])} item(s) on the first page."
+        return f"{count(len(body['data']), 'record')} on the first page."
     return None
 
 

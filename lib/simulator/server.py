@@ -19,6 +19,7 @@ from lib.config import is_loopback
 from lib.errors import ConfigError
 from lib.simulator.app import SimulatorState, create_app
 from lib.simulator.scenario import Scenario, load_scenario
+from lib.words import count
 
 SAMPLE_SCENARIO = Path(__file__).with_name("sample_scenario.json")
 DEFAULT_PORT = 8088
@@ -132,6 +133,6 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     path = Path(scenario_path) if scenario_path is not None else SAMPLE_SCENARIO
     scenario = load_scenario(path)
     shown = f"[{host}]" if ":" in host else host
-    print(f"8x8 simulator: http://{shown}:{port} serving {len(scenario.apps)} app(s) "
+    print(f"8x8 simulator: http://{shown}:{port} serving {count(len(scenario.apps), 'app')} "
           f"from {path}. Press Ctrl+C to stop.", flush=True)
     uvicorn.Server(_config(create_app(scenario), host, port)).run()

@@ -28,6 +28,7 @@ from lib.store.vault import (
     with_new_active_key,
     write_keyring_file,
 )
+from lib.words import count
 
 CANARY_TEXT = "switchboard key canary"
 
@@ -125,7 +126,7 @@ def check_keyring(engine: Engine, vault: Vault) -> None:
             in_use = _rows_using_kid(engine, kid)
             if in_use:
                 raise KeyringError(
-                    f"Key '{kid}' is missing from the keyring, but {in_use} stored connection(s) "
+                    f"Key '{kid}' is missing from the keyring, but {count(in_use, 'stored connection')} "
                     f"are encrypted with it. Restore key '{kid}' from your keyring backup."
                 )
             continue

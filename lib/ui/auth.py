@@ -107,7 +107,7 @@ def _oidc_user(rt: Runtime) -> Principal | None:
     try:
         role = _allow_list().role_for(email, claims.get("email_verified"))
     except ConfigError as exc:
-        raise ConfigError(f"Sign-in is not set up right: {exc} Who must act: the Switchboard operator "
+        raise ConfigError(f"Sign-in is not set up right: {exc} Who must act: a Switchboard admin "
                           "([access] in .streamlit/secrets.toml).") from None
     caller = this_caller()
     assert caller.key is not None, "a signed-in OIDC identity always has a key"

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
@@ -25,9 +26,10 @@ from lib.ui.connect_form import EDIT_ID
 from lib.ui.outcomes import badge, explain
 from lib.ui.runtime import Console, acting, deferred, prober
 from lib.ui.text import literal
+from lib.words import count
 
 _SUMMARY = "connections.summary"
-_NOT_EXPECTED = "—"
+_NOT_TICKED = "— not ticked"  # information only: never counted as a failure
 
 
 def _age_days(when: datetime) -> int:
@@ -37,70 +39,78 @@ def _age_days(when: datetime) -> int:
 # --- overview -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Overview:
+    """``table``: lib.status.table (one row per connection and product) with its verdicts;
+    ``wide``: one row per connection, indexed by connection id, as the table shows it."""
+
+    table: pd.DataFrame
+    wide: pd.DataFrame
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
-def _overview(_engine: Engine, database_url: str, stamp: tuple[object, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(long: one row per connection and product; wide: one row per connection), rebuilt only
-    when ``stamp`` (lib.status.data_stamp) changes. Hints only: nothing secret is cached."""
+def _overview(_engine: Engine, database_url: str, stamp: tuple[object, ...]) -> Overview:
+    """Rebuilt only when ``stamp`` (lib.status.data_stamp) changes. Hints only: nothing secret
+    is cached."""
     table = status.table(_engine, details=False)
-    relevant = status.relevant(table)
-    long = pd.DataFrame({"id": table["connection_id"], "relevant": relevant, "checked": status.checked(table),
-                         "outcome": table["outcome"]})
+    table["verdict"] = status.verdicts(table)
     per_product = len(PRODUCT_KEYS)  # the table has exactly this many rows per connection, in order
-    shown = table["outcome"].map(status.LABELS).where(relevant, _NOT_EXPECTED).to_numpy().reshape(-1, per_product)
+    counted = (table["verdict"] != status.Verdict.NOT_TICKED).to_numpy()
+    shown = np.where(counted, table["outcome"].map(status.LABELS), _NOT_TICKED).reshape(-1, per_product)
     first = table.iloc[::per_product].reset_index(drop=True)
-    last_checked = table["checked_at"].groupby(table.index // per_product).max()  # stays a datetime column
+    last_checked = table["checked_at"].groupby(table.index // per_product).max()
     wide = pd.DataFrame({
         "Name": first["connection"], "Environment": first["environment"], "Client ID": first["client_id_hint"],
-        "Secret set": first["secret_set_at"], "Last checked": last_checked,
+        "Secret set": first["secret_set_at"],
+        "Last checked": last_checked.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("Never"),
         **{PRODUCTS[key].name: shown[:, i] for i, key in enumerate(PRODUCT_KEYS)},
     }).set_axis(first["connection_id"].to_numpy())
     # A handful of distinct labels per column: dictionary-encoded, the table travels small.
     labelled = ["Environment", *(p.name for p in PRODUCTS.values())]
-    return long, wide.astype({column: "category" for column in labelled})
+    return Overview(table, wide.astype({column: "category" for column in labelled}))
 
 
-def _metrics(long: pd.DataFrame, count: int) -> None:
-    relevant = long[long["relevant"]]
+def _metrics(verdicts: pd.Series, count: int) -> None:
+    """Counts of the products the admins ticked, for the connections shown."""
+    counts = verdicts.value_counts()
     cols = st.columns(4)
     cols[0].metric("Connections", count)
-    cols[1].metric("Products OK", int((relevant["outcome"] == "ok").sum()))
-    cols[2].metric("Products failing", int((relevant["checked"] & (relevant["outcome"] != "ok")).sum()))
-    cols[3].metric("Never tested", int((~relevant["checked"]).sum()))
+    cols[1].metric("Products OK", int(counts.get(status.Verdict.OK, 0)))
+    cols[2].metric("Products failing", int(counts.get(status.Verdict.FAILING, 0)))
+    cols[3].metric("Never tested", int(counts.get(status.Verdict.NEVER_TESTED, 0)))
 
 
-@dataclass(frozen=True)
-class Filters:
-    search: str
-    environments: tuple[str, ...]
-    outcomes: frozenset[str]
+_OUTCOME_CHOICES = ({"Any problem": status.ANY_PROBLEM} | {badge(k): k for k in OUTCOMES}
+                    | {"Never tested": NEVER_TESTED})
 
 
-_OUTCOME_LABELS = {badge(k): k for k in OUTCOMES} | {"Never tested": NEVER_TESTED}
-
-
-def _filter_widgets(wide: pd.DataFrame) -> Filters:
+def _selection(wide: pd.DataFrame) -> status.Selection:
     environments = sorted(e for e in wide["Environment"].unique() if e)
     cols = st.columns([2, 1, 2])
     search = cols[0].text_input("Search by name", key="conn_search", placeholder="Name contains…")
     chosen_env = cols[1].multiselect("Environment", environments, key="conn_env_filter")
-    chosen_outcomes = cols[2].multiselect("Outcome", list(_OUTCOME_LABELS), key="conn_outcome_filter")
-    return Filters(search, tuple(chosen_env), frozenset(_OUTCOME_LABELS[label] for label in chosen_outcomes))
+    chosen_outcomes = cols[2].multiselect("Outcome", list(_OUTCOME_CHOICES), key="conn_outcome_filter",
+                                          help="Connections with a ticked product in any of these states.")
+    return status.Selection(search.strip(), frozenset(chosen_env),
+                            frozenset(_OUTCOME_CHOICES[label] for label in chosen_outcomes))
 
 
-def _apply(filters: Filters, long: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
-    """The connections the filters select, with the secret's age worked out for today."""
-    keep = pd.Series(True, index=wide.index)
-    if filters.search:
-        keep &= wide["Name"].str.casefold().str.contains(filters.search.casefold(), regex=False)
-    if filters.environments:
-        keep &= wide["Environment"].isin(filters.environments)
-    if filters.outcomes:
-        hits = set(long.loc[long["relevant"] & long["outcome"].isin(filters.outcomes), "id"])
-        keep &= wide.index.isin(list(hits))
-    shown = wide[keep].copy()
+@dataclass(frozen=True)
+class Shown:
+    """What the filters select: the connections' rows of the table and the wide view."""
+
+    verdicts: pd.Series
+    wide: pd.DataFrame
+
+
+def _apply(selection: status.Selection, overview: Overview) -> Shown:
+    """The connections ``selection`` picks, with the secret's age worked out for today."""
+    table, wide = overview.table, overview.wide
+    rows = selection.rows(table, table["verdict"])
+    shown = wide[rows[::len(PRODUCT_KEYS)]].copy()
     now = pd.Timestamp.now(tz="UTC")
     shown.insert(3, "Secret age (days)", (now - pd.to_datetime(shown.pop("Secret set"), utc=True)).dt.days)
-    return shown
+    return Shown(table["verdict"][rows], shown)
 
 
 def _run_bulk(rt: Runtime, me: Principal, ids: list[uuid.UUID] | None, what: str) -> None:
@@ -126,7 +136,7 @@ def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
         return ran
     if cols[0].button(f"Test shown ({len(shown)})", key="conn_test_shown", disabled=len(shown) in (0, total),
                       icon=":material/playlist_play:", help="Tests the connections the search and filters select."):
-        _run_bulk(rt, me, [uuid.UUID(i) for i in shown.index], f"{len(shown)} connection(s)")
+        _run_bulk(rt, me, [uuid.UUID(i) for i in shown.index], count(len(shown), "connection"))
         ran = True
     if cols[1].button("Test all connections", key="conn_test_all", type="primary", icon=":material/play_arrow:"):
         _run_bulk(rt, me, None, "all connections")
@@ -134,21 +144,30 @@ def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
     summary = st.session_state.get(_SUMMARY)
     if summary:
         tested, failing, what = summary
-        message = f"Tested {tested} product(s) of {what}: {tested - failing} OK, {failing} failing."
+        message = f"Tested {count(tested, 'product')} of {what}: {tested - failing:,} OK, {failing:,} failing."
         (st.warning if failing else st.success)(message, icon=":material/fact_check:")
     return ran
 
 
-def _export_buttons(me: Principal) -> None:
+_EXPORT_SCOPES = ("What is shown", "Everything")
+
+
+def _export_buttons(me: Principal, selection: status.Selection, shown: int, total: int) -> None:
+    """Downloads of what the filters show (or, chosen explicitly, of every connection). The
+    selection is data, not a principal: who may export is asked again at the click."""
     if not me.can(Permission.EXPORT):
         return
-    cols = st.columns(3)
-    for col, fmt, label in zip(cols, ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel"), strict=True):
+    cols = st.columns([2, 1, 1, 1])
+    scope = cols[0].radio("Export", _EXPORT_SCOPES, horizontal=True, key="export_scope",
+                          captions=(count(shown, "connection"), count(total, "connection")))
+    chosen = selection if scope == _EXPORT_SCOPES[0] else None
+    for col, fmt, label in zip(cols[1:], ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel"), strict=True):
         spec = export.FORMATS[fmt]
-        col.download_button(f"Export {label}", file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
-                            data=deferred(Permission.EXPORT,
-                                          lambda now, fmt=fmt: export.export(now.rt.engine, fmt, actor=now.me).data),
-                            on_click="ignore", icon=":material/download:", width="stretch")
+        col.download_button(
+            f"Export {label}", file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
+            data=deferred(Permission.EXPORT, lambda now, fmt=fmt: export.export(
+                now.rt.engine, fmt, actor=now.me, selection=chosen).data),
+            on_click="ignore", icon=":material/download:", width="stretch")
 
 
 # --- one connection -----------------------------------------------------------------------
@@ -239,7 +258,7 @@ def _history(rt: Runtime, view: ConnectionView) -> None:
 def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
     st.subheader(literal(view.name), anchor=False)
     st.caption(f"{literal(view.environment) or 'no environment label'} · Client ID {literal(view.client_id_hint)} · "
-               f"secret set {_age_days(view.secret_set_at)} day(s) ago")
+               f"secret set {count(_age_days(view.secret_set_at), 'day')} ago")
     cols = st.columns([2, 1, 1, 4])
     if me.can(Permission.RUN_TESTS) and cols[0].button("Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"):
         report = checks.run_checks(rt, prober(), connection_ids=[view.id], triggered_by=me)
@@ -271,25 +290,25 @@ def render(console: Console) -> None:
         return
     # Metrics and table are drawn after the bulk buttons ran, into slots above them.
     metrics_slot, filters_slot, table_slot = st.container(), st.container(), st.container()
-    long, wide = _overview(rt.engine, rt.settings.database_url, data_stamp(rt.engine))
+    overview = _overview(rt.engine, rt.settings.database_url, data_stamp(rt.engine))
     with filters_slot:
-        filters = _filter_widgets(wide)
-    shown = _apply(filters, long, wide)
-    if _bulk(rt, me, shown, len(wide)):
-        long, wide = _overview(rt.engine, rt.settings.database_url, data_stamp(rt.engine))
-        shown = _apply(filters, long, wide)
-    _export_buttons(me)
+        selection = _selection(overview.wide)
+    shown = _apply(selection, overview)
+    if _bulk(rt, me, shown.wide, len(overview.wide)):
+        overview = _overview(rt.engine, rt.settings.database_url, data_stamp(rt.engine))
+        shown = _apply(selection, overview)
+    _export_buttons(me, selection, len(shown.wide), len(overview.wide))
     with metrics_slot:
-        _metrics(long, len(wide))
+        _metrics(shown.verdicts, len(shown.wide))
     table_slot.dataframe(
-        shown, hide_index=True, width="stretch", key="conn_table",
+        shown.wide, hide_index=True, width="stretch", key="conn_table",
         column_config={
             "Secret age (days)": st.column_config.NumberColumn(format="%d", help="Days since the secret was saved"),
-            "Last checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC"),
+            "Last checked": st.column_config.TextColumn(help="The newest test of any of its products (UTC)"),
         },
     )
     st.divider()
-    ids_by_name = dict(zip(shown["Name"], shown.index, strict=True))
+    ids_by_name = dict(zip(shown.wide["Name"], shown.wide.index, strict=True))
     chosen = st.selectbox("Open a connection", list(ids_by_name), index=None, key="conn_detail",
                           placeholder="Choose a connection to test its products (search above narrows this list)…")
     if chosen:

@@ -30,6 +30,6 @@ def error_boundary() -> Iterator[None]:
         log.exception("unexpected error, reference %s", reference)
         st.error(
             f"Something went wrong and nothing more was done. Reference: `{reference}`. "
-            "Give this reference to your Switchboard operator; the details are in the server log.",
+            "Give this reference to a Switchboard admin; the details are in the server log.",
             icon=":material/error:",
         )

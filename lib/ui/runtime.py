@@ -49,7 +49,7 @@ def runtime() -> Runtime:
         return _runtime()
     except SwitchboardError as exc:
         st.error(f"Switchboard cannot start: {exc}", icon=":material/block:")
-        st.caption("Who must act: the Switchboard operator (see README, Configuration).")
+        st.caption("Who must act: a Switchboard admin (see README, Configuration).")
         st.stop()
         raise  # unreachable: st.stop() raises
 

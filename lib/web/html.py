@@ -64,5 +64,5 @@ def setup(notice: str = "", username: str = "") -> str:
 
 
 def cannot_start(problem: str) -> str:
-    body = "<p>Who must act: the Switchboard operator (see README, Configuration).</p>"
+    body = "<p>Who must act: a Switchboard admin (see README, Configuration).</p>"
     return _page("Switchboard cannot start", problem, body)

@@ -58,7 +58,7 @@ def test_a_wrong_keyring_fails_closed_and_says_why(console_factory: ConsoleFacto
         assert response is not None and response.status == 503
         expect(page.get_by_text("Switchboard cannot start")).to_be_visible()
         expect(page.get_by_text("is not the key this database was encrypted with")).to_be_visible()
-        expect(page.get_by_text("Who must act: the Switchboard operator")).to_be_visible()
+        expect(page.get_by_text("Who must act: a Switchboard admin")).to_be_visible()
         assert wrong_key.split(":")[1] not in page.content()
 
 
@@ -90,7 +90,7 @@ def test_add_test_and_export(console: Console, sim: SimulatorServer, page: Page,
 
     keyed(page, "conn_test_all").locator("button").click()
     wait_for_app(page)
-    expect(page.get_by_text("Tested 2 product(s) of all connections: 2 OK, 0 failing.")).to_be_visible()
+    expect(page.get_by_text("Tested 2 products of all connections: 2 OK, 0 failing.")).to_be_visible()
 
     with page.expect_download() as download:
         keyed(page, "export_csv").locator("button").click()
@@ -100,9 +100,25 @@ def test_add_test_and_export(console: Console, sim: SimulatorServer, page: Page,
     frame = pd.read_csv(path)
     assert {"connection", "product", "outcome", "who_must_act"} <= set(frame.columns)
     chat = frame[(frame["connection"] == "Reporting") & (frame["product"] == "Contact Center Chat")]
-    assert list(chat["outcome"]) == ["ok"]
+    assert list(chat["outcome_key"]) == ["ok"] and list(chat["status"]) == ["ok"]
     assert secret not in path.read_text()
     assert secret not in page.content()
+
+    def exported(fmt: str = "csv") -> pd.DataFrame:
+        with page.expect_download() as download:
+            keyed(page, f"export_{fmt}").locator("button").click()
+        target = tmp_path / f"{len(list(tmp_path.iterdir()))}-{download.value.suggested_filename}"
+        download.value.save_as(target)
+        return pd.read_csv(target)
+
+    search = keyed(page, "conn_search").locator("input")
+    search.fill("no such connection")
+    search.press("Enter")
+    wait_for_app(page)
+    assert exported().empty  # what is shown: nothing
+    keyed(page, "export_scope").get_by_text("Everything").click()
+    wait_for_app(page)
+    assert set(exported()["connection"]) == {"Reporting"}
 
 
 def test_refused_credentials_save_nothing(console: Console, sim: SimulatorServer, page: Page) -> None:
@@ -184,8 +200,8 @@ def test_an_anonymous_clear_cache_cannot_stop_tests_in_flight(console: Console, 
                  subprotocols=[Subprotocol("streamlit")], open_timeout=10) as anonymous:
         anonymous.send(clear.SerializeToString())
     wait_for_app(page)
-    expect(page.get_by_text("Tested 1 product(s) of all connections: 1 OK, 0 failing.")).to_be_visible()
+    expect(page.get_by_text("Tested 1 product of all connections: 1 OK, 0 failing.")).to_be_visible()
     control(sim, "PUT", "knobs", {"latency_ms": 0})
     keyed(page, "conn_test_all").locator("button").click()  # and the next run works as well
     wait_for_app(page)
-    expect(page.get_by_text("Tested 1 product(s) of all connections: 1 OK, 0 failing.")).to_be_visible()
+    expect(page.get_by_text("Tested 1 product of all connections: 1 OK, 0 failing.")).to_be_visible()

@@ -20,7 +20,7 @@ def home() -> None:
     if me is None:
         sign_in_prompt()
     else:
-        st.switch_page(HOME)
+        st.switch_page(HOME, query_params=st.query_params.to_dict())  # e.g. /?connection=NAME
 
 
 registered = {

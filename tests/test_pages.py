@@ -15,7 +15,7 @@ from lib.runtime import Runtime
 from lib.simulator import App, SimulatorServer
 from lib.store.db import read_session
 from lib.store.models import Check, Connection
-from tests.fixtures.console import PageOpener, plain
+from tests.fixtures.console import PageOpener, identity, oidc_app, plain
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.test_checks import form_for
@@ -343,3 +343,21 @@ def test_test_shown_tests_only_the_filtered_connections(open_page: PageOpener, s
     at.button(key="conn_test_shown").click().run()
     assert "Tested 2 products of 1 connection: 1 OK, 1 failing." in at.warning[0].value
     assert {r.connection for r in status.latest_status(console_env.engine)} == {"Archive"}
+
+
+def test_the_open_connection_is_in_the_address_and_survives_a_reload(open_page: PageOpener,
+                                                                       simulator: SimulatorServer,
+                                                                       console_env: Runtime) -> None:
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    at.selectbox(key="conn_detail").set_value("Archive").run()
+    assert at.query_params["connection"] in ("Archive", ["Archive"])
+
+    def visit(query: str) -> AppTest:  # a new tab on /?connection=... (the Connections page is the default)
+        at = oidc_app(identity("admin@example.com"))
+        at.query_params["connection"] = query
+        return at.run()
+
+    reloaded = visit("Archive")
+    assert reloaded.selectbox(key="conn_detail").value == "Archive" and reloaded.subheader[0].value == "Archive"
+    assert visit("No such").selectbox(key="conn_detail").value is None

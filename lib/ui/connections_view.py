@@ -29,6 +29,7 @@ from lib.ui.text import literal
 from lib.words import count
 
 _SUMMARY = "connections.summary"
+OPEN_PARAM = "connection"  # /connections?connection=NAME opens that connection
 _NOT_TICKED = "— not ticked"  # information only: never counted as a failure
 
 
@@ -309,7 +310,14 @@ def render(console: Console) -> None:
     )
     st.divider()
     ids_by_name = dict(zip(shown.wide["Name"], shown.wide.index, strict=True))
+    linked = st.query_params.get(OPEN_PARAM)
+    if "conn_detail" not in st.session_state and linked in ids_by_name:
+        st.session_state["conn_detail"] = linked  # a reload, or a link to this connection
     chosen = st.selectbox("Open a connection", list(ids_by_name), index=None, key="conn_detail",
                           placeholder="Choose a connection to test its products (search above narrows this list)…")
+    if chosen:
+        st.query_params[OPEN_PARAM] = chosen
+    elif linked is not None:
+        del st.query_params[OPEN_PARAM]
     if chosen:
         _detail(rt, me, connections.get(rt.engine, uuid.UUID(ids_by_name[chosen])))

@@ -11,7 +11,7 @@ from lib.simulator.scenario import (
     ScenarioError,
     load_scenario,
 )
-from lib.simulator.server import SAMPLE_SCENARIO, SimulatorServer, serve
+from lib.simulator.server import SAMPLE_SCENARIO, SimulatorServer, TLSFiles, serve
 
 __all__ = [
     "SAMPLE_SCENARIO",
@@ -20,6 +20,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SimulatorServer",
+    "TLSFiles",
     "SimulatorState",
     "create_app",
     "load_scenario",

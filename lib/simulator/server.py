@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -34,11 +35,13 @@ def require_loopback(host: str) -> None:
         )
 
 
-def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+def _config(app: Starlette, host: str, port: int, tls: TLSFiles | None = None) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        ssl_certfile=tls.certfile if tls else None,
+        ssl_keyfile=tls.keyfile if tls else None,
         http="h11",
         lifespan="off",
         log_level="warning",
@@ -52,6 +55,14 @@ def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
     )
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """A certificate chain and its key (PEM files), to serve the simulator over https."""
+
+    certfile: str
+    keyfile: str
+
+
 class SimulatorServer:
     """The simulator on a free port in a background thread; use as a context manager.
 
@@ -59,11 +70,13 @@ class SimulatorServer:
     bound here, before uvicorn starts, so the port is known without parsing logs.
     """
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
+                 tls: TLSFiles | None = None) -> None:
         require_loopback(host)
         self.scenario = scenario
         self.host = host
         self.port = port
+        self.tls = tls
         self.app = create_app(scenario)
         self.state: SimulatorState = self.app.state.simulator
         self._server: uvicorn.Server | None = None
@@ -75,7 +88,7 @@ class SimulatorServer:
         if self._socket is None:
             raise RuntimeError("The simulator is not running; call start() first.")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> SimulatorServer:
         if self._thread is not None:
@@ -92,7 +105,7 @@ class SimulatorServer:
         self._socket = sock
         self.port = sock.getsockname()[1]
         self.state.stopping = False
-        self._server = uvicorn.Server(_config(self.app, self.host, self.port))
+        self._server = uvicorn.Server(_config(self.app, self.host, self.port, self.tls))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name=f"8x8-simulator-{self.port}", daemon=True)
         self._thread.start()

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from lib import audit, status
 from lib.access import Permission, Principal, require
-from lib.catalogue.outcomes import OUTCOMES, Outcome, OutcomeKey
+from lib.catalogue.outcomes import OUTCOMES, Outcome
 from lib.catalogue.products import PRODUCTS
 from lib.spreadsheet import csv_frame, xlsx
 from lib.words import count
@@ -39,10 +39,8 @@ def status_frame(table: pd.DataFrame) -> pd.DataFrame:
     failing product has someone who must act."""
     verdict = status.verdicts(table)
     failing = (verdict == status.Verdict.FAILING).to_numpy()
-    tested = status.checked(table).to_numpy()
     granted = table["granted"]
-    # A ticked product that 8x8's token does not grant fails before any test: explain it so.
-    explained = table["outcome"].where(tested, np.where(failing, OutcomeKey.PRODUCT_NOT_ENABLED, "")).map(OUTCOMES.get)
+    explained = status.explained(table, verdict).map(OUTCOMES.get)
 
     def words(pick: Callable[[Outcome], str], fallback: str = "") -> pd.Series:
         return explained.map(lambda o: pick(o) if o else fallback)

@@ -186,6 +186,45 @@ def verdicts(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(choices, index=frame.index, name="verdict")
 
 
+def explained(frame: pd.DataFrame, verdict: pd.Series) -> pd.Series:
+    """The outcome that explains each row: the stored one, except that a ticked product 8x8's
+    token does not grant, never tested, is explained as not enabled."""
+    untested_failure = (verdict == Verdict.FAILING) & ~checked(frame)
+    return frame["outcome"].where(~untested_failure, OutcomeKey.PRODUCT_NOT_ENABLED.value)
+
+
+_SEVERITY_RANK = {"error": 2, "warning": 1, "success": 0}
+
+
+def summaries(frame: pd.DataFrame, verdict: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per connection of :func:`table`: the worst status in words ("🚫 Product not enabled +1
+    more", "✅ All OK", ...), and its products as icons in catalogue order (· not ticked,
+    ⚪ never tested) — a status that fits a phone's width."""
+    per = len(PRODUCT_KEYS)
+    verdicts = verdict.to_numpy().reshape(-1, per)
+    outcomes = explained(frame, verdict).to_numpy().reshape(-1, per)
+    failing, never = verdicts == Verdict.FAILING, verdicts == Verdict.NEVER_TESTED
+    ok = verdicts == Verdict.OK
+    rank = np.vectorize(lambda key: _SEVERITY_RANK[OUTCOMES[key].severity] if key in OUTCOMES else -1,
+                        otypes=[int])(outcomes)
+    worst = outcomes[np.arange(len(outcomes)), np.where(failing, rank, -2).argmax(axis=1)]
+    words = []
+    for i, key in enumerate(worst):
+        n_failing, n_never, n_ok = int(failing[i].sum()), int(never[i].sum()), int(ok[i].sum())
+        if n_failing:
+            words.append(LABELS[key] + (f" +{n_failing - 1} more" if n_failing > 1 else ""))
+        elif n_never and not n_ok:
+            words.append(NEVER_ICON + " Never tested")
+        elif n_never:
+            words.append(f"✅ {n_ok} OK · {n_never} never tested")
+        else:
+            words.append("✅ All OK")
+    icons = np.where(verdicts == Verdict.NOT_TICKED, "·",
+                     np.where(never, NEVER_ICON, np.vectorize(lambda key: OUTCOMES[key].icon if key in OUTCOMES
+                                                              else NEVER_ICON, otypes=[object])(outcomes)))
+    return np.array(words, dtype=object), np.array([" ".join(row) for row in icons], dtype=object)
+
+
 ANY_PROBLEM = "any_problem"  # an Outcome filter choice: any ticked product failing
 
 
@@ -225,5 +264,6 @@ class Selection:
         return np.repeat(keep, per)
 
 
+NEVER_ICON = "⚪"
 NAMES = {NEVER_TESTED: "Never tested"} | {key: outcome.label for key, outcome in OUTCOMES.items()}
 LABELS = {NEVER_TESTED: "Never tested"} | {key: outcome.badge for key, outcome in OUTCOMES.items()}

@@ -97,3 +97,15 @@ def test_a_selection_picks_whole_connections_by_name_environment_and_outcome(eng
 def test_an_unset_environment_is_blank_never_none(engine: Engine, vault: Vault) -> None:
     _add(engine, vault, "no-environment", ())
     assert set(status.table(engine)["environment"]) == {""}
+
+
+def test_each_connection_has_its_worst_status_and_compact_marks(engine: Engine, vault: Vault) -> None:
+    failing = _add(engine, vault, "a-failing", ("cloud_storage", "cc_chat", "quality_management"))
+    fine = _add(engine, vault, "b-fine", ("cloud_storage",))
+    _add(engine, vault, "c-new", ("cloud_storage",))
+    _store(engine, failing, {"cloud_storage": "rate_limited", "cc_chat": "timeout", "quality_management": "ok"})
+    _store(engine, fine, {"cloud_storage": "ok", "cc_chat": "timeout"})  # chat not ticked: not its status
+    table = status.table(engine)
+    worst, marks = status.summaries(table, status.verdicts(table))
+    assert list(worst) == ["⏱️ Timed out +1 more", "✅ All OK", "⚪ Never tested"]  # an error outranks a wait
+    assert list(marks) == ["· · 🐢 ✅ ⏱️", "· · ✅ · ·", "· · ⚪ · ·"]

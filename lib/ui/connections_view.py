@@ -30,6 +30,8 @@ from lib.words import count
 
 _SUMMARY = "connections.summary"
 OPEN_PARAM = "connection"  # /connections?connection=NAME opens that connection
+_PRODUCTS_HELP = ("One mark per product, in this order: " + ", ".join(p.name for p in PRODUCTS.values())
+                  + f". · not ticked, {status.NEVER_ICON} never tested.")
 _NOT_TICKED = "— not ticked"  # information only: never counted as a failure
 
 
@@ -60,25 +62,28 @@ def _overview(_engine: Engine, database_url: str, stamp: tuple[object, ...]) -> 
     shown = np.where(counted, table["outcome"].map(status.LABELS), _NOT_TICKED).reshape(-1, per_product)
     first = table.iloc[::per_product].reset_index(drop=True)
     last_checked = table["checked_at"].groupby(table.index // per_product).max()
+    worst, icons = status.summaries(table, table["verdict"])
     wide = pd.DataFrame({
-        "Name": first["connection"], "Environment": first["environment"], "Client ID": first["client_id_hint"],
+        "Name": first["connection"], "Status": worst, "Products": icons,
+        "Environment": first["environment"], "Client ID": first["client_id_hint"],
         "Secret set": first["secret_set_at"],
         "Last checked": last_checked.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("Never"),
         **{PRODUCTS[key].name: shown[:, i] for i, key in enumerate(PRODUCT_KEYS)},
     }).set_axis(first["connection_id"].to_numpy())
     # A handful of distinct labels per column: dictionary-encoded, the table travels small.
-    labelled = ["Environment", *(p.name for p in PRODUCTS.values())]
+    labelled = ["Status", "Products", "Environment", *(p.name for p in PRODUCTS.values())]
     return Overview(table, wide.astype({column: "category" for column in labelled}))
 
 
 def _metrics(verdicts: pd.Series, count: int) -> None:
     """Counts of the products the admins ticked, for the connections shown."""
     counts = verdicts.value_counts()
-    cols = st.columns(4)
-    cols[0].metric("Connections", count)
-    cols[1].metric("Products OK", int(counts.get(status.Verdict.OK, 0)))
-    cols[2].metric("Products failing", int(counts.get(status.Verdict.FAILING, 0)))
-    cols[3].metric("Never tested", int(counts.get(status.Verdict.NEVER_TESTED, 0)))
+    figures = {"Connections": count, "Products OK": counts.get(status.Verdict.OK, 0),
+               "Products failing": counts.get(status.Verdict.FAILING, 0),
+               "Never tested": counts.get(status.Verdict.NEVER_TESTED, 0)}
+    with st.container(horizontal=True, gap="medium"):  # wraps two by two on a phone
+        for label, value in figures.items():
+            st.metric(label, f"{int(value):,}", width=150)
 
 
 _OUTCOME_CHOICES = ({"Any problem": status.ANY_PROBLEM} | {badge(k): k for k in OUTCOMES}
@@ -110,7 +115,9 @@ def _apply(selection: status.Selection, overview: Overview) -> Shown:
     rows = selection.rows(table, table["verdict"])
     shown = wide[rows[::len(PRODUCT_KEYS)]].copy()
     now = pd.Timestamp.now(tz="UTC")
-    shown.insert(3, "Secret age (days)", (now - pd.to_datetime(shown.pop("Secret set"), utc=True)).dt.days)
+    where = list(shown.columns).index("Secret set")
+    age = (now - pd.to_datetime(shown.pop("Secret set"), utc=True)).dt.days
+    shown.insert(where, "Secret age (days)", age)
     return Shown(table["verdict"][rows], shown)
 
 
@@ -304,6 +311,9 @@ def render(console: Console) -> None:
     table_slot.dataframe(
         shown.wide, hide_index=True, width="stretch", key="conn_table",
         column_config={
+            "Name": st.column_config.TextColumn(pinned=True),
+            "Status": st.column_config.TextColumn(help="The worst status among the products ticked for it"),
+            "Products": st.column_config.TextColumn(help=_PRODUCTS_HELP),
             "Secret age (days)": st.column_config.NumberColumn(format="%d", help="Days since the secret was saved"),
             "Last checked": st.column_config.TextColumn(help="The newest test of any of its products (UTC)"),
         },

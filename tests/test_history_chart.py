@@ -1,0 +1,42 @@
+"""The history chart: a timeline per product, outcome as colour, failures marked, UTC times."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from lib.catalogue.outcomes import OUTCOMES
+from lib.status import CheckRecord
+from lib.ui.history_chart import history_chart, history_frame
+
+WHEN = datetime(2026, 12, 1, 21, 5, 9, tzinfo=timezone.utc)
+
+
+def record(product: str, outcome: str, at: datetime = WHEN, status: int | None = 200) -> CheckRecord:
+    return CheckRecord(uuid.uuid4(), "c", product, outcome, status, 120, "8x8 said so", at, "r")
+
+
+def test_one_test_is_one_visible_mark_with_its_story_on_hover() -> None:
+    frame = history_frame([record("cc_chat", "ok"), record("token", "ok")])
+    assert len(frame) == 1  # the token step is not a product
+    assert frame.loc[0, "When"] == "2026-12-01 21:05:09 UTC" and frame.loc[0, "Latency (ms)"] == 120
+    spec = history_chart(frame).to_dict()
+    assert spec["mark"]["type"] == "point" and spec["mark"]["size"] >= 100 and spec["mark"]["filled"]
+    encoding = spec["encoding"]
+    assert encoding["x"]["title"] == "Checked at (UTC)" and encoding["x"]["scale"]["type"] == "utc"
+    assert "%H:%M" in encoding["x"]["axis"]["format"] and "%I" not in encoding["x"]["axis"]["format"]
+    assert encoding["y"]["field"] == "Product" and encoding["y"]["sort"][0] == "CC Realtime Analytics"
+    assert {t["field"] for t in encoding["tooltip"]} >= {"Latency (ms)", "Outcome", "When", "HTTP status"}
+
+
+def test_outcomes_have_fixed_colours_and_failures_a_mark_of_their_own() -> None:
+    frame = history_frame([record("cc_chat", "ok"), record("cc_chat", "timeout", status=None),
+                           record("cloud_storage", "rate_limited", status=429)])
+    spec = history_chart(frame).to_dict()
+    colour = spec["encoding"]["color"]["scale"]
+    assert colour["domain"] == [o.label for o in OUTCOMES.values()]
+    assert dict(zip(colour["domain"], colour["range"], strict=True))["OK"] != \
+        dict(zip(colour["domain"], colour["range"], strict=True))["Timed out"]
+    shape = spec["encoding"]["shape"]["scale"]
+    assert dict(zip(shape["domain"], shape["range"], strict=True))["error"] == "cross"
+    assert list(frame["HTTP status"]) == ["200", "–", "429"]

@@ -40,6 +40,7 @@ bench: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m bench.bulk_check
 	$(PY) -m bench.console
 	$(PY) -m bench.cold_start
+	$(PY) -m bench.demo_start
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import click
@@ -281,7 +282,14 @@ def test_every_command_and_option_says_what_it_does() -> None:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`pip install -e .` as `make` does it (no network, no build isolation, no dependencies),
-    into a throwaway venv that borrows this venv's libraries: the `switchboard` script."""
+    into a throwaway venv that borrows this venv's libraries: the `switchboard` script.
+    A venv made before requirements.txt listed setuptools cannot build it: skipped locally,
+    failed under CI=true (`make test` installs it)."""
+    if tuple(int(part) for part in version("setuptools").split(".")[:2]) < (70, 1):
+        reason = f"setuptools {version('setuptools')} has no bdist_wheel for `pip install -e .`; run make test"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = subprocess.run([str(venv / "bin" / "python"), "-c",
@@ -291,8 +299,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
                            "--no-deps", "--no-build-isolation", "-e", str(ROOT)],
                           check=False, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:] + (
-        "\n(bdist_wheel missing? The venv's setuptools predates requirements.txt: run make test.)")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return venv / "bin" / "switchboard"
 
 

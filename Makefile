@@ -12,28 +12,35 @@ $(VENV)/.runtime: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# Switchboard itself, editable (pyproject.toml): `$(VENV)/bin/switchboard` runs this checkout
+# from any folder. No network: the dependencies and setuptools come from requirements.txt.
+$(VENV)/.installed: $(VENV)/.runtime pyproject.toml
+	$(PY) -m pip install --quiet --no-index --no-deps --no-build-isolation -e .
+	touch $@
+
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 ## run: install, migrate and start the console at http://localhost:$(PORT)
-run: $(VENV)/.runtime
-	$(PY) -m lib db upgrade
+run: $(VENV)/.installed
+	$(VENV)/bin/switchboard db upgrade
 	$(PY) -m streamlit run serve.py --server.port $(PORT)
 
 ## test: the whole suite (unit, storage on SQLite and PostgreSQL, CLI)
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## demo: the local 8x8 simulator, sample connections, and the console pointed at it
-demo: $(VENV)/.runtime
+demo: $(VENV)/.installed
 	PY=$(PY) bash scripts/demo.sh
 
 ## bench: every benchmark; each prints "RESULT <figure>: <value> (goal ...: met|NOT met)" lines
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m bench.bulk_check
 	$(PY) -m bench.console
 	$(PY) -m bench.cold_start
+	$(PY) -m bench.demo_start
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

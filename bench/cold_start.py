@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = 'import streamlit as st\n\nst.write("hello")\n'
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 def time_to_healthy(script: Path, env: dict[str, str], cwd: Path) -> float:
-    port = _free_port()
+    port = free_port()
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.address",

@@ -1,4 +1,4 @@
-"""``python -m lib``: the command line face of Switchboard (see lib.cli)."""
+"""``python -m lib``: the command line face of Switchboard (see lib.cli; installed as `switchboard`)."""
 
 from lib.cli import main
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
@@ -19,7 +19,10 @@ from sqlalchemy.exc import ArgumentError
 
 from lib.errors import ConfigError
 
-DEFAULT_DATABASE_URL = "sqlite:///data/switchboard.db"
+# The Switchboard folder: the checkout, which `make run` installs into the venv in editable
+# mode, so the installed `switchboard` command runs from here whatever the current folder is.
+APP_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "sqlite:///data/switchboard.db"  # a relative path: inside APP_DIR
 DEFAULT_KEYRING_FILE = "~/.config/switchboard/keyring.json"
 DEFAULT_8X8_BASE_URL = "https://api.8x8.com"
 
@@ -65,12 +68,19 @@ def _database_url(value: str) -> str:
             f"SWITCHBOARD_DATABASE_URL uses '{url.get_backend_name()}', which Switchboard does not "
             "support. Use sqlite:///… or postgresql+psycopg://…."
         )
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    if url.get_backend_name() != "sqlite":
+        return value
+    if url.database in (None, "", ":memory:"):
         raise ConfigError(
             "SWITCHBOARD_DATABASE_URL must name a SQLite file (an in-memory database loses every "
             "credential on restart), e.g. sqlite:///data/switchboard.db."
         )
-    return value
+    path = Path(url.database).expanduser()
+    if path.is_absolute():
+        return value
+    # Relative to the Switchboard folder, not to wherever a shell or cron happens to be: the
+    # console and every command use the same database.
+    return url.set(database=str(APP_DIR / path)).render_as_string(hide_password=False)
 
 
 def is_loopback(host: str) -> bool:

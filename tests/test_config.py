@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from lib.config import DEFAULT_8X8_BASE_URL, DEFAULT_DATABASE_URL, load_settings
+from lib.config import APP_DIR, DEFAULT_8X8_BASE_URL, load_settings
 from lib.errors import ConfigError
 
 
 def test_defaults() -> None:
     settings = load_settings({})
-    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.database_url == f"sqlite:///{APP_DIR / 'data' / 'switchboard.db'}"
     assert settings.base_url == DEFAULT_8X8_BASE_URL
     assert settings.keyring_file.name == "keyring.json" and ".config/switchboard" in str(settings.keyring_file)
     assert settings.inline_keys is None
@@ -45,6 +46,16 @@ def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None
                                  "https://api.8x8.com", "https://api.8x8.com/"])
 def test_loopback_http_and_https_are_accepted(url: str) -> None:
     assert load_settings({"SWITCHBOARD_8X8_BASE_URL": url}).base_url == url.rstrip("/")
+
+
+def test_a_relative_sqlite_path_is_inside_the_switchboard_folder_whatever_the_current_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # cron starts commands in $HOME; the console runs in the checkout
+    assert APP_DIR == Path(__file__).resolve().parent.parent
+    relative = load_settings({"SWITCHBOARD_DATABASE_URL": "sqlite:///data/demo/x.db?timeout=3"}).database_url
+    assert relative == f"sqlite:///{APP_DIR / 'data' / 'demo' / 'x.db'}?timeout=3"
+    absolute = f"sqlite:///{tmp_path / 'x.db'}"
+    assert load_settings({"SWITCHBOARD_DATABASE_URL": absolute}).database_url == absolute
 
 
 def test_postgres_url_is_accepted() -> None:

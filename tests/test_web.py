@@ -22,6 +22,7 @@ from lib import users
 from lib.navigation import protected_paths
 from lib.sessions import COOKIE_NAME
 from lib.simulator import SimulatorServer
+from lib.store.keyring import new_keyring_notice
 from lib.ui.server import message_kind
 from lib.web.headers import SECURITY_HEADERS
 from lib.web.stream import STREAM_PATH, wanted
@@ -56,6 +57,12 @@ def test_a_fresh_server_has_no_account_and_sends_everyone_to_setup(server: Serve
         assert client.get("/guide").status_code == 200  # the guide is public
         page = client.get("/account/setup").text
         assert "Setup code" in page and server.setup_code() not in page
+
+
+def test_a_first_start_says_where_the_new_keyring_is_and_to_back_it_up(server: Server) -> None:
+    keyring_file = Path(server.env["SWITCHBOARD_KEYRING_FILE"])
+    assert keyring_file.exists()
+    assert server.log.read_text().count(new_keyring_notice(keyring_file)) == 1, server.log.read_text()
 
 
 def test_the_setup_code_creates_the_first_admin_once(server: Server) -> None:
@@ -127,11 +134,11 @@ def test_unknown_user_and_wrong_password_look_the_same(server: Server) -> None:
     timings: dict[str, list[float]] = {"ann": [], "nobody": []}
     bodies: dict[str, set[str]] = {"ann": set(), "nobody": set()}
     for round_ in range(2):
-        for name in timings:
+        for name, taken in timings.items():
             with server.client() as client:
                 start = time.perf_counter()
                 response = sign_in(client, name, f"not the password {round_}")
-                timings[name].append(time.perf_counter() - start)
+                taken.append(time.perf_counter() - start)
                 assert response.status_code == 401
                 bodies[name].add(response.text.replace(f'value="{name}"', 'value="?"'))
     assert bodies["ann"] == bodies["nobody"]
@@ -172,9 +179,8 @@ def test_the_websocket_opens_only_for_the_consoles_own_origin(server: Server) ->
     host, port = server.url.removeprefix("http://").split(":")
     for origin in (f"http://{host}:{int(port) + 1}", f"http://localhost:{port}", f"https://{host}:{port}",
                    "null", None):
-        with pytest.raises(InvalidStatus) as refused:
-            with stream(server, origin, cookies):
-                pass
+        with pytest.raises(InvalidStatus) as refused, stream(server, origin, cookies):
+            pass
         assert refused.value.response.status_code == 403, origin
     with stream(server, server.url, cookies):  # the console's own pages still connect
         pass

@@ -6,6 +6,7 @@ in the keyring that has a canary must decrypt it. Messages name the kid, never t
 
 from __future__ import annotations
 
+import logging
 import stat
 import uuid
 from pathlib import Path
@@ -31,6 +32,7 @@ from lib.store.vault import (
 from lib.words import count
 
 CANARY_TEXT = "switchboard key canary"
+log = logging.getLogger(__name__)
 
 
 def canary_binding(kid: str) -> Binding:
@@ -60,6 +62,13 @@ def _check_location(settings: Settings) -> None:
         )
 
 
+def new_keyring_notice(path: Path) -> str:
+    """Said once, on the console of whichever start (server or command) made the keyring."""
+    return (f"Created a new encryption keyring at {path}. Back it up now, for example in your "
+            "password manager, and not with the database: without this file no stored Client "
+            "Secret can be read, and a backup holding both gives every secret away.")
+
+
 def load_keyring(settings: Settings, *, create: bool = True) -> Keyring:
     """SWITCHBOARD_KEYS wins; else the keyring file, created (0600) with one key on first run."""
     if settings.inline_keys:
@@ -71,6 +80,7 @@ def load_keyring(settings: Settings, *, create: bool = True) -> Keyring:
             raise KeyringError(f"No keyring at {path}. Set SWITCHBOARD_KEYRING_FILE or SWITCHBOARD_KEYS.")
         keyring = Keyring(active="k1", keys={"k1": new_key()})
         write_keyring_file(path, keyring)
+        log.warning(new_keyring_notice(path))
         return keyring
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):

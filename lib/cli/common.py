@@ -1,0 +1,83 @@
+"""What the commands share: error reporting with the contract's exit codes, JSON output, secrets
+from standard input, the prober, and the runtime."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from pydantic import SecretStr
+
+from lib.errors import (
+    ConfigError,
+    DatabaseNotReady,
+    KeyringError,
+    SwitchboardError,
+    ValidationError,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONFIG_ERRORS = (ConfigError, KeyringError, DatabaseNotReady)
+
+if TYPE_CHECKING:  # the prober pulls in httpx, which most commands never need
+    from lib.eightbyeight.prober import Prober
+    from lib.runtime import Runtime
+
+
+def reports_errors(func: F) -> F:
+    """Turn Switchboard's typed errors into a message on stderr and the contract's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            for error in exc.errors:
+                click.echo(f"error: --{error.field.replace('_', '-')}: {error.message}", err=True)
+            sys.exit(1)
+        except CONFIG_ERRORS as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except SwitchboardError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+def invoked_as() -> str:
+    """How the user called us (``switchboard`` or ``python -m lib``), for hints to run a command."""
+    return click.get_current_context().find_root().info_name or "switchboard"
+
+
+def read_hidden(from_stdin: bool, what: str, flag: str, *, confirm: bool = False) -> SecretStr:
+    """A secret from one line of standard input, or a hidden prompt; never an argument."""
+    if from_stdin:
+        return SecretStr(sys.stdin.readline().rstrip("\r\n"))
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"Give {flag} and pipe the {what} in, or run in a terminal.")
+    return SecretStr(click.prompt(what, hide_input=True, confirmation_prompt=confirm))
+
+
+@contextmanager
+def prober(rt: Runtime, *, skip: bool = False) -> Iterator[Prober | None]:
+    """The 8x8 client for one command (None with ``skip``), closed when the command ends."""
+    if skip:
+        yield None
+        return
+    from lib.eightbyeight.prober import Prober
+
+    client = Prober(rt.settings.base_url)
+    try:
+        yield client
+    finally:
+        client.close()

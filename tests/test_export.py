@@ -120,6 +120,14 @@ def test_cli_export_writes_a_file_and_stdout(tmp_path: Path, simulator: Simulato
     assert default.returncode == 0 and list(tmp_path.glob("switchboard-status-*Z.csv"))
     assert subprocess.run([sys.executable, "-m", "lib", "export", "--format", "pdf"], env=env,
                           capture_output=True).returncode == 2
+    narrowed = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "csv", "--outcome", "any-problem",
+                               "-o", "-"], env=env, capture_output=True, text=True, check=True).stdout
+    assert narrowed.splitlines()[0].startswith("connection,") and len(narrowed.splitlines()) == 1  # nothing fails
+    trail = subprocess.run([sys.executable, "-m", "lib", "audit", "--json"], env=env, capture_output=True, text=True,
+                           check=True).stdout
+    targets = [row["target"] for row in json.loads(trail) if row["action"] == "export"]
+    assert str((tmp_path / "s.xlsx").resolve()) in targets and "standard output" in targets
+    assert any(t.endswith(".csv") and t.startswith(str(tmp_path)) for t in targets)  # the default name, in full
 
 
 def test_the_status_table_comes_from_two_queries(tested: Runtime) -> None:

@@ -8,11 +8,10 @@ from pathlib import Path
 import click
 
 from lib import export, status
-from lib.catalogue.outcomes import OUTCOMES
 from lib.access import shell
+from lib.catalogue.outcomes import OUTCOMES
 from lib.cli.common import reports_errors
 from lib.runtime import open_runtime
-
 
 OUTCOME_CHOICES = ("any-problem", *OUTCOMES, status.NEVER_TESTED)
 

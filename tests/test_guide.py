@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCTS, SETTINGS
-from lib.guide import ANCHORS, ILLUSTRATIONS, STEPS, anchor_url
+from lib.guide import ANCHORS, ILLUSTRATIONS, STEPS, anchor_url, product_sections
 
 GUIDE = Path(__file__).resolve().parent.parent / "pages" / "guide.py"
 
@@ -84,3 +84,12 @@ def test_every_link_into_the_guide_points_at_a_rendered_anchor() -> None:
         used |= set(re.findall(r"anchor_url\(['\"]([a-z0-9-]+)['\"]\)", source.read_text()))
     used |= {p.guide_anchor for p in PRODUCTS.values()} | {o.guide_anchor for o in OUTCOMES.values()}
     assert used and used <= ANCHORS
+
+
+def test_connect_is_a_link_and_the_shared_token_name_is_explained() -> None:
+    text = " ".join(step.body for step in STEPS)
+    assert "[Connect](/connect)" in text and "**Connect**" not in text
+    sections = {title: body for _, title, body in product_sections()}
+    historical = sections["CC Historical Analytics"]
+    assert "`analytics realtime-api`" in historical and "same name for CC Realtime Analytics" in historical
+    assert "same name" not in sections["Cloud Storage Service"]

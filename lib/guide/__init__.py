@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.catalogue.outcomes import OUTCOMES
-from lib.catalogue.products import PRODUCTS, SETTINGS
+from lib.catalogue.products import PRODUCTS, SETTINGS, Product
 
 GUIDE_PATH = "/guide"
 ILLUSTRATIONS = Path(__file__).resolve().parent / "illustrations"
@@ -57,7 +57,7 @@ few minutes to reach 8x8's API gateway, so a test made straight after a change c
 the old list.
 """),
     Step("copy-credentials", "Copy the Client ID and the Client Secret", """
-Copy both values straight into Switchboard's **Connect** page (next steps). Treat the secret like
+Copy both values straight into Switchboard's [Connect](/connect) page (next steps). Treat the secret like
 a password:
 
 - **The secret may be shown only once.** 8x8's own pages disagree on whether it can be revealed
@@ -85,7 +85,7 @@ The three region lists are different on purpose: a European customer may be `eu`
 and chat but `uk` for storage and Quality Management.
 """),
     Step("enter-in-switchboard", "Enter them in Switchboard", """
-Open **Connect**, tick the same products you ticked in 8x8, and fill in the form.
+Open [Connect](/connect), tick the same products you ticked in 8x8, and fill in the form.
 **Verify & save** first asks 8x8 for a token with exactly the values in the form; nothing is
 saved if 8x8 refuses them. When 8x8 accepts them, Switchboard shows what 8x8 granted next to
 what you ticked, and highlights any difference.
@@ -106,8 +106,18 @@ def product_sections() -> list[tuple[str, str, str]]:
         sections.append((product.guide_anchor, product.name,
                          f"{product.summary}  \n**Switchboard tests it by:** {product.tests_what}  \n"
                          f"**Switchboard asks for:** {needs} ([where to find them]({anchor_url('find-settings')})).  \n"
-                         f"8x8 lists it in a token as `{product.api_product}`."))
+                         f"8x8 lists it in a token as `{product.api_product}`.{_shared_name(product)}"))
     return sections
+
+
+def _shared_name(product: Product) -> str:
+    """A note when 8x8's token names several products alike (it says which app may use which)."""
+    alike = [p.name for p in PRODUCTS.values() if p.api_product == product.api_product and p is not product]
+    if not alike:
+        return ""
+    return (f" 8x8 uses that same name for {' and '.join(alike)}, so a token that lists it does not say which "
+            "of them the app may use: Switchboard counts both as granted, and the test of each product's own "
+            "endpoint tells them apart.")
 
 
 def troubleshooting_entries() -> list[tuple[str, str, str]]:

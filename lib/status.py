@@ -189,40 +189,46 @@ def verdicts(frame: pd.DataFrame) -> pd.Series:
 def explained(frame: pd.DataFrame, verdict: pd.Series) -> pd.Series:
     """The outcome that explains each row: the stored one, except that a ticked product 8x8's
     token does not grant, never tested, is explained as not enabled."""
-    untested_failure = (verdict == Verdict.FAILING) & ~checked(frame)
-    return frame["outcome"].where(~untested_failure, OutcomeKey.PRODUCT_NOT_ENABLED.value)
+    untested_failure = ((verdict == Verdict.FAILING) & ~checked(frame)).to_numpy()
+    stored = frame["outcome"].to_numpy(dtype=object)
+    return pd.Series(np.where(untested_failure, OutcomeKey.PRODUCT_NOT_ENABLED.value, stored), index=frame.index)
 
 
-_SEVERITY_RANK = {"error": 2, "warning": 1, "success": 0}
+_RANK = {key: {"error": 2, "warning": 1, "success": 0}[o.severity] for key, o in OUTCOMES.items()}
+_ICONS = {key: o.icon for key, o in OUTCOMES.items()}
 
 
 def summaries(frame: pd.DataFrame, verdict: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per connection of :func:`table`: the worst status in words ("🚫 Product not enabled +1
     more", "✅ All OK", ...), and its products as icons in catalogue order (· not ticked,
-    ⚪ never tested) — a status that fits a phone's width."""
+    ⚪ never tested) — a status that fits a phone's width. Built per distinct combination
+    (a fleet has few), not per connection."""
     per = len(PRODUCT_KEYS)
-    verdicts = verdict.to_numpy().reshape(-1, per)
-    outcomes = explained(frame, verdict).to_numpy().reshape(-1, per)
-    failing, never = verdicts == Verdict.FAILING, verdicts == Verdict.NEVER_TESTED
-    ok = verdicts == Verdict.OK
-    rank = np.vectorize(lambda key: _SEVERITY_RANK[OUTCOMES[key].severity] if key in OUTCOMES else -1,
-                        otypes=[int])(outcomes)
-    worst = outcomes[np.arange(len(outcomes)), np.where(failing, rank, -2).argmax(axis=1)]
-    words = []
-    for i, key in enumerate(worst):
-        n_failing, n_never, n_ok = int(failing[i].sum()), int(never[i].sum()), int(ok[i].sum())
+    flat = verdict.to_numpy()
+    verdicts = flat.reshape(-1, per)
+    codes, keys = pd.factorize(explained(frame, verdict).to_numpy())
+    failing, never, ok = (verdicts == v for v in (Verdict.FAILING, Verdict.NEVER_TESTED, Verdict.OK))
+    rank = np.where(failing, np.array([_RANK.get(k, -1) for k in keys])[codes].reshape(-1, per), -2)
+    worst_code = codes.reshape(-1, per)[np.arange(len(verdicts)), rank.argmax(axis=1)]
+    n_failing, n_never, n_ok = failing.sum(axis=1), never.sum(axis=1), ok.sum(axis=1)
+    base = per + 1  # each count is 0..per: one integer names the whole combination
+    combos, combo_of = np.unique(((worst_code * base + n_failing) * base + n_never) * base + n_ok,
+                                 return_inverse=True)
+
+    def words(worst: str, n_failing: int, n_never: int, n_ok: int) -> str:
         if n_failing:
-            words.append(LABELS[key] + (f" +{n_failing - 1} more" if n_failing > 1 else ""))
-        elif n_never and not n_ok:
-            words.append(NEVER_ICON + " Never tested")
-        elif n_never:
-            words.append(f"✅ {n_ok} OK · {n_never} never tested")
-        else:
-            words.append("✅ All OK")
-    icons = np.where(verdicts == Verdict.NOT_TICKED, "·",
-                     np.where(never, NEVER_ICON, np.vectorize(lambda key: OUTCOMES[key].icon if key in OUTCOMES
-                                                              else NEVER_ICON, otypes=[object])(outcomes)))
-    return np.array(words, dtype=object), np.array([" ".join(row) for row in icons], dtype=object)
+            return LABELS[worst] + (f" +{n_failing - 1} more" if n_failing > 1 else "")
+        if n_never:
+            return f"✅ {n_ok} OK · {n_never} never tested" if n_ok else f"{NEVER_ICON} Never tested"
+        return "✅ All OK"
+
+    said = np.array([words(keys[c // base**3], c // base**2 % base, c // base % base, c % base)
+                     for c in combos], dtype=object)[combo_of]
+    icon_of = np.array([_ICONS.get(k, NEVER_ICON) for k in keys], dtype=object)
+    marks = np.where(flat == Verdict.NOT_TICKED, "·", np.where(flat == Verdict.NEVER_TESTED, NEVER_ICON, icon_of[codes]))
+    rows = marks.reshape(-1, per)
+    icons = np.array([" ".join(row) for row in rows.tolist()], dtype=object)
+    return said, icons
 
 
 ANY_PROBLEM = "any_problem"  # an Outcome filter choice: any ticked product failing

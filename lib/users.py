@@ -289,10 +289,16 @@ def claim_attempt(engine: Engine, key: str, address: str, action: str, now: date
     raise Throttled(wait)
 
 
+REAUTHENTICATE = "reauthenticate"  # the attempt's action when a signed-in person proves it is them
+
+
 def settle_attempt(session: Session, attempt_id: int, *, ok: bool, key: str, address: str, action: str) -> None:
     """Record how a claimed attempt ended, in the caller's transaction; a failure is audited."""
     if ok:
         session.execute(sql_update(SignInAttempt).where(col(SignInAttempt.id) == attempt_id).values(success=True))
+    elif action == REAUTHENTICATE:  # only the password was asked, of the person signed in
+        audit.record(session, Principal(key, Role.VIEWER, address or None), action, key, audit.REFUSED,
+                     "wrong password")
     else:
         audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key,
                      audit.REFUSED, "wrong user name, password or code")

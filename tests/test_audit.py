@@ -59,6 +59,11 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     token = sessions.new_token()
     sessions.start(engine, sessions.Key.of(token), ann_web)
     step(("ann", "10.0.0.2", "sign_in", "ann", "ok"))
+    with pytest.raises(users.SignInFailed):  # the signed-in person mistypes the password again
+        users.authenticate(engine, "ann", SecretStr("not her password!"), address="10.0.0.2",
+                           action=users.REAUTHENTICATE)
+    step(("ann", "10.0.0.2", "reauthenticate", "ann", "refused"))
+    assert audit.events(engine, ADMIN)[-1].detail == "wrong password"
     sessions.mark_reauthenticated(engine, sessions.Key.of(token), ann_web)
     step(("ann", "10.0.0.2", "reauthenticate", "ann", "ok"))
     view, _ = linking.save(runtime, prober, form_for(app, "Prod", expected_products=("cloud_storage",)),
@@ -72,6 +77,7 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     step(("dee", "10.0.0.9", "check.run", "Prod / cloud_storage", "ok"))
     checks.run_checks(runtime, prober, triggered_by=admin("dee"))
     step(("dee", "10.0.0.9", "check.run", "Prod", "ok"))
+    assert audit.events(engine, ADMIN)[-1].detail.startswith("completed, 0 failing, 1 OK (run ")
     exported = export.export(engine, "json", actor=admin("eve"))
     step(("eve", "10.0.0.9", "export", exported.file_name, "ok"))
     with pytest.raises(linking.TokenRefused):

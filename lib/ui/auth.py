@@ -30,9 +30,12 @@ def _limits(rt: Runtime) -> Limits:
     return Limits(rt.settings.session_idle, rt.settings.session_lifetime)
 
 
-def _address() -> str | None:
-    address = st.context.ip_address  # None on localhost
-    return address if isinstance(address, str) and address else None
+LOCAL = "localhost"  # what Streamlit tells of a browser on this machine
+
+
+def _address() -> str:
+    address = st.context.ip_address  # the WebSocket's peer (after our trusted-proxy rule); None for loopback
+    return address if isinstance(address, str) and address else LOCAL
 
 
 def _token() -> str | None:
@@ -171,7 +174,7 @@ def confirm_with_password(rt: Runtime, me: Principal, password: SecretStr) -> No
     """Re-authentication for a sensitive action: the same throttled check as sign-in; then
     sensitive actions may go ahead for a few minutes. Raises SignInFailed or Throttled."""
     users.authenticate(rt.engine, me.name, password, address=me.address or "",
-                       action="reauthenticate")
+                       action=users.REAUTHENTICATE)
     key = this_caller().key
     assert key is not None, "a local sign-in always has its cookie"
     sessions.mark_reauthenticated(rt.engine, key, me)

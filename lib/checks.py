@@ -62,7 +62,7 @@ def products_to_check(view: ConnectionView, only: str | None = None) -> tuple[st
     if only is None:
         return view.tested_products
     if only not in PRODUCT_KEYS:
-        raise ValidationError([FieldError("product", f"Unknown product '{only}'; use one of {', '.join(PRODUCT_KEYS)}.")])
+        raise ValidationError([FieldError("product", "Product", f"Unknown product '{only}'; use one of {', '.join(PRODUCT_KEYS)}.")])
     return (only,)
 
 

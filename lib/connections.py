@@ -42,6 +42,16 @@ _MASK_LIKE = re.compile(r"^\s*[*•●·.…]{3,}")
 
 SETTING_KEYS: tuple[str, ...] = tuple(SETTINGS)
 
+# What people call each input: the console's labels, and the names in every message.
+FIELD_LABELS: Mapping[str, str] = {
+    "name": "Connection name",
+    "environment": "Environment label",
+    "client_id": "Client ID",
+    "client_secret": "Client Secret",
+    "expected_products": "Products enabled in 8x8",
+    **{key: setting.label for key, setting in SETTINGS.items()},
+}
+
 
 @dataclass(frozen=True)
 class ConnectionInput:
@@ -101,6 +111,10 @@ def client_id_hint(client_id: str) -> str:
 # --- Validation ---------------------------------------------------------------------------
 
 
+def _refused(field: str, message: str) -> FieldError:
+    return FieldError(field, FIELD_LABELS[field], message)
+
+
 def _clean(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
@@ -108,41 +122,41 @@ def _clean(value: str | None) -> str | None:
 
 def _check_name(name: str) -> list[FieldError]:
     if not name:
-        return [FieldError("name", "Enter a name, for example 'Production reporting'.")]
+        return [_refused("name", "Enter a name, for example 'Production reporting'.")]
     if len(name) > NAME_MAX:
-        return [FieldError("name", f"Use at most {NAME_MAX} characters (this one has {len(name)}).")]
+        return [_refused("name", f"Use at most {NAME_MAX} characters (this one has {len(name)}).")]
     if not name.isprintable():
-        return [FieldError("name", "Remove tabs, line breaks and other invisible characters.")]
+        return [_refused("name", "Remove tabs, line breaks and other invisible characters.")]
     return []
 
 
 def _check_client_id(client_id: str, *, required: bool) -> list[FieldError]:
     if not client_id:
         if required:
-            return [FieldError("client_id", "Paste the Client ID from the 8x8 Admin Console (Home > API Management).")]
+            return [_refused("client_id", "Paste the Client ID from the 8x8 Admin Console (Home > API Management).")]
         return []
     if len(client_id) > CLIENT_ID_MAX:
-        return [FieldError("client_id", f"A Client ID has at most {CLIENT_ID_MAX} characters; check what was pasted.")]
+        return [_refused("client_id", f"A Client ID has at most {CLIENT_ID_MAX} characters; check what was pasted.")]
     if any(ch.isspace() for ch in client_id) or _CONTROL.search(client_id):
-        return [FieldError("client_id", "Remove spaces, line breaks or other invisible characters (often picked up when copying).")]
+        return [_refused("client_id", "Remove spaces, line breaks or other invisible characters (often picked up when copying).")]
     if ":" in client_id:
-        return [FieldError("client_id", "A Client ID cannot contain ':'; check that only the Client ID was pasted.")]
+        return [_refused("client_id", "A Client ID cannot contain ':'; check that only the Client ID was pasted.")]
     if _MASK_LIKE.match(client_id):
-        return [FieldError("client_id", "This looks like a masked value; paste the real Client ID or leave it blank to keep the stored one.")]
+        return [_refused("client_id", "This looks like a masked value; paste the real Client ID or leave it blank to keep the stored one.")]
     return []
 
 
 def _check_secret(secret: str, *, required: bool) -> list[FieldError]:
     if not secret:
         if required:
-            return [FieldError("client_secret", "Paste the Client Secret from the 8x8 Admin Console.")]
+            return [_refused("client_secret", "Paste the Client Secret from the 8x8 Admin Console.")]
         return []
     if len(secret) > SECRET_MAX:
-        return [FieldError("client_secret", f"A Client Secret has at most {SECRET_MAX} characters; check what was pasted.")]
+        return [_refused("client_secret", f"A Client Secret has at most {SECRET_MAX} characters; check what was pasted.")]
     if _CONTROL.search(secret):
-        return [FieldError("client_secret", "Remove line breaks or other invisible characters (often picked up when copying).")]
+        return [_refused("client_secret", "Remove line breaks or other invisible characters (often picked up when copying).")]
     if _MASK_LIKE.match(secret):
-        return [FieldError("client_secret", "This looks like a masked value, not a secret. Paste the real secret, or leave the field blank to keep the stored one.")]
+        return [_refused("client_secret", "This looks like a masked value, not a secret. Paste the real secret, or leave the field blank to keep the stored one.")]
     return []
 
 
@@ -156,17 +170,17 @@ def _check_settings(data: ConnectionInput) -> list[FieldError]:
         if setting.accepts(value):
             continue
         if setting.choices is not None:
-            errors.append(FieldError(key, f"Choose one of: {', '.join(setting.choices)}."))
+            errors.append(_refused(key, f"Choose one of: {', '.join(setting.choices)}."))
         else:
-            errors.append(FieldError(key, "Use 1-64 letters, digits, '.', '-' or '_', not only dots "
-                                          "(copy it from 8x8 Configuration Manager)."))
+            errors.append(_refused(key, "Use 1-64 letters, digits, '.', '-' or '_', not only dots "
+                                        "(copy it from 8x8 Configuration Manager)."))
     return errors
 
 
 def _check_products(products: Iterable[str]) -> list[FieldError]:
     unknown = sorted(set(products) - set(PRODUCT_KEYS))
     if unknown:
-        return [FieldError("expected_products", f"Unknown product(s) {', '.join(unknown)}; choose from {', '.join(PRODUCT_KEYS)}.")]
+        return [_refused("expected_products", f"Unknown product(s) {', '.join(unknown)}; choose from {', '.join(PRODUCT_KEYS)}.")]
     return []
 
 
@@ -181,13 +195,13 @@ def validate(data: ConnectionInput, *, creating: bool) -> None:
     ]
     environment = data.environment.strip()
     if len(environment) > ENVIRONMENT_MAX or not environment.isprintable():
-        errors.append(FieldError("environment", f"Use at most {ENVIRONMENT_MAX} printable characters, e.g. 'production'."))
+        errors.append(_refused("environment", f"Use at most {ENVIRONMENT_MAX} printable characters, e.g. 'production'."))
     if errors:
         raise ValidationError(errors)
 
 
 def _name_taken() -> ValidationError:
-    return ValidationError([FieldError("name", "Another connection already has this name (names ignore case); choose another.")])
+    return ValidationError([_refused("name", "Another connection already has this name (names ignore case); choose another.")])
 
 
 def _common_values(data: ConnectionInput) -> dict[str, object]:

@@ -36,16 +36,22 @@ class CredentialUnreadable(SwitchboardError):
 
 @dataclass(frozen=True)
 class FieldError:
+    """One refused input: ``field`` is its key (for code: which widget, which option), ``label``
+    what people call it (the form's label), ``message`` what is wrong and the fix."""
+
     field: str
+    label: str
     message: str
 
 
 class ValidationError(SwitchboardError):
-    """Input was refused; ``errors`` names each field and the fix. Nothing was saved."""
+    """Input was refused; ``errors`` names each field and the fix. Nothing was saved.
+
+    Its text names fields by their labels, never by their keys."""
 
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        super().__init__(" ".join(f"{e.label}: {e.message}" for e in errors))
 
 
 class ConflictError(SwitchboardError):

@@ -27,7 +27,12 @@ from lib.store.models import SetupCode, utcnow
 CODE_LIFETIME = timedelta(hours=1)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 SETUP_KEY = "(setup code)"  # what wrong codes are counted and audited under
-CODE_REFUSED = "This setup code is not valid: it is wrong, used or expired. Restart the server for a new one."
+# A typo needs another look at the code; only a spent code needs the server restarted.
+CODE_WRONG = ("This is not the setup code. Compare it with the one printed on the Switchboard server's "
+              "console and type it again (dashes and upper or lower case do not matter).")
+CODE_SPENT = ("This setup code has expired or was used already. Use the newest code the server printed; "
+              "if there is none, restart the Switchboard server and it prints a new one.")
+HAS_USERS = "Switchboard has been set up already: sign in, or ask an admin for an account."
 
 
 def _hash(code: str) -> str:
@@ -64,21 +69,21 @@ def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, 
     now = now or utcnow()
     attempt = users.claim_attempt(engine, SETUP_KEY, address, "setup", now)
     admin = Principal(username.strip(), Role.ADMIN, address or None, "local")
-    valid = False  # the code: a weak new password is refused, but is no failed attempt
+    problem: str | None = CODE_WRONG  # of the code: a weak new password is refused, but is no failed attempt
     try:
         with write_session(engine) as session:
-            rows = session.exec(sql_select(SetupCode).where(  # type: ignore[call-overload]
-                col(SetupCode.used_at).is_(None), col(SetupCode.expires_at) > now)).scalars().all()
+            rows = session.exec(sql_select(SetupCode)).scalars().all()  # type: ignore[call-overload]
             wanted = _hash(code.get_secret_value())
             match = next((row for row in rows if hmac.compare_digest(row.code_hash, wanted)), None)
-            valid = match is not None and not users.count_in(session)
-            if match is not None and valid:
+            problem = (HAS_USERS if users.count_in(session) else CODE_WRONG if match is None
+                       else CODE_SPENT if match.used_at is not None or match.expires_at <= now else None)
+            if match is not None and problem is None:
                 match.used_at = now
                 setup = Principal("setup code", Role.ADMIN, address or None, "setup code")
                 users.insert(session, username, password, Role.ADMIN.value, actor=setup)
     finally:
         with write_session(engine) as session:
-            users.settle_attempt(session, attempt, ok=valid, key=SETUP_KEY, address=address, action="setup")
-    if not valid:
-        raise ValidationError([FieldError("setup_code", CODE_REFUSED)])
+            users.settle_attempt(session, attempt, ok=problem is None, key=SETUP_KEY, address=address, action="setup")
+    if problem is not None:
+        raise ValidationError([FieldError("setup_code", "Setup code", problem)])
     return admin

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from lib import audit
 from lib.access import Permission, Principal, require
+from lib.connections import FIELD_LABELS
 from lib.errors import CredentialUnreadable
 from lib.store.db import read_session, write_session
 from lib.store.keyring import credential_binding
@@ -117,30 +118,30 @@ def rotate(engine: Engine, vault: Vault, *, actor: Principal, batch: int = 100,
 @dataclass(frozen=True)
 class ReadabilityReport:
     values_per_kid: dict[str, int]
-    unreadable: list[tuple[str, str, str]]  # (row id, column, reason)
+    unreadable: list[tuple[str, str, str]]  # (connection name, which credential, reason)
 
     @property
     def ok(self) -> bool:
         return not self.unreadable
 
 
-def _all_values(engine: Engine) -> Iterator[tuple[uuid.UUID, str, str]]:
+def _all_values(engine: Engine) -> Iterator[tuple[uuid.UUID, str, str, str]]:
     with read_session(engine) as session:
-        for row_id, id_enc, secret_enc in session.exec(
-            select(Connection.id, Connection.client_id_enc, Connection.client_secret_enc)
+        for row_id, name, id_enc, secret_enc in session.exec(
+            select(Connection.id, Connection.name, Connection.client_id_enc, Connection.client_secret_enc)
         ).all():
-            yield row_id, "client_id_enc", id_enc
-            yield row_id, "client_secret_enc", secret_enc
+            yield row_id, name, "client_id", id_enc
+            yield row_id, name, "client_secret", secret_enc
 
 
 def prove_readable(engine: Engine, vault: Vault) -> ReadabilityReport:
     """Decrypt every stored credential; report values per kid and every one that fails."""
     counts: Counter[str] = Counter()
     unreadable: list[tuple[str, str, str]] = []
-    for row_id, column, envelope in _all_values(engine):
+    for row_id, name, field, envelope in _all_values(engine):
         try:
             counts[envelope_kid(envelope)] += 1
-            vault.decrypt(envelope, credential_binding(row_id, column))
+            vault.decrypt(envelope, credential_binding(row_id, f"{field}_enc"))
         except CredentialUnreadable as exc:
-            unreadable.append((str(row_id), column, str(exc)))
+            unreadable.append((name, FIELD_LABELS[field], str(exc)))
     return ReadabilityReport(dict(counts), unreadable)

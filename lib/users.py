@@ -62,6 +62,15 @@ class SignInFailed(SwitchboardError):
         super().__init__(GENERIC_FAILURE)
 
 
+# What people call each input, in every message that refuses one.
+FIELD_LABELS = {"username": "User name", "role": "Role", "password": "Password"}
+_ROLE_CHOICES = f"Choose one of: {', '.join(r.value for r in Role)}."
+
+
+def _refused(field: str, message: str) -> FieldError:
+    return FieldError(field, FIELD_LABELS[field], message)
+
+
 # --- the password policy ------------------------------------------------------------------
 
 
@@ -93,10 +102,10 @@ def password_problems(password: str, username: str = "") -> list[str]:
 def _check_new(username: str, password: SecretStr, role: str) -> None:
     errors = []
     if not USERNAME.match(username):
-        errors.append(FieldError("username", "Use 1-120 letters, digits or . _ @ + -, e.g. an e-mail address."))
+        errors.append(_refused("username", "Use 1-120 letters, digits or . _ @ + -, e.g. an e-mail address."))
     if role not in {r.value for r in Role}:
-        errors.append(FieldError("role", f"Choose one of: {', '.join(r.value for r in Role)}."))
-    errors += [FieldError("password", p) for p in password_problems(password.get_secret_value(), username)]
+        errors.append(_refused("role", _ROLE_CHOICES))
+    errors += [_refused("password", p) for p in password_problems(password.get_secret_value(), username)]
     if errors:
         raise ValidationError(errors)
 
@@ -142,7 +151,7 @@ def add(engine: Engine, username: str, password: SecretStr, role: str, *, actor:
 
 
 def _name_taken() -> ValidationError:
-    return ValidationError([FieldError("username", "This user name is taken (names ignore case).")])
+    return ValidationError([_refused("username", "This user name is taken (names ignore case).")])
 
 
 def get(engine: Engine, username: str) -> UserView:
@@ -174,7 +183,7 @@ def _change(engine: Engine, username: str, action: str, detail: str, actor: Prin
                 sql_select(func.count()).select_from(User)
                 .where(User.role == Role.ADMIN.value, User.id != user.id)).scalar_one()
             if others == 0:
-                raise ValidationError([FieldError("username", "This is the last admin; make another admin first.")])
+                raise ValidationError([_refused("role", "This is the last admin; make another person an admin first.")])
         audit.record(session, actor, action, user.username, audit.OK, detail)
 
 
@@ -188,7 +197,7 @@ def remove(engine: Engine, username: str, *, actor: Principal) -> None:
 
 def set_role(engine: Engine, username: str, role: str, *, actor: Principal) -> None:
     if role not in {r.value for r in Role}:
-        raise ValidationError([FieldError("role", f"Choose one of: {', '.join(r.value for r in Role)}.")])
+        raise ValidationError([_refused("role", _ROLE_CHOICES)])
 
     def apply(_session: Session, user: User) -> None:
         user.role = role
@@ -199,7 +208,7 @@ def set_role(engine: Engine, username: str, role: str, *, actor: Principal) -> N
 def reset_password(engine: Engine, username: str, password: SecretStr, *, actor: Principal) -> None:
     problems = password_problems(password.get_secret_value(), username)
     if problems:
-        raise ValidationError([FieldError("password", p) for p in problems])
+        raise ValidationError([_refused("password", p) for p in problems])
     new_hash = _hasher.hash(password.get_secret_value())
 
     def apply(session: Session, user: User) -> None:

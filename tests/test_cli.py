@@ -73,18 +73,19 @@ def test_add_list_remove(cli, sentinels: Sentinels) -> None:  # type: ignore[no-
     assert json.loads(cli("connections", "list", "--json").stdout) == []
 
 
-def test_validation_errors_name_the_option_and_exit_1(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+def test_validation_errors_name_the_field_and_its_option_and_exit_1(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
     result = cli("connections", "add", "--name", "X", "--client-id", "bad:id", "--secret-stdin", stdin="\n")
     assert result.returncode == 1
-    assert "--client-id: A Client ID cannot contain ':'" in result.stderr
-    assert "--client-secret: Paste the Client Secret" in result.stderr
+    assert "error: Client ID (--client-id): A Client ID cannot contain ':'" in result.stderr
+    assert "error: Client Secret: Paste the Client Secret" in result.stderr  # read from stdin: no option
+    assert "client_secret" not in result.stderr and "--client-secret" not in result.stderr
     assert json.loads(cli("connections", "list", "--json").stdout) == []
 
 
 def test_duplicate_name_exits_1(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
     assert add(cli, sentinels, "Prod").returncode == 0
     result = add(cli, sentinels, "PROD")
-    assert result.returncode == 1 and "--name: Another connection already has this name" in result.stderr
+    assert result.returncode == 1 and "error: Connection name (--name): Another connection already has this name" in result.stderr
 
 
 def test_usage_errors_exit_2(cli) -> None:  # type: ignore[no-untyped-def]

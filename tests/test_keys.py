@@ -90,7 +90,7 @@ def test_verify_reports_unreadable_rows(engine: Engine, vault: Vault) -> None:
                      .values(client_secret_enc=source.client_secret_enc))
     report = keys.prove_readable(engine, vault)
     assert not report.ok
-    assert [(r[0], r[1]) for r in report.unreadable] == [(str(view.id), "client_secret_enc")]
+    assert [(r[0], r[1]) for r in report.unreadable] == [(view.name, "Client Secret")]
 
 
 def test_rotation_never_overwrites_a_concurrent_edit(engine: Engine, vault: Vault) -> None:

@@ -4,14 +4,20 @@ is not a link on anybody's screen."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from lib import connections
+from lib import connections, first_run, users
+from lib.connections import ConnectionInput
+from lib.errors import ValidationError
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.ui.text import literal
+from lib.web import html
 from tests.fixtures.console import PageOpener, plain
 from tests.fixtures.people import ADMIN
 from tests.test_checks import form_for
@@ -48,3 +54,65 @@ def test_names_environments_and_details_reach_the_page_escaped(open_page: PageOp
     for value in shown:
         assert "](https://evil.example" not in value, value
         assert "**prod**" not in value, value
+
+
+# --- words: messages name fields as people see them, and ask end users for no shell work -------
+
+LIB = Path(__file__).resolve().parents[1] / "lib"
+# Every key a refused input can carry, plus the account forms' own field names.
+FIELD_KEYS = sorted({*connections.FIELD_LABELS, *users.FIELD_LABELS, "setup_code", "password_again", "product"})
+
+
+def _sources() -> list[tuple[Path, str]]:
+    """lib/'s source, but the simulator (its messages are about its scenario file's own keys)."""
+    return [(path, path.read_text()) for path in sorted(LIB.rglob("*.py")) if "simulator" not in path.parts]
+
+
+def test_no_message_in_lib_starts_with_an_internal_field_name() -> None:
+    keys = "|".join(FIELD_KEYS)
+    keyed = re.compile(rf"""["'](?:--)?(?:{keys}): """)
+    formatted = re.compile(r"\{[\w.]*\.field\b[^}]*\}:")  # f"{error.field}: …"
+    found = [f"{path.relative_to(LIB)}: {m.group(0)}" for path, text in _sources()
+             for m in (*keyed.finditer(text), *formatted.finditer(text))]
+    assert found == []
+
+
+def _refusals(engine: Engine) -> list[ValidationError]:
+    """A refusal from every service that validates input."""
+    caught: list[ValidationError] = []
+    attempts = [
+        lambda: connections.validate(ConnectionInput(
+            name="", client_id="a:b", client_secret=SecretStr("***"), environment="e" * 99,
+            expected_products=("cloud_storage", "quality_management", "cc_chat", "voice"), chat_region="xx",
+            pbx="a b"), creating=True),
+        lambda: users.add(engine, "no spaces allowed", SecretStr("short"), "boss", actor=ADMIN),
+        lambda: users.set_role(engine, "anyone", "boss", actor=ADMIN),
+        lambda: first_run.redeem(engine, SecretStr("AAAA-BBBB-CCCC-DDDD"), "root", SecretStr("x"), address=""),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ValidationError) as info:
+            attempt()
+        caught.append(info.value)
+    return caught
+
+
+def test_every_refusal_names_its_fields_by_their_labels(sqlite_engine: Engine) -> None:
+    refusals = _refusals(sqlite_engine)
+    fields = {e.field for exc in refusals for e in exc.errors}
+    assert {"client_secret", "expected_products", "pbx", "password", "role", "setup_code"} <= fields
+    for exc in refusals:
+        for error in exc.errors:
+            assert error.label and error.label != error.field and error.label[0].isupper(), error
+            assert f"{error.label}: {error.message}" in str(exc)
+        assert not re.search(rf"(?:^|[.;] )(?:{'|'.join(FIELD_KEYS)}):", str(exc)), str(exc)
+
+
+def test_the_sign_in_and_setup_pages_ask_for_no_shell_commands() -> None:
+    for page in (html.sign_in("/"), html.setup(), html.sign_in("/", first_run.CODE_WRONG)):
+        assert not re.search(r"python -m|<code>|\bmake \w|\.venv|\bsudo\b|\$ ", page), page
+    assert "Ask a Switchboard admin to reset it." in html.sign_in("/")
+
+
+def test_a_mistyped_setup_code_is_not_told_to_restart_the_server() -> None:
+    assert "restart" not in first_run.CODE_WRONG.lower() and "type it again" in first_run.CODE_WRONG
+    assert "restart" in first_run.CODE_SPENT.lower()  # only a spent code needs a new one

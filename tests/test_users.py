@@ -163,7 +163,7 @@ def test_cli_users(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
     assert run("add", "ann", "--role", "admin", "--password-stdin", stdin=GOOD.get_secret_value() + "\n").returncode == 0
     weak = run("add", "bob", "--role", "viewer", "--password-stdin", stdin="qwerty123456\n")
-    assert weak.returncode == 1 and "--password: This password is on a list" in weak.stderr
+    assert weak.returncode == 1 and "error: Password: This password is on a list" in weak.stderr
     assert run("add", "bob", "--role", "viewer").returncode == 2  # no tty, no --password-stdin
     assert run("add", "cy", "--role", "viewer", "--password-stdin", stdin="plenty long phrase here\n").returncode == 0
     assert run("set-role", "cy", "operator").returncode == 0

@@ -29,6 +29,13 @@ if TYPE_CHECKING:  # the prober pulls in httpx, which most commands never need
     from lib.runtime import Runtime
 
 
+def _option_for(field: str) -> str:
+    """' (--flag)' when the running command has an option for this field, else ''."""
+    context = click.get_current_context(silent=True)
+    options = {p.name: p.opts[0] for p in context.command.params if isinstance(p, click.Option)} if context else {}
+    return f" ({options[field]})" if field in options else ""
+
+
 def reports_errors(func: F) -> F:
     """Turn Switchboard's typed errors into a message on stderr and the contract's exit code."""
 
@@ -38,7 +45,7 @@ def reports_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ValidationError as exc:
             for error in exc.errors:
-                click.echo(f"error: --{error.field.replace('_', '-')}: {error.message}", err=True)
+                click.echo(f"error: {error.label}{_option_for(error.field)}: {error.message}", err=True)
             sys.exit(1)
         except CONFIG_ERRORS as exc:
             click.echo(f"error: {exc}", err=True)

@@ -39,11 +39,11 @@ def setting_options(func: F) -> F:
 @click.option("--client-id", required=True, help="The Client ID from the 8x8 Admin Console.")
 @click.option("--secret-stdin", is_flag=True, help="Read the Client Secret from standard input.")
 @click.option("--environment", default="", help="A label such as production or staging.")
-@click.option("--products", help=f"Products ticked on the 8x8 app, comma-separated: {', '.join(PRODUCT_KEYS)}.")
+@click.option("--products", "expected_products", help=f"Products ticked on the 8x8 app, comma-separated: {', '.join(PRODUCT_KEYS)}.")
 @setting_options
 @reports_errors
 def connections_add(name: str, no_verify: bool, client_id: str, secret_stdin: bool, environment: str,
-                    products: str | None, **settings: str | None) -> None:
+                    expected_products: str | None, **settings: str | None) -> None:
     """Verify with 8x8, then store a connection (encrypted).
 
     The Client Secret comes from standard input (--secret-stdin) or a hidden prompt.
@@ -51,7 +51,7 @@ def connections_add(name: str, no_verify: bool, client_id: str, secret_stdin: bo
     rt = open_runtime()
     secret = read_hidden(secret_stdin, "Client Secret", "--secret-stdin")
     data = ConnectionInput(name=name, client_id=client_id, client_secret=secret,
-                           environment=environment, expected_products=_product_list(products), **settings)
+                           environment=environment, expected_products=_product_list(expected_products), **settings)
     with prober(rt, skip=no_verify) as client:
         view, answer = linking.save(rt, client, data, actor=shell())
     if answer is None:

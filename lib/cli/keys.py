@@ -68,8 +68,8 @@ def keys_verify() -> None:
     report = keys.prove_readable(rt.engine, rt.vault)
     for kid, count in sorted(report.values_per_kid.items()):
         click.echo(f"{kid}: {count} value(s)" + (" (active)" if kid == rt.vault.active_kid else ""))
-    for row_id, column, reason in report.unreadable:
-        click.echo(f"unreadable: connection {row_id} {column}: {reason}", err=True)
+    for name, credential, reason in report.unreadable:
+        click.echo(f"unreadable: the {credential} of connection '{name}': {reason}", err=True)
     if not report.ok:
         sys.exit(1)
     click.echo("All stored credentials decrypt.")

@@ -191,8 +191,8 @@ class Vault:
         key = self.keyring.keys.get(kid)
         if key is None:
             raise CredentialUnreadable(
-                f"The value of {binding.table}.{binding.column} for row {binding.row_id} was "
-                f"encrypted with key '{kid}', which is not in the keyring. Restore that key.",
+                f"The stored value was encrypted with key '{kid}', which is not in the keyring. "
+                "Restore that key.",
                 row_id=binding.row_id,
                 kid=kid,
             )
@@ -209,8 +209,8 @@ class Vault:
             return plain.decode("utf-8")
         except (InvalidTag, UnicodeDecodeError):
             raise CredentialUnreadable(
-                f"The value of {binding.table}.{binding.column} for row {binding.row_id} does not "
-                f"decrypt with key '{kid}': the key is wrong, or the value was altered or moved.",
+                f"The stored value does not decrypt with key '{kid}': the key is wrong, or the "
+                "value was altered or moved.",
                 row_id=binding.row_id,
                 kid=kid,
             ) from None

@@ -17,7 +17,7 @@ from lib import checks, connections, linking
 from lib.access import Permission, Principal
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, SETTINGS
-from lib.connections import ConnectionInput, ConnectionView
+from lib.connections import FIELD_LABELS, ConnectionInput, ConnectionView
 from lib.eightbyeight.prober import ProberClosed
 from lib.errors import ConflictError, NotFoundError, ValidationError
 from lib.guide import anchor_url
@@ -28,15 +28,6 @@ from lib.ui.text import literal
 
 EDIT_ID = "connect.edit_id"  # set by the connections page's Edit button
 _FLASH, _SAVED, _OFFER_SKIP, _LOADED = "connect.flash", "connect.saved_id", "connect.offer_skip", "connect.loaded"
-
-FIELD_LABELS: dict[str, str] = {
-    "name": "Connection name",
-    "environment": "Environment label",
-    "client_id": "Client ID",
-    "client_secret": "Client Secret",
-    "expected_products": "Products enabled in 8x8",
-    **{key: setting.label for key, setting in SETTINGS.items()},
-}
 
 
 def _key(field: str) -> str:
@@ -118,8 +109,7 @@ def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
         saved, answer = linking.save(
             rt, None if skip else prober(), data, actor=me, connection_id=connection_id, expected_version=version)
     except ValidationError as exc:
-        state[_FLASH] = {"kind": "invalid", "errors": [(FIELD_LABELS.get(e.field, e.field), e.message)
-                                                       for e in exc.errors]}
+        state[_FLASH] = {"kind": "invalid", "errors": {e.field: (e.label, e.message) for e in exc.errors}}
     except linking.TokenRefused as exc:
         state[_FLASH] = {"kind": "refused", "message": str(exc),
                          "anchor": OUTCOMES[exc.result.outcome].guide_anchor}
@@ -158,7 +148,7 @@ def _show_flash() -> None:
         return
     if flash["kind"] == "invalid":
         st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- **{label}**: {literal(message)}"
-                                                            for label, message in flash["errors"]),
+                                                            for label, message in flash["errors"].values()),
                  icon=":material/edit_note:")
     elif flash["kind"] == "refused":
         link = f" [Guide]({anchor_url(flash['anchor'])})" if flash["anchor"] else ""

@@ -107,7 +107,7 @@ def account_routes(state: ServerState) -> list[Route]:
         username = _form_text(form, "username")
         password, again = _form_text(form, "password"), _form_text(form, "password_again")
         if password != again:
-            return HTMLResponse(html.setup("password_again: The two passwords differ; type the same one twice.",
+            return HTMLResponse(html.setup("The two passwords differ: type the same password in both fields.",
                                            username), status_code=400)
         try:
             admin = await run_in_threadpool(first_run.redeem, state.engine, SecretStr(_form_text(form, "setup_code")),

@@ -42,8 +42,7 @@ def sign_in(next_path: str, notice: str = "", kind: str = "error", username: str
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit" data-testid="sign-in-submit">Sign in</button></form>
-<footer>Forgot your password? A Switchboard admin can reset it
-(<code>python -m lib users reset-password NAME</code>).</footer>"""
+<footer>Forgot your password? Ask a Switchboard admin to reset it.</footer>"""
     return _page("Sign in to Switchboard", "The console for your 8x8 API connections.", form, notice, kind)
 
 

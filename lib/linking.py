@@ -10,13 +10,14 @@ from pydantic import SecretStr
 
 from lib import audit, connections
 from lib.access import Permission, Principal, require
-from lib.catalogue.outcomes import OUTCOMES, UNREACHABLE
-from lib.catalogue.products import PRODUCTS
+from lib.catalogue.outcomes import OUTCOMES, UNREACHABLE, OutcomeKey
+from lib.catalogue.products import PRODUCTS, TOKEN
 from lib.connections import ConnectionInput, ConnectionView
 from lib.eightbyeight.models import Credentials, ProbeResult
 from lib.eightbyeight.prober import Prober
-from lib.errors import SwitchboardError
+from lib.errors import CredentialUnreadable, SwitchboardError
 from lib.runtime import Runtime
+from lib.store.models import utcnow
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,20 @@ class TokenAnswer:
 
 
 class TokenRefused(SwitchboardError):
-    """8x8 refused the credentials, or could not be reached; nothing was saved."""
+    """8x8 refused the credentials, or could not be asked; nothing was saved."""
 
-    def __init__(self, result: ProbeResult) -> None:
+    def __init__(self, result: ProbeResult, *, stored: bool = False) -> None:
         self.result = result
         outcome = OUTCOMES[result.outcome]
         if result.outcome in UNREACHABLE:
             lead = ("Could not ask 8x8 whether these credentials work, so nothing was saved. "
                     "Try again, or save without verifying (the connection is then untested).")
+        elif result.outcome == OutcomeKey.CREDENTIAL_UNREADABLE:
+            lead = f"{outcome.cause} Nothing was saved. {outcome.fix}"
+        elif stored:
+            lead = ("8x8 refused the stored credentials, so nothing was saved. If the Client Secret was "
+                    "regenerated or the app deleted in the 8x8 Admin Console, copy the Client ID and "
+                    "Client Secret again from Home > API Management and enter them here.")
         else:
             lead = ("8x8 refused these credentials, so nothing was saved. Copy the Client ID and "
                     "Client Secret again from Home > API Management in the 8x8 Admin Console.")
@@ -62,31 +69,31 @@ class TokenRefused(SwitchboardError):
         return self.result.outcome in UNREACHABLE
 
 
-def _candidate(rt: Runtime, data: ConnectionInput, connection_id: uuid.UUID | None) -> Credentials | None:
-    """The credentials being saved: the form's values, completed with stored ones on edit.
-
-    None on an edit that changes neither the Client ID nor the secret (nothing to verify).
-    """
+def _candidate(rt: Runtime, data: ConnectionInput, connection_id: uuid.UUID | None) -> tuple[Credentials, bool]:
+    """The credentials being saved: the form's values, completed with the stored ones on an
+    edit (a blank Client ID or secret keeps the stored one, so that one is verified), and
+    whether a stored one is among them. Decrypted here, for this one request, and nowhere else."""
     client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
-    if connection_id is None:
-        return Credentials(None, client_id, SecretStr(secret))
-    if not client_id and not secret:
-        return None
-    stored = connections.load_credentials(rt.engine, rt.vault, connection_id)
+    if connection_id is None or (client_id and secret):
+        return Credentials(connection_id, client_id, SecretStr(secret)), False
+    try:
+        stored = connections.load_credentials(rt.engine, rt.vault, connection_id)
+    except CredentialUnreadable:
+        raise TokenRefused(ProbeResult(TOKEN, OutcomeKey.CREDENTIAL_UNREADABLE,
+                                       "the stored Client ID or Client Secret does not decrypt with the keyring",
+                                       utcnow())) from None
     return Credentials(connection_id, client_id or stored.client_id,
-                       SecretStr(secret) if secret else stored.client_secret)
+                       SecretStr(secret) if secret else stored.client_secret), True
 
 
 def ask_8x8(rt: Runtime, prober: Prober, data: ConnectionInput,
-                 connection_id: uuid.UUID | None = None) -> TokenAnswer | None:
+            connection_id: uuid.UUID | None = None) -> TokenAnswer:
     """Ask 8x8 for a token with the values being saved; raise TokenRefused if it fails."""
     connections.validate(data, creating=connection_id is None)
-    candidate = _candidate(rt, data, connection_id)
-    if candidate is None:
-        return None
+    candidate, stored = _candidate(rt, data, connection_id)
     result = prober.ask_token(candidate)
     if not result.ok:
-        raise TokenRefused(result)
+        raise TokenRefused(result, stored=stored)
     return TokenAnswer(result, tuple(data.expected_products))
 
 

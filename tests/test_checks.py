@@ -176,12 +176,28 @@ def test_edit_verifies_new_secret_with_stored_client_id(runtime: Runtime, simula
         linking.save(runtime, prober, blank_id, actor=ADMIN, connection_id=view.id, expected_version=view.version)
     assert connections.load_credentials(runtime.engine, runtime.vault, view.id).client_secret.get_secret_value() \
         == app.client_secret
-    label_only = connections.input_from_view(view, environment="prod")
+
+
+def test_edit_with_blank_credentials_verifies_the_stored_ones(runtime: Runtime, simulator: SimulatorServer,
+                                                              prober_factory: ProberFactory) -> None:
+    """Verify & save on an edit that keeps the stored secret asks 8x8 with that secret (a fresh
+    token, not one cached by an earlier test), then saves; refused, it saves nothing."""
+    app = simulator.scenario.apps[0]
+    prober: Prober = prober_factory(simulator.url)
+    view, _ = linking.save(runtime, prober, form_for(app, "Edit me"), actor=ADMIN)  # caches a token
     before = control(simulator, "GET", "stats")["requests"]["token"]
-    saved, verification = linking.save(runtime, prober, label_only, actor=ADMIN, connection_id=view.id,
-                                      expected_version=view.version)
-    assert verification is None and saved.environment == "prod"  # credentials unchanged: no call
-    assert control(simulator, "GET", "stats")["requests"]["token"] == before
+    saved, verification = linking.save(runtime, prober, connections.input_from_view(view, environment="prod"),
+                                       actor=ADMIN, connection_id=view.id, expected_version=view.version)
+    assert verification is not None and verification.result.ok and saved.environment == "prod"
+    assert control(simulator, "GET", "stats")["requests"]["token"] == before + 1
+    control(simulator, "POST", "faults", {"route": "token", "client_id": app.client_id, "status": 401})  # revoked
+    with pytest.raises(linking.TokenRefused) as info:
+        linking.save(runtime, prober, connections.input_from_view(saved, environment="staging"),
+                     actor=ADMIN, connection_id=view.id, expected_version=saved.version)
+    assert "8x8 refused the stored credentials, so nothing was saved" in str(info.value)
+    assert "Who must act: 8x8 admin (Admin Console)" in str(info.value)
+    again = connections.get(runtime.engine, view.id)
+    assert (again.environment, again.version) == ("prod", saved.version)
 
 
 def test_invalid_input_is_refused_before_any_call(runtime: Runtime, simulator: SimulatorServer,

@@ -10,6 +10,7 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from lib import audit, checks, connections, status
+from lib.catalogue.products import PRODUCT_KEYS
 from lib.redaction import install, registry
 from lib.runtime import Runtime
 from lib.simulator import App, SimulatorServer
@@ -137,15 +138,20 @@ def test_unreachable_8x8_offers_to_save_untested(open_page: PageOpener, simulato
     assert "without verifying" in at.warning[0].value and len(stored(console_env)) == 1
 
 
-def test_edit_with_blank_secret_keeps_it(open_page: PageOpener, simulator: SimulatorServer,
-                                         console_env: Runtime) -> None:
+def open_edit(at: AppTest, name: str) -> AppTest:
+    """Edit ``name`` from the connections page; later runs stay on the connect page (AppTest
+    reruns the page it was switched to, not the one the app switched to)."""
+    at.selectbox(key="conn_detail").set_value(name).run()
+    return at.button(key="detail_edit").click().run().switch_page(CONNECT).run()
+
+
+def test_edit_with_blank_secret_verifies_the_stored_one_then_saves(open_page: PageOpener, simulator: SimulatorServer,
+                                                                   console_env: Runtime) -> None:
     app = everything(simulator)
     view = connections.create(console_env.engine, console_env.vault, form_for(
         app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN)
     before = stored(console_env)[0].client_secret_enc
-    at = open_page(CONNECTIONS)
-    at.selectbox(key="conn_detail").set_value("Prod").run()
-    at.button(key="detail_edit").click().run()
+    at = open_edit(open_page(CONNECTIONS), "Prod")
     assert at.title[0].value == "Edit Prod"
     assert at.text_input(key="connect_client_secret").value == ""
     assert at.text_input(key="connect_client_id").value == ""  # never pre-filled either
@@ -153,10 +159,32 @@ def test_edit_with_blank_secret_keeps_it(open_page: PageOpener, simulator: Simul
     at.text_input(key="connect_environment").input("production")
     submit(at)
     assert not at.error, [e.value for e in at.error]
+    assert "8x8 issued a token" in at.success[0].value  # Verify & save verified: with the stored secret
+    assert not any("without verifying" in w.value for w in at.warning)
+    assert control(simulator, "GET", "stats")["requests"]["token"] == 1
     row = stored(console_env)[0]
     assert row.client_secret_enc == before and row.environment == "production" and row.version == 2
-    assert control(simulator, "GET", "stats")["requests"]["token"] == 0  # nothing to verify
+    assert row.granted_products == sorted(PRODUCT_KEYS)
+    assert app.client_secret not in repr(at.session_state.to_dict()) and app.client_secret not in texts(at)
     assert connections.get(console_env.engine, view.id).name == "Prod"
+
+
+def test_edit_whose_stored_secret_8x8_refuses_saves_nothing_and_says_who_acts(
+        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    app = everything(simulator)
+    connections.create(console_env.engine, console_env.vault, form_for(
+        app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN)
+    control(simulator, "POST", "faults", {"route": "token", "client_id": app.client_id, "status": 401})
+    at = open_edit(open_page(CONNECTIONS), "Prod")
+    at.text_input(key="connect_environment").input("production")
+    submit(at)
+    [error] = at.error
+    assert "8x8 refused the stored credentials, so nothing was saved" in plain(error.value)
+    assert "Who must act: 8x8 admin (Admin Console)." in plain(error.value)
+    assert "/guide#outcome-bad-credentials" in error.value
+    assert not at.success and not at.warning
+    row = stored(console_env)[0]
+    assert (row.environment, row.version) == ("", 1)
 
 
 def test_test_all_products_now_after_saving(open_page: PageOpener, simulator: SimulatorServer) -> None:

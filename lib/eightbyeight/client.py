@@ -311,6 +311,8 @@ class EightByEight:
             yield await finished
 
     async def ask_token(self, credentials: Credentials) -> ProbeResult:
-        """Ask 8x8 for a token with these (candidate) credentials; nothing else is called."""
+        """Ask 8x8 for a new token with these (candidate) credentials; nothing else is called.
+        Never a cached one: a token from earlier says nothing of whether the secret works now."""
+        self.tokens.forget(credentials)
         result, _, _ = await self.token(Target(credentials=credentials, settings={}))
         return result

@@ -61,6 +61,10 @@ class TokenCache:
             self._tokens[fp] = token
             return token, True
 
+    def forget(self, credentials: Credentials) -> None:
+        """Drop the cached token of these credentials, so the next ``get`` asks 8x8 again."""
+        self._tokens.pop(self.fingerprint(credentials), None)
+
     def invalidate(self, target: Target, token: Token) -> None:
         """Forget ``token`` if it is still the cached one (a newer one is kept)."""
         fp = self.fingerprint(target.credentials)

@@ -202,7 +202,7 @@ def render(console: Console) -> None:
                       placeholder=f"Leave blank to keep {view.client_id_hint}" if view else "",
                       help=f"From Home > API Management in the 8x8 Admin Console ([guide]({anchor_url('copy-credentials')})).")
         st.text_input(FIELD_LABELS["client_secret"], key=_SECRET, type="password",
-                      placeholder="Leave blank to keep the stored secret" if view else "",
+                      placeholder="Leave blank to keep (and verify) the stored secret" if view else "",
                       help="Shown by 8x8 when the app is created. Stored encrypted and never shown again "
                            f"([guide]({anchor_url('copy-credentials')})).")
         for key in _needed_settings(products):

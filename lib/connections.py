@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from lib import audit
 from lib.access import Permission, Principal, require
-from lib.catalogue.products import PRODUCT_KEYS, SETTINGS
+from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, SETTINGS, Setting
 from lib.eightbyeight.models import Credentials
 from lib.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from lib.redaction import registry
@@ -160,20 +160,26 @@ def _check_secret(secret: str, *, required: bool) -> list[FieldError]:
     return []
 
 
+def _choose(setting: Setting) -> str:
+    return f"Choose one of: {', '.join(setting.choices or ())}."
+
+
 def _check_settings(data: ConnectionInput) -> list[FieldError]:
+    """Each value given must be usable, and every setting a ticked product needs must be
+    given: without it that product could only ever be reported as a missing setting."""
+    ticked = [product for key, product in PRODUCTS.items() if key in data.expected_products]
     errors = []
     for key, value in data.settings().items():
-        setting = SETTINGS[key]
-        value = _clean(value)
+        setting, value = SETTINGS[key], _clean(value)
         if value is None:
-            continue
-        if setting.accepts(value):
-            continue
-        if setting.choices is not None:
-            errors.append(_refused(key, f"Choose one of: {', '.join(setting.choices)}."))
-        else:
-            errors.append(_refused(key, "Use 1-64 letters, digits, '.', '-' or '_', not only dots "
-                                        "(copy it from 8x8 Configuration Manager)."))
+            needing = [product.name for product in ticked if key in product.needs]
+            if needing:
+                fix = _choose(setting) if setting.choices else "Enter it as 8x8 shows it; the setup guide says where."
+                errors.append(_refused(key, f"{' and '.join(needing)} {'needs' if len(needing) == 1 else 'need'} "
+                                            f"it to be tested. {fix}"))
+        elif not setting.accepts(value):
+            errors.append(_refused(key, _choose(setting) if setting.choices else (
+                "Use 1-64 letters, digits, '.', '-' or '_', not only dots (copy it from 8x8 Configuration Manager).")))
     return errors
 
 

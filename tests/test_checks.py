@@ -136,7 +136,7 @@ def test_verified_save_stores_granted_and_warns_on_gaps(runtime: Runtime, simula
                                                         prober_factory: ProberFactory) -> None:
     storage_only = simulator.scenario.apps[2]
     view, verification = linking.save(runtime, prober_factory(simulator.url), form_for(
-        storage_only, "Storage", expected_products=("cloud_storage", "cc_chat")), actor=ADMIN)
+        storage_only, "Storage", expected_products=("cloud_storage", "cc_chat"), tenant_id="archive01"), actor=ADMIN)
     assert verification is not None and verification.granted == frozenset({"cloud_storage"})
     assert verification.expected_not_granted == ("cc_chat",)
     assert "Contact Center Chat is expected but 8x8 did not grant it" in verification.warnings()[0]

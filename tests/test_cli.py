@@ -57,7 +57,7 @@ def add(cli, s: Sentinels, name: str = "Prod", *extra: str):  # type: ignore[no-
 
 def test_add_list_remove(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
     result = add(cli, sentinels, "Prod", "--products", "cc_chat,cloud_storage", "--chat-region", "eu",
-                 "--tenant-id", "t-1", "--environment", "production")
+                 "--tenant-id", "t-1", "--storage-region", "uk", "--environment", "production")
     assert result.returncode == 0, result.stderr
     assert "8x8 issued a token. Saved connection 'Prod'" in result.stdout
     assert "8x8 grants: CC Realtime Analytics, CC Historical Analytics" in result.stdout
@@ -80,6 +80,18 @@ def test_validation_errors_name_the_field_and_its_option_and_exit_1(cli, sentine
     assert "error: Client Secret: Paste the Client Secret" in result.stderr  # read from stdin: no option
     assert "client_secret" not in result.stderr and "--client-secret" not in result.stderr
     assert json.loads(cli("connections", "list", "--json").stdout) == []
+
+
+def test_add_refuses_a_ticked_product_without_its_settings(cli, sentinels: Sentinels,  # type: ignore[no-untyped-def]
+                                                           simulator: SimulatorServer) -> None:
+    result = add(cli, sentinels, "Archive", "--products", "cloud_storage,quality_management", "--qm-region", "uk")
+    assert result.returncode == 1
+    assert ("error: Cloud Storage region (--storage-region): Cloud Storage Service needs it to be tested. "
+            "Choose one of: us-west, us-east, uk, ap, ca.") in result.stderr
+    assert "error: PBX name (--pbx): Quality Management needs it to be tested." in result.stderr
+    assert "Quality Management region" not in result.stderr  # given
+    assert json.loads(cli("connections", "list", "--json").stdout) == []
+    assert control(simulator, "GET", "stats")["requests"]["token"] == 0  # refused before asking 8x8
 
 
 def test_duplicate_name_exits_1(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
@@ -166,7 +178,8 @@ def test_add_when_8x8_is_down_needs_no_verify(cli, sentinels: Sentinels, simulat
 def test_add_warns_about_expected_products_not_granted(cli, simulator: SimulatorServer) -> None:  # type: ignore[no-untyped-def]
     storage = simulator.scenario.apps[2]
     result = cli("connections", "add", "--name", "S", "--client-id", storage.client_id, "--secret-stdin",
-                 "--products", "cloud_storage,cc_chat", stdin=storage.client_secret + "\n")
+                 "--products", "cloud_storage,cc_chat", "--storage-region", "ap", "--chat-region", "ap",
+                 "--tenant-id", "archive01", stdin=storage.client_secret + "\n")
     assert result.returncode == 0
     assert "warning: Contact Center Chat is expected but 8x8 did not grant it" in result.stderr
 
@@ -198,7 +211,7 @@ def test_check_json_contract_and_exit_codes(cli, sentinels: Sentinels, simulator
 
 
 def test_check_table_has_no_colour_when_not_a_tty(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
-    assert add(cli, sentinels, "Prod", "--products", "quality_management").returncode == 0
+    assert add(cli, sentinels, "Prod").returncode == 0  # no product ticked: all five tested, none set up
     result = cli("check", "--all")
     assert result.returncode == 1  # missing settings are not ok
     assert "Setting missing" in result.stdout and "Switchboard admin" in result.stdout

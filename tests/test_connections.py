@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
+from sqlalchemy import update as sql_update
 from sqlmodel import select
 
 from lib import connections
+from lib.catalogue.products import PRODUCTS, SETTINGS
 from lib.connections import ConnectionInput, client_id_hint
 from lib.errors import NotFoundError, ValidationError
-from lib.store.db import read_session
+from lib.store.db import read_session, write_session
 from lib.store.models import Connection
 from lib.store.vault import Vault
 from tests.fixtures.people import ADMIN
@@ -86,6 +88,74 @@ def test_blank_credentials_are_fine_on_update_only() -> None:
     assert set(refused(blank)) == {"client_id", "client_secret"}
 
 
+# --- the settings a ticked product needs (derived from the catalogue) ----------------------
+
+SETTING_VALUES = {key: setting.choices[0] if setting.choices else "value-1" for key, setting in SETTINGS.items()}
+NEEDS = [(product.key, key) for product in PRODUCTS.values() for key in product.needs]
+
+
+@pytest.mark.parametrize(("product", "setting"), NEEDS)
+@pytest.mark.parametrize("blank", [None, "  "])
+def test_a_ticked_product_is_not_saved_without_a_setting_it_needs(product: str, setting: str,
+                                                                  blank: str | None) -> None:
+    needed = SETTINGS[setting]
+    data = form(expected_products=(product,), **{**SETTING_VALUES, setting: blank})
+    for creating in (True, False):
+        with pytest.raises(ValidationError) as info:
+            connections.validate(data, creating=creating)
+        [error] = info.value.errors
+        assert (error.field, error.label) == (setting, needed.label)
+        assert error.message.startswith(f"{PRODUCTS[product].name} needs it to be tested. ")
+        fix = f"Choose one of: {', '.join(needed.choices)}." if needed.choices else "Enter it as 8x8 shows it"
+        assert fix in error.message
+        assert str(info.value) == f"{needed.label}: {error.message}"  # the label, never the key
+    connections.validate(form(expected_products=(product,), **SETTING_VALUES), creating=True)
+    connections.validate(form(**{**SETTING_VALUES, setting: None}), creating=True)  # nothing ticked needs it
+
+
+def test_every_product_that_needs_a_missing_setting_is_named() -> None:
+    both = form(expected_products=("cc_realtime_analytics", "cc_historical_analytics"))
+    assert refused(both) == {"analytics_region": "CC Realtime Analytics and CC Historical Analytics need it "
+                                                 "to be tested. Choose one of: us, eu, au, ca."}
+    everything = set(refused(form(expected_products=tuple(PRODUCTS))))
+    assert everything == {key for product in PRODUCTS.values() for key in product.needs}
+
+
+def test_missing_settings_save_nothing_on_create_or_edit(engine: Engine, vault: Vault) -> None:
+    with pytest.raises(ValidationError, match="^Cloud Storage region: Cloud Storage Service needs it"):
+        connections.create(engine, vault, form(expected_products=("cloud_storage",)), actor=ADMIN)
+    assert connections.count(engine) == 0
+    view = connections.create(engine, vault, form(expected_products=("cloud_storage",), storage_region="uk"),
+                              actor=ADMIN)
+    with pytest.raises(ValidationError, match="^Cloud Storage region: "):
+        connections.update(engine, vault, view.id, connections.input_from_view(
+            view, storage_region=None, environment="changed"), expected_version=view.version, actor=ADMIN)
+    with pytest.raises(ValidationError, match="^PBX name: Quality Management needs it"):
+        connections.update(engine, vault, view.id, connections.input_from_view(
+            view, expected_products=("cloud_storage", "quality_management"), qm_region="uk"),
+            expected_version=view.version, actor=ADMIN)
+    after = connections.get(engine, view.id)
+    assert (after.settings["storage_region"], after.environment, after.expected_products, after.version) == \
+        ("uk", "", ("cloud_storage",), 1)
+
+
+def test_a_stored_row_without_a_needed_setting_still_loads_and_is_fixed_by_an_edit(engine: Engine,
+                                                                                    vault: Vault) -> None:
+    view = connections.create(engine, vault, form(), actor=ADMIN)
+    with write_session(engine) as session:  # as saved before settings were required
+        session.exec(sql_update(Connection).where(Connection.id == view.id)  # type: ignore[call-overload]
+                     .values(expected_products=["cloud_storage"]))
+    [listed] = connections.list_connections(engine)
+    old = connections.get(engine, view.id)
+    assert listed == old and old.expected_products == ("cloud_storage",) and old.settings["storage_region"] is None
+    with pytest.raises(ValidationError, match="^Cloud Storage region: "):
+        connections.update(engine, vault, view.id, connections.input_from_view(old, environment="prod"),
+                           expected_version=old.version, actor=ADMIN)
+    fixed = connections.update(engine, vault, view.id, connections.input_from_view(old, storage_region="us-east"),
+                               expected_version=old.version, actor=ADMIN)
+    assert fixed.settings["storage_region"] == "us-east" and fixed.version == 2
+
+
 def test_names_are_unique_ignoring_case(engine: Engine, vault: Vault) -> None:
     connections.create(engine, vault, form(name="Reporting"), actor=ADMIN)
     with pytest.raises(ValidationError) as info:
@@ -142,7 +212,8 @@ def test_new_secret_is_stored_and_readable(engine: Engine, vault: Vault, sentine
 
 
 def test_list_carries_hints_not_secrets(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
-    connections.create(engine, vault, sentinels.form(expected_products=("cc_chat", "cloud_storage")), actor=ADMIN)
+    connections.create(engine, vault, sentinels.form(expected_products=("cc_chat", "cloud_storage"), storage_region="uk",
+                                                     chat_region="eu", tenant_id="t1"), actor=ADMIN)
     [view] = connections.list_connections(engine)
     text = repr(view)
     assert sentinels.client_id not in text and sentinels.client_secret not in text

@@ -6,15 +6,17 @@ import logging
 import re
 
 import pytest
+from sqlalchemy import update as sql_update
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block
 
 from lib import audit, checks, connections, status
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.redaction import install, registry
 from lib.runtime import Runtime
 from lib.simulator import App, SimulatorServer
-from lib.store.db import read_session
+from lib.store.db import read_session, write_session
 from lib.store.models import Check, Connection
 from tests.fixtures.console import PageOpener, identity, oidc_app, plain
 from tests.fixtures.people import ADMIN
@@ -185,6 +187,58 @@ def test_edit_whose_stored_secret_8x8_refuses_saves_nothing_and_says_who_acts(
     assert not at.success and not at.warning
     row = stored(console_env)[0]
     assert (row.environment, row.version) == ("", 1)
+
+
+def drawn_after(at: AppTest, key: str) -> list[str]:
+    """The messages drawn right after the widget ``key`` (before the next widget)."""
+    nodes = [node for node in at.main if not isinstance(node, Block)]
+    start = next(i for i, node in enumerate(nodes) if getattr(node, "key", None) == key)
+    after = []
+    for node in nodes[start + 1:]:
+        if getattr(node, "key", None):
+            break
+        after.append(plain(str(getattr(node, "value", ""))))
+    return after
+
+
+def test_connect_refuses_a_ticked_product_without_its_setting_next_to_the_field(
+        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    at = fill(open_page(CONNECT), everything(simulator), products=("cloud_storage",))
+    at.selectbox(key="connect_storage_region").set_value(None)
+    submit(at)
+    message = "Cloud Storage Service needs it to be tested. Choose one of: us-west, us-east, uk, ap, ca."
+    assert drawn_after(at, "connect_storage_region") == [message]
+    summary = plain(at.error[-1].value)
+    assert "Nothing was saved" in summary and f"**Cloud Storage region**: {message}" in summary
+    assert not any("storage_region" in e.value for e in at.error)
+    assert stored(console_env) == [] and control(simulator, "GET", "stats")["requests"]["token"] == 0
+    at.selectbox(key="connect_storage_region").set_value("uk")
+    at.text_input(key="connect_client_secret").input(everything(simulator).client_secret)  # never kept
+    submit(at)
+    assert "8x8 issued a token" in at.success[0].value and not at.error
+    assert stored(console_env)[0].storage_region == "uk"
+
+
+def test_an_old_connection_without_a_needed_setting_shows_and_its_edit_asks_for_it(
+        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    view = connections.create(console_env.engine, console_env.vault, form_for(
+        everything(simulator), "Old", storage_region=None), actor=ADMIN)
+    with write_session(console_env.engine) as session:  # as saved before settings were required
+        session.exec(sql_update(Connection).where(Connection.id == view.id)  # type: ignore[call-overload]
+                     .values(expected_products=["cloud_storage"]))
+    at = open_page(CONNECTIONS)
+    assert not at.exception and "Old" in texts(at)
+    at = open_edit(at, "Old")
+    assert at.selectbox(key="connect_storage_region").value is None
+    at.text_input(key="connect_environment").input("production")
+    submit(at)
+    assert drawn_after(at, "connect_storage_region")[0].startswith("Cloud Storage Service needs it to be tested.")
+    assert (stored(console_env)[0].environment, stored(console_env)[0].version) == ("", 1)
+    at.selectbox(key="connect_storage_region").set_value("us-east")
+    submit(at)
+    assert "8x8 issued a token" in at.success[0].value and not at.error
+    row = stored(console_env)[0]
+    assert (row.storage_region, row.environment, row.version) == ("us-east", "production", 2)
 
 
 def test_test_all_products_now_after_saving(open_page: PageOpener, simulator: SimulatorServer) -> None:

@@ -18,7 +18,8 @@ from tests.fixtures.people import ADMIN
 def _add(engine: Engine, vault: Vault, name: str, products: tuple[str, ...]) -> connections.ConnectionView:
     return connections.create(engine, vault, ConnectionInput(
         name=name, client_id=f"client-{name}-0001", client_secret=SecretStr("secret-value-1234"),
-        expected_products=products, storage_region="uk", chat_region="us", tenant_id="t-1"), actor=ADMIN)
+        expected_products=products, storage_region="uk", chat_region="us", tenant_id="t-1", qm_region="uk",
+        pbx="pbx-1"), actor=ADMIN)
 
 
 def test_the_table_has_every_product_of_every_connection_in_order(engine: Engine, vault: Vault) -> None:

@@ -130,6 +130,14 @@ def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
         }
 
 
+def _refusal(field: str) -> None:
+    """Why the last submit refused this field, right under it (the summary below the form
+    lists every refusal too, including any for a setting the form does not show)."""
+    flash = st.session_state.get(_FLASH)
+    if flash and flash["kind"] == "invalid" and field in flash["errors"]:
+        st.error(literal(flash["errors"][field][1]), icon=":material/error:")
+
+
 def _comparison(expected: list[str], granted: list[str] | None) -> str:
     lines = ["| Product | You enabled | 8x8 granted | |", "|---|---|---|---|"]
     for key in PRODUCT_KEYS:
@@ -193,18 +201,23 @@ def render(console: Console) -> None:
         format_func=lambda k: PRODUCTS[k].name,
         help=f"Tick what you ticked on the API app in the 8x8 Admin Console ([guide]({anchor_url('choose-products')})). "
              "Only the settings these products need are asked for below.")
+    _refusal("expected_products")
     with st.form("connect_form", border=True):
         st.text_input(FIELD_LABELS["name"], key=_key("name"), max_chars=80,
                       help="A name your team recognises, e.g. 'Reporting - production'. Unique, ignoring case.")
+        _refusal("name")
         st.text_input(FIELD_LABELS["environment"], key=_key("environment"), max_chars=40,
                       help="Optional label such as production, staging or lab.")
+        _refusal("environment")
         st.text_input(FIELD_LABELS["client_id"], key=_key("client_id"),
                       placeholder=f"Leave blank to keep {view.client_id_hint}" if view else "",
                       help=f"From Home > API Management in the 8x8 Admin Console ([guide]({anchor_url('copy-credentials')})).")
+        _refusal("client_id")
         st.text_input(FIELD_LABELS["client_secret"], key=_SECRET, type="password",
                       placeholder="Leave blank to keep (and verify) the stored secret" if view else "",
                       help="Shown by 8x8 when the app is created. Stored encrypted and never shown again "
                            f"([guide]({anchor_url('copy-credentials')})).")
+        _refusal("client_secret")
         for key in _needed_settings(products):
             setting = SETTINGS[key]
             help_text = f"{setting.help} ([where to find it]({anchor_url(setting.guide_anchor)}))"
@@ -213,6 +226,7 @@ def render(console: Console) -> None:
                              placeholder="Choose…", help=help_text)
             else:
                 st.text_input(setting.label, key=_key(key), max_chars=64, help=help_text)
+            _refusal(key)
         if st.session_state.get(_OFFER_SKIP):
             st.checkbox("8x8 could not be reached: save without verifying (the connection is saved as untested)",
                         key=_key("skip_verify"))

@@ -61,7 +61,7 @@ def status_frame(table: pd.DataFrame) -> pd.DataFrame:
         "fix": np.where(failing, words(lambda o: o.fix), ""),
         "http_status": table["http_status"],
         "latency_ms": table["duration_ms"],
-        "checked_at_utc": table["checked_at"].dt.tz_convert("UTC").dt.floor("s").dt.tz_localize(None),
+        "checked_at_utc": pd.to_datetime(table["checked_at"], utc=True).dt.floor("s").dt.tz_localize(None),
     }, columns=list(COLUMNS))
 
 

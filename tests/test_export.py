@@ -225,3 +225,14 @@ def test_the_excel_file_is_ready_to_read(tested: Runtime) -> None:
     widths = {name: sheet.column_dimensions[openpyxl.utils.get_column_letter(i)].width
               for i, name in enumerate(header, start=1)}
     assert widths["fix"] > widths["status"] >= len("status") and max(widths.values()) <= 62
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
+def test_an_empty_fleet_exports_just_the_header(runtime: Runtime, fmt: str) -> None:
+    data = export.export(runtime.engine, fmt, actor=ADMIN).data
+    if fmt == "csv":
+        assert data.decode().strip() == ",".join(export.COLUMNS)
+    elif fmt == "json":
+        assert json.loads(data) == []
+    else:
+        assert [c.value for c in openpyxl.load_workbook(io.BytesIO(data)).active[1]] == list(export.COLUMNS)

@@ -105,7 +105,7 @@ class Principal:
 
 
 def shell() -> Principal:
-    """Whoever runs ``python -m lib``: shell access to the key file is admin access anyway."""
+    """Whoever runs ``switchboard`` (or ``python -m lib``): shell access to the key file is admin access anyway."""
     return Principal(name=f"cli:{getpass.getuser()}", role=Role.ADMIN, via="cli")
 
 

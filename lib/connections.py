@@ -186,7 +186,7 @@ def _check_settings(data: ConnectionInput) -> list[FieldError]:
 def _check_products(products: Iterable[str]) -> list[FieldError]:
     unknown = sorted(set(products) - set(PRODUCT_KEYS))
     if unknown:
-        return [_refused("expected_products", f"Unknown product(s) {', '.join(unknown)}; choose from {', '.join(PRODUCT_KEYS)}.")]
+        return [_refused("expected_products", f"Unknown {'product' if len(unknown) == 1 else 'products'} {', '.join(unknown)}; choose from {', '.join(PRODUCT_KEYS)}.")]
     return []
 
 
@@ -356,7 +356,7 @@ def get(engine: Engine, connection_id: uuid.UUID) -> ConnectionView:
 def find_by_name(engine: Engine, name: str) -> ConnectionView:
     found = _views(engine, Connection.name_key == name.strip().casefold())
     if not found:
-        raise NotFoundError(f"No connection is named '{name}'. List them with: python -m lib connections list")
+        raise NotFoundError(f"No connection is named '{name}'. List them with: switchboard connections list")
     return found[0]
 
 

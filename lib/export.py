@@ -1,7 +1,7 @@
 """Connection status as CSV, JSON or Excel: allow-listed columns only, never a secret, and
 no cell a spreadsheet would run as a formula (lib.spreadsheet).
 
-The console's download buttons and ``python -m lib export`` both call :func:`export`.
+The console's download buttons and ``switchboard export`` both call :func:`export`.
 """
 
 from __future__ import annotations

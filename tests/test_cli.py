@@ -127,9 +127,9 @@ def test_keys_and_db_commands(cli, sentinels: Sentinels) -> None:  # type: ignor
     assert status.returncode == 0 and "k1" in status.stdout
     assert cli("keys", "add").returncode == 0
     rotate = cli("keys", "rotate")
-    assert rotate.returncode == 0 and "Rotated 1 connection(s) to key 'k2'" in rotate.stdout
+    assert rotate.returncode == 0 and "Rotated 1 connection to key 'k2'" in rotate.stdout
     verify = cli("keys", "verify")
-    assert verify.returncode == 0 and "k2: 2 value(s) (active)" in verify.stdout
+    assert verify.returncode == 0 and "k2: 2 values (active)" in verify.stdout
     upgrade = cli("db", "upgrade")
     assert upgrade.returncode == 0 and f"revision {db.head_revision()}" in upgrade.stdout
     backup = cli("db", "backup", str(cli.tmp_path / "backups" / "b.db"))

@@ -60,7 +60,7 @@ def refused(data: ConnectionInput, *, creating: bool = True) -> dict[str, str]:
         ({"tenant_id": "."}, "tenant_id", "not only dots"),
         ({"pbx": "..."}, "pbx", "not only dots"),
         ({"pbx": "pbx name"}, "pbx", "letters, digits"),
-        ({"expected_products": ("cc_chat", "voice")}, "expected_products", "Unknown product(s) voice"),
+        ({"expected_products": ("cc_chat", "voice")}, "expected_products", "Unknown product voice"),
         ({"environment": "e" * 41}, "environment", "at most 40 printable characters"),
     ],
 )

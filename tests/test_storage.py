@@ -165,7 +165,7 @@ def test_backup_while_writers_run(sqlite_engine: Engine, vault: Vault, tmp_path:
 def test_migrations_upgrade_empty_and_report_no_drift(database_url: str) -> None:
     engine = db.make_engine(database_url)
     assert db.current_revision(engine) is None
-    with pytest.raises(DatabaseNotReady, match="python -m lib db upgrade"):
+    with pytest.raises(DatabaseNotReady, match="switchboard db upgrade"):
         db.require_head(engine)
     db.upgrade(engine)
     db.upgrade(engine)  # idempotent

@@ -215,7 +215,7 @@ OUTCOMES: Mapping[str, Outcome] = MappingProxyType({
             OutcomeKey.CREDENTIAL_UNREADABLE, "Credential unreadable", "🗝️",
             cause="Switchboard could not decrypt the stored credentials, so no call was made.",
             actor=Actor.SWITCHBOARD_ADMIN,
-            fix="Restore the missing or wrong encryption key (python -m lib keys status), or enter "
+            fix="Restore the missing or wrong encryption key (switchboard keys status), or enter "
                 "the credentials again.",
             help="The keyring does not match the stored data; nothing was sent to 8x8.",
             guide_anchor="outcome-credential-unreadable",

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from lib import audit, keys
+from lib import audit, keys, words
 from lib.access import shell
 from lib.cli.common import invoked_as, reports_errors
 from lib.config import get_settings
@@ -56,7 +56,7 @@ def keys_rotate(batch: int) -> None:
     """
     rt = open_runtime()
     report = keys.rotate(rt.engine, rt.vault, actor=shell(), batch=batch)
-    click.echo(f"Rotated {report.rotated} connection(s) to key '{rt.vault.active_kid}'"
+    click.echo(f"Rotated {words.count(report.rotated, 'connection')} to key '{rt.vault.active_kid}'"
                + (f"; {report.retried} changed meanwhile and were redone." if report.retried else "."))
 
 
@@ -67,7 +67,7 @@ def keys_verify() -> None:
     rt = open_runtime()
     report = keys.prove_readable(rt.engine, rt.vault)
     for kid, count in sorted(report.values_per_kid.items()):
-        click.echo(f"{kid}: {count} value(s)" + (" (active)" if kid == rt.vault.active_kid else ""))
+        click.echo(f"{kid}: {words.count(count, 'value')}" + (" (active)" if kid == rt.vault.active_kid else ""))
     for name, credential, reason in report.unreadable:
         click.echo(f"unreadable: the {credential} of connection '{name}': {reason}", err=True)
     if not report.ok:

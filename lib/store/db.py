@@ -152,7 +152,7 @@ def require_head(engine: Engine) -> None:
     if current != head:
         raise DatabaseNotReady(
             f"The database schema is at revision {current or 'none'}, but this version of "
-            f"Switchboard needs {head}. Run: python -m lib db upgrade"
+            f"Switchboard needs {head}. Run: switchboard db upgrade"
         )
 
 

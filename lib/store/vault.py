@@ -62,7 +62,7 @@ def _decode_key(kid: str, encoded: object, source: str) -> bytes:
     if len(raw) != KEY_BYTES:
         raise KeyringError(
             f"{source}: key '{kid}' must decode to {KEY_BYTES} bytes, not {len(raw)}. "
-            "Generate one with: python -m lib keys add"
+            "Generate one with: switchboard keys add"
         )
     return raw
 

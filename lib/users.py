@@ -62,6 +62,14 @@ class SignInFailed(SwitchboardError):
         super().__init__(GENERIC_FAILURE)
 
 
+class WrongPassword(SwitchboardError):
+    """Re-authentication failed: only the password was asked (the account is the signed-in
+    one), so the answer names the password and nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__("That is not your password. Type the password you sign in with, then Confirm again.")
+
+
 # --- the password policy ------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
@@ -31,7 +31,7 @@ _NOT_EXPECTED = "—"
 
 
 def _age_days(when: datetime) -> int:
-    return (datetime.now(timezone.utc) - when).days
+    return (datetime.now(UTC) - when).days
 
 
 # --- overview -----------------------------------------------------------------------------
@@ -193,6 +193,7 @@ def _product_row(connection_id: uuid.UUID, product: str) -> None:
 
 
 _DELETING = "connections.deleting"  # the id whose delete dialog is open
+_DELETED = "connections.deleted"  # what the last delete removed, said once on the page
 
 
 def _close_delete_dialog() -> None:
@@ -202,6 +203,8 @@ def _close_delete_dialog() -> None:
 
 @st.dialog("Delete connection", on_dismiss=_close_delete_dialog)
 def _delete_dialog(connection_id: uuid.UUID) -> None:
+    """Password (when the last proof is older than a few minutes), then the typed name, then
+    deleted: each step is drawn by the rerun of this dialog that the step before caused."""
     rt, me = acting(Permission.MANAGE_CONNECTIONS)
     if (view := _still_there(rt, connection_id)) is None:
         return
@@ -209,16 +212,24 @@ def _delete_dialog(connection_id: uuid.UUID) -> None:
              "The API app in 8x8 is not touched.")
     if not proven(me, f"delete {literal(view.name)}"):
         return
-    typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
-    if st.button("Delete", key="delete_confirm_button", type="primary", disabled=typed != view.name):
-        try:
-            connections.delete(rt.engine, view.id, actor=me)
-        except NotFoundError:
-            pass
-        st.session_state.pop(_DELETING, None)
-        st.session_state.pop("conn_detail", None)
-        st.toast(f"Deleted {literal(view.name)}.", icon=":material/delete:")
-        st.rerun()
+    # A form: the typed name travels with the click on Delete (or Enter), never a step behind it.
+    with st.form("delete_form", border=False):
+        typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
+        confirmed = st.form_submit_button("Delete", key="delete_confirm_button", type="primary")
+    if not confirmed:
+        return
+    if typed != view.name:
+        st.error(f"The name does not match. Type **{literal(view.name)}** exactly (capitals count), "
+                 "then Delete.", icon=":material/error:")
+        return
+    try:
+        connections.delete(rt.engine, view.id, actor=me)
+    except NotFoundError:
+        pass
+    st.session_state.pop(_DELETING, None)
+    st.session_state.pop("conn_detail", None)
+    st.session_state[_DELETED] = view.name
+    st.rerun()
 
 
 def _history(rt: Runtime, view: ConnectionView) -> None:
@@ -261,6 +272,8 @@ def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
 def render(console: Console) -> None:
     rt, me = console.rt, console.me
     st.title("Connections")
+    if deleted := st.session_state.pop(_DELETED, None):
+        st.success(f"Deleted {literal(deleted)}.", icon=":material/delete:")
     if connections.count(rt.engine) == 0:
         if me.can(Permission.MANAGE_CONNECTIONS):
             st.info("No connections yet. Add one on the Connect page; the Setup guide explains where the "

@@ -1,0 +1,64 @@
+"""Flows an admin goes through in a real browser, each in one go: deleting a connection
+(password, then the typed name, in one opening of the dialog)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from lib.simulator import SimulatorServer
+from tests.browser.conftest import Console, choose, keyed, sign_in, wait_for_app
+from tests.fixtures.server import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def add_connection(console: Console, sim: SimulatorServer, name: str) -> None:
+    app = sim.scenario.apps[0]
+    added = console.cli("connections", "add", "--name", name, "--client-id", app.client_id, "--secret-stdin",
+                        "--products", "cloud_storage", "--storage-region", "uk", stdin=app.client_secret + "\n")
+    assert added.returncode == 0, added.stderr
+
+
+def confirm_password(page: Page, password: str, how: str) -> None:
+    """Type the password and confirm it the way people do: a click, Enter, or Tab to Confirm."""
+    box = keyed(page, "reauth_password").locator("input")
+    box.press_sequentially(password)
+    if how == "click":
+        keyed(page, "reauth_confirm").locator("button").click()
+    elif how == "enter":
+        box.press("Enter")
+    else:
+        box.press("Tab")  # to "Show password"
+        page.keyboard.press("Tab")  # to Confirm
+        page.keyboard.press("Enter")
+    wait_for_app(page)
+
+
+@pytest.mark.parametrize("how", ["click", "enter", "tab"])
+def test_delete_asks_the_password_then_the_name_in_one_opening(console: Console, sim: SimulatorServer,
+                                                               page: Page, how: str) -> None:
+    add_connection(console, sim, "Archive")
+    sign_in(page, console, path="connections")
+    choose(page, "conn_detail", "Archive")
+    keyed(page, "detail_delete").locator("button").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+
+    confirm_password(page, "not the password at all", how)
+    expect(dialog.get_by_role("alert")).to_contain_text(
+        "That is not your password. Type the password you sign in with, then Confirm again.")
+    expect(dialog).not_to_contain_text("user name")
+    expect(keyed(page, "reauth_password").locator("input")).to_have_value("")
+    expect(keyed(page, "delete_confirm")).to_have_count(0)
+
+    confirm_password(page, PASSWORD, how)
+    expect(dialog).to_be_visible()
+    expect(keyed(page, "reauth_password")).to_have_count(0)
+    keyed(page, "delete_confirm").locator("input").fill("Archive")
+    keyed(page, "delete_confirm_button").locator("button").click()
+    wait_for_app(page)
+    expect(dialog).to_have_count(0)
+    expect(page.get_by_text("Deleted Archive.")).to_be_visible()
+    assert console.cli("connections", "list", "--json").stdout.strip() == "[]"
+

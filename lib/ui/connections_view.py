@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
+from streamlit.delta_generator import DeltaGenerator
 
 from lib import checks, connections, export, status
 from lib.access import Permission, Principal
@@ -154,10 +155,6 @@ def _export_buttons(me: Principal) -> None:
 # --- one connection -----------------------------------------------------------------------
 
 
-def _latest(rt: Runtime, connection_id: uuid.UUID) -> dict[str, CheckRecord]:
-    return {r.product: r for r in history(rt.engine, connection_id, limit=50)[::-1]}
-
-
 def _still_there(rt: Runtime, connection_id: uuid.UUID) -> ConnectionView | None:
     """The connection as stored now; None, saying so, when it was deleted meanwhile."""
     try:
@@ -167,29 +164,46 @@ def _still_there(rt: Runtime, connection_id: uuid.UUID) -> ConnectionView | None
         return None
 
 
+def _product_row(product: str, view: ConnectionView, record: CheckRecord | None,
+                 name_col: DeltaGenerator, outcome_col: DeltaGenerator) -> None:
+    expected = "enabled by you" if product in view.expected_products else "not enabled by you"
+    granted = ("unknown" if view.granted_products is None
+               else "granted" if product in view.granted_products else "not granted")
+    name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(record.outcome if record else None)}")
+    name_col.caption(f"{expected}; 8x8: {granted}")
+    with outcome_col:
+        if record is None:
+            st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
+        else:
+            explain(record.outcome, record.detail)
+            st.caption(f"HTTP {record.http_status or '–'} · {record.duration_ms} ms · "
+                       f"{record.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
 @st.fragment
-def _product_row(connection_id: uuid.UUID, product: str) -> None:
+def _products(connection_id: uuid.UUID) -> None:
+    """One row per product, each with its Test button, and the history below them: a Test
+    reruns this fragment only, so the row and the history show the new run together."""
     rt, me = acting(Permission.READ_STATUS)
     if (view := _still_there(rt, connection_id)) is None:
         return
-    with st.container(key=f"product_{product}", border=True):
-        name_col, outcome_col, button_col = st.columns([3, 6, 1])
+    cells: dict[str, tuple[DeltaGenerator, DeltaGenerator]] = {}
+    tested = None
+    for product in PRODUCT_KEYS:
+        with st.container(key=f"product_{product}", border=True):
+            name_col, outcome_col, button_col = st.columns([3, 6, 1])
+        cells[product] = (name_col, outcome_col)
         if me.can(Permission.RUN_TESTS) and button_col.button("Test", key=f"test_{product}",
                                                                icon=":material/play_arrow:"):
-            checks.run_checks(rt, prober(), connection_ids=[view.id], product=product, triggered_by=me)
-        record = _latest(rt, view.id).get(product)
-        expected = "enabled by you" if product in view.expected_products else "not enabled by you"
-        granted = ("unknown" if view.granted_products is None
-                   else "granted" if product in view.granted_products else "not granted")
-        name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(record.outcome if record else None)}")
-        name_col.caption(f"{expected}; 8x8: {granted}")
-        with outcome_col:
-            if record is None:
-                st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
-            else:
-                explain(record.outcome, record.detail)
-                st.caption(f"HTTP {record.http_status or '–'} · {record.duration_ms} ms · "
-                           f"{record.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+            tested = product
+    if tested is not None:
+        with cells[tested][1], st.spinner(f"Testing {PRODUCTS[tested].name}…"):
+            checks.run_checks(rt, prober(), connection_ids=[view.id], product=tested, triggered_by=me)
+    records = [r for r in history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]  # newest first
+    latest = {r.product: r for r in reversed(records)}
+    for product, (name_col, outcome_col) in cells.items():
+        _product_row(product, view, latest.get(product), name_col, outcome_col)
+    _history(records)
 
 
 _DELETING = "connections.deleting"  # the id whose delete dialog is open
@@ -232,8 +246,7 @@ def _delete_dialog(connection_id: uuid.UUID) -> None:
     st.rerun()
 
 
-def _history(rt: Runtime, view: ConnectionView) -> None:
-    records = [r for r in history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]
+def _history(records: list[CheckRecord]) -> None:
     if not records:
         return
     with st.expander("History: latency and outcome per product", icon=":material/show_chart:"):
@@ -264,9 +277,7 @@ def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
         st.session_state[_DELETING] = str(view.id)
     if st.session_state.get(_DELETING) == str(view.id):
         _delete_dialog(view.id)
-    for product in PRODUCT_KEYS:
-        _product_row(view.id, product)
-    _history(rt, view)
+    _products(view.id)
 
 
 def render(console: Console) -> None:

@@ -1,10 +1,11 @@
 """Flows an admin goes through in a real browser, each in one go: deleting a connection
-(password, then the typed name, in one opening of the dialog)."""
+(password, then the typed name, in one opening of the dialog), and a product's Test updating
+the history."""
 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from lib.simulator import SimulatorServer
 from tests.browser.conftest import Console, choose, keyed, sign_in, wait_for_app
@@ -61,4 +62,28 @@ def test_delete_asks_the_password_then_the_name_in_one_opening(console: Console,
     expect(dialog).to_have_count(0)
     expect(page.get_by_text("Deleted Archive.")).to_be_visible()
     assert console.cli("connections", "list", "--json").stdout.strip() == "[]"
+
+
+def expect_history_rows(history: Locator, rows: int) -> None:
+    """The history table's row count, from the grid's accessible table (header row included)."""
+    expect(history.get_by_test_id("stDataFrame").locator("table[role='grid']")).to_have_attribute(
+        "aria-rowcount", str(rows + 1))
+
+
+def test_a_product_test_shows_in_the_history_at_once(console: Console, sim: SimulatorServer, page: Page) -> None:
+    add_connection(console, sim, "Reporting")
+    sign_in(page, console, path="connections")
+    choose(page, "conn_detail", "Reporting")
+    history = page.get_by_test_id("stExpander").filter(has_text="History")
+    expect(history).to_have_count(0)  # nothing tested yet
+
+    keyed(page, "test_cloud_storage").locator("button").click()
+    wait_for_app(page)
+    expect(keyed(page, "product_cloud_storage")).to_contain_text("OK")
+    history.get_by_text("History").click()
+    expect_history_rows(history, 1)
+
+    keyed(page, "test_cloud_storage").locator("button").click()
+    wait_for_app(page)
+    expect_history_rows(history, 2)
 

@@ -1,6 +1,6 @@
 """Flows an admin goes through in a real browser, each in one go: deleting a connection
-(password, then the typed name, in one opening of the dialog), and a product's Test updating
-the history."""
+(password, then the typed name, in one opening of the dialog), a product's Test updating the
+history, and pages a role may not open answering with the role they need."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from lib.simulator import SimulatorServer
-from tests.browser.conftest import Console, choose, keyed, sign_in, wait_for_app
+from tests.browser.conftest import Console, choose, keyed, open_path, sign_in, wait_for_app
+from tests.browser.test_sign_in import menu
 from tests.fixtures.server import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -86,4 +87,21 @@ def test_a_product_test_shows_in_the_history_at_once(console: Console, sim: Simu
     keyed(page, "test_cloud_storage").locator("button").click()
     wait_for_app(page)
     expect_history_rows(history, 2)
+
+
+def test_an_operator_opening_admin_pages_by_url_reads_the_role_they_need(console: Console, page: Page) -> None:
+    console.add_user("otto", "operator")
+    sign_in(page, console, "otto", path="connections")
+    assert not menu(page) & {"Connect", "Users", "Audit"}
+    for path, what in (("users", "manage users"), ("connect", "add, change or delete connections"),
+                       ("audit", "read the audit trail")):
+        open_path(page, console, path)
+        expect(page.get_by_role("alert")).to_contain_text(
+            f"Your role (operator) may not {what}. Ask a Switchboard admin for the admin role if you need to.")
+        assert page.url == f"{console.url}/{path}"  # not sent to the main page
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+        expect(page.get_by_role("heading", name="Connections")).to_have_count(0)
+        expect(keyed(page, "connect_submit")).to_have_count(0)
+        expect(page.get_by_test_id("stDataFrame")).to_have_count(0)
+        assert not menu(page) & {"Connect", "Users", "Audit"}
 

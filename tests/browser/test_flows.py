@@ -1,8 +1,11 @@
 """Flows an admin goes through in a real browser, each in one go: deleting a connection
 (password, then the typed name, in one opening of the dialog), a product's Test updating the
-history, and pages a role may not open answering with the role they need."""
+history, pages a role may not open answering with the role they need, and the Users page
+keeping what was typed through an error and following the chosen user."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -105,3 +108,52 @@ def test_an_operator_opening_admin_pages_by_url_reads_the_role_they_need(console
         expect(page.get_by_test_id("stDataFrame")).to_have_count(0)
         assert not menu(page) & {"Connect", "Users", "Audit"}
 
+
+def test_the_add_user_form_keeps_name_and_role_through_an_error(console: Console, page: Page) -> None:
+    sign_in(page, console, path="users")
+    confirm_password(page, PASSWORD, "click")
+    name, password = keyed(page, "user_new_name").locator("input"), keyed(page, "user_new_password").locator("input")
+    role = keyed(page, "user_new_role").get_by_role("combobox")
+    name.fill("newbie")
+    choose(page, "user_new_role", "operator")
+    password.fill("short")
+    keyed(page, "user_add_submit").locator("button").click()
+    wait_for_app(page)
+    expect(page.get_by_role("alert").filter(has_text="Use at least 12 characters")).to_be_visible()
+    expect(name).to_have_value("newbie")
+    expect(role).to_have_value("operator")
+    expect(password).to_have_value("")  # never kept
+    expect(page.get_by_text("Session State API")).to_have_count(0)  # no widget warning either
+
+    password.fill("a brand new long phrase 5")
+    password.press("Enter")
+    wait_for_app(page)
+    expect(page.get_by_text("Added newbie as operator.")).to_be_visible()
+    expect(name).to_have_value("")
+    expect(role).to_have_value("viewer")
+    assert {u["username"]: u["role"] for u in json.loads(console.cli("users", "list", "--json").stdout)} == {
+        "ada": "admin", "newbie": "operator"}
+
+
+def test_the_role_shown_is_the_chosen_users(console: Console, page: Page) -> None:
+    """The role box follows the chosen user, and after a refused change shows the stored role."""
+    console.add_user("otto", "operator")
+    console.add_user("val", "viewer")
+    sign_in(page, console, path="users")
+    confirm_password(page, PASSWORD, "click")
+    role = keyed(page, "user_role").get_by_role("combobox")
+    choose(page, "user_chosen", "otto")
+    expect(role).to_have_value("operator")
+    choose(page, "user_chosen", "val")
+    expect(role).to_have_value("viewer")
+    keyed(page, "user_set_role").locator("button").click()  # sets what is shown: val stays a viewer
+    wait_for_app(page)
+    expect(page.get_by_text("val is now viewer.")).to_be_visible()
+    choose(page, "user_chosen", "ada")  # the only admin
+    choose(page, "user_role", "viewer")
+    keyed(page, "user_set_role").locator("button").click()
+    wait_for_app(page)
+    expect(page.get_by_role("alert").filter(has_text="admin")).to_be_visible()  # refused, and why
+    expect(role).to_have_value("admin")
+    stored = {u["username"]: u["role"] for u in json.loads(console.cli("users", "list", "--json").stdout)}
+    assert stored == {"ada": "admin", "otto": "operator", "val": "viewer"}, stored

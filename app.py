@@ -1,11 +1,13 @@
 """Switchboard's entrypoint: page config and navigation only (pages live in pages/).
 
-Each person sees only the pages their role allows; every page checks again for itself.
+Each person's menu lists only the pages their role allows. The others are routed too, out of
+the menu, so a link to one is answered by its own guard (the role it needs, who grants it).
 """
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
-from lib.navigation import HOME, sections, visible_to
+from lib.navigation import HOME, PageSpec, hidden_from, sections, visible_to
 from lib.ui.account import sign_out_page
 from lib.ui.auth import sign_in_prompt
 from lib.ui.errors import error_boundary
@@ -23,12 +25,15 @@ def home() -> None:
         st.switch_page(HOME, query_params=st.query_params.to_dict())  # e.g. /?connection=NAME
 
 
-registered = {
-    section: [st.Page(p.script, title=p.title, icon=p.icon, url_path=p.url_path) for p in pages]
-    for section, pages in sections(visible_to(me)).items()
-}
+def routed(spec: PageSpec, *, hidden: bool = False) -> StreamlitPage:
+    return st.Page(spec.script, title=spec.title, icon=spec.icon, url_path=spec.url_path,
+                   visibility="hidden" if hidden else "visible")
+
+
+registered = {section: [routed(p) for p in pages] for section, pages in sections(visible_to(me)).items()}
 first = next(iter(registered))
-registered[first].append(st.Page(home, title="Home", url_path="home", default=True, visibility="hidden"))
+registered[first] += [st.Page(home, title="Home", url_path="home", default=True, visibility="hidden"),
+                      *(routed(p, hidden=True) for p in hidden_from(me))]
 if me is not None:
     registered["Account"] = [st.Page(sign_out_page, title=f"Sign out ({me.name})", icon=":material/logout:",
                                      url_path="sign-out")]

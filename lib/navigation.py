@@ -38,6 +38,12 @@ def visible_to(principal: Principal | None) -> list[PageSpec]:
     return [p for p in PAGES if p.needs is None or (principal is not None and principal.can(p.needs))]
 
 
+def hidden_from(principal: Principal | None) -> list[PageSpec]:
+    """The pages someone may not open. They stay routed, out of the menu, so that a link to one
+    runs its guard, which says which role it needs and who can grant it (not "page not found")."""
+    return [p for p in PAGES if p not in visible_to(principal)]
+
+
 def sections(pages: list[PageSpec]) -> dict[str, list[PageSpec]]:
     grouped: dict[str, list[PageSpec]] = {}
     for page in pages:

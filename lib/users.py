@@ -71,6 +71,14 @@ def _refused(field: str, message: str) -> FieldError:
     return FieldError(field, FIELD_LABELS[field], message)
 
 
+class WrongPassword(SwitchboardError):
+    """Re-authentication failed: only the password was asked (the account is the signed-in
+    one), so the answer names the password and nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__("That is not your password. Type the password you sign in with, then Confirm again.")
+
+
 # --- the password policy ------------------------------------------------------------------
 
 

@@ -14,12 +14,12 @@ from streamlit.testing.v1 import AppTest
 
 from lib import audit, sessions
 from lib.access import Principal, Role
-from lib.navigation import PAGES, visible_to
+from lib.navigation import PAGES, hidden_from, visible_to
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import write_session
 from lib.store.models import WebSession, utcnow
-from tests.fixtures.console import PageOpener, identity, oidc_app, plain
+from tests.fixtures.console import ACCESS, PageOpener, identity, oidc_app, plain
 from tests.fixtures.people import ADMIN
 from tests.test_pages import seed
 
@@ -100,11 +100,36 @@ def test_each_role_reaches_only_its_pages(who: str, allowed: set[str], console_e
 
 
 def test_navigation_lists_only_the_pages_a_role_may_open() -> None:
-    titles = lambda who: {p.title for p in visible_to(who)}  # noqa: E731
+    titles = lambda who: {p.title for p in visible_to(who)}
     assert titles(None) == {"Setup guide"}
     assert titles(Principal("v", Role.VIEWER)) == {"Connections", "Setup guide"}
     assert titles(Principal("o", Role.OPERATOR)) == {"Connections", "Setup guide"}
     assert titles(Principal("a", Role.ADMIN)) == {"Connections", "Connect", "Users", "Audit", "Setup guide"}
+
+
+@pytest.mark.parametrize("who", ["operator@example.com", "anyone@example.com"])
+def test_a_page_the_role_may_not_open_by_link_says_which_role_it_needs(who: str, console_env: Runtime,
+                                                                       simulator: SimulatorServer) -> None:
+    """Through app.py (the router), as a link from anywhere opens it: the page's own role
+    message, not Streamlit's "page not found" and a detour to the main page."""
+    seed(console_env, simulator)
+    role = Role(ACCESS[who] if who in ACCESS else ACCESS["@example.com"])
+    forbidden = hidden_from(Principal(who, role))
+    assert {p.script for p in forbidden} == {"pages/connect.py", "pages/users.py", "pages/audit.py"}
+    for spec in forbidden:
+        at = oidc_app(identity(who)).run()
+        at.switch_page(spec.script).run()
+        assert not at.exception, (spec.script, at.exception)
+        refusal = f"Your role ({role}) may not {spec.needs}. Ask a Switchboard admin for the admin role if you need to."
+        assert [e.value for e in at.error] == [refusal]
+        assert not at.dataframe and not at.text_input and not at.title, spec.script
+
+
+def test_the_pages_a_role_may_not_open_are_routed_but_not_listed() -> None:
+    for who in (None, Principal("v", Role.VIEWER), Principal("o", Role.OPERATOR), Principal("a", Role.ADMIN)):
+        listed, hidden = visible_to(who), hidden_from(who)
+        assert sorted(p.url_path for p in (*listed, *hidden)) == sorted(p.url_path for p in PAGES)
+        assert not set(listed) & set(hidden)
 
 
 def test_buttons_follow_the_role(open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer) -> None:

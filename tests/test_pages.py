@@ -67,7 +67,7 @@ def stored(rt: Runtime) -> list[Connection]:
 def test_connect_asks_only_for_settings_the_products_need(open_page: PageOpener) -> None:
     at = open_page(CONNECT)
     assert not at.exception
-    labels = lambda: {w.label for w in (*at.text_input, *at.selectbox)}  # noqa: E731
+    labels = lambda: {w.label for w in (*at.text_input, *at.selectbox)}
     assert "Chat region" not in labels() and "PBX name" not in labels()
     at.multiselect(key="connect_products").set_value(["quality_management"]).run()
     assert {"Quality Management region", "PBX name"} <= labels() and "Chat region" not in labels()
@@ -342,7 +342,10 @@ def test_detail_test_all_and_history(open_page: PageOpener, simulator: Simulator
     assert any("Everything: 2 OK, 0 failing." in t.value for t in at.toast)
     assert len([s for s in at.success if "OK" in s.value]) == 2
     history = at.dataframe[-1].value
-    assert len(history) == 2 and history["latency_ms"].notna().all()
+    assert len(history) == 2 and history["Latency (ms)"].notna().all()
+    assert set(history["Outcome"]) == {"OK"} and history["When"].str.endswith(" UTC").all()
+    chart = at.get("vega_lite_chart")
+    assert len(chart) == 1
 
 
 def test_delete_needs_the_typed_name(open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
@@ -350,12 +353,16 @@ def test_delete_needs_the_typed_name(open_page: PageOpener, simulator: Simulator
     at = open_page(CONNECTIONS)
     at.selectbox(key="conn_detail").set_value("Archive").run()
     at.button(key="detail_delete").click().run()
-    assert at.button(key="delete_confirm_button").disabled
-    at.text_input(key="delete_confirm").input("archive").run()  # case matters here
-    assert at.button(key="delete_confirm_button").disabled
-    at.text_input(key="delete_confirm").input("Archive").run()
+    at.text_input(key="delete_confirm").input("archive")  # case matters here
+    at.button(key="delete_confirm_button").click().run()
+    assert not at.exception
+    assert "The name does not match" in plain(at.error[0].value)
+    assert len(connections.list_connections(console_env.engine)) == 2
+    at.text_input(key="delete_confirm").input("Archive")
     at.button(key="delete_confirm_button").click().run()
     assert [v.name for v in connections.list_connections(console_env.engine)] == ["Everything"]
+    assert [s.value for s in at.success] == ["Deleted Archive."]
+    assert at.selectbox(key="conn_detail").value is None
 
 
 def test_export_buttons_are_offered(open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:

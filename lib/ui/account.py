@@ -7,7 +7,7 @@ it unlocks those actions for ``REAUTH_VALID`` in every tab, like a sudo timestam
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -44,15 +44,21 @@ def _confirm() -> None:
 
 def proven(me: Principal, why: str) -> bool:
     """True when ``me`` may do a sensitive action now; otherwise shows how to confirm
-    identity (``why`` says what for) and returns False."""
-    if me.proved_recently(datetime.now(timezone.utc)):
+    identity (``why`` says what for) and returns False.
+
+    The password is a form: it reaches the server with Confirm (a click, Enter, or Tab then
+    Enter), in one message, so it cannot arrive empty because the field had not been committed
+    yet; the form empties the field after each try. The caller's next step (the dialog's, the
+    page's) is drawn by the rerun that follows."""
+    if me.proved_recently(datetime.now(UTC)):
         return True
     st.info(f"Confirm it is you to {why}.", icon=":material/verified_user:")
     if me.via == "oidc":
         st.button("Sign in again", key="reauth_login", on_click=st.login)
         return False
-    st.text_input("Your password", type="password", key=_PASSWORD, autocomplete="current-password")
-    if error := st.session_state.pop(_ERROR, None):
-        st.error(error, icon=":material/error:")
-    st.button("Confirm", key="reauth_confirm", on_click=_confirm)
+    with st.form("reauth", border=False, clear_on_submit=True):
+        st.text_input("Your password", type="password", key=_PASSWORD, autocomplete="current-password")
+        if error := st.session_state.pop(_ERROR, None):
+            st.error(error, icon=":material/error:")
+        st.form_submit_button("Confirm", key="reauth_confirm", on_click=_confirm, type="primary")
     return False

@@ -9,7 +9,7 @@ the ID token adds what Streamlit lacks: idle and absolute limits, and sign-out i
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 from pydantic import SecretStr
@@ -49,7 +49,7 @@ def _claims() -> dict[str, object]:
 
 def _issued_at(claims: dict[str, object]) -> datetime | None:
     iat = claims.get("iat")
-    return datetime.fromtimestamp(float(iat), timezone.utc) if isinstance(iat, int | float) else None
+    return datetime.fromtimestamp(float(iat), UTC) if isinstance(iat, int | float) else None
 
 
 @dataclass(frozen=True)
@@ -172,9 +172,11 @@ def sign_out(rt: Runtime, me: Principal) -> None:
 
 def confirm_with_password(rt: Runtime, me: Principal, password: SecretStr) -> None:
     """Re-authentication for a sensitive action: the same throttled check as sign-in; then
-    sensitive actions may go ahead for a few minutes. Raises SignInFailed or Throttled."""
-    users.authenticate(rt.engine, me.name, password, address=me.address or "",
-                       action=users.REAUTHENTICATE)
+    sensitive actions may go ahead for a few minutes. Raises WrongPassword or Throttled."""
+    try:
+        users.authenticate(rt.engine, me.name, password, address=me.address or "", action=users.REAUTHENTICATE)
+    except users.SignInFailed:
+        raise users.WrongPassword() from None
     key = this_caller().key
     assert key is not None, "a local sign-in always has its cookie"
     sessions.mark_reauthenticated(rt.engine, key, me)

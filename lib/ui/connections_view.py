@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
+from streamlit.delta_generator import DeltaGenerator
 
 from lib import checks, connections, export, status
 from lib.access import Permission, Principal
@@ -23,6 +24,7 @@ from lib.runtime import Runtime
 from lib.status import NEVER_TESTED, CheckRecord, data_stamp, history
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_ID
+from lib.ui.history_chart import history_chart, history_frame
 from lib.ui.outcomes import badge, explain
 from lib.ui.runtime import Console, acting, deferred, prober
 from lib.ui.text import literal
@@ -36,7 +38,7 @@ _NOT_TICKED = "— not ticked"  # information only: never counted as a failure
 
 
 def _age_days(when: datetime) -> int:
-    return (datetime.now(timezone.utc) - when).days
+    return (datetime.now(UTC) - when).days
 
 
 # --- overview -----------------------------------------------------------------------------
@@ -181,10 +183,6 @@ def _export_buttons(me: Principal, selection: status.Selection, shown: int, tota
 # --- one connection -----------------------------------------------------------------------
 
 
-def _latest(rt: Runtime, connection_id: uuid.UUID) -> dict[str, CheckRecord]:
-    return {r.product: r for r in history(rt.engine, connection_id, limit=50)[::-1]}
-
-
 def _still_there(rt: Runtime, connection_id: uuid.UUID) -> ConnectionView | None:
     """The connection as stored now; None, saying so, when it was deleted meanwhile."""
     try:
@@ -194,32 +192,51 @@ def _still_there(rt: Runtime, connection_id: uuid.UUID) -> ConnectionView | None
         return None
 
 
+def _product_row(product: str, view: ConnectionView, record: CheckRecord | None,
+                 name_col: DeltaGenerator, outcome_col: DeltaGenerator) -> None:
+    ticked = ("No product ticked: all are tested" if not view.expected_products
+              else "Ticked for this app" if product in view.expected_products else "Not ticked: information only")
+    granted = ("not asked yet" if view.granted_products is None
+               else "granted" if product in view.granted_products else "not granted")
+    name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(record.outcome if record else None)}")
+    name_col.caption(f"{ticked} · 8x8: {granted}")
+    with outcome_col:
+        if record is None:
+            st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
+        else:
+            explain(record.outcome, record.detail)
+            st.caption(f"HTTP {record.http_status or '–'} · {record.duration_ms} ms · "
+                       f"{record.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
 @st.fragment
-def _product_row(connection_id: uuid.UUID, product: str) -> None:
+def _products(connection_id: uuid.UUID) -> None:
+    """One row per product, each with its Test button, and the history below them: a Test
+    reruns this fragment only, so the row and the history show the new run together."""
     rt, me = acting(Permission.READ_STATUS)
     if (view := _still_there(rt, connection_id)) is None:
         return
-    with st.container(key=f"product_{product}", border=True):
-        name_col, outcome_col, button_col = st.columns([3, 6, 1])
+    cells: dict[str, tuple[DeltaGenerator, DeltaGenerator]] = {}
+    tested = None
+    for product in PRODUCT_KEYS:
+        with st.container(key=f"product_{product}", border=True):
+            name_col, outcome_col, button_col = st.columns([3, 6, 1])
+        cells[product] = (name_col, outcome_col)
         if me.can(Permission.RUN_TESTS) and button_col.button("Test", key=f"test_{product}",
                                                                icon=":material/play_arrow:"):
-            checks.run_checks(rt, prober(), connection_ids=[view.id], product=product, triggered_by=me)
-        record = _latest(rt, view.id).get(product)
-        expected = "enabled by you" if product in view.expected_products else "not enabled by you"
-        granted = ("unknown" if view.granted_products is None
-                   else "granted" if product in view.granted_products else "not granted")
-        name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(record.outcome if record else None)}")
-        name_col.caption(f"{expected}; 8x8: {granted}")
-        with outcome_col:
-            if record is None:
-                st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
-            else:
-                explain(record.outcome, record.detail)
-                st.caption(f"HTTP {record.http_status or '–'} · {record.duration_ms} ms · "
-                           f"{record.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+            tested = product
+    if tested is not None:
+        with cells[tested][1], st.spinner(f"Testing {PRODUCTS[tested].name}…"):
+            checks.run_checks(rt, prober(), connection_ids=[view.id], product=tested, triggered_by=me)
+    records = [r for r in history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]  # newest first
+    latest = {r.product: r for r in reversed(records)}
+    for product, (name_col, outcome_col) in cells.items():
+        _product_row(product, view, latest.get(product), name_col, outcome_col)
+    _history(records)
 
 
 _DELETING = "connections.deleting"  # the id whose delete dialog is open
+_DELETED = "connections.deleted"  # what the last delete removed, said once on the page
 
 
 def _close_delete_dialog() -> None:
@@ -229,6 +246,8 @@ def _close_delete_dialog() -> None:
 
 @st.dialog("Delete connection", on_dismiss=_close_delete_dialog)
 def _delete_dialog(connection_id: uuid.UUID) -> None:
+    """Password (when the last proof is older than a few minutes), then the typed name, then
+    deleted: each step is drawn by the rerun of this dialog that the step before caused."""
     rt, me = acting(Permission.MANAGE_CONNECTIONS)
     if (view := _still_there(rt, connection_id)) is None:
         return
@@ -236,31 +255,34 @@ def _delete_dialog(connection_id: uuid.UUID) -> None:
              "The API app in 8x8 is not touched.")
     if not proven(me, f"delete {literal(view.name)}"):
         return
-    typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
-    if st.button("Delete", key="delete_confirm_button", type="primary", disabled=typed != view.name):
-        try:
-            connections.delete(rt.engine, view.id, actor=me)
-        except NotFoundError:
-            pass
-        st.session_state.pop(_DELETING, None)
-        st.session_state.pop("conn_detail", None)
-        st.toast(f"Deleted {literal(view.name)}.", icon=":material/delete:")
-        st.rerun()
-
-
-def _history(rt: Runtime, view: ConnectionView) -> None:
-    records = [r for r in history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]
-    if not records:
+    # A form: the typed name travels with the click on Delete (or Enter), never a step behind it.
+    with st.form("delete_form", border=False):
+        typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
+        confirmed = st.form_submit_button("Delete", key="delete_confirm_button", type="primary")
+    if not confirmed:
         return
-    with st.expander("History: latency and outcome per product", icon=":material/show_chart:"):
-        frame = pd.DataFrame({
-            "checked_at": [r.checked_at for r in records],
-            "product": [PRODUCTS[r.product].name for r in records],
-            "latency_ms": [r.duration_ms for r in records],
-            "outcome": [OUTCOMES[r.outcome].label for r in records],
-        })
-        st.line_chart(frame, x="checked_at", y="latency_ms", color="product")
-        st.dataframe(frame, hide_index=True, width="stretch")
+    if typed != view.name:
+        st.error(f"The name does not match. Type **{literal(view.name)}** exactly (capitals count), "
+                 "then Delete.", icon=":material/error:")
+        return
+    try:
+        connections.delete(rt.engine, view.id, actor=me)
+    except NotFoundError:
+        pass
+    st.session_state.pop(_DELETING, None)
+    st.session_state.pop("conn_detail", None)
+    st.session_state[_DELETED] = view.name
+    st.rerun()
+
+
+def _history(records: list[CheckRecord]) -> None:
+    frame = history_frame(records)
+    if frame.empty:
+        return
+    st.altair_chart(history_chart(frame), key="history_chart")
+    with st.expander(f"History: {count(len(frame), 'test')}, newest first", icon=":material/table_rows:"):
+        st.dataframe(frame.drop(columns=["Checked at", "Kind"]), hide_index=True, width="stretch",
+                     key="history_table")
 
 
 def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
@@ -280,14 +302,14 @@ def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
         st.session_state[_DELETING] = str(view.id)
     if st.session_state.get(_DELETING) == str(view.id):
         _delete_dialog(view.id)
-    for product in PRODUCT_KEYS:
-        _product_row(view.id, product)
-    _history(rt, view)
+    _products(view.id)
 
 
 def render(console: Console) -> None:
     rt, me = console.rt, console.me
     st.title("Connections")
+    if deleted := st.session_state.pop(_DELETED, None):
+        st.success(f"Deleted {literal(deleted)}.", icon=":material/delete:")
     if connections.count(rt.engine) == 0:
         if me.can(Permission.MANAGE_CONNECTIONS):
             st.info("No connections yet. Add one on the Connect page; the Setup guide explains where the "

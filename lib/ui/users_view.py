@@ -20,36 +20,47 @@ from lib.ui.server import oidc_configured
 from lib.ui.text import literal
 
 _FLASH = "users.flash"
+_NEW_NAME, _NEW_ROLE, _NEW_PASSWORD = "user_new_name", "user_new_role", "user_new_password"
+_ROLE, _RESET_PASSWORD = "user_role", "user_reset_password"
 _ROLES = [r.value for r in Role]
 
 
-def _attempt(change: Callable[[], object], done: str) -> None:
+def _attempt(change: Callable[[], object], done: str) -> bool:
     """Run one change in a callback; keep only its outcome (a message) for the rerun."""
     try:
         change()
     except SwitchboardError as exc:
         st.session_state[_FLASH] = ("error", str(exc))
-    else:
-        st.session_state[_FLASH] = ("success", done)
+        return False
+    st.session_state[_FLASH] = ("success", done)
+    return True
 
 
 def _add() -> None:
-    password = take_secret("user_new_password")
+    """On an error the name and role stay for another try (the password never does)."""
+    password = take_secret(_NEW_PASSWORD)
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
-    name, role = st.session_state.get("user_new_name", "").strip(), st.session_state.get("user_new_role")
-    _attempt(lambda: users.add(console.rt.engine, name, password, role or "", actor=console.me),
-             f"Added {literal(name)} as {role}. Give them the password through a separate channel.")
+    name, role = st.session_state.get(_NEW_NAME, "").strip(), st.session_state.get(_NEW_ROLE)
+    if _attempt(lambda: users.add(console.rt.engine, name, password, role or "", actor=console.me),
+                f"Added {literal(name)} as {role}. Give them the password through a separate channel."):
+        st.session_state[_NEW_NAME], st.session_state[_NEW_ROLE] = "", Role.VIEWER.value
+
+
+def _choose() -> None:
+    """Another user chosen: the role box shows their role, not the one picked for the last."""
+    acting(Permission.MANAGE_USERS)
+    st.session_state.pop(_ROLE, None)
 
 
 def _set_role(name: str) -> None:
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
-    role = st.session_state.get("user_role")
+    role = st.session_state.pop(_ROLE, None)  # redrawn with the stored role, changed or refused
     _attempt(lambda: users.set_role(console.rt.engine, name, role or "", actor=console.me),
              f"{literal(name)} is now {role}.")
 
 
 def _reset(name: str) -> None:
-    password = take_secret("user_reset_password")
+    password = take_secret(_RESET_PASSWORD)
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
     _attempt(lambda: users.reset_password(console.rt.engine, name, password, actor=console.me),
              f"New password set for {literal(name)}; their open sessions were ended.")
@@ -81,24 +92,30 @@ def render(console: Console) -> None:
         getattr(st, flash[0])(literal(flash[1]) if flash[0] == "error" else flash[1])
     if not proven(me, "add, change or remove users"):
         return
-    with st.form("user_add", clear_on_submit=True):
+    # Not cleared on submit: an error keeps the name and role (the callback empties them after
+    # a success, and the password field every time).
+    st.session_state.setdefault(_NEW_ROLE, Role.VIEWER.value)
+    with st.form("user_add"):
         st.subheader("Add a user", anchor=False)
-        st.text_input("User name", key="user_new_name", help="Letters, digits and . _ @ + -, e.g. an e-mail address.")
-        st.selectbox("Role", _ROLES, key="user_new_role", index=_ROLES.index(Role.VIEWER.value))
-        st.text_input("First password", type="password", key="user_new_password",
+        st.text_input("User name", key=_NEW_NAME, help="Letters, digits and . _ @ + -, e.g. an e-mail address.")
+        st.selectbox("Role", _ROLES, key=_NEW_ROLE)
+        st.text_input("First password", type="password", key=_NEW_PASSWORD,
                       help=f"At least {users.PASSWORD_MIN} characters, not a common one.")
         st.form_submit_button("Add user", on_click=_add, key="user_add_submit")
     names = [u.username for u in users.list_users(rt.engine)]
-    name = st.selectbox("Change a user", names, index=None, key="user_chosen", placeholder="Choose a user…")
+    name = st.selectbox("Change a user", names, index=None, key="user_chosen", placeholder="Choose a user…",
+                        on_change=_choose)
     if not name:
         return
     cols = st.columns(3)
     with cols[0]:
-        st.selectbox("Role", _ROLES, key="user_role", index=_ROLES.index(users.get(rt.engine, name).role.value))
+        st.session_state.setdefault(_ROLE, users.get(rt.engine, name).role.value)  # see _choose
+        st.selectbox("Role", _ROLES, key=_ROLE)
         st.button("Set role", key="user_set_role", on_click=_set_role, args=(name,))
-    with cols[1]:
-        st.text_input("New password", type="password", key="user_reset_password")
-        st.button("Reset password", key="user_reset", on_click=_reset, args=(name,))
+    with cols[1], st.form("user_reset_form", border=False, clear_on_submit=True):
+        st.text_input("New password", type="password", key=_RESET_PASSWORD,
+                      help=f"At least {users.PASSWORD_MIN} characters, not a common one.")
+        st.form_submit_button("Reset password", key="user_reset", on_click=_reset, args=(name,))
     with cols[2]:
         st.caption("Removing ends their sessions at once. The last admin cannot be removed.")
         st.button("Remove user", key="user_remove", on_click=_remove, args=(name,))

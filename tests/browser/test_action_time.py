@@ -81,9 +81,7 @@ def _delete_dialog(page: Page) -> None:
     _detail(page, "Archive")
     keyed(page, "detail_delete").locator("button").click()
     expect(page.get_by_role("dialog")).to_be_visible()
-    keyed(page, "delete_confirm").locator("input").fill("Archive")
-    keyed(page, "delete_confirm").locator("input").press("Enter")
-    wait_for_app(page)
+    keyed(page, "delete_confirm").locator("input").fill("Archive")  # sent with the click on Delete
 
 
 def _chosen_user(page: Page) -> None:

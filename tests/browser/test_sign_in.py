@@ -130,13 +130,18 @@ def test_sign_in_survives_reload_and_new_tab_and_sign_out_ends_every_tab(
 
 def test_a_viewer_cannot_reach_connect_users_or_audit_by_url(console: Console, page: Page,
                                                              csp_errors: list[str]) -> None:
+    """Each such link says which role the page needs and who grants it (the page is routed,
+    out of the menu, rather than "page not found")."""
     console.add_user("val", "viewer")
     sign_in(page, console, "val", path="connections")
     expect(page.get_by_role("heading", name="Connections")).to_be_visible()
     assert not menu(page) & {"Connect", "Users", "Audit"}
-    for path in ("connect", "users", "audit"):
+    for path, what in (("connect", "add, change or delete connections"), ("users", "manage users"),
+                       ("audit", "read the audit trail")):
         page.goto(f"{console.url}/{path}")
         wait_for_app(page)
+        expect(page.get_by_role("alert")).to_contain_text(
+            f"Your role (viewer) may not {what}. Ask a Switchboard admin for the admin role if you need to.")
         expect(keyed(page, "connect_submit")).to_have_count(0)
         expect(page.get_by_role("heading", name="Audit trail")).to_have_count(0)
         expect(page.get_by_role("heading", name="Users")).to_have_count(0)

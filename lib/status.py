@@ -227,7 +227,7 @@ def summaries(frame: pd.DataFrame, verdict: pd.Series) -> tuple[np.ndarray, np.n
     icon_of = np.array([_ICONS.get(k, NEVER_ICON) for k in keys], dtype=object)
     marks = np.where(flat == Verdict.NOT_TICKED, "·", np.where(flat == Verdict.NEVER_TESTED, NEVER_ICON, icon_of[codes]))
     rows = marks.reshape(-1, per)
-    icons = np.array([" ".join(row) for row in rows.tolist()], dtype=object)
+    icons = np.array(["\u2009".join(row) for row in rows.tolist()], dtype=object)  # thin spaces: narrow
     return said, icons
 
 

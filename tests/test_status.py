@@ -109,4 +109,4 @@ def test_each_connection_has_its_worst_status_and_compact_marks(engine: Engine, 
     table = status.table(engine)
     worst, marks = status.summaries(table, status.verdicts(table))
     assert list(worst) == ["⏱️ Timed out +1 more", "✅ All OK", "⚪ Never tested"]  # an error outranks a wait
-    assert list(marks) == ["· · 🐢 ✅ ⏱️", "· · ✅ · ·", "· · ⚪ · ·"]
+    assert [m.replace("\u2009", " ") for m in marks] == ["· · 🐢 ✅ ⏱️", "· · ✅ · ·", "· · ⚪ · ·"]

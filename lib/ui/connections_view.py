@@ -333,9 +333,11 @@ def render(console: Console) -> None:
     table_slot.dataframe(
         shown.wide, hide_index=True, width="stretch", key="conn_table",
         column_config={
-            "Name": st.column_config.TextColumn(pinned=True),
-            "Status": st.column_config.TextColumn(help="The worst status among the products ticked for it"),
-            "Products": st.column_config.TextColumn(help=_PRODUCTS_HELP),
+            # Name, worst status and the product marks fit a phone's 400 px side by side.
+            "Name": st.column_config.TextColumn(pinned=True, width=112),
+            "Status": st.column_config.TextColumn(help="The worst status among the products ticked for it",
+                                                  width=160),
+            "Products": st.column_config.TextColumn(help=_PRODUCTS_HELP, width=108),
             "Secret age (days)": st.column_config.NumberColumn(format="%d", help="Days since the secret was saved"),
             "Last checked": st.column_config.TextColumn(help="The newest test of any of its products (UTC)"),
         },

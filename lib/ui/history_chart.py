@@ -37,15 +37,18 @@ def history_frame(records: Sequence[CheckRecord]) -> pd.DataFrame:
 
 def history_chart(frame: pd.DataFrame) -> alt.Chart:
     """A timeline per product (rows in catalogue order); a single test is a visible mark."""
-    outcomes = [o.label for o in OUTCOMES.values()]
-    colours = [_COLOURS[o.severity] for o in OUTCOMES.values()]
+    shown = set(frame["Outcome"])  # the legend lists what happened; each outcome keeps its colour
+    outcomes = [o.label for o in OUTCOMES.values() if o.label in shown]
+    colours = [_COLOURS[o.severity] for o in OUTCOMES.values() if o.label in shown]
     return (
         alt.Chart(frame, title="Tests over time")
         .mark_point(size=120, filled=True, opacity=0.9)
         .encode(
             x=alt.X("Checked at:T", title="Checked at (UTC)", scale=alt.Scale(type="utc", nice=True),
-                    axis=alt.Axis(format="%d %b %H:%M", labelAngle=0, labelOverlap=True)),
-            y=alt.Y("Product:N", title=None, sort=[PRODUCTS[key].name for key in PRODUCT_KEYS]),
+                    axis=alt.Axis(format="%d %b %H:%M", labelAngle=0, labelOverlap=True,
+                                  tickMinStep=60_000)),  # a label per minute at most: none repeats
+            y=alt.Y("Product:N", title=None, sort=[PRODUCTS[key].name for key in PRODUCT_KEYS],
+                    axis=alt.Axis(labelLimit=220)),
             color=alt.Color("Outcome:N", title="Outcome", scale=alt.Scale(domain=outcomes, range=colours)),
             shape=alt.Shape("Kind:N", title="Kind", legend=None,
                             scale=alt.Scale(domain=list(_SHAPES), range=list(_SHAPES.values()))),

@@ -17,11 +17,19 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
+from lib import audit, tokens
+from lib.access import Permission, require
+from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import head_revision
 from lib.store.vault import new_key
+from lib.web.api import answer
 from lib.web.headers import SECURITY_HEADERS
+from lib.web.state import ServerState
+from tests.fixtures.people import ADMIN
 from tests.fixtures.server import ROOT, Server, start_server
 from tests.fixtures.simulator import default_scenario
 
@@ -203,3 +211,20 @@ def test_a_wrong_keyring_is_not_ready_and_opens_no_status(tmp_path: Path, sim: S
         assert "Not ready for traffic: Key 'k1' in the keyring is not the key" in wrong.log.read_text()
     finally:
         wrong.stop()
+
+
+def test_a_role_that_may_not_is_answered_403_and_audited(runtime: Runtime) -> None:
+    """Every token role reads status, so no route answers 403 today; an action a viewer may
+    not do, asked through the same door, shows what one would get."""
+    token = tokens.create(runtime.engine, "grafana", "viewer", actor=ADMIN).token.get_secret_value()
+    request = Request({"type": "http", "method": "POST", "path": "/api/v1/checks", "query_string": b"",
+                       "headers": [(b"authorization", f"Bearer {token}".encode())], "scheme": "http",
+                       "server": ("switchboard.test", 80), "client": ("10.0.0.7", 40000)})
+    state = ServerState(hooks=None, runtime=runtime)  # type: ignore[arg-type]
+    response = answer(state, request, lambda me: JSONResponse(require(me, Permission.RUN_TESTS).name))
+    assert response.status_code == 403 and response.headers["cache-control"] == "no-store"
+    assert json.loads(response.body) == {"error": "Your role (viewer) may not run tests. Ask a Switchboard admin "
+                                                  "for the operator role if you need to."}
+    [row] = [e for e in audit.events(runtime.engine, ADMIN) if e.action == "token.use"]
+    assert (row.actor, row.client_address, row.target, row.result, row.detail) == (
+        "token:grafana", "10.0.0.7", "POST /api/v1/checks", "refused", "role viewer may not run tests")

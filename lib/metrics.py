@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -24,7 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Engine, case, column, func, inspect, table
+from sqlalchemy import Engine, case, column, func, inspect, table, tuple_
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlmodel import col
@@ -34,7 +35,7 @@ from lib.access import Permission, Principal, Role, Standing, require
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.store.db import read_session
-from lib.store.models import Check, Connection, UTCDateTime
+from lib.store.models import Check, Connection, CurrentStatus, UTCDateTime
 
 # Upper bounds of the check-duration histogram, in seconds; a check's deadline is 30 s.
 BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -49,18 +50,22 @@ def _label(verdict: str) -> str:
 
 
 def _checks(conn: SqlConnection) -> Iterator[Metric]:
-    """Every stored check, by product and outcome, and the token requests: one grouped scan."""
-    buckets = [func.sum(case((Check.duration_ms <= int(bound * 1000), 1), else_=0)) for bound in BUCKETS_S]
-    rows = conn.execute(sql_select(Check.product, Check.outcome, func.count(), func.sum(Check.duration_ms), *buckets)
-                        .group_by(Check.product, Check.outcome)).all()
+    """Every stored check by product, outcome and duration bucket, token requests included: one
+    grouped scan of the history."""
+    bucket = case(*((Check.duration_ms <= int(bound * 1000), i) for i, bound in enumerate(BUCKETS_S)),
+                  else_=len(BUCKETS_S))
+    rows = conn.execute(sql_select(Check.product, Check.outcome, bucket, func.count(), func.sum(Check.duration_ms))
+                        .group_by(Check.product, Check.outcome, bucket)).all()
     counts = {(product, outcome): 0 for product in (*PRODUCT_KEYS, TOKEN) for outcome in OUTCOME_KEYS}
-    spread = {product: np.zeros(len(BUCKETS_S) + 2, dtype=np.int64) for product in PRODUCT_KEYS}  # count, ms, le…
-    for product, outcome, n, total_ms, *within in rows:
+    spread = {product: np.zeros(len(BUCKETS_S) + 1, dtype=np.int64) for product in PRODUCT_KEYS}
+    total_ms = dict.fromkeys(PRODUCT_KEYS, 0)
+    for product, outcome, within, n, ms in rows:
         if (product, outcome) not in counts:
             continue  # never a label from outside the catalogue
         counts[product, outcome] += n
         if product in spread:
-            spread[product] += np.array([n, total_ms or 0, *within], dtype=np.int64)
+            spread[product][within] += n
+            total_ms[product] += ms or 0
     checks = CounterMetricFamily("switchboard_check", "Checks of a product stored, by outcome (every instance "
                                  "and run since the database began).", labels=["product", "outcome"])
     tokens = CounterMetricFamily("switchboard_token_requests", "Token requests to 8x8 stored, by outcome.",
@@ -72,17 +77,22 @@ def _checks(conn: SqlConnection) -> Iterator[Metric]:
             checks.add_metric([product, outcome], n)
     durations = HistogramMetricFamily("switchboard_check_duration_seconds", "How long checks of a product took "
                                       "(retries included).", labels=["product"])
-    for product, (n, total_ms, *within) in spread.items():
-        durations.add_metric([product], [*((floatToGoString(bound), int(c)) for bound, c in zip(BUCKETS_S, within, strict=True)),
-                                         ("+Inf", int(n))], total_ms / 1000)
+    bounds = [*map(floatToGoString, BUCKETS_S), "+Inf"]
+    for product, per_bucket in spread.items():
+        durations.add_metric([product], list(zip(bounds, per_bucket.cumsum().tolist(), strict=True)),
+                             total_ms[product] / 1000)
     yield from (checks, durations, tokens)
 
 
-def _last_successes(conn: SqlConnection) -> dict[tuple[str, str], float]:
-    """(connection name, product) -> when its product last answered ok, in Unix seconds."""
+def _last_successes_of_failing(conn: SqlConnection) -> dict[tuple[str, str], float]:
+    """(connection name, product) -> when a product failing now last answered ok (Unix time).
+    Only failing products have to look back in their history (by its index); for the others
+    it is their current status."""
+    failing = sql_select(CurrentStatus.connection_id, CurrentStatus.product).where(
+        CurrentStatus.outcome != OutcomeKey.OK, CurrentStatus.product != TOKEN)
     rows = conn.execute(sql_select(Connection.name, Check.product, func.max(Check.started_at))
                         .join(Connection, col(Connection.id) == col(Check.connection_id))
-                        .where(Check.outcome == OutcomeKey.OK, Check.product != TOKEN)
+                        .where(tuple_(Check.connection_id, Check.product).in_(failing), Check.outcome == OutcomeKey.OK)
                         .group_by(Connection.name, Check.product)).all()
     return {(name, product): at.timestamp() for name, product, at in rows}
 
@@ -102,25 +112,21 @@ def _fleet(engine: Engine, conn: SqlConnection, per_connection: bool) -> Iterato
     tally = GaugeMetricFamily("switchboard_products", "Connections whose product is ok, failing or never "
                               "tested (products that count only).", labels=["product", "status"])
     counted = frame.assign(verdict=verdict)[(verdict != status.Verdict.NOT_TICKED).to_numpy()]
-    last = _last_successes(conn)
-    ups: dict[str, int] = {}
-    oldest: dict[str, float] = {}
-    for row in counted.itertuples(index=False):
-        when = last.get((row.connection, row.product))
-        if row.verdict in (status.Verdict.OK, status.Verdict.FAILING):
-            value = int(row.verdict == status.Verdict.OK)
-            if per_connection:
-                up.add_metric([row.connection, row.product], value)
-            ups[row.product] = min(ups.get(row.product, 1), value)
-        if when is not None:
-            if per_connection:
-                success.add_metric([row.connection, row.product], when)
-            oldest[row.product] = min(oldest.get(row.product, when), when)
+    ok = (counted["verdict"] == status.Verdict.OK).to_numpy()
+    tested = ok | (counted["verdict"] == status.Verdict.FAILING).to_numpy()
+    earlier = _last_successes_of_failing(conn)
+    last = np.where(ok, counted["checked_at"].map(lambda at: at.timestamp() if pd.notna(at) else np.nan),
+                    [earlier.get(pair, np.nan) for pair in zip(counted["connection"], counted["product"], strict=True)])
+    named = pd.DataFrame({"connection": counted["connection"].to_numpy(), "product": counted["product"].to_numpy(),
+                          "up": np.where(tested, ok.astype(float), np.nan), "last": last})
     if not per_connection:
-        for product, value in ups.items():
-            up.add_metric([product], value)
-        for product, when in oldest.items():
-            success.add_metric([product], when)
+        named = named.groupby("product", sort=False, as_index=False)[["up", "last"]].min()
+    keys = named[["connection", "product"]] if per_connection else named[["product"]]
+    for key, value, when in zip(keys.itertuples(index=False, name=None), named["up"], named["last"], strict=True):
+        if not np.isnan(value):
+            up.add_metric(list(key), value)
+        if not np.isnan(when):
+            success.add_metric(list(key), when)
     sizes = counted.groupby(["product", "verdict"]).size()
     for product in PRODUCT_KEYS:
         for word in (status.Verdict.OK, status.Verdict.FAILING, status.Verdict.NEVER_TESTED):

@@ -82,7 +82,7 @@ def test_up_and_last_success_cover_the_products_that_count(engine: Engine, vault
     store(engine, alpha, "cloud_storage", "vendor_error")  # failing now; the last success stays
     store(engine, alpha, "cc_chat", "ok")
     store(engine, alpha, "cc_realtime_analytics", "ok")  # not ticked: information only
-    store(engine, beta, "cloud_storage", "ok")
+    store(engine, beta, "cloud_storage", "ok", at=earlier + timedelta(minutes=30))
     found = scrape(engine)
     up = values(found["switchboard_product_up"])
     assert up == {(("connection", "Alpha"), ("product", "cloud_storage")): 0,
@@ -90,6 +90,8 @@ def test_up_and_last_success_cover_the_products_that_count(engine: Engine, vault
                   (("connection", "Beta"), ("product", "cloud_storage")): 1}  # never tested QM: left out
     success = values(found["switchboard_last_success_timestamp_seconds"])
     assert success[(("connection", "Alpha"), ("product", "cloud_storage"))] == pytest.approx(earlier.timestamp())
+    assert success[(("connection", "Beta"), ("product", "cloud_storage"))] == pytest.approx(
+        (earlier + timedelta(minutes=30)).timestamp())
     assert set(success) == set(up)  # the same three: each has answered ok once
     tally = values(found["switchboard_products"])
     assert tally[(("product", "cloud_storage"), ("status", "ok"))] == 1

@@ -19,7 +19,7 @@ _HEADERS = {"Cache-Control": "no-store"}
 
 
 def health_routes(state: ServerState) -> list[Route]:
-    last_reason: list[str | None] = [None]
+    last_reason: str | None = None  # what the log said last
 
     async def healthz(_request: Request) -> Response:
         """The process answers."""
@@ -27,13 +27,15 @@ def health_routes(state: ServerState) -> list[Route]:
 
     async def readyz(_request: Request) -> Response:
         """The database answers, at the schema this code needs, and the keyring matches it."""
-        reason = state.problem or (await run_in_threadpool(not_ready, state.runtime) if state.runtime else None)
-        if reason != last_reason[0]:
+        nonlocal last_reason
+        reason = state.problem or ("The server has not opened its data yet." if state.runtime is None
+                                   else await run_in_threadpool(not_ready, state.runtime))
+        if reason != last_reason:
             if reason:
                 log.warning("Not ready for traffic: %s", reason)
             else:
                 log.info("Ready for traffic.")
-            last_reason[0] = reason
+            last_reason = reason
         if reason:
             return PlainTextResponse("not ready", status_code=503, headers=_HEADERS)
         return PlainTextResponse("ready", headers=_HEADERS)

@@ -77,9 +77,9 @@ class Principal:
     name: str
     role: Role
     address: str | None = None  # the client address, when known
-    via: str = "local"  # "local" password, "oidc", "cli", or "setup code"
+    via: str = "local"  # "local" password, "oidc", "cli", "setup code", or "token" (lib.tokens)
     reauthenticated_at: datetime | None = None  # last proof of identity in this session
-    # The web session this principal came from; None for the shell and the setup code.
+    # The web session (or API token) this principal came from; None for the shell and the setup code.
     session: LiveSession | None = field(default=None, compare=False, repr=False)
 
     def can(self, permission: Permission) -> bool:

@@ -44,6 +44,10 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     # Proxies whose X-Forwarded-For / -Proto are believed (addresses or networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
+    # Addresses or networks that may read /metrics without a token (a Prometheus server); none by default.
+    metrics_allow: tuple[str, ...] = ()
+    # Per-connection metric series; off aggregates them per product, for large fleets.
+    metrics_connection_label: bool = True
 
     @property
     def secure_cookies(self) -> bool:
@@ -138,15 +142,24 @@ def _list(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in (env.get(variable) or "").split(",") if item.strip())
 
 
-def _networks(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
+def _networks(env: Mapping[str, str], variable: str, whose: str) -> tuple[str, ...]:
     values = _list(env, variable)
     for value in values:
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise ConfigError(f"{variable}: '{value}' is not an IP address or network; list the proxy's "
+            raise ConfigError(f"{variable}: '{value}' is not an IP address or network; list {whose} "
                               "addresses, e.g. 10.0.0.5,10.0.1.0/24.") from None
     return values
+
+
+def _on_off(env: Mapping[str, str], variable: str, default: bool) -> bool:
+    value = (env.get(variable) or "").strip().lower()
+    if not value:
+        return default
+    if value not in ("on", "off"):
+        raise ConfigError(f"{variable} must be on or off, not '{value}'.")
+    return value == "on"
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -162,7 +175,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                        if env.get("SWITCHBOARD_PUBLIC_URL") else None),
         allowed_origins=tuple(origin_of(o, "SWITCHBOARD_ALLOWED_ORIGINS")
                               for o in _list(env, "SWITCHBOARD_ALLOWED_ORIGINS")),
-        trusted_proxies=_networks(env, "SWITCHBOARD_TRUSTED_PROXIES"),
+        trusted_proxies=_networks(env, "SWITCHBOARD_TRUSTED_PROXIES", "the proxy's"),
+        metrics_allow=_networks(env, "SWITCHBOARD_METRICS_ALLOW", "your Prometheus servers'"),
+        metrics_connection_label=_on_off(env, "SWITCHBOARD_METRICS_CONNECTION_LABEL", True),
     )
 
 

@@ -23,6 +23,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/connect.py", "Connect", ":material/add_link:", "connect", "Connections",
              Permission.MANAGE_CONNECTIONS),
     PageSpec("pages/users.py", "Users", ":material/group:", "users", "Admin", Permission.MANAGE_USERS),
+    PageSpec("pages/tokens.py", "API tokens", ":material/key:", "tokens", "Admin", Permission.MANAGE_USERS),
     PageSpec("pages/audit.py", "Audit", ":material/policy:", "audit", "Admin", Permission.READ_AUDIT),
     PageSpec("pages/guide.py", "Setup guide", ":material/menu_book:", "guide", "Help", None),
 )

@@ -10,8 +10,10 @@ import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from lib.config import Settings, get_settings
+from lib.errors import SwitchboardError
 from lib.store import db
 from lib.store.keyring import check_keyring, load_keyring
 from lib.store.vault import Vault
@@ -36,6 +38,20 @@ def open_runtime(settings: Settings | None = None) -> Runtime:
         engine.dispose()
         raise
     return Runtime(settings=settings, engine=engine, vault=vault)
+
+
+def not_ready(rt: Runtime) -> str | None:
+    """Why this process should get no traffic now (for a load balancer's readiness probe), or
+    None: the database answers, its schema is the one this code needs, and the keyring still
+    matches the data. The reason is for the server's log only."""
+    try:
+        db.require_head(rt.engine)
+        check_keyring(rt.engine, rt.vault)
+    except SwitchboardError as exc:
+        return str(exc)
+    except SQLAlchemyError as exc:
+        return f"The database cannot be reached: {getattr(exc, 'orig', None) or type(exc).__name__}"
+    return None
 
 
 _shared: Runtime | None = None

@@ -254,6 +254,31 @@ def test_the_first_start_says_where_the_new_keyring_is_once(cli) -> None:  # typ
     assert again.returncode == 0 and "keyring" not in again.stderr
 
 
+def test_tokens_create_list_revoke_and_exit_codes(cli) -> None:  # type: ignore[no-untyped-def]
+    made = cli("tokens", "create", "--name", "Prometheus", "--role", "viewer")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert made.stdout == token + "\n" and token.startswith("sbt_")  # only the token: it can be piped to a file
+    assert "Created viewer token 'prometheus'. It is shown only now" in made.stderr and token not in made.stderr
+    again = cli("tokens", "create", "--name", "prometheus", "--role", "operator")
+    assert again.returncode == 1 and "Token name (--name): A token with this name exists" in again.stderr and not again.stdout
+    assert cli("tokens", "create", "--name", "bad name", "--role", "viewer").returncode == 1
+    assert cli("tokens", "create", "--name", "x", "--role", "admin").returncode == 2  # not a choice: usage
+    assert cli("tokens", "create", "--role", "viewer").returncode == 2
+    [listed] = json.loads(cli("tokens", "list", "--json").stdout)
+    assert (listed["name"], listed["role"], listed["last_used_at"], listed["revoked_at"]) == (
+        "prometheus", "viewer", None, None)
+    table = cli("tokens", "list")
+    assert table.stdout.startswith("prometheus") and "live" in table.stdout
+    assert cli("tokens", "revoke", "Prometheus").stdout == "Revoked 'prometheus'.\n"
+    assert "revoked 20" in cli("tokens", "list").stdout
+    twice = cli("tokens", "revoke", "prometheus")
+    assert twice.returncode == 1 and "already revoked" in twice.stderr
+    assert cli("tokens", "revoke", "nobody").returncode == 1
+    everything = "".join(r.stdout + r.stderr for r in (cli("tokens", "list", "--json"), cli("audit", "--json")))
+    assert token not in everything and token.removeprefix("sbt_") not in everything
+
+
 # --- the installed command ------------------------------------------------------------------
 
 HEAVY = ("pandas", "numpy", "sqlalchemy", "sqlmodel", "alembic", "httpx", "streamlit", "cryptography",

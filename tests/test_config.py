@@ -35,6 +35,10 @@ def test_inline_keys_are_not_in_repr() -> None:
         ({"SWITCHBOARD_8X8_BASE_URL": "https://u:p@api.8x8.com"}, "must not contain credentials"),
         ({"SWITCHBOARD_SESSION_IDLE_MINUTES": "0"}, "SWITCHBOARD_SESSION_IDLE_MINUTES must be a whole number of minutes"),
         ({"SWITCHBOARD_SESSION_HOURS": "1.5"}, "SWITCHBOARD_SESSION_HOURS must be a whole number of hours above 0, e.g. 12"),
+        ({"SWITCHBOARD_METRICS_ALLOW": "10.0.0.5,prometheus.internal"},
+         "SWITCHBOARD_METRICS_ALLOW: 'prometheus.internal' is not an IP address or network; list your Prometheus"),
+        ({"SWITCHBOARD_TRUSTED_PROXIES": "10.0.0.0/33"}, "SWITCHBOARD_TRUSTED_PROXIES: '10.0.0.0/33' is not an IP"),
+        ({"SWITCHBOARD_METRICS_CONNECTION_LABEL": "no"}, "SWITCHBOARD_METRICS_CONNECTION_LABEL must be on or off"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -68,3 +72,10 @@ def test_session_limits_default_to_30_minutes_idle_and_12_hours() -> None:
         timedelta(minutes=30), timedelta(hours=12))
     tuned = load_settings({"SWITCHBOARD_SESSION_IDLE_MINUTES": "15", "SWITCHBOARD_SESSION_HOURS": "8"})
     assert (tuned.session_idle, tuned.session_lifetime) == (timedelta(minutes=15), timedelta(hours=8))
+
+
+def test_metrics_settings_default_to_no_address_and_per_connection_labels() -> None:
+    assert (load_settings({}).metrics_allow, load_settings({}).metrics_connection_label) == ((), True)
+    tuned = load_settings({"SWITCHBOARD_METRICS_ALLOW": " 10.0.0.5, 10.1.0.0/16 ,::1",
+                           "SWITCHBOARD_METRICS_CONNECTION_LABEL": "OFF"})
+    assert (tuned.metrics_allow, tuned.metrics_connection_label) == (("10.0.0.5", "10.1.0.0/16", "::1"), False)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
-from lib import audit, sessions
+from lib import audit, sessions, tokens
 from lib.access import Principal, Role
 from lib.navigation import PAGES, hidden_from, visible_to
 from lib.runtime import Runtime
@@ -80,7 +80,8 @@ def test_an_identity_outside_the_allow_list_is_refused_and_audited(user: dict[st
 
 
 @pytest.mark.parametrize(("who", "allowed"), [
-    ("admin@example.com", {"pages/connections.py", "pages/connect.py", "pages/users.py", "pages/audit.py"}),
+    ("admin@example.com", {"pages/connections.py", "pages/connect.py", "pages/users.py", "pages/tokens.py",
+                           "pages/audit.py"}),
     ("operator@example.com", {"pages/connections.py"}),
     ("anyone@example.com", {"pages/connections.py"}),  # the domain entry: viewer
 ])
@@ -104,7 +105,8 @@ def test_navigation_lists_only_the_pages_a_role_may_open() -> None:
     assert titles(None) == {"Setup guide"}
     assert titles(Principal("v", Role.VIEWER)) == {"Connections", "Setup guide"}
     assert titles(Principal("o", Role.OPERATOR)) == {"Connections", "Setup guide"}
-    assert titles(Principal("a", Role.ADMIN)) == {"Connections", "Connect", "Users", "Audit", "Setup guide"}
+    assert titles(Principal("a", Role.ADMIN)) == {"Connections", "Connect", "Users", "API tokens", "Audit",
+                                                  "Setup guide"}
 
 
 @pytest.mark.parametrize("who", ["operator@example.com", "anyone@example.com"])
@@ -115,7 +117,7 @@ def test_a_page_the_role_may_not_open_by_link_says_which_role_it_needs(who: str,
     seed(console_env, simulator)
     role = Role(ACCESS[who] if who in ACCESS else ACCESS["@example.com"])
     forbidden = hidden_from(Principal(who, role))
-    assert {p.script for p in forbidden} == {"pages/connect.py", "pages/users.py", "pages/audit.py"}
+    assert {p.script for p in forbidden} == {"pages/connect.py", "pages/users.py", "pages/tokens.py", "pages/audit.py"}
     for spec in forbidden:
         at = oidc_app(identity(who)).run()
         at.switch_page(spec.script).run()
@@ -155,6 +157,32 @@ def test_the_audit_page_filters_and_shows_rows(open_page: PageOpener, console_en
     assert {"connection.create", "sign_in"} <= set(table["action"])
     at.multiselect(key="audit_action").set_value(["connection.create"]).run()
     assert set(at.dataframe[0].value["action"]) == {"connection.create"}
+
+
+def test_the_tokens_page_lists_tokens_and_revokes_one_after_a_confirmation(open_page: PageOpener,
+                                                                          console_env: Runtime) -> None:
+    made = {name: tokens.create(console_env.engine, name, role, actor=ADMIN).token.get_secret_value()
+            for name, role in (("prometheus", "viewer"), ("grafana", "operator"))}
+    tokens.revoke(console_env.engine, "grafana", actor=ADMIN)
+    at = open_page("pages/tokens.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["Name"]) == ["grafana", "prometheus"] and list(table["Role"]) == ["operator", "viewer"]
+    assert table["Revoked"].notna().tolist() == [True, False]
+    assert "switchboard tokens create" in at.code[0].value
+    assert at.selectbox(key="token_chosen").options == ["prometheus"]  # live tokens only
+    at.selectbox(key="token_chosen").select("prometheus").run()
+    at.button(key="token_revoke").click().run()
+    assert "refused at their next request" in words(at)
+    assert tokens.list_tokens(console_env.engine, actor=ADMIN)[1].revoked_at is None  # nothing until confirmed
+    at.button(key="token_revoke_confirm").click().run()
+    assert not at.exception
+    assert all(v.revoked_at is not None for v in tokens.list_tokens(console_env.engine, actor=ADMIN))
+    shown = repr([*at.main, *at.sidebar]) + repr(at.session_state.to_dict())
+    for token in made.values():
+        assert token not in shown and token.removeprefix("sbt_") not in shown
+    revoked = [e for e in audit.events(console_env.engine, ADMIN) if e.action == "token.revoke"]
+    assert [(e.actor, e.target) for e in revoked] == [(ADMIN.name, "grafana"), ("admin@example.com", "prometheus")]
 
 
 def test_sign_out_ends_the_session_in_every_tab(console_env: Runtime) -> None:

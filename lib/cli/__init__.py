@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "export": "Connection status as CSV, JSON or Excel (never a secret).",
     "keys": "The encryption keyring: status, add a key, rotate, verify.",
     "simulator": "Serve a local 8x8 API simulator, for demos and tests.",
+    "tokens": "API tokens for machines: the status API and /metrics.",
     "users": "Local accounts that sign in with a password, and their roles.",
 }
 

@@ -200,3 +200,20 @@ class SetupCode(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc_column())
     expires_at: datetime = Field(sa_column=_utc_column())
     used_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class ApiToken(SQLModel, table=True):
+    """A machine's bearer token for the status API and /metrics. Only the SHA-256 of the token
+    is stored (lib.tokens says why that suffices); revoked rows stay, so the audit trail and
+    the list keep naming them."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True)  # casefolded: names ignore case
+    role: str = Field(max_length=20)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=_utc_column())
+    created_by: str = Field(default="", max_length=120)
+    last_used_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))

@@ -1,5 +1,6 @@
-"""What Switchboard adds to Streamlit's own server (``st.App``): account routes, the sign-in
-gate, security headers, and start-up work. No Streamlit script code lives here."""
+"""What Switchboard adds to Streamlit's own server (``st.App``): account routes, the status
+API, /metrics and health probes, the sign-in gate, security headers, and start-up work. No
+Streamlit script code lives here."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 from starlette.middleware import Middleware
 
 from lib.web.account import account_routes
+from lib.web.api import api_routes
 from lib.web.gate import SignInGate
 from lib.web.headers import SecurityHeaders
+from lib.web.health import health_routes
 from lib.web.hooks import StreamlitHooks
 from lib.web.proxies import trust_only_configured_proxies
 from lib.web.state import ServerState
@@ -33,7 +36,7 @@ def server_options(hooks: StreamlitHooks) -> dict[str, Any]:
             state.close()
 
     return {
-        "routes": account_routes(state),
+        "routes": [*account_routes(state), *api_routes(state), *health_routes(state)],
         "middleware": [Middleware(SecurityHeaders), Middleware(StreamGuard, state=state),
                        Middleware(SignInGate, state=state)],
         "lifespan": lifespan,

@@ -4,7 +4,7 @@ shell, 44 minutes idle), then the action is clicked. It is refused, nothing chan
 audit trail shows no such action by that person.
 
 The actions cover each way Streamlit runs code without the page: a fragment (a product's Test
-button), a dialog (delete), widget callbacks (the connect form, the Users page) and deferred
+button), dialogs (delete a connection, revoke an API token), widget callbacks (the connect form, the Users page) and deferred
 downloads (exports, the audit CSV), next to plain buttons of the page body (Test all / shown).
 """
 
@@ -19,7 +19,7 @@ from playwright.sync_api import BrowserContext, Download, Page, expect
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from lib import audit, connections, users
+from lib import audit, connections, tokens, users
 from lib.config import load_settings
 from lib.runtime import Runtime, open_runtime
 from lib.simulator import SimulatorServer
@@ -54,6 +54,7 @@ def stage(console_factory: ConsoleFactory, sim: SimulatorServer) -> Iterator[tup
                            actor=ADMIN)
     for name, role in (("ada", "admin"), ("root", "admin"), ("target", "operator")):
         users.add(runtime.engine, name, SecretStr(PASSWORD), role, actor=ADMIN)
+    tokens.create(runtime.engine, "prometheus", "viewer", actor=ADMIN)
     yield console, runtime
     runtime.engine.dispose()
 
@@ -82,6 +83,12 @@ def _delete_dialog(page: Page) -> None:
     keyed(page, "detail_delete").locator("button").click()
     expect(page.get_by_role("dialog")).to_be_visible()
     keyed(page, "delete_confirm").locator("input").fill("Archive")  # sent with the click on Delete
+
+
+def _revoke_dialog(page: Page) -> None:
+    choose(page, "token_chosen", "prometheus")
+    keyed(page, "token_revoke").locator("button").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
 
 
 def _chosen_user(page: Page) -> None:
@@ -128,6 +135,8 @@ ACTIONS = {
     "set a role": Action("users", lambda p, s: _role_form(p), "user_set_role", "user.set_role"),
     "reset a password": Action("users", lambda p, s: _reset_form(p), "user_reset", "user.reset_password"),
     "remove a user": Action("users", lambda p, s: _chosen_user(p), "user_remove", "user.remove"),
+    "revoke an API token (dialog)": Action("tokens", lambda p, s: _revoke_dialog(p), "token_revoke_confirm",
+                                           "token.revoke"),
     "audit download": Action("audit", lambda p, s: None, "audit_csv", "audit.export", download=True),
 }
 
@@ -208,4 +217,5 @@ def test_every_action_drawn_before_the_sign_in_changed_is_refused(
     assert not done_by_ada & {action.audited_as for action in ACTIONS.values()}, done_by_ada
     assert sorted(v.name for v in connections.list_connections(runtime.engine)) == ["Archive", "Everything"]
     assert [(u.username, u.role) for u in users.list_users(runtime.engine) if u.username != "ada"] == users_before
+    assert [t.revoked_at for t in tokens.list_tokens(runtime.engine, actor=ADMIN)] == [None]
     assert control(sim, "GET", "stats")["requests"] == requests_before  # 8x8 was not called either

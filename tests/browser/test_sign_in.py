@@ -88,7 +88,7 @@ def test_the_setup_code_creates_the_first_admin(console_factory: ConsoleFactory,
     page.get_by_test_id("setup-submit").click()
     wait_for_app(page)
     expect(page.get_by_role("heading", name="Connections")).to_be_visible()
-    assert menu(page) >= {"Connections", "Connect", "Users", "Audit", "Setup guide"}
+    assert menu(page) >= {"Connections", "Connect", "Users", "API tokens", "Audit", "Setup guide"}
     assert PASSWORD not in page.content()
     listed = server.cli("users", "list", "--json").stdout
     assert '"ada"' in listed and '"admin"' in listed
@@ -128,16 +128,16 @@ def test_sign_in_survives_reload_and_new_tab_and_sign_out_ends_every_tab(
     expect(page.get_by_text("You are signed out.")).to_be_visible()
 
 
-def test_a_viewer_cannot_reach_connect_users_or_audit_by_url(console: Console, page: Page,
-                                                             csp_errors: list[str]) -> None:
+def test_a_viewer_cannot_reach_connect_users_tokens_or_audit_by_url(console: Console, page: Page,
+                                                                    csp_errors: list[str]) -> None:
     """Each such link says which role the page needs and who grants it (the page is routed,
     out of the menu, rather than "page not found")."""
     console.add_user("val", "viewer")
     sign_in(page, console, "val", path="connections")
     expect(page.get_by_role("heading", name="Connections")).to_be_visible()
-    assert not menu(page) & {"Connect", "Users", "Audit"}
+    assert not menu(page) & {"Connect", "Users", "API tokens", "Audit"}
     for path, what in (("connect", "add, change or delete connections"), ("users", "manage users"),
-                       ("audit", "read the audit trail")):
+                       ("tokens", "manage users"), ("audit", "read the audit trail")):
         page.goto(f"{console.url}/{path}")
         wait_for_app(page)
         expect(page.get_by_role("alert")).to_contain_text(
@@ -145,6 +145,7 @@ def test_a_viewer_cannot_reach_connect_users_or_audit_by_url(console: Console, p
         expect(keyed(page, "connect_submit")).to_have_count(0)
         expect(page.get_by_role("heading", name="Audit trail")).to_have_count(0)
         expect(page.get_by_role("heading", name="Users")).to_have_count(0)
+        expect(page.get_by_role("heading", name="API tokens")).to_have_count(0)
         expect(page.get_by_test_id("stDataFrame")).to_have_count(0)
 
 

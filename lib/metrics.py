@@ -1,0 +1,194 @@
+"""``/metrics`` for Prometheus (prometheus_client's text format), read from the database at
+each scrape, so every instance of a fleet reports the same numbers and a restart resets
+nothing. No process-local counters: a custom collector turns a few grouped queries into
+metric families.
+
+Labels are bounded: product keys, outcome keys, status words and connection names (as many
+as the fleet has; ``SWITCHBOARD_METRICS_CONNECTION_LABEL=off`` folds them per product).
+Never a Client ID, an error text or a URL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+from prometheus_client.utils import floatToGoString
+from sqlalchemy import Engine, case, column, func, inspect, table, tuple_
+from sqlalchemy import select as sql_select
+from sqlalchemy.engine import Connection as SqlConnection
+from sqlmodel import col
+
+from lib import status
+from lib.access import Permission, Principal, Role, Standing, require
+from lib.catalogue.outcomes import OutcomeKey
+from lib.catalogue.products import PRODUCT_KEYS, TOKEN
+from lib.store.db import read_session
+from lib.store.models import Check, Connection, CurrentStatus, UTCDateTime
+
+# Upper bounds of the check-duration histogram, in seconds; a check's deadline is 30 s.
+BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+OUTCOME_KEYS = tuple(OutcomeKey)
+# The worker (part of the scheduler) records its ticks here; until it exists there is no
+# heartbeat to report, and the metric is left out.
+HEARTBEAT_TABLE, HEARTBEAT_COLUMN = "worker_heartbeat", "last_tick_at"
+
+
+def _label(verdict: str) -> str:
+    return verdict.replace(" ", "_")  # "never tested" -> never_tested
+
+
+def _checks(conn: SqlConnection) -> Iterator[Metric]:
+    """Every stored check by product, outcome and duration bucket, token requests included: one
+    grouped scan of the history."""
+    bucket = case(*((Check.duration_ms <= int(bound * 1000), i) for i, bound in enumerate(BUCKETS_S)),
+                  else_=len(BUCKETS_S))
+    rows = conn.execute(sql_select(Check.product, Check.outcome, bucket, func.count(), func.sum(Check.duration_ms))
+                        .group_by(Check.product, Check.outcome, bucket)).all()
+    counts = {(product, outcome): 0 for product in (*PRODUCT_KEYS, TOKEN) for outcome in OUTCOME_KEYS}
+    spread = {product: np.zeros(len(BUCKETS_S) + 1, dtype=np.int64) for product in PRODUCT_KEYS}
+    total_ms = dict.fromkeys(PRODUCT_KEYS, 0)
+    for product, outcome, within, n, ms in rows:
+        if (product, outcome) not in counts:
+            continue  # never a label from outside the catalogue
+        counts[product, outcome] += n
+        if product in spread:
+            spread[product][within] += n
+            total_ms[product] += ms or 0
+    checks = CounterMetricFamily("switchboard_check", "Checks of a product stored, by outcome (every instance "
+                                 "and run since the database began).", labels=["product", "outcome"])
+    tokens = CounterMetricFamily("switchboard_token_requests", "Token requests to 8x8 stored, by outcome.",
+                                 labels=["outcome"])
+    for (product, outcome), n in counts.items():
+        if product == TOKEN:
+            tokens.add_metric([outcome], n)
+        else:
+            checks.add_metric([product, outcome], n)
+    durations = HistogramMetricFamily("switchboard_check_duration_seconds", "How long checks of a product took "
+                                      "(retries included).", labels=["product"])
+    bounds = [*map(floatToGoString, BUCKETS_S), "+Inf"]
+    for product, per_bucket in spread.items():
+        durations.add_metric([product], list(zip(bounds, per_bucket.cumsum().tolist(), strict=True)),
+                             total_ms[product] / 1000)
+    yield from (checks, durations, tokens)
+
+
+def _last_successes_of_failing(conn: SqlConnection) -> dict[tuple[str, str], float]:
+    """(connection name, product) -> when a product failing now last answered ok (Unix time).
+    Only failing products have to look back in their history (by its index); for the others
+    it is their current status."""
+    failing = sql_select(CurrentStatus.connection_id, CurrentStatus.product).where(
+        CurrentStatus.outcome != OutcomeKey.OK, CurrentStatus.product != TOKEN)
+    rows = conn.execute(sql_select(Connection.name, Check.product, func.max(Check.started_at))
+                        .join(Connection, col(Connection.id) == col(Check.connection_id))
+                        .where(tuple_(Check.connection_id, Check.product).in_(failing), Check.outcome == OutcomeKey.OK)
+                        .group_by(Connection.name, Check.product)).all()
+    return {(name, product): at.timestamp() for name, product, at in rows}
+
+
+def _fleet(engine: Engine, conn: SqlConnection, per_connection: bool) -> Iterator[Metric]:
+    """Whether each product that counts works now, and when it last did."""
+    frame = status.table(engine, details=False)
+    verdict = status.verdicts(frame)
+    labels = ["connection", "product"] if per_connection else ["product"]
+    up = GaugeMetricFamily("switchboard_product_up", "1 when the product's latest check was ok, 0 when it "
+                           "fails; products that do not count (not ticked) or were never tested are left out."
+                           + ("" if per_connection else " Per product: 1 only when ok on every connection."),
+                           labels=labels)
+    success = GaugeMetricFamily("switchboard_last_success_timestamp_seconds", "When the product last answered "
+                                "ok (Unix time)." + ("" if per_connection else " Per product: the oldest of "
+                                                     "the connections' last successes."), labels=labels)
+    tally = GaugeMetricFamily("switchboard_products", "Connections whose product is ok, failing or never "
+                              "tested (products that count only).", labels=["product", "status"])
+    counted = frame.assign(verdict=verdict)[(verdict != status.Verdict.NOT_TICKED).to_numpy()]
+    ok = (counted["verdict"] == status.Verdict.OK).to_numpy()
+    tested = ok | (counted["verdict"] == status.Verdict.FAILING).to_numpy()
+    earlier = _last_successes_of_failing(conn)
+    last = np.where(ok, counted["checked_at"].map(lambda at: at.timestamp() if pd.notna(at) else np.nan),
+                    [earlier.get(pair, np.nan) for pair in zip(counted["connection"], counted["product"], strict=True)])
+    named = pd.DataFrame({"connection": counted["connection"].to_numpy(), "product": counted["product"].to_numpy(),
+                          "up": np.where(tested, ok.astype(float), np.nan), "last": last})
+    if not per_connection:
+        named = named.groupby("product", sort=False, as_index=False)[["up", "last"]].min()
+    keys = named[["connection", "product"]] if per_connection else named[["product"]]
+    for key, value, when in zip(keys.itertuples(index=False, name=None), named["up"], named["last"], strict=True):
+        if not np.isnan(value):
+            up.add_metric(list(key), value)
+        if not np.isnan(when):
+            success.add_metric(list(key), when)
+    sizes = counted.groupby(["product", "verdict"]).size()
+    for product in PRODUCT_KEYS:
+        for word in (status.Verdict.OK, status.Verdict.FAILING, status.Verdict.NEVER_TESTED):
+            tally.add_metric([product, _label(word)], int(sizes.get((product, word.value), 0)))
+    yield from (up, success, tally)
+
+
+def _heartbeat(conn: SqlConnection) -> Iterator[Metric]:
+    """The newest worker tick, when the scheduler's heartbeat table exists."""
+    found = inspect(conn)
+    if not found.has_table(HEARTBEAT_TABLE) or HEARTBEAT_COLUMN not in {
+            c["name"] for c in found.get_columns(HEARTBEAT_TABLE)}:
+        return
+    newest = conn.execute(sql_select(func.max(column(HEARTBEAT_COLUMN, UTCDateTime())))
+                          .select_from(table(HEARTBEAT_TABLE))).scalar()
+    if newest is not None:
+        yield GaugeMetricFamily("switchboard_worker_heartbeat_timestamp_seconds", "When a worker last ran its "
+                                "schedule (Unix time), the newest of all workers.", value=newest.timestamp())
+
+
+@dataclass(frozen=True)
+class StatusCollector:
+    """prometheus_client's custom-collector interface: ``collect`` runs at every scrape."""
+
+    engine: Engine
+    per_connection: bool
+
+    def collect(self) -> Iterator[Metric]:
+        with read_session(self.engine) as session:
+            conn = session.connection()
+            yield from _checks(conn)
+            yield from _fleet(self.engine, conn, self.per_connection)
+            yield from _heartbeat(conn)
+
+
+def exposition(engine: Engine, *, per_connection: bool, actor: Principal, accept: str = "") -> tuple[bytes, str]:
+    """The metrics in the format the scraper asked for (``Accept``), and its content type."""
+    require(actor, Permission.READ_STATUS)
+    registry = CollectorRegistry()
+    registry.register(StatusCollector(engine, per_connection))
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type
+
+
+@dataclass(frozen=True)
+class AllowedAddress:
+    """A scrape from an address on SWITCHBOARD_METRICS_ALLOW (``access.LiveSession``): it may
+    read status, as a viewer, for as long as the setting lists it (read once per process)."""
+
+    def standing(self) -> Standing:
+        return Standing(Role.VIEWER, None)
+
+
+def scraper(address: str | None, allowed: tuple[str, ...]) -> Principal | None:
+    """The principal of a scrape without a token from ``address``, or None when the address
+    is not on the list."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not any(ip in ipaddress.ip_network(network, strict=False) for network in allowed):
+        return None
+    return Principal(f"scraper:{ip}", Role.VIEWER, str(ip), via="allowed address", session=AllowedAddress())

@@ -1,0 +1,11 @@
+"""API tokens: which machines may read status and metrics, and revoking them (admins only)."""
+
+from lib.access import Permission
+from lib.ui.errors import error_boundary
+from lib.ui.runtime import guard
+from lib.ui.tokens_view import render
+
+# Also here, not only in app.py: a deep link can run this file without app.py.
+console = guard(Permission.MANAGE_USERS)
+with error_boundary():
+    render(console)

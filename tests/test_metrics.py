@@ -1,0 +1,147 @@
+"""/metrics as Prometheus reads it: prometheus_client's own parser over the exposition made
+from a real database (SQLite file and PostgreSQL). Over HTTP: tests/test_api.py."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+
+from lib import checks, connections, metrics
+from lib.access import Principal, Role, SignInEnded
+from lib.catalogue.outcomes import OutcomeKey
+from lib.catalogue.products import PRODUCT_KEYS, TOKEN
+from lib.connections import ConnectionInput, ConnectionView
+from lib.status import CheckRecord
+from lib.store.db import write_session
+from lib.store.models import utcnow
+from lib.store.vault import Vault
+from tests.fixtures.people import ADMIN
+from tests.fixtures.storage import Sentinels
+
+SCRAPER = metrics.scraper("127.0.0.1", ("127.0.0.1",))
+
+
+def add(engine: Engine, vault: Vault, name: str, ticked: tuple[str, ...], client_id: str = "client-0001",
+        secret: str = "secret-value-1234") -> ConnectionView:
+    return connections.create(engine, vault, ConnectionInput(
+        name=name, client_id=client_id, client_secret=SecretStr(secret), expected_products=ticked,
+        storage_region="uk", chat_region="us", tenant_id="t-1", analytics_region="us", qm_region="uk",
+        pbx="pbx-1"), actor=ADMIN)
+
+
+def store(engine: Engine, view: ConnectionView, product: str, outcome: str, *, ms: int = 40,
+          at: datetime | None = None, detail: str = "") -> None:
+    with write_session(engine) as session:
+        checks.store(session, [CheckRecord(view.id, "", product, outcome, 200, ms, detail, at or utcnow(), "r")],
+                     {}, "test")
+
+
+def scrape(engine: Engine, *, per_connection: bool = True) -> dict[str, list[Sample]]:
+    assert SCRAPER is not None
+    body, content_type = metrics.exposition(engine, per_connection=per_connection, actor=SCRAPER)
+    assert content_type.startswith("text/plain; version=0.0.4")
+    return {family.name: family.samples for family in text_string_to_metric_families(body.decode())}
+
+
+def values(samples: list[Sample], suffix: str = "") -> dict[tuple[tuple[str, str], ...], float]:
+    return {tuple(sorted(s.labels.items())): s.value for s in samples if s.name.endswith(suffix)}
+
+
+def test_counts_and_durations_come_from_every_stored_check(engine: Engine, vault: Vault) -> None:
+    view = add(engine, vault, "Alpha", ("cloud_storage",))
+    for ms, outcome in ((40, "ok"), (300, "ok"), (12_000, "timeout"), (45_000, "timeout")):
+        store(engine, view, "cloud_storage", outcome, ms=ms)
+    store(engine, view, TOKEN, "ok")
+    store(engine, view, TOKEN, "bad_credentials")
+    found = scrape(engine)
+    counts = values(found["switchboard_check"])
+    assert len(counts) == len(PRODUCT_KEYS) * len(OutcomeKey)  # every series exists from the start, at 0
+    assert counts[(("outcome", "ok"), ("product", "cloud_storage"))] == 2
+    assert counts[(("outcome", "timeout"), ("product", "cloud_storage"))] == 2
+    assert sum(counts.values()) == 4  # token requests are counted apart
+    tokens = values(found["switchboard_token_requests"])
+    assert tokens[(("outcome", "ok"),)] == 1 and tokens[(("outcome", "bad_credentials"),)] == 1
+    assert sum(tokens.values()) == 2
+    histogram = found["switchboard_check_duration_seconds"]
+    buckets = {s.labels["le"]: s.value for s in histogram
+               if s.name.endswith("_bucket") and s.labels["product"] == "cloud_storage"}
+    assert (buckets["0.05"], buckets["0.5"], buckets["10.0"], buckets["30.0"], buckets["+Inf"]) == (1, 2, 2, 3, 4)
+    assert values(histogram, "_sum")[(("product", "cloud_storage"),)] == pytest.approx(57.34)
+    assert values(histogram, "_count")[(("product", "cc_chat"),)] == 0
+
+
+def test_up_and_last_success_cover_the_products_that_count(engine: Engine, vault: Vault) -> None:
+    alpha = add(engine, vault, "Alpha", ("cloud_storage", "cc_chat", "quality_management"))
+    beta = add(engine, vault, "Beta", ("cloud_storage",))
+    earlier = utcnow() - timedelta(hours=2)
+    store(engine, alpha, "cloud_storage", "ok", at=earlier)
+    store(engine, alpha, "cloud_storage", "vendor_error")  # failing now; the last success stays
+    store(engine, alpha, "cc_chat", "ok")
+    store(engine, alpha, "cc_realtime_analytics", "ok")  # not ticked: information only
+    store(engine, beta, "cloud_storage", "ok", at=earlier + timedelta(minutes=30))
+    found = scrape(engine)
+    up = values(found["switchboard_product_up"])
+    assert up == {(("connection", "Alpha"), ("product", "cloud_storage")): 0,
+                  (("connection", "Alpha"), ("product", "cc_chat")): 1,
+                  (("connection", "Beta"), ("product", "cloud_storage")): 1}  # never tested QM: left out
+    success = values(found["switchboard_last_success_timestamp_seconds"])
+    assert success[(("connection", "Alpha"), ("product", "cloud_storage"))] == pytest.approx(earlier.timestamp())
+    assert success[(("connection", "Beta"), ("product", "cloud_storage"))] == pytest.approx(
+        (earlier + timedelta(minutes=30)).timestamp())
+    assert set(success) == set(up)  # the same three: each has answered ok once
+    tally = values(found["switchboard_products"])
+    assert tally[(("product", "cloud_storage"), ("status", "ok"))] == 1
+    assert tally[(("product", "cloud_storage"), ("status", "failing"))] == 1
+    assert tally[(("product", "quality_management"), ("status", "never_tested"))] == 1
+    assert tally[(("product", "cc_realtime_analytics"), ("status", "ok"))] == 0  # not ticked: not counted
+
+    folded = scrape(engine, per_connection=False)
+    assert values(folded["switchboard_product_up"]) == {(("product", "cloud_storage"),): 0,
+                                                        (("product", "cc_chat"),): 1}
+    oldest = values(folded["switchboard_last_success_timestamp_seconds"])
+    assert oldest[(("product", "cloud_storage"),)] == pytest.approx(earlier.timestamp())
+    assert all("connection" not in s.labels for family in folded.values() for s in family)
+
+
+def test_the_heartbeat_is_reported_once_the_workers_table_exists(engine: Engine) -> None:
+    assert "switchboard_worker_heartbeat_timestamp_seconds" not in scrape(engine)
+    ticked = utcnow() - timedelta(seconds=30)
+    with write_session(engine) as session:  # the shape the scheduler's migration gives it
+        session.execute(text("CREATE TABLE worker_heartbeat (worker_id VARCHAR(80) PRIMARY KEY, "
+                             "last_tick_at TIMESTAMP WITH TIME ZONE NOT NULL)"))
+    assert "switchboard_worker_heartbeat_timestamp_seconds" not in scrape(engine)  # no tick yet
+    with write_session(engine) as session:
+        for worker, at in (("a", ticked - timedelta(minutes=5)), ("b", ticked)):
+            session.execute(text("INSERT INTO worker_heartbeat VALUES (:w, :at)"),
+                            {"w": worker, "at": at if engine.dialect.name != "sqlite" else at.isoformat(" ")})
+    [sample] = scrape(engine)["switchboard_worker_heartbeat_timestamp_seconds"]
+    assert sample.labels == {} and sample.value == pytest.approx(ticked.timestamp())
+
+
+def test_no_label_or_value_holds_a_credential_an_error_text_or_a_url(engine: Engine, vault: Vault,
+                                                                       sentinels: Sentinels) -> None:
+    view = add(engine, vault, "Alpha", ("cloud_storage",), sentinels.client_id, sentinels.client_secret)
+    store(engine, view, "cloud_storage", "not_found", detail="GET https://api.8x8.com/storage/uk said DETAILSENTINEL")
+    body, _ = metrics.exposition(engine, per_connection=True, actor=SCRAPER)  # type: ignore[arg-type]
+    text_ = body.decode()
+    for leak in (sentinels.client_id, sentinels.client_secret, view.client_id_hint, "DETAILSENTINEL", "https://"):
+        assert leak not in text_, leak
+    labels = {name for family in scrape(engine).values() for s in family for name in s.labels}
+    assert labels == {"product", "outcome", "connection", "status", "le"}
+
+
+def test_an_allowed_address_scrapes_as_a_viewer_and_nothing_else_does(engine: Engine) -> None:
+    allowed = ("10.0.0.5", "192.168.10.0/24", "2001:db8::/32")
+    for address in ("10.0.0.5", "192.168.10.77", "::ffff:192.168.10.9", "2001:db8::1"):
+        me = metrics.scraper(address, allowed)
+        assert me is not None and me.role is Role.VIEWER and me.name.startswith("scraper:"), address
+    for address in ("10.0.0.6", "192.168.11.1", "127.0.0.1", "", None, "testclient", "10.0.0.5 "):
+        assert metrics.scraper(address, allowed) is None, address
+    with pytest.raises(SignInEnded):  # a principal with no standing to show reads nothing
+        metrics.exposition(engine, per_connection=True, actor=Principal("x", Role.ADMIN, via="token"))
+    assert metrics.scraper("10.0.0.5", allowed).as_of_now().role is Role.VIEWER  # type: ignore[union-attr]

@@ -44,6 +44,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     # Proxies whose X-Forwarded-For / -Proto are believed (addresses or networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
+    # The server runs the scheduled checks itself; off when dedicated `switchboard worker`s do.
+    worker: bool = True
 
     @property
     def secure_cookies(self) -> bool:
@@ -149,6 +151,15 @@ def _networks(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
     return values
 
 
+def _on_off(env: Mapping[str, str], variable: str, default: bool, meaning: str) -> bool:
+    value = (env.get(variable) or "").strip().lower()
+    if not value:
+        return default
+    if value not in ("on", "off"):
+        raise ConfigError(f"{variable} must be on or off, not '{env[variable]}' ({meaning}).")
+    return value == "on"
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     return Settings(
@@ -163,6 +174,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_origins=tuple(origin_of(o, "SWITCHBOARD_ALLOWED_ORIGINS")
                               for o in _list(env, "SWITCHBOARD_ALLOWED_ORIGINS")),
         trusted_proxies=_networks(env, "SWITCHBOARD_TRUSTED_PROXIES"),
+        worker=_on_off(env, "SWITCHBOARD_WORKER", True, "off when dedicated `switchboard worker` "
+                       "processes run the scheduled checks instead of the server"),
     )
 
 

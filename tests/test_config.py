@@ -35,6 +35,7 @@ def test_inline_keys_are_not_in_repr() -> None:
         ({"SWITCHBOARD_8X8_BASE_URL": "https://u:p@api.8x8.com"}, "must not contain credentials"),
         ({"SWITCHBOARD_SESSION_IDLE_MINUTES": "0"}, "SWITCHBOARD_SESSION_IDLE_MINUTES must be a whole number of minutes"),
         ({"SWITCHBOARD_SESSION_HOURS": "1.5"}, "SWITCHBOARD_SESSION_HOURS must be a whole number of hours above 0, e.g. 12"),
+        ({"SWITCHBOARD_WORKER": "no"}, "SWITCHBOARD_WORKER must be on or off, not 'no' (off when dedicated"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -68,3 +69,9 @@ def test_session_limits_default_to_30_minutes_idle_and_12_hours() -> None:
         timedelta(minutes=30), timedelta(hours=12))
     tuned = load_settings({"SWITCHBOARD_SESSION_IDLE_MINUTES": "15", "SWITCHBOARD_SESSION_HOURS": "8"})
     assert (tuned.session_idle, tuned.session_lifetime) == (timedelta(minutes=15), timedelta(hours=8))
+
+
+def test_the_server_runs_the_worker_unless_told_off() -> None:
+    assert load_settings({}).worker is True
+    assert load_settings({"SWITCHBOARD_WORKER": "on"}).worker is True
+    assert load_settings({"SWITCHBOARD_WORKER": " OFF "}).worker is False

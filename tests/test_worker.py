@@ -1,6 +1,6 @@
 """The worker: scheduled checks stored like manual ones, each (connection, product, slot) once
 with any number of workers on one database (OS processes on SQLite and on PostgreSQL), a worker
-killed mid-tick loses nothing and doubles nothing; `switchboard worker`.
+killed mid-tick loses nothing and doubles nothing; `switchboard worker`; the server's own worker.
 Real simulator, real databases, real processes."""
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.connections import ConnectionInput, ConnectionView
 from lib.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
+from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.models import Check, DueCheck, utcnow
 from lib.store.vault import Keyring
 from lib.worker import Worker
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
+from tests.fixtures.server import start_server
 from tests.fixtures.simulator import SimulatorFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,3 +299,23 @@ def test_sigterm_stops_the_worker_cleanly_after_its_tick(
 
 def ticks_of(engine: Engine) -> list[datetime]:
     return [w.last_tick_at for w in schedule.workers(engine, ADMIN)]
+
+
+# --- the server's own worker ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_the_server_runs_the_worker_in_its_process_unless_switched_off(setting: str, simulator: SimulatorServer) -> None:
+    server = start_server({"SWITCHBOARD_WORKER": setting}, simulator.url)
+    engine = db.make_engine(server.env["SWITCHBOARD_DATABASE_URL"])
+    try:
+        if setting == "on":  # its first tick runs as the server starts
+            wait_for(lambda: bool(ticks_of(engine)), 20)
+        else:
+            time.sleep(2)
+            assert ticks_of(engine) == []
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        server.stop()
+        engine.dispose()

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import bindparam, delete, or_, update
 from sqlalchemy import select as sql_select
@@ -98,15 +99,13 @@ class Worker:
         report = RunReport(run_id=str(uuid.uuid4()))
         stored: list[CheckRecord] = []  # what this worker completed (not what it lost meanwhile)
 
-        def settle(session: Session, done: list[Finished]) -> list[CheckRecord]:
-            kept = self._settle(session, done, report.run_id)
-            stored.extend(r for r in kept if r.product != TOKEN)
-            return kept
-
         try:
             with self._keepalive():
                 while not (stop and stop.is_set()) and (claimed := self._claim()):
                     plans = [(self._views[c], products) for c, products in claimed.items() if c in self._views]
+                    with read_session(self.rt.engine) as session:
+                        now_set = schedule.intervals(session)  # as they stand when the batch starts
+                    settle = partial(self._settle, run_id=report.run_id, now_set=now_set, stored=stored)
                     checks.execute(self.rt, self.prober, plans, report, triggered_by=self.principal, settle=settle)
         finally:
             self._release()  # claimed but not completed (a connection deleted meanwhile, an error)
@@ -169,17 +168,18 @@ class Worker:
             claimed.setdefault(c, []).append(p)
         return {c: tuple(k for k in PRODUCT_KEYS if k in products) for c, products in claimed.items()}
 
-    def _settle(self, session: Session, done: list[Finished], run_id: str) -> list[CheckRecord]:
+    def _settle(self, session: Session, done: list[Finished], *, run_id: str, now_set: schedule.Intervals,
+                stored: list[CheckRecord]) -> list[CheckRecord]:
         """In the transaction that stores a batch of results: complete the slots this worker
-        still holds (next slot, let go) and keep their results; drop the rest (a lease lost
-        meanwhile: the worker that retook the slot stores it)."""
+        still holds (next slot, let go) and keep their results, also in ``stored``; drop the
+        rest (a lease lost meanwhile: the worker that retook the slot stores it)."""
         ids = {record.connection_id for record, _ in done}
         held = {(c, p) for c, p in session.connection().execute(
             sql_select(DueCheck.connection_id, DueCheck.product)
             .where(DueCheck.claimed_by == self.id, col(DueCheck.connection_id).in_(ids))
             .with_for_update())}
         holding = {c for c, _ in held}
-        now_set, now = schedule.intervals(session), utcnow()
+        now = utcnow()
         keep, completed = [], []
         for record, result in done:
             if (record.connection_id, record.product) in held:
@@ -195,6 +195,7 @@ class Worker:
                 .values(due_at=bindparam("due"), claimed_by=None, claimed_until=None, last_run_id=run_id,
                         last_checked_at=now),
                 completed)
+        stored.extend(r for r in keep if r.product != TOKEN)
         return keep
 
     def _release(self) -> None:

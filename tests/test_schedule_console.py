@@ -29,7 +29,7 @@ def test_no_worker_paused_and_a_live_worker_are_said_above_the_table(
                        actor=ADMIN)
     at = open_page(CONNECTIONS)
     assert not at.exception
-    assert any("Scheduled checks every 15 min, but no worker is running" in c for c in captions(at))
+    assert any("Scheduled checks every 15 min, but no worker has run: they wait for" in c for c in captions(at))
     Worker(console_env, prober_factory(simulator.url)).tick()
     assert any("Scheduled checks every 15 min · worker alive, last tick" in c for c in captions(at.run()))
     schedule.set_paused(console_env.engine, True, actor=ADMIN)

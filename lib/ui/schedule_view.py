@@ -29,16 +29,17 @@ def caption(rt: Runtime, me: Principal) -> None:
     """One line: the default interval, or the pause; whether a worker is alive to run them."""
     now = datetime.now(UTC)
     plan = schedule.overview(rt.engine, me, connection_ids=())
-    alive = [w for w in schedule.workers(rt.engine, me) if w.alive(now)]
+    workers = schedule.workers(rt.engine, me)
     if plan.paused:
         st.caption(":material/pause_circle: Scheduled checks are paused for all connections "
                    "(an admin resumes them with `switchboard schedule resume`).")
-    elif alive:
+    elif any(w.alive(now) for w in workers):
         st.caption(f":material/schedule: Scheduled checks every {span(plan.every)} · worker alive, last tick "
-                   f"{_ago(max(w.last_tick_at for w in alive), now)}.")
+                   f"{_ago(max(w.last_tick_at for w in workers), now)}.")
     else:
-        st.caption(f":material/schedule: Scheduled checks every {span(plan.every)}, but no worker is running: "
-                   "only manual tests run until the server's worker or `switchboard worker` starts.")
+        last = f"the last worker tick was {_ago(workers[0].last_tick_at, now)}" if workers else "no worker has run"
+        st.caption(f":material/schedule: Scheduled checks every {span(plan.every)}, but {last}: they wait for "
+                   "the server's worker, `switchboard worker`, or `switchboard worker --once` from cron.")
 
 
 def connection_line(rt: Runtime, me: Principal, view: ConnectionView) -> None:

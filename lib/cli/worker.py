@@ -12,6 +12,7 @@ import click
 from lib.cli.common import CONFIG_ERRORS, prober
 from lib.runtime import open_runtime
 from lib.words import SPAN_EXAMPLES, parse_span
+from lib.worker import TickReport, Worker
 
 
 def _span(value: str, option: str) -> timedelta:
@@ -43,8 +44,6 @@ def command(once: bool, tick_text: str, lease_text: str, batch: int) -> None:
     except CONFIG_ERRORS as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    from lib.worker import TickReport, Worker  # the 8x8 client's libraries, only when it runs
-
     with prober(rt) as client:
         assert client is not None
         worker = Worker(rt, client, tick=tick, lease=lease, batch=batch)

@@ -41,6 +41,7 @@ bench: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m bench.console
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.demo_start
+	$(PY) -m bench.schedule
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -22,8 +22,8 @@ from lib.errors import SwitchboardError
 
 REAUTH_VALID = timedelta(minutes=5)  # how long a re-entered password (or fresh OIDC sign-in) counts
 # Ways of acting that are proof in themselves and have no web session to ask: the shell
-# (whoever runs it can read the keyring) and the one-time setup code.
-SELF_PROVING = frozenset({"cli", "setup code"})
+# (whoever runs it can read the keyring), the one-time setup code, and the schedule.
+SELF_PROVING = frozenset({"cli", "setup code", "schedule"})
 
 
 class Role(StrEnum):
@@ -77,7 +77,7 @@ class Principal:
     name: str
     role: Role
     address: str | None = None  # the client address, when known
-    via: str = "local"  # "local" password, "oidc", "cli", "setup code", or "token" (lib.tokens)
+    via: str = "local"  # "local" password, "oidc", "cli", "setup code", "token" (lib.tokens) or "schedule"
     reauthenticated_at: datetime | None = None  # last proof of identity in this session
     # The web session (or API token) this principal came from; None for the shell and the setup code.
     session: LiveSession | None = field(default=None, compare=False, repr=False)
@@ -107,6 +107,11 @@ class Principal:
 def shell() -> Principal:
     """Whoever runs ``switchboard`` (or ``python -m lib``): shell access to the key file is admin access anyway."""
     return Principal(name=f"cli:{getpass.getuser()}", role=Role.ADMIN, via="cli")
+
+
+def schedule() -> Principal:
+    """The schedule's scheduled checks: an operator, so it may run tests and change nothing."""
+    return Principal(name="schedule", role=Role.OPERATOR, via="schedule")
 
 
 class NotAllowed(SwitchboardError):

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert
@@ -106,19 +106,25 @@ def _in_order(connection_order: Mapping[uuid.UUID, int]) -> Callable[[CheckRecor
     return lambda r: (connection_order.get(r.connection_id, -1), _STEP_ORDER.get(r.product, len(_STEP_ORDER)))
 
 
+Finished = tuple[CheckRecord, ProbeResult]
+# Runs in each batch's write transaction before the batch is stored, and says which of its
+# records to store (the schedule completes its slots here, and drops what it no longer holds).
+Settle = Callable[[Session, list[Finished]], list[CheckRecord]]
+
+
 class _Writer:
     """Collects records and writes them in batches (by count or by age)."""
 
-    def __init__(self, rt: Runtime, triggered_by: str) -> None:
-        self.rt, self.triggered_by = rt, triggered_by
-        self.pending: list[CheckRecord] = []
+    def __init__(self, rt: Runtime, triggered_by: str, settle: Settle | None) -> None:
+        self.rt, self.triggered_by, self.settle = rt, triggered_by, settle
+        self.pending: list[Finished] = []
         self.granted: dict[uuid.UUID, frozenset[str]] = {}
         self.flushed_at = time.monotonic()
 
-    def add(self, record: CheckRecord, granted: frozenset[str] | None) -> None:
-        self.pending.append(record)
-        if granted is not None:
-            self.granted[record.connection_id] = granted
+    def add(self, record: CheckRecord, result: ProbeResult) -> None:
+        self.pending.append((record, result))
+        if result.granted is not None:
+            self.granted[record.connection_id] = result.granted
         if len(self.pending) >= BATCH_SIZE or time.monotonic() - self.flushed_at > BATCH_SECONDS:
             self.flush()
 
@@ -127,7 +133,8 @@ class _Writer:
         if not self.pending and not self.granted:
             return
         with write_session(self.rt.engine) as session:
-            store(session, self.pending, self.granted, self.triggered_by)
+            records = self.settle(session, self.pending) if self.settle else [r for r, _ in self.pending]
+            store(session, records, self.granted, self.triggered_by)
         self.pending, self.granted = [], {}
 
 
@@ -147,10 +154,35 @@ def run_checks(
         wanted = set(connection_ids)
         views = [v for v in views if v.id in wanted]
     report = RunReport(run_id=str(uuid.uuid4()))
-    writer = _Writer(rt, triggered_by.name)
+    plans = [(view, products_to_check(view, product)) for view in views]
+    what = (views[0].name if len(views) == 1 else count(len(views), "connection")) + (f" / {product}" if product else "")
+    total = sum(len(products) for _, products in plans)
+    try:
+        execute(rt, prober, plans, report, triggered_by=triggered_by, on_progress=on_progress)
+    except ProberClosed:
+        audit.record_now(rt.engine, triggered_by, "check.run", what, audit.FAILED,
+                         f"run {report.run_id}: cut short after {len(report.products)} of {count(total, 'result')}")
+        raise
+    report.results.sort(key=_in_order({view.id: i for i, view in enumerate(views)}))
+    failing = sum(1 for r in report.products if not r.ok)
+    # The run did what it was asked: failing products are its findings, not its failure.
+    audit.record_now(rt.engine, triggered_by, "check.run", what, audit.OK,
+                     f"completed, {failing:,} failing, {len(report.products) - failing:,} OK (run {report.run_id})")
+    return report
+
+
+Plan = tuple[ConnectionView, tuple[str, ...]]  # a connection and the products to check
+
+
+def execute(rt: Runtime, prober: Prober, plans: Sequence[Plan], report: RunReport, *, triggered_by: Principal,
+            on_progress: Callable[[Progress], None] | None = None, settle: Settle | None = None) -> None:
+    """Check the products of each plan, add the results to ``report`` as they arrive and store
+    them in batches under its run id (what ``settle`` keeps of each batch, when given). Unaudited:
+    the caller writes the audit row of the whole run."""
+    require(triggered_by, Permission.RUN_TESTS)
+    writer = _Writer(rt, triggered_by.name, settle)
     by_target: dict[int, ConnectionView] = {}
     targets: list[Target] = []
-    plans = [(view, products_to_check(view, product)) for view in views]
     total = sum(len(products) for _, products in plans)
     done = 0
 
@@ -158,7 +190,7 @@ def run_checks(
         nonlocal done
         record = _record(view, result, report.run_id)
         report.results.append(record)
-        writer.add(record, result.granted)
+        writer.add(record, result)
         if result.product != TOKEN:
             done += 1
             if on_progress:
@@ -168,7 +200,7 @@ def run_checks(
         try:
             credentials = connections.load_credentials(rt.engine, rt.vault, view.id)
         except CredentialUnreadable as exc:
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for key in products:
                 deliver(view, ProbeResult(key, "credential_unreadable", f"Not tested: {exc}", now))
             continue
@@ -176,18 +208,7 @@ def run_checks(
                         connection_id=view.id)
         by_target[id(target)] = view
         targets.append(target)
-    what = (views[0].name if len(views) == 1 else count(len(views), "connection")) + (f" / {product}" if product else "")
     try:
         prober.check(targets, lambda target, result: deliver(by_target[id(target)], result))
-    except ProberClosed:
-        audit.record_now(rt.engine, triggered_by, "check.run", what, audit.FAILED,
-                         f"run {report.run_id}: cut short after {len(report.products)} of {count(total, 'result')}")
-        raise
     finally:
         writer.flush()
-        report.results.sort(key=_in_order({view.id: i for i, view in enumerate(views)}))
-    failing = sum(1 for r in report.products if not r.ok)
-    # The run did what it was asked: failing products are its findings, not its failure.
-    audit.record_now(rt.engine, triggered_by, "check.run", what, audit.OK,
-                     f"completed, {failing:,} failing, {len(report.products) - failing:,} OK (run {report.run_id})")
-    return report

@@ -48,6 +48,8 @@ class Settings:
     metrics_allow: tuple[str, ...] = ()
     # Per-connection metric series; off aggregates them per product, for large fleets.
     metrics_connection_label: bool = True
+    # The server runs the scheduled checks itself; off when dedicated `switchboard worker`s do.
+    worker: bool = True
 
     @property
     def secure_cookies(self) -> bool:
@@ -153,12 +155,12 @@ def _networks(env: Mapping[str, str], variable: str, whose: str) -> tuple[str, .
     return values
 
 
-def _on_off(env: Mapping[str, str], variable: str, default: bool) -> bool:
+def _on_off(env: Mapping[str, str], variable: str, default: bool, meaning: str) -> bool:
     value = (env.get(variable) or "").strip().lower()
     if not value:
         return default
     if value not in ("on", "off"):
-        raise ConfigError(f"{variable} must be on or off, not '{value}'.")
+        raise ConfigError(f"{variable} must be on or off, not '{env[variable]}' ({meaning}).")
     return value == "on"
 
 
@@ -177,7 +179,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                               for o in _list(env, "SWITCHBOARD_ALLOWED_ORIGINS")),
         trusted_proxies=_networks(env, "SWITCHBOARD_TRUSTED_PROXIES", "the proxy's"),
         metrics_allow=_networks(env, "SWITCHBOARD_METRICS_ALLOW", "your Prometheus servers'"),
-        metrics_connection_label=_on_off(env, "SWITCHBOARD_METRICS_CONNECTION_LABEL", True),
+        metrics_connection_label=_on_off(env, "SWITCHBOARD_METRICS_CONNECTION_LABEL", True,
+                                         "off drops the connection label of per-connection metrics"),
+        worker=_on_off(env, "SWITCHBOARD_WORKER", True, "off when dedicated `switchboard worker` "
+                       "processes run the scheduled checks instead of the server"),
     )
 
 

@@ -15,7 +15,7 @@ from lib import audit
 from lib.access import Permission, Principal, require
 from lib.connections import FIELD_LABELS
 from lib.errors import CredentialUnreadable
-from lib.store.db import read_session, write_session
+from lib.store.db import exclusive, read_session, write_session
 from lib.store.keyring import credential_binding
 from lib.store.models import Connection, KeyCheck
 from lib.store.vault import Vault, envelope_kid
@@ -89,6 +89,14 @@ def rotate(engine: Engine, vault: Vault, *, actor: Principal, batch: int = 100,
     a row is either wholly old or wholly new, and a rerun carries on where it stopped.
     """
     require(actor, Permission.MANAGE_KEYS, recent_proof=True)
+    with exclusive(engine, "keys"):  # a second rotation started meanwhile waits, then finds nothing to do
+        report = _rotate_rows(engine, vault, batch, progress)
+    audit.record_now(engine, actor, "keys.rotate", vault.active_kid, audit.OK,
+                     f"{report.rotated} rotated, {report.retried} redone after concurrent edits")
+    return report
+
+
+def _rotate_rows(engine: Engine, vault: Vault, batch: int, progress: Callable[[int], None] | None) -> RotationReport:
     report = RotationReport()
     while rows := _stale_rows(engine, vault.active_kid, batch):
         for row_id, id_enc, secret_enc in rows:
@@ -110,8 +118,6 @@ def rotate(engine: Engine, vault: Vault, *, actor: Principal, batch: int = 100,
                     progress(report.rotated)
             else:
                 report.retried += 1
-    audit.record_now(engine, actor, "keys.rotate", vault.active_kid, audit.OK,
-                     f"{report.rotated} rotated, {report.retried} redone after concurrent edits")
     return report
 
 

@@ -25,7 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Engine, case, column, func, inspect, table, tuple_
+from sqlalchemy import Engine, case, func, tuple_
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlmodel import col
@@ -35,14 +35,11 @@ from lib.access import Permission, Principal, Role, Standing, require
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.store.db import read_session
-from lib.store.models import Check, Connection, CurrentStatus, UTCDateTime
+from lib.store.models import Check, Connection, CurrentStatus, WorkerHeartbeat
 
 # Upper bounds of the check-duration histogram, in seconds; a check's deadline is 30 s.
 BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 OUTCOME_KEYS = tuple(OutcomeKey)
-# The worker (part of the scheduler) records its ticks here; until it exists there is no
-# heartbeat to report, and the metric is left out.
-HEARTBEAT_TABLE, HEARTBEAT_COLUMN = "worker_heartbeat", "last_tick_at"
 
 
 def _label(verdict: str) -> str:
@@ -135,13 +132,8 @@ def _fleet(engine: Engine, conn: SqlConnection, per_connection: bool) -> Iterato
 
 
 def _heartbeat(conn: SqlConnection) -> Iterator[Metric]:
-    """The newest worker tick, when the scheduler's heartbeat table exists."""
-    found = inspect(conn)
-    if not found.has_table(HEARTBEAT_TABLE) or HEARTBEAT_COLUMN not in {
-            c["name"] for c in found.get_columns(HEARTBEAT_TABLE)}:
-        return
-    newest = conn.execute(sql_select(func.max(column(HEARTBEAT_COLUMN, UTCDateTime())))
-                          .select_from(table(HEARTBEAT_TABLE))).scalar()
+    """The newest tick of any scheduled-check worker (left out until one has ticked)."""
+    newest = conn.execute(sql_select(func.max(WorkerHeartbeat.last_tick_at))).scalar()
     if newest is not None:
         yield GaugeMetricFamily("switchboard_worker_heartbeat_timestamp_seconds", "When a worker last ran its "
                                 "schedule (Unix time), the newest of all workers.", value=newest.timestamp())

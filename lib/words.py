@@ -1,8 +1,33 @@
-"""Counts in words people read: "1 connection", "3 connections", never "connection(s)"."""
+"""Counts and spans of time in words people read and write: "1 connection", "3 connections",
+never "connection(s)"; "15m" in, "15 min" out."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """``n`` and ``noun``, in the plural unless ``n`` is 1 (``plural`` when adding "s" is wrong)."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+SPAN_EXAMPLES = "30s, 5m, 1h or 7d"
+
+
+def parse_span(text: str) -> timedelta | None:
+    """A whole number and a unit (``30s``, ``5m``, ``1h``, ``7d``) as a timedelta; None when
+    ``text`` is not written so."""
+    text = text.strip().lower()
+    if text[:-1].isdigit() and text[-1:] in _UNITS:
+        return timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
+    return None
+
+
+def span(delta: timedelta) -> str:
+    """A span in the largest unit that divides it: "30 s", "90 min", "1 h", "2 d"."""
+    seconds = int(delta.total_seconds())
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"

@@ -154,3 +154,5 @@ def test_cli_writes_audit_rows_with_the_os_user(tmp_path: Path, simulator: Simul
     assert all(e["actor"].startswith("cli:") for e in events)
     assert run("audit", "--since", "2999-01-01").stdout.strip() in ("", "[]", "No audit events.")
     assert run("audit", "--since", "not-a-date").returncode == 2
+    assert [e["action"] for e in json.loads(run("audit", "--since", "10m", "--json").stdout)] == [
+        e["action"] for e in events]  # a span back from now

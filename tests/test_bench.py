@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
     ("console", ["--sizes", "2,4", "--runs", "1"], 3),
     ("cold_start", ["--runs", "1"], 1),
     ("demo_start", [], 1),
+    ("schedule", ["--connections", "3", "--latency-ms", "1", "--concurrency", "5"], 2),
 ])
 def test_the_bench_runs_and_reports(bench: str, args: list[str], results: int) -> None:
     done = subprocess.run([sys.executable, "-m", f"bench.{bench}", *args], check=False, cwd=ROOT,

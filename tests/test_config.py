@@ -39,6 +39,7 @@ def test_inline_keys_are_not_in_repr() -> None:
          "SWITCHBOARD_METRICS_ALLOW: 'prometheus.internal' is not an IP address or network; list your Prometheus"),
         ({"SWITCHBOARD_TRUSTED_PROXIES": "10.0.0.0/33"}, "SWITCHBOARD_TRUSTED_PROXIES: '10.0.0.0/33' is not an IP"),
         ({"SWITCHBOARD_METRICS_CONNECTION_LABEL": "no"}, "SWITCHBOARD_METRICS_CONNECTION_LABEL must be on or off"),
+        ({"SWITCHBOARD_WORKER": "no"}, "SWITCHBOARD_WORKER must be on or off, not 'no' (off when dedicated"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -79,3 +80,9 @@ def test_metrics_settings_default_to_no_address_and_per_connection_labels() -> N
     tuned = load_settings({"SWITCHBOARD_METRICS_ALLOW": " 10.0.0.5, 10.1.0.0/16 ,::1",
                            "SWITCHBOARD_METRICS_CONNECTION_LABEL": "OFF"})
     assert (tuned.metrics_allow, tuned.metrics_connection_label) == (("10.0.0.5", "10.1.0.0/16", "::1"), False)
+
+
+def test_the_server_runs_the_worker_unless_told_off() -> None:
+    assert load_settings({}).worker is True
+    assert load_settings({"SWITCHBOARD_WORKER": "on"}).worker is True
+    assert load_settings({"SWITCHBOARD_WORKER": " OFF "}).worker is False

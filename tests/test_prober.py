@@ -231,6 +231,25 @@ def test_retry_after_above_the_cap_is_reported_at_once(simulator: SimulatorServe
     assert requests(simulator, "cc_chat") == 1 and sleeps.calls == []
 
 
+def test_rate_limited_results_carry_the_wait_8x8_asked_for(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                          prober_factory: ProberFactory) -> None:
+    """The schedule pushes the next check back by it (lib.schedule.next_due)."""
+    fault(simulator, route="cc_chat", status=429, retry_after="3600")
+    fault(simulator, route="cloud_storage", status=429)
+    results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "cloud_storage", "cc_realtime_analytics")))
+    assert results["cc_chat"].retry_after_s == 3600.0
+    assert results["cloud_storage"].outcome == "rate_limited" and results["cloud_storage"].retry_after_s is None
+    assert results["cc_realtime_analytics"].ok and results["cc_realtime_analytics"].retry_after_s is None
+
+
+def test_a_rate_limited_token_passes_its_wait_to_every_product(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                               prober_factory: ProberFactory) -> None:
+    fault(simulator, route="token", status=429, retry_after="600")
+    results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "cloud_storage")))
+    assert {key: (r.outcome, r.retry_after_s) for key, r in results.items()} == {
+        "token": ("rate_limited", 600.0), "cc_chat": ("rate_limited", 600.0), "cloud_storage": ("rate_limited", 600.0)}
+
+
 def test_backoff_is_capped_exponential_with_bounded_jitter() -> None:
     policy = RetryPolicy(base_delay=0.5, max_delay=8.0, jitter=0.25)
     for attempt, nominal in [(1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (9, 8.0)]:

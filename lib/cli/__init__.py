@@ -28,9 +28,11 @@ COMMANDS: dict[str, str] = {
     "db": "The database schema and backups.",
     "export": "Connection status as CSV, JSON or Excel (never a secret).",
     "keys": "The encryption keyring: status, add a key, rotate, verify.",
+    "schedule": "How often connections are checked: show, set, pause, resume.",
     "simulator": "Serve a local 8x8 API simulator, for demos and tests.",
     "tokens": "API tokens for machines: the status API and /metrics.",
     "users": "Local accounts that sign in with a password, and their roles.",
+    "worker": "Run the scheduled checks: tick until stopped, or once.",
 }
 
 

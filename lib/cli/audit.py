@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import click
 
@@ -10,15 +10,16 @@ from lib import audit
 from lib.access import shell
 from lib.cli.common import reports_errors, to_json
 from lib.runtime import open_runtime
+from lib.words import parse_span
 
 
 def _since(value: str | None) -> datetime | None:
     """An ISO date/time (UTC when no zone is given), or a span back from now: 30m, 24h, 7d."""
     if value is None:
         return None
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if value[:-1].isdigit() and value[-1:] in units:
-        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    back = parse_span(value)
+    if back is not None:
+        return datetime.now(UTC) - back
     try:
         when = datetime.fromisoformat(value)
     except ValueError:

@@ -133,9 +133,10 @@ class EightByEight:
             asked = parse_retry_after(response.headers.get("Retry-After"))
             if asked is not None and asked > self.policy.max_retry_after:
                 return Failed("rate_limited", f"8x8 rate-limited {what} and asked to wait {asked:.0f} s, "
-                               f"longer than Switchboard waits ({self.policy.max_retry_after:.0f} s).", status)
+                               f"longer than Switchboard waits ({self.policy.max_retry_after:.0f} s).", status,
+                              asked)
             return Failed("rate_limited", f"8x8 kept answering 429 Too Many Requests for {what}, "
-                           "also after retries.", status)
+                           "also after retries.", status, asked)
         if status >= 500:
             return Failed("vendor_error", with_vendor(f"8x8 answered HTTP {status} for {what}, "
                                                        "also after retries.", response), status)
@@ -150,16 +151,18 @@ class EightByEight:
         """Run ``work`` under the per-check deadline and turn it into a ProbeResult."""
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
         extra: Any = None
+        retry_after: float | None = None
         try:
             async with asyncio.timeout(self.deadline_s):
                 detail, status, extra = await work()
             outcome = "ok"
         except Failed as failed:
             outcome, detail, status = failed.outcome, failed.detail, failed.http_status
+            retry_after = failed.retry_after_s
         except TimeoutError:
             outcome, detail, status = "timeout", f"The check took longer than {self.deadline_s:g} s.", None
         duration = int((time.perf_counter() - t0) * 1000)
-        return ProbeResult(product, outcome, detail, started, status, duration), extra
+        return ProbeResult(product, outcome, detail, started, status, duration, retry_after_s=retry_after), extra
 
     # -- token --
 
@@ -299,7 +302,8 @@ class EightByEight:
         if token is None:
             for key in target.products:
                 yield ProbeResult(key, token_result.outcome, "Not tested: the token request failed. "
-                                  + token_result.detail, token_result.started_at, token_result.http_status)
+                                  + token_result.detail, token_result.started_at, token_result.http_status,
+                                  retry_after_s=token_result.retry_after_s)
             return
         limit = asyncio.Semaphore(self.per_connection)
 

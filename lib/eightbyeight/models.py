@@ -33,6 +33,9 @@ class ProbeResult(Judged):
     http_status: int | None = None
     duration_ms: int = 0
     granted: frozenset[str] | None = None  # token results: product keys 8x8 lists for the app
+    # rate_limited results: the seconds 8x8's last Retry-After asked for, when it said (the
+    # schedule waits at least this long before asking again)
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,25 @@ def serialize(session: Session, name: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"switchboard:{name}"})
 
 
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[None]:
+    """Run the block in one process at a time, across every instance sharing the database:
+    for work longer than one transaction (migrations, key rotation). PostgreSQL holds a
+    session advisory lock on a connection of its own for the whole block; a second instance
+    waits for the first to finish. SQLite needs nothing: its writers already queue on the one
+    write lock, and it is not shared between machines."""
+    if is_sqlite(engine):
+        yield
+        return
+    key = {"name": f"switchboard:{name}"}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), key)
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+
+
 # --- Migrations ---------------------------------------------------------------------------
 
 
@@ -140,10 +159,12 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent). Instances starting together take
+    turns: the second finds the schema at head and does nothing."""
     from alembic import command
 
-    command.upgrade(_alembic_config(engine), "head")
+    with exclusive(engine, "migrations"):
+        command.upgrade(_alembic_config(engine), "head")
 
 
 def require_head(engine: Engine) -> None:

@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from lib.config import Settings
 from lib.errors import ConfigError, CredentialUnreadable, KeyringError
-from lib.store.db import read_session, write_session
+from lib.store.db import read_session, serialize, write_session
 from lib.store.models import Connection, KeyCheck, utcnow
 from lib.store.vault import (
     Binding,
@@ -147,9 +147,11 @@ def check_keyring(engine: Engine, vault: Vault) -> None:
                 f"Key '{kid}' in the keyring is not the key this database was encrypted with. "
                 f"Restore the original key '{kid}' from your keyring backup."
             ) from None
-    missing = [kid for kid in vault.keyring.keys if kid not in canaries]
-    if missing:
+    if any(kid not in canaries for kid in vault.keyring.keys):
         with write_session(engine) as session:
-            for kid in missing:
+            # Two instances starting together with a new key: the second finds the first's canary.
+            serialize(session, "keyring")
+            written = set(session.exec(select(KeyCheck.kid)).all())
+            for kid in (kid for kid in vault.keyring.keys if kid not in written):
                 canary = vault.encrypt(CANARY_TEXT, canary_binding(kid), kid=kid)
                 session.add(KeyCheck(kid=kid, canary=canary, created_at=utcnow()))

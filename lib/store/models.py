@@ -217,3 +217,66 @@ class ApiToken(SQLModel, table=True):
     created_by: str = Field(default="", max_length=120)
     last_used_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class ScheduleSetting(SQLModel, table=True):
+    """The schedule of every connection without one of its own: one row (id 1); no row means
+    the defaults (lib.schedule)."""
+
+    __tablename__ = "schedule_setting"
+
+    id: int = Field(default=1, primary_key=True)
+    every_s: int
+    paused: bool = False  # for all connections
+    updated_at: datetime = Field(sa_column=_utc_column())
+    updated_by: str = Field(default="", max_length=120)
+
+
+class ConnectionSchedule(SQLModel, table=True):
+    """A connection's own interval (None: the default one) and pause, once an admin set them."""
+
+    __tablename__ = "connection_schedule"
+
+    connection_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True)
+    )
+    every_s: int | None = None
+    paused: bool = False
+    updated_at: datetime = Field(sa_column=_utc_column())
+    updated_by: str = Field(default="", max_length=120)
+
+
+class DueCheck(SQLModel, table=True):
+    """The next scheduled check of one (connection, product): its slot, and the worker holding
+    it until ``claimed_until`` (a worker that dies lets go when its lease ends). Completing a
+    slot moves ``due_at`` on in the transaction that stores the check, so a slot runs once."""
+
+    __tablename__ = "due_check"
+    __table_args__ = (
+        Index("ix_due_check_due", "due_at"),
+        Index("ix_due_check_claimed_by", "claimed_by"),
+    )
+
+    connection_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True)
+    )
+    product: str = Field(max_length=40, primary_key=True)
+    due_at: datetime = Field(sa_column=_utc_column())
+    claimed_by: str | None = Field(default=None, max_length=120)
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    last_run_id: str | None = Field(default=None, max_length=36)
+    last_checked_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """A worker's sign of life: written at every tick, and while a long tick runs."""
+
+    __tablename__ = "worker_heartbeat"
+
+    worker_id: str = Field(max_length=120, primary_key=True)
+    host: str = Field(max_length=255)
+    pid: int
+    tick_s: int  # its time between ticks: it counts as alive while seen within 3 of them
+    started_at: datetime = Field(sa_column=_utc_column())
+    last_tick_at: datetime = Field(sa_column=_utc_column())
+    last_seen_at: datetime = Field(sa_column=_utc_column())

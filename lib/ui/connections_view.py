@@ -22,6 +22,7 @@ from lib.connections import ConnectionView
 from lib.errors import NotFoundError
 from lib.runtime import Runtime
 from lib.status import NEVER_TESTED, CheckRecord, data_stamp, history
+from lib.ui import schedule_view
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_ID
 from lib.ui.history_chart import history_chart, history_frame
@@ -289,6 +290,7 @@ def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
     st.subheader(literal(view.name), anchor=False)
     st.caption(f"{literal(view.environment) or 'no environment label'} · Client ID {literal(view.client_id_hint)} · "
                f"secret set {count(_age_days(view.secret_set_at), 'day')} ago")
+    schedule_view.connection_line(rt, me, view)
     cols = st.columns([2, 1, 1, 4])
     if me.can(Permission.RUN_TESTS) and cols[0].button("Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"):
         report = checks.run_checks(rt, prober(), connection_ids=[view.id], triggered_by=me)
@@ -330,6 +332,7 @@ def render(console: Console) -> None:
     _export_buttons(me, selection, len(shown.wide), len(overview.wide))
     with metrics_slot:
         _metrics(shown.verdicts, len(shown.wide))
+        schedule_view.caption(rt, me)
     table_slot.dataframe(
         shown.wide, hide_index=True, width="stretch", key="conn_table",
         column_config={

@@ -19,6 +19,7 @@ from lib.web.hooks import StreamlitHooks
 from lib.web.proxies import trust_only_configured_proxies
 from lib.web.state import ServerState
 from lib.web.stream import StreamGuard
+from lib.worker import Background
 
 
 def server_options(hooks: StreamlitHooks) -> dict[str, Any]:
@@ -30,9 +31,13 @@ def server_options(hooks: StreamlitHooks) -> dict[str, Any]:
     @asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
         state.open(local_accounts=not hooks.oidc_configured())
+        # The scheduled checks run in this process unless SWITCHBOARD_WORKER=off.
+        scheduled = Background(state.runtime).start() if state.runtime and state.runtime.settings.worker else None
         try:
             yield None
         finally:
+            if scheduled is not None:
+                scheduled.stop()
             state.close()
 
     return {

@@ -1,0 +1,106 @@
+"""``switchboard schedule``: how often connections are checked, and pausing them."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from lib import connections, schedule
+from lib.access import shell
+from lib.cli.common import CONFIG_ERRORS, reports_errors
+from lib.connections import ConnectionView
+from lib.errors import NotFoundError, ValidationError
+from lib.runtime import Runtime, open_runtime
+from lib.words import span
+
+_CONNECTION = click.option("--connection", "name", metavar="NAME",
+                           help="Only this connection (default: all connections).")
+
+
+@click.group("schedule")
+def command() -> None:
+    """How often connections are checked: show, set, pause, resume."""
+
+
+def _open(name: str | None) -> tuple[Runtime, ConnectionView | None]:
+    """The runtime and the named connection; an unknown name is a usage error (exit 2)."""
+    try:
+        rt = open_runtime()
+        return rt, connections.find_by_name(rt.engine, name) if name is not None else None
+    except (*CONFIG_ERRORS, NotFoundError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _when(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:%Y-%m-%d %H:%M} UTC"
+    return text + (" (due)" if value <= now else "")
+
+
+@command.command("show")
+@reports_errors
+def show() -> None:
+    """The interval, what is paused, each connection's next and last scheduled check, and the workers."""
+    rt, _ = _open(None)
+    now = datetime.now(UTC)
+    plan = schedule.overview(rt.engine, shell())
+    click.echo(f"Every {span(plan.every)} by default" + ("; PAUSED for all connections." if plan.paused else "."))
+    workers = schedule.workers(rt.engine, shell())
+    alive = [w for w in workers if w.alive(now)]
+    if not alive:
+        click.echo("No worker is running: scheduled checks wait until `switchboard worker` or the server runs.")
+    for w in alive:
+        click.echo(f"Worker {w.worker_id}: last tick {int((now - w.last_tick_at).total_seconds())} s ago, "
+                   f"ticks every {span(w.tick)}.")
+    if not plan.connections:
+        click.echo("No connections stored.")
+        return
+    click.echo(f"\n{'connection':<28} {'every':<10} {'next check':<26} last scheduled check")
+    for c in plan.connections:
+        every = span(c.every) + ("" if c.own_every else "*")
+        upcoming = "paused" if c.paused else _when(c.next_check, now)
+        click.echo(f"{c.name[:28]:<28} {every:<10} {upcoming:<26} {_when(c.last_run, now)}")
+    click.echo("\n* the default interval")
+
+
+@command.command("set")
+@click.option("--every", "every_text", required=True,
+              help="Interval between checks, e.g. 30m or 1h (1m to 7d); with --connection, "
+                   "'default' makes it follow the default again.")
+@_CONNECTION
+@reports_errors
+def set_every(every_text: str, name: str | None) -> None:
+    """Check connections this often (all of them, or one with --connection)."""
+    try:
+        every = None if name is not None and every_text.strip().lower() == "default" else schedule.parse_every(every_text)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.errors[0].message, param_hint="--every") from None
+    rt, view = _open(name)
+    schedule.set_every(rt.engine, every, actor=shell(), connection=view)
+    who = view.name if view is not None else "Connections without an interval of their own"
+    click.echo(f"{who}: checked every {span(every)}." if every is not None
+               else f"{who}: follows the default interval again.")
+
+
+@command.command("pause")
+@_CONNECTION
+@reports_errors
+def pause(name: str | None) -> None:
+    """Stop scheduled checks (of all connections, or one) until resumed; manual tests still run."""
+    rt, view = _open(name)
+    schedule.set_paused(rt.engine, True, actor=shell(), connection=view)
+    click.echo(f"Scheduled checks paused for {view.name if view else 'all connections'}.")
+
+
+@command.command("resume")
+@_CONNECTION
+@reports_errors
+def resume(name: str | None) -> None:
+    """Start scheduled checks again; what fell due meanwhile runs at the next tick, once."""
+    rt, view = _open(name)
+    schedule.set_paused(rt.engine, False, actor=shell(), connection=view)
+    click.echo(f"Scheduled checks resumed for {view.name if view else 'all connections'}.")

@@ -1,0 +1,60 @@
+"""The schedule on the Connections page: above the table, whether scheduled checks run (the
+interval, a pause, a live worker); in a connection's detail, its next and last scheduled check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from lib import schedule
+from lib.access import Principal
+from lib.connections import ConnectionView
+from lib.runtime import Runtime
+from lib.words import span
+
+
+def _ago(then: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - then).total_seconds()))
+    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
+
+
+def _at(when: datetime, now: datetime) -> str:
+    minutes = int((when - now).total_seconds() // 60)
+    soon = "due now" if when <= now else ("in under a minute" if minutes < 1 else f"in {minutes} min")
+    return f"{when:%Y-%m-%d %H:%M} UTC ({soon})"
+
+
+def caption(rt: Runtime, me: Principal) -> None:
+    """One line: the default interval, or the pause; whether a worker is alive to run them."""
+    now = datetime.now(UTC)
+    plan = schedule.overview(rt.engine, me, connection_ids=())
+    workers = schedule.workers(rt.engine, me)
+    if plan.paused:
+        st.caption(":material/pause_circle: Scheduled checks are paused for all connections "
+                   "(an admin resumes them with `switchboard schedule resume`).")
+    elif any(w.alive(now) for w in workers):
+        st.caption(f":material/schedule: Scheduled checks every {span(plan.every)} · worker alive, last tick "
+                   f"{_ago(max(w.last_tick_at for w in workers), now)}.")
+    else:
+        last = f"the last worker tick was {_ago(workers[0].last_tick_at, now)}" if workers else "no worker has run"
+        st.caption(f":material/schedule: Scheduled checks every {span(plan.every)}, but {last}: they wait for "
+                   "the server's worker, `switchboard worker`, or `switchboard worker --once` from cron.")
+
+
+def connection_line(rt: Runtime, me: Principal, view: ConnectionView) -> None:
+    """The connection's next scheduled check (or its pause) and its last one."""
+    now = datetime.now(UTC)
+    found = schedule.overview(rt.engine, me, connection_ids=(view.id,)).connections
+    if not found:
+        return
+    plan = found[0]
+    every = f"every {span(plan.every)}" + ("" if plan.own_every else ", the default")
+    if plan.paused:
+        upcoming = f"Scheduled checks paused ({every})"
+    elif plan.next_check is None:
+        upcoming = f"Scheduled {every}; the worker plans its first check at its next tick"
+    else:
+        upcoming = f"Next scheduled check {_at(plan.next_check, now)}, {every}"
+    last = f"last scheduled check {plan.last_run:%Y-%m-%d %H:%M} UTC" if plan.last_run else "no scheduled check yet"
+    st.caption(f":material/schedule: {upcoming} · {last}.")

@@ -1,0 +1,272 @@
+"""The worker: runs the checks lib.schedule says are due, each (connection, product, slot) once,
+however many workers share the database.
+
+A tick writes the worker's heartbeat, brings the due rows in line with the connections when
+they changed, then claims due rows a batch at a time until none is left: in one write
+transaction, ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (workers skip each other's rows)
+or under SQLite's ``BEGIN IMMEDIATE`` (workers take turns), each row marked with the worker and
+a lease. The batch is checked by the same runner as a manual test (lib.checks), under one run
+id per tick, and each result is stored in the transaction that completes its slot: the row moves
+to its next slot and is let go. Only rows the worker still holds are completed and stored.
+
+While a tick runs, the worker renews its leases and its heartbeat. A worker killed mid-tick
+(SIGKILL, a lost machine) stops renewing; once its lease ends, any worker retakes what it held
+and had not completed. So nothing is lost, and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+
+from sqlalchemy import bindparam, delete, or_, update
+from sqlalchemy import select as sql_select
+from sqlmodel import Session, col
+
+from lib import audit, checks, connections, schedule
+from lib.access import schedule as schedule_principal
+from lib.catalogue.products import PRODUCT_KEYS, TOKEN
+from lib.checks import Finished, RunReport
+from lib.connections import ConnectionView
+from lib.eightbyeight.prober import Prober
+from lib.runtime import Runtime
+from lib.status import CheckRecord
+from lib.store.db import read_session, write_session
+from lib.store.models import ConnectionSchedule, DueCheck, WorkerHeartbeat, utcnow
+from lib.words import count
+
+log = logging.getLogger(__name__)
+
+TICK = timedelta(seconds=30)
+LEASE = timedelta(minutes=2)
+BATCH = 2500  # (connection, product) rows claimed at a time
+FORGET_AFTER = timedelta(days=1)  # heartbeats of workers gone this long are removed
+
+
+@dataclass(frozen=True)
+class TickReport:
+    run_id: str
+    checked: int = 0  # product checks run and stored
+    failing: int = 0  # of those, not ok
+    connections: int = 0
+    paused: bool = False  # the schedule is paused for all connections: nothing ran
+
+    @property
+    def ok(self) -> bool:
+        return self.failing == 0
+
+    def describe(self) -> str:
+        if self.paused:
+            return "Scheduled checks are paused for all connections; nothing ran."
+        if not self.checked:
+            return "Nothing was due."
+        return (f"Checked {count(self.checked, 'product')} of {count(self.connections, 'connection')}: "
+                f"{self.checked - self.failing} ok, {self.failing} not ok (run {self.run_id}).")
+
+
+class Worker:
+    """One worker: its identity, heartbeat and claims. ``prober`` is the 8x8 client it checks
+    with (its tokens are reused from one batch, and one tick, to the next)."""
+
+    def __init__(self, rt: Runtime, prober: Prober, *, tick: timedelta = TICK, lease: timedelta = LEASE,
+                 batch: int = BATCH) -> None:
+        self.rt, self.prober = rt, prober
+        self.tick_every, self.lease, self.batch = tick, lease, batch
+        self.host, self.pid = socket.gethostname()[:255], os.getpid()
+        self.id = f"{self.host[:80]}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.principal = schedule_principal()
+        self._stamp: tuple[object, ...] | None = None
+        self._views: dict[uuid.UUID, ConnectionView] = {}
+
+    # -- a tick --
+
+    def tick(self, stop: threading.Event | None = None) -> TickReport:
+        """Run everything due now; with ``stop`` set, no new batch is claimed."""
+        self._beat(ticked=True)
+        with read_session(self.rt.engine) as session:
+            if schedule.intervals(session).paused:
+                return TickReport(run_id="", paused=True)
+        self._sync()
+        report = RunReport(run_id=str(uuid.uuid4()))
+        stored: list[CheckRecord] = []  # what this worker completed (not what it lost meanwhile)
+
+        try:
+            with self._keepalive():
+                while not (stop and stop.is_set()) and (claimed := self._claim()):
+                    plans = [(self._views[c], products) for c, products in claimed.items() if c in self._views]
+                    with read_session(self.rt.engine) as session:
+                        now_set = schedule.intervals(session)  # as they stand when the batch starts
+                    settle = partial(self._settle, run_id=report.run_id, now_set=now_set, stored=stored)
+                    checks.execute(self.rt, self.prober, plans, report, triggered_by=self.principal, settle=settle)
+        finally:
+            self._release()  # claimed but not completed (a connection deleted meanwhile, an error)
+        failing = sum(1 for r in stored if not r.ok)
+        result = TickReport(report.run_id, len(stored), failing, len({r.connection_id for r in stored}))
+        if result.checked:
+            audit.record_now(self.rt.engine, self.principal, "check.run",
+                             f"{count(result.connections, 'connection')} (scheduled)",
+                             audit.OK if result.ok else audit.FAILED,
+                             f"run {report.run_id} by worker {self.id}: {result.checked - failing} ok, {failing} not ok")
+        return result
+
+    def run(self, stop: threading.Event, on_tick: Callable[[TickReport], None] | None = None) -> None:
+        """Tick every ``tick_every`` until ``stop`` is set (the tick running then ends after its
+        current batch). A failed tick is logged and the next one tried."""
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                report = self.tick(stop)
+            except Exception:
+                log.exception("A scheduled tick failed; the next tick tries again.")
+            else:
+                if on_tick:
+                    on_tick(report)
+            stop.wait(max(0.0, self.tick_every.total_seconds() - (time.monotonic() - started)))
+
+    # -- due rows --
+
+    def _sync(self) -> None:
+        """The connections as they are now, and a due row per tested product; only when they
+        changed since the last tick."""
+        stamp = schedule.connections_stamp(self.rt.engine)
+        if stamp == self._stamp:
+            return
+        self._views = {view.id: view for view in connections.list_connections(self.rt.engine)}
+        schedule.sync(self.rt.engine, self._views.values())
+        self._stamp = stamp
+
+    def _claim(self) -> dict[uuid.UUID, tuple[str, ...]]:
+        """Take up to ``batch`` due rows nobody holds, of connections not paused: product keys
+        per connection, in catalogue order."""
+        now = utcnow()
+        paused = sql_select(ConnectionSchedule.connection_id).where(col(ConnectionSchedule.paused))
+        due = (sql_select(DueCheck.connection_id, DueCheck.product)
+               .where(col(DueCheck.due_at) <= now,
+                      or_(col(DueCheck.claimed_until).is_(None), col(DueCheck.claimed_until) < now),
+                      col(DueCheck.connection_id).not_in(paused))
+               .order_by(DueCheck.due_at, DueCheck.connection_id, DueCheck.product)
+               .limit(self.batch)
+               .with_for_update(skip_locked=True))  # PostgreSQL; SQLite's BEGIN IMMEDIATE serializes
+        with write_session(self.rt.engine) as session:
+            rows = session.connection().execute(due).all()
+            if rows:
+                session.connection().execute(
+                    update(DueCheck).where(DueCheck.connection_id == bindparam("c"), DueCheck.product == bindparam("p"))
+                    .values(claimed_by=self.id, claimed_until=now + self.lease),
+                    [{"c": c, "p": p} for c, p in rows])
+        claimed: dict[uuid.UUID, list[str]] = {}
+        for c, p in rows:
+            claimed.setdefault(c, []).append(p)
+        return {c: tuple(k for k in PRODUCT_KEYS if k in products) for c, products in claimed.items()}
+
+    def _settle(self, session: Session, done: list[Finished], *, run_id: str, now_set: schedule.Intervals,
+                stored: list[CheckRecord]) -> list[CheckRecord]:
+        """In the transaction that stores a batch of results: complete the slots this worker
+        still holds (next slot, let go) and keep their results, also in ``stored``; drop the
+        rest (a lease lost meanwhile: the worker that retook the slot stores it)."""
+        ids = {record.connection_id for record, _ in done}
+        held = {(c, p) for c, p in session.connection().execute(
+            sql_select(DueCheck.connection_id, DueCheck.product)
+            .where(DueCheck.claimed_by == self.id, col(DueCheck.connection_id).in_(ids))
+            .with_for_update())}
+        holding = {c for c, _ in held}
+        now = utcnow()
+        keep, completed = [], []
+        for record, result in done:
+            if (record.connection_id, record.product) in held:
+                keep.append(record)
+                completed.append({"c": record.connection_id, "p": record.product,
+                                  "due": now_set.next_due(record.connection_id, now, result.outcome,
+                                                          result.retry_after_s)})
+            elif record.product == TOKEN and record.connection_id in holding:
+                keep.append(record)
+        if completed:
+            session.connection().execute(
+                update(DueCheck).where(DueCheck.connection_id == bindparam("c"), DueCheck.product == bindparam("p"))
+                .values(due_at=bindparam("due"), claimed_by=None, claimed_until=None, last_run_id=run_id,
+                        last_checked_at=now),
+                completed)
+        stored.extend(r for r in keep if r.product != TOKEN)
+        return keep
+
+    def _release(self) -> None:
+        with write_session(self.rt.engine) as session:
+            session.connection().execute(update(DueCheck).where(DueCheck.claimed_by == self.id)
+                                         .values(claimed_by=None, claimed_until=None))
+
+    # -- signs of life --
+
+    def _beat(self, *, ticked: bool) -> None:
+        """The heartbeat (and, mid-tick, the leases of what this worker holds) renewed."""
+        now = utcnow()
+        with write_session(self.rt.engine) as session:
+            row = session.get(WorkerHeartbeat, self.id)
+            if row is None:
+                row = WorkerHeartbeat(worker_id=self.id, host=self.host, pid=self.pid,
+                                      tick_s=max(1, int(self.tick_every.total_seconds())),
+                                      started_at=now, last_tick_at=now, last_seen_at=now)
+                session.add(row)
+            row.last_seen_at = now
+            if ticked:
+                row.last_tick_at = now
+            else:
+                session.connection().execute(update(DueCheck).where(DueCheck.claimed_by == self.id)
+                                             .values(claimed_until=now + self.lease))
+            session.connection().execute(delete(WorkerHeartbeat).where(
+                col(WorkerHeartbeat.last_seen_at) < now - FORGET_AFTER))
+
+    @contextmanager
+    def _keepalive(self) -> Iterator[None]:
+        """Renew leases and heartbeat three times a lease while the block runs."""
+        done = threading.Event()
+        every = self.lease.total_seconds() / 3
+
+        def renew() -> None:
+            while not done.wait(every):
+                try:
+                    self._beat(ticked=False)
+                except Exception:
+                    log.exception("Could not renew the worker's leases; trying again.")
+
+        thread = threading.Thread(target=renew, name=f"lease-{self.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+
+class Background:
+    """The worker inside the server process (``make run``): a thread that ticks until stopped,
+    with an 8x8 client of its own."""
+
+    def __init__(self, rt: Runtime, *, tick: timedelta = TICK) -> None:
+        self.rt, self.tick = rt, tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="switchboard-worker", daemon=True)
+
+    def start(self) -> Background:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        prober = Prober(self.rt.settings.base_url)
+        try:
+            Worker(self.rt, prober, tick=self.tick).run(self._stop)
+        finally:
+            prober.close()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Claim nothing more; wait (up to ``timeout``) for the batch running to be stored."""
+        self._stop.set()
+        self._thread.join(timeout)

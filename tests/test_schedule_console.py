@@ -1,0 +1,52 @@
+"""AppTest: the Connections page says whether scheduled checks run (interval, pause, a live
+worker) and, per connection, its next and last scheduled check."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from streamlit.testing.v1 import AppTest
+
+from lib import connections, schedule
+from lib.runtime import Runtime
+from lib.simulator import SimulatorServer
+from lib.worker import Worker
+from tests.fixtures.console import PageOpener
+from tests.fixtures.people import ADMIN
+from tests.fixtures.prober import ProberFactory
+from tests.test_checks import form_for
+
+CONNECTIONS = "pages/connections.py"
+
+
+def captions(at: AppTest) -> list[str]:
+    return [str(c.value) for c in at.caption]
+
+
+def test_no_worker_paused_and_a_live_worker_are_said_above_the_table(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
+    connections.create(console_env.engine, console_env.vault, form_for(simulator.scenario.apps[0], "Everything"),
+                       actor=ADMIN)
+    at = open_page(CONNECTIONS)
+    assert not at.exception
+    assert any("Scheduled checks every 15 min, but no worker has run: they wait for" in c for c in captions(at))
+    Worker(console_env, prober_factory(simulator.url)).tick()
+    assert any("Scheduled checks every 15 min · worker alive, last tick" in c for c in captions(at.run()))
+    schedule.set_paused(console_env.engine, True, actor=ADMIN)
+    assert any("Scheduled checks are paused for all connections" in c for c in captions(at.run()))
+
+
+def test_the_open_connection_shows_its_next_and_last_scheduled_check(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
+    view = connections.create(console_env.engine, console_env.vault,
+                              form_for(simulator.scenario.apps[0], "Everything"), actor=ADMIN)
+    at = open_page(CONNECTIONS)
+    at.selectbox(key="conn_detail").set_value("Everything").run()
+    assert any("the worker plans its first check at its next tick · no scheduled check yet" in c
+               for c in captions(at))
+    Worker(console_env, prober_factory(simulator.url)).tick()
+    schedule.set_every(console_env.engine, timedelta(hours=1), actor=ADMIN, connection=view)
+    line = next(c for c in captions(at.run()) if "Next scheduled check" in c)
+    assert "UTC (in " in line and "every 1 h ·" in line and "no scheduled check yet" in line
+    schedule.set_paused(console_env.engine, True, actor=ADMIN, connection=view)
+    assert any("Scheduled checks paused (every 1 h)" in c for c in captions(at.run()))

@@ -80,7 +80,7 @@ def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, 
             if match is not None and problem is None:
                 match.used_at = now
                 setup = Principal("setup code", Role.ADMIN, address or None, "setup code")
-                users.insert(session, username, password, Role.ADMIN.value, actor=setup)
+                users.insert(session, username, password, Role.ADMIN.value, actor=setup, own_password=True)
     finally:
         with write_session(engine) as session:
             users.settle_attempt(session, attempt, ok=problem is None, key=SETUP_KEY, address=address, action="setup")

@@ -8,7 +8,7 @@ import json
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
@@ -23,6 +23,7 @@ from lib.errors import NotFoundError, ValidationError
 from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.models import User, utcnow
+from lib.ui.users_view import table
 from tests.fixtures.people import ADMIN, admin
 
 GOOD = SecretStr("cobalt lantern orchard 42")
@@ -326,6 +327,19 @@ def test_a_sign_in_is_remembered_on_the_account(sqlite_engine: Engine) -> None:
     # An OIDC identity has no account here; its sign-in touches none.
     sessions.start(sqlite_engine, sessions.Key.of("oidc:x"), Principal("ann", Role.VIEWER, via="oidc"))
     assert users.get(sqlite_engine, "ann").last_sign_in_at == at
+
+
+def test_the_users_table_shows_the_last_sign_in_in_utc_or_never(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "viewer", actor=ADMIN)
+    users.add(sqlite_engine, "bob", GOOD, "viewer", actor=ADMIN, own_password=True)
+    evening = datetime(2026, 12, 1, 19, 5, 59, tzinfo=UTC)
+    sessions.start(sqlite_engine, sessions.Key.of(sessions.new_token()), Principal("bob", Role.VIEWER, via="local"),
+                   now=evening)
+    frame = table(users.list_users(sqlite_engine)).set_index("User")
+    assert frame.loc["ann", "Last sign-in"] == "Never" and frame.loc["bob", "Last sign-in"] == "2026-12-01 19:05 UTC"
+    assert frame.loc["ann", "Password changed"].endswith(" UTC (set by an admin, not yet changed)")
+    assert frame.loc["bob", "Password changed"].endswith(" UTC")
+    assert "None" not in frame.to_string() and "NaT" not in frame.to_string()
 
 
 def test_existing_accounts_upgrade_without_a_forced_change(database_url: str) -> None:

@@ -3,7 +3,7 @@ console when it starts with no users, lets the first visitor create one.
 
 The code is random (80 bits), stored only as a SHA-256, single-use, and expires after an
 hour; a restart with still no users prints a fresh one. ``switchboard users add --role
-admin`` is the shell's way to the same end.
+admin --own-password`` is the shell's way to the same end.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
 from lib.navigation import HOME, PageSpec, hidden_from, sections, visible_to
-from lib.ui.account import sign_out_page
+from lib.ui.account import password_page, sign_out_page
 from lib.ui.auth import sign_in_prompt
 from lib.ui.errors import error_boundary
 from lib.ui.favicon import FAVICON
@@ -37,6 +37,9 @@ registered[first] += [st.Page(home, title="Home", url_path="home", default=True,
 if me is not None:
     registered["Account"] = [st.Page(sign_out_page, title=f"Sign out ({me.name})", icon=":material/logout:",
                                      url_path="sign-out")]
+    if me.via == "local":  # a company account's password is changed at its identity provider
+        registered["Account"].insert(0, st.Page(password_page, title="Change password", icon=":material/password:",
+                                                url_path="password"))
 page = st.navigation(registered, position="top")
 with error_boundary():
     page.run()

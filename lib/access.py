@@ -60,6 +60,7 @@ class Standing:
 
     role: Role
     reauthenticated_at: datetime | None
+    must_change_password: bool = False  # an admin set the password; nothing opens until it is changed
 
 
 class LiveSession(Protocol):
@@ -101,6 +102,8 @@ class Principal:
         standing = self.session.standing() if self.session is not None else None
         if standing is None:
             raise SignInEnded()
+        if standing.must_change_password:
+            raise PasswordChangeRequired()
         return replace(self, role=standing.role, reauthenticated_at=standing.reauthenticated_at)
 
 
@@ -130,6 +133,14 @@ class SignInEnded(SwitchboardError):
     def __init__(self) -> None:
         super().__init__("Your sign-in has ended (signed out, timed out, or your account was removed). "
                          "Sign in again, then repeat the action.")
+
+
+class PasswordChangeRequired(SwitchboardError):
+    """An admin set this account's password: its owner chooses their own before doing anything else."""
+
+    def __init__(self) -> None:
+        super().__init__("An admin set your password, so choose your own before you go on: "
+                         "open Change password, then come back.")
 
 
 class ReauthenticationRequired(SwitchboardError):

@@ -3,7 +3,7 @@ console when it starts with no users, lets the first visitor create one.
 
 The code is random (80 bits), stored only as a SHA-256, single-use, and expires after an
 hour; a restart with still no users prints a fresh one. ``switchboard users add --role
-admin`` is the shell's way to the same end.
+admin --own-password`` is the shell's way to the same end.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, 
             if match is not None and problem is None:
                 match.used_at = now
                 setup = Principal("setup code", Role.ADMIN, address or None, "setup code")
-                users.insert(session, username, password, Role.ADMIN.value, actor=setup)
+                users.insert(session, username, password, Role.ADMIN.value, actor=setup, own_password=True)
     finally:
         with write_session(engine) as session:
             users.settle_attempt(session, attempt, ok=problem is None, key=SETUP_KEY, address=address, action="setup")

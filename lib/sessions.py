@@ -23,7 +23,7 @@ from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
 from lib import audit
-from lib.access import Principal, Role, Standing
+from lib.access import PasswordChangeRequired, Principal, Role, Standing
 from lib.store.db import read_session, write_session
 from lib.store.models import User, WebSession, utcnow
 
@@ -56,6 +56,7 @@ class SignedIn:
     role: Role
     created_at: datetime
     reauthenticated_at: datetime | None
+    must_change_password: bool = False  # see access.PasswordChangeRequired
 
 
 def new_token() -> str:
@@ -69,14 +70,19 @@ def oidc_key(claims: dict[str, object]) -> Key:
 
 
 def start(engine: Engine, key: Key, principal: Principal, *, now: datetime | None = None) -> None:
-    """Record a new sign-in (and its audit row). A local account's role is read from the
-    account on every use; an OIDC identity's role (from the allow-list) is kept on the row."""
+    """Record a new sign-in (and its audit row, and a local account's last sign-in). A local
+    account's role is read from the account on every use; an OIDC identity's role (from the
+    allow-list) is kept on the row."""
     now = now or utcnow()
+    local = principal.via == "local"
     with write_session(engine) as session:
         session.add(WebSession(token_hash=key.digest, subject=principal.name, via=principal.via,
-                               role=None if principal.via == "local" else principal.role.value,
+                               role=None if local else principal.role.value,
                                address=principal.address or "", created_at=now, last_seen_at=now,
                                reauthenticated_at=principal.reauthenticated_at))
+        if local:
+            session.execute(update(User).where(col(User.username_key) == principal.name.casefold())
+                            .values(last_sign_in_at=now))
         audit.record(session, principal, "sign_in", principal.name, audit.OK, f"via {principal.via}")
 
 
@@ -91,7 +97,8 @@ def known(engine: Engine, key: Key) -> bool:
 # (user names are ASCII, so lower() is the casefold the account key holds).
 _ROW = (sql_select(WebSession.id, WebSession.subject, WebSession.via, WebSession.address, WebSession.created_at,
                    WebSession.last_seen_at, WebSession.ended_at, WebSession.reauthenticated_at, WebSession.role,
-                   User.role.label("account_role"))  # type: ignore[attr-defined]
+                   User.role.label("account_role"),  # type: ignore[attr-defined]
+                   User.must_change_password.label("must_change"))  # type: ignore[attr-defined]
         .select_from(WebSession)
         .outerjoin(User, col(User.username_key) == func.lower(WebSession.subject)))
 
@@ -106,6 +113,11 @@ def _role(row) -> Role | None:  # type: ignore[no-untyped-def]
     session's is the one the allow-list gave it."""
     role = row.account_role if row.via == "local" else row.role
     return Role(role) if role else None
+
+
+def _must_change(row) -> bool:  # type: ignore[no-untyped-def]
+    """Only a local account has a password an admin could have set."""
+    return row.via == "local" and bool(row.must_change)
 
 
 def _expired_because(row, limits: Limits, now: datetime) -> str | None:  # type: ignore[no-untyped-def]
@@ -123,7 +135,7 @@ def standing(engine: Engine, key: Key, limits: Limits, *, now: datetime | None =
     if row is None or row.ended_at is not None or _expired_because(row, limits, now or utcnow()):
         return None
     role = _role(row)
-    return None if role is None else Standing(role, row.reauthenticated_at)
+    return None if role is None else Standing(role, row.reauthenticated_at, _must_change(row))
 
 
 @dataclass(frozen=True)
@@ -160,16 +172,19 @@ def resume(engine: Engine, key: Key | None, limits: Limits, *, now: datetime | N
     if now - row.last_seen_at >= _TOUCH_EVERY:
         with write_session(engine) as session:
             session.execute(update(WebSession).where(col(WebSession.id) == row.id).values(last_seen_at=now))
-    return SignedIn(row.subject, row.via, role, row.created_at, row.reauthenticated_at)
+    return SignedIn(row.subject, row.via, role, row.created_at, row.reauthenticated_at, _must_change(row))
 
 
 def principal(engine: Engine, key: Key | None, limits: Limits, *, address: str | None = None,
               now: datetime | None = None) -> Principal | None:
     """Who is signed in with ``key`` now, bound to the session so every service call asks
-    again; None when nobody is."""
+    again; None when nobody is. Raises PasswordChangeRequired while an admin-set password
+    waits to be changed (that happens on the server's own page, not in the console)."""
     live = resume(engine, key, limits, now=now)
     if live is None or key is None:
         return None
+    if live.must_change_password:
+        raise PasswordChangeRequired()
     return Principal(live.subject, live.role, address, live.via, live.reauthenticated_at,
                      session=Bound(engine, key, limits))
 
@@ -204,11 +219,13 @@ def refuse(engine: Engine, key: Key, principal: Principal, reason: str, *, now: 
                 now or utcnow())
 
 
-def end_all_for(session: Session, subject: str, now: datetime | None = None) -> None:
+def end_all_for(session: Session, subject: str, now: datetime | None = None, *, keep: Key | None = None) -> None:
     """End every session of ``subject`` inside the caller's transaction (account removed,
-    password reset)."""
-    session.execute(update(WebSession).where(
-        col(WebSession.subject) == subject, col(WebSession.ended_at).is_(None)).values(ended_at=now or utcnow()))
+    password reset), but ``keep`` (the one that changed its own password)."""
+    which = [col(WebSession.subject) == subject, col(WebSession.ended_at).is_(None)]
+    if keep is not None:
+        which.append(col(WebSession.token_hash) != keep.digest)
+    session.execute(update(WebSession).where(*which).values(ended_at=now or utcnow()))
 
 
 def mark_reauthenticated(engine: Engine, key: Key, principal: Principal, *,

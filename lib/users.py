@@ -47,6 +47,8 @@ class UserView:
     local: bool  # has a password (else signs in through OIDC)
     created_at: datetime
     password_changed_at: datetime | None
+    must_change_password: bool  # an admin set the password; they choose their own at the next sign-in
+    last_sign_in_at: datetime | None
 
 
 class Throttled(SwitchboardError):
@@ -63,7 +65,8 @@ class SignInFailed(SwitchboardError):
 
 
 # What people call each input, in every message that refuses one.
-FIELD_LABELS = {"username": "User name", "role": "Role", "password": "Password"}
+FIELD_LABELS = {"username": "User name", "role": "Role", "password": "Password",
+                "current_password": "Current password", "new_password": "New password"}
 _ROLE_CHOICES = f"Choose one of: {', '.join(r.value for r in Role)}."
 
 
@@ -124,7 +127,7 @@ def _check_new(username: str, password: SecretStr, role: str) -> None:
 def _view(user: User) -> UserView:
     assert user.id is not None
     return UserView(user.id, user.username, Role(user.role), user.password_hash is not None,
-                    user.created_at, user.password_changed_at)
+                    user.created_at, user.password_changed_at, user.must_change_password, user.last_sign_in_at)
 
 
 def count_in(session: Session) -> int:
@@ -137,22 +140,26 @@ def count(engine: Engine) -> int:
         return count_in(session)
 
 
-def insert(session: Session, username: str, password: SecretStr, role: str, *, actor: Principal) -> None:
-    """Add a local account inside the caller's transaction (validated, hashed, audited)."""
+def insert(session: Session, username: str, password: SecretStr, role: str, *, actor: Principal,
+           own_password: bool = False) -> None:
+    """Add a local account inside the caller's transaction (validated, hashed, audited). The
+    person must change a password someone else chose at their first sign-in, unless
+    ``own_password`` says they chose it themselves."""
     require(actor, Permission.MANAGE_USERS, recent_proof=True)
     username = username.strip()
     _check_new(username, password, role)
     now = utcnow()
     session.add(User(username=username, username_key=username.casefold(), role=role,
                      password_hash=_hasher.hash(password.get_secret_value()), created_at=now,
-                     password_changed_at=now))
+                     password_changed_at=now, must_change_password=not own_password))
     audit.record(session, actor, "user.add", username, audit.OK, f"role {role}")
 
 
-def add(engine: Engine, username: str, password: SecretStr, role: str, *, actor: Principal) -> UserView:
+def add(engine: Engine, username: str, password: SecretStr, role: str, *, actor: Principal,
+        own_password: bool = False) -> UserView:
     try:
         with write_session(engine) as session:
-            insert(session, username, password, role, actor=actor)
+            insert(session, username, password, role, actor=actor, own_password=own_password)
     except IntegrityError:
         raise _name_taken() from None
     return get(engine, username)
@@ -213,7 +220,11 @@ def set_role(engine: Engine, username: str, role: str, *, actor: Principal) -> N
     _change(engine, username, "user.set_role", f"role {role}", actor, apply)
 
 
-def reset_password(engine: Engine, username: str, password: SecretStr, *, actor: Principal) -> None:
+def reset_password(engine: Engine, username: str, password: SecretStr, *, actor: Principal,
+                   own_password: bool = False) -> None:
+    """A new password chosen by an admin: the account is signed out everywhere, and its owner
+    must choose their own at the next sign-in (not when admins reset their own, or
+    ``own_password`` says the person chose it)."""
     problems = password_problems(password.get_secret_value(), username)
     if problems:
         raise ValidationError([_refused("password", p) for p in problems])
@@ -221,6 +232,7 @@ def reset_password(engine: Engine, username: str, password: SecretStr, *, actor:
 
     def apply(session: Session, user: User) -> None:
         user.password_hash, user.password_changed_at = new_hash, utcnow()
+        user.must_change_password = not own_password and user.username != actor.name
         sessions.end_all_for(session, user.username)  # a reset signs the account out everywhere
 
     _change(engine, username, "user.reset_password", "", actor, apply)
@@ -307,15 +319,18 @@ def claim_attempt(engine: Engine, key: str, address: str, action: str, now: date
 
 
 REAUTHENTICATE = "reauthenticate"  # the attempt's action when a signed-in person proves it is them
+CHANGE_PASSWORD = "user.password_change"  # ... or changes their own password
+# Attempts of a person already signed in: only the password was asked, so a failure is theirs.
+_SIGNED_IN_FAILURES = {REAUTHENTICATE: "wrong password", CHANGE_PASSWORD: "wrong current password"}
 
 
 def settle_attempt(session: Session, attempt_id: int, *, ok: bool, key: str, address: str, action: str) -> None:
     """Record how a claimed attempt ended, in the caller's transaction; a failure is audited."""
     if ok:
         session.execute(sql_update(SignInAttempt).where(col(SignInAttempt.id) == attempt_id).values(success=True))
-    elif action == REAUTHENTICATE:  # only the password was asked, of the person signed in
+    elif action in _SIGNED_IN_FAILURES:
         audit.record(session, Principal(key, Role.VIEWER, address or None), action, key, audit.REFUSED,
-                     "wrong password")
+                     _SIGNED_IN_FAILURES[action])
     else:
         audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key,
                      audit.REFUSED, "wrong user name, password or code")
@@ -351,3 +366,33 @@ def authenticate(engine: Engine, username: str, password: SecretStr, *, address:
     if not ok or user is None:
         raise SignInFailed()
     return _view(user)
+
+
+# --- people's own passwords -------------------------------------------------------------
+
+
+def change_password(engine: Engine, username: str, current: SecretStr, new: SecretStr, *, address: str,
+                    keep: sessions.Key, now: datetime | None = None) -> None:
+    """A signed-in person replaces their own password. The current one is checked like a
+    sign-in (counted first, throttled, a failure audited under the person); the new one
+    obeys the policy and differs from it. Their other sessions end, the one given as
+    ``keep`` stays, and an admin's demand for a change is met. Raises ValidationError
+    (naming the field) or Throttled."""
+    problems = password_problems(new.get_secret_value(), username)
+    if new.get_secret_value() == current.get_secret_value():
+        problems.append("Choose a password other than the one you have now.")
+    if problems:
+        raise ValidationError([_refused("new_password", p) for p in problems])
+    try:
+        view = authenticate(engine, username, current, address=address, now=now, action=CHANGE_PASSWORD)
+    except SignInFailed:
+        raise ValidationError([_refused("current_password", "This is not your current password. Type the one "
+                                                            "you signed in with.")]) from None
+    new_hash = _hasher.hash(new.get_secret_value())
+    now = now or utcnow()
+    with write_session(engine) as session:
+        session.execute(sql_update(User).where(col(User.id) == view.id).values(
+            password_hash=new_hash, password_changed_at=now, must_change_password=False))
+        sessions.end_all_for(session, view.username, now, keep=keep)
+        audit.record(session, Principal(view.username, view.role, address or None), CHANGE_PASSWORD,
+                     view.username, audit.OK, "other sessions ended")

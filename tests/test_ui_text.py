@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from lib import connections, first_run, users
+from lib import connections, first_run, sessions, users
 from lib.connections import ConnectionInput
 from lib.errors import ValidationError
 from lib.runtime import Runtime
@@ -87,6 +87,8 @@ def _refusals(engine: Engine) -> list[ValidationError]:
             pbx="a b"), creating=True),
         lambda: users.add(engine, "no spaces allowed", SecretStr("short"), "boss", actor=ADMIN),
         lambda: users.set_role(engine, "anyone", "boss", actor=ADMIN),
+        lambda: users.change_password(engine, "anyone", SecretStr("x"), SecretStr("short"), address="",
+                                      keep=sessions.Key.of("x")),
         lambda: first_run.redeem(engine, SecretStr("AAAA-BBBB-CCCC-DDDD"), "root", SecretStr("x"), address=""),
     ]
     for attempt in attempts:
@@ -99,7 +101,7 @@ def _refusals(engine: Engine) -> list[ValidationError]:
 def test_every_refusal_names_its_fields_by_their_labels(sqlite_engine: Engine) -> None:
     refusals = _refusals(sqlite_engine)
     fields = {e.field for exc in refusals for e in exc.errors}
-    assert {"client_secret", "expected_products", "pbx", "password", "role", "setup_code"} <= fields
+    assert {"client_secret", "expected_products", "pbx", "password", "role", "setup_code", "new_password"} <= fields
     for exc in refusals:
         for error in exc.errors:
             assert error.label and error.label != error.field and error.label[0].isupper(), error

@@ -1,24 +1,30 @@
 """Local accounts: argon2id hashes, the password policy, roles, throttled sign-in without
-user enumeration, and an audit row for every change and attempt."""
+user enumeration, an audit row for every change and attempt, and people changing their own
+password (which they must, first, when someone else chose it)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from argon2 import PasswordHasher
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import select
 
-from lib import audit, users
+from lib import audit, export, first_run, sessions, users
+from lib.access import PasswordChangeRequired, Principal, Role
 from lib.errors import NotFoundError, ValidationError
+from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.models import User, utcnow
-from tests.fixtures.people import ADMIN
+from lib.ui.users_view import table
+from tests.fixtures.people import ADMIN, admin
 
 GOOD = SecretStr("cobalt lantern orchard 42")
 
@@ -146,7 +152,6 @@ def test_reset_password(sqlite_engine: Engine) -> None:
 
 
 def test_cli_users(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import json
     import os
     import subprocess
     import sys
@@ -173,6 +178,10 @@ def test_cli_users(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert [(u["username"], u["role"]) for u in listed] == [("ann", "admin"), ("cy", "operator")]
     assert "argon2" not in run("list", "--json").stdout
     assert run("reset-password", "cy", "--password-stdin", stdin="yet another long phrase\n").returncode == 0
+    assert run("add", "dee", "--role", "admin", "--own-password", "--password-stdin",
+               stdin="my very own long phrase\n").returncode == 0
+    must = {u["username"]: u["must_change_password"] for u in json.loads(run("list", "--json").stdout)}
+    assert must == {"ann": True, "cy": True, "dee": False}  # only dee chose her own
 
 
 def test_concurrent_attempts_are_counted_before_any_is_checked(engine: Engine) -> None:
@@ -216,3 +225,130 @@ def test_verifications_beyond_the_cap_are_busy_at_once(sqlite_engine: Engine) ->
         for _ in held:
             users.verifying.release()
     assert users.authenticate(sqlite_engine, "ann", GOOD, address="x").username == "ann"
+
+
+# --- people's own passwords, and the change an admin's choice demands ----------------------
+
+NEW = SecretStr("a password of my very own 7")
+LIMITS = sessions.Limits(idle=timedelta(minutes=30), lifetime=timedelta(hours=12))
+
+
+def session_of(engine: Engine, name: str, address: str = "10.0.0.5") -> sessions.Key:
+    """A new local sign-in of ``name``; its session's key."""
+    key = sessions.Key.of(sessions.new_token())
+    view = users.get(engine, name)
+    sessions.start(engine, key, Principal(view.username, view.role, address, "local"))
+    return key
+
+
+def test_a_password_someone_else_chose_must_be_changed_and_ones_own_need_not(sqlite_engine: Engine) -> None:
+    code = first_run.issue(sqlite_engine)
+    assert code is not None
+    first_run.redeem(sqlite_engine, SecretStr(code), "root", GOOD, address="10.0.0.1")
+    users.add(sqlite_engine, "ann", GOOD, "viewer", actor=ADMIN)
+    users.add(sqlite_engine, "cleo", GOOD, "admin", actor=ADMIN, own_password=True)  # `users add --own-password`
+    must = lambda name: users.get(sqlite_engine, name).must_change_password
+    assert (must("root"), must("ann"), must("cleo")) == (False, True, False)
+    users.reset_password(sqlite_engine, "cleo", SecretStr("reset by the shell 12"), actor=ADMIN)
+    assert must("cleo")
+    users.reset_password(sqlite_engine, "cleo", SecretStr("reset by herself 12"), actor=admin("cleo"))
+    assert not must("cleo")  # an admin resetting their own password chose it
+
+
+def test_changing_ones_own_password(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "keeper", GOOD, "admin", actor=ADMIN)
+    users.add(sqlite_engine, "Ann", GOOD, "operator", actor=ADMIN)
+    here, elsewhere, keepers = session_of(sqlite_engine, "Ann"), session_of(sqlite_engine, "ann"), \
+        session_of(sqlite_engine, "keeper")
+    with pytest.raises(PasswordChangeRequired):
+        sessions.principal(sqlite_engine, here, LIMITS)  # nothing but the change opens
+    kept = Principal("Ann", Role.OPERATOR, via="local", session=sessions.Bound(sqlite_engine, here, LIMITS))
+    with pytest.raises(PasswordChangeRequired):  # nor for a principal made before, whatever the pages did
+        export.export(sqlite_engine, "csv", actor=kept)
+    before = users.get(sqlite_engine, "ann")
+    change = lambda current, new: users.change_password(
+        sqlite_engine, "Ann", current, new, address="10.0.0.5", keep=here)
+
+    with pytest.raises(ValidationError, match="^Current password: This is not your current password"):
+        change(SecretStr("not my password at all"), NEW)
+    with pytest.raises(ValidationError, match="^New password: This password is on a list"):
+        change(GOOD, SecretStr("password1234"))
+    with pytest.raises(ValidationError, match="^New password: Choose a password other than the one you have now"):
+        change(GOOD, GOOD)
+    assert users.get(sqlite_engine, "ann") == before  # nothing changed yet
+    refused = [(e.actor, e.client_address, e.action, e.target, e.result, e.detail)
+               for e in audit.events(sqlite_engine, ADMIN) if e.result == audit.REFUSED]
+    # The wrong current password is a failed attempt of the person signed in; a refused new
+    # password is no attempt at all (its policy is no secret).
+    assert refused == [("ann", "10.0.0.5", "user.password_change", "ann", "refused", "wrong current password")]
+
+    change(GOOD, NEW)
+    after = users.get(sqlite_engine, "ann")
+    assert not after.must_change_password and after.password_changed_at > before.password_changed_at  # type: ignore[operator]
+    assert users.authenticate(sqlite_engine, "ann", NEW, address="10.0.0.6").username == "Ann"
+    with pytest.raises(users.SignInFailed):
+        users.authenticate(sqlite_engine, "ann", GOOD, address="10.0.0.7")
+    assert sessions.resume(sqlite_engine, elsewhere, LIMITS) is None  # the other sessions end
+    me = sessions.principal(sqlite_engine, here, LIMITS)  # this one stays, and now opens everything
+    assert me is not None and me.name == "Ann" and export.export(sqlite_engine, "csv", actor=me)
+    assert sessions.resume(sqlite_engine, keepers, LIMITS) is not None  # nobody else's
+    changed = [(e.actor, e.client_address, e.target, e.detail) for e in audit.events(sqlite_engine, ADMIN)
+               if e.action == "user.password_change" and e.result == audit.OK]
+    assert changed == [("Ann", "10.0.0.5", "Ann", "other sessions ended")]
+    stored = json.dumps([e.model_dump() for e in audit.events(sqlite_engine, ADMIN)], default=str)
+    assert NEW.get_secret_value() not in stored and GOOD.get_secret_value() not in stored
+
+
+def test_wrong_current_passwords_are_throttled_like_sign_ins(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "viewer", actor=ADMIN)
+    here = session_of(sqlite_engine, "ann")
+    now = utcnow()
+    for n in range(users.FAILURES_ALLOWED):
+        with pytest.raises(ValidationError, match="^Current password"):
+            users.change_password(sqlite_engine, "ann", SecretStr(f"guess number {n}"), NEW, address="10.0.0.5",
+                                  keep=here, now=now)
+    for _ in range(2):
+        with pytest.raises(users.Throttled):  # even the right one waits now
+            users.change_password(sqlite_engine, "ann", GOOD, NEW, address="10.0.0.5", keep=here, now=now)
+    with pytest.raises(users.Throttled):  # and so does a sign-in of the account, from anywhere
+        users.authenticate(sqlite_engine, "ann", GOOD, address="192.0.2.1", now=now)
+    assert users.get(sqlite_engine, "ann").must_change_password
+    noted = [e.action for e in audit.events(sqlite_engine, ADMIN) if e.detail == users.THROTTLED]
+    assert noted == ["user.password_change", "sign_in"]  # one row per window, not per attempt
+
+
+def test_a_sign_in_is_remembered_on_the_account(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "Ann", GOOD, "viewer", actor=ADMIN, own_password=True)
+    assert users.get(sqlite_engine, "ann").last_sign_in_at is None
+    at = utcnow() - timedelta(minutes=3)
+    sessions.start(sqlite_engine, sessions.Key.of(sessions.new_token()), Principal("Ann", Role.VIEWER, via="local"),
+                   now=at)
+    assert users.get(sqlite_engine, "ann").last_sign_in_at == at
+    # An OIDC identity has no account here; its sign-in touches none.
+    sessions.start(sqlite_engine, sessions.Key.of("oidc:x"), Principal("ann", Role.VIEWER, via="oidc"))
+    assert users.get(sqlite_engine, "ann").last_sign_in_at == at
+
+
+def test_the_users_table_shows_the_last_sign_in_in_utc_or_never(sqlite_engine: Engine) -> None:
+    users.add(sqlite_engine, "ann", GOOD, "viewer", actor=ADMIN)
+    users.add(sqlite_engine, "bob", GOOD, "viewer", actor=ADMIN, own_password=True)
+    evening = datetime(2026, 12, 1, 19, 5, 59, tzinfo=UTC)
+    sessions.start(sqlite_engine, sessions.Key.of(sessions.new_token()), Principal("bob", Role.VIEWER, via="local"),
+                   now=evening)
+    frame = table(users.list_users(sqlite_engine)).set_index("User")
+    assert frame.loc["ann", "Last sign-in"] == "Never" and frame.loc["bob", "Last sign-in"] == "2026-12-01 19:05 UTC"
+    assert frame.loc["ann", "Password changed"].endswith(" UTC (set by an admin, not yet changed)")
+    assert frame.loc["bob", "Password changed"].endswith(" UTC")
+    assert "None" not in frame.to_string() and "NaT" not in frame.to_string()
+
+
+def test_existing_accounts_upgrade_without_a_forced_change(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    command.upgrade(db._alembic_config(engine), "0006")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO app_user (username, username_key, role, password_hash, created_at) "
+                          "VALUES ('old', 'old', 'admin', 'x', :now)"), {"now": utcnow()})
+    db.upgrade(engine)
+    view = users.get(engine, "old")
+    assert view.must_change_password is False and view.last_sign_in_at is None
+    engine.dispose()

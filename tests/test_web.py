@@ -324,3 +324,81 @@ def test_a_public_https_url_makes_cookies_secure_and_names_the_origin(simulator:
             assert sign_in(client, "ann", PASSWORD).status_code == 403
     finally:
         public.stop()
+
+
+# --- Changing one's own password --------------------------------------------------------------
+
+OWN = "a password of my very own 7"
+
+
+def change_password(client: httpx.Client, current: str, new: str, again: str | None = None,
+                    next_path: str = "/") -> httpx.Response:
+    return client.post("/account/password", data={"current_password": current, "new_password": new,
+                                                  "new_password_again": new if again is None else again,
+                                                  "next": next_path})
+
+
+def test_someone_an_admin_added_chooses_their_own_password_before_anything_else(server: Server) -> None:
+    server.add_user("newbie", "operator", set_by_admin=True)  # `switchboard users add`, as an admin does
+    with server.client() as elsewhere, server.client() as client:
+        assert sign_in(elsewhere, "newbie", PASSWORD).status_code == 303  # another browser, before the change
+        signed_in = sign_in(client, "newbie", PASSWORD, "/connect")
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/account/password?next=/connect"
+        for path in sorted(protected_paths()):  # every console page leads there until it is done
+            response = client.get(path)
+            assert response.status_code == 303, path
+            assert response.headers["location"] == f"/account/password?next={path}", path
+        media = client.get("/media/0123456789abcdef.csv")
+        assert media.status_code == 403 and media.text == "Change your password first."
+        page = client.get("/account/password?next=/connect")
+        assert page.status_code == 200 and "An admin chose your password" in page.text
+        assert 'name="next" value="/connect"' in page.text and "password-back" not in page.text
+
+        wrong = change_password(client, "not my password at all", OWN, next_path="/connect")
+        assert wrong.status_code == 400 and notice(wrong).startswith("Current password: This is not your current")
+        differ = change_password(client, PASSWORD, OWN, OWN + "x")
+        assert differ.status_code == 400 and notice(differ).startswith("The two new passwords differ")
+        weak = change_password(client, PASSWORD, "password1234")
+        assert weak.status_code == 400 and notice(weak).startswith("New password: This password is on a list")
+        same = change_password(client, PASSWORD, PASSWORD)
+        assert same.status_code == 400 and notice(same).startswith("New password: Choose a password other than")
+        assert client.get("/connections").status_code == 303  # still nothing else opens
+
+        done = change_password(client, PASSWORD, OWN, next_path="/connect")
+        assert done.status_code == 303 and done.headers["location"] == "/account/password?next=/connect&changed=1"
+        assert "set-cookie" not in done.headers  # the same session goes on
+        changed = client.get(done.headers["location"])
+        assert "Password changed" in changed.text and 'href="/connect"' in changed.text
+        assert client.get("/connections").status_code == 200
+        assert client.get("/connect").status_code == 200
+        # The other browser's session ended with the change.
+        assert elsewhere.get("/connections").headers["location"] == "/account/sign-in?next=/connections"
+    with server.client() as later:
+        assert sign_in(later, "newbie", PASSWORD).status_code == 401
+        assert sign_in(later, "newbie", OWN).headers["location"] == "/"  # no change asked any more
+    rows = json.loads(server.cli("audit", "--json").stdout)
+    assert [(r["actor"], r["result"], r["detail"]) for r in rows if r["action"] == "user.password_change"] == [
+        ("newbie", "refused", "wrong current password"), ("newbie", "ok", "other sessions ended")]
+    said = server.log.read_text() + json.dumps(rows)
+    assert PASSWORD not in said and OWN not in said and "password1234" not in said
+
+
+def test_changing_ones_password_needs_our_page_the_session_and_the_current_password(server: Server) -> None:
+    server.add_user("ann", "viewer")  # her own password: no change asked
+    with server.client() as client:
+        assert sign_in(client, "ann", PASSWORD).headers["location"] == "/"
+        page = client.get("/account/password")
+        assert page.status_code == 200 and "An admin chose" not in page.text and "password-back" in page.text
+        with httpx.Client(base_url=server.url, cookies=client.cookies,
+                          headers={"Origin": "https://evil.example"}) as other_site:
+            assert change_password(other_site, PASSWORD, OWN).status_code == 403
+        for _guess in range(users.FAILURES_ALLOWED):
+            assert change_password(client, "not the password at all", OWN).status_code == 400
+        throttled = change_password(client, PASSWORD, OWN)  # even the right one waits now
+        assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+        assert "Too many failed" in notice(throttled)
+    with server.client() as stranger:
+        assert sign_in(stranger, "ann", OWN).status_code == 429  # nothing changed, and the account waits  # no session: the way to it is the sign-in page
+        assert stranger.get("/account/password").headers["location"] == "/account/sign-in?next=/account/password"
+        assert change_password(stranger, PASSWORD, OWN).headers["location"] == \
+            "/account/sign-in?next=/account/password"

@@ -12,6 +12,9 @@ from lib.cli.common import read_hidden, reports_errors, to_json
 from lib.runtime import open_runtime
 
 ROLES = click.Choice([r.value for r in users.Role])
+OWN_PASSWORD = click.option(
+    "--own-password", is_flag=True,
+    help="The person chose this password (for example your own account): no change is asked at their next sign-in.")
 
 
 @click.group("users")
@@ -27,15 +30,17 @@ def command() -> None:
 @click.option("--role", type=ROLES, required=True,
               help="viewer reads status; operator also runs tests and exports; admin does everything.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@OWN_PASSWORD
 @reports_errors
-def users_add(username: str, role: str, password_stdin: bool) -> None:
+def users_add(username: str, role: str, password_stdin: bool, own_password: bool) -> None:
     """Create a local account.
 
-    The password comes from standard input (--password-stdin) or a hidden prompt.
+    The password comes from standard input (--password-stdin) or a hidden prompt. The person
+    chooses their own at their first sign-in, unless --own-password.
     """
     rt = open_runtime()
     password = read_hidden(password_stdin, "Password", "--password-stdin", confirm=True)
-    view = users.add(rt.engine, username, password, role, actor=shell())
+    view = users.add(rt.engine, username, password, role, actor=shell(), own_password=own_password)
     click.echo(f"Added {view.role.value} '{view.username}'.")
 
 
@@ -74,9 +79,11 @@ def users_set_role(username: str, role: str) -> None:
 @command.command("reset-password")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@OWN_PASSWORD
 @reports_errors
-def users_reset_password(username: str, password_stdin: bool) -> None:
-    """Set a new password for an account; its sessions end."""
+def users_reset_password(username: str, password_stdin: bool, own_password: bool) -> None:
+    """Set a new password for an account; its sessions end, and the person chooses their own
+    at their next sign-in (unless --own-password)."""
     password = read_hidden(password_stdin, "Password", "--password-stdin", confirm=True)
-    users.reset_password(open_runtime().engine, username, password, actor=shell())
+    users.reset_password(open_runtime().engine, username, password, actor=shell(), own_password=own_password)
     click.echo(f"New password set for '{username}'.")

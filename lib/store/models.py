@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Index, Text, false
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -150,6 +150,11 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(sa_column=_utc_column())
     password_changed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    # Set when an admin chose the password (added the account, reset it): the person must
+    # choose their own at their next sign-in before anything else opens.
+    must_change_password: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    last_sign_in_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
 class SignInAttempt(SQLModel, table=True):

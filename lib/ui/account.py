@@ -1,4 +1,5 @@
-"""Signing out, and "confirm it is you" before sensitive actions.
+"""Signing out, the way to change one's password, and "confirm it is you" before sensitive
+actions.
 
 Sensitive actions (deleting a connection, changing users, rotating keys) need proof of
 identity from the last few minutes: the password again, or a fresh OIDC sign-in. Once given,
@@ -13,7 +14,7 @@ import streamlit as st
 
 from lib.access import Permission, Principal
 from lib.errors import SwitchboardError
-from lib.ui.auth import SIGN_IN_URL, confirm_with_password, sign_out
+from lib.ui.auth import CHANGE_PASSWORD_URL, SIGN_IN_URL, confirm_with_password, sign_out
 from lib.ui.runtime import acting, guard, take_secret
 
 _PASSWORD = "reauth_password"
@@ -30,6 +31,18 @@ def sign_out_page() -> None:
         st.success("You are signed out, in every tab of this browser.", icon=":material/logout:")
         st.markdown(f'<a href="{SIGN_IN_URL}?signed_out=1" target="_self" data-testid="sign-in-again">'
                     "Sign in again</a>", unsafe_allow_html=True)
+
+
+def password_page() -> None:
+    """The way to the server's own change-password form: a password never travels over the
+    console's WebSocket. Listed for local accounts only (a company account's password is the
+    identity provider's)."""
+    guard(Permission.READ_STATUS)
+    st.title("Change password")
+    st.write("Choose a new password on Switchboard's own password page. Your other sessions end; "
+             "this one stays.")
+    st.markdown(f'<a href="{CHANGE_PASSWORD_URL}" target="_self" data-testid="change-password-link">'
+                "Change your password</a>", unsafe_allow_html=True)
 
 
 def _confirm() -> None:

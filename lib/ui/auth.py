@@ -24,6 +24,7 @@ from lib.sessions import Limits
 from lib.ui.server import oidc_configured
 
 SIGN_IN_URL = "/account/sign-in"
+CHANGE_PASSWORD_URL = "/account/password"  # a password travels only to the server's own page
 
 
 def _limits(rt: Runtime) -> Limits:

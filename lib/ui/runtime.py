@@ -20,14 +20,30 @@ import streamlit as st
 from pydantic import SecretStr
 from streamlit.runtime.scriptrunner_utils.script_run_context import RunLocation, ThreadState
 
-from lib.access import NotAllowed, Permission, Principal, ReauthenticationRequired, SignInEnded
+from lib.access import (
+    NotAllowed,
+    PasswordChangeRequired,
+    Permission,
+    Principal,
+    ReauthenticationRequired,
+    SignInEnded,
+)
 from lib.eightbyeight.prober import Prober
 from lib.errors import ConfigError, SwitchboardError
 from lib.redaction import configure_logging
 from lib.runtime import Runtime, shared_runtime
-from lib.ui.auth import IdentityRefused, current_user, sign_in_prompt, this_caller, whoever
+from lib.ui.auth import (
+    CHANGE_PASSWORD_URL,
+    IdentityRefused,
+    current_user,
+    sign_in_prompt,
+    this_caller,
+    whoever,
+)
 from lib.ui.text import literal
 
+# Who is signed in cannot be used yet, and the page shows why instead of itself.
+_STOPS = (IdentityRefused, ConfigError, PasswordChangeRequired)
 _NOTICE = "access.notice"  # why the last click did nothing (or the page was redrawn); shown once
 _DRAWN_FOR = "access.drawn_for"  # the role this tab's page was last drawn for
 
@@ -57,14 +73,15 @@ def runtime() -> Runtime:
 def signed_in() -> Principal | None:
     """Who is signed in, for the navigation; None also when the runtime cannot start (the
     protected page then says why, and the public guide still opens). An identity the
-    allow-list refuses sees why, and nothing else."""
+    allow-list refuses, or someone who must first change the password an admin chose, sees
+    why, and nothing else."""
     try:
         rt = _runtime()
     except SwitchboardError:
         return None
     try:
         return current_user(rt)
-    except (IdentityRefused, ConfigError) as exc:
+    except _STOPS as exc:
         _show_notice()
         _show(exc)
         st.stop()
@@ -80,7 +97,7 @@ def _show_notice() -> None:
 def _current(rt: Runtime) -> tuple[Principal | None, SwitchboardError | None]:
     try:
         return current_user(rt), None
-    except (IdentityRefused, ConfigError) as exc:
+    except _STOPS as exc:
         return None, exc
 
 
@@ -110,6 +127,10 @@ def _show(refusal: SwitchboardError) -> None:
     elif isinstance(refusal, IdentityRefused):
         st.error(literal(str(refusal)), icon=":material/block:")
         st.button("Sign out", on_click=st.logout, key="refused_sign_out")
+    elif isinstance(refusal, PasswordChangeRequired):
+        st.warning(str(refusal), icon=":material/password:")
+        st.markdown(f'<a href="{CHANGE_PASSWORD_URL}" target="_self" data-testid="change-password-link">'
+                    "Change password</a>", unsafe_allow_html=True)
     else:
         st.error(str(refusal), icon=":material/lock:")
 

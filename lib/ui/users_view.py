@@ -7,6 +7,7 @@ their widgets emptied there, so they never stay in session state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
@@ -42,7 +43,8 @@ def _add() -> None:
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
     name, role = st.session_state.get(_NEW_NAME, "").strip(), st.session_state.get(_NEW_ROLE)
     if _attempt(lambda: users.add(console.rt.engine, name, password, role or "", actor=console.me),
-                f"Added {literal(name)} as {role}. Give them the password through a separate channel."):
+                f"Added {literal(name)} as {role}. Give them the password through a separate channel; "
+                "they choose their own at their first sign-in."):
         st.session_state[_NEW_NAME], st.session_state[_NEW_ROLE] = "", Role.VIEWER.value
 
 
@@ -62,8 +64,9 @@ def _set_role(name: str) -> None:
 def _reset(name: str) -> None:
     password = take_secret(_RESET_PASSWORD)
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
+    then = "" if name == console.me.name else " They choose their own at their next sign-in."
     _attempt(lambda: users.reset_password(console.rt.engine, name, password, actor=console.me),
-             f"New password set for {literal(name)}; their open sessions were ended.")
+             f"New password set for {literal(name)}; their open sessions were ended.{then}")
 
 
 def _remove(name: str) -> None:
@@ -72,11 +75,18 @@ def _remove(name: str) -> None:
              f"Removed {literal(name)} and ended their sessions.")
 
 
-def _table(accounts: list[users.UserView]) -> None:
-    st.dataframe(pd.DataFrame([{
+def _minute(at: datetime | None) -> str:
+    """UTC on a 24-hour clock, as everywhere in Switchboard; "Never" when it has not happened."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at is not None else "Never"
+
+
+def table(accounts: list[users.UserView]) -> pd.DataFrame:
+    return pd.DataFrame([{
         "User": u.username, "Role": u.role.value, "Signs in with": "password" if u.local else "OIDC",
-        "Created": u.created_at, "Password changed": u.password_changed_at,
-    } for u in accounts]), hide_index=True, width="stretch", key="users_table")
+        "Last sign-in": _minute(u.last_sign_in_at), "Created": _minute(u.created_at),
+        "Password changed": _minute(u.password_changed_at)
+        + (" (set by an admin, not yet changed)" if u.must_change_password else ""),
+    } for u in accounts])
 
 
 def render(console: Console) -> None:
@@ -87,7 +97,7 @@ def render(console: Console) -> None:
                 "the `[access]` list in `.streamlit/secrets.toml`; change it there.", icon=":material/info:")
         return
     st.caption("admin: everything · operator: run tests, export, read · viewer: read status")
-    _table(users.list_users(rt.engine))
+    st.dataframe(table(users.list_users(rt.engine)), hide_index=True, width="stretch", key="users_table")
     if flash := st.session_state.pop(_FLASH, None):
         getattr(st, flash[0])(literal(flash[1]) if flash[0] == "error" else flash[1])
     if not proven(me, "add, change or remove users"):

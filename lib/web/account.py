@@ -1,4 +1,5 @@
-"""The server's own account routes (local accounts): sign-in, first-admin setup, sign-out.
+"""The server's own account routes (local accounts): sign-in, first-admin setup, and people
+changing their own password (which they must, first, when an admin chose it).
 
 They run in the ASGI app Streamlit serves (``st.App`` routes), so they can set the session
 cookie: HttpOnly (no script can read it), SameSite=Strict (no other site can send it),
@@ -20,11 +21,11 @@ from lib import first_run, sessions, users
 from lib.access import Principal
 from lib.errors import ValidationError
 from lib.web import html
-from lib.web.gate import session_key
+from lib.web.gate import PASSWORD_PATH, password_path, session_key
 from lib.web.origins import origin_allowed
 from lib.web.state import ServerState
 
-_PAGE_PATH = re.compile(r"^/[a-z0-9-]*$")
+_PAGE_PATH = re.compile(r"^/(?:[a-z0-9-]*|account/password)$")
 
 
 def safe_next(value: object) -> str:
@@ -93,7 +94,8 @@ def account_routes(state: ServerState) -> list[Route]:
         except users.SignInFailed as exc:
             return HTMLResponse(html.sign_in(next_path, str(exc), username=username), status_code=401)
         principal = Principal(view.username, view.role, client_address(request) or None, "local")
-        return await run_in_threadpool(_signed_in, request, state, principal, next_path)
+        onward = password_path(next_path) if view.must_change_password else next_path
+        return await run_in_threadpool(_signed_in, request, state, principal, onward)
 
     async def setup_page(request: Request) -> Response:
         if not state.local_accounts or not await run_in_threadpool(first_run.needs_setup, state.engine):
@@ -118,9 +120,56 @@ def account_routes(state: ServerState) -> list[Route]:
             return HTMLResponse(html.setup(str(exc), username), status_code=400)
         return await run_in_threadpool(_signed_in, request, state, admin, "/")
 
+    async def _signed_in_now(request: Request) -> sessions.SignedIn | None:
+        return await run_in_threadpool(sessions.resume, state.engine, session_key(request, state), state.limits)
+
+    def _to_sign_in(request: Request) -> Response:
+        return _forget_cookie(RedirectResponse(f"/account/sign-in?next={PASSWORD_PATH}", status_code=303), request)
+
+    async def password_page(request: Request) -> Response:
+        if not state.local_accounts:
+            return RedirectResponse("/", status_code=303)  # company accounts change passwords at the provider
+        next_path = safe_next(request.query_params.get("next"))
+        live = await _signed_in_now(request)
+        if live is None:
+            return _to_sign_in(request)
+        if request.query_params.get("changed") and not live.must_change_password:
+            return HTMLResponse(html.password_changed(next_path))
+        return HTMLResponse(html.change_password(next_path, required=live.must_change_password))
+
+    async def change_password(request: Request) -> Response:
+        if not state.local_accounts or not same_origin(request, state):
+            return HTMLResponse("This form must be sent from Switchboard's own change-password page.",
+                                status_code=403)
+        form = await request.form()
+        next_path = safe_next(_form_text(form, "next"))
+        key = session_key(request, state)
+        live = await _signed_in_now(request)
+        if live is None or key is None:
+            return _to_sign_in(request)
+
+        def again(notice: str, status: int, **headers: str) -> Response:
+            page = html.change_password(next_path, required=live.must_change_password, notice=notice)
+            return HTMLResponse(page, status_code=status, headers=headers)
+
+        new = _form_text(form, "new_password")
+        if new != _form_text(form, "new_password_again"):
+            return again("The two new passwords differ: type the same password in both fields.", 400)
+        try:
+            await run_in_threadpool(users.change_password, state.engine, live.subject,
+                                    SecretStr(_form_text(form, "current_password")), SecretStr(new),
+                                    address=client_address(request), keep=key)
+        except users.Throttled as exc:
+            return again(str(exc), 429, **{"Retry-After": str(int(exc.retry_after) + 1)})
+        except ValidationError as exc:
+            return again(str(exc), 400)
+        return RedirectResponse(f"{password_path(next_path)}&changed=1", status_code=303)
+
     return [
         Route("/account/sign-in", sign_in_page, methods=["GET"]),
         Route("/account/sign-in", sign_in, methods=["POST"]),
         Route("/account/setup", setup_page, methods=["GET"]),
         Route("/account/setup", setup, methods=["POST"]),
+        Route(PASSWORD_PATH, password_page, methods=["GET"]),
+        Route(PASSWORD_PATH, change_password, methods=["POST"]),
     ]

@@ -1,7 +1,8 @@
 """What the server answers before Streamlit sees a request.
 
-- Page loads of protected pages without a live session go to the sign-in page. A convenience
-  in front of the real check, which every page script makes itself on every run (a WebSocket
+- Page loads of protected pages without a live session go to the sign-in page, and those of
+  someone whose password an admin chose go to the change-password page. A convenience in
+  front of the real check, which every page script makes itself on every run (a WebSocket
   can reach a script without a page load, and Streamlit's legacy pages/ mode can skip
   app.py). It also means a reload after signing out elsewhere lands on the sign-in page.
 - Streamlit's own endpoints the console does not use are closed: uploads (the console
@@ -26,6 +27,12 @@ from lib.web.state import ServerState
 
 CLOSED_PREFIXES = ("/_stcore/upload_file", "/_stcore/metrics")
 SESSION_PREFIXES = ("/media/",)
+PASSWORD_PATH = "/account/password"
+
+
+def password_path(next_path: str) -> str:
+    """The change-password page, going on to ``next_path`` afterwards."""
+    return f"{PASSWORD_PATH}?next={quote(next_path, safe='/')}"
 
 
 def session_key(request: Request, state: ServerState) -> sessions.Key | None:
@@ -44,9 +51,9 @@ class SignInGate:
         self.state = state
         self.paths = protected_paths()
 
-    async def _live(self, request: Request) -> bool:
+    async def _live(self, request: Request) -> sessions.SignedIn | None:
         key = session_key(request, self.state)
-        return await run_in_threadpool(sessions.resume, self.state.engine, key, self.state.limits) is not None
+        return await run_in_threadpool(sessions.resume, self.state.engine, key, self.state.limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,15 +66,22 @@ class SignInGate:
         if self.state.problem and (path in self.paths or path.startswith(("/account/", *SESSION_PREFIXES))):
             await HTMLResponse(html.cannot_start(self.state.problem), status_code=503)(scope, receive, send)
             return
-        if path.startswith(SESSION_PREFIXES) and not await self._live(Request(scope)):
-            await PlainTextResponse("Sign in to Switchboard first.", status_code=403)(scope, receive, send)
-            return
+        if path.startswith(SESSION_PREFIXES):
+            live = await self._live(Request(scope))
+            if live is None or live.must_change_password:
+                refusal = "Change your password first." if live else "Sign in to Switchboard first."
+                await PlainTextResponse(refusal, status_code=403)(scope, receive, send)
+                return
         if scope["method"] == "GET" and self.state.local_accounts and path in self.paths:
-            if not await self._live(Request(scope)):
+            live = await self._live(Request(scope))
+            if live is None:
                 if await run_in_threadpool(first_run.needs_setup, self.state.engine):
                     target = "/account/setup"
                 else:
                     target = "/account/sign-in?next=" + quote(path, safe="/")
                 await RedirectResponse(target, status_code=303)(scope, receive, send)
+                return
+            if live.must_change_password:
+                await RedirectResponse(password_path(path), status_code=303)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -1,5 +1,6 @@
-"""The sign-in and first-admin pages: plain HTML forms served by our own routes, so a
-password never travels over Streamlit's WebSocket and the server can set an HttpOnly cookie."""
+"""The sign-in, first-admin and change-password pages: plain HTML forms served by our own
+routes, so a password never travels over Streamlit's WebSocket and the server can set an
+HttpOnly cookie."""
 
 from __future__ import annotations
 
@@ -60,6 +61,35 @@ def setup(notice: str = "", username: str = "") -> str:
 <input id="password_again" name="password_again" type="password" autocomplete="new-password" required>
 <button type="submit" data-testid="setup-submit">Create the first admin</button></form>"""
     return _page("Set up Switchboard", "No one can sign in yet. Create the first admin account.", form, notice)
+
+
+def change_password(next_path: str, *, required: bool, notice: str = "") -> str:
+    """The form a signed-in person changes their own password with (``required``: an admin set
+    it, and nothing else opens until they do)."""
+    form = f"""<form method="post" action="/account/password" data-testid="password-form">
+<input type="hidden" name="next" value="{escape(next_path)}">
+<label for="current_password">Current password</label>
+<input id="current_password" name="current_password" type="password" autocomplete="current-password" required
+ autofocus>
+<label for="new_password">New password</label>
+<input id="new_password" name="new_password" type="password" autocomplete="new-password" required
+ minlength="{PASSWORD_MIN}">
+<small>At least {PASSWORD_MIN} characters; a few unrelated words work well. Common passwords are refused.</small>
+<label for="new_password_again">The new password again</label>
+<input id="new_password_again" name="new_password_again" type="password" autocomplete="new-password" required>
+<button type="submit" data-testid="password-submit">Change password</button></form>"""
+    if required:
+        lead = "An admin chose your password. Choose your own to go on; it ends your other sessions."
+    else:
+        lead = "Choose a new password. Your other sessions end; this one stays."
+        form += f'<footer><a href="{escape(next_path)}" data-testid="password-back">Back to the console</a></footer>'
+    return _page("Change your password", lead, form, notice)
+
+
+def password_changed(next_path: str) -> str:
+    body = f'<p><a href="{escape(next_path)}" data-testid="password-continue">Continue to Switchboard</a></p>'
+    return _page("Password changed", "Your new password is in use. Your other sessions were signed out.", body,
+                 "Your password is changed.", "info")
 
 
 def cannot_start(problem: str) -> str:

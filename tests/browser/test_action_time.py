@@ -53,7 +53,7 @@ def stage(console_factory: ConsoleFactory, sim: SimulatorServer) -> Iterator[tup
         connections.create(runtime.engine, runtime.vault, form_for(app, name, expected_products=("cloud_storage",)),
                            actor=ADMIN)
     for name, role in (("ada", "admin"), ("root", "admin"), ("target", "operator")):
-        users.add(runtime.engine, name, SecretStr(PASSWORD), role, actor=ADMIN)
+        users.add(runtime.engine, name, SecretStr(PASSWORD), role, actor=ADMIN, own_password=True)
     tokens.create(runtime.engine, "prometheus", "viewer", actor=ADMIN)
     yield console, runtime
     runtime.engine.dispose()

@@ -4,6 +4,7 @@ load is also watched for Content-Security-Policy violations."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -157,3 +158,59 @@ def test_a_wrong_password_says_so_without_naming_the_account(console: Console, p
     page.get_by_test_id("sign-in-submit").click()
     expect(page.get_by_test_id("account-notice")).to_have_text("The user name or password is not right.")
     expect(page.locator("#password")).to_have_value("")
+
+
+def test_someone_an_admin_added_chooses_their_own_password_at_the_first_sign_in(
+        console: Console, page: Page, csp_errors: list[str]) -> None:
+    console.add_user("newbie", "operator", set_by_admin=True)  # as `switchboard users add` or the Users page do
+    page.goto(f"{console.url}/connections")
+    page.locator("#username").fill("newbie")
+    page.locator("#password").fill(PASSWORD)
+    page.get_by_test_id("sign-in-submit").click()
+    expect(page.get_by_test_id("password-form")).to_be_visible()
+    assert page.url == f"{console.url}/account/password?next=/connections"
+    expect(page.get_by_text("An admin chose your password.")).to_be_visible()
+    # The console itself opens nothing else, however it is reached (here the public guide).
+    page.goto(f"{console.url}/guide")
+    wait_for_app(page)
+    expect(page.get_by_role("alert")).to_contain_text("An admin set your password, so choose your own")
+    expect(page.get_by_role("navigation", name="App pages")).to_have_count(0)
+    page.get_by_test_id("change-password-link").click()
+
+    expect(page.get_by_test_id("password-form")).to_be_visible()
+    page.locator("#current_password").fill("not my password at all")
+    page.locator("#new_password").fill("a password of my very own 7")
+    page.locator("#new_password_again").fill("a password of my very own 7")
+    page.get_by_test_id("password-submit").click()
+    expect(page.get_by_test_id("account-notice")).to_contain_text("Current password: This is not your current")
+    expect(page.locator("#current_password")).to_have_value("")  # a refused form keeps no password
+    page.locator("#current_password").fill(PASSWORD)
+    page.locator("#new_password").fill("a password of my very own 7")
+    page.locator("#new_password_again").fill("a password of my very own 7")
+    page.get_by_test_id("password-submit").click()
+    expect(page.get_by_test_id("account-notice")).to_have_text("Your password is changed.")
+    page.get_by_test_id("password-continue").click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+    assert "Change password" in menu(page)  # for a later change, next to Sign out
+    open_menu_entry(page, "Change password")
+    page.get_by_test_id("change-password-link").click()
+    expect(page.get_by_test_id("password-form")).to_be_visible()
+    expect(page.get_by_text("An admin chose your password.")).to_have_count(0)
+    assert "a password of my very own 7" not in page.content()
+
+
+def test_the_users_page_shows_each_last_sign_in(console: Console, page: Page, csp_errors: list[str]) -> None:
+    console.add_user("newbie", "viewer", set_by_admin=True)
+    sign_in(page, console, path="users")
+    keyed(page, "reauth_password").locator("input").fill(PASSWORD)
+    keyed(page, "reauth_confirm").locator("button").click()
+    wait_for_app(page)
+    # The grid draws on a canvas; its accessible copy is the table inside it.
+    grid = page.get_by_test_id("stDataFrame").locator("table[role='grid']")
+    expect(grid.locator("th[aria-colindex='4']")).to_have_text("Last sign-in")
+    last_sign_in = {name: grid.locator("tr", has=page.locator("td[aria-colindex='1']", has_text=name))
+                    .locator("td[aria-colindex='4']") for name in ("ada", "newbie")}
+    expect(last_sign_in["newbie"]).to_have_text("Never")
+    expect(last_sign_in["ada"]).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$"))
+    expect(grid.locator("tr", has_text="newbie")).to_contain_text("(set by an admin, not yet changed)")

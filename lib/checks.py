@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from lib import audit, connections
 from lib.access import Permission, Principal, require
@@ -28,7 +29,7 @@ from lib.errors import CredentialUnreadable, FieldError, ValidationError
 from lib.runtime import Runtime
 from lib.status import CheckRecord
 from lib.store.db import write_session
-from lib.store.models import Check, CurrentStatus
+from lib.store.models import Check, Connection, CurrentStatus
 from lib.words import count
 
 BATCH_SIZE = 50
@@ -75,8 +76,19 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
           triggered_by: str) -> None:
     """Write checks in the caller's transaction: the history rows, the current status of each
     (connection, product) they touch, and what 8x8's tokens said each app may use. Core
-    statements, many rows each: ORM objects cost more than the HTTP requests behind them."""
+    statements, many rows each: ORM objects cost more than the HTTP requests behind them.
+    Results of a connection deleted while it was being checked are dropped (with it went its
+    history); the others' are kept. On PostgreSQL the connections kept are locked against
+    deletion (FOR KEY SHARE) until the transaction ends."""
     connection = session.connection()
+    ids = {r.connection_id for r in records} | set(granted)
+    if not ids:
+        return
+    present = set(connection.execute(sql_select(Connection.id).where(col(Connection.id).in_(ids))
+                                      .with_for_update(key_share=True)).scalars())
+    if present != ids:
+        records = [r for r in records if r.connection_id in present]
+        granted = {key: value for key, value in granted.items() if key in present}
     if records:
         rows = [{"connection_id": r.connection_id, "product": r.product, "outcome": r.outcome,
                  "http_status": r.http_status, "duration_ms": r.duration_ms, "detail": r.detail,

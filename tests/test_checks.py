@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from pydantic import SecretStr
@@ -16,7 +17,8 @@ from lib.eightbyeight.prober import Prober
 from lib.errors import ValidationError
 from lib.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
-from lib.store.db import read_session
+from lib.status import CheckRecord
+from lib.store.db import read_session, write_session
 from lib.store.models import Check
 from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN
@@ -213,3 +215,21 @@ def test_unknown_connection_ids_are_ignored(runtime: Runtime, simulator: Simulat
     report = checks.run_checks(runtime, prober_factory(simulator.url), connection_ids=[uuid.uuid4()],
                                triggered_by=ADMIN)
     assert report.results == [] and report.ok
+
+
+def test_results_of_a_connection_deleted_mid_run_are_dropped_and_the_others_kept(runtime: Runtime,
+                                                                                 simulator: SimulatorServer) -> None:
+    """A connection deleted while a bulk run checks it must not cost the rest of the batch."""
+    everything, _, storage_only = simulator.scenario.apps
+    kept = add(runtime, everything, "Kept")
+    gone = add(runtime, storage_only, "Gone", expected_products=("cloud_storage",))
+    connections.delete(runtime.engine, gone.id, actor=ADMIN)
+    now = datetime.now(timezone.utc)
+    with write_session(runtime.engine) as session:
+        checks.store(session, [CheckRecord(kept.id, "Kept", "cc_chat", "ok", 200, 5, "", now, "r"),
+                               CheckRecord(gone.id, "Gone", "cloud_storage", "ok", 200, 5, "", now, "r")],
+                     {kept.id: frozenset({"cc_chat"}), gone.id: frozenset({"cloud_storage"})}, "test")
+    with read_session(runtime.engine) as session:
+        stored = session.exec(select(Check)).all()
+    assert [(r.connection_id, r.product) for r in stored] == [(kept.id, "cc_chat")]
+    assert connections.get(runtime.engine, kept.id).granted_products == ("cc_chat",)

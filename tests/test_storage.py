@@ -6,20 +6,23 @@ import base64
 import sqlite3
 import threading
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from alembic import command
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
+from sqlmodel import select
 
 from lib import checks, connections, status
 from lib.connections import ConnectionInput
 from lib.errors import CredentialUnreadable, DatabaseNotReady
 from lib.status import CheckRecord
 from lib.store import db
+from lib.store.db import read_session, write_session
 from lib.store.keyring import check_keyring
-from lib.store.models import CurrentStatus
+from lib.store.models import AuditEvent, CurrentStatus
 from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN
 from tests.fixtures.storage import Sentinels
@@ -301,3 +304,13 @@ def connections_before_audit(engine: Engine, vault: Vault, sentinels: Sentinels)
              "sec": vault.encrypt(sentinels.client_secret, credential_binding(row_id, "client_secret_enc")),
              "now": now})
     return row_id
+
+
+def test_an_instant_given_in_another_zone_reads_back_as_the_same_instant(engine: Engine) -> None:
+    """SQLite drops the offset of what it stores; every instant goes in as UTC."""
+    at = datetime(2026, 12, 1, 21, 30, tzinfo=timezone(timedelta(hours=2)))
+    with write_session(engine) as session:
+        session.add(AuditEvent(at=at, actor="a", action="test", target="t", result="ok", detail=""))
+    with read_session(engine) as session:
+        stored = session.exec(select(AuditEvent)).one()
+    assert stored.at == at and stored.at.utcoffset() == timedelta(0)

@@ -23,7 +23,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime given; use lib.store.models.utcnow()")
-        return value
+        # SQLite keeps the wall-clock digits and drops the offset: store every instant as UTC.
+        return value.astimezone(timezone.utc) if value is not None else None
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
         if value is not None and value.tzinfo is None:

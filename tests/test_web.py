@@ -402,3 +402,22 @@ def test_changing_ones_password_needs_our_page_the_session_and_the_current_passw
         assert stranger.get("/account/password").headers["location"] == "/account/sign-in?next=/account/password"
         assert change_password(stranger, PASSWORD, OWN).headers["location"] == \
             "/account/sign-in?next=/account/password"
+
+
+def test_the_change_password_page_has_a_way_out(server: Server) -> None:
+    """Someone who must change a password an admin chose can still sign out (the console's
+    Sign out page waits behind the change); only Switchboard's own pages may send that form."""
+    server.add_user("leaver", "viewer", set_by_admin=True)
+    with server.client() as client:
+        assert sign_in(client, "leaver", PASSWORD).status_code == 303
+        page = client.get("/account/password")
+        assert 'action="/account/sign-out"' in page.text and "Sign out instead" in page.text
+        with httpx.Client(base_url=server.url, headers={"Origin": "https://evil.example"},
+                          cookies=client.cookies) as evil:
+            assert evil.post("/account/sign-out").status_code == 403
+        assert client.get("/account/password").status_code == 200  # still signed in
+        out = client.post("/account/sign-out")
+        assert out.status_code == 303 and out.headers["location"] == "/account/sign-in?signed_out=1"
+        assert client.get("/connections").headers["location"] == "/account/sign-in?next=/connections"
+    rows = json.loads(server.cli("audit", "--json").stdout)
+    assert [(r["actor"], r["action"]) for r in rows if r["action"] == "sign_out"] == [("leaver", "sign_out")]

@@ -165,8 +165,19 @@ def account_routes(state: ServerState) -> list[Route]:
             return again(str(exc), 400)
         return RedirectResponse(f"{password_path(next_path)}&changed=1", status_code=303)
 
+    async def sign_out(request: Request) -> Response:
+        """The way out of the change-password page (the console's Sign out page waits behind it)."""
+        if not state.local_accounts or not same_origin(request, state):
+            return HTMLResponse("This form must be sent from one of Switchboard's own pages.", status_code=403)
+        key, live = session_key(request, state), await _signed_in_now(request)
+        if key is not None and live is not None:
+            me = Principal(live.subject, live.role, client_address(request) or None, live.via)
+            await run_in_threadpool(sessions.end, state.engine, key, me)
+        return _forget_cookie(RedirectResponse("/account/sign-in?signed_out=1", status_code=303), request)
+
     return [
         Route("/account/sign-in", sign_in_page, methods=["GET"]),
+        Route(html.SIGN_OUT_PATH, sign_out, methods=["POST"]),
         Route("/account/sign-in", sign_in, methods=["POST"]),
         Route("/account/setup", setup_page, methods=["GET"]),
         Route("/account/setup", setup, methods=["POST"]),

@@ -8,6 +8,8 @@ from html import escape
 
 from lib.users import PASSWORD_MIN
 
+SIGN_OUT_PATH = "/account/sign-out"  # a form's way out, where the console's Sign out page cannot be reached
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f6f7f9;color:#1f2430;
 margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center}
@@ -80,6 +82,8 @@ def change_password(next_path: str, *, required: bool, notice: str = "") -> str:
 <button type="submit" data-testid="password-submit">Change password</button></form>"""
     if required:
         lead = "An admin chose your password. Choose your own to go on; it ends your other sessions."
+        form += (f'<form method="post" action="{SIGN_OUT_PATH}"><button type="submit" '
+                 'data-testid="password-sign-out">Sign out instead</button></form>')
     else:
         lead = "Choose a new password. Your other sessions end; this one stays."
         form += f'<footer><a href="{escape(next_path)}" data-testid="password-back">Back to the console</a></footer>'

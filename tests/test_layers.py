@@ -25,3 +25,12 @@ def test_every_part_of_lib_has_a_layer() -> None:
     parts = {f"lib.{p.stem}" for p in (ROOT / "lib").iterdir()
              if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
     assert parts == placed, {"not in a layer": sorted(parts - placed), "no such part": sorted(placed - parts)}
+
+
+def test_the_server_module_imports_nothing_heavy() -> None:
+    """`streamlit run serve.py` answers /healthz before pandas, httpx, prometheus_client,
+    alembic or openpyxl load: they come with the first request (or the worker) that needs them."""
+    heavy = ("pandas", "httpx", "prometheus_client", "alembic", "openpyxl", "lib.worker", "lib.eightbyeight.prober")
+    probe = f"import sys, serve; print([m for m in {list(heavy)!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lib import machine_status, metrics, tokens
+from lib import tokens
 from lib.access import NotAllowed, Principal, SignInEnded
 from lib.errors import NotFoundError
 from lib.web.account import client_address
@@ -72,16 +72,24 @@ def answer(state: ServerState, request: Request, work: Callable[[Principal], Res
 
 
 def api_routes(state: ServerState) -> list[Route]:
+    # The answers' modules (pandas, prometheus_client) load at the first call, not on the
+    # path to a server that answers /healthz.
     async def status(request: Request) -> Response:
+        from lib import machine_status
+
         return await run_in_threadpool(answer, state, request, lambda me: _json(
             machine_status.everything(state.engine, actor=me)))
 
     async def connection(request: Request) -> Response:
+        from lib import machine_status
+
         name = request.path_params["name"]
         return await run_in_threadpool(answer, state, request, lambda me: _json(
             machine_status.one(state.engine, name, actor=me)))
 
     async def scrape(request: Request) -> Response:
+        from lib import metrics
+
         settings = state.settings
         allowed = settings.metrics_allow if settings else ()
         per_connection = settings.metrics_connection_label if settings else True

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -105,6 +107,30 @@ def warm_up(rt: Runtime, url: str) -> None:
         prober.close()
 
 
+@contextmanager
+def fleet(n: int, latency_ms: int) -> Iterator[tuple[Runtime, str]]:
+    """A fresh database with n connections, and the simulator (its own process) knowing their
+    apps at ``latency_ms``: (runtime, simulator URL). Shared by the bulk and schedule benches."""
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+        scenario_file = Path(tmp) / "scenario.json"
+        scenario_file.write_text(json.dumps(scenario(n, latency_ms)))
+        proc, url = start_simulator(scenario_file)
+        try:
+            vault = Vault(Keyring("k1", {"k1": new_key()}))
+            database_url = f"sqlite:///{tmp}/bench.db"
+            engine = db.make_engine(database_url)
+            db.upgrade(engine)
+            check_keyring(engine, vault)
+            for i in range(n):
+                connections.create(engine, vault, ConnectionInput(
+                    name=f"Bench {i:05d}", client_id=f"bench-client-{i:04d}",
+                    client_secret=SecretStr(f"bench-secret-{i:04d}"), **SETTINGS), actor=BENCH)
+            yield Runtime(Settings(database_url, Path(tmp) / "unused", url), engine, vault), url
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
 BOUND_GOALS = {20: 1.25, 50: 1.5}  # ours / bound, per concurrency; others: 1.5
 
 
@@ -145,28 +171,11 @@ def main() -> None:
     n, latency = args.connections, args.latency_ms / 1000
     levels = [int(level) for level in args.concurrency.split(",")]
 
-    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
-        scenario_file = Path(tmp) / "scenario.json"
-        scenario_file.write_text(json.dumps(scenario(n, args.latency_ms)))
-        proc, url = start_simulator(scenario_file)
-        try:
-            vault = Vault(Keyring("k1", {"k1": new_key()}))
-            database_url = f"sqlite:///{tmp}/bench.db"
-            engine = db.make_engine(database_url)
-            db.upgrade(engine)
-            check_keyring(engine, vault)
-            rt = Runtime(Settings(database_url, Path(tmp) / "unused", url), engine, vault)
-            for i in range(n):
-                connections.create(engine, vault, ConnectionInput(
-                    name=f"Bench {i:04d}", client_id=f"bench-client-{i:04d}",
-                    client_secret=SecretStr(f"bench-secret-{i:04d}"), **SETTINGS), actor=BENCH)
-            print(f"workload: {n} connections x {len(PRODUCT_KEYS)} products, {args.latency_ms} ms latency")
-            warm_up(rt, url)
-            ours = {level: measure(rt, url, n, level, latency) for level in levels}
-            serial_slice = naive_serial(url, args.serial_slice)
-        finally:
-            proc.terminate()
-            proc.wait()
+    with fleet(n, args.latency_ms) as (rt, url):
+        print(f"workload: {n} connections x {len(PRODUCT_KEYS)} products, {args.latency_ms} ms latency")
+        warm_up(rt, url)
+        ours = {level: measure(rt, url, n, level, latency) for level in levels}
+        serial_slice = naive_serial(url, args.serial_slice)
     serial_full = serial_slice / args.serial_slice * n
     print(f"naive serial: {serial_slice:.2f} s for {args.serial_slice} connections -> {serial_full:.1f} s for {n} "
           "(extrapolated)")

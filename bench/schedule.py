@@ -17,28 +17,20 @@ Not a test: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 from sqlalchemy import update
 
 from bench import report
-from bench.bulk_check import BENCH, SETTINGS, scenario, start_simulator
-from lib import connections, schedule
+from bench.bulk_check import BENCH, fleet
+from lib import schedule
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.config import Settings
-from lib.connections import ConnectionInput
 from lib.eightbyeight.prober import Prober
 from lib.runtime import Runtime
 from lib.store import db
-from lib.store.keyring import check_keyring
 from lib.store.models import DueCheck, utcnow
-from lib.store.vault import Keyring, Vault, new_key
 from lib.worker import Worker
 
 INTERVAL = timedelta(minutes=5)
@@ -58,41 +50,24 @@ def main() -> None:
     args = parser.parse_args()
     n, latency = args.connections, args.latency_ms / 1000
 
-    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
-        scenario_file = Path(tmp) / "scenario.json"
-        scenario_file.write_text(json.dumps(scenario(n, args.latency_ms)))
-        proc, url = start_simulator(scenario_file)
+    with fleet(n, args.latency_ms) as (rt, url):
+        schedule.set_every(rt.engine, INTERVAL, actor=BENCH)
+        print(f"workload: {n} connections x {len(PRODUCT_KEYS)} products due at once, {args.latency_ms} ms "
+              f"latency, concurrency {args.concurrency}, every {INTERVAL.seconds // 60} min")
+        warm = Prober(url)  # imports, statements and the due rows made, as a running worker has them
+        worker = Worker(rt, warm)
+        worker.tick()
+        warm.close()
+        all_due(rt)
+        worker.prober = Prober(url, max_connections=args.concurrency, per_connection=5)  # no token cached
         try:
-            vault = Vault(Keyring("k1", {"k1": new_key()}))
-            database_url = f"sqlite:///{tmp}/bench.db"
-            engine = db.make_engine(database_url)
-            db.upgrade(engine)
-            check_keyring(engine, vault)
-            rt = Runtime(Settings(database_url, Path(tmp) / "unused", url), engine, vault)
-            for i in range(n):
-                connections.create(engine, vault, ConnectionInput(
-                    name=f"Bench {i:05d}", client_id=f"bench-client-{i:04d}",
-                    client_secret=SecretStr(f"bench-secret-{i:04d}"), **SETTINGS), actor=BENCH)
-            schedule.set_every(engine, INTERVAL, actor=BENCH)
-            print(f"workload: {n} connections x {len(PRODUCT_KEYS)} products due at once, {args.latency_ms} ms "
-                  f"latency, concurrency {args.concurrency}, every {INTERVAL.seconds // 60} min")
-            warm = Prober(url)  # imports, statements and the due rows made, as a running worker has them
-            worker = Worker(rt, warm)
-            worker.tick()
-            warm.close()
-            all_due(rt)
-            worker.prober = Prober(url, max_connections=args.concurrency, per_connection=5)  # no token cached
-            try:
-                httpx.post(f"{url}/_sim/reset")
-                start = time.perf_counter()
-                tick = worker.tick()
-                seconds = time.perf_counter() - start
-            finally:
-                worker.prober.close()
-            stats = httpx.get(f"{url}/_sim/stats").json()
+            httpx.post(f"{url}/_sim/reset")
+            start = time.perf_counter()
+            tick = worker.tick()
+            seconds = time.perf_counter() - start
         finally:
-            proc.terminate()
-            proc.wait()
+            worker.prober.close()
+        stats = httpx.get(f"{url}/_sim/stats").json()
     requests = sum(v for k, v in stats["requests"].items() if k != "unmatched")
     tokens = sum(stats["token_requests"].values())
     bound = requests / args.concurrency * latency

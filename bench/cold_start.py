@@ -34,6 +34,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_healthy(port: int, start: float, within_s: float, process: subprocess.Popen[bytes]) -> bool:
+    """Poll Streamlit's /_stcore/health on ``port`` until it answers ok (True), ``within_s``
+    after ``start`` passes or ``process`` exits (False)."""
+    while time.perf_counter() < start + within_s and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=0.5).text == "ok":
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    return False
+
+
 def time_to_healthy(script: Path, env: dict[str, str], cwd: Path) -> float:
     port = free_port()
     start = time.perf_counter()
@@ -42,14 +55,8 @@ def time_to_healthy(script: Path, env: dict[str, str], cwd: Path) -> float:
          "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = start + 60
-        while time.perf_counter() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=0.5).text == "ok":
-                    return time.perf_counter() - start
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)
+        if wait_healthy(port, start, 60, process):
+            return time.perf_counter() - start
         raise SystemExit(f"{script.name} did not become healthy within 60 s")
     finally:
         process.terminate()

@@ -16,10 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from bench import report
-from bench.cold_start import free_port
+from bench.cold_start import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_S = 15.0
@@ -34,14 +32,8 @@ def time_to_console(tmp: Path) -> float:
     process = subprocess.Popen(["bash", str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = start + 120
-        while time.perf_counter() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=0.5).text == "ok":
-                    return time.perf_counter() - start
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        if wait_healthy(port, start, 120, process):
+            return time.perf_counter() - start
         raise SystemExit(f"make demo did not start a console within 120 s (exit code {process.poll()})")
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the script, its simulator and the server

@@ -4,16 +4,33 @@ httpcore's pool does work proportional to (connections x waiting requests) on ev
 change, so one pool of 50 connections costs ~7 ms of CPU per request on this class of
 machine; pools of 5 cost least (measured with bench/bulk_check.py: 1.1 ms per request at
 concurrency 50 with pools of 5, 1.4 ms with pools of 10). The client stays one shared
-httpx.AsyncClient (timeouts, redirects, TLS); only the pooling is split.
+httpx.AsyncClient (timeouts, redirects, TLS); only the pooling is split, and each pool runs on
+the asyncio network backend of lib.eightbyeight.network instead of anyio's.
 """
 
 from __future__ import annotations
 
 import math
+import ssl
 
+import httpcore
 import httpx
 
+from lib.eightbyeight.network import AsyncioBackend
+
 POOL_SIZE = 5  # connections per shard: past this httpcore's per-request cost climbs quickly
+
+
+def _on_asyncio(transport: httpx.AsyncHTTPTransport, tls: ssl.SSLContext,
+                limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx offers no way to choose its pool's network backend: give the transport the pool it
+    would have built (HTTP/1.1, same TLS context and limits) on ours. tests/test_prober.py
+    checks that the swap still takes after an httpx upgrade."""
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=tls, max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+        network_backend=AsyncioBackend())
+    return transport
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
@@ -26,7 +43,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard,
                               keepalive_expiry=keepalive_expiry)
         tls = httpx.create_ssl_context()  # verification on; loading the CA list once is enough
-        self._pools = [httpx.AsyncHTTPTransport(verify=tls, limits=limits) for _ in range(shards)]
+        self._pools = [_on_asyncio(httpx.AsyncHTTPTransport(verify=tls, limits=limits), tls, limits)
+                       for _ in range(shards)]
         self._busy = [0] * shards
 
     @property

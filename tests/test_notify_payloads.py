@@ -140,7 +140,7 @@ def test_the_email_has_the_summary_as_subject_and_escapes_html() -> None:
     event = sample_event(summary="Acme <b>EU</b>\r\nBcc: victim@example.com", connection="<script>x</script>")
     message = email_message(event, sender="alerts@example.com", recipients=["a@example.com", "b@example.com"])
     parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
-    assert parsed["Subject"] == "[Switchboard] Acme <b>EU</b> Bcc: victim@example.com"
+    assert parsed["Subject"] == "Acme <b>EU</b> Bcc: victim@example.com"
     assert parsed["Bcc"] is None and parsed["To"] == "a@example.com, b@example.com"
     assert parsed["Auto-Submitted"] == "auto-generated"
     plain = parsed.get_body(("plain",)).get_content()

@@ -177,7 +177,7 @@ def email_message(event: Event, *, sender: str, recipients: Sequence[str]) -> Em
     """A plain-text e-mail with an HTML alternative; the subject is the event's summary."""
     rows = facts(event)
     message = EmailMessage()
-    message["Subject"] = _one_line(f"[{PRODUCT_NAME}] {event.summary}")
+    message["Subject"] = _one_line(event.summary)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(datetime.now(UTC))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -112,12 +112,14 @@ def test_teams_shows_names_as_given_inside_json_strings() -> None:
 
 
 def test_the_webhook_body_carries_every_event_field_with_utc_times() -> None:
-    event = sample_event(occurred_at=datetime(2025, 6, 2, 11, 30), details={"granted": {"b", "a"}})
+    event = sample_event(occurred_at=datetime(2025, 6, 2, 11, 30),
+                         details={"granted": {"b", "a"}, "age": timedelta(days=181)})
     body = webhook_body(event)
     assert body["type"] == "check.failed" and body["timestamp"] == "2025-06-02T11:30:00Z"
     assert set(body["data"]) == {f.name for f in dataclasses.fields(Event)}
     assert body["data"]["checked_at"] == "2025-06-02T09:29:58Z"
-    assert body["data"]["kind"] == "check.failed" and body["data"]["details"] == {"granted": ["a", "b"]}
+    assert body["data"]["kind"] == "check.failed"
+    assert body["data"]["details"] == {"granted": ["a", "b"], "age": "181 days, 0:00:00"}  # never a TypeError
     assert body["data"]["client_id_hint"] == "ab12…9f3e"
     json.dumps(body)  # serialisable as it is
 

@@ -144,3 +144,4 @@ def test_the_mail_host_is_guarded_like_any_other() -> None:
                       sample_event(), allow=Allow(),
                       resolve=lambda host, port: [ipaddress.ip_address("169.254.169.254")])
     assert attempt.refused and "a link-local address" in attempt.error
+

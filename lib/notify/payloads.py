@@ -104,7 +104,7 @@ def _json(value: Any) -> Any:
         return sorted(_json(item) for item in value)
     if isinstance(value, (list, tuple)):
         return [_json(item) for item in value]
-    return value
+    return value if value is None or isinstance(value, (str, int, float)) else str(value)
 
 
 def _shorten(text: str, limit: int) -> str:

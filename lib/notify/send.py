@@ -82,8 +82,10 @@ def _url_problem(kind: ChannelKind, url: str, allow: Allow) -> str | None:
     if parts.username is not None or parts.password is not None:
         return "must not contain a user name or password; a webhook's secret goes in its own field."
     try:
-        _ = parts.port
+        port_ok = parts.port != 0
     except ValueError:
+        port_ok = False
+    if not port_ok:
         return "has a port that is not a number from 1 to 65535."
     if parts.scheme == "http" and not allow.names(parts.hostname):
         return (f"must start with https://. Plain http:// would send alerts unencrypted; it is "

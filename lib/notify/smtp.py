@@ -21,7 +21,8 @@ from lib.notify.ssrf import Pinned, connection_failure
 
 DEFAULT_PORT = 587  # message submission (RFC 6409), where STARTTLS is the rule
 EXAMPLE = "smtp://alerts@mail.example.com:587?from=alerts@example.com&to=ops@example.com"
-_MAILBOX = re.compile(r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# An ASCII address (smtplib needs SMTPUTF8 for others, which few servers offer).
+_MAILBOX = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ def parse_mail_url(url: str) -> MailServer:
     if parts.path not in ("", "/") or parts.fragment:
         raise ValueError(f"must have no path or fragment, like {EXAMPLE}.")
     try:
-        port = parts.port or DEFAULT_PORT
+        port = parts.port if parts.port is not None else DEFAULT_PORT
     except ValueError:
-        raise ValueError("has a port that is not a number from 1 to 65535.") from None
+        port = 0
+    if not port:
+        raise ValueError("has a port that is not a number from 1 to 65535.")
     try:
         query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
@@ -94,14 +97,14 @@ def send_mail(server: MailServer, password: str | None, event: Event, *, pinned:
             client.starttls(context=ssl_context)
             client.ehlo()
             if server.user:
+                if not client.has_extn("auth"):
+                    return Attempt(False, error=f"{host} offers no login; remove the user name from "
+                                                "the channel's URL, or use its submission port.")
                 client.login(server.user, password or "")
             refused = client.send_message(message, server.sender, list(server.recipients))
     except smtplib.SMTPAuthenticationError as exc:
         return Attempt(False, status=exc.smtp_code, error=f"{host} refused the user name or password "
                        f"(SMTP {exc.smtp_code}); update the channel's user or password.")
-    except smtplib.SMTPNotSupportedError:
-        return Attempt(False, error=f"{host} does not offer a login; remove the user name from "
-                                    "the channel's URL, or use the mail server's submission port.")
     except smtplib.SMTPRecipientsRefused:
         return Attempt(False, error=f"{host} refused every recipient; check the to= addresses.")
     except smtplib.SMTPSenderRefused as exc:

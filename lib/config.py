@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,6 +51,9 @@ class Settings:
     metrics_connection_label: bool = True
     # The server runs the scheduled checks itself; off when dedicated `switchboard worker`s do.
     worker: bool = True
+    # Hosts (lower case) and networks that alert channels may reach although internal, and over
+    # plain http:// (lib.notify.ssrf); nothing by default.
+    alert_allow: tuple[str, ...] = ()
 
     @property
     def secure_cookies(self) -> bool:
@@ -155,6 +159,29 @@ def _networks(env: Mapping[str, str], variable: str, whose: str) -> tuple[str, .
     return values
 
 
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
+
+
+def _alert_allow(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Host names (lower-cased) and networks (normalised, e.g. ``10.0.0.0/8``)."""
+    variable = "SWITCHBOARD_ALERT_ALLOW"
+    entries: list[str] = []
+    for value in _list(env, variable):
+        try:
+            entries.append(str(ipaddress.ip_network(value, strict=False)))
+            continue
+        except ValueError:
+            pass
+        host = value.lower().rstrip(".")
+        if not _HOST_NAME.fullmatch(host):
+            raise ConfigError(f"{variable}: '{value}' is not a host name, IP address or network; list "
+                              "only the internal hosts alert channels may reach, e.g. "
+                              "127.0.0.1,hooks.corp.example,10.20.0.0/16 (no scheme, port or path).")
+        entries.append(host)
+    return tuple(entries)
+
+
 def _on_off(env: Mapping[str, str], variable: str, default: bool, meaning: str) -> bool:
     value = (env.get(variable) or "").strip().lower()
     if not value:
@@ -183,6 +210,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                          "off drops the connection label of per-connection metrics"),
         worker=_on_off(env, "SWITCHBOARD_WORKER", True, "off when dedicated `switchboard worker` "
                        "processes run the scheduled checks instead of the server"),
+        alert_allow=_alert_allow(env),
     )
 
 

@@ -1,0 +1,198 @@
+"""What each kind of channel receives for an event: pure functions, no network.
+
+Every payload says the same things (:func:`facts`) in the receiver's own format. Names and
+8x8's words are user text: Slack would turn ``<!channel>`` in them into a ping, and HTML mail
+would render markup, so each format escapes them. Nothing here ever holds a secret, a token or
+more of a Client ID than its masked hint, because :class:`Event` holds none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from enum import Enum
+from typing import Any
+
+from lib.catalogue.outcomes import OUTCOMES
+from lib.notify.models import Event, EventKind
+
+PRODUCT_NAME = "Switchboard"
+OPEN_LINK = "Open in Switchboard"
+TITLES = {
+    EventKind.FAILED: "Failing",
+    EventKind.RECOVERED: "Recovered",
+    EventKind.STILL_FAILING: "Still failing",
+    EventKind.DRIFTED: "Products drifted",
+    EventKind.SECRET_AGING: "Client Secret ageing",
+    EventKind.QUIET_SUMMARY: "While alerts were quiet",
+    EventKind.TEST: "Test message",
+}
+ICONS = {
+    EventKind.FAILED: "🔴", EventKind.RECOVERED: "✅", EventKind.STILL_FAILING: "🔴",
+    EventKind.DRIFTED: "🟠", EventKind.SECRET_AGING: "🟠", EventKind.QUIET_SUMMARY: "🔕",
+    EventKind.TEST: "🔔",
+}
+
+
+# ---- shared ---------------------------------------------------------------------------------
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z; a naive time is taken as UTC (as the store keeps them)."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _human_time(moment: datetime) -> str:
+    return iso_utc(moment).replace("T", " ").removesuffix("Z")[:16] + " UTC"
+
+
+def _outcome(key: str | None) -> str | None:
+    return OUTCOMES[key].label if key in OUTCOMES else key
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return _human_time(value)
+    if isinstance(value, (set, frozenset)):
+        return ", ".join(sorted(_text(item) for item in value))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(item) for item in value)
+    if isinstance(value, Mapping):
+        return "; ".join(f"{_label(k)}: {_text(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _label(key: str) -> str:
+    return str(key).replace("_", " ").capitalize()
+
+
+def title(event: Event) -> str:
+    return f"{ICONS[event.kind]} {TITLES[event.kind]}"
+
+
+def facts(event: Event) -> list[tuple[str, str]]:
+    """What the event says, as (label, text) in reading order; only what it has."""
+    rows: list[tuple[str, Any]] = [
+        ("Connection", event.connection),
+        ("Environment", event.environment),
+        ("Product", event.product_label or event.product),
+        ("Outcome", _outcome(event.outcome)),
+        ("Previous outcome", _outcome(event.previous_outcome)),
+        ("Cause", event.cause),
+        ("Who must act", event.who_must_act),
+        ("Fix", event.fix),
+        ("HTTP status", event.http_status),
+        ("Checked at", event.checked_at),
+        ("Client ID", event.client_id_hint),
+        *((_label(key), value) for key, value in event.details.items()),
+    ]
+    return [(label, _text(value)) for label, value in rows if value not in (None, "", (), [])]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_json(item) for item in value)
+    if isinstance(value, (list, tuple)):
+        return [_json(item) for item in value]
+    return value if value is None or isinstance(value, (str, int, float)) else str(value)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ---- webhook --------------------------------------------------------------------------------
+
+def webhook_body(event: Event) -> dict[str, Any]:
+    """Standard Webhooks' suggested shape: ``type``, ``timestamp`` and every field in ``data``."""
+    data = {f.name: _json(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    return {"type": event.kind.value, "timestamp": iso_utc(event.occurred_at), "data": data}
+
+
+# ---- Slack ----------------------------------------------------------------------------------
+
+def slack_escape(text: str) -> str:
+    """Slack's three control characters as entities: ``<!channel>`` stays text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_link(url: str) -> str:
+    # Inside <url|label> a '|' or '>' would end the link early; real URLs have them encoded.
+    url = url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+    return f"<{url.replace('&', '&amp;')}|{OPEN_LINK}>"
+
+
+def slack_body(event: Event) -> dict[str, Any]:
+    """An incoming-webhook message: Block Kit ``blocks`` and the ``text`` notifications show."""
+    heading = slack_escape(f"{title(event)}: {_one_line(event.summary)}")
+    fields = [{"type": "mrkdwn", "text": _shorten(f"*{label}*\n{slack_escape(value)}", 2000)}
+              for label, value in facts(event)]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _shorten(f"*{heading}*", 3000)}}]
+    blocks += [{"type": "section", "fields": fields[i:i + 10]} for i in range(0, len(fields), 10)]
+    footer = [{"type": "mrkdwn", "text": slack_escape(f"{PRODUCT_NAME} · {event.kind.value}")}]
+    if event.link:
+        footer.insert(0, {"type": "mrkdwn", "text": _slack_link(event.link)})
+    blocks.append({"type": "context", "elements": footer})
+    return {"text": _shorten(heading, 3000), "blocks": blocks[:50]}
+
+
+# ---- Microsoft Teams --------------------------------------------------------------------------
+
+def teams_body(event: Event) -> dict[str, Any]:
+    """A message for a Teams Workflows webhook: one Adaptive Card (1.4)."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": title(event), "size": "Small", "isSubtle": True, "wrap": True},
+        {"type": "TextBlock", "text": _one_line(event.summary), "size": "Medium",
+         "weight": "Bolder", "wrap": True},
+    ]
+    rows = facts(event)
+    if rows:
+        body.append({"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in rows]})
+    card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                            "type": "AdaptiveCard", "version": "1.4", "body": body}
+    if event.link:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": OPEN_LINK, "url": event.link}]
+    return {"type": "message", "attachments": [{
+        "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+
+
+# ---- e-mail ---------------------------------------------------------------------------------
+
+def email_message(event: Event, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
+    """A plain-text e-mail with an HTML alternative; the subject is the event's summary."""
+    rows = facts(event)
+    message = EmailMessage()
+    message["Subject"] = _one_line(event.summary)
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to alerts
+    lines = [title(event), _one_line(event.summary), ""]
+    lines += [f"{label}: {value}" for label, value in rows]
+    if event.link:
+        lines += ["", f"{OPEN_LINK}: {event.link}"]
+    message.set_content("\n".join(lines) + "\n")
+    table = "".join(f"<tr><th align=\"left\">{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+                    for label, value in rows)
+    link = (f'<p><a href="{html.escape(event.link, quote=True)}">{OPEN_LINK}</a></p>'
+            if event.link else "")
+    message.add_alternative(
+        f"<html><body><p>{html.escape(title(event))}</p><h2>{html.escape(event.summary)}</h2>"
+        f"<table>{table}</table>{link}</body></html>\n", subtype="html")
+    return message

@@ -209,13 +209,15 @@ def execute(rt: Runtime, prober: Prober, plans: Sequence[Plan], report: RunRepor
             if on_progress:
                 on_progress(Progress(done, total, record))
 
+    loaded = connections.load_credentials_of(rt.engine, rt.vault, [view.id for view, _ in plans])
     for view, products in plans:
-        try:
-            credentials = connections.load_credentials(rt.engine, rt.vault, view.id)
-        except CredentialUnreadable as exc:
+        credentials = loaded.get(view.id)  # None: deleted since the plan was made; nothing to test
+        if isinstance(credentials, CredentialUnreadable):
             now = datetime.now(UTC)
             for key in products:
-                deliver(view, ProbeResult(key, "credential_unreadable", f"Not tested: {exc}", now))
+                deliver(view, ProbeResult(key, "credential_unreadable", f"Not tested: {credentials}", now))
+            continue
+        if credentials is None:
             continue
         target = Target(credentials=credentials, settings=view.settings, products=products,
                         connection_id=view.id)

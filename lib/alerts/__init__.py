@@ -6,6 +6,7 @@ request or e-mail; nothing here speaks HTTP.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,9 +94,12 @@ def delivery_log(engine: Engine, *, actor: Principal, limit: int = 200) -> list[
         return list(session.exec(select(AlertDelivery).order_by(col(AlertDelivery.id).desc()).limit(limit)).all())
 
 
-def alerting(engine: Engine, *, actor: Principal) -> set[tuple[object, str]]:
-    """(connection id, product) pairs whose check.failed was raised and that have not recovered."""
+def alerting(engine: Engine, *, actor: Principal, connection_id: uuid.UUID | None = None) -> set[tuple[uuid.UUID, str]]:
+    """(connection id, product) pairs whose check.failed was raised and that have not
+    recovered (of one connection, when given)."""
     require(actor, Permission.READ_STATUS)
+    query = sql_select(AlertState.connection_id, AlertState.subject).where(col(AlertState.alerted_at).is_not(None))
+    if connection_id is not None:
+        query = query.where(AlertState.connection_id == connection_id)
     with read_session(engine) as session:
-        return {(c, p) for c, p in session.connection().execute(
-            sql_select(AlertState.connection_id, AlertState.subject).where(col(AlertState.alerted_at).is_not(None)))}
+        return {(c, p) for c, p in session.connection().execute(query)}

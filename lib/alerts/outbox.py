@@ -27,8 +27,7 @@ def routes(events: Iterable[str], environments: Iterable[str], event: Event) -> 
     """Whether a channel with these choices receives ``event``: its kind is chosen, and its
     connection's environment is among the chosen ones (none chosen: every environment)."""
     wanted = {e.casefold() for e in environments}
-    return event.kind.value in set(events) and (
-        not wanted or event.environment is None or event.environment.casefold() in wanted)
+    return event.kind.value in set(events) and (not wanted or (event.environment or "").casefold() in wanted)
 
 
 def insert_ignoring(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:

@@ -40,6 +40,7 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage users"
     MANAGE_KEYS = "manage encryption keys"
     READ_AUDIT = "read the audit trail"
+    MANAGE_ALERTS = "manage alert channels"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
-from lib import audit, connections
+from lib import alerts, audit, connections
 from lib.access import Permission, Principal, require
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.connections import ConnectionView
@@ -76,7 +76,8 @@ def _record(view: ConnectionView, result: ProbeResult, run_id: str) -> CheckReco
 def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]],
           triggered_by: str) -> None:
     """Write checks in the caller's transaction: the history rows, the current status of each
-    (connection, product) they touch, and what 8x8's tokens said each app may use. Core
+    (connection, product) they touch, the alerts they raise (lib.alerts.rules, which compares
+    the granted products with those stored before), and what 8x8's tokens said each app may use. Core
     statements, many rows each: ORM objects cost more than the HTTP requests behind them.
     Results of a connection deleted while it was being checked are dropped (with it went its
     history); the others' are kept. On PostgreSQL the connections kept are locked against
@@ -99,6 +100,7 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
         latest = {(row["connection_id"], row["product"]): {**row, "checked_at": r.checked_at}
                   for row, r in zip(rows, records, strict=True)}  # the last of a batch wins
         connection.execute(_upsert_current_status(connection.dialect.name), list(latest.values()))
+    alerts.rules.observe(session, records, granted)
     connections.record_granted(session, granted)
 
 

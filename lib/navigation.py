@@ -22,6 +22,8 @@ PAGES: tuple[PageSpec, ...] = (
              Permission.READ_STATUS),
     PageSpec("pages/connect.py", "Connect", ":material/add_link:", "connect", "Connections",
              Permission.MANAGE_CONNECTIONS),
+    PageSpec("pages/monitoring.py", "Monitoring", ":material/notifications:", "monitoring", "Connections",
+             Permission.READ_STATUS),
     PageSpec("pages/users.py", "Users", ":material/group:", "users", "Admin", Permission.MANAGE_USERS),
     PageSpec("pages/tokens.py", "API tokens", ":material/key:", "tokens", "Admin", Permission.MANAGE_USERS),
     PageSpec("pages/audit.py", "Audit", ":material/policy:", "audit", "Admin", Permission.READ_AUDIT),

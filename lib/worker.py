@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 
@@ -32,8 +32,9 @@ from sqlalchemy import bindparam, delete, or_, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
-from lib import audit, checks, connections, schedule
+from lib import alerts, audit, checks, connections, schedule
 from lib.access import schedule as schedule_principal
+from lib.alerts.delivery import Send
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.checks import Finished, RunReport
 from lib.connections import ConnectionView
@@ -59,6 +60,7 @@ class TickReport:
     failing: int = 0  # of those, not ok
     connections: int = 0
     paused: bool = False  # the schedule is paused for all connections: nothing ran
+    alerts: int = 0  # alert events delivered
 
     @property
     def ok(self) -> bool:
@@ -66,20 +68,23 @@ class TickReport:
 
     def describe(self) -> str:
         if self.paused:
-            return "Scheduled checks are paused for all connections; nothing ran."
-        if not self.checked:
-            return "Nothing was due."
-        return (f"Checked {count(self.checked, 'product')} of {count(self.connections, 'connection')}: "
-                f"{self.checked - self.failing} ok, {self.failing} not ok (run {self.run_id}).")
+            said = "Scheduled checks are paused for all connections; nothing ran."
+        elif not self.checked:
+            said = "Nothing was due."
+        else:
+            said = (f"Checked {count(self.checked, 'product')} of {count(self.connections, 'connection')}: "
+                    f"{self.checked - self.failing} ok, {self.failing} not ok (run {self.run_id}).")
+        return said + (f" Delivered {count(self.alerts, 'alert')}." if self.alerts else "")
 
 
 class Worker:
     """One worker: its identity, heartbeat and claims. ``prober`` is the 8x8 client it checks
-    with (its tokens are reused from one batch, and one tick, to the next)."""
+    with (its tokens are reused from one batch, and one tick, to the next); ``send`` delivers
+    one alert (lib.notify's sender by default)."""
 
     def __init__(self, rt: Runtime, prober: Prober, *, tick: timedelta = TICK, lease: timedelta = LEASE,
-                 batch: int = BATCH) -> None:
-        self.rt, self.prober = rt, prober
+                 batch: int = BATCH, send: Send | None = None) -> None:
+        self.rt, self.prober, self.send = rt, prober, send
         self.tick_every, self.lease, self.batch = tick, lease, batch
         self.host, self.pid = socket.gethostname()[:255], os.getpid()
         self.id = f"{self.host[:80]}:{self.pid}:{uuid.uuid4().hex[:8]}"
@@ -90,11 +95,15 @@ class Worker:
     # -- a tick --
 
     def tick(self, stop: threading.Event | None = None) -> TickReport:
-        """Run everything due now; with ``stop`` set, no new batch is claimed."""
+        """Run every check due now, then deliver the alerts due (also while the schedule is
+        paused: manual tests raise them too); with ``stop`` set, no new batch is claimed."""
         self._beat(ticked=True)
         with read_session(self.rt.engine) as session:
-            if schedule.intervals(session).paused:
-                return TickReport(run_id="", paused=True)
+            paused = schedule.intervals(session).paused
+        report = TickReport(run_id="", paused=True) if paused else self._check(stop)
+        return replace(report, alerts=alerts.tick(self.rt, worker=self.id, send=self.send))
+
+    def _check(self, stop: threading.Event | None) -> TickReport:
         self._sync()
         report = RunReport(run_id=str(uuid.uuid4()))
         stored: list[CheckRecord] = []  # what this worker completed (not what it lost meanwhile)

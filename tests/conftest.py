@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.prober",
     "tests.fixtures.console",
+    "tests.fixtures.alerts",
 ]

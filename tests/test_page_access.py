@@ -80,10 +80,10 @@ def test_an_identity_outside_the_allow_list_is_refused_and_audited(user: dict[st
 
 
 @pytest.mark.parametrize(("who", "allowed"), [
-    ("admin@example.com", {"pages/connections.py", "pages/connect.py", "pages/users.py", "pages/tokens.py",
-                           "pages/audit.py"}),
-    ("operator@example.com", {"pages/connections.py"}),
-    ("anyone@example.com", {"pages/connections.py"}),  # the domain entry: viewer
+    ("admin@example.com", {"pages/connections.py", "pages/connect.py", "pages/monitoring.py", "pages/users.py",
+                           "pages/tokens.py", "pages/audit.py"}),
+    ("operator@example.com", {"pages/connections.py", "pages/monitoring.py"}),
+    ("anyone@example.com", {"pages/connections.py", "pages/monitoring.py"}),  # the domain entry: viewer
 ])
 def test_each_role_reaches_only_its_pages(who: str, allowed: set[str], console_env: Runtime,
                                           simulator: SimulatorServer) -> None:
@@ -103,10 +103,10 @@ def test_each_role_reaches_only_its_pages(who: str, allowed: set[str], console_e
 def test_navigation_lists_only_the_pages_a_role_may_open() -> None:
     titles = lambda who: {p.title for p in visible_to(who)}
     assert titles(None) == {"Setup guide"}
-    assert titles(Principal("v", Role.VIEWER)) == {"Connections", "Setup guide"}
-    assert titles(Principal("o", Role.OPERATOR)) == {"Connections", "Setup guide"}
-    assert titles(Principal("a", Role.ADMIN)) == {"Connections", "Connect", "Users", "API tokens", "Audit",
-                                                  "Setup guide"}
+    assert titles(Principal("v", Role.VIEWER)) == {"Connections", "Monitoring", "Setup guide"}
+    assert titles(Principal("o", Role.OPERATOR)) == {"Connections", "Monitoring", "Setup guide"}
+    assert titles(Principal("a", Role.ADMIN)) == {"Connections", "Connect", "Monitoring", "Users", "API tokens",
+                                                  "Audit", "Setup guide"}
 
 
 @pytest.mark.parametrize("who", ["operator@example.com", "anyone@example.com"])

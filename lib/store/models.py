@@ -5,7 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Index, Text, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -286,3 +296,114 @@ class WorkerHeartbeat(SQLModel, table=True):
     started_at: datetime = Field(sa_column=_utc_column())
     last_tick_at: datetime = Field(sa_column=_utc_column())
     last_seen_at: datetime = Field(sa_column=_utc_column())
+
+
+class AlertChannel(SQLModel, table=True):
+    """Where alerts go: a webhook, Slack, Teams or e-mail destination. Its URL (Slack and Teams
+    URLs are credentials) and its secret are vault envelopes bound to this row; people only
+    ever see ``url_hint`` (scheme and host)."""
+
+    __tablename__ = "alert_channel"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=80)
+    name_key: str = Field(max_length=80, unique=True)  # casefolded: names ignore case
+    kind: str = Field(max_length=16)
+    url_enc: str = Field(sa_column=Column(Text, nullable=False))
+    secret_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    url_hint: str = Field(max_length=200)
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # EventKind values
+    environments: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: all
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=_utc_column())
+    created_by: str = Field(default="", max_length=120)
+    updated_at: datetime = Field(sa_column=_utc_column())
+    updated_by: str = Field(default="", max_length=120)
+
+
+class QuietWindow(SQLModel, table=True):
+    """A recurring time in which a channel is muted: on ``weekdays`` (0 Monday .. 6 Sunday, of
+    the day the window starts) from ``start`` to ``end`` (HH:MM, local to ``timezone``; an end
+    before the start runs past midnight)."""
+
+    __tablename__ = "alert_quiet_window"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("alert_channel.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    weekdays: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    start: str = Field(max_length=5)
+    end: str = Field(max_length=5)
+    timezone: str = Field(max_length=64)
+
+
+class AlertState(SQLModel, table=True):
+    """What the alert rules remember about one (connection, subject): a subject is a product
+    key (failures in a row, whether check.failed was sent for the current episode, the last
+    reminder), or ``secret`` (the last secret-age step announced, in ``episode``)."""
+
+    __tablename__ = "alert_state"
+
+    connection_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True)
+    )
+    subject: str = Field(max_length=40, primary_key=True)
+    failures: int = 0  # consecutive failing checks
+    last_outcome: str | None = Field(default=None, max_length=40)
+    episode: str | None = Field(default=None, max_length=64)  # names the current failing episode
+    failing_since: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    alerted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))  # check.failed sent
+    last_reminder_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class AlertOutbox(SQLModel, table=True):
+    """One event for one channel, written in the transaction that caused it and delivered by a
+    worker holding a lease (``claimed_by`` until ``claimed_until``). Unique per (channel, event
+    id): the same event is never queued twice. ``event`` never holds a secret."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "event_id", name="uq_alert_outbox_event"),
+        Index("ix_alert_outbox_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("alert_channel.id", ondelete="CASCADE"), nullable=False)
+    )
+    event_id: str = Field(max_length=64)
+    kind: str = Field(max_length=40)
+    connection_id: uuid.UUID | None = None  # no foreign key: the event outlives its connection
+    product: str | None = Field(default=None, max_length=40)
+    event: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
+    created_at: datetime = Field(sa_column=_utc_column())
+    due_at: datetime = Field(sa_column=_utc_column())
+    attempts: int = 0
+    status: str = Field(default="pending", max_length=12)  # pending, delivered, failed, held, summarised
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    claimed_by: str | None = Field(default=None, max_length=120)
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class AlertDelivery(SQLModel, table=True):
+    """One delivery attempt: what the console's delivery log shows. It keeps the channel's name,
+    so it outlives the channel; never a URL, a secret or a response body."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (Index("ix_alert_delivery_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: uuid.UUID
+    channel: str = Field(max_length=80)
+    event_id: str = Field(max_length=64)
+    kind: str = Field(max_length=40)
+    attempt: int
+    at: datetime = Field(sa_column=_utc_column())
+    http_status: int | None = None
+    outcome: str = Field(max_length=12)  # delivered, retrying, failed, refused, gone
+    error: str = Field(default="", sa_column=Column(Text, nullable=False))
+    duration_ms: int = 0
+    worker: str = Field(default="", max_length=120)

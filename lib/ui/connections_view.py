@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from streamlit.delta_generator import DeltaGenerator
 
-from lib import checks, connections, export, status
+from lib import alerts, checks, connections, export, status
 from lib.access import Permission, Principal
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
@@ -193,14 +193,14 @@ def _still_there(rt: Runtime, connection_id: uuid.UUID) -> ConnectionView | None
         return None
 
 
-def _product_row(product: str, view: ConnectionView, record: CheckRecord | None,
+def _product_row(product: str, view: ConnectionView, record: CheckRecord | None, alerting: bool,
                  name_col: DeltaGenerator, outcome_col: DeltaGenerator) -> None:
     ticked = ("No product ticked: all are tested" if not view.expected_products
               else "Ticked for this app" if product in view.expected_products else "Not ticked: information only")
     granted = ("not asked yet" if view.granted_products is None
                else "granted" if product in view.granted_products else "not granted")
     name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(record.outcome if record else None)}")
-    name_col.caption(f"{ticked} · 8x8: {granted}")
+    name_col.caption(f"{ticked} · 8x8: {granted}" + (" · :material/notifications_active: alerting" if alerting else ""))
     with outcome_col:
         if record is None:
             st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
@@ -231,8 +231,9 @@ def _products(connection_id: uuid.UUID) -> None:
             checks.run_checks(rt, prober(), connection_ids=[view.id], product=tested, triggered_by=me)
     records = [r for r in history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]  # newest first
     latest = {r.product: r for r in reversed(records)}
+    alerting = {p for _, p in alerts.alerting(rt.engine, actor=me, connection_id=view.id)}
     for product, (name_col, outcome_col) in cells.items():
-        _product_row(product, view, latest.get(product), name_col, outcome_col)
+        _product_row(product, view, latest.get(product), product in alerting, name_col, outcome_col)
     _history(records)
 
 

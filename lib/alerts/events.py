@@ -1,0 +1,126 @@
+"""The events the rules raise: their stable ids, how they are built from the catalogue's words,
+and their stored form (JSON in the outbox; never a secret, a token or more of a Client ID than
+its masked hint)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.products import PRODUCTS
+from lib.notify.models import Event, EventKind
+
+
+def event_id(kind: EventKind, *parts: object) -> str:
+    """The same kind and parts always give the same id: the outbox keeps one row per
+    (channel, id), and receivers use it to drop a repeat."""
+    digest = hashlib.sha256("|".join([kind.value, *map(str, parts)]).encode()).hexdigest()
+    return f"evt_{digest[:32]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """The connection an event is about, as the rules read it (no ciphertext)."""
+
+    id: uuid.UUID
+    name: str
+    environment: str
+    client_id_hint: str
+
+
+def _product_label(product: str) -> str:
+    found = PRODUCTS.get(product)
+    return found.name if found else product
+
+
+def check_event(kind: EventKind, subject: Subject, product: str, outcome: str, *, previous: str | None,
+                checked_at: datetime, http_status: int | None, episode: str, details: dict[str, Any],
+                extra: object = "") -> Event:
+    """check.failed, check.recovered or check.still_failing for one product of one connection."""
+    label = _product_label(product)
+    explained = OUTCOMES.get(previous if kind is EventKind.RECOVERED else outcome)  # type: ignore[arg-type]
+    said = explained.label if explained else outcome
+    summary = {EventKind.FAILED: f"{subject.name}: {label} failing ({said})",
+               EventKind.RECOVERED: f"{subject.name}: {label} works again (was: {said})",
+               EventKind.STILL_FAILING: f"{subject.name}: {label} still failing ({said})"}[kind]
+    failing = OUTCOMES.get(outcome) if kind is not EventKind.RECOVERED else None  # type: ignore[arg-type]
+    return Event(id=event_id(kind, subject.id, product, episode, extra), kind=kind, occurred_at=checked_at,
+                 summary=summary, connection=subject.name, environment=subject.environment or None,
+                 product=product, product_label=label, outcome=outcome, previous_outcome=previous,
+                 cause=failing.cause if failing else None, who_must_act=failing.actor.value if failing else None,
+                 fix=failing.fix if failing else None, http_status=http_status, checked_at=checked_at,
+                 client_id_hint=subject.client_id_hint, details=details)
+
+
+def drift_event(subject: Subject, *, granted: frozenset[str], previous: frozenset[str] | None,
+                ticked: frozenset[str], since: datetime | None, at: datetime) -> Event:
+    """8x8's token grants other products than it did, or than were ticked."""
+    missing = sorted(ticked - granted)
+    details = {"granted": sorted(granted), "previously_granted": None if previous is None else sorted(previous),
+               "ticked": sorted(ticked), "ticked_not_granted": missing}
+    if previous is not None:
+        details |= {"added": sorted(granted - previous), "removed": sorted(previous - granted)}
+    changes = [f"now grants {', '.join(map(_product_label, details['added']))}" if details.get("added") else "",
+               f"no longer grants {', '.join(map(_product_label, details['removed']))}" if details.get("removed") else "",
+               f"does not grant ticked {', '.join(map(_product_label, missing))}" if missing else ""]
+    return Event(id=event_id(EventKind.DRIFTED, subject.id, since.isoformat() if since else "never", sorted(granted)),
+                 kind=EventKind.DRIFTED, occurred_at=at,
+                 summary=f"{subject.name}: 8x8 {'; '.join(c for c in changes if c)}",
+                 connection=subject.name, environment=subject.environment or None,
+                 client_id_hint=subject.client_id_hint, details=details,
+                 who_must_act="8x8 admin (Admin Console)",
+                 fix="Compare the products ticked for the app in the 8x8 Admin Console (Home > API Management) "
+                     "with the ones ticked in Switchboard, and make them agree.")
+
+
+def aging_event(subject: Subject, *, secret_set_at: datetime, age_days: int, step: int, at: datetime) -> Event:
+    return Event(id=event_id(EventKind.SECRET_AGING, subject.id, secret_set_at.isoformat(), step),
+                 kind=EventKind.SECRET_AGING, occurred_at=at,
+                 summary=f"{subject.name}: the Client Secret is {age_days} days old",
+                 connection=subject.name, environment=subject.environment or None,
+                 client_id_hint=subject.client_id_hint,
+                 details={"age_days": age_days, "secret_set_at": secret_set_at.isoformat()},
+                 who_must_act="8x8 admin (Admin Console), then a Switchboard admin",
+                 fix="Regenerate the app's secret in the 8x8 Admin Console (Home > API Management), then paste "
+                     "it into the connection on Switchboard's Connect page.")
+
+
+def channel_test_event(channel: str, *, at: datetime, by: str) -> Event:
+    return Event(id=f"evt_test_{uuid.uuid4().hex}", kind=EventKind.TEST, occurred_at=at,
+                 summary=f"Test alert from Switchboard to the channel {channel}, sent by {by}",
+                 details={"channel": channel, "sent_by": by})
+
+
+def summary_event(channel_id: uuid.UUID, held: list[Event], *, at: datetime) -> Event:
+    """What a quiet window held, in one event, sent when it ends."""
+    items = [{"id": e.id, "kind": e.kind.value, "summary": e.summary, "connection": e.connection,
+              "product": e.product, "outcome": e.outcome, "occurred_at": e.occurred_at.isoformat()} for e in held]
+    return Event(id=event_id(EventKind.QUIET_SUMMARY, channel_id, sorted(e.id for e in held)),
+                 kind=EventKind.QUIET_SUMMARY, occurred_at=at,
+                 summary=f"{len(held)} alert{'s' if len(held) != 1 else ''} held during a quiet window",
+                 details={"events": items})
+
+
+# --- Stored form --------------------------------------------------------------------------------
+
+_TIMES = ("occurred_at", "checked_at")
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    data = dataclasses.asdict(event)
+    data["kind"] = event.kind.value
+    for name in _TIMES:
+        data[name] = data[name].isoformat() if data[name] else None
+    return data
+
+
+def from_json(data: dict[str, Any]) -> Event:
+    values = dict(data)
+    values["kind"] = EventKind(values["kind"])
+    for name in _TIMES:
+        values[name] = datetime.fromisoformat(values[name]) if values.get(name) else None
+    return Event(**values)

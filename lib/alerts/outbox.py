@@ -1,0 +1,61 @@
+"""The outbox: each event, once per channel that routes it, written in the caller's transaction.
+
+A row is unique per (channel, event id), so an event raised twice (two workers, a restart, a
+reminder computed again) is queued once: the second insert does nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select as sql_select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col
+
+from lib.alerts.events import to_json
+from lib.notify.models import Event
+from lib.store.models import AlertChannel, AlertOutbox
+
+PENDING, DELIVERED, FAILED, HELD, SUMMARISED = "pending", "delivered", "failed", "held", "summarised"
+
+
+def routes(events: Iterable[str], environments: Iterable[str], event: Event) -> bool:
+    """Whether a channel with these choices receives ``event``: its kind is chosen, and its
+    connection's environment is among the chosen ones (none chosen: every environment)."""
+    wanted = {e.casefold() for e in environments}
+    return event.kind.value in set(events) and (not wanted or (event.environment or "").casefold() in wanted)
+
+
+def insert_ignoring(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT the rows, skipping any whose ``keys`` a row already has (on every engine)."""
+    if not rows:
+        return
+    make = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    session.connection().execute(make(model).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+# An event and the connection it is about (None: about no connection, e.g. a test).
+Raised = tuple[Event, uuid.UUID | None]
+
+
+def row(channel_id: uuid.UUID, raised: Raised, now: datetime) -> dict[str, Any]:
+    event, connection_id = raised
+    return {"channel_id": channel_id, "event_id": event.id, "kind": event.kind.value,
+            "connection_id": connection_id, "product": event.product, "event": to_json(event),
+            "created_at": now, "due_at": now, "attempts": 0, "status": PENDING}
+
+
+def enqueue(session: Session, raised: Sequence[Raised], now: datetime) -> None:
+    """Queue each event for every enabled channel that routes it."""
+    if not raised:
+        return
+    channels = session.connection().execute(
+        sql_select(AlertChannel.id, AlertChannel.events, AlertChannel.environments)
+        .where(col(AlertChannel.enabled))).all()
+    rows = [row(channel_id, item, now) for item in raised
+            for channel_id, kinds, environments in channels if routes(kinds, environments, item[0])]
+    insert_ignoring(session, AlertOutbox, rows, ["channel_id", "event_id"])

@@ -1,0 +1,190 @@
+"""The Monitoring page: the alert rules, the channels they go to (with quiet windows), the outbox
+and the delivery log. Every role reads; admins add, turn on and off, test and remove channels.
+
+A channel's URL and secret go in through password fields, are taken out of session state by
+the callback before anything else, and are never shown back: the page shows scheme and host.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pandas as pd
+import streamlit as st
+
+from lib import alerts
+from lib.access import Permission
+from lib.alerts import channels, rules
+from lib.alerts.windows import DAYS, parse
+from lib.errors import FieldError, SwitchboardError, ValidationError
+from lib.notify.models import ChannelKind
+from lib.store.models import AlertDelivery
+from lib.ui.runtime import Console, acting, take_secret
+from lib.ui.text import literal
+from lib.words import span
+
+_SAID = "monitoring.said"  # what the last action did (or why not), shown once
+_URL, _SECRET = "channel_url", "channel_secret"
+
+
+def _say(ok: bool, text: str) -> None:
+    st.session_state[_SAID] = (ok, text)
+
+
+def _add_channel() -> None:
+    url, secret = take_secret(_URL), take_secret(_SECRET)
+    rt, me = acting(Permission.MANAGE_ALERTS)
+    state = st.session_state
+    try:
+        if state["channel_kind"] == ChannelKind.WEBHOOK and not secret.get_secret_value():
+            raise ValidationError([FieldError("secret", "Signing secret", "Paste the receiver's whsec_… secret, or "
+                                              "add the channel with `switchboard channels add`, which makes one and "
+                                              "prints it once.")])
+        view, _ = channels.add(rt.engine, rt.vault, state["channel_name"], state["channel_kind"], url, actor=me,
+                               allow=rt.settings.alert_allow, secret=secret,  # type: ignore[attr-defined]
+                               events=state["channel_events"],
+                               environments=[e for e in state["channel_envs"].split(",") if e.strip()])
+    except SwitchboardError as exc:
+        _say(False, str(exc))
+        return
+    _say(True, f"Added {view.name}, sending to {view.url_hint}.")
+
+
+def _act(what: str, name: str) -> None:
+    rt, me = acting(Permission.MANAGE_ALERTS)
+    try:
+        if what == "test":
+            attempt = alerts.send_test(rt, name, actor=me)
+            _say(attempt.delivered, f"Test sent to {name}." if attempt.delivered
+                 else f"The test did not reach {name}: {attempt.error or f'HTTP {attempt.status}'}")
+            return
+        if what == "remove":
+            channels.remove(rt.engine, name, actor=me)
+        else:
+            channels.set_enabled(rt.engine, name, what == "on", actor=me)
+    except SwitchboardError as exc:
+        _say(False, str(exc))
+        return
+    _say(True, {"remove": f"Removed {name}.", "on": f"Turned {name} on.", "off": f"Turned {name} off."}[what])
+
+
+def _add_window(name: str) -> None:
+    rt, me = acting(Permission.MANAGE_ALERTS)
+    state = st.session_state
+    try:
+        window = parse(",".join(state["window_days"]) or "", f"{state['window_start']:%H:%M}",
+                       f"{state['window_end']:%H:%M}", state["window_zone"])
+        channels.add_window(rt.engine, name, window, actor=me)
+    except SwitchboardError as exc:
+        _say(False, str(exc))
+        return
+    _say(True, f"{name} is quiet {window.describe()}.")
+
+
+def _remove_window(name: str, window_id: int) -> None:
+    rt, me = acting(Permission.MANAGE_ALERTS)
+    try:
+        channels.remove_window(rt.engine, name, window_id, actor=me)
+    except SwitchboardError as exc:
+        _say(False, str(exc))
+
+
+def _channels_table(views: list[channels.ChannelView]) -> None:
+    st.dataframe(pd.DataFrame([{
+        "Name": v.name, "Kind": v.kind.value, "Sends to": v.url_hint, "Events": ", ".join(v.events),
+        "Environments": ", ".join(v.environments) or "all",
+        "State": "on" if v.enabled else f"off: {v.disabled_reason or 'turned off'}",
+        "Quiet windows": "; ".join(w.describe() for _, w in v.windows) or "none",
+    } for v in views]), hide_index=True, width="stretch", key="channels_table")
+
+
+def _add_form() -> None:
+    with st.expander("Add a channel", icon=":material/add_alert:"):
+        st.text_input("Channel name", key="channel_name", placeholder="Ops Slack")
+        st.selectbox("Kind", [k.value for k in ChannelKind], key="channel_kind")
+        st.text_input("URL", key=_URL, type="password",
+                      help="https:// endpoint (a Slack or Teams webhook URL is a credential), or "
+                           "smtp://[user@]host[:port]?from=ADDR&to=ADDR for e-mail. Never shown back.")
+        st.text_input("Signing secret or SMTP password", key=_SECRET, type="password",
+                      help="Webhooks: the receiver's whsec_… secret. Never shown back.")
+        st.multiselect("Events", [k.value for k in channels.ROUTABLE], default=[k.value for k in channels.ROUTABLE],
+                       key="channel_events")
+        st.text_input("Environments (comma-separated; blank: all)", key="channel_envs")
+        st.button("Add channel", key="channel_add", on_click=_add_channel, icon=":material/add:")
+
+
+def _manage(views: list[channels.ChannelView]) -> None:
+    name = st.selectbox("Channel", [v.name for v in views], key="channel_chosen")
+    view = next((v for v in views if v.name == name), None)
+    if view is None:
+        return
+    cols = st.columns(3)
+    cols[0].button("Send test", key="channel_test", on_click=_act, args=("test", view.name),
+                   icon=":material/send:")
+    cols[1].button("Turn off" if view.enabled else "Turn on", key="channel_toggle", on_click=_act,
+                   args=("off" if view.enabled else "on", view.name), icon=":material/power_settings_new:")
+    cols[2].button("Remove", key="channel_remove", on_click=_act, args=("remove", view.name),
+                   icon=":material/delete:")
+    st.markdown("**Quiet windows** (events are held, then sent as one summary when the window ends)")
+    for window_id, window in view.windows:
+        left, right = st.columns([4, 1])
+        left.write(literal(window.describe()))
+        right.button("Remove", key=f"window_remove_{window_id}", on_click=_remove_window,
+                     args=(view.name, window_id))
+    days, start, end, zone = st.columns(4)
+    days.multiselect("Days", list(DAYS), key="window_days")
+    start.time_input("From", time(22, 0), key="window_start")
+    end.time_input("To", time(6, 0), key="window_end")
+    zone.text_input("Time zone", "UTC", key="window_zone")
+    st.button("Add quiet window", key="window_add", on_click=_add_window, args=(view.name,))
+
+
+def _outbox(queued: list[alerts.Queued]) -> None:
+    st.subheader("Outbox")
+    if not queued:
+        st.caption("Nothing waiting, held or failed.")
+        return
+    st.dataframe(pd.DataFrame([{
+        "Channel": q.channel, "Event": q.event.kind.value, "Summary": q.event.summary, "Status": q.status,
+        "Attempts": q.attempts, "Next attempt": q.due_at if q.status == "pending" else None,
+        "Last error": q.last_error or "",
+    } for q in queued]), hide_index=True, width="stretch", key="outbox_table", column_config={
+        "Next attempt": st.column_config.DatetimeColumn("Next attempt (UTC)", format="YYYY-MM-DD HH:mm:ss",
+                                                        timezone="UTC")})
+
+
+def _log(rows: list[AlertDelivery]) -> None:
+    st.subheader("Delivery log")
+    if not rows:
+        st.caption("No delivery attempted yet.")
+        return
+    st.dataframe(pd.DataFrame([{
+        "At": r.at, "Channel": r.channel, "Event": r.kind, "Attempt": r.attempt, "Outcome": r.outcome,
+        "HTTP": r.http_status, "Error": r.error, "ms": r.duration_ms, "By": r.worker,
+    } for r in rows]), hide_index=True, width="stretch", key="delivery_table", column_config={
+        "At": st.column_config.DatetimeColumn("At (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
+        "HTTP": st.column_config.NumberColumn("HTTP", format="%d")})
+
+
+def render(console: Console) -> None:
+    rt, me = console.rt, console.me
+    st.title("Monitoring")
+    st.caption(f"Alerts: check.failed after {rules.FAIL_AFTER} failing checks in a row of a ticked product; "
+               f"check.recovered only after that; check.still_failing every {span(rules.REMIND_EVERY)} while down; "
+               f"products.drifted when 8x8's token grants other products; secret.aging from "
+               f"{rules.SECRET_WARN_AGE.days} days. Manual, command-line and scheduled checks all count.")
+    if said := st.session_state.pop(_SAID, None):
+        ok, text = said
+        (st.success if ok else st.error)(literal(text), icon=":material/check:" if ok else ":material/error:")
+    views = channels.list_channels(rt.engine, actor=me)
+    st.subheader("Channels")
+    if views:
+        _channels_table(views)
+    else:
+        st.info("No alert channels yet.", icon=":material/info:")
+    if me.can(Permission.MANAGE_ALERTS):
+        _add_form()
+        if views:
+            _manage(views)
+    _outbox(alerts.outbox(rt.engine, actor=me))
+    _log(alerts.delivery_log(rt.engine, actor=me))

@@ -1,0 +1,101 @@
+"""AppTest: the Monitoring page by role (every role reads channels, the outbox and the delivery
+log; admins change them), and the alerting mark on the Connections page."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from lib import audit, checks, connections
+from lib.alerts import channels
+from lib.runtime import Runtime
+from lib.simulator import SimulatorServer
+from lib.status import CheckRecord
+from lib.store.db import write_session
+from lib.store.models import utcnow
+from tests.fixtures.alerts import Receiver, standin_check
+from tests.fixtures.console import PageOpener, plain
+from tests.fixtures.people import ADMIN
+from tests.test_checks import form_for
+
+MONITORING = "pages/monitoring.py"
+PRIVATE_PATH = "/hooks/private-path-of-the-receiver"
+
+
+def seed(rt: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    """A channel, and an Everything connection whose chat failed twice (one check.failed queued)."""
+    channels.add(rt.engine, rt.vault, "Ops hook", "webhook", SecretStr(receiver.url + PRIVATE_PATH), actor=ADMIN,
+                 secret=SecretStr("whsec_" + "QUJD" * 8), environments=["prod"], check_url=standin_check)
+    view = connections.create(rt.engine, rt.vault, form_for(simulator.scenario.apps[0], "Everything"), actor=ADMIN)
+    for _ in range(2):
+        with write_session(rt.engine) as session:
+            checks.store(session, [CheckRecord(view.id, view.name, "cc_chat", "timeout", None, 30000, "", utcnow(),
+                                               "r")], {}, "test")
+
+
+def tables(at) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The page's tables by what they are: channels, outbox, delivery log."""
+    names = {"Sends to": "channels", "Last error": "outbox", "Attempt": "log"}
+    return {next(n for column, n in names.items() if column in d.value.columns): d.value for d in at.dataframe}
+
+
+def texts(at) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(plain(str(e.value)) for e in (*at.markdown, *at.caption, *at.info, *at.success, *at.error))
+
+
+def test_viewers_and_operators_read_and_change_nothing(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    seed(console_env, simulator, receiver)
+    for who in ("anyone@example.com", "operator@example.com"):
+        at = open_page(MONITORING, who)
+        assert not at.exception, at.exception
+        found = tables(at)
+        channel_row = found["channels"].iloc[0].to_dict()  # type: ignore[attr-defined]
+        assert (channel_row["Name"], channel_row["Sends to"], channel_row["Environments"], channel_row["State"]) == (
+            "Ops hook", receiver.url, "prod", "on")
+        assert set(found) == {"channels"} and "Nothing waiting, held or failed." in texts(at)  # prod only
+        assert not [b for b in at.button if b.key in ("channel_add", "channel_test", "channel_remove")]
+        assert PRIVATE_PATH not in texts(at) and all(PRIVATE_PATH not in d.value.to_csv() for d in at.dataframe)
+
+
+def test_admins_turn_a_channel_off_and_on_add_a_quiet_window_and_remove_it(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    seed(console_env, simulator, receiver)
+    at = open_page(MONITORING)
+    assert not at.exception
+    at.button(key="channel_toggle").click().run()
+    assert not channels.get(console_env.engine, "Ops hook", actor=ADMIN).enabled
+    assert "Turned Ops hook off." in texts(at)
+    at.button(key="channel_toggle").click().run()
+    assert channels.get(console_env.engine, "Ops hook", actor=ADMIN).enabled
+    at.multiselect(key="window_days").select("sat").select("sun").run()
+    at.text_input(key="window_zone").set_value("Europe/Berlin").run()
+    at.button(key="window_add").click().run()
+    (window,) = channels.get(console_env.engine, "Ops hook", actor=ADMIN).windows
+    assert window[1].describe() == "sat,sun 22:00-06:00 Europe/Berlin"
+    at.text_input(key="window_zone").set_value("Mars/Olympus").run()
+    at.button(key="window_add").click().run()
+    assert "is not a time zone" in texts(at)
+    at.button(key="channel_remove").click().run()
+    assert channels.list_channels(console_env.engine, actor=ADMIN) == []
+    actions = [e.action for e in audit.events(console_env.engine, ADMIN) if e.action.startswith("channel.")]
+    assert actions == ["channel.add", "channel.disable", "channel.enable", "channel.window.add", "channel.remove"]
+
+
+def test_the_outbox_and_log_show_what_waits(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    channels.add(console_env.engine, console_env.vault, "All envs", "webhook", SecretStr(receiver.url + PRIVATE_PATH),
+                 actor=ADMIN, secret=SecretStr("whsec_" + "QUJD" * 8), check_url=standin_check)
+    seed(console_env, simulator, receiver)
+    at = open_page(MONITORING, "anyone@example.com")
+    outbox = tables(at)["outbox"]
+    assert outbox[["Channel", "Event", "Status"]].values.tolist() == [["All envs", "check.failed", "pending"]]
+    assert "No delivery attempted yet." in texts(at)
+
+
+def test_the_connections_page_marks_an_alerting_product(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    seed(console_env, simulator, receiver)
+    at = open_page("pages/connections.py", "anyone@example.com")
+    at.selectbox(key="conn_detail").set_value("Everything").run()
+    alerting = [str(c.value) for c in at.caption if "alerting" in str(c.value)]
+    assert len(alerting) == 1 and alerting[0].startswith("No product ticked")

@@ -39,7 +39,8 @@ from lib.store.models import (
     utcnow,
 )
 from lib.worker import Worker
-from tests.fixtures.alerts import Receiver, standin_check, standin_send
+from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver, local_send
+from tests.fixtures.notify import LOCAL
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.fixtures.simulator import SimulatorFactory
@@ -47,7 +48,6 @@ from tests.fixtures.storage import Sentinels
 
 SETTINGS = {"analytics_region": "us", "storage_region": "us-east", "qm_region": "us-east", "chat_region": "us",
             "tenant_id": "t1", "pbx": "p1"}
-WEBHOOK_SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXRoZS1yZWNlaXZlcg=="
 
 
 def app(client_id: str = "alerts-client", secret: str = "alerts-secret", products: tuple[str, ...] = PRODUCT_KEYS) -> App:
@@ -65,7 +65,7 @@ def connect(rt: Runtime, sim_app: App, name: str = "Acme prod", environment: str
 def channel(rt: Runtime, receiver: Receiver, name: str = "Ops hook", path: str = "/hook", **options: object) -> None:
     options.setdefault("secret", SecretStr(WEBHOOK_SECRET))
     channels.add(rt.engine, rt.vault, name, "webhook", SecretStr(receiver.url + path), actor=ADMIN,
-                 check_url=standin_check, **options)  # type: ignore[arg-type]
+                 allow=LOCAL, **options)  # type: ignore[arg-type]
 
 
 def run(rt: Runtime, prober: Prober, view: ConnectionView, product: str = "cc_chat") -> None:
@@ -102,7 +102,7 @@ def test_ok_fail_fail_ok_sends_one_failed_and_one_recovered(
     view = connect(rt, sim.scenario.apps[0])
     channel(rt, receiver)
     prober = prober_factory(sim.url)
-    worker = Worker(rt, prober, send=standin_send)
+    worker = Worker(rt, prober, send=local_send)
     for step in ("ok", "fail", "fail", "ok"):
         fail(sim) if step == "fail" else heal(sim)
         run(rt, prober, view)
@@ -136,7 +136,7 @@ def test_a_flap_raises_nothing_and_an_unticked_product_never_alerts(
     fail(sim, "cc_chat")
     for _ in range(3):  # not ticked: information, never a failure
         run(runtime, prober, view, "cc_chat")
-    alerts.tick(runtime, worker="w", send=standin_send)
+    alerts.tick(runtime, worker="w", send=local_send)
     assert outbox_rows(runtime) == [] and receiver.received == []
 
 
@@ -153,7 +153,7 @@ def test_routing_by_event_and_environment(
     for _ in range(2):
         run(runtime, prober, prod)
         run(runtime, prober, lab)
-    alerts.tick(runtime, worker="w", send=standin_send)
+    alerts.tick(runtime, worker="w", send=local_send)
     assert [(r.path, r.body["connection"]) for r in receiver.received] == [("/prod", "Prod")]
 
 
@@ -175,18 +175,18 @@ def test_a_receiver_answering_500_twice_gets_the_event_on_the_third_attempt(
     failing_twice(runtime, view)
     receiver.answer(500, times=2)
     t0 = utcnow()
-    assert delivery.deliver_due(runtime, worker="w", send=standin_send, now=lambda: t0) == 0
-    assert delivery.deliver_due(runtime, worker="w", send=standin_send, now=lambda: t0 + timedelta(seconds=4)) == 0
+    assert delivery.deliver_due(runtime, worker="w", send=local_send, now=lambda: t0) == 0
+    assert delivery.deliver_due(runtime, worker="w", send=local_send, now=lambda: t0 + timedelta(seconds=4)) == 0
     t1 = t0 + timedelta(seconds=5)
-    assert delivery.deliver_due(runtime, worker="w", send=standin_send, now=lambda: t1) == 0
+    assert delivery.deliver_due(runtime, worker="w", send=local_send, now=lambda: t1) == 0
     (row,) = outbox_rows(runtime)
     assert (row.status, row.attempts, row.due_at) == ("pending", 2, t1 + timedelta(minutes=5))
-    assert delivery.deliver_due(runtime, worker="w", send=standin_send, now=lambda: t1 + timedelta(minutes=5)) == 1
+    assert delivery.deliver_due(runtime, worker="w", send=local_send, now=lambda: t1 + timedelta(minutes=5)) == 1
     assert receiver.kinds() == ["check.failed"]
     log = log_rows(runtime)
     assert [(r.attempt, r.outcome, r.http_status) for r in log] == [
         (1, "retrying", 500), (2, "retrying", 500), (3, "delivered", 200)]
-    assert {r.channel for r in log} == {"Ops hook"} and log[0].error == "the receiver answered HTTP 500"
+    assert {r.channel for r in log} == {"Ops hook"} and log[0].error == "127.0.0.1 answered HTTP 500: a failure on the receiver's side."
 
 
 def test_retry_after_is_honoured_and_the_sixth_failure_is_final(
@@ -196,13 +196,13 @@ def test_retry_after_is_honoured_and_the_sixth_failure_is_final(
     failing_twice(runtime, view)
     receiver.answer(429, retry_after="600")
     t0 = utcnow()
-    delivery.deliver_due(runtime, worker="w", send=standin_send, now=lambda: t0)
+    delivery.deliver_due(runtime, worker="w", send=local_send, now=lambda: t0)
     assert outbox_rows(runtime)[0].due_at == t0 + timedelta(seconds=600)  # more than the 5 s step
     receiver.answer(503, times=5)
     at = t0
     for _ in range(5):
         at += timedelta(hours=6)
-        delivery.deliver_due(runtime, worker="w", send=standin_send, now=lambda: at)  # noqa: B023
+        delivery.deliver_due(runtime, worker="w", send=local_send, now=lambda: at)  # noqa: B023
     (row,) = outbox_rows(runtime)
     assert (row.status, row.attempts) == ("failed", 6) and receiver.received == []
     assert len(log_rows(runtime)) == 6
@@ -214,7 +214,7 @@ def test_410_turns_the_channel_off_with_the_reason_and_an_audit_row(
     channel(runtime, receiver)
     failing_twice(runtime, view)
     receiver.answer(410)
-    delivery.deliver_due(runtime, worker="w", send=standin_send)
+    delivery.deliver_due(runtime, worker="w", send=local_send)
     (found,) = channels.list_channels(runtime.engine, actor=ADMIN)
     assert not found.enabled and found.disabled_reason and "410 Gone" in found.disabled_reason
     assert [(r.status, r.attempts) for r in outbox_rows(runtime)] == [("failed", 1)]
@@ -239,7 +239,7 @@ def test_two_workers_deliver_each_event_exactly_once(runtime: Runtime, receiver:
 
     def slow_send(destination: Destination, event: Event) -> object:
         time.sleep(0.02)
-        return standin_send(destination, event)
+        return local_send(destination, event)
 
     workers = [threading.Thread(target=delivery.deliver_due, args=(runtime,),
                                 kwargs={"worker": name, "send": slow_send, "batch": 2}) for name in ("w1", "w2")]
@@ -275,13 +275,13 @@ def test_a_quiet_window_holds_events_then_sends_one_summary_without_what_recover
     monday_noon = datetime(2030, 1, 7, 12, 0, tzinfo=UTC)  # a Monday; London is on UTC in January
     failing_twice(runtime, one)
     failing_twice(runtime, two)
-    delivery.deliver_due(runtime, worker="w", send=standin_send, now=lambda: monday_noon)
+    delivery.deliver_due(runtime, worker="w", send=local_send, now=lambda: monday_noon)
     assert [r.status for r in outbox_rows(runtime)] == ["held", "held"]
     with write_session(runtime.engine) as session:  # One recovers inside the window
         checks.store(session, [CheckRecord(one.id, "One", "cc_chat", "ok", 200, 5, "", utcnow(), "r")], {}, "t")
-    alerts.tick(runtime, worker="w", send=standin_send, now=lambda: monday_noon + timedelta(minutes=30))
+    alerts.tick(runtime, worker="w", send=local_send, now=lambda: monday_noon + timedelta(minutes=30))
     assert receiver.received == []  # still quiet
-    alerts.tick(runtime, worker="w", send=standin_send, now=lambda: monday_noon + timedelta(hours=1, minutes=1))
+    alerts.tick(runtime, worker="w", send=local_send, now=lambda: monday_noon + timedelta(hours=1, minutes=1))
     assert receiver.kinds() == ["window.summary"]
     (summary,) = (r.body for r in receiver.received)
     assert [(e["kind"], e["connection"]) for e in summary["details"]["events"]] == [("check.failed", "Two")]
@@ -303,7 +303,7 @@ def test_still_failing_is_sent_every_24_hours_while_down(
     failing_twice(runtime, view)
     now = utcnow()
     for hours in (1, 25, 26, 49):
-        alerts.tick(runtime, worker="w", send=standin_send, now=lambda: now + timedelta(hours=hours))  # noqa: B023
+        alerts.tick(runtime, worker="w", send=local_send, now=lambda: now + timedelta(hours=hours))  # noqa: B023
     assert receiver.kinds() == ["check.failed", "check.still_failing", "check.still_failing"]
     assert [r.body["details"]["reminder"] for r in receiver.received[1:]] == [1, 2]
 
@@ -317,7 +317,7 @@ def test_drift_from_the_tokens_product_list(
     prober = prober_factory(sim.url)
     run(runtime, prober, view, "cloud_storage")
     run(runtime, prober, view, "cloud_storage")  # the same answer again: nothing new
-    alerts.tick(runtime, worker="w", send=standin_send)
+    alerts.tick(runtime, worker="w", send=local_send)
     assert receiver.kinds() == ["products.drifted"]
     details = receiver.received[0].body["details"]
     assert details["removed"] == ["cc_historical_analytics", "cc_realtime_analytics", "quality_management"]
@@ -332,7 +332,7 @@ def test_secret_aging_once_per_step(runtime: Runtime, simulator: SimulatorServer
         session.exec(update(Connection).where(Connection.id == view.id)  # type: ignore[call-overload,arg-type]
                      .values(secret_set_at=now - timedelta(days=200)))
     for days in (0, 1, 5, 12):  # one announcement for the 180-209 day step, the next at 212
-        alerts.tick(runtime, worker="w", send=standin_send, now=lambda: now + timedelta(days=days))  # noqa: B023
+        alerts.tick(runtime, worker="w", send=local_send, now=lambda: now + timedelta(days=days))  # noqa: B023
     assert [r.body["details"]["age_days"] for r in receiver.received] == [200, 212]
 
 
@@ -343,10 +343,10 @@ def test_send_test_reaches_the_channel_at_once_and_is_audited(
         runtime: Runtime, receiver: Receiver) -> None:
     channel(runtime, receiver)
     channels.add_window(runtime.engine, "Ops hook", Window(tuple(range(7)), "00:00", "23:59", "UTC"), actor=ADMIN)
-    attempt = alerts.send_test(runtime, "ops hook", actor=ADMIN, send=standin_send)  # quiet windows hold no test
+    attempt = alerts.send_test(runtime, "ops hook", actor=ADMIN, send=local_send)  # quiet windows hold no test
     assert attempt.delivered and receiver.kinds() == ["channel.test"]
     receiver.answer(500)
-    assert not alerts.send_test(runtime, "Ops hook", actor=ADMIN, send=standin_send).delivered
+    assert not alerts.send_test(runtime, "Ops hook", actor=ADMIN, send=local_send).delivered
     assert [(e.action, e.result) for e in audit.events(runtime.engine, ADMIN) if e.action == "channel.test"] == [
         ("channel.test", "ok"), ("channel.test", "failed")]
     assert [r.status for r in outbox_rows(runtime)] == ["delivered", "failed"]  # a test is never retried
@@ -354,13 +354,13 @@ def test_send_test_reaches_the_channel_at_once_and_is_audited(
 
 def test_channel_input_is_checked_and_names_the_field(runtime: Runtime, receiver: Receiver) -> None:
     with pytest.raises(channels.ValidationError) as bad_url:
-        channels.add(runtime.engine, runtime.vault, "X", "webhook", SecretStr("https://example.com/x"), actor=ADMIN,
-                     secret=SecretStr(WEBHOOK_SECRET), check_url=standin_check)
+        channels.add(runtime.engine, runtime.vault, "X", "webhook", SecretStr("https://169.254.169.254/latest"), actor=ADMIN,
+                     secret=SecretStr(WEBHOOK_SECRET), allow=LOCAL)
     assert bad_url.value.errors[0].label == "URL"
     for kind, events, label in [("pager", None, "Kind"), ("webhook", ["check.exploded"], "Events")]:
         with pytest.raises(channels.ValidationError) as refused:
             channels.add(runtime.engine, runtime.vault, "X", kind, SecretStr(receiver.url), actor=ADMIN,
-                         events=events, secret=SecretStr(WEBHOOK_SECRET), check_url=standin_check)
+                         events=events, secret=SecretStr(WEBHOOK_SECRET), allow=LOCAL)
         assert refused.value.errors[0].label == label
     channel(runtime, receiver)
     with pytest.raises(channels.ValidationError, match="Another channel"):
@@ -376,6 +376,7 @@ def test_no_secret_client_id_channel_path_or_webhook_secret_in_any_row_or_log_li
     sim = simulator_factory(Scenario(apps=[app(sentinels.client_id, sentinels.client_secret)]))
     view = connect(runtime, sim.scenario.apps[0])
     path, hook_secret = f"/hooks/SENTINELPATH{uuid.uuid4().hex}", f"whsec_SENTINELHOOK{uuid.uuid4().hex}"
+    receiver.secret = hook_secret
     channel(runtime, receiver, path=path, secret=SecretStr(hook_secret))
     channel(runtime, receiver, "Gone hook", path=path + "-gone", secret=SecretStr(hook_secret))
     prober = prober_factory(sim.url)
@@ -386,8 +387,8 @@ def test_no_secret_client_id_channel_path_or_webhook_secret_in_any_row_or_log_li
     run(runtime, prober, view)
     t0 = utcnow()
     for seconds in (0, 10):
-        delivery.deliver_due(runtime, worker="w", send=standin_send, now=lambda: t0 + timedelta(seconds=seconds))  # noqa: B023
-    alerts.send_test(runtime, "Ops hook", actor=ADMIN, send=standin_send)
+        delivery.deliver_due(runtime, worker="w", send=local_send, now=lambda: t0 + timedelta(seconds=seconds))  # noqa: B023
+    alerts.send_test(runtime, "Ops hook", actor=ADMIN, send=local_send)
     assert receiver.kinds() == ["check.failed", "channel.test"] and receiver.received[0].path == path
     with read_session(runtime.engine) as session:
         texts = [repr(r) for model in (AlertOutbox, AlertDelivery, AuditEvent, AlertChannel)
@@ -408,9 +409,9 @@ def test_reading_needs_a_sign_in_changing_needs_an_admin(runtime: Runtime, recei
     assert alerts.outbox(runtime.engine, actor=operator) == [] and alerts.delivery_log(runtime.engine, actor=operator) == []
     for change in (lambda: channels.remove(runtime.engine, "Ops hook", actor=operator),
                    lambda: channels.set_enabled(runtime.engine, "Ops hook", False, actor=operator),
-                   lambda: alerts.send_test(runtime, "Ops hook", actor=operator, send=standin_send),
+                   lambda: alerts.send_test(runtime, "Ops hook", actor=operator, send=local_send),
                    lambda: channels.add(runtime.engine, runtime.vault, "Other", "webhook", SecretStr(receiver.url),
-                                        actor=operator, check_url=standin_check)):
+                                        actor=operator, allow=LOCAL)):
         with pytest.raises(NotAllowed):
             change()
     channels.remove(runtime.engine, "ops hook", actor=ADMIN)

@@ -12,8 +12,9 @@ from lib.simulator import SimulatorServer
 from lib.status import CheckRecord
 from lib.store.db import write_session
 from lib.store.models import utcnow
-from tests.fixtures.alerts import Receiver, standin_check
+from tests.fixtures.alerts import Receiver
 from tests.fixtures.console import PageOpener, plain
+from tests.fixtures.notify import LOCAL
 from tests.fixtures.people import ADMIN
 from tests.test_checks import form_for
 
@@ -24,7 +25,7 @@ PRIVATE_PATH = "/hooks/private-path-of-the-receiver"
 def seed(rt: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
     """A channel, and an Everything connection whose chat failed twice (one check.failed queued)."""
     channels.add(rt.engine, rt.vault, "Ops hook", "webhook", SecretStr(receiver.url + PRIVATE_PATH), actor=ADMIN,
-                 secret=SecretStr("whsec_" + "QUJD" * 8), environments=["prod"], check_url=standin_check)
+                 secret=SecretStr("whsec_" + "QUJD" * 8), environments=["prod"], allow=LOCAL)
     view = connections.create(rt.engine, rt.vault, form_for(simulator.scenario.apps[0], "Everything"), actor=ADMIN)
     for _ in range(2):
         with write_session(rt.engine) as session:
@@ -84,7 +85,7 @@ def test_admins_turn_a_channel_off_and_on_add_a_quiet_window_and_remove_it(
 def test_the_outbox_and_log_show_what_waits(
         open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
     channels.add(console_env.engine, console_env.vault, "All envs", "webhook", SecretStr(receiver.url + PRIVATE_PATH),
-                 actor=ADMIN, secret=SecretStr("whsec_" + "QUJD" * 8), check_url=standin_check)
+                 actor=ADMIN, secret=SecretStr("whsec_" + "QUJD" * 8), allow=LOCAL)
     seed(console_env, simulator, receiver)
     at = open_page(MONITORING, "anyone@example.com")
     outbox = tables(at)["outbox"]

@@ -9,7 +9,7 @@ envelopes bound to the channel's row, like a connection's credentials; people se
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -22,8 +22,10 @@ from sqlmodel import Session, col, select
 from lib import audit
 from lib.access import Permission, Principal, require
 from lib.alerts.windows import Window
+from lib.config import Settings
 from lib.errors import FieldError, NotFoundError, ValidationError
 from lib.notify.models import ChannelKind, Destination, EventKind
+from lib.notify.ssrf import Allow
 from lib.redaction import registry
 from lib.store.db import read_session, write_session
 from lib.store.models import AlertChannel, QuietWindow, utcnow
@@ -34,9 +36,6 @@ NAME_MAX = 80
 ROUTABLE: tuple[EventKind, ...] = (EventKind.FAILED, EventKind.RECOVERED, EventKind.STILL_FAILING,
                                    EventKind.DRIFTED, EventKind.SECRET_AGING)
 # Raises ValidationError (naming the URL) for a destination that can never work.
-CheckUrl = Callable[[ChannelKind, str], None]
-
-
 def binding(channel_id: uuid.UUID, column: str) -> Binding:
     return Binding(table="alert_channel", column=column, row_id=str(channel_id))
 
@@ -97,10 +96,9 @@ def _check_events(events: Collection[str] | None) -> list[str]:
     return [k.value for k in ROUTABLE if k.value in chosen]
 
 
-def _default_check(allow: object) -> CheckUrl:
-    from lib.notify.send import check_destination  # the delivery layer's own rules (SSRF, schemes)
-
-    return lambda kind, url: check_destination(kind, url, allow=allow)  # type: ignore[arg-type]
+def allowed(settings: Settings) -> Allow:
+    """SWITCHBOARD_ALERT_ALLOW: where channels may point although internal, or over http://."""
+    return Allow.of(settings.alert_allow)
 
 
 def _new_secret() -> str:
@@ -110,8 +108,8 @@ def _new_secret() -> str:
 
 
 def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, actor: Principal,
-        allow: object = None, secret: SecretStr | None = None, events: Collection[str] | None = None,
-        environments: Collection[str] = (), check_url: CheckUrl | None = None) -> tuple[ChannelView, SecretStr | None]:
+        allow: Allow, secret: SecretStr | None = None, events: Collection[str] | None = None,
+        environments: Collection[str] = ()) -> tuple[ChannelView, SecretStr | None]:
     """A new channel. A webhook given no secret gets a new ``whsec_…`` one, returned (only
     now) so it can be shown once; otherwise the second value is None. ``allow`` is the
     SWITCHBOARD_ALERT_ALLOW list the URL is checked against."""
@@ -124,7 +122,9 @@ def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, a
     chosen = _check_events(events)
     plain_url = url.get_secret_value().strip()
     hint = url_hint(plain_url)
-    (check_url or _default_check(allow))(channel_kind, plain_url)
+    from lib.notify.send import check_destination  # the delivery layer's own rules (SSRF, schemes)
+
+    check_destination(channel_kind, plain_url, allow=allow)
     made = None
     if channel_kind is ChannelKind.WEBHOOK and not (secret and secret.get_secret_value()):
         made = SecretStr(_new_secret())

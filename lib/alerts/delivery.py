@@ -60,7 +60,7 @@ def default_sender(settings: Settings) -> Send:
     """lib.notify's sender, with SWITCHBOARD_ALERT_ALLOW and the 10 s timeout."""
     from lib.notify.send import deliver
 
-    allow = settings.alert_allow  # type: ignore[attr-defined]
+    allow = channels.allowed(settings)
     return lambda destination, event: deliver(destination, event, allow=allow, timeout=TIMEOUT)
 
 

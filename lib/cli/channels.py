@@ -48,7 +48,7 @@ def channels_add(name: str, kind: str, url: str, secret_stdin: bool, events: str
     rt = open_runtime()
     secret = read_hidden(True, "secret", "--secret-stdin") if secret_stdin else None
     view, made = channels.add(rt.engine, rt.vault, name, kind, SecretStr(url), actor=shell(),
-                              allow=rt.settings.alert_allow, secret=secret,  # type: ignore[attr-defined]
+                              allow=channels.allowed(rt.settings), secret=secret,
                               events=_listed(events), environments=_listed(environments) or ())
     if made is not None:
         click.echo(made.get_secret_value())

@@ -41,7 +41,7 @@ def _add_channel() -> None:
                                               "add the channel with `switchboard channels add`, which makes one and "
                                               "prints it once.")])
         view, _ = channels.add(rt.engine, rt.vault, state["channel_name"], state["channel_kind"], url, actor=me,
-                               allow=rt.settings.alert_allow, secret=secret,  # type: ignore[attr-defined]
+                               allow=channels.allowed(rt.settings), secret=secret,
                                events=state["channel_events"],
                                environments=[e for e in state["channel_envs"].split(",") if e.strip()])
     except SwitchboardError as exc:

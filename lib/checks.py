@@ -188,7 +188,7 @@ def run_checks(
 @dataclass(frozen=True)
 class StoredRun:
     """What the database holds of a run: its product results so far, and whether the run
-    finished (completed or cut short: either way its audit row was written)."""
+    completed (its audit row says so; a run cut short, or whose server died, did not)."""
 
     products: int
     failing: int
@@ -205,9 +205,10 @@ def stored_run(engine: Engine, run_id: str, *, actor: Principal) -> StoredRun:
         products, failing, started_at = conn.execute(
             sql_select(func.count(), func.count().filter(Check.outcome != "ok"), func.min(Check.started_at))
             .where(Check.run_id == run_id, Check.product != TOKEN)).one()
-        # run_checks writes the run's audit row last, its detail naming the run ("(run X)", "run X:").
+        # run_checks writes the run's audit row last, its detail naming the run: "… (run X)".
         finished = conn.execute(sql_select(AuditEvent.id).where(
-            AuditEvent.action == "check.run", col(AuditEvent.detail).contains(f"run {run_id}")).limit(1)).first()
+            AuditEvent.action == "check.run", AuditEvent.result == audit.OK,
+            col(AuditEvent.detail).contains(f"(run {run_id})")).limit(1)).first()
     return StoredRun(products, failing, started_at, finished is not None)
 
 

@@ -42,6 +42,7 @@ bench: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.demo_start
 	$(PY) -m bench.schedule
+	$(PY) -m bench.instances
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Engine, func, insert
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -28,8 +28,8 @@ from lib.eightbyeight.prober import Prober, ProberClosed
 from lib.errors import CredentialUnreadable, FieldError, ValidationError
 from lib.runtime import Runtime
 from lib.status import CheckRecord
-from lib.store.db import write_session
-from lib.store.models import Check, Connection, CurrentStatus
+from lib.store.db import read_session, write_session
+from lib.store.models import AuditEvent, Check, Connection, CurrentStatus
 from lib.words import count
 
 BATCH_SIZE = 500  # a batch is written by count or by age (BATCH_SECONDS), whichever comes first: in a
@@ -161,14 +161,16 @@ def run_checks(
     product: str | None = None,
     triggered_by: Principal,
     on_progress: Callable[[Progress], None] | None = None,
+    run_id: str | None = None,
 ) -> RunReport:
-    """Check the given connections (all when None) and store every result under one run id."""
+    """Check the given connections (all when None) and store every result under one run id
+    (``run_id``, or a new one)."""
     require(triggered_by, Permission.RUN_TESTS)
     views = connections.list_connections(rt.engine)
     if connection_ids is not None:
         wanted = set(connection_ids)
         views = [v for v in views if v.id in wanted]
-    report = RunReport(run_id=str(uuid.uuid4()))
+    report = RunReport(run_id=run_id or str(uuid.uuid4()))
     plans = [(view, products_to_check(view, product)) for view in views]
     what = (views[0].name if len(views) == 1 else count(len(views), "connection")) + (f" / {product}" if product else "")
     total = sum(len(products) for _, products in plans)
@@ -184,6 +186,33 @@ def run_checks(
     audit.record_now(rt.engine, triggered_by, "check.run", what, audit.OK,
                      f"completed, {failing:,} failing, {len(report.products) - failing:,} OK (run {report.run_id})")
     return report
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """What the database holds of a run: its product results so far, and whether the run
+    completed (its audit row says so; a run cut short, or whose server died, did not)."""
+
+    products: int
+    failing: int
+    started_at: datetime | None
+    finished: bool
+
+
+def stored_run(engine: Engine, run_id: str, *, actor: Principal) -> StoredRun:
+    """A run as stored, e.g. one whose server stopped in the middle of it: every batch stored
+    before that is kept whole (results with the status they set), the rest was never run."""
+    require(actor, Permission.READ_STATUS)
+    with read_session(engine) as session:
+        conn = session.connection()
+        products, failing, started_at = conn.execute(
+            sql_select(func.count(), func.count().filter(Check.outcome != "ok"), func.min(Check.started_at))
+            .where(Check.run_id == run_id, Check.product != TOKEN)).one()
+        # run_checks writes the run's audit row last, its detail naming the run: "… (run X)".
+        finished = conn.execute(sql_select(AuditEvent.id).where(
+            AuditEvent.action == "check.run", AuditEvent.result == audit.OK,
+            col(AuditEvent.detail).contains(f"(run {run_id})")).limit(1)).first()
+    return StoredRun(products, failing, started_at, finished is not None)
 
 
 Plan = tuple[ConnectionView, tuple[str, ...]]  # a connection and the products to check

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import report
+from tests.fixtures.nginx import require_nginx
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = re.compile(rf"^{report.PREFIX} (.+): ([\d.]+)[^(]*\(goal .+: (met|NOT met)\)$", re.MULTILINE)
@@ -24,8 +25,11 @@ pytestmark = pytest.mark.slow
     ("cold_start", ["--runs", "1"], 1),
     ("demo_start", [], 1),
     ("schedule", ["--connections", "3", "--latency-ms", "1", "--concurrency", "5"], 2),
+    ("instances", ["--connections", "20", "--sessions", "4", "--concurrency", "2"], 1),
 ])
 def test_the_bench_runs_and_reports(bench: str, args: list[str], results: int) -> None:
+    if bench == "instances":
+        require_nginx()  # nginx in front of the two instances
     done = subprocess.run([sys.executable, "-m", f"bench.{bench}", *args], check=False, cwd=ROOT,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]

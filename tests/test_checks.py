@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import event
 from sqlmodel import select
 
-from lib import checks, connections, linking, status
+from lib import audit, checks, connections, linking, status
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.connections import ConnectionInput
 from lib.eightbyeight.prober import Prober
@@ -224,7 +224,7 @@ def test_results_of_a_connection_deleted_mid_run_are_dropped_and_the_others_kept
     kept = add(runtime, everything, "Kept")
     gone = add(runtime, storage_only, "Gone", expected_products=("cloud_storage",))
     connections.delete(runtime.engine, gone.id, actor=ADMIN)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with write_session(runtime.engine) as session:
         checks.store(session, [CheckRecord(kept.id, "Kept", "cc_chat", "ok", 200, 5, "", now, "r"),
                                CheckRecord(gone.id, "Gone", "cloud_storage", "ok", 200, 5, "", now, "r")],
@@ -233,3 +233,23 @@ def test_results_of_a_connection_deleted_mid_run_are_dropped_and_the_others_kept
         stored = session.exec(select(Check)).all()
     assert [(r.connection_id, r.product) for r in stored] == [(kept.id, "cc_chat")]
     assert connections.get(runtime.engine, kept.id).granted_products == ("cc_chat",)
+
+
+def test_a_run_cut_off_before_its_end_is_known_as_unfinished_with_what_it_stored(
+        runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
+    """A server killed mid-run writes no audit row for it: what it stored so far is kept, and
+    the run reads as unfinished (the console says so to a page that lost it)."""
+    everything, _, storage_only = simulator.scenario.apps
+    one = add(runtime, everything, "Everything")
+    add(runtime, storage_only, "Storage", expected_products=("cloud_storage",))
+    cut = checks.RunReport(run_id=str(uuid.uuid4()))
+    checks.execute(runtime, prober_factory(simulator.url), [(one, one.tested_products)], cut, triggered_by=ADMIN)
+    assert checks.stored_run(runtime.engine, cut.run_id, actor=ADMIN) == checks.StoredRun(
+        5, 0, min(r.checked_at for r in cut.products), finished=False)
+    audit.record_now(runtime.engine, ADMIN, "check.run", "Everything", audit.FAILED,
+                     f"run {cut.run_id}: cut short after 5 of 6 results")  # as run_checks says it when the Prober closed
+    assert not checks.stored_run(runtime.engine, cut.run_id, actor=ADMIN).finished
+    done = checks.run_checks(runtime, prober_factory(simulator.url), triggered_by=ADMIN, run_id=str(uuid.uuid4()))
+    run = checks.stored_run(runtime.engine, done.run_id, actor=ADMIN)
+    assert (run.products, run.failing, run.finished) == (6, 0, True)
+    assert checks.stored_run(runtime.engine, str(uuid.uuid4()), actor=ADMIN) == checks.StoredRun(0, 0, None, False)

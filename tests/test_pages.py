@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 
 import pytest
 from sqlalchemy import update as sql_update
@@ -432,6 +433,33 @@ def test_test_shown_tests_only_the_filtered_connections(open_page: PageOpener, s
     at.button(key="conn_test_shown").click().run()
     assert "Tested 2 products of 1 connection: 1 OK, 1 failing." in at.warning[0].value
     assert {r.connection for r in status.latest_status(console_env.engine)} == {"Archive"}
+
+
+def test_a_page_that_lost_its_test_run_says_what_became_of_it(open_page: PageOpener, simulator: SimulatorServer,
+                                                              console_env: Runtime, prober_factory: ProberFactory) -> None:
+    """While a bulk test runs its id is in the address; a page that comes back with it (its
+    server died and another instance serves the reconnect, or a reload) says how the run ended."""
+    seed(console_env, simulator)
+    at = open_page(CONNECTIONS)
+    at.button(key="conn_test_all").click().run()
+    assert "run" not in at.query_params  # a run that reported back leaves no trace in the address
+    everything = next(v for v in connections.list_connections(console_env.engine) if v.name == "Everything")
+    cut = checks.RunReport(run_id=str(uuid.uuid4()))  # stored, then its server was gone: no audit row
+    checks.execute(console_env, prober_factory(simulator.url), [(everything, ("cloud_storage",))], cut,
+                   triggered_by=ADMIN)
+    finished = checks.run_checks(console_env, prober_factory(simulator.url), triggered_by=ADMIN)
+
+    def come_back(run: str) -> AppTest:
+        at = oidc_app(identity("admin@example.com"))
+        at.query_params["run"] = run
+        return at.run()
+
+    interrupted = come_back(cut.run_id)
+    said = interrupted.warning[0].value
+    assert "was interrupted" in said and "1 product had been tested" in said
+    assert "run" not in interrupted.query_params
+    assert "finished: 4 products tested, 3 OK, 1 failing." in come_back(finished.run_id).warning[0].value
+    assert not come_back("not-a-run").warning and not come_back("not-a-run").exception
 
 
 def test_the_open_connection_is_in_the_address_and_survives_a_reload(open_page: PageOpener,

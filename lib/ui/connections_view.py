@@ -33,6 +33,7 @@ from lib.words import count
 
 _SUMMARY = "connections.summary"
 OPEN_PARAM = "connection"  # /connections?connection=NAME opens that connection
+RUN_PARAM = "run"  # the bulk test run this page started, while it runs
 _PRODUCTS_HELP = ("One mark per product, in this order: " + ", ".join(p.name for p in PRODUCTS.values())
                   + f". · not ticked, {status.NEVER_ICON} never tested.")
 _NOT_TICKED = "— not ticked"  # information only: never counted as a failure
@@ -125,17 +126,39 @@ def _apply(selection: status.Selection, overview: Overview) -> Shown:
 
 
 def _run_bulk(rt: Runtime, me: Principal, ids: list[uuid.UUID] | None, what: str) -> None:
-    """Runs in the page body, right after the page's guard: ``me`` is this run's."""
+    """Runs in the page body, right after the page's guard: ``me`` is this run's. While the
+    run lasts, its id is in the page's address: a page that loses its server meanwhile (and
+    reconnects to another instance, or is reloaded) finds it there and says what became of it."""
     bar = st.progress(0.0, text=f"Testing {what}…")
 
     def step(progress: Progress) -> None:
         bar.progress(progress.done / max(progress.total, 1),
                      text=f"Tested {progress.done} of {progress.total} products")
 
-    report = checks.run_checks(rt, prober(), connection_ids=ids, triggered_by=me, on_progress=step)
+    run_id = str(uuid.uuid4())
+    st.query_params[RUN_PARAM] = run_id
+    report = checks.run_checks(rt, prober(), connection_ids=ids, triggered_by=me, on_progress=step, run_id=run_id)
+    del st.query_params[RUN_PARAM]
     bar.empty()
-    failing = [r for r in report.products if not r.ok]
-    st.session_state[_SUMMARY] = (len(report.products), len(failing), what)
+    failing = sum(1 for r in report.products if not r.ok)
+    tested = len(report.products)
+    said = f"Tested {count(tested, 'product')} of {what}: {tested - failing:,} OK, {failing:,} failing."
+    st.session_state[_SUMMARY] = (said, failing > 0)
+
+
+def _unreported(rt: Runtime, me: Principal, run_id: str) -> tuple[str, bool]:
+    """What became of a run this page started and never heard the end of."""
+    run = checks.stored_run(rt.engine, run_id, actor=me)
+    when = f" at {run.started_at:%H:%M:%S} UTC" if run.started_at else ""
+    tested = count(run.products, "product")
+    if run.finished:
+        said = f"The test run started{when} finished: {tested} tested, {run.products - run.failing:,} OK, " \
+               f"{run.failing:,} failing."
+        return said, run.failing > 0
+    said = f"The test run started{when} was interrupted: the server running it stopped, or this page lost its " \
+           f"connection to it. {tested} had been tested; those results are kept and shown below. The others " \
+           "were not tested: test again to check them."
+    return said, True
 
 
 def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
@@ -152,12 +175,22 @@ def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
     if cols[1].button("Test all connections", key="conn_test_all", type="primary", icon=":material/play_arrow:"):
         _run_bulk(rt, me, None, "all connections")
         ran = True
+    if (unreported := st.query_params.get(RUN_PARAM)) is not None:
+        del st.query_params[RUN_PARAM]
+        if _is_run_id(unreported):
+            st.session_state[_SUMMARY] = _unreported(rt, me, unreported)
     summary = st.session_state.get(_SUMMARY)
     if summary:
-        tested, failing, what = summary
-        message = f"Tested {count(tested, 'product')} of {what}: {tested - failing:,} OK, {failing:,} failing."
+        message, failing = summary
         (st.warning if failing else st.success)(message, icon=":material/fact_check:")
     return ran
+
+
+def _is_run_id(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 _EXPORT_SCOPES = ("What is shown", "Everything")

@@ -27,17 +27,28 @@ from sqlalchemy import Engine, func, update
 from sqlmodel import col, select
 
 from lib import connections, users
+from lib.alerts import channels
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.connections import ConnectionInput
 from lib.simulator import App, Scenario, SimulatorServer
 from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.keyring import check_keyring
-from lib.store.models import AuditEvent, Check, CurrentStatus, DueCheck, utcnow
+from lib.store.models import (
+    AlertDelivery,
+    AlertOutbox,
+    AuditEvent,
+    Check,
+    CurrentStatus,
+    DueCheck,
+    utcnow,
+)
 from lib.store.vault import Keyring, Vault, new_key
 from lib.words import count
 from tests.browser.conftest import browser_type_launch_args, keyed, wait_for_app  # noqa: F401 (a fixture)
+from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver, receiving
 from tests.fixtures.nginx import Nginx, require_nginx, start_nginx
+from tests.fixtures.notify import LOCAL
 from tests.fixtures.people import ADMIN
 from tests.fixtures.postgres import fresh_database
 from tests.fixtures.prober import control
@@ -64,6 +75,7 @@ class Cluster:
     engine: Engine
     env: dict[str, str]  # what every instance and worker is given
     ports: tuple[int, int]
+    receiver: Receiver  # the alert channel's webhook receiver
     consoles: dict[int, Server] = field(default_factory=dict)  # running ones, by port
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -120,7 +132,7 @@ def cluster(postgres_server: str) -> Iterator[Cluster]:
     binary = require_nginx()
     sim = SimulatorServer(fleet_scenario(CONNECTIONS)).start()
     keyring = Keyring("k1", {"k1": new_key()})
-    with fresh_database(postgres_server) as database_url:
+    with fresh_database(postgres_server) as database_url, receiving() as receiver:
         engine = db.make_engine(database_url)
         db.upgrade(engine)  # once, as the README's upgrade order says, before any instance starts
         vault = Vault(keyring)
@@ -130,13 +142,15 @@ def cluster(postgres_server: str) -> Iterator[Cluster]:
             connections.create(engine, vault, ConnectionInput(
                 name=f"Fleet {i:03d}", client_id=app.client_id, client_secret=SecretStr(app.client_secret),
                 **SETTINGS), actor=ADMIN)  # type: ignore[arg-type]
+        channels.add(engine, vault, "Ops hook", "webhook", SecretStr(receiver.url + "/hook"), actor=ADMIN,
+                     secret=SecretStr(WEBHOOK_SECRET), allow=LOCAL)
         ports = (free_port(), free_port())
         nginx = start_nginx(binary, ports)
         env = {"SWITCHBOARD_DATABASE_URL": database_url, "SWITCHBOARD_KEYS": keys_text(keyring),
                "SWITCHBOARD_8X8_BASE_URL": sim.url, "SWITCHBOARD_WORKER": "off",
                "SWITCHBOARD_TRUSTED_PROXIES": "127.0.0.1", "SWITCHBOARD_PUBLIC_URL": nginx.url,
-               "STREAMLIT_SERVER_COOKIE_SECRET": new_key().hex()}
-        started = Cluster(nginx, sim, engine, env, ports)
+               "STREAMLIT_SERVER_COOKIE_SECRET": new_key().hex(), "SWITCHBOARD_ALERT_ALLOW": "127.0.0.1"}
+        started = Cluster(nginx, sim, engine, env, ports, receiver)
         try:
             for port in ports:
                 started.start(port)
@@ -228,6 +242,11 @@ def checks_since(engine: Engine, since: datetime, triggered_by: str) -> Counter[
     return Counter((c, p) for c, p in rows)
 
 
+def outbox(engine: Engine) -> list[AlertOutbox]:
+    with read_session(engine) as session:
+        return list(session.exec(select(AlertOutbox)).all())
+
+
 def scheduled_ticks_since(engine: Engine, since: datetime) -> list[str]:
     """The detail of each scheduled tick's audit row ("run … by worker …: …")."""
     with read_session(engine) as session:
@@ -239,11 +258,15 @@ def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster
     """Every slot falls due at once while a person runs Test all: each (connection, product)
     is checked once by the schedule (by one of the two workers) and once by the console, and
     no (connection, product, run) is stored twice. What the workers raise from these checks
-    (the alert outbox and its deliveries) is settled in the same window, after the last wait."""
+    (the alert outbox and its deliveries) is settled in the same window, after the last wait:
+    with Contact Center Chat failing throughout, its two failures in a row raise one check.failed
+    per connection, delivered once to the channel's receiver though two workers deliver."""
     slots = CONNECTIONS * len(PRODUCT_KEYS)
     wait_for(lambda: len(due_rows(both.engine)) == slots)  # the workers' first ticks made the due rows
     sign_in(page, both)
     control(both.sim, "PUT", "knobs", {"latency_ms": 150})  # ticks long enough to overlap the console's run
+    control(both.sim, "POST", "faults", {"route": "cc_chat", "status": 404})
+    received_before = len(both.receiver.received)
     since = utcnow() - timedelta(seconds=1)
     with write_session(both.engine) as session:  # every slot's time has come
         session.exec(update(DueCheck).values(due_at=utcnow() - timedelta(seconds=1)))  # type: ignore[call-overload]
@@ -257,6 +280,16 @@ def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster
     assert duplicates(both.engine) == []
     workers = {detail.split(" by worker ")[1].split(":")[:2][1] for detail in scheduled_ticks_since(both.engine, since)}
     assert len(workers) == 2  # both worker processes took part (their pids)
+    wait_for(lambda: outbox(both.engine) and all(row.status == "delivered" for row in outbox(both.engine)))
+    control(both.sim, "DELETE", "faults")
+    failed = [r for r in both.receiver.received[received_before:] if r.kind == "check.failed"]
+    assert sorted(r.body["connection"] for r in failed) == sorted(c.name for c in connections.list_connections(
+        both.engine)) and {r.body["product"] for r in failed} == {"cc_chat"}  # one per connection
+    ids = [r.headers["webhook-id"] for r in both.receiver.received]
+    assert len(ids) == len(set(ids))  # no event reached the receiver twice
+    with read_session(both.engine) as session:
+        delivered = Counter(session.exec(select(AlertDelivery.event_id).where(AlertDelivery.outcome == "delivered")))
+    assert set(delivered.values()) == {1} and len(delivered) == len(ids)  # one logged success per event
 
 
 # --- an instance killed in the middle of a run -------------------------------------------------

@@ -77,6 +77,11 @@ def test_admins_turn_a_channel_off_and_on_add_a_quiet_window_and_remove_it(
     at.button(key="window_add").click().run()
     assert "is not a time zone" in texts(at)
     at.button(key="channel_remove").click().run()
+    at.button(key="channel_remove_cancel").click().run()  # a second thought: nothing removed
+    assert [v.name for v in channels.list_channels(console_env.engine, actor=ADMIN)] == ["Ops hook"]
+    assert not [b for b in at.button if b.key == "channel_remove_confirm"]
+    at.button(key="channel_remove").click().run()
+    at.button(key="channel_remove_confirm").click().run()
     assert channels.list_channels(console_env.engine, actor=ADMIN) == []
     actions = [e.action for e in audit.events(console_env.engine, ADMIN) if e.action.startswith("channel.")]
     assert actions == ["channel.add", "channel.disable", "channel.enable", "channel.window.add", "channel.remove"]

@@ -25,6 +25,7 @@ from lib.words import span
 
 _SAID = "monitoring.said"  # what the last action did (or why not), shown once
 _URL, _SECRET = "channel_url", "channel_secret"
+_REMOVING = "monitoring.removing"  # the channel whose Remove was clicked, until confirmed or cancelled
 
 
 def _say(ok: bool, text: str) -> None:
@@ -59,6 +60,7 @@ def _act(what: str, name: str) -> None:
                  else f"The test did not reach {name}: {attempt.error or f'HTTP {attempt.status}'}")
             return
         if what == "remove":
+            st.session_state.pop(_REMOVING, None)
             channels.remove(rt.engine, name, actor=me)
         else:
             channels.set_enabled(rt.engine, name, what == "on", actor=me)
@@ -66,6 +68,11 @@ def _act(what: str, name: str) -> None:
         _say(False, str(exc))
         return
     _say(True, {"remove": f"Removed {name}.", "on": f"Turned {name} on.", "off": f"Turned {name} off."}[what])
+
+
+def _ask_removal(name: str | None) -> None:
+    acting(Permission.MANAGE_ALERTS)
+    st.session_state[_REMOVING] = name
 
 
 def _add_window(name: str) -> None:
@@ -123,8 +130,16 @@ def _manage(views: list[channels.ChannelView]) -> None:
                    icon=":material/send:")
     cols[1].button("Turn off" if view.enabled else "Turn on", key="channel_toggle", on_click=_act,
                    args=("off" if view.enabled else "on", view.name), icon=":material/power_settings_new:")
-    cols[2].button("Remove", key="channel_remove", on_click=_act, args=("remove", view.name),
+    cols[2].button("Remove", key="channel_remove", on_click=_ask_removal, args=(view.name,),
                    icon=":material/delete:")
+    if st.session_state.get(_REMOVING) == view.name:
+        with st.container(border=True):
+            st.warning(f"Remove {literal(view.name)}? Its alerts stop, and what its outbox still holds is "
+                       "dropped. Its delivery log stays.", icon=":material/warning:")
+            yes, no = st.columns(2)
+            yes.button(f"Remove {view.name}", key="channel_remove_confirm", type="primary", on_click=_act,
+                       args=("remove", view.name), icon=":material/delete:")
+            no.button("Keep it", key="channel_remove_cancel", on_click=_ask_removal, args=(None,))
     st.markdown("**Quiet windows** (events are held, then sent as one summary when the window ends)")
     for window_id, window in view.windows:
         left, right = st.columns([4, 1])

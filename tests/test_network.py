@@ -21,8 +21,8 @@ ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\
 def test_every_pool_of_the_transport_runs_on_the_asyncio_backend() -> None:
     transport = ShardedTransport(max_connections=12)
     assert transport.shards == 3
-    # httpx has no public way to choose a backend; this reaches in to prove the swap still takes.
-    assert all(isinstance(pool._pool._network_backend, AsyncioBackend) for pool in transport._pools)
+    # httpcore keeps its backend private; this reaches in to prove the pools still run on ours.
+    assert all(isinstance(pool._network_backend, AsyncioBackend) for pool in transport._pools)
 
 
 @pytest.fixture

@@ -113,7 +113,6 @@ def main() -> None:
             os.environ.update(SWITCHBOARD_DATABASE_URL=database_url, SWITCHBOARD_KEYRING_FILE=str(keyring))
             get_settings.cache_clear()
             close_shared_runtime()
-            st.cache_data.clear()
             st.cache_resource.clear()
             engine = db.make_engine(database_url)
             firsts[n], results[n] = time_page(engine, args.runs)

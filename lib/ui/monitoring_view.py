@@ -125,13 +125,11 @@ def _manage(views: list[channels.ChannelView]) -> None:
     view = next((v for v in views if v.name == name), None)
     if view is None:
         return
-    cols = st.columns(3)
-    cols[0].button("Send test", key="channel_test", on_click=_act, args=("test", view.name),
-                   icon=":material/send:")
-    cols[1].button("Turn off" if view.enabled else "Turn on", key="channel_toggle", on_click=_act,
-                   args=("off" if view.enabled else "on", view.name), icon=":material/power_settings_new:")
-    cols[2].button("Remove", key="channel_remove", on_click=_ask_removal, args=(view.name,),
-                   icon=":material/delete:")
+    with st.container(horizontal=True):  # side by side, wrapping on a phone
+        st.button("Send test", key="channel_test", on_click=_act, args=("test", view.name), icon=":material/send:")
+        st.button("Turn off" if view.enabled else "Turn on", key="channel_toggle", on_click=_act,
+                  args=("off" if view.enabled else "on", view.name), icon=":material/power_settings_new:")
+        st.button("Remove", key="channel_remove", on_click=_ask_removal, args=(view.name,), icon=":material/delete:")
     if st.session_state.get(_REMOVING) == view.name:
         with st.container(border=True):
             st.warning(f"Remove {literal(view.name)}? Its alerts stop, and what its outbox still holds is "

@@ -36,14 +36,16 @@ class SecretRegistry:
 
     Masking is a substring search per value, longest first: linear in the number of values,
     with no regular expression to recompile whenever a token is added (a bulk check adds
-    hundreds). A value registered again counts as recently used; beyond ``limit`` values the
-    least recently registered are dropped (credentials are registered again at every use).
+    hundreds). The longest-first order is made when masking next needs it, not at each change:
+    a scheduled tick registers thousands of values between two log lines. A value registered
+    again counts as recently used; beyond ``limit`` values the least recently registered are
+    dropped (credentials are registered again at every use).
     """
 
     def __init__(self, limit: int = MAX_VALUES) -> None:
         self.limit = limit
         self._values: dict[str, None] = {}  # insertion order: least recently registered first
-        self._ordered: tuple[str, ...] = ()
+        self._ordered: tuple[str, ...] | None = ()  # None: to be sorted again before masking
         self._lock = threading.Lock()
 
     def add(self, *values: str | None) -> None:
@@ -59,7 +61,7 @@ class SecretRegistry:
             while len(self._values) > self.limit:
                 del self._values[next(iter(self._values))]
             if changed:
-                self._ordered = tuple(sorted(self._values, key=len, reverse=True))
+                self._ordered = None
 
     def __len__(self) -> int:
         return len(self._values)
@@ -68,8 +70,17 @@ class SecretRegistry:
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         self.add(client_id, client_secret, basic)
 
+    def _longest_first(self) -> tuple[str, ...]:
+        ordered = self._ordered
+        if ordered is not None:
+            return ordered
+        with self._lock:
+            if self._ordered is None:
+                self._ordered = tuple(sorted(self._values, key=len, reverse=True))
+            return self._ordered
+
     def mask(self, text: str) -> str:
-        for value in self._ordered:
+        for value in self._longest_first():
             if value in text:
                 text = text.replace(value, MASK)
         return text
@@ -150,7 +161,7 @@ def install(handler: logging.Handler) -> None:
 
 def configure_logging(level: int = logging.INFO) -> None:
     """Every record masked as it is made; the root handler also masks ``extra`` fields;
-    httpx/httpcore at WARNING (they log full URLs and, at DEBUG, response headers)."""
+    the HTTP libraries at WARNING (they log full URLs and, at DEBUG, headers)."""
     mask_every_record()
     root = logging.getLogger()
     if not root.handlers:
@@ -160,5 +171,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     for handler in root.handlers:
         install(handler)
-    for noisy in ("httpx", "httpcore"):
+    for noisy in ("httpx", "httpcore", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

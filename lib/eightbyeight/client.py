@@ -36,7 +36,7 @@ from lib.eightbyeight.answers import (
 from lib.eightbyeight.models import Credentials, ProbeResult, Target, Token
 from lib.eightbyeight.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 from lib.eightbyeight.tokens import Clock, TokenCache
-from lib.eightbyeight.transport import ShardedTransport
+from lib.eightbyeight.transport import AiohttpTransport
 from lib.redaction import MASK, MIN_LENGTH, registry
 
 log = logging.getLogger("switchboard.eightbyeight")
@@ -84,7 +84,7 @@ class EightByEight:
         self._sleep = sleep
         self._global = asyncio.Semaphore(max_connections)
         self._timeout = timeout.as_dict()
-        self._transport = ShardedTransport(max_connections)  # TLS verification always on
+        self._transport = AiohttpTransport(max_connections)  # TLS verification always on
 
     async def aclose(self) -> None:
         await self._transport.aclose()

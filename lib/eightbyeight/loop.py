@@ -1,11 +1,11 @@
 """One long-lived asyncio event loop in a background thread, for synchronous callers.
 
-An httpx.AsyncClient belongs to the loop that created it. Streamlit runs scripts in threads
+The 8x8 client's connections (an aiohttp session) belong to the loop that made them. Streamlit runs scripts in threads
 without a loop and the CLI is a plain process, so both submit coroutines to this loop.
 
 The loop is uvloop's (libuv): a bulk check spends most of its CPU in the event loop and the
 HTTP machinery on it; uvloop's loop takes 5-10 % off the CPU per request (bench/bulk_check.py,
-alternating runs) — most of the rest is httpx, httpcore and anyio.
+alternating runs).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-import sniffio
 import uvloop
 
 T = TypeVar("T")
@@ -30,10 +29,6 @@ class BackgroundLoop:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        # This thread runs nothing but this asyncio loop: say so to sniffio once, instead of
-        # httpcore's locks asking it to sniff (asyncio.current_task) at every acquire and
-        # release, a tenth of a bulk check's CPU.
-        sniffio.thread_local.name = "asyncio"
         self.loop.run_forever()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:

@@ -1,83 +1,91 @@
-"""The prober's transport: httpcore connection pools on asyncio streams, behind httpx's
-request and response models.
+"""The prober's transport: httpx's request and response models, sent over aiohttp's client.
 
-httpcore's pool does work proportional to (connections x waiting requests) on every state
-change, so one pool of 50 connections costs ~7 ms of CPU per request on this class of
-machine; pools of 5 cost least (measured with bench/bulk_check.py: 1.1 ms per request at
-concurrency 50 with pools of 5, 1.4 ms with pools of 10). Requests go to the least busy pool.
+The 8x8 client builds httpx requests and reads httpx responses (lib.eightbyeight.client); this
+transport carries them. It used to be httpcore's connection pools, whose pure-Python HTTP/1.1
+machinery (h11, anyio locks, a pool that revisits every connection at each state change) was
+most of a bulk check's CPU: ~1.0 ms per request. aiohttp parses HTTP in C (llhttp) and keeps its
+pool in a few dictionaries: 0.63-0.73 ms per request with the rest of the check unchanged
+(bench/bulk_check.py, alternating runs on this machine).
 
-Each answer is read whole before it is returned (8x8's answers to our probes are a few KiB):
-that is all httpx's own transport and response streaming would add on top of httpcore, at a
-tenth of a bulk check's CPU. httpcore's errors are raised as httpx's, as httpx maps them.
+Each answer is read whole before it is returned (8x8's answers to our probes are a few KiB),
+its body as it came (httpx decodes any Content-Encoding when the client reads it). Nothing is
+followed, stored or read from the environment: no redirects, no cookies, no proxy variables.
+TLS verification is always on, with httpx's CA bundle (and SSL_CERT_FILE, as httpx honours it).
+aiohttp's errors are raised as the httpx errors the client handles, as httpx's own transport
+maps httpcore's.
 """
 
 from __future__ import annotations
 
-import math
+from functools import lru_cache
 
-import httpcore
+import aiohttp
 import httpx
+from yarl import URL
 
-from lib.eightbyeight.network import AsyncioBackend
-
-POOL_SIZE = 5  # connections per shard: past this httpcore's per-request cost climbs quickly
-
-# httpcore's error -> httpx's (the one the 8x8 client catches); looked up along the error's MRO.
-_AS_HTTPX: dict[type[Exception], type[httpx.TransportError]] = {
-    httpcore.ConnectTimeout: httpx.ConnectTimeout, httpcore.ReadTimeout: httpx.ReadTimeout,
-    httpcore.WriteTimeout: httpx.WriteTimeout, httpcore.PoolTimeout: httpx.PoolTimeout,
-    httpcore.TimeoutException: httpx.TimeoutException,
-    httpcore.ConnectError: httpx.ConnectError, httpcore.ReadError: httpx.ReadError,
-    httpcore.WriteError: httpx.WriteError, httpcore.NetworkError: httpx.NetworkError,
-    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
-    httpcore.LocalProtocolError: httpx.LocalProtocolError, httpcore.ProtocolError: httpx.ProtocolError,
-    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol, httpcore.ProxyError: httpx.ProxyError,
+# aiohttp's error -> httpx's, looked up along the error's MRO (the most specific class first).
+_AS_HTTPX: dict[type[BaseException], type[httpx.TransportError]] = {
+    aiohttp.ConnectionTimeoutError: httpx.ConnectTimeout,
+    aiohttp.ServerTimeoutError: httpx.ReadTimeout,
+    aiohttp.ClientConnectorError: httpx.ConnectError,  # refused, no such host, TLS and certificate failures
+    aiohttp.ServerDisconnectedError: httpx.RemoteProtocolError,
+    aiohttp.ClientPayloadError: httpx.RemoteProtocolError,
+    aiohttp.ClientResponseError: httpx.RemoteProtocolError,  # not an HTTP answer
+    aiohttp.InvalidURL: httpx.UnsupportedProtocol,
+    aiohttp.ClientOSError: httpx.ReadError,  # reset while the answer was awaited
+    aiohttp.ClientError: httpx.TransportError,
 }
 
 
-def _as_httpx(exc: Exception, request: httpx.Request) -> httpx.TransportError:
+def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
     kind = next((_AS_HTTPX[cls] for cls in type(exc).__mro__ if cls in _AS_HTTPX), httpx.TransportError)
-    return kind(str(exc), request=request)
+    return kind(str(exc) or type(exc).__name__, request=request)
 
 
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """Sends each request through the least busy of ``ceil(max_connections / POOL_SIZE)``
-    HTTP/1.1 pools and returns the answer read whole. TLS verification is always on."""
+@lru_cache(maxsize=4096)
+def _address(url: str) -> URL:
+    """httpx's URL is already encoded; parsed once (a fleet's probes go to a few addresses)."""
+    return URL(url, encoded=True)
+
+
+def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
+    """httpx's timeouts as aiohttp's: connecting, waiting for a free connection plus connecting,
+    and each read. A request's whole time is bounded by the client's per-check deadline."""
+    limits = request.extensions.get("timeout") or {}
+    connect, pool = limits.get("connect"), limits.get("pool")
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=limits.get("read"),
+                                 connect=None if connect is None or pool is None else connect + pool)
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """At most ``max_connections`` open connections, idle ones kept ``keepalive_expiry`` seconds.
+    The session is made on first use, on the event loop that sends (aiohttp binds it there)."""
 
     def __init__(self, max_connections: int, keepalive_expiry: float = 30.0) -> None:
-        shards = max(1, math.ceil(max_connections / POOL_SIZE))
-        per_shard = math.ceil(max_connections / shards)
-        tls = httpx.create_ssl_context()  # verification on; loading the CA list once is enough
-        self._pools = [httpcore.AsyncConnectionPool(
-            ssl_context=tls, max_connections=per_shard, max_keepalive_connections=per_shard,
-            keepalive_expiry=keepalive_expiry, network_backend=AsyncioBackend()) for _ in range(shards)]
-        self._busy = [0] * shards
+        self._limit, self._keepalive = max_connections, keepalive_expiry
+        self._tls = httpx.create_ssl_context()  # verification on; loading the CA list once is enough
+        self._session: aiohttp.ClientSession | None = None
 
-    @property
-    def shards(self) -> int:
-        return len(self._pools)
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ssl=self._tls,
+                                         keepalive_timeout=self._keepalive)
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",))  # send only the headers the client chose
+        return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = min(range(len(self._pools)), key=self._busy.__getitem__)
-        url = request.url
-        sent = httpcore.Request(request.method, httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
-                                                             target=url.raw_path),
-                                headers=request.headers.raw, content=request.content, extensions=request.extensions)
-        self._busy[index] += 1
+        session = self._session or self._open()
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
         try:
-            answer = await self._pools[index].handle_async_request(sent)
-            try:
-                body = await answer.aread()
-            finally:
-                await answer.aclose()
-        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
-                httpcore.UnsupportedProtocol, httpcore.ProxyError) as exc:
+            async with session.request(request.method, _address(str(request.url)), headers=headers,
+                                       data=request.content or None, allow_redirects=False,
+                                       timeout=_timeout(request)) as answer:
+                body = await answer.read()
+        except aiohttp.ClientError as exc:
             raise _as_httpx(exc, request) from exc
-        finally:
-            self._busy[index] -= 1
-        return httpx.Response(answer.status, headers=answer.headers, content=body, request=request,
-                              extensions=answer.extensions)
+        return httpx.Response(answer.status, headers=answer.raw_headers, content=body, request=request)
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        if self._session is not None:
+            await self._session.close()

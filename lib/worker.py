@@ -139,8 +139,8 @@ class Worker:
         return result
 
     def run(self, stop: threading.Event, on_tick: Callable[[TickReport], None] | None = None) -> None:
-        """Tick every ``tick_every`` until ``stop`` is set (the tick running then ends after its
-        current batch). A failed tick is logged and the next one tried."""
+        """Tick every ``tick_every`` until ``stop`` is set (the tick running then ends after the
+        batches in flight). A failed tick is logged and the next one tried."""
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -288,6 +288,6 @@ class Background:
             prober.close()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Claim nothing more; wait (up to ``timeout``) for the batch running to be stored."""
+        """Claim nothing more; wait (up to ``timeout``) for the batches running to be stored."""
         self._stop.set()
         self._thread.join(timeout)

@@ -1,14 +1,16 @@
 """Run checks for one product, one connection, a list or all connections, and keep the results.
 
-Results are written in batches as they arrive, each batch in one transaction with the current
-status it changes (lib.status reads it back).
+All go through ``execute``: it takes the plans a batch at a time (a manual run is one batch, a
+scheduled tick claims its batches as the prober asks for more), and results are written in
+batches as they arrive, each batch in one transaction with the current status it changes
+(lib.status reads it back).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -175,7 +177,7 @@ def run_checks(
     what = (views[0].name if len(views) == 1 else count(len(views), "connection")) + (f" / {product}" if product else "")
     total = sum(len(products) for _, products in plans)
     try:
-        execute(rt, prober, plans, report, triggered_by=triggered_by, on_progress=on_progress)
+        execute(rt, prober, [plans], report, triggered_by=triggered_by, on_progress=on_progress)
     except ProberClosed:
         audit.record_now(rt.engine, triggered_by, "check.run", what, audit.FAILED,
                          f"run {report.run_id}: cut short after {len(report.products)} of {count(total, 'result')}")
@@ -218,17 +220,21 @@ def stored_run(engine: Engine, run_id: str, *, actor: Principal) -> StoredRun:
 Plan = tuple[ConnectionView, tuple[str, ...]]  # a connection and the products to check
 
 
-def execute(rt: Runtime, prober: Prober, plans: Sequence[Plan], report: RunReport, *, triggered_by: Principal,
-            on_progress: Callable[[Progress], None] | None = None, settle: Settle | None = None) -> None:
+def execute(rt: Runtime, prober: Prober, batches: Iterable[Sequence[Plan]], report: RunReport, *,
+            triggered_by: Principal, on_progress: Callable[[Progress], None] | None = None,
+            settle: Settle | None = None) -> None:
     """Check the products of each plan, add the results to ``report`` as they arrive and store
     them in batches under its run id (what ``settle`` keeps of each batch, when given). Unaudited:
-    the caller writes the audit row of the whole run."""
+    the caller writes the audit row of the whole run.
+
+    ``batches`` is taken lazily, one batch whenever the prober runs low (``Prober.check``'s
+    ``more``), so the next batch is read (a worker claims it) and its credentials decrypted
+    while the one before still runs; ``Progress.total`` grows as batches come."""
     require(triggered_by, Permission.RUN_TESTS)
     writer = _Writer(rt, triggered_by.name, settle)
     by_target: dict[int, ConnectionView] = {}
-    targets: list[Target] = []
-    total = sum(len(products) for _, products in plans)
-    done = 0
+    pending = iter(batches)
+    total = done = 0
 
     def deliver(view: ConnectionView, result: ProbeResult) -> None:
         nonlocal done
@@ -240,21 +246,30 @@ def execute(rt: Runtime, prober: Prober, plans: Sequence[Plan], report: RunRepor
             if on_progress:
                 on_progress(Progress(done, total, record))
 
-    loaded = connections.load_credentials_of(rt.engine, rt.vault, [view.id for view, _ in plans])
-    for view, products in plans:
-        credentials = loaded.get(view.id)  # None: deleted since the plan was made; nothing to test
-        if isinstance(credentials, CredentialUnreadable):
-            now = datetime.now(UTC)
-            for key in products:
-                deliver(view, ProbeResult(key, "credential_unreadable", f"Not tested: {credentials}", now))
-            continue
-        if credentials is None:
-            continue
-        target = Target(credentials=credentials, settings=view.settings, products=products,
-                        connection_id=view.id)
-        by_target[id(target)] = view
-        targets.append(target)
+    def next_targets() -> list[Target]:
+        """The next batch that has anything to run, as targets (unreadable credentials are
+        results at once); none left: empty."""
+        nonlocal total
+        for plans in pending:
+            total += sum(len(products) for _, products in plans)
+            loaded = connections.load_credentials_of(rt.engine, rt.vault, [view.id for view, _ in plans])
+            targets: list[Target] = []
+            for view, products in plans:
+                credentials = loaded.get(view.id)  # None: deleted since the plan was made; nothing to test
+                if isinstance(credentials, CredentialUnreadable):
+                    now = datetime.now(UTC)
+                    for key in products:
+                        deliver(view, ProbeResult(key, "credential_unreadable", f"Not tested: {credentials}", now))
+                elif credentials is not None:
+                    target = Target(credentials=credentials, settings=view.settings, products=products,
+                                    connection_id=view.id)
+                    by_target[id(target)] = view
+                    targets.append(target)
+            if targets:
+                return targets
+        return []
+
     try:
-        prober.check(targets, lambda target, result: deliver(by_target[id(target)], result))
+        prober.check([], lambda target, result: deliver(by_target[id(target)], result), more=next_targets)
     finally:
         writer.flush()

@@ -2,12 +2,18 @@
 however many workers share the database.
 
 A tick writes the worker's heartbeat, brings the due rows in line with the connections when
-they changed, then claims due rows a batch at a time until none is left: in one write
-transaction, ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (workers skip each other's rows)
-or under SQLite's ``BEGIN IMMEDIATE`` (workers take turns), each row marked with the worker and
-a lease. The batch is checked by the same runner as a manual test (lib.checks), under one run
-id per tick, and each result is stored in the transaction that completes its slot: the row moves
-to its next slot and is let go. Only rows the worker still holds are completed and stored.
+they changed, then claims due rows a batch at a time until none is left: one statement
+(``UPDATE … WHERE (connection_id, product) IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)
+RETURNING …``; on PostgreSQL workers skip each other's rows, on SQLite ``BEGIN IMMEDIATE``
+makes them take turns), each row marked with the worker and a lease. The batches are checked by
+the same runner as a manual test (lib.checks), under one run id per tick, and pipelined: the
+next batch is claimed when the prober runs low, while the one before still runs, so the HTTP
+side never drains between batches. Each result is stored in the transaction that completes its
+slot: the row moves to its next slot and is let go. Only rows the worker still holds are
+completed and stored; a row is claimed in one batch only and stays claimed until that
+completes it, so batches in flight together never complete a slot twice or drop one (a
+connection whose due rows straddle two batches is checked as two targets, each completing its
+own rows).
 
 While a tick runs, the worker renews its leases and its heartbeat. A worker killed mid-tick
 (SIGKILL, a lost machine) stops renewing; once its lease ends, any worker retakes what it held
@@ -26,9 +32,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from functools import partial
 
-from sqlalchemy import bindparam, delete, or_, update
+from sqlalchemy import bindparam, delete, or_, tuple_, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
@@ -107,15 +112,21 @@ class Worker:
         self._sync()
         report = RunReport(run_id=str(uuid.uuid4()))
         stored: list[CheckRecord] = []  # what this worker completed (not what it lost meanwhile)
+        intervals: list[schedule.Intervals] = []  # as they stood at the latest claim
+
+        def batches() -> Iterator[list[checks.Plan]]:
+            """Claim the next batch when the prober runs low (while the one before still runs)."""
+            while not (stop and stop.is_set()) and (claimed := self._claim()):
+                with read_session(self.rt.engine) as session:
+                    intervals[:] = [schedule.intervals(session)]
+                yield [(self._views[c], products) for c, products in claimed.items() if c in self._views]
+
+        def settle(session: Session, done: list[Finished]) -> list[CheckRecord]:
+            return self._settle(session, done, run_id=report.run_id, now_set=intervals[0], stored=stored)
 
         try:
             with self._keepalive():
-                while not (stop and stop.is_set()) and (claimed := self._claim()):
-                    plans = [(self._views[c], products) for c, products in claimed.items() if c in self._views]
-                    with read_session(self.rt.engine) as session:
-                        now_set = schedule.intervals(session)  # as they stand when the batch starts
-                    settle = partial(self._settle, run_id=report.run_id, now_set=now_set, stored=stored)
-                    checks.execute(self.rt, self.prober, plans, report, triggered_by=self.principal, settle=settle)
+                checks.execute(self.rt, self.prober, batches(), report, triggered_by=self.principal, settle=settle)
         finally:
             self._release()  # claimed but not completed (a connection deleted meanwhile, an error)
         failing = sum(1 for r in stored if not r.ok)
@@ -128,8 +139,8 @@ class Worker:
         return result
 
     def run(self, stop: threading.Event, on_tick: Callable[[TickReport], None] | None = None) -> None:
-        """Tick every ``tick_every`` until ``stop`` is set (the tick running then ends after its
-        current batch). A failed tick is logged and the next one tried."""
+        """Tick every ``tick_every`` until ``stop`` is set (the tick running then ends after the
+        batches in flight). A failed tick is logged and the next one tried."""
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -155,7 +166,9 @@ class Worker:
 
     def _claim(self) -> dict[uuid.UUID, tuple[str, ...]]:
         """Take up to ``batch`` due rows nobody holds, of connections not paused: product keys
-        per connection, in catalogue order."""
+        per connection, in catalogue order. One statement, the rows marked with this worker
+        and a lease as they are chosen: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (workers skip
+        each other's rows), SQLite's ``BEGIN IMMEDIATE`` otherwise (workers take turns)."""
         now = utcnow()
         paused = sql_select(ConnectionSchedule.connection_id).where(col(ConnectionSchedule.paused))
         due = (sql_select(DueCheck.connection_id, DueCheck.product)
@@ -164,14 +177,12 @@ class Worker:
                       col(DueCheck.connection_id).not_in(paused))
                .order_by(DueCheck.due_at, DueCheck.connection_id, DueCheck.product)
                .limit(self.batch)
-               .with_for_update(skip_locked=True))  # PostgreSQL; SQLite's BEGIN IMMEDIATE serializes
+               .with_for_update(skip_locked=True))
+        claim = (update(DueCheck).where(tuple_(DueCheck.connection_id, DueCheck.product).in_(due))
+                 .values(claimed_by=self.id, claimed_until=now + self.lease)
+                 .returning(DueCheck.connection_id, DueCheck.product))
         with write_session(self.rt.engine) as session:
-            rows = session.connection().execute(due).all()
-            if rows:
-                session.connection().execute(
-                    update(DueCheck).where(DueCheck.connection_id == bindparam("c"), DueCheck.product == bindparam("p"))
-                    .values(claimed_by=self.id, claimed_until=now + self.lease),
-                    [{"c": c, "p": p} for c, p in rows])
+            rows = session.connection().execute(claim).all()
         claimed: dict[uuid.UUID, list[str]] = {}
         for c, p in rows:
             claimed.setdefault(c, []).append(p)
@@ -179,9 +190,10 @@ class Worker:
 
     def _settle(self, session: Session, done: list[Finished], *, run_id: str, now_set: schedule.Intervals,
                 stored: list[CheckRecord]) -> list[CheckRecord]:
-        """In the transaction that stores a batch of results: complete the slots this worker
-        still holds (next slot, let go) and keep their results, also in ``stored``; drop the
-        rest (a lease lost meanwhile: the worker that retook the slot stores it)."""
+        """In the transaction that stores a batch of results (of any batch in flight): complete
+        the slots this worker still holds (next slot by ``now_set``, the intervals as they stood
+        at the latest claim; let go) and keep their results, also in ``stored``; drop the rest
+        (a lease lost meanwhile: the worker that retook the slot stores it)."""
         ids = {record.connection_id for record, _ in done}
         held = {(c, p) for c, p in session.connection().execute(
             sql_select(DueCheck.connection_id, DueCheck.product)
@@ -276,6 +288,6 @@ class Background:
             prober.close()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Claim nothing more; wait (up to ``timeout``) for the batch running to be stored."""
+        """Claim nothing more; wait (up to ``timeout``) for the batches running to be stored."""
         self._stop.set()
         self._thread.join(timeout)

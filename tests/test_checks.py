@@ -243,7 +243,7 @@ def test_a_run_cut_off_before_its_end_is_known_as_unfinished_with_what_it_stored
     one = add(runtime, everything, "Everything")
     add(runtime, storage_only, "Storage", expected_products=("cloud_storage",))
     cut = checks.RunReport(run_id=str(uuid.uuid4()))
-    checks.execute(runtime, prober_factory(simulator.url), [(one, one.tested_products)], cut, triggered_by=ADMIN)
+    checks.execute(runtime, prober_factory(simulator.url), [[(one, one.tested_products)]], cut, triggered_by=ADMIN)
     assert checks.stored_run(runtime.engine, cut.run_id, actor=ADMIN) == checks.StoredRun(
         5, 0, min(r.checked_at for r in cut.products), finished=False)
     audit.record_now(runtime.engine, ADMIN, "check.run", "Everything", audit.FAILED,

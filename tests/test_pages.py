@@ -445,7 +445,7 @@ def test_a_page_that_lost_its_test_run_says_what_became_of_it(open_page: PageOpe
     assert "run" not in at.query_params  # a run that reported back leaves no trace in the address
     everything = next(v for v in connections.list_connections(console_env.engine) if v.name == "Everything")
     cut = checks.RunReport(run_id=str(uuid.uuid4()))  # stored, then its server was gone: no audit row
-    checks.execute(console_env, prober_factory(simulator.url), [(everything, ("cloud_storage",))], cut,
+    checks.execute(console_env, prober_factory(simulator.url), [[(everything, ("cloud_storage",))]], cut,
                    triggered_by=ADMIN)
     finished = checks.run_checks(console_env, prober_factory(simulator.url), triggered_by=ADMIN)
 

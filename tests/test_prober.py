@@ -9,7 +9,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
@@ -217,7 +217,7 @@ def test_retry_after_seconds_is_honoured(simulator: SimulatorServer, apps, probe
 
 def test_retry_after_http_date_is_honoured(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
                                            sleeps: RecordingSleep) -> None:
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=12), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=12), usegmt=True)
     fault(simulator, route="cc_chat", status=503, retry_after=when, times=1)
     result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",)))["cc_chat"]
     assert result.outcome == "ok" and len(sleeps.calls) == 1 and 9 <= sleeps.calls[0] <= 12
@@ -448,6 +448,66 @@ def test_closing_the_prober_mid_run_wakes_the_caller(simulator: SimulatorServer,
         run(prober, target_for(apps[0]))
     with pytest.raises(ProberClosed):
         prober.ask_token(credentials_of(apps[0]))
+
+
+def test_a_check_fed_with_more_runs_every_refill_beside_what_still_runs(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                                     prober_factory: ProberFactory) -> None:
+    """The worker's pipelined batches: more is asked for while the first batch still runs
+    (one slow target), refills start at once and finish before it, every result comes once."""
+    prober = prober_factory(simulator.url)
+    prober.low_water = 3
+    control(simulator, "PUT", "knobs", {"latency_ms": 100})
+    fault(simulator, route="cc_chat", delay_ms=2500)
+    slow = target_for(apps[0], ("cc_chat",))
+    first = [slow, *(target_for(apps[0], ("cloud_storage",)) for _ in range(3))]
+    refills = [[target_for(apps[0], ("cloud_storage",)) for _ in range(3)] for _ in range(3)]
+    feed = iter(refills)
+    results: list[tuple[Target, ProbeResult]] = []
+    asked_after: list[list[str]] = []  # the products that had come, at each ask
+
+    def more() -> list[Target]:
+        asked_after.append([r.product for _, r in results])
+        return next(feed, [])
+
+    prober.check(first, lambda t, r: results.append((t, r)), more=more)
+    products = [(id(t), r.product) for t, r in results if r.product != "token"]
+    assert sorted(products) == sorted({(id(t), p) for t in first + [t for r in refills for t in r] for p in t.products})
+    assert len(asked_after) == 4  # three refills and the empty answer; never twice for one refill
+    assert all(r.outcome == "ok" for _, r in results)
+    chat_came = next(i for i, (t, r) in enumerate(results) if t is slow and r.product == "cc_chat")
+    assert chat_came == len(results) - 1  # the slow target of the first batch finished last...
+    # ...and more was asked for while it ran: once fewer than low_water (3) of the first four were open
+    assert asked_after[0].count("cloud_storage") == 2 and "cc_chat" not in asked_after[0]
+
+
+def test_closing_the_prober_during_a_fed_check_wakes_the_caller(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                                prober_factory: ProberFactory) -> None:
+    prober = prober_factory(simulator.url)
+    control(simulator, "PUT", "knobs", {"latency_ms": 3000})
+    asked: list[int] = []
+    outcome: dict[str, BaseException] = {}
+
+    def more() -> list[Target]:  # work without end: only closing ends the check
+        asked.append(1)
+        return [target_for(apps[0], ("cloud_storage",))]
+
+    def check() -> None:
+        try:
+            prober.check([target_for(apps[0])], lambda _t, _r: None, more=more)
+        except BaseException as exc:  # noqa: BLE001 - what the caller gets is the point
+            outcome["error"] = exc
+
+    caller = threading.Thread(target=check)
+    caller.start()
+    wait_until = time.monotonic() + 5
+    while len(asked) < 3 and time.monotonic() < wait_until:
+        time.sleep(0.05)
+    assert len(asked) >= 3  # refills were handed over and asked again (few targets are open)
+    started = time.monotonic()
+    prober.close()
+    caller.join(10)
+    assert not caller.is_alive() and time.monotonic() - started < 5
+    assert isinstance(outcome.get("error"), ProberClosed), outcome
 
 
 def test_waiting_for_results_has_a_deadline(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]

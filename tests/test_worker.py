@@ -175,6 +175,54 @@ def test_a_worker_that_lost_its_claim_meanwhile_stores_nothing_for_it(
     assert {r.claimed_by for r in due_rows(runtime.engine)} == {"another-worker"}
 
 
+def test_a_tick_of_batches_smaller_than_the_fleet_checks_and_stores_each_due_slot_once(
+        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    """Batches of 7 rows split connections and are claimed while the ones before still run
+    (pipelined): every slot is still checked once, stored once and moved to its next slot."""
+    sim = simulator_factory(fleet(9, latency_ms=50))
+    views = add_fleet(runtime, sim)
+    worker = Worker(runtime, prober_factory(sim.url), batch=7)
+    worker.tick()
+    make_due(runtime.engine)
+    control(sim, "POST", "reset")
+    report = worker.tick()
+    assert (report.checked, report.failing, report.connections) == (45, 0, 9)
+    assert checks_per_slot(runtime.engine) == Counter({(v.id, p): 1 for v in views for p in PRODUCT_KEYS})
+    assert product_requests(sim) == 45  # not one request twice
+    rows = due_rows(runtime.engine)
+    assert {r.last_run_id for r in rows} == {report.run_id}
+    assert not [r for r in rows if r.claimed_by is not None or r.due_at <= utcnow()]
+
+
+def test_two_workers_claiming_at_once_take_each_due_row_once(
+        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    """The claim is one UPDATE … IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING: what each
+    worker got is what the rows say it holds, and no row went to both."""
+    sim = simulator_factory(fleet(20))
+    add_fleet(runtime, sim)
+    workers = [Worker(runtime, prober_factory(sim.url), batch=3) for _ in range(2)]
+    workers[0].tick()
+    make_due(runtime.engine)
+    got: dict[str, list[tuple[object, str]]] = {w.id: [] for w in workers}
+    go = threading.Barrier(2)
+
+    def claim_all(worker: Worker) -> None:
+        go.wait()
+        while claimed := worker._claim():
+            got[worker.id].extend((c, p) for c, products in claimed.items() for p in products)
+
+    threads = [threading.Thread(target=claim_all, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    one, two = (Counter(got[w.id]) for w in workers)
+    assert one and two and not one & two and set((one + two).values()) == {1}
+    assert {(r.connection_id, r.product): r.claimed_by for r in due_rows(runtime.engine)} == {
+        slot: worker_id for worker_id, slots in got.items() for slot in slots}
+    assert len(one + two) == 20 * len(PRODUCT_KEYS)
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -216,10 +264,12 @@ def run_ids_of_tick(engine: Engine, tick_started: datetime) -> set[str | None]:
 def test_two_worker_processes_check_every_due_slot_exactly_once_over_three_ticks(
         runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
         worker_env: Callable[[SimulatorServer], dict[str, str]]) -> None:
-    sim = simulator_factory(fleet(50, latency_ms=60))
+    # A worker keeps up to its prober's low-water mark (40) of connections claimed ahead, so the
+    # fleet is larger than that for both workers to take part.
+    sim = simulator_factory(fleet(120, latency_ms=100))
     views = add_fleet(runtime, sim)
     Worker(runtime, prober_factory(sim.url)).tick()  # the due rows, as a worker's first tick makes them
-    slots = 50 * len(PRODUCT_KEYS)
+    slots = 120 * len(PRODUCT_KEYS)
     for tick in (1, 2, 3):
         make_due(runtime.engine)
         control(sim, "POST", "reset")

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from lib.simulator import SimulatorServer
-from tests.browser.conftest import Console, keyed, open_path, sign_in, wait_for_app
+from tests.browser.conftest import Console, keyed, sign_in, wait_for_app
 
 pytestmark = pytest.mark.e2e
 

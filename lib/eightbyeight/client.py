@@ -43,7 +43,7 @@ log = logging.getLogger("switchboard.eightbyeight")
 
 TOKEN_PATH = "/oauth/v2/token"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=policy.CONNECT_TIMEOUT_S, read=policy.READ_TIMEOUT_S,
-                                write=policy.WRITE_TIMEOUT_S, pool=policy.POOL_TIMEOUT_S)
+                                write=None, pool=policy.POOL_TIMEOUT_S)
 DEFAULT_POLICY = RetryPolicy()
 Sleep = Callable[[float], Awaitable[None]]
 

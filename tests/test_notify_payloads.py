@@ -111,6 +111,19 @@ def test_teams_shows_names_as_given_inside_json_strings() -> None:
     assert {"title": "Connection", "value": "<!channel> Acme & Co"} in card["body"][2]["facts"]
 
 
+def test_teams_never_turns_a_name_or_8x8s_words_into_a_hidden_link() -> None:
+    phishing = "[Reset the secret here](https://evil.example/login)"
+    body = teams_body(sample_event(summary=f"{phishing} down", connection=phishing, cause=f"8x8 said: {phishing}"))
+    jsonschema.validate(body, schema("teams_message"))
+    card = body["attachments"][0]["content"]
+    texts = [block["text"] for block in card["body"] if "text" in block]
+    texts += [part for fact in card["body"][2]["facts"] for part in (fact["title"], fact["value"])]
+    assert not any("](" in text for text in texts)
+    shown = [text.replace("\u200b", "") for text in texts]  # what a reader sees is what was written
+    assert f"{phishing} down" in shown and phishing in shown and f"8x8 said: {phishing}" in shown
+    assert card["actions"][0]["url"].startswith("https://switchboard.example.com/")  # the only link is ours
+
+
 def test_the_webhook_body_carries_every_event_field_with_utc_times() -> None:
     event = sample_event(occurred_at=datetime(2025, 6, 2, 11, 30),
                          details={"granted": {"b", "a"}, "age": timedelta(days=181)})

@@ -1,8 +1,9 @@
 """What each kind of channel receives for an event: pure functions, no network.
 
 Every payload says the same things (:func:`facts`) in the receiver's own format. Names and
-8x8's words are user text: Slack would turn ``<!channel>`` in them into a ping, and HTML mail
-would render markup, so each format escapes them. Nothing here ever holds a secret, a token or
+8x8's words are user text: Slack would turn ``<!channel>`` in them into a ping, Teams would turn
+``[text](url)`` into a link whose target it hides, and HTML mail would render markup, so each
+format escapes them. Nothing here ever holds a secret, a token or
 more of a Client ID than its masked hint, because :class:`Event` holds none.
 """
 
@@ -153,16 +154,28 @@ def slack_body(event: Event) -> dict[str, Any]:
 
 # ---- Microsoft Teams --------------------------------------------------------------------------
 
+_ZERO_WIDTH_SPACE = "\u200b"
+
+
+def teams_escape(text: str) -> str:
+    """Adaptive Cards read TextBlock and Fact text as Markdown, and have no escape for it. A
+    zero-width space between ``]`` and ``(`` keeps ``[Fix it here](https://…)`` from becoming
+    a link that hides where it goes; the text reads the same. (Bare URLs are still linked by
+    Teams, showing where they go; bold, italics and lists are left as written.)"""
+    return text.replace("](", "]" + _ZERO_WIDTH_SPACE + "(")
+
+
 def teams_body(event: Event) -> dict[str, Any]:
     """A message for a Teams Workflows webhook: one Adaptive Card (1.4)."""
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": title(event), "size": "Small", "isSubtle": True, "wrap": True},
-        {"type": "TextBlock", "text": _one_line(event.summary), "size": "Medium",
+        {"type": "TextBlock", "text": teams_escape(title(event)), "size": "Small", "isSubtle": True, "wrap": True},
+        {"type": "TextBlock", "text": teams_escape(_one_line(event.summary)), "size": "Medium",
          "weight": "Bolder", "wrap": True},
     ]
     rows = facts(event)
     if rows:
-        body.append({"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in rows]})
+        body.append({"type": "FactSet", "facts": [{"title": teams_escape(t), "value": teams_escape(v)}
+                                                  for t, v in rows]})
     card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                             "type": "AdaptiveCard", "version": "1.4", "body": body}
     if event.link:

@@ -20,6 +20,7 @@ from sqlmodel import select
 
 from lib import alerts, audit, checks, connections
 from lib.alerts import channels, delivery
+from lib.alerts.outbox import KEEP
 from lib.alerts.windows import Window
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.connections import ConnectionView
@@ -306,6 +307,30 @@ def test_still_failing_is_sent_every_24_hours_while_down(
         alerts.tick(runtime, worker="w", send=local_send, now=lambda: now + timedelta(hours=hours))  # noqa: B023
     assert receiver.kinds() == ["check.failed", "check.still_failing", "check.still_failing"]
     assert [r.body["details"]["reminder"] for r in receiver.received[1:]] == [1, 2]
+
+
+def test_finished_outbox_rows_and_log_entries_are_pruned_after_keep_and_never_raised_again(
+        runtime: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    view = connect(runtime, simulator.scenario.apps[0])
+    channel(runtime, receiver, events=["check.failed"])  # the daily reminders go elsewhere
+    failing_twice(runtime, view)
+    alerts.tick(runtime, worker="w", send=local_send)
+    assert receiver.kinds() == ["check.failed"]
+    with write_session(runtime.engine) as session:  # a second event still waiting to be sent
+        pending = AlertOutbox(**{**session.exec(select(AlertOutbox)).one().model_dump(exclude={"id"}),
+                                 "event_id": "still-pending", "status": "pending",
+                                 "due_at": utcnow() + timedelta(days=400), "finished_at": None})
+        session.add(pending)
+
+    def stored(now: datetime) -> tuple[list[str], int]:
+        alerts.tick(runtime, worker="w", send=local_send, now=lambda: now)
+        with read_session(runtime.engine) as session:
+            return ([r.status for r in session.exec(select(AlertOutbox).order_by(AlertOutbox.id))],
+                    len(session.exec(select(AlertDelivery)).all()))
+
+    assert stored(utcnow() + KEEP - timedelta(days=1)) == (["delivered", "pending"], 1)
+    assert stored(utcnow() + KEEP + timedelta(days=1)) == (["pending"], 0)
+    assert receiver.kinds() == ["check.failed"]  # nothing was raised or sent again
 
 
 def test_drift_from_the_tokens_product_list(

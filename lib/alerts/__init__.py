@@ -20,7 +20,7 @@ from lib.alerts import delivery, rules
 from lib.alerts.channels import locked
 from lib.alerts.delivery import Clock, Send
 from lib.alerts.events import channel_test_event, from_json
-from lib.alerts.outbox import FAILED, HELD, PENDING, row
+from lib.alerts.outbox import FAILED, HELD, PENDING, prune, row
 from lib.notify.models import Attempt, Event
 from lib.runtime import Runtime
 from lib.store.db import read_session, serialize, write_session
@@ -29,12 +29,14 @@ from lib.store.models import AlertChannel, AlertDelivery, AlertOutbox, AlertStat
 
 def tick(rt: Runtime, *, worker: str, send: Send | None = None, now: Clock = utcnow) -> int:
     """A worker's alert work: reminders and secret ages, summaries of quiet windows that ended,
-    then every delivery due. Returns how many events were delivered."""
+    old outbox rows and log entries pruned, then every delivery due. Returns how many events
+    were delivered."""
     with write_session(rt.engine) as session:
         serialize(session, "alerts")
         at = now()
         rules.periodic(session, at)
         delivery.summarise(session, at)
+        prune(session, at)
     return delivery.deliver_due(rt, worker=worker, send=send, now=now)
 
 

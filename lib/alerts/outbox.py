@@ -1,16 +1,20 @@
 """The outbox: each event, once per channel that routes it, written in the caller's transaction.
 
 A row is unique per (channel, event id), so an event raised twice (two workers, a restart, a
-reminder computed again) is queued once: the second insert does nothing.
+reminder computed again) is queued once: the second insert does nothing. Rows finished (delivered,
+failed for good, summarised) and delivery-log entries are kept for KEEP, then pruned by the
+worker's tick, so neither table grows without end. The rules never look at the outbox to decide
+what to raise (lib.alerts.rules keeps its own state), so pruning cannot raise an event again.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -18,9 +22,11 @@ from sqlmodel import Session, col
 
 from lib.alerts.events import to_json
 from lib.notify.models import Event
-from lib.store.models import AlertChannel, AlertOutbox
+from lib.store.models import AlertChannel, AlertDelivery, AlertOutbox
 
 PENDING, DELIVERED, FAILED, HELD, SUMMARISED = "pending", "delivered", "failed", "held", "summarised"
+FINISHED = (DELIVERED, FAILED, SUMMARISED)
+KEEP = timedelta(days=90)  # finished outbox rows and the delivery log, for the console and audits
 
 
 def routes(events: Iterable[str], environments: Iterable[str], event: Event) -> bool:
@@ -59,3 +65,11 @@ def enqueue(session: Session, raised: Sequence[Raised], now: datetime) -> None:
     rows = [row(channel_id, item, now) for item in raised
             for channel_id, kinds, environments in channels if routes(kinds, environments, item[0])]
     insert_ignoring(session, AlertOutbox, rows, ["channel_id", "event_id"])
+
+
+def prune(session: Session, now: datetime) -> None:
+    """Remove outbox rows finished, and delivery-log entries written, more than KEEP ago."""
+    before = now - KEEP
+    session.connection().execute(delete(AlertOutbox).where(col(AlertOutbox.status).in_(FINISHED),
+                                                           col(AlertOutbox.finished_at) < before))
+    session.connection().execute(delete(AlertDelivery).where(col(AlertDelivery.at) < before))

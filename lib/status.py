@@ -343,8 +343,7 @@ class Overview:
         rows, changes = connection_at[known] * per + product_at[known], changes[known]
         frame = self.table.copy(deep=False)
         frame["outcome"] = _replaced(frame["outcome"], rows, changes["outcome"].to_numpy())
-        checked_at = _utc(changes["checked_at"])
-        frame["checked_at"] = _replaced_times(frame["checked_at"], rows, checked_at)
+        frame["checked_at"] = _replaced(frame["checked_at"], rows, _utc(changes["checked_at"]).array)
         touched = np.unique(connection_at[known])
         block = (touched[:, None] * per + np.arange(per)).ravel()  # every row of each touched connection
         part = frame.iloc[block].drop(columns="verdict")
@@ -369,19 +368,21 @@ def _standing(frame: pd.DataFrame) -> dict[str, Any]:
             **{name: shown[:, i] for i, name in enumerate(_PRODUCT_COLUMNS)}}
 
 
-def _replaced(column: pd.Series, at: np.ndarray, values: np.ndarray) -> pd.Series:
-    """``column`` with ``values`` at positions ``at``, of the dtype a build gives (categories
-    worked out again: a new label is a new category, one no longer used is dropped)."""
-    merged = column.to_numpy(dtype=object, copy=True)
-    merged[at] = values
-    dtype = "category" if isinstance(column.dtype, pd.CategoricalDtype) else column.dtype
-    return pd.Series(merged, index=column.index, name=column.name).astype(dtype)
-
-
-def _replaced_times(column: pd.Series, at: np.ndarray, values: pd.Series) -> pd.Series:
-    times = column.array.copy()
-    times[at] = values.array
-    return pd.Series(times, index=column.index, name=column.name)
+def _replaced(column: pd.Series, at: np.ndarray, values: Any) -> pd.Series:
+    """``column`` with ``values`` at positions ``at``, as a build would give it: categories
+    sorted, a new label a new category, one no longer used dropped."""
+    data = column.array
+    if isinstance(data, pd.Categorical):
+        added = pd.Index(values).unique().difference(data.categories)
+        data = data.add_categories(added) if len(added) else data.copy()
+        data[at] = values
+        data = data.remove_unused_categories()
+        if len(added):
+            data = data.reorder_categories(data.categories.sort_values())
+    else:
+        data = data.copy()
+        data[at] = values
+    return pd.Series(data, index=column.index, name=column.name)
 
 
 def _checks_since(engine: Engine, check_id: int | None) -> pd.DataFrame | None:

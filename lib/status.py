@@ -322,10 +322,16 @@ class Overview:
     def updated(self, engine: Engine, stamp: Stamp) -> Overview:
         """The overview at ``stamp``: this one when nothing changed; when only checks were
         stored since (at most MAX_CHANGES), this one with the rows they touch updated; else
-        built afresh. Either way equal to :meth:`build` at ``stamp``."""
+        built afresh. Either way equal to :meth:`build` at ``stamp``.
+
+        Only on SQLite, which commits one writer at a time, so a check once seen has every
+        check of a lower id committed before it. PostgreSQL commits concurrent transactions
+        in any order (a batch holding lower ids may commit after one holding higher ids), and
+        "the checks after the newest id seen" would miss it: there the overview is built
+        afresh at every change."""
         if stamp == self.stamp:
             return self
-        if stamp.connections == self.stamp.connections:
+        if stamp.connections == self.stamp.connections and engine.dialect.name == "sqlite":
             changes = _checks_since(engine, self.stamp.check_id)
             if changes is not None and (derived := self._with(changes, stamp)) is not None:
                 return derived
@@ -340,6 +346,8 @@ class Overview:
         if (connection_at < 0).any():
             return None
         known = product_at >= 0  # as in table(): a product no longer in the catalogue is not shown
+        if not known.any():  # token steps only
+            return Overview(self.table, self.wide, stamp)
         rows, changes = connection_at[known] * per + product_at[known], changes[known]
         frame = self.table.copy(deep=False)
         frame["outcome"] = _replaced(frame["outcome"], rows, changes["outcome"].to_numpy())

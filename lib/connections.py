@@ -90,7 +90,7 @@ class ConnectionView:
     secret_set_at: datetime
     expected_products: tuple[str, ...]
     granted_products: tuple[str, ...] | None
-    granted_at: datetime | None
+    granted_at: datetime | None  # since when 8x8 has listed granted_products (None: never asked)
     settings: dict[str, str | None] = field(default_factory=dict)
     created_at: datetime | None = None
     created_by: str = ""
@@ -301,10 +301,10 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
     if secret:
         values["client_secret_enc"] = vault.encrypt(secret, credential_binding(connection_id, "client_secret_enc"))
         values["secret_set_at"] = now
-    if granted_products is not None:
-        values["granted_products"], values["granted_at"] = sorted(granted_products), now
     try:
         with write_session(engine) as session:
+            if granted_products is not None and _changed_grants(session, {connection_id: granted_products}):
+                values["granted_products"], values["granted_at"] = sorted(granted_products), now
             result = session.exec(  # type: ignore[call-overload]
                 sql_update(Connection)
                 .where(Connection.id == connection_id, Connection.version == expected_version)
@@ -326,13 +326,29 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
 
 def record_granted(session: Session, granted: Mapping[uuid.UUID, Iterable[str]]) -> None:
     """Store what 8x8's tokens said each app may use, inside the caller's write transaction
-    (an observation, not an edit: the version is not bumped). One statement for them all."""
-    if not granted:
+    (an observation, not an edit: the version is not bumped). Only lists that changed (or were
+    never recorded) are written, so ``granted_at`` says since when 8x8 has listed these
+    products, and a test that finds them as they were leaves the connections untouched (their
+    part of lib.status.data_stamp too). One statement for them all."""
+    changed = _changed_grants(session, granted)
+    if not changed:
         return
     session.connection().execute(
         sql_update(Connection).where(Connection.id == bindparam("connection"))  # type: ignore[arg-type]
         .values(granted_products=bindparam("products"), granted_at=utcnow()),
-        [{"connection": connection_id, "products": sorted(products)} for connection_id, products in granted.items()])
+        [{"connection": connection_id, "products": products} for connection_id, products in changed.items()])
+
+
+def _changed_grants(session: Session, granted: Mapping[uuid.UUID, Iterable[str]]) -> dict[uuid.UUID, list[str]]:
+    """The product lists (sorted) of ``granted`` that differ from the stored ones, of the
+    connections that exist."""
+    if not granted:
+        return {}
+    lists = {connection_id: sorted(products) for connection_id, products in granted.items()}
+    stored = session.connection().execute(
+        sql_select(Connection.id, Connection.granted_products).where(col(Connection.id).in_(lists))).all()
+    return {connection_id: lists[connection_id] for connection_id, listed in stored
+            if listed is None or sorted(listed) != lists[connection_id]}
 
 
 def delete(engine: Engine, connection_id: uuid.UUID, *, actor: Principal) -> None:

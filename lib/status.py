@@ -3,13 +3,15 @@ connection's history, and a stamp that changes whenever either does.
 
 The console's table, its metrics, every export and ``check --json`` read the same rows, so
 they agree. The current status is a table of its own (kept by lib.checks in the transaction
-that stores each check), so reading it costs N x 5 rows at any size of history. Nothing here
-decrypts anything or talks to 8x8.
+that stores each check), so reading it costs N x 5 rows at any size of history. The
+Connections page's :class:`Overview` is built from it once, then (on SQLite) follows the checks
+stored since row by row. Nothing here decrypts anything or talks to 8x8.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +26,7 @@ from sqlalchemy import select as sql_select
 from sqlmodel import col
 
 from lib.catalogue.outcomes import OUTCOMES, Judged, OutcomeKey
-from lib.catalogue.products import PRODUCT_KEYS, TOKEN
+from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, TOKEN
 from lib.store.db import read_session
 from lib.store.models import Check, Connection, CurrentStatus
 
@@ -77,15 +79,23 @@ def history(engine: Engine, connection_id: uuid.UUID, *, limit: int = 500) -> li
                     .limit(limit))
 
 
-def data_stamp(engine: Engine) -> tuple[object, ...]:
-    """Changes whenever a check is stored or a connection is added, edited or removed: a cheap
+@dataclass(frozen=True)
+class Stamp:
+    """Changes whenever a check is stored (``check_id``, the newest check's id) or a connection
+    is added, edited or removed, or 8x8's product list for it changes (``connections``): a cheap
     key for caching views of the status."""
+
+    check_id: int | None
+    connections: tuple[object, ...]
+
+
+def data_stamp(engine: Engine) -> Stamp:
     with read_session(engine) as session:
         conn = session.connection()
-        checks_part = conn.execute(sql_select(func.max(Check.id))).one()
+        check_id = conn.execute(sql_select(func.max(Check.id))).scalar_one()
         connections_part = conn.execute(sql_select(func.count(), func.max(Connection.updated_at),
                                                    func.max(Connection.granted_at))).one()
-    return (*checks_part, *connections_part)
+    return Stamp(check_id, tuple(connections_part))
 
 
 def _frame(engine: Engine, query: Any) -> pd.DataFrame:
@@ -96,7 +106,9 @@ def _frame(engine: Engine, query: Any) -> pd.DataFrame:
 
 
 def _utc(column: pd.Series) -> pd.Series:
-    return pd.to_datetime(column, utc=True, format="ISO8601")
+    """Stored times as text -> UTC times, in microseconds (what both databases keep) whatever
+    the column holds: a column of no time at all would parse to seconds."""
+    return pd.to_datetime(column, utc=True, format="ISO8601").dt.as_unit("us")
 
 
 def _ticks(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +162,7 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
     current = _frame(engine, sql_select(*_CURRENT, *(_DETAILS if details else ())).where(
         CurrentStatus.product != TOKEN)).astype({"connection_id": str, "product": str})
     frame = frame.merge(current, on=["connection_id", "product"], how="left", sort=False)
-    frame["outcome"] = frame["outcome"].fillna(NEVER_TESTED)
+    frame["outcome"] = frame["outcome"].fillna(NEVER_TESTED).astype(str)  # text even when nothing was tested
     frame["checked_at"] = _utc(frame["checked_at"])
     if details:
         frame["detail"] = frame["detail"].fillna("")
@@ -273,3 +285,141 @@ class Selection:
 NEVER_ICON = "⚪"
 NAMES = {NEVER_TESTED: "Never tested"} | {key: outcome.label for key, outcome in OUTCOMES.items()}
 LABELS = {NEVER_TESTED: "Never tested"} | {key: outcome.badge for key, outcome in OUTCOMES.items()}
+
+
+# --- the Connections page's overview ---------------------------------------------------------
+
+NOT_TICKED_LABEL = "— not ticked"  # information only: never counted as a failure
+MAX_CHANGES = 2_000  # more new checks than this since an overview was built: build it afresh
+_PRODUCT_COLUMNS = tuple(PRODUCTS[key].name for key in PRODUCT_KEYS)
+WIDE_COLUMNS = ("Name", "Status", "Products", "Environment", "Client ID", "Secret set", "Last checked",
+                *_PRODUCT_COLUMNS)
+# A handful of distinct labels per column: dictionary-encoded, the table travels small.
+_LABELLED = ("Status", "Products", "Environment", *_PRODUCT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Every connection as the Connections page shows it, one object shared by every session
+    and never changed (views copy what they narrow). ``table``: :func:`table` without details,
+    with a "verdict" column; ``wide``: one row per connection, indexed by connection id (text);
+    ``stamp``: the data it shows."""
+
+    table: pd.DataFrame
+    wide: pd.DataFrame
+    stamp: Stamp
+
+    @classmethod
+    def build(cls, engine: Engine, stamp: Stamp) -> Overview:
+        frame = table(engine, details=False)
+        frame["verdict"] = verdicts(frame)
+        first = frame.iloc[::len(PRODUCT_KEYS)].reset_index(drop=True)
+        wide = pd.DataFrame({
+            "Name": first["connection"], "Environment": first["environment"], "Client ID": first["client_id_hint"],
+            "Secret set": first["secret_set_at"], **_standing(frame)})
+        wide = wide[list(WIDE_COLUMNS)].set_axis(first["connection_id"].to_numpy())
+        return cls(frame, wide.astype(dict.fromkeys(_LABELLED, "category")), stamp)
+
+    def updated(self, engine: Engine, stamp: Stamp) -> Overview:
+        """The overview at ``stamp``: this one when nothing changed; when only checks were
+        stored since (at most MAX_CHANGES), this one with the rows they touch updated; else
+        built afresh. Either way equal to :meth:`build` at ``stamp``.
+
+        Only on SQLite, which commits one writer at a time, so a check once seen has every
+        check of a lower id committed before it. PostgreSQL commits concurrent transactions
+        in any order (a batch holding lower ids may commit after one holding higher ids), and
+        "the checks after the newest id seen" would miss it: there the overview is built
+        afresh at every change."""
+        if stamp == self.stamp:
+            return self
+        if stamp.connections == self.stamp.connections and engine.dialect.name == "sqlite":
+            changes = _checks_since(engine, self.stamp.check_id)
+            if changes is not None and (derived := self._with(changes, stamp)) is not None:
+                return derived
+        return Overview.build(engine, stamp)
+
+    def _with(self, changes: pd.DataFrame, stamp: Stamp) -> Overview | None:
+        """This overview with ``changes`` (the latest new check per connection and product)
+        applied; None when one of them is for a connection it does not have."""
+        per = len(PRODUCT_KEYS)
+        connection_at = self.wide.index.get_indexer(changes["connection_id"])
+        product_at = pd.Index(PRODUCT_KEYS).get_indexer(changes["product"])
+        if (connection_at < 0).any():
+            return None
+        known = product_at >= 0  # as in table(): a product no longer in the catalogue is not shown
+        if not known.any():  # token steps only
+            return Overview(self.table, self.wide, stamp)
+        rows, changes = connection_at[known] * per + product_at[known], changes[known]
+        frame = self.table.copy(deep=False)
+        frame["outcome"] = _replaced(frame["outcome"], rows, changes["outcome"].to_numpy())
+        frame["checked_at"] = _replaced(frame["checked_at"], rows, _utc(changes["checked_at"]).array)
+        touched = np.unique(connection_at[known])
+        block = (touched[:, None] * per + np.arange(per)).ravel()  # every row of each touched connection
+        part = frame.iloc[block].drop(columns="verdict")
+        part["verdict"] = verdicts(part)
+        frame["verdict"] = _replaced(frame["verdict"], block, part["verdict"].to_numpy())
+        wide = self.wide.copy(deep=False)
+        for column, values in _standing(part).items():
+            wide[column] = _replaced(wide[column], touched, values)
+        return Overview(frame, wide, stamp)
+
+
+def _standing(frame: pd.DataFrame) -> dict[str, Any]:
+    """The columns of the wide view that follow the checks, for the connections of ``frame``
+    (whole connections, in order, with their verdicts)."""
+    per = len(PRODUCT_KEYS)
+    counted = (frame["verdict"] != Verdict.NOT_TICKED).to_numpy()
+    shown = np.where(counted, frame["outcome"].map(LABELS), NOT_TICKED_LABEL).reshape(-1, per)
+    last_checked = frame["checked_at"].groupby(np.arange(len(frame)) // per).max()
+    worst, icons = summaries(frame, frame["verdict"])
+    return {"Status": worst, "Products": icons,
+            "Last checked": last_checked.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("Never").to_numpy(),
+            **{name: shown[:, i] for i, name in enumerate(_PRODUCT_COLUMNS)}}
+
+
+def _replaced(column: pd.Series, at: np.ndarray, values: Any) -> pd.Series:
+    """``column`` with ``values`` at positions ``at``, as a build would give it: categories
+    sorted, a new label a new category, one no longer used dropped."""
+    data = column.array
+    if isinstance(data, pd.Categorical):
+        added = pd.Index(values).unique().difference(data.categories)
+        data = data.add_categories(added) if len(added) else data.copy()
+        data[at] = values
+        data = data.remove_unused_categories()
+        if len(added):
+            data = data.reorder_categories(data.categories.sort_values())
+    else:
+        data = data.copy()
+        data[at] = values
+    return pd.Series(data, index=column.index, name=column.name)
+
+
+def _checks_since(engine: Engine, check_id: int | None) -> pd.DataFrame | None:
+    """The latest check per (connection, product) of those stored after ``check_id`` (as the
+    current status holds it: the last stored wins; token steps left out, as in :func:`table`),
+    or None when there are more than MAX_CHANGES."""
+    query = (sql_select(sql_cast(Check.connection_id, String).label("connection_id"), Check.product, Check.outcome,
+                        sql_cast(Check.started_at, String).label("checked_at"))
+             .where(Check.product != TOKEN).order_by(Check.id).limit(MAX_CHANGES + 1))
+    if check_id is not None:
+        query = query.where(Check.id > check_id)
+    found = _frame(engine, query)
+    if len(found) > MAX_CHANGES:
+        return None
+    return found.drop_duplicates(["connection_id", "product"], keep="last")
+
+
+class LatestOverview:
+    """The newest overview of one database, brought up to date at each call. One lock: a
+    session that finds it stale waits for the one updating it instead of building it again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._overview: Overview | None = None
+
+    def current(self, engine: Engine) -> Overview:
+        with self._lock:
+            stamp = data_stamp(engine)
+            previous = self._overview
+            self._overview = Overview.build(engine, stamp) if previous is None else previous.updated(engine, stamp)
+            return self._overview

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy import update as sql_update
 from sqlmodel import select
 
-from lib import connections
+from lib import connections, status
 from lib.catalogue.products import PRODUCTS, SETTINGS
 from lib.connections import ConnectionInput, client_id_hint
 from lib.errors import NotFoundError, ValidationError
@@ -237,3 +237,26 @@ def test_missing_connections_are_reported(engine: Engine, vault: Vault) -> None:
         connections.find_by_name(engine, "ghost")
     with pytest.raises(NotFoundError):
         connections.delete(engine, uuid.uuid4(), actor=ADMIN)
+
+
+def test_granted_products_are_written_only_when_8x8_lists_other_ones(engine: Engine, vault: Vault) -> None:
+    """granted_at says since when 8x8 has listed these products: a test that finds them as
+    they were changes no connection (nor the connections' part of the status stamp)."""
+    view = connections.create(engine, vault, form(), actor=ADMIN)
+    assert view.granted_at is None
+
+    def observed(products: set[str] | list[str]) -> connections.ConnectionView:
+        with write_session(engine) as session:
+            connections.record_granted(session, {view.id: products})
+        return connections.get(engine, view.id)
+
+    first = observed({"cloud_storage", "cc_chat"})
+    assert first.granted_products == ("cc_chat", "cloud_storage") and first.granted_at is not None
+    stamp = status.data_stamp(engine)
+    assert observed(["cloud_storage", "cc_chat"]).granted_at == first.granted_at  # the same list
+    assert status.data_stamp(engine) == stamp
+    fewer = observed({"cloud_storage"})
+    assert fewer.granted_products == ("cloud_storage",) and fewer.granted_at > first.granted_at  # type: ignore[operator]
+    edited = connections.update(engine, vault, view.id, form(client_id="", client_secret=SecretStr("")),
+                                expected_version=fewer.version, actor=ADMIN, granted_products=["cloud_storage"])
+    assert edited.version == fewer.version + 1 and edited.granted_at == fewer.granted_at  # verified, same list

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
@@ -110,3 +113,65 @@ def test_each_connection_has_its_worst_status_and_compact_marks(engine: Engine, 
     worst, marks = status.summaries(table, status.verdicts(table))
     assert list(worst) == ["⏱️ Timed out +1 more", "✅ All OK", "⚪ Never tested"]  # an error outranks a wait
     assert [m.replace("\u2009", " ") for m in marks] == ["· · 🐢 ✅ ⏱️", "· · ✅ · ·", "· · ⚪ · ·"]
+
+
+def _assert_same(derived: status.Overview, built: status.Overview) -> None:
+    pd.testing.assert_frame_equal(derived.table, built.table)
+    pd.testing.assert_frame_equal(derived.wide, built.wide)
+    assert derived.stamp == built.stamp
+
+
+def _shared(derived: status.Overview, previous: status.Overview) -> bool:
+    """Whether ``derived`` holds the previous overview's own data where no check touched it."""
+    return np.shares_memory(derived.wide["Secret set"].array.asi8, previous.wide["Secret set"].array.asi8)
+
+
+def test_an_overview_follows_new_checks_row_by_row_and_equals_a_full_build(engine: Engine, vault: Vault) -> None:
+    """Row by row on SQLite; on PostgreSQL (commits in any order of ids) built afresh, equal too."""
+    row_by_row = engine.dialect.name == "sqlite"
+    ticked = _add(engine, vault, "a-ticked", ("cloud_storage", "cc_chat"))
+    untouched = _add(engine, vault, "b-untouched", ())
+    quiet = _add(engine, vault, "c-quiet", ("cloud_storage",))
+    overview = status.Overview.build(engine, status.data_stamp(engine))  # nothing tested yet
+    steps = [
+        (ticked, {"cloud_storage": "ok", "cc_chat": "ok"}),
+        (quiet, {"cloud_storage": "ok", "cc_chat": "timeout"}),  # chat not ticked: information
+        (ticked, {"cloud_storage": "timeout"}),  # ok to failing
+        (untouched, {"quality_management": "ok"}),  # a never-tested product's first result
+        (ticked, {"token": "invalid_credentials", "cc_chat": "rate_limited"}),  # the token step is not shown
+        (quiet, {"token": "ok"}),  # a token step alone
+    ]
+    for view, outcomes in steps:
+        _store(engine, view, outcomes)
+        stamp = status.data_stamp(engine)
+        derived = overview.updated(engine, stamp)
+        _assert_same(derived, status.Overview.build(engine, stamp))
+        # derived, not rebuilt: what no check touches is the previous overview's own data
+        assert _shared(derived, overview) == row_by_row
+        overview = derived
+    with write_session(engine) as session:  # two results of one pair in one batch: the last wins
+        checks.store(session, [CheckRecord(quiet.id, "", "cloud_storage", outcome, 200, 40, "", utcnow(), "r")
+                               for outcome in ("timeout", "ok", "rate_limited")], {}, "test")
+    stamp = status.data_stamp(engine)
+    overview = overview.updated(engine, stamp)
+    _assert_same(overview, status.Overview.build(engine, stamp))
+    assert dict(zip(overview.wide["Name"], overview.wide["Status"], strict=True))["c-quiet"].startswith("🐢")
+    assert overview.updated(engine, stamp) is overview  # nothing new: the same object
+
+
+def test_an_overview_is_built_afresh_when_a_connection_changes_or_too_much_was_stored(
+        engine: Engine, vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _add(engine, vault, "a-first", ("cloud_storage",))
+    overview = status.Overview.build(engine, status.data_stamp(engine))
+    _add(engine, vault, "b-second", ())
+    _store(engine, first, {"cloud_storage": "ok"})
+    stamp = status.data_stamp(engine)
+    rebuilt = overview.updated(engine, stamp)
+    _assert_same(rebuilt, status.Overview.build(engine, stamp))
+    assert list(rebuilt.wide["Name"]) == ["a-first", "b-second"]
+    monkeypatch.setattr(status, "MAX_CHANGES", 1)
+    _store(engine, first, {"cloud_storage": "timeout", "cc_chat": "ok"})
+    stamp = status.data_stamp(engine)
+    rebuilt_again = rebuilt.updated(engine, stamp)
+    _assert_same(rebuilt_again, status.Overview.build(engine, stamp))
+    assert not _shared(rebuilt_again, rebuilt)

@@ -77,7 +77,8 @@ def _drift(known: Mapping[uuid.UUID, Any], granted: Mapping[uuid.UUID, frozenset
         ticked, now_granted = frozenset(row.expected_products), frozenset(products)
         if (now_granted != previous) if previous is not None else bool(ticked - now_granted):
             found.append((drift_event(_subject(row), granted=now_granted, previous=previous, ticked=ticked,
-                                      since=row.granted_at, at=utcnow()), connection_id))
+                                      since=row.granted_at,  # since when 8x8 listed the previous ones
+                                      at=utcnow()), connection_id))
     return found
 
 

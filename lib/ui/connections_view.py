@@ -7,10 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-from sqlalchemy import Engine
 from streamlit.delta_generator import DeltaGenerator
 
 from lib import alerts, checks, connections, export, status
@@ -21,7 +19,7 @@ from lib.checks import Progress
 from lib.connections import ConnectionView
 from lib.errors import NotFoundError
 from lib.runtime import Runtime
-from lib.status import NEVER_TESTED, CheckRecord, data_stamp, history
+from lib.status import NEVER_TESTED, CheckRecord, history
 from lib.ui import schedule_view
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_ID
@@ -36,7 +34,6 @@ OPEN_PARAM = "connection"  # /connections?connection=NAME opens that connection
 RUN_PARAM = "run"  # the bulk test run this page started, while it runs
 _PRODUCTS_HELP = ("One mark per product, in this order: " + ", ".join(p.name for p in PRODUCTS.values())
                   + f". · not ticked, {status.NEVER_ICON} never tested.")
-_NOT_TICKED = "— not ticked"  # information only: never counted as a failure
 
 
 def _age_days(when: datetime) -> int:
@@ -46,38 +43,14 @@ def _age_days(when: datetime) -> int:
 # --- overview -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Overview:
-    """``table``: lib.status.table (one row per connection and product) with its verdicts;
-    ``wide``: one row per connection, indexed by connection id, as the table shows it."""
-
-    table: pd.DataFrame
-    wide: pd.DataFrame
-
-
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _overview(_engine: Engine, database_url: str, stamp: tuple[object, ...]) -> Overview:
-    """Rebuilt only when ``stamp`` (lib.status.data_stamp) changes. Hints only: nothing secret
-    is cached. One shared object, never changed (views copy what they narrow): cache_data would
-    pickle it once and unpickle it at every rerun, a third of a rerun at 10,000 connections."""
-    table = status.table(_engine, details=False)
-    table["verdict"] = status.verdicts(table)
-    per_product = len(PRODUCT_KEYS)  # the table has exactly this many rows per connection, in order
-    counted = (table["verdict"] != status.Verdict.NOT_TICKED).to_numpy()
-    shown = np.where(counted, table["outcome"].map(status.LABELS), _NOT_TICKED).reshape(-1, per_product)
-    first = table.iloc[::per_product].reset_index(drop=True)
-    last_checked = table["checked_at"].groupby(table.index // per_product).max()
-    worst, icons = status.summaries(table, table["verdict"])
-    wide = pd.DataFrame({
-        "Name": first["connection"], "Status": worst, "Products": icons,
-        "Environment": first["environment"], "Client ID": first["client_id_hint"],
-        "Secret set": first["secret_set_at"],
-        "Last checked": last_checked.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("Never"),
-        **{PRODUCTS[key].name: shown[:, i] for i, key in enumerate(PRODUCT_KEYS)},
-    }).set_axis(first["connection_id"].to_numpy())
-    # A handful of distinct labels per column: dictionary-encoded, the table travels small.
-    labelled = ["Status", "Products", "Environment", *(p.name for p in PRODUCTS.values())]
-    return Overview(table, wide.astype({column: "category" for column in labelled}))
+def _overviews(database_url: str) -> status.LatestOverview:
+    """The newest overview of a database, shared by every session: lib.status brings it up to
+    date (only the rows new checks touch, when only checks were stored since). Kept by
+    Streamlit's resource cache so that clearing it clears this too. Hints only: nothing
+    secret. cache_data would pickle it once and unpickle it at every rerun, a third of a
+    rerun at 10,000 connections."""
+    return status.LatestOverview()
 
 
 def _metrics(verdicts: pd.Series, count: int) -> None:
@@ -114,7 +87,7 @@ class Shown:
     wide: pd.DataFrame
 
 
-def _apply(selection: status.Selection, overview: Overview) -> Shown:
+def _apply(selection: status.Selection, overview: status.Overview) -> Shown:
     """The connections ``selection`` picks, with the secret's age worked out for today."""
     table, wide = overview.table, overview.wide
     rows = selection.rows(table, table["verdict"])
@@ -357,12 +330,12 @@ def render(console: Console) -> None:
         return
     # Metrics and table are drawn after the bulk buttons ran, into slots above them.
     metrics_slot, filters_slot, table_slot = st.container(), st.container(), st.container()
-    overview = _overview(rt.engine, rt.settings.database_url, data_stamp(rt.engine))
+    overview = _overviews(rt.settings.database_url).current(rt.engine)
     with filters_slot:
         selection = _selection(overview.wide)
     shown = _apply(selection, overview)
     if _bulk(rt, me, shown.wide, len(overview.wide)):
-        overview = _overview(rt.engine, rt.settings.database_url, data_stamp(rt.engine))
+        overview = _overviews(rt.settings.database_url).current(rt.engine)
         shown = _apply(selection, overview)
     _export_buttons(me, selection, len(shown.wide), len(overview.wide))
     with metrics_slot:

@@ -222,14 +222,15 @@ Plan = tuple[ConnectionView, tuple[str, ...]]  # a connection and the products t
 
 def execute(rt: Runtime, prober: Prober, batches: Iterable[Sequence[Plan]], report: RunReport, *,
             triggered_by: Principal, on_progress: Callable[[Progress], None] | None = None,
-            settle: Settle | None = None) -> None:
+            settle: Settle | None = None, ahead: int | None = None) -> None:
     """Check the products of each plan, add the results to ``report`` as they arrive and store
     them in batches under its run id (what ``settle`` keeps of each batch, when given). Unaudited:
     the caller writes the audit row of the whole run.
 
     ``batches`` is taken lazily, one batch whenever the prober runs low (``Prober.check``'s
-    ``more``), so the next batch is read (a worker claims it) and its credentials decrypted
-    while the one before still runs; ``Progress.total`` grows as batches come."""
+    ``more``: fewer than ``ahead`` connections open), so the next batch is read (a worker claims
+    it) and its credentials decrypted while the one before still runs; ``Progress.total`` grows
+    as batches come."""
     require(triggered_by, Permission.RUN_TESTS)
     writer = _Writer(rt, triggered_by.name, settle)
     by_target: dict[int, ConnectionView] = {}
@@ -270,6 +271,7 @@ def execute(rt: Runtime, prober: Prober, batches: Iterable[Sequence[Plan]], repo
         return []
 
     try:
-        prober.check([], lambda target, result: deliver(by_target[id(target)], result), more=next_targets)
+        prober.check([], lambda target, result: deliver(by_target[id(target)], result), more=next_targets,
+                     ahead=ahead)
     finally:
         writer.flush()

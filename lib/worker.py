@@ -126,7 +126,8 @@ class Worker:
 
         try:
             with self._keepalive():
-                checks.execute(self.rt, self.prober, batches(), report, triggered_by=self.principal, settle=settle)
+                checks.execute(self.rt, self.prober, batches(), report, triggered_by=self.principal, settle=settle,
+                               ahead=self._ahead())
         finally:
             self._release()  # claimed but not completed (a connection deleted meanwhile, an error)
         failing = sum(1 for r in stored if not r.ok)
@@ -137,6 +138,13 @@ class Worker:
                              audit.OK if result.ok else audit.FAILED,
                              f"run {report.run_id} by worker {self.id}: {result.checked - failing} ok, {failing} not ok")
         return result
+
+    def _ahead(self) -> int:
+        """How few connections may be left open before the next batch is claimed: the prober's
+        low-water mark, but never more than a batch holds, so ``batch`` keeps bounding what one
+        worker takes ahead of the others (with --batch 5, one connection at a time, as before
+        batches overlapped)."""
+        return min(self.prober.low_water, max(1, self.batch // len(PRODUCT_KEYS)))
 
     def run(self, stop: threading.Event, on_tick: Callable[[TickReport], None] | None = None) -> None:
         """Tick every ``tick_every`` until ``stop`` is set (the tick running then ends after the

@@ -264,12 +264,12 @@ def run_ids_of_tick(engine: Engine, tick_started: datetime) -> set[str | None]:
 def test_two_worker_processes_check_every_due_slot_exactly_once_over_three_ticks(
         runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
         worker_env: Callable[[SimulatorServer], dict[str, str]]) -> None:
-    # A worker keeps up to its prober's low-water mark (40) of connections claimed ahead, so the
-    # fleet is larger than that for both workers to take part.
-    sim = simulator_factory(fleet(120, latency_ms=100))
+    # With --batch 10 a worker claims its next two connections only when fewer than two are
+    # open (Worker._ahead), so with batches overlapping both workers still take part.
+    sim = simulator_factory(fleet(50, latency_ms=60))
     views = add_fleet(runtime, sim)
     Worker(runtime, prober_factory(sim.url)).tick()  # the due rows, as a worker's first tick makes them
-    slots = 120 * len(PRODUCT_KEYS)
+    slots = 50 * len(PRODUCT_KEYS)
     for tick in (1, 2, 3):
         make_due(runtime.engine)
         control(sim, "POST", "reset")

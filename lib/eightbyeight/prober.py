@@ -179,17 +179,18 @@ class Prober:
             raise ProberClosed("8x8 did not answer in time, or the server is shutting down") from None
 
     def check(self, targets: Sequence[Target], on_result: Callable[[Target, ProbeResult], None],
-              more: More | None = None) -> None:
+              more: More | None = None, ahead: int | None = None) -> None:
         """Check every target concurrently; ``on_result`` runs in the calling thread, once per
         result, as results arrive (handed over in small batches: waking the caller for every
         single result cost more CPU than the result itself).
 
-        With ``more``, once fewer than ``low_water`` targets are still open, ``more()`` is
-        called in the calling thread (once per refill: not again before what it returned was
-        handed over) and what it returns starts at once, beside what still runs; an empty
-        answer means there is no more. Returns when everything handed over has finished."""
+        With ``more``, once fewer than ``ahead`` targets (default ``low_water``) are still
+        open, ``more()`` is called in the calling thread (once per refill: not again before
+        what it returned was handed over) and what it returns starts at once, beside what still
+        runs; an empty answer means there is no more. Returns when everything handed over has
+        finished."""
         inbox = _Inbox(self._loop.loop)
-        run = _Run(self.client, inbox, self.low_water, fed=more is not None)
+        run = _Run(self.client, inbox, self.low_water if ahead is None else ahead, fed=more is not None)
 
         def refill() -> None:
             """In the caller's thread: ask ``more``, hand its answer to the loop."""

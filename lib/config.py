@@ -15,9 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from lib.errors import ConfigError
 
 # The Switchboard folder: the checkout, which `make run` installs into the venv in editable
@@ -66,6 +63,11 @@ class Settings:
 
 
 def _database_url(value: str) -> str:
+    # SQLAlchemy loads here, not with this module: the server reads its proxy list before it
+    # opens its data (lib.web.state), and that path stays free of SQLAlchemy.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(value)
     except ArgumentError:
@@ -204,7 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                        if env.get("SWITCHBOARD_PUBLIC_URL") else None),
         allowed_origins=tuple(origin_of(o, "SWITCHBOARD_ALLOWED_ORIGINS")
                               for o in _list(env, "SWITCHBOARD_ALLOWED_ORIGINS")),
-        trusted_proxies=_networks(env, "SWITCHBOARD_TRUSTED_PROXIES", "the proxy's"),
+        trusted_proxies=trusted_proxies(env),
         metrics_allow=_networks(env, "SWITCHBOARD_METRICS_ALLOW", "your Prometheus servers'"),
         metrics_connection_label=_on_off(env, "SWITCHBOARD_METRICS_CONNECTION_LABEL", True,
                                          "off drops the connection label of per-connection metrics"),
@@ -212,6 +214,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                        "processes run the scheduled checks instead of the server"),
         alert_allow=_alert_allow(env),
     )
+
+
+def trusted_proxies(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """SWITCHBOARD_TRUSTED_PROXIES alone, for the server to read before the other settings."""
+    return _networks(os.environ if env is None else env, "SWITCHBOARD_TRUSTED_PROXIES", "the proxy's")
 
 
 @lru_cache(maxsize=1)

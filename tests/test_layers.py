@@ -28,9 +28,12 @@ def test_every_part_of_lib_has_a_layer() -> None:
 
 
 def test_the_server_module_imports_nothing_heavy() -> None:
-    """`streamlit run serve.py` answers /healthz before pandas, httpx, prometheus_client,
-    alembic or openpyxl load: they come with the first request (or the worker) that needs them."""
-    heavy = ("pandas", "httpx", "prometheus_client", "alembic", "openpyxl", "lib.worker", "lib.eightbyeight.prober")
+    """`streamlit run serve.py` answers /healthz before the database layer (SQLAlchemy, the
+    table models, pydantic, cryptography) loads: it comes with the thread that opens the data
+    (lib.web.state). pandas, httpx, prometheus_client, alembic and openpyxl come later still,
+    with the first request (or the worker) that needs them."""
+    heavy = ("sqlalchemy", "sqlmodel", "pydantic", "cryptography", "lib.store", "lib.runtime", "lib.web.console",
+             "pandas", "httpx", "prometheus_client", "alembic", "openpyxl", "lib.worker", "lib.eightbyeight.prober")
     probe = f"import sys, serve; print([m for m in {list(heavy)!r} if m in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +36,7 @@ from lib.store.models import SignInAttempt
 from lib.ui.server import message_kind
 from lib.web.headers import SECURITY_HEADERS
 from lib.web.stream import STREAM_PATH, wanted
-from tests.fixtures.server import PASSWORD, Server, start_server
+from tests.fixtures.server import PASSWORD, ROOT, Server, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -304,6 +308,38 @@ def test_argon2_verifications_are_capped(server: Server) -> None:
 def _peak_rss_mb(server: Server) -> float:
     status = Path(f"/proc/{server.process.pid}/status").read_text()
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def test_requests_wait_while_the_server_opens_its_data_then_meet_the_gate(simulator: SimulatorServer,
+                                                                           tmp_path: Path) -> None:
+    """The server listens before its data is open (here held back by another process locking
+    the database): the health probes answer at once, /readyz with not ready, while a page
+    request waits, and once the data opens it meets the sign-in gate like any other."""
+    database = tmp_path / "data" / "sb.db"
+    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{database}",
+           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json")}
+    made = subprocess.run([sys.executable, "-m", "lib", "db", "upgrade"], env={**os.environ, **env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    lock = sqlite3.connect(database)
+    lock.execute("PRAGMA locking_mode=EXCLUSIVE")
+    lock.execute("BEGIN EXCLUSIVE")  # every other connection now waits on its busy timeout
+    server = start_server(env, simulator.url, wait_for_data=False)
+    try:
+        with server.client() as client, ThreadPoolExecutor(1) as pool:
+            assert client.get("/healthz").text == "ok" and client.get("/_stcore/health").text == "ok"
+            assert client.get("/readyz").status_code == 503
+            page = pool.submit(client.get, "/connections")
+            time.sleep(1.5)
+            assert not page.done()
+            lock.rollback()
+            lock.close()
+            answer = page.result(timeout=30)
+            assert (answer.status_code, answer.headers["location"]) == (303, "/account/setup")
+            assert client.get("/readyz").text == "ready"
+    finally:
+        lock.close()
+        server.stop()
 
 
 def test_forwarded_addresses_are_believed_only_from_trusted_proxies(simulator: SimulatorServer) -> None:

@@ -1,6 +1,7 @@
 """``/healthz`` and ``/readyz`` for load balancers and orchestrators: tiny, unauthenticated,
 and saying nothing but ok or not (no version, no reason). Why a server is not ready goes to
-its log, once each time the reason changes."""
+its log, once each time the reason changes. Both answer while the server is still opening
+its data (``/readyz`` with not ready)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from lib.runtime import not_ready
 from lib.web.state import ServerState
 
 log = logging.getLogger("switchboard.web")
@@ -26,10 +26,10 @@ def health_routes(state: ServerState) -> list[Route]:
         return PlainTextResponse("ok", headers=_HEADERS)
 
     async def readyz(_request: Request) -> Response:
-        """The database answers, at the schema this code needs, and the keyring matches it."""
+        """The data is open: the database answers, at the schema this code needs, and the
+        keyring matches it."""
         nonlocal last_reason
-        reason = state.problem or ("The server has not opened its data yet." if state.runtime is None
-                                   else await run_in_threadpool(not_ready, state.runtime))
+        reason = await run_in_threadpool(state.not_ready)
         if reason != last_reason:
             if reason:
                 log.warning("Not ready for traffic: %s", reason)

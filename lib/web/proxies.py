@@ -16,13 +16,13 @@ from typing import Any
 import uvicorn.config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from lib.config import get_settings
+from lib import config
 from lib.errors import SwitchboardError
 
 
 def trusted_proxies() -> list[str]:
     try:
-        return list(get_settings().trusted_proxies)
+        return list(config.trusted_proxies())
     except SwitchboardError:
         return []  # the server reports the bad setting when it starts; meanwhile trust nobody
 

@@ -1,20 +1,30 @@
-"""What the server's own routes and middleware share: the runtime and the sign-in mode,
-set up once when the server starts (the ASGI lifespan)."""
+"""What the server's own routes and middleware share: the runtime and the sign-in mode.
+
+The server listens before its data is open. Opening it (``lib.web.console``: the database at
+head, the keyring proven, the setup code announced) loads SQLAlchemy, the table models and
+the console's own routes, about half a second of imports, so it runs in a thread the
+lifespan starts while ``lib.web.startup`` holds every request but the health probes until it
+is done. This module therefore imports nothing heavy; it reaches ``lib.web.console`` only
+once the opening thread has loaded it.
+"""
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
-from lib import first_run
-from lib.config import Settings, get_settings
-from lib.errors import SwitchboardError
-from lib.redaction import configure_logging
-from lib.runtime import Runtime, close_shared_runtime, shared_runtime
-from lib.sessions import Limits
+from lib.config import Settings
 from lib.web.hooks import StreamlitHooks
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from lib.runtime import Runtime
+    from lib.sessions import Limits
+
+NOT_OPEN = "The server has not opened its data yet."
 
 
 @dataclass
@@ -24,41 +34,47 @@ class ServerState:
     runtime: Runtime | None = None
     problem: str | None = None  # why the runtime could not open (fail closed, but say why)
     settings: Settings | None = None  # None only when the environment itself is wrong
+    halt_worker: Callable[[], None] | None = None  # stops the in-process worker, when one runs
+    _opening: asyncio.Future[None] | None = field(default=None, repr=False)
 
-    def open(self, *, local_accounts: bool) -> None:
-        configure_logging()
-        self.local_accounts = local_accounts
-        try:
-            self.settings = get_settings()
-            self.runtime = shared_runtime()
-        except SwitchboardError as exc:
-            # The server still starts so that the browser can say what is wrong; every
-            # protected path answers 503 with the reason, and page scripts stop at their guard.
-            self.problem = str(exc)
-            print(f"\n  Switchboard cannot start: {exc}\n", file=sys.stderr, flush=True)
+    def start_opening(self, *, local_accounts: bool) -> None:
+        """Open the data in a thread (call from the server's event loop); ``opened`` waits."""
+        def open_data() -> None:
+            from lib.web import console
+
+            console.open_data(self, local_accounts=local_accounts)
+
+        self._opening = asyncio.ensure_future(asyncio.to_thread(open_data))
+
+    async def opened(self) -> None:
+        """Return once the data is open, or has failed to open (``problem`` then says why)."""
+        assert self._opening is not None, "the server has not started"
+        await asyncio.shield(self._opening)
+
+    async def close(self) -> None:
+        if self._opening is None:
             return
-        if local_accounts:
-            announce_setup_code(self.runtime.engine)
+        await self.opened()
+        from lib.web import console
 
-    def close(self) -> None:
-        close_shared_runtime()
+        await asyncio.to_thread(console.close_data, self)
+
+    def not_ready(self) -> str | None:
+        """Why this server should get no traffic now, or None. Blocking: call in a thread."""
+        if self.problem or self.runtime is None:
+            return self.problem or NOT_OPEN
+        from lib.runtime import not_ready
+
+        return not_ready(self.runtime)
 
     @property
     def engine(self) -> Engine:
-        assert self.runtime is not None, "the server has not started"
+        assert self.runtime is not None, "the server has not opened its data"
         return self.runtime.engine
 
     @property
     def limits(self) -> Limits:
-        assert self.runtime is not None, "the server has not started"
+        assert self.runtime is not None, "the server has not opened its data"
+        from lib.sessions import Limits
+
         return Limits(self.runtime.settings.session_idle, self.runtime.settings.session_lifetime)
-
-
-def announce_setup_code(engine: Engine) -> None:
-    """With no users yet, print a fresh one-time setup code on the server's console (never
-    into a log file: whoever reads the console runs the server)."""
-    code = first_run.issue(engine)
-    if code:
-        print(f"\n  Switchboard has no users yet. Open the console and create the first admin with\n"
-              f"  this one-time setup code (valid for {first_run.CODE_LIFETIME.seconds // 60} minutes): {code}\n",
-              file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -157,6 +157,6 @@ def require(principal: Principal, permission: Permission, *, recent_proof: bool 
     current = principal.as_of_now()
     if not current.can(permission):
         raise NotAllowed(current, permission)
-    if recent_proof and not current.proved_recently(datetime.now(timezone.utc)):
+    if recent_proof and not current.proved_recently(datetime.now(UTC)):
         raise ReauthenticationRequired()
     return current

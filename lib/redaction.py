@@ -26,7 +26,7 @@ MASK = "***"
 # line. Real 8x8 Client IDs, secrets and tokens are far longer.
 MIN_LENGTH = 4
 MAX_VALUES = 4096  # the most recently registered values are kept; older ones are let go
-SENSITIVE_KEYS = re.compile(r"(secret|password|token|authorization|api[-_]?key|keyring|cookie)", re.I)
+SENSITIVE_KEYS = re.compile(r"(secret|password|token|authorization|api[-_]?key|keyring|cookie)", re.IGNORECASE)
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -106,7 +106,7 @@ def _mask_text(record: logging.LogRecord) -> None:
     """Mask the message (args merged in), the exception chain and the stack of a record."""
     try:
         message = record.getMessage()
-    except Exception:  # a bad format string: leave it for the handler to report
+    except Exception:  # noqa: BLE001  (any error of a bad format string: the handler reports it)
         return
     record.msg = registry.mask(message)
     record.args = None

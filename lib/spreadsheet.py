@@ -45,6 +45,7 @@ def xlsx(header: Sequence[str], rows: Iterable[Sequence[object]], sheet: str) ->
     """One sheet: a frozen header row with filters, then ``rows``; text is always a string
     cell; datetimes (naive, UTC) are real dates; each column as wide as its content."""
     import datetime as dt
+    import math
 
     import pandas as pd
     from openpyxl import Workbook
@@ -55,7 +56,7 @@ def xlsx(header: Sequence[str], rows: Iterable[Sequence[object]], sheet: str) ->
     worksheet = book.create_sheet(sheet)
 
     def cell(value: object) -> object:
-        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
             return None
         if isinstance(value, dt.datetime):
             when = WriteOnlyCell(worksheet, value=value.replace(microsecond=0))

@@ -141,7 +141,7 @@ def test_cli_writes_audit_rows_with_the_os_user(tmp_path: Path, simulator: Simul
            "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
     app = simulator.scenario.apps[0]
-    run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "lib", *a], input=stdin, env=env,  # noqa: E731
+    run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "lib", *a], input=stdin, env=env,
                                               capture_output=True, text=True, check=False)
     assert run("connections", "add", "--name", "P", "--client-id", app.client_id, "--secret-stdin",
                stdin=app.client_secret + "\n").returncode == 0

@@ -17,7 +17,7 @@ from tests.fixtures.people import ADMIN
 PASSWORD = SecretStr("cobalt lantern orchard 42")
 
 
-def redeem(engine: Engine, code: str, name: str = "root", password: SecretStr = PASSWORD, **kw: object):  # noqa: ANN201
+def redeem(engine: Engine, code: str, name: str = "root", password: SecretStr = PASSWORD, **kw: object):
     return first_run.redeem(engine, SecretStr(code), name, password, address="10.0.0.1", **kw)  # type: ignore[arg-type]
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lib.catalogue.outcomes import OUTCOMES
 from lib.status import CheckRecord
 from lib.ui.history_chart import history_chart, history_frame
 
-WHEN = datetime(2026, 12, 1, 21, 5, 9, tzinfo=timezone.utc)
+WHEN = datetime(2026, 12, 1, 21, 5, 9, tzinfo=UTC)
 
 
 def record(product: str, outcome: str, at: datetime = WHEN, status: int | None = 200) -> CheckRecord:

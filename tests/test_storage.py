@@ -53,7 +53,7 @@ def leaks(blob: bytes, s: Sentinels) -> list[str]:
 
 def test_sqlite_connection_pragmas(sqlite_engine: Engine) -> None:
     with sqlite_engine.connect() as conn:
-        pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+        pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
         assert pragma("journal_mode") == "wal"
         assert pragma("synchronous") == 2  # FULL
         assert pragma("busy_timeout") >= 5000

@@ -34,7 +34,7 @@ def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def make_ca_and_leaf(folder: Path) -> tuple[Path, TLSFiles]:
     """A CA certificate (PEM) and a server certificate for 127.0.0.1 and localhost signed by it."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("Switchboard test CA")).issuer_name(_name("Switchboard test CA"))
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())

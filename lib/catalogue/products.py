@@ -8,10 +8,10 @@ all read these tables.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Mapping
 
 # --- Settings a connection can carry, and the values each accepts -------------------------
 

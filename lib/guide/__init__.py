@@ -104,9 +104,9 @@ def product_sections() -> list[tuple[str, str, str]]:
     for product in PRODUCTS.values():
         needs = ", ".join(SETTINGS[s].label for s in product.needs)
         sections.append((product.guide_anchor, product.name,
-                         f"{product.summary}  \n**Switchboard tests it by:** {product.tests_what}  \n"
-                         f"**Switchboard asks for:** {needs} ([where to find them]({anchor_url('find-settings')})).  \n"
-                         f"8x8 lists it in a token as `{product.api_product}`.{_shared_name(product)}"))
+                         (f"{product.summary}  \n**Switchboard tests it by:** {product.tests_what}  \n"
+                          f"**Switchboard asks for:** {needs} ([where to find them]({anchor_url('find-settings')})).  \n"
+                          f"8x8 lists it in a token as `{product.api_product}`.{_shared_name(product)}")))
     return sections
 
 
@@ -123,8 +123,8 @@ def _shared_name(product: Product) -> str:
 def troubleshooting_entries() -> list[tuple[str, str, str]]:
     """(anchor, title, markdown) for every outcome, from the catalogue."""
     return [(o.guide_anchor, f"{o.icon} {o.label} (`{o.key}`)",
-             f"**Cause:** {o.cause}  \n**Who must act:** {o.actor.value}  \n**Fix:** {o.fix}  \n"
-             f"{o.help}")
+             (f"**Cause:** {o.cause}  \n**Who must act:** {o.actor.value}  \n**Fix:** {o.fix}  \n"
+              f"{o.help}"))
             for o in OUTCOMES.values()]
 
 

@@ -88,9 +88,8 @@ def read_session(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on any error."""
-    with Session(engine.execution_options(**{_WRITE: True})) as session:
-        with session.begin():
-            yield session
+    with Session(engine.execution_options(**{_WRITE: True})) as session, session.begin():
+        yield session
 
 
 def serialize(session: Session, name: str) -> None:
@@ -127,7 +126,7 @@ def exclusive(engine: Engine, name: str) -> Iterator[None]:
 
 # Alembic is imported only when a migration runs: a start on a database already at head (every
 # start but the first) reads one row and the migration files' names, nothing more.
-_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w]+)['\"]?", re.M)
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w]+)['\"]?", re.MULTILINE)
 
 
 def _alembic_config(engine: Engine) -> Any:

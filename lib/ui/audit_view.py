@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -13,7 +13,7 @@ from lib.ui.runtime import Console, deferred
 
 
 def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def render(console: Console) -> None:
@@ -21,7 +21,7 @@ def render(console: Console) -> None:
     st.title("Audit trail")
     st.caption("Every sign-in, sign-out, change, test, export, key operation and user change. "
                "Rows are never changed or deleted, and never hold a secret.")
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     cols = st.columns([2, 2, 2, 2])
     period = cols[0].date_input("Days (UTC)", value=(today - timedelta(days=7), today), key="audit_days",
                                 max_value=today)

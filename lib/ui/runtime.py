@@ -12,7 +12,7 @@ tests/test_action_time.py reads lib/ui/ to hold every one of them to that.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from typing import NamedTuple
 
@@ -114,7 +114,7 @@ def _refusal(me: Principal | None, needs: Permission, recent_proof: bool) -> Swi
         return SignInEnded()
     if not me.can(needs):
         return NotAllowed(me, needs)
-    if recent_proof and not me.proved_recently(datetime.now(timezone.utc)):
+    if recent_proof and not me.proved_recently(datetime.now(UTC)):
         return ReauthenticationRequired()
     return None
 

@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Streamlit's front end needs inline styles (its CSS-in-JS), same-origin scripts, a
 # same-origin WebSocket, and data:/blob: images; nothing from another origin.
-CONTENT_SECURITY_POLICY = "; ".join((
+CSP_DIRECTIVES = (
     "default-src 'self'",
     "script-src 'self' 'unsafe-inline'",
     "style-src 'self' 'unsafe-inline'",
@@ -21,7 +21,8 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "base-uri 'self'",
     "form-action 'self'",
     "frame-ancestors 'none'",
-))
+)
+CONTENT_SECURITY_POLICY = "; ".join(CSP_DIRECTIVES)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,

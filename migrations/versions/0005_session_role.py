@@ -4,10 +4,9 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01 15:40:00
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0005'
 down_revision = '0004'

@@ -26,5 +26,5 @@ class OnceOpen:
             await self.state.opened()
             from lib.web.console import protect  # loaded by the thread that opened the data
 
-            self.guarded = protect(self.app, self.state)
+            self.guarded = self.guarded or protect(self.app, self.state)  # one, for all who waited
         await self.guarded(scope, receive, send)

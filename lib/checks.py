@@ -17,8 +17,6 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from lib import alerts, audit, connections
@@ -30,8 +28,8 @@ from lib.eightbyeight.prober import Prober, ProberClosed
 from lib.errors import CredentialUnreadable, FieldError, ValidationError
 from lib.runtime import Runtime
 from lib.status import CheckRecord
-from lib.store.db import read_session, write_session
-from lib.store.models import AuditEvent, Check, Connection, CurrentStatus
+from lib.store.db import insert_on_conflict, read_session, write_session
+from lib.store.models import AuditEvent, Check, CheckCounter, Connection, CurrentStatus
 from lib.words import count
 
 BATCH_SIZE = 500  # a batch is written by count or by age (BATCH_SECONDS), whichever comes first: in a
@@ -83,11 +81,15 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
     statements, many rows each: ORM objects cost more than the HTTP requests behind them.
     Results of a connection deleted while it was being checked are dropped (with it went its
     history); the others' are kept. On PostgreSQL the connections kept are locked against
-    deletion (FOR KEY SHARE) until the transaction ends."""
+    deletion (FOR KEY SHARE) until the transaction ends.
+
+    First of all it takes the next batch number (CheckCounter): transactions that store checks
+    then commit one after the other, in the order of their numbers."""
     connection = session.connection()
     ids = {r.connection_id for r in records} | set(granted)
     if not ids:
         return
+    batch = connection.execute(_next_batch(connection.dialect.name)).scalar_one()
     present = set(connection.execute(sql_select(Connection.id).where(col(Connection.id).in_(ids))
                                       .with_for_update(key_share=True)).scalars())
     if present != ids:
@@ -97,8 +99,8 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
         rows = [{"connection_id": r.connection_id, "product": r.product, "outcome": r.outcome,
                  "http_status": r.http_status, "duration_ms": r.duration_ms, "detail": r.detail,
                  "run_id": r.run_id} for r in records]
-        connection.execute(insert(Check), [{**row, "started_at": r.checked_at, "triggered_by": triggered_by}
-                                           for row, r in zip(rows, records, strict=True)])
+        connection.execute(insert(Check), [{**row, "started_at": r.checked_at, "triggered_by": triggered_by,
+                                            "batch": batch} for row, r in zip(rows, records, strict=True)])
         latest = {(row["connection_id"], row["product"]): {**row, "checked_at": r.checked_at}
                   for row, r in zip(rows, records, strict=True)}  # the last of a batch wins
         connection.execute(_upsert_current_status(connection.dialect.name), list(latest.values()))
@@ -106,9 +108,15 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
     connections.record_granted(session, granted)
 
 
+def _next_batch(dialect: str) -> Any:
+    """Bump the counter (made if missing) and return its new value, in one statement."""
+    statement = insert_on_conflict(dialect, CheckCounter).values(id=1, last=1)
+    return statement.on_conflict_do_update(index_elements=["id"], set_={"last": CheckCounter.last + 1}).returning(
+        CheckCounter.last)
+
+
 def _upsert_current_status(dialect: str) -> Any:
-    make = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = make(CurrentStatus)
+    statement = insert_on_conflict(dialect, CurrentStatus)
     replace = ("outcome", "http_status", "duration_ms", "detail", "checked_at", "run_id")
     return statement.on_conflict_do_update(index_elements=["connection_id", "product"],
                                            set_={name: statement.excluded[name] for name in replace})

@@ -28,7 +28,7 @@ from sqlmodel import col
 from lib.catalogue.outcomes import OUTCOMES, Judged, OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, TOKEN
 from lib.store.db import read_session
-from lib.store.models import Check, Connection, CurrentStatus
+from lib.store.models import Check, CheckCounter, Connection, CurrentStatus
 
 NEVER_TESTED = "never_tested"
 
@@ -81,21 +81,21 @@ def history(engine: Engine, connection_id: uuid.UUID, *, limit: int = 500) -> li
 
 @dataclass(frozen=True)
 class Stamp:
-    """Changes whenever a check is stored (``check_id``, the newest check's id) or a connection
-    is added, edited or removed, or 8x8's product list for it changes (``connections``): a cheap
-    key for caching views of the status."""
+    """Changes whenever checks are stored (``batch``, the last number CheckCounter gave out)
+    or a connection is added, edited or removed, or 8x8's product list for it changes
+    (``connections``): a cheap key for caching views of the status."""
 
-    check_id: int | None
+    batch: int
     connections: tuple[object, ...]
 
 
 def data_stamp(engine: Engine) -> Stamp:
     with read_session(engine) as session:
         conn = session.connection()
-        check_id = conn.execute(sql_select(func.max(Check.id))).scalar_one()
+        batch = conn.execute(sql_select(CheckCounter.last)).scalar_one_or_none()
         connections_part = conn.execute(sql_select(func.count(), func.max(Connection.updated_at),
                                                    func.max(Connection.granted_at))).one()
-    return Stamp(check_id, tuple(connections_part))
+    return Stamp(batch or 0, tuple(connections_part))
 
 
 def _frame(engine: Engine, query: Any) -> pd.DataFrame:
@@ -325,15 +325,13 @@ class Overview:
         stored since (at most MAX_CHANGES), this one with the rows they touch updated; else
         built afresh. Either way equal to :meth:`build` at ``stamp``.
 
-        Only on SQLite, which commits one writer at a time, so a check once seen has every
-        check of a lower id committed before it. PostgreSQL commits concurrent transactions
-        in any order (a batch holding lower ids may commit after one holding higher ids), and
-        "the checks after the newest id seen" would miss it: there the overview is built
-        afresh at every change."""
+        "Stored since" is "of a batch above the one this overview saw": transactions that
+        store checks commit in the order of their batch numbers (CheckCounter), on PostgreSQL
+        too, so none can commit later with a lower number and be missed."""
         if stamp == self.stamp:
             return self
-        if stamp.connections == self.stamp.connections and engine.dialect.name == "sqlite":
-            changes = _checks_since(engine, self.stamp.check_id)
+        if stamp.connections == self.stamp.connections:
+            changes = _checks_since(engine, self.stamp.batch)
             if changes is not None and (derived := self._with(changes, stamp)) is not None:
                 return derived
         return Overview.build(engine, stamp)
@@ -394,15 +392,14 @@ def _replaced(column: pd.Series, at: np.ndarray, values: Any) -> pd.Series:
     return pd.Series(data, index=column.index, name=column.name)
 
 
-def _checks_since(engine: Engine, check_id: int | None) -> pd.DataFrame | None:
-    """The latest check per (connection, product) of those stored after ``check_id`` (as the
-    current status holds it: the last stored wins; token steps left out, as in :func:`table`),
-    or None when there are more than MAX_CHANGES."""
+def _checks_since(engine: Engine, batch: int) -> pd.DataFrame | None:
+    """The latest check per (connection, product) of those stored in batches after ``batch``
+    (as the current status holds it: the last stored wins; token steps left out, as in
+    :func:`table`), or None when there are more than MAX_CHANGES."""
     query = (sql_select(sql_cast(Check.connection_id, String).label("connection_id"), Check.product, Check.outcome,
                         sql_cast(Check.started_at, String).label("checked_at"))
-             .where(Check.product != TOKEN).order_by(Check.id).limit(MAX_CHANGES + 1))
-    if check_id is not None:
-        query = query.where(Check.id > check_id)
+             .where(Check.batch > batch, Check.product != TOKEN)
+             .order_by(Check.batch, Check.id).limit(MAX_CHANGES + 1))
     found = _frame(engine, query)
     if len(found) > MAX_CHANGES:
         return None

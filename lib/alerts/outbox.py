@@ -16,12 +16,11 @@ from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from lib.alerts.events import to_json
 from lib.notify.models import Event
+from lib.store.db import insert_on_conflict
 from lib.store.models import AlertChannel, AlertDelivery, AlertOutbox
 
 PENDING, DELIVERED, FAILED, HELD, SUMMARISED = "pending", "delivered", "failed", "held", "summarised"
@@ -40,8 +39,8 @@ def insert_ignoring(session: Session, model: Any, rows: list[dict[str, Any]], ke
     """INSERT the rows, skipping any whose ``keys`` a row already has (on every engine)."""
     if not rows:
         return
-    make = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
-    session.connection().execute(make(model).on_conflict_do_nothing(index_elements=keys), rows)
+    statement = insert_on_conflict(session.get_bind().dialect.name, model)
+    session.connection().execute(statement.on_conflict_do_nothing(index_elements=keys), rows)
 
 
 # An event and the connection it is about (None: about no connection, e.g. a test).

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -77,6 +79,12 @@ def make_engine(database_url: str) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def insert_on_conflict(dialect: str, table: Any) -> Any:
+    """``INSERT … ON CONFLICT`` into ``table``: SQLite and PostgreSQL spell it alike, each with
+    a class of its own."""
+    return (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -86,6 +87,7 @@ class Check(SQLModel, table=True):
         # Serves "latest check per (connection, product)" as one indexed query.
         Index("ix_check_result_latest", "connection_id", "product", "id"),
         Index("ix_check_result_run", "run_id"),
+        Index("ix_check_result_batch", "batch"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -100,6 +102,21 @@ class Check(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
     triggered_by: str = Field(default="", max_length=120)
     run_id: str | None = Field(default=None, max_length=36)
+    # The number CheckCounter gave the transaction that stored it (0: stored before there was one).
+    batch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+class CheckCounter(SQLModel, table=True):
+    """How many transactions have stored checks: one row (id 1), bumped first thing by each of
+    them, which stamps its checks with the new number (``Check.batch``). Holding the row until
+    commit makes those transactions commit in the order of their numbers, on PostgreSQL too
+    (where ids are handed out in one order and commits happen in another), so "the checks of a
+    batch above n" is exactly what was stored since a reader saw n (lib.status.Overview)."""
+
+    __tablename__ = "check_counter"
+
+    id: int = Field(default=1, primary_key=True)
+    last: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 class CurrentStatus(SQLModel, table=True):

@@ -11,7 +11,9 @@ once the opening thread has loaded it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,8 +42,8 @@ class ServerState:
     def start_opening(self, *, local_accounts: bool) -> None:
         """Open the data in a thread (call from the server's event loop); ``opened`` waits."""
         def open_data() -> None:
-            from lib.web import console
-
+            with _collector_paused():
+                from lib.web import console
             console.open_data(self, local_accounts=local_accounts)
 
         self._opening = asyncio.ensure_future(asyncio.to_thread(open_data))
@@ -78,3 +80,20 @@ class ServerState:
         from lib.sessions import Limits
 
         return Limits(self.runtime.settings.session_idle, self.runtime.settings.session_lifetime)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for a burst of imports, then freeze what is loaded.
+
+    Each full collection during the imports would walk everything Streamlit has loaded, and
+    they cost a sixth of the opening (0.1 s of 0.6 s here). Modules live as long as the
+    process, so once frozen (``gc.freeze``) no later collection walks them either."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()

@@ -25,7 +25,7 @@ from sqlalchemy import update
 
 from bench import report
 from bench.bulk_check import BENCH, fleet
-from lib import schedule
+from lib import collector, schedule
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.eightbyeight.prober import Prober
 from lib.runtime import Runtime
@@ -58,6 +58,7 @@ def main() -> None:
         worker = Worker(rt, warm)
         worker.tick()
         warm.close()
+        collector.settle()  # as a worker process does (lib.cli.common.prober, lib.worker.Background)
         all_due(rt)
         worker.prober = Prober(url, max_connections=args.concurrency, per_connection=5)  # no token cached
         try:

@@ -37,7 +37,7 @@ from sqlalchemy import bindparam, delete, or_, tuple_, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
-from lib import alerts, audit, checks, connections, schedule
+from lib import alerts, audit, checks, collector, connections, schedule
 from lib.access import schedule as schedule_principal
 from lib.alerts.delivery import Send
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
@@ -290,6 +290,7 @@ class Background:
 
     def _run(self) -> None:
         prober = Prober(self.rt.settings.base_url)
+        collector.settle()  # with the worker's 8x8 client loaded (the server settled the rest)
         try:
             Worker(self.rt, prober, tick=self.tick).run(self._stop)
         finally:

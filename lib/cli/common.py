@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from pydantic import SecretStr
 
+from lib import collector
 from lib.errors import (
     ConfigError,
     DatabaseNotReady,
@@ -77,13 +78,16 @@ def read_hidden(from_stdin: bool, what: str, flag: str, *, confirm: bool = False
 
 @contextmanager
 def prober(rt: Runtime, *, skip: bool = False) -> Iterator[Prober | None]:
-    """The 8x8 client for one command (None with ``skip``), closed when the command ends."""
+    """The 8x8 client for one command (None with ``skip``), closed when the command ends. The
+    process is about to run checks, perhaps for a long time (``worker``): its cycle collector
+    is settled first (lib.collector)."""
     if skip:
         yield None
         return
     from lib.eightbyeight.prober import Prober
 
     client = Prober(rt.settings.base_url)
+    collector.settle()
     try:
         yield client
     finally:

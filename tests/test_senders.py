@@ -133,3 +133,14 @@ def test_a_sender_stopped_mid_send_leaves_no_caller_waiting() -> None:
             await caller
 
     asyncio.run(main())
+
+
+def test_requests_sent_one_after_another_are_all_answered() -> None:
+    async def main() -> None:
+        wire = Wire()
+        senders: Senders[str, str] = Senders(wire.send, 1)
+        wire.answer("r1", "r2")
+        assert await senders.send("r1") == "answer r1"  # its sender ended with the queue empty
+        assert await asyncio.wait_for(senders.send("r2"), 5) == "answer r2"
+
+    asyncio.run(main())

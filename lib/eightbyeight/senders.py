@@ -29,15 +29,15 @@ class Senders(Generic[Request, Answer]):
     def __init__(self, send: Callable[[Request], Awaitable[Answer]], limit: int) -> None:
         self._send, self._limit = send, limit
         self._queue: deque[tuple[Request, asyncio.Future[Answer]]] = deque()
-        self._senders = 0  # they end when the queue is empty; started again when it fills
+        self._senders: set[asyncio.Task[None]] = set()  # they end when the queue is empty
 
     async def send(self, request: Request) -> Answer:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Answer] = loop.create_future()
         self._queue.append((request, answer))
-        if self._senders < self._limit:
-            self._senders += 1
-            loop.create_task(self._run())
+        if len(self._senders) < self._limit:
+            # Held here (the loop keeps only weak references to tasks) until it ends, see _run.
+            self._senders.add(loop.create_task(self._run()))
         return await answer  # cancelled here: the future is cancelled too, see _run
 
     async def _run(self) -> None:
@@ -71,6 +71,7 @@ class Senders(Generic[Request, Answer]):
                 finally:
                     current.remove_done_callback(abandoned)
         finally:
-            self._senders -= 1
+            # At once, not in a done callback: a request queued meanwhile must start a sender.
+            self._senders.discard(me)
             if current is not None and not current.done():  # stopped mid-send: its caller is not left waiting
                 current.cancel()

@@ -8,8 +8,8 @@ drift apart.
 
 8x8's routes are matched here and answered with Starlette's Request and Response objects,
 without Starlette's application, router and middleware layers: the benchmarks send a thousand
-requests a second, and those layers were a third of the simulator's CPU per request, which
-the client under test then waited for. The control API (``/_sim/...``) is a Starlette app.
+requests a second, and those layers were about a quarter of the simulator's CPU per request,
+which the client under test then waited for. The control API (``/_sim/...``) is a Starlette app.
 """
 
 from __future__ import annotations

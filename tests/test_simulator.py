@@ -660,6 +660,7 @@ def _app(**fields: object) -> dict[str, object]:
     ({"apps": [_app(client_id="a:b")]}, "apps[0].client_id"),
     ({"apps": [_app(), _app()]}, "apps[1].client_id"),
     ({"apps": [_app(region="eu")]}, "region"),
+    ({"_by_client_id": {}}, "_by_client_id"),  # the index is made, never given
     ({"latency_ms": -5}, "latency_ms"),
     ({"token_lifetime_s": "1799"}, "token_lifetime_s"),
     ({"faults": [{"route": "token", "status": 500}, {"route": "cc_chat", "delay_ms": -1}]},
@@ -672,6 +673,15 @@ def test_scenario_errors_name_the_field(data, field) -> None:
         Scenario.from_dict(data)
     assert caught.value.field == field or field in str(caught.value)
     assert str(caught.value).startswith(caught.value.field)
+
+
+def test_scenario_finds_apps_by_client_id_and_refuses_one_listed_twice() -> None:
+    apps = [App(client_id=f"app-{i}", client_secret="s") for i in range(3)]
+    scenario = Scenario(apps=apps)
+    assert [scenario.app(a.client_id) for a in apps] == apps
+    assert scenario.app("app-3") is None
+    with pytest.raises(ScenarioError, match=r"apps\[3\]\.client_id: 'app-1' is used twice"):
+        Scenario(apps=[*apps, apps[1]])
 
 
 def test_app_dataclass_validates_on_construction() -> None:

@@ -1,10 +1,15 @@
-"""The simulator's Starlette app: 8x8's token endpoint, the five product probes, a control API.
+"""The simulator's ASGI app: 8x8's token endpoint, the five product probes, a control API.
 
 Request flow for every simulated route: identify the client (Basic user name or bearer
 token), count the request and its concurrency, sleep the scenario latency, apply the first
 matching fault, then answer as 8x8 documents it (``reference/8x8-api.md`` in the shared docs).
 The probe paths are generated from ``lib.catalogue`` so the simulator and the prober cannot
 drift apart.
+
+8x8's routes are matched here and answered with Starlette's Request and Response objects,
+without Starlette's application, router and middleware layers: the benchmarks send a thousand
+requests a second, and those layers were about a quarter of the simulator's CPU per request,
+which the client under test then waited for. The control API (``/_sim/...``) is a Starlette app.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import binascii
 import hmac
 import json
 import math
+import re
 import secrets
 import threading
 import time
@@ -28,8 +34,9 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, compile_path
+from starlette.types import Receive, Scope, Send
 
 from lib.catalogue.products import ANALYTICS_PATH_PREFIX, PRODUCTS, SETTINGS, STORAGE_REGIONS, TOKEN
 from lib.simulator.scenario import (
@@ -75,6 +82,21 @@ QM_USER_COUNT = 12
 REALTIME_MAX_SIZE = 1000
 
 Answer = Callable[[Request], Awaitable[Response]]
+CONTROL_PREFIX = "/_sim/"
+
+
+@dataclass(frozen=True)
+class _Route:
+    """One of 8x8's paths (placeholders match one path segment each) and what answers it."""
+
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    endpoint: Answer
+
+    @classmethod
+    def of(cls, path: str, method: str, endpoint: Answer) -> _Route:
+        methods = {method, "HEAD"} if method == "GET" else {method}
+        return cls(compile_path(path)[0], frozenset(methods), endpoint)
 
 
 # --- Shared runtime state ----------------------------------------------------------------
@@ -250,6 +272,14 @@ def _fault_response(route: str, fault: Fault) -> Response:
     return _json(body, fault.status, media_type=media_type, headers=headers)
 
 
+async def _no_proxy(request: Request, exc: Exception | None = None) -> Response:
+    """Apigee's answer for a path no API proxy serves (also a Starlette 404 handler)."""
+    return _apigee_fault(
+        UNMATCHED, 404,
+        f"Unable to identify proxy for host: default and url: {request.url.path}",
+        "messaging.adaptors.http.flow.ApplicationNotFound")
+
+
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
@@ -287,10 +317,27 @@ class _Simulated8x8:
 
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
+        self._routes = self.routes()
 
-    def routes(self) -> list[Route]:
-        routes = [Route("/oauth/v2/token", self._endpoint(TOKEN, self._answer_token),
-                        methods=["POST"])]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await self._dispatch(request)
+        await response(scope, receive, send)
+
+    async def _dispatch(self, request: Request) -> Response:
+        """The route for the request's path; a known path with another method is 405."""
+        path, method = request.scope["path"], request.scope["method"]
+        for route in self._routes:
+            if match := route.pattern.match(path):
+                if method not in route.methods:
+                    return PlainTextResponse("Method Not Allowed", 405,
+                                             headers={"Allow": ", ".join(sorted(route.methods))})
+                request.scope["path_params"] = match.groupdict()
+                return await route.endpoint(request)
+        return await self._serve(UNMATCHED, request, _no_proxy)
+
+    def routes(self) -> list[_Route]:
+        routes = [_Route.of("/oauth/v2/token", "POST", self._endpoint(TOKEN, self._answer_token))]
         # Every setting becomes a path parameter of the same name, e.g. /qm/{qm_region}/...
         placeholders = {key: "{" + key + "}" for key in SETTINGS}
         for key, product in PRODUCTS.items():
@@ -300,8 +347,8 @@ class _Simulated8x8:
                 else {"": ""}
             for region, prefix in prefixes.items():
                 path = product.probe.path.format(analytics_prefix=prefix, **placeholders)
-                routes.append(Route(path, self._endpoint(key, self._product(key, answer, region)),
-                                    methods=[product.probe.method]))
+                routes.append(_Route.of(path, product.probe.method,
+                                        self._endpoint(key, self._product(key, answer, region))))
         return routes
 
     def _endpoint(self, route: str, answer: Answer) -> Answer:
@@ -344,16 +391,6 @@ class _Simulated8x8:
             first = False
             await asyncio.sleep(min(left, _PAUSE_STEP_S))
 
-    async def not_found(self, request: Request, exc: Exception) -> Response:
-        """Apigee's answer for a path no API proxy serves."""
-        async def answer(request: Request) -> Response:
-            return _apigee_fault(
-                UNMATCHED, 404,
-                f"Unable to identify proxy for host: default and url: {request.url.path}",
-                "messaging.adaptors.http.flow.ApplicationNotFound")
-        if request.url.path.startswith("/_sim/"):
-            return await answer(request)
-        return await self._serve(UNMATCHED, request, answer)
 
     # token endpoint
     async def _answer_token(self, request: Request) -> Response:
@@ -547,12 +584,25 @@ def _control_routes(state: SimulatorState) -> list[Route]:
     ]
 
 
-def create_app(scenario: Scenario) -> Starlette:
-    """A Starlette app simulating 8x8 for ``scenario``; its state is ``app.state.simulator``."""
-    state = SimulatorState(scenario)
-    simulated = _Simulated8x8(state)
-    app = Starlette(routes=[*simulated.routes(), *_control_routes(state)],
-                    exception_handlers={404: simulated.not_found})
-    app.state.simulator = state
-    return app
+class SimulatorApp:
+    """The simulator as an ASGI app: 8x8's routes, and the control API under ``/_sim/``.
 
+    Its runtime state (knobs, faults, tokens, statistics) is ``state``.
+    """
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.state = SimulatorState(scenario)
+        self._simulated = _Simulated8x8(self.state)
+        self._control = Starlette(routes=_control_routes(self.state),
+                                  exception_handlers={404: _no_proxy})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(CONTROL_PREFIX):
+            await self._simulated(scope, receive, send)
+        else:
+            await self._control(scope, receive, send)
+
+
+def create_app(scenario: Scenario) -> SimulatorApp:
+    """An ASGI app simulating 8x8 for ``scenario``; its runtime state is ``app.state``."""
+    return SimulatorApp(scenario)

@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import uvicorn
-from starlette.applications import Starlette
 
 from lib.config import is_loopback
 from lib.errors import ConfigError
-from lib.simulator.app import SimulatorState, create_app
+from lib.simulator.app import SimulatorApp, SimulatorState, create_app
 from lib.simulator.scenario import Scenario, load_scenario
 from lib.words import count
 
@@ -35,7 +35,7 @@ def require_loopback(host: str) -> None:
         )
 
 
-def _config(app: Starlette, host: str, port: int, tls: TLSFiles | None = None) -> uvicorn.Config:
+def _config(app: SimulatorApp, host: str, port: int, tls: TLSFiles | None = None) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
@@ -44,6 +44,7 @@ def _config(app: Starlette, host: str, port: int, tls: TLSFiles | None = None) -
         ssl_keyfile=tls.keyfile if tls else None,
         http="httptools",
         lifespan="off",
+        proxy_headers=False,  # no proxy in front: X-Forwarded-* headers are not looked at
         log_level="warning",
         access_log=False,
         log_config=None,  # leave the process's logging configuration alone
@@ -78,7 +79,7 @@ class SimulatorServer:
         self.port = port
         self.tls = tls
         self.app = create_app(scenario)
-        self.state: SimulatorState = self.app.state.simulator
+        self.state: SimulatorState = self.app.state
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -131,7 +132,7 @@ class SimulatorServer:
         if alive:
             raise RuntimeError("The 8x8 simulator thread did not stop in time.")
 
-    def __enter__(self) -> SimulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

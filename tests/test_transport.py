@@ -137,7 +137,7 @@ def test_a_compressed_answer_is_decoded_once(loop: BackgroundLoop) -> None:
 def test_redirects_are_returned_not_followed_and_cookies_not_kept(loop: BackgroundLoop) -> None:
     server = RawServer(reply(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\n"
                              b"Set-Cookie: session=abc\r\nContent-Length: 0\r\n\r\n"))
-    first, second = send(loop, httpx.Request("GET", server.url), httpx.Request("GET", server.url))
+    first, _ = send(loop, httpx.Request("GET", server.url), httpx.Request("GET", server.url))
     assert first.status_code == 302 and first.headers["location"] == "http://127.0.0.1:9/elsewhere"
     assert len(server.requests) == 2  # nothing went to the Location
     assert b"cookie" not in server.requests[1].lower()

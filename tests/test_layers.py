@@ -3,6 +3,7 @@ contracts in pyproject.toml, and every top-level part of lib/ must be placed in 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -25,6 +26,22 @@ def test_every_part_of_lib_has_a_layer() -> None:
     parts = {f"lib.{p.stem}" for p in (ROOT / "lib").iterdir()
              if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
     assert parts == placed, {"not in a layer": sorted(parts - placed), "no such part": sorted(placed - parts)}
+
+
+def test_the_readmes_layer_picture_puts_every_part_where_the_contracts_do() -> None:
+    """README, "How the code is laid out": one block per layer of the contract (lib.__main__
+    aside), top to bottom, separated by arrows; each block names every part of its layer."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = [layer for layer in next(c for c in config if c["type"] == "layers")["layers"]
+              if layer != "lib.__main__"]
+    readme = (ROOT / "README.md").read_text()
+    picture = readme.split("## How the code is laid out", 1)[1].split("```", 2)[1]
+    blocks = [block for block in re.split(r"\n(?:[ |]*\n)*[ |]*v[ v]*\n", picture) if block.strip()]
+    assert len(blocks) == len(layers), blocks
+    for block, layer in zip(blocks, layers, strict=True):
+        names = [name.strip().removeprefix("lib.") for name in re.split(r"[|:]", layer)]
+        missing = [name for name in names if not re.search(rf"(?<!\w){name}(?!\w)", block)]
+        assert not missing, (layer, missing, block)
 
 
 def test_the_server_module_imports_nothing_heavy() -> None:

@@ -4,8 +4,8 @@ connection's history, and a stamp that changes whenever either does.
 The console's table, its metrics, every export and ``check --json`` read the same rows, so
 they agree. The current status is a table of its own (kept by lib.checks in the transaction
 that stores each check), so reading it costs N x 5 rows at any size of history. The
-Connections page's :class:`Overview` is built from it once, then (on SQLite) follows the checks
-stored since row by row. Nothing here decrypts anything or talks to 8x8.
+Connections page's :class:`Overview` is built from it once, then follows the checks stored
+since row by row. Nothing here decrypts anything or talks to 8x8.
 """
 
 from __future__ import annotations

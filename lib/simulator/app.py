@@ -391,7 +391,6 @@ class _Simulated8x8:
             first = False
             await asyncio.sleep(min(left, _PAUSE_STEP_S))
 
-
     # token endpoint
     async def _answer_token(self, request: Request) -> Response:
         form: dict[str, list[str]] = {}

@@ -254,6 +254,12 @@ def test_two_workers_deliver_each_event_exactly_once(runtime: Runtime, receiver:
     assert len(log) == 24 and {r.worker for r in log} == {"w1", "w2"}
 
 
+def test_a_batch_of_attempts_ends_inside_its_lease() -> None:
+    """Each attempt is cut off at TIMEOUT in all (lib.notify.deadline, tested in
+    tests/test_notify_send.py), so a claimed batch is done before another worker may take it."""
+    assert delivery.BATCH * delivery.TIMEOUT < delivery.LEASE.total_seconds() * 0.75
+
+
 def test_the_same_event_is_queued_once(runtime: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
     view = connect(runtime, simulator.scenario.apps[0])
     channel(runtime, receiver)

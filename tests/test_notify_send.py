@@ -20,7 +20,7 @@ from lib.notify.send import MAX_RETRY_AFTER, check_destination, deliver
 from lib.notify.signing import new_secret
 from lib.notify.ssrf import Allow
 from tests.fixtures.notify import LOCAL, sample_event
-from tests.fixtures.receiver import Answer, Receiver
+from tests.fixtures.receiver import Answer, Receiver, Trickler
 from tests.test_notify_payloads import schema
 
 
@@ -92,6 +92,27 @@ def test_a_hanging_receiver_times_out() -> None:
     assert (attempt.delivered, attempt.status, attempt.refused) == (False, None, False)
     assert attempt.error == "127.0.0.1 did not answer within 0.5 s."
     assert elapsed < 5 and 400 <= attempt.duration_ms < 5000
+
+
+TRICKLED = {  # answers that would take a minute at a byte every 0.1 s
+    ChannelKind.SLACK: b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 600 + b"\r\nContent-Length: 0\r\n\r\n",
+    ChannelKind.EMAIL: b"220-" + b"a" * 600 + b"\r\n220 ready\r\n",
+}
+
+
+@pytest.mark.parametrize("kind", TRICKLED)
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout(kind: ChannelKind) -> None:
+    """Each byte restarts a socket's timeout; the attempt as a whole still ends on time, so it
+    stays inside the delivery lease and no other worker sends the event again."""
+    with Trickler(TRICKLED[kind], every=0.1) as receiver:
+        url = (f"smtp://127.0.0.1:{receiver.port}?from=alerts@example.com&to=ops@example.com"
+               if kind is ChannelKind.EMAIL else f"http://127.0.0.1:{receiver.port}/hook")
+        started = time.monotonic()
+        attempt = deliver(Destination(kind, url), sample_event(), allow=LOCAL, timeout=1.0)
+        elapsed = time.monotonic() - started
+    assert (attempt.delivered, attempt.status, attempt.refused) == (False, None, False)
+    assert attempt.error == "127.0.0.1 did not answer within 1 s."
+    assert elapsed < 5, elapsed
 
 
 def test_nothing_listening_is_a_failure_not_an_exception() -> None:

@@ -48,7 +48,7 @@ from lib.store.models import (
 # The wait before each attempt: the first at once; after the last one the event is failed.
 BACKOFF = (timedelta(0), timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
            timedelta(hours=5))
-LEASE = timedelta(minutes=2)  # a batch of BATCH attempts of at most TIMEOUT each fits with room to spare
+LEASE = timedelta(minutes=2)  # BATCH attempts of at most TIMEOUT each (lib.notify.deadline) fit with room
 BATCH = 8
 TIMEOUT = 10.0
 

@@ -22,11 +22,13 @@ import httpcore
 
 from lib.errors import FieldError, ValidationError
 from lib.notify import payloads, signing
+from lib.notify.deadline import Deadline
 from lib.notify.models import Attempt, ChannelKind, Destination, Event
 from lib.notify.smtp import parse_mail_url, send_mail
 from lib.notify.ssrf import (
     ALLOW_VARIABLE,
     Allow,
+    Pinned,
     PinnedBackend,
     Refused,
     Resolver,
@@ -36,6 +38,7 @@ from lib.notify.ssrf import (
     pin,
     refusal,
     resolve_host,
+    timed_out,
 )
 
 DEFAULT_TIMEOUT = 10.0
@@ -112,19 +115,28 @@ def _host_problem(host: str, allow: Allow) -> str | None:
 
 def deliver(destination: Destination, event: Event, *, allow: Allow, timeout: float = DEFAULT_TIMEOUT,
             resolve: Resolver = resolve_host, ssl_context: ssl.SSLContext | None = None) -> Attempt:
-    """Send ``event`` to ``destination`` once. ``resolve`` and ``ssl_context`` are for tests
-    (a name that resolves to a chosen address; a test CA)."""
+    """Send ``event`` to ``destination`` once, within ``timeout`` seconds in all (see
+    lib.notify.deadline). ``resolve`` and ``ssl_context`` are for tests (a name that resolves
+    to a chosen address; a test CA)."""
     started = time.monotonic()
     try:
         check_destination(destination.kind, destination.url, allow=allow)
-        if destination.kind is ChannelKind.EMAIL:
-            server = parse_mail_url(destination.url)
-            pinned = pin(server.host, server.port, allow=allow, resolve=resolve)
-            attempt = send_mail(server, destination.secret, event, pinned=pinned, timeout=timeout,
+        with Deadline(timeout) as deadline:
+            if destination.kind is ChannelKind.EMAIL:
+                server = parse_mail_url(destination.url)
+                host = server.host
+                pinned = pin(host, server.port, allow=allow, resolve=resolve)
+                attempt = send_mail(server, destination.secret, event, pinned=pinned, deadline=deadline,
+                                    ssl_context=ssl_context or default_tls())
+            else:
+                parts = urlsplit(destination.url.strip())
+                host = (parts.hostname or "").lower()
+                pinned = pin(host, parts.port or (443 if parts.scheme == "https" else 80), allow=allow,
+                             resolve=resolve)
+                attempt = _post(destination, event, pinned=pinned, deadline=deadline,
                                 ssl_context=ssl_context or default_tls())
-        else:
-            attempt = _post(destination, event, allow=allow, timeout=timeout, resolve=resolve,
-                            ssl_context=ssl_context or default_tls())
+        if deadline.expired and attempt.status is None:  # we ended it: say so, not how it broke
+            attempt = Attempt(False, error=timed_out(host, timeout))
     except (ValidationError, Refused) as exc:
         attempt = Attempt(False, refused=True, error=str(exc))
     except Unresolved as exc:
@@ -135,10 +147,9 @@ def deliver(destination: Destination, event: Event, *, allow: Allow, timeout: fl
     return attempt
 
 
-def _post(destination: Destination, event: Event, *, allow: Allow, timeout: float,
-          resolve: Resolver, ssl_context: ssl.SSLContext) -> Attempt:
-    parts = urlsplit(destination.url.strip())
-    host = (parts.hostname or "").lower()
+def _post(destination: Destination, event: Event, *, pinned: Pinned, deadline: Deadline,
+          ssl_context: ssl.SSLContext) -> Attempt:
+    host = pinned.host
     body = json.dumps(BODIES[destination.kind](event), ensure_ascii=False,
                       separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
@@ -147,18 +158,16 @@ def _post(destination: Destination, event: Event, *, allow: Allow, timeout: floa
             raise ValidationError([FieldError("secret", "Signing secret", "is missing; a webhook "
                                               "channel signs every message. Add the channel again.")])
         headers |= signing.signed_headers(destination.secret, event.id, int(time.time()), body)
-    pinned = pin(host, parts.port or (443 if parts.scheme == "https" else 80), allow=allow,
-                 resolve=resolve)
-    limits: dict[str, Any] = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)}
+    limits: dict[str, Any] = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), deadline.seconds)}
     try:
-        with (httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=PinnedBackend(pinned),
+        with (httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=PinnedBackend(pinned, deadline),
                                       max_connections=1, retries=0) as pool,
               pool.stream("POST", destination.url.strip(), headers=headers, content=body,
                           extensions=limits) as response):
             status = response.status
             wait = _retry_after(_header(response.headers, b"retry-after"))
     except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
-        return Attempt(False, error=connection_failure(host, exc, timeout))
+        return Attempt(False, error=connection_failure(host, exc, deadline.seconds))
     return _answered(host, status, wait)
 
 

@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from lib.notify.deadline import Deadline
 from lib.notify.models import Attempt, Event
 from lib.notify.payloads import email_message
 from lib.notify.ssrf import Pinned, connection_failure
@@ -72,23 +73,28 @@ class _PinnedSMTP(smtplib.SMTP):
     """smtplib connecting to the checked addresses; the host name still goes to STARTTLS
     (SNI and the certificate check)."""
 
-    def __init__(self, pinned: Pinned, timeout: float) -> None:
+    def __init__(self, pinned: Pinned, deadline: Deadline) -> None:
         self._pinned = pinned
-        super().__init__(pinned.host, pinned.port, local_hostname=socket.gethostname(), timeout=timeout)
+        self._deadline = deadline
+        super().__init__(pinned.host, pinned.port, local_hostname=socket.gethostname(),
+                         timeout=deadline.seconds)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        return self._pinned.connect(
-            lambda address: socket.create_connection((address, port), timeout, self.source_address),
+        connection = self._pinned.connect(
+            lambda address: socket.create_connection((address, port), self._deadline.bound(timeout),
+                                                      self.source_address),
             (OSError,))
+        self._deadline.watch(connection)
+        return connection
 
 
 def send_mail(server: MailServer, password: str | None, event: Event, *, pinned: Pinned,
-              timeout: float, ssl_context: ssl.SSLContext) -> Attempt:
+              deadline: Deadline, ssl_context: ssl.SSLContext) -> Attempt:
     """One e-mail for ``event``: STARTTLS, then login when the URL names a user, then send."""
     host = server.host
     message = email_message(event, sender=server.sender, recipients=server.recipients)
     try:
-        with _PinnedSMTP(pinned, timeout) as client:
+        with _PinnedSMTP(pinned, deadline) as client:
             client.ehlo()
             if not client.has_extn("starttls"):
                 return Attempt(False, error=f"{host} does not offer STARTTLS, and alerts are never "
@@ -114,7 +120,7 @@ def send_mail(server: MailServer, password: str | None, event: Event, *, pinned:
         return Attempt(False, status=exc.smtp_code,
                        error=f"{host} did not take the message (SMTP {exc.smtp_code}).")
     except (smtplib.SMTPException, OSError) as exc:
-        return Attempt(False, error=connection_failure(host, exc, timeout))
+        return Attempt(False, error=connection_failure(host, exc, deadline.seconds))
     if refused:
         return Attempt(True, status=250, error=f"{host} refused {len(refused)} of "
                                               f"{len(server.recipients)} recipients.")

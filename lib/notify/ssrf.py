@@ -18,6 +18,8 @@ from typing import TypeVar
 
 import httpcore
 
+from lib.notify.deadline import Deadline
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Sequence[IPAddress]]
@@ -171,8 +173,9 @@ class PinnedBackend(httpcore.SyncBackend):
     URL's host again. httpcore still uses the host name for TLS (SNI and the certificate
     check) and the Host header, so only where the socket goes changes."""
 
-    def __init__(self, pinned: Pinned) -> None:
+    def __init__(self, pinned: Pinned, deadline: Deadline) -> None:
         self.pinned = pinned
+        self.deadline = deadline
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
@@ -181,9 +184,12 @@ class PinnedBackend(httpcore.SyncBackend):
         if (host.lower(), port) != (self.pinned.host, self.pinned.port):  # a pool for one origin
             raise httpcore.ConnectError("the connection was not for the checked host")
         parent = super()
-        return self.pinned.connect(
-            lambda address: parent.connect_tcp(address, port, timeout, local_address, socket_options),
+        stream = self.pinned.connect(
+            lambda address: parent.connect_tcp(address, port, self.deadline.bound(timeout), local_address,
+                                               socket_options),
             (httpcore.ConnectError, httpcore.ConnectTimeout))
+        self.deadline.watch(stream.get_extra_info("socket"))
+        return stream
 
 
 def connection_failure(host: str, exc: BaseException, timeout: float) -> str:
@@ -196,8 +202,12 @@ def connection_failure(host: str, exc: BaseException, timeout: float) -> str:
     if any(isinstance(e, ssl.SSLError) for e in chain):
         return f"The TLS handshake with {host} failed."
     if any(isinstance(e, (TimeoutError, httpcore.TimeoutException)) for e in chain):
-        return f"{host} did not answer within {timeout:g} s."
+        return timed_out(host, timeout)
     errno_text = next((e.strerror for e in chain if isinstance(e, OSError) and e.strerror), None)
     if errno_text:
         return f"The connection to {host} failed: {errno_text.lower()}."
     return f"{host} closed the connection without a complete answer."
+
+
+def timed_out(host: str, timeout: float) -> str:
+    return f"{host} did not answer within {timeout:g} s."

@@ -224,8 +224,45 @@ def test_410_turns_the_channel_off_with_the_reason_and_an_audit_row(
         ("channel.disable", "Ops hook")]
     failing_twice(runtime, view, "cloud_storage")  # a turned-off channel gets nothing more
     assert len(outbox_rows(runtime)) == 1
+    channels.change(runtime.engine, runtime.vault, "ops hook", actor=ADMIN, allow=LOCAL,
+                    url=SecretStr(receiver.url + "/moved"))  # as the 410's message asks
+    assert not channels.get(runtime.engine, "Ops hook", actor=ADMIN).enabled  # on again only when an admin says
     channels.set_enabled(runtime.engine, "ops HOOK", True, actor=ADMIN)
     assert channels.get(runtime.engine, "Ops hook", actor=ADMIN).disabled_reason is None
+    failing_twice(runtime, view, "quality_management")
+    delivery.deliver_due(runtime, worker="w", send=local_send)
+    assert [(r.kind, r.path) for r in receiver.received] == [("check.failed", "/moved")]
+
+
+def test_a_channel_changes_in_place_checked_like_a_new_one(runtime: Runtime, receiver: Receiver) -> None:
+    channel(runtime, receiver, environments=["prod"])
+    before = channels.get(runtime.engine, "Ops hook", actor=ADMIN)
+    for change, label in [({"url": SecretStr("https://169.254.169.254/latest")}, "URL"),
+                          ({"url": SecretStr("not a url")}, "URL"),
+                          ({"events": ["check.exploded"]}, "Events"),
+                          ({}, "Channel"),
+                          ({"events": list(before.events), "environments": ["prod"]}, "Channel")]:  # the same
+        with pytest.raises(channels.ValidationError) as refused:
+            channels.change(runtime.engine, runtime.vault, "Ops hook", actor=ADMIN, allow=LOCAL, **change)  # type: ignore[arg-type]
+        assert refused.value.errors[0].label == label, change
+    with pytest.raises(channels.NotFoundError):
+        channels.change(runtime.engine, runtime.vault, "Nope", actor=ADMIN, allow=LOCAL, environments=[])
+    assert channels.get(runtime.engine, "Ops hook", actor=ADMIN) == before  # nothing half-changed
+    new_secret = "whsec_" + "TkVX" * 8
+    after = channels.change(runtime.engine, runtime.vault, "ops hook", actor=ADMIN, allow=LOCAL,
+                            url=SecretStr(receiver.url + "/next"), secret=SecretStr(new_secret),
+                            events=["check.recovered", "check.failed"], environments=[" ", ""])
+    assert (after.events, after.environments, after.url_hint) == (("check.failed", "check.recovered"), (),
+                                                                   receiver.url)
+    receiver.secret = new_secret
+    assert alerts.send_test(runtime, "Ops hook", actor=ADMIN, send=local_send).delivered
+    assert receiver.received[-1].path == "/next"
+    (changed,) = [e for e in audit.events(runtime.engine, ADMIN) if e.action == "channel.change"]
+    assert changed.detail == (f"URL now to {receiver.url}; new secret; events check.failed, check.recovered; "
+                              "environments all")
+    with read_session(runtime.engine) as session:
+        stored = repr(session.exec(select(AlertChannel)).all()) + repr(session.exec(select(AuditEvent)).all())
+    assert "/next" not in stored and new_secret not in stored
 
 
 def test_two_workers_deliver_each_event_exactly_once(runtime: Runtime, receiver: Receiver) -> None:
@@ -440,6 +477,8 @@ def test_reading_needs_a_sign_in_changing_needs_an_admin(runtime: Runtime, recei
     assert alerts.outbox(runtime.engine, actor=operator) == [] and alerts.delivery_log(runtime.engine, actor=operator) == []
     for change in (lambda: channels.remove(runtime.engine, "Ops hook", actor=operator),
                    lambda: channels.set_enabled(runtime.engine, "Ops hook", False, actor=operator),
+                   lambda: channels.change(runtime.engine, runtime.vault, "Ops hook", actor=operator, allow=LOCAL,
+                                           environments=["prod"]),
                    lambda: alerts.send_test(runtime, "Ops hook", actor=operator, send=local_send),
                    lambda: channels.add(runtime.engine, runtime.vault, "Other", "webhook", SecretStr(receiver.url),
                                         actor=operator, allow=LOCAL)):

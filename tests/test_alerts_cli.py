@@ -52,3 +52,60 @@ def test_add_list_test_remove_with_the_real_sender(cli, receiver: Receiver) -> N
         dumped = "\n".join(db.iterdump())
     assert "ops-private-path" not in dumped and secret not in dumped
     assert {row for row in dumped.splitlines() if "channel." in row and "audit_event" in row}
+
+
+def test_edit_turn_off_and_on_and_quiet_windows_from_the_shell(cli, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    cli.env["SWITCHBOARD_ALERT_ALLOW"] = "127.0.0.1"
+    assert cli("channels", "add", "--name", "Ops hook", "--kind", "webhook", "--url", f"{receiver.url}/old",
+               "--secret-stdin", stdin="whsec_" + "QUJD" * 8 + "\n").returncode == 0
+    nothing = cli("channels", "edit", "Ops hook")
+    assert nothing.returncode == 1 and "Nothing to change" in nothing.stderr
+    edited = cli("channels", "edit", "ops hook", "--url", f"{receiver.url}/moved-private", "--secret-stdin",
+                 "--events", "check.failed", "--environments", "prod,staging", stdin=receiver.secret + "\n")
+    assert edited.returncode == 0, edited.stderr
+    assert edited.stdout.strip() == f"Changed 'Ops hook': sends to {receiver.url}."
+    assert cli("channels", "test", "Ops hook").returncode == 0
+    assert [r.path for r in receiver.received] == ["/moved-private"]  # with the new secret, verified
+    off = cli("channels", "disable", "Ops hook")
+    assert off.returncode == 0 and off.stdout.strip() == "Turned 'Ops hook' off."
+    again = cli("channels", "edit", "Ops hook", "--environments", "")
+    assert again.returncode == 0 and "It is off (turned off by" in again.stdout and "channels enable" in again.stdout
+    assert cli("channels", "enable", "Ops hook").returncode == 0
+    quiet = cli("channels", "quiet", "Ops hook", "--days", "sat,sun", "--from", "22:00", "--to", "06:00",
+                "--timezone", "Europe/Berlin")
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "'Ops hook' is quiet sat,sun 22:00-06:00 Europe/Berlin."
+    bad = cli("channels", "quiet", "Ops hook", "--days", "someday", "--from", "22:00", "--to", "06:00")
+    assert bad.returncode == 1 and "Quiet window" in bad.stderr and "mon,tue,sun or daily" in bad.stderr
+    [listed] = json.loads(cli("channels", "list", "--json").stdout)
+    [window] = listed["quiet_windows"]
+    assert (listed["events"], listed["environments"], listed["enabled"]) == (["check.failed"], [], True)
+    assert window["window"] == "sat,sun 22:00-06:00 Europe/Berlin"
+    assert f"quiet #{window['id']}: sat,sun" in cli("channels", "list").stdout
+    assert cli("channels", "unquiet", "Ops hook", str(window["id"])).returncode == 0
+    gone = cli("channels", "unquiet", "Ops hook", str(window["id"]))
+    assert gone.returncode == 1 and "gone already" in gone.stderr
+    assert json.loads(cli("channels", "list", "--json").stdout)[0]["quiet_windows"] == []
+    assert "moved-private" not in cli("channels", "list").stdout + cli("audit", "--json").stdout
+
+
+def test_a_slack_url_can_come_from_standard_input_and_on_the_command_line_is_warned_about(  # type: ignore[no-untyped-def]
+        cli, receiver: Receiver) -> None:  # noqa: F811
+    cli.env["SWITCHBOARD_ALERT_ALLOW"] = "127.0.0.1"
+    piped = cli("channels", "add", "--name", "Team chat", "--kind", "slack", "--url-stdin",
+                stdin=f"{receiver.url}/services/T0/B0/piped-secret-path\n")
+    assert piped.returncode == 0 and "warning" not in piped.stderr, piped.stderr
+    both = cli("channels", "add", "--name", "Other", "--kind", "slack", "--url", receiver.url, "--url-stdin",
+               stdin=f"{receiver.url}/x\n")
+    assert both.returncode == 2 and "--url or --url-stdin, not both" in both.stderr
+    neither = cli("channels", "add", "--name", "Other", "--kind", "slack")
+    assert neither.returncode == 2 and "--url-stdin" in neither.stderr  # no terminal to prompt in
+    argued = cli("channels", "edit", "Team chat", "--url", f"{receiver.url}/services/T0/B0/argued")
+    assert argued.returncode == 0 and "warning: a slack URL is a credential" in argued.stderr
+    webhook = cli("channels", "add", "--name", "Hook", "--kind", "webhook", "--url-stdin", "--secret-stdin",
+                  stdin=f"{receiver.url}/hook\n{receiver.secret}\n")
+    assert webhook.returncode == 0 and webhook.stdout == "" and "warning" not in webhook.stderr
+    assert cli("channels", "test", "Hook").returncode == 0  # signed with the secret from the second line
+    assert [r.path for r in receiver.received] == ["/hook"]
+    listed = cli("channels", "list").stdout
+    assert "piped-secret-path" not in listed and "argued" not in listed
+

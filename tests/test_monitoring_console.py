@@ -3,16 +3,17 @@ log; admins change them), and the alerting mark on the Connections page."""
 
 from __future__ import annotations
 
+import pytest
 from pydantic import SecretStr
 
-from lib import audit, checks, connections
+from lib import alerts, audit, checks, connections
 from lib.alerts import channels
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.status import CheckRecord
 from lib.store.db import write_session
 from lib.store.models import utcnow
-from tests.fixtures.alerts import Receiver
+from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver
 from tests.fixtures.console import PageOpener, plain
 from tests.fixtures.notify import LOCAL
 from tests.fixtures.people import ADMIN
@@ -54,7 +55,7 @@ def test_viewers_and_operators_read_and_change_nothing(
         assert (channel_row["Name"], channel_row["Sends to"], channel_row["Environments"], channel_row["State"]) == (
             "Ops hook", receiver.url, "prod", "on")
         assert set(found) == {"channels"} and "Nothing waiting, held or failed." in texts(at)  # prod only
-        assert not [b for b in at.button if b.key in ("channel_add", "channel_test", "channel_remove")]
+        assert not [b for b in at.button if b.key in ("channel_add", "channel_edit", "channel_test", "channel_remove")]
         assert PRIVATE_PATH not in texts(at) and all(PRIVATE_PATH not in d.value.to_csv() for d in at.dataframe)
 
 
@@ -85,6 +86,42 @@ def test_admins_turn_a_channel_off_and_on_add_a_quiet_window_and_remove_it(
     assert channels.list_channels(console_env.engine, actor=ADMIN) == []
     actions = [e.action for e in audit.events(console_env.engine, ADMIN) if e.action.startswith("channel.")]
     assert actions == ["channel.add", "channel.disable", "channel.enable", "channel.window.add", "channel.remove"]
+
+
+@pytest.fixture
+def local_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SWITCHBOARD_ALERT_ALLOW for the test's receiver on 127.0.0.1 (request before console_env)."""
+    monkeypatch.setenv("SWITCHBOARD_ALERT_ALLOW", "127.0.0.1")
+
+
+def test_admins_edit_a_channel_in_place_and_its_new_url_is_never_shown(
+        local_receivers: None, open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer,
+        receiver: Receiver) -> None:
+    seed(console_env, simulator, receiver)
+    at = open_page(MONITORING)
+    key = channels.get(console_env.engine, "Ops hook", actor=ADMIN).id.hex
+    at.button(key="channel_edit").click().run()
+    assert "Nothing to change" in texts(at)
+    moved = "/hooks/moved-private-path"
+    at.text_input(key=f"channel_new_url_{key}").set_value("https://169.254.169.254/latest")
+    at.button(key="channel_edit").click().run()
+    assert "169.254.169.254" in texts(at)
+    assert channels.get(console_env.engine, "Ops hook", actor=ADMIN).environments == ("prod",)
+    at.text_input(key=f"channel_new_url_{key}").set_value(receiver.url + moved)
+    at.text_input(key=f"channel_new_secret_{key}").set_value(WEBHOOK_SECRET)  # the one the receiver verifies with
+    at.multiselect(key=f"channel_edit_events_{key}").set_value(["check.failed"])
+    at.text_input(key=f"channel_edit_envs_{key}").set_value("")
+    at.button(key="channel_edit").click().run()
+    assert not at.exception, at.exception
+    assert f"Saved Ops hook, sending to {receiver.url}." in texts(at)
+    view = channels.get(console_env.engine, "Ops hook", actor=ADMIN)
+    assert (view.events, view.environments, view.url_hint) == (("check.failed",), (), receiver.url)
+    assert at.session_state[f"channel_new_url_{key}"] == at.session_state[f"channel_new_secret_{key}"] == ""
+    assert moved not in texts(at) and all(moved not in d.value.to_csv() for d in at.dataframe)
+    assert alerts.send_test(console_env, "Ops hook", actor=ADMIN).delivered
+    assert receiver.received[-1].path == moved
+    actions = [e.action for e in audit.events(console_env.engine, ADMIN) if e.action.startswith("channel.")]
+    assert actions == ["channel.add", "channel.change", "channel.test"]
 
 
 def test_the_outbox_and_log_show_what_waits(

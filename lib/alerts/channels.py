@@ -101,6 +101,15 @@ def allowed(settings: Settings) -> Allow:
     return Allow.of(settings.alert_allow)
 
 
+def _checked_url(kind: ChannelKind, url: str, allow: Allow) -> str:
+    """The URL's hint, once the delivery layer's own rules (SSRF, schemes) accept it."""
+    hint = url_hint(url)
+    from lib.notify.send import check_destination
+
+    check_destination(kind, url, allow=allow)
+    return hint
+
+
 def _new_secret() -> str:
     from lib.notify.signing import new_secret
 
@@ -121,10 +130,7 @@ def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, a
         raise _refused("kind", "Kind", f"Choose one of {', '.join(k.value for k in ChannelKind)}.") from None
     chosen = _check_events(events)
     plain_url = url.get_secret_value().strip()
-    hint = url_hint(plain_url)
-    from lib.notify.send import check_destination  # the delivery layer's own rules (SSRF, schemes)
-
-    check_destination(channel_kind, plain_url, allow=allow)
+    hint = _checked_url(channel_kind, plain_url, allow)
     made = None
     if channel_kind is ChannelKind.WEBHOOK and not (secret and secret.get_secret_value()):
         made = SecretStr(_new_secret())
@@ -147,6 +153,45 @@ def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, a
         raise _refused("name", "Channel name", "Another channel has this name (names ignore case); "
                                                "choose another.") from None
     return get(engine, name, actor=actor), made
+
+
+def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: Allow,
+           url: SecretStr | None = None, secret: SecretStr | None = None,
+           events: Collection[str] | None = None, environments: Collection[str] | None = None) -> ChannelView:
+    """Change what was given when the channel was added; what is None (or a blank URL or
+    secret) stays. A new URL is checked as when adding: the way to follow a receiver that
+    moved, or answered 410. The kind stays; for another kind, add another channel."""
+    require(actor, Permission.MANAGE_ALERTS)
+    plain_url = url.get_secret_value().strip() if url else ""
+    plain_secret = secret.get_secret_value() if secret else ""
+    chosen = None if events is None else _check_events(events)
+    kind = get(engine, name, actor=actor).kind  # to check the URL before taking the row
+    hint = _checked_url(kind, plain_url, allow) if plain_url else None
+    registry.add(plain_url, urlsplit(plain_url).path, plain_secret)
+    with write_session(engine) as session:
+        row = locked(session, name)
+        said: list[str] = []
+        if hint:
+            row.url_enc, row.url_hint = vault.encrypt(plain_url, binding(row.id, "url_enc")), hint
+            said.append(f"URL now to {hint}")
+        if plain_secret:
+            row.secret_enc = vault.encrypt(plain_secret, binding(row.id, "secret_enc"))
+            said.append("new secret")
+        if chosen is not None and chosen != row.events:
+            row.events = chosen
+            said.append(f"events {', '.join(chosen)}")
+        wanted = None if environments is None else sorted({e.strip() for e in environments if e.strip()})
+        if wanted is not None and wanted != row.environments:
+            row.environments = wanted
+            said.append(f"environments {', '.join(wanted) or 'all'}")
+        if not said:
+            raise _refused("channel", "Channel", "Nothing to change: give a new URL, secret, events or "
+                                                 "environments.")
+        row.updated_at, row.updated_by = utcnow(), actor.name[:120]
+        session.add(row)
+        audit.record(session, actor, "channel.change", row.name, audit.OK, "; ".join(said))
+        changed = row.name
+    return get(engine, changed, actor=actor)
 
 
 def _views(session: Session, *where: object) -> list[ChannelView]:

@@ -23,7 +23,7 @@ from lib.redaction import configure_logging
 # help line; tests/test_cli.py holds the two together).
 COMMANDS: dict[str, str] = {
     "audit": "The audit trail: who did what and when.",
-    "channels": "Alert channels: add, list, test, remove.",
+    "channels": "Alert channels: add, edit, list, test, turn on and off, quiet windows, remove.",
     "check": "Test products of the named connections (or --all) against 8x8.",
     "connections": "Stored 8x8 API app credentials: add, list, remove.",
     "db": "The database schema and backups.",

@@ -1,5 +1,5 @@
 """The Monitoring page: the alert rules, the channels they go to (with quiet windows), the outbox
-and the delivery log. Every role reads; admins add, turn on and off, test and remove channels.
+and the delivery log. Every role reads; admins add, edit, turn on and off, test and remove channels.
 
 A channel's URL and secret go in through password fields, are taken out of session state by
 the callback before anything else, and are never shown back: the page shows scheme and host.
@@ -25,6 +25,7 @@ from lib.words import span
 
 _SAID = "monitoring.said"  # what the last action did (or why not), shown once
 _URL, _SECRET = "channel_url", "channel_secret"
+_NEW_URL, _NEW_SECRET = "channel_new_url", "channel_new_secret"  # the edit form's, per channel
 _REMOVING = "monitoring.removing"  # the channel whose Remove was clicked, until confirmed or cancelled
 
 
@@ -49,6 +50,21 @@ def _add_channel() -> None:
         _say(False, str(exc))
         return
     _say(True, f"Added {view.name}, sending to {view.url_hint}.")
+
+
+def _edit_channel(name: str, key: str) -> None:
+    url, secret = take_secret(f"{_NEW_URL}_{key}"), take_secret(f"{_NEW_SECRET}_{key}")
+    rt, me = acting(Permission.MANAGE_ALERTS)
+    state = st.session_state
+    try:
+        view = channels.change(rt.engine, rt.vault, name, actor=me, allow=channels.allowed(rt.settings), url=url,
+                               secret=secret, events=state[f"channel_edit_events_{key}"],
+                               environments=state[f"channel_edit_envs_{key}"].split(","))
+    except SwitchboardError as exc:
+        _say(False, str(exc))
+        return
+    _say(True, f"Saved {view.name}, sending to {view.url_hint}."
+         + ("" if view.enabled else " It is still off: turn it on to send again."))
 
 
 def _act(what: str, name: str) -> None:
@@ -120,6 +136,22 @@ def _add_form() -> None:
         st.button("Add channel", key="channel_add", on_click=_add_channel, icon=":material/add:")
 
 
+def _edit_form(view: channels.ChannelView) -> None:
+    key = view.id.hex  # the fields start from each channel's own values
+    with st.expander(f"Edit {view.name}", icon=":material/edit:"):
+        st.text_input("New URL (blank: keep)", key=f"{_NEW_URL}_{key}", type="password",
+                      help=f"Now sends to {view.url_hint}. A receiver that moved, or answered 410, needs its "
+                           "new address here. Never shown back.")
+        st.text_input("New signing secret or SMTP password (blank: keep)", key=f"{_NEW_SECRET}_{key}",
+                      type="password", help="Never shown back.")
+        st.multiselect("Events", [k.value for k in channels.ROUTABLE], default=list(view.events),
+                       key=f"channel_edit_events_{key}")
+        st.text_input("Environments (comma-separated; blank: all)", ", ".join(view.environments),
+                      key=f"channel_edit_envs_{key}")
+        st.button("Save changes", key="channel_edit", on_click=_edit_channel, args=(view.name, key),
+                  icon=":material/save:")
+
+
 def _manage(views: list[channels.ChannelView]) -> None:
     name = st.selectbox("Channel", [v.name for v in views], key="channel_chosen")
     view = next((v for v in views if v.name == name), None)
@@ -138,6 +170,7 @@ def _manage(views: list[channels.ChannelView]) -> None:
             yes.button(f"Remove {view.name}", key="channel_remove_confirm", type="primary", on_click=_act,
                        args=("remove", view.name), icon=":material/delete:")
             no.button("Keep it", key="channel_remove_cancel", on_click=_ask_removal, args=(None,))
+    _edit_form(view)
     st.markdown("**Quiet windows** (events are held, then sent as one summary when the window ends)")
     for window_id, window in view.windows:
         left, right = st.columns([4, 1])

@@ -26,6 +26,7 @@ from lib.words import span
 _SAID = "monitoring.said"  # what the last action did (or why not), shown once
 _URL, _SECRET = "channel_url", "channel_secret"
 _NEW_URL, _NEW_SECRET = "channel_new_url", "channel_new_secret"  # the edit form's, per channel
+_SECRET_LABELS = {ChannelKind.WEBHOOK: "signing secret (whsec_…)", ChannelKind.EMAIL: "SMTP password"}
 _REMOVING = "monitoring.removing"  # the channel whose Remove was clicked, until confirmed or cancelled
 
 
@@ -142,8 +143,9 @@ def _edit_form(view: channels.ChannelView) -> None:
         st.text_input("New URL (blank: keep)", key=f"{_NEW_URL}_{key}", type="password",
                       help=f"Now sends to {view.url_hint}. A receiver that moved, or answered 410, needs its "
                            "new address here. Never shown back.")
-        st.text_input("New signing secret or SMTP password (blank: keep)", key=f"{_NEW_SECRET}_{key}",
-                      type="password", help="Never shown back.")
+        if secret_label := _SECRET_LABELS.get(view.kind):  # Slack and Teams URLs carry their own
+            st.text_input(f"New {secret_label} (blank: keep)", key=f"{_NEW_SECRET}_{key}", type="password",
+                          help="Never shown back.")
         st.multiselect("Events", [k.value for k in channels.ROUTABLE], default=list(view.events),
                        key=f"channel_edit_events_{key}")
         st.text_input("Environments (comma-separated; blank: all)", ", ".join(view.environments),

@@ -97,6 +97,9 @@ def test_a_slack_url_can_come_from_standard_input_and_on_the_command_line_is_war
     both = cli("channels", "add", "--name", "Other", "--kind", "slack", "--url", receiver.url, "--url-stdin",
                stdin=f"{receiver.url}/x\n")
     assert both.returncode == 2 and "--url or --url-stdin, not both" in both.stderr
+    for command in (("add", "--name", "Other", "--kind", "slack"), ("edit", "Team chat")):
+        empty = cli("channels", *command, "--url-stdin", stdin="\n")
+        assert empty.returncode == 2 and "--url-stdin read an empty line" in empty.stderr, command
     neither = cli("channels", "add", "--name", "Other", "--kind", "slack")
     assert neither.returncode == 2 and "--url-stdin" in neither.stderr  # no terminal to prompt in
     argued = cli("channels", "edit", "Team chat", "--url", f"{receiver.url}/services/T0/B0/argued")

@@ -13,6 +13,7 @@ from lib.simulator import SimulatorServer
 from lib.status import CheckRecord
 from lib.store.db import write_session
 from lib.store.models import utcnow
+from lib.ui.monitoring_view import edit_key
 from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver
 from tests.fixtures.console import PageOpener, plain
 from tests.fixtures.notify import LOCAL
@@ -99,7 +100,7 @@ def test_admins_edit_a_channel_in_place_and_its_new_url_is_never_shown(
         receiver: Receiver) -> None:
     seed(console_env, simulator, receiver)
     at = open_page(MONITORING)
-    key = channels.get(console_env.engine, "Ops hook", actor=ADMIN).id.hex
+    key = edit_key(channels.get(console_env.engine, "Ops hook", actor=ADMIN))
     at.button(key="channel_edit").click().run()
     assert "Nothing to change" in texts(at)
     moved = "/hooks/moved-private-path"
@@ -116,12 +117,30 @@ def test_admins_edit_a_channel_in_place_and_its_new_url_is_never_shown(
     assert f"Saved Ops hook, sending to {receiver.url}." in texts(at)
     view = channels.get(console_env.engine, "Ops hook", actor=ADMIN)
     assert (view.events, view.environments, view.url_hint) == (("check.failed",), (), receiver.url)
-    assert at.session_state[f"channel_new_url_{key}"] == at.session_state[f"channel_new_secret_{key}"] == ""
+    key = edit_key(view)  # the form starts again from what was saved
+    assert at.text_input(key=f"channel_new_url_{key}").value == at.text_input(key=f"channel_new_secret_{key}").value == ""
+    assert at.multiselect(key=f"channel_edit_events_{key}").value == ["check.failed"]
     assert moved not in texts(at) and all(moved not in d.value.to_csv() for d in at.dataframe)
     assert alerts.send_test(console_env, "Ops hook", actor=ADMIN).delivered
     assert receiver.received[-1].path == moved
+    # Another admin changes the environments while this page is open; a new URL alone keeps theirs.
+    channels.change(console_env.engine, console_env.vault, "Ops hook", actor=ADMIN, allow=LOCAL, environments=["ops"])
+    at.text_input(key=f"channel_new_url_{key}").set_value(receiver.url + "/again")
+    at.button(key="channel_edit").click().run()
+    assert channels.get(console_env.engine, "Ops hook", actor=ADMIN).environments == ("ops",)
     actions = [e.action for e in audit.events(console_env.engine, ADMIN) if e.action.startswith("channel.")]
-    assert actions == ["channel.add", "channel.change", "channel.test"]
+    assert actions == ["channel.add", "channel.change", "channel.test", "channel.change", "channel.change"]
+
+
+def test_the_edit_form_asks_for_a_secret_only_where_the_kind_has_one(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    seed(console_env, simulator, receiver)
+    channels.add(console_env.engine, console_env.vault, "Team chat", "slack",
+                 SecretStr("https://hooks.slack.com/services/T0/B0/x"), actor=ADMIN, allow=LOCAL)
+    at = open_page(MONITORING)
+    for name, asked in (("Ops hook", ["New signing secret (whsec_…) (blank: keep)"]), ("Team chat", [])):
+        at.selectbox(key="channel_chosen").set_value(name).run()
+        assert [t.label for t in at.text_input if t.key.startswith("channel_new_secret_")] == asked, name
 
 
 def test_the_outbox_and_log_show_what_waits(

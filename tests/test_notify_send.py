@@ -9,6 +9,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from ipaddress import IPv4Address, ip_address
 
 import jsonschema
 import pytest
@@ -19,8 +20,8 @@ from lib.notify.models import ChannelKind, Destination
 from lib.notify.send import MAX_RETRY_AFTER, check_destination, deliver
 from lib.notify.signing import new_secret
 from lib.notify.ssrf import Allow
-from tests.fixtures.notify import LOCAL, sample_event
-from tests.fixtures.receiver import Answer, Receiver, Trickler
+from tests.fixtures.notify import LOCAL, sample_event, tls_contexts
+from tests.fixtures.receiver import Answer, Receiver, Trickler, unanswered
 from tests.test_notify_payloads import schema
 
 
@@ -95,24 +96,54 @@ def test_a_hanging_receiver_times_out() -> None:
 
 
 TRICKLED = {  # answers that would take a minute at a byte every 0.1 s
-    ChannelKind.SLACK: b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 600 + b"\r\nContent-Length: 0\r\n\r\n",
-    ChannelKind.EMAIL: b"220-" + b"a" * 600 + b"\r\n220 ready\r\n",
+    "http": (ChannelKind.SLACK, b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 600 + b"\r\nContent-Length: 0\r\n\r\n"),
+    "smtp greeting": (ChannelKind.EMAIL, b"220-" + b"a" * 600 + b"\r\n220 ready\r\n"),
+    "smtp reply cut mid-line": (ChannelKind.EMAIL, b"421 " + b"a" * 600 + b"\r\n"),  # not an SMTP 421
 }
 
 
-@pytest.mark.parametrize("kind", TRICKLED)
-def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout(kind: ChannelKind) -> None:
+@pytest.mark.parametrize("case", TRICKLED)
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout(case: str) -> None:
     """Each byte restarts a socket's timeout; the attempt as a whole still ends on time, so it
     stays inside the delivery lease and no other worker sends the event again."""
-    with Trickler(TRICKLED[kind], every=0.1) as receiver:
+    kind, answer = TRICKLED[case]
+    with Trickler(answer, every=0.1) as receiver:
         url = (f"smtp://127.0.0.1:{receiver.port}?from=alerts@example.com&to=ops@example.com"
                if kind is ChannelKind.EMAIL else f"http://127.0.0.1:{receiver.port}/hook")
-        started = time.monotonic()
         attempt = deliver(Destination(kind, url), sample_event(), allow=LOCAL, timeout=1.0)
-        elapsed = time.monotonic() - started
     assert (attempt.delivered, attempt.status, attempt.refused) == (False, None, False)
     assert attempt.error == "127.0.0.1 did not answer within 1 s."
-    assert elapsed < 5, elapsed
+    assert 900 <= attempt.duration_ms < 3000, attempt.duration_ms
+
+
+def test_a_trickle_over_tls_is_cut_off_too() -> None:
+    server_tls, client_tls = tls_contexts("hooks.test")
+    with Trickler(TRICKLED["http"][1], every=0.1, tls=server_tls) as receiver:
+        attempt = deliver(Destination(ChannelKind.TEAMS, f"https://hooks.test:{receiver.port}/hook"), sample_event(),
+                          allow=Allow.of(["hooks.test"]), timeout=1.0, ssl_context=client_tls,
+                          resolve=lambda host, port: [ip_address("127.0.0.1")])
+    assert (attempt.delivered, attempt.error) == (False, "hooks.test did not answer within 1 s.")
+    assert 900 <= attempt.duration_ms < 3000, attempt.duration_ms
+
+
+def test_an_address_that_drops_packets_leaves_time_for_the_next_one() -> None:
+    with Receiver(Answer(204)) as receiver, unanswered("127.0.0.2", receiver.port):
+        attempt = deliver(Destination(ChannelKind.SLACK, receiver.url(host="hooks.test")), sample_event(),
+                          allow=Allow.of(["hooks.test"]), timeout=2.0,
+                          resolve=lambda host, port: [ip_address("127.0.0.2"), ip_address("127.0.0.1")])
+    assert (attempt.delivered, attempt.status) == (True, 204), attempt.error
+    assert 900 <= attempt.duration_ms < 2000, attempt.duration_ms  # the first address had half the time
+
+
+def test_a_name_that_takes_too_long_to_look_up_ends_the_attempt_on_time() -> None:
+    def slow(host: str, port: int) -> list[IPv4Address]:
+        time.sleep(3)
+        return [ip_address("127.0.0.1")]  # type: ignore[list-item]
+
+    attempt = deliver(Destination(ChannelKind.SLACK, "https://hooks.test/x"), sample_event(),
+                      allow=Allow.of(["hooks.test"]), timeout=0.5, resolve=slow)
+    assert attempt.error == "Looking up hooks.test took too long; check the host name and this server's DNS."
+    assert attempt.duration_ms < 2000
 
 
 def test_nothing_listening_is_a_failure_not_an_exception() -> None:

@@ -165,11 +165,10 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
     plain_url = url.get_secret_value().strip() if url else ""
     plain_secret = secret.get_secret_value() if secret else ""
     chosen = None if events is None else _check_events(events)
-    kind = get(engine, name, actor=actor).kind  # to check the URL before taking the row
-    hint = _checked_url(kind, plain_url, allow) if plain_url else None
     registry.add(plain_url, urlsplit(plain_url).path, plain_secret)
     with write_session(engine) as session:
         row = locked(session, name)
+        hint = _checked_url(ChannelKind(row.kind), plain_url, allow) if plain_url else None  # no lookups: quick
         said: list[str] = []
         if hint:
             row.url_enc, row.url_hint = vault.encrypt(plain_url, binding(row.id, "url_enc")), hint

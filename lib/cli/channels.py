@@ -25,7 +25,12 @@ def _listed(text: str | None) -> list[str] | None:
 def _url(url: str | None, from_stdin: bool) -> SecretStr | None:
     if url and from_stdin:
         raise click.UsageError("Give --url or --url-stdin, not both.")
-    return read_hidden(True, "URL", "--url-stdin") if from_stdin else SecretStr(url) if url else None
+    if not from_stdin:
+        return SecretStr(url) if url else None
+    given = read_hidden(True, "URL", "--url-stdin")
+    if not given.get_secret_value().strip():
+        raise click.UsageError("--url-stdin read an empty line; pipe the URL in as the first line.")
+    return given
 
 
 def _warn_if_credential(kind: ChannelKind, url: str | None) -> None:

@@ -28,6 +28,7 @@ from lib.notify.smtp import parse_mail_url, send_mail
 from lib.notify.ssrf import (
     ALLOW_VARIABLE,
     Allow,
+    IPAddress,
     Pinned,
     PinnedBackend,
     Refused,
@@ -122,20 +123,23 @@ def deliver(destination: Destination, event: Event, *, allow: Allow, timeout: fl
     try:
         check_destination(destination.kind, destination.url, allow=allow)
         with Deadline(timeout) as deadline:
+            def lookup(name: str, port: int) -> list[IPAddress]:
+                return deadline.call(lambda: resolve(name, port))
+
             if destination.kind is ChannelKind.EMAIL:
                 server = parse_mail_url(destination.url)
                 host = server.host
-                pinned = pin(host, server.port, allow=allow, resolve=resolve)
+                pinned = pin(host, server.port, allow=allow, resolve=lookup)
                 attempt = send_mail(server, destination.secret, event, pinned=pinned, deadline=deadline,
                                     ssl_context=ssl_context or default_tls())
             else:
                 parts = urlsplit(destination.url.strip())
                 host = (parts.hostname or "").lower()
                 pinned = pin(host, parts.port or (443 if parts.scheme == "https" else 80), allow=allow,
-                             resolve=resolve)
+                             resolve=lookup)
                 attempt = _post(destination, event, pinned=pinned, deadline=deadline,
                                 ssl_context=ssl_context or default_tls())
-        if deadline.expired and attempt.status is None:  # we ended it: say so, not how it broke
+        if deadline.expired and not attempt.delivered:  # we ended it: say so, not how it broke
             attempt = Attempt(False, error=timed_out(host, timeout))
     except (ValidationError, Refused) as exc:
         attempt = Attempt(False, refused=True, error=str(exc))

@@ -81,10 +81,9 @@ class _PinnedSMTP(smtplib.SMTP):
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         connection = self._pinned.connect(
-            lambda address: socket.create_connection((address, port), self._deadline.bound(timeout),
-                                                      self.source_address),
-            (OSError,))
-        self._deadline.watch(connection)
+            lambda address, seconds: socket.create_connection((address, port), seconds, self.source_address),
+            (OSError,), deadline=self._deadline, timeout=timeout)
+        self._deadline.watch(connection)  # raises OSError (the connection closed) when it cannot
         return connection
 
 

@@ -137,12 +137,14 @@ class Pinned:
     port: int
     addresses: tuple[IPAddress, ...]
 
-    def connect(self, open_one: Callable[[str], T], failures: tuple[type[Exception], ...]) -> T:
-        """``open_one(address)`` for each checked address in turn, until one connects."""
+    def connect(self, open_one: Callable[[str, float], T], failures: tuple[type[Exception], ...], *,
+                deadline: Deadline, timeout: float | None) -> T:
+        """``open_one(address, seconds)`` for each checked address in turn, until one connects;
+        each gets ``timeout``, or its share of the attempt's time left (``Deadline.share``)."""
         error: Exception | None = None
-        for address in self.addresses:
+        for index, address in enumerate(self.addresses):
             try:
-                return open_one(str(address))
+                return open_one(str(address), deadline.share(timeout, len(self.addresses) - index))
             except failures as exc:
                 error = exc
         assert error is not None  # addresses is never empty
@@ -154,6 +156,8 @@ def pin(host: str, port: int, *, allow: Allow, resolve: Resolver = resolve_host)
     is internal (unless allowed), :class:`Unresolved` when it has none."""
     try:
         addresses = tuple(resolve(host, port))
+    except TimeoutError:
+        raise Unresolved(f"Looking up {host} took too long; check the host name and this server's DNS.") from None
     except (OSError, UnicodeError):
         addresses = ()
     if not addresses:
@@ -185,10 +189,12 @@ class PinnedBackend(httpcore.SyncBackend):
             raise httpcore.ConnectError("the connection was not for the checked host")
         parent = super()
         stream = self.pinned.connect(
-            lambda address: parent.connect_tcp(address, port, self.deadline.bound(timeout), local_address,
-                                               socket_options),
-            (httpcore.ConnectError, httpcore.ConnectTimeout))
-        self.deadline.watch(stream.get_extra_info("socket"))
+            lambda address, seconds: parent.connect_tcp(address, port, seconds, local_address, socket_options),
+            (httpcore.ConnectError, httpcore.ConnectTimeout), deadline=self.deadline, timeout=timeout)
+        try:
+            self.deadline.watch(stream.get_extra_info("socket"))
+        except OSError as exc:  # closed by watch
+            raise httpcore.ConnectError(str(exc)) from exc
         return stream
 
 

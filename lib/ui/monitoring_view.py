@@ -53,14 +53,18 @@ def _add_channel() -> None:
     _say(True, f"Added {view.name}, sending to {view.url_hint}.")
 
 
-def _edit_channel(name: str, key: str) -> None:
+def _edit_channel(name: str, key: str, drawn: tuple[list[str], list[str]]) -> None:
+    """Save what the form changed from what it was ``drawn`` with (events, environments), so a
+    new URL alone does not write back lists someone else changed meanwhile."""
     url, secret = take_secret(f"{_NEW_URL}_{key}"), take_secret(f"{_NEW_SECRET}_{key}")
     rt, me = acting(Permission.MANAGE_ALERTS)
     state = st.session_state
+    events = list(state[f"channel_edit_events_{key}"])
+    environments = sorted({e.strip() for e in state[f"channel_edit_envs_{key}"].split(",") if e.strip()})
     try:
         view = channels.change(rt.engine, rt.vault, name, actor=me, allow=channels.allowed(rt.settings), url=url,
-                               secret=secret, events=state[f"channel_edit_events_{key}"],
-                               environments=state[f"channel_edit_envs_{key}"].split(","))
+                               secret=secret, events=None if events == drawn[0] else events,
+                               environments=None if environments == drawn[1] else environments)
     except SwitchboardError as exc:
         _say(False, str(exc))
         return
@@ -137,8 +141,14 @@ def _add_form() -> None:
         st.button("Add channel", key="channel_add", on_click=_add_channel, icon=":material/add:")
 
 
+def edit_key(view: channels.ChannelView) -> str:
+    """The edit form's widget keys end with this: the channel and when it last changed, so the
+    fields start again from its saved values whenever it changes (here or anywhere else)."""
+    return f"{view.id.hex}_{view.updated_at:%Y%m%d%H%M%S%f}" if view.updated_at else view.id.hex
+
+
 def _edit_form(view: channels.ChannelView) -> None:
-    key = view.id.hex  # the fields start from each channel's own values
+    key = edit_key(view)
     with st.expander(f"Edit {view.name}", icon=":material/edit:"):
         st.text_input("New URL (blank: keep)", key=f"{_NEW_URL}_{key}", type="password",
                       help=f"Now sends to {view.url_hint}. A receiver that moved, or answered 410, needs its "
@@ -150,8 +160,8 @@ def _edit_form(view: channels.ChannelView) -> None:
                        key=f"channel_edit_events_{key}")
         st.text_input("Environments (comma-separated; blank: all)", ", ".join(view.environments),
                       key=f"channel_edit_envs_{key}")
-        st.button("Save changes", key="channel_edit", on_click=_edit_channel, args=(view.name, key),
-                  icon=":material/save:")
+        st.button("Save changes", key="channel_edit", on_click=_edit_channel,
+                  args=(view.name, key, (list(view.events), list(view.environments))), icon=":material/save:")
 
 
 def _manage(views: list[channels.ChannelView]) -> None:

@@ -3,13 +3,17 @@ code needs and the keyring still matches it. Over HTTP: tests/test_api.py."""
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import text, update
 
+from lib.config import load_settings
 from lib.runtime import Runtime, not_ready
-from lib.store.db import make_engine, write_session
+from lib.store.db import PG_CONNECT_TIMEOUT_S, make_engine, write_session
 from lib.store.keyring import canary_binding
 from lib.store.models import KeyCheck
 from lib.store.vault import Keyring, Vault, new_key
+from tests.fixtures.receiver import unanswered
 
 
 def test_a_runtime_that_opened_is_ready(runtime: Runtime) -> None:
@@ -34,3 +38,17 @@ def test_a_database_that_cannot_be_reached_is_not_ready(runtime: Runtime) -> Non
     reason = not_ready(Runtime(runtime.settings, gone, runtime.vault))
     gone.dispose()
     assert reason is not None and reason.startswith("The database cannot be reached")
+
+
+def test_a_database_host_that_drops_packets_is_not_ready_within_the_connect_timeout(vault: Vault) -> None:
+    """Without a connect timeout libpq waits for the OS, about two minutes on Linux."""
+    with unanswered("127.0.0.2") as port:
+        url = f"postgresql+psycopg://nobody@127.0.0.2:{port}/none"
+        silent = make_engine(url)
+        started = time.monotonic()
+        reason = not_ready(Runtime(load_settings({"SWITCHBOARD_DATABASE_URL": url}), silent, vault))
+        waited = time.monotonic() - started
+        silent.dispose()
+    assert reason is not None and reason.startswith("The database cannot be reached")
+    assert PG_CONNECT_TIMEOUT_S <= waited < PG_CONNECT_TIMEOUT_S * 3, waited
+

@@ -24,6 +24,10 @@ from lib.errors import DatabaseNotReady, SwitchboardError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 BUSY_TIMEOUT_MS = 10_000
+# libpq otherwise waits as long as the OS does for a host that drops packets (about two minutes
+# on Linux): a server's opening, /readyz and every page would hang that long. The URL's own
+# ?connect_timeout=N wins.
+PG_CONNECT_TIMEOUT_S = 10
 _WRITE = "switchboard_write"
 
 SQLITE_PRAGMAS = (
@@ -72,7 +76,8 @@ def make_engine(database_url: str) -> Engine:
         )
         _install_sqlite_hooks(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    waits = {} if "connect_timeout" in url.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=waits)
 
 
 def is_sqlite(engine: Engine) -> bool:

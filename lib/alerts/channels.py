@@ -96,6 +96,11 @@ def _check_events(events: Collection[str] | None) -> list[str]:
     return [k.value for k in ROUTABLE if k.value in chosen]
 
 
+def environments_of(values: Collection[str]) -> list[str]:
+    """The environments a channel is for, as stored: trimmed, once each, sorted; none is all."""
+    return sorted({e.strip() for e in values if e.strip()})
+
+
 def allowed(settings: Settings) -> Allow:
     """SWITCHBOARD_ALERT_ALLOW: where channels may point although internal, or over http://."""
     return Allow.of(settings.alert_allow)
@@ -141,7 +146,7 @@ def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, a
         id=row_id, name=name, name_key=name.casefold(), kind=channel_kind.value,
         url_enc=vault.encrypt(plain_url, binding(row_id, "url_enc")),
         secret_enc=vault.encrypt(plain_secret, binding(row_id, "secret_enc")) if plain_secret else None,
-        url_hint=hint, events=chosen, environments=sorted({e.strip() for e in environments if e.strip()}),
+        url_hint=hint, events=chosen, environments=environments_of(environments),
         created_at=now, created_by=actor.name[:120], updated_at=now, updated_by=actor.name[:120])
     try:
         with write_session(engine) as session:
@@ -179,7 +184,7 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
         if chosen is not None and chosen != row.events:
             row.events = chosen
             said.append(f"events {', '.join(chosen)}")
-        wanted = None if environments is None else sorted({e.strip() for e in environments if e.strip()})
+        wanted = None if environments is None else environments_of(environments)
         if wanted is not None and wanted != row.environments:
             row.environments = wanted
             said.append(f"environments {', '.join(wanted) or 'all'}")
@@ -187,7 +192,6 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
             raise _refused("channel", "Channel", "Nothing to change: give a new URL, secret, events or "
                                                  "environments.")
         row.updated_at, row.updated_by = utcnow(), actor.name[:120]
-        session.add(row)
         audit.record(session, actor, "channel.change", row.name, audit.OK, "; ".join(said))
         changed = row.name
     return get(engine, changed, actor=actor)

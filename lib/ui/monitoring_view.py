@@ -25,7 +25,8 @@ from lib.words import span
 
 _SAID = "monitoring.said"  # what the last action did (or why not), shown once
 _URL, _SECRET = "channel_url", "channel_secret"
-_NEW_URL, _NEW_SECRET = "channel_new_url", "channel_new_secret"  # the edit form's, per channel
+# The edit form's widgets, each key ending with edit_key(view).
+_NEW_URL, _NEW_SECRET, _EVENTS, _ENVS = "channel_new_url", "channel_new_secret", "channel_edit_events", "channel_edit_envs"
 _SECRET_LABELS = {ChannelKind.WEBHOOK: "signing secret (whsec_…)", ChannelKind.EMAIL: "SMTP password"}
 _REMOVING = "monitoring.removing"  # the channel whose Remove was clicked, until confirmed or cancelled
 
@@ -59,8 +60,8 @@ def _edit_channel(name: str, key: str, drawn: tuple[list[str], list[str]]) -> No
     url, secret = take_secret(f"{_NEW_URL}_{key}"), take_secret(f"{_NEW_SECRET}_{key}")
     rt, me = acting(Permission.MANAGE_ALERTS)
     state = st.session_state
-    events = list(state[f"channel_edit_events_{key}"])
-    environments = sorted({e.strip() for e in state[f"channel_edit_envs_{key}"].split(",") if e.strip()})
+    events = list(state[f"{_EVENTS}_{key}"])
+    environments = channels.environments_of(state[f"{_ENVS}_{key}"].split(","))
     try:
         view = channels.change(rt.engine, rt.vault, name, actor=me, allow=channels.allowed(rt.settings), url=url,
                                secret=secret, events=None if events == drawn[0] else events,
@@ -157,9 +158,9 @@ def _edit_form(view: channels.ChannelView) -> None:
             st.text_input(f"New {secret_label} (blank: keep)", key=f"{_NEW_SECRET}_{key}", type="password",
                           help="Never shown back.")
         st.multiselect("Events", [k.value for k in channels.ROUTABLE], default=list(view.events),
-                       key=f"channel_edit_events_{key}")
+                       key=f"{_EVENTS}_{key}")
         st.text_input("Environments (comma-separated; blank: all)", ", ".join(view.environments),
-                      key=f"channel_edit_envs_{key}")
+                      key=f"{_ENVS}_{key}")
         st.button("Save changes", key="channel_edit", on_click=_edit_channel,
                   args=(view.name, key, (list(view.events), list(view.environments))), icon=":material/save:")
 

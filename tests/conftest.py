@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.prober",
     "tests.fixtures.console",
     "tests.fixtures.alerts",
+    "tests.fixtures.answers",
 ]

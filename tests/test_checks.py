@@ -182,11 +182,11 @@ def test_edit_verifies_new_secret_with_stored_client_id(runtime: Runtime, simula
 
 def test_edit_with_blank_credentials_verifies_the_stored_ones(runtime: Runtime, simulator: SimulatorServer,
                                                               prober_factory: ProberFactory) -> None:
-    """Verify & save on an edit that keeps the stored secret asks 8x8 with that secret (a fresh
-    token, not one cached by an earlier test), then saves; refused, it saves nothing."""
+    """Verify & save on an edit that keeps the stored secret asks 8x8 with that secret (a new
+    token request), then saves; refused, it saves nothing."""
     app = simulator.scenario.apps[0]
     prober: Prober = prober_factory(simulator.url)
-    view, _ = linking.save(runtime, prober, form_for(app, "Edit me"), actor=ADMIN)  # caches a token
+    view, _ = linking.save(runtime, prober, form_for(app, "Edit me"), actor=ADMIN)
     before = control(simulator, "GET", "stats")["requests"]["token"]
     saved, verification = linking.save(runtime, prober, connections.input_from_view(view, environment="prod"),
                                        actor=ADMIN, connection_id=view.id, expected_version=view.version)

@@ -15,13 +15,15 @@ from email.utils import format_datetime
 import httpx
 import pytest
 import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from lib.catalogue.outcomes import OUTCOMES, Actor
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.eightbyeight.models import Credentials, ProbeResult, Target
 from lib.eightbyeight.prober import Prober, ProberClosed
-from lib.eightbyeight.retry import RetryPolicy, parse_retry_after
+from lib.eightbyeight.retry import CEILING, RetryPolicy, parse_retry_after
 from lib.redaction import install
 from lib.runtime import Runtime
 from lib.simulator import Scenario, SimulatorServer
@@ -258,79 +260,93 @@ def test_backoff_is_capped_exponential_with_bounded_jitter() -> None:
         assert max(delays) - min(delays) > 0  # jitter really varies
 
 
-@pytest.mark.parametrize(("header", "expected"), [("0", 0.0), ("15", 15.0), (" 3 ", 3.0), ("", None),
-                                                  ("soon", None), ("-5", None)])
+@pytest.mark.parametrize(("header", "expected"), [
+    ("0", 0.0), ("15", 15.0), (" 3 ", 3.0), ("0007", 7.0), ("", None), ("soon", None), ("-5", None), ("1.5", None),
+    ("²", None),  # a digit to str.isdigit, not to int()
+    ("86400", CEILING), ("86401", CEILING), ("300000000000", CEILING),  # an epoch in milliseconds
+    ("9" * 5000, CEILING),  # more digits than int() converts
+    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date in the past
+    ("Fri, 31 Dec 9999 23:59:59 GMT", CEILING), ("Fri, 31 Dec 9999 23:59:59 -2359", CEILING),
+    ("Mon, 01 Jan 0001 00:00:00 +2359", 0.0), ("Wed, 21 Oct 99999 07:28:00 GMT", None),
+])
 def test_parse_retry_after(header: str, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
 
 
-def test_parse_retry_after_date_in_the_past_is_zero() -> None:
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(), st.from_regex(r"\s*[0-9]{1,40}\s*", fullmatch=True),
+                 st.datetimes(timezones=st.timezones()).map(lambda when: format_datetime(when)),
+                 st.datetimes().map(lambda when: when.strftime("%a, %d %b %Y %H:%M:%S GMT"))))
+def test_any_retry_after_is_none_or_a_wait_within_the_ceiling(header: str) -> None:
+    """Issue 21, item 4 (where it is parsed): no header value makes a wait that a date
+    calculation downstream cannot take, and none raises."""
+    wait = parse_retry_after(header)
+    assert wait is None or (isinstance(wait, float) and 0.0 <= wait <= CEILING)
 
 
-# --- tokens -------------------------------------------------------------------------------
+def test_a_retry_after_of_an_epoch_in_milliseconds_is_read_as_the_ceiling(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                                         prober_factory: ProberFactory) -> None:
+    """The issue's reproduction: the result carries a wait the schedule can add to a date."""
+    fault(simulator, route="cloud_storage", status=429, retry_after="300000000000")
+    result = run(prober_factory(simulator.url), target_for(apps[0], ("cloud_storage",)))["cloud_storage"]
+    assert result.outcome == "rate_limited" and result.retry_after_s == CEILING == 86_400.0
+    assert "asked to wait 1 d or longer" in result.detail
+    assert datetime.now(UTC) + timedelta(seconds=result.retry_after_s) > datetime.now(UTC)
 
 
-def test_one_token_request_for_five_probes(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
+# --- tokens ---------------------------------------------------------------------------
+
+
+def test_every_check_asks_for_one_token_per_connection(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                       prober_factory: ProberFactory) -> None:
+    """Its probes share it; a later check (the same Prober, the token still valid at 8x8) asks
+    again, and so does every connection of a run, also two with the same app."""
+    control(simulator, "PUT", "knobs", {"latency_ms": 20})
     prober = prober_factory(simulator.url)
-    run(prober, target_for(apps[0]))
-    run(prober, target_for(apps[0]))  # a second check reuses it too
-    assert control(simulator, "GET", "stats")["token_requests"] == {apps[0].client_id: 1}
+    everything, multi_tenant, _ = apps
+    targets = [target_for(everything), target_for(everything, ("cloud_storage",)),
+               target_for(multi_tenant, ("cc_historical_analytics", "cc_chat"))]
+    results: list[ProbeResult] = []
+    for run_number in (1, 2):
+        results.clear()
+        prober.check(targets, lambda _t, r: results.append(r))
+        assert sorted(r.product for r in results) == sorted(["token"] * 3 + [p for t in targets for p in t.products])
+        assert all(r.ok for r in results)
+        assert control(simulator, "GET", "stats")["token_requests"] == {
+            everything.client_id: 2 * run_number, multi_tenant.client_id: run_number}
 
 
-def test_one_token_request_for_twenty_concurrent_callers(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                         prober_factory: ProberFactory) -> None:
-    control(simulator, "PUT", "knobs", {"latency_ms": 100})
-    prober = prober_factory(simulator.url)
-    targets = [target_for(apps[0], ("cloud_storage",)) for _ in range(20)]
-    outcomes: list[str] = []
-    prober.check(targets, lambda _t, r: outcomes.append(r.outcome))
-    assert outcomes.count("ok") == 21  # one token result + 20 probes
-    assert control(simulator, "GET", "stats")["token_requests"] == {apps[0].client_id: 1}
+def test_a_refused_token_request_wins_over_the_token_of_the_check_before(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                                         prober_factory: ProberFactory) -> None:
+    """Issue 21, item 1: the token route refuses the app after a good check; the next check
+    says so for the token and every product, and calls no product with the earlier token."""
+    prober, app = prober_factory(simulator.url), apps[0]
+    assert {r.outcome for r in run(prober, target_for(app)).values()} == {"ok"}
+    fault(simulator, route="token", client_id=app.client_id, status=401)
+    product_calls = sum(requests(simulator, key) for key in PRODUCT_KEYS)
+    results = run(prober, target_for(app))
+    assert {key: r.outcome for key, r in results.items()} == dict.fromkeys(("token", *PRODUCT_KEYS), "bad_credentials")
+    assert results["token"].http_status == 401 and results["token"].granted is None
+    assert sum(requests(simulator, key) for key in PRODUCT_KEYS) == product_calls
 
 
-def test_token_is_refreshed_after_expiry(simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
-    server = simulator_factory(default_scenario(token_lifetime_s=1))
-    app = server.scenario.apps[0]
-    now = [1000.0]
-    prober = prober_factory(server.url, clock=lambda: now[0])
-    run(prober, target_for(app, ("cloud_storage",)))
-    now[0] += 0.5  # within expires_in minus skew: reused
-    run(prober, target_for(app, ("cloud_storage",)))
-    assert control(server, "GET", "stats")["token_requests"][app.client_id] == 1
-    now[0] += 0.5  # past expires_in minus skew (10 %): fetched again
-    run(prober, target_for(app, ("cloud_storage",)))
-    assert control(server, "GET", "stats")["token_requests"][app.client_id] == 2
+def test_a_token_8x8_says_is_already_expired_is_not_used(simulator_factory: SimulatorFactory,
+                                                          prober_factory: ProberFactory) -> None:
+    """Its products would all answer 401, which reads as "not enabled" (the admin's to fix)."""
+    server = simulator_factory(default_scenario(token_lifetime_s=0))
+    results = run(prober_factory(server.url), target_for(server.scenario.apps[0], ("cloud_storage",)))
+    assert {key: r.outcome for key, r in results.items()} == dict.fromkeys(("token", "cloud_storage"), "unexpected_response")
+    assert results["token"].detail == "The token answer says the token has already expired."
+    assert requests(server, "cloud_storage") == 0
 
 
-def test_stale_token_401_causes_exactly_one_refresh(simulator_factory: SimulatorFactory,
-                                                    prober_factory: ProberFactory) -> None:
-    import time
-
-    server = simulator_factory(default_scenario(token_lifetime_s=1))
-    app = server.scenario.apps[0]
-    prober = prober_factory(server.url, clock=lambda: 0.0)  # our clock never sees it expire
-    run(prober, target_for(app, ("cloud_storage",)))
-    time.sleep(1.1)  # the simulator's does: the cached token is now expired at 8x8
-    result = run(prober, target_for(app, ("cloud_storage",)))["cloud_storage"]
-    assert result.outcome == "ok"
-    assert control(server, "GET", "stats")["token_requests"][app.client_id] == 2
-    assert requests(server, "cloud_storage") == 3  # ok, 401 (expired), ok with the new token
-
-
-def test_token_is_dropped_when_credentials_change(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                  prober_factory: ProberFactory) -> None:
-    import uuid
-
-    prober, cid = prober_factory(simulator.url), uuid.uuid4()
-    good = target_for(apps[0], ("cloud_storage",))
-    with_id = Target(credentials_of(apps[0], cid), good.settings, good.products, cid)
-    run(prober, with_id)
-    fp = prober.client.tokens.fingerprint(with_id.credentials)
-    assert prober.client.tokens.valid(fp) is not None
-    changed = Target(Credentials(cid, apps[0].client_id, SecretStr("rotated-secret")), good.settings, good.products, cid)
-    assert run(prober, changed)["token"].outcome == "bad_credentials"
-    assert prober.client.tokens.valid(fp) is None  # the old token went with the old secret
+def test_asking_for_a_token_never_uses_one_of_a_check(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
+                                                      prober_factory: ProberFactory) -> None:
+    prober, app = prober_factory(simulator.url), apps[0]
+    run(prober, target_for(app))
+    fault(simulator, route="token", client_id=app.client_id, status=401)
+    assert prober.ask_token(credentials_of(app)).outcome == "bad_credentials"
+    assert control(simulator, "GET", "stats")["token_requests"] == {app.client_id: 2}
 
 
 # --- TLS ----------------------------------------------------------------------------------

@@ -1,27 +1,32 @@
 """The prober's transport (lib.eightbyeight.transport): httpx requests carried by aiohttp. Each
 test talks to a real server on 127.0.0.1 that answers with raw bytes, so what goes over the
-wire and what comes back is exactly what the test says: the headers sent, answers read whole,
-nothing followed or kept, and every network failure raised as the httpx error the client
-classifies."""
+wire and what comes back is exactly what the test says: the headers sent, answers read whole
+up to a cap and never decoded, nothing followed or kept, and every network failure raised as
+the httpx error the client classifies."""
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import socket
 import threading
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from functools import cache
 
 import httpx
 import pytest
 
+from lib.catalogue import policy
 from lib.eightbyeight.loop import BackgroundLoop
-from lib.eightbyeight.transport import AiohttpTransport
+from lib.eightbyeight.transport import AiohttpTransport, RefusedAnswer
+from tests.fixtures.answers import Answer, AnswerServer, json_answer
 
-Answer = Callable[[socket.socket, bytes], None]  # what the server does with a connection and its request
+Talk = Callable[[socket.socket, bytes], None]  # what the server does with a connection and its request
 
 
-def reply(raw: bytes, *, then_close: bool = False) -> Answer:
+def reply(raw: bytes, *, then_close: bool = False) -> Talk:
     def answer(conn: socket.socket, _request: bytes) -> None:
         conn.sendall(raw)
         if then_close:
@@ -35,7 +40,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 class RawServer:
     """Accepts connections on 127.0.0.1; for each request received calls ``answer``."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Talk) -> None:
         self.answer = answer
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.accepted = 0
@@ -126,12 +131,105 @@ def test_only_the_clients_headers_and_body_are_sent(loop: BackgroundLoop) -> Non
     assert body == b"grant_type=client_credentials"
 
 
-def test_a_compressed_answer_is_decoded_once(loop: BackgroundLoop) -> None:
-    packed = gzip.compress(b'{"count": 3}')
-    server = RawServer(reply(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n" % len(packed) + packed))
-    (answer,) = send(loop, httpx.Request("GET", server.url))
+# --- what an answer may be: issue 21, item 7 ------------------------------------------------
+
+MIB = 1 << 20
+FIFTY_MB = Answer(body=b"x" * MIB, repeat=50)
+
+
+@cache
+def gzip_bomb(unpacked_mib: int) -> bytes:
+    """``unpacked_mib`` MiB of zeros, gzip-compressed (about a thousandth of that)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(MIB)
+    return b"".join([*(packer.compress(zeros) for _ in range(unpacked_mib)), packer.flush()])
+
+
+def refused(loop: BackgroundLoop, server: AnswerServer, answer: Answer) -> RefusedAnswer:
+    """The transport's refusal of ``answer``; while it came, the process never held 8 MiB more
+    than before (Python's allocations in every thread, the transport's included)."""
+    server.reset(answer)
+    request = httpx.Request("GET", f"{server.url}/cloud-storage")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with pytest.raises(RefusedAnswer) as caught:
+            send(loop, request)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert caught.value.request is request
+    assert peak - before < 8 * MIB
+    return caught.value
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_an_answer_larger_than_the_cap_is_refused_and_read_no_further(
+        loop: BackgroundLoop, answer_server: AnswerServer, framing: str) -> None:
+    """A 50 MB answer, its length declared, chunked or to the end of the connection: the
+    server got a few MiB at most out before the transport hung up."""
+    error = refused(loop, answer_server, replace(FIFTY_MB, framing=framing))  # type: ignore[arg-type]
+    assert str(error) == "8x8's answer was larger than 1 MiB; Switchboard stopped reading it."
+    assert error.status == 200
+    (sent,) = answer_server.wait_sent(1)  # the server noticed the hang-up
+    assert sent < 8 * MIB < FIFTY_MB.size  # 0.25-1.3 MiB on a quiet machine
+
+
+def test_an_answer_of_exactly_the_cap_is_read(loop: BackgroundLoop, answer_server: AnswerServer) -> None:
+    answer_server.reset(Answer(body=b"y" * policy.MAX_ANSWER_BYTES, framing="chunked", piece_bytes=4096))
+    (answer,) = send(loop, httpx.Request("GET", answer_server.url))
+    assert len(answer.content) == policy.MAX_ANSWER_BYTES
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"deflate", b"br", b"zstd", b"x-made-up", b"identity, gzip", b"GZIP"])
+def test_an_answer_in_an_encoding_not_asked_for_is_refused_unread(
+        loop: BackgroundLoop, answer_server: AnswerServer, coding: bytes) -> None:
+    """Nothing is decoded: this gzip answer of 1/4 MiB would unpack to 256 MiB."""
+    bomb = gzip_bomb(256)
+    assert len(bomb) < MIB / 2
+    answer = json_answer({}, 200, (b"Content-Encoding", coding))
+    error = refused(loop, answer_server, replace(answer, body=bomb))
+    assert str(error) == (f"8x8 answered with Content-Encoding: {coding.decode()}, which Switchboard did not "
+                          "ask for.")
+
+
+@pytest.mark.parametrize("coding", [b"identity", b"", b"Identity"])
+def test_an_identity_encoded_answer_is_read(loop: BackgroundLoop, answer_server: AnswerServer, coding: bytes) -> None:
+    answer_server.reset(json_answer({"count": 3}, 200, (b"Content-Encoding", coding)))
+    (answer,) = send(loop, httpx.Request("GET", answer_server.url))
     assert answer.json() == {"count": 3}
+
+
+def test_after_a_refused_answer_the_next_request_is_answered(loop: BackgroundLoop, answer_server: AnswerServer) -> None:
+    """What was left unread goes with its connection: nothing of it is taken for the next answer."""
+    big, small = replace(FIFTY_MB, framing="chunked"), json_answer(["uk"])
+    answer_server.reset(lambda request: big if request.path == "/big" else small)
+
+    async def run() -> tuple[type[BaseException] | None, list[object]]:
+        transport, raised = AiohttpTransport(max_connections=1), None
+        try:
+            try:
+                await transport.handle_async_request(httpx.Request("GET", f"{answer_server.url}/big"))
+            except RefusedAnswer as exc:
+                raised = type(exc)
+            answer = await transport.handle_async_request(httpx.Request("GET", f"{answer_server.url}/small"))
+            return raised, answer.json()
+        finally:
+            await transport.aclose()
+
+    assert loop.run(run(), timeout=30) == (RefusedAnswer, ["uk"])
+
+
+@pytest.mark.parametrize("headers", [
+    ((b"X-Long", b"v" * (policy.MAX_HEADER_LINE_BYTES + 1)),),
+    tuple((b"X-Many-%d" % i, b"v") for i in range(policy.MAX_HEADERS + 1)),
+], ids=["a-header-too-long", "too-many-headers"])
+def test_headers_beyond_the_limits_are_refused(loop: BackgroundLoop, answer_server: AnswerServer,
+                                               headers: tuple[tuple[bytes, bytes], ...]) -> None:
+    error = refused(loop, answer_server, Answer(headers=headers, body=b"[]"))
+    assert str(error).startswith("8x8's answer is not HTTP that Switchboard reads:")
+    assert error.status is None
+
 
 
 def test_redirects_are_returned_not_followed_and_cookies_not_kept(loop: BackgroundLoop) -> None:
@@ -163,12 +261,12 @@ def silent(conn: socket.socket, _request: bytes) -> None:
 
 @pytest.mark.parametrize(("server", "raised"), [
     (None, httpx.ConnectError),  # nothing listens
-    (reply(b"this is not HTTP\r\n\r\n", then_close=True), httpx.RemoteProtocolError),
+    (reply(b"this is not HTTP\r\n\r\n", then_close=True), RefusedAnswer),
     (reply(b"", then_close=True), httpx.RemoteProtocolError),  # hangs up without an answer
     (reply(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok", then_close=True), httpx.RemoteProtocolError),
     (silent, httpx.ReadTimeout),
 ], ids=["refused", "not-http", "no-answer", "cut-short", "no-reply"])
-def test_network_failures_are_raised_as_httpx_errors(loop: BackgroundLoop, server: Answer | None,
+def test_network_failures_are_raised_as_httpx_errors(loop: BackgroundLoop, server: Talk | None,
                                                      raised: type[httpx.TransportError]) -> None:
     url = RawServer(server).url if server else closed_port()
     request = httpx.Request("GET", url)

@@ -13,7 +13,8 @@ from lib.catalogue.products import ANALYTICS_PATH_PREFIX, SETTINGS, Product, Sha
 from lib.redaction import registry
 from lib.words import count
 
-DETAIL_MAX = 300
+DETAIL_MAX = 300  # 8x8's own words quoted in a detail
+DETAIL_LIMIT = 1000  # a whole detail, whatever an answer held
 
 
 class Failed(Exception):
@@ -26,17 +27,26 @@ class Failed(Exception):
         self.retry_after_s = retry_after_s
 
 
+def clip(text: str, limit: int = DETAIL_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def clean(text: str) -> str:
-    text = " ".join(registry.mask(text).split())
-    return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 1] + "…"
+    return clip(" ".join(registry.mask(text).split()), DETAIL_MAX)
+
+
+def read_json(response: httpx.Response) -> Any:
+    """The answer's body as JSON, or None when it is not JSON that can be read (malformed, not
+    UTF-8, or nested deeper than the parser recurses: ``[[[[…`` raises RecursionError)."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return None
 
 
 def vendor_message(response: httpx.Response) -> str:
     """8x8's own words from an error body (OAuth, Apigee fault or problem shapes), masked."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+    body = read_json(response)
     if not isinstance(body, dict):
         return ""
     fault = body.get("fault")
@@ -70,8 +80,10 @@ def parse_api_products(body: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(names)
 
 
-def expires_in(body: Mapping[str, Any]) -> int:
-    """8x8 sends numbers as strings ("1799")."""
+def require_lifetime(body: Mapping[str, Any]) -> None:
+    """Failed unless the token answer gives the token a lifetime (8x8 sends ``expires_in`` as a
+    string, "1799"): a token already expired would have every product refuse it, which would
+    read as products not enabled."""
     value = body.get("expires_in")
     try:
         seconds = int(str(value).strip())
@@ -79,7 +91,6 @@ def expires_in(body: Mapping[str, Any]) -> int:
         raise Failed("unexpected_response", "The token answer has no usable expires_in.") from None
     if seconds <= 0:
         raise Failed("unexpected_response", "The token answer says the token has already expired.")
-    return seconds
 
 
 def shape_summary(shape: Shape, body: Any) -> str | None:

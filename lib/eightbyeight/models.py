@@ -50,8 +50,9 @@ class Target:
 
 @dataclass(frozen=True)
 class Token:
+    """A token of one check (lib.eightbyeight.client.EightByEight.check), never kept beyond it."""
+
     access_token: str = field(repr=False)
-    expires_at: float  # on the client's clock
     api_products: frozenset[str]
 
     @property

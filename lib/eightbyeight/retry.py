@@ -1,5 +1,5 @@
 """When to retry an 8x8 call and how long to wait: capped exponential back-off with jitter,
-and Retry-After honoured (seconds or an HTTP date) up to a cap."""
+and Retry-After honoured (seconds or an HTTP date) up to a cap, and read as no more than a day."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 from lib.catalogue import policy
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CEILING = policy.RETRY_AFTER_CEILING_S
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,19 @@ class RetryPolicy:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
-    if value is None or not value.strip():
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date): None when it is
+    neither, else within [0, RETRY_AFTER_CEILING_S] whatever was sent (an epoch in milliseconds,
+    a date in the year 9999, a thousand digits)."""
+    value = (value or "").strip()
+    if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # str.isdigit alone accepts "²", which float() refuses
+        return min(float(value), CEILING)  # a thousand digits: inf, not int()'s ValueError
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, seconds), CEILING)

@@ -216,7 +216,7 @@ def _prober() -> Prober:
 
 
 def prober() -> Prober:
-    """One Prober (one event loop, one HTTP client, one token cache) for every session; a
+    """One Prober (one event loop, one HTTP client) for every session; a
     closed one is replaced, never handed to a check."""
     shared = _prober()
     if shared.closed:

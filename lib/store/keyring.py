@@ -1,4 +1,5 @@
-"""The keyring against the database: loading it, and proving it matches the stored data.
+"""The keyring against the database: loading it, the registry of encrypted columns, and
+proving the keyring matches the stored data.
 
 Start-up fails closed: a kid that stored data uses must be in the keyring, and every key
 in the keyring that has a canary must decrypt it. Messages name the kid, never the key.
@@ -9,16 +10,18 @@ from __future__ import annotations
 import logging
 import stat
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, or_
-from sqlalchemy.engine import make_url
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 
 from lib.config import Settings
 from lib.errors import ConfigError, CredentialUnreadable, KeyringError
 from lib.store.db import read_session, serialize, write_session
-from lib.store.models import Connection, KeyCheck, utcnow
+from lib.store.models import AlertChannel, Connection, KeyCheck, utcnow
 from lib.store.vault import (
     Binding,
     Keyring,
@@ -35,6 +38,54 @@ CANARY_TEXT = "switchboard key canary"
 log = logging.getLogger(__name__)
 
 
+# --- Every encrypted column -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    """A column holding vault envelopes. Each value is bound to its table, column and row id
+    (the row's ``id``), so this is also where its binding comes from."""
+
+    model: type[SQLModel]
+    column: str
+    label: str  # what people call the value
+    owner: str  # what people call a row of the table ("connection", "alert channel")
+
+    @property
+    def table(self) -> str:
+        return str(self.model.__tablename__)
+
+    @property
+    def name(self) -> str:
+        """``table.column``, as messages name it."""
+        return f"{self.table}.{self.column}"
+
+    def attribute(self) -> Any:
+        return getattr(self.model, self.column)
+
+    def binding(self, row_id: uuid.UUID | str) -> Binding:
+        return Binding(table=self.table, column=self.column, row_id=str(row_id))
+
+
+# Every ``*_enc`` column of the models (tests/test_keys.py derives them from the metadata and
+# fails on one missing here). Key status, rotation, verification and the start-up check all
+# read this list, so a value in a new column cannot be forgotten by one of them.
+ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
+    EncryptedColumn(Connection, "client_id_enc", "Client ID", "connection"),
+    EncryptedColumn(Connection, "client_secret_enc", "Client Secret", "connection"),
+    EncryptedColumn(AlertChannel, "url_enc", "URL", "alert channel"),
+    EncryptedColumn(AlertChannel, "secret_enc", "secret", "alert channel"),
+)
+
+
+def encrypted_tables() -> dict[type[SQLModel], tuple[EncryptedColumn, ...]]:
+    """The registry grouped by table, in its order: a row's values are rotated together."""
+    grouped: dict[type[SQLModel], list[EncryptedColumn]] = {}
+    for column in ENCRYPTED_COLUMNS:
+        grouped.setdefault(column.model, []).append(column)
+    return {model: tuple(columns) for model, columns in grouped.items()}
+
+
 def canary_binding(kid: str) -> Binding:
     return Binding(table="crypto_key_check", column="canary", row_id=kid)
 
@@ -46,16 +97,13 @@ def credential_binding(row_id: uuid.UUID, column: str) -> Binding:
 # --- Loading the keyring ------------------------------------------------------------------
 
 
-def _data_dir(settings: Settings) -> Path | None:
-    if not settings.is_sqlite:
-        return None
-    return Path(make_url(settings.database_url).database or ".").expanduser().resolve().parent
-
-
 def _check_location(settings: Settings) -> None:
-    data_dir = _data_dir(settings)
+    data_file = settings.sqlite_file
+    if data_file is None:
+        return
+    data_dir = data_file.resolve().parent
     path = settings.keyring_file.resolve()
-    if data_dir is not None and path.is_relative_to(data_dir):
+    if path.is_relative_to(data_dir):
         raise ConfigError(
             f"SWITCHBOARD_KEYRING_FILE ({path}) is inside the data folder ({data_dir}); a backup "
             "of the data would then carry the key that unlocks it. Keep the keyring elsewhere."
@@ -69,19 +117,29 @@ def new_keyring_notice(path: Path) -> str:
             "Secret can be read, and a backup holding both gives every secret away.")
 
 
-def load_keyring(settings: Settings, *, create: bool = True) -> Keyring:
-    """SWITCHBOARD_KEYS wins; else the keyring file, created (0600) with one key on first run."""
+def missing(settings: Settings) -> bool:
+    """True when there is no keyring to load: SWITCHBOARD_KEYS unset and no keyring file (a
+    keyring file inside the data folder is refused first)."""
+    if settings.inline_keys:
+        return False
+    _check_location(settings)
+    return not settings.keyring_file.exists()
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """SWITCHBOARD_KEYS wins; else the keyring file, which must exist (create_keyring makes it)."""
     if settings.inline_keys:
         return parse_inline_keys(settings.inline_keys)
-    _check_location(settings)
+    if missing(settings):
+        path = settings.keyring_file
+        raise KeyringError(
+            f"No keyring at {path} (SWITCHBOARD_KEYRING_FILE, by default "
+            "~/.config/switchboard/keyring.json of the user running Switchboard). Set "
+            "SWITCHBOARD_KEYRING_FILE to the keyring your server uses, or give its keys in "
+            "SWITCHBOARD_KEYS (`make demo` keeps its own in ~/.config/switchboard/demo-keyring.json). "
+            "For a new install, start the server or run `switchboard keys add`: nothing else makes a keyring."
+        )
     path = settings.keyring_file
-    if not path.exists():
-        if not create:
-            raise KeyringError(f"No keyring at {path}. Set SWITCHBOARD_KEYRING_FILE or SWITCHBOARD_KEYS.")
-        keyring = Keyring(active="k1", keys={"k1": new_key()})
-        write_keyring_file(path, keyring)
-        log.warning(new_keyring_notice(path))
-        return keyring
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyringError(
@@ -96,6 +154,29 @@ def load_keyring(settings: Settings, *, create: bool = True) -> Keyring:
             f"{stat.S_IMODE(folder_mode):04o}), who could replace the keyring. Fix it with: chmod go-w {folder}"
         )
     return parse_keyring_json(path.read_text(), str(path))
+
+
+def create_keyring(settings: Settings, engine: Engine | None) -> Keyring:
+    """Make the keyring file (0600) with one key, for a new install.
+
+    ``engine`` is the database when there is one: if it already holds values of some keyring,
+    a new keyring could never read them, so none is made and the message says to restore it.
+    """
+    path = settings.keyring_file
+    if engine is not None:
+        with read_session(engine) as session:
+            kids = sorted(session.exec(select(KeyCheck.kid)).all())
+        if kids:
+            raise KeyringError(
+                f"No keyring at {path} (SWITCHBOARD_KEYRING_FILE), but the database was set up with "
+                f"key{'s' if len(kids) > 1 else ''} {', '.join(repr(k) for k in kids)}: a new keyring could "
+                "not read what they encrypted. Set SWITCHBOARD_KEYRING_FILE (or SWITCHBOARD_KEYS) to that "
+                "keyring, or restore it from your backup."
+            )
+    keyring = Keyring(active="k1", keys={"k1": new_key()})
+    write_keyring_file(path, keyring)
+    log.warning(new_keyring_notice(path))
+    return keyring
 
 
 def add_key(settings: Settings) -> Keyring:
@@ -113,15 +194,17 @@ def add_key(settings: Settings) -> Keyring:
 # --- Canaries: does the keyring match the data? --------------------------------------------
 
 
-def _rows_using_kid(engine: Engine, kid: str) -> int:
+def rows_using_kid(engine: Engine, kid: str) -> Counter[str]:
+    """How many rows of each kind (``EncryptedColumn.owner``) hold a value under ``kid``."""
     prefix = f"v1.{kid}.%"
+    found: Counter[str] = Counter()
     with read_session(engine) as session:
-        rows = session.exec(
-            select(Connection.id).where(
-                or_(Connection.client_id_enc.like(prefix), Connection.client_secret_enc.like(prefix))
-            )
-        ).all()
-    return len(rows)
+        for model, columns in encrypted_tables().items():
+            rows = session.exec(select(model.id).where(  # type: ignore[attr-defined]
+                or_(*(column.attribute().like(prefix) for column in columns)))).all()
+            if rows:
+                found[columns[0].owner] += len(rows)
+    return found
 
 
 def check_keyring(engine: Engine, vault: Vault) -> None:
@@ -133,11 +216,13 @@ def check_keyring(engine: Engine, vault: Vault) -> None:
         canaries = {row.kid: row.canary for row in session.exec(select(KeyCheck)).all()}
     for kid, canary in canaries.items():
         if kid not in vault.keyring.keys:
-            in_use = _rows_using_kid(engine, kid)
+            in_use = rows_using_kid(engine, kid)
             if in_use:
+                rows = " and ".join(count(n, f"stored {owner}") for owner, n in in_use.items())
                 raise KeyringError(
-                    f"Key '{kid}' is missing from the keyring, but {count(in_use, 'stored connection')} "
-                    f"are encrypted with it. Restore key '{kid}' from your keyring backup."
+                    f"Key '{kid}' is missing from the keyring, but {rows} "
+                    f"{'is' if in_use.total() == 1 else 'are'} encrypted with it. "
+                    f"Restore key '{kid}' from your keyring backup."
                 )
             continue
         try:

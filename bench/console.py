@@ -40,7 +40,7 @@ HISTORY_RUNS = 3
 def seed(database_url: str, keyring_file: Path, n: int) -> None:
     """Bulk-insert n encrypted connections and their check history (one transaction)."""
     rt = open_runtime(load_settings({"SWITCHBOARD_DATABASE_URL": database_url,
-                                     "SWITCHBOARD_KEYRING_FILE": str(keyring_file)}))
+                                     "SWITCHBOARD_KEYRING_FILE": str(keyring_file)}), create=True)
     now = utcnow()
     outcomes = ("ok", "ok", "ok", "product_not_enabled", "missing_config")
     ids = [uuid.uuid4() for _ in range(n)]

@@ -61,6 +61,15 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file (absolute: _database_url makes it so), None on PostgreSQL."""
+        if not self.is_sqlite:
+            return None
+        from sqlalchemy.engine import make_url
+
+        return Path(make_url(self.database_url).database or "").expanduser()
+
 
 def _database_url(value: str) -> str:
     # SQLAlchemy loads here, not with this module: the server reads its proxy list before it

@@ -49,7 +49,7 @@ SAMPLES = (
 
 
 def seed() -> None:
-    rt = open_runtime()  # a fresh SQLite database is migrated here
+    rt = open_runtime(create=True)  # the demo's first start: its database and keyring are made here
     actor = shell()
     stored = {view.name.casefold() for view in connections.list_connections(rt.engine)}
     prober = Prober(rt.settings.base_url)

@@ -21,6 +21,7 @@ from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN, admin, web
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
+from tests.test_cli import new_install
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = SecretStr("cobalt lantern orchard 42")
@@ -140,6 +141,7 @@ def test_cli_writes_audit_rows_with_the_os_user(tmp_path: Path, simulator: Simul
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_8X8_BASE_URL": simulator.url,
            "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    new_install(env)
     app = simulator.scenario.apps[0]
     run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "lib", *a], input=stdin, env=env,
                                               capture_output=True, text=True, check=False)

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
 
@@ -17,6 +17,8 @@ import pytest
 
 from lib.cli import COMMANDS
 from lib.cli import cli as root_command
+from lib.config import load_settings
+from lib.runtime import open_runtime
 from lib.simulator import SimulatorServer
 from lib.store import db
 from lib.store.keyring import new_keyring_notice
@@ -40,6 +42,7 @@ def cli(tmp_path: Path, simulator: SimulatorServer):  # type: ignore[no-untyped-
            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
            "SWITCHBOARD_8X8_BASE_URL": simulator.url}
     env.pop("SWITCHBOARD_KEYS", None)
+    new_install(env)
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "lib", *args], check=False, input=stdin, env=env,
@@ -48,6 +51,12 @@ def cli(tmp_path: Path, simulator: SimulatorServer):  # type: ignore[no-untyped-
     run.tmp_path = tmp_path  # type: ignore[attr-defined]
     run.env = env  # type: ignore[attr-defined]
     return run
+
+
+def new_install(env: Mapping[str, str]) -> None:
+    """What the server's first start makes (`make run`): the database and the keyring that
+    `env` names. Commands never make them (tests/test_missing_stores.py)."""
+    open_runtime(load_settings(env), create=True).engine.dispose()
 
 
 def add(cli, s: Sentinels, name: str = "Prod", *extra: str):  # type: ignore[no-untyped-def]
@@ -244,14 +253,17 @@ def test_check_environment_narrows_the_selection_and_is_in_the_json(cli, simulat
     assert "Connection 'Prod' is in environment 'production', not in 'staging'." in elsewhere.stderr
 
 
-def test_the_first_start_says_where_the_new_keyring_is_once(cli) -> None:  # type: ignore[no-untyped-def]
-    keyring_file = cli.tmp_path / "conf" / "keyring.json"
-    first = cli("connections", "list", "--json")
-    assert first.returncode == 0 and json.loads(first.stdout) == []  # stdout stays clean JSON
+def test_keys_add_on_a_new_install_says_where_the_new_keyring_is_once(cli) -> None:  # type: ignore[no-untyped-def]
+    keyring_file = cli.tmp_path / "elsewhere" / "keyring.json"
+    cli.env["SWITCHBOARD_KEYRING_FILE"] = str(keyring_file)
+    cli.env["SWITCHBOARD_DATABASE_URL"] = f"sqlite:///{cli.tmp_path / 'new' / 'sb.db'}"
+    assert cli("db", "upgrade").returncode == 0
+    first = cli("keys", "add")
+    assert first.returncode == 0 and first.stdout == "Made a new keyring with key 'k1'.\n"
     assert new_keyring_notice(keyring_file) in first.stderr
     assert "Back it up now" in first.stderr and "not with the database" in first.stderr
     again = cli("connections", "list", "--json")
-    assert again.returncode == 0 and "keyring" not in again.stderr
+    assert again.returncode == 0 and json.loads(again.stdout) == [] and "keyring" not in again.stderr
 
 
 def test_tokens_create_list_revoke_and_exit_codes(cli) -> None:  # type: ignore[no-untyped-def]

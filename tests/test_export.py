@@ -25,6 +25,7 @@ from lib.store.vault import Vault
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
+from tests.test_cli import new_install
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,6 +105,7 @@ def test_cli_export_writes_a_file_and_stdout(tmp_path: Path, simulator: Simulato
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_8X8_BASE_URL": simulator.url,
            "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    new_install(env)
     app = simulator.scenario.apps[0]
     subprocess.run([sys.executable, "-m", "lib", "connections", "add", "--name", "E", "--client-id", app.client_id,
                     "--secret-stdin"], input=app.client_secret + "\n", env=env, text=True, check=True,
@@ -189,6 +191,7 @@ def test_cli_exports_are_guarded_too(tmp_path: Path, simulator: SimulatorServer)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_8X8_BASE_URL": simulator.url,
            "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    new_install(env)
     app = simulator.scenario.apps[0]
     subprocess.run([sys.executable, "-m", "lib", "connections", "add", "--name", "E", "--environment", "=1+1",
                     "--client-id", app.client_id, "--secret-stdin"], input=app.client_secret + "\n", env=env,

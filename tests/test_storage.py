@@ -187,12 +187,14 @@ def test_the_head_read_from_the_files_is_alembics(database_url: str) -> None:
 
 def test_postgres_is_never_upgraded_implicitly(database_url: str) -> None:
     engine = db.make_engine(database_url)
+    with pytest.raises(DatabaseNotReady, match="holds no Switchboard tables"):
+        db.prepare(engine)  # an empty database is set up only by a first start, never by a command
     if db.is_sqlite(engine):
-        db.prepare(engine)  # the embedded database upgrades itself on start
+        db.prepare(engine, create=True)  # the embedded database upgrades itself on the server's start
         assert db.current_revision(engine) == db.head_revision()
     else:
-        with pytest.raises(DatabaseNotReady):
-            db.prepare(engine)
+        with pytest.raises(DatabaseNotReady, match="switchboard db upgrade"):
+            db.prepare(engine, create=True)
     engine.dispose()
 
 

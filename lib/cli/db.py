@@ -19,7 +19,11 @@ def command() -> None:
 @command.command("upgrade")
 @reports_errors
 def db_upgrade() -> None:
-    """Bring the database schema to the newest revision."""
+    """Bring the database schema to the newest revision.
+
+    Makes the database on a new install (SQLite); with the server's first start, the only
+    command that does.
+    """
     engine = db.make_engine(get_settings().database_url)
     db.upgrade(engine)
     click.echo(f"Database is at revision {db.current_revision(engine)}.")
@@ -33,6 +37,7 @@ def db_backup(file: Path) -> None:
 
     The keyring is not included: back it up separately, and keep the two apart.
     """
-    engine = db.make_engine(get_settings().database_url)
-    target = db.backup(engine, file)
+    database_url = get_settings().database_url
+    db.require_database(database_url)  # a backup of an empty database just made helps nobody
+    target = db.backup(db.make_engine(database_url), file)
     click.echo(f"Backed up to {target}. Back up the keyring separately; keep the two apart.")

@@ -65,6 +65,29 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def missing_file(database_url: str) -> Path | None:
+    """The SQLite file the URL names, when it does not exist (None: it does, or PostgreSQL,
+    whose databases connecting never makes)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    path = Path(url.database).expanduser()
+    return None if path.exists() else path
+
+
+def require_database(database_url: str) -> None:
+    """Stop, creating nothing, when the SQLite file does not exist (make_engine would make an
+    empty one): only ``switchboard db upgrade`` and the server's first start make a database."""
+    path = missing_file(database_url)
+    if path is not None:
+        raise DatabaseNotReady(
+            f"No database at {path} (SWITCHBOARD_DATABASE_URL, by default sqlite:///data/switchboard.db "
+            "in the Switchboard folder). Set SWITCHBOARD_DATABASE_URL to the database your server uses "
+            "(`make demo` keeps its own in data/demo/switchboard-demo.db). For a new install, run "
+            "`switchboard db upgrade` or start the server: nothing else makes a database."
+        )
+
+
 def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -192,10 +215,21 @@ def require_head(engine: Engine) -> None:
         )
 
 
-def prepare(engine: Engine) -> None:
-    """Start-up: an embedded SQLite database is upgraded; a shared one must already be at head."""
-    if current_revision(engine) == head_revision():
+def prepare(engine: Engine, *, create: bool = False) -> None:
+    """Start-up: an embedded SQLite database is upgraded; a shared one must already be at head.
+
+    A database without Switchboard's tables (an empty file, or someone else's) is set up only
+    with ``create`` (the server's first start); everything else is refused with the fix.
+    """
+    current = current_revision(engine)
+    if current == head_revision():
         return
+    if current is None and not create:
+        raise DatabaseNotReady(
+            f"The database {engine.url.render_as_string(hide_password=True)} holds no Switchboard "
+            "tables: it is empty, or not Switchboard's. Set SWITCHBOARD_DATABASE_URL to the database "
+            "your server uses; for a new install, run `switchboard db upgrade`."
+        )
     if is_sqlite(engine):
         upgrade(engine)
     else:

@@ -8,12 +8,24 @@ import ipaddress
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lib.config import load_settings
 from lib.errors import ConfigError, ValidationError
 from lib.notify.models import ChannelKind, Destination
 from lib.notify.send import check_destination, deliver
-from lib.notify.ssrf import Allow, IPAddress, Refused, pin, refusal
+from lib.notify.ssrf import (
+    CARRIERS,
+    SPECIAL_PURPOSE,
+    Allow,
+    IPAddress,
+    IPNetwork,
+    Refused,
+    embedded_v4,
+    pin,
+    refusal,
+)
 from tests.fixtures.notify import LOCAL, sample_event, tls_contexts
 from tests.fixtures.receiver import Answer, Receiver
 
@@ -28,12 +40,19 @@ REFUSED = [
     ("224.0.0.1", "a multicast address"), ("239.255.255.250", "a multicast address"),
     ("ff02::1", "a multicast address"), ("ff0e::1", "a multicast address"),
     ("0.0.0.0", "an unspecified address"), ("::", "an unspecified address"),
-    ("240.0.0.1", "a reserved address"), ("255.255.255.255", "a reserved address"),
+    ("240.0.0.1", "a reserved address"), ("255.255.255.255", "a broadcast address"),
     ("fc00::1", "a unique local IPv6 address"), ("fd12:3456::1", "a unique local IPv6 address"),
     ("fec0::1", "a site-local IPv6 address"),
     ("64:ff9b:1::a00:1", "a local-use NAT64 address"),
-    ("192.0.2.10", "not a public internet address"), ("2001:db8::1", "not a public internet address"),
-    ("198.18.0.1", "not a public internet address"),
+    ("192.0.2.10", "a documentation address"), ("2001:db8::1", "a documentation address"),
+    ("3fff::1", "a documentation address"), ("198.18.0.1", "a benchmarking address"),
+    # Python 3.11's is_global calls these global (issue 21): IANA's registry does not.
+    ("192.0.0.8", "an address of the IETF's protocol assignments"),
+    ("192.31.196.1", "an anycast service address (AS112, AMT, 6to4 relays)"),
+    ("2620:4f:8000::1", "an anycast service address (AS112, AMT, 6to4 relays)"),
+    ("100:0:0:1::1", "a discard-only or dummy IPv6 address"), ("5f00::1", "an SRv6 segment identifier"),
+    ("::ffff:0:808:808", "an obsolete IPv4-compatible or IPv4-translated IPv6 address"),
+    ("4000::1", "an IPv6 address outside the global unicast range"),
     # IPv6 forms of internal IPv4 addresses
     ("::ffff:127.0.0.1", "a loopback address, written as IPv6"),
     ("::ffff:169.254.169.254", LINK_LOCAL + ", written as IPv6"),
@@ -46,9 +65,86 @@ REFUSED = [
     ("64:ff9b::a9fe:a9fe", LINK_LOCAL + ", written as IPv6"),
     ("64:ff9b::a00:1", "a private address, written as IPv6"),
     ("::127.0.0.1", "a loopback address, written as IPv6"),  # IPv4-compatible
+    ("::ffff:0:127.0.0.1", "a loopback address, written as IPv6"),  # IPv4-translated (SIIT)
+    ("::ffff:0:10.1.2.3", "a private address, written as IPv6"),
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "a private address, written as IPv6"),  # Teredo, client 10.0.0.1
 ]
 PUBLIC = ["93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e",
           "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]
+
+
+BLOCKS = [net for _reason, networks in SPECIAL_PURPOSE for net in networks]
+REFUSED_V4 = [net for net in BLOCKS if net.version == 4]
+
+
+def inside(net: IPNetwork) -> st.SearchStrategy[IPAddress]:
+    """Any address of ``net``, its first and last included."""
+    return st.integers(int(net.network_address), int(net.broadcast_address)).map(
+        lambda n: ipaddress.ip_address(n) if net.version == 4 else ipaddress.IPv6Address(n))
+
+
+def written_as_ipv6(v4: ipaddress.IPv4Address, form: str, noise: int) -> ipaddress.IPv6Address:
+    """``v4`` in one of the IPv6 forms that carry an IPv4 address (``noise`` fills the bits the
+    form leaves free)."""
+    value = int(v4)
+    if form == "mapped":
+        return ipaddress.IPv6Address((0xFFFF << 32) | value)
+    if form == "translated":  # SIIT, ::ffff:0:a.b.c.d
+        return ipaddress.IPv6Address((0xFFFF << 48) | value)
+    if form == "compatible":
+        return ipaddress.IPv6Address(value)
+    if form == "nat64":
+        return ipaddress.IPv6Address((0x64FF9B << 96) | value)
+    if form == "6to4":
+        return ipaddress.IPv6Address((0x2002 << 112) | (value << 80) | (noise & (2 ** 80 - 1)))
+    assert form == "teredo"  # 2001:0:server:flags:port:client, the client's bits inverted
+    return ipaddress.IPv6Address((0x20010000 << 96) | ((noise & (2 ** 64 - 1)) << 32) | (value ^ 0xFFFFFFFF))
+
+
+@given(st.sampled_from(BLOCKS).flatmap(inside))
+def test_every_address_of_every_special_purpose_block_is_refused(address: IPAddress) -> None:
+    assert refusal(address) is not None
+
+
+@given(st.sampled_from(REFUSED_V4).flatmap(inside),
+       st.sampled_from(["mapped", "translated", "compatible", "nat64", "6to4", "teredo"]),
+       st.integers(0, 2 ** 80 - 1))
+def test_a_refused_ipv4_address_is_refused_in_every_ipv6_form(v4: ipaddress.IPv4Address, form: str,
+                                                             noise: int) -> None:
+    address = written_as_ipv6(v4, form, noise)
+    assert embedded_v4(address) == v4 or int(v4) <= 1  # ::, ::1 are themselves
+    assert refusal(address) is not None
+
+
+@given(st.one_of(st.integers(0, 2 ** 32 - 1).map(ipaddress.IPv4Address),
+                 st.integers(0, 2 ** 128 - 1).map(ipaddress.IPv6Address)))
+def test_whatever_passes_is_outside_every_listed_block_and_global(address: IPAddress) -> None:
+    if refusal(address) is not None:
+        return
+    inner = embedded_v4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    if inner is not None and any(address in net for net in CARRIERS):
+        address = inner  # a public IPv4 address written as IPv6
+    assert not any(address in net for net in BLOCKS if net.version == address.version)
+    assert address.is_global
+
+
+@pytest.mark.parametrize("address", [edge for net in BLOCKS
+                                     for edge in {str(net.network_address), str(net.broadcast_address)}])
+def test_the_edges_of_each_block_are_refused(address: str) -> None:
+    assert refusal(ipaddress.ip_address(address)) is not None
+
+
+@pytest.mark.parametrize("address", ["192.0.0.8", "192.0.0.0", "192.0.0.255", "::ffff:0:8.8.8.8",
+                                     "::ffff:0:127.0.0.1", "::ffff:0:0.0.0.0", "::ffff:0:255.255.255.255"])
+def test_the_two_forms_the_review_found_are_refused(address: str) -> None:
+    """192.0.0.0/24 and ::ffff:0:0:0/96 (SIIT) passed Python 3.11's is_global."""
+    assert refusal(ipaddress.ip_address(address)) is not None
+
+
+@pytest.mark.parametrize("address", ["192.0.1.0", "192.0.3.0", "198.17.255.255", "198.20.0.0", "223.255.255.255",
+                                     "2001:200::1", "2003::1", "3ffe:ffff::1"])
+def test_the_neighbours_of_the_blocks_pass(address: str) -> None:
+    assert refusal(ipaddress.ip_address(address)) is None
 
 
 def resolver(*addresses: str, calls: list[str] | None = None):  # type: ignore[no-untyped-def]

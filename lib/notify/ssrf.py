@@ -29,9 +29,11 @@ ALLOW_VARIABLE = "SWITCHBOARD_ALERT_ALLOW"
 
 _v4 = ipaddress.IPv4Network
 _v6 = ipaddress.IPv6Network
-# Checked in this order; the first that holds names the refusal. Anything else not globally
-# reachable (documentation, benchmarking, protocol assignments ...) is refused at the end.
-_REFUSED: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
+# Every block of IANA's special-purpose address registries (IPv4 and IPv6, RFC 6890 and its
+# updates) and multicast, checked before Python's ``is_global``: its tables vary between Python
+# releases and, in 3.11, call 192.0.0.8, ::ffff:0:a.b.c.d, 3fff::/20 and the AS112 blocks
+# global. Checked in this order; the first block that holds the address names the refusal.
+SPECIAL_PURPOSE: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
     ("an unspecified address", (_v4("0.0.0.0/8"), _v6("::/128"))),
     ("a loopback address", (_v4("127.0.0.0/8"), _v6("::1/128"))),
     ("a link-local address (cloud metadata services live there)",
@@ -42,31 +44,54 @@ _REFUSED: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
     ("a site-local IPv6 address", (_v6("fec0::/10"),)),
     ("a local-use NAT64 address", (_v6("64:ff9b:1::/48"),)),
     ("a multicast address", (_v4("224.0.0.0/4"), _v6("ff00::/8"))),
+    ("a broadcast address", (_v4("255.255.255.255/32"),)),
     ("a reserved address", (_v4("240.0.0.0/4"),)),
+    ("a documentation address", (_v4("192.0.2.0/24"), _v4("198.51.100.0/24"), _v4("203.0.113.0/24"),
+                                 _v6("2001:db8::/32"), _v6("3fff::/20"))),
+    ("a benchmarking address", (_v4("198.18.0.0/15"), _v6("2001:2::/48"))),
+    ("an address of the IETF's protocol assignments", (_v4("192.0.0.0/24"), _v6("2001::/23"))),
+    ("an anycast service address (AS112, AMT, 6to4 relays)",
+     (_v4("192.31.196.0/24"), _v4("192.52.193.0/24"), _v4("192.88.99.0/24"), _v4("192.175.48.0/24"),
+      _v6("2620:4f:8000::/48"))),
+    ("a discard-only or dummy IPv6 address", (_v6("100::/64"), _v6("100:0:0:1::/64"))),
+    ("an SRv6 segment identifier", (_v6("5f00::/16"),)),
+    ("an obsolete IPv4-compatible or IPv4-translated IPv6 address", (_v6("::/96"), _v6("::ffff:0:0:0/96"))),
 )
-_NAT64 = _v6("64:ff9b::/96")  # the well-known prefix; the last 32 bits are the IPv4 address
-_V4_COMPATIBLE = _v6("::/96")
+# IPv6 forms that stand for the IPv4 address they carry: IPv4-mapped (what a dual-stack socket
+# connects to as IPv4), NAT64's well-known prefix, 6to4. They pass when that address is public.
+CARRIERS = (_v6("::ffff:0:0/96"), _v6("64:ff9b::/96"), _v6("2002::/16"))
+_GLOBAL_UNICAST = _v6("2000::/3")  # the only IPv6 space allocated for the public internet
+_TRANSLATED = (_v6("::ffff:0:0:0/96"), _v6("64:ff9b::/96"), _v6("::/96"))  # the last 32 bits are IPv4
 
 
-def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one stands for: IPv4-mapped, 6to4, NAT64 or IPv4-compatible."""
+def embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries: IPv4-mapped, IPv4-translated (SIIT), NAT64,
+    IPv4-compatible, 6to4, or a Teredo client's."""
     if address.ipv4_mapped or address.sixtofour:
         return address.ipv4_mapped or address.sixtofour
-    if any(address in net for net in (_NAT64, _V4_COMPATIBLE)) and int(address) & 0xFFFFFFFF > 1:
+    if address.teredo:
+        return address.teredo[1]
+    if any(address in net for net in _TRANSLATED) and int(address) & 0xFFFFFFFF > 1:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 
 def refusal(address: IPAddress) -> str | None:
-    """Why alerts may not go to ``address`` (its kind, for people), or None for a public one."""
+    """Why alerts may not go to ``address`` (its kind, for people), or None for a public one.
+    An IPv6 address is refused when the IPv4 address it carries is, whatever its own block."""
     if isinstance(address, ipaddress.IPv6Address):
-        inner = _embedded_v4(address)
+        inner = embedded_v4(address)
         if inner is not None:
             reason = refusal(inner)
-            return f"{reason}, written as IPv6" if reason else None
-    for reason, networks in _REFUSED:
+            if reason:
+                return f"{reason}, written as IPv6"
+            if any(address in net for net in CARRIERS):
+                return None
+    for reason, networks in SPECIAL_PURPOSE:
         if any(address in net for net in networks if net.version == address.version):
             return reason
+    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST:
+        return "an IPv6 address outside the global unicast range"
     return None if address.is_global else "not a public internet address"
 
 

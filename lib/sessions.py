@@ -1,7 +1,8 @@
 """Server-side sign-in sessions, shared by every tab of a browser.
 
-A local sign-in gets a random token in an HttpOnly, SameSite=Strict cookie; an OIDC sign-in
-is keyed by its ID token (issuer, subject, issue time). Either way the row decides: ending
+A local sign-in gets a random token in an HttpOnly, SameSite=Strict cookie (``__Host-`` where
+the browser keeps one: ``lib.web.cookie``); an OIDC sign-in is keyed by its ID token (issuer,
+subject, issue time). Either way the row decides: ending
 it signs out every tab at its next step, and the idle and absolute limits are checked on
 every use. Only a SHA-256 of the token is stored, and only that digest (a :class:`Key`) is
 ever held in memory past the request that carried the cookie.
@@ -27,6 +28,8 @@ from lib.access import PasswordChangeRequired, Principal, Role, Standing
 from lib.store.db import read_session, write_session
 from lib.store.models import User, WebSession, utcnow
 
+# The session cookie as the server's code reads it; the browser may hold it as
+# "__Host-switchboard_session" (lib.web.cookie shows the server that one under this name).
 COOKIE_NAME = "switchboard_session"
 _TOUCH_EVERY = timedelta(seconds=15)  # last_seen is written at most this often
 
@@ -219,13 +222,26 @@ def refuse(engine: Engine, key: Key, principal: Principal, reason: str, *, now: 
                 now or utcnow())
 
 
-def end_all_for(session: Session, subject: str, now: datetime | None = None, *, keep: Key | None = None) -> None:
+def end_all_for(session: Session, subject: str, now: datetime | None = None) -> None:
     """End every session of ``subject`` inside the caller's transaction (account removed,
-    password reset), but ``keep`` (the one that changed its own password)."""
-    which = [col(WebSession.subject) == subject, col(WebSession.ended_at).is_(None)]
-    if keep is not None:
-        which.append(col(WebSession.token_hash) != keep.digest)
-    session.execute(update(WebSession).where(*which).values(ended_at=now or utcnow()))
+    password reset or changed)."""
+    session.execute(update(WebSession).where(col(WebSession.subject) == subject, col(WebSession.ended_at).is_(None))
+                    .values(ended_at=now or utcnow()))
+
+
+def renew(session: Session, old: Key, now: datetime) -> str:
+    """End the session ``old`` and start a new one for the same browser, inside the caller's
+    transaction (a password change): the same person and proof of identity, a new token, so a
+    copy of the old cookie stops working. Returns the new token, for the browser's cookie."""
+    row = session.exec(sql_select(WebSession).where(  # type: ignore[call-overload]
+        WebSession.token_hash == old.digest)).scalars().one()
+    session.execute(update(WebSession).where(col(WebSession.id) == row.id, col(WebSession.ended_at).is_(None))
+                    .values(ended_at=now))
+    token = new_token()
+    session.add(WebSession(token_hash=Key.of(token).digest, subject=row.subject, via=row.via, role=row.role,
+                           address=row.address, created_at=now, last_seen_at=now,
+                           reauthenticated_at=row.reauthenticated_at))
+    return token
 
 
 def mark_reauthenticated(engine: Engine, key: Key, principal: Principal, *,

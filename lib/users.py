@@ -1,5 +1,6 @@
 """Local accounts: roles, argon2id password hashes, the password policy, and sign-in with
-throttling kept in the database.
+throttling kept in the database (per account and address, per address, and a higher ceiling
+per account).
 
 Sign-in answers the same way, in about the same time, whether the account exists or not.
 """
@@ -16,7 +17,7 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import SecretStr
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, case, func
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +32,13 @@ from lib.store.models import AuditEvent, SignInAttempt, User, utcnow
 PASSWORD_MIN = 12
 PASSWORD_MAX = 256
 USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,120}$")
-FAILURES_ALLOWED = 5  # within WINDOW, per account and per client address
+# Failed attempts allowed within WINDOW before each further one must wait (see _delay): for one
+# account from one client address; from one address over every account (one password tried on
+# many names); and for one account from every address together, a ceiling far above what one
+# address may do, so that nobody keeps an account's owner out with a few guesses of their own.
+FAILURES_ALLOWED = 5
+ADDRESS_FAILURES_ALLOWED = 20
+ACCOUNT_FAILURES_ALLOWED = 100
 WINDOW = timedelta(minutes=15)
 MAX_DELAY = timedelta(minutes=15)
 GENERIC_FAILURE = "The user name or password is not right."
@@ -259,31 +266,42 @@ class Busy(Throttled):
         super().__init__(1.0, "Switchboard is checking other sign-ins right now. Try again in a few seconds.")
 
 
-def _failures_since(session: Session, since: datetime, key: str, address: str) -> tuple[int, datetime | None]:
-    """Attempts since ``since`` for this account or this address that did not succeed (an
-    attempt still being checked counts as failed), and the latest."""
-    row = session.connection().execute(
-        sql_select(func.count(), func.max(SignInAttempt.at)).where(
-            col(SignInAttempt.at) >= since, SignInAttempt.success.is_(False),  # type: ignore[attr-defined]
-            (SignInAttempt.username_key == key) | (SignInAttempt.address == address))).one()
-    return row[0], row[1]
+def _failures_since(session: Session, since: datetime, key: str, address: str
+                    ) -> list[tuple[int, datetime | None, int]]:
+    """Attempts since ``since`` that did not succeed (an attempt still being checked counts as
+    failed), as (how many, the latest, how many are allowed) for each scope throttling counts:
+    this account from this address, this address, this account."""
+    by_account, by_address = SignInAttempt.username_key == key, SignInAttempt.address == address
+    scopes = ((by_account & by_address, FAILURES_ALLOWED), (by_address, ADDRESS_FAILURES_ALLOWED),
+              (by_account, ACCOUNT_FAILURES_ALLOWED))
+    columns = [column for which, _allowed in scopes
+               for column in (func.sum(case((which, 1), else_=0)), func.max(case((which, SignInAttempt.at))))]
+    row = session.connection().execute(sql_select(*columns).where(
+        col(SignInAttempt.at) >= since, SignInAttempt.success.is_(False),  # type: ignore[attr-defined]
+        by_account | by_address)).one()
+    return [(row[2 * n] or 0, row[2 * n + 1], allowed) for n, (_which, allowed) in enumerate(scopes)]
 
 
-def _delay(failures: int, latest: datetime | None, now: datetime) -> float:
-    """None for the first FAILURES_ALLOWED failures in WINDOW, then doubling from 1 s per
-    further failure, capped at MAX_DELAY."""
-    if failures < FAILURES_ALLOWED or latest is None:
+def _delay(failures: int, latest: datetime | None, allowed: int, now: datetime) -> float:
+    """None for the first ``allowed`` failures in WINDOW, then doubling from 1 s per further
+    failure, capped at MAX_DELAY."""
+    if failures < allowed or latest is None:
         return 0.0
-    delay = min(MAX_DELAY.total_seconds(), 2.0 ** (failures - FAILURES_ALLOWED))
+    delay = min(MAX_DELAY.total_seconds(), 2.0 ** min(failures - allowed, 32))
     return max(0.0, (latest + timedelta(seconds=delay) - now).total_seconds())
 
 
+def _wait(session: Session, key: str, address: str, now: datetime) -> float:
+    """Seconds to wait: the longest any scope asks."""
+    return max(_delay(failures, latest, allowed, now)
+               for failures, latest, allowed in _failures_since(session, now - WINDOW, key, address))
+
+
 def wait_required(engine: Engine, username: str, address: str, now: datetime | None = None) -> float:
-    """Seconds to wait before the next attempt for this account or address."""
+    """Seconds to wait before the next attempt for this account from this address."""
     now = now or utcnow()
     with read_session(engine) as session:
-        failures, latest = _failures_since(session, now - WINDOW, username.strip().casefold(), address)
-    return _delay(failures, latest, now)
+        return _wait(session, username.strip().casefold(), address, now)
 
 
 def _note_throttled(session: Session, key: str, address: str, action: str, now: datetime) -> None:
@@ -306,7 +324,7 @@ def claim_attempt(engine: Engine, key: str, address: str, action: str, now: date
     now = now or utcnow()
     with write_session(engine) as session:
         serialize(session, "sign-in attempts")
-        wait = _delay(*_failures_since(session, now - WINDOW, key, address), now)
+        wait = _wait(session, key, address, now)
         if wait > 0:
             _note_throttled(session, key, address, action, now)
         else:
@@ -372,12 +390,13 @@ def authenticate(engine: Engine, username: str, password: SecretStr, *, address:
 
 
 def change_password(engine: Engine, username: str, current: SecretStr, new: SecretStr, *, address: str,
-                    keep: sessions.Key, now: datetime | None = None) -> None:
+                    keep: sessions.Key, now: datetime | None = None) -> str:
     """A signed-in person replaces their own password. The current one is checked like a
     sign-in (counted first, throttled, a failure audited under the person); the new one
-    obeys the policy and differs from it. Their other sessions end, the one given as
-    ``keep`` stays, and an admin's demand for a change is met. Raises ValidationError
-    (naming the field) or Throttled."""
+    obeys the policy and differs from it. Every session of theirs ends, ``keep`` (the one
+    that made the change) included: its browser stays signed in under the new token this
+    returns, so a stolen copy of its cookie stops working too. An admin's demand for a change
+    is met. Raises ValidationError (naming the field) or Throttled."""
     problems = password_problems(new.get_secret_value(), username)
     if new.get_secret_value() == current.get_secret_value():
         problems.append("Choose a password other than the one you have now.")
@@ -393,6 +412,8 @@ def change_password(engine: Engine, username: str, current: SecretStr, new: Secr
     with write_session(engine) as session:
         session.execute(sql_update(User).where(col(User.id) == view.id).values(
             password_hash=new_hash, password_changed_at=now, must_change_password=False))
-        sessions.end_all_for(session, view.username, now, keep=keep)
+        sessions.end_all_for(session, view.username, now)
+        token = sessions.renew(session, keep, now)
         audit.record(session, Principal(view.username, view.role, address or None), CHANGE_PASSWORD,
-                     view.username, audit.OK, "other sessions ended")
+                     view.username, audit.OK, "every session ended; this browser's renewed")
+    return token

@@ -195,6 +195,9 @@ def test_a_wrong_keyring_is_not_ready_and_opens_no_status(tmp_path: Path, sim: S
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json"), "SWITCHBOARD_8X8_BASE_URL": sim.url}
     env.pop("SWITCHBOARD_KEYS", None)
+    for makes_a_store in (("db", "upgrade"), ("keys", "add")):  # a tokens command makes neither (issue 21, item 9)
+        subprocess.run([sys.executable, "-m", "lib", *makes_a_store], env=env, cwd=ROOT, capture_output=True,
+                       check=True)
     seeded = subprocess.run([sys.executable, "-m", "lib", "tokens", "create", "--name", "prometheus", "--role",
                              "viewer"], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     token = seeded.stdout.strip()

@@ -30,6 +30,7 @@ from lib import connections, users
 from lib.alerts import channels
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.connections import ConnectionInput
+from lib.sessions import COOKIE_NAME
 from lib.simulator import App, Scenario, SimulatorServer
 from lib.store import db
 from lib.store.db import read_session, write_session
@@ -44,6 +45,7 @@ from lib.store.models import (
     utcnow,
 )
 from lib.store.vault import Keyring, Vault, new_key
+from lib.web.cookie import HOST_COOKIE
 from lib.words import count
 from tests.browser.conftest import browser_type_launch_args, keyed, wait_for_app  # noqa: F401 (a fixture)
 from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver, receiving
@@ -198,7 +200,7 @@ def test_a_session_outlives_its_instance_and_the_other_one_acts_on_it(both: Clus
 
 def test_signing_out_on_one_instance_ends_the_session_on_the_other(both: Cluster, page: Page) -> None:
     serving = sign_in(page, both)
-    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "switchboard_session")
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] in (HOST_COOKIE, COOKIE_NAME))
     # The same browser's sign-out, sent straight to the other instance (nginx would route it
     # to the serving one), with the Origin a page behind nginx sends.
     other = f"http://127.0.0.1:{both.other(serving)}"

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from lib import sessions, users
 from lib.access import Principal, Role
 from lib.sessions import Limits
+from lib.store import db
 from lib.store.models import utcnow
 from tests.fixtures.people import ADMIN
 
@@ -94,3 +95,17 @@ def test_oidc_keys_differ_per_sign_in_and_match_across_tabs() -> None:
     claims = {"iss": "https://idp", "sub": "42", "iat": 1000, "nonce": "n1", "email": "a@example.com"}
     assert sessions.oidc_key(claims) == sessions.oidc_key(dict(claims))
     assert sessions.oidc_key(claims) != sessions.oidc_key({**claims, "iat": 2000})
+
+
+def test_a_renewed_session_is_the_same_sign_in_under_a_new_token(sqlite_engine: Engine) -> None:
+    """Issue 21, item 11: what a password change does to the browser that made it."""
+    old = signed_in(sqlite_engine)
+    sessions.mark_reauthenticated(sqlite_engine, old, ANN)
+    proven = sessions.resume(sqlite_engine, old, LIMITS)
+    with db.write_session(sqlite_engine) as session:
+        token = sessions.renew(session, old, utcnow())
+    assert sessions.resume(sqlite_engine, old, LIMITS) is None  # a copy of the old cookie is worth nothing
+    live = sessions.resume(sqlite_engine, sessions.Key.of(token), LIMITS)
+    assert live is not None and proven is not None
+    assert (live.subject, live.via, live.role, live.reauthenticated_at) == (
+        "ann", "local", Role.OPERATOR, proven.reauthenticated_at)

@@ -16,16 +16,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import col, select
+from starlette.requests import cookie_parser
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from lib import users
+from lib.config import load_settings
 from lib.navigation import protected_paths
 from lib.sessions import COOKIE_NAME
 from lib.simulator import SimulatorServer
@@ -34,7 +37,13 @@ from lib.store.db import read_session
 from lib.store.keyring import new_keyring_notice
 from lib.store.models import SignInAttempt
 from lib.ui.server import message_kind
+from lib.web import cookie
+from lib.web.console import guarded_routes
+from lib.web.cookie import HOST_COOKIE, PROBE
 from lib.web.headers import SECURITY_HEADERS
+from lib.web.health import health_routes
+from lib.web.hooks import StreamlitHooks
+from lib.web.state import ServerState
 from lib.web.stream import STREAM_PATH, wanted
 from tests.fixtures.server import PASSWORD, ROOT, Server, start_server
 
@@ -349,11 +358,11 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(simulator: S
     try:
         untrusting.add_user("ann", "viewer")
         statuses = []
-        for n in range(7):
+        for n in range(users.FAILURES_ALLOWED + 1):  # believed, each would be a new address with its own count
             with untrusting.client() as client:
                 client.headers["X-Forwarded-For"] = f"203.0.113.{n}"
-                statuses.append(sign_in(client, f"guess-{n}", "wrong").status_code)
-        assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
+                statuses.append(sign_in(client, "ann", f"wrong guess {n}").status_code)
+        assert statuses == [401] * users.FAILURES_ALLOWED + [429]
         addresses = {row["client_address"] for row in json.loads(untrusting.cli("audit", "--json").stdout)
                      if row["action"] == "sign_in"}
         assert addresses == {"127.0.0.1"}
@@ -365,8 +374,12 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(simulator: S
         with behind_proxy.client() as client:
             client.headers["X-Forwarded-For"] = "198.51.100.7"
             assert sign_in(client, "ann", PASSWORD).status_code == 303
+        https = behind_proxy.url.replace("http://", "https://")  # the proxy terminates TLS
+        with httpx.Client(base_url=behind_proxy.url, headers={"X-Forwarded-Proto": "https", "Origin": https,
+                                                              "X-Forwarded-For": "198.51.100.7"}) as client:
+            assert sign_in(client, "ann", PASSWORD).headers["set-cookie"].startswith(f"{HOST_COOKIE}=")
         rows = json.loads(behind_proxy.cli("audit", "--json").stdout)
-        assert [r["client_address"] for r in rows if r["action"] == "sign_in"] == ["198.51.100.7"]
+        assert [r["client_address"] for r in rows if r["action"] == "sign_in"] == ["198.51.100.7"] * 2
     finally:
         behind_proxy.stop()
 
@@ -377,7 +390,13 @@ def test_a_public_https_url_makes_cookies_secure_and_names_the_origin(simulator:
         public.add_user("ann", "viewer")
         with httpx.Client(base_url=public.url, headers={"Origin": "https://switchboard.example.com"}) as client:
             response = sign_in(client, "ann", PASSWORD)
-            assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
+            set_cookie = response.headers["set-cookie"]
+            assert response.status_code == 303 and set_cookie.startswith(f"{HOST_COOKIE}=")
+            assert "Secure" in set_cookie and "Path=/" in set_cookie
+            token = set_cookie.split(";")[0].partition("=")[2]
+        with httpx.Client(base_url=public.url) as browser:  # only the name it set is read
+            assert browser.get("/connections", headers=_cookie_header(**{HOST_COOKIE: token})).status_code == 200
+            assert browser.get("/connections", headers=_cookie_header(**{COOKIE_NAME: token})).status_code == 303
         with public.client() as client:  # our own http origin is not the public one
             assert sign_in(client, "ann", PASSWORD).status_code == 403
     finally:
@@ -424,7 +443,7 @@ def test_someone_an_admin_added_chooses_their_own_password_before_anything_else(
 
         done = change_password(client, PASSWORD, OWN, next_path="/connect")
         assert done.status_code == 303 and done.headers["location"] == "/account/password?next=/connect&changed=1"
-        assert "set-cookie" not in done.headers  # the same session goes on
+        assert done.headers["set-cookie"].startswith(f"{COOKIE_NAME}=")  # this browser goes on, renewed
         changed = client.get(done.headers["location"])
         assert "Password changed" in changed.text and 'href="/connect"' in changed.text
         assert client.get("/connections").status_code == 200
@@ -436,7 +455,7 @@ def test_someone_an_admin_added_chooses_their_own_password_before_anything_else(
         assert sign_in(later, "newbie", OWN).headers["location"] == "/"  # no change asked any more
     rows = json.loads(server.cli("audit", "--json").stdout)
     assert [(r["actor"], r["result"], r["detail"]) for r in rows if r["action"] == "user.password_change"] == [
-        ("newbie", "refused", "wrong current password"), ("newbie", "ok", "other sessions ended")]
+        ("newbie", "refused", "wrong current password"), ("newbie", "ok", "every session ended; this browser's renewed")]
     said = server.log.read_text() + json.dumps(rows)
     assert PASSWORD not in said and OWN not in said and "password1234" not in said
 
@@ -479,3 +498,172 @@ def test_the_change_password_page_has_a_way_out(server: Server) -> None:
         assert client.get("/connections").headers["location"] == "/account/sign-in?next=/connections"
     rows = json.loads(server.cli("audit", "--json").stdout)
     assert [(r["actor"], r["action"]) for r in rows if r["action"] == "sign_out"] == [("leaver", "sign_out")]
+
+
+# --- Issue 21, item 11: a password change renews the session ----------------------------------
+
+
+def test_a_password_change_ends_the_old_cookie_and_this_browser_goes_on_with_a_new_one(server: Server) -> None:
+    server.add_user("ann", "operator")
+    with server.client() as client:
+        assert sign_in(client, "ann", PASSWORD).status_code == 303
+        old = client.cookies[COOKIE_NAME]
+        with server.client() as thief:  # a copy of the cookie, taken before the change
+            thief.cookies.set(COOKIE_NAME, old)
+            assert thief.get("/connections").status_code == 200
+            done = change_password(client, PASSWORD, OWN)
+            assert done.status_code == 303
+            new = client.cookies[COOKIE_NAME]
+            assert new != old and new in done.headers["set-cookie"] and "HttpOnly" in done.headers["set-cookie"]
+            assert thief.get("/connections").headers["location"] == "/account/sign-in?next=/connections"
+        assert client.get("/connections").status_code == 200
+        assert "Password changed" in client.get(done.headers["location"]).text
+
+
+# --- Issue 21, item 10: wrong methods and bad forms on our own routes ---------------------------
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND")
+
+
+def our_routes() -> dict[str, set[str]]:
+    """Every route the server adds to Streamlit's, from the functions that make them: each path
+    with the methods its routes take."""
+    state = ServerState(StreamlitHooks(lambda: False, lambda _frame: None, lambda _request: None))
+    table: dict[str, set[str]] = {}
+    for route in [*health_routes(state), *guarded_routes(state)]:
+        table.setdefault(re.sub(r"\{[^}]*\}", "Acme", route.path), set()).update(route.methods or ())
+    return table
+
+
+def log_lines(server: Server) -> list[str]:
+    return server.log.read_text().splitlines()
+
+
+def test_every_route_of_ours_answers_a_wrong_method_405_with_allow_and_logs_nothing(server: Server) -> None:
+    table = our_routes()
+    assert {"/healthz", "/readyz", "/metrics", "/api/v1/status", "/account/sign-in", "/account/password"} <= set(table)
+    before = log_lines(server)
+    asked = 0
+    with server.client() as client:
+        for path, allowed in table.items():
+            for method in sorted(set(METHODS) - allowed):
+                response = client.request(method, path)
+                asked += 1
+                assert response.status_code == 405, (method, path, response.text[:200])
+                assert set(response.headers["allow"].split(", ")) == allowed, (method, path)
+        for _ in range(200):  # the review's 200 DELETE /metrics added 418 KB of log
+            assert client.delete("/metrics").status_code == 405
+    assert asked > 40
+    after = log_lines(server)
+    assert after[:len(before)] == before and len(after) == len(before), after[len(before):]
+
+
+def _chunked(size: int) -> Iterator[bytes]:
+    for _ in range(size // 65536):
+        yield b"a" * 65536
+
+
+URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
+# What each bad form is sent with (made afresh for each request: a generator is read once) and
+# the answer it gets.
+BAD_FORMS: dict[str, tuple[Callable[[], dict[str, Any]], int]] = {
+    "10 MB body": (lambda: {"content": b"username=" + b"a" * 10_000_000, "headers": URLENCODED}, 413),
+    "10 MB, no Content-Length": (lambda: {"content": _chunked(10_000_000), "headers": URLENCODED}, 413),
+    "10,000 fields": (lambda: {"data": {f"f{n}": "1" for n in range(10_000)}}, 413),
+    "11 small fields": (lambda: {"data": {f"f{n}": "1" for n in range(11)}}, 400),
+    "10,000 multipart fields": (lambda: {"files": {f"f{n}": (None, "1") for n in range(10_000)}}, 400),
+    "a JSON body": (lambda: {"json": {"username": "ann"}}, 400),
+    "no content type": (lambda: {"content": b"username=ann"}, 400),
+    "bad UTF-8 escapes": (lambda: {"content": b"username=%ff%fe&password=x", "headers": URLENCODED}, 400),
+    "raw bytes": (lambda: {"content": b"username=\xc3\xa9&password=\xff", "headers": URLENCODED}, 400),
+    "a field twice": (lambda: {"content": b"username=ann&username=root", "headers": URLENCODED}, 400),
+}
+
+
+@pytest.mark.parametrize("path", ["/account/sign-in", "/account/setup", "/account/password"])
+def test_an_oversized_over_full_or_malformed_form_is_refused_with_one_log_line(server: Server, path: str) -> None:
+    for case, (request, status) in BAD_FORMS.items():
+        before = log_lines(server)
+        with server.client() as client:
+            response = client.post(path, **request())
+        assert response.status_code == status, (case, response.text[:200])
+        added = log_lines(server)[len(before):]
+        assert len(added) == 1 and f"Refused POST {path} with {status}" in added[0], (case, added)
+    assert "Traceback" not in server.log.read_text()
+    with server.client() as client:  # and the server goes on as before
+        assert client.get("/healthz").text == "ok" and client.get(path).status_code in (200, 303)
+
+
+# --- Issue 21, item 12: the __Host- session cookie --------------------------------------------
+
+
+def _scope(host: str, *, scheme: str = "http", cookie: str = "") -> dict[str, object]:
+    headers = [(b"host", host.encode())] + ([(b"cookie", cookie.encode())] if cookie else [])
+    return {"type": "http", "scheme": scheme, "headers": headers}
+
+
+@pytest.mark.parametrize(("host", "scheme", "cookies", "public", "expected"), [
+    ("switchboard.example.com", "https", "", None, HOST_COOKIE),  # TLS here or a trusted proxy's Proto
+    ("10.0.0.5:8501", "http", "", "https://switchboard.example.com", HOST_COOKIE),
+    ("switchboard.lan:8501", "http", f"{PROBE}=1", None, COOKIE_NAME),  # a browser drops Secure here
+    ("localhost:8501", "http", "", None, COOKIE_NAME),  # the browser has not shown it keeps one
+    ("localhost:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
+    ("127.0.0.1:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
+    ("[::1]:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
+    ("app.localhost", "http", f"{PROBE}=1", None, HOST_COOKIE),
+    ("127.0.0.1.example.com", "http", f"{PROBE}=1", None, COOKIE_NAME),
+])
+def test_the_session_cookie_is_host_prefixed_wherever_the_browser_keeps_it(
+        host: str, scheme: str, cookies: str, public: str | None, expected: str) -> None:
+    settings = load_settings({"SWITCHBOARD_PUBLIC_URL": public} if public else {})
+    assert cookie.name_for(_scope(host, scheme=scheme, cookie=cookies), settings) == expected
+
+
+def test_only_the_cookie_of_the_requests_name_reaches_whatever_reads_it() -> None:
+    settings = load_settings({})
+    both = f"{COOKIE_NAME}=planted; theme=dark; {HOST_COOKIE}=mine; {PROBE}=1"
+    seen = cookie.only_the_session_cookie(_scope("localhost:8501", cookie=both), settings)
+    assert cookie_parser(dict(seen["headers"])[b"cookie"].decode()) == {"theme": "dark", PROBE: "1", COOKIE_NAME: "mine"}
+    planted = cookie.only_the_session_cookie(_scope("localhost:8501", cookie=f"{PROBE}=1; {COOKIE_NAME}=planted"),
+                                             settings)
+    assert COOKIE_NAME not in cookie_parser(dict(planted["headers"])[b"cookie"].decode())
+    plain = cookie.only_the_session_cookie(_scope("switchboard.lan", cookie=f"{HOST_COOKIE}=x; {COOKIE_NAME}=y"),
+                                           settings)
+    assert cookie_parser(dict(plain["headers"])[b"cookie"].decode()) == {COOKIE_NAME: "y"}
+
+
+def _cookie_header(**cookies: str) -> dict[str, str]:
+    """Cookies a browser would send (httpx keeps a Secure cookie from going over plain http)."""
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
+def test_on_loopback_a_browser_that_keeps_the_probe_gets_and_is_read_by_the_host_cookie_only(server: Server) -> None:
+    server.add_user("ann", "viewer")
+    with server.client() as client:
+        offered = client.get("/account/sign-in").headers["set-cookie"]
+        assert offered.startswith(f"{PROBE}=1;") and "Secure" in offered and "Path=/" in offered
+        answer = client.post("/account/sign-in", data={"username": "ann", "password": PASSWORD, "next": "/"},
+                             headers=_cookie_header(**{PROBE: "1"}))
+        set_cookie = answer.headers["set-cookie"]
+        assert set_cookie.startswith(f"{HOST_COOKIE}=") and "Secure" in set_cookie and "Path=/" in set_cookie
+        assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie and "Domain" not in set_cookie
+        token = set_cookie.split(";")[0].partition("=")[2]
+    with httpx.Client(base_url=server.url) as browser:
+        assert browser.get("/connections", headers=_cookie_header(**{PROBE: "1", HOST_COOKIE: token})).status_code == 200
+        # Another port of this host can set the plain name; a browser keeping __Host- is never read by it.
+        swapped = browser.get("/connections", headers=_cookie_header(**{PROBE: "1", COOKIE_NAME: token}))
+        assert swapped.headers["location"] == "/account/sign-in?next=/connections"
+        signed_out = browser.post("/account/sign-out", headers={
+            "Origin": server.url, **_cookie_header(**{PROBE: "1", HOST_COOKIE: token})})
+        assert f"{HOST_COOKIE}=" in signed_out.headers["set-cookie"] and "Secure" in signed_out.headers["set-cookie"]
+
+
+def test_plain_http_to_a_host_name_keeps_the_plain_cookie(server: Server) -> None:
+    server.add_user("ann", "viewer")
+    port = server.url.rpartition(":")[2]
+    named = {"Host": f"switchboard.lan:{port}", "Origin": f"http://switchboard.lan:{port}"}
+    with httpx.Client(base_url=server.url, headers=named) as client:
+        assert "set-cookie" not in client.get("/account/sign-in").headers  # no probe: no Secure cookie is kept here
+        answer = client.post("/account/sign-in", data={"username": "ann", "password": PASSWORD, "next": "/"},
+                             headers=_cookie_header(**{PROBE: "1"}))
+        assert answer.headers["set-cookie"].startswith(f"{COOKIE_NAME}=") and "Secure" not in answer.headers["set-cookie"]

@@ -2,14 +2,13 @@
 changing their own password (which they must, first, when an admin chose it).
 
 They run in the ASGI app Streamlit serves (``st.App`` routes), so they can set the session
-cookie: HttpOnly (no script can read it), SameSite=Strict (no other site can send it),
-Secure over https. Every POST must come from our own origin.
+cookie (``lib.web.cookie``). Every POST must come from our own origin, and its form is read
+within limits (``lib.web.forms``).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +19,8 @@ from starlette.routing import Route
 from lib import first_run, sessions, users
 from lib.access import Principal
 from lib.errors import ValidationError
-from lib.web import html
+from lib.web import cookie, html
+from lib.web.forms import read_form
 from lib.web.gate import PASSWORD_PATH, password_path, session_key
 from lib.web.origins import origin_allowed
 from lib.web.state import ServerState
@@ -45,26 +45,30 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def _with_session(response: Response, request: Request, state: ServerState, token: str) -> Response:
+    cookie.set_session(response, request.scope, state.settings, token, int(state.limits.lifetime.total_seconds()))
+    return response
+
+
 def _signed_in(request: Request, state: ServerState, principal: Principal, next_path: str) -> Response:
     token = sessions.new_token()
     sessions.start(state.engine, sessions.Key.of(token), principal)
-    response = RedirectResponse(next_path, status_code=303)
-    secure = request.url.scheme == "https" or (state.settings is not None and state.settings.secure_cookies)
-    response.set_cookie(sessions.COOKIE_NAME, token, max_age=int(state.limits.lifetime.total_seconds()),
-                        path="/", httponly=True, samesite="strict", secure=secure)
-    return response
+    return _with_session(RedirectResponse(next_path, status_code=303), request, state, token)
 
 
-def _forget_cookie(response: Response, request: Request) -> Response:
+def _forget_cookie(response: Response, request: Request, state: ServerState) -> Response:
     """Drop a cookie whose session has ended (it would only be sent in vain)."""
     if sessions.COOKIE_NAME in request.cookies:
-        response.delete_cookie(sessions.COOKIE_NAME, path="/", httponly=True, samesite="strict")
+        cookie.forget_session(response, request.scope, state.settings)
     return response
 
 
-def _form_text(form: Any, name: str) -> str:
-    value = form.get(name, "")
-    return value if isinstance(value, str) else ""
+def _before_sign_in(page: str, request: Request, state: ServerState) -> Response:
+    """A page a sign-in starts from: it offers the probe that tells whether this browser keeps
+    a ``__Host-`` cookie here (``lib.web.cookie``)."""
+    response = HTMLResponse(page)
+    cookie.offer_probe(response, request.scope, state.settings)
+    return response
 
 
 def account_routes(state: ServerState) -> list[Route]:
@@ -77,14 +81,14 @@ def account_routes(state: ServerState) -> list[Route]:
         if await run_in_threadpool(sessions.resume, state.engine, session_key(request, state), state.limits):
             return RedirectResponse(next_path, status_code=303)  # already signed in
         notice = "You are signed out." if request.query_params.get("signed_out") else ""
-        return _forget_cookie(HTMLResponse(html.sign_in(next_path, notice, "info")), request)
+        return _forget_cookie(_before_sign_in(html.sign_in(next_path, notice, "info"), request, state), request, state)
 
     async def sign_in(request: Request) -> Response:
         if not state.local_accounts or not same_origin(request, state):
             return HTMLResponse("This form must be sent from Switchboard's own sign-in page.", status_code=403)
-        form = await request.form()
-        username, next_path = _form_text(form, "username"), safe_next(_form_text(form, "next"))
-        password = SecretStr(_form_text(form, "password"))
+        form = await read_form(request)
+        username, next_path = form.get("username", ""), safe_next(form.get("next"))
+        password = SecretStr(form.get("password", ""))
         try:
             view = await run_in_threadpool(users.authenticate, state.engine, username, password,
                                            address=client_address(request))
@@ -100,19 +104,19 @@ def account_routes(state: ServerState) -> list[Route]:
     async def setup_page(request: Request) -> Response:
         if not state.local_accounts or not await run_in_threadpool(first_run.needs_setup, state.engine):
             return RedirectResponse("/account/sign-in", status_code=303)
-        return HTMLResponse(html.setup())
+        return _before_sign_in(html.setup(), request, state)
 
     async def setup(request: Request) -> Response:
         if not state.local_accounts or not same_origin(request, state):
             return HTMLResponse("This form must be sent from Switchboard's own setup page.", status_code=403)
-        form = await request.form()
-        username = _form_text(form, "username")
-        password, again = _form_text(form, "password"), _form_text(form, "password_again")
+        form = await read_form(request)
+        username = form.get("username", "")
+        password, again = form.get("password", ""), form.get("password_again", "")
         if password != again:
             return HTMLResponse(html.setup("The two passwords differ: type the same password in both fields.",
                                            username), status_code=400)
         try:
-            admin = await run_in_threadpool(first_run.redeem, state.engine, SecretStr(_form_text(form, "setup_code")),
+            admin = await run_in_threadpool(first_run.redeem, state.engine, SecretStr(form.get("setup_code", "")),
                                             username, SecretStr(password), address=client_address(request))
         except users.Throttled as exc:
             return HTMLResponse(html.setup(str(exc), username), status_code=429)
@@ -124,7 +128,8 @@ def account_routes(state: ServerState) -> list[Route]:
         return await run_in_threadpool(sessions.resume, state.engine, session_key(request, state), state.limits)
 
     def _to_sign_in(request: Request) -> Response:
-        return _forget_cookie(RedirectResponse(f"/account/sign-in?next={PASSWORD_PATH}", status_code=303), request)
+        return _forget_cookie(RedirectResponse(f"/account/sign-in?next={PASSWORD_PATH}", status_code=303), request,
+                              state)
 
     async def password_page(request: Request) -> Response:
         if not state.local_accounts:
@@ -141,8 +146,8 @@ def account_routes(state: ServerState) -> list[Route]:
         if not state.local_accounts or not same_origin(request, state):
             return HTMLResponse("This form must be sent from Switchboard's own change-password page.",
                                 status_code=403)
-        form = await request.form()
-        next_path = safe_next(_form_text(form, "next"))
+        form = await read_form(request)
+        next_path = safe_next(form.get("next"))
         key = session_key(request, state)
         live = await _signed_in_now(request)
         if live is None or key is None:
@@ -152,18 +157,20 @@ def account_routes(state: ServerState) -> list[Route]:
             page = html.change_password(next_path, required=live.must_change_password, notice=notice)
             return HTMLResponse(page, status_code=status, headers=headers)
 
-        new = _form_text(form, "new_password")
-        if new != _form_text(form, "new_password_again"):
+        new = form.get("new_password", "")
+        if new != form.get("new_password_again", ""):
             return again("The two new passwords differ: type the same password in both fields.", 400)
         try:
-            await run_in_threadpool(users.change_password, state.engine, live.subject,
-                                    SecretStr(_form_text(form, "current_password")), SecretStr(new),
-                                    address=client_address(request), keep=key)
+            token = await run_in_threadpool(users.change_password, state.engine, live.subject,
+                                            SecretStr(form.get("current_password", "")), SecretStr(new),
+                                            address=client_address(request), keep=key)
         except users.Throttled as exc:
             return again(str(exc), 429, **{"Retry-After": str(int(exc.retry_after) + 1)})
         except ValidationError as exc:
             return again(str(exc), 400)
-        return RedirectResponse(f"{password_path(next_path)}&changed=1", status_code=303)
+        # Every session of the account ended with the change; this browser goes on under a new one.
+        return _with_session(RedirectResponse(f"{password_path(next_path)}&changed=1", status_code=303), request,
+                             state, token)
 
     async def sign_out(request: Request) -> Response:
         """The way out of the change-password page (the console's Sign out page waits behind it)."""
@@ -173,7 +180,7 @@ def account_routes(state: ServerState) -> list[Route]:
         if key is not None and live is not None:
             me = Principal(live.subject, live.role, client_address(request) or None, live.via)
             await run_in_threadpool(sessions.end, state.engine, key, me)
-        return _forget_cookie(RedirectResponse("/account/sign-in?signed_out=1", status_code=303), request)
+        return _forget_cookie(RedirectResponse("/account/sign-in?signed_out=1", status_code=303), request, state)
 
     return [
         Route("/account/sign-in", sign_in_page, methods=["GET"]),

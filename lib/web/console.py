@@ -1,6 +1,6 @@
 """The server once its data is open: the runtime, the in-process worker, and what guards the
-console (the WebSocket guard, the sign-in gate, the account and API routes) in front of
-Streamlit. Loaded by the thread that opens the data (``ServerState.start_opening``), not on
+console (the session cookie, the WebSocket guard, the sign-in gate, the account and API
+routes) in front of Streamlit. Loaded by the thread that opens the data (``ServerState.start_opening``), not on
 the path to a server that listens."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
-from starlette.routing import Router
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from lib import first_run
@@ -21,7 +21,9 @@ from lib.errors import SwitchboardError
 from lib.runtime import Runtime, close_shared_runtime, shared_runtime
 from lib.web.account import account_routes
 from lib.web.api import api_routes
+from lib.web.cookie import OneSessionCookie
 from lib.web.gate import SignInGate
+from lib.web.routes import OwnRoutes
 from lib.web.state import ServerState
 from lib.web.stream import StreamGuard
 
@@ -61,10 +63,16 @@ def close_data(state: ServerState) -> None:
     close_shared_runtime()
 
 
+def guarded_routes(state: ServerState) -> list[Route]:
+    """Our routes behind the sign-in gate (the health probes, which answer before the data is
+    open, are ``lib.web.health``'s)."""
+    return [*account_routes(state), *api_routes(state)]
+
+
 def protect(app: ASGIApp, state: ServerState) -> ASGIApp:
     """``app`` (Streamlit) behind the console's guards, with our own routes in front of it."""
-    routes = Router([*account_routes(state), *api_routes(state)], default=app)
-    return StreamGuard(SignInGate(routes, state=state), state=state)
+    routes = OwnRoutes(guarded_routes(state), default=app)
+    return OneSessionCookie(StreamGuard(SignInGate(routes, state=state), state=state), state=state)
 
 
 def scheduled_checks(rt: Runtime) -> Callable[[], None]:

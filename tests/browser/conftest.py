@@ -17,6 +17,9 @@ from tests.fixtures.server import PASSWORD, Server, start_server
 from tests.fixtures.simulator import default_scenario
 
 CHROMIUM = "/usr/bin/chromium"
+# A host name for a console served over https (not localhost, which Chromium treats as secure
+# on any port): Chromium resolves it to 127.0.0.1.
+TLS_HOST = "switchboard.test"
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +38,8 @@ def browser_type_launch_args() -> dict[str, object]:
         pytest.skip(f"{CHROMIUM} not installed")
     return {"executable_path": CHROMIUM, "headless": True,
             "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                     "--disable-component-update", "--disable-sync", "--no-first-run"]}
+                     "--disable-component-update", "--disable-sync", "--no-first-run",
+                     f"--host-resolver-rules=MAP {TLS_HOST} 127.0.0.1"]}
 
 
 Console = Server
@@ -55,8 +59,8 @@ ConsoleFactory = Callable[..., Console]
 def console_factory(sim: SimulatorServer) -> Iterator[ConsoleFactory]:
     started: list[Console] = []
 
-    def start(**env: str) -> Console:
-        console = start_server(env, sim.url)
+    def start(tls_names: tuple[str, ...] = (), **env: str) -> Console:
+        console = start_server(env, sim.url, tls_names=tls_names)
         started.append(console)
         return console
 

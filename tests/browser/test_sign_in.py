@@ -1,17 +1,22 @@
 """Sign-in in a real browser: the gate on a fresh server, the setup code, sessions that survive
-reloads and new tabs, sign-out in every tab, and pages a viewer cannot reach by URL. Every page
-load is also watched for Content-Security-Policy violations."""
+reloads and new tabs, sign-out in every tab, pages a viewer cannot reach by URL, and a session
+cookie that a page on another port cannot swap. Every page load is also watched for
+Content-Security-Policy violations."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Cookie, Page, expect
 
 from lib.navigation import protected_paths
-from tests.browser.conftest import Console, ConsoleFactory, keyed, sign_in, wait_for_app
+from lib.sessions import COOKIE_NAME
+from lib.web.cookie import HOST_COOKIE, PROBE
+from tests.browser.conftest import TLS_HOST, Console, ConsoleFactory, keyed, sign_in, wait_for_app
+from tests.fixtures.receiver import Answer, Receiver
 from tests.fixtures.server import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -214,3 +219,94 @@ def test_the_users_page_shows_each_last_sign_in(console: Console, page: Page, cs
     expect(last_sign_in["newbie"]).to_have_text("Never")
     expect(last_sign_in["ada"]).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$"))
     expect(grid.locator("tr", has_text="newbie")).to_contain_text("(set by an admin, not yet changed)")
+
+
+# --- Issue 21, item 12: a page on another port of the same host cannot swap the session --------
+
+
+def _token_of(server: Console, username: str) -> str:
+    """A sign-in of ``username`` from another browser: its session token (a valid one, for the
+    other port to plant)."""
+    with server.client() as client:
+        answer = client.post("/account/sign-in", data={"username": username, "password": PASSWORD, "next": "/"})
+        return answer.headers["set-cookie"].split(";")[0].partition("=")[2]
+
+
+def _open_other_port(page: Page, url: str, times: int) -> None:
+    """Open ``url``, a page on another port (by a form posted to it: the receiver answers
+    POSTs), ``times`` times; its answers set cookies. The form is on a blank page: the
+    console's own pages may post forms only to the console."""
+    for _ in range(times):
+        page.goto("about:blank")
+        page.set_content(f'<form method="post" action="{url}"><button>go</button></form>')
+        with page.expect_navigation():
+            page.locator("button").click()
+
+
+def _cookies(context: BrowserContext) -> dict[str, Cookie]:
+    return {cookie["name"]: cookie for cookie in context.cookies()}
+
+
+def test_a_page_on_another_port_cannot_swap_the_session_on_loopback(console: Console, page: Page,
+                                                                   context: BrowserContext) -> None:
+    """Chromium keeps a __Host- cookie on http://127.0.0.1 (a secure origin to it), so the
+    console's session cookie is one, and the plain name another port can set is never read."""
+    console.add_user("oscar", "operator")
+    oscar = _token_of(console, "oscar")
+    sign_in(page, console, path="connections")
+    kept = _cookies(context)
+    assert COOKIE_NAME not in kept, kept
+    assert (kept[HOST_COOKIE]["secure"], kept[HOST_COOKIE]["httpOnly"], kept[HOST_COOKIE]["path"]) == (True, True, "/")
+    with Receiver(Answer(200, {"Set-Cookie": f"{COOKIE_NAME}={oscar}; Path=/"})) as other_port:
+        _open_other_port(page, other_port.url("/"), 1)
+    assert _cookies(context)[COOKIE_NAME]["value"] == oscar  # the browser took it, and sends it to us
+    page.goto(f"{console.url}/connections")
+    wait_for_app(page)
+    assert "Sign out (ada)" in menu(page) and "Users" in menu(page)  # still the admin
+
+
+def test_over_https_a_page_on_another_port_cannot_set_or_replace_the_session_cookie(
+        console_factory: ConsoleFactory, browser: Browser) -> None:
+    """The console over https on a host name; a plain-http page on another port of that host
+    tries both names (the operator's valid token): Chromium refuses the __Host- one, and the
+    server never reads the other."""
+    server = console_factory(tls_names=(TLS_HOST,))
+    server.add_user("ada", "admin")
+    server.add_user("oscar", "operator")
+    oscar = _token_of(server, "oscar")
+    https = replace(server, url=server.url.replace("127.0.0.1", TLS_HOST))
+    context = browser.new_context(ignore_https_errors=True)  # the throwaway CA is the test's own
+    try:
+        page = context.new_page()
+        sign_in(page, https, path="connections")
+        ours = _cookies(context)[HOST_COOKIE]["value"]
+        assert PROBE not in _cookies(context)  # over https no probe is needed
+        with Receiver(Answer(200, {"Set-Cookie": f"{HOST_COOKIE}={oscar}; Secure; Path=/"}),
+                      Answer(200, {"Set-Cookie": f"{COOKIE_NAME}={oscar}; Path=/"})) as other_port:
+            _open_other_port(page, other_port.url("/", host=TLS_HOST), 2)
+        kept = _cookies(context)
+        assert kept[HOST_COOKIE]["value"] == ours and kept[COOKIE_NAME]["value"] == oscar
+        page.goto(f"{https.url}/connections")
+        wait_for_app(page)
+        assert "Sign out (ada)" in menu(page) and "Users" in menu(page)
+    finally:
+        context.close()
+
+
+def test_a_password_change_gives_the_browser_a_new_session_cookie(console: Console, page: Page,
+                                                                 context: BrowserContext) -> None:
+    sign_in(page, console, path="connections")
+    before = _cookies(context)[HOST_COOKIE]["value"]
+    page.goto(f"{console.url}/account/password")
+    page.locator("#current_password").fill(PASSWORD)
+    page.locator("#new_password").fill("a password of my very own 7")
+    page.locator("#new_password_again").fill("a password of my very own 7")
+    page.get_by_test_id("password-submit").click()
+    expect(page.get_by_test_id("account-notice")).to_have_text("Your password is changed.")
+    after = _cookies(context)[HOST_COOKIE]["value"]
+    assert after != before
+    with console.client() as thief:  # the old cookie, copied before the change
+        assert thief.get("/connections", headers={"Cookie": f"{COOKIE_NAME}={before}"}).status_code == 303
+    page.get_by_test_id("password-continue").click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Connections")).to_be_visible()

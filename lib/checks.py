@@ -8,19 +8,22 @@ batches as they arrive, each batch in one transaction with the current status it
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert
 from sqlalchemy import select as sql_select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col
 
 from lib import alerts, audit, connections
 from lib.access import Permission, Principal, require
+from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.connections import ConnectionView
 from lib.eightbyeight.models import ProbeResult, Target
@@ -31,6 +34,8 @@ from lib.status import CheckRecord
 from lib.store.db import insert_on_conflict, read_session, write_session
 from lib.store.models import AuditEvent, Check, CheckCounter, Connection, CurrentStatus
 from lib.words import count
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # a batch is written by count or by age (BATCH_SECONDS), whichever comes first: in a
 # bulk check it is age; small batches cost more CPU in SQLAlchemy than the requests behind them
@@ -47,7 +52,9 @@ class Progress:
 @dataclass
 class RunReport:
     run_id: str
-    results: list[CheckRecord] = field(default_factory=list)
+    results: list[CheckRecord] = field(default_factory=list)  # as they arrived
+    stored: list[CheckRecord] = field(default_factory=list)  # product results stored and counted
+    lost: int = 0  # results that could not be stored, not even as a failure (logged)
 
     @property
     def products(self) -> list[CheckRecord]:
@@ -68,9 +75,29 @@ def products_to_check(view: ConnectionView, only: str | None = None) -> tuple[st
     return (only,)
 
 
+_DETAIL_MAX = 1000
+_DURATION_MAX = 2**31 - 1
+
+
 def _record(view: ConnectionView, result: ProbeResult, run_id: str) -> CheckRecord:
-    return CheckRecord(view.id, view.name, result.product, result.outcome, result.http_status,
-                       result.duration_ms, result.detail, result.started_at, run_id)
+    """The row a result is stored as, every value within what its column holds."""
+    status = result.http_status if result.http_status is None or 0 <= result.http_status <= 999 else None
+    return CheckRecord(view.id, view.name, result.product, result.outcome, status,
+                       min(max(result.duration_ms, 0), _DURATION_MAX), result.detail[:_DETAIL_MAX],
+                       result.started_at, run_id, view.settings_version)
+
+
+def settings_versions(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The settings version of each connection that still exists, locked against deletion
+    (FOR KEY SHARE on PostgreSQL) until the caller's transaction ends."""
+    return dict(session.connection().execute(
+        sql_select(Connection.id, Connection.settings_version).where(col(Connection.id).in_(ids))
+        .with_for_update(key_share=True)).all())
+
+
+def is_current(record: CheckRecord, versions: Mapping[uuid.UUID, int]) -> bool:
+    """Made with the settings the connection has now (a record that names no version is)."""
+    return record.settings_version is None or record.settings_version >= versions.get(record.connection_id, 0)
 
 
 def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]],
@@ -83,6 +110,10 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
     history); the others' are kept. On PostgreSQL the connections kept are locked against
     deletion (FOR KEY SHARE) until the transaction ends.
 
+    A result made with earlier settings (the connection was edited while it was checked) goes
+    into the history with its version and nothing else: it sets no current status, raises no
+    alert, and its token's product list is not recorded.
+
     First of all it takes the next batch number (CheckCounter): transactions that store checks
     then commit one after the other, in the order of their numbers."""
     connection = session.connection()
@@ -90,21 +121,25 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
     if not ids:
         return
     batch = connection.execute(_next_batch(connection.dialect.name)).scalar_one()
-    present = set(connection.execute(sql_select(Connection.id).where(col(Connection.id).in_(ids))
-                                      .with_for_update(key_share=True)).scalars())
-    if present != ids:
-        records = [r for r in records if r.connection_id in present]
-        granted = {key: value for key, value in granted.items() if key in present}
+    versions = settings_versions(session, ids)
+    records = [r for r in records if r.connection_id in versions]
+    current = [r for r in records if is_current(r, versions)]
+    earlier = {r.connection_id for r in records if r.product == TOKEN and not is_current(r, versions)}
+    granted = {key: value for key, value in granted.items() if key in versions and key not in earlier}
     if records:
         rows = [{"connection_id": r.connection_id, "product": r.product, "outcome": r.outcome,
                  "http_status": r.http_status, "duration_ms": r.duration_ms, "detail": r.detail,
-                 "run_id": r.run_id} for r in records]
-        connection.execute(insert(Check), [{**row, "started_at": r.checked_at, "triggered_by": triggered_by,
-                                            "batch": batch} for row, r in zip(rows, records, strict=True)])
-        latest = {(row["connection_id"], row["product"]): {**row, "checked_at": r.checked_at}
-                  for row, r in zip(rows, records, strict=True)}  # the last of a batch wins
-        connection.execute(_upsert_current_status(connection.dialect.name), list(latest.values()))
-    alerts.rules.observe(session, records, granted)
+                 "run_id": r.run_id, "checked_at": r.checked_at,
+                 "settings_version": versions[r.connection_id] if r.settings_version is None else r.settings_version}
+                for r in records]
+        connection.execute(insert(Check), [{**{k: v for k, v in row.items() if k != "checked_at"},
+                                            "started_at": row["checked_at"], "triggered_by": triggered_by,
+                                            "batch": batch} for row in rows])
+        latest = {(row["connection_id"], row["product"]): row  # the last of a batch wins
+                  for row, r in zip(rows, records, strict=True) if is_current(r, versions)}
+        if latest:
+            connection.execute(_upsert_current_status(connection.dialect.name), list(latest.values()))
+    alerts.rules.observe(session, current, granted)
     connections.record_granted(session, granted)
 
 
@@ -117,7 +152,7 @@ def _next_batch(dialect: str) -> Any:
 
 def _upsert_current_status(dialect: str) -> Any:
     statement = insert_on_conflict(dialect, CurrentStatus)
-    replace = ("outcome", "http_status", "duration_ms", "detail", "checked_at", "run_id")
+    replace = ("outcome", "http_status", "duration_ms", "detail", "checked_at", "run_id", "settings_version")
     return statement.on_conflict_do_update(index_elements=["connection_id", "product"],
                                            set_={name: statement.excluded[name] for name in replace})
 
@@ -132,16 +167,50 @@ def _in_order(connection_order: Mapping[uuid.UUID, int]) -> Callable[[CheckRecor
 
 
 Finished = tuple[CheckRecord, ProbeResult]
-# Runs in each batch's write transaction before the batch is stored, and says which of its
-# records to store (the schedule completes its slots here, and drops what it no longer holds).
-Settle = Callable[[Session, list[Finished]], list[CheckRecord]]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a batch's settle decided: the records to store, and of those the product results
+    that count as this run's (a scheduled slot completed; not a result made with earlier
+    settings). Counted in ``RunReport.stored`` once the transaction commits."""
+
+    store: list[CheckRecord]
+    counted: list[CheckRecord]
+
+
+# Runs in each batch's write transaction before the batch is stored (the schedule completes its
+# slots here, and drops what it no longer holds).
+Settle = Callable[[Session, list[Finished]], Settled]
+# Errors of the database itself (locked, gone, unreachable): storing record by record would
+# only meet them again, once per record, so they end the run instead.
+_DATABASE_DOWN = (OperationalError, InterfaceError)
+
+
+def _everything(session: Session, done: list[Finished]) -> Settled:
+    records = [r for r, _ in done]
+    return Settled(records, [r for r in records if r.product != TOKEN])
+
+
+def unstorable(finished: Finished, error: BaseException) -> Finished:
+    """The stand-in for a result that could not be stored: a failed check of the same
+    (connection, product), saying so, with nothing of the original that could have caused it."""
+    record, result = finished
+    detail = (f"Switchboard could not store the result of this check ({type(error).__name__}), so it counts "
+              "as failed until the next check. If it repeats, the Switchboard operator should read the "
+              "worker's log.")
+    stand_in = ProbeResult(result.product, OutcomeKey.UNEXPECTED_RESPONSE, detail, result.started_at)
+    return replace(record, outcome=stand_in.outcome, http_status=None, duration_ms=0, detail=detail), stand_in
 
 
 class _Writer:
-    """Collects records and writes them in batches (by count or by age)."""
+    """Collects records and writes them in batches (by count or by age). One bad result does
+    not cost the others theirs: a batch that cannot be stored is stored result by result, and
+    a result that cannot be stored is stored as a failed check of its own (:func:`unstorable`)."""
 
-    def __init__(self, rt: Runtime, triggered_by: str, settle: Settle | None) -> None:
-        self.rt, self.triggered_by, self.settle = rt, triggered_by, settle
+    def __init__(self, rt: Runtime, report: RunReport, triggered_by: str, settle: Settle | None) -> None:
+        self.rt, self.report, self.triggered_by = rt, report, triggered_by
+        self.settle = settle or _everything
         self.pending: list[Finished] = []
         self.granted: dict[uuid.UUID, frozenset[str]] = {}
         self.flushed_at = time.monotonic()
@@ -155,12 +224,46 @@ class _Writer:
 
     def flush(self) -> None:
         self.flushed_at = time.monotonic()
-        if not self.pending and not self.granted:
-            return
-        with write_session(self.rt.engine) as session:
-            records = self.settle(session, self.pending) if self.settle else [r for r, _ in self.pending]
-            store(session, records, self.granted, self.triggered_by)
+        pending, granted = self.pending, self.granted
         self.pending, self.granted = [], {}
+        if not pending and not granted:
+            return
+        try:
+            self._write(pending, granted)
+        except _DATABASE_DOWN:
+            raise
+        except Exception:
+            log.warning("A batch of %s could not be stored at once; storing them one by one.",
+                        count(len(pending), "result"), exc_info=True)
+            self._write_each(pending, granted)
+
+    def _write(self, done: list[Finished], granted: Mapping[uuid.UUID, frozenset[str]]) -> None:
+        with write_session(self.rt.engine) as session:
+            settled = self.settle(session, done)
+            store(session, settled.store, granted, self.triggered_by)
+        self.report.stored.extend(settled.counted)
+
+    def _write_each(self, done: list[Finished], granted: Mapping[uuid.UUID, frozenset[str]]) -> None:
+        """Each result in a transaction of its own (a token step with what its token granted);
+        one that fails is stored as :func:`unstorable` instead; one that cannot be stored even
+        so is left out and logged (its scheduled slot stays due)."""
+        for finished in done:
+            record = finished[0]
+            own = {record.connection_id: granted[record.connection_id]} if (
+                record.product == TOKEN and record.connection_id in granted) else {}
+            try:
+                self._write([finished], own)
+            except _DATABASE_DOWN:
+                raise
+            except Exception as exc:  # noqa: BLE001  (the batch's failure was logged; this one is stored)
+                try:
+                    self._write([unstorable(finished, exc)], {})
+                except _DATABASE_DOWN:
+                    raise
+                except Exception:
+                    self.report.lost += 1
+                    log.exception("The result of %s for %s could not be stored, not even as a failure.",
+                                  record.product, record.connection)
 
 
 def run_checks(
@@ -240,7 +343,7 @@ def execute(rt: Runtime, prober: Prober, batches: Iterable[Sequence[Plan]], repo
     it) and its credentials decrypted while the one before still runs; ``Progress.total`` grows
     as batches come."""
     require(triggered_by, Permission.RUN_TESTS)
-    writer = _Writer(rt, triggered_by.name, settle)
+    writer = _Writer(rt, report, triggered_by.name, settle)
     by_target: dict[int, ConnectionView] = {}
     pending = iter(batches)
     total = done = 0

@@ -35,7 +35,7 @@ from lib.errors import (
 from lib.redaction import registry
 from lib.store.db import read_session, write_session
 from lib.store.keyring import credential_binding
-from lib.store.models import Connection, utcnow
+from lib.store.models import Connection, DueCheck, utcnow
 from lib.store.vault import Vault
 
 NAME_MAX = 80
@@ -97,6 +97,7 @@ class ConnectionView:
     updated_at: datetime | None = None
     updated_by: str = ""
     version: int = 1
+    settings_version: int = 1  # what checks made now are stamped with (lib.checks)
 
     @property
     def tested_products(self) -> tuple[str, ...]:
@@ -247,6 +248,7 @@ def _to_view(row: Any) -> ConnectionView:
         updated_at=row.updated_at,
         updated_by=row.updated_by,
         version=row.version,
+        settings_version=row.settings_version,
     )
 
 
@@ -286,7 +288,10 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
            granted_products: Iterable[str] | None = None) -> ConnectionView:
     """Apply an edit made on ``expected_version``; a newer stored version is a ConflictError.
 
-    A blank Client ID or secret leaves that ciphertext untouched, byte for byte.
+    A blank Client ID or secret leaves that ciphertext untouched, byte for byte. An edit that
+    changes what a check tests (see :func:`_tested_changes`) bumps the settings version, so
+    results made before it stop counting as the current status, and makes the connection's
+    scheduled checks due at once.
     """
     require(actor, Permission.MANAGE_CONNECTIONS)
     validate(data, creating=False)
@@ -303,6 +308,12 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
         values["secret_set_at"] = now
     try:
         with write_session(engine) as session:
+            stored = session.get(Connection, connection_id)
+            changed = _tested_changes(stored, values) if stored is not None else []
+            if changed:
+                values["settings_version"] = Connection.settings_version + 1
+                if "Client ID" in changed:  # another app: what the old one was granted says nothing
+                    values["granted_products"], values["granted_at"] = None, None
             if granted_products is not None and _changed_grants(session, {connection_id: granted_products}):
                 values["granted_products"], values["granted_at"] = sorted(granted_products), now
             result = session.exec(  # type: ignore[call-overload]
@@ -311,17 +322,33 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
                 .values(**values)
             )
             if result.rowcount != 1:
-                exists = session.get(Connection, connection_id) is not None
                 raise (ConflictError(
                     "Somebody else changed this connection after you opened it. Nothing was "
                     "saved: reload it, then make your change again.")
-                    if exists else NotFoundError("This connection no longer exists."))
+                    if stored is not None else NotFoundError("This connection no longer exists."))
+            if changed:
+                session.exec(sql_update(DueCheck).where(DueCheck.connection_id == connection_id)  # type: ignore[call-overload]
+                             .values(due_at=now))
             replaced = [label for label, new in (("Client ID", client_id), ("secret", secret)) if new]
             audit.record(session, actor, "connection.update", str(values["name"]), audit.OK,
-                         f"version {expected_version + 1}; replaced: {', '.join(replaced) or 'no credential'}")
+                         f"version {expected_version + 1}; replaced: {', '.join(replaced) or 'no credential'}"
+                         + (f"; changed what is tested ({', '.join(changed)}): earlier results no longer "
+                            "count, checks due now" if changed else ""))
     except IntegrityError:
         raise _name_taken() from None
     return get(engine, connection_id)
+
+
+def _tested_changes(stored: Connection, values: Mapping[str, object]) -> list[str]:
+    """What of an edit changes what a check of the connection tests, by label: new credentials
+    (a pasted value counts as new: it is not decrypted to compare), a region, the tenant, the
+    PBX, the ticked products."""
+    changed = [label for key, label in (("client_id_enc", "Client ID"), ("client_secret_enc", "Client Secret"))
+               if key in values]
+    changed += [FIELD_LABELS[key] for key in SETTING_KEYS if getattr(stored, key) != values[key]]
+    if list(stored.expected_products) != values["expected_products"]:
+        changed.append(FIELD_LABELS["expected_products"])
+    return changed
 
 
 def record_granted(session: Session, granted: Mapping[uuid.UUID, Iterable[str]]) -> None:

@@ -38,7 +38,7 @@ def _product(row: Any) -> dict[str, Any]:
         "status": row.verdict,  # ok, failing or never tested: what the console counts
         "outcome": row.explained,
         "label": status.NAMES[row.explained],
-        "cause": outcome.cause if outcome else "Not tested yet.",
+        "cause": outcome.cause if outcome else status.UNTESTED_CAUSES[row.explained],
         "who_must_act": outcome.actor.value if outcome and failing else None,
         "fix": outcome.fix if outcome and failing else None,
         "checked_at": _iso(row.checked_at),

@@ -25,7 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Engine, case, func, tuple_
+from sqlalchemy import Engine, case, func, or_, tuple_
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlmodel import col
@@ -132,11 +132,26 @@ def _fleet(engine: Engine, conn: SqlConnection, per_connection: bool) -> Iterato
 
 
 def _heartbeat(conn: SqlConnection) -> Iterator[Metric]:
-    """The newest tick of any scheduled-check worker (left out until one has ticked)."""
-    newest = conn.execute(sql_select(func.max(WorkerHeartbeat.last_tick_at))).scalar()
-    if newest is not None:
-        yield GaugeMetricFamily("switchboard_worker_heartbeat_timestamp_seconds", "When a worker last ran its "
-                                "schedule (Unix time), the newest of all workers.", value=newest.timestamp())
+    """The newest tick of any scheduled-check worker, the newest successful one, and the
+    workers whose latest tick failed (each left out until a worker has ticked)."""
+    began, succeeded = conn.execute(sql_select(func.max(WorkerHeartbeat.last_tick_at),
+                                               func.max(WorkerHeartbeat.last_ok_tick_at))).one()
+    if began is None:
+        return
+    yield GaugeMetricFamily("switchboard_worker_heartbeat_timestamp_seconds", "When a worker last began a "
+                            "tick of the schedule (Unix time), the newest of all workers. It says the process "
+                            "lives, not that the tick worked: see the successful-tick gauge.",
+                            value=began.timestamp())
+    if succeeded is not None:
+        yield GaugeMetricFamily("switchboard_worker_last_successful_tick_timestamp_seconds", "When a worker "
+                                "last completed a tick (its checks and its alerts) without an error (Unix time), "
+                                "the newest of all workers.", value=succeeded.timestamp())
+    failing = conn.execute(sql_select(func.count()).where(
+        col(WorkerHeartbeat.last_failed_tick_at).is_not(None),
+        or_(col(WorkerHeartbeat.last_ok_tick_at).is_(None),
+            col(WorkerHeartbeat.last_failed_tick_at) > col(WorkerHeartbeat.last_ok_tick_at)))).scalar_one()
+    yield GaugeMetricFamily("switchboard_workers_failing", "Workers seen in the last day whose latest tick "
+                            "failed.", value=failing)
 
 
 @dataclass(frozen=True)

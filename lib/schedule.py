@@ -16,6 +16,7 @@ reads them back for the console and ``switchboard schedule``.
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from lib import audit
 from lib.access import Permission, Principal, require
+from lib.catalogue import policy
 from lib.catalogue.outcomes import OutcomeKey
 from lib.connections import ConnectionView
 from lib.errors import FieldError, ValidationError
@@ -44,6 +46,7 @@ from lib.words import SPAN_EXAMPLES, parse_span, span
 DEFAULT_EVERY = timedelta(minutes=15)
 MIN_EVERY = timedelta(minutes=1)
 MAX_EVERY = timedelta(days=7)
+LONGEST_WAIT = timedelta(seconds=policy.RETRY_AFTER_CEILING_S)  # the most a Retry-After delays a check
 ALIVE_TICKS = 3  # a worker not seen for this many of its ticks counts as stopped
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SETTING_ID = 1
@@ -86,11 +89,19 @@ def next_due(now: datetime, every: timedelta, shift: timedelta, outcome: str,
              retry_after_s: float | None = None) -> datetime:
     """When a product just checked with ``outcome`` is due again: the next slot at least a
     quarter interval away; after rate_limited the slot after that, and no sooner than 8x8's
-    Retry-After."""
+    Retry-After (at most LONGEST_WAIT: whatever 8x8 asked, the status is checked again)."""
     due = next_slot(now + every / 4, every, shift)
     if outcome != OutcomeKey.RATE_LIMITED:
         return due
-    return next_slot(max(due, now + timedelta(seconds=retry_after_s or 0)), every, shift)
+    return next_slot(max(due, now + asked_wait(retry_after_s)), every, shift)
+
+
+def asked_wait(retry_after_s: float | None) -> timedelta:
+    """A Retry-After as a wait the schedule honours: none for a missing, negative or NaN
+    value; at most LONGEST_WAIT (gateways send epochs in milliseconds)."""
+    if retry_after_s is None or math.isnan(retry_after_s) or retry_after_s <= 0:
+        return timedelta(0)
+    return timedelta(seconds=min(retry_after_s, LONGEST_WAIT.total_seconds()))
 
 
 # --- Settings -------------------------------------------------------------------------------
@@ -223,7 +234,8 @@ def connections_stamp(engine: Engine) -> tuple[object, ...]:
 
 def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
     """One due row per connection and tested product (the ticked ones, or all five when none
-    are): new ones due in the connection's next slot, unticked ones gone."""
+    are): new ones due in the connection's next slot (a product newly ticked on a connection
+    already scheduled: at once), unticked ones gone."""
     now = utcnow()
     wanted = {(view.id, product) for view in views for product in view.tested_products}
     with write_session(engine) as session:
@@ -238,7 +250,9 @@ def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
         new = wanted - have
         if new:
             now_set = intervals(session)
-            conn.execute(insert(DueCheck), [{"connection_id": c, "product": p, "due_at": now_set.next_slot(c, now)}
+            scheduled = {c for c, _ in have - gone}
+            conn.execute(insert(DueCheck), [{"connection_id": c, "product": p,
+                                             "due_at": now if c in scheduled else now_set.next_slot(c, now)}
                                             for c, p in new])
 
 
@@ -293,17 +307,26 @@ def _aware(value: datetime | str | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class Worker:
-    """A worker's last sign of life (lib.worker writes it)."""
+    """A worker's last sign of life and how its ticks end (lib.worker writes them)."""
 
     worker_id: str
     host: str
     pid: int
     tick: timedelta
-    last_tick_at: datetime
+    last_tick_at: datetime  # when its latest tick began
     last_seen_at: datetime
+    last_ok_tick_at: datetime | None = None  # when a tick last ran its checks and alerts without an error
+    last_failed_tick_at: datetime | None = None
+    last_failure: str | None = None
 
     def alive(self, now: datetime) -> bool:
         return now - self.last_seen_at <= ALIVE_TICKS * self.tick
+
+    @property
+    def failing(self) -> bool:
+        """Its latest tick that ended failed (the process lives, but the schedule does not run)."""
+        return self.last_failed_tick_at is not None and (
+            self.last_ok_tick_at is None or self.last_failed_tick_at > self.last_ok_tick_at)
 
 
 def workers(engine: Engine, actor: Principal) -> list[Worker]:
@@ -311,5 +334,6 @@ def workers(engine: Engine, actor: Principal) -> list[Worker]:
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
         rows = session.exec(select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.last_seen_at).desc())).all()
-        return [Worker(r.worker_id, r.host, r.pid, timedelta(seconds=r.tick_s), r.last_tick_at, r.last_seen_at)
+        return [Worker(r.worker_id, r.host, r.pid, timedelta(seconds=r.tick_s), r.last_tick_at, r.last_seen_at,
+                       r.last_ok_tick_at, r.last_failed_tick_at, r.last_failure)
                 for r in rows]

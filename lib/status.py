@@ -31,6 +31,14 @@ from lib.store.db import read_session
 from lib.store.models import Check, CheckCounter, Connection, CurrentStatus
 
 NEVER_TESTED = "never_tested"
+# The stored result was made before an edit changed what is tested (lib.connections): it no
+# longer counts; the row waits for a check with the settings as they are now.
+SETTINGS_CHANGED = "settings_changed"
+UNTESTED = (NEVER_TESTED, SETTINGS_CHANGED)
+# The cause of a row with no current result, as exports and the status API say it.
+UNTESTED_CAUSES = {NEVER_TESTED: "Not tested yet.",
+                   SETTINGS_CHANGED: "The settings changed after the last test, so its result no longer counts; "
+                                     "the next scheduled check tests them."}
 
 
 @dataclass(slots=True)
@@ -46,6 +54,13 @@ class CheckRecord(Judged):
     detail: str
     checked_at: datetime
     run_id: str | None = None
+    # The connection's settings version it was made with (lib.connections); None: the current one.
+    settings_version: int | None = None
+
+    def made_with_earlier_settings(self, settings_version: int) -> bool:
+        """Made before an edit changed what is tested (the connection is at ``settings_version``
+        now): no longer the current status."""
+        return self.settings_version is not None and self.settings_version < settings_version
 
 
 def _records(engine: Engine, query: Any) -> list[CheckRecord]:
@@ -72,7 +87,7 @@ def history(engine: Engine, connection_id: uuid.UUID, *, limit: int = 500) -> li
     """A connection's checks, newest first."""
     return _records(engine, sql_select(Check.connection_id, Connection.name, Check.product, Check.outcome,
                                        Check.http_status, Check.duration_ms, Check.detail, Check.started_at,
-                                       Check.run_id)
+                                       Check.run_id, Check.settings_version)
                     .join(Connection, col(Connection.id) == col(Check.connection_id))
                     .where(Check.connection_id == connection_id)
                     .order_by(col(Check.id).desc())
@@ -127,10 +142,11 @@ _CONNECTIONS = sql_select(sql_cast(Connection.id, String).label("connection_id")
                           Connection.name.label("connection"), Connection.environment,  # type: ignore[attr-defined]
                           Connection.client_id_hint, sql_cast(Connection.secret_set_at, String).label("secret_set_at"),
                           sql_cast(Connection.expected_products, String).label("expected_products"),
-                          sql_cast(Connection.granted_products, String).label("granted_products")
-                          ).order_by(Connection.name_key)
+                          sql_cast(Connection.granted_products, String).label("granted_products"),
+                          Connection.settings_version).order_by(Connection.name_key)
 _CURRENT = (sql_cast(CurrentStatus.connection_id, String).label("connection_id"), CurrentStatus.product,
-            CurrentStatus.outcome, sql_cast(CurrentStatus.checked_at, String).label("checked_at"))
+            CurrentStatus.outcome, sql_cast(CurrentStatus.checked_at, String).label("checked_at"),
+            CurrentStatus.settings_version.label("made_with"))  # type: ignore[attr-defined]
 _DETAILS = (CurrentStatus.detail, CurrentStatus.http_status, CurrentStatus.duration_ms)
 
 COLUMNS = ("connection_id", "connection", "environment", "client_id_hint", "secret_set_at", "product", "expected",
@@ -163,6 +179,8 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
         CurrentStatus.product != TOKEN)).astype({"connection_id": str, "product": str})
     frame = frame.merge(current, on=["connection_id", "product"], how="left", sort=False)
     frame["outcome"] = frame["outcome"].fillna(NEVER_TESTED).astype(str)  # text even when nothing was tested
+    earlier = (frame["made_with"] < frame["settings_version"]).fillna(False).to_numpy(dtype=bool)
+    frame.loc[earlier, "outcome"] = SETTINGS_CHANGED
     frame["checked_at"] = _utc(frame["checked_at"])
     if details:
         frame["detail"] = frame["detail"].fillna("")
@@ -171,7 +189,8 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
 
 
 def checked(frame: pd.DataFrame) -> pd.Series:
-    return frame["outcome"] != NEVER_TESTED
+    """Rows whose current status is a result made with the settings as they are now."""
+    return ~frame["outcome"].isin(UNTESTED)
 
 
 class Verdict(StrEnum):
@@ -207,37 +226,49 @@ def explained(frame: pd.DataFrame, verdict: pd.Series) -> pd.Series:
 
 
 _RANK = {key: {"error": 2, "warning": 1, "success": 0}[o.severity] for key, o in OUTCOMES.items()}
-_ICONS = {key: o.icon for key, o in OUTCOMES.items()}
+CHANGED_ICON = "🔄"
+_ICONS = {key: o.icon for key, o in OUTCOMES.items()} | {SETTINGS_CHANGED: CHANGED_ICON}
 
 
 def summaries(frame: pd.DataFrame, verdict: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per connection of :func:`table`: the worst status in words ("🚫 Product not enabled +1
     more", "✅ All OK", ...), and its products as icons in catalogue order (· not ticked,
-    ⚪ never tested) — a status that fits a phone's width. Built per distinct combination
+    ⚪ never tested, 🔄 not tested since an edit) — a status that fits a phone's width. Built per distinct combination
     (a fleet has few), not per connection."""
     per = len(PRODUCT_KEYS)
     flat = verdict.to_numpy()
     verdicts = flat.reshape(-1, per)
     codes, keys = pd.factorize(explained(frame, verdict).to_numpy())
     failing, never, ok = (verdicts == v for v in (Verdict.FAILING, Verdict.NEVER_TESTED, Verdict.OK))
+    changed = (keys == SETTINGS_CHANGED)[codes].reshape(-1, per)
     rank = np.where(failing, np.array([_RANK.get(k, -1) for k in keys])[codes].reshape(-1, per), -2)
     worst_code = codes.reshape(-1, per)[np.arange(len(verdicts)), rank.argmax(axis=1)]
-    n_failing, n_never, n_ok = failing.sum(axis=1), never.sum(axis=1), ok.sum(axis=1)
+    counts = [failing.sum(axis=1), changed.sum(axis=1), (never & ~changed).sum(axis=1), ok.sum(axis=1)]
     base = per + 1  # each count is 0..per: one integer names the whole combination
-    combos, combo_of = np.unique(((worst_code * base + n_failing) * base + n_never) * base + n_ok,
-                                 return_inverse=True)
+    code = worst_code
+    for column in counts:
+        code = code * base + column
+    combos, combo_of = np.unique(code, return_inverse=True)
 
-    def words(worst: str, n_failing: int, n_never: int, n_ok: int) -> str:
+    def words(worst: str, n_failing: int, n_changed: int, n_never: int, n_ok: int) -> str:
         if n_failing:
             return LABELS[worst] + (f" +{n_failing - 1} more" if n_failing > 1 else "")
+        if n_changed:
+            return f"{CHANGED_ICON} Not tested since the edit" + (f" · {n_ok} OK" if n_ok else "")
         if n_never:
             return f"✅ {n_ok} OK · {n_never} never tested" if n_ok else f"{NEVER_ICON} Never tested"
         return "✅ All OK"
 
-    said = np.array([words(keys[c // base**3], c // base**2 % base, c // base % base, c % base)
-                     for c in combos], dtype=object)[combo_of]
+    def parts(c: int) -> list[int]:
+        found = []
+        for _ in counts:
+            c, part = divmod(c, base)
+            found.append(part)
+        return [c, *reversed(found)]
+
+    said = np.array([words(keys[worst], *rest) for worst, *rest in map(parts, combos)], dtype=object)[combo_of]
     icon_of = np.array([_ICONS.get(k, NEVER_ICON) for k in keys], dtype=object)
-    marks = np.where(flat == Verdict.NOT_TICKED, "·", np.where(flat == Verdict.NEVER_TESTED, NEVER_ICON, icon_of[codes]))
+    marks = np.where(flat == Verdict.NOT_TICKED, "·", icon_of[codes])
     rows = marks.reshape(-1, per)
     icons = np.array(["\u2009".join(row) for row in rows.tolist()], dtype=object)  # thin spaces: narrow
     return said, icons
@@ -283,8 +314,10 @@ class Selection:
 
 
 NEVER_ICON = "⚪"
-NAMES = {NEVER_TESTED: "Never tested"} | {key: outcome.label for key, outcome in OUTCOMES.items()}
-LABELS = {NEVER_TESTED: "Never tested"} | {key: outcome.badge for key, outcome in OUTCOMES.items()}
+NAMES = ({NEVER_TESTED: "Never tested", SETTINGS_CHANGED: "Not tested since the settings changed"}
+         | {key: outcome.label for key, outcome in OUTCOMES.items()})
+LABELS = ({NEVER_TESTED: "Never tested", SETTINGS_CHANGED: f"{CHANGED_ICON} Not tested since the settings changed"}
+          | {key: outcome.badge for key, outcome in OUTCOMES.items()})
 
 
 # --- the Connections page's overview ---------------------------------------------------------
@@ -394,11 +427,13 @@ def _replaced(column: pd.Series, at: np.ndarray, values: Any) -> pd.Series:
 
 def _checks_since(engine: Engine, batch: int) -> pd.DataFrame | None:
     """The latest check per (connection, product) of those stored in batches after ``batch``
-    (as the current status holds it: the last stored wins; token steps left out, as in
-    :func:`table`), or None when there are more than MAX_CHANGES."""
+    (as the current status holds it: the last stored wins; token steps and results made with
+    earlier settings left out, as in :func:`table`), or None when there are more than MAX_CHANGES."""
     query = (sql_select(sql_cast(Check.connection_id, String).label("connection_id"), Check.product, Check.outcome,
                         sql_cast(Check.started_at, String).label("checked_at"))
-             .where(Check.batch > batch, Check.product != TOKEN)
+             .join(Connection, col(Connection.id) == col(Check.connection_id))
+             .where(Check.batch > batch, Check.product != TOKEN,
+                    Check.settings_version >= Connection.settings_version)  # not made with earlier settings
              .order_by(Check.batch, Check.id).limit(MAX_CHANGES + 1))
     found = _frame(engine, query)
     if len(found) > MAX_CHANGES:

@@ -3,6 +3,7 @@ never "connection(s)"; "15m" in, "15 min" out."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 
@@ -12,16 +13,18 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
 
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_SPAN = re.compile(r"([0-9]+)([smhd])")  # ASCII digits only: "²" passes str.isdigit
 SPAN_EXAMPLES = "30s, 5m, 1h or 7d"
+
 
 
 def parse_span(text: str) -> timedelta | None:
     """A whole number and a unit (``30s``, ``5m``, ``1h``, ``7d``) as a timedelta; None when
     ``text`` is not written so."""
-    text = text.strip().lower()
-    if text[:-1].isdigit() and text[-1:] in _UNITS:
-        return timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
-    return None
+    found = _SPAN.fullmatch(text.strip().lower())
+    if found is None or len(found[1]) > 6:  # a million days is no interval anybody means
+        return None
+    return timedelta(**{_UNITS[found[2]]: int(found[1])})
 
 
 def span(delta: timedelta) -> str:

@@ -44,6 +44,7 @@ from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.checks import Finished, RunReport
 from lib.connections import ConnectionView
 from lib.eightbyeight.prober import Prober
+from lib.redaction import registry
 from lib.runtime import Runtime
 from lib.status import CheckRecord
 from lib.store.db import read_session, write_session
@@ -66,26 +67,35 @@ class TickReport:
     connections: int = 0
     paused: bool = False  # the schedule is paused for all connections: nothing ran
     alerts: int = 0  # alert events delivered
+    failure: str | None = None  # what went wrong when part of the tick failed (its other part still ran)
 
     @property
     def ok(self) -> bool:
-        return self.failing == 0
+        return self.failing == 0 and self.failure is None
 
     def describe(self) -> str:
         if self.paused:
             said = "Scheduled checks are paused for all connections; nothing ran."
         elif not self.checked:
-            said = "Nothing was due."
+            said = "Nothing was due." if self.failure is None else "No check was stored."
         else:
             said = (f"Checked {count(self.checked, 'product')} of {count(self.connections, 'connection')}: "
                     f"{self.checked - self.failing} ok, {self.failing} not ok (run {self.run_id}).")
-        return said + (f" Delivered {count(self.alerts, 'alert')}." if self.alerts else "")
+        said += f" Delivered {count(self.alerts, 'alert')}." if self.alerts else ""
+        return said + (f" The tick failed: {self.failure}" if self.failure else "")
+
+
+def _failure(part: str, exc: BaseException) -> str:
+    """A failed part of a tick in a line for the heartbeat and the console: the error's kind
+    and its first words, masked (lib.redaction) and short."""
+    said = registry.mask(str(exc).splitlines()[0] if str(exc) else "")[:160]
+    return f"{part}: {type(exc).__name__}" + (f" ({said})" if said else "") + ". See the worker's log."
 
 
 class Worker:
     """One worker: its identity, heartbeat and claims. ``prober`` is the 8x8 client it checks
-    with (its tokens are reused from one batch, and one tick, to the next); ``send`` delivers
-    one alert (lib.notify's sender by default)."""
+    with (every check asks 8x8 for a token of its own: none is carried from one tick to the
+    next); ``send`` delivers one alert (lib.notify's sender by default)."""
 
     def __init__(self, rt: Runtime, prober: Prober, *, tick: timedelta = TICK, lease: timedelta = LEASE,
                  batch: int = BATCH, send: Send | None = None) -> None:
@@ -101,28 +111,47 @@ class Worker:
 
     def tick(self, stop: threading.Event | None = None) -> TickReport:
         """Run every check due now, then deliver the alerts due (also while the schedule is
-        paused: manual tests raise them too); with ``stop`` set, no new batch is claimed."""
+        paused: manual tests raise them too); with ``stop`` set, no new batch is claimed.
+        Either part failing does not stop the other: the report says what failed, and so does
+        the heartbeat (a tick is successful only when both parts ran)."""
         self._beat(ticked=True)
-        with read_session(self.rt.engine) as session:
-            paused = schedule.intervals(session).paused
-        report = TickReport(run_id="", paused=True) if paused else self._check(stop)
-        return replace(report, alerts=alerts.tick(self.rt, worker=self.id, send=self.send))
+        failures: list[str] = []
+        report = TickReport(run_id="")
+        try:
+            with read_session(self.rt.engine) as session:
+                paused = schedule.intervals(session).paused
+            report = TickReport(run_id="", paused=True) if paused else self._check(stop)
+            failures += [report.failure] if report.failure else []
+        except Exception as exc:
+            log.exception("The checks of a scheduled tick failed; its alerts are delivered all the same.")
+            failures.append(_failure("checks", exc))
+        try:
+            report = replace(report, alerts=alerts.tick(self.rt, worker=self.id, send=self.send))
+        except Exception as exc:
+            log.exception("The alert delivery of a scheduled tick failed.")
+            failures.append(_failure("alerts", exc))
+        report = replace(report, failure=" ".join(failures) or None)
+        self._ended(report)
+        return report
 
     def _check(self, stop: threading.Event | None) -> TickReport:
-        self._sync()
         report = RunReport(run_id=str(uuid.uuid4()))
-        stored: list[CheckRecord] = []  # what this worker completed (not what it lost meanwhile)
         intervals: list[schedule.Intervals] = []  # as they stood at the latest claim
 
         def batches() -> Iterator[list[checks.Plan]]:
-            """Claim the next batch when the prober runs low (while the one before still runs)."""
-            while not (stop and stop.is_set()) and (claimed := self._claim()):
+            """Claim the next batch when the prober runs low (while the one before still runs),
+            with the connections as they are then (an edit meanwhile is checked as edited)."""
+            while not (stop and stop.is_set()):
+                self._sync()
+                claimed = self._claim()
+                if not claimed:
+                    return
                 with read_session(self.rt.engine) as session:
                     intervals[:] = [schedule.intervals(session)]
                 yield [(self._views[c], products) for c, products in claimed.items() if c in self._views]
 
-        def settle(session: Session, done: list[Finished]) -> list[CheckRecord]:
-            return self._settle(session, done, run_id=report.run_id, now_set=intervals[0], stored=stored)
+        def settle(session: Session, done: list[Finished]) -> checks.Settled:
+            return self._settle(session, done, run_id=report.run_id, now_set=intervals[0])
 
         try:
             with self._keepalive():
@@ -130,8 +159,11 @@ class Worker:
                                ahead=self._ahead())
         finally:
             self._release()  # claimed but not completed (a connection deleted meanwhile, an error)
+        stored = report.stored  # what this worker completed (not what it lost meanwhile)
         failing = sum(1 for r in stored if not r.ok)
-        result = TickReport(report.run_id, len(stored), failing, len({r.connection_id for r in stored}))
+        lost = (f"checks: {count(report.lost, 'result')} could not be stored, not even as a failure. "
+                "See the worker's log." if report.lost else None)
+        result = TickReport(report.run_id, len(stored), failing, len({r.connection_id for r in stored}), failure=lost)
         if result.checked:
             audit.record_now(self.rt.engine, self.principal, "check.run",
                              f"{count(result.connections, 'connection')} (scheduled)",
@@ -148,7 +180,8 @@ class Worker:
 
     def run(self, stop: threading.Event, on_tick: Callable[[TickReport], None] | None = None) -> None:
         """Tick every ``tick_every`` until ``stop`` is set (the tick running then ends after the
-        batches in flight). A failed tick is logged and the next one tried."""
+        batches in flight). A tick that could not even begin (the database unreachable) is
+        logged and the next one tried."""
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -196,36 +229,49 @@ class Worker:
             claimed.setdefault(c, []).append(p)
         return {c: tuple(k for k in PRODUCT_KEYS if k in products) for c, products in claimed.items()}
 
-    def _settle(self, session: Session, done: list[Finished], *, run_id: str, now_set: schedule.Intervals,
-                stored: list[CheckRecord]) -> list[CheckRecord]:
+    def _settle(self, session: Session, done: list[Finished], *, run_id: str,
+                now_set: schedule.Intervals) -> checks.Settled:
         """In the transaction that stores a batch of results (of any batch in flight): complete
         the slots this worker still holds (next slot by ``now_set``, the intervals as they stood
-        at the latest claim; let go) and keep their results, also in ``stored``; drop the rest
-        (a lease lost meanwhile: the worker that retook the slot stores it)."""
+        at the latest claim; let go) and keep their results, counted as the tick's; drop the rest
+        (a lease lost meanwhile: the worker that retook the slot stores it). A result made with
+        earlier settings (the connection was edited meanwhile) is kept for the history but
+        completes nothing: its slot is let go still due, and checked again with the new ones."""
         ids = {record.connection_id for record, _ in done}
         held = {(c, p) for c, p in session.connection().execute(
             sql_select(DueCheck.connection_id, DueCheck.product)
             .where(DueCheck.claimed_by == self.id, col(DueCheck.connection_id).in_(ids))
             .with_for_update())}
         holding = {c for c, _ in held}
+        versions = checks.settings_versions(session, ids)
         now = utcnow()
-        keep, completed = [], []
+        keep: list[CheckRecord] = []
+        counted: list[CheckRecord] = []
+        completed: list[dict[str, object]] = []
+        released: list[dict[str, object]] = []
         for record, result in done:
-            if (record.connection_id, record.product) in held:
+            slot = (record.connection_id, record.product)
+            if slot in held and not checks.is_current(record, versions):
                 keep.append(record)
+                released.append({"c": record.connection_id, "p": record.product})
+            elif slot in held:
+                keep.append(record)
+                counted.append(record)
                 completed.append({"c": record.connection_id, "p": record.product,
                                   "due": now_set.next_due(record.connection_id, now, result.outcome,
                                                           result.retry_after_s)})
             elif record.product == TOKEN and record.connection_id in holding:
                 keep.append(record)
+        slot_of = (DueCheck.connection_id == bindparam("c"), DueCheck.product == bindparam("p"))
         if completed:
             session.connection().execute(
-                update(DueCheck).where(DueCheck.connection_id == bindparam("c"), DueCheck.product == bindparam("p"))
-                .values(due_at=bindparam("due"), claimed_by=None, claimed_until=None, last_run_id=run_id,
-                        last_checked_at=now),
+                update(DueCheck).where(*slot_of).values(due_at=bindparam("due"), claimed_by=None,
+                                                        claimed_until=None, last_run_id=run_id, last_checked_at=now),
                 completed)
-        stored.extend(r for r in keep if r.product != TOKEN)
-        return keep
+        if released:
+            session.connection().execute(update(DueCheck).where(*slot_of).values(claimed_by=None, claimed_until=None),
+                                         released)
+        return checks.Settled(keep, counted)
 
     def _release(self) -> None:
         with write_session(self.rt.engine) as session:
@@ -252,6 +298,23 @@ class Worker:
                                              .values(claimed_until=now + self.lease))
             session.connection().execute(delete(WorkerHeartbeat).where(
                 col(WorkerHeartbeat.last_seen_at) < now - FORGET_AFTER))
+
+    def _ended(self, report: TickReport) -> None:
+        """Record how the tick ended: when it succeeded, or when and how it failed. Only a tick
+        that ran both parts counts as successful; the heartbeat alone says the process lives."""
+        try:
+            with write_session(self.rt.engine) as session:
+                row = session.get(WorkerHeartbeat, self.id)
+                if row is None:
+                    return
+                now = utcnow()
+                row.last_seen_at = now
+                if report.failure is None:
+                    row.last_ok_tick_at = now
+                else:
+                    row.last_failed_tick_at, row.last_failure = now, report.failure[:300]
+        except Exception:
+            log.exception("Could not record how the tick ended.")
 
     @contextmanager
     def _keepalive(self) -> Iterator[None]:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -27,6 +29,7 @@ from lib.store.models import DueCheck
 from lib.store.vault import Vault
 from lib.words import parse_span, span
 from tests.fixtures.people import ADMIN, web
+from tests.test_cli import new_install
 
 ROOT = Path(__file__).resolve().parent.parent
 EVERY = timedelta(minutes=15)
@@ -58,6 +61,30 @@ def test_intervals_out_of_bounds_are_refused_with_the_fix(text: str, message: st
 def test_spans_read_back_in_the_largest_unit() -> None:
     assert [span(parse_span(t)) for t in ("30s", "90s", "60m", "90m", "24h", "36h")] == [  # type: ignore[arg-type]
         "30 s", "90 s", "1 h", "90 min", "1 d", "36 h"]
+
+
+@given(st.text(max_size=30))
+def test_any_text_is_an_interval_or_refused_never_an_error(text: str) -> None:
+    """"²s" passed str.isdigit and "99999999999d" overflowed timedelta: both raised."""
+    try:
+        schedule.parse_every(text)
+    except ValidationError as refused:
+        assert refused.errors[0].field == "every"
+
+
+@pytest.mark.parametrize("text", ["²s", "99999999999d", "١٥m"])
+def test_odd_digits_and_huge_numbers_are_not_intervals(text: str) -> None:
+    assert parse_span(text) is None
+
+
+@pytest.mark.parametrize(("retry_after", "wait"), [
+    (None, timedelta(0)), (-5, timedelta(0)), (float("nan"), timedelta(0)), (float("inf"), schedule.LONGEST_WAIT),
+    (3e11, schedule.LONGEST_WAIT), (90, timedelta(seconds=90))])
+def test_a_retry_after_is_a_wait_of_at_most_a_day(retry_after: float | None, wait: timedelta) -> None:
+    assert schedule.asked_wait(retry_after) == wait
+    now = datetime.now(UTC)
+    due = schedule.next_due(now, EVERY, timedelta(0), "rate_limited", retry_after)  # never OverflowError
+    assert now + wait <= due <= now + wait + EVERY / 4 + 2 * EVERY  # the slot after the next one at most
 
 
 def test_jitter_is_the_same_on_every_instance_within_the_interval_and_spreads_a_fleet() -> None:
@@ -131,8 +158,13 @@ def test_due_rows_follow_the_ticked_products(engine: Engine, vault: Vault) -> No
     connections.update(engine, vault, storage.id, connections.input_from_view(
         storage, expected_products=("cc_chat", "cloud_storage")), actor=ADMIN, expected_version=storage.version)
     schedule.sync(engine, connections.list_connections(engine))
-    assert sorted(p for c, p in _due(engine) if c == storage.id) == ["cc_chat", "cloud_storage"]
-    assert _due(engine)[(storage.id, "cloud_storage")] == first  # kept, not rescheduled
+    due = {p: at for (c, p), at in _due(engine).items() if c == storage.id}
+    assert sorted(due) == ["cc_chat", "cloud_storage"]
+    # Ticking a product changes what is tested: the connection's products are due at once, the
+    # new one too; the other connection keeps its slots.
+    now = datetime.now(UTC)
+    assert all(at <= now for at in due.values()) and first > now
+    assert all(at > now for (c, _), at in _due(engine).items() if c == everything.id)
 
 
 def test_changing_the_interval_moves_what_is_due_to_the_new_grid(engine: Engine, vault: Vault) -> None:
@@ -201,6 +233,7 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
            "SWITCHBOARD_8X8_BASE_URL": "http://127.0.0.1:9"}
     env.pop("SWITCHBOARD_KEYS", None)
+    new_install(env)
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "lib", *args], check=False, input=stdin, env=env,

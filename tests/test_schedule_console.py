@@ -15,6 +15,8 @@ from tests.fixtures.console import PageOpener
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
+from tests.test_tick_truth import refusing
+from tests.test_worker import make_due
 
 CONNECTIONS = "pages/connections.py"
 
@@ -31,7 +33,7 @@ def test_no_worker_paused_and_a_live_worker_are_said_above_the_table(
     assert not at.exception
     assert any("Scheduled checks every 15 min, but no worker has run: they wait for" in c for c in captions(at))
     Worker(console_env, prober_factory(simulator.url)).tick()
-    assert any("Scheduled checks every 15 min · worker alive, last tick" in c for c in captions(at.run()))
+    assert any("Scheduled checks every 15 min · worker alive, last successful tick" in c for c in captions(at.run()))
     schedule.set_paused(console_env.engine, True, actor=ADMIN)
     assert any("Scheduled checks are paused for all connections" in c for c in captions(at.run()))
 
@@ -50,3 +52,22 @@ def test_the_open_connection_shows_its_next_and_last_scheduled_check(
     assert "UTC (in " in line and "every 1 h ·" in line and "no scheduled check yet" in line
     schedule.set_paused(console_env.engine, True, actor=ADMIN, connection=view)
     assert any("Scheduled checks paused (every 1 h)" in c for c in captions(at.run()))
+
+
+def test_failing_ticks_are_a_warning_with_the_last_successful_tick(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
+    """Issue 21, item 3: the heartbeat alone is not "alive and well"."""
+
+    connections.create(console_env.engine, console_env.vault, form_for(simulator.scenario.apps[0], "Everything"),
+                       actor=ADMIN)
+    worker = Worker(console_env, prober_factory(simulator.url))
+    worker.tick()
+    make_due(console_env.engine)
+    with refusing(console_env.engine, "due_check", "UPDATE"):  # the database refuses the claims
+        assert worker.tick().failure is not None
+    at = open_page(CONNECTIONS)
+    (warning,) = [str(w.value) for w in at.warning if "Scheduled ticks are failing" in str(w.value)]
+    assert "IntegrityError" in warning and "last successful tick" in warning and "Switchboard operator" in warning
+    assert worker.tick().failure is None
+    assert not [w for w in at.run().warning if "Scheduled ticks are failing" in str(w.value)]
+    assert any("worker alive, last successful tick" in c for c in captions(at))

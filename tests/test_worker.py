@@ -5,8 +5,6 @@ Real simulator, real databases, real processes."""
 
 from __future__ import annotations
 
-import base64
-import os
 import signal
 import subprocess
 import sys
@@ -30,7 +28,6 @@ from lib.simulator import App, Scenario, SimulatorServer
 from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.models import Check, DueCheck, utcnow
-from lib.store.vault import Keyring
 from lib.worker import Worker
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
@@ -234,17 +231,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 # --- several worker processes on one database --------------------------------------------------
-
-
-@pytest.fixture
-def worker_env(database_url: str, keyring: Keyring) -> Callable[[SimulatorServer], dict[str, str]]:
-    keys = ",".join(f"{kid}:{base64.b64encode(key).decode()}" for kid, key in keyring.keys.items())
-
-    def env(sim: SimulatorServer) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_DATABASE_URL": database_url,
-                "SWITCHBOARD_KEYS": keys, "SWITCHBOARD_8X8_BASE_URL": sim.url}
-
-    return env
 
 
 def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

@@ -13,7 +13,7 @@ from lib.catalogue.outcomes import OUTCOMES
 from lib.cli.common import reports_errors
 from lib.runtime import open_runtime
 
-OUTCOME_CHOICES = ("any-problem", *OUTCOMES, status.NEVER_TESTED)
+OUTCOME_CHOICES = ("any-problem", *OUTCOMES, *status.UNTESTED)
 
 
 @click.command("export")

@@ -41,6 +41,10 @@ def _when(value: datetime | None, now: datetime) -> str:
     return text + (" (due)" if value <= now else "")
 
 
+def _ago(when: datetime, now: datetime) -> str:
+    return f"{max(0, int((now - when).total_seconds()))} s ago"
+
+
 @command.command("show")
 @reports_errors
 def show() -> None:
@@ -54,8 +58,13 @@ def show() -> None:
     if not alive:
         click.echo("No worker is running: scheduled checks wait until `switchboard worker` or the server runs.")
     for w in alive:
-        click.echo(f"Worker {w.worker_id}: last tick {int((now - w.last_tick_at).total_seconds())} s ago, "
+        ok = (f"last successful tick {_ago(w.last_ok_tick_at, now)}" if w.last_ok_tick_at
+              else "no successful tick yet")
+        click.echo(f"Worker {w.worker_id}: last tick began {_ago(w.last_tick_at, now)}, {ok}, "
                    f"ticks every {span(w.tick)}.")
+        if w.failing:
+            click.echo(f"  FAILING: its latest tick failed {_ago(w.last_failed_tick_at or now, now)}: "
+                       f"{w.last_failure or 'no detail'}")
     if not plan.connections:
         click.echo("No connections stored.")
         return

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     Text,
     UniqueConstraint,
     false,
@@ -77,6 +78,9 @@ class Connection(SQLModel, table=True):
     updated_by: str = Field(default="", max_length=120)
     # Optimistic locking: every update says which version it read; a stale one is refused.
     version: int = Field(default=1)
+    # Bumped by every edit that changes what a check tests (credentials, regions, tenant, PBX,
+    # ticked products): results made with a lower number are "made with earlier settings".
+    settings_version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
 
 
 class Check(SQLModel, table=True):
@@ -104,6 +108,9 @@ class Check(SQLModel, table=True):
     run_id: str | None = Field(default=None, max_length=36)
     # The number CheckCounter gave the transaction that stored it (0: stored before there was one).
     batch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # The connection's settings_version the check was made with (lower than the connection's
+    # now: made with earlier settings, no longer its current status).
+    settings_version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
 
 
 class CheckCounter(SQLModel, table=True):
@@ -136,6 +143,7 @@ class CurrentStatus(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
     checked_at: datetime = Field(sa_column=_utc_column())
     run_id: str | None = Field(default=None, max_length=36)
+    settings_version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
 
 
 class KeyCheck(SQLModel, table=True):
@@ -311,8 +319,13 @@ class WorkerHeartbeat(SQLModel, table=True):
     pid: int
     tick_s: int  # its time between ticks: it counts as alive while seen within 3 of them
     started_at: datetime = Field(sa_column=_utc_column())
-    last_tick_at: datetime = Field(sa_column=_utc_column())
+    last_tick_at: datetime = Field(sa_column=_utc_column())  # when its latest tick began
     last_seen_at: datetime = Field(sa_column=_utc_column())
+    # When a tick last completed both parts (checks and alerts) without an error, and when one
+    # last failed, with what (the error's kind and a sanitised message, never a secret).
+    last_ok_tick_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    last_failed_tick_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    last_failure: str | None = Field(default=None, max_length=300)
 
 
 class AlertChannel(SQLModel, table=True):

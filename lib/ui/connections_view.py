@@ -19,7 +19,7 @@ from lib.checks import Progress
 from lib.connections import ConnectionView
 from lib.errors import NotFoundError
 from lib.runtime import Runtime
-from lib.status import NEVER_TESTED, CheckRecord, history
+from lib.status import NEVER_TESTED, SETTINGS_CHANGED, CheckRecord, history
 from lib.ui import schedule_view
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_ID
@@ -65,7 +65,7 @@ def _metrics(verdicts: pd.Series, count: int) -> None:
 
 
 _OUTCOME_CHOICES = ({"Any problem": status.ANY_PROBLEM} | {badge(k): k for k in OUTCOMES}
-                    | {"Never tested": NEVER_TESTED})
+                    | {"Never tested": NEVER_TESTED, status.NAMES[SETTINGS_CHANGED]: SETTINGS_CHANGED})
 
 
 def _selection(wide: pd.DataFrame) -> status.Selection:
@@ -206,11 +206,19 @@ def _product_row(product: str, view: ConnectionView, record: CheckRecord | None,
               else "Ticked for this app" if product in view.expected_products else "Not ticked: information only")
     granted = ("not asked yet" if view.granted_products is None
                else "granted" if product in view.granted_products else "not granted")
-    name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(record.outcome if record else None)}")
-    name_col.caption(f"{ticked} · 8x8: {granted}" + (" · :material/notifications_active: alerting" if alerting else ""))
+    earlier = record is not None and record.made_with_earlier_settings(view.settings_version)
+    shown = SETTINGS_CHANGED if earlier else record.outcome if record else None
+    name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(shown)}")
+    name_col.caption(f"{ticked} · 8x8: {granted}" + (
+        f" · :material/notifications_active: alert open{' (raised with earlier settings)' if earlier else ''}"
+        if alerting else ""))
     with outcome_col:
         if record is None:
             st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
+        elif earlier:
+            st.caption(f"The settings changed after the last test ({record.checked_at:%Y-%m-%d %H:%M:%S} UTC, "
+                       f"{OUTCOMES[record.outcome].label}), so its result no longer counts. The next scheduled "
+                       "check tests the settings as they are now; or press Test.")
         else:
             explain(record.outcome, record.detail)
             st.caption(f"HTTP {record.http_status or '–'} · {record.duration_ms} ms · "
@@ -241,7 +249,7 @@ def _products(connection_id: uuid.UUID) -> None:
     alerting = {p for _, p in alerts.alerting(rt.engine, actor=me, connection_id=view.id)}
     for product, (name_col, outcome_col) in cells.items():
         _product_row(product, view, latest.get(product), product in alerting, name_col, outcome_col)
-    _history(records)
+    _history(records, view.settings_version)
 
 
 _DELETING = "connections.deleting"  # the id whose delete dialog is open
@@ -284,8 +292,8 @@ def _delete_dialog(connection_id: uuid.UUID) -> None:
     st.rerun()
 
 
-def _history(records: list[CheckRecord]) -> None:
-    frame = history_frame(records)
+def _history(records: list[CheckRecord], settings_version: int) -> None:
+    frame = history_frame(records, settings_version)
     if frame.empty:
         return
     st.altair_chart(history_chart(frame), key="history_chart")

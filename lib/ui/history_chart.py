@@ -19,8 +19,9 @@ _COLOURS = {"success": "#2e7d32", "warning": "#ef8f00", "error": "#c62828"}
 _SHAPES = {"success": "circle", "warning": "triangle-up", "error": "cross"}
 
 
-def history_frame(records: Sequence[CheckRecord]) -> pd.DataFrame:
-    """The chart's data: one row per product test (token steps left out)."""
+def history_frame(records: Sequence[CheckRecord], settings_version: int = 1) -> pd.DataFrame:
+    """The chart's data: one row per product test (token steps left out), each saying whether
+    it was made with the connection's settings as they are now (``settings_version``)."""
     rows = [r for r in records if r.product in PRODUCTS]
     checked_at = pd.to_datetime([r.checked_at for r in rows], utc=True)
     return pd.DataFrame({
@@ -32,6 +33,8 @@ def history_frame(records: Sequence[CheckRecord]) -> pd.DataFrame:
         "Latency (ms)": [r.duration_ms for r in rows],
         "HTTP status": [str(r.http_status) if r.http_status else "–" for r in rows],
         "What 8x8 said": [r.detail[:160] for r in rows],
+        "Settings": ["earlier settings" if r.made_with_earlier_settings(settings_version) else "as now"
+                     for r in rows],
     })
 
 
@@ -53,7 +56,7 @@ def history_chart(frame: pd.DataFrame) -> alt.Chart:
             shape=alt.Shape("Kind:N", title="Kind", legend=None,
                             scale=alt.Scale(domain=list(_SHAPES), range=list(_SHAPES.values()))),
             tooltip=["Product:N", "Outcome:N", "When:N", alt.Tooltip("Latency (ms):Q", format=",d"),
-                     "HTTP status:N", "What 8x8 said:N"],
+                     "HTTP status:N", "What 8x8 said:N", "Settings:N"],
         )
         .properties(height=alt.Step(36))
     )

@@ -11,6 +11,7 @@ from lib import schedule
 from lib.access import Principal
 from lib.connections import ConnectionView
 from lib.runtime import Runtime
+from lib.ui.text import literal
 from lib.words import span
 
 
@@ -25,17 +26,31 @@ def _at(when: datetime, now: datetime) -> str:
     return f"{when:%Y-%m-%d %H:%M} UTC ({soon})"
 
 
+def _last_ok(workers: list[schedule.Worker], now: datetime) -> str:
+    done = [w.last_ok_tick_at for w in workers if w.last_ok_tick_at is not None]
+    return f"last successful tick {_ago(max(done), now)}" if done else "no successful tick yet"
+
+
 def caption(rt: Runtime, me: Principal) -> None:
-    """One line: the default interval, or the pause; whether a worker is alive to run them."""
+    """One line: the default interval, or the pause; whether a worker is alive to run them and
+    when a tick last succeeded; a warning when the latest ticks fail."""
     now = datetime.now(UTC)
     plan = schedule.overview(rt.engine, me, connection_ids=())
     workers = schedule.workers(rt.engine, me)
+    alive = [w for w in workers if w.alive(now)]
+    failing = [w for w in alive if w.failing]
     if plan.paused:
         st.caption(":material/pause_circle: Scheduled checks are paused for all connections "
                    "(an admin resumes them with `switchboard schedule resume`).")
-    elif any(w.alive(now) for w in workers):
-        st.caption(f":material/schedule: Scheduled checks every {span(plan.every)} · worker alive, last tick "
-                   f"{_ago(max(w.last_tick_at for w in workers), now)}.")
+    elif failing:
+        worst = failing[0]
+        st.warning(f"Scheduled ticks are failing: the latest tick of worker {literal(worst.worker_id)} failed "
+                   f"{_ago(worst.last_failed_tick_at or now, now)} ({literal(worst.last_failure or 'no detail')}); "
+                   f"{_last_ok(alive, now)}. Statuses are not being refreshed. Who must act: the Switchboard "
+                   "operator (read the worker's log).", icon=":material/error:")
+    elif alive:
+        st.caption(f":material/schedule: Scheduled checks every {span(plan.every)} · worker alive, "
+                   f"{_last_ok(alive, now)}.")
     else:
         last = f"the last worker tick was {_ago(workers[0].last_tick_at, now)}" if workers else "no worker has run"
         st.caption(f":material/schedule: Scheduled checks every {span(plan.every)}, but {last}: they wait for "

@@ -25,7 +25,8 @@ from lib.alerts.windows import Window
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.connections import ConnectionView
 from lib.eightbyeight.prober import Prober
-from lib.notify.models import Destination, Event
+from lib.notify.models import Attempt, Destination, Event
+from lib.notify.send import deliver
 from lib.redaction import install
 from lib.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
@@ -40,12 +41,13 @@ from lib.store.models import (
     utcnow,
 )
 from lib.worker import Worker
-from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver, local_send
+from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver, local_send, stored_channel
 from tests.fixtures.notify import LOCAL
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.fixtures.simulator import SimulatorFactory
 from tests.fixtures.storage import Sentinels
+from tests.test_notify_smtp import PASSWORD, QUERY, USER, MailServer, mail_server  # noqa: F401 (the fixture)
 
 SETTINGS = {"analytics_region": "us", "storage_region": "us-east", "qm_region": "us-east", "chat_region": "us",
             "tenant_id": "t1", "pbx": "p1"}
@@ -249,9 +251,9 @@ def test_a_channel_changes_in_place_checked_like_a_new_one(runtime: Runtime, rec
         channels.change(runtime.engine, runtime.vault, "Nope", actor=ADMIN, allow=LOCAL, environments=[])
     assert channels.get(runtime.engine, "Ops hook", actor=ADMIN) == before  # nothing half-changed
     new_secret = "whsec_" + "TkVX" * 8
-    after = channels.change(runtime.engine, runtime.vault, "ops hook", actor=ADMIN, allow=LOCAL,
-                            url=SecretStr(receiver.url + "/next"), secret=SecretStr(new_secret),
-                            events=["check.recovered", "check.failed"], environments=[" ", ""])
+    after, _ = channels.change(runtime.engine, runtime.vault, "ops hook", actor=ADMIN, allow=LOCAL,
+                               url=SecretStr(receiver.url + "/next"), secret=SecretStr(new_secret),
+                               events=["check.recovered", "check.failed"], environments=[" ", ""])
     assert (after.events, after.environments, after.url_hint) == (("check.failed", "check.recovered"), (),
                                                                    receiver.url)
     receiver.secret = new_secret
@@ -289,6 +291,67 @@ def test_two_workers_deliver_each_event_exactly_once(runtime: Runtime, receiver:
     assert {r.status for r in outbox_rows(runtime)} == {"delivered"}
     log = log_rows(runtime)
     assert len(log) == 24 and {r.worker for r in log} == {"w1", "w2"}
+
+
+def _outcomes(rt: Runtime) -> dict[str, tuple[str, str | None]]:
+    """Each channel's outbox row: its status and who holds it."""
+    names = {c.id: c.name for c in channels.list_channels(rt.engine, actor=ADMIN)}
+    return {names[r.channel_id]: (r.status, r.claimed_by) for r in outbox_rows(rt)}
+
+
+def test_a_channel_value_that_cannot_be_sent_fails_alone_and_its_batch_is_delivered(
+        runtime: Runtime, simulator: SimulatorServer, receiver: Receiver,
+        mail_server: MailServer) -> None:  # noqa: F811
+    """Issue 21, item 5: values saved before today's rules (a non-ASCII path raised httpcore's
+    TypeError, a non-ASCII SMTP password smtplib's UnicodeEncodeError) settle as failed, once,
+    and every other row of the same batch goes out; Send test never leaves its row claimed."""
+    def send(destination: Destination, event: Event) -> Attempt:  # the real sender, trusting the mail server's CA
+        return deliver(destination, event, allow=LOCAL, ssl_context=mail_server.client_tls)
+
+    view = connect(runtime, simulator.scenario.apps[0])
+    mail = f"smtp://{USER.replace('@', '%40')}@127.0.0.1:{mail_server.port}?{QUERY}"
+    stored_channel(runtime, "Unicode hook", "webhook", f"{receiver.url}/hoök?team=ü", WEBHOOK_SECRET)
+    stored_channel(runtime, "Unicode Slack", "slack", f"{receiver.url}/services/T0/B0/ünï")
+    stored_channel(runtime, "Unicode Teams", "teams", f"{receiver.url}/workflows/é?sig=x")
+    stored_channel(runtime, "Unicode mail", "email", mail, "pässwörd")
+    channel(runtime, receiver)
+    channels.add(runtime.engine, runtime.vault, "Good mail", "email", SecretStr(mail), actor=ADMIN, allow=LOCAL,
+                 secret=SecretStr(PASSWORD))
+    failing_twice(runtime, view)  # one check.failed for each of the six channels, in one batch
+    assert delivery.deliver_due(runtime, worker="w", send=send) == 2
+    assert receiver.kinds() == ["check.failed"] and len(mail_server.inbox.messages) == 1
+    bad = ("Unicode hook", "Unicode Slack", "Unicode Teams", "Unicode mail")
+    assert _outcomes(runtime) == {"Ops hook": ("delivered", None), "Good mail": ("delivered", None),
+                                  **dict.fromkeys(bad, ("failed", None))}
+    log = {r.channel: r for r in log_rows(runtime)}
+    assert {log[name].outcome for name in bad} == {"refused"}
+    assert "must write its path and query in ASCII" in log["Unicode Slack"].error
+    assert "SMTP password: must be printable ASCII" in log["Unicode mail"].error
+    for name, said in (("Unicode hook", "path and query in ASCII"), ("Unicode mail", "printable ASCII")):
+        attempt = alerts.send_test(runtime, name, actor=ADMIN, send=send)
+        assert not attempt.delivered and said in attempt.error
+    assert {status for status, holder in _outcomes(runtime).values()} == {"delivered", "failed"}
+    assert all(r.claimed_by is None for r in outbox_rows(runtime))
+    assert len(mail_server.inbox.messages) == 1 and receiver.kinds() == ["check.failed"]
+
+
+def test_a_queued_event_that_cannot_be_read_fails_alone(
+        runtime: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    view = connect(runtime, simulator.scenario.apps[0])
+    channel(runtime, receiver)
+    failing_twice(runtime, view)
+    with write_session(runtime.engine) as session:  # an event of a kind this version does not know
+        queued = session.exec(select(AlertOutbox)).one()
+        good = queued.event_id
+        session.add(AlertOutbox(**{**queued.model_dump(exclude={"id"}), "event_id": "evt_unreadable",
+                                   "event": {**queued.event, "kind": "check.exploded"}}))
+    assert delivery.deliver_due(runtime, worker="w", send=local_send) == 1
+    assert receiver.kinds() == ["check.failed"]
+    assert {(r.event_id, r.status, r.claimed_by) for r in outbox_rows(runtime)} == {
+        (good, "delivered", None), ("evt_unreadable", "failed", None)}
+    (unreadable,) = [r for r in log_rows(runtime) if r.event_id == "evt_unreadable"]
+    assert (unreadable.outcome, unreadable.error) == (
+        "refused", "The queued event could not be read (ValueError); this alert cannot be sent.")
 
 
 def test_a_batch_of_attempts_ends_inside_its_lease() -> None:

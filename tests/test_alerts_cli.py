@@ -112,3 +112,25 @@ def test_a_slack_url_can_come_from_standard_input_and_on_the_command_line_is_war
     listed = cli("channels", "list").stdout
     assert "piped-secret-path" not in listed and "argued" not in listed
 
+
+
+def test_fields_are_checked_at_save_and_edit_makes_a_signing_secret_printed_once(  # type: ignore[no-untyped-def]
+        cli, receiver: Receiver) -> None:  # noqa: F811
+    """Issue 21, item 6: `mysecret` and a Teams URL at example.com were saved (and failed at every delivery)."""
+    cli.env["SWITCHBOARD_ALERT_ALLOW"] = "127.0.0.1"
+    bad = cli("channels", "add", "--name", "Hook", "--kind", "webhook", "--url", f"{receiver.url}/hook",
+              "--secret-stdin", stdin="mysecret\n")
+    assert bad.returncode == 1 and bad.stderr.startswith("error: Signing secret: must be whsec_"), bad.stderr
+    teams = cli("channels", "add", "--name", "Teams", "--kind", "teams", "--url-stdin",
+                stdin="https://example.com/not-teams\n")
+    assert teams.returncode == 1 and "error: URL (--url): must be the URL of a Teams workflow" in teams.stderr
+    assert cli("channels", "add", "--name", "Hook", "--kind", "webhook", "--url", f"{receiver.url}/hook",
+               "--secret-stdin", stdin=receiver.secret + "\n").returncode == 0
+    both = cli("channels", "edit", "Hook", "--new-secret", "--secret-stdin", stdin=receiver.secret + "\n")
+    assert both.returncode == 1 and "not both" in both.stderr
+    made = cli("channels", "edit", "Hook", "--new-secret")
+    assert made.returncode == 0 and "shown only now" in made.stderr, made.stderr
+    receiver.secret = made.stdout.strip()  # standard output holds the secret alone
+    assert receiver.secret.startswith("whsec_") and len(made.stdout.splitlines()) == 1
+    assert cli("channels", "test", "Hook").returncode == 0  # signed with it, as the receiver verified
+    assert receiver.secret not in cli("channels", "list").stdout + cli("audit", "--json").stdout

@@ -166,6 +166,32 @@ def test_a_webhook_without_a_valid_secret_is_refused() -> None:
     assert receiver.received == []
 
 
+@pytest.mark.parametrize("kind", [ChannelKind.WEBHOOK, ChannelKind.SLACK, ChannelKind.TEAMS])
+def test_a_stored_url_with_a_non_ascii_path_is_a_refused_attempt_not_an_exception(kind: ChannelKind) -> None:
+    """Issue 21, item 5: httpcore raised TypeError for such a URL, at every attempt."""
+    with Receiver() as receiver:
+        attempt = deliver(Destination(kind, receiver.url("/hoök?team=ü"), new_secret()), sample_event(),
+                          allow=LOCAL)
+    assert (attempt.delivered, attempt.refused) == (False, True)
+    assert attempt.error.startswith("URL: must write its path and query in ASCII: percent-encode")
+    assert receiver.received == []
+
+
+def test_an_unexpected_exception_is_a_failed_attempt_told_by_its_class_only(
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(host: str, port: int) -> list[IPv4Address]:
+        raise RuntimeError("SENTINEL-value-the-exception-quoted")
+
+    caplog.set_level(logging.DEBUG, logger="lib.notify")
+    attempt = deliver(Destination(ChannelKind.SLACK, "https://hooks.slack.com/services/T0/B0/x"), sample_event(),
+                      allow=Allow(), resolve=broken)
+    assert (attempt.delivered, attempt.refused, attempt.status) == (False, False, None)
+    assert attempt.error.startswith("The attempt ended on an unexpected error (RuntimeError).")
+    [logged] = [r for r in caplog.records if r.name.startswith("lib.notify")]  # once
+    assert logged.levelno == logging.WARNING and logged.exc_info is None and "RuntimeError" in logged.getMessage()
+    assert all("SENTINEL" not in text for text in (attempt.error, logged.getMessage(), str(logged.__dict__)))
+
+
 @pytest.mark.parametrize(("kind", "url", "message"), [
     (ChannelKind.WEBHOOK, "ftp://hooks.example.com/x", "must be an https:// address; the receiver's admin"),
     (ChannelKind.SLACK, "hooks.slack.com/services/T/B/x", "copy it from the Slack app's Incoming Webhooks"),

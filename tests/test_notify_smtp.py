@@ -145,3 +145,12 @@ def test_the_mail_host_is_guarded_like_any_other() -> None:
                       resolve=lambda host, port: [ipaddress.ip_address("169.254.169.254")])
     assert attempt.refused and "a link-local address" in attempt.error
 
+
+
+def test_a_stored_non_ascii_password_is_a_refused_attempt_not_an_exception(mail_server: MailServer) -> None:
+    """Issue 21, item 5: smtplib's AUTH raised UnicodeEncodeError for it, at every attempt."""
+    attempt = deliver(Destination(ChannelKind.EMAIL, _url(mail_server.port), "pässwörd"), sample_event(),
+                      allow=LOCAL, ssl_context=mail_server.client_tls)
+    assert (attempt.delivered, attempt.refused) == (False, True)
+    assert attempt.error.startswith("SMTP password: must be printable ASCII")
+    assert "pässwörd" not in attempt.error and mail_server.inbox.messages == []

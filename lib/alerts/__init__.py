@@ -30,19 +30,25 @@ from lib.store.models import AlertChannel, AlertDelivery, AlertOutbox, AlertStat
 def tick(rt: Runtime, *, worker: str, send: Send | None = None, now: Clock = utcnow) -> int:
     """A worker's alert work: reminders and secret ages, summaries of quiet windows that ended,
     old outbox rows and log entries pruned, then every delivery due. Returns how many events
-    were delivered."""
-    with write_session(rt.engine) as session:
-        serialize(session, "alerts")
-        at = now()
-        rules.periodic(session, at)
-        delivery.summarise(session, at)
-        prune(session, at)
+    were delivered. What is due goes out even when the first part fails, whose error is then
+    raised (the tick failed, and says so)."""
+    try:
+        with write_session(rt.engine) as session:
+            serialize(session, "alerts")
+            at = now()
+            rules.periodic(session, at)
+            delivery.summarise(session, at)
+            prune(session, at)
+    except Exception:
+        delivery.deliver_due(rt, worker=worker, send=send, now=now)
+        raise
     return delivery.deliver_due(rt, worker=worker, send=send, now=now)
 
 
 def send_test(rt: Runtime, name: str, *, actor: Principal, send: Send | None = None) -> Attempt:
     """Send a channel.test event to the channel now (one attempt, never held by a quiet window,
-    never retried), and say how it went; audited, and in the delivery log like any other."""
+    never retried), and say how it went; audited, and in the delivery log like any other. Its
+    outbox row is settled before this returns, whatever happens to the attempt."""
     require(actor, Permission.MANAGE_ALERTS)
     now = utcnow()
     with write_session(rt.engine) as session:
@@ -51,10 +57,9 @@ def send_test(rt: Runtime, name: str, *, actor: Principal, send: Send | None = N
         queued = AlertOutbox(**row(channel.id, (event, None), now))
         session.add(queued)
         session.flush()
-        outbox_id, channel_name, enabled = queued.id, channel.name, channel.enabled
-    attempt = (delivery.deliver_one(rt, outbox_id, worker=f"test:{actor.name}"[:120], send=send) if enabled  # type: ignore[arg-type]
-               else None) or Attempt(delivered=False, refused=True,
-                                     error="The channel is turned off; turn it on first.")
+        outbox_id, channel_name = queued.id, channel.name
+    attempt = delivery.deliver_one(rt, outbox_id, worker=f"test:{actor.name}"[:120], send=send) or Attempt(  # type: ignore[arg-type]
+        delivered=False, refused=True, error="The channel is turned off; turn it on first.")
     said = f"HTTP {attempt.status}" if attempt.status else ""
     audit.record_now(rt.engine, actor, "channel.test", channel_name, audit.OK if attempt.delivered else audit.FAILED,
                      "; ".join(s for s in (said, attempt.error or "") if s) or "delivered")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lib.errors import FieldError, ValidationError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TIMEZONE_MAX = 64  # IANA names are at most about 32 characters; its column holds 64
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -28,8 +29,13 @@ class Window:
         return f"{days} {self.start}-{self.end} {self.timezone}"
 
     def covers(self, now: datetime) -> bool:
-        """Whether ``now`` (aware) falls inside one of the window's occurrences."""
-        zone = ZoneInfo(self.timezone)
+        """Whether ``now`` (aware) falls inside one of the window's occurrences. A window whose
+        time zone this machine does not know (any longer) covers nothing: its channel's alerts
+        go out rather than wait for a time that cannot be told."""
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            return False
         local = now.astimezone(zone)
         start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
         for day in (local.date() - timedelta(days=1), local.date()):
@@ -46,19 +52,28 @@ def _refused(message: str) -> ValidationError:
     return ValidationError([FieldError("window", "Quiet window", message)])
 
 
+def quoted(value: str) -> str:
+    """A value someone typed, short and printable enough to quote back in a message."""
+    cut = "".join(c if c.isprintable() else "?" for c in value[:40])
+    return cut + ("…" if len(value) > 40 else "")
+
+
 def parse(weekdays: str, start: str, end: str, timezone: str) -> Window:
     """A window as people write it: days ``mon,tue`` (or ``daily``), times ``22:00``, an IANA zone."""
     words = [w.strip().casefold()[:3] for w in weekdays.split(",") if w.strip()]
     days = tuple(range(7)) if words == ["dai"] else tuple(sorted({DAYS.index(w) for w in words if w in DAYS}))
     if not days or (words != ["dai"] and len(days) != len(set(words))):
-        raise _refused(f"'{weekdays}' is not a list of days: write e.g. mon,tue,sun or daily.")
+        raise _refused(f"'{quoted(weekdays)}' is not a list of days: write e.g. mon,tue,sun or daily.")
     for value in (start, end):
         if not _TIME.match(value.strip()):
-            raise _refused(f"'{value}' is not a time: write HH:MM, e.g. 22:00.")
+            raise _refused(f"'{quoted(value)}' is not a time: write HH:MM, e.g. 22:00.")
     if start.strip() == end.strip():
         raise _refused("The window starts and ends at the same time; give it a length.")
     try:
+        if len(timezone.strip()) > TIMEZONE_MAX:
+            raise ValueError(timezone)
         ZoneInfo(timezone.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _refused(f"'{timezone}' is not a time zone: use an IANA name, e.g. Europe/London or UTC.") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+        raise _refused(f"'{quoted(timezone)}' is not a time zone: use an IANA name, e.g. Europe/London or "
+                       "UTC.") from None
     return Window(days, start.strip(), end.strip(), timezone.strip())

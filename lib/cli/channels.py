@@ -12,10 +12,11 @@ from lib.access import shell
 from lib.alerts import channels
 from lib.alerts.windows import parse
 from lib.cli.common import invoked_as, read_hidden, reports_errors, to_json
+from lib.notify.kinds import KINDS
 from lib.notify.models import ChannelKind
 from lib.runtime import open_runtime
 
-KINDS = click.Choice([k.value for k in ChannelKind])
+KIND_CHOICE = click.Choice([k.value for k in ChannelKind])
 
 
 def _listed(text: str | None) -> list[str] | None:
@@ -33,8 +34,16 @@ def _url(url: str | None, from_stdin: bool) -> SecretStr | None:
     return given
 
 
+def _print_made(made: SecretStr | None) -> None:
+    """A secret made for the channel: on standard output, once, for the receiver."""
+    if made is not None:
+        click.echo(made.get_secret_value())
+        click.echo("That is the channel's signing secret, shown only now: give it to the receiver to verify "
+                   "the webhook-signature header.", err=True)
+
+
 def _warn_if_credential(kind: ChannelKind, url: str | None) -> None:
-    if url and kind in (ChannelKind.SLACK, ChannelKind.TEAMS):
+    if url and KINDS[kind].secret is None:  # the URL is the kind's credential (Slack, Teams)
         click.echo(f"warning: a {kind.value} URL is a credential, and --url left it in your shell history and "
                    "in what `ps` showed meanwhile; next time pipe it in with --url-stdin.", err=True)
 
@@ -50,7 +59,7 @@ def command() -> None:
 
 @command.command("add")
 @click.option("--name", required=True, help="What people call the channel, e.g. 'Ops Slack'.")
-@click.option("--kind", type=KINDS, required=True, help="webhook (signed JSON), slack, teams or email.")
+@click.option("--kind", type=KIND_CHOICE, required=True, help="webhook (signed JSON), slack, teams or email.")
 @click.option("--url", help="https:// endpoint, or smtp://[user@]host[:port]?from=ADDR&to=ADDR for email. "
                             "Slack and Teams URLs are credentials: give those with --url-stdin (or at the "
                             "hidden prompt, without either option).")
@@ -58,7 +67,8 @@ def command() -> None:
 @click.option("--secret-stdin", is_flag=True, help="Read the webhook signing secret (whsec_…) or SMTP password "
                                                    "from standard input (the line after the URL, with "
                                                    "--url-stdin). A webhook without one gets a new secret, "
-                                                   "printed once.")
+                                                   "printed once. Slack and Teams take none: their URL is "
+                                                   "the credential.")
 @click.option("--events", help="Comma-separated events to send (default: all): "
                                + ", ".join(k.value for k in channels.ROUTABLE) + ".")
 @click.option("--environments", help="Comma-separated connection environments to send about (default: all).")
@@ -73,10 +83,7 @@ def channels_add(name: str, kind: str, url: str | None, url_stdin: bool, secret_
                               allow=channels.allowed(rt.settings), secret=secret,
                               events=_listed(events), environments=_listed(environments) or ())
     _warn_if_credential(view.kind, url)
-    if made is not None:
-        click.echo(made.get_secret_value())
-        click.echo("That is the channel's signing secret, shown only now: give it to the receiver to verify "
-                   "the webhook-signature header.", err=True)
+    _print_made(made)
     click.echo(f"Added {view.kind.value} channel '{view.name}' to {view.url_hint}.", err=True)
 
 
@@ -86,22 +93,25 @@ def channels_add(name: str, kind: str, url: str | None, url_stdin: bool, secret_
 @click.option("--url-stdin", is_flag=True, help="Read the new URL from standard input (its first line).")
 @click.option("--secret-stdin", is_flag=True, help="Read a new webhook signing secret or SMTP password from "
                                                    "standard input (the line after the URL, with --url-stdin).")
+@click.option("--new-secret", "make_secret", is_flag=True,
+              help="Make a new webhook signing secret, printed once on standard output for the receiver.")
 @click.option("--events", help="Comma-separated events to send: " + ", ".join(k.value for k in channels.ROUTABLE) + ".")
 @click.option("--environments", help="Comma-separated connection environments to send about; '' for all.")
 @reports_errors
-def channels_edit(name: str, url: str | None, url_stdin: bool, secret_stdin: bool, events: str | None,
-                  environments: str | None) -> None:
+def channels_edit(name: str, url: str | None, url_stdin: bool, secret_stdin: bool, make_secret: bool,
+                  events: str | None, environments: str | None) -> None:
     """Change a channel's URL, secret, events or environments; what is not given stays."""
     given = _url(url, url_stdin)
     secret = read_hidden(True, "secret", "--secret-stdin") if secret_stdin else None
     rt = open_runtime()
-    view = channels.change(rt.engine, rt.vault, name, actor=shell(), allow=channels.allowed(rt.settings),
-                           url=given, secret=secret, events=_listed(events),
-                           environments=_listed(environments))
+    view, made = channels.change(rt.engine, rt.vault, name, actor=shell(), allow=channels.allowed(rt.settings),
+                                 url=given, secret=secret, make_secret=make_secret, events=_listed(events),
+                                 environments=_listed(environments))
     _warn_if_credential(view.kind, url)
+    _print_made(made)
     off = "" if view.enabled else f" It is off ({view.disabled_reason or 'turned off'}): turn it on with " \
                                   f"`{invoked_as()} channels enable '{view.name}'`."
-    click.echo(f"Changed '{view.name}': sends to {view.url_hint}.{off}")
+    click.echo(f"Changed '{view.name}': sends to {view.url_hint}.{off}", err=made is not None)  # stdout: the secret
 
 
 def _switch(verb: str, enabled: bool, doc: str) -> None:

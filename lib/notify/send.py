@@ -1,7 +1,9 @@
 """One delivery attempt of one event to one channel, and the check of a channel's URL.
 
 lib.alerts calls :func:`deliver` from worker threads and decides about retries from the
-:class:`Attempt` it returns: delivery never raises for what a network or a receiver does.
+:class:`Attempt` it returns: delivery never raises, whatever a network, a receiver or a
+channel's stored value does. The channel's values are checked again first (lib.notify.kinds),
+since a store may hold some saved before a rule existed.
 Redirects are never followed (a 3xx is a failure), so a receiver cannot bounce us to an
 internal address; every attempt resolves and checks the host again.
 """
@@ -21,12 +23,11 @@ from urllib.parse import urlsplit
 import httpcore
 
 from lib.errors import FieldError, ValidationError
-from lib.notify import payloads, signing
+from lib.notify import kinds, payloads, signing
 from lib.notify.deadline import Deadline
 from lib.notify.models import Attempt, ChannelKind, Destination, Event
 from lib.notify.smtp import parse_mail_url, send_mail
 from lib.notify.ssrf import (
-    ALLOW_VARIABLE,
     Allow,
     IPAddress,
     Pinned,
@@ -35,9 +36,7 @@ from lib.notify.ssrf import (
     Resolver,
     Unresolved,
     connection_failure,
-    ip_literal,
     pin,
-    refusal,
     resolve_host,
     timed_out,
 )
@@ -60,56 +59,12 @@ def default_tls() -> ssl.SSLContext:
 # ---- the URL, before anything is sent -------------------------------------------------------
 
 def check_destination(kind: ChannelKind, url: str, *, allow: Allow) -> None:
-    """Refuse a URL that can never be used for ``kind``: :class:`ValidationError` on the URL
+    """Refuse a URL no attempt can use for ``kind`` (lib.notify.kinds' rules, less the kind's
+    URL shape, which is checked when a channel is saved): :class:`ValidationError` on the URL
     field, with the fix. Host names are not resolved here (every attempt does that)."""
-    problem = _url_problem(kind, url.strip(), allow)
+    problem = kinds.url_problem(kind, url.strip(), allow, saving=False)
     if problem:
         raise ValidationError([FieldError("url", "URL", problem)])
-
-
-_WHERE = {  # where each kind's address comes from
-    ChannelKind.WEBHOOK: "the receiver's admin can give it",
-    ChannelKind.SLACK: "copy it from the Slack app's Incoming Webhooks page",
-    ChannelKind.TEAMS: "copy it from the Teams workflow \"When a Teams webhook request is received\""}
-
-
-def _url_problem(kind: ChannelKind, url: str, allow: Allow) -> str | None:
-    if kind is ChannelKind.EMAIL:
-        try:
-            host = parse_mail_url(url).host
-        except ValueError as exc:
-            return f"The mail server's URL {exc}"
-        return _host_problem(host, allow)
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return f"must be an https:// address; {_WHERE[kind]}."
-    if parts.username is not None or parts.password is not None:
-        return "must not contain a user name or password; a webhook's secret goes in its own field."
-    try:
-        port_ok = parts.port != 0
-    except ValueError:
-        port_ok = False
-    if not port_ok:
-        return "has a port that is not a number from 1 to 65535."
-    if parts.scheme == "http" and not allow.names(parts.hostname):
-        return (f"must start with https://. Plain http:// would send alerts unencrypted; it is "
-                f"only for hosts on {ALLOW_VARIABLE}.")
-    return _host_problem(parts.hostname, allow)
-
-
-def _host_problem(host: str, allow: Allow) -> str | None:
-    if not host.isascii():
-        return "must write its host name in ASCII (the xn-- form of an international name)."
-    if allow.names(host):
-        return None
-    literal = ip_literal(host)
-    reason = refusal(literal) if literal else (
-        "this machine" if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost")
-        else None)
-    if reason:
-        return (f"points at {host}, {reason}. Alerts go only to public internet addresses; "
-                f"an internal receiver must be listed in {ALLOW_VARIABLE}.")
-    return None
 
 
 # ---- one attempt ----------------------------------------------------------------------------
@@ -117,37 +72,56 @@ def _host_problem(host: str, allow: Allow) -> str | None:
 def deliver(destination: Destination, event: Event, *, allow: Allow, timeout: float = DEFAULT_TIMEOUT,
             resolve: Resolver = resolve_host, ssl_context: ssl.SSLContext | None = None) -> Attempt:
     """Send ``event`` to ``destination`` once, within ``timeout`` seconds in all (see
-    lib.notify.deadline). ``resolve`` and ``ssl_context`` are for tests (a name that resolves
-    to a chosen address; a test CA)."""
+    lib.notify.deadline). Never raises (short of KeyboardInterrupt and the like): whatever goes
+    wrong, a channel's stored value included, is a failed attempt saying what, logged in one
+    line that quotes no URL and no secret. ``resolve`` and ``ssl_context`` are for tests (a
+    name that resolves to a chosen address; a test CA)."""
     started = time.monotonic()
+    level = logging.INFO
     try:
-        check_destination(destination.kind, destination.url, allow=allow)
-        with Deadline(timeout) as deadline:
-            def lookup(name: str, port: int) -> list[IPAddress]:
-                return deadline.call(lambda: resolve(name, port))
-
-            if destination.kind is ChannelKind.EMAIL:
-                server = parse_mail_url(destination.url)
-                host = server.host
-                pinned = pin(host, server.port, allow=allow, resolve=lookup)
-                attempt = send_mail(server, destination.secret, event, pinned=pinned, deadline=deadline,
-                                    ssl_context=ssl_context or default_tls())
-            else:
-                parts = urlsplit(destination.url.strip())
-                host = (parts.hostname or "").lower()
-                pinned = pin(host, parts.port or (443 if parts.scheme == "https" else 80), allow=allow,
-                             resolve=lookup)
-                attempt = _post(destination, event, pinned=pinned, deadline=deadline,
-                                ssl_context=ssl_context or default_tls())
-        if deadline.expired and not attempt.delivered:  # we ended it: say so, not how it broke
-            attempt = Attempt(False, error=timed_out(host, timeout))
+        attempt = _attempt(destination, event, allow=allow, timeout=timeout, resolve=resolve,
+                           ssl_context=ssl_context)
     except (ValidationError, Refused) as exc:
         attempt = Attempt(False, refused=True, error=str(exc))
     except Unresolved as exc:
         attempt = Attempt(False, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one channel's value never stops the others' alerts
+        # Only the class's name: an exception's text may quote the URL or the secret it choked on.
+        attempt, level = Attempt(False, error=unexpected(exc)), logging.WARNING
     attempt = dataclasses.replace(attempt, duration_ms=round((time.monotonic() - started) * 1000))
-    log.info("Alert %s to a %s channel: %s", event.id, destination.kind.value,
-             "delivered" if attempt.delivered else attempt.error)
+    log.log(level, "Alert %s to a %s channel: %s", event.id, destination.kind.value,
+            "delivered" if attempt.delivered else attempt.error)
+    return attempt
+
+
+def unexpected(exc: BaseException) -> str:
+    """A failed attempt's error for an exception nobody foresaw: its class, never its text."""
+    return (f"The attempt ended on an unexpected error ({type(exc).__name__}). Check the channel's URL and "
+            "secret (edit the channel to give them again); if it goes on, report it with this message.")
+
+
+def _attempt(destination: Destination, event: Event, *, allow: Allow, timeout: float, resolve: Resolver,
+             ssl_context: ssl.SSLContext | None) -> Attempt:
+    kinds.check(destination.kind, destination.url.strip(), destination.secret, allow=allow, saving=False)
+    ssl_context = ssl_context or default_tls()
+    with Deadline(timeout) as deadline:
+        def lookup(name: str, port: int) -> list[IPAddress]:
+            return deadline.call(lambda: resolve(name, port))
+
+        if destination.kind is ChannelKind.EMAIL:
+            server = parse_mail_url(destination.url)
+            host = server.host
+            pinned = pin(host, server.port, allow=allow, resolve=lookup)
+            attempt = send_mail(server, destination.secret, event, pinned=pinned, deadline=deadline,
+                                ssl_context=ssl_context)
+        else:
+            parts = urlsplit(destination.url.strip())
+            host = (parts.hostname or "").lower()
+            pinned = pin(host, parts.port or (443 if parts.scheme == "https" else 80), allow=allow,
+                         resolve=lookup)
+            attempt = _post(destination, event, pinned=pinned, deadline=deadline, ssl_context=ssl_context)
+    if deadline.expired and not attempt.delivered:  # we ended it: say so, not how it broke
+        return Attempt(False, error=timed_out(host, timeout))
     return attempt
 
 
@@ -157,10 +131,7 @@ def _post(destination: Destination, event: Event, *, pinned: Pinned, deadline: D
     body = json.dumps(BODIES[destination.kind](event), ensure_ascii=False,
                       separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-    if destination.kind is ChannelKind.WEBHOOK:
-        if not destination.secret:
-            raise ValidationError([FieldError("secret", "Signing secret", "is missing; a webhook "
-                                              "channel signs every message. Add the channel again.")])
+    if destination.kind is ChannelKind.WEBHOOK and destination.secret:  # checked before: it has one
         headers |= signing.signed_headers(destination.secret, event.id, int(time.time()), body)
     limits: dict[str, Any] = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), deadline.seconds)}
     try:

@@ -29,15 +29,18 @@ def secret_key(secret: str) -> bytes:
     except (binascii.Error, ValueError):
         key = b""
     if not key:
-        raise _invalid("must be whsec_ followed by base64. Leave it out to have one made")
+        raise _invalid("must be whsec_ followed by base64 (the Standard Webhooks form)")
     if len(key) not in _ALLOWED_BYTES:
-        raise _invalid(f"holds {len(key)} bytes; a signing secret holds 24 to 64 random bytes. "
-                       "Leave it out to have one made")
+        raise _invalid(f"holds {len(key)} bytes; a signing secret holds 24 to 64 random bytes")
     return key
 
 
+MAKE_ONE = ("Paste the receiver's whsec_… secret, or have Switchboard make one: leave the secret out when "
+            "adding the channel, or ask for a new signing secret when editing it.")
+
+
 def _invalid(message: str) -> ValidationError:
-    return ValidationError([FieldError("secret", "Signing secret", f"{message}.")])
+    return ValidationError([FieldError("secret", "Signing secret", f"{message}. {MAKE_ONE}")])
 
 
 def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

@@ -22,8 +22,12 @@ from lib.notify.ssrf import Pinned, connection_failure
 
 DEFAULT_PORT = 587  # message submission (RFC 6409), where STARTTLS is the rule
 EXAMPLE = "smtp://alerts@mail.example.com:587?from=alerts@example.com&to=ops@example.com"
-# An ASCII address (smtplib needs SMTPUTF8 for others, which few servers offer).
-_MAILBOX = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# An ASCII address (smtplib needs SMTPUTF8 for others, which few servers offer), at most 64
+# characters before the @ and 254 in all (RFC 5321).
+_MAILBOX = re.compile(r"(?=.{3,254}$)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+RECIPIENTS_MAX = 50
+USER_MAX = 256
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,14 @@ def parse_mail_url(url: str) -> MailServer:
         raise ValueError(f"needs one sender address as from=, like {EXAMPLE}.")
     if not recipients or not all(_MAILBOX.fullmatch(a) for a in recipients):
         raise ValueError(f"needs recipient addresses as to= (separated by commas), like {EXAMPLE}.")
-    return MailServer(parts.hostname, port, unquote(parts.username) if parts.username else None,
-                      senders[0], tuple(recipients))
+    if len(recipients) > RECIPIENTS_MAX:
+        raise ValueError(f"has {len(recipients)} recipients; at most {RECIPIENTS_MAX} (a mailing list "
+                         "address reaches more).")
+    user = unquote(parts.username) if parts.username else None
+    if user is not None and not (len(user) <= USER_MAX and _PRINTABLE_ASCII.fullmatch(user)):
+        raise ValueError(f"names a user that is not printable ASCII of at most {USER_MAX} characters: "
+                         "smtplib logs in with AUTH PLAIN or LOGIN, which send ASCII only.")
+    return MailServer(parts.hostname, port, user, senders[0], tuple(recipients))
 
 
 class _PinnedSMTP(smtplib.SMTP):

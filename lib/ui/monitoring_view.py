@@ -3,6 +3,9 @@ and the delivery log. Every role reads; admins add, edit, turn on and off, test 
 
 A channel's URL and secret go in through password fields, are taken out of session state by
 the callback before anything else, and are never shown back: the page shows scheme and host.
+A signing secret Switchboard makes (a webhook added without one, or an edit that asks for a new
+one) is shown once, in a dialog opened by that callback, and kept in no session state. The rules
+for each kind's fields, and their words, are lib.notify.kinds'; the service checks them.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from datetime import time
 
 import pandas as pd
 import streamlit as st
+from pydantic import SecretStr
 
 from lib import alerts
 from lib.access import Permission
 from lib.alerts import channels, rules
 from lib.alerts.windows import DAYS, parse
-from lib.errors import FieldError, SwitchboardError, ValidationError
+from lib.errors import SwitchboardError
+from lib.notify.kinds import KINDS
 from lib.notify.models import ChannelKind
 from lib.store.models import AlertDelivery
 from lib.ui.runtime import Console, acting, take_secret
@@ -24,10 +29,10 @@ from lib.ui.text import literal
 from lib.words import span
 
 _SAID = "monitoring.said"  # what the last action did (or why not), shown once
-_URL, _SECRET = "channel_url", "channel_secret"
+_KIND, _URL, _SECRET = "channel_kind", "channel_url", "channel_secret"
 # The edit form's widgets, each key ending with edit_key(view).
 _NEW_URL, _NEW_SECRET, _EVENTS, _ENVS = "channel_new_url", "channel_new_secret", "channel_edit_events", "channel_edit_envs"
-_SECRET_LABELS = {ChannelKind.WEBHOOK: "signing secret (whsec_…)", ChannelKind.EMAIL: "SMTP password"}
+_MAKE_SECRET = "channel_make_secret"
 _REMOVING = "monitoring.removing"  # the channel whose Remove was clicked, until confirmed or cancelled
 
 
@@ -35,23 +40,32 @@ def _say(ok: bool, text: str) -> None:
     st.session_state[_SAID] = (ok, text)
 
 
+@st.dialog("Signing secret", on_dismiss="rerun")
+def _show_once(name: str, secret: SecretStr) -> None:
+    """A secret Switchboard made, shown in this dialog only: it lives in no session state, and
+    closing the dialog reruns the page, which lets go of it."""
+    st.warning(f"The signing secret of {literal(name)}, shown only now. Give it to the receiver, which "
+               "checks each message's webhook-signature header with it.", icon=":material/key:")
+    st.code(secret.get_secret_value(), language=None)
+    if st.button("Done", key="secret_shown", type="primary"):
+        st.rerun()
+
+
 def _add_channel() -> None:
     url, secret = take_secret(_URL), take_secret(_SECRET)
     rt, me = acting(Permission.MANAGE_ALERTS)
     state = st.session_state
     try:
-        if state["channel_kind"] == ChannelKind.WEBHOOK and not secret.get_secret_value():
-            raise ValidationError([FieldError("secret", "Signing secret", "Paste the receiver's whsec_… secret, or "
-                                              "add the channel with `switchboard channels add`, which makes one and "
-                                              "prints it once.")])
-        view, _ = channels.add(rt.engine, rt.vault, state["channel_name"], state["channel_kind"], url, actor=me,
-                               allow=channels.allowed(rt.settings), secret=secret,
-                               events=state["channel_events"],
-                               environments=[e for e in state["channel_envs"].split(",") if e.strip()])
+        view, made = channels.add(rt.engine, rt.vault, state["channel_name"], state[_KIND], url, actor=me,
+                                  allow=channels.allowed(rt.settings), secret=secret,
+                                  events=state["channel_events"],
+                                  environments=[e for e in state["channel_envs"].split(",") if e.strip()])
     except SwitchboardError as exc:
         _say(False, str(exc))
         return
     _say(True, f"Added {view.name}, sending to {view.url_hint}.")
+    if made is not None:
+        _show_once(view.name, made)
 
 
 def _edit_channel(name: str, key: str, drawn: tuple[list[str], list[str]]) -> None:
@@ -63,14 +77,17 @@ def _edit_channel(name: str, key: str, drawn: tuple[list[str], list[str]]) -> No
     events = list(state[f"{_EVENTS}_{key}"])
     environments = channels.environments_of(state[f"{_ENVS}_{key}"].split(","))
     try:
-        view = channels.change(rt.engine, rt.vault, name, actor=me, allow=channels.allowed(rt.settings), url=url,
-                               secret=secret, events=None if events == drawn[0] else events,
-                               environments=None if environments == drawn[1] else environments)
+        view, made = channels.change(rt.engine, rt.vault, name, actor=me, allow=channels.allowed(rt.settings),
+                                     url=url, secret=secret, make_secret=bool(state.get(f"{_MAKE_SECRET}_{key}")),
+                                     events=None if events == drawn[0] else events,
+                                     environments=None if environments == drawn[1] else environments)
     except SwitchboardError as exc:
         _say(False, str(exc))
         return
     _say(True, f"Saved {view.name}, sending to {view.url_hint}."
          + ("" if view.enabled else " It is still off: turn it on to send again."))
+    if made is not None:
+        _show_once(view.name, made)
 
 
 def _act(what: str, name: str) -> None:
@@ -130,16 +147,24 @@ def _channels_table(views: list[channels.ChannelView]) -> None:
 def _add_form() -> None:
     with st.expander("Add a channel", icon=":material/add_alert:"):
         st.text_input("Channel name", key="channel_name", placeholder="Ops Slack")
-        st.selectbox("Kind", [k.value for k in ChannelKind], key="channel_kind")
-        st.text_input("URL", key=_URL, type="password",
-                      help="https:// endpoint (a Slack or Teams webhook URL is a credential), or "
-                           "smtp://[user@]host[:port]?from=ADDR&to=ADDR for e-mail. Never shown back.")
-        st.text_input("Signing secret or SMTP password", key=_SECRET, type="password",
-                      help="Webhooks: the receiver's whsec_… secret. Never shown back.")
+        kind = ChannelKind(st.selectbox("Kind", [k.value for k in ChannelKind], key=_KIND))
+        rules = KINDS[kind]
+        st.text_input("URL", key=_URL, type="password", placeholder=rules.example,
+                      help=f"{rules.where[0].upper()}{rules.where[1:]}. Never shown back"
+                           + (": the URL is the credential." if rules.secret is None else "."))
+        if rules.secret:  # Slack and Teams URLs carry their own
+            blank = "blank: make one" if rules.makes_secret else "blank: none"
+            st.text_input(f"{rules.secret} ({blank})", key=_SECRET, type="password",
+                          help=f"{rules.secret_help} Never shown back.")
         st.multiselect("Events", [k.value for k in channels.ROUTABLE], default=[k.value for k in channels.ROUTABLE],
                        key="channel_events")
         st.text_input("Environments (comma-separated; blank: all)", key="channel_envs")
         st.button("Add channel", key="channel_add", on_click=_add_channel, icon=":material/add:")
+
+
+def _in_a_sentence(label: str) -> str:
+    """A field's label inside a sentence: "signing secret", but "SMTP password"."""
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def edit_key(view: channels.ChannelView) -> str:
@@ -154,9 +179,12 @@ def _edit_form(view: channels.ChannelView) -> None:
         st.text_input("New URL (blank: keep)", key=f"{_NEW_URL}_{key}", type="password",
                       help=f"Now sends to {view.url_hint}. A receiver that moved, or answered 410, needs its "
                            "new address here. Never shown back.")
-        if secret_label := _SECRET_LABELS.get(view.kind):  # Slack and Teams URLs carry their own
-            st.text_input(f"New {secret_label} (blank: keep)", key=f"{_NEW_SECRET}_{key}", type="password",
-                          help="Never shown back.")
+        rules = KINDS[view.kind]
+        if rules.secret:  # Slack and Teams URLs carry their own
+            st.text_input(f"New {_in_a_sentence(rules.secret)} (blank: keep)", key=f"{_NEW_SECRET}_{key}",
+                          type="password", help=f"{rules.secret_help} Never shown back.")
+        if rules.secret and rules.makes_secret:
+            st.checkbox(f"Make a new {_in_a_sentence(rules.secret)} (shown once)", key=f"{_MAKE_SECRET}_{key}")
         st.multiselect("Events", [k.value for k in channels.ROUTABLE], default=list(view.events),
                        key=f"{_EVENTS}_{key}")
         st.text_input("Environments (comma-separated; blank: all)", ", ".join(view.environments),

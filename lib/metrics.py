@@ -35,11 +35,12 @@ from lib.access import Permission, Principal, Role, Standing, require
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.store.db import read_session
-from lib.store.models import Check, Connection, CurrentStatus, WorkerHeartbeat
+from lib.store.models import AlertOutbox, Check, Connection, CurrentStatus, WorkerHeartbeat
 
 # Upper bounds of the check-duration histogram, in seconds; a check's deadline is 30 s.
 BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 OUTCOME_KEYS = tuple(OutcomeKey)
+OUTBOX_STATUSES = ("pending", "held", "delivered", "summarised", "failed")  # lib.alerts.outbox's, pending first
 
 
 def _label(verdict: str) -> str:
@@ -154,6 +155,38 @@ def _heartbeat(conn: SqlConnection) -> Iterator[Metric]:
                             "failed.", value=failing)
 
 
+def _secrets(conn: SqlConnection, per_connection: bool) -> Iterator[Metric]:
+    """When the oldest Client Secret was set (and each one, per connection): what an "ageing
+    secrets" alert is built on. Left out while there are no connections."""
+    if per_connection:
+        each = GaugeMetricFamily("switchboard_secret_set_timestamp_seconds", "When the connection's Client "
+                                 "Secret was last set (Unix time).", labels=["connection"])
+        for name, at in conn.execute(sql_select(Connection.name, Connection.secret_set_at)):
+            each.add_metric([name], at.timestamp())
+        yield each
+    oldest = conn.execute(sql_select(func.min(Connection.secret_set_at))).scalar()
+    if oldest is not None:
+        yield GaugeMetricFamily("switchboard_secret_oldest_set_timestamp_seconds", "When the oldest Client "
+                                "Secret of all connections was set (Unix time).", value=oldest.timestamp())
+
+
+def _outbox(conn: SqlConnection) -> Iterator[Metric]:
+    """Alert events by delivery status (finished ones are kept a while, then pruned), and when
+    the oldest one still waiting to go out was queued."""
+    found = dict(conn.execute(sql_select(AlertOutbox.status, func.count()).group_by(AlertOutbox.status)).all())
+    rows = GaugeMetricFamily("switchboard_alert_events", "Alert events in the outbox by status: pending (to be "
+                             "sent or retried), held (a quiet window), delivered, summarised, failed (given up).",
+                             labels=["status"])
+    for status_name in OUTBOX_STATUSES:
+        rows.add_metric([status_name], found.get(status_name, 0))
+    yield rows
+    oldest = conn.execute(sql_select(func.min(AlertOutbox.created_at)).where(
+        AlertOutbox.status == OUTBOX_STATUSES[0])).scalar()
+    if oldest is not None:
+        yield GaugeMetricFamily("switchboard_alert_oldest_pending_timestamp_seconds", "When the oldest alert event "
+                                "still waiting to be delivered was queued (Unix time).", value=oldest.timestamp())
+
+
 @dataclass(frozen=True)
 class StatusCollector:
     """prometheus_client's custom-collector interface: ``collect`` runs at every scrape."""
@@ -167,6 +200,8 @@ class StatusCollector:
             yield from _checks(conn)
             yield from _fleet(self.engine, conn, self.per_connection)
             yield from _heartbeat(conn)
+            yield from _secrets(conn, self.per_connection)
+            yield from _outbox(conn)
 
 
 def exposition(engine: Engine, *, per_connection: bool, actor: Principal, accept: str = "") -> tuple[bytes, str]:

@@ -13,13 +13,17 @@ from sqlalchemy import Engine
 
 from lib import checks, connections, metrics
 from lib.access import Principal, Role, SignInEnded
+from lib.alerts import channels
+from lib.alerts.outbox import DELIVERED, FAILED, HELD, PENDING, SUMMARISED
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.connections import ConnectionInput, ConnectionView
 from lib.status import CheckRecord
 from lib.store.db import write_session
-from lib.store.models import WorkerHeartbeat, utcnow
+from lib.store.models import Connection, WorkerHeartbeat, utcnow
 from lib.store.vault import Vault
+from tests.fixtures.alerts import WEBHOOK_SECRET
+from tests.fixtures.notify import LOCAL
 from tests.fixtures.people import ADMIN
 from tests.fixtures.storage import Sentinels
 
@@ -117,6 +121,31 @@ def test_the_heartbeat_is_the_newest_tick_of_any_worker(engine: Engine) -> None:
                                         last_tick_at=at, last_seen_at=at))
     [sample] = scrape(engine)["switchboard_worker_heartbeat_timestamp_seconds"]
     assert sample.labels == {} and sample.value == pytest.approx(ticked.timestamp())
+
+
+def test_secret_ages_and_the_alert_outbox_are_exported(engine: Engine, vault: Vault) -> None:
+    """What deploy/prometheus/'s SwitchboardSecretAging, ...DeliveryFailing and ...Stuck read."""
+    assert set(metrics.OUTBOX_STATUSES) == {PENDING, DELIVERED, FAILED, HELD, SUMMARISED}
+    older, newer = add(engine, vault, "Older", ()), add(engine, vault, "Newer", (), client_id="client-0002")
+    with write_session(engine) as session:
+        session.get(Connection, older.id).secret_set_at = utcnow() - timedelta(days=200)  # type: ignore[union-attr]
+    found = scrape(engine)
+    ages = values(found["switchboard_secret_set_timestamp_seconds"])
+    assert ages[(("connection", "Older"),)] < ages[(("connection", "Newer"),)]
+    [oldest] = found["switchboard_secret_oldest_set_timestamp_seconds"]
+    assert oldest.value == ages[(("connection", "Older"),)]
+    assert "switchboard_secret_set_timestamp_seconds" not in scrape(engine, per_connection=False)
+    assert values(found["switchboard_alert_events"]) == {(("status", s),): 0 for s in metrics.OUTBOX_STATUSES}
+    assert "switchboard_alert_oldest_pending_timestamp_seconds" not in found  # nothing waits
+    channels.add(engine, vault, "Ops", "webhook", SecretStr("http://127.0.0.1:9/hook"), actor=ADMIN, allow=LOCAL,
+                 secret=SecretStr(WEBHOOK_SECRET))
+    queued = utcnow()
+    for _ in range(2):  # a product failing twice in a row queues a check.failed for the channel
+        store(engine, newer, "cc_chat", "timeout")
+    found = scrape(engine)
+    assert values(found["switchboard_alert_events"])[(("status", PENDING),)] == 1
+    [waiting] = found["switchboard_alert_oldest_pending_timestamp_seconds"]
+    assert queued.timestamp() <= waiting.value <= utcnow().timestamp()
 
 
 def test_no_label_or_value_holds_a_credential_an_error_text_or_a_url(engine: Engine, vault: Vault,

@@ -94,12 +94,17 @@ def whoever(rt: Runtime, caller: Caller) -> Principal | None:
 
 
 class IdentityRefused(SwitchboardError):
-    """Signed in with the identity provider, but not on the [access] allow-list."""
+    """Signed in with the identity provider, but not admitted: an address the provider has not
+    verified (whatever the list says), or one not on the [access] allow-list."""
 
-    def __init__(self, email: str) -> None:
-        super().__init__(f"{email or 'This account'} may not use Switchboard. Who must act: a Switchboard admin "
-                         "adds your address (or your domain) to [access] in .streamlit/secrets.toml; then sign "
-                         "in again.")
+    def __init__(self, email: str, *, verified: bool) -> None:
+        who = email or "This account"
+        if verified:
+            super().__init__(f"{who} may not use Switchboard. Who must act: a Switchboard admin adds your address "
+                             "(or your domain) to [access] in .streamlit/secrets.toml; then sign in again.")
+        else:
+            super().__init__(f"{who} may not use Switchboard: your identity provider has not verified this address. "
+                             "Who must act: whoever runs your company accounts verifies it; then sign in again.")
 
 
 def _oidc_user(rt: Runtime) -> Principal | None:
@@ -117,7 +122,7 @@ def _oidc_user(rt: Runtime) -> Principal | None:
     assert caller.key is not None, "a signed-in OIDC identity always has a key"
     if role is None:
         _note_refusal(rt, email, caller.key)
-        raise IdentityRefused(email)
+        raise IdentityRefused(email, verified=claims.get("email_verified") is True)
     if (me := whoever(rt, caller)) is not None:
         return me
     if sessions.known(rt.engine, caller.key):  # signed out elsewhere, idle or too old: the IdP cookie goes too

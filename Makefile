@@ -22,13 +22,19 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The OpenID Provider the single sign-on tests start (npm's oidc-provider, exactly as its lock
+# file pins it), run by the machine's Node.js.
+OIDC := tests/fixtures/oidc
+$(OIDC)/node_modules/.package-lock.json: $(OIDC)/package-lock.json
+	npm ci --prefix $(OIDC) --no-audit --no-fund --loglevel=error
+
 ## run: install, migrate and start the console at http://localhost:$(PORT)
 run: $(VENV)/.installed
 	$(VENV)/bin/switchboard db upgrade
 	$(PY) -m streamlit run serve.py --server.port $(PORT)
 
 ## test: the whole suite (unit, storage on SQLite and PostgreSQL, CLI)
-test: $(VENV)/.dev $(VENV)/.installed
+test: $(VENV)/.dev $(VENV)/.installed $(OIDC)/node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## demo: the local 8x8 simulator, sample connections, and the console pointed at it

@@ -9,6 +9,7 @@ batches as they arrive, each batch in one transaction with the current status it
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from lib.access import Permission, Principal, require
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.connections import ConnectionView
+from lib.eightbyeight.answers import DETAIL_LIMIT
 from lib.eightbyeight.models import ProbeResult, Target
 from lib.eightbyeight.prober import Prober, ProberClosed
 from lib.errors import CredentialUnreadable, FieldError, ValidationError
@@ -75,16 +77,17 @@ def products_to_check(view: ConnectionView, only: str | None = None) -> tuple[st
     return (only,)
 
 
-_DETAIL_MAX = 1000
 _DURATION_MAX = 2**31 - 1
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # PostgreSQL's text holds no NUL
 
 
 def _record(view: ConnectionView, result: ProbeResult, run_id: str) -> CheckRecord:
     """The row a result is stored as, every value within what its column holds."""
     status = result.http_status if result.http_status is None or 0 <= result.http_status <= 999 else None
     return CheckRecord(view.id, view.name, result.product, result.outcome, status,
-                       min(max(result.duration_ms, 0), _DURATION_MAX), result.detail[:_DETAIL_MAX],
-                       result.started_at, run_id, view.settings_version)
+                       min(max(result.duration_ms, 0), _DURATION_MAX),
+                       _UNPRINTABLE.sub(" ", result.detail[:DETAIL_LIMIT]), result.started_at, run_id,
+                       view.settings_version)
 
 
 def settings_versions(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -97,7 +100,7 @@ def settings_versions(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid
 
 def is_current(record: CheckRecord, versions: Mapping[uuid.UUID, int]) -> bool:
     """Made with the settings the connection has now (a record that names no version is)."""
-    return record.settings_version is None or record.settings_version >= versions.get(record.connection_id, 0)
+    return not record.made_with_earlier_settings(versions.get(record.connection_id, 0))
 
 
 def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]],
@@ -255,15 +258,17 @@ class _Writer:
                 self._write([finished], own)
             except _DATABASE_DOWN:
                 raise
-            except Exception as exc:  # noqa: BLE001  (the batch's failure was logged; this one is stored)
+            except Exception as exc:  # noqa: BLE001  (the batch's traceback was logged; one line each here)
+                log.warning("The result of %s for %s could not be stored (%s); storing it as a failure.",
+                            record.product, record.connection, type(exc).__name__)
                 try:
                     self._write([unstorable(finished, exc)], {})
                 except _DATABASE_DOWN:
                     raise
-                except Exception:
+                except Exception as again:  # noqa: BLE001  (counted: the tick reports it as failed)
                     self.report.lost += 1
-                    log.exception("The result of %s for %s could not be stored, not even as a failure.",
-                                  record.product, record.connection)
+                    log.error("The result of %s for %s could not be stored, not even as a failure (%s).",
+                              record.product, record.connection, type(again).__name__)
 
 
 def run_checks(

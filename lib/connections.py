@@ -308,6 +308,10 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
         values["secret_set_at"] = now
     try:
         with write_session(engine) as session:
+            # Its due rows first, then the connection: the order a worker storing a check takes
+            # them in (lib.worker), so the two never wait for each other on PostgreSQL.
+            session.exec(select(DueCheck.product).where(DueCheck.connection_id == connection_id)
+                         .with_for_update()).all()
             stored = session.get(Connection, connection_id)
             changed = _tested_changes(stored, values) if stored is not None else []
             if changed:

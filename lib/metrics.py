@@ -25,17 +25,17 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Engine, case, func, or_, tuple_
+from sqlalchemy import Engine, case, func, tuple_
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection as SqlConnection
-from sqlmodel import col
+from sqlmodel import Session, col
 
-from lib import status
+from lib import schedule, status
 from lib.access import Permission, Principal, Role, Standing, require
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.store.db import read_session
-from lib.store.models import AlertOutbox, Check, Connection, CurrentStatus, WorkerHeartbeat
+from lib.store.models import AlertOutbox, Check, Connection, CurrentStatus, utcnow
 
 # Upper bounds of the check-duration histogram, in seconds; a check's deadline is 30 s.
 BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -132,27 +132,24 @@ def _fleet(engine: Engine, conn: SqlConnection, per_connection: bool) -> Iterato
     yield from (up, success, tally)
 
 
-def _heartbeat(conn: SqlConnection) -> Iterator[Metric]:
-    """The newest tick of any scheduled-check worker, the newest successful one, and the
+def _heartbeat(session: Session) -> Iterator[Metric]:
+    """The newest tick of any scheduled-check worker, the newest successful one, and the live
     workers whose latest tick failed (each left out until a worker has ticked)."""
-    began, succeeded = conn.execute(sql_select(func.max(WorkerHeartbeat.last_tick_at),
-                                               func.max(WorkerHeartbeat.last_ok_tick_at))).one()
-    if began is None:
+    seen = schedule.workers_in(session)
+    if not seen:
         return
     yield GaugeMetricFamily("switchboard_worker_heartbeat_timestamp_seconds", "When a worker last began a "
                             "tick of the schedule (Unix time), the newest of all workers. It says the process "
                             "lives, not that the tick worked: see the successful-tick gauge.",
-                            value=began.timestamp())
-    if succeeded is not None:
+                            value=max(w.last_tick_at for w in seen).timestamp())
+    succeeded = [w.last_ok_tick_at for w in seen if w.last_ok_tick_at is not None]
+    if succeeded:
         yield GaugeMetricFamily("switchboard_worker_last_successful_tick_timestamp_seconds", "When a worker "
                                 "last completed a tick (its checks and its alerts) without an error (Unix time), "
-                                "the newest of all workers.", value=succeeded.timestamp())
-    failing = conn.execute(sql_select(func.count()).where(
-        col(WorkerHeartbeat.last_failed_tick_at).is_not(None),
-        or_(col(WorkerHeartbeat.last_ok_tick_at).is_(None),
-            col(WorkerHeartbeat.last_failed_tick_at) > col(WorkerHeartbeat.last_ok_tick_at)))).scalar_one()
-    yield GaugeMetricFamily("switchboard_workers_failing", "Workers seen in the last day whose latest tick "
-                            "failed.", value=failing)
+                                "the newest of all workers.", value=max(succeeded).timestamp())
+    now = utcnow()
+    yield GaugeMetricFamily("switchboard_workers_failing", "Live workers (seen within three of their ticks) "
+                            "whose latest tick failed.", value=sum(1 for w in seen if w.alive(now) and w.failing))
 
 
 def _secrets(conn: SqlConnection, per_connection: bool) -> Iterator[Metric]:
@@ -199,7 +196,7 @@ class StatusCollector:
             conn = session.connection()
             yield from _checks(conn)
             yield from _fleet(self.engine, conn, self.per_connection)
-            yield from _heartbeat(conn)
+            yield from _heartbeat(session)
             yield from _secrets(conn, self.per_connection)
             yield from _outbox(conn)
 

@@ -226,10 +226,11 @@ def set_paused(engine: Engine, paused: bool, *, actor: Principal, connection: Co
 
 
 def connections_stamp(engine: Engine) -> tuple[object, ...]:
-    """Changes whenever a connection is added, edited or removed: when due rows need a sync."""
+    """Changes whenever a connection is added, edited or removed: when due rows need a sync.
+    The sum of versions moves with every edit, whatever the clocks of the hosts making them."""
     with read_session(engine) as session:
         return tuple(session.connection().execute(
-            sql_select(func.count(), func.max(Connection.updated_at))).one())
+            sql_select(func.count(), func.max(Connection.updated_at), func.sum(Connection.version))).one())
 
 
 def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
@@ -333,7 +334,12 @@ def workers(engine: Engine, actor: Principal) -> list[Worker]:
     """Every worker seen lately, the most recently seen first."""
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
-        rows = session.exec(select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.last_seen_at).desc())).all()
-        return [Worker(r.worker_id, r.host, r.pid, timedelta(seconds=r.tick_s), r.last_tick_at, r.last_seen_at,
-                       r.last_ok_tick_at, r.last_failed_tick_at, r.last_failure)
-                for r in rows]
+        return workers_in(session)
+
+
+def workers_in(session: Session) -> list[Worker]:
+    """:func:`workers`, in the caller's session (the metrics read them in theirs)."""
+    rows = session.exec(select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.last_seen_at).desc())).all()
+    return [Worker(r.worker_id, r.host, r.pid, timedelta(seconds=r.tick_s), r.last_tick_at, r.last_seen_at,
+                   r.last_ok_tick_at, r.last_failed_tick_at, r.last_failure)
+            for r in rows]

@@ -229,12 +229,15 @@ def end_all_for(session: Session, subject: str, now: datetime | None = None) -> 
                     .values(ended_at=now or utcnow()))
 
 
-def renew(session: Session, old: Key, now: datetime) -> str:
+def renew(session: Session, old: Key, now: datetime) -> str | None:
     """End the session ``old`` and start a new one for the same browser, inside the caller's
     transaction (a password change): the same person and proof of identity, a new token, so a
-    copy of the old cookie stops working. Returns the new token, for the browser's cookie."""
+    copy of the old cookie stops working. Returns the new token, for the browser's cookie;
+    None when ``old`` is gone meanwhile (the browser signs in again)."""
     row = session.exec(sql_select(WebSession).where(  # type: ignore[call-overload]
-        WebSession.token_hash == old.digest)).scalars().one()
+        WebSession.token_hash == old.digest)).scalars().first()
+    if row is None:
+        return None
     session.execute(update(WebSession).where(col(WebSession.id) == row.id, col(WebSession.ended_at).is_(None))
                     .values(ended_at=now))
     token = new_token()

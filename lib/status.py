@@ -70,11 +70,13 @@ def _records(engine: Engine, query: Any) -> list[CheckRecord]:
 
 
 def latest_status(engine: Engine, *, include_token: bool = False) -> list[CheckRecord]:
-    """The newest check of each (connection, product), by connection name."""
+    """The newest check of each (connection, product), by connection name, with the settings
+    version it was made with (:meth:`CheckRecord.made_with_earlier_settings` says whether it
+    still counts; :func:`table` applies it)."""
     query = (
         sql_select(CurrentStatus.connection_id, Connection.name, CurrentStatus.product, CurrentStatus.outcome,
                    CurrentStatus.http_status, CurrentStatus.duration_ms, CurrentStatus.detail,
-                   CurrentStatus.checked_at, CurrentStatus.run_id)
+                   CurrentStatus.checked_at, CurrentStatus.run_id, CurrentStatus.settings_version)
         .join(Connection, col(Connection.id) == col(CurrentStatus.connection_id))
         .order_by(Connection.name_key, CurrentStatus.product)
     )
@@ -179,10 +181,13 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
         CurrentStatus.product != TOKEN)).astype({"connection_id": str, "product": str})
     frame = frame.merge(current, on=["connection_id", "product"], how="left", sort=False)
     frame["outcome"] = frame["outcome"].fillna(NEVER_TESTED).astype(str)  # text even when nothing was tested
+    # A result made with earlier settings says nothing of now: its outcome, time and details go.
     earlier = (frame["made_with"] < frame["settings_version"]).fillna(False).to_numpy(dtype=bool)
     frame.loc[earlier, "outcome"] = SETTINGS_CHANGED
+    frame.loc[earlier, "checked_at"] = None
     frame["checked_at"] = _utc(frame["checked_at"])
     if details:
+        frame.loc[earlier, ["detail", "http_status", "duration_ms"]] = None
         frame["detail"] = frame["detail"].fillna("")
         frame = frame.astype({"http_status": "Int64", "duration_ms": "Int64"})
     return frame[columns]

@@ -7,6 +7,7 @@ Sign-in answers the same way, in about the same time, whether the account exists
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 from collections.abc import Callable
@@ -266,12 +267,26 @@ class Busy(Throttled):
         super().__init__(1.0, "Switchboard is checking other sign-ins right now. Try again in a few seconds.")
 
 
+def address_scope(address: str) -> str:
+    """What the throttle counts an address as: an IPv4 address alone, an IPv6 address by its
+    /64 (one subscriber gets a whole /64, so single IPv6 addresses cost an attacker nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _failures_since(session: Session, since: datetime, key: str, address: str
                     ) -> list[tuple[int, datetime | None, int]]:
     """Attempts since ``since`` that did not succeed (an attempt still being checked counts as
     failed), as (how many, the latest, how many are allowed) for each scope throttling counts:
     this account from this address, this address, this account."""
-    by_account, by_address = SignInAttempt.username_key == key, SignInAttempt.address == address
+    by_account, by_address = SignInAttempt.username_key == key, SignInAttempt.address == address_scope(address)
     scopes = ((by_account & by_address, FAILURES_ALLOWED), (by_address, ADDRESS_FAILURES_ALLOWED),
               (by_account, ACCOUNT_FAILURES_ALLOWED))
     columns = [column for which, _allowed in scopes
@@ -328,7 +343,7 @@ def claim_attempt(engine: Engine, key: str, address: str, action: str, now: date
         if wait > 0:
             _note_throttled(session, key, address, action, now)
         else:
-            attempt = SignInAttempt(at=now, username_key=key, address=address, success=False)
+            attempt = SignInAttempt(at=now, username_key=key, address=address_scope(address), success=False)
             session.add(attempt)
             session.flush()
             assert attempt.id is not None
@@ -390,13 +405,14 @@ def authenticate(engine: Engine, username: str, password: SecretStr, *, address:
 
 
 def change_password(engine: Engine, username: str, current: SecretStr, new: SecretStr, *, address: str,
-                    keep: sessions.Key, now: datetime | None = None) -> str:
+                    keep: sessions.Key, now: datetime | None = None) -> str | None:
     """A signed-in person replaces their own password. The current one is checked like a
     sign-in (counted first, throttled, a failure audited under the person); the new one
     obeys the policy and differs from it. Every session of theirs ends, ``keep`` (the one
     that made the change) included: its browser stays signed in under the new token this
-    returns, so a stolen copy of its cookie stops working too. An admin's demand for a change
-    is met. Raises ValidationError (naming the field) or Throttled."""
+    returns (None when its session ended meanwhile: it signs in again), so a stolen copy of
+    its cookie stops working too. An admin's demand for a change is met. Raises
+    ValidationError (naming the field) or Throttled."""
     problems = password_problems(new.get_secret_value(), username)
     if new.get_secret_value() == current.get_secret_value():
         problems.append("Choose a password other than the one you have now.")

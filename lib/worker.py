@@ -271,6 +271,7 @@ class Worker:
         if released:
             session.connection().execute(update(DueCheck).where(*slot_of).values(claimed_by=None, claimed_until=None),
                                          released)
+            self._stamp = None  # the connections changed under this worker: read them again before claiming
         return checks.Settled(keep, counted)
 
     def _release(self) -> None:

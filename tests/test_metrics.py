@@ -123,6 +123,22 @@ def test_the_heartbeat_is_the_newest_tick_of_any_worker(engine: Engine) -> None:
     assert sample.labels == {} and sample.value == pytest.approx(ticked.timestamp())
 
 
+def test_only_live_workers_whose_latest_tick_failed_count_as_failing(engine: Engine) -> None:
+    """A worker restarted after failing ticks leaves its old row for a day: it is not failing."""
+    now = utcnow()
+    with write_session(engine) as session:
+        for worker, seen in (("gone", now - timedelta(hours=2)), ("live", now)):
+            session.add(WorkerHeartbeat(worker_id=worker, host="h", pid=1, tick_s=30, started_at=seen,
+                                        last_tick_at=seen, last_seen_at=seen, last_ok_tick_at=seen - timedelta(hours=1),
+                                        last_failed_tick_at=seen, last_failure="checks: OperationalError."))
+    [failing] = scrape(engine)["switchboard_workers_failing"]
+    assert failing.value == 1
+    with write_session(engine) as session:
+        session.get(WorkerHeartbeat, "live").last_ok_tick_at = utcnow()  # type: ignore[union-attr]
+    [failing] = scrape(engine)["switchboard_workers_failing"]
+    assert failing.value == 0
+
+
 def test_secret_ages_and_the_alert_outbox_are_exported(engine: Engine, vault: Vault) -> None:
     """What deploy/prometheus/'s SwitchboardSecretAging, ...DeliveryFailing and ...Stuck read."""
     assert set(metrics.OUTBOX_STATUSES) == {PENDING, DELIVERED, FAILED, HELD, SUMMARISED}

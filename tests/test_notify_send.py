@@ -16,6 +16,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from lib.errors import ValidationError
+from lib.notify import send
 from lib.notify.models import ChannelKind, Destination
 from lib.notify.send import MAX_RETRY_AFTER, check_destination, deliver
 from lib.notify.signing import new_secret
@@ -268,3 +269,11 @@ def test_no_secret_reaches_the_error_the_log_or_the_payload(caplog: pytest.LogCa
     for sentinel in sentinels:
         assert all(sentinel not in text for text in written), sentinel
     assert all("/services/" not in (a.error or "") for a in attempts)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("²", None), ("9" * 400, MAX_RETRY_AFTER), ("Fri, 31 Dec 9999 23:59:59 -2359", MAX_RETRY_AFTER),
+    ("garbage", None), ("30", 30.0)])
+def test_a_receivers_retry_after_is_a_bounded_wait_or_none(value: str, seconds: float | None) -> None:
+    """"²" passed str.isdigit and broke float(): the delivered message was sent again."""
+    assert send._retry_after(value) == seconds

@@ -76,6 +76,8 @@ def test_an_edit_of_the_region_retires_the_old_failure_everywhere_and_is_checked
     assert list(overview.wide["Status"]) == ["🔄 Not tested since the edit"]
     frame = status.table(runtime.engine)
     assert set(status.verdicts(frame)) == {status.Verdict.NEVER_TESTED}
+    # Nothing of the old result stays: not its words ("check the Analytics region 'eu'"), status or time.
+    assert set(frame["detail"]) == {""} and frame["http_status"].isna().all() and frame["checked_at"].isna().all()
 
     report = worker.tick()  # the very next tick checks it with the new settings
     assert (report.checked, report.failing) == (5, 0)

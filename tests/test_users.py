@@ -137,6 +137,19 @@ def test_one_addresss_wrong_guesses_do_not_lock_the_account_for_another(sqlite_e
     assert users.authenticate(sqlite_engine, "ann", GOOD, address="198.51.100.7", now=at).username == "ann"
 
 
+def test_an_ipv6_subscriber_is_one_address_to_the_throttle(sqlite_engine: Engine) -> None:
+    """A /64 holds any number of addresses for one subscriber: a new one per guess must not
+    slip past the per-address limits (and reach the account's ceiling, locking its owner out)."""
+    users.add(sqlite_engine, "ann", GOOD, "admin", actor=ADMIN)
+    now = utcnow()
+    for n in range(users.FAILURES_ALLOWED):
+        users.claim_attempt(sqlite_engine, "ann", f"2001:db8:1:2::{n + 1:x}", "sign_in", now)
+    assert users.wait_required(sqlite_engine, "ann", "2001:db8:1:2:ffff::9", now=now) > 0  # same /64
+    assert users.wait_required(sqlite_engine, "ann", "2001:db8:1:3::1", now=now) == 0.0  # the next /64
+    assert users.address_scope("::ffff:198.51.100.7") == "198.51.100.7"
+    assert users.address_scope("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+
+
 def test_the_accounts_own_ceiling_stops_guesses_from_many_addresses(sqlite_engine: Engine) -> None:
     """Each address stays under its own limits; the account's ceiling, far above them, stops
     the sum (for everybody, the owner too: that is what a ceiling is for)."""

@@ -51,15 +51,19 @@ def send_test(rt: Runtime, name: str, *, actor: Principal, send: Send | None = N
     outbox row is settled before this returns, whatever happens to the attempt."""
     require(actor, Permission.MANAGE_ALERTS)
     now = utcnow()
+    tester = f"test:{actor.name}"[:120]
+    turned_off = Attempt(delivered=False, refused=True, error="The channel is turned off; turn it on first.")
     with write_session(rt.engine) as session:
         channel = locked(session, name)
-        event = channel_test_event(channel.name, at=now, by=actor.name)
-        queued = AlertOutbox(**row(channel.id, (event, None), now))
-        session.add(queued)
-        session.flush()
-        outbox_id, channel_name = queued.id, channel.name
-    attempt = delivery.deliver_one(rt, outbox_id, worker=f"test:{actor.name}"[:120], send=send) or Attempt(  # type: ignore[arg-type]
-        delivered=False, refused=True, error="The channel is turned off; turn it on first.")
+        channel_name, enabled = channel.name, channel.enabled
+        if enabled:  # queued already held by this call, so no worker's tick takes it first
+            event = channel_test_event(channel.name, at=now, by=actor.name)
+            queued = AlertOutbox(**row(channel.id, (event, None), now), claimed_by=tester,
+                                 claimed_until=now + delivery.LEASE)
+            session.add(queued)
+            session.flush()
+            outbox_id = queued.id
+    attempt = (delivery.deliver_one(rt, outbox_id, worker=tester, send=send) if enabled else None) or turned_off  # type: ignore[arg-type]
     said = f"HTTP {attempt.status}" if attempt.status else ""
     audit.record_now(rt.engine, actor, "channel.test", channel_name, audit.OK if attempt.delivered else audit.FAILED,
                      "; ".join(s for s in (said, attempt.error or "") if s) or "delivered")

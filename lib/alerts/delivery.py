@@ -99,11 +99,13 @@ def _claim(rt: Runtime, worker: str, now: datetime, batch: int, only: int | None
     """Take up to ``batch`` due rows of enabled channels nobody holds; those of a channel in a
     quiet window are held instead (tests excepted). Each row is read on its own (:func:`_read`),
     so one that cannot be read is claimed like the others, and fails alone."""
+    free = or_(col(AlertOutbox.claimed_until).is_(None), col(AlertOutbox.claimed_until) < now)
+    if only is not None:  # a Send test: its row was queued already held by this same caller
+        free = or_(free, AlertOutbox.claimed_by == worker)
     due = (sql_select(AlertOutbox.id, AlertOutbox.channel_id, AlertOutbox.event_id, AlertOutbox.kind,
                       AlertOutbox.event, AlertOutbox.attempts)
            .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
-           .where(AlertOutbox.status == PENDING, col(AlertOutbox.due_at) <= now, col(AlertChannel.enabled),
-                  or_(col(AlertOutbox.claimed_until).is_(None), col(AlertOutbox.claimed_until) < now))
+           .where(AlertOutbox.status == PENDING, col(AlertOutbox.due_at) <= now, col(AlertChannel.enabled), free)
            .order_by(AlertOutbox.due_at, AlertOutbox.id).limit(batch)
            .with_for_update(skip_locked=True, of=AlertOutbox))  # type: ignore[arg-type]
     if only is not None:

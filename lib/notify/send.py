@@ -140,7 +140,7 @@ def _post(destination: Destination, event: Event, *, pinned: Pinned, deadline: D
               pool.stream("POST", destination.url.strip(), headers=headers, content=body,
                           extensions=limits) as response):
             status = response.status
-            wait = _retry_after(_header(response.headers, b"retry-after"))
+            wait = None if 200 <= status < 300 else _retry_after(_header(response.headers, b"retry-after"))
     except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
         return Attempt(False, error=connection_failure(host, exc, deadline.seconds))
     return _answered(host, status, wait)
@@ -155,12 +155,12 @@ def _retry_after(value: str | None, now: datetime | None = None) -> float | None
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
+    if value.isascii() and value.isdigit():  # "²" is a digit to str.isdigit, not to float()
+        seconds = float(value)  # thousands of digits: inf, capped below
     else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
         seconds = (when - (now or datetime.now(UTC))).total_seconds()

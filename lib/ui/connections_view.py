@@ -245,7 +245,9 @@ def _products(connection_id: uuid.UUID) -> None:
         with cells[tested][1], st.spinner(f"Testing {PRODUCTS[tested].name}…"):
             checks.run_checks(rt, prober(), connection_ids=[view.id], product=tested, triggered_by=me)
     records = [r for r in history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]  # newest first
-    latest = {r.product: r for r in reversed(records)}
+    # The newest result of each product made with the settings as they are, else its newest.
+    latest = {r.product: r for r in reversed(records)} | {
+        r.product: r for r in reversed(records) if not r.made_with_earlier_settings(view.settings_version)}
     alerting = {p for _, p in alerts.alerting(rt.engine, actor=me, connection_id=view.id)}
     for product, (name_col, outcome_col) in cells.items():
         _product_row(product, view, latest.get(product), product in alerting, name_col, outcome_col)

@@ -168,6 +168,8 @@ def account_routes(state: ServerState) -> list[Route]:
             return again(str(exc), 429, **{"Retry-After": str(int(exc.retry_after) + 1)})
         except ValidationError as exc:
             return again(str(exc), 400)
+        if token is None:  # this browser's session ended meanwhile: the new password signs it in again
+            return _to_sign_in(request)
         # Every session of the account ended with the change; this browser goes on under a new one.
         return _with_session(RedirectResponse(f"{password_path(next_path)}&changed=1", status_code=303), request,
                              state, token)

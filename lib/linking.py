@@ -47,7 +47,10 @@ class TokenAnswer:
 class TokenRefused(SwitchboardError):
     """8x8 refused the credentials, or could not be asked; nothing was saved."""
 
-    def __init__(self, result: ProbeResult, *, stored: bool = False) -> None:
+    def __init__(self, result: ProbeResult, *, given: tuple[str, ...] = ("Client ID", "Client Secret"),
+                 editing: bool = False) -> None:
+        """``given``: what the person typed or pasted this time (the rest was stored);
+        ``editing``: the connection exists and keeps what it has."""
         self.result = result
         outcome = OUTCOMES[result.outcome]
         if result.outcome in UNREACHABLE:
@@ -55,13 +58,18 @@ class TokenRefused(SwitchboardError):
                     "Try again, or save without verifying (the connection is then untested).")
         elif result.outcome == OutcomeKey.CREDENTIAL_UNREADABLE:
             lead = f"{outcome.cause} Nothing was saved. {outcome.fix}"
-        elif stored:
+        elif not given:
             lead = ("8x8 refused the stored credentials, so nothing was saved. If the Client Secret was "
                     "regenerated or the app deleted in the 8x8 Admin Console, copy the Client ID and "
                     "Client Secret again from Home > API Management and enter them here.")
         else:
-            lead = ("8x8 refused these credentials, so nothing was saved. Copy the Client ID and "
-                    "Client Secret again from Home > API Management in the 8x8 Admin Console.")
+            what = "these credentials" if not editing else f"the new {' and '.join(given)}"
+            lead = (f"8x8 refused {what}, so nothing was saved"
+                    + (": the connection keeps its stored credentials. " if editing else ". ")
+                    + f"First check what you pasted as the {' and '.join(given)}: the whole value as the 8x8 "
+                    "Admin Console shows it, nothing cut off or added (a space, a quote, a line break). If it "
+                    "is right, the 8x8 admin checks the app in Home > API Management (a secret regenerated "
+                    "since, or the app deleted).")
         super().__init__(f"{lead} ({outcome.label}: {result.detail}) Who must act: {outcome.actor.value}.")
 
     @property
@@ -69,13 +77,13 @@ class TokenRefused(SwitchboardError):
         return self.result.outcome in UNREACHABLE
 
 
-def _candidate(rt: Runtime, data: ConnectionInput, connection_id: uuid.UUID | None) -> tuple[Credentials, bool]:
+def _candidate(rt: Runtime, data: ConnectionInput, connection_id: uuid.UUID | None) -> Credentials:
     """The credentials being saved: the form's values, completed with the stored ones on an
-    edit (a blank Client ID or secret keeps the stored one, so that one is verified), and
-    whether a stored one is among them. Decrypted here, for this one request, and nowhere else."""
+    edit (a blank Client ID or secret keeps the stored one, so that one is verified).
+    Decrypted here, for this one request, and nowhere else."""
     client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
     if connection_id is None or (client_id and secret):
-        return Credentials(connection_id, client_id, SecretStr(secret)), False
+        return Credentials(connection_id, client_id, SecretStr(secret))
     try:
         stored = connections.load_credentials(rt.engine, rt.vault, connection_id)
     except CredentialUnreadable:
@@ -83,17 +91,19 @@ def _candidate(rt: Runtime, data: ConnectionInput, connection_id: uuid.UUID | No
                                        "the stored Client ID or Client Secret does not decrypt with the keyring",
                                        utcnow())) from None
     return Credentials(connection_id, client_id or stored.client_id,
-                       SecretStr(secret) if secret else stored.client_secret), True
+                       SecretStr(secret) if secret else stored.client_secret)
 
 
 def ask_8x8(rt: Runtime, prober: Prober, data: ConnectionInput,
             connection_id: uuid.UUID | None = None) -> TokenAnswer:
     """Ask 8x8 for a token with the values being saved; raise TokenRefused if it fails."""
     connections.validate(data, creating=connection_id is None)
-    candidate, stored = _candidate(rt, data, connection_id)
+    candidate = _candidate(rt, data, connection_id)
     result = prober.ask_token(candidate)
     if not result.ok:
-        raise TokenRefused(result, stored=stored)
+        given = tuple(label for label, value in (("Client ID", data.client_id.strip()),
+                                                 ("Client Secret", data.client_secret.get_secret_value())) if value)
+        raise TokenRefused(result, given=given, editing=connection_id is not None)
     return TokenAnswer(result, tuple(data.expected_products))
 
 

@@ -5,23 +5,33 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import sysconfig
+import uuid
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
+from sqlmodel import func, select
 
+from lib.alerts.events import Subject, aging_event
 from lib.cli import COMMANDS
 from lib.cli import cli as root_command
+from lib.cli.connections import connections_edit
 from lib.config import load_settings
 from lib.runtime import open_runtime
 from lib.simulator import SimulatorServer
 from lib.store import db
+from lib.store.db import read_session
 from lib.store.keyring import new_keyring_notice
+from lib.store.models import AlertState, Check
 from tests.fixtures.prober import control
 from tests.fixtures.storage import Sentinels
 
@@ -191,6 +201,147 @@ def test_add_warns_about_expected_products_not_granted(cli, simulator: Simulator
                  "--tenant-id", "archive01", stdin=storage.client_secret + "\n")
     assert result.returncode == 0
     assert "warning: Contact Center Chat is expected but 8x8 did not grant it" in result.stderr
+
+
+# --- connections edit -----------------------------------------------------------------------
+
+
+def stored(cli) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    [item] = json.loads(cli("connections", "list", "--json").stdout)
+    return item  # type: ignore[no-any-return]
+
+
+def set_at(item: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(item["secret_set_at"])
+
+
+def outcomes(cli) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Each product's current status as exports say it (settings_changed included)."""
+    rows = json.loads(cli("export", "--format", "json", "-o", "-").stdout)
+    return {row["product"]: row["outcome_key"] for row in rows if row["expected"] == "yes"}
+
+
+def history(cli, connection_id: str) -> tuple[int, list[tuple[str, int, bool]]]:  # type: ignore[no-untyped-def]
+    """The connection's stored checks, and its alert rules' rows (subject, failures in a row,
+    whether check.failed was sent), read from the database file."""
+    rt = open_runtime(load_settings(cli.env))
+    try:
+        with read_session(rt.engine) as session:
+            checks = session.exec(select(func.count()).select_from(Check)
+                                  .where(Check.connection_id == uuid.UUID(connection_id))).one()
+            states = session.exec(select(AlertState).where(AlertState.connection_id == uuid.UUID(connection_id))
+                                  .order_by(AlertState.subject)).all()
+            return checks, [(s.subject, s.failures, s.alerted_at is not None) for s in states]
+    finally:
+        rt.engine.dispose()
+
+
+def test_edit_changes_only_what_is_given_and_empty_clears(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    assert add(cli, sentinels, "Prod", "--products", "cloud_storage,cc_chat", "--storage-region", "uk",
+               "--chat-region", "us", "--tenant-id", "tenant-us-1", "--environment", "production").returncode == 0
+    assert cli("check", "Prod").returncode == 0
+    before = stored(cli)
+    checks = history(cli, before["id"])[0]
+
+    label = cli("connections", "edit", "prod", "--environment", "staging")  # not something a check tests
+    assert label.returncode == 0, label.stderr
+    assert "8x8 issued a token. Saved connection 'Prod'" in label.stdout and "no longer count" not in label.stdout
+    relabelled = stored(cli)
+    assert relabelled["environment"] == "staging" and relabelled["settings"] == before["settings"]
+    assert (relabelled["id"], relabelled["version"], relabelled["settings_version"]) == (before["id"], 2, 1)
+    assert outcomes(cli) == {"Cloud Storage Service": "ok", "Contact Center Chat": "ok"}
+
+    narrowed = cli("connections", "edit", "Prod", "--products", "cloud_storage", "--chat-region", "",
+                   "--tenant-id", "", "--name", "Reporting")
+    assert narrowed.returncode == 0, narrowed.stderr
+    assert "Its earlier results no longer count" in narrowed.stdout
+    after = stored(cli)
+    assert (after["id"], after["name"], after["environment"]) == (before["id"], "Reporting", "staging")
+    assert after["expected_products"] == ["cloud_storage"]
+    assert after["settings"] == {**before["settings"], "chat_region": None, "tenant_id": None}
+    assert (after["version"], after["settings_version"], after["secret_set_at"]) == (3, 2, before["secret_set_at"])
+    assert history(cli, after["id"])[0] == checks  # the history is the same connection's
+    assert outcomes(cli) == {"Cloud Storage Service": "settings_changed"}
+    [audited] = [row for row in json.loads(cli("audit", "--json").stdout)
+                 if row["action"] == "connection.update" and row["target"] == "Reporting"]
+    assert "replaced: no credential" in audited["detail"] and audited["actor"].startswith("cli:")
+
+
+def test_edit_rotates_the_secret_keeping_history_and_alert_state(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    # Saved before the app's secret was regenerated in 8x8: the stored one no longer works.
+    assert cli("connections", "add", "--name", "Prod", "--client-id", sentinels.client_id, "--secret-stdin",
+               "--no-verify", "--products", "cloud_storage", "--storage-region", "uk",
+               stdin="regenerated-since\n").returncode == 0
+    for _ in range(2):
+        assert cli("check", "Prod").returncode == 1
+    before = stored(cli)
+    failing = history(cli, before["id"])
+    assert failing[0] > 0 and failing[1] == [("cloud_storage", 2, True)]  # check.failed raised
+
+    wrong = cli("connections", "edit", "Prod", "--secret-stdin", stdin="mistyped-secret\n")
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("error: 8x8 refused the new Client Secret, so nothing was saved")
+    assert wrong.stderr.index("First check what you pasted") < wrong.stderr.index("the 8x8 admin checks the app")
+    assert stored(cli) == before and history(cli, before["id"]) == failing
+
+    rotated = cli("connections", "edit", "Prod", "--secret-stdin", stdin=sentinels.client_secret + "\n")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "8x8 issued a token. Saved connection 'Prod'" in rotated.stdout
+    after = stored(cli)
+    assert after["id"] == before["id"] and set_at(after) > set_at(before)
+    assert after["settings_version"] == before["settings_version"] + 1
+    assert history(cli, after["id"]) == failing  # nothing lost, nothing reset by the edit
+    assert outcomes(cli) == {"Cloud Storage Service": "settings_changed"}
+    assert cli("check", "Prod").returncode == 0
+    assert history(cli, after["id"])[1] == [("cloud_storage", 0, False)]  # the same episode recovered
+
+    outputs = [wrong, rotated, cli("audit", "--json"), cli("connections", "list"), cli("export", "--format", "json", "-o", "-")]
+    assert all(sentinels.client_secret not in o.stdout + o.stderr for o in outputs)
+    assert "replaced: secret" in outputs[2].stdout
+    # The secret can only come from standard input: no option takes it as an argument.
+    secret_options = [p for p in connections_edit.params if "secret" in (p.name or "")]
+    assert [(p.opts, getattr(p, "is_flag", False)) for p in secret_options] == [(["--secret-stdin"], True)]
+
+
+def test_edit_usage_errors_exit_2_and_refused_values_exit_1_naming_the_field(  # type: ignore[no-untyped-def]
+        cli, sentinels: Sentinels, simulator: SimulatorServer) -> None:
+    assert add(cli, sentinels, "Prod", "--products", "cloud_storage", "--storage-region", "uk").returncode == 0
+    before, asked = stored(cli), control(simulator, "GET", "stats")["requests"]["token"]
+    nothing = cli("connections", "edit", "Prod")
+    assert nothing.returncode == 2 and "Nothing to change" in nothing.stderr
+    region = cli("connections", "edit", "Prod", "--storage-region", "mars")
+    assert region.returncode == 2 and "--storage-region" in region.stderr and "'mars' is not one of" in region.stderr
+    assert cli("connections", "edit", "--environment", "x").returncode == 2  # no NAME
+    refused = {
+        ("--storage-region", ""): "error: Cloud Storage region (--storage-region): Cloud Storage Service needs it",
+        ("--name", ""): "error: Connection name (--name): Enter a name",
+        ("--client-id", ""): "error: Client ID (--client-id): Paste the new Client ID, or leave --client-id out",
+        ("--secret-stdin",): "error: Client Secret: Standard input held no secret",
+        ("--products", "voice"): "error: Products enabled in 8x8 (--products): Unknown product voice",
+    }
+    for args, message in refused.items():
+        done = cli("connections", "edit", "Prod", *args, stdin="\n")
+        assert done.returncode == 1 and done.stderr.startswith(message), (args, done.stderr)
+    ghost = cli("connections", "edit", "Ghost", "--environment", "x")
+    assert ghost.returncode == 1 and "No connection is named 'Ghost'" in ghost.stderr
+    assert stored(cli) == before  # nothing saved
+    assert control(simulator, "GET", "stats")["requests"]["token"] == asked  # nor 8x8 asked
+
+
+def test_the_secret_aging_fix_is_one_command_that_works(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
+    name = "Acme's prod"  # the fix quotes it for the shell
+    assert cli("connections", "add", "--name", name, "--client-id", sentinels.client_id, "--secret-stdin",
+               "--no-verify", stdin="old-secret\n").returncode == 0
+    before = stored(cli)
+    subject = Subject(uuid.UUID(before["id"]), name, "", before["client_id_hint"])
+    fix = aging_event(subject, secret_set_at=datetime.now(UTC), age_days=200, step=0, at=datetime.now(UTC)).fix
+    [command] = re.findall(r"`([^`]+)`", fix)
+    argv = shlex.split(command)
+    assert argv == ["switchboard", "connections", "edit", name, "--secret-stdin"]
+    done = cli(*argv[1:], stdin=sentinels.client_secret + "\n")
+    assert done.returncode == 0, done.stderr
+    after = stored(cli)
+    assert after["id"] == before["id"] and set_at(after) > set_at(before)
 
 
 # --- check --------------------------------------------------------------------------------

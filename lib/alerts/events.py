@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shlex
 import uuid
 from datetime import datetime
 from typing import Any
@@ -85,8 +86,15 @@ def aging_event(subject: Subject, *, secret_set_at: datetime, age_days: int, ste
                  client_id_hint=subject.client_id_hint,
                  details={"age_days": age_days, "secret_set_at": secret_set_at.isoformat()},
                  who_must_act="8x8 admin (Admin Console), then a Switchboard admin",
-                 fix="Regenerate the app's secret in the 8x8 Admin Console (Home > API Management), then paste "
-                     "it into the connection on Switchboard's Connect page.")
+                 fix=aging_fix(subject.name))
+
+
+def aging_fix(connection: str) -> str:
+    """The secret.aging fix: one command that stores the new secret in the same connection,
+    so its history and alert state stay (removing and adding it again would lose both)."""
+    return ("Regenerate the app's secret in the 8x8 Admin Console (Home > API Management), then pipe it to "
+            f"`switchboard connections edit {shlex.quote(connection)} --secret-stdin` (or paste it into the "
+            "connection on Switchboard's Connect page); the connection keeps its history.")
 
 
 def channel_test_event(channel: str, *, at: datetime, by: str) -> Event:

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test demo bench clean
+.PHONY: run test demo demo-shell bench clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: $(VENV)/.dev $(VENV)/.installed $(OIDC)/node_modules/.package-lock.json
 ## demo: the local 8x8 simulator, sample connections, and the console pointed at it
 demo: $(VENV)/.installed
 	PY=$(PY) bash scripts/demo.sh
+
+## demo-shell: a shell whose `switchboard` commands use the demo's data (give it the demo's SIM_PORT, DEMO_DATA, DEMO_KEYRING)
+demo-shell: $(VENV)/.installed
+	PY=$(PY) bash scripts/demo.sh --shell
 
 ## bench: every benchmark; each prints "RESULT <figure>: <value> (goal ...: met|NOT met)" lines
 bench: $(VENV)/.dev $(VENV)/.installed

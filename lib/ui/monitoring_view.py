@@ -44,6 +44,7 @@ def _say(ok: bool, text: str) -> None:
 def _show_once(name: str, secret: SecretStr) -> None:
     """A secret Switchboard made, shown in this dialog only: it lives in no session state, and
     closing the dialog reruns the page, which lets go of it."""
+    acting(Permission.MANAGE_ALERTS)  # a dialog's rerun decides afresh who may see it
     st.warning(f"The signing secret of {literal(name)}, shown only now. Give it to the receiver, which "
                "checks each message's webhook-signature header with it.", icon=":material/key:")
     st.code(secret.get_secret_value(), language=None)

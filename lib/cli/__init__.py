@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
     "audit": "The audit trail: who did what and when.",
     "channels": "Alert channels: add, edit, list, test, turn on and off, quiet windows, remove.",
     "check": "Test products of the named connections (or --all) against 8x8.",
-    "connections": "Stored 8x8 API app credentials: add, list, remove.",
+    "connections": "Stored 8x8 API app credentials: add, edit, list, remove.",
     "db": "The database schema and backups.",
     "export": "Connection status as CSV, JSON or Excel (never a secret).",
     "keys": "The encryption keyring: status, add a key, rotate, verify.",

@@ -20,7 +20,7 @@ from lib.runtime import open_runtime
 
 @click.group("connections")
 def command() -> None:
-    """Stored 8x8 API app credentials: add, list, remove."""
+    """Stored 8x8 API app credentials: add, edit, list, remove."""
 
 
 def _product_list(value: str | None) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Server-side sign-in sessions, shared by every tab of a browser.
 
-A local sign-in gets a random token in an HttpOnly, SameSite=Strict cookie (``__Host-`` where
+A local sign-in gets a random token in an HttpOnly, SameSite=Lax cookie (``__Host-`` where
 the browser keeps one: ``lib.web.cookie``); an OIDC sign-in is keyed by its ID token (issuer,
 subject, issue time). Either way the row decides: ending
 it signs out every tab at its next step, and the idle and absolute limits are checked on

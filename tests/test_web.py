@@ -17,9 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as hs
 from sqlmodel import col, select
 from starlette.requests import cookie_parser
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -37,7 +40,8 @@ from lib.store.db import read_session
 from lib.store.keyring import new_keyring_notice
 from lib.store.models import SignInAttempt
 from lib.ui.server import message_kind
-from lib.web import cookie
+from lib.web import cookie, gate
+from lib.web.account import NEXT_MAX, safe_next
 from lib.web.console import guarded_routes
 from lib.web.cookie import HOST_COOKIE, PROBE
 from lib.web.headers import SECURITY_HEADERS
@@ -112,14 +116,14 @@ def test_the_setup_code_creates_the_first_admin_once(server: Server) -> None:
     assert '"root"' in users.stdout and "mallory" not in users.stdout
 
 
-def test_sign_in_sets_a_strict_http_only_cookie_and_returns_to_the_page(server: Server) -> None:
+def test_sign_in_sets_a_lax_http_only_cookie_and_returns_to_the_page(server: Server) -> None:
     server.add_user("ann", "operator")
     with server.client() as client:
         assert client.get("/connect").headers["location"] == "/account/sign-in?next=/connect"
         response = sign_in(client, "ann", PASSWORD, "/connect")
         assert response.status_code == 303 and response.headers["location"] == "/connect"
         cookie = response.headers["set-cookie"]
-        assert cookie.startswith(f"{COOKIE_NAME}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert cookie.startswith(f"{COOKIE_NAME}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
         assert "Path=/" in cookie and "Max-Age=43200" in cookie
         assert PASSWORD not in cookie
         assert client.get("/connections").status_code == 200
@@ -646,7 +650,7 @@ def test_on_loopback_a_browser_that_keeps_the_probe_gets_and_is_read_by_the_host
                              headers=_cookie_header(**{PROBE: "1"}))
         set_cookie = answer.headers["set-cookie"]
         assert set_cookie.startswith(f"{HOST_COOKIE}=") and "Secure" in set_cookie and "Path=/" in set_cookie
-        assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie and "Domain" not in set_cookie
+        assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie and "Domain" not in set_cookie
         token = set_cookie.split(";")[0].partition("=")[2]
     with httpx.Client(base_url=server.url) as browser:
         assert browser.get("/connections", headers=_cookie_header(**{PROBE: "1", HOST_COOKIE: token})).status_code == 200
@@ -667,3 +671,135 @@ def test_plain_http_to_a_host_name_keeps_the_plain_cookie(server: Server) -> Non
         answer = client.post("/account/sign-in", data={"username": "ann", "password": PASSWORD, "next": "/"},
                              headers=_cookie_header(**{PROBE: "1"}))
         assert answer.headers["set-cookie"].startswith(f"{COOKIE_NAME}=") and "Secure" not in answer.headers["set-cookie"]
+
+
+# --- Issue 22: links from outside land where they point -----------------------------------------
+
+ALERT_LINK = "/connections?connection=My%20Acme"  # as lib/notify/payloads.py writes it
+OUR_PAGES = sorted(protected_paths() | {"/guide", "/sign-out", "/password", "/account/password"})
+
+
+def _hidden_next(page: httpx.Response) -> str:
+    """Where an account form goes on to after it is sent."""
+    found = re.search(r'name="next" value="([^"]*)"', page.text)
+    assert found, page.text[-600:]
+    return html.unescape(found.group(1))
+
+
+def test_a_link_keeps_its_query_through_sign_in(server: Server) -> None:
+    """The gate passes on path and query, the form keeps them, the sign-in goes there. Both
+    cookies are Lax: a link from another site (a top-level GET) arrives signed in."""
+    server.add_user("ann", "operator")
+    with server.client() as client:
+        gated = client.get(ALERT_LINK)
+        assert gated.status_code == 303
+        assert gated.headers["location"] == "/account/sign-in?next=/connections%3Fconnection%3DMy%2520Acme"
+        form = client.get(gated.headers["location"])
+        assert _hidden_next(form) == ALERT_LINK
+        assert form.headers["set-cookie"].startswith(f"{PROBE}=") and "SameSite=lax" in form.headers["set-cookie"]
+        signed_in = sign_in(client, "ann", PASSWORD, _hidden_next(form))
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == ALERT_LINK
+        assert "SameSite=lax" in signed_in.headers["set-cookie"]
+        assert client.get(ALERT_LINK).status_code == 200
+        for elsewhere in ("//evil.example/connections", "/\\evil.example", "https://evil.example/?x=1",
+                          "/connections?x=1#frag", "/connections?x=\r\nSet-Cookie:a=b", "/connections?" + "a" * NEXT_MAX):
+            assert sign_in(client, "ann", PASSWORD, elsewhere).headers["location"] == "/", elsewhere
+
+
+def test_a_forced_password_change_goes_on_to_the_link(server: Server) -> None:
+    server.add_user("newbie", "operator", set_by_admin=True)
+    with server.client() as client:
+        onward = sign_in(client, "newbie", PASSWORD, ALERT_LINK).headers["location"]
+        assert onward == gate.password_path(ALERT_LINK)
+        assert client.get(ALERT_LINK).headers["location"] == onward  # the gate sends there too
+        assert _hidden_next(client.get(onward)) == ALERT_LINK
+        done = change_password(client, PASSWORD, OWN, next_path=ALERT_LINK)
+        assert done.status_code == 303
+        assert f'href="{html.escape(ALERT_LINK)}"' in client.get(done.headers["location"]).text
+        assert client.get(ALERT_LINK).status_code == 200
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    (b"", "/connections"),
+    (b"connection=My%20Acme", "/connections?connection=My%20Acme"),
+    (b"connection=a|b c{}", "/connections?connection=a%7Cb%20c%7B%7D"),  # sent raw by some browsers
+    ("connection=Zürich".encode(), "/connections?connection=Z%C3%BCrich"),
+])
+def test_the_gate_passes_on_path_and_query_in_the_form_next_accepts(query: bytes, expected: str) -> None:
+    assert gate.page_address({"path": "/connections", "query_string": query}) == expected
+    assert safe_next(expected) == expected
+
+
+_QUERIES = hs.lists(hs.tuples(hs.text(max_size=20), hs.text(max_size=80)), max_size=8).map(
+    lambda pairs: urlencode(pairs, quote_via=quote))
+OURS = hs.builds(lambda path, query: f"{path}?{query}" if query else path, hs.sampled_from(OUR_PAGES), _QUERIES)
+_SPELLS = ("//", "/\\", "\\\\", "https://", "http:", "javascript:", " /", "\t/", "/\t/", "/%2f", "/.", "#", "?")
+ANYTHING = hs.one_of(
+    OURS,
+    hs.text(max_size=120),
+    hs.builds(lambda spell, rest: spell + rest, hs.sampled_from(_SPELLS), hs.text(max_size=60)),
+    hs.builds(lambda ours, at, extra: ours[:at] + extra + ours[at:], OURS, hs.integers(0, 200),
+              hs.sampled_from(["#", "\n", "\x00", " ", "\\", "//evil.example", "\u2028", "é"])),
+)
+
+
+def _same_origin_page(value: str) -> bool:
+    """Read apart from the pattern: a relative reference that can only resolve to our origin
+    (starts with one "/", printable ASCII without space, backslash or '#', which browsers strip,
+    reinterpret or keep to themselves) and a path of ours."""
+    plain = all(33 <= ord(c) < 127 for c in value) and not set(value) & {"\\", "#"}
+    path = value.partition("?")[0]
+    return (plain and len(value) <= NEXT_MAX and value.startswith("/") and not value.startswith("//")
+            and (path == "/account/password" or re.fullmatch(r"/[a-z0-9-]*", path) is not None))
+
+
+@given(ANYTHING)
+@example("/connections?" + "a" * (NEXT_MAX - len("/connections?")))
+@example("/connections?" + "a" * (NEXT_MAX + 1 - len("/connections?")))
+@example("/connect\n")
+def test_next_is_exactly_kept_for_our_pages_and_else_home(value: str) -> None:
+    kept = safe_next(value)
+    assert kept in (value, "/")
+    assert kept == "/" or _same_origin_page(value)
+
+
+@given(OURS)
+def test_every_address_of_our_pages_is_kept(value: str) -> None:
+    assert safe_next(value) == (value if len(value) <= NEXT_MAX else "/")
+
+
+def test_next_round_trips_the_real_server_exactly_or_goes_home(server: Server) -> None:
+    """Through HTTP as a browser sends it: the sign-in form's hidden field (signed out) and the
+    redirect (signed in) carry every value unchanged, or "/"."""
+    server.add_user("ann", "viewer")
+    with server.client() as signed_out, server.client() as signed_in:
+        sign_in(signed_in, "ann", PASSWORD)
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(ANYTHING)
+        def check(value: str) -> None:
+            asked = "/account/sign-in?next=" + quote(value, safe="")
+            expected = safe_next(value)
+            assert expected in (value, "/")
+            assert _hidden_next(signed_out.get(asked)) == expected
+            onward = signed_in.get(asked)
+            assert onward.status_code == 303 and onward.headers["location"] == expected
+
+        check()
+
+
+def test_no_get_of_ours_changes_anything_and_sign_out_is_a_post(server: Server) -> None:
+    """What makes the Lax cookie safe: another site can make a signed-in browser send GETs
+    only, and none of them acts (pages act on clicks, over the WebSocket, own origin only)."""
+    server.add_user("ann", "admin")
+    with server.client() as client:
+        sign_in(client, "ann", PASSWORD)
+        before = server.cli("audit", "--json").stdout
+        for path, methods in our_routes().items():
+            if "GET" in methods:
+                client.get(path)
+        for path in [*OUR_PAGES, "/account/sign-out", "/account/setup", "/account/password?changed=1"]:
+            client.get(path)
+        assert client.get("/account/sign-out").status_code == 405
+        assert client.get("/connections").status_code == 200  # still signed in
+    assert server.cli("audit", "--json").stdout == before

@@ -21,16 +21,22 @@ from lib.access import Principal
 from lib.errors import ValidationError
 from lib.web import cookie, html
 from lib.web.forms import read_form
-from lib.web.gate import PASSWORD_PATH, password_path, session_key
+from lib.web.gate import PASSWORD_PATH, QUERY_SAFE, password_path, session_key
 from lib.web.origins import origin_allowed
 from lib.web.state import ServerState
 
-_PAGE_PATH = re.compile(r"^/(?:[a-z0-9-]*|account/password)$")
+NEXT_MAX = 2000  # characters of a next= address; alert links need far fewer
+_NEXT = re.compile(rf"/(?:[a-z0-9-]*|account/password)(?:\?[A-Za-z0-9{re.escape(QUERY_SAFE)}]*)?")
 
 
 def safe_next(value: object) -> str:
-    """Where to go after signing in: one of our own page paths, never another site."""
-    return value if isinstance(value, str) and _PAGE_PATH.match(value) else "/"
+    """Where to go after signing in: one of our own page paths with the query it was opened
+    with (as the gate passes it on), so a link lands where it points. Never another site: no
+    scheme or host, nothing but a path of ours at the start (so never ``//…`` or ``/\\…``), no
+    fragment, space or control character, at most ``NEXT_MAX`` characters. Anything else: "/"."""
+    if isinstance(value, str) and len(value) <= NEXT_MAX and _NEXT.fullmatch(value):
+        return value
+    return "/"
 
 
 def same_origin(request: Request, state: ServerState) -> bool:

@@ -41,6 +41,7 @@ HOST_COOKIE = "__Host-" + sessions.COOKIE_NAME
 PROBE = "__Host-switchboard_secure"  # kept only by a browser that keeps __Host- cookies here
 PROBE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps any cookie; it holds no secret
 _NAMES = frozenset({sessions.COOKIE_NAME, HOST_COOKIE})
+SAME_SITE = "lax"  # why not strict: set_session
 
 
 def host_of(scope: Scope) -> str:
@@ -82,11 +83,17 @@ def name_for(scope: Scope, settings: Settings | None) -> str:
 
 
 def set_session(response: Response, scope: Scope, settings: Settings | None, token: str, max_age: int) -> None:
-    """HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Path=/; Secure
-    with the ``__Host-`` name."""
+    """HttpOnly (no script reads it), SameSite=Lax, Path=/; Secure with the ``__Host-`` name.
+
+    Lax, not Strict: a link from another site (an alert in chat or webmail, a bookmark) is a
+    top-level GET, and it should arrive signed in. That is all Lax lets another site do. No GET
+    of the console changes anything (its pages act only on a click, sent over the WebSocket,
+    which opens only for the console's own origin, ``lib.web.origins``; signing out is a POST
+    or a click), every form POST must carry our own origin, and a browser sends a Lax cookie
+    with no other cross-site request (forms posted, frames, images, scripts, fetches)."""
     secure = prefixed(scope, settings)
     response.set_cookie(HOST_COOKIE if secure else sessions.COOKIE_NAME, token, max_age=max_age, path="/",
-                        httponly=True, samesite="strict", secure=secure)
+                        httponly=True, samesite=SAME_SITE, secure=secure)
 
 
 def forget_session(response: Response, scope: Scope, settings: Settings | None) -> None:
@@ -94,14 +101,15 @@ def forget_session(response: Response, scope: Scope, settings: Settings | None) 
     it carries the same ``Secure``)."""
     secure = prefixed(scope, settings)
     response.delete_cookie(HOST_COOKIE if secure else sessions.COOKIE_NAME, path="/", httponly=True,
-                           samesite="strict", secure=secure)
+                           samesite=SAME_SITE, secure=secure)
 
 
 def offer_probe(response: Response, scope: Scope, settings: Settings | None) -> None:
     """On the pages before a sign-in, over plain http to this machine: a ``__Host-`` cookie
-    that only a browser keeping such cookies here sends back (with the sign-in form)."""
+    that only a browser keeping such cookies here sends back (with the sign-in form). Lax like
+    the session cookie: without it, a link from another site would be read under the plain name."""
     if not _over_https(scope, settings) and is_loopback(host_of(scope)) and PROBE not in _cookies(scope):
-        response.set_cookie(PROBE, "1", max_age=PROBE_MAX_AGE, path="/", httponly=True, samesite="strict",
+        response.set_cookie(PROBE, "1", max_age=PROBE_MAX_AGE, path="/", httponly=True, samesite=SAME_SITE,
                             secure=True)
 
 

@@ -1,7 +1,8 @@
 """What the server answers before Streamlit sees a request.
 
 - Page loads of protected pages without a live session go to the sign-in page, and those of
-  someone whose password an admin chose go to the change-password page. A convenience in
+  someone whose password an admin chose go to the change-password page; either goes on
+  afterwards to the address asked for, path and query (a link from an alert, say). A convenience in
   front of the real check, which every page script makes itself on every run (a WebSocket
   can reach a script without a page load, and Streamlit's legacy pages/ mode can skip
   app.py). It also means a reload after signing out elsewhere lands on the sign-in page.
@@ -13,7 +14,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,6 +29,15 @@ from lib.web.state import ServerState
 CLOSED_PREFIXES = ("/_stcore/upload_file", "/_stcore/metrics")
 SESSION_PREFIXES = ("/media/",)
 PASSWORD_PATH = "/account/password"
+# Characters a URL's query holds as they are (RFC 3986), '%' keeping the escapes already made.
+QUERY_SAFE = "-._~!$&'()*+,;=:@/?%"
+
+
+def page_address(scope: Scope) -> str:
+    """The path and query a page load asked for, everything outside ``QUERY_SAFE`` in the
+    query percent-encoded (browsers send a few characters, such as '|', raw)."""
+    query = quote_from_bytes(scope.get("query_string", b""), safe=QUERY_SAFE)
+    return scope["path"] + (f"?{query}" if query else "")
 
 
 def password_path(next_path: str) -> str:
@@ -78,10 +88,10 @@ class SignInGate:
                 if await run_in_threadpool(first_run.needs_setup, self.state.engine):
                     target = "/account/setup"
                 else:
-                    target = "/account/sign-in?next=" + quote(path, safe="/")
+                    target = "/account/sign-in?next=" + quote(page_address(scope), safe="/")
                 await RedirectResponse(target, status_code=303)(scope, receive, send)
                 return
             if live.must_change_password:
-                await RedirectResponse(password_path(path), status_code=303)(scope, receive, send)
+                await RedirectResponse(password_path(page_address(scope)), status_code=303)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

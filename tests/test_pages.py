@@ -172,6 +172,36 @@ def test_edit_with_blank_secret_verifies_the_stored_one_then_saves(open_page: Pa
     assert connections.get(console_env.engine, view.id).name == "Prod"
 
 
+def test_the_connection_being_edited_is_in_the_address_and_survives_a_reload(
+        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    """Edit puts the connection's name in the address (only that: no Client ID, no secret); a
+    reload, a new session on that address, edits the same connection; a save that renames it
+    moves the address along; a name no longer there leaves the address and adds a new one."""
+    app = everything(simulator)
+    connections.create(console_env.engine, console_env.vault, form_for(
+        app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN)
+    at = open_edit(open_page(CONNECTIONS), "Prod")
+    assert at.query_params == {"edit": "Prod"}
+
+    def reload(name: str) -> AppTest:
+        at = oidc_app(identity("admin@example.com")).run()
+        at.query_params["edit"] = name
+        return at.switch_page(CONNECT).run()
+
+    reloaded = reload("Prod")
+    assert reloaded.title[0].value == "Edit Prod" and reloaded.text_input(key="connect_name").value == "Prod"
+    reloaded.text_input(key="connect_name").input("Prod EU")
+    reloaded.text_input(key="connect_client_secret").input(app.client_secret)
+    submit(reloaded)
+    assert "8x8 issued a token" in reloaded.success[0].value
+    assert reloaded.query_params == {"edit": "Prod EU"} and reloaded.title[0].value == "Edit Prod EU"
+    assert app.client_secret not in repr(reloaded.query_params) and app.client_id not in repr(reloaded.query_params)
+    gone = reload("Prod")
+    assert gone.title[0].value == "Add a connection" and "edit" not in gone.query_params
+    assert "no longer exists" in gone.warning[0].value and "Prod" not in gone.warning[0].value
+    assert reload("x" * 5000).title[0].value == "Add a connection"
+
+
 def test_edit_whose_stored_secret_8x8_refuses_saves_nothing_and_says_who_acts(
         open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
     app = everything(simulator)

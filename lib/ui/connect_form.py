@@ -3,10 +3,14 @@
 The Client Secret is a password field that is never pre-filled. Its value is taken out of
 session state inside the submit callback, before the verify call, so it lives in the session
 for the length of one callback and never reaches the browser again.
+
+The connection being edited is named in the page's address (``/connect?edit=NAME``), so a
+reload, a bookmark or a link goes on editing it; nothing else of the form is in the address.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -26,7 +30,7 @@ from lib.ui.outcomes import badge, explain
 from lib.ui.runtime import Console, acting, prober, take_secret
 from lib.ui.text import literal
 
-EDIT_ID = "connect.edit_id"  # set by the connections page's Edit button
+EDIT_PARAM = "edit"  # /connect?edit=NAME edits that connection (the Connections page's Edit button)
 _FLASH, _SAVED, _OFFER_SKIP, _LOADED = "connect.flash", "connect.saved_id", "connect.offer_skip", "connect.loaded"
 
 
@@ -46,14 +50,19 @@ def _needed_settings(products: list[str]) -> list[str]:
 
 
 def _editing(rt: Runtime) -> ConnectionView | None:
-    edit_id = st.session_state.get(EDIT_ID)
-    if not edit_id:
+    """The connection the address names, looked up again at every run; None to add one. A name
+    that no longer exists (renamed or deleted since the address was made) leaves the address,
+    saying so without repeating it (anyone can put any text in a link)."""
+    name = st.query_params.get(EDIT_PARAM)
+    if name is None:
         return None
-    try:
-        return connections.get(rt.engine, uuid.UUID(edit_id))
-    except (ValueError, NotFoundError):
-        st.session_state.pop(EDIT_ID, None)
-        return None
+    if len(name) <= connections.NAME_MAX:
+        with contextlib.suppress(NotFoundError):
+            return connections.find_by_name(rt.engine, name)
+    del st.query_params[EDIT_PARAM]
+    st.warning("The connection this address names no longer exists (renamed or deleted meanwhile): the form "
+               "below adds a new one. The Connections page lists them all.", icon=":material/link_off:")
+    return None
 
 
 def _load_widgets(view: ConnectionView | None) -> None:
@@ -119,7 +128,7 @@ def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
     else:
         state[_OFFER_SKIP] = False
         state[_SAVED] = str(saved.id)
-        state[EDIT_ID] = str(saved.id)  # the form now edits what was saved
+        st.query_params[EDIT_PARAM] = saved.name  # the form now edits what was saved, under its new name
         state[_key("client_id")] = ""
         state[_FLASH] = {
             "kind": "saved", "name": saved.name,
@@ -191,7 +200,7 @@ def render(console: Console) -> None:
     st.caption(f"Switchboard asks 8x8 for a token with the values below before it saves anything. "
                f"New to this? Follow the [setup guide]({anchor_url('create-app')}).")
     if view and st.button("Add a new connection instead", key="connect_new"):
-        st.session_state.pop(EDIT_ID, None)
+        del st.query_params[EDIT_PARAM]
         st.session_state.pop(_FLASH, None)
         st.session_state.pop(_SAVED, None)
         st.rerun()

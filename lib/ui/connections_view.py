@@ -22,7 +22,7 @@ from lib.runtime import Runtime
 from lib.status import NEVER_TESTED, SETTINGS_CHANGED, CheckRecord, history
 from lib.ui import schedule_view
 from lib.ui.account import proven
-from lib.ui.connect_form import EDIT_ID
+from lib.ui.connect_form import EDIT_PARAM
 from lib.ui.history_chart import history_chart, history_frame
 from lib.ui.outcomes import badge, explain
 from lib.ui.runtime import Console, acting, deferred, prober
@@ -316,8 +316,7 @@ def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
         st.toast(f"{literal(view.name)}: {len(report.products) - failing} OK, {failing} failing.")
     manages = me.can(Permission.MANAGE_CONNECTIONS)
     if manages and cols[1].button("Edit", key="detail_edit", icon=":material/edit:"):
-        st.session_state[EDIT_ID] = str(view.id)
-        st.switch_page("pages/connect.py")
+        st.switch_page("pages/connect.py", query_params={EDIT_PARAM: view.name})
     if manages and cols[2].button("Delete", key="detail_delete", icon=":material/delete:"):
         st.session_state[_DELETING] = str(view.id)
     if st.session_state.get(_DELETING) == str(view.id):

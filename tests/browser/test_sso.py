@@ -103,6 +103,17 @@ def authorization_requests(page: Page, sso: SSO) -> list[dict[str, list[str]]]:
     return seen
 
 
+def signs_out_at_the_provider(page: Page, sso: SSO, button: str) -> None:
+    """The sign-out button leads out of the provider too (RP-initiated logout), then back to
+    the console's way in."""
+    keyed(page, button).get_by_role("button").click()
+    page.wait_for_url(f"{sso.provider.issuer}/session/end**")
+    page.get_by_role("button", name="Yes, sign me out").click()
+    page.wait_for_url(f"{sso.url}/**")
+    wait_for_app(page)
+    expect(keyed(page, "sign_in_oidc")).to_be_visible()
+
+
 def test_an_admin_on_the_list_signs_in_with_the_provider_and_acts_as_admin(
         sso: SSO, page: Page, browser: Browser, tmp_path: Path, csp_errors: list[str]) -> None:  # noqa: F811
     asked = authorization_requests(page, sso)
@@ -170,12 +181,7 @@ def test_an_identity_the_list_does_not_admit_is_refused_with_the_reason(
     expect(page.get_by_role("heading", name="Audit trail")).to_have_count(0)
     expect(page.get_by_role("alert")).to_contain_text("may not use Switchboard")
     # Signing out there (to try another account) leaves through the provider.
-    keyed(page, "refused_sign_out").get_by_role("button").click()
-    page.wait_for_url(f"{sso.provider.issuer}/session/end**")
-    page.get_by_role("button", name="Yes, sign me out").click()
-    page.wait_for_url(f"{sso.url}/**")
-    wait_for_app(page)
-    expect(keyed(page, "sign_in_oidc")).to_be_visible()
+    signs_out_at_the_provider(page, sso, "refused_sign_out")
     assert ("sign_in", account.email, "refused", "not on the [access] allow-list") in audited(sso)
 
 
@@ -191,13 +197,7 @@ def test_sign_out_ends_the_session_in_every_tab(sso: SSO, page: Page, context: B
     other.reload()  # opening the Sign out page signs nobody out
     wait_for_app(other)
     expect(other.get_by_role("heading", name="Audit trail")).to_be_visible()
-    keyed(page, "sign_out").get_by_role("button").click()
-    # Out of the provider too (RP-initiated logout), then back to the console's way in.
-    page.wait_for_url(f"{sso.provider.issuer}/session/end**")
-    page.get_by_role("button", name="Yes, sign me out").click()
-    page.wait_for_url(f"{sso.url}/**")
-    wait_for_app(page)
-    expect(keyed(page, "sign_in_oidc")).to_be_visible()
+    signs_out_at_the_provider(page, sso, "sign_out")
 
     # The other tab, still open: its next click finds the session gone.
     keyed(other, "audit_action").get_by_role("combobox").click()

@@ -37,6 +37,7 @@ from lib.notify.signing import new_secret
 from lib.notify.ssrf import Allow
 from lib.redaction import registry
 from lib.store.db import read_session, write_session
+from lib.store.keyring import bound
 from lib.store.models import AlertChannel, QuietWindow, utcnow
 from lib.store.vault import Binding, Vault
 
@@ -49,7 +50,7 @@ T = TypeVar("T")
 
 
 def binding(channel_id: uuid.UUID, column: str) -> Binding:
-    return Binding(table="alert_channel", column=column, row_id=str(channel_id))
+    return bound(AlertChannel, column, channel_id)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,9 @@ ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
 )
 
 
+_REGISTERED = {(c.model, c.column): c for c in ENCRYPTED_COLUMNS}
+
+
 def encrypted_tables() -> dict[type[SQLModel], tuple[EncryptedColumn, ...]]:
     """The registry grouped by table, in its order: a row's values are rotated together."""
     grouped: dict[type[SQLModel], list[EncryptedColumn]] = {}
@@ -90,8 +93,14 @@ def canary_binding(kid: str) -> Binding:
     return Binding(table="crypto_key_check", column="canary", row_id=kid)
 
 
+def bound(model: type[SQLModel], column: str, row_id: uuid.UUID) -> Binding:
+    """How the service that writes ``model.column`` binds a value of row ``row_id``: the
+    registry's rule, so only a registered column can be written (a KeyError otherwise)."""
+    return _REGISTERED[model, column].binding(row_id)
+
+
 def credential_binding(row_id: uuid.UUID, column: str) -> Binding:
-    return Binding(table="connection", column=column, row_id=str(row_id))
+    return bound(Connection, column, row_id)
 
 
 # --- Loading the keyring ------------------------------------------------------------------

@@ -1,10 +1,32 @@
-"""Counts and spans of time in words people read and write: "1 connection", "3 connections",
-never "connection(s)"; "15m" in, "15 min" out."""
+"""Counts, spans and moments in words people read and write: "1 connection", "3 connections",
+never "connection(s)"; "15m" in, "15 min" out; one form of a moment per medium."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+# Machines (JSON, CSV, the API, the CLI's --json) get ISO 8601 in UTC with a Z and whole
+# seconds; people (tables, captions, messages) get one shorter form that says its zone.
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+SHOWN_FORMAT = "%Y-%m-%d %H:%M UTC"
+# The same human form in the moment.js tokens of Streamlit's DatetimeColumn.
+SHOWN_COLUMN_FORMAT = "YYYY-MM-DD HH:mm [UTC]"
+
+
+def _utc(moment: datetime) -> datetime:
+    """Stored moments are naive UTC (SQLite keeps no zone); aware ones are converted."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """``2026-12-07T17:09:41Z`` for machines; None stays None (JSON null)."""
+    return None if moment is None else _utc(moment).strftime(ISO_FORMAT)
+
+
+def shown(moment: datetime | None, never: str = "Never") -> str:
+    """``2026-12-07 17:09 UTC`` for people; ``never`` when there is no moment."""
+    return never if moment is None else _utc(moment).strftime(SHOWN_FORMAT)
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

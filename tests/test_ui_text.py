@@ -1,21 +1,34 @@
 """Text people typed (or 8x8 sent) is shown as text: a connection named like a Markdown link
-is not a link on anybody's screen."""
+is not a link on anybody's screen, and what people copy from the page is what it shows."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from lib import connections, first_run, sessions, users
+from lib import alerts, connections, first_run, sessions, tokens, users
+from lib.access import Role, schedule, shell
+from lib.alerts.events import channel_test_event
+from lib.alerts.outbox import FAILED, HELD, PENDING
 from lib.connections import ConnectionInput
 from lib.errors import ValidationError
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
+from lib.status import CheckRecord
+from lib.store.models import AlertDelivery, AuditEvent
+from lib.ui import audit_view, monitoring_view, tokens_view
+from lib.ui.history_chart import history_frame
 from lib.ui.text import literal
 from lib.web import html
 from tests.fixtures.console import PageOpener, plain
@@ -24,15 +37,70 @@ from tests.test_checks import form_for
 
 PHISH = "[Session expired - sign in again](https://evil.example/phish)"
 TRICKS = (PHISH, "**bold** _it_ `code`", ":red[alarm] :material/warning:", "$x^2$", "<b>html</b>",
-          "# heading", "> quote", "1. item", "https://evil.example/bare", "a|b|c", "~~gone~~", "\\[x]")
+          "# heading", "> quote", "1. item", "https://evil.example/bare", "a|b|c", "~~gone~~", "\\[x]",
+          "visit www.example.com or mail a@b.co http://x.test:8080/p", ":smile: :streamlit: :material_home:",
+          "a -> b <-> c <- d -- e >= f <= g ~= h", "- item", "=== ---", "&#46; &amp;")
+
+# literal()'s Markdown is made of three pieces: a character Markdown shows as it is, an escaped
+# ASCII punctuation character, and one such character alone in a plain :color[...] span.
+_PUNCTUATION = r"[!-/:-@\[-`{-~]"
+_SPAN = re.compile(rf":color\[\\{_PUNCTUATION}\]")
+_PIECES = re.compile(rf"(?:[^!-/:-@\[-`{{-~\r\n]|\\{_PUNCTUATION}|{_SPAN.pattern})*")
+# Streamlit draws these as arrows and signs when a run of text holds one.
+SIGNS = ("->", "<-", "--", ">=", "<=", "~=")
+
+
+def _runs(markdown: str) -> list[str]:
+    """The runs of text a reader sees between literal()'s spans: the text nodes that
+    Streamlit searches for bare links, :shortcodes: and signs."""
+    return [plain(run) for run in _SPAN.split(markdown)]
+
+
+def _assert_plain_text(markdown: str) -> None:
+    """One line of nothing but text: no link, emphasis, code, HTML, table, directive, maths,
+    bare link, :shortcode: or drawn sign can form, and nothing invisible is in it."""
+    assert _PIECES.fullmatch(markdown), markdown  # every Markdown character escaped or alone
+    assert len(f"a{markdown}b".splitlines()) == 1, markdown
+    assert markdown == markdown.strip(" \t"), markdown  # four leading spaces would be code
+    assert not [c for c in markdown if unicodedata.category(c) == "Cf"], markdown
+    for run in _runs(markdown):
+        assert not set(run) & set(":.@"), run  # what a bare URL, www. name, e-mail or :code: needs
+        assert not [sign for sign in SIGNS if sign in run], run
 
 
 @pytest.mark.parametrize("text", TRICKS)
 def test_literal_reads_back_as_the_same_characters(text: str) -> None:
     escaped = literal(text)
     assert plain(escaped) == text
-    assert not re.search(r"(?<!\\)[\[\]()*_`$<>|~]", escaped)  # every Markdown character is escaped
-    assert not re.search(r"https?:|www\.|\w@\w", escaped)  # nothing an autolink would pick up
+    _assert_plain_text(escaped)
+
+
+# Text with what Markdown and Streamlit act on in it, between any other characters.
+_FRAGMENTS = st.sampled_from([
+    "www.", "http://", "https://", "@", ".", ":", "->", "<-", "--", ">=", "<=", "~=", "<->", ":smile:",
+    ":material/home:", ":streamlit:", ":red[", "](", "**", "_", "`", "$", "|", "<b>", "&#46;", "\\", "#",
+    "    ", "\t", " ", "\n", "\r\n", "\u2028", "\u2060", "\u200b", "\u202e", "\ufeff", "\u00ad"])
+TEXT = st.lists(st.one_of(_FRAGMENTS, st.text(st.characters(codec="utf-8"), max_size=4)), max_size=16).map("".join)
+_VISIBLE = st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Zl", "Zp"))
+
+
+@given(TEXT)
+@example("    indented like code")
+@example("\u2060www.example.com\u200b")
+def test_literal_is_always_one_line_of_plain_text(text: str) -> None:
+    _assert_plain_text(literal(text))
+
+
+@given(st.text(_VISIBLE, max_size=40).map(lambda text: text.strip(" \t")))
+def test_one_line_of_visible_text_is_shown_as_it_is(text: str) -> None:
+    assert plain(literal(text)) == text
+
+
+def test_what_no_one_sees_is_left_out() -> None:
+    """Line breaks read as spaces; spaces at either end and invisible characters are not shown,
+    so they are not copied either."""
+    assert plain(literal(" \tOps\r\nteam\n")) == "Ops team"
+    assert plain(literal("a\u200bb\u2060c\u202ed\ufeff")) == "abcd"
 
 
 def _markdown_shown(at: AppTest) -> list[str]:
@@ -118,3 +186,62 @@ def test_the_sign_in_and_setup_pages_ask_for_no_shell_commands() -> None:
 def test_a_mistyped_setup_code_is_not_told_to_restart_the_server() -> None:
     assert "restart" not in first_run.CODE_WRONG.lower() and "type it again" in first_run.CODE_WRONG
     assert "restart" in first_run.CODE_SPENT.lower()  # only a spent code needs a new one
+
+
+# --- Issue 22: every cell of a table in words, every moment in the one form people read ---------
+
+SHOWN_MOMENT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")  # lib.words.shown
+ZONES = st.sampled_from([None, UTC, timezone(timedelta(hours=-9, minutes=-30)), timezone(timedelta(hours=14))])
+AT = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9998, 12, 30), timezones=ZONES)
+MAYBE = st.one_of(st.none(), AT)
+
+
+def in_words(frame: pd.DataFrame, moments: dict[str, tuple[str, ...]]) -> None:
+    """No cell is blank, None, NaN or NaT; each moment column holds the shown form or its words."""
+    for column in frame.columns:
+        for value in frame[column]:
+            assert not pd.isna(value) and str(value).strip() not in ("", "None", "NaN", "NaT", "nan"), (column, value)
+    for column, words in moments.items():
+        assert all(SHOWN_MOMENT.fullmatch(v) or v in words for v in frame[column]), (column, list(frame[column]))
+
+
+@given(created=AT, used=MAYBE, revoked=MAYBE)
+def test_the_tokens_table_says_never_and_a_dash_where_nothing_happened(
+        created: datetime, used: datetime | None, revoked: datetime | None) -> None:
+    frame = tokens_view.table([tokens.TokenView("prometheus", Role.VIEWER, created, "cli:root", used, revoked)])
+    in_words(frame, {"Created": (), "Last used": ("Never",), "Revoked": ("—",)})
+    assert (frame["Last used"][0] == "Never") == (used is None) and (frame["Revoked"][0] == "—") == (revoked is None)
+
+
+@given(status=st.sampled_from([PENDING, HELD, FAILED]), due=AT, error=st.sampled_from([None, "", "HTTP 500"]))
+def test_each_outbox_row_says_when_it_is_tried_next(status: str, due: datetime, error: str | None) -> None:
+    queued = alerts.Queued("Ops hook", channel_test_event("Ops hook", at=due, by="ada"), status, 1, due, error)
+    frame = monitoring_view.outbox_table([queued])
+    in_words(frame, {"Next attempt": ("When the quiet window ends", "No more attempts")})
+    assert bool(SHOWN_MOMENT.fullmatch(frame["Next attempt"][0])) == (status == PENDING)
+
+
+@given(at=AT, status=st.sampled_from([None, 204, 500]), error=st.sampled_from(["", "refused"]),
+       worker=st.sampled_from(["", "vm:1:abc"]))
+def test_each_delivery_attempt_is_in_words(at: datetime, status: int | None, error: str, worker: str) -> None:
+    attempt = AlertDelivery(channel_id=uuid.uuid4(), channel="Ops hook", event_id="evt_1", kind="check.failed",
+                            attempt=1, at=at, http_status=status, outcome="retrying", error=error, duration_ms=5,
+                            worker=worker)
+    in_words(monitoring_view.log_table([attempt]), {"At": ()})
+
+
+@pytest.mark.parametrize(("actor", "address", "origin"), [
+    ("ada", "203.0.113.9", "203.0.113.9"), (shell().name, None, "Command line"),
+    (schedule().name, None, "Scheduled"), ("setup code", None, "—")])
+def test_every_audit_row_says_where_it_came_from(actor: str, address: str | None, origin: str) -> None:
+    event = AuditEvent(at=datetime(2026, 12, 7, 17, 9, 41), actor=actor, client_address=address, action="check.run",
+                       target="", result="ok", detail="")
+    row = audit_view.cells(event)
+    assert row["client_address"] == origin and row["at"] == "2026-12-07 17:09 UTC"
+    in_words(pd.DataFrame([row]), {"at": ()})
+
+
+@given(at=AT)
+def test_a_history_row_without_a_status_or_words_from_8x8_says_so(at: datetime) -> None:
+    frame = history_frame([CheckRecord(uuid.uuid4(), "c", "cc_chat", "timeout", None, 30000, "", at, "r")])
+    in_words(frame.drop(columns="Checked at"), {"When": ()})

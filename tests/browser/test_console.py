@@ -152,10 +152,10 @@ def test_the_secret_never_reaches_any_page(console: Console, sim: SimulatorServe
 
 
 def shown_heading(page: Page, starting: str) -> str:
-    """A heading's text as a person reads it (the invisible word joiners left out)."""
+    """A heading's text as a person reads it."""
     heading = page.get_by_role("heading").filter(has_text=starting).first
     expect(heading).to_be_visible()
-    return heading.inner_text().replace("\u2060", "").strip()
+    return heading.inner_text().strip()
 
 
 def test_names_people_typed_are_text_not_links(console: Console, sim: SimulatorServer, page: Page) -> None:

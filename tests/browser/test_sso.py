@@ -25,7 +25,6 @@ from lib.access import REAUTH_VALID
 from lib.simulator import SimulatorServer
 from lib.store.db import make_engine
 from lib.store.models import WebSession, utcnow
-from lib.ui.text import WORD_JOINER
 from tests.browser.conftest import keyed, wait_for_app
 from tests.browser.test_flows import add_connection
 from tests.browser.test_sign_in import csp_errors, menu, open_menu_entry  # noqa: F401 (a fixture)
@@ -172,7 +171,7 @@ def test_an_identity_the_list_does_not_admit_is_refused_with_the_reason(
     sign_in(page, sso, account)
     refusal = page.get_by_role("alert")
     expect(refusal).to_be_visible()
-    shown = refusal.inner_text().replace(WORD_JOINER, "")  # the joiners keep Streamlit from making links
+    shown = refusal.inner_text()
     assert f"{account.email} may not use Switchboard" in shown and why in shown
     expect(page.get_by_role("heading", name="Connections")).to_have_count(0)
     expect(page.get_by_test_id("stDataFrame")).to_have_count(0)

@@ -19,14 +19,15 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from lib.catalogue import policy
 from lib.catalogue.outcomes import OUTCOMES
-from lib.catalogue.products import PRODUCT_KEYS
-from lib.eightbyeight.answers import DETAIL_LIMIT
+from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, Shape
+from lib.eightbyeight.answers import COUNT_MAX, DETAIL_LIMIT, build_probe
 from lib.eightbyeight.models import Credentials, ProbeResult, Target
 from lib.eightbyeight.prober import Prober
 from lib.eightbyeight.retry import CEILING
@@ -188,3 +189,64 @@ def test_a_gzip_bomb_is_an_unexpected_answer_never_unpacked(answer_server: Answe
     (token,) = [r for r in check(answer_server, at("token", answer)) if r.product == "token"]
     assert (token.outcome, token.http_status) == ("unexpected_response", 200)
     assert token.detail == "8x8 answered with Content-Encoding: gzip, which Switchboard did not ask for."
+
+
+# --- issue 22: a good answer's detail says what was read, from which product ------------------
+
+SHAPED_GOOD = {  # a good answer of each shape, holding n things
+    Shape.JSON_ARRAY: lambda n: [{"id": i} for i in range(n)],
+    Shape.STRING_ARRAY: lambda n: [f"region-{i}" for i in range(n)],
+    Shape.COUNT: str,
+    Shape.PAGED_DATA: lambda n: {"data": [{"id": i} for i in range(n)]},
+}
+
+
+def good_answers(n: int) -> Callable[[Request], Answer]:
+    """A good token, then for each product a good answer of its shape holding ``n`` things."""
+    by_path = {build_probe(product, TARGET.settings)[0]: product for product in PRODUCTS.values()}
+
+    def answer_for(request: Request) -> Answer:
+        product = by_path.get(request.path.split("?", 1)[0])
+        return GOOD_TOKEN if product is None else json_answer(SHAPED_GOOD[product.probe.success](n))
+    return answer_for
+
+
+def test_a_good_answer_says_how_many_of_what_were_read_from_which_product(answer_server: AnswerServer) -> None:
+    details = {r.product: r.detail for r in check(answer_server, good_answers(12)) if r.product != "token"}
+    assert details == {
+        "cc_realtime_analytics": "12 queues read from CC Realtime Analytics.",
+        "cc_historical_analytics": "12 report types read from CC Historical Analytics.",
+        "cloud_storage": "Regions holding data: " + ", ".join(f"region-{i}" for i in range(12)) + ".",
+        "quality_management": "12 users counted by Quality Management.",
+        "cc_chat": "12 chat webhooks read from Contact Center Chat.",
+    }
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 40))
+@example(n=1)
+def test_every_good_detail_is_worded_from_the_catalogue(answer_server: AnswerServer, n: int) -> None:
+    for result in check(answer_server, good_answers(n)):
+        assert result.ok, result
+        if result.product == "token":
+            continue
+        product = PRODUCTS[result.product]
+        noun = product.reads.one if n == 1 else product.reads.many
+        if product.probe.success is Shape.STRING_ARRAY:
+            assert result.detail.lower().startswith(f"{product.reads.many}: ")
+        else:
+            assert result.detail.startswith(f"{n} {noun} ") and result.detail.endswith(f" {product.name}.")
+
+
+@pytest.mark.parametrize("body", ["²", "-3", -3, "1" * 16, COUNT_MAX + 1, True, 2.5, " 7 x"])
+def test_a_count_is_a_whole_number_of_bounded_size(answer_server: AnswerServer, body: object) -> None:
+    results = {r.product: r for r in check(answer_server, at("products", json_answer(body)))}
+    assert results["quality_management"].outcome == "unexpected_response"
+    assert "not a count (a whole number) as Quality Management returns" in results["quality_management"].detail
+
+
+@pytest.mark.parametrize(("body", "said"), [(0, "0 users"), (" 7 ", "7 users"), ("1", "1 user"),
+                                            (COUNT_MAX, f"{COUNT_MAX:,} users")])
+def test_a_count_in_range_is_read(answer_server: AnswerServer, body: object, said: str) -> None:
+    results = {r.product: r for r in check(answer_server, at("products", json_answer(body)))}
+    assert results["quality_management"].detail == f"{said} counted by Quality Management."

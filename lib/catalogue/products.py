@@ -126,12 +126,22 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Noun:
+    """A thing a probe reads, in the singular and the plural: the detail of a good answer says
+    how many it read ("12 queues read from CC Realtime Analytics.")."""
+
+    one: str
+    many: str
+
+
+@dataclass(frozen=True)
 class Product:
     key: str
     name: str
     api_product: str  # the name 8x8 lists in the token's api_product_list
     summary: str  # what it gives an app, in one line
     tests_what: str  # what Switchboard's probe reads
+    reads: Noun  # what a good answer holds, counted in its detail
     needs: tuple[str, ...]  # settings that must be set before the probe can run
     probe: Probe
     guide_anchor: str
@@ -147,6 +157,7 @@ PRODUCTS: Mapping[str, Product] = MappingProxyType(
                 api_product="analytics realtime-api",
                 summary="Live queue and agent statistics from your Contact Center.",
                 tests_what="Lists one queue (names only, no metrics).",
+                reads=Noun("queue", "queues"),
                 needs=("analytics_region",),
                 probe=Probe(
                     method="GET",
@@ -165,6 +176,7 @@ PRODUCTS: Mapping[str, Product] = MappingProxyType(
                 api_product="analytics realtime-api",
                 summary="Historical Contact Center reports (interactions, agents, queues).",
                 tests_what="Lists the report types; no report is created.",
+                reads=Noun("report type", "report types"),
                 needs=("analytics_region",),
                 probe=Probe(
                     method="GET",
@@ -181,6 +193,7 @@ PRODUCTS: Mapping[str, Product] = MappingProxyType(
                 api_product="storage",
                 summary="Call recordings, transcripts and other stored objects.",
                 tests_what="Asks which storage regions hold your data.",
+                reads=Noun("region holding data", "regions holding data"),
                 needs=("storage_region",),
                 probe=Probe(
                     method="GET",
@@ -196,6 +209,7 @@ PRODUCTS: Mapping[str, Product] = MappingProxyType(
                 api_product="QM - API",
                 summary="Quality Management and Speech Analytics data.",
                 tests_what="Counts the users of your PBX in Quality Management.",
+                reads=Noun("user", "users"),
                 needs=("qm_region", "pbx"),
                 probe=Probe(
                     method="GET",
@@ -212,6 +226,7 @@ PRODUCTS: Mapping[str, Product] = MappingProxyType(
                 api_product="vcc",
                 summary="Contact Center chat channels, webhooks and conversations.",
                 tests_what="Lists one chat webhook of your tenant.",
+                reads=Noun("chat webhook", "chat webhooks"),
                 needs=("chat_region", "tenant_id"),
                 probe=Probe(
                     method="GET",

@@ -3,6 +3,7 @@ and the path, parameters and headers of each probe."""
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,8 @@ from lib.words import count
 
 DETAIL_MAX = 300  # 8x8's own words quoted in a detail
 DETAIL_LIMIT = 1000  # a whole detail, whatever an answer held
+COUNT_MAX = 10**15 - 1  # a count past this is no count of 8x8's
+_DIGITS = re.compile(r"[0-9]{1,15}")  # ASCII only: "²".isdigit() is true, and int("²") fails
 
 
 class Failed(Exception):
@@ -93,26 +96,40 @@ def require_lifetime(body: Mapping[str, Any]) -> None:
         raise Failed("unexpected_response", "The token answer says the token has already expired.")
 
 
-def shape_summary(shape: Shape, body: Any) -> str | None:
-    """A short description of a successful body, or None when it has the wrong shape."""
+def shape_summary(product: Product, body: Any) -> str | None:
+    """What a successful body says, in the product's own words (how many of the things it reads,
+    from which product), or None when the body has the wrong shape."""
+    shape, reads = product.probe.success, product.reads
+    if shape is Shape.STRING_ARRAY:
+        if isinstance(body, list) and all(isinstance(i, str) for i in body):
+            return f"{reads.many[:1].upper()}{reads.many[1:]}: {', '.join(body) or 'none yet'}."
+        return None
+    found = _how_many(shape, body)
+    if found is None:
+        return None
+    done = "counted by" if shape is Shape.COUNT else "read from"
+    return f"{count(found, reads.one, reads.many)} {done} {product.name}."
+
+
+def _how_many(shape: Shape, body: Any) -> int | None:
+    """How many things a body of ``shape`` holds, or None when it is not of that shape. A count
+    is a whole number from 0 to COUNT_MAX, as a JSON number or a string of ASCII digits."""
     if shape is Shape.JSON_ARRAY and isinstance(body, list):
-        return f"{count(len(body), 'record')} on the first page."
-    if shape is Shape.STRING_ARRAY and isinstance(body, list) and all(isinstance(i, str) for i in body):
-        return "Regions holding data: " + (", ".join(body) if body else "none yet") + "."
-    if shape is Shape.COUNT:
-        if isinstance(body, int) and not isinstance(body, bool):
-            return f"Count: {body}."
-        if isinstance(body, str) and body.strip().isdigit():
-            return f"Count: {body.strip()}."
+        return len(body)
     if shape is Shape.PAGED_DATA and isinstance(body, dict) and isinstance(body.get("data"), list):
-        return f"{count(len(body['data']), 'record')} on the first page."
+        return len(body["data"])
+    if shape is Shape.COUNT:
+        if isinstance(body, str) and _DIGITS.fullmatch(body.strip()):
+            body = int(body.strip())
+        if isinstance(body, int) and not isinstance(body, bool) and 0 <= body <= COUNT_MAX:
+            return body
     return None
 
 
 SHAPE_WORDS = {
     Shape.JSON_ARRAY: "a JSON array",
     Shape.STRING_ARRAY: "a JSON array of region names",
-    Shape.COUNT: "a number",
+    Shape.COUNT: "a count (a whole number)",
     Shape.PAGED_DATA: 'a JSON object with a "data" list',
 }
 

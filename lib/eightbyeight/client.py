@@ -279,7 +279,7 @@ class EightByEight:
         status = response.status_code
         path = response.request.url.path
         if response.is_success:
-            summary = shape_summary(product.probe.success, read_json(response))
+            summary = shape_summary(product, read_json(response))
             if summary is None:
                 raise Failed("unexpected_response", f"HTTP {status}, but the answer is not "
                               f"{SHAPE_WORDS[product.probe.success]} as {product.name} returns.", status)

@@ -199,6 +199,12 @@ def _check_products(products: Iterable[str]) -> list[FieldError]:
 
 def validate(data: ConnectionInput, *, creating: bool) -> None:
     """Raise ValidationError listing every problem, or return if the input is acceptable."""
+    errors = _problems(data, creating=creating)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _problems(data: ConnectionInput, *, creating: bool) -> list[FieldError]:
     errors = [
         *_check_name(data.name.strip()),
         *_check_client_id(data.client_id.strip(), required=creating),
@@ -209,12 +215,43 @@ def validate(data: ConnectionInput, *, creating: bool) -> None:
     environment = data.environment.strip()
     if len(environment) > ENVIRONMENT_MAX or not environment.isprintable():
         errors.append(_refused("environment", f"Use at most {ENVIRONMENT_MAX} printable characters, e.g. 'production'."))
+    return errors
+
+
+def _name_taken() -> FieldError:
+    return _refused("name", "Another connection already has this name (names ignore case); choose another.")
+
+
+def _changed_meanwhile() -> ConflictError:
+    return ConflictError("Somebody else changed this connection after you opened it. Nothing was "
+                         "saved: reload it, then make your change again.")
+
+
+def precheck(engine: Engine, data: ConnectionInput, *, connection_id: uuid.UUID | None = None,
+             expected_version: int | None = None) -> None:
+    """Everything a save can be refused for without asking 8x8, checked before the credentials
+    are sent there (a refusal after 8x8 answered costs a token request, and the pasted secret):
+    the connection being edited still exists at ``expected_version``, every field is valid (as
+    :func:`validate`) and no other connection has the name, ignoring case. Raises NotFoundError,
+    ConflictError, or ValidationError naming every field at once.
+
+    :func:`create` and :func:`update` still check what they must (a name taken meanwhile is
+    refused by the database), so this only moves refusals earlier; it never lets one through."""
+    name_key = data.name.strip().casefold()
+    with read_session(engine) as session:
+        holder = session.exec(select(Connection.id).where(Connection.name_key == name_key)).first()
+        version = None if connection_id is None else session.exec(
+            select(Connection.version).where(Connection.id == connection_id)).first()
+    if connection_id is not None:
+        if version is None:
+            raise NotFoundError("This connection no longer exists.")
+        if version != expected_version:
+            raise _changed_meanwhile()
+    errors = _problems(data, creating=connection_id is None)
+    if holder is not None and holder != connection_id and not any(e.field == "name" for e in errors):
+        errors.insert(0, _name_taken())
     if errors:
         raise ValidationError(errors)
-
-
-def _name_taken() -> ValidationError:
-    return ValidationError([_refused("name", "Another connection already has this name (names ignore case); choose another.")])
 
 
 def _common_values(data: ConnectionInput) -> dict[str, object]:
@@ -279,7 +316,7 @@ def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: Princi
             audit.record(session, actor, "connection.create", row.name, audit.OK,
                          f"Client ID {row.client_id_hint}; products: {', '.join(row.expected_products) or 'none'}")
     except IntegrityError:
-        raise _name_taken() from None
+        raise ValidationError([_name_taken()]) from None
     return get(engine, row_id)
 
 
@@ -326,10 +363,8 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
                 .values(**values)
             )
             if result.rowcount != 1:
-                raise (ConflictError(
-                    "Somebody else changed this connection after you opened it. Nothing was "
-                    "saved: reload it, then make your change again.")
-                    if stored is not None else NotFoundError("This connection no longer exists."))
+                raise (_changed_meanwhile() if stored is not None
+                       else NotFoundError("This connection no longer exists."))
             if changed:
                 session.exec(sql_update(DueCheck).where(DueCheck.connection_id == connection_id)  # type: ignore[call-overload]
                              .values(due_at=now))
@@ -339,7 +374,7 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
                          + (f"; changed what is tested ({', '.join(changed)}): earlier results no longer "
                             "count, checks due now" if changed else ""))
     except IntegrityError:
-        raise _name_taken() from None
+        raise ValidationError([_name_taken()]) from None
     return get(engine, connection_id)
 
 

@@ -94,10 +94,10 @@ def _candidate(rt: Runtime, data: ConnectionInput, connection_id: uuid.UUID | No
                        SecretStr(secret) if secret else stored.client_secret)
 
 
-def ask_8x8(rt: Runtime, prober: Prober, data: ConnectionInput,
-            connection_id: uuid.UUID | None = None) -> TokenAnswer:
-    """Ask 8x8 for a token with the values being saved; raise TokenRefused if it fails."""
-    connections.validate(data, creating=connection_id is None)
+def _ask_8x8(rt: Runtime, prober: Prober, data: ConnectionInput,
+             connection_id: uuid.UUID | None = None) -> TokenAnswer:
+    """Ask 8x8 for a token with the values being saved (prechecked by the caller); raise
+    TokenRefused if it fails."""
     candidate = _candidate(rt, data, connection_id)
     result = prober.ask_token(candidate)
     if not result.ok:
@@ -111,10 +111,13 @@ def save(rt: Runtime, prober: Prober | None, data: ConnectionInput, *, actor: Pr
          connection_id: uuid.UUID | None = None, expected_version: int | None = None
          ) -> tuple[ConnectionView, TokenAnswer | None]:
     """Create (or update) a connection after verifying it; ``prober=None`` skips verification
-    and saves it untested."""
+    and saves it untested. Everything that can be refused without 8x8 is refused before 8x8 is
+    asked (:func:`connections.precheck`): a pasted secret is sent only with a save that 8x8's
+    answer alone decides."""
     require(actor, Permission.MANAGE_CONNECTIONS)
+    connections.precheck(rt.engine, data, connection_id=connection_id, expected_version=expected_version)
     try:
-        answer = ask_8x8(rt, prober, data, connection_id) if prober is not None else None
+        answer = _ask_8x8(rt, prober, data, connection_id) if prober is not None else None
     except TokenRefused as exc:
         audit.record_now(rt.engine, actor, "connection.verify", data.name.strip(), audit.REFUSED,
                          f"{exc.result.outcome}: {exc.result.detail}")

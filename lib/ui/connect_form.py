@@ -2,7 +2,9 @@
 
 The Client Secret is a password field that is never pre-filled. Its value is taken out of
 session state inside the submit callback, before the verify call, so it lives in the session
-for the length of one callback and never reaches the browser again.
+for the length of one callback and never reaches the browser again. So a refused submit comes
+back with the field empty, and says so under it: paste it again. Everything that can be refused
+without 8x8 is refused before the secret is sent there (lib.linking.save).
 
 The connection being edited is named in the page's address (``/connect?edit=NAME``), so a
 reload, a bookmark or a link goes on editing it; nothing else of the form is in the address.
@@ -101,30 +103,40 @@ def _form_input(view: ConnectionView | None, secret: SecretStr) -> ConnectionInp
     )
 
 
+def _not_kept(editing: bool) -> str:
+    """What to do now that a refused submit dropped the pasted secret."""
+    if editing:
+        return ("The new Client Secret was not kept: paste it again before you press Verify & save, "
+                "or leave the field blank to keep the stored one. (A pasted secret is never kept "
+                "after a refusal.)")
+    return ("The Client Secret was not kept: paste it again before you press Verify & save. "
+            "(A pasted secret is never kept after a refusal.)")
+
+
 def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
     """Submit callback: runs before the rerun, so the secret can leave session state at once.
-    ``version`` is the one the form was opened on: a newer stored one is a conflict."""
+    ``version`` is the one the form was opened on: a newer stored one is a conflict.
+
+    A refusal drops the pasted secret with the rest of this callback (it is kept nowhere), so
+    the flash then carries a note saying so, shown under the empty field."""
     secret = take_secret(_SECRET)
     rt, me = acting(Permission.MANAGE_CONNECTIONS)
     state = st.session_state
+    note = _not_kept(connection_id is not None) if secret.get_secret_value() else None
+    skip = bool(state.pop(_key("skip_verify"), False))
+    refusal: dict[str, Any]
     try:
         view = None if connection_id is None else connections.get(rt.engine, connection_id)
-    except NotFoundError as exc:
-        state[_FLASH] = {"kind": "refused", "message": str(exc), "anchor": None}
-        return
-    data = _form_input(view, secret)
-    skip = bool(state.pop(_key("skip_verify"), False))
-    try:
+        data = _form_input(view, secret)
         saved, answer = linking.save(
             rt, None if skip else prober(), data, actor=me, connection_id=connection_id, expected_version=version)
     except ValidationError as exc:
-        state[_FLASH] = {"kind": "invalid", "errors": {e.field: (e.label, e.message) for e in exc.errors}}
+        refusal = {"kind": "invalid", "errors": {e.field: (e.label, e.message) for e in exc.errors}}
     except linking.TokenRefused as exc:
-        state[_FLASH] = {"kind": "refused", "message": str(exc),
-                         "anchor": OUTCOMES[exc.result.outcome].guide_anchor}
+        refusal = {"kind": "refused", "message": str(exc), "anchor": OUTCOMES[exc.result.outcome].guide_anchor}
         state[_OFFER_SKIP] = exc.unreachable
     except (ConflictError, NotFoundError, ProberClosed) as exc:
-        state[_FLASH] = {"kind": "refused", "message": str(exc), "anchor": None}
+        refusal = {"kind": "refused", "message": str(exc), "anchor": None}
     else:
         state[_OFFER_SKIP] = False
         state[_SAVED] = str(saved.id)
@@ -137,6 +149,8 @@ def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
             "granted": None if answer is None else sorted(answer.granted),
             "warnings": [] if answer is None else answer.warnings(),
         }
+        return
+    state[_FLASH] = {**refusal, "secret_note": note}
 
 
 def _refusal(field: str) -> None:
@@ -145,6 +159,14 @@ def _refusal(field: str) -> None:
     flash = st.session_state.get(_FLASH)
     if flash and flash["kind"] == "invalid" and field in flash["errors"]:
         st.error(literal(flash["errors"][field][1]), icon=":material/error:")
+
+
+def _secret_note() -> str | None:
+    """The note about a secret the last submit dropped, while its field is still empty."""
+    flash = st.session_state.get(_FLASH)
+    if not flash or st.session_state.get(_SECRET):
+        return None
+    return flash.get("secret_note")
 
 
 def _comparison(expected: list[str], granted: list[str] | None) -> str:
@@ -163,13 +185,15 @@ def _show_flash() -> None:
     flash = st.session_state.get(_FLASH)
     if not flash:
         return
+    note = _secret_note()
+    paste_again = f"\n\n{note}" if note else ""
     if flash["kind"] == "invalid":
         st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- **{label}**: {literal(message)}"
-                                                            for label, message in flash["errors"].values()),
-                 icon=":material/edit_note:")
+                                                            for label, message in flash["errors"].values())
+                 + paste_again, icon=":material/edit_note:")
     elif flash["kind"] == "refused":
         link = f" [Guide]({anchor_url(flash['anchor'])})" if flash["anchor"] else ""
-        st.error(literal(flash["message"]) + link, icon=":material/block:")
+        st.error(literal(flash["message"]) + link + paste_again, icon=":material/block:")
     elif flash["verified"]:
         st.success(f"8x8 issued a token for these credentials. Saved **{literal(flash['name'])}**.",
                    icon=":material/verified:")
@@ -227,6 +251,8 @@ def render(console: Console) -> None:
                       help="Shown by 8x8 when the app is created. Stored encrypted and never shown again "
                            f"([guide]({anchor_url('copy-credentials')})).")
         _refusal("client_secret")
+        if note := _secret_note():
+            st.warning(note, icon=":material/content_paste:")
         for key in _needed_settings(products):
             setting = SETTINGS[key]
             help_text = f"{setting.help} ([where to find it]({anchor_url(setting.guide_anchor)}))"

@@ -19,7 +19,7 @@ from lib.redaction import registry
 from lib.spreadsheet import csv_cell
 from lib.store.db import read_session, write_session
 from lib.store.models import AuditEvent, utcnow
-from lib.words import count
+from lib.words import count, iso
 
 OK, REFUSED, FAILED = "ok", "refused", "failed"
 
@@ -61,10 +61,11 @@ def export_csv(engine: Engine, actor: Principal, rows: list[AuditEvent], file_na
 
 
 def to_csv(rows: list[AuditEvent]) -> bytes:
+    """The rows as CSV, each moment in the machine form (lib.words.iso)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for row in rows:
         texts = ("" if value is None else str(value) for value in (getattr(row, name) for name in COLUMNS[1:]))
-        writer.writerow([row.at.isoformat(), *map(csv_cell, texts)])
+        writer.writerow([iso(row.at), *map(csv_cell, texts)])
     return out.getvalue().encode("utf-8")

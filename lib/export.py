@@ -20,7 +20,7 @@ from lib.access import Permission, Principal, require
 from lib.catalogue.outcomes import OUTCOMES, Outcome
 from lib.catalogue.products import PRODUCTS
 from lib.spreadsheet import csv_frame, xlsx
-from lib.words import count
+from lib.words import count, iso
 
 # The allow-list: nothing else ever leaves Switchboard in an export. Made to hand to 8x8
 # support: what was ticked and granted, what 8x8 said, who must act and the fix.
@@ -67,9 +67,10 @@ def status_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Times as ISO 8601 UTC text ("...Z"), for the text formats; blank when never checked."""
+    """Times in the machine form (lib.words.iso), for the text formats; blank (CSV) or null
+    (JSON) when never checked."""
     text = frame.copy()
-    text["checked_at_utc"] = frame["checked_at_utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text["checked_at_utc"] = [None if pd.isna(when) else iso(when) for when in frame["checked_at_utc"]]
     return text
 
 

@@ -19,10 +19,7 @@ from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCTS
 from lib.errors import NotFoundError
 from lib.store.models import utcnow
-
-
-def _iso(moment: pd.Timestamp | None) -> str | None:
-    return None if moment is None or pd.isna(moment) else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+from lib.words import iso
 
 
 def _number(value: object) -> int | None:
@@ -41,7 +38,7 @@ def _product(row: Any) -> dict[str, Any]:
         "cause": outcome.cause if outcome else status.UNTESTED_CAUSES[row.explained],
         "who_must_act": outcome.actor.value if outcome and failing else None,
         "fix": outcome.fix if outcome and failing else None,
-        "checked_at": _iso(row.checked_at),
+        "checked_at": iso(None if pd.isna(row.checked_at) else row.checked_at),
         "latency_ms": _number(row.duration_ms),
         "http_status": _number(row.http_status),
     }
@@ -62,7 +59,7 @@ def _connections(table: pd.DataFrame) -> list[dict[str, Any]]:
 def everything(engine: Engine, *, actor: Principal) -> dict[str, Any]:
     """``GET /api/v1/status``: every connection, by name."""
     require(actor, Permission.READ_STATUS)
-    return {"generated_at": _iso(pd.Timestamp(utcnow())), "connections": _connections(status.table(engine))}
+    return {"generated_at": iso(utcnow()), "connections": _connections(status.table(engine))}
 
 
 def one(engine: Engine, name: str, *, actor: Principal) -> dict[str, Any]:
@@ -72,4 +69,4 @@ def one(engine: Engine, name: str, *, actor: Principal) -> dict[str, Any]:
     chosen = table[(table["connection"].str.casefold() == name.strip().casefold()).to_numpy()]
     if chosen.empty:
         raise NotFoundError(f"No connection is named '{name}'.")
-    return {"generated_at": _iso(pd.Timestamp(utcnow())), **_connections(chosen.reset_index(drop=True))[0]}
+    return {"generated_at": iso(utcnow()), **_connections(chosen.reset_index(drop=True))[0]}

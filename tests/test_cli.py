@@ -31,7 +31,7 @@ from lib.simulator import SimulatorServer
 from lib.store import db
 from lib.store.db import read_session
 from lib.store.keyring import new_keyring_notice
-from lib.store.models import AlertState, Check
+from lib.store.models import AlertState, Check, Connection
 from tests.fixtures.prober import control
 from tests.fixtures.storage import Sentinels
 
@@ -211,8 +211,15 @@ def stored(cli) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return item  # type: ignore[no-any-return]
 
 
-def set_at(item: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(item["secret_set_at"])
+def set_at(cli) -> datetime:  # type: ignore[no-untyped-def]
+    """When the connection's secret was stored, to the microsecond (--json says whole seconds),
+    read from the database file."""
+    rt = open_runtime(load_settings(cli.env))
+    try:
+        with read_session(rt.engine) as session:
+            return session.exec(select(Connection.secret_set_at)).one()
+    finally:
+        rt.engine.dispose()
 
 
 def outcomes(cli) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -274,7 +281,7 @@ def test_edit_rotates_the_secret_keeping_history_and_alert_state(cli, sentinels:
                stdin="regenerated-since\n").returncode == 0
     for _ in range(2):
         assert cli("check", "Prod").returncode == 1
-    before = stored(cli)
+    before, set_before = stored(cli), set_at(cli)
     failing = history(cli, before["id"])
     assert failing[0] > 0 and failing[1] == [("cloud_storage", 2, True)]  # check.failed raised
 
@@ -288,7 +295,7 @@ def test_edit_rotates_the_secret_keeping_history_and_alert_state(cli, sentinels:
     assert rotated.returncode == 0, rotated.stderr
     assert "8x8 issued a token. Saved connection 'Prod'" in rotated.stdout
     after = stored(cli)
-    assert after["id"] == before["id"] and set_at(after) > set_at(before)
+    assert after["id"] == before["id"] and set_at(cli) > set_before
     assert after["settings_version"] == before["settings_version"] + 1
     assert history(cli, after["id"]) == failing  # nothing lost, nothing reset by the edit
     assert outcomes(cli) == {"Cloud Storage Service": "settings_changed"}
@@ -332,7 +339,7 @@ def test_the_secret_aging_fix_is_one_command_that_works(cli, sentinels: Sentinel
     name = "Acme's prod"  # the fix quotes it for the shell
     assert cli("connections", "add", "--name", name, "--client-id", sentinels.client_id, "--secret-stdin",
                "--no-verify", stdin="old-secret\n").returncode == 0
-    before = stored(cli)
+    before, set_before = stored(cli), set_at(cli)
     subject = Subject(uuid.UUID(before["id"]), name, "", before["client_id_hint"])
     fix = aging_event(subject, secret_set_at=datetime.now(UTC), age_days=200, step=0, at=datetime.now(UTC)).fix
     [command] = re.findall(r"`([^`]+)`", fix)
@@ -341,7 +348,7 @@ def test_the_secret_aging_fix_is_one_command_that_works(cli, sentinels: Sentinel
     done = cli(*argv[1:], stdin=sentinels.client_secret + "\n")
     assert done.returncode == 0, done.stderr
     after = stored(cli)
-    assert after["id"] == before["id"] and set_at(after) > set_at(before)
+    assert after["id"] == before["id"] and set_at(cli) > set_before
 
 
 # --- check --------------------------------------------------------------------------------

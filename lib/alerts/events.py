@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import shlex
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -84,7 +85,7 @@ def aging_event(subject: Subject, *, secret_set_at: datetime, age_days: int, ste
                  summary=f"{subject.name}: the Client Secret is {age_days} days old",
                  connection=subject.name, environment=subject.environment or None,
                  client_id_hint=subject.client_id_hint,
-                 details={"age_days": age_days, "secret_set_at": secret_set_at.isoformat()},
+                 details={"age_days": age_days, "secret_set_at": secret_set_at},
                  who_must_act="8x8 admin (Admin Console), then a Switchboard admin",
                  fix=aging_fix(subject.name))
 
@@ -106,7 +107,7 @@ def channel_test_event(channel: str, *, at: datetime, by: str) -> Event:
 def summary_event(channel_id: uuid.UUID, held: list[Event], *, at: datetime) -> Event:
     """What a quiet window held, in one event, sent when it ends."""
     items = [{"id": e.id, "kind": e.kind.value, "summary": e.summary, "connection": e.connection,
-              "product": e.product, "outcome": e.outcome, "occurred_at": e.occurred_at.isoformat()} for e in held]
+              "product": e.product, "outcome": e.outcome, "occurred_at": e.occurred_at} for e in held]
     return Event(id=event_id(EventKind.QUIET_SUMMARY, channel_id, sorted(e.id for e in held)),
                  kind=EventKind.QUIET_SUMMARY, occurred_at=at,
                  summary=f"{len(held)} alert{'s' if len(held) != 1 else ''} held during a quiet window",
@@ -116,6 +117,9 @@ def summary_event(channel_id: uuid.UUID, held: list[Event], *, at: datetime) -> 
 # --- Stored form --------------------------------------------------------------------------------
 
 _TIMES = ("occurred_at", "checked_at")
+# A detail named so holds a moment (failing_since, secret_set_at, a summary item's occurred_at):
+# stored as ISO text, it is read back as a datetime, so each payload writes it in its one form.
+_MOMENT_NAMES = ("_at", "_since")
 
 
 def to_json(event: Event) -> dict[str, Any]:
@@ -123,6 +127,7 @@ def to_json(event: Event) -> dict[str, Any]:
     data["kind"] = event.kind.value
     for name in _TIMES:
         data[name] = data[name].isoformat() if data[name] else None
+    data["details"] = _stored(data["details"])
     return data
 
 
@@ -131,4 +136,31 @@ def from_json(data: dict[str, Any]) -> Event:
     values["kind"] = EventKind(values["kind"])
     for name in _TIMES:
         values[name] = datetime.fromisoformat(values[name]) if values.get(name) else None
+    values["details"] = _read_back(values.get("details") or {})
     return Event(**values)
+
+
+def _stored(value: Any) -> Any:
+    """Details as JSON can hold them: moments as ISO text, at any depth."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {key: _stored(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_stored(item) for item in value]
+    return value
+
+
+def _read_back(value: Any, name: str = "") -> Any:
+    """Stored details with their moments as datetimes again, whatever ISO form wrote them (rows
+    queued by earlier versions too); text under a moment's name that is no date stays text."""
+    if isinstance(value, str) and name.endswith(_MOMENT_NAMES):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {key: _read_back(item, key) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_read_back(item) for item in value]
+    return value

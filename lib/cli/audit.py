@@ -10,7 +10,7 @@ from lib import audit
 from lib.access import shell
 from lib.cli.common import reports_errors, to_json
 from lib.runtime import open_runtime
-from lib.words import parse_span
+from lib.words import parse_span, shown
 
 
 def _since(value: str | None) -> datetime | None:
@@ -46,4 +46,4 @@ def command(since: str | None, as_json: bool) -> None:
         click.echo("No audit events.")
         return
     for e in events:
-        click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}Z {e.actor:<20} {e.action:<18} {e.result:<8} {e.target}  {e.detail}")
+        click.echo(f"{shown(e.at)} {e.actor:<20} {e.action:<18} {e.result:<8} {e.target}  {e.detail}")

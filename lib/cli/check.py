@@ -28,7 +28,7 @@ def _check_json(record: CheckRecord, environment: str) -> dict[str, Any]:
         "http_status": record.http_status,
         "duration_ms": record.duration_ms,
         "detail": record.detail,
-        "checked_at": record.checked_at.isoformat(),
+        "checked_at": record.checked_at,  # to_json writes it in the machine form
         "cause": outcome.cause,
         "who_must_act": outcome.actor.value,
         "fix": outcome.fix,

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -21,6 +22,7 @@ from lib.errors import (
     SwitchboardError,
     ValidationError,
 )
+from lib.words import iso
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_ERRORS = (ConfigError, KeyringError, DatabaseNotReady)
@@ -59,7 +61,12 @@ def reports_errors(func: F) -> F:
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)
+    """Every command's --json: moments in the machine form (lib.words.iso), whatever holds them."""
+    return json.dumps(value, indent=2, default=_plain)
+
+
+def _plain(value: object) -> str | None:
+    return iso(value) if isinstance(value, datetime) else str(value)
 
 
 def invoked_as() -> str:

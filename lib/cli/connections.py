@@ -16,6 +16,7 @@ from lib.cli.common import F, invoked_as, prober, read_hidden, reports_errors, t
 from lib.connections import FIELD_LABELS, ConnectionInput, ConnectionView
 from lib.errors import FieldError, ValidationError
 from lib.runtime import open_runtime
+from lib.words import shown
 
 
 @click.group("connections")
@@ -167,7 +168,7 @@ def connections_list(as_json: bool) -> None:
     click.echo(f"{'name':<30} {'environment':<14} {'client id':<12} {'secret set':<20} products")
     for v in views:
         click.echo(f"{v.name:<30} {v.environment:<14} {v.client_id_hint:<12} "
-                   f"{v.secret_set_at:%Y-%m-%d %H:%M}Z     {','.join(v.expected_products) or '-'}")
+                   f"{shown(v.secret_set_at):<20} {','.join(v.expected_products) or '-'}")
 
 
 @command.command("remove")

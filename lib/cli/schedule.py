@@ -13,7 +13,7 @@ from lib.cli.common import CONFIG_ERRORS, reports_errors
 from lib.connections import ConnectionView
 from lib.errors import NotFoundError, ValidationError
 from lib.runtime import Runtime, open_runtime
-from lib.words import span
+from lib.words import shown, span
 
 _CONNECTION = click.option("--connection", "name", metavar="NAME",
                            help="Only this connection (default: all connections).")
@@ -34,11 +34,15 @@ def _open(name: str | None) -> tuple[Runtime, ConnectionView | None]:
         sys.exit(2)
 
 
-def _when(value: datetime | None, now: datetime) -> str:
-    if value is None:
-        return "-"
-    text = f"{value:%Y-%m-%d %H:%M} UTC"
-    return text + (" (due)" if value <= now else "")
+def _next(plan: schedule.ConnectionPlan, now: datetime) -> str:
+    """Its next scheduled check, marked "(due)" only when a worker's tick takes it now: its
+    earliest slot has come and the connection is not paused (as lib.worker claims). A
+    connection the worker has not planned yet gets its first slot, in the future, at the tick."""
+    if plan.paused:
+        return "paused"
+    if plan.next_check is None:
+        return "not planned yet"
+    return shown(plan.next_check) + (" (due)" if plan.next_check <= now else "")
 
 
 def _ago(when: datetime, now: datetime) -> str:
@@ -71,8 +75,7 @@ def show() -> None:
     click.echo(f"\n{'connection':<28} {'every':<10} {'next check':<26} last scheduled check")
     for c in plan.connections:
         every = span(c.every) + ("" if c.own_every else "*")
-        upcoming = "paused" if c.paused else _when(c.next_check, now)
-        click.echo(f"{c.name[:28]:<28} {every:<10} {upcoming:<26} {_when(c.last_run, now)}")
+        click.echo(f"{c.name[:28]:<28} {every:<10} {_next(c, now):<26} {shown(c.last_run, never='none yet')}")
     click.echo("\n* the default interval")
 
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
 from lib import tokens
 from lib.access import shell
 from lib.cli.common import reports_errors, to_json
 from lib.runtime import open_runtime
+from lib.words import shown
 
 ROLES = click.Choice([r.value for r in tokens.ROLES])
-
-
-def _stamp(when: datetime | None) -> str:
-    return f"{when:%Y-%m-%d %H:%M}" if when else "-"
 
 
 @click.group("tokens")
@@ -57,8 +52,8 @@ def tokens_list(as_json: bool) -> None:
                              "revoked_at": v.revoked_at} for v in views]))
         return
     for v in views:
-        click.echo(f"{v.name:<30} {v.role.value:<9} created {_stamp(v.created_at)}  last used "
-                   f"{_stamp(v.last_used_at):<16}  {'revoked ' + _stamp(v.revoked_at) if v.revoked_at else 'live'}")
+        click.echo(f"{v.name:<30} {v.role.value:<9} created {shown(v.created_at)}  last used "
+                   f"{shown(v.last_used_at, never='never'):<20}  {'revoked ' + shown(v.revoked_at) if v.revoked_at else 'live'}")
 
 
 @command.command("revoke")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
 
 from lib.cli.common import CONFIG_ERRORS, prober
 from lib.runtime import open_runtime
-from lib.words import SPAN_EXAMPLES, parse_span
+from lib.words import SPAN_EXAMPLES, parse_span, shown
 from lib.worker import TickReport, Worker
 
 
@@ -58,7 +58,7 @@ def command(once: bool, tick_text: str, lease_text: str, batch: int) -> None:
 
         def said(report: TickReport) -> None:
             if report.checked:
-                click.echo(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {report.describe()}")
+                click.echo(f"{shown(datetime.now(UTC))} {report.describe()}")
 
         worker.run(stop, on_tick=said)
     click.echo("Worker stopped.")

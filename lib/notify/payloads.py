@@ -20,6 +20,7 @@ from typing import Any
 
 from lib.catalogue.outcomes import OUTCOMES
 from lib.notify.models import Event, EventKind
+from lib.words import iso, shown
 
 PRODUCT_NAME = "Switchboard"
 OPEN_LINK = "Open in Switchboard"
@@ -41,23 +42,13 @@ ICONS = {
 
 # ---- shared ---------------------------------------------------------------------------------
 
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 in UTC with a Z; a naive time is taken as UTC (as the store keeps them)."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _human_time(moment: datetime) -> str:
-    return iso_utc(moment).replace("T", " ").removesuffix("Z")[:16] + " UTC"
-
-
 def _outcome(key: str | None) -> str | None:
     return OUTCOMES[key].label if key in OUTCOMES else key
 
 
 def _text(value: Any) -> str:
     if isinstance(value, datetime):
-        return _human_time(value)
+        return shown(value)
     if isinstance(value, (set, frozenset)):
         return ", ".join(sorted(_text(item) for item in value))
     if isinstance(value, (list, tuple)):
@@ -96,7 +87,7 @@ def facts(event: Event) -> list[tuple[str, str]]:
 
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
-        return iso_utc(value)
+        return iso(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
@@ -121,7 +112,7 @@ def _one_line(text: str) -> str:
 def webhook_body(event: Event) -> dict[str, Any]:
     """Standard Webhooks' suggested shape: ``type``, ``timestamp`` and every field in ``data``."""
     data = {f.name: _json(getattr(event, f.name)) for f in dataclasses.fields(event)}
-    return {"type": event.kind.value, "timestamp": iso_utc(event.occurred_at), "data": data}
+    return {"type": event.kind.value, "timestamp": iso(event.occurred_at), "data": data}
 
 
 # ---- Slack ----------------------------------------------------------------------------------

@@ -278,6 +278,9 @@ class Overview:
     every: timedelta
     paused: bool
     connections: list[ConnectionPlan]
+    # The intervals of connections with one of their own that differs from the default, shortest
+    # first (one entry per such connection).
+    own: tuple[timedelta, ...] = ()
 
 
 def overview(engine: Engine, actor: Principal, connection_ids: Collection[uuid.UUID] | None = None) -> Overview:
@@ -295,7 +298,9 @@ def overview(engine: Engine, actor: Principal, connection_ids: Collection[uuid.U
     plans = [ConnectionPlan(cid, name, now_set.every_for(cid), now_set.has_own_every(cid), now_set.paused_for(cid),
                             _aware(due), _aware(last))
              for cid, name, due, last in rows]
-    return Overview(now_set.every, now_set.paused, plans)
+    own = tuple(sorted(every for cid in now_set.own
+                       if now_set.has_own_every(cid) and (every := now_set.every_for(cid)) != now_set.every))
+    return Overview(now_set.every, now_set.paused, plans, own)
 
 
 def _aware(value: datetime | str | None) -> datetime | None:

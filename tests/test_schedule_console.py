@@ -71,3 +71,20 @@ def test_failing_ticks_are_a_warning_with_the_last_successful_tick(
     assert worker.tick().failure is None
     assert not [w for w in at.run().warning if "Scheduled ticks are failing" in str(w.value)]
     assert any("worker alive, last successful tick" in c for c in captions(at))
+
+
+def test_the_caption_says_when_connections_have_intervals_of_their_own(
+        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer) -> None:
+    """Issue 22: one interval in the caption was wrong as soon as a connection had its own."""
+    app = simulator.scenario.apps[0]
+    views = [connections.create(console_env.engine, console_env.vault, form_for(app, name), actor=ADMIN)
+             for name in ("Alpha", "Beta", "Gamma")]
+    at = open_page(CONNECTIONS)
+    assert any("Scheduled checks every 15 min, but" in c for c in captions(at))
+    schedule.set_every(console_env.engine, timedelta(hours=1), actor=ADMIN, connection=views[0])
+    assert any("Scheduled checks every 15 min (1 connection: its own interval, 1 h), but" in c
+               for c in captions(at.run()))
+    schedule.set_every(console_env.engine, timedelta(minutes=5), actor=ADMIN, connection=views[1])
+    schedule.set_every(console_env.engine, timedelta(minutes=15), actor=ADMIN, connection=views[2])  # the default
+    assert any("Scheduled checks every 15 min (2 connections: their own interval, 5 min–1 h), but" in c
+               for c in captions(at.run()))

@@ -12,7 +12,7 @@ from lib.access import Principal
 from lib.connections import ConnectionView
 from lib.runtime import Runtime
 from lib.ui.text import literal
-from lib.words import span
+from lib.words import count, span
 
 
 def _ago(then: datetime, now: datetime) -> str:
@@ -29,6 +29,18 @@ def _at(when: datetime, now: datetime) -> str:
 def _last_ok(workers: list[schedule.Worker], now: datetime) -> str:
     done = [w.last_ok_tick_at for w in workers if w.last_ok_tick_at is not None]
     return f"last successful tick {_ago(max(done), now)}" if done else "no successful tick yet"
+
+
+def _every(plan: schedule.Overview) -> str:
+    """The default interval, and the range of the intervals connections have of their own:
+    "every 15 min (2 connections: their own interval, 5 min–1 h)"."""
+    said = f"every {span(plan.every)}"
+    if not plan.own:
+        return said
+    low, high = plan.own[0], plan.own[-1]
+    spread = span(low) if low == high else f"{span(low)}–{span(high)}"
+    whose = "its" if len(plan.own) == 1 else "their"
+    return f"{said} ({count(len(plan.own), 'connection')}: {whose} own interval, {spread})"
 
 
 def caption(rt: Runtime, me: Principal) -> None:
@@ -49,11 +61,11 @@ def caption(rt: Runtime, me: Principal) -> None:
                    f"{_last_ok(alive, now)}. Statuses are not being refreshed. Who must act: the Switchboard "
                    "operator (read the worker's log).", icon=":material/error:")
     elif alive:
-        st.caption(f":material/schedule: Scheduled checks every {span(plan.every)} · worker alive, "
+        st.caption(f":material/schedule: Scheduled checks {_every(plan)} · worker alive, "
                    f"{_last_ok(alive, now)}.")
     else:
         last = f"the last worker tick was {_ago(workers[0].last_tick_at, now)}" if workers else "no worker has run"
-        st.caption(f":material/schedule: Scheduled checks every {span(plan.every)}, but {last}: they wait for "
+        st.caption(f":material/schedule: Scheduled checks {_every(plan)}, but {last}: they wait for "
                    "the server's worker, `switchboard worker`, or `switchboard worker --once` from cron.")
 
 

@@ -22,7 +22,18 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -271,6 +282,7 @@ class ConnectionPlan:
     paused: bool  # by itself or with all connections
     next_check: datetime | None  # the earliest due slot of its products; None: not scheduled yet
     last_run: datetime | None  # its newest scheduled check
+    due: bool = False  # a worker's next tick takes one of its slots (claimable now)
 
 
 @dataclass(frozen=True)
@@ -283,11 +295,24 @@ class Overview:
     own: tuple[timedelta, ...] = ()
 
 
+def claimable(now: datetime) -> list[ColumnElement[bool]]:
+    """What makes a due-check row one a worker takes at ``now``: its slot has come, no worker
+    holds it (or its lease ran out) and its connection is not paused. The worker's claim and
+    ``schedule show``'s "(due)" both ask this."""
+    paused = sql_select(ConnectionSchedule.connection_id).where(col(ConnectionSchedule.paused))
+    return [col(DueCheck.due_at) <= now,
+            or_(col(DueCheck.claimed_until).is_(None), col(DueCheck.claimed_until) < now),
+            col(DueCheck.connection_id).not_in(paused)]
+
+
 def overview(engine: Engine, actor: Principal, connection_ids: Collection[uuid.UUID] | None = None) -> Overview:
     """The default interval and pause, and the schedule of each connection by name (of those
     given; none for an empty collection)."""
     require(actor, Permission.READ_STATUS)
-    query = (sql_select(Connection.id, Connection.name, func.min(DueCheck.due_at), func.max(DueCheck.last_checked_at))
+    now = utcnow()
+    takes = func.max(case((and_(*claimable(now)), 1), else_=0))
+    query = (sql_select(Connection.id, Connection.name, func.min(DueCheck.due_at), func.max(DueCheck.last_checked_at),
+                        takes)
              .outerjoin(DueCheck, col(DueCheck.connection_id) == col(Connection.id))
              .group_by(Connection.id, Connection.name, Connection.name_key).order_by(Connection.name_key))
     if connection_ids is not None:
@@ -296,8 +321,8 @@ def overview(engine: Engine, actor: Principal, connection_ids: Collection[uuid.U
         now_set = intervals(session)
         rows = session.connection().execute(query).all() if connection_ids is None or connection_ids else []
     plans = [ConnectionPlan(cid, name, now_set.every_for(cid), now_set.has_own_every(cid), now_set.paused_for(cid),
-                            _aware(due), _aware(last))
-             for cid, name, due, last in rows]
+                            _aware(due), _aware(last), bool(taken) and not now_set.paused)
+             for cid, name, due, last, taken in rows]
     own = tuple(sorted(every for cid in now_set.own
                        if now_set.has_own_every(cid) and (every := now_set.every_for(cid)) != now_set.every))
     return Overview(now_set.every, now_set.paused, plans, own)

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, or_, tuple_, update
+from sqlalchemy import bindparam, delete, tuple_, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
@@ -48,7 +48,7 @@ from lib.redaction import registry
 from lib.runtime import Runtime
 from lib.status import CheckRecord
 from lib.store.db import read_session, write_session
-from lib.store.models import ConnectionSchedule, DueCheck, WorkerHeartbeat, utcnow
+from lib.store.models import DueCheck, WorkerHeartbeat, utcnow
 from lib.words import count
 
 log = logging.getLogger(__name__)
@@ -211,11 +211,8 @@ class Worker:
         and a lease as they are chosen: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (workers skip
         each other's rows), SQLite's ``BEGIN IMMEDIATE`` otherwise (workers take turns)."""
         now = utcnow()
-        paused = sql_select(ConnectionSchedule.connection_id).where(col(ConnectionSchedule.paused))
         due = (sql_select(DueCheck.connection_id, DueCheck.product)
-               .where(col(DueCheck.due_at) <= now,
-                      or_(col(DueCheck.claimed_until).is_(None), col(DueCheck.claimed_until) < now),
-                      col(DueCheck.connection_id).not_in(paused))
+               .where(*schedule.claimable(now))
                .order_by(DueCheck.due_at, DueCheck.connection_id, DueCheck.product)
                .limit(self.batch)
                .with_for_update(skip_locked=True))

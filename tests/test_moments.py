@@ -290,7 +290,8 @@ def _checked(engine: Engine) -> set[str]:
 def test_schedule_show_marks_due_exactly_what_the_next_tick_checks(
         runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory,
         worker_env: Callable[[object], dict[str, str]]) -> None:
-    """Due now: marked and checked. Due later (checked before): its last check is no "(due)".
+    """Due now: marked and checked; held by another worker's live lease: neither. Due later
+    (checked before): its last check is no "(due)".
     Paused with its slot come, and not planned by a worker yet: neither."""
     app, engine, env = simulator.scenario.apps[0], runtime.engine, worker_env(simulator)
     names = ("Due", "Later", "Paused", "New")
@@ -305,6 +306,14 @@ def test_schedule_show_marks_due_exactly_what_the_next_tick_checks(
                          .values(due_at=due, last_checked_at=now - timedelta(minutes=10)))
     schedule.set_paused(engine, True, actor=ADMIN, connection=planned[2])
     worker = Worker(runtime, prober_factory(simulator.url))
+    with write_session(engine) as session:  # another worker holds Due's slot: not due for this one
+        session.exec(update(DueCheck).where(DueCheck.connection_id == planned[0].id)  # type: ignore[call-overload,arg-type]
+                     .values(claimed_by="elsewhere", claimed_until=now + timedelta(minutes=5)))
+    assert _marked(env, names) == set()
+    assert worker.tick().checked == 0
+    with write_session(engine) as session:  # its lease ran out: due again
+        session.exec(update(DueCheck).where(DueCheck.connection_id == planned[0].id)  # type: ignore[call-overload,arg-type]
+                     .values(claimed_until=now - timedelta(seconds=1)))
 
     assert _marked(env, names) == {"Due"}
     assert worker.tick().failure is None

@@ -42,7 +42,7 @@ def _next(plan: schedule.ConnectionPlan, now: datetime) -> str:
         return "paused"
     if plan.next_check is None:
         return "not planned yet"
-    return shown(plan.next_check) + (" (due)" if plan.next_check <= now else "")
+    return shown(plan.next_check) + (" (due)" if plan.due else "")
 
 
 def _ago(when: datetime, now: datetime) -> str:

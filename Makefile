@@ -6,10 +6,10 @@ PORT   ?= 8501
 
 .PHONY: run test demo demo-shell bench clean
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	touch $@
 
 # Switchboard itself, editable (pyproject.toml): `$(VENV)/bin/switchboard` runs this checkout
@@ -18,8 +18,8 @@ $(VENV)/.installed: $(VENV)/.runtime pyproject.toml
 	$(PY) -m pip install --quiet --no-index --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt constraints.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 # The OpenID Provider the single sign-on tests start (npm's oidc-provider, exactly as its lock

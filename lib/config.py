@@ -25,6 +25,9 @@ DEFAULT_KEYRING_FILE = "~/.config/switchboard/keyring.json"
 DEFAULT_8X8_BASE_URL = "https://api.8x8.com"
 
 SUPPORTED_DB_BACKENDS = ("sqlite", "postgresql")
+# What carries the 8x8 client's requests (lib.eightbyeight.transport): aiohttp's client, or httpx's
+# own transport, the fallback should an aiohttp release misbehave.
+EIGHTBYEIGHT_TRANSPORTS = ("aiohttp", "httpx")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Settings:
     # Hosts (lower case) and networks that alert channels may reach although internal, and over
     # plain http:// (lib.notify.ssrf); nothing by default.
     alert_allow: tuple[str, ...] = ()
+    # What carries the 8x8 client's requests, one of EIGHTBYEIGHT_TRANSPORTS.
+    eightbyeight_transport: str = EIGHTBYEIGHT_TRANSPORTS[0]
 
     @property
     def secure_cookies(self) -> bool:
@@ -222,12 +227,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker=_on_off(env, "SWITCHBOARD_WORKER", True, "off when dedicated `switchboard worker` "
                        "processes run the scheduled checks instead of the server"),
         alert_allow=_alert_allow(env),
+        eightbyeight_transport=eightbyeight_transport(env),
     )
 
 
 def trusted_proxies(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """SWITCHBOARD_TRUSTED_PROXIES alone, for the server to read before the other settings."""
     return _networks(os.environ if env is None else env, "SWITCHBOARD_TRUSTED_PROXIES", "the proxy's")
+
+
+def eightbyeight_transport(env: Mapping[str, str] | None = None) -> str:
+    """SWITCHBOARD_8X8_TRANSPORT alone, for the 8x8 client to read when it is made."""
+    env = os.environ if env is None else env
+    variable = "SWITCHBOARD_8X8_TRANSPORT"
+    value = (env.get(variable) or EIGHTBYEIGHT_TRANSPORTS[0]).strip().lower()
+    if value not in EIGHTBYEIGHT_TRANSPORTS:
+        raise ConfigError(f"{variable} must be {' or '.join(EIGHTBYEIGHT_TRANSPORTS)}, not '{env[variable][:40]}' "
+                          "(aiohttp, the default, or httpx: httpx's own HTTP client, should an aiohttp release "
+                          "misbehave).")
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -101,7 +101,7 @@ def test_the_dockerfile_runs_as_a_user_with_a_healthcheck_on_healthz() -> None:
     env = " ".join(args for instruction, args in steps if instruction == "ENV")
     assert "SWITCHBOARD_WORKER=off" in env and "HOME=/home/switchboard" in env
     copied = " ".join(args for instruction, args in steps if instruction == "COPY")
-    for needed in ("requirements.txt", "pyproject.toml", "app.py", "serve.py", ".streamlit/config.toml", "lib",
+    for needed in ("requirements.txt", "constraints.txt", "pyproject.toml", "app.py", "serve.py", ".streamlit/config.toml", "lib",
                    "pages", "migrations"):
         assert needed in copied, needed
         assert (ROOT / needed).exists(), needed

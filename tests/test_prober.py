@@ -1,4 +1,5 @@
-"""The 8x8 client against the simulator over real sockets: outcomes, retries, tokens, TLS."""
+"""The 8x8 client against the simulator over real sockets: outcomes, retries, tokens, TLS; over
+each transport (SWITCHBOARD_8X8_TRANSPORT) for the tests that go through the network."""
 
 from __future__ import annotations
 
@@ -27,8 +28,17 @@ from lib.eightbyeight.retry import CEILING, RetryPolicy, parse_retry_after
 from lib.redaction import install
 from lib.runtime import Runtime
 from lib.simulator import Scenario, SimulatorServer
-from tests.fixtures.prober import ProberFactory, RecordingSleep, control, credentials_of, target_for
+from tests.fixtures.prober import (
+    ProberFactory,
+    RecordingSleep,
+    control,
+    credentials_of,
+    over_each_transport,
+    target_for,
+)
 from tests.fixtures.simulator import SimulatorFactory, default_scenario
+
+pytest_generate_tests = over_each_transport
 
 
 def run(prober: Prober, target: Target) -> dict[str, ProbeResult]:

@@ -6,7 +6,8 @@ The real 8x8 client (a Prober, as the console, the CLI and the worker use it) ov
 sockets, against tests/fixtures/answers.py's server answering with generated answers: any
 status, Retry-After and other headers at their extremes or garbage (non-ASCII too),
 Content-Encoding, bodies from empty to past the cap, malformed JSON, HTML, binary, lengths that
-lie, answers cut short and slow trickles. Short timeouts keep the slow ones quick.
+lie, answers cut short and slow trickles. Short timeouts keep the slow ones quick. Over each
+transport (SWITCHBOARD_8X8_TRANSPORT).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ from tests.fixtures.answers import (
     json_answer,
     status_line,
 )
-from tests.fixtures.prober import RecordingSleep
+from tests.fixtures.prober import RecordingSleep, over_each_transport
+
+pytest_generate_tests = over_each_transport
+pytestmark = pytest.mark.usefixtures("configured_transport")
 
 CAP = policy.MAX_ANSWER_BYTES
 READ_TIMEOUT_S = 0.2

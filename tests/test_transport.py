@@ -1,28 +1,42 @@
-"""The prober's transport (lib.eightbyeight.transport): httpx requests carried by aiohttp. Each
-test talks to a real server on 127.0.0.1 that answers with raw bytes, so what goes over the
-wire and what comes back is exactly what the test says: the headers sent, answers read whole
-up to a cap and never decoded, nothing followed or kept, and every network failure raised as
-the httpx error the client classifies."""
+"""The prober's transports (lib.eightbyeight.transport): httpx requests carried by aiohttp or by
+httpx's own transport, every test over each (SWITCHBOARD_8X8_TRANSPORT). Each test talks to a
+real server on 127.0.0.1 that answers with raw bytes, so what goes over the wire and what comes
+back is exactly what the test says: the headers sent, answers read whole up to a cap and never
+decoded, nothing followed or kept, and every network failure raised as the httpx error the
+client classifies."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 
 import httpx
 import pytest
 
 from lib.catalogue import policy
+from lib.config import EIGHTBYEIGHT_TRANSPORTS, eightbyeight_transport, load_settings
 from lib.eightbyeight.loop import BackgroundLoop
-from lib.eightbyeight.transport import AiohttpTransport, RefusedAnswer
+from lib.eightbyeight.prober import Prober
+from lib.eightbyeight.transport import RefusedAnswer, open_transport
+from lib.eightbyeight.transport_aiohttp import AiohttpTransport
+from lib.eightbyeight.transport_httpx import HttpxTransport
+from lib.errors import ConfigError
 from tests.fixtures.answers import Answer, AnswerServer, json_answer
+from tests.fixtures.prober import over_each_transport
 
+pytest_generate_tests = over_each_transport
+
+ROOT = Path(__file__).resolve().parent.parent
 Talk = Callable[[socket.socket, bytes], None]  # what the server does with a connection and its request
 
 
@@ -74,10 +88,16 @@ class RawServer:
 
 
 @pytest.fixture
-def loop() -> Iterator[BackgroundLoop]:
+def loop(configured_transport: str) -> Iterator[BackgroundLoop]:
+    """Where the configured transport (each in turn) runs."""
     running = BackgroundLoop()  # as the prober runs it
     yield running
     running.close()
+
+
+def one_connection() -> httpx.AsyncBaseTransport:
+    """The configured transport (``configured_transport``), with one connection."""
+    return open_transport(eightbyeight_transport(), max_connections=1)
 
 
 def send(loop: BackgroundLoop, *requests: httpx.Request, pause_s: float = 0.0,
@@ -85,7 +105,7 @@ def send(loop: BackgroundLoop, *requests: httpx.Request, pause_s: float = 0.0,
     """Send ``requests`` one after another over one transport, ``pause_s`` apart."""
 
     async def run() -> list[httpx.Response]:
-        transport = AiohttpTransport(max_connections=1)
+        transport = one_connection()
         answers = []
         try:
             for i, request in enumerate(requests):
@@ -115,20 +135,20 @@ def test_a_kept_alive_connection_is_reused(loop: BackgroundLoop) -> None:
     assert server.accepted == 1
 
 
-def test_only_the_clients_headers_and_body_are_sent(loop: BackgroundLoop) -> None:
-    server = RawServer(reply(OK))
-    request = httpx.Request("POST", f"{server.url}/oauth/v2/token?x=a%20b", data={"grant_type": "client_credentials"},
+def test_only_the_clients_headers_and_body_are_sent(loop: BackgroundLoop, answer_server: AnswerServer) -> None:
+    """The answer server reads each request whole (httpcore writes the head and the body apart)."""
+    answer_server.reset(json_answer({}))
+    request = httpx.Request("POST", f"{answer_server.url}/oauth/v2/token?x=a%20b",
+                            data={"grant_type": "client_credentials"},
                             headers={"User-Agent": "Switchboard test", "Authorization": "Basic c2VudGluZWw="})
     send(loop, request)
-    head, _, body = server.requests[0].partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    assert lines[0] == "POST /oauth/v2/token?x=a%20b HTTP/1.1"
-    sent = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines[1:])}
-    assert sent["user-agent"] == "Switchboard test"
-    assert sent["authorization"] == "Basic c2VudGluZWw="
-    assert sent["content-type"] == "application/x-www-form-urlencoded"
-    assert "accept-encoding" not in sent and "cookie" not in sent
-    assert body == b"grant_type=client_credentials"
+    (sent,) = answer_server.requests
+    assert (sent.method, sent.path) == ("POST", "/oauth/v2/token?x=a%20b")
+    assert sent.headers["user-agent"] == "Switchboard test"
+    assert sent.headers["authorization"] == "Basic c2VudGluZWw="
+    assert sent.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert "accept-encoding" not in sent.headers and "cookie" not in sent.headers
+    assert sent.body == b"grant_type=client_credentials"
 
 
 # --- what an answer may be: issue 21, item 7 ------------------------------------------------
@@ -206,7 +226,7 @@ def test_after_a_refused_answer_the_next_request_is_answered(loop: BackgroundLoo
     answer_server.reset(lambda request: big if request.path == "/big" else small)
 
     async def run() -> tuple[type[BaseException] | None, list[object]]:
-        transport, raised = AiohttpTransport(max_connections=1), None
+        transport, raised = one_connection(), None
         try:
             try:
                 await transport.handle_async_request(httpx.Request("GET", f"{answer_server.url}/big"))
@@ -261,11 +281,10 @@ def silent(conn: socket.socket, _request: bytes) -> None:
 
 @pytest.mark.parametrize(("server", "raised"), [
     (None, httpx.ConnectError),  # nothing listens
-    (reply(b"this is not HTTP\r\n\r\n", then_close=True), RefusedAnswer),
     (reply(b"", then_close=True), httpx.RemoteProtocolError),  # hangs up without an answer
     (reply(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok", then_close=True), httpx.RemoteProtocolError),
     (silent, httpx.ReadTimeout),
-], ids=["refused", "not-http", "no-answer", "cut-short", "no-reply"])
+], ids=["refused", "no-answer", "cut-short", "no-reply"])
 def test_network_failures_are_raised_as_httpx_errors(loop: BackgroundLoop, server: Talk | None,
                                                      raised: type[httpx.TransportError]) -> None:
     url = RawServer(server).url if server else closed_port()
@@ -273,3 +292,53 @@ def test_network_failures_are_raised_as_httpx_errors(loop: BackgroundLoop, serve
     with pytest.raises(raised) as caught:
         send(loop, request, timeout=httpx.Timeout(0.5))
     assert caught.value.request is request
+
+
+def test_an_answer_that_is_not_http_is_refused_or_a_protocol_error(loop: BackgroundLoop, configured_transport: str) -> None:
+    """aiohttp's parser refuses it as an answer (an unexpected answer); h11 fails the connection
+    (a network error). Either way nothing of it is read as an answer."""
+    request = httpx.Request("GET", RawServer(reply(b"this is not HTTP\r\n\r\n", then_close=True)).url)
+    raised = {"aiohttp": RefusedAnswer, "httpx": httpx.RemoteProtocolError}[configured_transport]
+    with pytest.raises(raised) as caught:
+        send(loop, request, timeout=httpx.Timeout(0.5))
+    assert caught.value.request is request
+
+
+# --- the switch: SWITCHBOARD_8X8_TRANSPORT ---------------------------------------------------
+
+CARRIERS = {"aiohttp": AiohttpTransport, "httpx": HttpxTransport}
+
+
+def test_the_configured_transport_carries_a_probers_requests(configured_transport: str) -> None:
+    assert set(CARRIERS) == set(EIGHTBYEIGHT_TRANSPORTS)
+    prober = Prober(RawServer(reply(OK)).url)  # as the console, the worker and the CLI make one
+    try:
+        assert type(prober.client.transport) is CARRIERS[configured_transport]
+    finally:
+        prober.close()
+    assert load_settings().eightbyeight_transport == configured_transport
+
+
+@pytest.mark.parametrize("value", ["curl", "AIOHTTP2", "httpx2"])
+def test_an_unknown_transport_is_refused_naming_the_variable_and_the_choices(
+        value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_8X8_TRANSPORT", value)
+    for make in (load_settings, lambda: Prober("http://127.0.0.1:9")):
+        with pytest.raises(ConfigError) as caught:
+            make()
+        assert str(caught.value).startswith(f"SWITCHBOARD_8X8_TRANSPORT must be aiohttp or httpx, not '{value}'")
+
+
+@pytest.mark.parametrize(("value", "kind"), [("", "aiohttp"), (" HTTPX ", "httpx"), ("Aiohttp", "aiohttp")])
+def test_the_transport_setting_is_read_loosely(value: str, kind: str) -> None:
+    assert eightbyeight_transport({"SWITCHBOARD_8X8_TRANSPORT": value}) == kind
+    assert eightbyeight_transport({}) == "aiohttp"  # the default
+
+
+def test_the_httpx_transport_never_imports_aiohttp() -> None:
+    """The fallback holds even when aiohttp itself would not import."""
+    probe = ("import sys\nfrom lib.eightbyeight.prober import Prober\n"
+             "Prober('http://127.0.0.1:9').close()\nprint('aiohttp' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True,
+                          cwd=ROOT, env={**os.environ, "SWITCHBOARD_8X8_TRANSPORT": "httpx"})
+    assert done.stdout.strip() == "False"

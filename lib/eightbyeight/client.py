@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from lib import config
 from lib.catalogue import policy
 from lib.catalogue.products import PRODUCTS, SETTINGS, TOKEN, Product
 from lib.eightbyeight.answers import (
@@ -39,7 +40,7 @@ from lib.eightbyeight.answers import (
 from lib.eightbyeight.models import Credentials, ProbeResult, Target, Token
 from lib.eightbyeight.retry import CEILING, RETRY_STATUSES, RetryPolicy, parse_retry_after
 from lib.eightbyeight.senders import Senders
-from lib.eightbyeight.transport import AiohttpTransport, RefusedAnswer
+from lib.eightbyeight.transport import RefusedAnswer, open_transport
 from lib.redaction import MASK, MIN_LENGTH, registry
 from lib.words import span
 
@@ -68,6 +69,8 @@ class EightByEight:
 
     Create and use it on one event loop only. ``sleep`` is injectable so tests can observe
     back-off without waiting. No token outlives the check it was asked for (see ``check``).
+    ``transport`` names what carries the requests (lib.config.EIGHTBYEIGHT_TRANSPORTS); by
+    default SWITCHBOARD_8X8_TRANSPORT's choice.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class EightByEight:
         per_connection: int = policy.PER_CONNECTION,
         deadline_s: float = policy.CHECK_DEADLINE_S,
         sleep: Sleep = asyncio.sleep,
+        transport: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = policy
@@ -87,13 +91,13 @@ class EightByEight:
         self.per_connection = per_connection
         self._sleep = sleep
         self._timeout = timeout.as_dict()
-        self._transport = AiohttpTransport(max_connections)  # TLS verification always on
+        self.transport = open_transport(transport or config.eightbyeight_transport(), max_connections)
         # Straight to the transport: httpx.AsyncClient's redirects, cookies and merging are not
         # wanted here, and cost a tenth of a bulk check's CPU.
-        self._senders = Senders(self._transport.handle_async_request, max_connections)
+        self._senders = Senders(self.transport.handle_async_request, max_connections)
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        await self.transport.aclose()
 
     def _request(self, method: str, path: str, *, headers: dict[str, str],
                  params: dict[str, str] | None = None, data: dict[str, str] | None = None) -> httpx.Request:

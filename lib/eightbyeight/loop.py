@@ -1,6 +1,6 @@
 """One long-lived asyncio event loop in a background thread, for synchronous callers.
 
-The 8x8 client's connections (an aiohttp session) belong to the loop that made them. Streamlit runs scripts in threads
+The 8x8 client's connections (its transport's pool) belong to the loop that made them. Streamlit runs scripts in threads
 without a loop and the CLI is a plain process, so both submit coroutines to this loop.
 
 The loop is uvloop's (libuv): a bulk check spends most of its CPU in the event loop and the

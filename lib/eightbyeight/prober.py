@@ -142,7 +142,11 @@ class ProberClosed(SwitchboardError):
 class Prober:
     def __init__(self, base_url: str, **client_options: Any) -> None:
         self._loop = BackgroundLoop()
-        self.client: EightByEight = self._loop.run(self._make(base_url, client_options))
+        try:
+            self.client: EightByEight = self._loop.run(self._make(base_url, client_options))
+        except BaseException:  # e.g. a ConfigError for SWITCHBOARD_8X8_TRANSPORT: no loop left running
+            self._loop.close()
+            raise
         self.low_water = LOW_WATER_PER_IN_FLIGHT * client_options.get("max_connections", policy.MAX_IN_FLIGHT)
         self._lock = threading.Lock()
         self._running: set[Future[Any]] = set()

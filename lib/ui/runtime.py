@@ -18,7 +18,6 @@ from typing import NamedTuple
 
 import streamlit as st
 from pydantic import SecretStr
-from streamlit.runtime.scriptrunner_utils.script_run_context import RunLocation, ThreadState
 
 from lib.access import (
     NotAllowed,
@@ -40,6 +39,7 @@ from lib.ui.auth import (
     this_caller,
     whoever,
 )
+from lib.ui.streamlit_internals import in_callback
 from lib.ui.text import literal
 
 # Who is signed in cannot be used yet, and the page shows why instead of itself.
@@ -150,12 +150,6 @@ def guard(needs: Permission) -> Console:
     return Console(rt, me)
 
 
-def _in_callback() -> bool:
-    # The question Streamlit 1.67's own st.rerun asks to tell a widget callback from a script
-    # or fragment body (pinned in requirements.txt; tests/test_action_time.py covers both).
-    return ThreadState.get().run_location is RunLocation.CALLBACK
-
-
 def acting(needs: Permission, *, recent_proof: bool = False) -> Console:
     """First statement of every widget callback, fragment body and dialog body: who is
     signed in *now*, holding ``needs`` (and, with ``recent_proof``, a recent password).
@@ -168,7 +162,7 @@ def acting(needs: Permission, *, recent_proof: bool = False) -> Console:
     rt = runtime()
     me, problem = _current(rt)
     refusal = problem or _refusal(me, needs, recent_proof)
-    callback = _in_callback()
+    callback = in_callback()  # tests/test_action_time.py covers callbacks and fragment bodies
     if refusal is None:
         assert me is not None
         if not callback and st.session_state.get(_DRAWN_FOR, me.role.value) != me.role.value:

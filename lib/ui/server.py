@@ -1,17 +1,20 @@
 """What the server (lib.web) needs to know of Streamlit, read where Switchboard is allowed to
-know Streamlit: its 1.67 WebSocket messages and its signed identity cookie. serve.py hands
-these to lib.web.hooks. Pinned in requirements.txt; the server tests fail if an upgrade moves
-any of it."""
+know Streamlit: whether OIDC signs people in, the kind of a WebSocket message and who the signed
+identity cookie names. serve.py hands these to lib.web.hooks. The last two read Streamlit's
+internals, through lib.ui.streamlit_internals (checked when imported, pinned in requirements.txt).
+"""
 
 from __future__ import annotations
 
 import json
 
 import streamlit as st
-from google.protobuf.message import DecodeError
 from starlette.requests import Request
 from streamlit.errors import StreamlitSecretNotFoundError
-from streamlit.proto.BackMsg_pb2 import BackMsg
+
+from lib.ui.streamlit_internals import message_kind, signed_user_cookie
+
+__all__ = ["message_kind", "oidc_claims", "oidc_configured"]
 
 
 def oidc_configured() -> bool:
@@ -22,25 +25,9 @@ def oidc_configured() -> bool:
         return False
 
 
-def message_kind(data: bytes) -> str | None:
-    """The kind of a BackMsg the browser sent ("kind" or "kind/payload"), or None."""
-    message = BackMsg()
-    try:
-        message.ParseFromString(data)
-    except DecodeError:
-        return None
-    kind = message.WhichOneof("type")
-    if kind == "backend_operation_request":
-        return f"{kind}/{message.backend_operation_request.WhichOneof('payload')}"
-    return kind
-
-
 def oidc_claims(request: Request) -> dict[str, object] | None:
     """The identity in Streamlit's signed user cookie, read with Streamlit's own reader."""
-    from streamlit.web.server.starlette.starlette_auth_routes import _get_cookie_value_from_request
-    from streamlit.web.server.starlette.starlette_server_config import USER_COOKIE_NAME
-
-    raw = _get_cookie_value_from_request(request, USER_COOKIE_NAME)
+    raw = signed_user_cookie(request)
     try:
         claims = json.loads(raw) if raw else None
     except ValueError:

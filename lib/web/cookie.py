@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 
 from starlette.datastructures import Headers
-from starlette.requests import cookie_parser
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -67,7 +67,7 @@ def _over_https(scope: Scope, settings: Settings | None) -> bool:
 
 
 def _cookies(scope: Scope) -> dict[str, str]:
-    return cookie_parser(Headers(scope=scope).get("cookie", ""))
+    return HTTPConnection(scope).cookies
 
 
 def prefixed(scope: Scope, settings: Settings | None) -> bool:

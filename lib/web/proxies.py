@@ -5,19 +5,18 @@ otherwise, so any local process or SSH tunnel could choose the client address th
 throttling and the audit trail key on. ``streamlit run serve.py`` builds uvicorn's settings
 before it imports serve.py, too early for an environment variable set there; what uvicorn
 wraps the app in is looked up when the app is loaded, after the import. So serve.py swaps in
-a ProxyHeadersMiddleware that trusts our list (uvicorn pinned in requirements.txt;
-tests/test_web.py checks both the default and a trusted proxy).
+a ProxyHeadersMiddleware that trusts our list, through lib.web.uvicorn_internals (checked when
+imported, uvicorn pinned exactly in requirements.txt; tests/test_web.py checks both the default
+and a trusted proxy, tests/test_adapters.py that uvicorn builds ours).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import uvicorn.config
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-
 from lib import config
 from lib.errors import SwitchboardError
+from lib.web.uvicorn_internals import ProxyHeadersMiddleware, wrap_proxy_headers_with
 
 
 def trusted_proxies() -> list[str]:
@@ -35,4 +34,4 @@ class TrustedProxyHeaders(ProxyHeadersMiddleware):
 
 
 def trust_only_configured_proxies() -> None:
-    uvicorn.config.ProxyHeadersMiddleware = TrustedProxyHeaders  # type: ignore[misc]
+    wrap_proxy_headers_with(TrustedProxyHeaders)

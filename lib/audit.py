@@ -1,4 +1,5 @@
-"""The audit trail: one append-only row per change, test run, export and key operation.
+"""The audit trail: one row per change, test run, export and key operation, never changed
+once written and deleted only when older than the audit retention (lib.retention).
 
 Rows are written in the same transaction as the change they describe where there is one,
 so a change without its audit row cannot happen. Details are masked and never hold a secret.
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import ColumnElement, Engine, func, tuple_
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
@@ -40,17 +42,102 @@ def record_now(engine: Engine, actor: Principal, action: str, target: str, resul
 COLUMNS = ("at", "actor", "client_address", "action", "target", "result", "detail")
 
 
-def events(engine: Engine, actor: Principal, *, since: datetime | None = None, until: datetime | None = None,
-           limit: int = 10_000) -> list[AuditEvent]:
-    """Audit rows, oldest first, from ``since`` to before ``until`` (admins only)."""
+PAGE_SIZE = 500  # rows the Audit page and `switchboard audit` show at once
+EXPORT_LIMIT = 10_000  # rows a CSV download holds at most: the newest of its range
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which audit rows: from ``since`` to before ``until`` (either open), by any of ``actors``,
+    of any of ``actions``, with any of ``results`` (an empty set: any)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actors: frozenset[str] = frozenset()
+    actions: frozenset[str] = frozenset()
+    results: frozenset[str] = frozenset()
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found = [] if self.since is None else [col(AuditEvent.at) >= self.since]
+        found += [] if self.until is None else [col(AuditEvent.at) < self.until]
+        for column, values in ((AuditEvent.actor, self.actors), (AuditEvent.action, self.actions),
+                               (AuditEvent.result, self.results)):
+            found += [col(column).in_(sorted(values))] if values else []
+        return found
+
+
+ALL = Filter()
+_NEWEST_FIRST = (col(AuditEvent.at).desc(), col(AuditEvent.id).desc())  # by the index on (at, id)
+
+
+def events(engine: Engine, actor: Principal, which: Filter = ALL, *, limit: int = EXPORT_LIMIT) -> list[AuditEvent]:
+    """The newest ``limit`` rows ``which`` selects, in the order they happened (admins only):
+    what a CSV download holds."""
     require(actor, Permission.READ_AUDIT)
-    query = sql_select(AuditEvent).order_by(col(AuditEvent.id))
-    if since is not None:
-        query = query.where(col(AuditEvent.at) >= since)
-    if until is not None:
-        query = query.where(col(AuditEvent.at) < until)
+    query = sql_select(AuditEvent).where(*which.conditions()).order_by(*_NEWEST_FIRST).limit(limit)
     with read_session(engine) as session:
-        return list(session.exec(query.limit(limit)).scalars().all())  # type: ignore[call-overload]
+        return list(reversed(session.exec(query).scalars().all()))  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the rows a filter selects, newest first: ``rows``, how many rows it selects
+    in all (``total``), and how many of them are newer than this page's first (``start``)."""
+
+    rows: list[AuditEvent]
+    total: int
+    start: int
+    more: bool  # older rows follow
+
+    @property
+    def older(self) -> int | None:
+        """The cursor of the next page (``before``): the id of this page's last row, when older
+        rows follow."""
+        return self.rows[-1].id if self.more else None
+
+    def describe(self) -> str:
+        """Where the page is, in words: "Showing 1–500 of 12,345 events"."""
+        if not self.rows:
+            return f"No events on this page (of {count(self.total, 'event')})." if self.total else "No audit events."
+        return f"Showing {self.start + 1:,}–{self.start + len(self.rows):,} of {count(self.total, 'event')}"
+
+
+def page(engine: Engine, actor: Principal, which: Filter = ALL, *, before: int | None = None,
+         size: int = PAGE_SIZE) -> Page:
+    """The newest ``size`` rows ``which`` selects that are older than the row with id ``before``
+    (ties of ``at`` broken by id; none: from the newest), with the counts that place them
+    (admins only). Index range reads only: the cost follows the range and the page, not the
+    length of the trail. A ``before`` row that no longer exists (pruned) has nothing older."""
+    require(actor, Permission.READ_AUDIT)
+    conditions = which.conditions()
+    with read_session(engine) as session:
+        conn = session.connection()
+        total = conn.execute(sql_select(func.count()).select_from(AuditEvent).where(*conditions)).scalar_one()
+        start = 0
+        if before is not None:
+            at = conn.execute(sql_select(AuditEvent.at).where(AuditEvent.id == before)).scalar_one_or_none()
+            if at is None:
+                return Page([], total, total, more=False)
+            cursor = tuple_(col(AuditEvent.at), col(AuditEvent.id))
+            start = conn.execute(sql_select(func.count()).select_from(AuditEvent).where(
+                *conditions, cursor >= (at, before))).scalar_one()
+            conditions.append(cursor < (at, before))
+        rows = session.exec(sql_select(AuditEvent).where(*conditions).order_by(*_NEWEST_FIRST)  # type: ignore[call-overload]
+                            .limit(size + 1)).scalars().all()
+    return Page(list(rows[:size]), total, start, more=len(rows) > size)
+
+
+def choices(engine: Engine, actor: Principal, *, since: datetime | None, until: datetime | None
+            ) -> tuple[list[str], list[str], list[str]]:
+    """The actors, actions and results the rows from ``since`` to before ``until`` hold, each
+    sorted: what a filter of that range can choose from (one grouped read of the range)."""
+    require(actor, Permission.READ_AUDIT)
+    query = sql_select(AuditEvent.actor, AuditEvent.action, AuditEvent.result).where(
+        *Filter(since, until).conditions()).group_by(AuditEvent.actor, AuditEvent.action, AuditEvent.result)
+    with read_session(engine) as session:
+        found = session.connection().execute(query).all()
+    return (sorted({who for who, _, _ in found}), sorted({action for _, action, _ in found}),
+            sorted({result for _, _, result in found}))
 
 
 def export_csv(engine: Engine, actor: Principal, rows: list[AuditEvent], file_name: str) -> bytes:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert
+from sqlalchemy import Engine, case, func, insert
 from sqlalchemy import select as sql_select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col
@@ -34,7 +34,15 @@ from lib.errors import CredentialUnreadable, FieldError, ValidationError
 from lib.runtime import Runtime
 from lib.status import CheckRecord
 from lib.store.db import insert_on_conflict, read_session, write_session
-from lib.store.models import AuditEvent, Check, CheckCounter, Connection, CurrentStatus
+from lib.store.models import (
+    AuditEvent,
+    Check,
+    CheckCounter,
+    CheckTally,
+    Connection,
+    CurrentStatus,
+    duration_bucket,
+)
 from lib.words import count
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,44 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.products)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A run's product results in the words every run is summed up in, manual (Test, Test
+    all, ``switchboard check``) or scheduled: "3 OK, 1 failing, 1 not stored"."""
+
+    ok: int = 0
+    failing: int = 0
+    not_stored: int = 0  # results that could not be stored, not even as a failure
+
+    @classmethod
+    def of(cls, report: RunReport) -> Tally:
+        """What the run stored as its own (a result stored in place of one the database refused
+        counts as it was stored: failing), and what it could not store."""
+        failing = sum(1 for r in report.stored if not r.ok)
+        return cls(len(report.stored) - failing, failing, report.lost)
+
+    def __str__(self) -> str:
+        said = f"{self.ok:,} OK, {self.failing:,} failing"
+        return said + (f", {self.not_stored:,} not stored" if self.not_stored else "")
+
+
+_CUT_SHORT = "cut short"
+
+
+def record_run(engine: Engine, actor: Principal, target: str, report: RunReport, *,
+               planned: int | None = None) -> None:
+    """Write the audit row of a run, manual or scheduled; both are worded here. Its result is
+    ``ok`` when the run came to its end and stored every result, whatever the products said
+    (failing products are its findings, counted in the detail), and ``failed`` when it was cut
+    short (``planned``: the product checks it was to run) or a result could not be stored.
+    The detail ends with "(run ID)", which :func:`stored_run` looks for."""
+    tally = Tally.of(report)
+    cut = f"{_CUT_SHORT} after {len(report.products):,} of {count(planned, 'product')}: " if planned is not None else ""
+    failed = planned is not None or tally.not_stored > 0
+    audit.record_now(engine, actor, "check.run", target, audit.FAILED if failed else audit.OK,
+                     f"{cut}{tally} (run {report.run_id})")
 
 
 def products_to_check(view: ConnectionView, only: str | None = None) -> tuple[str, ...]:
@@ -105,9 +151,10 @@ def is_current(record: CheckRecord, versions: Mapping[uuid.UUID, int]) -> bool:
 
 def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]],
           triggered_by: str) -> None:
-    """Write checks in the caller's transaction: the history rows, the current status of each
-    (connection, product) they touch, the alerts they raise (lib.alerts.rules, which compares
-    the granted products with those stored before), and what 8x8's tokens said each app may use. Core
+    """Write checks in the caller's transaction: the history rows, their counts (CheckTally,
+    what /metrics reads), the current status of each (connection, product) they touch, the
+    alerts they raise (lib.alerts.rules, which compares the granted products with those
+    stored before), and what 8x8's tokens said each app may use. Core
     statements, many rows each: ORM objects cost more than the HTTP requests behind them.
     Results of a connection deleted while it was being checked are dropped (with it went its
     history); the others' are kept. On PostgreSQL the connections kept are locked against
@@ -138,10 +185,10 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
         connection.execute(insert(Check), [{**{k: v for k, v in row.items() if k != "checked_at"},
                                             "started_at": row["checked_at"], "triggered_by": triggered_by,
                                             "batch": batch} for row in rows])
-        latest = {(row["connection_id"], row["product"]): row  # the last of a batch wins
-                  for row, r in zip(rows, records, strict=True) if is_current(r, versions)}
+        connection.execute(_add_to_tally(connection.dialect.name), _tallied(rows))
+        latest = _latest(rows, [is_current(r, versions) for r in records])
         if latest:
-            connection.execute(_upsert_current_status(connection.dialect.name), list(latest.values()))
+            connection.execute(_upsert_current_status(connection.dialect.name), latest)
     alerts.rules.observe(session, current, granted)
     connections.record_granted(session, granted)
 
@@ -153,11 +200,53 @@ def _next_batch(dialect: str) -> Any:
         CheckCounter.last)
 
 
+def _latest(rows: Sequence[Mapping[str, Any]], current: Sequence[bool]) -> list[dict[str, Any]]:
+    """The current status rows a batch sets: of each (connection, product), its last row made
+    with the current settings (the last stored wins), with the newest ok moment of them as
+    ``last_ok_at`` (None: none was ok)."""
+    latest: dict[tuple[uuid.UUID, str], Mapping[str, Any]] = {}
+    ok_at: dict[tuple[uuid.UUID, str], datetime] = {}
+    for row, counts in zip(rows, current, strict=True):
+        if counts:
+            key = (row["connection_id"], row["product"])
+            latest[key] = row
+            if row["outcome"] == OutcomeKey.OK:
+                ok_at[key] = max(ok_at.get(key, row["checked_at"]), row["checked_at"])
+    return [{**row, "last_ok_at": ok_at.get(key)} for key, row in latest.items()]
+
+
 def _upsert_current_status(dialect: str) -> Any:
+    """The batch's latest check of each (connection, product) replaces its current status;
+    ``last_ok_at`` (the batch's newest ok, or None) moves only forward."""
     statement = insert_on_conflict(dialect, CurrentStatus)
     replace = ("outcome", "http_status", "duration_ms", "detail", "checked_at", "run_id", "settings_version")
+    new, kept = statement.excluded.last_ok_at, CurrentStatus.last_ok_at
+    newest_ok = case((new.is_(None), kept), (kept.is_(None) | (new > kept), new), else_=kept)
     return statement.on_conflict_do_update(index_elements=["connection_id", "product"],
-                                           set_={name: statement.excluded[name] for name in replace})
+                                           set_={**{name: statement.excluded[name] for name in replace},
+                                                 "last_ok_at": newest_ok})
+
+
+def _tallied(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The checks of a batch as additions to CheckTally: one row per (product, outcome, duration
+    bucket), in key order."""
+    sums: dict[tuple[str, str, int], tuple[int, int]] = {}
+    for row in rows:
+        key = (row["product"], row["outcome"], duration_bucket(row["duration_ms"]))
+        n, ms = sums.get(key, (0, 0))
+        sums[key] = (n + 1, ms + row["duration_ms"])
+    return [{"product": product, "outcome": outcome, "bucket": bucket, "checks": n, "duration_ms": ms}
+            for (product, outcome, bucket), (n, ms) in sorted(sums.items())]
+
+
+def _add_to_tally(dialect: str) -> Any:
+    """Add a batch's counts to CheckTally (rows made when missing), in the transaction that
+    stores the checks: the counts never lag the history, and never fall when it is pruned."""
+    statement = insert_on_conflict(dialect, CheckTally)
+    return statement.on_conflict_do_update(
+        index_elements=["product", "outcome", "bucket"],
+        set_={"checks": CheckTally.checks + statement.excluded.checks,
+              "duration_ms": CheckTally.duration_ms + statement.excluded.duration_ms})
 
 
 _STEP_ORDER = {key: i for i, key in enumerate((TOKEN, *PRODUCT_KEYS))}
@@ -295,14 +384,10 @@ def run_checks(
     try:
         execute(rt, prober, [plans], report, triggered_by=triggered_by, on_progress=on_progress)
     except ProberClosed:
-        audit.record_now(rt.engine, triggered_by, "check.run", what, audit.FAILED,
-                         f"run {report.run_id}: cut short after {len(report.products)} of {count(total, 'result')}")
+        record_run(rt.engine, triggered_by, what, report, planned=total)
         raise
     report.results.sort(key=_in_order({view.id: i for i, view in enumerate(views)}))
-    failing = sum(1 for r in report.products if not r.ok)
-    # The run did what it was asked: failing products are its findings, not its failure.
-    audit.record_now(rt.engine, triggered_by, "check.run", what, audit.OK,
-                     f"completed, {failing:,} failing, {len(report.products) - failing:,} OK (run {report.run_id})")
+    record_run(rt.engine, triggered_by, what, report)
     return report
 
 
@@ -323,13 +408,20 @@ def stored_run(engine: Engine, run_id: str, *, actor: Principal) -> StoredRun:
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
         conn = session.connection()
-        products, failing, started_at = conn.execute(
-            sql_select(func.count(), func.count().filter(Check.outcome != "ok"), func.min(Check.started_at))
-            .where(Check.run_id == run_id, Check.product != TOKEN)).one()
-        # run_checks writes the run's audit row last, its detail naming the run: "… (run X)".
+        product = Check.product != TOKEN
+        products, failing, started_at, begun = conn.execute(
+            sql_select(func.count().filter(product), func.count().filter(product, Check.outcome != "ok"),
+                       func.min(Check.started_at).filter(product), func.min(Check.started_at))
+            .where(Check.run_id == run_id)).one()
+        if begun is None:  # nothing of it was stored: it ended before its first batch, or ran nothing
+            return StoredRun(0, 0, None, False)
+        # record_run writes the run's audit row last, its detail naming the run: "… (run X)";
+        # a run cut short says so first. Written after the run's first check began, it is
+        # looked for among the rows since then only (by the index on "at"), however long the trail.
         finished = conn.execute(sql_select(AuditEvent.id).where(
-            AuditEvent.action == "check.run", AuditEvent.result == audit.OK,
-            col(AuditEvent.detail).contains(f"(run {run_id})")).limit(1)).first()
+            AuditEvent.at >= begun, AuditEvent.action == "check.run",
+            col(AuditEvent.detail).contains(f"(run {run_id})"),
+            col(AuditEvent.detail).not_like(f"{_CUT_SHORT}%")).limit(1)).first()
     return StoredRun(products, failing, started_at, finished is not None)
 
 

@@ -25,7 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Engine, case, func, tuple_
+from sqlalchemy import Engine, func
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlmodel import Session, col
@@ -35,10 +35,17 @@ from lib.access import Permission, Principal, Role, Standing, require
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.store.db import read_session
-from lib.store.models import AlertOutbox, Check, Connection, CurrentStatus, utcnow
+from lib.store.models import (
+    DURATION_BUCKETS_MS,
+    AlertOutbox,
+    CheckTally,
+    Connection,
+    CurrentStatus,
+    utcnow,
+)
 
-# Upper bounds of the check-duration histogram, in seconds; a check's deadline is 30 s.
-BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Upper bounds of the check-duration histogram, in seconds: those CheckTally counts by.
+BUCKETS_S = tuple(bound / 1000 for bound in DURATION_BUCKETS_MS)
 OUTCOME_KEYS = tuple(OutcomeKey)
 OUTBOX_STATUSES = ("pending", "held", "delivered", "summarised", "failed")  # lib.alerts.outbox's, pending first
 
@@ -48,25 +55,27 @@ def _label(verdict: str) -> str:
 
 
 def _checks(conn: SqlConnection) -> Iterator[Metric]:
-    """Every stored check by product, outcome and duration bucket, token requests included: one
-    grouped scan of the history."""
-    bucket = case(*((Check.duration_ms <= int(bound * 1000), i) for i, bound in enumerate(BUCKETS_S)),
-                  else_=len(BUCKETS_S))
-    rows = conn.execute(sql_select(Check.product, Check.outcome, bucket, func.count(), func.sum(Check.duration_ms))
-                        .group_by(Check.product, Check.outcome, bucket)).all()
+    """Every check ever stored, by product, outcome and duration bucket, token steps included:
+    read from their tally (a few dozen rows at any age of the history, and still counting what
+    has been pruned since)."""
+    rows = conn.execute(sql_select(CheckTally.product, CheckTally.outcome, CheckTally.bucket, CheckTally.checks,
+                                   CheckTally.duration_ms)).all()
     counts = {(product, outcome): 0 for product in (*PRODUCT_KEYS, TOKEN) for outcome in OUTCOME_KEYS}
     spread = {product: np.zeros(len(BUCKETS_S) + 1, dtype=np.int64) for product in PRODUCT_KEYS}
     total_ms = dict.fromkeys(PRODUCT_KEYS, 0)
     for product, outcome, within, n, ms in rows:
-        if (product, outcome) not in counts:
+        if (product, outcome) not in counts or not 0 <= within <= len(BUCKETS_S):
             continue  # never a label from outside the catalogue
         counts[product, outcome] += n
         if product in spread:
             spread[product][within] += n
-            total_ms[product] += ms or 0
+            total_ms[product] += ms
     checks = CounterMetricFamily("switchboard_check", "Checks of a product stored, by outcome (every instance "
-                                 "and run since the database began).", labels=["product", "outcome"])
-    tokens = CounterMetricFamily("switchboard_token_requests", "Token requests to 8x8 stored, by outcome.",
+                                 "and run since the database began, pruned ones included).",
+                                 labels=["product", "outcome"])
+    tokens = CounterMetricFamily("switchboard_token_steps", "Token steps of stored checks, by outcome: one per "
+                                 "connection and run, each a request to 8x8 for a token (its retries included). "
+                                 "Tokens asked for to verify a form before saving are not stored, so not counted.",
                                  labels=["outcome"])
     for (product, outcome), n in counts.items():
         if product == TOKEN:
@@ -82,16 +91,12 @@ def _checks(conn: SqlConnection) -> Iterator[Metric]:
     yield from (checks, durations, tokens)
 
 
-def _last_successes_of_failing(conn: SqlConnection) -> dict[tuple[str, str], float]:
-    """(connection name, product) -> when a product failing now last answered ok (Unix time).
-    Only failing products have to look back in their history (by its index); for the others
-    it is their current status."""
-    failing = sql_select(CurrentStatus.connection_id, CurrentStatus.product).where(
-        CurrentStatus.outcome != OutcomeKey.OK, CurrentStatus.product != TOKEN)
-    rows = conn.execute(sql_select(Connection.name, Check.product, func.max(Check.started_at))
-                        .join(Connection, col(Connection.id) == col(Check.connection_id))
-                        .where(tuple_(Check.connection_id, Check.product).in_(failing), Check.outcome == OutcomeKey.OK)
-                        .group_by(Connection.name, Check.product)).all()
+def _last_successes(conn: SqlConnection) -> dict[tuple[str, str], float]:
+    """(connection name, product) -> when the product last answered ok (Unix time), as its
+    current status keeps it: one row per (connection, product), whatever has been pruned."""
+    rows = conn.execute(sql_select(Connection.name, CurrentStatus.product, CurrentStatus.last_ok_at)
+                        .join(Connection, col(Connection.id) == col(CurrentStatus.connection_id))
+                        .where(CurrentStatus.product != TOKEN, col(CurrentStatus.last_ok_at).is_not(None))).all()
     return {(name, product): at.timestamp() for name, product, at in rows}
 
 
@@ -112,7 +117,7 @@ def _fleet(engine: Engine, conn: SqlConnection, per_connection: bool) -> Iterato
     counted = frame.assign(verdict=verdict)[(verdict != status.Verdict.NOT_TICKED).to_numpy()]
     ok = (counted["verdict"] == status.Verdict.OK).to_numpy()
     tested = ok | (counted["verdict"] == status.Verdict.FAILING).to_numpy()
-    earlier = _last_successes_of_failing(conn)
+    earlier = _last_successes(conn)
     last = np.where(ok, counted["checked_at"].map(lambda at: at.timestamp() if pd.notna(at) else np.nan),
                     [earlier.get(pair, np.nan) for pair in zip(counted["connection"], counted["product"], strict=True)])
     named = pd.DataFrame({"connection": counted["connection"].to_numpy(), "product": counted["product"].to_numpy(),

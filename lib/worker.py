@@ -37,7 +37,7 @@ from sqlalchemy import bindparam, delete, tuple_, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
-from lib import alerts, audit, checks, collector, connections, schedule
+from lib import alerts, checks, collector, connections, retention, schedule
 from lib.access import schedule as schedule_principal
 from lib.alerts.delivery import Send
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 TICK = timedelta(seconds=30)
 LEASE = timedelta(minutes=2)
 BATCH = 2500  # (connection, product) rows claimed at a time
-FORGET_AFTER = timedelta(days=1)  # heartbeats of workers gone this long are removed
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,10 @@ class TickReport:
     checked: int = 0  # product checks run and stored
     failing: int = 0  # of those, not ok
     connections: int = 0
+    not_stored: int = 0  # results that could not be stored, not even as a failure
     paused: bool = False  # the schedule is paused for all connections: nothing ran
     alerts: int = 0  # alert events delivered
+    pruned: int = 0  # rows deleted past their retention time (lib.retention)
     failure: str | None = None  # what went wrong when part of the tick failed (its other part still ran)
 
     @property
@@ -79,9 +80,11 @@ class TickReport:
         elif not self.checked:
             said = "Nothing was due." if self.failure is None else "No check was stored."
         else:
+            tally = checks.Tally(self.checked - self.failing, self.failing, self.not_stored)
             said = (f"Checked {count(self.checked, 'product')} of {count(self.connections, 'connection')}: "
-                    f"{self.checked - self.failing} ok, {self.failing} not ok (run {self.run_id}).")
+                    f"{tally} (run {self.run_id}).")
         said += f" Delivered {count(self.alerts, 'alert')}." if self.alerts else ""
+        said += f" Pruned {count(self.pruned, 'expired row')}." if self.pruned else ""
         return said + (f" The tick failed: {self.failure}" if self.failure else "")
 
 
@@ -106,14 +109,16 @@ class Worker:
         self.principal = schedule_principal()
         self._stamp: tuple[object, ...] | None = None
         self._views: dict[uuid.UUID, ConnectionView] = {}
+        self.pruner = retention.Pruner(rt, budget=tick * retention.BUDGET_SHARE)
 
     # -- a tick --
 
     def tick(self, stop: threading.Event | None = None) -> TickReport:
         """Run every check due now, then deliver the alerts due (also while the schedule is
-        paused: manual tests raise them too); with ``stop`` set, no new batch is claimed.
-        Either part failing does not stop the other: the report says what failed, and so does
-        the heartbeat (a tick is successful only when both parts ran)."""
+        paused: manual tests raise them too), then prune what outlived its retention time
+        (lib.retention: a bounded share of the tick); with ``stop`` set, no new batch is claimed
+        and nothing is pruned. No part failing stops the others: the report says what failed, and
+        so does the heartbeat (a tick is successful only when every part ran)."""
         self._beat(ticked=True)
         failures: list[str] = []
         report = TickReport(run_id="")
@@ -130,6 +135,15 @@ class Worker:
         except Exception as exc:
             log.exception("The alert delivery of a scheduled tick failed.")
             failures.append(_failure("alerts", exc))
+        if not (stop and stop.is_set()):
+            try:
+                report = replace(report, pruned=self.pruner.run().total)
+            except retention.PruningFailed as exc:
+                report = replace(report, pruned=exc.pruned.total)
+                failures.append(_failure("pruning", exc))
+            except Exception as exc:
+                log.exception("The pruning of a scheduled tick failed; its checks and alerts ran all the same.")
+                failures.append(_failure("pruning", exc))
         report = replace(report, failure=" ".join(failures) or None)
         self._ended(report)
         return report
@@ -159,16 +173,14 @@ class Worker:
                                ahead=self._ahead())
         finally:
             self._release()  # claimed but not completed (a connection deleted meanwhile, an error)
-        stored = report.stored  # what this worker completed (not what it lost meanwhile)
-        failing = sum(1 for r in stored if not r.ok)
-        lost = (f"checks: {count(report.lost, 'result')} could not be stored, not even as a failure. "
-                "See the worker's log." if report.lost else None)
-        result = TickReport(report.run_id, len(stored), failing, len({r.connection_id for r in stored}), failure=lost)
-        if result.checked:
-            audit.record_now(self.rt.engine, self.principal, "check.run",
-                             f"{count(result.connections, 'connection')} (scheduled)",
-                             audit.OK if result.ok else audit.FAILED,
-                             f"run {report.run_id} by worker {self.id}: {result.checked - failing} ok, {failing} not ok")
+        tally = checks.Tally.of(report)  # what this worker completed (not what it lost meanwhile)
+        lost = (f"checks: {count(tally.not_stored, 'result')} could not be stored, not even as a failure. "
+                "See the worker's log." if tally.not_stored else None)
+        result = TickReport(report.run_id, tally.ok + tally.failing, tally.failing,
+                            len({r.connection_id for r in report.stored}), not_stored=tally.not_stored, failure=lost)
+        if report.stored or tally.not_stored:
+            checks.record_run(self.rt.engine, self.principal,
+                              f"{count(result.connections, 'connection')} (scheduled, worker {self.id})", report)
         return result
 
     def _ahead(self) -> int:
@@ -295,11 +307,11 @@ class Worker:
                 session.connection().execute(update(DueCheck).where(DueCheck.claimed_by == self.id)
                                              .values(claimed_until=now + self.lease))
             session.connection().execute(delete(WorkerHeartbeat).where(
-                col(WorkerHeartbeat.last_seen_at) < now - FORGET_AFTER))
+                col(WorkerHeartbeat.last_seen_at) < now - retention.FORGET_WORKERS))
 
     def _ended(self, report: TickReport) -> None:
         """Record how the tick ended: when it succeeded, or when and how it failed. Only a tick
-        that ran both parts counts as successful; the heartbeat alone says the process lives."""
+        that ran every part counts as successful; the heartbeat alone says the process lives."""
         try:
             with write_session(self.rt.engine) as session:
                 row = session.get(WorkerHeartbeat, self.id)

@@ -78,7 +78,7 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     step(("dee", "10.0.0.9", "check.run", "Prod / cloud_storage", "ok"))
     checks.run_checks(runtime, prober, triggered_by=admin("dee"))
     step(("dee", "10.0.0.9", "check.run", "Prod", "ok"))
-    assert audit.events(engine, ADMIN)[-1].detail.startswith("completed, 0 failing, 1 OK (run ")
+    assert audit.events(engine, ADMIN)[-1].detail.startswith("1 OK, 0 failing (run ")
     exported = export.export(engine, "json", actor=admin("eve"))
     step(("eve", "10.0.0.9", "export", exported.file_name, "ok"))
     with pytest.raises(linking.TokenRefused):
@@ -152,8 +152,17 @@ def test_cli_writes_audit_rows_with_the_os_user(tmp_path: Path, simulator: Simul
     listed = run("audit", "--json")
     assert listed.returncode == 0
     events = json.loads(listed.stdout)
-    assert [e["action"] for e in events] == ["connection.create", "keys.add", "connection.delete"]
+    assert [e["action"] for e in events] == ["connection.delete", "keys.add", "connection.create"]  # newest first
     assert all(e["actor"].startswith("cli:") for e in events)
+    assert listed.stderr.strip() == "Showing 1–3 of 3 events, newest first."
+    first = run("audit", "--json", "--limit", "2")  # a page at a time, the next one named
+    assert [e["action"] for e in json.loads(first.stdout)] == ["connection.delete", "keys.add"]
+    cursor = json.loads(first.stdout)[-1]["id"]
+    assert first.stderr.strip() == f"Showing 1–2 of 3 events, newest first. Older ones: add --before {cursor}."
+    rest = run("audit", "--limit", "2", "--before", str(cursor))
+    assert "connection.create" in rest.stdout and "keys.add" not in rest.stdout
+    assert rest.stderr.strip() == "Showing 3–3 of 3 events, newest first."
+    assert run("audit", "--limit", "0").returncode == 2
     assert run("audit", "--since", "2999-01-01").stdout.strip() in ("", "[]", "No audit events.")
     assert run("audit", "--since", "not-a-date").returncode == 2
     assert [e["action"] for e in json.loads(run("audit", "--since", "10m", "--json").stdout)] == [

@@ -67,8 +67,8 @@ def test_counts_and_durations_come_from_every_stored_check(engine: Engine, vault
     assert len(counts) == len(PRODUCT_KEYS) * len(OutcomeKey)  # every series exists from the start, at 0
     assert counts[(("outcome", "ok"), ("product", "cloud_storage"))] == 2
     assert counts[(("outcome", "timeout"), ("product", "cloud_storage"))] == 2
-    assert sum(counts.values()) == 4  # token requests are counted apart
-    tokens = values(found["switchboard_token_requests"])
+    assert sum(counts.values()) == 4  # token steps are counted apart
+    tokens = values(found["switchboard_token_steps"])
     assert tokens[(("outcome", "ok"),)] == 1 and tokens[(("outcome", "bad_credentials"),)] == 1
     assert sum(tokens.values()) == 2
     histogram = found["switchboard_check_duration_seconds"]

@@ -250,9 +250,9 @@ def outbox(engine: Engine) -> list[AlertOutbox]:
 
 
 def scheduled_ticks_since(engine: Engine, since: datetime) -> list[str]:
-    """The detail of each scheduled tick's audit row ("run … by worker …: …")."""
+    """The target of each scheduled tick's audit row ("N connections (scheduled, worker …)")."""
     with read_session(engine) as session:
-        return list(session.exec(select(AuditEvent.detail).where(
+        return list(session.exec(select(AuditEvent.target).where(
             AuditEvent.actor == "schedule", AuditEvent.action == "check.run", col(AuditEvent.at) >= since)).all())
 
 
@@ -283,7 +283,7 @@ def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster
     assert checks_since(both.engine, since, "schedule") == every  # each slot once, by one worker
     assert checks_since(both.engine, since, "ada") == every  # the console's run, once
     assert duplicates(both.engine) == []
-    workers = {detail.split(" by worker ")[1].split(":")[:2][1] for detail in scheduled_ticks_since(both.engine, since)}
+    workers = {target.split(", worker ")[1].split(":")[1] for target in scheduled_ticks_since(both.engine, since)}
     assert len(workers) == 2  # both worker processes took part (their pids)
     wait_for(lambda: outbox(both.engine) and all(row.status == "delivered" for row in outbox(both.engine)))
     control(both.sim, "DELETE", "faults")

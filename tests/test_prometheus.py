@@ -155,7 +155,7 @@ def test_promtool_check_metrics_finds_nothing_wrong_in_a_live_answer(live: Live)
         scraped = client.get("/metrics", headers={"Authorization": f"Bearer {live.token}"})
     assert scraped.status_code == 200
     families = {family.name for family in text_string_to_metric_families(scraped.text)}
-    assert {"switchboard_check", "switchboard_check_duration_seconds", "switchboard_token_requests",
+    assert {"switchboard_check", "switchboard_check_duration_seconds", "switchboard_token_steps",
             "switchboard_product_up", "switchboard_last_success_timestamp_seconds", "switchboard_products",
             "switchboard_worker_heartbeat_timestamp_seconds", "switchboard_worker_last_successful_tick_timestamp_seconds",
             "switchboard_workers_failing", "switchboard_secret_oldest_set_timestamp_seconds",

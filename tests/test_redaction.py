@@ -6,6 +6,8 @@ import base64
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from lib import audit, connections, linking
@@ -132,3 +134,52 @@ def test_refused_candidates_never_join_the_registry(runtime: Runtime, simulator:
     assert [e.target for e in audit.events(runtime.engine, ADMIN) if e.action == "connection.create"] == [
         "Trade desk"]
     assert registry.mask(app.client_secret) == MASK  # what was saved is masked
+
+
+def test_a_fleet_larger_than_the_old_cap_keeps_every_credential_and_token_masked(
+        captured: pytest.LogCaptureFixture) -> None:
+    """Issue 24: 4,096 values held about 1,000 connections' credentials and tokens; the
+    registry is sized to the fleet now. 6,000 connections: 18,000 credential values and a token
+    each, the earliest registered still masked."""
+    held_before = len(registry)  # the sentinels'
+    fleet = [(f"fleet-client-{i:05d}", f"fleet-secret-{i:05d}-{'x' * 8}") for i in range(6_000)]
+    for client_id, secret in fleet:
+        registry.add_credentials(client_id, secret)
+    tokens = [f"token-of-run-{i:05d}-abcdefgh" for i in range(6_000)]
+    registry.add(*tokens)
+    assert len(registry) == held_before + 6_000 * 4
+    first_id, first_secret = fleet[0]
+    log.error("8x8 refused %s / %s with %s and %s", first_id, first_secret, tokens[0],
+              base64.b64encode(f"{first_id}:{first_secret}".encode()).decode())
+    assert captured.records[-1].getMessage() == "8x8 refused *** / *** with *** and ***"
+    registry.add_credentials(*fleet[-1])  # registering known values again adds nothing
+    assert len(registry) == held_before + 6_000 * 4
+
+
+def test_log_records_mask_credentials_by_their_shape_registered_or_not(captured: pytest.LogCaptureFixture) -> None:
+    log.warning("request: Authorization: Basic dW5rbm93bjpzZWNyZXQ= then Bearer unknown.token-123")
+    log.warning('answer {"access_token": "unregistered-token-9", "client_secret":"s3cr3t"} and ?token=abc&page=1')
+    text = _all_text(captured)
+    for value in ("dW5rbm93bjpzZWNyZXQ=", "unknown.token-123", "unregistered-token-9", "s3cr3t", "abc&"):
+        assert value not in text
+    assert "Basic ***" in text and "Bearer ***" in text and '"access_token": "***"' in text and "&page=1" in text
+    # Only log records: stored texts (audit rows, check details) keep words such as a token's name.
+    assert registry.mask("API token: grafana") == "API token: grafana"
+
+
+_VALUE = st.text(alphabet=st.characters(blacklist_characters="*", blacklist_categories=("Cs",)), min_size=4,
+                 max_size=24)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_VALUE, min_size=1, max_size=30), st.lists(st.text(max_size=8), max_size=31), st.data())
+def test_no_registered_value_survives_masking_wherever_it_is_in_a_text(values: list[str], fillers: list[str],
+                                                                      data: st.DataObject) -> None:
+    """The class: values overlapping, containing one another or sharing beginnings, between any
+    text, never come out of :meth:`SecretRegistry.mask`."""
+    masking = SecretRegistry(limit=len(values))
+    masking.add(*values)
+    chosen = data.draw(st.lists(st.sampled_from(values), max_size=10))
+    text = "".join(f"{filler}{value}" for filler, value in zip(fillers, chosen, strict=False)) + "".join(fillers)
+    masked = masking.mask(text)
+    assert not [value for value in values if value in masked]

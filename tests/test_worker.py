@@ -99,8 +99,8 @@ def test_a_tick_runs_what_is_due_once_like_a_manual_run_and_moves_it_to_the_next
     assert {(r.triggered_by, r.run_id) for r in stored} == {("schedule", report.run_id)}
     assert checks_per_slot(runtime.engine) == Counter({**{(one.id, p): 1 for p in PRODUCT_KEYS},
                                                        (two.id, "cloud_storage"): 1})
-    assert scheduled_audit(runtime.engine) == [("schedule", "check.run", "2 connections (scheduled)",
-                                                f"run {report.run_id} by worker {worker.id}: 6 ok, 0 not ok")]
+    assert scheduled_audit(runtime.engine) == [("schedule", "check.run", f"2 connections (scheduled, worker {worker.id})",
+                                                f"6 OK, 0 failing (run {report.run_id})")]
     now, every = datetime.now(UTC), schedule.DEFAULT_EVERY
     for row in due_rows(runtime.engine):
         assert row.last_run_id == report.run_id and row.last_checked_at is not None and row.claimed_by is None
@@ -320,10 +320,10 @@ def test_worker_once_exits_0_when_all_ok_1_when_any_failed_2_for_bad_settings(
     env = worker_env(sim)
     assert finish(spawn(env, "--once")).strip() == "Nothing was due."
     make_due(runtime.engine)
-    assert finish(spawn(env, "--once")).startswith("Checked 5 products of 1 connection: 5 ok, 0 not ok (run ")
+    assert finish(spawn(env, "--once")).startswith("Checked 5 products of 1 connection: 5 OK, 0 failing (run ")
     make_due(runtime.engine)
     control(sim, "POST", "faults", {"route": "cc_chat", "status": 404})
-    assert "4 ok, 1 not ok" in finish(spawn(env, "--once"), 1)
+    assert "4 OK, 1 failing" in finish(spawn(env, "--once"), 1)
     for bad_env, args, message in [({"SWITCHBOARD_WORKER": "maybe"}, (), "SWITCHBOARD_WORKER must be on or off"),
                                    ({}, ("--lease", "soon"), "Invalid value for --lease")]:
         proc = spawn({**env, **bad_env}, "--once", *args)

@@ -29,21 +29,29 @@ def _since(value: str | None) -> datetime | None:
 
 @click.command("audit")
 @click.option("--since", help="ISO date/time (UTC) or a span back from now: 30m, 24h, 7d.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--limit", type=click.IntRange(1, audit.EXPORT_LIMIT), default=audit.PAGE_SIZE, show_default=True,
+              help="Print at most this many rows.")
+@click.option("--before", type=click.IntRange(min=1), metavar="ID",
+              help="Only rows older than row ID: the next page, as the line after the rows says.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (each row with its id).")
 @reports_errors
-def command(since: str | None, as_json: bool) -> None:
+def command(since: str | None, limit: int, before: int | None, as_json: bool) -> None:
     """The audit trail: who did what and when.
 
-    Sign-ins, changes, tests, exports, key operations and account changes, oldest first.
+    Sign-ins, changes, tests, exports, key operations and account changes, newest first, a
+    page at a time: standard error says which rows of how many were printed, and how to ask
+    for the older ones.
     """
     start = _since(since)
     rt = open_runtime()
-    events = audit.events(rt.engine, shell(), since=start)
+    page = audit.page(rt.engine, shell(), audit.Filter(since=start), before=before, size=limit)
     if as_json:
-        click.echo(to_json([e.model_dump(exclude={"id"}) for e in events]))
-        return
-    if not events:
+        click.echo(to_json([e.model_dump() for e in page.rows]))
+    elif not page.rows:
         click.echo("No audit events.")
-        return
-    for e in events:
-        click.echo(f"{shown(e.at)} {e.actor:<20} {e.action:<18} {e.result:<8} {e.target}  {e.detail}")
+    else:
+        for e in page.rows:
+            click.echo(f"{shown(e.at)} {e.actor:<20} {e.action:<18} {e.result:<8} {e.target}  {e.detail}")
+    if page.rows:
+        older = f" Older ones: add --before {page.older}." if page.older is not None else ""
+        click.echo(f"{page.describe()}, newest first.{older}", err=True)

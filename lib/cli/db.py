@@ -13,7 +13,7 @@ from lib.store import db
 
 @click.group("db")
 def command() -> None:
-    """The database schema and backups."""
+    """The database schema, backups and compacting."""
 
 
 @command.command("upgrade")
@@ -27,6 +27,30 @@ def db_upgrade() -> None:
     engine = db.make_engine(get_settings().database_url)
     db.upgrade(engine)
     click.echo(f"Database is at revision {db.current_revision(engine)}.")
+    if db.auto_vacuum(engine) not in (None, "incremental"):
+        click.echo("This SQLite file was made before Switchboard gave the space of pruned rows back to the disk: "
+                   "run `switchboard db compact` once, at a quiet time.")
+
+
+@command.command("compact")
+@reports_errors
+def db_compact() -> None:
+    """Rewrite the SQLite file so it gives the space of pruned rows back.
+
+    Needed once for a file made before Switchboard set incremental auto-vacuum (`db upgrade`
+    and `settings show` say so); after that the worker gives space back as it prunes. It takes
+    a while on a big file, writers wait meanwhile, and it needs free disk space about the size
+    of the file. PostgreSQL needs nothing: its autovacuum does this.
+    """
+    settings = get_settings()
+    db.require_database(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    path = settings.sqlite_file
+    before = path.stat().st_size if path is not None else 0
+    db.compact(engine)
+    after = path.stat().st_size if path is not None else 0
+    click.echo(f"Compacted: {before / 2**20:,.1f} MiB -> {after / 2**20:,.1f} MiB. From now on the worker gives "
+               "the space of pruned rows back as it goes.")
 
 
 @command.command("backup")

@@ -1,9 +1,15 @@
-"""Engine, sessions, SQLite durability settings, migrations and backups.
+"""Engine, sessions, SQLite durability settings, migrations, backups and giving space back.
 
 SQLite gets WAL, ``synchronous=FULL``, a busy timeout, foreign keys and secure_delete on every
 connection, and write transactions that start with ``BEGIN IMMEDIATE`` so two writers queue
 on the busy timeout instead of failing with "database is locked". The same code runs on
 PostgreSQL through ``SWITCHBOARD_DATABASE_URL``.
+
+A SQLite file gives back the space of pruned rows (lib.retention) a little at a time: new files
+are made with ``auto_vacuum=INCREMENTAL`` (a file made before needs one :func:`compact`), the
+pruner frees up to a bounded number of pages after each batch (:func:`give_back_space`), and
+the WAL file is cut back to WAL_SIZE_LIMIT after each checkpoint instead of keeping the size of
+the largest transaction it ever held.
 """
 
 from __future__ import annotations
@@ -30,8 +36,16 @@ BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 10
 _WRITE = "switchboard_write"
 
+WAL_SIZE_LIMIT = 32 * 1024 * 1024  # bytes the WAL file keeps after a checkpoint
+# Rows' worth of statistics ANALYZE reads per index: keeps PRAGMA optimize short on any size.
+ANALYSIS_LIMIT = 1000
+
+# Only on a file with no pages yet, before anything else: it takes effect only there (older
+# files: see compact()), and asking for it on a file in use waits on other writers' locks.
+_NEW_FILE_PRAGMA = "PRAGMA auto_vacuum=INCREMENTAL"
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
+    f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
     "PRAGMA synchronous=FULL",
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
@@ -46,6 +60,8 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+            cursor.execute(_NEW_FILE_PRAGMA)
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
@@ -259,3 +275,52 @@ def backup(engine: Engine, destination: Path) -> Path:
     finally:
         raw.close()
     return destination
+
+
+# --- Giving space back (SQLite) -----------------------------------------------------------
+
+
+def _sqlite_script(engine: Engine, script: str) -> None:
+    """Run ``script`` on a pooled SQLite connection, outside any transaction. ``executescript``
+    runs each statement to its end, where ``execute`` takes one step: one page of
+    ``PRAGMA incremental_vacuum(n)``, not n."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.executescript(script)  # type: ignore[union-attr]
+    finally:
+        raw.close()
+
+
+def auto_vacuum(engine: Engine) -> str | None:
+    """The SQLite file's auto-vacuum mode (``none``, ``full`` or ``incremental``); None on
+    PostgreSQL, whose autovacuum needs nothing from us."""
+    if not is_sqlite(engine):
+        return None
+    with engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA auto_vacuum").scalar()
+    return {0: "none", 1: "full", 2: "incremental"}.get(mode, str(mode))
+
+
+def give_back_space(engine: Engine, pages: int) -> None:
+    """Return up to ``pages`` free pages of a SQLite file to the file system (a short write
+    transaction of its own, bounded by ``pages``); nothing on PostgreSQL, or on a file that is
+    not in incremental auto-vacuum mode (it reuses its free pages instead)."""
+    if is_sqlite(engine):
+        _sqlite_script(engine, f"PRAGMA incremental_vacuum({max(0, int(pages))});")
+
+
+def optimize(engine: Engine) -> None:
+    """Let SQLite refresh the planner's statistics where they are missing or stale, reading a
+    bounded sample of each index; PostgreSQL's autovacuum analyzes on its own."""
+    if is_sqlite(engine):
+        _sqlite_script(engine, f"PRAGMA analysis_limit={ANALYSIS_LIMIT}; PRAGMA optimize=0x10002;")
+
+
+def compact(engine: Engine) -> None:
+    """Rewrite a SQLite file into incremental auto-vacuum mode, without its free pages, and
+    cut its WAL back: once, for a file made before Switchboard set that mode. It takes a while
+    on a big file, during which other writers wait, and needs free disk space about the size of
+    the file."""
+    if not is_sqlite(engine):
+        raise SwitchboardError("db compact is for SQLite files; PostgreSQL's autovacuum gives space back on its own.")
+    _sqlite_script(engine, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_left
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -90,8 +91,12 @@ class Check(SQLModel, table=True):
     __table_args__ = (
         # Serves "latest check per (connection, product)" as one indexed query.
         Index("ix_check_result_latest", "connection_id", "product", "id"),
+        # Serves a connection's newest checks (its detail page) without sorting its history.
+        Index("ix_check_result_connection", "connection_id", "id"),
         Index("ix_check_result_run", "run_id"),
         Index("ix_check_result_batch", "batch"),
+        # Serves the pruning of checks older than the retention time (lib.retention).
+        Index("ix_check_result_started", "started_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -144,6 +149,35 @@ class CurrentStatus(SQLModel, table=True):
     checked_at: datetime = Field(sa_column=_utc_column())
     run_id: str | None = Field(default=None, max_length=36)
     settings_version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    # When the product last answered ok (the newest ok check that set the current status):
+    # kept here, not looked up in the history, so it survives the pruning of old checks.
+    last_ok_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+# Upper bounds of the check-duration buckets, in milliseconds (a check's deadline is 30 s); a
+# check lands in the first bucket whose bound it does not exceed, or in the one after the last.
+# CheckTally's rows are kept by these numbers: changing them needs a migration that re-fills it.
+DURATION_BUCKETS_MS = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
+
+
+def duration_bucket(duration_ms: int) -> int:
+    """The CheckTally bucket of a check that took ``duration_ms``."""
+    return bisect_left(DURATION_BUCKETS_MS, duration_ms)
+
+
+class CheckTally(SQLModel, table=True):
+    """How many checks were ever stored, by product (token steps included), outcome and duration
+    bucket, and how long they took in all: what /metrics counts. Kept in the transaction that
+    stores the checks, so counting reads a few dozen rows whatever the age of the history, and
+    the counts go on rising when old checks are pruned (or go with their connection)."""
+
+    __tablename__ = "check_tally"
+
+    product: str = Field(max_length=40, primary_key=True)
+    outcome: str = Field(max_length=40, primary_key=True)
+    bucket: int = Field(primary_key=True)  # duration_bucket()
+    checks: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    duration_ms: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))  # their sum
 
 
 class KeyCheck(SQLModel, table=True):
@@ -158,10 +192,12 @@ class KeyCheck(SQLModel, table=True):
 
 class AuditEvent(SQLModel, table=True):
     """Who did what, when, from where, to which target, with which result. Append-only:
-    Switchboard has no code path that updates or deletes a row. Never holds a secret."""
+    Switchboard has no code path that updates a row, and deletes rows only once they are older
+    than the audit retention time (lib.retention). Never holds a secret."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_at", "at"),)
+    # Newest first within a time range, ties of ``at`` broken by id (lib.audit.events).
+    __table_args__ = (Index("ix_audit_event_at_id", "at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=_utc_column())
@@ -201,6 +237,7 @@ class SignInAttempt(SQLModel, table=True):
     __table_args__ = (
         Index("ix_sign_in_attempt_user", "username_key", "at"),
         Index("ix_sign_in_attempt_address", "address", "at"),
+        Index("ix_sign_in_attempt_at", "at"),  # pruning (lib.retention)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -215,7 +252,10 @@ class WebSession(SQLModel, table=True):
     copy of the database cannot be replayed as a cookie. Ending the row ends every tab."""
 
     __tablename__ = "web_session"
-    __table_args__ = (Index("ix_web_session_subject", "subject"),)
+    __table_args__ = (
+        Index("ix_web_session_subject", "subject"),
+        Index("ix_web_session_created", "created_at"),  # pruning (lib.retention)
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(max_length=64, unique=True)
@@ -273,6 +313,19 @@ class ScheduleSetting(SQLModel, table=True):
     updated_by: str = Field(default="", max_length=120)
 
 
+class RetentionSetting(SQLModel, table=True):
+    """How long check history and the audit trail are kept, the same for every instance: one
+    row (id 1); no row means the defaults (lib.retention)."""
+
+    __tablename__ = "retention_setting"
+
+    id: int = Field(default=1, primary_key=True)
+    keep_checks_s: int
+    keep_audit_s: int
+    updated_at: datetime = Field(sa_column=_utc_column())
+    updated_by: str = Field(default="", max_length=120)
+
+
 class ConnectionSchedule(SQLModel, table=True):
     """A connection's own interval (None: the default one) and pause, once an admin set them."""
 
@@ -321,7 +374,7 @@ class WorkerHeartbeat(SQLModel, table=True):
     started_at: datetime = Field(sa_column=_utc_column())
     last_tick_at: datetime = Field(sa_column=_utc_column())  # when its latest tick began
     last_seen_at: datetime = Field(sa_column=_utc_column())
-    # When a tick last completed both parts (checks and alerts) without an error, and when one
+    # When a tick last completed every part (checks, alerts, pruning) without an error, and when one
     # last failed, with what (the error's kind and a sanitised message, never a secret).
     last_ok_tick_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     last_failed_tick_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))

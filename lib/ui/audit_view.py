@@ -8,12 +8,46 @@ import pandas as pd
 import streamlit as st
 
 from lib import audit
-from lib.access import Permission
+from lib.access import Permission, schedule
+from lib.store.models import AuditEvent
 from lib.ui.runtime import Console, deferred
+from lib.words import count, shown
+
+_SCHEDULE = schedule().name  # the actor of what the schedule's worker does
 
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def origin(event: AuditEvent) -> str:
+    """Where an action came from: the client's address; for one without, the command line
+    (lib.access.shell names its actor "cli:<user>") or the schedule."""
+    if event.client_address:
+        return event.client_address
+    if event.actor == _SCHEDULE:
+        return "Scheduled"
+    return "Command line" if event.actor.startswith("cli:") else "—"
+
+
+def cells(event: AuditEvent) -> dict[str, object]:
+    """One row in words: the moment in the form people read, where it came from even without an
+    address, a dash for no target or detail."""
+    return {column: getattr(event, column) for column in audit.COLUMNS} | {
+        "at": shown(event.at), "client_address": origin(event), "target": event.target or "—",
+        "detail": event.detail or "—"}
+
+
+_PAGES = "audit_pages"  # session state: the filter paged through, and the cursor of each page before this one
+
+
+def _cursors(which: audit.Filter) -> list[int]:
+    """The ``before`` cursors of the pages turned so far (none: the newest page), kept while
+    the filter stays the same; a new filter starts again from its newest rows."""
+    kept = st.session_state.get(_PAGES)
+    if kept is None or kept[0] != which:
+        kept = st.session_state[_PAGES] = (which, [])
+    return kept[1]
 
 
 def render(console: Console) -> None:
@@ -26,21 +60,33 @@ def render(console: Console) -> None:
     period = cols[0].date_input("Days (UTC)", value=(today - timedelta(days=7), today), key="audit_days",
                                 max_value=today)
     start, end = (period if isinstance(period, tuple) and len(period) == 2 else (today, today))
-    rows = audit.events(rt.engine, me, since=_day_start(start), until=_day_start(end + timedelta(days=1)))
-    actors = cols[1].multiselect("Who", sorted({r.actor for r in rows}), key="audit_actor")
-    actions = cols[2].multiselect("Action", sorted({r.action for r in rows}), key="audit_action")
-    results = cols[3].multiselect("Result", sorted({r.result for r in rows}), key="audit_result")
-    shown = [r for r in rows if (not actors or r.actor in actors) and (not actions or r.action in actions)
-             and (not results or r.result in results)]
+    since, until = _day_start(start), _day_start(end + timedelta(days=1))
+    who, what, said = audit.choices(rt.engine, me, since=since, until=until)
+    actors = cols[1].multiselect("Who", who, key="audit_actor")
+    actions = cols[2].multiselect("Action", what, key="audit_action")
+    results = cols[3].multiselect("Result", said, key="audit_result")
+    which = audit.Filter(since, until, frozenset(actors), frozenset(actions), frozenset(results))
+    cursors = _cursors(which)
+    page = audit.page(rt.engine, me, which, before=cursors[-1] if cursors else None)
     name = f"switchboard-audit-{start:%Y%m%d}-{end:%Y%m%d}.csv"
-    st.download_button(f"Download CSV ({len(shown)} rows)", file_name=name, mime="text/csv",
-                       data=deferred(Permission.READ_AUDIT,
-                                     lambda now: audit.export_csv(now.rt.engine, now.me, shown, name)),
+    held = (f"newest {audit.EXPORT_LIMIT:,} of {page.total:,} rows" if page.total > audit.EXPORT_LIMIT
+            else count(page.total, "row"))
+    st.download_button(f"Download CSV ({held})", file_name=name, mime="text/csv",
+                       data=deferred(Permission.READ_AUDIT, lambda now: audit.export_csv(
+                           now.rt.engine, now.me, audit.events(now.rt.engine, now.me, which), name)),
                        key="audit_csv", on_click="ignore", icon=":material/download:")
-    frame = pd.DataFrame([{column: getattr(r, column) for column in audit.COLUMNS} for r in reversed(shown)],
-                         columns=list(audit.COLUMNS))
+    nav = st.columns([1, 1, 4], vertical_alignment="center")
+    if nav[0].button("Newer", key="audit_newer", disabled=not cursors, icon=":material/navigate_before:"):
+        cursors.pop()
+        st.rerun()
+    older = page.older
+    if nav[1].button("Older", key="audit_older", disabled=older is None, icon=":material/navigate_next:") and older:
+        cursors.append(older)
+        st.rerun()
+    nav[2].caption(f"{page.describe()}, newest first." if page.rows else page.describe())
+    frame = pd.DataFrame([cells(r) for r in page.rows], columns=list(audit.COLUMNS))
     st.dataframe(frame, hide_index=True, width="stretch", key="audit_table", column_config={
-        "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
+        "at": "When",
         "actor": "Who", "client_address": "From", "action": "Action", "target": "Target",
         "result": "Result", "detail": "Detail",
     })

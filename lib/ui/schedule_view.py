@@ -1,5 +1,6 @@
 """The schedule on the Connections page: above the table, whether scheduled checks run (the
-interval, a pause, a live worker); in a connection's detail, its next and last scheduled check."""
+interval, a pause, a live worker) and how long history is kept; in a connection's detail, its
+next and last scheduled check."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from lib import schedule
+from lib import retention, schedule
 from lib.access import Principal
 from lib.connections import ConnectionView
 from lib.runtime import Runtime
 from lib.ui.text import literal
-from lib.words import count, span
+from lib.words import count, shown, span
 
 
 def _ago(then: datetime, now: datetime) -> str:
@@ -23,7 +24,7 @@ def _ago(then: datetime, now: datetime) -> str:
 def _at(when: datetime, now: datetime) -> str:
     minutes = int((when - now).total_seconds() // 60)
     soon = "due now" if when <= now else ("in under a minute" if minutes < 1 else f"in {minutes} min")
-    return f"{when:%Y-%m-%d %H:%M} UTC ({soon})"
+    return f"{shown(when)} ({soon})"
 
 
 def _last_ok(workers: list[schedule.Worker], now: datetime) -> str:
@@ -58,7 +59,9 @@ def caption(rt: Runtime, me: Principal) -> None:
         worst = failing[0]
         st.warning(f"Scheduled ticks are failing: the latest tick of worker {literal(worst.worker_id)} failed "
                    f"{_ago(worst.last_failed_tick_at or now, now)} ({literal(worst.last_failure or 'no detail')}); "
-                   f"{_last_ok(alive, now)}. Statuses are not being refreshed. Who must act: the Switchboard "
+                   f"{_last_ok(alive, now)}. The part of the tick named there does not get done (the checks: statuses "
+                   "are not refreshed; the alerts; the pruning of old history); the other parts do. Who must act: "
+                   "the Switchboard "
                    "operator (read the worker's log).", icon=":material/error:")
     elif alive:
         st.caption(f":material/schedule: Scheduled checks {_every(plan)} · worker alive, "
@@ -67,6 +70,19 @@ def caption(rt: Runtime, me: Principal) -> None:
         last = f"the last worker tick was {_ago(workers[0].last_tick_at, now)}" if workers else "no worker has run"
         st.caption(f":material/schedule: Scheduled checks {_every(plan)}, but {last}: they wait for "
                    "the server's worker, `switchboard worker`, or `switchboard worker --once` from cron.")
+    _kept(rt, me)
+
+
+def _kept(rt: Runtime, me: Principal) -> None:
+    """How long check history and the audit trail are kept (read only: admins change it with
+    the command the tooltip gives), and the fixed rules of the other tables in the tooltip."""
+    setting = retention.current(rt.engine, me)
+    fixed = "\n".join(f"- {rule.what}: {span(rule.keep)}" for rule in retention.rules(setting, rt.settings.session_lifetime)
+                      if rule.setting is None)
+    st.caption(f":material/history: Check history is kept {span(setting.checks)}, the audit trail "
+               f"{span(setting.audit)}; the worker prunes older rows.",
+               help="An admin changes these with `switchboard settings set --keep-checks 30d --keep-audit 400d` "
+                    f"(`switchboard settings show` says why each is kept). Also kept:\n{fixed}")
 
 
 def connection_line(rt: Runtime, me: Principal, view: ConnectionView) -> None:
@@ -83,5 +99,5 @@ def connection_line(rt: Runtime, me: Principal, view: ConnectionView) -> None:
         upcoming = f"Scheduled {every}; the worker plans its first check at its next tick"
     else:
         upcoming = f"Next scheduled check {_at(plan.next_check, now)}, {every}"
-    last = f"last scheduled check {plan.last_run:%Y-%m-%d %H:%M} UTC" if plan.last_run else "no scheduled check yet"
+    last = f"last scheduled check {shown(plan.last_run)}" if plan.last_run else "no scheduled check yet"
     st.caption(f":material/schedule: {upcoming} · {last}.")

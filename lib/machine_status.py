@@ -8,15 +8,17 @@ fields only: never a secret, a Client ID (not even its masked hint) or 8x8's own
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from lib import status
 from lib.access import Permission, Principal, require
 from lib.catalogue.outcomes import OUTCOMES
-from lib.catalogue.products import PRODUCTS
+from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
 from lib.errors import NotFoundError
 from lib.store.models import utcnow
 from lib.words import iso
@@ -44,29 +46,76 @@ def _product(row: Any) -> dict[str, Any]:
     }
 
 
-def _connections(table: pd.DataFrame) -> list[dict[str, Any]]:
+# What each Verdict is counted as in an answer's ``counts``: the console's own four. A result
+# made before the settings changed (status.SETTINGS_CHANGED) says nothing of now, so like the
+# console's metrics it counts as never tested; its product's ``outcome`` still says why.
+COUNT_KEYS = {status.Verdict.OK: "ok", status.Verdict.FAILING: "failing",
+              status.Verdict.NEVER_TESTED: "never_tested", status.Verdict.NOT_TICKED: "not_ticked"}
+
+
+def _verdict(tally: np.ndarray) -> dict[str, Any]:
+    """``ok`` (no product that counts is failing; never tested ones do not make it false) and
+    ``counts``, from one row of per-verdict numbers in COUNT_KEYS order."""
+    counts = {key: int(n) for key, n in zip(COUNT_KEYS.values(), tally, strict=True)}
+    return {"ok": counts["failing"] == 0, "counts": counts}
+
+
+def _connections(table: pd.DataFrame) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Each connection of ``table`` (whole connections, in order) with its verdict and the
+    products that count; and the per-verdict numbers of all of them together."""
+    per = len(PRODUCT_KEYS)
     verdict = status.verdicts(table)
+    grid = verdict.to_numpy().reshape(-1, per)
+    tallies = np.stack([(grid == v).sum(axis=1) for v in COUNT_KEYS], axis=1).reshape(-1, len(COUNT_KEYS))
+    first = table.iloc[::per]
+    found = {row.connection_id: {"name": row.connection, "environment": row.environment, **_verdict(tally),
+                                 "products": []}
+             for row, tally in zip(first.itertuples(index=False), tallies, strict=True)}
     counted = table.assign(verdict=verdict, explained=status.explained(table, verdict))[
         (verdict != status.Verdict.NOT_TICKED).to_numpy()]
-    found: dict[str, dict[str, Any]] = {}
     for row in counted.itertuples(index=False):
-        entry = found.setdefault(row.connection_id, {"name": row.connection, "environment": row.environment,
-                                                     "products": []})
-        entry["products"].append(_product(row))
-    return list(found.values())
+        found[row.connection_id]["products"].append(_product(row))
+    return list(found.values()), tallies.sum(axis=0)
 
 
-def everything(engine: Engine, *, actor: Principal) -> dict[str, Any]:
-    """``GET /api/v1/status``: every connection, by name."""
+def not_found(name: str) -> NotFoundError:
+    """What the API says of a connection name it does not know (the status API and its test)."""
+    return NotFoundError(f"No connection is named '{name}'.")
+
+
+def _named(table: pd.DataFrame, names: Collection[str]) -> np.ndarray:
+    """A boolean per row of ``table``: the rows of connections with these names (names ignore
+    case and surrounding blanks, as everywhere); NotFoundError names the first unknown one, so a
+    monitor asking about a misspelt connection is told, never answered "ok" about nothing."""
+    keys = table["connection"].str.casefold()
+    wanted = {name.strip().casefold(): name for name in names}
+    missing = [name for key, name in wanted.items() if not (keys == key).any()]
+    if missing:
+        raise not_found(missing[0])
+    return keys.isin(wanted).to_numpy()
+
+
+def everything(engine: Engine, *, actor: Principal, environments: Collection[str] = (),
+               names: Collection[str] = ()) -> dict[str, Any]:
+    """``GET /api/v1/status``: every connection, by name, or those in any of ``environments``
+    (labels compare as one whatever their case: status.environment_key; "" is "none given")
+    and named in ``names``. ``ok`` and ``counts`` cover the connections answered."""
     require(actor, Permission.READ_STATUS)
-    return {"generated_at": iso(utcnow()), "connections": _connections(status.table(engine))}
+    table = status.table(engine)
+    keep = np.ones(len(table), dtype=bool)
+    if environments:
+        wanted = {status.environment_key(e) for e in environments}
+        keep &= table["environment"].map(status.environment_key).isin(wanted).to_numpy(dtype=bool)
+    if names:
+        keep &= _named(table, names)
+    found, tally = _connections(table[keep].reset_index(drop=True))
+    return {"generated_at": iso(utcnow()), **_verdict(tally), "connections": found}
 
 
 def one(engine: Engine, name: str, *, actor: Principal) -> dict[str, Any]:
-    """``GET /api/v1/connections/{name}``: one connection (names ignore case)."""
+    """``GET /api/v1/connections/{name}``: one connection (names ignore case), its ``ok`` and
+    ``counts`` at the top."""
     require(actor, Permission.READ_STATUS)
     table = status.table(engine)
-    chosen = table[(table["connection"].str.casefold() == name.strip().casefold()).to_numpy()]
-    if chosen.empty:
-        raise NotFoundError(f"No connection is named '{name}'.")
-    return {"generated_at": iso(utcnow()), **_connections(chosen.reset_index(drop=True))[0]}
+    [found], _ = _connections(table[_named(table, [name])].reset_index(drop=True))
+    return {"generated_at": iso(utcnow()), **found}

@@ -36,7 +36,7 @@ from tests.fixtures.simulator import default_scenario
 pytestmark = pytest.mark.slow
 SCRAPER_ADDRESS = "127.0.0.2"  # Linux answers from any 127/8 address: a second machine, as far as we can tell
 METRICS = {"switchboard_check", "switchboard_check_duration_seconds", "switchboard_product_up",
-           "switchboard_last_success_timestamp_seconds", "switchboard_token_requests", "switchboard_products"}
+           "switchboard_last_success_timestamp_seconds", "switchboard_token_steps", "switchboard_products"}
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_metrics_for_a_token_or_an_allowed_address_parsed_as_prometheus_does(ser
         assert up == {("Prod", "cloud_storage"): 1, ("Prod", "cc_chat"): 1}
         checked = {(s.labels["product"], s.labels["outcome"]): s.value for s in families["switchboard_check"].samples}
         assert checked[("cloud_storage", "ok")] == 1 and checked[("cc_chat", "ok")] == 1
-        assert [s.value for s in families["switchboard_token_requests"].samples if s.labels["outcome"] == "ok"] == [2]
+        assert [s.value for s in families["switchboard_token_steps"].samples if s.labels["outcome"] == "ok"] == [2]
         openmetrics = client.get("/metrics", headers={**bearer(token), "Accept": "application/openmetrics-text"})
         assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
         assert openmetrics.text.rstrip().endswith("# EOF")

@@ -1,23 +1,34 @@
 """Status for machines: the JSON status API and /metrics, for API tokens (``Authorization:
 Bearer sbt_…``, lib.tokens) and, for /metrics only, scrapers on SWITCHBOARD_METRICS_ALLOW.
 
+Status answers carry a verdict (``ok``, ``counts``: lib.machine_status); with ``?fail=503``
+they are 503 instead of 200 when something that counts is failing, for HTTP monitors that read
+no JSON. An operator token may test one connection (``POST …/{name}/test``).
+
 These paths are no pages: the sign-in gate lets them through, and they answer 401 (with
 ``WWW-Authenticate: Bearer``) without a usable token, 403 for a role that may not, 503 while
-the server cannot open its data. Answers are never cached.
+the server cannot open its data. They read bearer tokens only, never a cookie, so no other
+site can make a signed-in browser act through them. Answers are never cached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from lib import tokens
-from lib.access import NotAllowed, Principal, SignInEnded
+from lib.access import NotAllowed, Permission, Principal, SignInEnded, require
+from lib.connections import ENVIRONMENT_MAX, NAME_MAX
 from lib.errors import NotFoundError
 from lib.web.account import client_address
 from lib.web.state import ServerState
@@ -71,21 +82,165 @@ def answer(state: ServerState, request: Request, work: Callable[[Principal], Res
         return _json({"error": str(exc)}, 404)
 
 
+# --- query parameters ----------------------------------------------------------------------
+# Every parameter a path takes is listed; any other is refused (400 naming it), so a monitor's
+# misspelt filter (?enviroment=prod) fails loudly instead of watching more, or less, than meant.
+FAIL = "fail"
+FAIL_VALUE = "503"  # ?fail=503: answer 503 instead of 200 when a product that counts is failing
+VALUES_MAX = 50  # values of one repeatable parameter a request may give
+# The repeatable filters of /api/v1/status: (longest value, what one value is, with its article).
+# Repeat a parameter for several values; a comma is part of a value (connection names may hold one).
+FILTERS = {"environment": (ENVIRONMENT_MAX, "environment", "an environment label"),
+           "connection": (NAME_MAX, "connection", "a connection name")}
+SHOWN_MAX = 40  # of an unknown parameter's name, in the message refusing it
+
+
+def _query_problem(request: Request, takes: tuple[str, ...]) -> str | None:
+    """What is wrong with the request's query parameters (this path takes ``takes``), in words
+    naming the parameter and the fix; None if nothing."""
+    params = request.query_params
+    for key in params:
+        if key not in takes:
+            shown = key if len(key) <= SHOWN_MAX else key[:SHOWN_MAX] + "…"
+            return f"{shown}: this path takes no such query parameter; it takes {', '.join(takes)}."
+    if FAIL in takes and params.getlist(FAIL) not in ([], [FAIL_VALUE]):
+        return (f"{FAIL}: the one allowed value is {FAIL_VALUE} (?{FAIL}={FAIL_VALUE} answers 503 instead of 200 "
+                f"when a product that counts is failing); leave it out for 200 always.")
+    for key, (longest, what, one) in FILTERS.items():
+        values = params.getlist(key) if key in takes else []
+        if len(values) > VALUES_MAX:
+            return f"{key}: give at most {VALUES_MAX} {what}s (repeat ?{key}= for each)."
+        if any(len(v) > longest for v in values):
+            return f"{key}: {one} has at most {longest} characters."
+    return None
+
+
+def _verdict_answer(request: Request, body: dict[str, Any]) -> Response:
+    """``body`` (a status answer with its ``ok``) as 200, or as 503 when ?fail=503 was asked
+    for and something that counts is failing: the same body either way."""
+    failing = request.query_params.get(FAIL) == FAIL_VALUE and not body["ok"]
+    return _json(body, 503 if failing else 200)
+
+
+# --- tests asked for over the API ----------------------------------------------------------
+TESTS_AT_ONCE = 4  # API tests one server runs at once, over all connections: each holds a thread and an 8x8 client
+BUSY_RETRY_S = 5
+
+
+class Running:
+    """The connections an API test runs for in this server now. One test of a connection at a
+    time: a second is answered 409 at once rather than queued (a pipeline waiting behind a test
+    it did not ask for learns nothing newer); at most TESTS_AT_ONCE in all (429)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: set[uuid.UUID] = set()
+
+    @contextmanager
+    def claimed(self, connection_id: uuid.UUID, name: str) -> Iterator[Response | None]:
+        """The refusal to send, or None while this request holds the connection."""
+        with self._lock:
+            refusal = (_json({"error": f"A test of '{name}' is running already; ask again once it has answered."}, 409)
+                       if connection_id in self._ids else
+                       _json({"error": f"{TESTS_AT_ONCE} tests are running already; ask again in a moment."}, 429,
+                             {"Retry-After": str(BUSY_RETRY_S)})
+                       if len(self._ids) >= TESTS_AT_ONCE else None)
+            if refusal is None:
+                self._ids.add(connection_id)
+        try:
+            yield refusal
+        finally:
+            if refusal is None:
+                with self._lock:
+                    self._ids.discard(connection_id)
+
+
+def _test(state: ServerState, running: Running, request: Request, name: str, me: Principal) -> Response:
+    """Test every product of the connection that counts, as the console's Test button does
+    (lib.checks.run_checks, audited under the token's name), with a fresh 8x8 client of its own
+    (a token is never carried into a later run), then answer as GET /api/v1/connections/{name}."""
+    from lib import checks, connections, machine_status
+    from lib.eightbyeight.prober import Prober, ProberClosed
+
+    require(me, Permission.RUN_TESTS)  # before anything else: a viewer learns nothing here
+    try:
+        view = connections.find_by_name(state.engine, name)
+    except NotFoundError:
+        raise machine_status.not_found(name) from None
+    with running.claimed(view.id, view.name) as refusal:
+        if refusal is not None:
+            return refusal
+        assert state.runtime is not None  # answer() made sure
+        prober = Prober(state.runtime.settings.base_url)
+        try:
+            checks.run_checks(state.runtime, prober, connection_ids=[view.id], triggered_by=me)
+        except ProberClosed as exc:
+            return _json({"error": str(exc)}, 503)
+        finally:
+            prober.close()
+        return _verdict_answer(request, machine_status.one(state.engine, view.name, actor=me))
+
+
+class _ConnectionRoute(Route):
+    """``/api/v1/connections/{name}`` (``action`` False) or ``…/{name}/test`` (True), told apart
+    by the path as sent: only an unescaped slash before ``test`` makes it the action, so a
+    connection named "Acme/test" is read at ``…/Acme%2Ftest`` and tested at ``…/Acme%2Ftest/test``."""
+
+    _ACTION = re.compile(rb"/api/v1/connections/.+/test$")
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, methods: list[str], action: bool) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.action = action
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        raw = scope.get("raw_path") or scope["path"].encode()
+        if bool(self._ACTION.search(raw)) != self.action:
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def api_routes(state: ServerState) -> list[Route]:
     # The answers' modules (pandas, prometheus_client) load at the first call, not on the
     # path to a server that answers /healthz.
+    running = Running()
+
     async def status(request: Request) -> Response:
         from lib import machine_status
 
-        return await run_in_threadpool(answer, state, request, lambda me: _json(
-            machine_status.everything(state.engine, actor=me)))
+        problem = _query_problem(request, (*FILTERS, FAIL))
+
+        def work(me: Principal) -> Response:
+            if problem:
+                return _json({"error": problem}, 400)
+            return _verdict_answer(request, machine_status.everything(
+                state.engine, actor=me, environments=request.query_params.getlist("environment"),
+                names=request.query_params.getlist("connection")))
+
+        return await run_in_threadpool(answer, state, request, work)
 
     async def connection(request: Request) -> Response:
         from lib import machine_status
 
-        name = request.path_params["name"]
-        return await run_in_threadpool(answer, state, request, lambda me: _json(
-            machine_status.one(state.engine, name, actor=me)))
+        name, problem = request.path_params["name"], _query_problem(request, (FAIL,))
+
+        def work(me: Principal) -> Response:
+            if problem:
+                return _json({"error": problem}, 400)
+            return _verdict_answer(request, machine_status.one(state.engine, name, actor=me))
+
+        return await run_in_threadpool(answer, state, request, work)
+
+    async def test(request: Request) -> Response:
+        """Bearer tokens only, like every API route (``answer`` never reads a cookie), so a
+        page on another site cannot make a signed-in browser start a test."""
+        name, problem = request.path_params["name"], _query_problem(request, (FAIL,))
+
+        def work(me: Principal) -> Response:
+            if problem:
+                return _json({"error": problem}, 400)
+            return _test(state, running, request, name, me)
+
+        return await run_in_threadpool(answer, state, request, work)
 
     async def scrape(request: Request) -> Response:
         from lib import metrics
@@ -104,7 +259,8 @@ def api_routes(state: ServerState) -> list[Route]:
 
     return [
         Route("/api/v1/status", status, methods=["GET"]),
-        Route("/api/v1/connections/{name:path}", connection, methods=["GET"]),
+        _ConnectionRoute("/api/v1/connections/{name:path}", connection, methods=["GET"], action=False),
+        _ConnectionRoute("/api/v1/connections/{name:path}/test", test, methods=["POST"], action=True),
         Route("/metrics", scrape, methods=["GET"]),
     ]
 

@@ -36,9 +36,11 @@ def status_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The allow-listed columns from lib.status.table, in words people read. "expected" (the
     admin ticked it, or ticked none: then all five) and "granted_by_8x8" say yes/no (granted:
     unknown until 8x8 was asked); "status" is the verdict the console counts with; only a
-    failing product has someone who must act."""
+    failing product has someone who must act. A product nobody ticked and nobody tested is
+    "— not ticked" as in the console, with no outcome key or cause: never "Never tested"."""
     verdict = status.verdicts(table)
     failing = (verdict == status.Verdict.FAILING).to_numpy()
+    idle = ((verdict == status.Verdict.NOT_TICKED) & table["outcome"].isin(status.UNTESTED)).to_numpy()
     granted = table["granted"]
     explained = status.explained(table, verdict).map(OUTCOMES.get)
 
@@ -53,11 +55,11 @@ def status_frame(table: pd.DataFrame) -> pd.DataFrame:
         "expected": _YES_NO[table["in_scope"].to_numpy(dtype=int)],
         "granted_by_8x8": np.where(granted.isna(), "unknown", _YES_NO[granted.fillna(False).to_numpy(dtype=int)]),
         "status": verdict,
-        "outcome": table["outcome"].map(status.NAMES),
-        "outcome_key": table["outcome"],
+        "outcome": np.where(idle, status.NOT_TICKED_LABEL, table["outcome"].map(status.NAMES)),
+        "outcome_key": np.where(idle, "", table["outcome"]),
         "detail": table["detail"],
-        "cause": np.where(table["outcome"].isin(status.UNTESTED), table["outcome"].map(status.UNTESTED_CAUSES),
-                          words(lambda o: o.cause)),
+        "cause": np.where(idle, "", np.where(table["outcome"].isin(status.UNTESTED),
+                                             table["outcome"].map(status.UNTESTED_CAUSES), words(lambda o: o.cause))),
         "who_must_act": np.where(failing, words(lambda o: o.actor.value), ""),
         "fix": np.where(failing, words(lambda o: o.fix), ""),
         "http_status": table["http_status"],

@@ -29,6 +29,7 @@ from lib.catalogue.outcomes import OUTCOMES, Judged, OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, TOKEN
 from lib.store.db import read_session
 from lib.store.models import Check, CheckCounter, Connection, CurrentStatus
+from lib.words import SHOWN_FORMAT
 
 NEVER_TESTED = "never_tested"
 # The stored result was made before an edit changed what is tested (lib.connections): it no
@@ -156,6 +157,25 @@ COLUMNS = ("connection_id", "connection", "environment", "client_id_hint", "secr
 DETAIL_COLUMNS = ("detail", "http_status", "duration_ms")
 
 
+def environment_key(label: str) -> str:
+    """The rule that makes environment labels one label: case and surrounding blanks do not
+    count ("Production", "production" and "PRODUCTION " are one environment). The console's,
+    exports' and the status API's filters compare by it; ``switchboard check --environment``
+    and alert routing compare the same way."""
+    return label.strip().casefold()
+
+
+def one_spelling(labels: pd.Series) -> pd.Series:
+    """Each label in the one spelling its environment is shown in wherever status is read (the
+    Connections table and its filter, exports, the status API): the spelling most of its
+    connections use; on a tie, the first connection's (``labels`` in table order, by name).
+    Stored labels stay as typed."""
+    keys = labels.map(environment_key)
+    counts = pd.DataFrame({"key": keys, "label": labels}).groupby(["key", "label"], sort=False).size()
+    chosen = counts.sort_values(ascending=False, kind="stable").reset_index().drop_duplicates("key")
+    return keys.map(dict(zip(chosen["key"], chosen["label"], strict=True)))
+
+
 def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
     """One row per connection and product: what the admin ticked, what 8x8 granted (NA: not
     asked yet), whether a test of the whole connection covers it, and its current status
@@ -167,6 +187,7 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
     if found.empty:
         return pd.DataFrame(columns=columns)
     per = len(PRODUCT_KEYS)
+    found["environment"] = one_spelling(found["environment"].fillna(""))  # unset: blank, never "None"
     frame = found.loc[found.index.repeat(per)].reset_index(drop=True)
     frame["product"] = list(PRODUCT_KEYS) * len(found)
     ticked, _ = _ticks(found["expected_products"])
@@ -175,7 +196,6 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
     frame["in_scope"] = (ticked | ~ticked.any(axis=1, keepdims=True)).ravel()  # none ticked: all five
     frame["granted"] = pd.array(granted.ravel(), dtype="boolean")
     frame.loc[np.repeat(never_asked, per), "granted"] = pd.NA
-    frame["environment"] = frame["environment"].fillna("")  # unset: blank, never "None"
     frame["secret_set_at"] = _utc(frame["secret_set_at"])
     current = _frame(engine, sql_select(*_CURRENT, *(_DETAILS if details else ())).where(
         CurrentStatus.product != TOKEN)).astype({"connection_id": str, "product": str})
@@ -232,7 +252,9 @@ def explained(frame: pd.DataFrame, verdict: pd.Series) -> pd.Series:
 
 _RANK = {key: {"error": 2, "warning": 1, "success": 0}[o.severity] for key, o in OUTCOMES.items()}
 CHANGED_ICON = "🔄"
-_ICONS = {key: o.icon for key, o in OUTCOMES.items()} | {SETTINGS_CHANGED: CHANGED_ICON}
+NEVER_ICON = "⚪"
+NOT_TICKED_MARK = "·"
+_ICONS = {key: o.icon for key, o in OUTCOMES.items()} | {NEVER_TESTED: NEVER_ICON, SETTINGS_CHANGED: CHANGED_ICON}
 
 
 def summaries(frame: pd.DataFrame, verdict: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -273,7 +295,7 @@ def summaries(frame: pd.DataFrame, verdict: pd.Series) -> tuple[np.ndarray, np.n
 
     said = np.array([words(keys[worst], *rest) for worst, *rest in map(parts, combos)], dtype=object)[combo_of]
     icon_of = np.array([_ICONS.get(k, NEVER_ICON) for k in keys], dtype=object)
-    marks = np.where(flat == Verdict.NOT_TICKED, "·", icon_of[codes])
+    marks = np.where(flat == Verdict.NOT_TICKED, NOT_TICKED_MARK, icon_of[codes])
     rows = marks.reshape(-1, per)
     icons = np.array(["\u2009".join(row) for row in rows.tolist()], dtype=object)  # thin spaces: narrow
     return said, icons
@@ -308,7 +330,8 @@ class Selection:
         if self.search:
             keep &= first["connection"].str.casefold().str.contains(self.search.casefold(), regex=False).to_numpy()
         if self.environments:
-            keep &= first["environment"].fillna("").isin(self.environments).to_numpy()
+            wanted = {environment_key(e) for e in self.environments}
+            keep &= first["environment"].fillna("").map(environment_key).isin(wanted).to_numpy()
         if self.outcomes:
             counted = (verdict != Verdict.NOT_TICKED).to_numpy()
             hits = frame["outcome"].isin(self.outcomes).to_numpy()
@@ -318,9 +341,12 @@ class Selection:
         return np.repeat(keep, per)
 
 
-NEVER_ICON = "⚪"
 NAMES = ({NEVER_TESTED: "Never tested", SETTINGS_CHANGED: "Not tested since the settings changed"}
          | {key: outcome.label for key, outcome in OUTCOMES.items()})
+# Every mark the Products column of :func:`summaries` can show, with what it means, in the
+# order a legend lists them: the console prints this beside the table.
+MARKS: tuple[tuple[str, str], ...] = ((NOT_TICKED_MARK, "not ticked"),
+                                      *((_ICONS[key], NAMES[key]) for key in (*OUTCOMES, *UNTESTED)))
 LABELS = ({NEVER_TESTED: "Never tested", SETTINGS_CHANGED: f"{CHANGED_ICON} Not tested since the settings changed"}
           | {key: outcome.badge for key, outcome in OUTCOMES.items()})
 
@@ -409,7 +435,7 @@ def _standing(frame: pd.DataFrame) -> dict[str, Any]:
     last_checked = frame["checked_at"].groupby(np.arange(len(frame)) // per).max()
     worst, icons = summaries(frame, frame["verdict"])
     return {"Status": worst, "Products": icons,
-            "Last checked": last_checked.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("Never").to_numpy(),
+            "Last checked": last_checked.dt.strftime(SHOWN_FORMAT).fillna("Never").to_numpy(),
             **{name: shown[:, i] for i, name in enumerate(_PRODUCT_COLUMNS)}}
 
 

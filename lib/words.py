@@ -10,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 # seconds; people (tables, captions, messages) get one shorter form that says its zone.
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SHOWN_FORMAT = "%Y-%m-%d %H:%M UTC"
-# The same human form in the moment.js tokens of Streamlit's DatetimeColumn.
-SHOWN_COLUMN_FORMAT = "YYYY-MM-DD HH:mm [UTC]"
 
 
 def _utc(moment: datetime) -> datetime:

@@ -168,7 +168,7 @@ def test_the_tokens_page_lists_tokens_and_revokes_one_after_a_confirmation(open_
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["Name"]) == ["grafana", "prometheus"] and list(table["Role"]) == ["operator", "viewer"]
-    assert table["Revoked"].notna().tolist() == [True, False]
+    assert table["Revoked"].str.endswith(" UTC").tolist() == [True, False] and table["Revoked"][1] == "—"
     assert "switchboard tokens create" in at.code[0].value
     assert at.selectbox(key="token_chosen").options == ["prometheus"]  # live tokens only
     at.selectbox(key="token_chosen").select("prometheus").run()

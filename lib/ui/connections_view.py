@@ -28,12 +28,19 @@ from lib.ui.outcomes import badge, explain
 from lib.ui.runtime import Console, acting, deferred, prober
 from lib.ui.text import literal
 from lib.words import count
+from lib.words import shown as shown_at  # `shown` names the rows on show here
 
 _SUMMARY = "connections.summary"
 OPEN_PARAM = "connection"  # /connections?connection=NAME opens that connection
 RUN_PARAM = "run"  # the bulk test run this page started, while it runs
-_PRODUCTS_HELP = ("One mark per product, in this order: " + ", ".join(p.name for p in PRODUCTS.values())
-                  + f". · not ticked, {status.NEVER_ICON} never tested.")
+# Beside the table, where the marks are read: every mark the Products column can show.
+PRODUCTS_LEGEND = ("Products: one mark per product, in this order: " + ", ".join(p.name for p in PRODUCTS.values())
+                   + ". Marks: " + ", ".join(f"{mark} {meaning}" for mark, meaning in status.MARKS) + ".")
+# Measured in Chromium, the table's 14 px Source Sans draws a capital in about 7.3 px, a CJK
+# character in 9 and an emoji in 15 (see name_width).
+_NAME_PX_PER_CHAR, _WIDE_BYTE_PX, _CELL_PADDING_PX = 7.5, 2.5, 24
+_NAME_MIN_PX = 112  # with Status and Products, fits a phone's 400 px
+_NAME_MAX_PX = 1000  # the widest column Streamlit's table draws
 
 
 def _age_days(when: datetime) -> int:
@@ -51,6 +58,17 @@ def _overviews(database_url: str) -> status.LatestOverview:
     secret. cache_data would pickle it once and unpickle it at every rerun, a third of a
     rerun at 10,000 connections."""
     return status.LatestOverview()
+
+
+def name_width(names: pd.Series) -> int:
+    """Pixels that show the longest of ``names`` whole: about 7.5 px a character, plus 2.5 px for
+    each UTF-8 byte past the first (accented letters, CJK and emoji are drawn wider), within the
+    table's limits. Streamlit unpins a pinned column wider than 60 % of the table, so on a phone
+    a long name scrolls with the rest rather than covering it."""
+    chars = names.str.len()
+    octets = names.str.encode("utf-8").str.len()
+    need = float((_NAME_PX_PER_CHAR * chars + _WIDE_BYTE_PX * (octets - chars)).max()) if len(names) else 0.0
+    return int(min(max(need + _CELL_PADDING_PX, _NAME_MIN_PX), _NAME_MAX_PX))
 
 
 def _metrics(verdicts: pd.Series, count: int) -> None:
@@ -96,6 +114,8 @@ def _apply(selection: status.Selection, overview: status.Overview) -> Shown:
     where = list(shown.columns).index("Secret set")
     age = (now - pd.to_datetime(shown.pop("Secret set"), utc=True)).dt.days
     shown.insert(where, "Secret age (days)", age)
+    # No label: a dash (Streamlit draws an empty label of a category column as "None").
+    shown["Environment"] = shown["Environment"].astype(object).fillna("").replace("", "—").astype("category")
     return Shown(table["verdict"][rows], shown)
 
 
@@ -123,7 +143,7 @@ def _run_bulk(rt: Runtime, me: Principal, ids: list[uuid.UUID] | None, what: str
 def _unreported(rt: Runtime, me: Principal, run_id: str) -> tuple[str, bool]:
     """What became of a run this page started and never heard the end of."""
     run = checks.stored_run(rt.engine, run_id, actor=me)
-    when = f" at {run.started_at:%H:%M:%S} UTC" if run.started_at else ""
+    when = f" at {shown_at(run.started_at)}" if run.started_at else ""
     tested = count(run.products, "product")
     if run.finished:
         said = f"The test run started{when} finished: {tested} tested, {run.products - run.failing:,} OK, " \
@@ -138,12 +158,15 @@ def _unreported(rt: Runtime, me: Principal, run_id: str) -> tuple[str, bool]:
 def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
     """The bulk test buttons; True when a test ran in this run. "Test shown" tests the
     connections the search and filters select (all of them when nothing is filtered)."""
-    cols = st.columns([1, 1, 2])
+    cols = st.columns([1, 1, 2], vertical_alignment="center")
     ran = False
     if not me.can(Permission.RUN_TESTS):
         return ran
-    if cols[0].button(f"Test shown ({len(shown)})", key="conn_test_shown", disabled=len(shown) in (0, total),
-                      icon=":material/playlist_play:", help="Tests the connections the search and filters select."):
+    why_not = _why_not_test_shown(len(shown), total)
+    if why_not:
+        cols[2].caption(why_not)
+    if cols[0].button(f"Test shown ({len(shown)})", key="conn_test_shown", disabled=why_not is not None,
+                      icon=":material/playlist_play:", help=why_not or "Tests the connections the search and filters select."):
         _run_bulk(rt, me, [uuid.UUID(i) for i in shown.index], count(len(shown), "connection"))
         ran = True
     if cols[1].button("Test all connections", key="conn_test_all", type="primary", icon=":material/play_arrow:"):
@@ -158,6 +181,16 @@ def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
         message, failing = summary
         (st.warning if failing else st.success)(message, icon=":material/fact_check:")
     return ran
+
+
+def _why_not_test_shown(shown: int, total: int) -> str | None:
+    """Why "Test shown" cannot be pressed now, in the words the admin sees beside it; None when it can."""
+    if shown == 0:
+        return "Test shown is off: the search and filters show no connection. Change them to test a subset."
+    if shown == total:
+        return ("Test shown is off: every connection is shown. Filter the table to test a subset; "
+                "Test all connections tests every one.")
+    return None
 
 
 def _is_run_id(text: str) -> bool:
@@ -216,13 +249,13 @@ def _product_row(product: str, view: ConnectionView, record: CheckRecord | None,
         if record is None:
             st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
         elif earlier:
-            st.caption(f"The settings changed after the last test ({record.checked_at:%Y-%m-%d %H:%M:%S} UTC, "
+            st.caption(f"The settings changed after the last test ({shown_at(record.checked_at)}, "
                        f"{OUTCOMES[record.outcome].label}), so its result no longer counts. The next scheduled "
                        "check tests the settings as they are now; or press Test.")
         else:
             explain(record.outcome, record.detail)
-            st.caption(f"HTTP {record.http_status or '–'} · {record.duration_ms} ms · "
-                       f"{record.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+            st.caption(f"HTTP {record.http_status or '—'} · {record.duration_ms} ms · "
+                       f"{shown_at(record.checked_at)}")
 
 
 @st.fragment
@@ -276,12 +309,14 @@ def _delete_dialog(connection_id: uuid.UUID) -> None:
         return
     # A form: the typed name travels with the click on Delete (or Enter), never a step behind it.
     with st.form("delete_form", border=False):
-        typed = st.text_input("Type the connection's name to confirm", key="delete_confirm")
+        typed = st.text_input("Type the connection's name to confirm", key="delete_confirm",
+                              help="Capitals and spaces around the name do not matter, as names are "
+                                   "unique ignoring capitals.")
         confirmed = st.form_submit_button("Delete", key="delete_confirm_button", type="primary")
     if not confirmed:
         return
-    if typed != view.name:
-        st.error(f"The name does not match. Type **{literal(view.name)}** exactly (capitals count), "
+    if not _names(rt, typed, view):
+        st.error(f"The name does not match. Type **{literal(view.name)}** (capitals do not matter), "
                  "then Delete.", icon=":material/error:")
         return
     try:
@@ -292,6 +327,16 @@ def _delete_dialog(connection_id: uuid.UUID) -> None:
     st.session_state.pop("conn_detail", None)
     st.session_state[_DELETED] = view.name
     st.rerun()
+
+
+def _names(rt: Runtime, typed: str, view: ConnectionView) -> bool:
+    """Whether ``typed`` names the connection ``view``, by the rule every name lookup follows
+    (capitals and surrounding spaces ignored): names are unique by that rule, so no other
+    connection answers to it."""
+    try:
+        return connections.find_by_name(rt.engine, typed).id == view.id
+    except NotFoundError:
+        return False
 
 
 def _history(records: list[CheckRecord], settings_version: int) -> None:
@@ -353,15 +398,16 @@ def render(console: Console) -> None:
     table_slot.dataframe(
         shown.wide, hide_index=True, width="stretch", key="conn_table",
         column_config={
-            # Name, worst status and the product marks fit a phone's 400 px side by side.
-            "Name": st.column_config.TextColumn(pinned=True, width=112),
+            # Short names, worst status and the product marks fit a phone's 400 px side by side.
+            "Name": st.column_config.TextColumn(pinned=True, width=name_width(shown.wide["Name"])),
             "Status": st.column_config.TextColumn(help="The worst status among the products ticked for it",
                                                   width=160),
-            "Products": st.column_config.TextColumn(help=_PRODUCTS_HELP, width=108),
+            "Products": st.column_config.TextColumn(help=PRODUCTS_LEGEND, width=108),
             "Secret age (days)": st.column_config.NumberColumn(format="%d", help="Days since the secret was saved"),
             "Last checked": st.column_config.TextColumn(help="The newest test of any of its products (UTC)"),
         },
     )
+    table_slot.caption(PRODUCTS_LEGEND)
     st.divider()
     ids_by_name = dict(zip(shown.wide["Name"], shown.wide.index, strict=True))
     linked = st.query_params.get(OPEN_PARAM)

@@ -1,22 +1,50 @@
 """One connection's test history as a picture: a timeline per product, one mark per test,
-coloured by outcome, with failures drawn as crosses and the details (latency, HTTP status,
-8x8's words) on hover. Times are UTC on a 24-hour clock, as everywhere in Switchboard."""
+coloured by outcome, with refusals drawn as crosses, failures to reach 8x8 as squares, and the
+details (latency, HTTP status, 8x8's words) on hover. Times are UTC on a 24-hour clock, as
+everywhere in Switchboard."""
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Sequence
 
 import altair as alt
 import pandas as pd
 
-from lib.catalogue.outcomes import OUTCOMES
+from lib.catalogue.outcomes import OUTCOMES, Outcome
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
 from lib.status import CheckRecord
+from lib.words import SHOWN_FORMAT
 
-# Colour by what the outcome means, not by which outcome it is: green works, amber waits or
-# lacks a setting, red fails. Every outcome key gets its own legend entry.
-_COLOURS = {"success": "#2e7d32", "warning": "#ef8f00", "error": "#c62828"}
-_SHAPES = {"success": "circle", "warning": "triangle-up", "error": "cross"}
+# What kind of result an outcome is, from the catalogue: it works, it waits or lacks a setting,
+# 8x8 answered and refused (or answered in a form no product returns), or 8x8 could not be asked
+# or failed itself. Each kind has a hue and a shape; each outcome its own shade of that hue, so
+# that every entry of the legend, "8x8 error" and "Unexpected answer" too, is told apart.
+_HUES = {"success": 120, "warning": 38, "error": 0, "unreachable": 270}  # degrees
+_SHAPES = {"success": "circle", "warning": "triangle-up", "error": "cross", "unreachable": "square"}
+
+
+def _kind(outcome: Outcome) -> str:
+    return "unreachable" if outcome.severity == "error" and outcome.unreachable else outcome.severity
+
+
+def _shades() -> dict[str, str]:
+    """A colour per outcome label: the outcomes of one kind spread over its hue (within 25
+    degrees either side), from dark to light."""
+    kinds: dict[str, list[str]] = {}
+    for outcome in OUTCOMES.values():
+        kinds.setdefault(_kind(outcome), []).append(outcome.label)
+    colours = {}
+    for kind, labels in kinds.items():
+        for index, label in enumerate(labels):
+            share = (index + 0.5) / len(labels)  # 0..1 across the kind
+            hue = (_HUES[kind] + 50 * (share - 0.5)) % 360 / 360
+            red, green, blue = colorsys.hls_to_rgb(hue, 0.25 + 0.4 * share, 0.7)
+            colours[label] = f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
+    return colours
+
+
+_COLOURS = _shades()
 
 
 def history_frame(records: Sequence[CheckRecord], settings_version: int = 1) -> pd.DataFrame:
@@ -26,13 +54,13 @@ def history_frame(records: Sequence[CheckRecord], settings_version: int = 1) -> 
     checked_at = pd.to_datetime([r.checked_at for r in rows], utc=True)
     return pd.DataFrame({
         "Checked at": checked_at,
-        "When": checked_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "When": checked_at.strftime(SHOWN_FORMAT),
         "Product": [PRODUCTS[r.product].name for r in rows],
         "Outcome": [OUTCOMES[r.outcome].label for r in rows],
-        "Kind": [OUTCOMES[r.outcome].severity for r in rows],
+        "Kind": [_kind(OUTCOMES[r.outcome]) for r in rows],
         "Latency (ms)": [r.duration_ms for r in rows],
-        "HTTP status": [str(r.http_status) if r.http_status else "–" for r in rows],
-        "What 8x8 said": [r.detail[:160] for r in rows],
+        "HTTP status": [str(r.http_status) if r.http_status else "—" for r in rows],
+        "What 8x8 said": [r.detail[:160] or "—" for r in rows],
         "Settings": ["earlier settings" if r.made_with_earlier_settings(settings_version) else "as now"
                      for r in rows],
     })
@@ -42,13 +70,14 @@ def history_chart(frame: pd.DataFrame) -> alt.Chart:
     """A timeline per product (rows in catalogue order); a single test is a visible mark."""
     shown = set(frame["Outcome"])  # the legend lists what happened; each outcome keeps its colour
     outcomes = [o.label for o in OUTCOMES.values() if o.label in shown]
-    colours = [_COLOURS[o.severity] for o in OUTCOMES.values() if o.label in shown]
+    colours = [_COLOURS[label] for label in outcomes]
     return (
         alt.Chart(frame, title="Tests over time")
         .mark_point(size=120, filled=True, opacity=0.9)
         .encode(
+            # d3's time format reads SHOWN_FORMAT as strftime does: the one form people read.
             x=alt.X("Checked at:T", title="Checked at (UTC)", scale=alt.Scale(type="utc", nice=True),
-                    axis=alt.Axis(format="%d %b %H:%M", labelAngle=0, labelOverlap=True,
+                    axis=alt.Axis(format=SHOWN_FORMAT, labelAngle=0, labelOverlap=True, labelLimit=220,
                                   tickMinStep=60_000)),  # a label per minute at most: none repeats
             y=alt.Y("Product:N", title=None, sort=[PRODUCTS[key].name for key in PRODUCT_KEYS],
                     axis=alt.Axis(labelLimit=220)),

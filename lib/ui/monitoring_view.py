@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from lib import alerts
 from lib.access import Permission
 from lib.alerts import channels, rules
+from lib.alerts.outbox import HELD, PENDING
 from lib.alerts.windows import DAYS, parse
 from lib.errors import SwitchboardError
 from lib.notify.kinds import KINDS
@@ -26,7 +27,7 @@ from lib.notify.models import ChannelKind
 from lib.store.models import AlertDelivery
 from lib.ui.runtime import Console, acting, take_secret
 from lib.ui.text import literal
-from lib.words import span
+from lib.words import shown, span
 
 _SAID = "monitoring.said"  # what the last action did (or why not), shown once
 _KIND, _URL, _SECRET = "channel_kind", "channel_url", "channel_secret"
@@ -138,7 +139,7 @@ def _remove_window(name: str, window_id: int) -> None:
 
 def _channels_table(views: list[channels.ChannelView]) -> None:
     st.dataframe(pd.DataFrame([{
-        "Name": v.name, "Kind": v.kind.value, "Sends to": v.url_hint, "Events": ", ".join(v.events),
+        "Name": v.name, "Kind": v.kind.value, "Sends to": v.url_hint, "Events": ", ".join(v.events) or "none",
         "Environments": ", ".join(v.environments) or "all",
         "State": "on" if v.enabled else f"off: {v.disabled_reason or 'turned off'}",
         "Quiet windows": "; ".join(w.describe() for _, w in v.windows) or "none",
@@ -227,18 +228,34 @@ def _manage(views: list[channels.ChannelView]) -> None:
     st.button("Add quiet window", key="window_add", on_click=_add_window, args=(view.name,))
 
 
+def _next_attempt(q: alerts.Queued) -> str:
+    """When a queued event is tried next, in words for the rows that wait for no time."""
+    if q.status == HELD:
+        return "When the quiet window ends"
+    return shown(q.due_at) if q.status == PENDING else "No more attempts"
+
+
+def outbox_table(queued: list[alerts.Queued]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "Channel": q.channel, "Event": q.event.kind.value, "Summary": q.event.summary, "Status": q.status,
+        "Attempts": q.attempts, "Next attempt": _next_attempt(q), "Last error": q.last_error or "—",
+    } for q in queued])
+
+
+def log_table(rows: list[AlertDelivery]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "At": shown(r.at), "Channel": r.channel, "Event": r.kind, "Attempt": r.attempt, "Outcome": r.outcome,
+        "HTTP": str(r.http_status) if r.http_status else "—", "Error": r.error or "—", "ms": r.duration_ms,
+        "By": r.worker or "—",
+    } for r in rows])
+
+
 def _outbox(queued: list[alerts.Queued]) -> None:
     st.subheader("Outbox")
     if not queued:
         st.caption("Nothing waiting, held or failed.")
         return
-    st.dataframe(pd.DataFrame([{
-        "Channel": q.channel, "Event": q.event.kind.value, "Summary": q.event.summary, "Status": q.status,
-        "Attempts": q.attempts, "Next attempt": q.due_at if q.status == "pending" else None,
-        "Last error": q.last_error or "",
-    } for q in queued]), hide_index=True, width="stretch", key="outbox_table", column_config={
-        "Next attempt": st.column_config.DatetimeColumn("Next attempt (UTC)", format="YYYY-MM-DD HH:mm:ss",
-                                                        timezone="UTC")})
+    st.dataframe(outbox_table(queued), hide_index=True, width="stretch", key="outbox_table")
 
 
 def _log(rows: list[AlertDelivery]) -> None:
@@ -246,12 +263,7 @@ def _log(rows: list[AlertDelivery]) -> None:
     if not rows:
         st.caption("No delivery attempted yet.")
         return
-    st.dataframe(pd.DataFrame([{
-        "At": r.at, "Channel": r.channel, "Event": r.kind, "Attempt": r.attempt, "Outcome": r.outcome,
-        "HTTP": r.http_status, "Error": r.error, "ms": r.duration_ms, "By": r.worker,
-    } for r in rows]), hide_index=True, width="stretch", key="delivery_table", column_config={
-        "At": st.column_config.DatetimeColumn("At (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
-        "HTTP": st.column_config.NumberColumn("HTTP", format="%d")})
+    st.dataframe(log_table(rows), hide_index=True, width="stretch", key="delivery_table")
 
 
 def render(console: Console) -> None:

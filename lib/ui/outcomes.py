@@ -21,9 +21,10 @@ def explain(outcome_key: str, detail: str) -> None:
     outcome = OUTCOMES[outcome_key]
     detail = literal(detail)  # partly 8x8's own words: text, never Markdown
     if outcome.ok:
-        text = f"**{outcome.label}**: {detail}"
+        text = f"**{outcome.label}**: {detail}" if detail else f"**{outcome.label}**"
     else:
-        text = (f"**{outcome.label}**: {outcome.cause}  \n{detail}  \n"
+        said = f"{detail}  \n" if detail else ""  # 8x8 may have said nothing
+        text = (f"**{outcome.label}**: {outcome.cause}  \n{said}"
                 f"**Who must act:** {outcome.actor.value}. **Fix:** {outcome.fix} "
                 f"[Guide]({anchor_url(outcome.guide_anchor)})")
     getattr(st, outcome.severity)(text, icon=_ICONS[outcome.severity])

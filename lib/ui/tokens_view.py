@@ -17,6 +17,7 @@ from lib.errors import NotFoundError
 from lib.ui.account import proven
 from lib.ui.runtime import Console, acting
 from lib.ui.text import literal
+from lib.words import shown
 
 _REVOKING = "tokens.revoking"  # the name whose revoke dialog is open
 _CREATE = "switchboard tokens create --name prometheus --role viewer > /etc/prometheus/switchboard.token"
@@ -42,13 +43,12 @@ def _revoke_dialog(name: str) -> None:
         st.rerun()
 
 
-def _table(views: list[tokens.TokenView]) -> None:
-    st.dataframe(pd.DataFrame([{
-        "Name": v.name, "Role": v.role.value, "Created": v.created_at, "Created by": v.created_by,
-        "Last used": v.last_used_at, "Revoked": v.revoked_at,
-    } for v in views]), hide_index=True, width="stretch", key="tokens_table", column_config={
-        name: st.column_config.DatetimeColumn(f"{name} (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC")
-        for name in ("Created", "Last used", "Revoked")})
+def table(views: list[tokens.TokenView]) -> pd.DataFrame:
+    """The tokens in words: "Never" for a token not used yet, a dash for one not revoked."""
+    return pd.DataFrame([{
+        "Name": v.name, "Role": v.role.value, "Created": shown(v.created_at), "Created by": v.created_by or "—",
+        "Last used": shown(v.last_used_at), "Revoked": shown(v.revoked_at, never="—"),
+    } for v in views])
 
 
 def render(console: Console) -> None:
@@ -58,7 +58,7 @@ def render(console: Console) -> None:
                "sent as `Authorization: Bearer sbt_…`. A viewer token reads status; no token is ever an admin.")
     views = tokens.list_tokens(rt.engine, actor=me)
     if views:
-        _table(views)
+        st.dataframe(table(views), hide_index=True, width="stretch", key="tokens_table")
     else:
         st.info("No API tokens yet.", icon=":material/info:")
     st.markdown("Make a token on the Switchboard server; it is printed once, so write it straight to where "

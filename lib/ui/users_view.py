@@ -7,7 +7,6 @@ their widgets emptied there, so they never stay in session state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +18,7 @@ from lib.ui.account import proven
 from lib.ui.runtime import Console, acting, take_secret
 from lib.ui.server import oidc_configured
 from lib.ui.text import literal
+from lib.words import shown
 
 _FLASH = "users.flash"
 _NEW_NAME, _NEW_ROLE, _NEW_PASSWORD = "user_new_name", "user_new_role", "user_new_password"
@@ -75,16 +75,11 @@ def _remove(name: str) -> None:
              f"Removed {literal(name)} and ended their sessions.")
 
 
-def _minute(at: datetime | None) -> str:
-    """UTC on a 24-hour clock, as everywhere in Switchboard; "Never" when it has not happened."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at is not None else "Never"
-
-
 def table(accounts: list[users.UserView]) -> pd.DataFrame:
     return pd.DataFrame([{
         "User": u.username, "Role": u.role.value, "Signs in with": "password" if u.local else "OIDC",
-        "Last sign-in": _minute(u.last_sign_in_at), "Created": _minute(u.created_at),
-        "Password changed": _minute(u.password_changed_at)
+        "Last sign-in": shown(u.last_sign_in_at), "Created": shown(u.created_at),
+        "Password changed": shown(u.password_changed_at)
         + (" (set by an admin, not yet changed)" if u.must_change_password else ""),
     } for u in accounts])
 

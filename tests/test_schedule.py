@@ -263,8 +263,8 @@ def test_schedule_command_sets_pauses_resumes_and_shows(cli) -> None:  # type: i
     assert cli("schedule", "resume", "--connection", "Prod").returncode == 0
     assert cli("schedule", "set", "--every", "default", "--connection", "Prod").stdout.strip() == (
         "Prod: follows the default interval again.")
-    audited = cli("audit", "--json")
-    assert [e["action"] for e in json.loads(audited.stdout) if e["action"].startswith("schedule")] == [
+    audited = cli("audit", "--json")  # newest first
+    assert [e["action"] for e in json.loads(audited.stdout) if e["action"].startswith("schedule")][::-1] == [
         "schedule.set", "schedule.set", "schedule.pause", "schedule.pause", "schedule.resume", "schedule.resume",
         "schedule.set"]
 

@@ -457,7 +457,7 @@ def test_someone_an_admin_added_chooses_their_own_password_before_anything_else(
     with server.client() as later:
         assert sign_in(later, "newbie", PASSWORD).status_code == 401
         assert sign_in(later, "newbie", OWN).headers["location"] == "/"  # no change asked any more
-    rows = json.loads(server.cli("audit", "--json").stdout)
+    rows = json.loads(server.cli("audit", "--json").stdout)[::-1]  # oldest first
     assert [(r["actor"], r["result"], r["detail"]) for r in rows if r["action"] == "user.password_change"] == [
         ("newbie", "refused", "wrong current password"), ("newbie", "ok", "every session ended; this browser's renewed")]
     said = server.log.read_text() + json.dumps(rows)

@@ -7,17 +7,22 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import insert
 
 from lib import audit, checks, connections, export, keys, linking, sessions, users
 from lib.access import NotAllowed, Principal, Role
 from lib.errors import ValidationError
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
+from lib.store.db import write_session
+from lib.store.models import AuditEvent, utcnow
 from lib.store.vault import Keyring, Vault, new_key
+from tests.fixtures.console import PageOpener
 from tests.fixtures.people import ADMIN, admin, web
 from tests.fixtures.prober import ProberFactory
 from tests.test_checks import form_for
@@ -127,6 +132,25 @@ def test_csv_cells_never_start_a_formula(runtime: Runtime, simulator: SimulatorS
     connections.create(runtime.engine, runtime.vault, form_for(app, "=HYPERLINK(1)"), actor=ADMIN)
     text = audit.to_csv(audit.events(runtime.engine, ADMIN)).decode()
     assert ",'=HYPERLINK(1)," in text and text.splitlines()[0] == ",".join(audit.COLUMNS)
+
+
+def test_the_audit_pages_csv_holds_the_newest_rows_up_to_its_limit_and_the_button_says_so(
+        console_env: Runtime, open_page: PageOpener) -> None:
+    engine, now = console_env.engine, utcnow()
+    with write_session(engine) as session:  # one row more than a download holds, in one statement
+        session.connection().execute(insert(AuditEvent), [
+            {"at": now - timedelta(seconds=n), "actor": "ann", "action": "test.row", "target": str(n - 1),
+             "result": audit.OK, "detail": ""} for n in range(1, audit.EXPORT_LIMIT + 2)])
+    at = open_page("pages/audit.py")
+    which = audit.Filter(since=now - timedelta(days=8))  # every row, as the page's default week selects
+    total = audit.page(engine, ADMIN, which).total  # the rows written, and the sign-in
+    assert total > audit.EXPORT_LIMIT
+    labels = [button.label for button in at.get("download_button")]
+    assert labels == [f"Download CSV (newest {audit.EXPORT_LIMIT:,} of {total:,} rows)"]
+    held = audit.events(engine, ADMIN, which)  # what the button's file is made of, when clicked
+    assert len(held) == audit.EXPORT_LIMIT and held == sorted(held, key=lambda row: (row.at, row.id))
+    assert str(audit.EXPORT_LIMIT) not in {row.target for row in held}  # the oldest row written is left out
+    assert "0" in {row.target for row in held} and held[-1].action == "sign_in"
 
 
 def test_a_failed_change_leaves_no_audit_row(runtime: Runtime, simulator: SimulatorServer) -> None:

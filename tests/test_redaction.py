@@ -86,10 +86,19 @@ def test_very_short_values_are_not_masked_everywhere() -> None:
     assert registry.mask("tab and cab") == "tab and cab"
 
 
-def test_configure_logging_quiets_httpx_and_filters_root() -> None:
+def test_configure_logging_quiets_the_http_libraries_and_filters_root() -> None:
+    """httpx, httpcore and aiohttp log full URLs and, at DEBUG, headers: WARNING at most,
+    whatever the root's level. aiohttp's own loggers (aiohttp.client, .access, ...) are named
+    in aiohttp.log."""
+    from aiohttp import log as aiohttp_log
+
     configure_logging(logging.DEBUG)
     assert logging.getLogger("httpx").level == logging.WARNING
     assert logging.getLogger("httpcore").level == logging.WARNING
+    aiohttp_loggers = [value for value in vars(aiohttp_log).values() if isinstance(value, logging.Logger)]
+    assert {logger.name for logger in aiohttp_loggers} >= {"aiohttp.client", "aiohttp.internal", "aiohttp.access"}
+    assert {logger.name: logger.getEffectiveLevel() for logger in aiohttp_loggers} == {
+        logger.name: logging.WARNING for logger in aiohttp_loggers}
     assert all(any(isinstance(f, RedactingFilter) for f in h.filters) for h in logging.getLogger().handlers)
 
 

@@ -54,7 +54,8 @@ def render(console: Console) -> None:
     rt, me = console.rt, console.me
     st.title("Audit trail")
     st.caption("Every sign-in, sign-out, change, test, export, key operation and user change. "
-               "Rows are never changed or deleted, and never hold a secret.")
+               "Rows are never changed and never hold a secret; they are deleted only when older "
+               "than the audit retention (`switchboard settings show`).")
     today = datetime.now(UTC).date()
     cols = st.columns([2, 2, 2, 2])
     period = cols[0].date_input("Days (UTC)", value=(today - timedelta(days=7), today), key="audit_days",

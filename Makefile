@@ -53,6 +53,7 @@ bench: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m bench.demo_start
 	$(PY) -m bench.schedule
 	$(PY) -m bench.instances
+	$(PY) -m bench.history
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

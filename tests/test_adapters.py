@@ -6,7 +6,6 @@ the server's start."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib
 import subprocess
@@ -40,6 +39,7 @@ from lib.web.proxies import TrustedProxyHeaders, trust_only_configured_proxies
 from lib.web.stream import ALLOWED_MESSAGES
 from lib.web.uvicorn_internals import UVICORN
 from tests.fixtures.server import free_port
+from tests.fixtures.simulator import run_in_new_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def signed_in_cookies(user: dict[str, Any]) -> dict[str, str]:
     """The cookies Streamlit's OIDC callback sets for ``user``, written by Streamlit itself
     (signed with its cookie secret, split into chunks when long)."""
     response = Response()
-    asyncio.run(starlette_auth_routes._set_auth_cookie(response, user, {"id_token": "id-token"}))
+    run_in_new_loop(starlette_auth_routes._set_auth_cookie(response, user, {"id_token": "id-token"}))
     jar: SimpleCookie = SimpleCookie()
     for header in response.headers.getlist("set-cookie"):
         jar.load(header)
@@ -155,7 +155,7 @@ def test_uvicorn_wraps_the_app_it_loads_in_our_proxy_headers_middleware(monkeypa
     for peer in ("127.0.0.1", "10.0.0.5"):
         scope = {"type": "http", "scheme": "http", "client": (peer, 50000),
                  "headers": [(b"x-forwarded-for", b"198.51.100.7")]}
-        asyncio.run(config.loaded_app(scope, None, None))
+        run_in_new_loop(config.loaded_app(scope, None, None))
     assert clients == [("127.0.0.1", 50000), ("198.51.100.7", 0)]
 
 

@@ -5,13 +5,11 @@ when its answer comes); the client over the real simulator is in test_prober and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
 import pytest
 
 from lib.eightbyeight.senders import Senders
+from tests.fixtures.simulator import run_in_new_loop
 
 
 class Wire:
@@ -42,14 +40,6 @@ class Wire:
             self.arrive.setdefault(request, asyncio.Event()).set()
 
 
-T = TypeVar("T")
-
-
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` in a thread of its own: Playwright's sync API (tests/browser) keeps an
-    event loop running in the main thread for the rest of the session."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, main).result(timeout=60)
 
 
 async def settle() -> None:
@@ -77,7 +67,7 @@ def test_the_next_request_leaves_before_the_burst_of_answers_is_handled() -> Non
         assert wire.most_in_flight == 2
         return wire.log
 
-    log = run(main())
+    log = run_in_new_loop(main())
     assert log[:2] == ["sent r1", "sent r2"]
     assert log.index("sent r3") < log.index("handled answer r1")
     assert log.index("sent r4") < log.index("handled answer r2")
@@ -98,7 +88,7 @@ def test_at_most_limit_in_flight_and_every_request_answered() -> None:
         assert wire.most_in_flight == 3
         assert wire.log == [f"sent {r}" for r in requests]  # in the order they were queued
 
-    run(main())
+    run_in_new_loop(main())
 
 
 def test_a_failed_send_reaches_its_caller_and_the_rest_are_still_sent() -> None:
@@ -109,7 +99,7 @@ def test_a_failed_send_reaches_its_caller_and_the_rest_are_still_sent() -> None:
         results = await asyncio.gather(senders.send("bad1"), senders.send("r2"), return_exceptions=True)
         assert isinstance(results[0], ConnectionError) and results[1] == "answer r2"
 
-    run(main())
+    run_in_new_loop(main())
 
 
 def test_a_caller_that_stops_waiting_is_dropped_from_the_queue_or_cut_short() -> None:
@@ -131,7 +121,7 @@ def test_a_caller_that_stops_waiting_is_dropped_from_the_queue_or_cut_short() ->
                 await task
         assert wire.in_flight == 0
 
-    run(main())
+    run_in_new_loop(main())
 
 
 def test_a_sender_stopped_mid_send_leaves_no_caller_waiting() -> None:
@@ -145,7 +135,7 @@ def test_a_sender_stopped_mid_send_leaves_no_caller_waiting() -> None:
         with pytest.raises(asyncio.CancelledError):
             await caller
 
-    run(main())
+    run_in_new_loop(main())
 
 
 def test_requests_sent_one_after_another_are_all_answered() -> None:
@@ -156,4 +146,4 @@ def test_requests_sent_one_after_another_are_all_answered() -> None:
         assert await senders.send("r1") == "answer r1"  # its sender ended with the queue empty
         assert await asyncio.wait_for(senders.send("r2"), 5) == "answer r2"
 
-    run(main())
+    run_in_new_loop(main())

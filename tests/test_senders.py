@@ -40,8 +40,6 @@ class Wire:
             self.arrive.setdefault(request, asyncio.Event()).set()
 
 
-
-
 async def settle() -> None:
     for _ in range(10):
         await asyncio.sleep(0)

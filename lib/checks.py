@@ -35,9 +35,13 @@ from lib.runtime import Runtime
 from lib.status import CheckRecord
 from lib.store.db import insert_on_conflict, read_session, write_session
 from lib.store.models import (
+    ROLLUP_BUCKETS,
+    ROLLUP_OUTCOMES,
     AuditEvent,
     Check,
     CheckCounter,
+    CheckRollupDay,
+    CheckRollupHour,
     CheckTally,
     Connection,
     CurrentStatus,
@@ -152,8 +156,9 @@ def is_current(record: CheckRecord, versions: Mapping[uuid.UUID, int]) -> bool:
 def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]],
           triggered_by: str) -> None:
     """Write checks in the caller's transaction: the history rows, their counts (CheckTally,
-    what /metrics reads), the current status of each (connection, product) they touch, the
-    alerts they raise (lib.alerts.rules, which compares the granted products with those
+    what /metrics reads), their hourly and daily rollups (product checks made with the current
+    settings only: what uptime is read from, lib.rollups), the current status of each
+    (connection, product) they touch, the alerts they raise (lib.alerts.rules, which compares the granted products with those
     stored before), and what 8x8's tokens said each app may use. Core
     statements, many rows each: ORM objects cost more than the HTTP requests behind them.
     Results of a connection deleted while it was being checked are dropped (with it went its
@@ -186,7 +191,13 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
                                             "started_at": row["checked_at"], "triggered_by": triggered_by,
                                             "batch": batch} for row in rows])
         connection.execute(_add_to_tally(connection.dialect.name), _tallied(rows))
-        latest = _latest(rows, [is_current(r, versions) for r in records])
+        made_now = [is_current(r, versions) for r in records]
+        counted = [now and r.product != TOKEN for r, now in zip(records, made_now, strict=True)]
+        for table, start_of in ((CheckRollupHour, _hour), (CheckRollupDay, _day)):
+            rolled = _rolled_up(rows, counted, start_of)
+            if rolled:
+                connection.execute(_add_to_rollup(connection.dialect.name, table), rolled)
+        latest = _latest(rows, made_now)
         if latest:
             connection.execute(_upsert_current_status(connection.dialect.name), latest)
     alerts.rules.observe(session, current, granted)
@@ -247,6 +258,53 @@ def _add_to_tally(dialect: str) -> Any:
         index_elements=["product", "outcome", "bucket"],
         set_={"checks": CheckTally.checks + statement.excluded.checks,
               "duration_ms": CheckTally.duration_ms + statement.excluded.duration_ms})
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _day(moment: datetime) -> datetime:
+    return _hour(moment).replace(hour=0)
+
+
+_OUTCOME_COLUMNS = {outcome.value: f"n_{outcome}" for outcome in ROLLUP_OUTCOMES}
+_ROLLUP_COLUMNS = (*_OUTCOME_COLUMNS.values(), *ROLLUP_BUCKETS)
+
+
+def _rolled_up(rows: Sequence[Mapping[str, Any]], counted: Sequence[bool],
+               start_of: Callable[[datetime], datetime]) -> list[dict[str, Any]]:
+    """The checks of a batch that count (``counted``) as additions to a rollup table: one row
+    per (connection, product, hour or day), in key order. An outcome outside the catalogue
+    counts among the checks (so as failing) without a column of its own."""
+    sums: dict[tuple[uuid.UUID, str, datetime], dict[str, Any]] = {}
+    for row, counts in zip(rows, counted, strict=True):
+        if not counts:
+            continue
+        key = (row["connection_id"], row["product"], start_of(row["checked_at"]))
+        ms = row["duration_ms"]
+        found = sums.setdefault(key, {"checks": 0, "duration_sum_ms": 0, "duration_max_ms": 0,
+                                      **dict.fromkeys(_ROLLUP_COLUMNS, 0)})
+        found["checks"] += 1
+        found["duration_sum_ms"] += ms
+        found["duration_max_ms"] = max(found["duration_max_ms"], ms)
+        found[ROLLUP_BUCKETS[duration_bucket(ms)]] += 1
+        if row["outcome"] in _OUTCOME_COLUMNS:
+            found[_OUTCOME_COLUMNS[row["outcome"]]] += 1
+    return [{"connection_id": connection_id, "product": product, "start": start, **found}
+            for (connection_id, product, start), found in sorted(sums.items())]
+
+
+def _add_to_rollup(dialect: str, table: Any) -> Any:
+    """Add a batch's rollup rows to ``table`` (rows made when missing), in the transaction that
+    stores the checks, as the tally is: counts and sums add up, the maximum is the larger."""
+    statement = insert_on_conflict(dialect, table)
+    new, kept = statement.excluded, table.c
+    return statement.on_conflict_do_update(
+        index_elements=["connection_id", "product", "start"],
+        set_={**{name: kept[name] + new[name] for name in ("checks", "duration_sum_ms", *_ROLLUP_COLUMNS)},
+              "duration_max_ms": case((new.duration_max_ms > kept.duration_max_ms, new.duration_max_ms),
+                                      else_=kept.duration_max_ms)})
 
 
 _STEP_ORDER = {key: i for i, key in enumerate((TOKEN, *PRODUCT_KEYS))}

@@ -1,6 +1,8 @@
 """The status API's answers: per connection, each product that counts (the ones the admin
 ticked, or all five when none are), with its outcome, cause, who must act, the fix, when it
-was checked, the latency and 8x8's HTTP status.
+was checked, the latency and 8x8's HTTP status; for one connection also its uptime
+(lib.rollups: one connection's rows are a few hundred, the whole fleet's a scan of millions,
+too slow for an answer monitors poll).
 
 Built from lib.status, as the console and the exports are, so the three agree. Allow-listed
 fields only: never a secret, a Client ID (not even its masked hint) or 8x8's own words.
@@ -8,6 +10,7 @@ fields only: never a secret, a Client ID (not even its masked hint) or 8x8's own
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
 from typing import Any
 
@@ -15,11 +18,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from lib import status
+from lib import rollups, status
 from lib.access import Permission, Principal, require
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
 from lib.errors import NotFoundError
+from lib.store.db import read_session
 from lib.store.models import utcnow
 from lib.words import iso
 
@@ -28,7 +32,23 @@ def _number(value: object) -> int | None:
     return None if value is None or pd.isna(value) else int(value)  # type: ignore[call-overload]
 
 
-def _product(row: Any) -> dict[str, Any]:
+Uptime = dict[str, float | None]
+NO_CHECKS: Uptime = dict.fromkeys(rollups.WINDOWS)
+
+
+def _uptimes(engine: Engine, table: pd.DataFrame) -> dict[tuple[str, str], Uptime]:
+    """(connection_id, product) -> its uptime per window (lib.rollups), None where the window
+    holds no check, of the connections of ``table`` only."""
+    with read_session(engine) as session:
+        ids = [uuid.UUID(key) for key in table["connection_id"].unique()]
+        found = rollups.counts(session.connection(), utcnow(), connection_ids=ids)
+    shares = rollups.ratios(found).round(6).astype(object).where(lambda frame: frame.notna(), None)
+    return {key: dict(zip(rollups.WINDOWS, values, strict=True)) for key, values in
+            zip(zip(found["connection_id"], found["product"], strict=True), shares.itertuples(index=False, name=None),
+                strict=True)}
+
+
+def _product(row: Any, uptime: Uptime | None) -> dict[str, Any]:
     outcome = OUTCOMES.get(row.explained)
     failing = row.verdict == status.Verdict.FAILING
     return {
@@ -43,7 +63,7 @@ def _product(row: Any) -> dict[str, Any]:
         "checked_at": iso(None if pd.isna(row.checked_at) else row.checked_at),
         "latency_ms": _number(row.duration_ms),
         "http_status": _number(row.http_status),
-    }
+    } | ({} if uptime is None else {"uptime": uptime})  # share of checks ok per window; None: no checks
 
 
 # What each Verdict is counted as in an answer's ``counts``: the console's own four. A result
@@ -60,9 +80,11 @@ def _verdict(tally: np.ndarray) -> dict[str, Any]:
     return {"ok": counts["failing"] == 0, "counts": counts}
 
 
-def _connections(table: pd.DataFrame) -> tuple[list[dict[str, Any]], np.ndarray]:
+def _connections(table: pd.DataFrame, uptimes: dict[tuple[str, str], Uptime] | None = None
+                 ) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Each connection of ``table`` (whole connections, in order) with its verdict and the
-    products that count; and the per-verdict numbers of all of them together."""
+    products that count (each with its uptime when ``uptimes`` are given); and the per-verdict
+    numbers of all of them together."""
     per = len(PRODUCT_KEYS)
     verdict = status.verdicts(table)
     grid = verdict.to_numpy().reshape(-1, per)
@@ -74,7 +96,8 @@ def _connections(table: pd.DataFrame) -> tuple[list[dict[str, Any]], np.ndarray]
     counted = table.assign(verdict=verdict, explained=status.explained(table, verdict))[
         (verdict != status.Verdict.NOT_TICKED).to_numpy()]
     for row in counted.itertuples(index=False):
-        found[row.connection_id]["products"].append(_product(row))
+        uptime = None if uptimes is None else uptimes.get((row.connection_id, row.product)) or dict(NO_CHECKS)
+        found[row.connection_id]["products"].append(_product(row, uptime))
     return list(found.values()), tallies.sum(axis=0)
 
 
@@ -117,5 +140,6 @@ def one(engine: Engine, name: str, *, actor: Principal) -> dict[str, Any]:
     ``counts`` at the top."""
     require(actor, Permission.READ_STATUS)
     table = status.table(engine)
-    [found], _ = _connections(table[_named(table, [name])].reset_index(drop=True))
+    chosen = table[_named(table, [name])].reset_index(drop=True)
+    [found], _ = _connections(chosen, _uptimes(engine, chosen))
     return {"generated_at": iso(utcnow()), **found}

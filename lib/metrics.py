@@ -5,6 +5,8 @@ metric families.
 
 Labels are bounded: product keys, outcome keys, status words and connection names (as many
 as the fleet has; ``SWITCHBOARD_METRICS_CONNECTION_LABEL=off`` folds them per product).
+Uptime is not here: over a fleet it is a scan of millions of rollup rows at each scrape;
+Prometheus has it from ``avg_over_time(switchboard_product_up[30d])``, the API per connection.
 Never a Client ID, an error text or a URL.
 """
 

@@ -15,8 +15,9 @@ back to the file system, and the planner's statistics are refreshed now and then
 (lib.store.db). Deleting is idempotent, so instances need no lock between them: workers
 pruning at once delete each row once (PostgreSQL's skip each other's locked rows; SQLite's take
 turns on its write lock) and at worst repeat a search that finds nothing. Nothing points at a
-check row: the current status keeps a copy of what it shows (lib.checks), and /metrics counts
-from a tally, so pruning a check changes no status and no counter.
+check row: the current status keeps a copy of what it shows (lib.checks), /metrics counts
+from a tally and uptime from the rollups, so pruning a check changes no status, counter or
+uptime; the rollups are pruned the same way by their own fixed rules.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, Table, delete
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, SQLModel
 
@@ -42,6 +43,8 @@ from lib.store.db import give_back_space, optimize, read_session, serialize, wri
 from lib.store.models import (
     AuditEvent,
     Check,
+    CheckRollupDay,
+    CheckRollupHour,
     RetentionSetting,
     SetupCode,
     SignInAttempt,
@@ -62,6 +65,11 @@ KEEP_SESSIONS = timedelta(days=35)
 KEEP_ATTEMPTS = timedelta(days=1)  # throttling reads the last 15 minutes (lib.users.WINDOW)
 KEEP_SETUP_CODES = timedelta(days=1)  # after they expired (an hour after they were made)
 FORGET_WORKERS = timedelta(days=1)  # heartbeats of workers not seen this long (lib.worker)
+# Rollups (lib.rollups): days for two years; hours only as long as the windows read from them
+# (7 days) and a month of detail need, as an hour holds about as few checks as a raw row
+# (4 at the default interval): two years of hours would be ≈ 7 GB at 1,000 connections.
+KEEP_DAILY_ROLLUPS = timedelta(days=730)
+KEEP_HOURLY_ROLLUPS = timedelta(days=35)
 
 BATCH = 2_000  # rows deleted per transaction: about 50 ms of SQLite's write lock for checks
 BUDGET_SHARE = 0.05  # of the tick interval: the most a tick spends starting batches
@@ -196,6 +204,10 @@ def rules(setting: Retention, session_lifetime: timedelta) -> tuple[Rule, ...]:
              "a code works for an hour, once"),
         Rule("alerts", "Sent and failed alerts, and the delivery log", KEEP_ALERTS, None,
              "what the Monitoring page shows; pruned by the alert part of each tick"),
+        Rule("rollups_daily", "Daily rollups (uptime, latency)", KEEP_DAILY_ROLLUPS, None,
+             "the 30- and 90-day uptime and the long history; they outlive the checks they count"),
+        Rule("rollups_hourly", "Hourly rollups (uptime, latency)", KEEP_HOURLY_ROLLUPS, None,
+             "the 24-hour and 7-day uptime and a month of hour-by-hour detail"),
         Rule("workers", "Heartbeats of workers no longer seen", FORGET_WORKERS, None,
              "a worker stopped this long is gone; a new one has a new id"),
     )
@@ -208,7 +220,7 @@ def rules(setting: Retention, session_lifetime: timedelta) -> tuple[Rule, ...]:
 class _Target:
     """A table this module prunes: rows whose ``moment`` is older than the rule's time go."""
 
-    table: type[SQLModel]
+    table: type[SQLModel] | Table
     key: Any  # its primary key column
     moment: Any
     label: str  # what a failure calls it
@@ -220,6 +232,8 @@ _TARGETS: dict[str, _Target] = {
     "sessions": _Target(WebSession, WebSession.id, WebSession.created_at, "sign-ins"),
     "attempts": _Target(SignInAttempt, SignInAttempt.id, SignInAttempt.at, "sign-in attempts"),
     "setup_codes": _Target(SetupCode, SetupCode.id, SetupCode.expires_at, "setup codes"),
+    "rollups_daily": _Target(CheckRollupDay, CheckRollupDay.c.id, CheckRollupDay.c.start, "daily rollups"),
+    "rollups_hourly": _Target(CheckRollupHour, CheckRollupHour.c.id, CheckRollupHour.c.start, "hourly rollups"),
 }
 
 

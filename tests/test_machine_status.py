@@ -21,7 +21,7 @@ from tests.fixtures.storage import Sentinels
 from tests.test_metrics import add, store
 
 FIELDS = {"product", "product_name", "status", "outcome", "label", "cause", "who_must_act", "fix", "checked_at",
-          "latency_ms", "http_status"}
+          "latency_ms", "http_status"}  # and, for one connection, "uptime"
 
 
 def test_each_connection_lists_the_products_that_count_with_their_explanation(engine: Engine, vault: Vault) -> None:
@@ -50,7 +50,9 @@ def test_each_connection_lists_the_products_that_count_with_their_explanation(en
         "never tested", "never_tested", "Never tested", None, None, None)
     assert (chat["status"], chat["outcome"], chat["who_must_act"], chat["checked_at"]) == (
         "failing", "product_not_enabled", "8x8 admin (Admin Console)", None)
-    assert machine_status.one(engine, "ALPHA", actor=ADMIN)["products"] == first["products"]  # names ignore case
+    alone = machine_status.one(engine, "ALPHA", actor=ADMIN)["products"]  # names ignore case
+    assert alone[0]["uptime"] == {"24h": 0.0, "7d": 0.0, "30d": 0.0, "90d": 0.0}
+    assert [{k: v for k, v in p.items() if k != "uptime"} for p in alone] == first["products"]
     with pytest.raises(NotFoundError, match="No connection is named 'gamma'"):
         machine_status.one(engine, "gamma", actor=ADMIN)
 

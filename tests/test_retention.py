@@ -30,7 +30,15 @@ from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store import db
 from lib.store.db import read_session
-from lib.store.models import AuditEvent, Check, SetupCode, SignInAttempt, WebSession
+from lib.store.models import (
+    AuditEvent,
+    Check,
+    CheckRollupDay,
+    CheckRollupHour,
+    SetupCode,
+    SignInAttempt,
+    WebSession,
+)
 from lib.store.vault import Vault
 from lib.worker import Worker
 from tests.fixtures.console import PageOpener
@@ -79,10 +87,16 @@ def _seed(engine: Engine, connection_id: uuid.UUID, now: datetime, keep: retenti
             when = now - retention.KEEP_SETUP_CODES + shift
             conn.execute(insert(SetupCode), [{"code_hash": marker, "created_at": when - timedelta(hours=1),
                                               "expires_at": when}])
+            for table, kept in ((CheckRollupDay, retention.KEEP_DAILY_ROLLUPS),
+                                (CheckRollupHour, retention.KEEP_HOURLY_ROLLUPS)):  # the product: the marker
+                conn.execute(insert(table), [{"connection_id": connection_id, "product": marker,
+                                              "start": now - kept + shift, "checks": 1, "duration_sum_ms": 0,
+                                              "duration_max_ms": 0}])
 
 
 _MARKED = {"checks": Check.detail, "audit": AuditEvent.detail, "sessions": WebSession.subject,
-           "attempts": SignInAttempt.username_key, "setup_codes": SetupCode.code_hash}
+           "attempts": SignInAttempt.username_key, "setup_codes": SetupCode.code_hash,
+           "rollups_daily": CheckRollupDay.c.product, "rollups_hourly": CheckRollupHour.c.product}
 
 
 def _left(engine: Engine) -> dict[str, dict[str, int]]:
@@ -100,10 +114,12 @@ def test_pruning_removes_exactly_the_expired_rows_of_each_table(runtime: Runtime
     cid = _connection(runtime, simulator)
     _seed(runtime.engine, cid, NOW, retention.Retention())
     pruned = Pruner(runtime, budget=FOREVER, now=at_now).run()
-    assert pruned.rows == {"checks": 3, "audit": 2, "sessions": 1, "attempts": 1, "setup_codes": 1}
+    assert pruned.rows == {"checks": 3, "audit": 2, "sessions": 1, "attempts": 1, "setup_codes": 1,
+                           "rollups_daily": 1, "rollups_hourly": 1}
     assert not pruned.more
     assert _left(runtime.engine) == {"checks": {"keep": 3}, "audit": {"keep": 2}, "sessions": {"keep": 1},
-                                     "attempts": {"keep": 1}, "setup_codes": {"keep": 1}}
+                                     "attempts": {"keep": 1}, "setup_codes": {"keep": 1},
+                                     "rollups_daily": {"keep": 1}, "rollups_hourly": {"keep": 1}}
     assert Pruner(runtime, budget=FOREVER, now=at_now).run().total == 0
 
     chosen = retention.set_keep(runtime.engine, actor=ADMIN, keep_checks=timedelta(days=7),

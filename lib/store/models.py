@@ -15,12 +15,16 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Table,
     Text,
     UniqueConstraint,
     false,
 )
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import AutoString
+
+from lib.catalogue.outcomes import OutcomeKey
 
 
 def utcnow() -> datetime:
@@ -178,6 +182,49 @@ class CheckTally(SQLModel, table=True):
     bucket: int = Field(primary_key=True)  # duration_bucket()
     checks: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     duration_ms: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))  # their sum
+
+
+ROLLUP_OUTCOMES = tuple(OutcomeKey)  # a column each: ``n_<outcome>``; a new outcome needs a migration
+ROLLUP_BUCKETS = (*(f"ms_le_{bound}" for bound in DURATION_BUCKETS_MS), f"ms_over_{DURATION_BUCKETS_MS[-1]}")
+
+
+def _rollup(name: str) -> Table:
+    """A rollup table: per (connection, product) and hour or day (``start``, UTC), the product
+    checks that count (made with the connection's settings of the time; token steps left out),
+    by outcome, and their durations as a histogram over DURATION_BUCKETS_MS with their sum and
+    maximum, so p50/p95 need no raw rows. Added to in the transaction that stores the checks
+    (lib.checks); deleted with the connection; pruned by lib.retention."""
+    return Table(
+        name, SQLModel.metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("connection_id", ForeignKey("connection.id", ondelete="CASCADE"), nullable=False),
+        Column("product", AutoString(length=40), nullable=False),
+        Column("start", UTCDateTime(), nullable=False),
+        Column("checks", Integer, nullable=False),
+        *(Column(f"n_{outcome}", Integer, nullable=False, server_default="0") for outcome in ROLLUP_OUTCOMES),
+        *(Column(bucket, Integer, nullable=False, server_default="0") for bucket in ROLLUP_BUCKETS),
+        Column("duration_sum_ms", BigInteger, nullable=False),
+        Column("duration_max_ms", Integer, nullable=False),
+        # The upsert's key, and one connection's rows in time order (the API's one connection).
+        Index(f"ux_{name}_key", "connection_id", "product", "start", unique=True),
+        # A window of every connection (uptime for the API and /metrics) and the pruning.
+        Index(f"ix_{name}_start", "start", "connection_id", "product", "checks", "n_ok"),  # covering
+    )
+
+
+CheckRollupHour = _rollup("check_rollup_hour")
+CheckRollupDay = _rollup("check_rollup_day")
+
+
+class RollupBackfill(SQLModel, table=True):
+    """How far migration 0015 has rolled up the history stored before it (one row, id 1): the
+    highest check id added, each batch in the transaction that moves it, so a migration stopped
+    half way continues where it was and counts nothing twice."""
+
+    __tablename__ = "rollup_backfill"
+
+    id: int = Field(default=1, primary_key=True)
+    done_to: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 class KeyCheck(SQLModel, table=True):

@@ -28,6 +28,7 @@ from sqlmodel import select
 from lib import audit, checks, connections, linking, status
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
+from lib.connections import ConnectionView
 from lib.eightbyeight.models import ProbeResult
 from lib.runtime import Runtime
 from lib.simulator import SimulatorServer
@@ -147,6 +148,15 @@ results = st.builds(Planned, who=st.sampled_from((0, 0, 1, 1, 2)), product=st.sa
                     fault=st.sampled_from((None, None, None, None, None, "refused", "lost")))
 
 
+def two_connections_and_a_deleted_one(engine: Engine, vault: Vault) -> tuple[list[ConnectionView], uuid.UUID]:
+    """Alpha and Beta (Cloud Storage ticked), the id of a connection that no longer exists, and
+    the database set to refuse the rows a test marks (refuse_marked_rows)."""
+    views = [add(engine, vault, name, ("cloud_storage",), client_id=f"client-000{i}")
+             for i, name in enumerate(("Alpha", "Beta"), 1)]
+    refuse_marked_rows(engine)
+    return views, uuid.uuid4()
+
+
 def refuse_marked_rows(engine: Engine) -> None:
     """The database refuses the rows a test marks: detail REFUSED (stored as a failure of its
     own once the batch falls back to one by one) and run id LOST (refused even so)."""
@@ -209,10 +219,7 @@ def test_the_metrics_counters_equal_a_count_of_the_history_after_any_batches(run
     reports equal a count of the stored history, and each current status' last ok is the
     newest ok check of the current settings."""
     engine = runtime.engine
-    views = [add(engine, vault, name, ("cloud_storage",), client_id=f"client-000{i}")
-             for i, name in enumerate(("Alpha", "Beta"), 1)]
-    gone = uuid.uuid4()
-    refuse_marked_rows(engine)
+    views, gone = two_connections_and_a_deleted_one(engine, vault)
 
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(batches=st.lists(st.lists(results, min_size=1, max_size=8), min_size=1, max_size=4))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +48,7 @@ from tests.test_read_paths import (
     Planned,
     plan,
     queries,
-    refuse_marked_rows,
+    two_connections_and_a_deleted_one,
 )
 from tests.test_storage import connections_before_audit
 
@@ -110,10 +109,7 @@ def test_rollups_equal_an_aggregate_of_the_checks_they_count_after_any_batches(r
     each hourly and daily rollup row equals an aggregate of the product checks of the current
     settings in its hour or day."""
     engine = runtime.engine
-    views = [add(engine, vault, name, ("cloud_storage",), client_id=f"client-000{i}")
-             for i, name in enumerate(("Alpha", "Beta"), 1)]
-    gone = uuid.uuid4()
-    refuse_marked_rows(engine)
+    views, gone = two_connections_and_a_deleted_one(engine, vault)
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(batches=st.lists(st.lists(results, min_size=1, max_size=8), min_size=1, max_size=4))

@@ -7,12 +7,12 @@ the menu, so a link to one is answered by its own guard (the role it needs, who 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from lib.navigation import HOME, PageSpec, hidden_from, sections, visible_to
+from lib.services.content.navigation import HOME, PageSpec, hidden_from, sections, visible_to
 from lib.ui.account import password_page, sign_out_page
 from lib.ui.auth import sign_in_prompt
+from lib.ui.context import signed_in
 from lib.ui.errors import error_boundary
 from lib.ui.favicon import FAVICON
-from lib.ui.runtime import signed_in
 
 st.set_page_config(page_title="Switchboard", page_icon=FAVICON, layout="wide")
 me = signed_in()

@@ -33,15 +33,17 @@ import httpx
 from pydantic import SecretStr
 
 from bench import report
-from lib import checks, collector, connections
-from lib.access import Principal, Role
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
-from lib.config import Settings
-from lib.connections import ConnectionInput
 from lib.eightbyeight.answers import build_probe
 from lib.eightbyeight.client import TOKEN_PATH
 from lib.eightbyeight.prober import Prober
-from lib.runtime import Runtime
+from lib.kernel import collector
+from lib.kernel.config import Settings
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.connections import ConnectionInput
+from lib.services.guard.access import Principal, Role
+from lib.services.runtime import Runtime
 from lib.store import db
 from lib.store.keyring import check_keyring
 from lib.store.vault import Keyring, Vault, new_key

@@ -24,11 +24,11 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from bench import report
-from lib import checks
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.config import load_settings
-from lib.runtime import close_shared_runtime, open_runtime
-from lib.status import CheckRecord
+from lib.kernel.config import load_settings
+from lib.services.checking import checks
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import close_shared_runtime, open_runtime
 from lib.store import db
 from lib.store.keyring import credential_binding
 from lib.store.models import Connection, utcnow
@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     import streamlit as st
 
-    from lib.config import get_settings
+    from lib.kernel.config import get_settings
 
     results: dict[int, float] = {}
     firsts: dict[int, float] = {}

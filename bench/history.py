@@ -2,11 +2,11 @@
 the database, and the pruning of a day's expired checks (issue 24).
 
 "A year of history" is the state a year of scheduled checks leaves with the default retention
-(lib.retention): the last 30 days of raw checks (the day before them written too, then pruned
+(lib.services.checking.retention): the last 30 days of raw checks (the day before them written too, then pruned
 here), everything the storage code keeps beside them, and a year of audit rows (one per tick,
 as a worker writes them; the audit trail is kept 400 days). The checks are written as a worker
 writes them: N connections x 5 products plus the token step, every 15 minutes, through
-lib.checks.store, a batch of at most checks.BATCH_SIZE results per transaction, so every table
+lib.services.checking.checks.store, a batch of at most checks.BATCH_SIZE results per transaction, so every table
 store() keeps (tally, current status, rollups) is filled exactly as the code fills it.
 
 Prints, as ratios measured in this run between a new database (its first day of checks, so a
@@ -15,13 +15,13 @@ full: every bounded window is as full as it ever gets) and one with that history
 each): /metrics, /api/v1/status, the CSV export, a connection's history (its detail page), the
 Audit page's first page, storing one tick's checks, and ``db upgrade`` (a no-op at head). Then the database's size with its extrapolation to 1,000
 connections after a year (goal <= 2 GB), and the pruning of one day's expired checks by
-lib.retention's own Pruner (an injected clock): its time as a share of the 15-minute interval
+lib.services.checking.retention's own Pruner (an injected clock): its time as a share of the 15-minute interval
 (goal <= 5 %) and its longest hold of the database (goal <= 100 ms). Not a test: nothing here
 asserts a time.
 
     .venv/bin/python -m bench.history [--connections 25] [--days 30] [--runs 7]
 
-The default size is what storing through lib.checks.store allows in a few minutes on a 2-core
+The default size is what storing through lib.services.checking.checks.store allows in a few minutes on a 2-core
 machine (about 0.4 ms a check row: 25 connections x 31 days is 446,400 rows); figures for
 1,000 connections are extrapolated from it, linearly, and say so.
 """
@@ -45,14 +45,18 @@ from sqlalchemy import Engine, event, insert, text
 
 from bench import report
 from bench.bulk_check import BENCH, SETTINGS
-from lib import audit, checks, connections, export, machine_status, metrics, retention, status
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
-from lib.config import Settings
-from lib.connections import ConnectionInput
-from lib.runtime import Runtime
-from lib.schedule import DEFAULT_EVERY
-from lib.status import CheckRecord
+from lib.kernel.config import Settings
+from lib.services import connections
+from lib.services.checking import checks, retention
+from lib.services.checking.schedule import DEFAULT_EVERY
+from lib.services.connections import ConnectionInput
+from lib.services.guard import audit
+from lib.services.history import status
+from lib.services.history.status import CheckRecord
+from lib.services.reporting import export, machine_status, metrics
+from lib.services.runtime import Runtime
 from lib.store import db
 from lib.store.keyring import check_keyring
 from lib.store.models import AuditEvent, utcnow
@@ -64,7 +68,7 @@ TICKS_A_DAY = int(timedelta(days=1) / DEFAULT_EVERY)
 STEPS = (TOKEN, *PRODUCT_KEYS)  # what a worker stores per connection and tick
 RAW = "check_result"
 AUDIT = "audit_event"
-NEW_AUDIT_DAYS = 7  # the new install's audit trail: more than a page of the Audit page (lib.audit.PAGE_SIZE)
+NEW_AUDIT_DAYS = 7  # the new install's audit trail: more than a page of the Audit page (lib.services.guard.audit.PAGE_SIZE)
 PER_CONNECTION = ("connection", "current_status", "due_check", "connection_schedule")  # one row set each
 WORKER = "bench-host:4242:0a1b2c3d"
 # What 8x8 answers, roughly as often as a healthy fleet sees it; details about as long as the prober's.
@@ -123,7 +127,7 @@ def write_history(fleet: Fleet, first: datetime, ticks: int) -> None:
 
 
 def write_audit(engine: Engine, n: int, last: datetime, days: int) -> None:
-    """A worker's run rows (lib.checks.record_run's words), one per tick for ``days`` before
+    """A worker's run rows (lib.services.checking.checks.record_run's words), one per tick for ``days`` before
     ``last``, in one statement per day."""
     target = f"{n:,} connections (scheduled, worker {WORKER})"
     with db.write_session(engine) as session:
@@ -206,7 +210,7 @@ def holds(engine: Engine) -> Iterator[list[float]]:
 
 
 def prune_a_day(fleet: Fleet, now: datetime) -> tuple[float, float, int]:
-    """lib.retention's Pruner, its clock at ``now``, with no budget to stop it: (seconds, the
+    """lib.services.checking.retention's Pruner, its clock at ``now``, with no budget to stop it: (seconds, the
     longest hold of the database, checks deleted)."""
     pruner = retention.Pruner(fleet.rt, budget=timedelta(days=1), now=lambda: now)
     with holds(fleet.rt.engine) as held:

@@ -34,10 +34,10 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from bench import report
 from bench.bulk_check import BENCH
 from bench.console import seed
-from lib import sessions, users
-from lib.access import Principal, Role
-from lib.config import load_settings
-from lib.runtime import open_runtime
+from lib.kernel.config import load_settings
+from lib.services.accounts import sessions, users
+from lib.services.guard.access import Principal, Role
+from lib.services.runtime import open_runtime
 from tests.fixtures.nginx import nginx_binary, start_nginx
 from tests.fixtures.server import PASSWORD, Server, start_server
 

@@ -25,13 +25,14 @@ from sqlalchemy import update
 
 from bench import report
 from bench.bulk_check import BENCH, fleet
-from lib import collector, schedule
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.eightbyeight.prober import Prober
-from lib.runtime import Runtime
+from lib.kernel import collector
+from lib.services.checking import schedule
+from lib.services.checking.worker import Worker
+from lib.services.runtime import Runtime
 from lib.store import db
 from lib.store.models import DueCheck, utcnow
-from lib.worker import Worker
 
 INTERVAL = timedelta(minutes=5)
 FULL_SIZE = 10_000
@@ -58,7 +59,7 @@ def main() -> None:
         worker = Worker(rt, warm)
         worker.tick()
         warm.close()
-        collector.settle()  # as a worker process does (lib.cli.common.prober, lib.worker.Background)
+        collector.settle()  # as a worker process does (lib.cli.common.prober, lib.services.checking.worker.Background)
         all_due(rt)
         worker.prober = Prober(url, max_connections=args.concurrency, per_connection=5)  # no token cached
         try:

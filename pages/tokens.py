@@ -1,8 +1,8 @@
 """API tokens: which machines may read status and metrics, and revoking them (admins only)."""
 
-from lib.access import Permission
+from lib.services.guard.access import Permission
+from lib.ui.context import guard
 from lib.ui.errors import error_boundary
-from lib.ui.runtime import guard
 from lib.ui.tokens_view import render
 
 # Also here, not only in app.py: a deep link can run this file without app.py.

@@ -17,14 +17,15 @@ import sys
 
 from pydantic import SecretStr
 
-from lib import checks, connections, linking
-from lib.access import shell
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.connections import ConnectionInput
 from lib.eightbyeight.prober import Prober
-from lib.errors import SwitchboardError
-from lib.redaction import configure_logging
-from lib.runtime import open_runtime
+from lib.kernel.errors import SwitchboardError
+from lib.kernel.redaction import configure_logging
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.connections import ConnectionInput, linking
+from lib.services.guard.access import shell
+from lib.services.runtime import open_runtime
 
 SAMPLES = (
     ConnectionInput(name="Acme - all products", client_id="demo-everything",

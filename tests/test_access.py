@@ -10,8 +10,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from lib import audit, checks, connections, export, keys, linking, sessions, users
-from lib.access import (
+from lib.services import connections
+from lib.services.accounts import sessions, users
+from lib.services.checking import checks
+from lib.services.connections import keys, linking
+from lib.services.guard import audit
+from lib.services.guard.access import (
     GRANTS,
     REAUTH_VALID,
     NotAllowed,
@@ -22,7 +26,8 @@ from lib.access import (
     SignInEnded,
     least_role_for,
 )
-from lib.runtime import Runtime
+from lib.services.reporting import export
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import write_session
 from lib.store.models import WebSession, utcnow

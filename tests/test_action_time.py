@@ -20,9 +20,11 @@ import pytest
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
-from lib import audit, connections, sessions
-from lib.access import Principal, Role
-from lib.runtime import Runtime
+from lib.services import connections
+from lib.services.accounts import sessions
+from lib.services.guard import audit
+from lib.services.guard.access import Principal, Role
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import write_session
 from lib.store.models import WebSession, utcnow

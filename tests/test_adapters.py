@@ -1,4 +1,4 @@
-"""The adapters over libraries' internals (lib.internals): lib/ui/streamlit_internals.py and
+"""The adapters over libraries' internals (lib.kernel.internals): lib/ui/streamlit_internals.py and
 lib/web/uvicorn_internals.py. For each, (a) every reach exercised for real on the library as
 installed, and (b) the check it makes when imported: whatever moved, the import stops with one
 message naming the library, the version tested, the version found and what moved, and so does
@@ -30,7 +30,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 from streamlit.testing.v1 import AppTest
 from streamlit.web.server.starlette import starlette_auth_routes, starlette_server_config
 
-from lib.internals import FIX, Library, UntestedLibrary
+from lib.kernel.internals import FIX, Library, UntestedLibrary
 from lib.ui import streamlit_internals
 from lib.ui.server import oidc_claims
 from lib.ui.streamlit_internals import STREAMLIT, message_kind, message_kinds, navigation_only

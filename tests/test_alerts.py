@@ -18,19 +18,22 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from sqlmodel import select
 
-from lib import alerts, audit, checks, connections
-from lib.alerts import channels, delivery
-from lib.alerts.outbox import KEEP
-from lib.alerts.windows import Window
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.connections import ConnectionView
 from lib.eightbyeight.prober import Prober
+from lib.kernel.redaction import install
 from lib.notify.models import Attempt, Destination, Event
 from lib.notify.send import deliver
-from lib.redaction import install
-from lib.runtime import Runtime
+from lib.services import alerts, connections
+from lib.services.alerts import channels, delivery
+from lib.services.alerts.outbox import KEEP
+from lib.services.alerts.windows import Window
+from lib.services.checking import checks
+from lib.services.checking.worker import Worker
+from lib.services.connections import ConnectionView
+from lib.services.guard import audit
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
-from lib.status import CheckRecord
 from lib.store.db import read_session, write_session
 from lib.store.models import (
     AlertChannel,
@@ -40,7 +43,6 @@ from lib.store.models import (
     Connection,
     utcnow,
 )
-from lib.worker import Worker
 from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver, local_send, stored_channel
 from tests.fixtures.notify import LOCAL
 from tests.fixtures.people import ADMIN
@@ -366,7 +368,7 @@ def test_the_same_event_is_queued_once(runtime: Runtime, simulator: SimulatorSer
     failing_twice(runtime, view)
     (row,) = outbox_rows(runtime)
     with write_session(runtime.engine) as session:  # raised again (another worker, a restart): ignored
-        from lib.alerts.outbox import enqueue
+        from lib.services.alerts.outbox import enqueue
         enqueue(session, [(alerts.events.from_json(row.event), view.id)], utcnow())
     assert len(outbox_rows(runtime)) == 1
 
@@ -532,7 +534,7 @@ def test_no_secret_client_id_channel_path_or_webhook_secret_in_any_row_or_log_li
 
 
 def test_reading_needs_a_sign_in_changing_needs_an_admin(runtime: Runtime, receiver: Receiver) -> None:
-    from lib.access import NotAllowed, Principal, Role
+    from lib.services.guard.access import NotAllowed, Principal, Role
 
     operator = Principal("op", Role.OPERATOR, via="cli")
     channel(runtime, receiver)

@@ -20,9 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from lib import audit, tokens
-from lib.access import Permission, require
-from lib.runtime import Runtime
+from lib.services.accounts import api_tokens
+from lib.services.guard import audit
+from lib.services.guard.access import Permission, require
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import head_revision
 from lib.store.vault import new_key
@@ -221,7 +222,7 @@ def test_a_wrong_keyring_is_not_ready_and_opens_no_status(tmp_path: Path, sim: S
 def test_a_role_that_may_not_is_answered_403_and_audited(runtime: Runtime) -> None:
     """Every token role reads status, so no route answers 403 today; an action a viewer may
     not do, asked through the same door, shows what one would get."""
-    token = tokens.create(runtime.engine, "grafana", "viewer", actor=ADMIN).token.get_secret_value()
+    token = api_tokens.create(runtime.engine, "grafana", "viewer", actor=ADMIN).token.get_secret_value()
     request = Request({"type": "http", "method": "POST", "path": "/api/v1/checks", "query_string": b"",
                        "headers": [(b"authorization", f"Bearer {token}".encode())], "scheme": "http",
                        "server": ("switchboard.test", 80), "client": ("10.0.0.7", 40000)})

@@ -14,10 +14,15 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import insert
 
-from lib import audit, checks, connections, export, keys, linking, sessions, users
-from lib.access import NotAllowed, Principal, Role
-from lib.errors import ValidationError
-from lib.runtime import Runtime
+from lib.kernel.errors import ValidationError
+from lib.services import connections
+from lib.services.accounts import sessions, users
+from lib.services.checking import checks
+from lib.services.connections import keys, linking
+from lib.services.guard import audit
+from lib.services.guard.access import NotAllowed, Principal, Role
+from lib.services.reporting import export
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import write_session
 from lib.store.models import AuditEvent, utcnow

@@ -23,16 +23,17 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from lib import alerts, audit
-from lib.alerts import channels
-from lib.alerts.windows import Window, parse
 from lib.cli import cli as root_command
-from lib.config import Settings, get_settings
-from lib.errors import ValidationError
+from lib.kernel.config import Settings, get_settings
+from lib.kernel.errors import ValidationError
 from lib.notify.models import Attempt, ChannelKind, Destination, Event
 from lib.notify.send import deliver
 from lib.notify.signing import new_secret
-from lib.runtime import Runtime
+from lib.services import alerts
+from lib.services.alerts import channels
+from lib.services.alerts.windows import Window, parse
+from lib.services.guard import audit
+from lib.services.runtime import Runtime
 from lib.store.db import read_session
 from lib.store.models import AlertOutbox
 from lib.store.vault import Keyring, Vault

@@ -10,14 +10,16 @@ from pydantic import SecretStr
 from sqlalchemy import event
 from sqlmodel import select
 
-from lib import checks, connections, linking, status
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.connections import ConnectionInput
 from lib.eightbyeight.prober import Prober
-from lib.errors import ValidationError
-from lib.runtime import Runtime
+from lib.kernel.errors import ValidationError
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.connections import ConnectionInput, linking
+from lib.services.history import status
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
-from lib.status import CheckRecord
 from lib.store.db import read_session, write_session
 from lib.store.models import Check
 from lib.store.vault import Keyring, Vault, new_key

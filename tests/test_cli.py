@@ -21,12 +21,12 @@ import click
 import pytest
 from sqlmodel import func, select
 
-from lib.alerts.events import Subject, aging_event
 from lib.cli import COMMANDS
 from lib.cli import cli as root_command
 from lib.cli.connections import connections_edit
-from lib.config import load_settings
-from lib.runtime import open_runtime
+from lib.kernel.config import load_settings
+from lib.services.alerts.events import Subject, aging_event
+from lib.services.runtime import open_runtime
 from lib.simulator import SimulatorServer
 from lib.store import db
 from lib.store.db import read_session

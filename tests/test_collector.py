@@ -1,4 +1,4 @@
-"""lib.collector, in a process of its own (the collector's settings are the whole process's)."""
+"""lib.kernel.collector, in a process of its own (the collector's settings are the whole process's)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.fixtures.server import ROOT
 
 PROBE = """
 import gc, json
-from lib import collector
+from lib.kernel import collector
 young, middle, _ = gc.get_threshold()
 with collector.paused():
     during = gc.isenabled()

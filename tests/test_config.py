@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.config import APP_DIR, DEFAULT_8X8_BASE_URL, load_settings
-from lib.errors import ConfigError
+from lib.kernel.config import APP_DIR, DEFAULT_8X8_BASE_URL, load_settings
+from lib.kernel.errors import ConfigError
 
 
 def test_defaults() -> None:

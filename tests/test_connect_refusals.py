@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import delete as sql_delete
 from streamlit.testing.v1 import AppTest
 
-from lib import connections, linking
-from lib.errors import ConflictError, ValidationError
-from lib.runtime import Runtime
+from lib.kernel.errors import ConflictError, ValidationError
+from lib.services import connections
+from lib.services.connections import linking
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import write_session
 from lib.store.models import Connection
@@ -245,7 +246,7 @@ def test_a_save_by_an_admin_demoted_meanwhile_sends_nothing_to_8x8_and_keeps_no_
 
 def test_the_service_refuses_what_needs_no_8x8_before_asking_it(
         runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
-    """lib.linking.save, as the console and the CLI call it: a taken name (in another case), a
+    """lib.services.connections.linking.save, as the console and the CLI call it: a taken name (in another case), a
     name refused along with other fields, and a stale edit cost no token request."""
     app, prober = everything(simulator), prober_factory(simulator.url)
     view, _ = linking.save(runtime, prober, form_for(app, "Prod"), actor=ADMIN)

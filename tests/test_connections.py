@@ -8,10 +8,11 @@ from sqlalchemy import Engine
 from sqlalchemy import update as sql_update
 from sqlmodel import select
 
-from lib import connections, status
 from lib.catalogue.products import PRODUCTS, SETTINGS
-from lib.connections import ConnectionInput, client_id_hint
-from lib.errors import NotFoundError, ValidationError
+from lib.kernel.errors import NotFoundError, ValidationError
+from lib.services import connections
+from lib.services.connections import ConnectionInput, client_id_hint
+from lib.services.history import status
 from lib.store.db import read_session, write_session
 from lib.store.models import Connection
 from lib.store.vault import Vault

@@ -17,10 +17,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from lib import audit, checks, connections, export, status
-from lib.runtime import Runtime
+from lib.kernel.spreadsheet import csv_cell
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.guard import audit
+from lib.services.history import status
+from lib.services.reporting import export
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.spreadsheet import csv_cell
 from lib.store.vault import Vault
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
-from lib import first_run, users
-from lib.errors import ValidationError
+from lib.kernel.errors import ValidationError
+from lib.services.accounts import first_run, users
 from lib.store.models import utcnow
 from tests.fixtures.people import ADMIN
 

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCTS, SETTINGS
-from lib.guide import ANCHORS, ILLUSTRATIONS, STEPS, anchor_url, product_sections
+from lib.services.content.guide import ANCHORS, ILLUSTRATIONS, STEPS, anchor_url, product_sections
 
 GUIDE = Path(__file__).resolve().parent.parent / "pages" / "guide.py"
 

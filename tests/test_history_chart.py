@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime
 
 from lib.catalogue.outcomes import OUTCOMES
-from lib.status import CheckRecord
+from lib.kernel.words import SHOWN_FORMAT
+from lib.services.history.status import CheckRecord
 from lib.ui.history_chart import history_chart, history_frame
-from lib.words import SHOWN_FORMAT
 
 WHEN = datetime(2026, 12, 1, 21, 5, 9, tzinfo=UTC)
 

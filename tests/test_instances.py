@@ -13,8 +13,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, event
 
-from lib import connections, keys
-from lib.connections import ConnectionInput
+from lib.services import connections
+from lib.services.connections import ConnectionInput, keys
 from lib.store import db, keyring
 from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN

@@ -19,12 +19,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import SQLModel, select
 
-from lib import connections, keys
-from lib.alerts import channels
-from lib.config import load_settings
-from lib.connections import ConnectionInput
-from lib.errors import ConfigError, KeyringError
-from lib.runtime import open_runtime
+from lib.kernel.config import load_settings
+from lib.kernel.errors import ConfigError, KeyringError
+from lib.services import connections
+from lib.services.alerts import channels
+from lib.services.connections import ConnectionInput, keys
+from lib.services.runtime import open_runtime
 from lib.simulator import SimulatorServer
 from lib.store import db, keyring
 from lib.store.db import read_session

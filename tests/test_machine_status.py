@@ -1,4 +1,4 @@
-"""The status API's answers, built from lib.status on a real database: only the products that
+"""The status API's answers, built from lib.services.history.status on a real database: only the products that
 count, explained as the console explains them, and nothing that is not on the allow-list.
 Over HTTP: tests/test_api.py."""
 
@@ -10,9 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from lib import checks, machine_status, metrics, tokens
-from lib.errors import NotFoundError
-from lib.status import CheckRecord
+from lib.kernel.errors import NotFoundError
+from lib.services.accounts import api_tokens
+from lib.services.checking import checks
+from lib.services.history.status import CheckRecord
+from lib.services.reporting import machine_status, metrics
 from lib.store.db import write_session
 from lib.store.models import utcnow
 from lib.store.vault import Vault
@@ -71,9 +73,9 @@ def test_no_secret_client_id_or_8x8_words_are_in_an_answer(engine: Engine, vault
 
 def test_tokens_of_each_role_and_allowed_scrapers_may_read_it(engine: Engine, vault: Vault) -> None:
     add(engine, vault, "Alpha", ())
-    for role in tokens.ROLES:
-        token = tokens.create(engine, f"reader-{role}", role, actor=ADMIN).token.get_secret_value()
-        me = tokens.authenticate(engine, token, address="10.0.0.1", target="GET /api/v1/status")
+    for role in api_tokens.ROLES:
+        token = api_tokens.create(engine, f"reader-{role}", role, actor=ADMIN).token.get_secret_value()
+        me = api_tokens.authenticate(engine, token, address="10.0.0.1", target="GET /api/v1/status")
         assert machine_status.everything(engine, actor=me)["connections"][0]["name"] == "Alpha"
     scraper = metrics.scraper("10.0.0.1", ("10.0.0.0/8",))
     assert scraper is not None and machine_status.one(engine, "alpha", actor=scraper)["name"] == "Alpha"

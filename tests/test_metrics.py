@@ -11,14 +11,16 @@ from prometheus_client.samples import Sample
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from lib import checks, connections, metrics
-from lib.access import Principal, Role, SignInEnded
-from lib.alerts import channels
-from lib.alerts.outbox import DELIVERED, FAILED, HELD, PENDING, SUMMARISED
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
-from lib.connections import ConnectionInput, ConnectionView
-from lib.status import CheckRecord
+from lib.services import connections
+from lib.services.alerts import channels
+from lib.services.alerts.outbox import DELIVERED, FAILED, HELD, PENDING, SUMMARISED
+from lib.services.checking import checks
+from lib.services.connections import ConnectionInput, ConnectionView
+from lib.services.guard.access import Principal, Role, SignInEnded
+from lib.services.history.status import CheckRecord
+from lib.services.reporting import metrics
 from lib.store.db import write_session
 from lib.store.models import Connection, WorkerHeartbeat, utcnow
 from lib.store.vault import Vault

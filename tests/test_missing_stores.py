@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from lib.cli import cli as root_command
-from lib.config import get_settings, load_settings
-from lib.errors import KeyringError
-from lib.runtime import open_runtime
+from lib.kernel.config import get_settings, load_settings
+from lib.kernel.errors import KeyringError
+from lib.services.runtime import open_runtime
 from lib.store import db
 from lib.store.vault import Keyring, new_key, write_keyring_file
 

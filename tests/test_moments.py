@@ -1,7 +1,7 @@
 """One form of a moment per medium (issue 22). Whatever machines read (the status API, every
 CLI --json, the exports, the audit CSV, alert payloads) says each moment as ISO 8601 in UTC
-with a Z and whole seconds (lib.words.iso), from stored moments that have microseconds; what
-people read from the CLI and in alerts says it as lib.words.shown; and `schedule show` marks
+with a Z and whole seconds (lib.kernel.words.iso), from stored moments that have microseconds; what
+people read from the CLI and in alerts says it as lib.kernel.words.shown; and `schedule show` marks
 "(due)" exactly what a worker's next tick checks. Real databases, the real simulator, a real
 webhook receiver."""
 
@@ -25,8 +25,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, update
 from sqlmodel import SQLModel, select
 
-from lib import alerts, audit, checks, export, machine_status, schedule, tokens, users
-from lib.alerts.events import (
+from lib.cli import cli as root_command
+from lib.kernel.config import get_settings
+from lib.notify.models import Event, EventKind
+from lib.notify.payloads import facts, webhook_body
+from lib.services import alerts
+from lib.services.accounts import api_tokens, users
+from lib.services.alerts.events import (
     Subject,
     aging_event,
     channel_test_event,
@@ -36,16 +41,15 @@ from lib.alerts.events import (
     summary_event,
     to_json,
 )
-from lib.cli import cli as root_command
-from lib.config import get_settings
-from lib.notify.models import Event, EventKind
-from lib.notify.payloads import facts, webhook_body
-from lib.runtime import Runtime
+from lib.services.checking import checks, schedule
+from lib.services.checking.worker import Worker
+from lib.services.guard import audit
+from lib.services.history.status import CheckRecord
+from lib.services.reporting import export, machine_status
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.status import CheckRecord
 from lib.store.db import read_session, write_session
 from lib.store.models import Check, Connection, DueCheck, UTCDateTime, utcnow
-from lib.worker import Worker
 from tests.fixtures.alerts import Receiver, local_send
 from tests.fixtures.people import ADMIN, PASSWORD
 from tests.fixtures.prober import ProberFactory
@@ -134,10 +138,10 @@ def fleet(runtime: Runtime, simulator: SimulatorServer, worker_env: Callable[[ob
         checks.store(session, [CheckRecord(acme.id, acme.name, "cloud_storage", "ok", 200, 40, "", utcnow(), "r"),
                                CheckRecord(acme.id, acme.name, "cc_chat", "not_found", 404, 70, "", utcnow(), "r")],
                      {acme.id: frozenset({"cloud_storage", "cc_chat"})}, "test")
-    used = tokens.create(engine, "grafana", "viewer", actor=ADMIN).token.get_secret_value()
-    tokens.authenticate(engine, used, address="127.0.0.1", target="GET /api/v1/status")
-    tokens.create(engine, "old", "viewer", actor=ADMIN)
-    tokens.revoke(engine, "old", actor=ADMIN)
+    used = api_tokens.create(engine, "grafana", "viewer", actor=ADMIN).token.get_secret_value()
+    api_tokens.authenticate(engine, used, address="127.0.0.1", target="GET /api/v1/status")
+    api_tokens.create(engine, "old", "viewer", actor=ADMIN)
+    api_tokens.revoke(engine, "old", actor=ADMIN)
     users.add(engine, "olga", PASSWORD, "operator", actor=ADMIN, own_password=True)
     every_stored_moment_at(engine, STORED)
     return Fleet(runtime, worker_env(simulator))
@@ -219,7 +223,7 @@ ANY_MOMENT = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(209
 
 
 def every_kind_of_event(moment: datetime) -> list[Event]:
-    """One event of each kind, as lib.alerts raises them ("failing_since" as the rules write it)."""
+    """One event of each kind, as lib.services.alerts raises them ("failing_since" as the rules write it)."""
     failed = check_event(EventKind.FAILED, SUBJECT, "cc_chat", "timeout", previous="ok", checked_at=moment,
                          http_status=None, episode=moment.isoformat(),
                          details={"failures_in_a_row": 2, "failing_since": moment.isoformat()})

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from lib import alerts, audit, checks, connections
-from lib.alerts import channels
-from lib.runtime import Runtime
+from lib.services import alerts, connections
+from lib.services.alerts import channels
+from lib.services.checking import checks
+from lib.services.guard import audit
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.status import CheckRecord
 from lib.store.db import write_session
 from lib.store.models import utcnow
 from lib.ui.monitoring_view import edit_key

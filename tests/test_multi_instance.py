@@ -26,11 +26,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, update
 from sqlmodel import col, select
 
-from lib import connections, users
-from lib.alerts import channels
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
-from lib.connections import ConnectionInput
-from lib.sessions import COOKIE_NAME
+from lib.kernel.words import count
+from lib.services import connections
+from lib.services.accounts import users
+from lib.services.accounts.sessions import COOKIE_NAME
+from lib.services.alerts import channels
+from lib.services.connections import ConnectionInput
 from lib.simulator import App, Scenario, SimulatorServer
 from lib.store import db
 from lib.store.db import read_session, write_session
@@ -46,7 +48,6 @@ from lib.store.models import (
 )
 from lib.store.vault import Keyring, Vault, new_key
 from lib.web.cookie import HOST_COOKIE
-from lib.words import count
 from tests.browser.conftest import browser_type_launch_args, keyed, wait_for_app  # noqa: F401 (a fixture)
 from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver, receiving
 from tests.fixtures.nginx import Nginx, require_nginx, start_nginx

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from lib.errors import ValidationError
+from lib.kernel.errors import ValidationError
 from lib.notify import send
 from lib.notify.models import ChannelKind, Destination
 from lib.notify.send import MAX_RETRY_AFTER, check_destination, deliver

@@ -9,7 +9,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from lib.errors import ValidationError
+from lib.kernel.errors import ValidationError
 from lib.notify.signing import new_secret, secret_key, signature, signed_headers
 
 # The example of the Standard Webhooks reference libraries' tests.

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lib.config import load_settings
-from lib.errors import ConfigError, ValidationError
+from lib.kernel.config import load_settings
+from lib.kernel.errors import ConfigError, ValidationError
 from lib.notify.models import ChannelKind, Destination
 from lib.notify.send import check_destination, deliver
 from lib.notify.ssrf import (

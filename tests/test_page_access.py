@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
-from lib import audit, sessions, tokens
-from lib.access import Principal, Role
-from lib.navigation import PAGES, hidden_from, visible_to
-from lib.runtime import Runtime
+from lib.services.accounts import api_tokens, sessions
+from lib.services.content.navigation import PAGES, hidden_from, visible_to
+from lib.services.guard import audit
+from lib.services.guard.access import Principal, Role
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import write_session
 from lib.store.models import WebSession, utcnow
@@ -161,9 +162,9 @@ def test_the_audit_page_filters_and_shows_rows(open_page: PageOpener, console_en
 
 def test_the_tokens_page_lists_tokens_and_revokes_one_after_a_confirmation(open_page: PageOpener,
                                                                           console_env: Runtime) -> None:
-    made = {name: tokens.create(console_env.engine, name, role, actor=ADMIN).token.get_secret_value()
+    made = {name: api_tokens.create(console_env.engine, name, role, actor=ADMIN).token.get_secret_value()
             for name, role in (("prometheus", "viewer"), ("grafana", "operator"))}
-    tokens.revoke(console_env.engine, "grafana", actor=ADMIN)
+    api_tokens.revoke(console_env.engine, "grafana", actor=ADMIN)
     at = open_page("pages/tokens.py")
     assert not at.exception
     table = at.dataframe[0].value
@@ -174,10 +175,10 @@ def test_the_tokens_page_lists_tokens_and_revokes_one_after_a_confirmation(open_
     at.selectbox(key="token_chosen").select("prometheus").run()
     at.button(key="token_revoke").click().run()
     assert "refused at their next request" in words(at)
-    assert tokens.list_tokens(console_env.engine, actor=ADMIN)[1].revoked_at is None  # nothing until confirmed
+    assert api_tokens.list_tokens(console_env.engine, actor=ADMIN)[1].revoked_at is None  # nothing until confirmed
     at.button(key="token_revoke_confirm").click().run()
     assert not at.exception
-    assert all(v.revoked_at is not None for v in tokens.list_tokens(console_env.engine, actor=ADMIN))
+    assert all(v.revoked_at is not None for v in api_tokens.list_tokens(console_env.engine, actor=ADMIN))
     shown = repr([*at.main, *at.sidebar]) + repr(at.session_state.to_dict())
     for token in made.values():
         assert token not in shown and token.removeprefix("sbt_") not in shown

@@ -12,10 +12,13 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 
-from lib import audit, checks, connections, status
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.redaction import install, registry
-from lib.runtime import Runtime
+from lib.kernel.redaction import install, registry
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.guard import audit
+from lib.services.history import status
+from lib.services.runtime import Runtime
 from lib.simulator import App, SimulatorServer
 from lib.store.db import read_session, write_session
 from lib.store.models import Check, Connection
@@ -421,7 +424,7 @@ def test_no_element_or_state_holds_a_secret(open_page: PageOpener, simulator: Si
 
 
 def _failing_page() -> None:
-    from lib.redaction import registry as secrets
+    from lib.kernel.redaction import registry as secrets
     from lib.ui.errors import error_boundary
 
     secrets.add("SENTINEL-BOUNDARY-SECRET-1234")

@@ -11,11 +11,13 @@ from sqlalchemy import update as sql_update
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Dataframe
 
-from lib import checks, connections, status
 from lib.catalogue.outcomes import OUTCOMES
-from lib.runtime import Runtime
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.history import status
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.status import CheckRecord
 from lib.store.db import write_session
 from lib.store.models import Connection, utcnow
 from lib.ui.connections_view import name_width

@@ -25,8 +25,8 @@ from lib.catalogue.products import PRODUCT_KEYS
 from lib.eightbyeight.models import Credentials, ProbeResult, Target
 from lib.eightbyeight.prober import Prober, ProberClosed
 from lib.eightbyeight.retry import CEILING, RetryPolicy, parse_retry_after
-from lib.redaction import install
-from lib.runtime import Runtime
+from lib.kernel.redaction import install
+from lib.services.runtime import Runtime
 from lib.simulator import Scenario, SimulatorServer
 from tests.fixtures.prober import (
     ProberFactory,
@@ -245,7 +245,7 @@ def test_retry_after_above_the_cap_is_reported_at_once(simulator: SimulatorServe
 
 def test_rate_limited_results_carry_the_wait_8x8_asked_for(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
                                                           prober_factory: ProberFactory) -> None:
-    """The schedule pushes the next check back by it (lib.schedule.next_due)."""
+    """The schedule pushes the next check back by it (lib.services.checking.schedule.next_due)."""
     fault(simulator, route="cc_chat", status=429, retry_after="3600")
     fault(simulator, route="cloud_storage", status=429)
     results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "cloud_storage", "cc_realtime_analytics")))
@@ -548,7 +548,7 @@ def test_waiting_for_results_has_a_deadline(simulator: SimulatorServer, apps,  #
 
 
 def test_the_console_never_hands_out_a_closed_prober(console_env: Runtime) -> None:
-    from lib.ui.runtime import prober
+    from lib.ui.context import prober
 
     first = prober()
     assert prober() is first

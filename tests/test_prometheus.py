@@ -159,7 +159,7 @@ def test_promtool_check_metrics_finds_nothing_wrong_in_a_live_answer(live: Live)
             "switchboard_product_up", "switchboard_last_success_timestamp_seconds", "switchboard_products",
             "switchboard_worker_heartbeat_timestamp_seconds", "switchboard_worker_last_successful_tick_timestamp_seconds",
             "switchboard_workers_failing", "switchboard_secret_oldest_set_timestamp_seconds",
-            "switchboard_alert_events"} <= families  # every family lib/metrics.py makes, so all are linted
+            "switchboard_alert_events"} <= families  # every family lib/services/reporting/metrics.py makes, so all are linted
     linted = promtool("check", "metrics", stdin=scraped.text)
     assert linted.returncode == 0 and linted.stdout + linted.stderr == "", linted.stdout + linted.stderr
 

@@ -24,11 +24,11 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from streamlit import config as streamlit_config
 
-from lib import connections, keys
-from lib.config import APP_DIR, DEFAULT_KEYRING_FILE, load_settings
-from lib.connections import ConnectionInput
-from lib.errors import KeyringError
-from lib.runtime import Runtime, open_runtime
+from lib.kernel.config import APP_DIR, DEFAULT_KEYRING_FILE, load_settings
+from lib.kernel.errors import KeyringError
+from lib.services import connections
+from lib.services.connections import ConnectionInput, keys
+from lib.services.runtime import Runtime, open_runtime
 from lib.store import db
 from lib.store.db import read_session
 from lib.store.keyring import encrypted_tables
@@ -86,8 +86,8 @@ _AUDIT_SQL = re.compile(r"\b(update|delete\s+from|truncate(\s+table)?|alter\s+ta
                         re.IGNORECASE)
 # Statements on a table chosen at run time, and why none of them can be the audit trail's.
 _GENERIC = {
-    ("lib/keys.py", "update"): "rotation re-encrypts only the tables of encrypted_tables()",
-    ("lib/retention.py", "delete"): "pruning: rows older than the audit retention time",
+    ("lib/services/connections/keys.py", "update"): "rotation re-encrypts only the tables of encrypted_tables()",
+    ("lib/services/checking/retention.py", "delete"): "pruning: rows older than the audit retention time",
 }
 
 
@@ -114,7 +114,7 @@ def audit_writes(root: Path) -> Iterator[tuple[str, int, str]]:
 
 def test_no_code_changes_an_audit_row_and_only_retention_deletes_them() -> None:
     found = [(name, what) for name, _, what in audit_writes(ROOT)]
-    assert found == [("lib/keys.py", "update(model)"), ("lib/retention.py", "delete(target.table)")], found
+    assert found == [("lib/services/connections/keys.py", "update(model)"), ("lib/services/checking/retention.py", "delete(target.table)")], found
     assert {(name, what.split("(")[0]) for name, what in found} == set(_GENERIC)
     assert AuditEvent not in encrypted_tables()  # so rotation's update never reaches it
 

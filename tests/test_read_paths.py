@@ -25,14 +25,17 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, bindparam, delete, event, func, text, update
 from sqlmodel import select
 
-from lib import audit, checks, connections, linking, status
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
-from lib.connections import ConnectionView
 from lib.eightbyeight.models import ProbeResult
-from lib.runtime import Runtime
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.connections import ConnectionView, linking
+from lib.services.guard import audit
+from lib.services.history import status
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.status import CheckRecord
 from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.keyring import check_keyring

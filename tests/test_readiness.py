@@ -7,8 +7,8 @@ import time
 
 from sqlalchemy import text, update
 
-from lib.config import load_settings
-from lib.runtime import Runtime, not_ready
+from lib.kernel.config import load_settings
+from lib.services.runtime import Runtime, not_ready
 from lib.store.db import PG_CONNECT_TIMEOUT_S, make_engine, write_session
 from lib.store.keyring import canary_binding
 from lib.store.models import KeyCheck

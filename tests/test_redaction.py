@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from lib import audit, connections, linking
-from lib.redaction import (
+from lib.kernel.redaction import (
     MASK,
     RedactingFilter,
     SecretRegistry,
@@ -19,7 +18,10 @@ from lib.redaction import (
     install,
     registry,
 )
-from lib.runtime import Runtime
+from lib.services import connections
+from lib.services.connections import linking
+from lib.services.guard import audit
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory

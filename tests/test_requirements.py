@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from lib.internals import Library
+from lib.kernel.internals import Library
 from lib.ui.streamlit_internals import STREAMLIT
 from lib.web.uvicorn_internals import UVICORN
 

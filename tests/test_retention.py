@@ -21,12 +21,15 @@ from sqlalchemy import Engine, event, func, insert, inspect, text
 from sqlalchemy import select as sql_select
 from streamlit.testing.v1 import AppTest
 
-from lib import audit, connections, retention
-from lib.access import NotAllowed, Role
-from lib.config import Settings
-from lib.errors import ValidationError
-from lib.retention import Pruner
-from lib.runtime import Runtime
+from lib.kernel.config import Settings
+from lib.kernel.errors import ValidationError
+from lib.services import connections
+from lib.services.checking import retention
+from lib.services.checking.retention import Pruner
+from lib.services.checking.worker import Worker
+from lib.services.guard import audit
+from lib.services.guard.access import NotAllowed, Role
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store import db
 from lib.store.db import read_session
@@ -40,7 +43,6 @@ from lib.store.models import (
     WebSession,
 )
 from lib.store.vault import Vault
-from lib.worker import Worker
 from tests.fixtures.console import PageOpener
 from tests.fixtures.people import ADMIN, web
 from tests.fixtures.prober import ProberFactory
@@ -136,7 +138,8 @@ def test_pruning_removes_exactly_the_expired_rows_of_each_table(runtime: Runtime
 def test_a_check_that_is_a_current_status_goes_and_the_status_stays(
         runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
     """Nothing points at a check row: the current status holds a copy of what it shows."""
-    from lib import checks, status
+    from lib.services.checking import checks
+    from lib.services.history import status
 
     view = connections.create(runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "Old news"),
                               actor=ADMIN)
@@ -355,7 +358,7 @@ def test_settings_set_and_show_round_trip_through_the_cli_with_audit_rows(
     from click.testing import CliRunner
 
     from lib.cli import cli as root_command
-    from lib.config import get_settings
+    from lib.kernel.config import get_settings
 
     def run(*args: str) -> tuple[int, str, str]:
         get_settings.cache_clear()
@@ -475,7 +478,7 @@ def test_an_older_file_is_compacted_once_then_gives_space_back(tmp_path: Path, v
     from click.testing import CliRunner
 
     from lib.cli import cli as root_command
-    from lib.config import get_settings
+    from lib.kernel.config import get_settings
 
     path = tmp_path / "old.db"
     legacy = sqlite3.connect(path)

@@ -17,12 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, bindparam, func, select, text
 
-from lib import checks, machine_status, rollups
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.eightbyeight.models import ProbeResult
-from lib.retention import Pruner
-from lib.runtime import Runtime
-from lib.status import CheckRecord
+from lib.services.checking import checks
+from lib.services.checking.retention import Pruner
+from lib.services.history import rollups
+from lib.services.history.status import CheckRecord
+from lib.services.reporting import machine_status
+from lib.services.runtime import Runtime
 from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.keyring import check_keyring

@@ -19,15 +19,17 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from lib import audit, connections, schedule
-from lib.access import NotAllowed, Role
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.connections import ConnectionInput, ConnectionView
-from lib.errors import ValidationError
+from lib.kernel.errors import ValidationError
+from lib.kernel.words import parse_span, span
+from lib.services import connections
+from lib.services.checking import schedule
+from lib.services.connections import ConnectionInput, ConnectionView
+from lib.services.guard import audit
+from lib.services.guard.access import NotAllowed, Role
 from lib.store.db import read_session
 from lib.store.models import DueCheck
 from lib.store.vault import Vault
-from lib.words import parse_span, span
 from tests.fixtures.people import ADMIN, web
 from tests.test_cli import new_install
 

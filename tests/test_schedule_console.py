@@ -7,10 +7,11 @@ from datetime import timedelta
 
 from streamlit.testing.v1 import AppTest
 
-from lib import connections, schedule
-from lib.runtime import Runtime
+from lib.services import connections
+from lib.services.checking import schedule
+from lib.services.checking.worker import Worker
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.worker import Worker
 from tests.fixtures.console import PageOpener
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory

@@ -8,9 +8,9 @@ from datetime import timedelta
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
-from lib import sessions, users
-from lib.access import Principal, Role
-from lib.sessions import Limits
+from lib.services.accounts import sessions, users
+from lib.services.accounts.sessions import Limits
+from lib.services.guard.access import Principal, Role
 from lib.store import db
 from lib.store.models import utcnow
 from tests.fixtures.people import ADMIN

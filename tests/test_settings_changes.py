@@ -13,13 +13,16 @@ import pytest
 from pydantic import SecretStr
 from sqlmodel import select
 
-from lib import alerts, checks, connections, machine_status, status
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.runtime import Runtime
+from lib.services import alerts, connections
+from lib.services.checking import checks
+from lib.services.checking.worker import Worker
+from lib.services.history import status
+from lib.services.reporting import machine_status
+from lib.services.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
 from lib.store.db import read_session
 from lib.store.models import Check, DueCheck
-from lib.worker import Worker
 from tests.fixtures.alerts import Receiver, local_send
 from tests.fixtures.console import PageOpener
 from tests.fixtures.people import ADMIN

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.catalogue.products import PRODUCTS, STORAGE_REGIONS
-from lib.errors import ConfigError
+from lib.kernel.errors import ConfigError
 from lib.simulator import (
     SAMPLE_SCENARIO,
     App,

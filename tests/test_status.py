@@ -11,10 +11,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from lib import checks, connections, status
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.connections import ConnectionInput
-from lib.status import NEVER_TESTED, CheckRecord
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.connections import ConnectionInput
+from lib.services.history import status
+from lib.services.history.status import NEVER_TESTED, CheckRecord
 from lib.store.db import write_session
 from lib.store.models import utcnow
 from lib.store.vault import Vault

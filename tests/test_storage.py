@@ -15,10 +15,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlmodel import select
 
-from lib import checks, connections, status
-from lib.connections import ConnectionInput
-from lib.errors import CredentialUnreadable, DatabaseNotReady
-from lib.status import CheckRecord
+from lib.kernel.errors import CredentialUnreadable, DatabaseNotReady
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.connections import ConnectionInput
+from lib.services.history import status
+from lib.services.history.status import CheckRecord
 from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.keyring import check_keyring
@@ -117,7 +119,7 @@ def test_eight_threads_fifty_writes_each(engine: Engine, vault: Vault) -> None:
 
 
 def test_update_of_one_row_by_two_editors_conflicts(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
-    from lib.errors import ConflictError
+    from lib.kernel.errors import ConflictError
 
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     connections.update(engine, vault, view.id, connections.input_from_view(view, environment="one"),
@@ -264,7 +266,7 @@ def test_upgrading_fills_the_current_status_from_the_history(database_url: str, 
 
 
 def test_backup_refuses_to_overwrite(sqlite_engine: Engine, tmp_path: Path) -> None:
-    from lib.errors import SwitchboardError
+    from lib.kernel.errors import SwitchboardError
 
     (tmp_path / "exists.db").write_bytes(b"")
     with pytest.raises(SwitchboardError, match="already exists"):

@@ -20,16 +20,16 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
-from lib import checks, schedule
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.eightbyeight.prober import Prober
-from lib.runtime import Runtime
+from lib.services.checking import checks, schedule
+from lib.services.checking.worker import Worker
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import Runtime
 from lib.simulator import App
-from lib.status import CheckRecord
 from lib.store.db import read_session, write_session
 from lib.store.models import AlertOutbox, Check, utcnow
-from lib.worker import Worker
 from tests.fixtures.alerts import Receiver, local_send
 from tests.fixtures.answers import Answer, AnswerServer, Request, json_answer
 from tests.fixtures.people import ADMIN

@@ -19,13 +19,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 from sqlmodel import select
 
-from lib import alerts, checks, metrics, schedule
 from lib.catalogue.products import PRODUCT_KEYS
-from lib.runtime import Runtime
+from lib.services import alerts
+from lib.services.checking import checks, schedule
+from lib.services.checking.worker import Worker
+from lib.services.reporting import metrics
+from lib.services.runtime import Runtime
 from lib.simulator import Scenario, SimulatorServer
 from lib.store.db import read_session
 from lib.store.models import AlertOutbox, Check, CurrentStatus, DueCheck
-from lib.worker import Worker
 from tests.fixtures.alerts import Receiver, local_send
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control

@@ -24,13 +24,14 @@ import httpx
 import pytest
 
 from lib.catalogue import policy
-from lib.config import EIGHTBYEIGHT_TRANSPORTS, eightbyeight_transport, load_settings
 from lib.eightbyeight.loop import BackgroundLoop
 from lib.eightbyeight.prober import Prober
-from lib.eightbyeight.transport import RefusedAnswer, open_transport
+from lib.eightbyeight.refusals import RefusedAnswer
+from lib.eightbyeight.transport import open_transport
 from lib.eightbyeight.transport_aiohttp import AiohttpTransport
 from lib.eightbyeight.transport_httpx import HttpxTransport
-from lib.errors import ConfigError
+from lib.kernel.config import EIGHTBYEIGHT_TRANSPORTS, eightbyeight_transport, load_settings
+from lib.kernel.errors import ConfigError
 from tests.fixtures.answers import Answer, AnswerServer, json_answer
 from tests.fixtures.prober import over_each_transport
 

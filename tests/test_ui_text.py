@@ -17,15 +17,16 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from lib import alerts, connections, first_run, sessions, tokens, users
-from lib.access import Role, schedule, shell
-from lib.alerts.events import channel_test_event
-from lib.alerts.outbox import FAILED, HELD, PENDING
-from lib.connections import ConnectionInput
-from lib.errors import ValidationError
-from lib.runtime import Runtime
+from lib.kernel.errors import ValidationError
+from lib.services import alerts, connections
+from lib.services.accounts import api_tokens, first_run, sessions, users
+from lib.services.alerts.events import channel_test_event
+from lib.services.alerts.outbox import FAILED, HELD, PENDING
+from lib.services.connections import ConnectionInput
+from lib.services.guard.access import Role, schedule, shell
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
-from lib.status import CheckRecord
 from lib.store.models import AlertDelivery, AuditEvent
 from lib.ui import audit_view, monitoring_view, tokens_view
 from lib.ui.history_chart import history_frame
@@ -190,7 +191,7 @@ def test_a_mistyped_setup_code_is_not_told_to_restart_the_server() -> None:
 
 # --- Issue 22: every cell of a table in words, every moment in the one form people read ---------
 
-SHOWN_MOMENT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")  # lib.words.shown
+SHOWN_MOMENT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")  # lib.kernel.words.shown
 ZONES = st.sampled_from([None, UTC, timezone(timedelta(hours=-9, minutes=-30)), timezone(timedelta(hours=14))])
 AT = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9998, 12, 30), timezones=ZONES)
 MAYBE = st.one_of(st.none(), AT)
@@ -208,7 +209,7 @@ def in_words(frame: pd.DataFrame, moments: dict[str, tuple[str, ...]]) -> None:
 @given(created=AT, used=MAYBE, revoked=MAYBE)
 def test_the_tokens_table_says_never_and_a_dash_where_nothing_happened(
         created: datetime, used: datetime | None, revoked: datetime | None) -> None:
-    frame = tokens_view.table([tokens.TokenView("prometheus", Role.VIEWER, created, "cli:root", used, revoked)])
+    frame = tokens_view.table([api_tokens.TokenView("prometheus", Role.VIEWER, created, "cli:root", used, revoked)])
     in_words(frame, {"Created": (), "Last used": ("Never",), "Revoked": ("—",)})
     assert (frame["Last used"][0] == "Never") == (used is None) and (frame["Revoked"][0] == "—") == (revoked is None)
 

@@ -17,9 +17,11 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlmodel import select
 
-from lib import audit, export, first_run, sessions, users
-from lib.access import PasswordChangeRequired, Principal, Role
-from lib.errors import NotFoundError, ValidationError
+from lib.kernel.errors import NotFoundError, ValidationError
+from lib.services.accounts import first_run, sessions, users
+from lib.services.guard import audit
+from lib.services.guard.access import PasswordChangeRequired, Principal, Role
+from lib.services.reporting import export
 from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.models import User, utcnow

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.errors import CredentialUnreadable, KeyringError
+from lib.kernel.errors import CredentialUnreadable, KeyringError
 from lib.store.vault import Binding, Keyring, Vault, new_key, parse_inline_keys, parse_keyring_json
 
 ENVELOPE = re.compile(r"^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+=*$")

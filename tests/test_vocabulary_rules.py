@@ -23,19 +23,24 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from lib import audit, checks, connections, export, status, tokens
-from lib.alerts.outbox import routes
 from lib.cli.check import _selected
-from lib.config import load_settings
-from lib.connections import ConnectionInput
 from lib.eightbyeight.prober import ProberClosed
+from lib.kernel.config import load_settings
 from lib.notify.models import Event, EventKind
-from lib.runtime import Runtime, open_runtime
+from lib.services import connections
+from lib.services.accounts import api_tokens
+from lib.services.alerts.outbox import routes
+from lib.services.checking import checks
+from lib.services.checking.worker import Worker
+from lib.services.connections import ConnectionInput
+from lib.services.guard import audit
+from lib.services.history import status
+from lib.services.history.status import CheckRecord
+from lib.services.reporting import export
+from lib.services.runtime import Runtime, open_runtime
 from lib.simulator import Scenario
-from lib.status import CheckRecord
 from lib.store.db import write_session
 from lib.store.models import utcnow
-from lib.worker import Worker
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.fixtures.server import Server, start_server
@@ -121,7 +126,7 @@ def served() -> Iterator[Served]:
     server = start_server({}, "http://127.0.0.1:9")
     try:
         rt = open_runtime(load_settings(server.env))
-        issued = tokens.create(rt.engine, "vocabulary", "viewer", actor=ADMIN)
+        issued = api_tokens.create(rt.engine, "vocabulary", "viewer", actor=ADMIN)
         yield Served(server, rt, issued.token.get_secret_value())
         rt.engine.dispose()
     finally:

@@ -30,10 +30,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from lib import users
-from lib.config import load_settings
-from lib.navigation import protected_paths
-from lib.sessions import COOKIE_NAME
+from lib.kernel.config import load_settings
+from lib.services.accounts import users
+from lib.services.accounts.sessions import COOKIE_NAME
+from lib.services.content.navigation import protected_paths
 from lib.simulator import SimulatorServer
 from lib.store import db
 from lib.store.db import read_session

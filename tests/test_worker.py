@@ -20,15 +20,17 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, update
 from sqlmodel import col, select
 
-from lib import audit, connections, schedule
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
-from lib.connections import ConnectionInput, ConnectionView
-from lib.runtime import Runtime
+from lib.services import connections
+from lib.services.checking import schedule
+from lib.services.checking.worker import Worker
+from lib.services.connections import ConnectionInput, ConnectionView
+from lib.services.guard import audit
+from lib.services.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
 from lib.store import db
 from lib.store.db import read_session, write_session
 from lib.store.models import Check, DueCheck, utcnow
-from lib.worker import Worker
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.fixtures.server import start_server

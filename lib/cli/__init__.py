@@ -17,7 +17,7 @@ import logging
 
 import click
 
-from lib.redaction import configure_logging
+from lib.kernel.redaction import configure_logging
 
 # Each command and the one line `switchboard --help` shows for it (the command's own first
 # help line; tests/test_cli.py holds the two together).

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import click
 
-from lib import audit
-from lib.access import shell
 from lib.cli.common import reports_errors, to_json
-from lib.runtime import open_runtime
-from lib.words import parse_span, shown
+from lib.kernel.words import parse_span, shown
+from lib.services.guard import audit
+from lib.services.guard.access import shell
+from lib.services.runtime import open_runtime
 
 
 def _since(value: str | None) -> datetime | None:

@@ -7,14 +7,14 @@ import sys
 import click
 from pydantic import SecretStr
 
-from lib import alerts
-from lib.access import shell
-from lib.alerts import channels
-from lib.alerts.windows import parse
 from lib.cli.common import invoked_as, read_hidden, reports_errors, to_json
 from lib.notify.kinds import KINDS
 from lib.notify.models import ChannelKind
-from lib.runtime import open_runtime
+from lib.services import alerts
+from lib.services.alerts import channels
+from lib.services.alerts.windows import parse
+from lib.services.guard.access import shell
+from lib.services.runtime import open_runtime
 
 KIND_CHOICE = click.Choice([k.value for k in ChannelKind])
 

@@ -7,15 +7,16 @@ from typing import Any
 
 import click
 
-from lib import checks, connections
-from lib.access import shell
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
 from lib.cli.common import CONFIG_ERRORS, prober, to_json
-from lib.connections import ConnectionView
-from lib.errors import NotFoundError
-from lib.runtime import Runtime, open_runtime
-from lib.status import CheckRecord
+from lib.kernel.errors import NotFoundError
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.connections import ConnectionView
+from lib.services.guard.access import shell
+from lib.services.history.status import CheckRecord
+from lib.services.runtime import Runtime, open_runtime
 
 
 def _check_json(record: CheckRecord, environment: str) -> dict[str, Any]:

@@ -14,22 +14,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from pydantic import SecretStr
 
-from lib import collector
-from lib.errors import (
+from lib.kernel import collector
+from lib.kernel.errors import (
     ConfigError,
     DatabaseNotReady,
     KeyringError,
     SwitchboardError,
     ValidationError,
 )
-from lib.words import iso
+from lib.kernel.words import iso
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_ERRORS = (ConfigError, KeyringError, DatabaseNotReady)
 
 if TYPE_CHECKING:  # the prober pulls in httpx, which most commands never need
     from lib.eightbyeight.prober import Prober
-    from lib.runtime import Runtime
+    from lib.services.runtime import Runtime
 
 
 def _option_for(field: str) -> str:
@@ -61,7 +61,7 @@ def reports_errors(func: F) -> F:
 
 
 def to_json(value: Any) -> str:
-    """Every command's --json: moments in the machine form (lib.words.iso), whatever holds them."""
+    """Every command's --json: moments in the machine form (lib.kernel.words.iso), whatever holds them."""
     return json.dumps(value, indent=2, default=_plain)
 
 
@@ -87,7 +87,7 @@ def read_hidden(from_stdin: bool, what: str, flag: str, *, confirm: bool = False
 def prober(rt: Runtime, *, skip: bool = False) -> Iterator[Prober | None]:
     """The 8x8 client for one command (None with ``skip``), closed when the command ends. The
     process is about to run checks, perhaps for a long time (``worker``): its cycle collector
-    is settled first (lib.collector)."""
+    is settled first (lib.kernel.collector)."""
     if skip:
         yield None
         return

@@ -9,14 +9,14 @@ from typing import Any
 import click
 from pydantic import SecretStr
 
-from lib import connections, linking
-from lib.access import shell
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.cli.common import F, invoked_as, prober, read_hidden, reports_errors, to_json
-from lib.connections import FIELD_LABELS, ConnectionInput, ConnectionView
-from lib.errors import FieldError, ValidationError
-from lib.runtime import open_runtime
-from lib.words import shown
+from lib.kernel.errors import FieldError, ValidationError
+from lib.kernel.words import shown
+from lib.services import connections
+from lib.services.connections import FIELD_LABELS, ConnectionInput, ConnectionView, linking
+from lib.services.guard.access import shell
+from lib.services.runtime import open_runtime
 
 
 @click.group("connections")

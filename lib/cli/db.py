@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from lib.cli.common import reports_errors
-from lib.config import get_settings
+from lib.kernel.config import get_settings
 from lib.store import db
 
 

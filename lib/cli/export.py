@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from lib import export, status
-from lib.access import shell
 from lib.catalogue.outcomes import OUTCOMES
 from lib.cli.common import reports_errors
-from lib.runtime import open_runtime
+from lib.services.guard.access import shell
+from lib.services.history import status
+from lib.services.reporting import export
+from lib.services.runtime import open_runtime
 
 OUTCOME_CHOICES = ("any-problem", *OUTCOMES, *status.UNTESTED)
 

@@ -6,11 +6,13 @@ import sys
 
 import click
 
-from lib import audit, keys, words
-from lib.access import shell
 from lib.cli.common import invoked_as, reports_errors
-from lib.config import get_settings
-from lib.runtime import open_runtime
+from lib.kernel import words
+from lib.kernel.config import get_settings
+from lib.services.connections import keys
+from lib.services.guard import audit
+from lib.services.guard.access import shell
+from lib.services.runtime import open_runtime
 from lib.store import db, keyring
 
 

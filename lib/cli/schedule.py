@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 import click
 
-from lib import connections, schedule
-from lib.access import shell
 from lib.cli.common import CONFIG_ERRORS, reports_errors
-from lib.connections import ConnectionView
-from lib.errors import NotFoundError, ValidationError
-from lib.runtime import Runtime, open_runtime
-from lib.words import shown, span
+from lib.kernel.errors import NotFoundError, ValidationError
+from lib.kernel.words import shown, span
+from lib.services import connections
+from lib.services.checking import schedule
+from lib.services.connections import ConnectionView
+from lib.services.guard.access import shell
+from lib.services.runtime import Runtime, open_runtime
 
 _CONNECTION = click.option("--connection", "name", metavar="NAME",
                            help="Only this connection (default: all connections).")
@@ -36,7 +37,7 @@ def _open(name: str | None) -> tuple[Runtime, ConnectionView | None]:
 
 def _next(plan: schedule.ConnectionPlan, now: datetime) -> str:
     """Its next scheduled check, marked "(due)" only when a worker's tick takes it now: its
-    earliest slot has come and the connection is not paused (as lib.worker claims). A
+    earliest slot has come and the connection is not paused (as lib.services.checking.worker claims). A
     connection the worker has not planned yet gets its first slot, in the future, at the tick."""
     if plan.paused:
         return "paused"

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import click
 
-from lib import retention
-from lib.access import shell
 from lib.cli.common import reports_errors, to_json
-from lib.errors import ValidationError
-from lib.runtime import open_runtime
+from lib.kernel.errors import ValidationError
+from lib.kernel.words import iso, shown, span
+from lib.services.checking import retention
+from lib.services.guard.access import shell
+from lib.services.runtime import open_runtime
 from lib.store import db
-from lib.words import iso, shown, span
 
 _NOT_GIVING_BACK = ("This SQLite file reuses the space of pruned rows but does not give it back to the disk: "
                     "run `switchboard db compact` once to change that (it rewrites the file).")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from lib import tokens
-from lib.access import shell
 from lib.cli.common import reports_errors, to_json
-from lib.runtime import open_runtime
-from lib.words import shown
+from lib.kernel.words import shown
+from lib.services.accounts import api_tokens
+from lib.services.guard.access import shell
+from lib.services.runtime import open_runtime
 
-ROLES = click.Choice([r.value for r in tokens.ROLES])
+ROLES = click.Choice([r.value for r in api_tokens.ROLES])
 
 
 @click.group("tokens")
@@ -34,7 +34,7 @@ def tokens_create(name: str, role: str) -> None:
     Write it straight to where it is used, e.g. `switchboard tokens create --name prometheus
     --role viewer > /etc/prometheus/switchboard.token`.
     """
-    issued = tokens.create(open_runtime().engine, name, role, actor=shell())
+    issued = api_tokens.create(open_runtime().engine, name, role, actor=shell())
     click.echo(issued.token.get_secret_value())
     click.echo(f"Created {issued.role.value} token '{issued.name}'. It is shown only now: store it where the "
                "machine reads it. Send it as: Authorization: Bearer <token>", err=True)
@@ -45,7 +45,7 @@ def tokens_create(name: str, role: str) -> None:
 @reports_errors
 def tokens_list(as_json: bool) -> None:
     """Tokens with their role, when made, last used and revoked (never the token)."""
-    views = tokens.list_tokens(open_runtime().engine, actor=shell())
+    views = api_tokens.list_tokens(open_runtime().engine, actor=shell())
     if as_json:
         click.echo(to_json([{"name": v.name, "role": v.role.value, "created_at": v.created_at,
                              "created_by": v.created_by, "last_used_at": v.last_used_at,
@@ -61,5 +61,5 @@ def tokens_list(as_json: bool) -> None:
 @reports_errors
 def tokens_revoke(name: str) -> None:
     """Stop a token from working, at once (it stays in the list, marked revoked)."""
-    tokens.revoke(open_runtime().engine, name, actor=shell())
+    api_tokens.revoke(open_runtime().engine, name, actor=shell())
     click.echo(f"Revoked '{name.strip().casefold()}'.")

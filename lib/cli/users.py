@@ -6,10 +6,10 @@ from dataclasses import asdict
 
 import click
 
-from lib import users
-from lib.access import shell
 from lib.cli.common import read_hidden, reports_errors, to_json
-from lib.runtime import open_runtime
+from lib.services.accounts import users
+from lib.services.guard.access import shell
+from lib.services.runtime import open_runtime
 
 ROLES = click.Choice([r.value for r in users.Role])
 OWN_PASSWORD = click.option(

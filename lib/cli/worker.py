@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from lib.cli.common import CONFIG_ERRORS, prober
-from lib.runtime import open_runtime
-from lib.words import SPAN_EXAMPLES, parse_span, shown
-from lib.worker import TickReport, Worker
+from lib.kernel.words import SPAN_EXAMPLES, parse_span, shown
+from lib.services.checking.worker import TickReport, Worker
+from lib.services.runtime import open_runtime
 
 
 def _span(value: str, option: str) -> timedelta:

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from lib.catalogue.products import ANALYTICS_PATH_PREFIX, SETTINGS, Product, Shape
-from lib.redaction import registry
-from lib.words import count
+from lib.kernel.redaction import registry
+from lib.kernel.words import count
 
 DETAIL_MAX = 300  # 8x8's own words quoted in a detail
 DETAIL_LIMIT = 1000  # a whole detail, whatever an answer held

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 
-from lib import config
 from lib.catalogue import policy
 from lib.catalogue.products import PRODUCTS, SETTINGS, TOKEN, Product
 from lib.eightbyeight.answers import (
@@ -38,11 +37,13 @@ from lib.eightbyeight.answers import (
     with_vendor,
 )
 from lib.eightbyeight.models import Credentials, ProbeResult, Target, Token
+from lib.eightbyeight.refusals import RefusedAnswer
 from lib.eightbyeight.retry import CEILING, RETRY_STATUSES, RetryPolicy, parse_retry_after
 from lib.eightbyeight.senders import Senders
-from lib.eightbyeight.transport import RefusedAnswer, open_transport
-from lib.redaction import MASK, MIN_LENGTH, registry
-from lib.words import span
+from lib.eightbyeight.transport import open_transport
+from lib.kernel import config
+from lib.kernel.redaction import MASK, MIN_LENGTH, registry
+from lib.kernel.words import span
 
 log = logging.getLogger("switchboard.eightbyeight")
 
@@ -69,7 +70,7 @@ class EightByEight:
 
     Create and use it on one event loop only. ``sleep`` is injectable so tests can observe
     back-off without waiting. No token outlives the check it was asked for (see ``check``).
-    ``transport`` names what carries the requests (lib.config.EIGHTBYEIGHT_TRANSPORTS); by
+    ``transport`` names what carries the requests (lib.kernel.config.EIGHTBYEIGHT_TRANSPORTS); by
     default SWITCHBOARD_8X8_TRANSPORT's choice.
     """
 

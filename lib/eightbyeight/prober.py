@@ -27,7 +27,7 @@ from lib.catalogue import policy
 from lib.eightbyeight.client import EightByEight
 from lib.eightbyeight.loop import BackgroundLoop
 from lib.eightbyeight.models import Credentials, ProbeResult, Target
-from lib.errors import SwitchboardError
+from lib.kernel.errors import SwitchboardError
 
 _DONE = object()
 _MORE = object()  # the loop asks the caller for more targets

@@ -3,7 +3,7 @@ carrier keeps.
 
 The client builds httpx requests and reads httpx responses (lib.eightbyeight.client); a
 transport (httpx's public ``AsyncBaseTransport`` interface) carries them. Two are built in,
-chosen with SWITCHBOARD_8X8_TRANSPORT (lib.config):
+chosen with SWITCHBOARD_8X8_TRANSPORT (lib.kernel.config):
 
 - ``aiohttp`` (the default, lib.eightbyeight.transport_aiohttp): aiohttp's client, whose C HTTP
   parser and simple pool cost ~0.7 ms of CPU per request in a bulk check;
@@ -13,7 +13,8 @@ chosen with SWITCHBOARD_8X8_TRANSPORT (lib.config):
 
 Either reads each answer whole before it is returned, but only up to a cap (8x8's answers to
 our probes are a few KiB; lib.catalogue.policy.MAX_ANSWER_BYTES, and limits on the status line
-and headers): reading stops there and the answer is refused with RefusedAnswer, which the
+and headers): reading stops there and the answer is refused with RefusedAnswer
+(lib.eightbyeight.refusals), which the
 client reports as an unexpected answer. So is an answer in a Content-Encoding other than
 identity: we ask for none, and decoding one (a 777 KB gzip answer can unpack to gigabytes) is
 never tried. Nothing is followed, stored or read from the environment: no redirects, no
@@ -23,54 +24,11 @@ SSL_CERT_FILE, as httpx honours it). Failures are raised as the httpx errors the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import httpx
-
-from lib.catalogue import policy
-
-
-class RefusedAnswer(httpx.TransportError):
-    """An answer the transport would not read whole or decode; the message says why, in words
-    for the people reading a check's detail, and ``status`` is the answer's HTTP status when
-    its head was read."""
-
-    def __init__(self, message: str, request: httpx.Request, status: int | None = None) -> None:
-        super().__init__(message, request=request)
-        self.status = status
-
-
-def _size(limit: int) -> str:
-    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if limit % size == 0:
-            return f"{limit // size} {unit}"
-    return f"{limit} bytes"
-
-
-def unasked_encoding(values: Iterable[str]) -> str | None:
-    """The answer's Content-Encoding (its header ``values``) when it is anything but identity."""
-    values = list(values)
-    codings = [c.strip().lower() for value in values for c in value.split(",")]
-    return ", ".join(values) if any(c not in ("", "identity") for c in codings) else None
-
-
-def too_large(request: httpx.Request, status: int) -> RefusedAnswer:
-    return RefusedAnswer(f"8x8's answer was larger than {_size(policy.MAX_ANSWER_BYTES)}; Switchboard stopped "
-                         "reading it.", request, status)
-
-
-def encoded(request: httpx.Request, status: int, encoding: str) -> RefusedAnswer:
-    return RefusedAnswer(f"8x8 answered with Content-Encoding: {encoding[:40]}, which Switchboard did not ask for.",
-                         request, status)
-
-
-def not_http(request: httpx.Request, why: str) -> RefusedAnswer:
-    """An answer whose head is not HTTP, or beyond the limits: refused as a whole (no status)."""
-    return RefusedAnswer(f"8x8's answer is not HTTP that Switchboard reads: {why}", request)
 
 
 def open_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
-    """A new transport of ``kind`` (one of lib.config.EIGHTBYEIGHT_TRANSPORTS) for at most
+    """A new transport of ``kind`` (one of lib.kernel.config.EIGHTBYEIGHT_TRANSPORTS) for at most
     ``max_connections`` open connections. Each is imported only when chosen."""
     if kind == "aiohttp":
         from lib.eightbyeight.transport_aiohttp import AiohttpTransport

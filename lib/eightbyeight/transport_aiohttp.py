@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from lib.catalogue import policy
-from lib.eightbyeight.transport import encoded, not_http, too_large, unasked_encoding
+from lib.eightbyeight.refusals import encoded, not_http, too_large, unasked_encoding
 
 # aiohttp's error -> httpx's, looked up along the error's MRO (the most specific class first).
 _AS_HTTPX: dict[type[BaseException], type[httpx.TransportError]] = {

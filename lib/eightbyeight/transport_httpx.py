@@ -15,7 +15,7 @@ from __future__ import annotations
 import httpx
 
 from lib.catalogue import policy
-from lib.eightbyeight.transport import encoded, not_http, too_large, unasked_encoding
+from lib.eightbyeight.refusals import encoded, not_http, too_large, unasked_encoding
 
 _STATUS_LINE = len(b"HTTP/1.1 200 ")  # before the reason phrase
 

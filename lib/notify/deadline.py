@@ -2,7 +2,7 @@
 
 Socket timeouts bound each connect, read and write, and a read's timeout starts again with
 every byte that arrives. A receiver that trickles its answer a byte at a time therefore held
-an attempt for hours: past the delivery lease (lib.alerts.delivery), so another worker took
+an attempt for hours: past the delivery lease (lib.services.alerts.delivery), so another worker took
 the row back and sent the event a second time, and every alert behind it waited. A
 :class:`Deadline` shuts the attempt's connections when its time is up, stops waiting for a
 name lookup then, and shares what is left among the addresses still to try, so one that drops

@@ -1,5 +1,5 @@
 """Each alert channel kind's rules in one place: what its URL and its secret must be to be saved
-(lib.alerts.channels, so the console and the command line obey the same rules) and to be sent
+(lib.services.alerts.channels, so the console and the command line obey the same rules) and to be sent
 (lib.notify.send, which checks again what a store may hold from before a rule existed), and the
 words the faces show for them. A kind is data (:data:`KINDS`) plus, for Slack and Teams, one
 small function that knows the shape of their webhook URLs.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from lib.errors import FieldError, ValidationError
+from lib.kernel.errors import FieldError, ValidationError
 from lib.notify import signing
 from lib.notify.models import ChannelKind
 from lib.notify.smtp import EXAMPLE as MAIL_EXAMPLE

@@ -1,6 +1,6 @@
 """What an alert event carries, where it goes, and how one delivery attempt ended.
 
-These are the contract between lib.alerts (which decides what to send, keeps the outbox and
+These are the contract between lib.services.alerts (which decides what to send, keeps the outbox and
 retries) and the senders in lib.notify (which turn an event into one request or one e-mail).
 Nothing here holds a secret beyond ``Destination``, which lives only for one attempt.
 """

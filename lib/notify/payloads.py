@@ -19,8 +19,8 @@ from enum import Enum
 from typing import Any
 
 from lib.catalogue.outcomes import OUTCOMES
+from lib.kernel.words import iso, shown
 from lib.notify.models import Event, EventKind
-from lib.words import iso, shown
 
 PRODUCT_NAME = "Switchboard"
 OPEN_LINK = "Open in Switchboard"

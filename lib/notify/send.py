@@ -1,6 +1,6 @@
 """One delivery attempt of one event to one channel, and the check of a channel's URL.
 
-lib.alerts calls :func:`deliver` from worker threads and decides about retries from the
+lib.services.alerts calls :func:`deliver` from worker threads and decides about retries from the
 :class:`Attempt` it returns: delivery never raises, whatever a network, a receiver or a
 channel's stored value does. The channel's values are checked again first (lib.notify.kinds),
 since a store may hold some saved before a rule existed.
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 
-from lib.errors import FieldError, ValidationError
+from lib.kernel.errors import FieldError, ValidationError
 from lib.notify import kinds, payloads, signing
 from lib.notify.deadline import Deadline
 from lib.notify.models import Attempt, ChannelKind, Destination, Event

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import secrets
 
-from lib.errors import FieldError, ValidationError
+from lib.kernel.errors import FieldError, ValidationError
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32  # the spec allows 24 to 64 random bytes

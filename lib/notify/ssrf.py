@@ -106,7 +106,7 @@ class Allow:
     def of(cls, entries: Iterable[str]) -> Allow:
         """From entries as ``Settings.alert_allow`` holds them (checked there): host names
         and networks such as ``127.0.0.1`` or ``10.0.0.0/8``. Callers pass
-        ``get_settings().alert_allow``: lib.config brings SQLAlchemy, which this layer must not."""
+        ``get_settings().alert_allow``: lib.kernel.config brings SQLAlchemy, which this layer must not."""
         hosts: set[str] = set()
         networks: list[IPNetwork] = []
         for entry in entries:

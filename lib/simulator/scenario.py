@@ -22,7 +22,7 @@ from lib.catalogue.products import (
     STORAGE_REGIONS,
     TOKEN,
 )
-from lib.errors import ConfigError
+from lib.kernel.errors import ConfigError
 
 # Names a fault can target: the token endpoint or one product probe.
 ROUTE_NAMES: tuple[str, ...] = (TOKEN, *PRODUCT_KEYS)

@@ -16,11 +16,11 @@ from typing import Self
 
 import uvicorn
 
-from lib.config import is_loopback
-from lib.errors import ConfigError
+from lib.kernel.config import is_loopback
+from lib.kernel.errors import ConfigError
+from lib.kernel.words import count
 from lib.simulator.app import SimulatorApp, SimulatorState, create_app
 from lib.simulator.scenario import Scenario, load_scenario
-from lib.words import count
 
 SAMPLE_SCENARIO = Path(__file__).with_name("sample_scenario.json")
 DEFAULT_PORT = 8088

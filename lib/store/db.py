@@ -5,7 +5,7 @@ connection, and write transactions that start with ``BEGIN IMMEDIATE`` so two wr
 on the busy timeout instead of failing with "database is locked". The same code runs on
 PostgreSQL through ``SWITCHBOARD_DATABASE_URL``.
 
-A SQLite file gives back the space of pruned rows (lib.retention) a little at a time: new files
+A SQLite file gives back the space of pruned rows (lib.services.checking.retention) a little at a time: new files
 are made with ``auto_vacuum=INCREMENTAL`` (a file made before needs one :func:`compact`), the
 pruner frees up to a bounded number of pages after each batch (:func:`give_back_space`), and
 the WAL file is cut back to WAL_SIZE_LIMIT after each checkpoint instead of keeping the size of
@@ -26,7 +26,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from lib.errors import DatabaseNotReady, SwitchboardError
+from lib.kernel.errors import DatabaseNotReady, SwitchboardError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 BUSY_TIMEOUT_MS = 10_000

@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import Engine, or_
 from sqlmodel import SQLModel, select
 
-from lib.config import Settings
-from lib.errors import ConfigError, CredentialUnreadable, KeyringError
+from lib.kernel.config import Settings
+from lib.kernel.errors import ConfigError, CredentialUnreadable, KeyringError
+from lib.kernel.words import count
 from lib.store.db import read_session, serialize, write_session
 from lib.store.models import AlertChannel, Connection, KeyCheck, utcnow
 from lib.store.vault import (
@@ -32,7 +33,6 @@ from lib.store.vault import (
     with_new_active_key,
     write_keyring_file,
 )
-from lib.words import count
 
 CANARY_TEXT = "switchboard key canary"
 log = logging.getLogger(__name__)

@@ -99,7 +99,7 @@ class Check(SQLModel, table=True):
         Index("ix_check_result_connection", "connection_id", "id"),
         Index("ix_check_result_run", "run_id"),
         Index("ix_check_result_batch", "batch"),
-        # Serves the pruning of checks older than the retention time (lib.retention).
+        # Serves the pruning of checks older than the retention time (lib.services.checking.retention).
         Index("ix_check_result_started", "started_at"),
     )
 
@@ -127,7 +127,7 @@ class CheckCounter(SQLModel, table=True):
     them, which stamps its checks with the new number (``Check.batch``). Holding the row until
     commit makes those transactions commit in the order of their numbers, on PostgreSQL too
     (where ids are handed out in one order and commits happen in another), so "the checks of a
-    batch above n" is exactly what was stored since a reader saw n (lib.status.Overview)."""
+    batch above n" is exactly what was stored since a reader saw n (lib.services.history.status.Overview)."""
 
     __tablename__ = "check_counter"
 
@@ -193,7 +193,7 @@ def _rollup(name: str) -> Table:
     checks that count (made with the connection's settings of the time; token steps left out),
     by outcome, and their durations as a histogram over DURATION_BUCKETS_MS with their sum and
     maximum, so p50/p95 need no raw rows. Added to in the transaction that stores the checks
-    (lib.checks); deleted with the connection; pruned by lib.retention."""
+    (lib.services.checking.checks); deleted with the connection; pruned by lib.services.checking.retention."""
     return Table(
         name, SQLModel.metadata,
         Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -240,10 +240,10 @@ class KeyCheck(SQLModel, table=True):
 class AuditEvent(SQLModel, table=True):
     """Who did what, when, from where, to which target, with which result. Append-only:
     Switchboard has no code path that updates a row, and deletes rows only once they are older
-    than the audit retention time (lib.retention). Never holds a secret."""
+    than the audit retention time (lib.services.checking.retention). Never holds a secret."""
 
     __tablename__ = "audit_event"
-    # Newest first within a time range, ties of ``at`` broken by id (lib.audit.events).
+    # Newest first within a time range, ties of ``at`` broken by id (lib.services.guard.audit.events).
     __table_args__ = (Index("ix_audit_event_at_id", "at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -284,7 +284,7 @@ class SignInAttempt(SQLModel, table=True):
     __table_args__ = (
         Index("ix_sign_in_attempt_user", "username_key", "at"),
         Index("ix_sign_in_attempt_address", "address", "at"),
-        Index("ix_sign_in_attempt_at", "at"),  # pruning (lib.retention)
+        Index("ix_sign_in_attempt_at", "at"),  # pruning (lib.services.checking.retention)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -301,7 +301,7 @@ class WebSession(SQLModel, table=True):
     __tablename__ = "web_session"
     __table_args__ = (
         Index("ix_web_session_subject", "subject"),
-        Index("ix_web_session_created", "created_at"),  # pruning (lib.retention)
+        Index("ix_web_session_created", "created_at"),  # pruning (lib.services.checking.retention)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -332,7 +332,7 @@ class SetupCode(SQLModel, table=True):
 
 class ApiToken(SQLModel, table=True):
     """A machine's bearer token for the status API and /metrics. Only the SHA-256 of the token
-    is stored (lib.tokens says why that suffices); revoked rows stay, so the audit trail and
+    is stored (lib.services.accounts.api_tokens says why that suffices); revoked rows stay, so the audit trail and
     the list keep naming them."""
 
     __tablename__ = "api_token"
@@ -349,7 +349,7 @@ class ApiToken(SQLModel, table=True):
 
 class ScheduleSetting(SQLModel, table=True):
     """The schedule of every connection without one of its own: one row (id 1); no row means
-    the defaults (lib.schedule)."""
+    the defaults (lib.services.checking.schedule)."""
 
     __tablename__ = "schedule_setting"
 
@@ -362,7 +362,7 @@ class ScheduleSetting(SQLModel, table=True):
 
 class RetentionSetting(SQLModel, table=True):
     """How long check history and the audit trail are kept, the same for every instance: one
-    row (id 1); no row means the defaults (lib.retention)."""
+    row (id 1); no row means the defaults (lib.services.checking.retention)."""
 
     __tablename__ = "retention_setting"
 

@@ -5,7 +5,7 @@ PostgreSQL). The associated data binds each value to the table, column, row id a
 value copied to another row or column, or relabelled with another kid, does not decrypt.
 Every failure to read a value is one typed error, :class:`CredentialUnreadable`.
 
-This module knows nothing about the database; ``lib.keys`` checks the keyring against it.
+This module knows nothing about the database; ``lib.services.connections.keys`` checks the keyring against it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from types import MappingProxyType
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lib.errors import CredentialUnreadable, KeyringError
+from lib.kernel.errors import CredentialUnreadable, KeyringError
 
 FORMAT_VERSION = "v1"
 KEY_BYTES = 32

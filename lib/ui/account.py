@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from lib.access import Permission, Principal
-from lib.errors import SwitchboardError
+from lib.kernel.errors import SwitchboardError
+from lib.services.guard.access import Permission, Principal
 from lib.ui.auth import CHANGE_PASSWORD_URL, SIGN_IN_URL, confirm_with_password, sign_out
-from lib.ui.runtime import acting, guard, take_secret
+from lib.ui.context import acting, guard, take_secret
 
 _PASSWORD = "reauth_password"
 _ERROR = "reauth_error"

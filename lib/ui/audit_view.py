@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from lib import audit
-from lib.access import Permission, schedule
+from lib.kernel.words import count, shown
+from lib.services.guard import audit
+from lib.services.guard.access import Permission, schedule
 from lib.store.models import AuditEvent
-from lib.ui.runtime import Console, deferred
-from lib.words import count, shown
+from lib.ui.context import Console, deferred
 
 _SCHEDULE = schedule().name  # the actor of what the schedule's worker does
 
@@ -22,7 +22,7 @@ def _day_start(day: date) -> datetime:
 
 def origin(event: AuditEvent) -> str:
     """Where an action came from: the client's address; for one without, the command line
-    (lib.access.shell names its actor "cli:<user>") or the schedule."""
+    (lib.services.guard.access.shell names its actor "cli:<user>") or the schedule."""
     if event.client_address:
         return event.client_address
     if event.actor == _SCHEDULE:

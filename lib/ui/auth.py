@@ -15,12 +15,13 @@ import streamlit as st
 from pydantic import SecretStr
 from sqlalchemy.exc import IntegrityError
 
-from lib import audit, sessions, users
-from lib.access import Principal, Role
-from lib.allow_list import AllowList
-from lib.errors import ConfigError, SwitchboardError
-from lib.runtime import Runtime
-from lib.sessions import Limits
+from lib.kernel.errors import ConfigError, SwitchboardError
+from lib.services.accounts import sessions, users
+from lib.services.accounts.allow_list import AllowList
+from lib.services.accounts.sessions import Limits
+from lib.services.guard import audit
+from lib.services.guard.access import Principal, Role
+from lib.services.runtime import Runtime
 from lib.ui.server import oidc_configured
 
 SIGN_IN_URL = "/account/sign-in"

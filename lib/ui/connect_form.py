@@ -4,7 +4,7 @@ The Client Secret is a password field that is never pre-filled. Its value is tak
 session state inside the submit callback, before the verify call, so it lives in the session
 for the length of one callback and never reaches the browser again. So a refused submit comes
 back with the field empty, and says so under it: paste it again. Everything that can be refused
-without 8x8 is refused before the secret is sent there (lib.linking.save).
+without 8x8 is refused before the secret is sent there (lib.services.connections.linking.save).
 
 The connection being edited is named in the page's address (``/connect?edit=NAME``), so a
 reload, a bookmark or a link goes on editing it; nothing else of the form is in the address.
@@ -19,17 +19,18 @@ from typing import Any
 import streamlit as st
 from pydantic import SecretStr
 
-from lib import checks, connections, linking
-from lib.access import Permission, Principal
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, SETTINGS
-from lib.connections import FIELD_LABELS, ConnectionInput, ConnectionView
 from lib.eightbyeight.prober import ProberClosed
-from lib.errors import ConflictError, NotFoundError, ValidationError
-from lib.guide import anchor_url
-from lib.runtime import Runtime
+from lib.kernel.errors import ConflictError, NotFoundError, ValidationError
+from lib.services import connections
+from lib.services.checking import checks
+from lib.services.connections import FIELD_LABELS, ConnectionInput, ConnectionView, linking
+from lib.services.content.guide import anchor_url
+from lib.services.guard.access import Permission, Principal
+from lib.services.runtime import Runtime
+from lib.ui.context import Console, acting, prober, take_secret
 from lib.ui.outcomes import badge, explain
-from lib.ui.runtime import Console, acting, prober, take_secret
 from lib.ui.text import literal
 
 EDIT_PARAM = "edit"  # /connect?edit=NAME edits that connection (the Connections page's Edit button)

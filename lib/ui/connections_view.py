@@ -11,24 +11,27 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from lib import alerts, checks, connections, export, status
-from lib.access import Permission, Principal
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
-from lib.checks import Progress
-from lib.connections import ConnectionView
-from lib.errors import NotFoundError
-from lib.runtime import Runtime
-from lib.status import NEVER_TESTED, SETTINGS_CHANGED, CheckRecord, history
+from lib.kernel.errors import NotFoundError
+from lib.kernel.words import count
+from lib.kernel.words import shown as shown_at  # `shown` names the rows on show here
+from lib.services import alerts, connections
+from lib.services.checking import checks
+from lib.services.checking.checks import Progress
+from lib.services.connections import ConnectionView
+from lib.services.guard.access import Permission, Principal
+from lib.services.history import status
+from lib.services.history.status import NEVER_TESTED, SETTINGS_CHANGED, CheckRecord, history
+from lib.services.reporting import export
+from lib.services.runtime import Runtime
 from lib.ui import schedule_view
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_PARAM
+from lib.ui.context import Console, acting, deferred, prober
 from lib.ui.history_chart import history_chart, history_frame
 from lib.ui.outcomes import badge, explain
-from lib.ui.runtime import Console, acting, deferred, prober
 from lib.ui.text import literal
-from lib.words import count
-from lib.words import shown as shown_at  # `shown` names the rows on show here
 
 _SUMMARY = "connections.summary"
 OPEN_PARAM = "connection"  # /connections?connection=NAME opens that connection
@@ -52,7 +55,7 @@ def _age_days(when: datetime) -> int:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _overviews(database_url: str) -> status.LatestOverview:
-    """The newest overview of a database, shared by every session: lib.status brings it up to
+    """The newest overview of a database, shared by every session: lib.services.history.status brings it up to
     date (only the rows new checks touch, when only checks were stored since). Kept by
     Streamlit's resource cache so that clearing it clears this too. Hints only: nothing
     secret. cache_data would pickle it once and unpickle it at every rerun, a third of a

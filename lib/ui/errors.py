@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from lib.errors import SwitchboardError
+from lib.kernel.errors import SwitchboardError
 from lib.ui.text import literal
 
 log = logging.getLogger("switchboard.ui")

@@ -1,10 +1,10 @@
-"""Renders the setup guide from lib.guide: numbered, anchored steps and our own SVGs."""
+"""Renders the setup guide from lib.services.content.guide: numbered, anchored steps and our own SVGs."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lib.guide import (
+from lib.services.content.guide import (
     ILLUSTRATIONS,
     STEPS,
     TROUBLESHOOTING_ANCHOR,

@@ -13,8 +13,8 @@ import pandas as pd
 
 from lib.catalogue.outcomes import OUTCOMES, Outcome
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
-from lib.status import CheckRecord
-from lib.words import SHOWN_FORMAT
+from lib.kernel.words import SHOWN_FORMAT
+from lib.services.history.status import CheckRecord
 
 # What kind of result an outcome is, from the catalogue: it works, it waits or lacks a setting,
 # 8x8 answered and refused (or answered in a form no product returns), or 8x8 could not be asked

@@ -16,18 +16,18 @@ import pandas as pd
 import streamlit as st
 from pydantic import SecretStr
 
-from lib import alerts
-from lib.access import Permission
-from lib.alerts import channels, rules
-from lib.alerts.outbox import HELD, PENDING
-from lib.alerts.windows import DAYS, parse
-from lib.errors import SwitchboardError
+from lib.kernel.errors import SwitchboardError
+from lib.kernel.words import shown, span
 from lib.notify.kinds import KINDS
 from lib.notify.models import ChannelKind
+from lib.services import alerts
+from lib.services.alerts import channels, rules
+from lib.services.alerts.outbox import HELD, PENDING
+from lib.services.alerts.windows import DAYS, parse
+from lib.services.guard.access import Permission
 from lib.store.models import AlertDelivery
-from lib.ui.runtime import Console, acting, take_secret
+from lib.ui.context import Console, acting, take_secret
 from lib.ui.text import literal
-from lib.words import shown, span
 
 _SAID = "monitoring.said"  # what the last action did (or why not), shown once
 _KIND, _URL, _SECRET = "channel_kind", "channel_url", "channel_secret"

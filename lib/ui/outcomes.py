@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.catalogue.outcomes import OUTCOMES
-from lib.guide import anchor_url
-from lib.status import LABELS, NEVER_TESTED
+from lib.services.content.guide import anchor_url
+from lib.services.history.status import LABELS, NEVER_TESTED
 from lib.ui.text import literal
 
 _ICONS = {"success": ":material/check_circle:", "warning": ":material/warning:", "error": ":material/error:"}

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from lib import retention, schedule
-from lib.access import Principal
-from lib.connections import ConnectionView
-from lib.runtime import Runtime
+from lib.kernel.words import count, shown, span
+from lib.services.checking import retention, schedule
+from lib.services.connections import ConnectionView
+from lib.services.guard.access import Principal
+from lib.services.runtime import Runtime
 from lib.ui.text import literal
-from lib.words import count, shown, span
 
 
 def _ago(then: datetime, now: datetime) -> str:

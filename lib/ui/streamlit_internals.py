@@ -1,12 +1,12 @@
 """Everything Switchboard takes from inside Streamlit rather than from its documented ``st`` API,
-in one place, checked when this module is imported (lib.internals): a Streamlit that moved any
+in one place, checked when this module is imported (lib.kernel.internals): a Streamlit that moved any
 of it stops the server at start, naming what moved.
 
 - the signed identity cookie ``st.login`` sets, read with Streamlit's own reader (OIDC: the
   sign-in gate asks it who a request is from, lib.ui.server.oidc_claims);
 - the kind of message a browser sends on the WebSocket (the protocol's BackMsg), so that
   lib.web.stream passes on only those the console uses;
-- whether a widget callback is running (lib.ui.runtime.acting), the question Streamlit's own
+- whether a widget callback is running (lib.ui.context.acting), the question Streamlit's own
   ``st.rerun`` asks;
 - the switch that turns off the legacy pages/ mode (serve.py, ``navigation_only``).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 from starlette.requests import Request
 
-from lib.internals import Library
+from lib.kernel.internals import Library
 
 STREAMLIT = Library("streamlit", tested="1.67.0")
 

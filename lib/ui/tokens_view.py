@@ -11,13 +11,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lib import tokens
-from lib.access import Permission
-from lib.errors import NotFoundError
+from lib.kernel.errors import NotFoundError
+from lib.kernel.words import shown
+from lib.services.accounts import api_tokens
+from lib.services.guard.access import Permission
 from lib.ui.account import proven
-from lib.ui.runtime import Console, acting
+from lib.ui.context import Console, acting
 from lib.ui.text import literal
-from lib.words import shown
 
 _REVOKING = "tokens.revoking"  # the name whose revoke dialog is open
 _CREATE = "switchboard tokens create --name prometheus --role viewer > /etc/prometheus/switchboard.token"
@@ -35,7 +35,7 @@ def _revoke_dialog(name: str) -> None:
              "Switchboard instance. A revoked token cannot be used again; make a new one if needed.")
     if st.button("Revoke", key="token_revoke_confirm", type="primary", icon=":material/key_off:"):
         try:
-            tokens.revoke(rt.engine, name, actor=me)
+            api_tokens.revoke(rt.engine, name, actor=me)
         except NotFoundError:
             pass  # revoked meanwhile, from here or the command line
         st.session_state.pop(_REVOKING, None)
@@ -43,7 +43,7 @@ def _revoke_dialog(name: str) -> None:
         st.rerun()
 
 
-def table(views: list[tokens.TokenView]) -> pd.DataFrame:
+def table(views: list[api_tokens.TokenView]) -> pd.DataFrame:
     """The tokens in words: "Never" for a token not used yet, a dash for one not revoked."""
     return pd.DataFrame([{
         "Name": v.name, "Role": v.role.value, "Created": shown(v.created_at), "Created by": v.created_by or "—",
@@ -56,7 +56,7 @@ def render(console: Console) -> None:
     st.title("API tokens")
     st.caption("Machines (Prometheus, Uptime Kuma, scripts) read `/api/v1/status` and `/metrics` with a token, "
                "sent as `Authorization: Bearer sbt_…`. A viewer token reads status; no token is ever an admin.")
-    views = tokens.list_tokens(rt.engine, actor=me)
+    views = api_tokens.list_tokens(rt.engine, actor=me)
     if views:
         st.dataframe(table(views), hide_index=True, width="stretch", key="tokens_table")
     else:

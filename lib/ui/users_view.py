@@ -11,14 +11,14 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from lib import users
-from lib.access import Permission, Role
-from lib.errors import SwitchboardError
+from lib.kernel.errors import SwitchboardError
+from lib.kernel.words import shown
+from lib.services.accounts import users
+from lib.services.guard.access import Permission, Role
 from lib.ui.account import proven
-from lib.ui.runtime import Console, acting, take_secret
+from lib.ui.context import Console, acting, take_secret
 from lib.ui.server import oidc_configured
 from lib.ui.text import literal
-from lib.words import shown
 
 _FLASH = "users.flash"
 _NEW_NAME, _NEW_ROLE, _NEW_PASSWORD = "user_new_name", "user_new_role", "user_new_password"

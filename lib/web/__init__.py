@@ -2,7 +2,7 @@
 API, /metrics and health probes, the sign-in gate, security headers, and start-up work. No
 Streamlit script code lives here.
 
-The server listens before its data is open (``lib.web.state``): this package's import, on
+The server listens before its data is open (``lib.web.lifecycle``): this package's import, on
 the path from ``streamlit run serve.py`` to a listening server, loads only the health probes
 and the middleware that holds other requests until the data is open."""
 
@@ -14,10 +14,11 @@ from typing import Any
 
 from starlette.middleware import Middleware
 
-from lib.redaction import configure_logging
+from lib.kernel.redaction import configure_logging
 from lib.web.headers import SecurityHeaders
 from lib.web.health import health_routes
 from lib.web.hooks import StreamlitHooks
+from lib.web.lifecycle import Lifecycle
 from lib.web.proxies import trust_only_configured_proxies
 from lib.web.startup import OnceOpen
 from lib.web.state import ServerState
@@ -28,18 +29,19 @@ def server_options(hooks: StreamlitHooks) -> dict[str, Any]:
     starts, when Streamlit has read its secrets."""
     trust_only_configured_proxies()
     state = ServerState(hooks)
+    data = Lifecycle(state)
 
     @asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
         configure_logging()
-        state.start_opening(local_accounts=not hooks.oidc_configured())
+        data.start(local_accounts=not hooks.oidc_configured())
         try:
             yield None
         finally:
-            await state.close()
+            await data.close()
 
     return {
         "routes": health_routes(state),
-        "middleware": [Middleware(SecurityHeaders), Middleware(OnceOpen, state=state)],
+        "middleware": [Middleware(SecurityHeaders), Middleware(OnceOpen, opened=data.opened, protect=data.protect)],
         "lifespan": lifespan,
     }

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from lib import first_run, sessions, users
-from lib.access import Principal
-from lib.errors import ValidationError
+from lib.kernel.errors import ValidationError
+from lib.services.accounts import first_run, sessions, users
+from lib.services.guard.access import Principal
 from lib.web import cookie, html
 from lib.web.forms import read_form
 from lib.web.gate import PASSWORD_PATH, QUERY_SAFE, password_path, session_key

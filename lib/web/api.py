@@ -1,7 +1,7 @@
 """Status for machines: the JSON status API and /metrics, for API tokens (``Authorization:
-Bearer sbt_…``, lib.tokens) and, for /metrics only, scrapers on SWITCHBOARD_METRICS_ALLOW.
+Bearer sbt_…``, lib.services.accounts.api_tokens) and, for /metrics only, scrapers on SWITCHBOARD_METRICS_ALLOW.
 
-Status answers carry a verdict (``ok``, ``counts``: lib.machine_status); with ``?fail=503``
+Status answers carry a verdict (``ok``, ``counts``: lib.services.reporting.machine_status); with ``?fail=503``
 they are 503 instead of 200 when something that counts is failing, for HTTP monitors that read
 no JSON. An operator token may test one connection (``POST …/{name}/test``).
 
@@ -26,10 +26,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from lib import tokens
-from lib.access import NotAllowed, Permission, Principal, SignInEnded, require
-from lib.connections import ENVIRONMENT_MAX, NAME_MAX
-from lib.errors import NotFoundError
+from lib.catalogue.limits import ENVIRONMENT_MAX, NAME_MAX
+from lib.kernel.errors import NotFoundError
+from lib.services.accounts import api_tokens
+from lib.services.guard.access import NotAllowed, Permission, Principal, SignInEnded, require
 from lib.web.account import client_address
 from lib.web.state import ServerState
 
@@ -47,7 +47,7 @@ def bearer(request: Request) -> str | None:
     return (value.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def unauthorized(exc: tokens.TokenRefused) -> JSONResponse:
+def unauthorized(exc: api_tokens.TokenRefused) -> JSONResponse:
     """RFC 6750: a challenge always; ``invalid_token`` when a token was sent but is no good."""
     challenge = 'Bearer realm="Switchboard"' + ("" if exc.reason == "no token" else ', error="invalid_token"')
     return _json({"error": str(exc)}, 401, {"WWW-Authenticate": challenge})
@@ -67,16 +67,16 @@ def answer(state: ServerState, request: Request, work: Callable[[Principal], Res
     presented = bearer(request)
     try:
         principal = (fallback if fallback is not None and presented is None else
-                     tokens.authenticate(engine, presented, address=client_address(request) or None, target=target))
-    except tokens.TokenRefused as exc:
+                     api_tokens.authenticate(engine, presented, address=client_address(request) or None, target=target))
+    except api_tokens.TokenRefused as exc:
         return unauthorized(exc)
     try:
         return work(principal)
     except SignInEnded:  # revoked while this request ran
-        return unauthorized(tokens.TokenRefused("revoked token"))
+        return unauthorized(api_tokens.TokenRefused("revoked token"))
     except NotAllowed as exc:
         if principal.via == "token":
-            tokens.refuse(principal, exc.permission, target)
+            api_tokens.refuse(principal, exc.permission, target)
         return forbidden(exc)
     except NotFoundError as exc:
         return _json({"error": str(exc)}, 404)
@@ -157,10 +157,12 @@ class Running:
 
 def _test(state: ServerState, running: Running, request: Request, name: str, me: Principal) -> Response:
     """Test every product of the connection that counts, as the console's Test button does
-    (lib.checks.run_checks, audited under the token's name), with a fresh 8x8 client of its own
+    (lib.services.checking.checks.run_checks, audited under the token's name), with a fresh 8x8 client of its own
     (a token is never carried into a later run), then answer as GET /api/v1/connections/{name}."""
-    from lib import checks, connections, machine_status
     from lib.eightbyeight.prober import Prober, ProberClosed
+    from lib.services import connections
+    from lib.services.checking import checks
+    from lib.services.reporting import machine_status
 
     require(me, Permission.RUN_TESTS)  # before anything else: a viewer learns nothing here
     try:
@@ -205,7 +207,7 @@ def api_routes(state: ServerState) -> list[Route]:
     running = Running()
 
     async def status(request: Request) -> Response:
-        from lib import machine_status
+        from lib.services.reporting import machine_status
 
         problem = _query_problem(request, (*FILTERS, FAIL))
 
@@ -219,7 +221,7 @@ def api_routes(state: ServerState) -> list[Route]:
         return await run_in_threadpool(answer, state, request, work)
 
     async def connection(request: Request) -> Response:
-        from lib import machine_status
+        from lib.services.reporting import machine_status
 
         name, problem = request.path_params["name"], _query_problem(request, (FAIL,))
 
@@ -243,7 +245,7 @@ def api_routes(state: ServerState) -> list[Route]:
         return await run_in_threadpool(answer, state, request, work)
 
     async def scrape(request: Request) -> Response:
-        from lib import metrics
+        from lib.services.reporting import metrics
 
         settings = state.settings
         allowed = settings.metrics_allow if settings else ()

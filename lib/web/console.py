@@ -1,7 +1,7 @@
 """The server once its data is open: the runtime, the in-process worker, and what guards the
 console (the session cookie, the WebSocket guard, the sign-in gate, the account and API
-routes) in front of Streamlit. Loaded by the thread that opens the data (``ServerState.start_opening``), not on
-the path to a server that listens."""
+routes) in front of Streamlit. Loaded by the thread that opens the data
+(``lib.web.lifecycle``), not on the path to a server that listens."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from sqlalchemy import Engine
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from lib import first_run
-from lib.config import get_settings
-from lib.errors import SwitchboardError
-from lib.runtime import Runtime, close_shared_runtime, shared_runtime
+from lib.kernel.config import get_settings
+from lib.kernel.errors import SwitchboardError
+from lib.services.accounts import first_run
+from lib.services.runtime import Runtime, close_shared_runtime, shared_runtime
 from lib.web.account import account_routes
 from lib.web.api import api_routes
 from lib.web.cookie import OneSessionCookie
@@ -85,7 +85,7 @@ def scheduled_checks(rt: Runtime) -> Callable[[], None]:
     def start() -> None:
         if stop.wait(WORKER_DELAY_S):
             return
-        from lib.worker import Background
+        from lib.services.checking.worker import Background
 
         started.append(Background(rt).start())
 

@@ -33,8 +33,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lib import sessions
-from lib.config import Settings
+from lib.kernel.config import Settings
+from lib.services.accounts import sessions
 from lib.web.state import ServerState
 
 HOST_COOKIE = "__Host-" + sessions.COOKIE_NAME

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lib import first_run, sessions
-from lib.navigation import protected_paths
+from lib.services.accounts import first_run, sessions
+from lib.services.content.navigation import protected_paths
 from lib.web import html
 from lib.web.state import ServerState
 

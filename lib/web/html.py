@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from lib.users import PASSWORD_MIN
+from lib.services.accounts.users import PASSWORD_MIN
 
 SIGN_OUT_PATH = "/account/sign-out"  # a form's way out, where the console's Sign out page cannot be reached
 

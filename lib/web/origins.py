@@ -10,8 +10,8 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from lib.config import Settings, origin_of
-from lib.errors import ConfigError
+from lib.kernel.config import Settings, origin_of
+from lib.kernel.errors import ConfigError
 
 _HTTP_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib import config
-from lib.errors import SwitchboardError
+from lib.kernel import config
+from lib.kernel.errors import SwitchboardError
 from lib.web.uvicorn_internals import ProxyHeadersMiddleware, wrap_proxy_headers_with
 
 

@@ -1,5 +1,5 @@
 """What Switchboard takes from inside uvicorn, the server Streamlit's ``st.App`` runs on, checked
-when this module is imported (lib.internals): a uvicorn that moved any of it stops the server at
+when this module is imported (lib.kernel.internals): a uvicorn that moved any of it stops the server at
 start, naming what moved.
 
 uvicorn wraps the app it loads in its ``ProxyHeadersMiddleware``, looking the class up by that
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.internals import Library
+from lib.kernel.internals import Library
 
 UVICORN = Library("uvicorn", tested="0.55.0")
 

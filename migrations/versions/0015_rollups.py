@@ -53,7 +53,7 @@ def _start(span: str, dialect: str) -> str:
 
 
 def _fill(table: str, span: str, dialect: str, low: int, high: int) -> str:
-    """Add the product checks with ids in (low, high] to a rollup table, as lib.checks would have
+    """Add the product checks with ids in (low, high] to a rollup table, as lib.services.checking.checks would have
     when it stored them; a row made with earlier settings cannot be told apart afterwards (the
     connection's version at the time is not kept), so every product check counts."""
     buckets = [f"WHEN duration_ms <= {bound} THEN '{name}'" for bound, name in zip(_BUCKETS_MS, _BUCKETS)]

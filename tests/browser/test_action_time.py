@@ -19,9 +19,11 @@ from playwright.sync_api import BrowserContext, Download, Page, expect
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from lib import audit, connections, tokens, users
-from lib.config import load_settings
-from lib.runtime import Runtime, open_runtime
+from lib.kernel.config import load_settings
+from lib.services import connections
+from lib.services.accounts import api_tokens, users
+from lib.services.guard import audit
+from lib.services.runtime import Runtime, open_runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import write_session
 from lib.store.models import WebSession, utcnow
@@ -54,7 +56,7 @@ def stage(console_factory: ConsoleFactory, sim: SimulatorServer) -> Iterator[tup
                            actor=ADMIN)
     for name, role in (("ada", "admin"), ("root", "admin"), ("target", "operator")):
         users.add(runtime.engine, name, SecretStr(PASSWORD), role, actor=ADMIN, own_password=True)
-    tokens.create(runtime.engine, "prometheus", "viewer", actor=ADMIN)
+    api_tokens.create(runtime.engine, "prometheus", "viewer", actor=ADMIN)
     yield console, runtime
     runtime.engine.dispose()
 
@@ -226,5 +228,5 @@ def test_every_action_drawn_before_the_sign_in_changed_is_refused(
     assert not done_by_ada() & {action.audited_as for action in ACTIONS.values()}, done_by_ada()
     assert sorted(v.name for v in connections.list_connections(runtime.engine)) == ["Archive", "Everything"]
     assert [(u.username, u.role) for u in users.list_users(runtime.engine) if u.username != "ada"] == users_before
-    assert [t.revoked_at for t in tokens.list_tokens(runtime.engine, actor=ADMIN)] == [None]
+    assert [t.revoked_at for t in api_tokens.list_tokens(runtime.engine, actor=ADMIN)] == [None]
     assert control(sim, "GET", "stats")["requests"] == requests_before  # 8x8 was not called either

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from lib.connections import client_id_hint
+from lib.services.connections import client_id_hint
 from lib.simulator import SimulatorServer
 from tests.browser.conftest import Console, keyed, sign_in, wait_for_app
 from tests.browser.test_flows import confirm_password

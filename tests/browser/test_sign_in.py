@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Cookie, Page, expect
 
-from lib.navigation import protected_paths
-from lib.sessions import COOKIE_NAME
+from lib.services.accounts.sessions import COOKIE_NAME
+from lib.services.content.navigation import protected_paths
 from lib.web.cookie import HOST_COOKIE, PROBE
 from tests.browser.conftest import TLS_HOST, Console, ConsoleFactory, keyed, sign_in, wait_for_app
 from tests.fixtures.receiver import Answer, Receiver

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 from sqlalchemy import update
 from sqlmodel import col
 
-from lib.access import REAUTH_VALID
+from lib.services.guard.access import REAUTH_VALID
 from lib.simulator import SimulatorServer
 from lib.store.db import make_engine
 from lib.store.models import WebSession, utcnow

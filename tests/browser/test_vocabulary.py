@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from lib.navigation import PAGES
+from lib.services.content.navigation import PAGES
 from lib.simulator import App, SimulatorServer
 from tests.browser.conftest import Console, ConsoleFactory, open_path, sign_in
 from tests.fixtures.receiver import Answer, Receiver
@@ -20,7 +20,7 @@ from tests.fixtures.server import free_port
 
 pytestmark = pytest.mark.e2e
 
-SHOWN = re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d UTC\b")  # lib.words.shown
+SHOWN = re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d UTC\b")  # lib.kernel.words.shown
 # Any other form of a moment: a date, or a clock time (not the port of an address, 127.0.0.1:8088).
 OTHER_MOMENT = re.compile(r"\b\d{4}-\d\d-\d\d|\d{4}/\d\d/\d\d|(?<![\d.:])\d{1,2}:\d\d(?::\d\d)?(?![\d:])")
 MISSING = re.compile(r"\b(?:None|NaN|NaT|nan|null|undefined)\b")

@@ -1,0 +1,2 @@
+"""What the console shows that is not data: the setup guide and the page
+registry."""

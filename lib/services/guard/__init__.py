@@ -1,0 +1,1 @@
+"""Who may do what (access) and the record of what was done (audit)."""

@@ -1,7 +1,7 @@
-"""Promises the README makes that no other test proved: the test setup's rule for missing
-PostgreSQL and Chromium, the hardened Streamlit defaults, an audit trail no code changes, a
-command line that takes no secret as an argument, `db backup` on each database, the demo's own
-data and keyring, and rolling a new key out across several instances."""
+"""Promises the documents (README.md, docs/) make that no other test proved: the test setup's
+rule for missing PostgreSQL and Chromium, the hardened Streamlit defaults, an audit trail no code
+changes, a command line that takes no secret as an argument, `db backup` on each database, the
+demo's own data and keyring, and rolling a new key out across several instances."""
 
 from __future__ import annotations
 
@@ -114,7 +114,8 @@ def audit_writes(root: Path) -> Iterator[tuple[str, int, str]]:
 
 def test_no_code_changes_an_audit_row_and_only_retention_deletes_them() -> None:
     found = [(name, what) for name, _, what in audit_writes(ROOT)]
-    assert found == [("lib/services/connections/keys.py", "update(model)"), ("lib/services/checking/retention.py", "delete(target.table)")], found
+    assert found == [("lib/services/checking/retention.py", "delete(target.table)"),
+                     ("lib/services/connections/keys.py", "update(model)")], found
     assert {(name, what.split("(")[0]) for name, what in found} == set(_GENERIC)
     assert AuditEvent not in encrypted_tables()  # so rotation's update never reaches it
 
@@ -223,9 +224,9 @@ def _reads_everything(rt: Runtime) -> bool:
 
 def test_a_new_key_rolls_out_to_every_instance_before_any_writes_with_it(engine: Engine, vault: Vault,
                                                                            database_url: str) -> None:
-    """README, "The keyring on every instance": at each step, every instance still running
-    reads everything any other one wrote, and one left behind on the old keyring cannot start
-    once the new key is in use."""
+    """docs/operating/several-instances.md, "The keyring on every instance": at each step, every
+    instance still running reads everything any other one wrote, and one left behind on the old
+    keyring cannot start once the new key is in use."""
     k1, k2 = ("k1", vault.keyring.keys["k1"]), ("k2", new_key())
     started: list[Runtime] = []
 

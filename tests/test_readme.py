@@ -1,6 +1,7 @@
-"""Every test the README (and docs/) names exists, so a promise never cites a test that is gone.
+"""Every test the documents (README.md and docs/**/*.md) name exists, so a promise never cites a
+test that is gone.
 
-The README ties each promise to the test that proves it: a file (`tests/test_x.py`), a function
+The documents tie each promise to the test that proves it: a file (`tests/test_x.py`), a function
 in it (`tests/test_x.py::test_y`, possibly a method `::TestZ::test_y` or a parametrised
 `::test_y[case]`), or a bare `` `test_y` `` after the file it belongs to: a bare name must be
 defined in a file its section (since the last heading) has already cited, or in any test file
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # tests/…/name.py, optionally followed by ::name(::name)* and a [parameter id].
 FILE_REFERENCE = re.compile(r"\b(tests/[\w./-]*?\w\.py)((?:::\w+)*)(?:\[[^\]\s]*\])?")
-# A bare test name in backticks (the README names a function beside its file this way).
+# A bare test name in backticks (the documents name a function beside its file this way).
 BARE_REFERENCE = re.compile(r"`(test_\w+)(?:\[[^\]`]*\])?`")
 
 
@@ -118,15 +119,18 @@ def problems(root: Path) -> list[str]:
     return found
 
 
-def test_every_test_the_readme_names_exists() -> None:
+def test_every_test_the_docs_name_exists() -> None:
     found = problems(ROOT)
     assert not found, "The documents cite tests that do not exist:\n" + "\n".join(found)
 
 
-def test_the_readme_cites_tests_at_all() -> None:
-    """Guards the pattern itself: a README that cites nothing would pass the test above."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert sum(1 for _ in references(text, "README.md")) > 20
+def test_the_docs_cite_tests_at_all() -> None:
+    """Guards the pattern itself: documents that cite nothing would pass the test above. Each
+    document for a reader cites the tests behind its promises."""
+    cited = {path.relative_to(ROOT).as_posix(): sum(1 for _ in references(path.read_text(encoding="utf-8"), ""))
+             for path in documents(ROOT)}
+    assert sum(cited.values()) > 250, cited
+    assert all(cited[name] > 5 for name in ("README.md", "docs/using.md", "docs/developing.md")), cited
 
 
 def test_a_missing_file_function_or_bare_name_is_named(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Alert channel fields are checked when saved (issue 21, item 6), by the service, so the
-console and `switchboard channels` obey the same rules (lib.notify.kinds): every wrong value is
-refused naming its field and the fix, nothing is half-saved, and the edit path checks the pair
-of URL and secret the channel then has. Then the class: any generated value for any field,
-given to the service or the CLI, is refused naming its field, or accepted and then sent by
-Send test to real local receivers without an exception, its outbox row settled.
+console and `switchboard channels` obey the same rules (each kind's fields, lib.notify.kinds):
+every wrong value is refused naming its field and the fix, nothing is half-saved, and the edit
+path checks the pair of URL and secret the channel then has. Then the class: any generated value
+for any field, given to the service or the CLI, is refused naming its field, or accepted and
+then sent by Send test to real local receivers without an exception, its outbox row settled.
 
 Real SQLite file, real HTTP receiver and real SMTP server (aiosmtpd, STARTTLS) on 127.0.0.1.
 """
@@ -26,7 +26,8 @@ from sqlmodel import select
 from lib.cli import cli as root_command
 from lib.kernel.config import Settings, get_settings
 from lib.kernel.errors import ValidationError
-from lib.notify.models import Attempt, ChannelKind, Destination, Event
+from lib.notify import kinds
+from lib.notify.models import Attempt, Destination, Event
 from lib.notify.send import deliver
 from lib.notify.signing import new_secret
 from lib.services import alerts
@@ -329,7 +330,7 @@ def urls(draw: st.DrawFn, kind: str, *, wild: bool) -> str:
     return part("host", local, st.sampled_from(WILD_BASES)) + part("rest", SAFE_PATH, WILD_PATH)
 
 
-KINDS = [k.value for k in ChannelKind]
+KINDS = list(kinds.KINDS)
 GOOD_SECRETS = {"webhook": st.one_of(st.none(), st.builds(new_secret)), "email": st.sampled_from([None, PASSWORD]),
                 "slack": st.none(), "teams": st.none()}
 GOOD = {"name": st.text(st.characters(categories=["L", "N", "P"]), min_size=1, max_size=30),
@@ -459,7 +460,7 @@ def test_any_value_given_to_channels_add_is_refused_by_field_or_sent_cleanly(
     if code == 2:  # click's usage errors, before the service: a kind it does not offer, no URL to read
         assert "'--kind'" in said or "--url" in said, said
     else:
-        labels = [label for label in FIELDS.values() if label] + ["Signing secret", "SMTP password", "Secret"]
+        labels = [label for label in FIELDS.values() if label] + [f.label for _, f in kinds.fields("secret")] + ["Secret"]
         assert code == 1 and errors and all(any(line.startswith(f"error: {label}") for label in labels)
                                             for line in errors), said
     assert channels.list_channels(rt.engine, actor=ADMIN) == []

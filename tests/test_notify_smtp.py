@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from lib.notify.models import ChannelKind, Destination
+from lib.notify.models import Destination
 from lib.notify.send import deliver
 from lib.notify.ssrf import Allow
 from tests.fixtures.notify import LOCAL, sample_event, tls_contexts
@@ -79,7 +79,7 @@ def _url(port: int, host: str = "127.0.0.1", user: str | None = USER) -> str:
 def test_an_email_is_received_over_starttls_after_a_login(mail_server: MailServer,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    attempt = deliver(Destination(ChannelKind.EMAIL, _url(mail_server.port), PASSWORD), sample_event(),
+    attempt = deliver(Destination("email", _url(mail_server.port), PASSWORD), sample_event(),
                       allow=LOCAL, ssl_context=mail_server.client_tls)
     assert (attempt.delivered, attempt.status, attempt.error) == (True, 250, None)
     [envelope] = mail_server.inbox.messages
@@ -96,11 +96,11 @@ def test_an_email_is_received_over_starttls_after_a_login(mail_server: MailServe
 
 def test_the_mail_host_name_is_pinned_and_checked_by_its_certificate() -> None:
     for server in _serve(starttls=True, names=("mail.example.test",)):
-        attempt = deliver(Destination(ChannelKind.EMAIL, _url(server.port, "mail.example.test"), PASSWORD),
+        attempt = deliver(Destination("email", _url(server.port, "mail.example.test"), PASSWORD),
                           sample_event(), allow=LOCAL, ssl_context=server.client_tls,
                           resolve=lambda host, port: [ipaddress.ip_address("127.0.0.1")])
         assert attempt.delivered, attempt.error
-        refused = deliver(Destination(ChannelKind.EMAIL, _url(server.port, "mail.example.test"), PASSWORD),
+        refused = deliver(Destination("email", _url(server.port, "mail.example.test"), PASSWORD),
                           sample_event(), allow=Allow(), ssl_context=server.client_tls,
                           resolve=lambda host, port: [ipaddress.ip_address("127.0.0.1")])
         assert refused.refused and "mail.example.test resolves to 127.0.0.1, a loopback address" in refused.error
@@ -108,7 +108,7 @@ def test_the_mail_host_name_is_pinned_and_checked_by_its_certificate() -> None:
 
 
 def test_a_server_without_starttls_gets_nothing(plain_mail_server: MailServer) -> None:
-    attempt = deliver(Destination(ChannelKind.EMAIL, _url(plain_mail_server.port), PASSWORD),
+    attempt = deliver(Destination("email", _url(plain_mail_server.port), PASSWORD),
                       sample_event(), allow=LOCAL, ssl_context=plain_mail_server.client_tls)
     assert not attempt.delivered
     assert attempt.error == ("127.0.0.1 does not offer STARTTLS, and alerts are never mailed "
@@ -117,7 +117,7 @@ def test_a_server_without_starttls_gets_nothing(plain_mail_server: MailServer) -
 
 
 def test_a_wrong_password_is_named(mail_server: MailServer) -> None:
-    attempt = deliver(Destination(ChannelKind.EMAIL, _url(mail_server.port), "wrong"), sample_event(),
+    attempt = deliver(Destination("email", _url(mail_server.port), "wrong"), sample_event(),
                       allow=LOCAL, ssl_context=mail_server.client_tls)
     assert (attempt.delivered, attempt.status) == (False, 535)
     assert "refused the user name or password (SMTP 535)" in attempt.error
@@ -125,22 +125,22 @@ def test_a_wrong_password_is_named(mail_server: MailServer) -> None:
 
 
 def test_an_untrusted_certificate_stops_the_mail(mail_server: MailServer) -> None:
-    attempt = deliver(Destination(ChannelKind.EMAIL, _url(mail_server.port), PASSWORD), sample_event(),
+    attempt = deliver(Destination("email", _url(mail_server.port), PASSWORD), sample_event(),
                       allow=LOCAL, ssl_context=tls_contexts("127.0.0.1")[1])  # another CA
     assert not attempt.delivered and "TLS certificate is not trusted" in attempt.error
     assert mail_server.inbox.messages == []
 
 
 def test_without_a_user_the_mail_is_sent_without_login(mail_server: MailServer) -> None:
-    attempt = deliver(Destination(ChannelKind.EMAIL, _url(mail_server.port, user=None)), sample_event(),
+    attempt = deliver(Destination("email", _url(mail_server.port, user=None)), sample_event(),
                       allow=LOCAL, ssl_context=mail_server.client_tls)
     assert attempt.delivered and mail_server.inbox.over_tls == [True]
 
 
 def test_the_mail_host_is_guarded_like_any_other() -> None:
-    attempt = deliver(Destination(ChannelKind.EMAIL, _url(25), PASSWORD), sample_event(), allow=Allow())
+    attempt = deliver(Destination("email", _url(25), PASSWORD), sample_event(), allow=Allow())
     assert attempt.refused and "127.0.0.1, a loopback address" in attempt.error
-    attempt = deliver(Destination(ChannelKind.EMAIL, _url(25, "mail.example.test"), PASSWORD),
+    attempt = deliver(Destination("email", _url(25, "mail.example.test"), PASSWORD),
                       sample_event(), allow=Allow(),
                       resolve=lambda host, port: [ipaddress.ip_address("169.254.169.254")])
     assert attempt.refused and "a link-local address" in attempt.error
@@ -149,7 +149,7 @@ def test_the_mail_host_is_guarded_like_any_other() -> None:
 
 def test_a_stored_non_ascii_password_is_a_refused_attempt_not_an_exception(mail_server: MailServer) -> None:
     """Issue 21, item 5: smtplib's AUTH raised UnicodeEncodeError for it, at every attempt."""
-    attempt = deliver(Destination(ChannelKind.EMAIL, _url(mail_server.port), "pässwörd"), sample_event(),
+    attempt = deliver(Destination("email", _url(mail_server.port), "pässwörd"), sample_event(),
                       allow=LOCAL, ssl_context=mail_server.client_tls)
     assert (attempt.delivered, attempt.refused) == (False, True)
     assert attempt.error.startswith("SMTP password: must be printable ASCII")

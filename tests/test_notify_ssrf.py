@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lib.kernel.config import load_settings
 from lib.kernel.errors import ConfigError, ValidationError
-from lib.notify.models import ChannelKind, Destination
+from lib.notify.models import Destination
 from lib.notify.send import check_destination, deliver
 from lib.notify.ssrf import (
     CARRIERS,
@@ -169,7 +169,7 @@ def test_public_addresses_pass(address: str) -> None:
 @pytest.mark.parametrize(("address", "reason"), REFUSED)
 def test_a_name_resolving_to_an_internal_address_is_refused_before_any_connection(
         address: str, reason: str) -> None:
-    attempt = deliver(Destination(ChannelKind.SLACK, "https://hooks.example.test/services/T0/B0/x"),
+    attempt = deliver(Destination("slack", "https://hooks.example.test/services/T0/B0/x"),
                       sample_event(), allow=Allow(), resolve=resolver(address))
     assert (attempt.delivered, attempt.refused, attempt.status) == (False, True, None)
     assert f"hooks.example.test resolves to {ipaddress.ip_address(address)}, {reason}" in attempt.error
@@ -180,7 +180,7 @@ def test_a_name_resolving_to_an_internal_address_is_refused_before_any_connectio
 def test_an_internal_ip_literal_is_refused_when_the_channel_is_added(address: str, reason: str) -> None:
     host = f"[{address}]" if ":" in address else address
     with pytest.raises(ValidationError) as refused:
-        check_destination(ChannelKind.WEBHOOK, f"https://{host}/hook", allow=Allow())
+        check_destination("webhook", f"https://{host}/hook", allow=Allow())
     [error] = refused.value.errors
     assert (error.field, error.label) == ("url", "URL")
     assert reason in error.message and "SWITCHBOARD_ALERT_ALLOW" in error.message
@@ -201,12 +201,12 @@ def test_a_name_that_resolves_to_127_0_0_1_never_reaches_the_receiver_there() ->
     server_tls, client_tls = tls_contexts("hooks.example.test")
     with Receiver(tls=server_tls) as receiver:
         url = receiver.url(host="hooks.example.test")
-        attempt = deliver(Destination(ChannelKind.WEBHOOK, url, "whsec_" + "A" * 40), sample_event(),
+        attempt = deliver(Destination("webhook", url, "whsec_" + "A" * 40), sample_event(),
                           allow=Allow(), resolve=resolver("127.0.0.1"), ssl_context=client_tls)
         assert attempt.refused and "resolves to 127.0.0.1, a loopback address" in attempt.error
         assert receiver.received == []
         # The same attempt with 127.0.0.1 on the allow-list gets through: the refusal was the guard.
-        assert deliver(Destination(ChannelKind.WEBHOOK, url, "whsec_" + "A" * 40), sample_event(),
+        assert deliver(Destination("webhook", url, "whsec_" + "A" * 40), sample_event(),
                        allow=LOCAL, resolve=resolver("127.0.0.1"), ssl_context=client_tls).delivered
         assert len(receiver.received) == 1
 
@@ -214,7 +214,7 @@ def test_a_name_that_resolves_to_127_0_0_1_never_reaches_the_receiver_there() ->
 def test_localhost_is_refused_when_the_channel_is_added() -> None:
     for host in ("localhost", "localhost.", "printer.localhost"):
         with pytest.raises(ValidationError, match=f"{host}, this machine"):
-            check_destination(ChannelKind.WEBHOOK, f"https://{host}:8443/hook", allow=Allow())
+            check_destination("webhook", f"https://{host}:8443/hook", allow=Allow())
 
 
 def test_the_connection_goes_to_the_checked_address_and_tls_still_checks_the_name() -> None:
@@ -224,7 +224,7 @@ def test_the_connection_goes_to_the_checked_address_and_tls_still_checks_the_nam
     calls: list[str] = []
     with Receiver(tls=server_tls) as receiver:
         url = receiver.url(host="internal.example.test")
-        attempt = deliver(Destination(ChannelKind.SLACK, url), sample_event(), allow=LOCAL,
+        attempt = deliver(Destination("slack", url), sample_event(), allow=LOCAL,
                           resolve=resolver("127.0.0.1", calls=calls), ssl_context=client_tls)
         assert attempt.delivered, attempt.error
         assert receiver.received[0].headers["host"] == f"internal.example.test:{receiver.port}"
@@ -232,7 +232,7 @@ def test_the_connection_goes_to_the_checked_address_and_tls_still_checks_the_nam
 
         # Every attempt resolves and checks again: the same name now answering with a private
         # address (DNS rebinding) is refused.
-        again = deliver(Destination(ChannelKind.SLACK, url), sample_event(), allow=LOCAL,
+        again = deliver(Destination("slack", url), sample_event(), allow=LOCAL,
                         resolve=resolver("10.0.0.7", calls=calls), ssl_context=client_tls)
         assert again.refused and "10.0.0.7, a private address" in again.error
         assert calls == ["internal.example.test"] * 2 and len(receiver.received) == 1
@@ -241,7 +241,7 @@ def test_the_connection_goes_to_the_checked_address_and_tls_still_checks_the_nam
 def test_a_certificate_for_another_name_fails_although_the_address_is_right() -> None:
     server_tls, client_tls = tls_contexts("other.example.test")
     with Receiver(tls=server_tls) as receiver:
-        attempt = deliver(Destination(ChannelKind.SLACK, receiver.url(host="internal.example.test")),
+        attempt = deliver(Destination("slack", receiver.url(host="internal.example.test")),
                           sample_event(), allow=LOCAL, resolve=resolver("127.0.0.1"),
                           ssl_context=client_tls)
     assert not attempt.delivered and not attempt.refused
@@ -254,7 +254,7 @@ def test_a_certificate_for_another_name_fails_although_the_address_is_right() ->
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_a_redirect_is_a_failure_and_is_not_followed(location: str, status: int) -> None:
     with Receiver(Answer(status, {"Location": location})) as receiver:
-        attempt = deliver(Destination(ChannelKind.TEAMS, receiver.url()), sample_event(), allow=LOCAL)
+        attempt = deliver(Destination("teams", receiver.url()), sample_event(), allow=LOCAL)
     assert (attempt.delivered, attempt.status, attempt.refused) == (False, status, False)
     assert attempt.error == (f"127.0.0.1 answered HTTP {status}, a redirect. Redirects are not "
                              "followed; set the channel's URL to the final address.")
@@ -263,13 +263,13 @@ def test_a_redirect_is_a_failure_and_is_not_followed(location: str, status: int)
 
 def test_plain_http_and_internal_addresses_only_for_what_the_allow_list_names() -> None:
     allow = Allow.of(load_settings({"SWITCHBOARD_ALERT_ALLOW": "hooks.corp.test, 10.20.0.0/16"}).alert_allow)
-    check_destination(ChannelKind.WEBHOOK, "http://hooks.corp.test/x", allow=allow)
-    check_destination(ChannelKind.WEBHOOK, "http://10.20.3.4:8080/x", allow=allow)
-    check_destination(ChannelKind.WEBHOOK, "https://10.20.3.4/x", allow=allow)
+    check_destination("webhook", "http://hooks.corp.test/x", allow=allow)
+    check_destination("webhook", "http://10.20.3.4:8080/x", allow=allow)
+    check_destination("webhook", "https://10.20.3.4/x", allow=allow)
     with pytest.raises(ValidationError, match="must start with https://"):
-        check_destination(ChannelKind.WEBHOOK, "http://hooks.example.com/x", allow=allow)
+        check_destination("webhook", "http://hooks.example.com/x", allow=allow)
     with pytest.raises(ValidationError, match="10.21.0.1, a private address"):
-        check_destination(ChannelKind.WEBHOOK, "https://10.21.0.1/x", allow=allow)
+        check_destination("webhook", "https://10.21.0.1/x", allow=allow)
     # A listed name may resolve anywhere; another name only into a listed network.
     assert pin("hooks.corp.test", 80, allow=allow, resolve=resolver("192.168.9.9")).addresses
     assert pin("other.test", 443, allow=allow, resolve=resolver("10.20.0.9")).addresses

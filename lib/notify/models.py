@@ -24,13 +24,6 @@ class EventKind(StrEnum):
     TEST = "channel.test"  # an admin's "Send test"
 
 
-class ChannelKind(StrEnum):
-    WEBHOOK = "webhook"
-    SLACK = "slack"
-    TEAMS = "teams"
-    EMAIL = "email"
-
-
 @dataclass(frozen=True)
 class Event:
     """One thing worth telling admins. ``id`` is stable: the same event always has the same id,
@@ -59,18 +52,17 @@ class Event:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where one attempt goes, decrypted for that attempt only.
+    """Where one attempt goes, decrypted for that attempt only: ``kind`` is a key of
+    lib.notify.kinds, whose fields say what ``url`` and ``secret`` are (e.g. a webhook's https
+    endpoint and its ``whsec_…`` signing secret; an e-mail channel's
+    ``smtp://[user@]host[:port]?from=ADDR&to=ADDR[,ADDR]`` and SMTP password)."""
 
-    webhook/slack/teams: ``url`` is the https endpoint; webhook ``secret`` is its ``whsec_…``
-    signing secret. email: ``url`` is ``smtp://[user@]host[:port]?from=ADDR&to=ADDR[,ADDR]``
-    (STARTTLS required) and ``secret`` the SMTP password, if any."""
-
-    kind: ChannelKind
+    kind: str
     url: str
     secret: str | None = None
 
     def __repr__(self) -> str:  # never print the URL (Slack/Teams URLs are credentials) or the secret
-        return f"Destination(kind={self.kind.value!r})"
+        return f"Destination(kind={self.kind!r})"
 
 
 @dataclass(frozen=True)

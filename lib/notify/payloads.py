@@ -43,7 +43,7 @@ ICONS = {
 # ---- shared ---------------------------------------------------------------------------------
 
 def _outcome(key: str | None) -> str | None:
-    return OUTCOMES[key].label if key in OUTCOMES else key
+    return OUTCOMES[key].label if key is not None and key in OUTCOMES else key
 
 
 def _text(value: Any) -> str:

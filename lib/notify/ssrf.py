@@ -212,9 +212,9 @@ class PinnedBackend(httpcore.SyncBackend):
                     ) -> httpcore.NetworkStream:
         if (host.lower(), port) != (self.pinned.host, self.pinned.port):  # a pool for one origin
             raise httpcore.ConnectError("the connection was not for the checked host")
-        parent = super()
+        connect = super().connect_tcp
         stream = self.pinned.connect(
-            lambda address, seconds: parent.connect_tcp(address, port, seconds, local_address, socket_options),
+            lambda address, seconds: connect(address, port, seconds, local_address, socket_options),
             (httpcore.ConnectError, httpcore.ConnectTimeout), deadline=self.deadline, timeout=timeout)
         try:
             self.deadline.watch(stream.get_extra_info("socket"))

@@ -3,9 +3,10 @@ and the delivery log. Every role reads; admins add, edit, turn on and off, test 
 
 A channel's URL and secret go in through password fields, are taken out of session state by
 the callback before anything else, and are never shown back: the page shows scheme and host.
-A signing secret Switchboard makes (a webhook added without one, or an edit that asks for a new
-one) is shown once, in a dialog opened by that callback, and kept in no session state. The rules
-for each kind's fields, and their words, are lib.notify.kinds'; the service checks them.
+A secret Switchboard makes (a webhook added without a signing secret, or an edit that asks for
+a new one) is shown once, in a dialog opened by that callback, and kept in no session state.
+The inputs for each kind, and their words, are drawn from its fields (lib.notify.kinds); the
+service checks them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pydantic import SecretStr
 
 from lib.kernel.errors import SwitchboardError
 from lib.kernel.words import shown, span
-from lib.notify.kinds import KINDS
-from lib.notify.models import ChannelKind
+from lib.notify import kinds
+from lib.notify.spec import SLOTS, Field
 from lib.services import alerts
 from lib.services.alerts import channels, rules
 from lib.services.alerts.outbox import HELD, PENDING
@@ -30,10 +31,9 @@ from lib.ui.context import Console, acting, take_secret
 from lib.ui.text import literal
 
 _SAID = "monitoring.said"  # what the last action did (or why not), shown once
-_KIND, _URL, _SECRET = "channel_kind", "channel_url", "channel_secret"
+_KIND = "channel_kind"
 # The edit form's widgets, each key ending with edit_key(view).
-_NEW_URL, _NEW_SECRET, _EVENTS, _ENVS = "channel_new_url", "channel_new_secret", "channel_edit_events", "channel_edit_envs"
-_MAKE_SECRET = "channel_make_secret"
+_EVENTS, _ENVS = "channel_edit_events", "channel_edit_envs"
 _REMOVING = "monitoring.removing"  # the channel whose Remove was clicked, until confirmed or cancelled
 
 
@@ -41,46 +41,66 @@ def _say(ok: bool, text: str) -> None:
     st.session_state[_SAID] = (ok, text)
 
 
-@st.dialog("Signing secret", on_dismiss="rerun")
-def _show_once(name: str, secret: SecretStr) -> None:
+def field_key(name: str, edit: str | None = None) -> str:
+    """The input for a kind's field (lib.notify.spec.SLOTS): ``channel_<name>`` in the add form,
+    ``channel_new_<name>_<edit key>`` in the edit form."""
+    return f"channel_{name}" if edit is None else f"channel_new_{name}_{edit}"
+
+
+def make_key(name: str, edit: str) -> str:
+    """The edit form's checkbox asking Switchboard to make a new value for the field."""
+    return f"channel_make_{name}_{edit}"
+
+
+@st.dialog("New secret", on_dismiss="rerun")
+def _show_once(name: str, field: Field, secret: SecretStr) -> None:
     """A secret Switchboard made, shown in this dialog only: it lives in no session state, and
     closing the dialog reruns the page, which lets go of it."""
     acting(Permission.MANAGE_ALERTS)  # a dialog's rerun decides afresh who may see it
-    st.warning(f"The signing secret of {literal(name)}, shown only now. Give it to the receiver, which "
-               "checks each message's webhook-signature header with it.", icon=":material/key:")
+    st.warning(f"The {field.in_sentence} of {literal(name)}, shown only now. {field.made_help}",
+               icon=":material/key:")
     st.code(secret.get_secret_value(), language=None)
     if st.button("Done", key="secret_shown", type="primary"):
         st.rerun()
 
 
-def _add_channel() -> None:
-    url, secret = take_secret(_URL), take_secret(_SECRET)
+def _shown_once(view: channels.ChannelView, made: SecretStr | None) -> None:
+    field = kinds.get(view.kind).field("secret")
+    if field is not None and made is not None:
+        _show_once(view.name, field, made)
+
+
+def _add_channel(inputs: dict[str, str]) -> None:
+    """``inputs``: the form's input of each field (given by the button, as a callback calls
+    nothing but take_secret before ``acting``)."""
+    given = {field: take_secret(inputs[field]) for field in SLOTS}
     rt, me = acting(Permission.MANAGE_ALERTS)
     state = st.session_state
     try:
-        view, made = channels.add(rt.engine, rt.vault, state["channel_name"], state[_KIND], url, actor=me,
-                                  allow=channels.allowed(rt.settings), secret=secret,
+        view, made = channels.add(rt.engine, rt.vault, state["channel_name"], state[_KIND], given["url"], actor=me,
+                                  allow=channels.allowed(rt.settings), secret=given["secret"],
                                   events=state["channel_events"],
                                   environments=[e for e in state["channel_envs"].split(",") if e.strip()])
     except SwitchboardError as exc:
         _say(False, str(exc))
         return
     _say(True, f"Added {view.name}, sending to {view.url_hint}.")
-    if made is not None:
-        _show_once(view.name, made)
+    _shown_once(view, made)
 
 
-def _edit_channel(name: str, key: str, drawn: tuple[list[str], list[str]]) -> None:
+def _edit_channel(name: str, key: str, drawn: tuple[list[str], list[str]], inputs: dict[str, str]) -> None:
     """Save what the form changed from what it was ``drawn`` with (events, environments), so a
-    new URL alone does not write back lists someone else changed meanwhile."""
-    url, secret = take_secret(f"{_NEW_URL}_{key}"), take_secret(f"{_NEW_SECRET}_{key}")
+    new URL alone does not write back lists someone else changed meanwhile. ``inputs`` as for
+    :func:`_add_channel`."""
+    given = {field: take_secret(inputs[field]) for field in SLOTS}
     rt, me = acting(Permission.MANAGE_ALERTS)
     state = st.session_state
     events = list(state[f"{_EVENTS}_{key}"])
     environments = channels.environments_of(state[f"{_ENVS}_{key}"].split(","))
     try:
         view, made = channels.change(rt.engine, rt.vault, name, actor=me, allow=channels.allowed(rt.settings),
-                                     url=url, secret=secret, make_secret=bool(state.get(f"{_MAKE_SECRET}_{key}")),
+                                     url=given["url"], secret=given["secret"],
+                                     make_secret=bool(state.get(make_key("secret", key))),
                                      events=None if events == drawn[0] else events,
                                      environments=None if environments == drawn[1] else environments)
     except SwitchboardError as exc:
@@ -88,8 +108,7 @@ def _edit_channel(name: str, key: str, drawn: tuple[list[str], list[str]]) -> No
         return
     _say(True, f"Saved {view.name}, sending to {view.url_hint}."
          + ("" if view.enabled else " It is still off: turn it on to send again."))
-    if made is not None:
-        _show_once(view.name, made)
+    _shown_once(view, made)
 
 
 def _act(what: str, name: str) -> None:
@@ -139,7 +158,7 @@ def _remove_window(name: str, window_id: int) -> None:
 
 def _channels_table(views: list[channels.ChannelView]) -> None:
     st.dataframe(pd.DataFrame([{
-        "Name": v.name, "Kind": v.kind.value, "Sends to": v.url_hint, "Events": ", ".join(v.events) or "none",
+        "Name": v.name, "Kind": v.kind, "Sends to": v.url_hint, "Events": ", ".join(v.events) or "none",
         "Environments": ", ".join(v.environments) or "all",
         "State": "on" if v.enabled else f"off: {v.disabled_reason or 'turned off'}",
         "Quiet windows": "; ".join(w.describe() for _, w in v.windows) or "none",
@@ -149,24 +168,17 @@ def _channels_table(views: list[channels.ChannelView]) -> None:
 def _add_form() -> None:
     with st.expander("Add a channel", icon=":material/add_alert:"):
         st.text_input("Channel name", key="channel_name", placeholder="Ops Slack")
-        kind = ChannelKind(st.selectbox("Kind", [k.value for k in ChannelKind], key=_KIND))
-        rules = KINDS[kind]
-        st.text_input("URL", key=_URL, type="password", placeholder=rules.example,
-                      help=f"{rules.where[0].upper()}{rules.where[1:]}. Never shown back"
-                           + (": the URL is the credential." if rules.secret is None else "."))
-        if rules.secret:  # Slack and Teams URLs carry their own
-            blank = "blank: make one" if rules.makes_secret else "blank: none"
-            st.text_input(f"{rules.secret} ({blank})", key=_SECRET, type="password",
-                          help=f"{rules.secret_help} Never shown back.")
+        kind = kinds.get(st.selectbox("Kind", list(kinds.KINDS), key=_KIND,
+                                      format_func=lambda key: kinds.KINDS[key].label))
+        for field in kind.fields:
+            blank = "" if field.required else " (blank: make one)" if field.made else " (blank: none)"
+            st.text_input(f"{field.label}{blank}", key=field_key(field.name), type="password",
+                          placeholder=field.example, help=f"{field.help} Never shown back.")
         st.multiselect("Events", [k.value for k in channels.ROUTABLE], default=[k.value for k in channels.ROUTABLE],
                        key="channel_events")
         st.text_input("Environments (comma-separated; blank: all)", key="channel_envs")
-        st.button("Add channel", key="channel_add", on_click=_add_channel, icon=":material/add:")
-
-
-def _in_a_sentence(label: str) -> str:
-    """A field's label inside a sentence: "signing secret", but "SMTP password"."""
-    return label[:1].lower() + label[1:] if label[1:2].islower() else label
+        st.button("Add channel", key="channel_add", on_click=_add_channel,
+                  args=({name: field_key(name) for name in SLOTS},), icon=":material/add:")
 
 
 def edit_key(view: channels.ChannelView) -> str:
@@ -176,23 +188,26 @@ def edit_key(view: channels.ChannelView) -> str:
 
 
 def _edit_form(view: channels.ChannelView) -> None:
-    key = edit_key(view)
+    key, kind = edit_key(view), kinds.KINDS.get(view.kind)
+    if kind is None:  # its module was taken out of lib.notify.kinds: nothing can be sent to it
+        st.caption(f"Switchboard no longer has the kind {literal(view.kind)}: remove this channel, or add it again "
+                   "as a kind it has.")
+        return
     with st.expander(f"Edit {view.name}", icon=":material/edit:"):
-        st.text_input("New URL (blank: keep)", key=f"{_NEW_URL}_{key}", type="password",
-                      help=f"Now sends to {view.url_hint}. A receiver that moved, or answered 410, needs its "
-                           "new address here. Never shown back.")
-        rules = KINDS[view.kind]
-        if rules.secret:  # Slack and Teams URLs carry their own
-            st.text_input(f"New {_in_a_sentence(rules.secret)} (blank: keep)", key=f"{_NEW_SECRET}_{key}",
-                          type="password", help=f"{rules.secret_help} Never shown back.")
-        if rules.secret and rules.makes_secret:
-            st.checkbox(f"Make a new {_in_a_sentence(rules.secret)} (shown once)", key=f"{_MAKE_SECRET}_{key}")
+        for field in kind.fields:
+            now = (f"Now sends to {view.url_hint}. A receiver that moved, or answered 410, needs its new address "
+                   "here." if field.name == "url" else field.help)
+            st.text_input(f"New {field.in_sentence} (blank: keep)", key=field_key(field.name, key),
+                          type="password", help=f"{now} Never shown back.")
+            if field.made:
+                st.checkbox(f"Make a new {field.in_sentence} (shown once)", key=make_key(field.name, key))
         st.multiselect("Events", [k.value for k in channels.ROUTABLE], default=list(view.events),
                        key=f"{_EVENTS}_{key}")
         st.text_input("Environments (comma-separated; blank: all)", ", ".join(view.environments),
                       key=f"{_ENVS}_{key}")
         st.button("Save changes", key="channel_edit", on_click=_edit_channel,
-                  args=(view.name, key, (list(view.events), list(view.environments))), icon=":material/save:")
+                  args=(view.name, key, (list(view.events), list(view.environments)),
+                        {name: field_key(name, key) for name in SLOTS}), icon=":material/save:")
 
 
 def _manage(views: list[channels.ChannelView]) -> None:

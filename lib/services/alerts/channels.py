@@ -6,8 +6,9 @@ envelopes bound to the channel's row, like a connection's credentials; people se
 ``url_hint`` (scheme and host), never the URL.
 
 Every field is checked here, before anything is saved, so the console and the CLI obey the
-same rules: each kind's URL and secret by lib.notify.kinds (whose rules every delivery attempt
-applies again), the name, events and environments below. One refusal names every wrong field.
+same rules: each kind's URL and secret by that kind's fields (lib.notify.kinds, whose rules
+every delivery attempt applies again), the name, events and environments below. One refusal
+names every wrong field.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import ColumnElement, Engine, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,9 +30,8 @@ from lib.kernel.config import Settings
 from lib.kernel.errors import FieldError, NotFoundError, ValidationError
 from lib.kernel.redaction import registry
 from lib.notify import kinds
-from lib.notify.kinds import KINDS
-from lib.notify.models import ChannelKind, Destination, EventKind
-from lib.notify.signing import new_secret
+from lib.notify.models import Destination, EventKind
+from lib.notify.spec import Kind
 from lib.notify.ssrf import Allow
 from lib.services.alerts.windows import Window, quoted
 from lib.services.guard import audit
@@ -59,7 +59,7 @@ class ChannelView:
 
     id: uuid.UUID
     name: str
-    kind: ChannelKind
+    kind: str  # a key of lib.notify.kinds
     url_hint: str
     events: tuple[str, ...]
     environments: tuple[str, ...]
@@ -111,13 +111,6 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_kind(kind: str) -> ChannelKind:
-    try:
-        return ChannelKind(kind)
-    except ValueError:
-        raise _refused("kind", "Kind", f"Choose one of {', '.join(k.value for k in ChannelKind)}.") from None
-
-
 def _check_events(events: Collection[str] | None) -> list[str]:
     if events is None:
         return [k.value for k in ROUTABLE]
@@ -152,30 +145,30 @@ def allowed(settings: Settings) -> Allow:
 def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, actor: Principal,
         allow: Allow, secret: SecretStr | None = None, events: Collection[str] | None = None,
         environments: Collection[str] = ()) -> tuple[ChannelView, SecretStr | None]:
-    """A new channel, every field checked first (lib.notify.kinds for the URL and secret) and
-    every refusal named at once; nothing is saved unless all pass. A kind that signs (a
-    webhook) given no secret gets a new ``whsec_…`` one, returned (only now) so it can be shown
-    once; otherwise the second value is None. ``allow`` is the SWITCHBOARD_ALERT_ALLOW list the
-    URL is checked against."""
+    """A new channel, every field checked first (the kind's fields, lib.notify.kinds, for the
+    URL and secret) and every refusal named at once; nothing is saved unless all pass. A kind
+    whose secret Switchboard makes (a webhook's signing secret) given none gets a new one,
+    returned (only now) so it can be shown once; otherwise the second value is None. ``allow``
+    is the SWITCHBOARD_ALERT_ALLOW list the URL is checked against."""
     require(actor, Permission.MANAGE_ALERTS)
     refusals = _Refusals()
     checked_name = refusals.check(lambda: _check_name(name))
-    channel_kind = refusals.check(lambda: _check_kind(kind))
+    channel_kind = refusals.check(lambda: kinds.get(kind))
     chosen = refusals.check(lambda: _check_events(events))
     wanted = refusals.check(lambda: _check_environments(environments))
     plain_url = url.get_secret_value().strip()
     made, plain_secret = None, None
     if channel_kind is not None:
-        if KINDS[channel_kind].makes_secret and not (secret and secret.get_secret_value()):
-            made = SecretStr(new_secret())
-        plain_secret = (made or secret or SecretStr("")).get_secret_value() or None
-        refusals.check(lambda: kinds.check(channel_kind, plain_url, plain_secret, allow=allow))
+        if not (secret and secret.get_secret_value()):
+            made = _make(channel_kind)
+        plain_secret = (made[0] if made else secret or SecretStr("")).get_secret_value() or None
+        refusals.check(lambda: channel_kind.check(plain_url, plain_secret, allow=allow))
     refusals.raise_any()
     assert checked_name is not None and channel_kind is not None and chosen is not None and wanted is not None
     registry.add(plain_url, urlsplit(plain_url).path, plain_secret)
     row_id, now, hint = uuid.uuid4(), utcnow(), url_hint(plain_url)
     row = AlertChannel(
-        id=row_id, name=checked_name, name_key=checked_name.casefold(), kind=channel_kind.value,
+        id=row_id, name=checked_name, name_key=checked_name.casefold(), kind=channel_kind.key,
         url_enc=vault.encrypt(plain_url, binding(row_id, "url_enc")),
         secret_enc=vault.encrypt(plain_secret, binding(row_id, "secret_enc")) if plain_secret else None,
         url_hint=hint, events=chosen, environments=wanted,
@@ -184,12 +177,12 @@ def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, a
         with write_session(engine) as session:
             session.add(row)
             audit.record(session, actor, "channel.add", checked_name, audit.OK,
-                         f"{channel_kind.value} to {hint}; events {', '.join(chosen)}; environments "
-                         f"{', '.join(wanted) or 'all'}" + ("; signing secret made" if made else ""))
+                         f"{channel_kind.key} to {hint}; events {', '.join(chosen)}; environments "
+                         f"{', '.join(wanted) or 'all'}" + (f"; {made[1]}" if made else ""))
     except IntegrityError:
         raise _refused("name", "Channel name", "Another channel has this name (names ignore case); "
                                                "choose another.") from None
-    return get(engine, checked_name, actor=actor), made
+    return get(engine, checked_name, actor=actor), made[0] if made else None
 
 
 def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: Allow,
@@ -200,8 +193,8 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
     secret) stays. The URL and secret the channel then has are checked as when adding (the
     one not given is the stored one), so an edit never leaves a channel that cannot be sent
     to: a new URL is the way to follow a receiver that moved, or answered 410. With
-    ``make_secret`` a kind that signs gets a new secret, returned (only now) to be shown once.
-    The kind stays; for another kind, add another channel."""
+    ``make_secret`` a kind whose secret Switchboard makes gets a new one, returned (only now)
+    to be shown once. The kind stays; for another kind, add another channel."""
     require(actor, Permission.MANAGE_ALERTS)
     plain_url = url.get_secret_value().strip() if url else ""
     plain_secret = secret.get_secret_value() if secret else ""
@@ -214,10 +207,12 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
     refusals.raise_any()
     with write_session(engine) as session:
         row = locked(session, name)
-        kind = _check_kind(row.kind)
-        made = _made_secret(kind) if make_secret else None
-        said = _new_destination(vault, row, kind, plain_url, made or SecretStr(plain_secret), allow,
-                                made=made is not None)
+        kind = kinds.get(row.kind)
+        made = _make(kind) if make_secret else None
+        if make_secret and made is None:
+            raise _refused("secret", "Secret", f"A {kind.key} channel has no signing secret to make.")
+        said = _new_destination(vault, row, kind, plain_url, made[0] if made else SecretStr(plain_secret), allow,
+                                made=made[1] if made else "")
         if chosen is not None and chosen != row.events:
             row.events = chosen
             said.append(f"events {', '.join(chosen)}")
@@ -230,25 +225,29 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
         row.updated_at, row.updated_by = utcnow(), actor.name[:120]
         audit.record(session, actor, "channel.change", row.name, audit.OK, "; ".join(said))
         changed = row.name
-    return get(engine, changed, actor=actor), made
+    return get(engine, changed, actor=actor), made[0] if made else None
 
 
-def _made_secret(kind: ChannelKind) -> SecretStr:
-    if not KINDS[kind].makes_secret:
-        raise _refused("secret", "Secret", f"A {kind.value} channel has no signing secret to make.")
-    return SecretStr(new_secret())
+def _make(kind: Kind) -> tuple[SecretStr, str] | None:
+    """A new secret for a kind whose secret Switchboard makes (a webhook's signing secret), and
+    what the audit says of it; None for the other kinds."""
+    field = kind.field("secret")
+    if field is None or field.made is None:
+        return None
+    return SecretStr(field.made()), f"{field.in_sentence} made"
 
 
-def _new_destination(vault: Vault, row: AlertChannel, kind: ChannelKind, url: str, given: SecretStr,
-                     allow: Allow, *, made: bool) -> list[str]:
+def _new_destination(vault: Vault, row: AlertChannel, kind: Kind, url: str, given: SecretStr,
+                     allow: Allow, *, made: str) -> list[str]:
     """Store a new URL and/or secret on ``row``, once the pair the channel then has passes the
-    rules for saving; what changed, for the audit."""
+    rules for saving; what changed, for the audit (``made``: what it says of a secret Switchboard
+    made, else "")."""
     secret = given.get_secret_value()
     if not (url or secret):
         return []
-    kinds.check(kind, url or vault.decrypt(row.url_enc, binding(row.id, "url_enc")),
-                secret or (vault.decrypt(row.secret_enc, binding(row.id, "secret_enc")) if row.secret_enc else None),
-                allow=allow)
+    kind.check(url or vault.decrypt(row.url_enc, binding(row.id, "url_enc")),
+               secret or (vault.decrypt(row.secret_enc, binding(row.id, "secret_enc")) if row.secret_enc else None),
+               allow=allow)
     registry.add(url, urlsplit(url).path, secret)
     said = []
     if url:
@@ -256,17 +255,17 @@ def _new_destination(vault: Vault, row: AlertChannel, kind: ChannelKind, url: st
         said.append(f"URL now to {row.url_hint}")
     if secret:
         row.secret_enc = vault.encrypt(secret, binding(row.id, "secret_enc"))
-        said.append("new signing secret made" if made else "new secret")
+        said.append(f"new {made}" if made else "new secret")
     return said
 
 
-def _views(session: Session, *where: object) -> list[ChannelView]:
+def _views(session: Session, *where: ColumnElement[bool] | bool) -> list[ChannelView]:
     rows = session.exec(select(AlertChannel).where(*where).order_by(AlertChannel.name_key)).all()
     windows: dict[uuid.UUID, list[tuple[int, Window]]] = {}
     for w in session.exec(select(QuietWindow).order_by(col(QuietWindow.id))).all():
         windows.setdefault(w.channel_id, []).append(
             (w.id or 0, Window(tuple(w.weekdays), w.start, w.end, w.timezone)))
-    return [ChannelView(r.id, r.name, ChannelKind(r.kind), r.url_hint, tuple(r.events), tuple(r.environments),
+    return [ChannelView(r.id, r.name, r.kind, r.url_hint, tuple(r.events), tuple(r.environments),
                         r.enabled, r.disabled_reason, r.secret_enc is not None, tuple(windows.get(r.id, ())),
                         r.created_at, r.created_by, r.updated_at, r.updated_by) for r in rows]
 
@@ -343,5 +342,5 @@ def destination(vault: Vault, row: AlertChannel) -> Destination:
     url = vault.decrypt(row.url_enc, binding(row.id, "url_enc"))
     secret = vault.decrypt(row.secret_enc, binding(row.id, "secret_enc")) if row.secret_enc else None
     registry.add(url, urlsplit(url).path, secret)
-    return Destination(ChannelKind(row.kind), url, secret)
+    return Destination(row.kind, url, secret)
 

@@ -22,7 +22,7 @@ from lib.services import connections
 from lib.services.checking import checks
 from lib.services.guard import audit
 from lib.services.history import status
-from lib.services.reporting import export
+from lib.services.reporting import connections_table, export
 from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.vault import Vault
@@ -210,7 +210,7 @@ def test_cli_exports_are_guarded_too(tmp_path: Path, simulator: SimulatorServer)
 
 
 def test_an_export_follows_the_selection_and_the_audit_says_so(tested: Runtime) -> None:
-    problems = status.Selection(outcomes=frozenset({status.ANY_PROBLEM}))
+    problems = connections_table.Selection(outcomes=frozenset({connections_table.ANY_PROBLEM}))
     frame = pd.read_csv(io.BytesIO(export.export(tested.engine, "csv", actor=ADMIN, selection=problems).data))
     assert set(frame["connection"]) == {"Storage"} and len(frame) == 5
     everything = pd.read_csv(io.BytesIO(export.export(tested.engine, "csv", actor=ADMIN).data))

@@ -16,6 +16,7 @@ from lib.services import connections
 from lib.services.checking import checks
 from lib.services.history import status
 from lib.services.history.status import CheckRecord
+from lib.services.reporting import connections_table
 from lib.services.runtime import Runtime
 from lib.simulator import SimulatorServer
 from lib.store.db import write_session
@@ -88,10 +89,10 @@ def test_every_mark_the_products_column_shows_is_explained_beside_the_table(
     at = open_page(CONNECTIONS)
     assert not at.exception
     shown = {mark for marks in at.dataframe[0].value["Products"] for mark in marks.split("\u2009")}
-    assert shown == {mark for mark, _ in status.MARKS}  # every state the column can show is on the page
+    assert shown == {mark for mark, _ in connections_table.MARKS}  # every state the column can show is on the page
     legend = plain(_after_table(at))
     assert legend.startswith("Products: one mark per product, in this order: CC Realtime Analytics, ")
-    for mark, meaning in status.MARKS:
+    for mark, meaning in connections_table.MARKS:
         assert f"{mark} {meaning}" in legend, (mark, meaning)
     for outcome in OUTCOMES.values():
         assert f"{outcome.icon} {outcome.label}" in legend

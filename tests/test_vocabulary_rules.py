@@ -36,7 +36,7 @@ from lib.services.connections import ConnectionInput
 from lib.services.guard import audit
 from lib.services.history import status
 from lib.services.history.status import CheckRecord
-from lib.services.reporting import export
+from lib.services.reporting import connections_table, export
 from lib.services.runtime import Runtime, open_runtime
 from lib.simulator import Scenario
 from lib.store.db import write_session
@@ -178,12 +178,12 @@ def test_labels_that_differ_only_in_case_are_one_environment_on_every_surface(
         tally = Counter(spellings)
         shown = max(spellings, key=lambda s: (tally[s], -spellings.index(s)))  # connections are listed by name
 
-        overview = status.Overview.build(rt.engine, status.data_stamp(rt.engine))  # what the console shows
+        overview = connections_table.Overview.build(rt.engine, status.data_stamp(rt.engine))  # what the console shows
         table, wide = overview.table, overview.wide
         assert set(table.loc[table["connection"].isin(mine), "environment"]) == {shown}
         assert sorted(e for e in wide["Environment"].unique() if e) == sorted({shown, other})  # the filter's choices
 
-        selection = status.Selection(environments=frozenset({asked}))
+        selection = connections_table.Selection(environments=frozenset({asked}))
         assert set(table.loc[selection.rows(table, table["verdict"]), "connection"]) == mine
         exported = json.loads(export.export(rt.engine, "json", actor=ADMIN, selection=selection).data)
         assert {(r["connection"], r["environment"]) for r in exported} == {(name, shown) for name in mine}
@@ -248,10 +248,10 @@ def test_a_product_nobody_ticked_is_exported_as_not_ticked_and_nothing_else(runt
     mine = frame[frame["connection"] == "Storage only"].set_index("product")
     idle = mine.drop(index=["Cloud Storage Service", "Contact Center Chat"])
     assert len(idle) == 3 and set(idle["status"]) == {"not ticked"}
-    assert set(idle["outcome"]) == {status.NOT_TICKED_LABEL}
+    assert set(idle["outcome"]) == {connections_table.NOT_TICKED_LABEL}
     assert set(idle["outcome_key"]) == {""} and set(idle["cause"]) == {""}
     assert not idle.astype(str).apply(lambda column: column.str.contains("never tested", case=False)).any().any()
     chat = mine.loc["Contact Center Chat"]
-    assert (chat["status"], chat["outcome_key"], chat["outcome"]) == ("not ticked", "timeout", status.NAMES["timeout"])
+    assert (chat["status"], chat["outcome_key"], chat["outcome"]) == ("not ticked", "timeout", connections_table.NAMES["timeout"])
     untouched = frame[frame["connection"] == "Untouched"]
     assert set(untouched["status"]) == {"never tested"} and set(untouched["outcome"]) == {"Never tested"}

@@ -12,6 +12,7 @@ from lib.cli.common import reports_errors
 from lib.services.guard.access import shell
 from lib.services.history import status
 from lib.services.reporting import export
+from lib.services.reporting.connections_table import ANY_PROBLEM, Selection
 from lib.services.runtime import open_runtime
 
 OUTCOME_CHOICES = ("any-problem", *OUTCOMES, *status.UNTESTED)
@@ -37,8 +38,8 @@ def command(fmt: str, output: Path | None, environments: tuple[str, ...], search
     connection without filters), with who must act and the fix where a product fails.
     """
     rt = open_runtime()
-    selection = (status.Selection(search, frozenset(environments),
-                                  frozenset(status.ANY_PROBLEM if o == "any-problem" else o for o in outcomes))
+    selection = (Selection(search, frozenset(environments),
+                           frozenset(ANY_PROBLEM if o == "any-problem" else o for o in outcomes))
                  if environments or search or outcomes else None)
     to_stdout = output is not None and str(output) == "-"
     target = None if to_stdout else (output or Path(export.file_name(fmt))).resolve()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -23,7 +24,7 @@ from lib.services.connections import ConnectionView
 from lib.services.guard.access import Permission, Principal
 from lib.services.history import status
 from lib.services.history.status import NEVER_TESTED, SETTINGS_CHANGED, CheckRecord, history
-from lib.services.reporting import export
+from lib.services.reporting import connections_table, export
 from lib.services.runtime import Runtime
 from lib.ui import schedule_view
 from lib.ui.account import proven
@@ -38,7 +39,8 @@ OPEN_PARAM = "connection"  # /connections?connection=NAME opens that connection
 RUN_PARAM = "run"  # the bulk test run this page started, while it runs
 # Beside the table, where the marks are read: every mark the Products column can show.
 PRODUCTS_LEGEND = ("Products: one mark per product, in this order: " + ", ".join(p.name for p in PRODUCTS.values())
-                   + ". Marks: " + ", ".join(f"{mark} {meaning}" for mark, meaning in status.MARKS) + ".")
+                   + ". Marks: " + ", ".join(f"{mark} {meaning}" for mark, meaning in connections_table.MARKS)
+                   + ".")
 # Measured in Chromium, the table's 14 px Source Sans draws a capital in about 7.3 px, a CJK
 # character in 9 and an emoji in 15 (see name_width).
 _NAME_PX_PER_CHAR, _WIDE_BYTE_PX, _CELL_PADDING_PX = 7.5, 2.5, 24
@@ -54,13 +56,13 @@ def _age_days(when: datetime) -> int:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _overviews(database_url: str) -> status.LatestOverview:
-    """The newest overview of a database, shared by every session: lib.services.history.status brings it up to
-    date (only the rows new checks touch, when only checks were stored since). Kept by
-    Streamlit's resource cache so that clearing it clears this too. Hints only: nothing
-    secret. cache_data would pickle it once and unpickle it at every rerun, a third of a
-    rerun at 10,000 connections."""
-    return status.LatestOverview()
+def _overviews(database_url: str) -> connections_table.LatestOverview:
+    """The newest overview of a database, shared by every session:
+    lib.services.reporting.connections_table brings it up to date (only the rows new checks
+    touch, when only checks were stored since). Kept by Streamlit's resource cache so that
+    clearing it clears this too. Hints only: nothing secret. cache_data would pickle it once
+    and unpickle it at every rerun, a third of a rerun at 10,000 connections."""
+    return connections_table.LatestOverview()
 
 
 def name_width(names: pd.Series) -> int:
@@ -69,7 +71,7 @@ def name_width(names: pd.Series) -> int:
     table's limits. Streamlit unpins a pinned column wider than 60 % of the table, so on a phone
     a long name scrolls with the rest rather than covering it."""
     chars = names.str.len()
-    octets = names.str.encode("utf-8").str.len()
+    octets = names.str.encode("utf-8").str.len()  # type: ignore[misc]  # pandas-stubs types .str of bytes as of str
     need = float((_NAME_PX_PER_CHAR * chars + _WIDE_BYTE_PX * (octets - chars)).max()) if len(names) else 0.0
     return int(min(max(need + _CELL_PADDING_PX, _NAME_MIN_PX), _NAME_MAX_PX))
 
@@ -85,19 +87,19 @@ def _metrics(verdicts: pd.Series, count: int) -> None:
             st.metric(label, f"{int(value):,}", width=150)
 
 
-_OUTCOME_CHOICES = ({"Any problem": status.ANY_PROBLEM} | {badge(k): k for k in OUTCOMES}
-                    | {"Never tested": NEVER_TESTED, status.NAMES[SETTINGS_CHANGED]: SETTINGS_CHANGED})
+_OUTCOME_CHOICES = ({"Any problem": connections_table.ANY_PROBLEM} | {badge(k): k for k in OUTCOMES}
+                    | {"Never tested": NEVER_TESTED, connections_table.NAMES[SETTINGS_CHANGED]: SETTINGS_CHANGED})
 
 
-def _selection(wide: pd.DataFrame) -> status.Selection:
+def _selection(wide: pd.DataFrame) -> connections_table.Selection:
     environments = sorted(e for e in wide["Environment"].unique() if e)
     cols = st.columns([2, 1, 2])
     search = cols[0].text_input("Search by name", key="conn_search", placeholder="Name contains…")
     chosen_env = cols[1].multiselect("Environment", environments, key="conn_env_filter")
     chosen_outcomes = cols[2].multiselect("Outcome", list(_OUTCOME_CHOICES), key="conn_outcome_filter",
                                           help="Connections with a ticked product in any of these states.")
-    return status.Selection(search.strip(), frozenset(chosen_env),
-                            frozenset(_OUTCOME_CHOICES[label] for label in chosen_outcomes))
+    return connections_table.Selection(search.strip(), frozenset(chosen_env),
+                                       frozenset(_OUTCOME_CHOICES[label] for label in chosen_outcomes))
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class Shown:
     wide: pd.DataFrame
 
 
-def _apply(selection: status.Selection, overview: status.Overview) -> Shown:
+def _apply(selection: connections_table.Selection, overview: connections_table.Overview) -> Shown:
     """The connections ``selection`` picks, with the secret's age worked out for today."""
     table, wide = overview.table, overview.wide
     rows = selection.rows(table, table["verdict"])
@@ -206,7 +208,12 @@ def _is_run_id(text: str) -> bool:
 _EXPORT_SCOPES = ("What is shown", "Everything")
 
 
-def _export_buttons(me: Principal, selection: status.Selection, shown: int, total: int) -> None:
+def _export_file(fmt: str, chosen: connections_table.Selection | None, now: Console) -> bytes:
+    """The download's bytes in ``fmt``, for whoever is signed in at the click (``now``)."""
+    return export.export(now.rt.engine, fmt, actor=now.me, selection=chosen).data
+
+
+def _export_buttons(me: Principal, selection: connections_table.Selection, shown: int, total: int) -> None:
     """Downloads of what the filters show (or, chosen explicitly, of every connection). The
     selection is data, not a principal: who may export is asked again at the click."""
     if not me.can(Permission.EXPORT):
@@ -219,8 +226,7 @@ def _export_buttons(me: Principal, selection: status.Selection, shown: int, tota
         spec = export.FORMATS[fmt]
         col.download_button(
             f"Export {label}", file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
-            data=deferred(Permission.EXPORT, lambda now, fmt=fmt: export.export(
-                now.rt.engine, fmt, actor=now.me, selection=chosen).data),
+            data=deferred(Permission.EXPORT, partial(_export_file, fmt, chosen)),
             on_click="ignore", icon=":material/download:", width="stretch")
 
 

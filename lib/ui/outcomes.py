@@ -6,7 +6,8 @@ import streamlit as st
 
 from lib.catalogue.outcomes import OUTCOMES
 from lib.services.content.guide import anchor_url
-from lib.services.history.status import LABELS, NEVER_TESTED
+from lib.services.history.status import NEVER_TESTED
+from lib.services.reporting.connections_table import LABELS
 from lib.ui.text import literal
 
 _ICONS = {"success": ":material/check_circle:", "warning": ":material/warning:", "error": ":material/error:"}

@@ -22,6 +22,12 @@ from lib.kernel.words import count, iso
 from lib.services.guard import audit
 from lib.services.guard.access import Permission, Principal, require
 from lib.services.history import status
+from lib.services.reporting.connections_table import (
+    NAMES,
+    NOT_TICKED_LABEL,
+    UNTESTED_CAUSES,
+    Selection,
+)
 
 # The allow-list: nothing else ever leaves Switchboard in an export. Made to hand to 8x8
 # support: what was ticked and granted, what 8x8 said, who must act and the fix.
@@ -56,11 +62,11 @@ def status_frame(table: pd.DataFrame) -> pd.DataFrame:
         "expected": _YES_NO[table["in_scope"].to_numpy(dtype=int)],
         "granted_by_8x8": np.where(granted.isna(), "unknown", _YES_NO[granted.fillna(False).to_numpy(dtype=int)]),
         "status": verdict,
-        "outcome": np.where(idle, status.NOT_TICKED_LABEL, table["outcome"].map(status.NAMES)),
+        "outcome": np.where(idle, NOT_TICKED_LABEL, table["outcome"].map(NAMES)),
         "outcome_key": np.where(idle, "", table["outcome"]),
         "detail": table["detail"],
         "cause": np.where(idle, "", np.where(table["outcome"].isin(status.UNTESTED),
-                                             table["outcome"].map(status.UNTESTED_CAUSES), words(lambda o: o.cause))),
+                                             table["outcome"].map(UNTESTED_CAUSES), words(lambda o: o.cause))),
         "who_must_act": np.where(failing, words(lambda o: o.actor.value), ""),
         "fix": np.where(failing, words(lambda o: o.fix), ""),
         "http_status": table["http_status"],
@@ -116,7 +122,7 @@ def file_name(fmt: str, now: datetime | None = None) -> str:
     return f"switchboard-status-{stamp}.{FORMATS[fmt].extension}"
 
 
-def export(engine: Engine, fmt: str, *, actor: Principal, selection: status.Selection | None = None,
+def export(engine: Engine, fmt: str, *, actor: Principal, selection: Selection | None = None,
            written_to: str | None = None) -> Export:
     """The status of every product of the selected connections (all of them when
     ``selection`` is None: "export everything") in one format, audited under the name the

@@ -4,8 +4,10 @@ was checked, the latency and 8x8's HTTP status; for one connection also its upti
 (lib.services.history.rollups: one connection's rows are a few hundred, the whole fleet's a scan of millions,
 too slow for an answer monitors poll).
 
-Built from lib.services.history.status, as the console and the exports are, so the three agree. Allow-listed
-fields only: never a secret, a Client ID (not even its masked hint) or 8x8's own words.
+Built from lib.services.history.status and said in the words of
+lib.services.reporting.connections_table, as the console and the exports are, so the three
+agree. Allow-listed fields only: never a secret, a Client ID (not even its masked hint) or
+8x8's own words.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lib.kernel.errors import NotFoundError
 from lib.kernel.words import iso
 from lib.services.guard.access import Permission, Principal, require
 from lib.services.history import rollups, status
+from lib.services.reporting.connections_table import NAMES, UNTESTED_CAUSES
 from lib.store.db import read_session
 from lib.store.models import utcnow
 
@@ -56,8 +59,8 @@ def _product(row: Any, uptime: Uptime | None) -> dict[str, Any]:
         "product_name": PRODUCTS[row.product].name,
         "status": row.verdict,  # ok, failing or never tested: what the console counts
         "outcome": row.explained,
-        "label": status.NAMES[row.explained],
-        "cause": outcome.cause if outcome else status.UNTESTED_CAUSES[row.explained],
+        "label": NAMES[row.explained],
+        "cause": outcome.cause if outcome else UNTESTED_CAUSES[row.explained],
         "who_must_act": outcome.actor.value if outcome and failing else None,
         "fix": outcome.fix if outcome and failing else None,
         "checked_at": iso(None if pd.isna(row.checked_at) else row.checked_at),
@@ -96,7 +99,7 @@ def _connections(table: pd.DataFrame, uptimes: dict[tuple[str, str], Uptime] | N
     counted = table.assign(verdict=verdict, explained=status.explained(table, verdict))[
         (verdict != status.Verdict.NOT_TICKED).to_numpy()]
     for row in counted.itertuples(index=False):
-        uptime = None if uptimes is None else uptimes.get((row.connection_id, row.product)) or dict(NO_CHECKS)
+        uptime = None if uptimes is None else uptimes.get((str(row.connection_id), str(row.product))) or dict(NO_CHECKS)
         found[row.connection_id]["products"].append(_product(row, uptime))
     return list(found.values()), tallies.sum(axis=0)
 

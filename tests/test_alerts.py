@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -279,12 +278,18 @@ def test_two_workers_deliver_each_event_exactly_once(runtime: Runtime, receiver:
             failing_twice(runtime, view, product)
     assert len(outbox_rows(runtime)) == 24
 
-    def slow_send(destination: Destination, event: Event) -> object:
-        time.sleep(0.02)
+    both_sending = threading.Barrier(2, timeout=30)
+    sent_before: set[int] = set()  # the threads that have sent
+
+    def side_by_side(destination: Destination, event: Event) -> object:
+        """A worker's first send waits for the other's: both hold claimed rows at once."""
+        if threading.get_ident() not in sent_before:
+            sent_before.add(threading.get_ident())
+            both_sending.wait()
         return local_send(destination, event)
 
     workers = [threading.Thread(target=delivery.deliver_due, args=(runtime,),
-                                kwargs={"worker": name, "send": slow_send, "batch": 2}) for name in ("w1", "w2")]
+                                kwargs={"worker": name, "send": side_by_side, "batch": 2}) for name in ("w1", "w2")]
     for w in workers:
         w.start()
     for w in workers:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from lib.simulator import SimulatorServer
 from tests.fixtures.server import PASSWORD, Server, start_server
 from tests.fixtures.simulator import default_scenario
+from tests.fixtures.waiting import eventually
 from tests.test_api import assert_no_credential, audit_rows, bearer, token_for
 from tests.test_web import sign_in
 
@@ -227,10 +227,7 @@ def test_a_second_test_of_the_same_connection_while_one_runs_is_409(server: Serv
         runner = threading.Thread(target=lambda: first.append(httpx.post(
             f"{server.url}/api/v1/connections/Edited/test", headers=bearer(operator), timeout=60)))
         runner.start()
-        deadline = time.monotonic() + 30
-        while sim_stats(sim)["in_flight"] == 0:  # the first test is talking to 8x8
-            assert time.monotonic() < deadline, "the first test never reached the simulator"
-            time.sleep(0.02)
+        eventually(lambda: sim_stats(sim)["in_flight"], what="the first test to be talking to 8x8")
         second = httpx.post(f"{server.url}/api/v1/connections/edited/test", headers=bearer(operator), timeout=60)
         other = httpx.post(f"{server.url}/api/v1/connections/Prod/test", headers=bearer(operator), timeout=60)
         runner.join(60)

@@ -4,7 +4,7 @@ under a PostgreSQL advisory lock, the keyring's canaries in one serialized trans
 from __future__ import annotations
 
 import threading
-import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,6 +18,7 @@ from lib.services.connections import ConnectionInput, keys
 from lib.store import db, keyring
 from lib.store.vault import Keyring, Vault, new_key
 from tests.fixtures.people import ADMIN
+from tests.fixtures.waiting import eventually, waiting_for_locks
 
 pytestmark = pytest.mark.postgres
 
@@ -53,10 +54,13 @@ def test_exclusive_blocks_run_one_at_a_time_across_connections(postgres_url: str
     overlaps: list[int] = []
 
     def hold() -> None:
+        """Hold the block until the threads yet to enter it wait for its lock."""
         with db.exclusive(engine, "test"):
             inside.append(1)
             overlaps.append(len(inside))
-            time.sleep(0.3)
+            still_out = 3 - len(overlaps)
+            eventually(lambda: waiting_for_locks(engine, "advisory") == still_out,
+                       what=f"the threads yet to enter ({still_out}) to wait for the lock")
             inside.pop()
 
     try:
@@ -94,8 +98,9 @@ def test_two_instances_starting_with_a_new_key_write_its_canary_once(postgres_ur
         keyring.check_keyring(engine, vault)
         k2 = Vault(Keyring("k2", {**vault.keyring.keys, "k2": new_key()}))
         instances = [db.make_engine(postgres_url) for _ in range(4)]
-        for instance in instances:  # a slow start: every instance has read "no canary" before one is written
-            event.listen(instance, "before_cursor_execute", _slow_canary_insert)
+        statements: Counter[int] = Counter()  # per instance, those about the canaries
+        for number, instance in enumerate(instances):  # no canary is written before every instance writes
+            event.listen(instance, "before_cursor_execute", _canaries_written_once_all_write(number, statements))
         starting = list(instances)
         together(lambda: keyring.check_keyring(starting.pop(), k2), 4)
         keyring.check_keyring(engine, k2)  # and the canary written is k2's own
@@ -105,6 +110,16 @@ def test_two_instances_starting_with_a_new_key_write_its_canary_once(postgres_ur
             instance.dispose()
 
 
-def _slow_canary_insert(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-    if statement.startswith("INSERT INTO crypto_key_check"):
-        time.sleep(0.3)
+def _canaries_written_once_all_write(number: int, statements: Counter[int]) -> Callable[..., None]:
+    """A listener for instance ``number`` of four: it counts the instance's statements about the
+    canaries (the read at the start, then, in the write transaction, the keyring's lock and the
+    read again) and holds a canary INSERT until every instance is in its write transaction.
+    Taking turns, the others now wait for the lock; without it, each would read "no canary"
+    and write one of its own."""
+    def listen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM crypto_key_check" in statement or "pg_advisory_xact_lock" in statement:
+            statements[number] += 1
+        elif statement.startswith("INSERT INTO crypto_key_check"):
+            eventually(lambda: len([n for n in statements.values() if n >= 2]) == 4,
+                       what="every instance to begin its write transaction")
+    return listen

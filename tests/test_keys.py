@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from lib.store.vault import Keyring, Vault, new_key, parse_keyring_json, write_k
 from tests.fixtures.alerts import WEBHOOK_SECRET, Receiver
 from tests.fixtures.notify import LOCAL
 from tests.fixtures.people import ADMIN
+from tests.fixtures.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,11 +144,8 @@ def test_rotation_killed_half_way_then_rerun_loses_nothing(tmp_path: Path) -> No
     subprocess.run([sys.executable, "-m", "lib", "keys", "add"], env=env, check=True, capture_output=True)
     proc = subprocess.Popen([sys.executable, "-m", "lib", "keys", "rotate", "--batch", "5"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if 0 < _count_on(rt.engine, "k2") < 400:
-            break
-        time.sleep(0.02)
+    eventually(lambda: proc.poll() is not None or 0 < _count_on(rt.engine, "k2") < 400, timeout_s=60,
+               what="the rotation to be part way through")
     assert proc.poll() is None, "rotation finished before it could be killed; use more rows"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -13,9 +13,8 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -56,6 +55,7 @@ from tests.fixtures.people import ADMIN
 from tests.fixtures.postgres import fresh_database
 from tests.fixtures.prober import control
 from tests.fixtures.server import PASSWORD, ROOT, Server, end_group, free_port, start_server
+from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
 
@@ -223,11 +223,9 @@ def due_rows(engine: Engine) -> list[DueCheck]:
         return list(session.exec(select(DueCheck)).all())
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+def all_checked(engine: Engine) -> bool:
+    """No slot is due now or held by a worker."""
+    return not [r for r in due_rows(engine) if r.claimed_by or r.due_at <= utcnow()]
 
 
 def duplicates(engine: Engine) -> list[tuple[object, ...]]:
@@ -265,10 +263,11 @@ def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster
     with Contact Center Chat failing throughout, its two failures in a row raise one check.failed
     per connection, delivered once to the channel's receiver though two workers deliver."""
     slots = CONNECTIONS * len(PRODUCT_KEYS)
-    wait_for(lambda: len(due_rows(both.engine)) == slots)  # the workers' first ticks made the due rows
+    eventually(lambda: len(due_rows(both.engine)) == slots, timeout_s=60,
+               what="the workers' first ticks to make the due rows")
     # ... and checked what fell due by itself: a slot checked just before the window would be
     # due again below, and checked twice in it (once per slot, rightly; a CI run saw it).
-    wait_for(lambda: not [r for r in due_rows(both.engine) if r.claimed_by or r.due_at <= utcnow()])
+    eventually(lambda: all_checked(both.engine), timeout_s=60, what="every slot that fell due to be checked")
     sign_in(page, both)
     control(both.sim, "PUT", "knobs", {"latency_ms": 150})  # ticks long enough to overlap the console's run
     control(both.sim, "POST", "faults", {"route": "cc_chat", "status": 404})
@@ -279,14 +278,15 @@ def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster
     keyed(page, "conn_test_all").locator("button").click()
     wait_for_app(page)
     expect(page.get_by_text(f"Tested {slots} products of all connections:")).to_be_visible()
-    wait_for(lambda: not [r for r in due_rows(both.engine) if r.claimed_by or r.due_at <= utcnow()])
+    eventually(lambda: all_checked(both.engine), timeout_s=60, what="the workers to check every slot")
     every = {(c.id, p): 1 for c in connections.list_connections(both.engine) for p in PRODUCT_KEYS}
     assert checks_since(both.engine, since, "schedule") == every  # each slot once, by one worker
     assert checks_since(both.engine, since, "ada") == every  # the console's run, once
     assert duplicates(both.engine) == []
     workers = {target.split(", worker ")[1].split(":")[1] for target in scheduled_ticks_since(both.engine, since)}
     assert len(workers) == 2  # both worker processes took part (their pids)
-    wait_for(lambda: outbox(both.engine) and all(row.status == "delivered" for row in outbox(both.engine)))
+    eventually(lambda: outbox(both.engine) and all(row.status == "delivered" for row in outbox(both.engine)),
+               timeout_s=60, what="every alert in the outbox to be delivered")
     control(both.sim, "DELETE", "faults")
     failed = [r for r in both.receiver.received[received_before:] if r.kind == "check.failed"]
     assert sorted(r.body["connection"] for r in failed) == sorted(c.name for c in connections.list_connections(
@@ -313,7 +313,7 @@ def test_an_instance_killed_during_test_all_keeps_what_finished_and_the_console_
     control(both.sim, "PUT", "knobs", {"latency_ms": 1500})
     since = utcnow()
     keyed(page, "conn_test_all").locator("button").click()
-    wait_for(lambda: sum(checks_since(both.engine, since, "ada").values()) > 0, 30)  # a first batch is stored
+    eventually(lambda: sum(checks_since(both.engine, since, "ada").values()), what="a first batch to be stored")
     both.kill(serving)
     stored = checks_since(both.engine, since, "ada")
     assert 0 < sum(stored.values()) < CONNECTIONS * 5  # killed mid-run

@@ -37,6 +37,7 @@ from tests.fixtures.prober import (
     target_for,
 )
 from tests.fixtures.simulator import SimulatorFactory, default_scenario
+from tests.fixtures.waiting import eventually
 
 pytest_generate_tests = over_each_transport
 
@@ -464,7 +465,7 @@ def test_closing_the_prober_mid_run_wakes_the_caller(simulator: SimulatorServer,
 
     caller = threading.Thread(target=check)
     caller.start()
-    time.sleep(0.5)
+    eventually(lambda: control(simulator, "GET", "stats")["in_flight"], what="the run to be talking to 8x8")
     started = time.monotonic()
     prober.close()
     caller.join(10)
@@ -525,10 +526,8 @@ def test_closing_the_prober_during_a_fed_check_wakes_the_caller(simulator: Simul
 
     caller = threading.Thread(target=check)
     caller.start()
-    wait_until = time.monotonic() + 5
-    while len(asked) < 3 and time.monotonic() < wait_until:
-        time.sleep(0.05)
-    assert len(asked) >= 3  # refills were handed over and asked again (few targets are open)
+    # refills were handed over and asked again (few targets are open)
+    eventually(lambda: len(asked) >= 3, what="a third request for more work")
     started = time.monotonic()
     prober.close()
     caller.join(10)

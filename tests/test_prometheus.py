@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -26,11 +25,11 @@ from lib.simulator import SimulatorServer
 from tests.fixtures.prober import control
 from tests.fixtures.server import ROOT, Server, end_group, free_port, start_server
 from tests.fixtures.simulator import default_scenario
+from tests.fixtures.waiting import eventually
 
 DEPLOYED = ROOT / "deploy" / "prometheus"
 TOKEN_FILE = "/etc/prometheus/switchboard.token"
 CREDENTIALS = f"credentials_file: {TOKEN_FILE}"
-T = TypeVar("T")
 
 
 def require(name: str) -> str:
@@ -60,15 +59,6 @@ def layout(folder: Path, swaps: dict[str, str]) -> Path:
         text = text.replace(old, new)
     (folder / "prometheus.yml").write_text(text)
     return folder / "prometheus.yml"
-
-
-def poll(read: Callable[[], T | None], timeout: float = 60.0) -> T:
-    """The first value ``read`` gives that is not None, asked every 0.2 s until the deadline."""
-    deadline = time.monotonic() + timeout
-    while (found := read()) is None:
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-    return found
 
 
 # --- the files, checked by promtool ------------------------------------------------------------
@@ -182,7 +172,7 @@ def prometheus(config: Path, folder: Path) -> Iterator[httpx.Client]:
             return None
 
     try:
-        poll(ready)
+        eventually(ready, timeout_s=60, what="Prometheus to be ready")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=10) as api:
             yield api
     finally:
@@ -212,9 +202,10 @@ def test_prometheus_scrapes_a_live_server_with_the_token_file_and_evaluates_the_
             found = data(api, "/targets")["activeTargets"]  # empty until discovery has run
             return found[0] if [t["health"] for t in found] == [health] else None
 
-        assert "401" in poll(lambda: target("down"))["lastError"]  # the file is what is sent
+        assert "401" in eventually(lambda: target("down"), timeout_s=60, what="a failed scrape")["lastError"]  # the file is what is sent
         token_file.write_text(live.token + "\n")  # read again at the next scrape: no restart
-        assert poll(lambda: target("up"))["labels"]["job"] == "switchboard"
+        assert eventually(lambda: target("up"), timeout_s=60, what="a scrape with the token")["labels"]["job"] == (
+            "switchboard")
 
         def rules() -> dict[str, dict[str, Any]] | None:
             found = {rule["name"]: rule for group in data(api, "/rules")["groups"] for rule in group["rules"]}
@@ -222,7 +213,8 @@ def test_prometheus_scrapes_a_live_server_with_the_token_file_and_evaluates_the_
                 found[name]["state"] == "inactive" for name in found if name != "SwitchboardProductFailing")
             return found if settled else None
 
-        evaluated = poll(rules)  # cc_chat fails: pending, firing after 30 minutes of it
+        # cc_chat fails: pending, firing after 30 minutes of it
+        evaluated = eventually(rules, timeout_s=60, what="the rules to be evaluated")
         assert set(evaluated) == alert_names()
         assert all(rule["health"] == "ok" for rule in evaluated.values()), evaluated
         [pending] = evaluated["SwitchboardProductFailing"]["alerts"]

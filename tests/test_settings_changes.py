@@ -18,7 +18,7 @@ from lib.services import alerts, connections
 from lib.services.checking import checks
 from lib.services.checking.worker import Worker
 from lib.services.history import status
-from lib.services.reporting import machine_status
+from lib.services.reporting import connections_table, machine_status
 from lib.services.runtime import Runtime
 from lib.simulator import App, Scenario, SimulatorServer
 from lib.store.db import read_session
@@ -75,7 +75,7 @@ def test_an_edit_of_the_region_retires_the_old_failure_everywhere_and_is_checked
     assert all(at <= now for at in due_at(runtime, view.id).values())  # due at once
     after = shown(runtime, "Acme prod")
     assert after == dict.fromkeys(PRODUCT_KEYS, ("never tested", "settings_changed"))  # no old OK, no old failure
-    overview = status.Overview.build(runtime.engine, status.data_stamp(runtime.engine))
+    overview = connections_table.Overview.build(runtime.engine, status.data_stamp(runtime.engine))
     assert list(overview.wide["Status"]) == ["🔄 Not tested since the edit"]
     frame = status.table(runtime.engine)
     assert set(status.verdicts(frame)) == {status.Verdict.NEVER_TESTED}

@@ -39,6 +39,7 @@ from tests.fixtures.simulator import (
     probe,
     run_in_new_loop,
 )
+from tests.fixtures.waiting import eventually
 
 GRANT = {"grant_type": "client_credentials"}
 
@@ -324,7 +325,8 @@ def test_expired_token_is_401_access_token_expired(simulator_factory, client) ->
     assert token_body["expires_in"] == "1"
     token = token_body["access_token"]
     assert probe(client, sim.url, "cloud_storage", app, token).status_code == 200
-    time.sleep(1.1)
+    moved_on = sim.state.clock() + 1  # the token's one second has passed, to the tick
+    sim.state.clock = lambda: moved_on
     response = probe(client, sim.url, "cloud_storage", app, token)
     assert response.status_code == 401
     faultstring, errorcode = fault_string(response)
@@ -595,8 +597,7 @@ def test_stop_does_not_wait_for_a_long_delay(simulator_factory) -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    while sim.state.stats()["in_flight"] == 0:
-        time.sleep(0.01)
+    eventually(lambda: sim.state.stats()["in_flight"], what="the token request to reach the simulator")
     started = time.monotonic()
     sim.stop()
     assert time.monotonic() - started < 1.5  # the delay is cut short, not cancelled

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.services import connections
@@ -17,10 +18,12 @@ from lib.services.checking import checks
 from lib.services.connections import ConnectionInput
 from lib.services.history import status
 from lib.services.history.status import NEVER_TESTED, CheckRecord
+from lib.services.reporting import connections_table
 from lib.store.db import write_session
 from lib.store.models import utcnow
 from lib.store.vault import Vault
 from tests.fixtures.people import ADMIN
+from tests.fixtures.waiting import eventually, waiting_for_locks
 
 
 def _add(engine: Engine, vault: Vault, name: str, products: tuple[str, ...]) -> connections.ConnectionView:
@@ -90,17 +93,17 @@ def test_a_selection_picks_whole_connections_by_name_environment_and_outcome(eng
     table = status.table(engine)
     verdict = status.verdicts(table)
 
-    def picked(selection: status.Selection) -> set[str]:
+    def picked(selection: connections_table.Selection) -> set[str]:
         return set(table.loc[selection.rows(table, verdict), "connection"])
 
-    assert picked(status.Selection()) == {"Alpha", "Beta", "Gamma"}
-    assert picked(status.Selection(search="  ".strip() or "alp")) == {"Alpha"}
-    assert picked(status.Selection(outcomes=frozenset({status.ANY_PROBLEM}))) == {"Beta"}
-    assert picked(status.Selection(outcomes=frozenset({"timeout"}))) == {"Beta"}
-    assert picked(status.Selection(outcomes=frozenset({"ok"}), search="a")) == {"Alpha", "Beta", "Gamma"}
-    assert picked(status.Selection(environments=frozenset({"prod"}))) == set()
-    assert len(table.loc[status.Selection(search="beta").rows(table, verdict)]) == len(PRODUCT_KEYS)
-    assert "any problem" in status.Selection(outcomes=frozenset({status.ANY_PROBLEM})).describe()
+    assert picked(connections_table.Selection()) == {"Alpha", "Beta", "Gamma"}
+    assert picked(connections_table.Selection(search="  ".strip() or "alp")) == {"Alpha"}
+    assert picked(connections_table.Selection(outcomes=frozenset({connections_table.ANY_PROBLEM}))) == {"Beta"}
+    assert picked(connections_table.Selection(outcomes=frozenset({"timeout"}))) == {"Beta"}
+    assert picked(connections_table.Selection(outcomes=frozenset({"ok"}), search="a")) == {"Alpha", "Beta", "Gamma"}
+    assert picked(connections_table.Selection(environments=frozenset({"prod"}))) == set()
+    assert len(table.loc[connections_table.Selection(search="beta").rows(table, verdict)]) == len(PRODUCT_KEYS)
+    assert "any problem" in connections_table.Selection(outcomes=frozenset({connections_table.ANY_PROBLEM})).describe()
 
 
 def test_an_unset_environment_is_blank_never_none(engine: Engine, vault: Vault) -> None:
@@ -115,18 +118,18 @@ def test_each_connection_has_its_worst_status_and_compact_marks(engine: Engine, 
     _store(engine, failing, {"cloud_storage": "rate_limited", "cc_chat": "timeout", "quality_management": "ok"})
     _store(engine, fine, {"cloud_storage": "ok", "cc_chat": "timeout"})  # chat not ticked: not its status
     table = status.table(engine)
-    worst, marks = status.summaries(table, status.verdicts(table))
+    worst, marks = connections_table.summaries(table, status.verdicts(table))
     assert list(worst) == ["⏱️ Timed out +1 more", "✅ All OK", "⚪ Never tested"]  # an error outranks a wait
     assert [m.replace("\u2009", " ") for m in marks] == ["· · 🐢 ✅ ⏱️", "· · ✅ · ·", "· · ⚪ · ·"]
 
 
-def _assert_same(derived: status.Overview, built: status.Overview) -> None:
+def _assert_same(derived: connections_table.Overview, built: connections_table.Overview) -> None:
     pd.testing.assert_frame_equal(derived.table, built.table)
     pd.testing.assert_frame_equal(derived.wide, built.wide)
     assert derived.stamp == built.stamp
 
 
-def _shared(derived: status.Overview, previous: status.Overview) -> bool:
+def _shared(derived: connections_table.Overview, previous: connections_table.Overview) -> bool:
     """Whether ``derived`` holds the previous overview's own data where no check touched it."""
     return np.shares_memory(derived.wide["Secret set"].array.asi8, previous.wide["Secret set"].array.asi8)
 
@@ -135,7 +138,7 @@ def test_an_overview_follows_new_checks_row_by_row_and_equals_a_full_build(engin
     ticked = _add(engine, vault, "a-ticked", ("cloud_storage", "cc_chat"))
     untouched = _add(engine, vault, "b-untouched", ())
     quiet = _add(engine, vault, "c-quiet", ("cloud_storage",))
-    overview = status.Overview.build(engine, status.data_stamp(engine))  # nothing tested yet
+    overview = connections_table.Overview.build(engine, status.data_stamp(engine))  # nothing tested yet
     steps = [
         (ticked, {"cloud_storage": "ok", "cc_chat": "ok"}),
         (quiet, {"cloud_storage": "ok", "cc_chat": "timeout"}),  # chat not ticked: information
@@ -148,7 +151,7 @@ def test_an_overview_follows_new_checks_row_by_row_and_equals_a_full_build(engin
         _store(engine, view, outcomes)
         stamp = status.data_stamp(engine)
         derived = overview.updated(engine, stamp)
-        _assert_same(derived, status.Overview.build(engine, stamp))
+        _assert_same(derived, connections_table.Overview.build(engine, stamp))
         # derived, not rebuilt: what no check touches is the previous overview's own data
         assert _shared(derived, overview)
         overview = derived
@@ -157,9 +160,25 @@ def test_an_overview_follows_new_checks_row_by_row_and_equals_a_full_build(engin
                                for outcome in ("timeout", "ok", "rate_limited")], {}, "test")
     stamp = status.data_stamp(engine)
     overview = overview.updated(engine, stamp)
-    _assert_same(overview, status.Overview.build(engine, stamp))
+    _assert_same(overview, connections_table.Overview.build(engine, stamp))
     assert dict(zip(overview.wide["Name"], overview.wide["Status"], strict=True))["c-quiet"].startswith("🐢")
     assert overview.updated(engine, stamp) is overview  # nothing new: the same object
+
+
+def _writers_held_up(engine: Engine) -> Callable[[], bool]:
+    """Whether a write transaction of another thread waits for the one open now: on PostgreSQL,
+    a session waiting for a lock; on SQLite, a BEGIN IMMEDIATE begun (it waits for as long as
+    another transaction writes)."""
+    if engine.dialect.name == "postgresql":
+        return lambda: waiting_for_locks(engine) > 0
+    begun, this_thread = threading.Event(), threading.get_ident()
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement == "BEGIN IMMEDIATE" and threading.get_ident() != this_thread:
+            begun.set()
+
+    event.listen(engine, "before_cursor_execute", seen)
+    return begun.is_set
 
 
 def test_transactions_storing_checks_commit_in_batch_order_so_an_overview_misses_none(
@@ -168,12 +187,13 @@ def test_transactions_storing_checks_commit_in_batch_order_so_an_overview_misses
     waits for it, so it cannot commit first with a higher number and have the first one's
     checks (lower ids on PostgreSQL) slip behind an overview that saw the second."""
     first, second = _add(engine, vault, "a-first", ("cloud_storage",)), _add(engine, vault, "b-second", ("cc_chat",))
-    overview = status.Overview.build(engine, status.data_stamp(engine))
+    overview = connections_table.Overview.build(engine, status.data_stamp(engine))
+    held_up = _writers_held_up(engine)
     with ThreadPoolExecutor(1) as pool, write_session(engine) as session:
         checks.store(session, [CheckRecord(first.id, "", "cloud_storage", "timeout", None, 30000, "", utcnow(), "r1")],
                      {}, "test")
         later = pool.submit(_store, engine, second, {"cc_chat": "ok"})
-        time.sleep(1)
+        eventually(held_up, what="the second batch to wait for the first")
         assert not later.done()  # waits for the first batch to commit
         seen = overview.updated(engine, status.data_stamp(engine))
         _assert_same(seen, overview)  # neither is committed yet
@@ -181,23 +201,23 @@ def test_transactions_storing_checks_commit_in_batch_order_so_an_overview_misses
     stamp = status.data_stamp(engine)
     assert stamp.batch == overview.stamp.batch + 2
     caught_up = seen.updated(engine, stamp)
-    _assert_same(caught_up, status.Overview.build(engine, stamp))
+    _assert_same(caught_up, connections_table.Overview.build(engine, stamp))
     assert dict(zip(caught_up.wide["Name"], caught_up.wide["Status"], strict=True))["a-first"].startswith("⏱️")
 
 
 def test_an_overview_is_built_afresh_when_a_connection_changes_or_too_much_was_stored(
         engine: Engine, vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     first = _add(engine, vault, "a-first", ("cloud_storage",))
-    overview = status.Overview.build(engine, status.data_stamp(engine))
+    overview = connections_table.Overview.build(engine, status.data_stamp(engine))
     _add(engine, vault, "b-second", ())
     _store(engine, first, {"cloud_storage": "ok"})
     stamp = status.data_stamp(engine)
     rebuilt = overview.updated(engine, stamp)
-    _assert_same(rebuilt, status.Overview.build(engine, stamp))
+    _assert_same(rebuilt, connections_table.Overview.build(engine, stamp))
     assert list(rebuilt.wide["Name"]) == ["a-first", "b-second"]
-    monkeypatch.setattr(status, "MAX_CHANGES", 1)
+    monkeypatch.setattr(connections_table, "MAX_CHANGES", 1)
     _store(engine, first, {"cloud_storage": "timeout", "cc_chat": "ok"})
     stamp = status.data_stamp(engine)
     rebuilt_again = rebuilt.updated(engine, stamp)
-    _assert_same(rebuilt_again, status.Overview.build(engine, stamp))
+    _assert_same(rebuilt_again, connections_table.Overview.build(engine, stamp))
     assert not _shared(rebuilt_again, rebuilt)

@@ -11,6 +11,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ from lib.web.hooks import StreamlitHooks
 from lib.web.state import ServerState
 from lib.web.stream import STREAM_PATH, wanted
 from tests.fixtures.server import PASSWORD, ROOT, Server, start_server
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -342,9 +344,16 @@ def test_requests_wait_while_the_server_opens_its_data_then_meet_the_gate(simula
         with server.client() as client, ThreadPoolExecutor(1) as pool:
             assert client.get("/healthz").text == "ok" and client.get("/_stcore/health").text == "ok"
             assert client.get("/readyz").status_code == 503
-            page = pool.submit(client.get, "/connections")
-            time.sleep(1.5)
-            assert not page.done()
+            sent = threading.Event()
+
+            def trace(event: str, _info: object) -> None:
+                if event == "http11.receive_response_headers.started":  # all sent, the answer awaited
+                    sent.set()
+
+            page = pool.submit(client.get, "/connections", extensions={"trace": trace})
+            eventually(sent.is_set, what="the page request to be sent")
+            assert client.get("/readyz").status_code == 503  # a request sent after it is answered...
+            assert not page.done()  # ...while the page request waits
             lock.rollback()
             lock.close()
             answer = page.result(timeout=30)

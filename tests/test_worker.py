@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from sqlmodel import col, select
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.services import connections
 from lib.services.checking import schedule
-from lib.services.checking.worker import Worker
+from lib.services.checking.worker import LEASE, Worker
 from lib.services.connections import ConnectionInput, ConnectionView
 from lib.services.guard import audit
 from lib.services.runtime import Runtime
@@ -35,6 +34,7 @@ from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.fixtures.server import start_server
 from tests.fixtures.simulator import SimulatorFactory
+from tests.fixtures.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"analytics_region": "us", "storage_region": "us-east", "qm_region": "us-east", "chat_region": "us",
@@ -164,7 +164,7 @@ def test_a_worker_that_lost_its_claim_meanwhile_stores_nothing_for_it(
     ticked: list[object] = []
     running = threading.Thread(target=lambda: ticked.append(worker.tick()))
     running.start()
-    wait_for(lambda: any(r.claimed_by == worker.id for r in due_rows(runtime.engine)))
+    eventually(lambda: any(r.claimed_by == worker.id for r in due_rows(runtime.engine)), what="the tick to claim")
     with write_session(runtime.engine) as session:  # its lease ended and another worker retook the rows
         session.exec(update(DueCheck).values(claimed_by="another-worker",  # type: ignore[call-overload]
                                              claimed_until=utcnow() + timedelta(minutes=5)))
@@ -225,13 +225,6 @@ def test_two_workers_claiming_at_once_take_each_due_row_once(
     assert len(one + two) == 20 * len(PRODUCT_KEYS)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 # --- several worker processes on one database --------------------------------------------------
 
 
@@ -282,29 +275,30 @@ def test_a_worker_killed_mid_tick_has_its_claims_retaken_after_the_lease(
     views = add_fleet(runtime, sim)
     Worker(runtime, prober_factory(sim.url)).tick()
     make_due(runtime.engine)
-    lease = ("--lease", "3s", "--batch", "10")
-    doomed, other = spawn(worker_env(sim), "--once", *lease), spawn(worker_env(sim), "--once", *lease)
+    doomed, other = (spawn(worker_env(sim), "--once", "--batch", "10") for _ in range(2))  # the default lease
 
-    def held_by_doomed() -> list[DueCheck]:
-        return [r for r in due_rows(runtime.engine) if (r.claimed_by or "").split(":")[1:2] == [str(doomed.pid)]]
+    def held_by_doomed() -> set[tuple[object, str]]:
+        return {(r.connection_id, r.product) for r in due_rows(runtime.engine)
+                if (r.claimed_by or "").split(":")[1:2] == [str(doomed.pid)]}
 
     def frozen_holding_claims() -> bool:
-        """Freeze the worker; keep it frozen only while it holds claims (a batch in flight)."""
+        """Freeze the worker; keep it frozen only while it holds claims (a batch in flight);
+        between two tries it runs for eventually()'s back-off."""
         doomed.send_signal(signal.SIGSTOP)
         if held_by_doomed() and sum(checks_per_slot(runtime.engine).values()) > 0:
             return True
         doomed.send_signal(signal.SIGCONT)
-        time.sleep(0.05)
         return False
 
-    wait_for(frozen_holding_claims, 60)
+    eventually(frozen_holding_claims, timeout_s=60, what="the worker to hold claims with a batch in flight")
     doomed.send_signal(signal.SIGKILL)  # mid-batch, its claims still held
     doomed.wait(10)
     orphaned = held_by_doomed()
-    assert orphaned  # claimed, never completed: nobody else may take them before the lease ends
+    assert orphaned  # claimed, never completed
     finish(other)
-    time.sleep(3.5)  # the lease of the killed worker has ended
-    finish(spawn(worker_env(sim), "--once", *lease))
+    assert held_by_doomed() == orphaned  # nobody else takes them before the lease ends
+    after_the_lease = utcnow() + LEASE + timedelta(seconds=1)
+    Worker(runtime, prober_factory(sim.url), batch=10, now=lambda: after_the_lease).tick()
     assert checks_per_slot(runtime.engine) == Counter({(v.id, p): 1 for v in views for p in PRODUCT_KEYS})
     assert not [r for r in due_rows(runtime.engine) if r.claimed_by is not None or r.due_at <= utcnow()]
 
@@ -340,7 +334,7 @@ def test_sigterm_stops_the_worker_cleanly_after_its_tick(
     sim = simulator_factory(fleet(1))
     add_fleet(runtime, sim)
     proc = spawn(worker_env(sim), "--tick", "1s")
-    wait_for(lambda: len(ticks_of(runtime.engine)) > 0)
+    eventually(lambda: ticks_of(runtime.engine), what="the worker's first tick")
     proc.send_signal(signal.SIGTERM)
     out = finish(proc)
     assert out.splitlines()[-1] == "Worker stopped." and "ticks every 1s" in out
@@ -355,17 +349,21 @@ def ticks_of(engine: Engine) -> list[datetime]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("setting", ["on", "off"])
-def test_the_server_runs_the_worker_in_its_process_unless_switched_off(setting: str, simulator: SimulatorServer) -> None:
-    server = start_server({"SWITCHBOARD_WORKER": setting}, simulator.url)
-    engine = db.make_engine(server.env["SWITCHBOARD_DATABASE_URL"])
+def test_the_server_runs_the_worker_in_its_process_unless_switched_off(simulator: SimulatorServer) -> None:
+    """Two servers on one database, the first with its worker switched off. Each would start
+    its worker a moment after its data is open, the first one earlier: so once the second
+    one's worker has ticked, the first one's would have too, and every tick is the second's."""
+    off = start_server({"SWITCHBOARD_WORKER": "off"}, simulator.url)
+    engine = db.make_engine(off.env["SWITCHBOARD_DATABASE_URL"])
+    same_data = {name: off.env[name] for name in ("SWITCHBOARD_DATABASE_URL", "SWITCHBOARD_KEYRING_FILE")}
+    servers = [off]
     try:
-        if setting == "on":  # its first tick runs as the server starts
-            wait_for(lambda: bool(ticks_of(engine)), 20)
-        else:
-            time.sleep(2)
-            assert ticks_of(engine) == []
-        assert "Traceback" not in server.log.read_text()
+        on = start_server({"SWITCHBOARD_WORKER": "on", **same_data}, simulator.url)
+        servers.append(on)
+        eventually(lambda: schedule.workers(engine, ADMIN), timeout_s=30, what="the second server's worker to tick")
+        assert [w.pid for w in schedule.workers(engine, ADMIN)] == [on.process.pid]
+        assert "Traceback" not in off.log.read_text() + on.log.read_text()
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
         engine.dispose()

@@ -105,7 +105,7 @@ class _Route:
 @dataclass
 class _Token:
     client_id: str
-    expires_at: float  # time.monotonic()
+    expires_at: float  # on SimulatorState.clock
 
 
 @dataclass
@@ -126,6 +126,7 @@ class SimulatorState:
         self.latency_ms = scenario.latency_ms
         self.token_lifetime_s = scenario.token_lifetime_s
         self.stopping = False  # set by the server before it shuts down: cut pauses short
+        self.clock: Callable[[], float] = time.monotonic  # token lifetimes run on it (a test moves it on)
         self._lock = threading.Lock()
         self._faults = [_ArmedFault(f, f.times) for f in scenario.faults]
         self._tokens: dict[str, _Token] = {}
@@ -181,7 +182,7 @@ class SimulatorState:
         token = secrets.token_urlsafe(21)  # 28 characters, like 8x8's samples
         with self._lock:
             lifetime = self.token_lifetime_s
-            self._tokens[token] = _Token(client_id, time.monotonic() + lifetime)
+            self._tokens[token] = _Token(client_id, self.clock() + lifetime)
         return token, lifetime
 
     def issued_tokens(self) -> list[str]:
@@ -436,7 +437,7 @@ class _Simulated8x8:
             if token is None:
                 return _apigee_fault(key, 401, "Invalid Access Token",
                                      "keymanagement.service.invalid_access_token")
-            if time.monotonic() >= token.expires_at:
+            if self.state.clock() >= token.expires_at:
                 return _apigee_fault(key, 401, "Access Token expired",
                                      "keymanagement.service.access_token_expired")
             app = self.state.scenario.app(token.client_id)
@@ -448,7 +449,8 @@ class _Simulated8x8:
 
     @staticmethod
     def _path_region(request: Request) -> str:
-        return next(v for k, v in request.path_params.items() if k.endswith("_region"))
+        region: str = next(v for k, v in request.path_params.items() if k.endswith("_region"))
+        return region
 
     @staticmethod
     def _not_found(key: str, region: str) -> Response:

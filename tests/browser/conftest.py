@@ -6,6 +6,7 @@ Chromium missing: skipped locally, failed under CI=true (.ci/run installs it wit
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def console(console_factory: ConsoleFactory) -> Console:
 def sign_in(page: Page, console: Console, username: str = "ada", password: str = PASSWORD,
             path: str = "") -> None:
     """Sign in through the sign-in page, landing on ``path``."""
+    track_runs(page)
     page.goto(f"{console.url}/{path}")
     expect(page.get_by_test_id("sign-in-form")).to_be_visible()
     page.locator("#username").fill(username)
@@ -88,15 +90,92 @@ def sign_in(page: Page, console: Console, username: str = "ada", password: str =
     wait_for_app(page)
 
 
+# Which script runs the page has asked for and which have finished, read off Streamlit's
+# WebSocket: a BackMsg with rerun_script (field 11) asks for a run; a ForwardMsg with
+# new_session (field 4) starts it and one with script_finished (field 6, any status but
+# FINISHED_EARLY_FOR_RERUN, 2) ends it (streamlit/proto/BackMsg.proto, ForwardMsg.proto; only
+# the top-level field numbers are read). ``pending`` is the number of the run asked for last,
+# 0 once it has ended and the page has drawn what ended it (two task hops: React's render of
+# a message is queued as a task while the message is handled). A socket that closes ends what
+# it was asked for: a browser that reconnects asks again.
+TRACK_RUNS = """(() => {
+  if (window.__switchboardRuns) return;
+  const runs = window.__switchboardRuns = {pending: 0, asked: 0, started: false};
+  const varint = (bytes, at) => {
+    let value = 0, shift = 0, byte;
+    do { byte = bytes[at++]; value += (byte & 0x7f) * 2 ** shift; shift += 7; } while (byte & 0x80);
+    return [value, at];
+  };
+  const fields = (data) => {
+    const found = new Map();
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data)
+      : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+    let at = 0, key, value;
+    while (bytes && at < bytes.length) {
+      [key, at] = varint(bytes, at);
+      const wire = key % 8;
+      if (wire === 0) [value, at] = varint(bytes, at);
+      else if (wire === 2) { [value, at] = varint(bytes, at); at += value; value = true; }
+      else if (wire === 1 || wire === 5) { at += wire === 1 ? 8 : 4; value = true; }
+      else break;
+      found.set(Math.floor(key / 8), value);
+    }
+    return found;
+  };
+  const afterDrawn = (then) => {
+    const hop = new MessageChannel();
+    hop.port1.onmessage = () => {
+      const again = new MessageChannel();
+      again.port1.onmessage = then;
+      again.port2.postMessage(0);
+    };
+    hop.port2.postMessage(0);
+  };
+  const heard = new WeakSet();
+  const hear = (socket) => {
+    heard.add(socket);
+    socket.addEventListener("close", () => { runs.pending = 0; });
+    socket.addEventListener("message", (event) => {
+      if (!runs.pending) return;
+      const message = fields(event.data);
+      if (message.has(4)) runs.started = true;
+      else if (runs.started && message.has(6) && message.get(6) !== 2) {
+        const ended = runs.pending;
+        afterDrawn(() => { if (runs.pending === ended) runs.pending = 0; });
+      }
+    });
+  };
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (!heard.has(this)) hear(this);
+    if (fields(data).has(11)) { runs.pending = ++runs.asked; runs.started = false; }
+    return send.call(this, data);
+  };
+})()"""
+_TRACKED: weakref.WeakSet[Page] = weakref.WeakSet()
+
+
+def track_runs(page: Page) -> None:
+    """Follow the script runs of every document ``page`` opens from now on (TRACK_RUNS)."""
+    if page not in _TRACKED:
+        page.add_init_script(TRACK_RUNS)
+        _TRACKED.add(page)
+
+
 def wait_for_app(page: Page) -> None:
-    """Streamlit has connected, finished the script run and drawn every element."""
-    page.wait_for_timeout(200)
+    """Streamlit has connected, finished every script run the page asked for (a click, a
+    reconnection) and drawn every element."""
+    track_runs(page)
     expect(page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']")).to_be_attached(timeout=30000)
+    page.evaluate(TRACK_RUNS)  # the document open now may have begun before track_runs
+    # polled every 50 ms, not on animation frames: a tab in the background draws none
+    page.wait_for_function("() => !window.__switchboardRuns?.pending", polling=50, timeout=60000)
     expect(page.locator("[data-testid='stApp'][data-test-script-state='notRunning']")).to_be_attached(timeout=60000)
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=30000)
 
 
 def open_path(page: Page, console: Console, path: str) -> None:
+    track_runs(page)
     response = page.goto(f"{console.url}/{path}")
     assert response is not None and response.ok
     wait_for_app(page)

@@ -23,6 +23,7 @@ from tests.browser.conftest import (
     wait_for_app,
 )
 from tests.fixtures.prober import control
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -193,7 +194,7 @@ def test_an_anonymous_clear_cache_cannot_stop_tests_in_flight(console: Console, 
     sign_in(page, console, path="connections")
     control(sim, "PUT", "knobs", {"latency_ms": 1500})
     keyed(page, "conn_test_all").locator("button").click()
-    page.wait_for_timeout(700)  # the run is in flight
+    eventually(lambda: control(sim, "GET", "stats")["in_flight"], what="the run to be talking to 8x8")
     clear = BackMsg()
     clear.clear_cache = True
     with connect(console.url.replace("http://", "ws://") + "/_stcore/stream", additional_headers={"Origin": console.url},

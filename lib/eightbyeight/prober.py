@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
 from lib.catalogue import policy
 from lib.eightbyeight.client import EightByEight
-from lib.eightbyeight.loop import BackgroundLoop
+from lib.eightbyeight.loop import BackgroundLoop, T
 from lib.eightbyeight.models import Credentials, ProbeResult, Target
 from lib.kernel.errors import SwitchboardError
 
@@ -147,7 +147,7 @@ class Prober:
         except BaseException:  # e.g. a ConfigError for SWITCHBOARD_8X8_TRANSPORT: no loop left running
             self._loop.close()
             raise
-        self.low_water = LOW_WATER_PER_IN_FLIGHT * client_options.get("max_connections", policy.MAX_IN_FLIGHT)
+        self.low_water: int = LOW_WATER_PER_IN_FLIGHT * client_options.get("max_connections", policy.MAX_IN_FLIGHT)
         self._lock = threading.Lock()
         self._running: set[Future[Any]] = set()
         self._closed = False
@@ -163,7 +163,7 @@ class Prober:
     def closed(self) -> bool:
         return self._closed
 
-    def _submit(self, coro: Any) -> Future[Any]:
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         with self._lock:
             if self._closed:
                 coro.close()

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -47,6 +47,7 @@ from lib.services.alerts.windows import Window
 from lib.services.guard import audit
 from lib.services.guard.access import schedule as schedule_principal
 from lib.services.runtime import Runtime
+from lib.store import leases
 from lib.store.db import write_session
 from lib.store.models import (
     AlertChannel,
@@ -107,17 +108,17 @@ def _claim(rt: Runtime, worker: str, now: datetime, batch: int, only: int | None
     """Take up to ``batch`` due rows of enabled channels nobody holds; those of a channel in a
     quiet window are held instead (tests excepted). Each row is read on its own (:func:`_read`),
     so one that cannot be read is claimed like the others, and fails alone."""
-    free = or_(col(AlertOutbox.claimed_until).is_(None), col(AlertOutbox.claimed_until) < now)
+    free = leases.free(AlertOutbox, now)
     if only is not None:  # a Send test: its row was queued already held by this same caller
-        free = or_(free, AlertOutbox.claimed_by == worker)
-    due = (sql_select(AlertOutbox.id, AlertOutbox.channel_id, AlertOutbox.event_id, AlertOutbox.kind,
-                      AlertOutbox.event, AlertOutbox.attempts)
+        free = or_(free, leases.held_by(AlertOutbox, worker))
+    due = (sql_select(col(AlertOutbox.id), col(AlertOutbox.channel_id), col(AlertOutbox.event_id),
+                      col(AlertOutbox.kind), col(AlertOutbox.event), col(AlertOutbox.attempts))
            .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
-           .where(AlertOutbox.status == PENDING, col(AlertOutbox.due_at) <= now, col(AlertChannel.enabled), free)
-           .order_by(AlertOutbox.due_at, AlertOutbox.id).limit(batch)
-           .with_for_update(skip_locked=True, of=AlertOutbox))  # type: ignore[arg-type]
+           .where(col(AlertOutbox.status) == PENDING, col(AlertOutbox.due_at) <= now, col(AlertChannel.enabled), free)
+           .order_by(col(AlertOutbox.due_at), col(AlertOutbox.id)).limit(batch)
+           .with_for_update(skip_locked=True, of=AlertOutbox))
     if only is not None:
-        due = due.where(AlertOutbox.id == only)
+        due = due.where(col(AlertOutbox.id) == only)
     with write_session(rt.engine) as session:
         rows = session.connection().execute(due).all()
         if not rows:
@@ -131,8 +132,8 @@ def _claim(rt: Runtime, worker: str, now: datetime, batch: int, only: int | None
         if held:
             session.connection().execute(update(AlertOutbox).where(col(AlertOutbox.id).in_(held)).values(status=HELD))
         if taken:
-            session.connection().execute(update(AlertOutbox).where(col(AlertOutbox.id).in_([r.id for r in taken]))
-                                         .values(claimed_by=worker, claimed_until=now + LEASE))
+            session.connection().execute(leases.take(AlertOutbox, col(AlertOutbox.id).in_([r.id for r in taken]),
+                                                     worker, now + LEASE))
         return [_read(rt, r, by_id[r.channel_id]) for r in taken]
 
 
@@ -200,9 +201,9 @@ def _settle(rt: Runtime, worker: str, item: Claimed, attempt: Attempt, at: datet
     error = registry.mask(attempt.error or "")
     with write_session(rt.engine) as session:
         session.connection().execute(
-            update(AlertOutbox).where(col(AlertOutbox.id) == item.id, AlertOutbox.claimed_by == worker)
-            .values(attempts=number, status=status, due_at=due, last_error=error or None, claimed_by=None,
-                    claimed_until=None, finished_at=None if status == PENDING else at))
+            leases.let_go(AlertOutbox, and_(col(AlertOutbox.id) == item.id, leases.held_by(AlertOutbox, worker)))
+            .values(attempts=number, status=status, due_at=due, last_error=error or None,
+                    finished_at=None if status == PENDING else at))
         session.add(AlertDelivery(channel_id=item.channel_id, channel=item.channel, event_id=item.event_id,
                                   kind=item.kind, attempt=number, at=at, http_status=attempt.status,
                                   outcome=outcome, error=error, duration_ms=attempt.duration_ms, worker=worker[:120]))
@@ -219,9 +220,8 @@ def _give_up(rt: Runtime, worker: str, item: Claimed, error: str, at: datetime) 
     try:
         with write_session(rt.engine) as session:
             session.connection().execute(
-                update(AlertOutbox).where(col(AlertOutbox.id) == item.id, AlertOutbox.claimed_by == worker)
-                .values(attempts=item.attempts + 1, status=FAILED, last_error=error, claimed_by=None,
-                        claimed_until=None, finished_at=at))
+                leases.let_go(AlertOutbox, and_(col(AlertOutbox.id) == item.id, leases.held_by(AlertOutbox, worker)))
+                .values(attempts=item.attempts + 1, status=FAILED, last_error=error, finished_at=at))
     except Exception as exc:  # noqa: BLE001 - the other rows still go out
         log.warning("Alert %s to %s: could not be marked failed either (%s)", item.event_id, item.channel,
                     type(exc).__name__)
@@ -248,7 +248,7 @@ def deliver_one(rt: Runtime, outbox_id: int, *, worker: str, send: Send | None =
     if not claimed:
         with write_session(rt.engine) as session:
             session.connection().execute(
-                update(AlertOutbox).where(col(AlertOutbox.id) == outbox_id, AlertOutbox.status == PENDING,
+                update(AlertOutbox).where(col(AlertOutbox.id) == outbox_id, col(AlertOutbox.status) == PENDING,
                                           col(AlertOutbox.claimed_by).is_(None))
                 .values(status=FAILED, last_error="The channel is turned off.", finished_at=now()))
         return None
@@ -259,12 +259,12 @@ def summarise(session: Session, now: datetime) -> None:
     """For each channel whose quiet window has ended: what it held, as one window.summary event,
     without failures that recovered meanwhile (and their recoveries)."""
     holding = set(session.connection().execute(
-        sql_select(AlertOutbox.channel_id).where(AlertOutbox.status == HELD).distinct()).scalars())
+        sql_select(col(AlertOutbox.channel_id)).where(col(AlertOutbox.status) == HELD).distinct()).scalars())
     if not holding:
         return
     windows = _windows(session, holding)
     alerting = {(c, p) for c, p in session.connection().execute(
-        sql_select(AlertState.connection_id, AlertState.subject).where(col(AlertState.alerted_at).is_not(None)))}
+        sql_select(col(AlertState.connection_id), col(AlertState.subject)).where(col(AlertState.alerted_at).is_not(None)))}
     for channel_id in holding:
         if any(w.covers(now) for w in windows.get(channel_id, ())):
             continue
@@ -289,7 +289,7 @@ def _readable(r: AlertOutbox) -> Event | None:
         return None
 
 
-def _recovered_meanwhile(r: AlertOutbox, alerting: set[tuple[uuid.UUID | None, str | None]],
+def _recovered_meanwhile(r: AlertOutbox, alerting: set[tuple[uuid.UUID, str]],
                          failed_held: set[tuple[uuid.UUID | None, str | None]]) -> bool:
     pair = (r.connection_id, r.product)
     if r.kind in (EventKind.FAILED, EventKind.STILL_FAILING):

@@ -31,7 +31,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     update,
 )
 from sqlalchemy import select as sql_select
@@ -44,6 +43,7 @@ from lib.kernel.words import SPAN_EXAMPLES, parse_span, span
 from lib.services.connections import ConnectionView
 from lib.services.guard import audit
 from lib.services.guard.access import Permission, Principal, require
+from lib.store import leases
 from lib.store.db import read_session, serialize, write_session
 from lib.store.models import (
     Connection,
@@ -131,9 +131,8 @@ class Intervals:
         return row is not None and row.every_s is not None
 
     def every_for(self, connection_id: uuid.UUID) -> timedelta:
-        if self.has_own_every(connection_id):
-            return timedelta(seconds=self.own[connection_id].every_s)  # type: ignore[arg-type]
-        return self.every
+        row = self.own.get(connection_id)
+        return timedelta(seconds=row.every_s) if row is not None and row.every_s is not None else self.every
 
     def paused_for(self, connection_id: uuid.UUID) -> bool:
         row = self.own.get(connection_id)
@@ -193,8 +192,9 @@ def set_every(engine: Engine, every: timedelta | None, *, actor: Principal,
     with write_session(engine) as session:
         serialize(session, "schedule")
         if connection is None:
+            assert every is not None  # refused above when both are None
             row: ScheduleSetting | ConnectionSchedule = _default_row(session)
-            row.every_s = int(every.total_seconds())  # type: ignore[union-attr]
+            row.every_s = int(every.total_seconds())
         else:
             row = _own_row(session, connection.id)
             row.every_s = int(every.total_seconds()) if every is not None else None
@@ -208,16 +208,16 @@ def set_every(engine: Engine, every: timedelta | None, *, actor: Principal,
 def _move_to_new_grid(session: Session, now_set: Intervals, connection: ConnectionView | None) -> None:
     """Due rows not claimed by a worker: due in the next slot of their connection's grid."""
     now = utcnow()
-    query = sql_select(DueCheck.connection_id).where(col(DueCheck.claimed_by).is_(None)).distinct()
+    query = sql_select(col(DueCheck.connection_id)).where(col(DueCheck.claimed_by).is_(None)).distinct()
     if connection is not None:
-        query = query.where(DueCheck.connection_id == connection.id)
+        query = query.where(col(DueCheck.connection_id) == connection.id)
     ids = list(session.connection().execute(query).scalars())
     if connection is None:  # the default moved: not the connections that keep their own interval
         ids = [i for i in ids if not now_set.has_own_every(i)]
     moves = [{"c": i, "due": now_set.next_slot(i, now)} for i in ids]
     if moves:
         session.connection().execute(
-            update(DueCheck).where(DueCheck.connection_id == bindparam("c"), col(DueCheck.claimed_by).is_(None))
+            update(DueCheck).where(col(DueCheck.connection_id) == bindparam("c"), col(DueCheck.claimed_by).is_(None))
             .values(due_at=bindparam("due")), moves)
 
 
@@ -241,7 +241,7 @@ def connections_stamp(engine: Engine) -> tuple[object, ...]:
     The sum of versions moves with every edit, whatever the clocks of the hosts making them."""
     with read_session(engine) as session:
         return tuple(session.connection().execute(
-            sql_select(func.count(), func.max(Connection.updated_at), func.sum(Connection.version))).one())
+            sql_select(func.count(), func.max(col(Connection.updated_at)), func.sum(col(Connection.version)))).one())
 
 
 def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
@@ -253,11 +253,11 @@ def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
     with write_session(engine) as session:
         serialize(session, "schedule")
         conn = session.connection()
-        have = {(c, p) for c, p in conn.execute(sql_select(DueCheck.connection_id, DueCheck.product))}
+        have = {(c, p) for c, p in conn.execute(sql_select(col(DueCheck.connection_id), col(DueCheck.product)))}
         gone = have - wanted
         if gone:
-            conn.execute(delete(DueCheck).where(DueCheck.connection_id == bindparam("c"),
-                                                DueCheck.product == bindparam("p")),
+            conn.execute(delete(DueCheck).where(col(DueCheck.connection_id) == bindparam("c"),
+                                                col(DueCheck.product) == bindparam("p")),
                          [{"c": c, "p": p} for c, p in gone])
         new = wanted - have
         if new:
@@ -299,9 +299,9 @@ def claimable(now: datetime) -> list[ColumnElement[bool]]:
     """What makes a due-check row one a worker takes at ``now``: its slot has come, no worker
     holds it (or its lease ran out) and its connection is not paused. The worker's claim and
     ``schedule show``'s "(due)" both ask this."""
-    paused = sql_select(ConnectionSchedule.connection_id).where(col(ConnectionSchedule.paused))
+    paused = sql_select(col(ConnectionSchedule.connection_id)).where(col(ConnectionSchedule.paused))
     return [col(DueCheck.due_at) <= now,
-            or_(col(DueCheck.claimed_until).is_(None), col(DueCheck.claimed_until) < now),
+            leases.free(DueCheck, now),
             col(DueCheck.connection_id).not_in(paused)]
 
 
@@ -311,10 +311,11 @@ def overview(engine: Engine, actor: Principal, connection_ids: Collection[uuid.U
     require(actor, Permission.READ_STATUS)
     now = utcnow()
     takes = func.max(case((and_(*claimable(now)), 1), else_=0))
-    query = (sql_select(Connection.id, Connection.name, func.min(DueCheck.due_at), func.max(DueCheck.last_checked_at),
-                        takes)
+    query = (sql_select(col(Connection.id), col(Connection.name), func.min(col(DueCheck.due_at)),
+                        func.max(col(DueCheck.last_checked_at)), takes)
              .outerjoin(DueCheck, col(DueCheck.connection_id) == col(Connection.id))
-             .group_by(Connection.id, Connection.name, Connection.name_key).order_by(Connection.name_key))
+             .group_by(col(Connection.id), col(Connection.name), col(Connection.name_key))
+             .order_by(col(Connection.name_key)))
     if connection_ids is not None:
         query = query.where(col(Connection.id).in_(connection_ids))
     with read_session(engine) as session:

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, tuple_, update
+from sqlalchemy import and_, bindparam, delete, tuple_
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col
 
@@ -43,13 +43,14 @@ from lib.kernel import collector
 from lib.kernel.redaction import registry
 from lib.kernel.words import count
 from lib.services import alerts, connections
-from lib.services.alerts.delivery import Send
+from lib.services.alerts.delivery import Clock, Send
 from lib.services.checking import checks, retention, schedule
 from lib.services.checking.checks import Finished, RunReport
 from lib.services.connections import ConnectionView
 from lib.services.guard.access import schedule as schedule_principal
 from lib.services.history.status import CheckRecord
 from lib.services.runtime import Runtime
+from lib.store import leases
 from lib.store.db import read_session, write_session
 from lib.store.models import DueCheck, WorkerHeartbeat, utcnow
 
@@ -100,18 +101,19 @@ def _failure(part: str, exc: BaseException) -> str:
 class Worker:
     """One worker: its identity, heartbeat and claims. ``prober`` is the 8x8 client it checks
     with (every check asks 8x8 for a token of its own: none is carried from one tick to the
-    next); ``send`` delivers one alert (lib.notify's sender by default)."""
+    next); ``send`` delivers one alert (lib.notify's sender by default); ``now`` is the clock its
+    claims, leases, slots and heartbeat are measured by (a test moves it past a lease)."""
 
     def __init__(self, rt: Runtime, prober: Prober, *, tick: timedelta = TICK, lease: timedelta = LEASE,
-                 batch: int = BATCH, send: Send | None = None) -> None:
-        self.rt, self.prober, self.send = rt, prober, send
+                 batch: int = BATCH, send: Send | None = None, now: Clock = utcnow) -> None:
+        self.rt, self.prober, self.send, self.now = rt, prober, send, now
         self.tick_every, self.lease, self.batch = tick, lease, batch
         self.host, self.pid = socket.gethostname()[:255], os.getpid()
         self.id = f"{self.host[:80]}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self.principal = schedule_principal()
         self._stamp: tuple[object, ...] | None = None
         self._views: dict[uuid.UUID, ConnectionView] = {}
-        self.pruner = retention.Pruner(rt, budget=tick * retention.BUDGET_SHARE)
+        self.pruner = retention.Pruner(rt, budget=tick * retention.BUDGET_SHARE, now=now)
 
     # -- a tick --
 
@@ -133,7 +135,7 @@ class Worker:
             log.exception("The checks of a scheduled tick failed; its alerts are delivered all the same.")
             failures.append(_failure("checks", exc))
         try:
-            report = replace(report, alerts=alerts.tick(self.rt, worker=self.id, send=self.send))
+            report = replace(report, alerts=alerts.tick(self.rt, worker=self.id, send=self.send, now=self.now))
         except Exception as exc:
             log.exception("The alert delivery of a scheduled tick failed.")
             failures.append(_failure("alerts", exc))
@@ -224,15 +226,15 @@ class Worker:
         per connection, in catalogue order. One statement, the rows marked with this worker
         and a lease as they are chosen: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (workers skip
         each other's rows), SQLite's ``BEGIN IMMEDIATE`` otherwise (workers take turns)."""
-        now = utcnow()
-        due = (sql_select(DueCheck.connection_id, DueCheck.product)
+        now = self.now()
+        due = (sql_select(col(DueCheck.connection_id), col(DueCheck.product))
                .where(*schedule.claimable(now))
-               .order_by(DueCheck.due_at, DueCheck.connection_id, DueCheck.product)
+               .order_by(col(DueCheck.due_at), col(DueCheck.connection_id), col(DueCheck.product))
                .limit(self.batch)
                .with_for_update(skip_locked=True))
-        claim = (update(DueCheck).where(tuple_(DueCheck.connection_id, DueCheck.product).in_(due))
-                 .values(claimed_by=self.id, claimed_until=now + self.lease)
-                 .returning(DueCheck.connection_id, DueCheck.product))
+        claim = (leases.take(DueCheck, tuple_(col(DueCheck.connection_id), col(DueCheck.product)).in_(due),
+                             self.id, now + self.lease)
+                 .returning(col(DueCheck.connection_id), col(DueCheck.product)))
         with write_session(self.rt.engine) as session:
             rows = session.connection().execute(claim).all()
         claimed: dict[uuid.UUID, list[str]] = {}
@@ -250,12 +252,12 @@ class Worker:
         completes nothing: its slot is let go still due, and checked again with the new ones."""
         ids = {record.connection_id for record, _ in done}
         held = {(c, p) for c, p in session.connection().execute(
-            sql_select(DueCheck.connection_id, DueCheck.product)
-            .where(DueCheck.claimed_by == self.id, col(DueCheck.connection_id).in_(ids))
+            sql_select(col(DueCheck.connection_id), col(DueCheck.product))
+            .where(leases.held_by(DueCheck, self.id), col(DueCheck.connection_id).in_(ids))
             .with_for_update())}
         holding = {c for c, _ in held}
         versions = checks.settings_versions(session, ids)
-        now = utcnow()
+        now = self.now()
         keep: list[CheckRecord] = []
         counted: list[CheckRecord] = []
         completed: list[dict[str, object]] = []
@@ -273,28 +275,26 @@ class Worker:
                                                           result.retry_after_s)})
             elif record.product == TOKEN and record.connection_id in holding:
                 keep.append(record)
-        slot_of = (DueCheck.connection_id == bindparam("c"), DueCheck.product == bindparam("p"))
+        slot_of = and_(col(DueCheck.connection_id) == bindparam("c"), col(DueCheck.product) == bindparam("p"))
         if completed:
             session.connection().execute(
-                update(DueCheck).where(*slot_of).values(due_at=bindparam("due"), claimed_by=None,
-                                                        claimed_until=None, last_run_id=run_id, last_checked_at=now),
+                leases.let_go(DueCheck, slot_of).values(due_at=bindparam("due"), last_run_id=run_id,
+                                                        last_checked_at=now),
                 completed)
         if released:
-            session.connection().execute(update(DueCheck).where(*slot_of).values(claimed_by=None, claimed_until=None),
-                                         released)
+            session.connection().execute(leases.let_go(DueCheck, slot_of), released)
             self._stamp = None  # the connections changed under this worker: read them again before claiming
         return checks.Settled(keep, counted)
 
     def _release(self) -> None:
         with write_session(self.rt.engine) as session:
-            session.connection().execute(update(DueCheck).where(DueCheck.claimed_by == self.id)
-                                         .values(claimed_by=None, claimed_until=None))
+            session.connection().execute(leases.let_go(DueCheck, leases.held_by(DueCheck, self.id)))
 
     # -- signs of life --
 
     def _beat(self, *, ticked: bool) -> None:
         """The heartbeat (and, mid-tick, the leases of what this worker holds) renewed."""
-        now = utcnow()
+        now = self.now()
         with write_session(self.rt.engine) as session:
             row = session.get(WorkerHeartbeat, self.id)
             if row is None:
@@ -306,8 +306,7 @@ class Worker:
             if ticked:
                 row.last_tick_at = now
             else:
-                session.connection().execute(update(DueCheck).where(DueCheck.claimed_by == self.id)
-                                             .values(claimed_until=now + self.lease))
+                session.connection().execute(leases.renew(DueCheck, self.id, now + self.lease))
             session.connection().execute(delete(WorkerHeartbeat).where(
                 col(WorkerHeartbeat.last_seen_at) < now - retention.FORGET_WORKERS))
 
@@ -319,7 +318,7 @@ class Worker:
                 row = session.get(WorkerHeartbeat, self.id)
                 if row is None:
                     return
-                now = utcnow()
+                now = self.now()
                 row.last_seen_at = now
                 if report.failure is None:
                     row.last_ok_tick_at = now

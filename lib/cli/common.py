@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 from pydantic import SecretStr
@@ -25,6 +25,8 @@ from lib.kernel.errors import (
 from lib.kernel.words import iso
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 CONFIG_ERRORS = (ConfigError, KeyringError, DatabaseNotReady)
 
 if TYPE_CHECKING:  # the prober pulls in httpx, which most commands never need
@@ -39,11 +41,11 @@ def _option_for(field: str) -> str:
     return f" ({options[field]})" if field in options else ""
 
 
-def reports_errors(func: F) -> F:
+def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn Switchboard's typed errors into a message on stderr and the contract's exit code."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except ValidationError as exc:
@@ -57,7 +59,7 @@ def reports_errors(func: F) -> F:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def to_json(value: Any) -> str:

@@ -39,7 +39,7 @@ def _setting_options(*, clearable: bool) -> Callable[[F], F]:
     """One --<setting> option per product setting in lib.catalogue.products (data-driven);
     ``clearable``: an empty value is accepted, and clears the stored one."""
     def decorate(func: F) -> F:
-        for setting in reversed(SETTINGS.values()):
+        for setting in reversed(list(SETTINGS.values())):
             option = f"--{setting.key.replace('_', '-')}"
             choice = (_ChoiceOrEmpty if clearable else click.Choice)(setting.choices) if setting.choices else None
             text = f'{setting.help} "" clears it.' if clearable else setting.help
@@ -110,8 +110,8 @@ def connections_edit(connection: str, name: str | None, no_verify: bool, secret_
     anything is saved, as with add. To rotate the Client Secret, regenerate it in the 8x8
     Admin Console, then pipe it to: connections edit NAME --secret-stdin
     """
-    changes = {key: value for key, value in (("name", name), ("environment", environment), *settings.items())
-               if value is not None}
+    changes: dict[str, object] = {key: value for key, value in (("name", name), ("environment", environment),
+                                                                *settings.items()) if value is not None}
     if expected_products is not None:
         changes["expected_products"] = _product_list(expected_products)
     if not changes and client_id is None and not secret_stdin:

@@ -8,10 +8,10 @@ import click
 
 from lib.cli.common import read_hidden, reports_errors, to_json
 from lib.services.accounts import users
-from lib.services.guard.access import shell
+from lib.services.guard.access import Role, shell
 from lib.services.runtime import open_runtime
 
-ROLES = click.Choice([r.value for r in users.Role])
+ROLES = click.Choice([r.value for r in Role])
 OWN_PASSWORD = click.option(
     "--own-password", is_flag=True,
     help="The person chose this password (for example your own account): no change is asked at their next sign-in.")

@@ -26,7 +26,7 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int, rand: random.Random | None = None) -> float:
         """Delay before retry ``retry_number`` (1-based) when the server gave no Retry-After."""
-        delay = min(self.max_delay, self.base_delay * 2 ** (retry_number - 1))
+        delay: float = min(self.max_delay, self.base_delay * 2 ** (retry_number - 1))
         return delay * (1 - (rand or random).uniform(0, self.jitter))
 
 

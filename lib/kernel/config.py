@@ -1,4 +1,4 @@
-"""Settings from environment variables (names are a contract, see README), read once.
+"""Settings from environment variables (names are a contract, docs/operating/configuration.md), read once.
 
 Every problem is reported as a :class:`ConfigError` naming the variable and the fix.
 """

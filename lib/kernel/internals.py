@@ -85,7 +85,7 @@ class Library:
 
     def function(self, owner: object, name: str, parameters: Sequence[str]) -> Callable[..., Any]:
         """``owner.name``, callable with ``parameters`` (in this order; any others have defaults)."""
-        found = self.attribute(owner, name)
+        found: Callable[..., Any] = self.attribute(owner, name)
         self.require(callable(found), f"{_where(owner)}.{name} is no longer callable")
         signature = list(inspect.signature(found).parameters.values())
         takes = [p.name for p in signature]

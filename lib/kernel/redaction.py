@@ -259,9 +259,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     mask_every_record()
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        root.addHandler(handler)
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root.addHandler(stream)
     root.setLevel(level)
     for handler in root.handlers:
         install(handler)

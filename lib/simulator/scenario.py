@@ -70,9 +70,9 @@ def _count(value: object, where: str, *, minimum: int = 0) -> int:
 
 
 def _choice(value: object, choices: Sequence[str], where: str) -> str:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise _fail(where, f"{value!r} is not one of {', '.join(choices)}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _choices(values: object, choices: Sequence[str], where: str) -> tuple[str, ...]:

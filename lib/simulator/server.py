@@ -91,7 +91,7 @@ class SimulatorServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
-    def start(self, timeout_s: float = 10.0) -> SimulatorServer:
+    def start(self, timeout_s: float = 10.0) -> Self:
         if self._thread is not None:
             raise RuntimeError("The simulator is already running.")
         family, kind, proto, _, address = socket.getaddrinfo(

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -67,7 +67,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -128,10 +128,10 @@ def insert_on_conflict(dialect: str, table: Any) -> Any:
     a class of its own. Each dialect's module loads when first used (PostgreSQL's takes 35 ms,
     which a process on SQLite need not pay at start)."""
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return sqlite_insert(table)
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+    return postgresql_insert(table)
 
 
 @contextmanager
@@ -195,7 +195,8 @@ def _alembic_config(engine: Engine) -> Any:
 
 def head_revision() -> str:
     """The revision no other migration builds on (read from migrations/versions/, as Alembic does)."""
-    revisions, parents = set(), set()
+    revisions: set[str] = set()
+    parents: set[str] = set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
         fields = dict(_REVISION.findall(path.read_text()))
         revisions.add(fields["revision"])
@@ -297,7 +298,7 @@ def auto_vacuum(engine: Engine) -> str | None:
     if not is_sqlite(engine):
         return None
     with engine.connect() as conn:
-        mode = conn.exec_driver_sql("PRAGMA auto_vacuum").scalar()
+        mode = conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one()
     return {0: "none", 1: "full", 2: "incremental"}.get(mode, str(mode))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from bisect import bisect_left
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -49,7 +50,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC) if value is not None else None
 
 
-def _utc_column(nullable: bool = False) -> Column:
+def _utc_column(nullable: bool = False) -> Column[datetime]:
     return Column(UTCDateTime(), nullable=nullable)
 
 
@@ -127,7 +128,7 @@ class CheckCounter(SQLModel, table=True):
     them, which stamps its checks with the new number (``Check.batch``). Holding the row until
     commit makes those transactions commit in the order of their numbers, on PostgreSQL too
     (where ids are handed out in one order and commits happen in another), so "the checks of a
-    batch above n" is exactly what was stored since a reader saw n (lib.services.history.status.Overview)."""
+    batch above n" is exactly what was stored since a reader saw n (lib.services.reporting.connections_table.Overview)."""
 
     __tablename__ = "check_counter"
 
@@ -507,7 +508,7 @@ class AlertOutbox(SQLModel, table=True):
     kind: str = Field(max_length=40)
     connection_id: uuid.UUID | None = None  # no foreign key: the event outlives its connection
     product: str | None = Field(default=None, max_length=40)
-    event: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
+    event: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(sa_column=_utc_column())
     due_at: datetime = Field(sa_column=_utc_column())
     attempts: int = 0

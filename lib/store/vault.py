@@ -92,7 +92,7 @@ def parse_keyring_json(text: str, source: str) -> Keyring:
         raise KeyringError(f'{source} must hold {{"active": "<kid>", "keys": {{"<kid>": "<base64>"}}}}.')
     keys = {kid: _decode_key(kid, enc, source) for kid, enc in doc["keys"].items()}
     active = doc.get("active")
-    if active not in keys:
+    if not isinstance(active, str) or active not in keys:
         raise KeyringError(f"{source}: the active key id {active!r} is not among its keys.")
     return Keyring(active=active, keys=keys)
 

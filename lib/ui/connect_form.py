@@ -19,6 +19,7 @@ from typing import Any
 import streamlit as st
 from pydantic import SecretStr
 
+from lib.catalogue.limits import NAME_MAX
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, SETTINGS
 from lib.eightbyeight.prober import ProberClosed
@@ -59,7 +60,7 @@ def _editing(rt: Runtime) -> ConnectionView | None:
     name = st.query_params.get(EDIT_PARAM)
     if name is None:
         return None
-    if len(name) <= connections.NAME_MAX:
+    if len(name) <= NAME_MAX:
         with contextlib.suppress(NotFoundError):
             return connections.find_by_name(rt.engine, name)
     del st.query_params[EDIT_PARAM]
@@ -167,7 +168,8 @@ def _secret_note() -> str | None:
     flash = st.session_state.get(_FLASH)
     if not flash or st.session_state.get(_SECRET):
         return None
-    return flash.get("secret_note")
+    note: str | None = flash.get("secret_note")
+    return note
 
 
 def _comparison(expected: list[str], granted: list[str] | None) -> str:

@@ -65,7 +65,7 @@ def runtime() -> Runtime:
         return _runtime()
     except SwitchboardError as exc:
         st.error(f"Switchboard cannot start: {exc}", icon=":material/block:")
-        st.caption("Who must act: a Switchboard admin (see README, Configuration).")
+        st.caption("Who must act: a Switchboard admin (see docs/operating/configuration.md).")
         st.stop()
         raise  # unreachable: st.stop() raises
 
@@ -136,7 +136,7 @@ def _show(refusal: SwitchboardError) -> None:
 
 
 def guard(needs: Permission) -> Console:
-    """First statement of every protected page (a deep link can skip app.py, see README):
+    """First statement of every protected page (a deep link can skip app.py; docs/operating/security.md, "Authorized when the action runs"):
     without a live sign-in whose role holds ``needs``, the page stops here."""
     rt = runtime()
     me, problem = _current(rt)

@@ -71,7 +71,7 @@ def history_chart(frame: pd.DataFrame) -> alt.Chart:
     shown = set(frame["Outcome"])  # the legend lists what happened; each outcome keeps its colour
     outcomes = [o.label for o in OUTCOMES.values() if o.label in shown]
     colours = [_COLOURS[label] for label in outcomes]
-    return (
+    chart: alt.Chart = (
         alt.Chart(frame, title="Tests over time")
         .mark_point(size=120, filled=True, opacity=0.9)
         .encode(
@@ -89,3 +89,4 @@ def history_chart(frame: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=alt.Step(36))
     )
+    return chart

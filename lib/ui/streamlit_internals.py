@@ -13,6 +13,8 @@ of it stops the server at start, naming what moved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from google.protobuf.message import DecodeError
 from starlette.requests import Request
 
@@ -22,7 +24,7 @@ STREAMLIT = Library("streamlit", tested="1.67.0")
 
 # The signed identity cookie (chunked when long), decoded with the cookie secret; None when absent,
 # forged or expired.
-_signed_cookie = STREAMLIT.function(STREAMLIT.module("streamlit.web.server.starlette.starlette_auth_routes"),
+_signed_cookie: Callable[[Request, str], bytes | None] = STREAMLIT.function(STREAMLIT.module("streamlit.web.server.starlette.starlette_auth_routes"),
                                     "_get_cookie_value_from_request", ("request", "cookie_name"))
 USER_COOKIE: str = STREAMLIT.attribute(STREAMLIT.module("streamlit.web.server.starlette.starlette_server_config"),
                                        "USER_COOKIE_NAME", str)
@@ -72,7 +74,7 @@ def message_kind(data: bytes) -> str | None:
         message.ParseFromString(data)
     except DecodeError:
         return None
-    kind = message.WhichOneof(_TYPE)
+    kind: str | None = message.WhichOneof(_TYPE)
     if kind == _OPERATION:
         return f"{kind}/{message.backend_operation_request.WhichOneof(_PAYLOAD)}"
     return kind

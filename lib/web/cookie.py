@@ -17,7 +17,7 @@ the server then reads that name only, never the plain one:
 Anywhere else (plain http to a host name) a browser drops a ``Secure`` cookie, so the session
 cookie keeps the plain name ``switchboard_session``. On loopback every port is a secure origin
 to Chromium, so a page on another port of localhost can still set a ``__Host-`` cookie there:
-only https on a real host name keeps other ports out (README, Security).
+only https on a real host name keeps other ports out (docs/operating/security.md).
 
 :class:`OneSessionCookie` shows everything behind it (our routes, the sign-in gate, Streamlit's
 WebSocket and so the console's pages) the chosen cookie under one name,
@@ -27,6 +27,7 @@ WebSocket and so the console's pages) the chosen cookie under one name,
 from __future__ import annotations
 
 import ipaddress
+from typing import Final
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
@@ -41,7 +42,7 @@ HOST_COOKIE = "__Host-" + sessions.COOKIE_NAME
 PROBE = "__Host-switchboard_secure"  # kept only by a browser that keeps __Host- cookies here
 PROBE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps any cookie; it holds no secret
 _NAMES = frozenset({sessions.COOKIE_NAME, HOST_COOKIE})
-SAME_SITE = "lax"  # why not strict: set_session
+SAME_SITE: Final = "lax"  # why not strict: set_session
 
 
 def host_of(scope: Scope) -> str:

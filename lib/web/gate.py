@@ -37,7 +37,8 @@ def page_address(scope: Scope) -> str:
     """The path and query a page load asked for, everything outside ``QUERY_SAFE`` in the
     query percent-encoded (browsers send a few characters, such as '|', raw)."""
     query = quote_from_bytes(scope.get("query_string", b""), safe=QUERY_SAFE)
-    return scope["path"] + (f"?{query}" if query else "")
+    path: str = scope["path"]
+    return path + (f"?{query}" if query else "")
 
 
 def password_path(next_path: str) -> str:

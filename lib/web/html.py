@@ -97,5 +97,5 @@ def password_changed(next_path: str) -> str:
 
 
 def cannot_start(problem: str) -> str:
-    body = "<p>Who must act: a Switchboard admin (see README, Configuration).</p>"
+    body = "<p>Who must act: a Switchboard admin (see docs/operating/configuration.md).</p>"
     return _page("Switchboard cannot start", problem, body)

@@ -26,7 +26,8 @@ def trusted_proxies() -> list[str]:
         return []  # the server reports the bad setting when it starts; meanwhile trust nobody
 
 
-class TrustedProxyHeaders(ProxyHeadersMiddleware):
+# misc: its base is found (and checked) when lib.web.uvicorn_internals is imported, so untyped here.
+class TrustedProxyHeaders(ProxyHeadersMiddleware):  # type: ignore[misc]
     """uvicorn's own middleware, with our list instead of the one uvicorn was given."""
 
     def __init__(self, app: Any, trusted_hosts: list[str] | str = "") -> None:

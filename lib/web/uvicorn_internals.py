@@ -30,4 +30,4 @@ UVICORN.require(getattr(_Config.load, "__globals__", None) is vars(_config),
 
 def wrap_proxy_headers_with(middleware: type) -> None:
     """Have uvicorn wrap the app it loads from now on in ``middleware`` (a ProxyHeadersMiddleware)."""
-    _config.ProxyHeadersMiddleware = middleware
+    vars(_config)["ProxyHeadersMiddleware"] = middleware  # the module's global, which Config.load reads

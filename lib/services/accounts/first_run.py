@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 
 from pydantic import SecretStr
 from sqlalchemy import Engine, update
-from sqlalchemy import select as sql_select
-from sqlmodel import col
+from sqlmodel import col, select
 
 from lib.kernel.errors import FieldError, ValidationError
 from lib.services.accounts import users
@@ -72,7 +71,7 @@ def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, 
     problem: str | None = CODE_WRONG  # of the code: a weak new password is refused, but is no failed attempt
     try:
         with write_session(engine) as session:
-            rows = session.exec(sql_select(SetupCode)).scalars().all()  # type: ignore[call-overload]
+            rows = session.exec(select(SetupCode)).all()
             wanted = _hash(code.get_secret_value())
             match = next((row for row in rows if hmac.compare_digest(row.code_hash, wanted)), None)
             problem = (HAS_USERS if users.count_in(session) else CODE_WRONG if match is None

@@ -18,10 +18,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, update
+from sqlalchemy import ColumnElement, Engine, Select, func, update
 from sqlalchemy import select as sql_select
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from lib.services.guard import audit
 from lib.services.guard.access import PasswordChangeRequired, Principal, Role, Standing
@@ -92,38 +93,40 @@ def start(engine: Engine, key: Key, principal: Principal, *, now: datetime | Non
 def known(engine: Engine, key: Key) -> bool:
     """Whether ``key`` ever started a session (ended ones included)."""
     with read_session(engine) as session:
-        return session.exec(sql_select(WebSession.id).where(  # type: ignore[call-overload]
-            WebSession.token_hash == key.digest)).first() is not None
+        return session.exec(select(col(WebSession.id)).where(
+            col(WebSession.token_hash) == key.digest)).first() is not None
 
 
 # The session row and, for a local sign-in, its account: one read over two unique indexes
 # (user names are ASCII, so lower() is the casefold the account key holds).
-_ROW = (sql_select(WebSession.id, WebSession.subject, WebSession.via, WebSession.address, WebSession.created_at,
-                   WebSession.last_seen_at, WebSession.ended_at, WebSession.reauthenticated_at, WebSession.role,
-                   User.role.label("account_role"),  # type: ignore[attr-defined]
-                   User.must_change_password.label("must_change"))  # type: ignore[attr-defined]
-        .select_from(WebSession)
-        .outerjoin(User, col(User.username_key) == func.lower(WebSession.subject)))
+_ROW: Select[*tuple[Any, ...]] = (
+    sql_select(col(WebSession.id), col(WebSession.subject), col(WebSession.via), col(WebSession.address),
+               col(WebSession.created_at), col(WebSession.last_seen_at), col(WebSession.ended_at),
+               col(WebSession.reauthenticated_at), col(WebSession.role),
+               col(User.role).label("account_role"), col(User.must_change_password).label("must_change"))
+    .select_from(WebSession)
+    .outerjoin(User, col(User.username_key) == func.lower(col(WebSession.subject))))
 
 
-def _read(engine: Engine, key: Key):  # type: ignore[no-untyped-def]
+def _read(engine: Engine, key: Key) -> Any:
+    """The row of ``_ROW`` for ``key`` (read by column name), or None."""
     with read_session(engine) as session:
         return session.connection().execute(_ROW.where(col(WebSession.token_hash) == key.digest)).first()
 
 
-def _role(row) -> Role | None:  # type: ignore[no-untyped-def]
+def _role(row: Any) -> Role | None:
     """A local session's role is its account's (None once the account is gone); an OIDC
     session's is the one the allow-list gave it."""
     role = row.account_role if row.via == "local" else row.role
     return Role(role) if role else None
 
 
-def _must_change(row) -> bool:  # type: ignore[no-untyped-def]
+def _must_change(row: Any) -> bool:
     """Only a local account has a password an admin could have set."""
     return row.via == "local" and bool(row.must_change)
 
 
-def _expired_because(row, limits: Limits, now: datetime) -> str | None:  # type: ignore[no-untyped-def]
+def _expired_because(row: Any, limits: Limits, now: datetime) -> str | None:
     if now - row.created_at > limits.lifetime:
         return "absolute lifetime reached"
     if now - row.last_seen_at > limits.idle:
@@ -203,7 +206,7 @@ def _end(engine: Engine, which: ColumnElement[bool], principal: Principal, actio
          now: datetime) -> bool:
     """End the live session ``which`` selects, with its audit row; False when none was live."""
     with write_session(engine) as session:
-        ended = session.execute(update(WebSession).where(
+        ended = session.exec(update(WebSession).where(
             which, col(WebSession.ended_at).is_(None)).values(ended_at=now)).rowcount
         if ended:
             audit.record(session, principal, action, principal.name, audit.OK, detail)
@@ -234,8 +237,7 @@ def renew(session: Session, old: Key, now: datetime) -> str | None:
     transaction (a password change): the same person and proof of identity, a new token, so a
     copy of the old cookie stops working. Returns the new token, for the browser's cookie;
     None when ``old`` is gone meanwhile (the browser signs in again)."""
-    row = session.exec(sql_select(WebSession).where(  # type: ignore[call-overload]
-        WebSession.token_hash == old.digest)).scalars().first()
+    row = session.exec(select(WebSession).where(col(WebSession.token_hash) == old.digest)).first()
     if row is None:
         return None
     session.execute(update(WebSession).where(col(WebSession.id) == row.id, col(WebSession.ended_at).is_(None))

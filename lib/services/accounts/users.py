@@ -22,7 +22,7 @@ from sqlalchemy import Engine, case, func
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from lib.kernel.errors import FieldError, NotFoundError, SwitchboardError, ValidationError
 from lib.services.accounts import sessions
@@ -180,7 +180,7 @@ def _name_taken() -> ValidationError:
 
 def get(engine: Engine, username: str) -> UserView:
     with read_session(engine) as session:
-        user = session.exec(sql_select(User).where(User.username_key == username.strip().casefold())).scalars().first()  # type: ignore[call-overload]
+        user = session.exec(select(User).where(col(User.username_key) == username.strip().casefold())).first()
         if user is None:
             raise NotFoundError(f"No user is named '{username}'.")
         return _view(user)
@@ -188,7 +188,7 @@ def get(engine: Engine, username: str) -> UserView:
 
 def list_users(engine: Engine) -> list[UserView]:
     with read_session(engine) as session:
-        return [_view(u) for u in session.exec(sql_select(User).order_by(User.username_key)).scalars().all()]  # type: ignore[call-overload]
+        return [_view(u) for u in session.exec(select(User).order_by(col(User.username_key))).all()]
 
 
 def _change(engine: Engine, username: str, action: str, detail: str, actor: Principal,
@@ -196,7 +196,7 @@ def _change(engine: Engine, username: str, action: str, detail: str, actor: Prin
     """Apply one change to one account in a transaction, never leaving Switchboard without an admin."""
     require(actor, Permission.MANAGE_USERS, recent_proof=True)
     with write_session(engine) as session:
-        user = session.exec(sql_select(User).where(User.username_key == username.strip().casefold())).scalars().first()  # type: ignore[call-overload]
+        user = session.exec(select(User).where(col(User.username_key) == username.strip().casefold())).first()
         if user is None:
             raise NotFoundError(f"No user is named '{username}'.")
         was_admin = user.role == Role.ADMIN
@@ -205,7 +205,7 @@ def _change(engine: Engine, username: str, action: str, detail: str, actor: Prin
         if was_admin and not stays_admin:
             others = session.connection().execute(
                 sql_select(func.count()).select_from(User)
-                .where(User.role == Role.ADMIN.value, User.id != user.id)).scalar_one()
+                .where(col(User.role) == Role.ADMIN.value, col(User.id) != user.id)).scalar_one()
             if others == 0:
                 raise ValidationError([_refused("role", "This is the last admin; make another person an admin first.")])
         audit.record(session, actor, action, user.username, audit.OK, detail)
@@ -287,13 +287,14 @@ def _failures_since(session: Session, since: datetime, key: str, address: str
     """Attempts since ``since`` that did not succeed (an attempt still being checked counts as
     failed), as (how many, the latest, how many are allowed) for each scope throttling counts:
     this account from this address, this address, this account."""
-    by_account, by_address = SignInAttempt.username_key == key, SignInAttempt.address == address_scope(address)
+    by_account = col(SignInAttempt.username_key) == key
+    by_address = col(SignInAttempt.address) == address_scope(address)
     scopes = ((by_account & by_address, FAILURES_ALLOWED), (by_address, ADDRESS_FAILURES_ALLOWED),
               (by_account, ACCOUNT_FAILURES_ALLOWED))
     columns = [column for which, _allowed in scopes
                for column in (func.sum(case((which, 1), else_=0)), func.max(case((which, SignInAttempt.at))))]
     row = session.connection().execute(sql_select(*columns).where(
-        col(SignInAttempt.at) >= since, SignInAttempt.success.is_(False),  # type: ignore[attr-defined]
+        col(SignInAttempt.at) >= since, col(SignInAttempt.success).is_(False),
         by_account | by_address)).one()
     return [(row[2 * n] or 0, row[2 * n + 1], allowed) for n, (_which, allowed) in enumerate(scopes)]
 
@@ -323,10 +324,10 @@ def wait_required(engine: Engine, username: str, address: str, now: datetime | N
 def _note_throttled(session: Session, key: str, address: str, action: str, now: datetime) -> None:
     """One audit row per window for a throttled account or address, not one per attempt."""
     noted = session.connection().execute(
-        sql_select(AuditEvent.id).where(
-            col(AuditEvent.at) >= now - WINDOW, AuditEvent.action == action, AuditEvent.result == audit.REFUSED,
-            AuditEvent.detail == THROTTLED,
-            (AuditEvent.target == key) | (AuditEvent.client_address == (address or None))).limit(1)).first()
+        sql_select(col(AuditEvent.id)).where(
+            col(AuditEvent.at) >= now - WINDOW, col(AuditEvent.action) == action,
+            col(AuditEvent.result) == audit.REFUSED, col(AuditEvent.detail) == THROTTLED,
+            (col(AuditEvent.target) == key) | (col(AuditEvent.client_address) == (address or None))).limit(1)).first()
     if noted is None:
         audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key, audit.REFUSED,
                      THROTTLED)
@@ -383,7 +384,7 @@ def authenticate(engine: Engine, username: str, password: SecretStr, *, address:
     try:
         attempt = claim_attempt(engine, key, address, action, now)
         with read_session(engine) as session:
-            user = session.exec(sql_select(User).where(User.username_key == key)).scalars().first()  # type: ignore[call-overload]
+            user = session.exec(select(User).where(col(User.username_key) == key)).first()
         dummy = _dummy_hash()
         stored = user.password_hash if user is not None and user.password_hash else dummy
         try:

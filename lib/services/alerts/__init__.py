@@ -62,8 +62,9 @@ def send_test(rt: Runtime, name: str, *, actor: Principal, send: Send | None = N
                                  claimed_until=now + delivery.LEASE)
             session.add(queued)
             session.flush()
+            assert queued.id is not None  # the flush gave it one
             outbox_id = queued.id
-    attempt = (delivery.deliver_one(rt, outbox_id, worker=tester, send=send) if enabled else None) or turned_off  # type: ignore[arg-type]
+    attempt = (delivery.deliver_one(rt, outbox_id, worker=tester, send=send) if enabled else None) or turned_off
     said = f"HTTP {attempt.status}" if attempt.status else ""
     audit.record_now(rt.engine, actor, "channel.test", channel_name, audit.OK if attempt.delivered else audit.FAILED,
                      "; ".join(s for s in (said, attempt.error or "") if s) or "delivered")
@@ -90,8 +91,8 @@ def outbox(engine: Engine, *, actor: Principal, statuses: tuple[str, ...] = (PEN
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
         found = session.connection().execute(
-            sql_select(AlertChannel.name, AlertOutbox.event, AlertOutbox.status, AlertOutbox.attempts,
-                       AlertOutbox.due_at, AlertOutbox.last_error)
+            sql_select(col(AlertChannel.name), col(AlertOutbox.event), col(AlertOutbox.status),
+                       col(AlertOutbox.attempts), col(AlertOutbox.due_at), col(AlertOutbox.last_error))
             .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
             .where(col(AlertOutbox.status).in_(statuses)).order_by(col(AlertOutbox.id).desc()).limit(limit)).all()
     return [Queued(name, from_json(event), status, attempts, due, error)
@@ -109,8 +110,9 @@ def alerting(engine: Engine, *, actor: Principal, connection_id: uuid.UUID | Non
     """(connection id, product) pairs whose check.failed was raised and that have not
     recovered (of one connection, when given)."""
     require(actor, Permission.READ_STATUS)
-    query = sql_select(AlertState.connection_id, AlertState.subject).where(col(AlertState.alerted_at).is_not(None))
+    query = sql_select(col(AlertState.connection_id), col(AlertState.subject)).where(
+        col(AlertState.alerted_at).is_not(None))
     if connection_id is not None:
-        query = query.where(AlertState.connection_id == connection_id)
+        query = query.where(col(AlertState.connection_id) == connection_id)
     with read_session(engine) as session:
         return {(c, p) for c, p in session.connection().execute(query)}

@@ -44,12 +44,13 @@ def check_event(kind: EventKind, subject: Subject, product: str, outcome: str, *
                 extra: object = "") -> Event:
     """check.failed, check.recovered or check.still_failing for one product of one connection."""
     label = _product_label(product)
-    explained = OUTCOMES.get(previous if kind is EventKind.RECOVERED else outcome)  # type: ignore[arg-type]
+    shown = previous if kind is EventKind.RECOVERED else outcome
+    explained = OUTCOMES.get(shown) if shown is not None else None
     said = explained.label if explained else outcome
     summary = {EventKind.FAILED: f"{subject.name}: {label} failing ({said})",
                EventKind.RECOVERED: f"{subject.name}: {label} works again (was: {said})",
                EventKind.STILL_FAILING: f"{subject.name}: {label} still failing ({said})"}[kind]
-    failing = OUTCOMES.get(outcome) if kind is not EventKind.RECOVERED else None  # type: ignore[arg-type]
+    failing = OUTCOMES.get(outcome) if kind is not EventKind.RECOVERED else None
     return Event(id=event_id(kind, subject.id, product, episode, extra), kind=kind, occurred_at=checked_at,
                  summary=summary, connection=subject.name, environment=subject.environment or None,
                  product=product, product_label=label, outcome=outcome, previous_outcome=previous,
@@ -62,8 +63,9 @@ def drift_event(subject: Subject, *, granted: frozenset[str], previous: frozense
                 ticked: frozenset[str], since: datetime | None, at: datetime) -> Event:
     """8x8's token grants other products than it did, or than were ticked."""
     missing = sorted(ticked - granted)
-    details = {"granted": sorted(granted), "previously_granted": None if previous is None else sorted(previous),
-               "ticked": sorted(ticked), "ticked_not_granted": missing}
+    details: dict[str, Any] = {
+        "granted": sorted(granted), "previously_granted": None if previous is None else sorted(previous),
+        "ticked": sorted(ticked), "ticked_not_granted": missing}
     if previous is not None:
         details |= {"added": sorted(granted - previous), "removed": sorted(previous - granted)}
     changes = [f"now grants {', '.join(map(_product_label, details['added']))}" if details.get("added") else "",

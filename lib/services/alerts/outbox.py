@@ -59,7 +59,7 @@ def enqueue(session: Session, raised: Sequence[Raised], now: datetime) -> None:
     if not raised:
         return
     channels = session.connection().execute(
-        sql_select(AlertChannel.id, AlertChannel.events, AlertChannel.environments)
+        sql_select(col(AlertChannel.id), col(AlertChannel.events), col(AlertChannel.environments))
         .where(col(AlertChannel.enabled))).all()
     rows = [row(channel_id, item, now) for item in raised
             for channel_id, kinds, environments in channels if routes(kinds, environments, item[0])]

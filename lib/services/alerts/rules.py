@@ -38,8 +38,9 @@ SECRET_WARN_AGE = timedelta(days=180)
 SECRET_STEP = timedelta(days=30)
 SECRET = "secret"  # the AlertState subject that remembers the last secret-age step announced
 
-_SUBJECT = (Connection.id, Connection.name, Connection.environment, Connection.client_id_hint,
-            Connection.expected_products, Connection.granted_products, Connection.granted_at)
+_SUBJECT = (col(Connection.id), col(Connection.name), col(Connection.environment),
+            col(Connection.client_id_hint), col(Connection.expected_products), col(Connection.granted_products),
+            col(Connection.granted_at))
 
 
 def _subject(row: Any) -> Subject:
@@ -68,7 +69,7 @@ def observe(session: Session, records: Sequence[CheckRecord], granted: Mapping[u
 
 
 def _drift(known: Mapping[uuid.UUID, Any], granted: Mapping[uuid.UUID, frozenset[str]]) -> list[Raised]:
-    found = []
+    found: list[Raised] = []
     for connection_id, products in granted.items():
         row = known.get(connection_id)
         if row is None:
@@ -135,7 +136,7 @@ def periodic(session: Session, now: datetime) -> None:
 
 def _reminders(session: Session, now: datetime) -> list[Raised]:
     due = session.exec(select(AlertState).where(
-        col(AlertState.alerted_at).is_not(None), AlertState.subject != SECRET,
+        col(AlertState.alerted_at).is_not(None), col(AlertState.subject) != SECRET,
         or_(col(AlertState.last_reminder_at).is_(None), col(AlertState.last_reminder_at) <= now - REMIND_EVERY))
         .with_for_update()).all()
     if not due:
@@ -163,8 +164,9 @@ def _reminders(session: Session, now: datetime) -> list[Raised]:
 
 def _aging(session: Session, now: datetime) -> list[Raised]:
     old = session.connection().execute(
-        sql_select(*_SUBJECT, Connection.secret_set_at, AlertState.episode)
-        .outerjoin(AlertState, and_(col(AlertState.connection_id) == col(Connection.id), AlertState.subject == SECRET))
+        sql_select(*_SUBJECT, col(Connection.secret_set_at), col(AlertState.episode))
+        .outerjoin(AlertState, and_(col(AlertState.connection_id) == col(Connection.id),
+                                    col(AlertState.subject) == SECRET))
         .where(col(Connection.secret_set_at) <= now - SECRET_WARN_AGE)).all()
     raised: list[Raised] = []
     marks = []
@@ -180,8 +182,8 @@ def _aging(session: Session, now: datetime) -> list[Raised]:
     if marks:
         insert_ignoring(session, AlertState, [{"connection_id": m["connection_id"], "subject": SECRET, "failures": 0}
                                               for m in marks], ["connection_id", "subject"])
-        for mark in marks:
-            state = session.get(AlertState, (mark["connection_id"], SECRET))
+        for marked in marks:
+            state = session.get(AlertState, (marked["connection_id"], SECRET))
             assert state is not None
-            state.episode = mark["mark"]
+            state.episode = marked["mark"]
     return raised

@@ -145,7 +145,7 @@ def settings_versions(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid
     """The settings version of each connection that still exists, locked against deletion
     (FOR KEY SHARE on PostgreSQL) until the caller's transaction ends."""
     return dict(session.connection().execute(
-        sql_select(Connection.id, Connection.settings_version).where(col(Connection.id).in_(ids))
+        sql_select(col(Connection.id), col(Connection.settings_version)).where(col(Connection.id).in_(ids))
         .with_for_update(key_share=True)).all())
 
 
@@ -232,7 +232,7 @@ def _upsert_current_status(dialect: str) -> Any:
     ``last_ok_at`` (the batch's newest ok, or None) moves only forward."""
     statement = insert_on_conflict(dialect, CurrentStatus)
     replace = ("outcome", "http_status", "duration_ms", "detail", "checked_at", "run_id", "settings_version")
-    new, kept = statement.excluded.last_ok_at, CurrentStatus.last_ok_at
+    new, kept = statement.excluded.last_ok_at, col(CurrentStatus.last_ok_at)
     newest_ok = case((new.is_(None), kept), (kept.is_(None) | (new > kept), new), else_=kept)
     return statement.on_conflict_do_update(index_elements=["connection_id", "product"],
                                            set_={**{name: statement.excluded[name] for name in replace},
@@ -467,18 +467,18 @@ def stored_run(engine: Engine, run_id: str, *, actor: Principal) -> StoredRun:
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
         conn = session.connection()
-        product = Check.product != TOKEN
+        product = col(Check.product) != TOKEN
         products, failing, started_at, begun = conn.execute(
-            sql_select(func.count().filter(product), func.count().filter(product, Check.outcome != "ok"),
-                       func.min(Check.started_at).filter(product), func.min(Check.started_at))
-            .where(Check.run_id == run_id)).one()
+            sql_select(func.count().filter(product), func.count().filter(product, col(Check.outcome) != "ok"),
+                       func.min(col(Check.started_at)).filter(product), func.min(col(Check.started_at)))
+            .where(col(Check.run_id) == run_id)).one()
         if begun is None:  # nothing of it was stored: it ended before its first batch, or ran nothing
             return StoredRun(0, 0, None, False)
         # record_run writes the run's audit row last, its detail naming the run: "… (run X)";
         # a run cut short says so first. Written after the run's first check began, it is
         # looked for among the rows since then only (by the index on "at"), however long the trail.
-        finished = conn.execute(sql_select(AuditEvent.id).where(
-            AuditEvent.at >= begun, AuditEvent.action == "check.run",
+        finished = conn.execute(sql_select(col(AuditEvent.id)).where(
+            col(AuditEvent.at) >= begun, col(AuditEvent.action) == "check.run",
             col(AuditEvent.detail).contains(f"(run {run_id})"),
             col(AuditEvent.detail).not_like(f"{_CUT_SHORT}%")).limit(1)).first()
     return StoredRun(products, failing, started_at, finished is not None)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, bindparam, func
+from sqlalchemy import ColumnElement, Engine, bindparam, func
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
@@ -251,7 +251,7 @@ def precheck(engine: Engine, data: ConnectionInput, *, connection_id: uuid.UUID 
         raise ValidationError(errors)
 
 
-def _common_values(data: ConnectionInput) -> dict[str, object]:
+def _common_values(data: ConnectionInput) -> dict[str, Any]:
     ordered = [key for key in PRODUCT_KEYS if key in set(data.expected_products)]
     return {
         "name": data.name.strip(),
@@ -354,16 +354,16 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
                     values["granted_products"], values["granted_at"] = None, None
             if granted_products is not None and _changed_grants(session, {connection_id: granted_products}):
                 values["granted_products"], values["granted_at"] = sorted(granted_products), now
-            result = session.exec(  # type: ignore[call-overload]
+            result = session.exec(
                 sql_update(Connection)
-                .where(Connection.id == connection_id, Connection.version == expected_version)
+                .where(col(Connection.id) == connection_id, col(Connection.version) == expected_version)
                 .values(**values)
             )
             if result.rowcount != 1:
                 raise (_changed_meanwhile() if stored is not None
                        else NotFoundError("This connection no longer exists."))
             if changed:
-                session.exec(sql_update(DueCheck).where(DueCheck.connection_id == connection_id)  # type: ignore[call-overload]
+                session.exec(sql_update(DueCheck).where(col(DueCheck.connection_id) == connection_id)
                              .values(due_at=now))
             replaced = [label for label, new in (("Client ID", client_id), ("secret", secret)) if new]
             audit.record(session, actor, "connection.update", str(values["name"]), audit.OK,
@@ -397,7 +397,7 @@ def record_granted(session: Session, granted: Mapping[uuid.UUID, Iterable[str]])
     if not changed:
         return
     session.connection().execute(
-        sql_update(Connection).where(Connection.id == bindparam("connection"))  # type: ignore[arg-type]
+        sql_update(Connection).where(col(Connection.id) == bindparam("connection"))
         .values(granted_products=bindparam("products"), granted_at=utcnow()),
         [{"connection": connection_id, "products": products} for connection_id, products in changed.items()])
 
@@ -409,7 +409,7 @@ def _changed_grants(session: Session, granted: Mapping[uuid.UUID, Iterable[str]]
         return {}
     lists = {connection_id: sorted(products) for connection_id, products in granted.items()}
     stored = session.connection().execute(
-        sql_select(Connection.id, Connection.granted_products).where(col(Connection.id).in_(lists))).all()
+        sql_select(col(Connection.id), col(Connection.granted_products)).where(col(Connection.id).in_(lists))).all()
     return {connection_id: lists[connection_id] for connection_id, listed in stored
             if listed is None or sorted(listed) != lists[connection_id]}
 
@@ -424,22 +424,22 @@ def delete(engine: Engine, connection_id: uuid.UUID, *, actor: Principal) -> Non
         session.delete(row)
 
 
-def _views(engine: Engine, *where: Any) -> list[ConnectionView]:
+def _views(engine: Engine, *where: ColumnElement[bool]) -> list[ConnectionView]:
     with read_session(engine) as session:
         rows = session.connection().execute(
-            sql_select(*_VIEW_COLUMNS).where(*where).order_by(Connection.name_key)).all()
+            sql_select(*_VIEW_COLUMNS).where(*where).order_by(col(Connection.name_key))).all()
     return [_to_view(row) for row in rows]
 
 
 def get(engine: Engine, connection_id: uuid.UUID) -> ConnectionView:
-    found = _views(engine, Connection.id == connection_id)
+    found = _views(engine, col(Connection.id) == connection_id)
     if not found:
         raise NotFoundError("This connection no longer exists.")
     return found[0]
 
 
 def find_by_name(engine: Engine, name: str) -> ConnectionView:
-    found = _views(engine, Connection.name_key == name.strip().casefold())
+    found = _views(engine, col(Connection.name_key) == name.strip().casefold())
     if not found:
         raise NotFoundError(f"No connection is named '{name}'. List them with: switchboard connections list")
     return found[0]
@@ -476,11 +476,11 @@ def load_credentials_of(engine: Engine, vault: Vault, connection_ids: Collection
     holds thousands): each id's Credentials, or the CredentialUnreadable saying why not; a
     connection deleted meanwhile is absent. Registered with the log redaction filter first."""
     ids = list(connection_ids)
-    rows = []
+    rows: list[Any] = []
     with read_session(engine) as session:
         for start in range(0, len(ids), _READ_AT_ONCE):
             rows += session.connection().execute(
-                sql_select(Connection.id, Connection.client_id_enc, Connection.client_secret_enc)
+                sql_select(col(Connection.id), col(Connection.client_id_enc), col(Connection.client_secret_enc))
                 .where(col(Connection.id).in_(ids[start:start + _READ_AT_ONCE]))).all()
     found: dict[uuid.UUID, Credentials | CredentialUnreadable] = {}
     for connection_id, client_id_enc, secret_enc in rows:
@@ -497,12 +497,12 @@ def load_credentials_of(engine: Engine, vault: Vault, connection_ids: Collection
 
 def input_from_view(view: ConnectionView, **overrides: object) -> ConnectionInput:
     """An edit form pre-filled from a stored connection, with blank credentials (= keep)."""
-    base: dict[str, object] = {
+    base: dict[str, Any] = {
         "name": view.name, "client_id": "", "client_secret": SecretStr(""),
         "environment": view.environment, "expected_products": view.expected_products,
         **view.settings,
     }
     base.update(overrides)
-    return ConnectionInput(**base)  # type: ignore[arg-type]
+    return ConnectionInput(**base)
 
 

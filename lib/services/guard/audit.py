@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, func, tuple_
 from sqlalchemy import select as sql_select
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from lib.kernel.redaction import registry
 from lib.kernel.spreadsheet import csv_cell
@@ -74,9 +74,9 @@ def events(engine: Engine, actor: Principal, which: Filter = ALL, *, limit: int 
     """The newest ``limit`` rows ``which`` selects, in the order they happened (admins only):
     what a CSV download holds."""
     require(actor, Permission.READ_AUDIT)
-    query = sql_select(AuditEvent).where(*which.conditions()).order_by(*_NEWEST_FIRST).limit(limit)
+    query = select(AuditEvent).where(*which.conditions()).order_by(*_NEWEST_FIRST).limit(limit)
     with read_session(engine) as session:
-        return list(reversed(session.exec(query).scalars().all()))  # type: ignore[call-overload]
+        return list(reversed(session.exec(query).all()))
 
 
 @dataclass(frozen=True)
@@ -115,15 +115,14 @@ def page(engine: Engine, actor: Principal, which: Filter = ALL, *, before: int |
         total = conn.execute(sql_select(func.count()).select_from(AuditEvent).where(*conditions)).scalar_one()
         start = 0
         if before is not None:
-            at = conn.execute(sql_select(AuditEvent.at).where(AuditEvent.id == before)).scalar_one_or_none()
+            at = conn.execute(sql_select(col(AuditEvent.at)).where(col(AuditEvent.id) == before)).scalar_one_or_none()
             if at is None:
                 return Page([], total, total, more=False)
             cursor = tuple_(col(AuditEvent.at), col(AuditEvent.id))
             start = conn.execute(sql_select(func.count()).select_from(AuditEvent).where(
                 *conditions, cursor >= (at, before))).scalar_one()
             conditions.append(cursor < (at, before))
-        rows = session.exec(sql_select(AuditEvent).where(*conditions).order_by(*_NEWEST_FIRST)  # type: ignore[call-overload]
-                            .limit(size + 1)).scalars().all()
+        rows = session.exec(select(AuditEvent).where(*conditions).order_by(*_NEWEST_FIRST).limit(size + 1)).all()
     return Page(list(rows[:size]), total, start, more=len(rows) > size)
 
 
@@ -132,8 +131,8 @@ def choices(engine: Engine, actor: Principal, *, since: datetime | None, until: 
     """The actors, actions and results the rows from ``since`` to before ``until`` hold, each
     sorted: what a filter of that range can choose from (one grouped read of the range)."""
     require(actor, Permission.READ_AUDIT)
-    query = sql_select(AuditEvent.actor, AuditEvent.action, AuditEvent.result).where(
-        *Filter(since, until).conditions()).group_by(AuditEvent.actor, AuditEvent.action, AuditEvent.result)
+    columns = (col(AuditEvent.actor), col(AuditEvent.action), col(AuditEvent.result))
+    query = sql_select(*columns).where(*Filter(since, until).conditions()).group_by(*columns)
     with read_session(engine) as session:
         found = session.connection().execute(query).all()
     return (sorted({who for who, _, _ in found}), sorted({action for _, action, _ in found}),

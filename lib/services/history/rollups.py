@@ -68,8 +68,8 @@ def counts(conn: SqlConnection, now: datetime, *, connection_ids: Collection[Any
                             columns=["connection_id", "product", *(s.name for s in sums)])
         found = part if found is None else found.merge(part, on=["connection_id", "product"], how="outer")
     assert found is not None
-    sums = [column for column in found.columns if column not in ("connection_id", "product")]
-    return found.astype(dict.fromkeys(sums, "float64")).fillna(0).astype(dict.fromkeys(sums, "int64"))
+    summed = [column for column in found.columns if column not in ("connection_id", "product")]
+    return found.astype(dict.fromkeys(summed, "float64")).fillna(0).astype(dict.fromkeys(summed, "int64"))
 
 
 def ratios(found: pd.DataFrame) -> pd.DataFrame:

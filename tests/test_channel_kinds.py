@@ -49,6 +49,7 @@ SAMPLES: dict[str, tuple[str, str | None]] = {
     "slack": (SLACK, None),
     "teams": (TEAMS, None),
     "email": (MAIL, PASSWORD),
+    "pagerduty": ("https://events.pagerduty.com/v2/enqueue", "e93facc04764012d7bfb002500d5d1a6"),
 }
 Run = Callable[..., tuple[int, str]]  # a `switchboard` command's exit code and standard error
 
@@ -224,7 +225,7 @@ class Pager(JsonPost):
 
 
 KIND = Kind(
-    key="pager", label="Pager", summary="an incident to an events API", listed=5,
+    key="pager", label="Pager", summary="an incident to an events API", listed=9,
     fields=(web_url("the pager's integration settings show it", "https://events.pager.example/v2/enqueue"),
             Field("secret", "Routing key", "The integration's routing key: 32 hexadecimal digits.", 32,
                   _routing_key, example="0123…cdef", required=True, secret=True)),

@@ -4,19 +4,21 @@ Every payload says the same things (:func:`facts`) in the receiver's own format.
 8x8's words are user text: Slack would turn ``<!channel>`` in them into a ping, Teams would turn
 ``[text](url)`` into a link whose target it hides, and HTML mail would render markup, so each
 format escapes them. Nothing here ever holds a secret, a token or
-more of a Client ID than its masked hint, because :class:`Event` holds none.
+more of a Client ID than its masked hint, because :class:`Event` holds none (a PagerDuty
+channel's routing key is added by its sender, lib.notify.kinds.pagerduty).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from lib.catalogue.outcomes import OUTCOMES
 from lib.kernel.words import iso, shown
@@ -200,3 +202,105 @@ def email_message(event: Event, *, sender: str, recipients: Sequence[str]) -> Em
         f"<html><body><p>{html.escape(title(event))}</p><h2>{html.escape(event.summary)}</h2>"
         f"<table>{table}</table>{link}</body></html>\n", subtype="html")
     return message
+
+
+# ---- PagerDuty ------------------------------------------------------------------------------
+# Events API v2, "Send an Alert Event": what PagerDuty takes, and its limits.
+
+PagerDutyAction = Literal["trigger", "resolve"]
+PAGERDUTY_SUMMARY_MAX = 1024
+PAGERDUTY_DEDUP_KEY_MAX = 255
+PAGERDUTY_FIELD_MAX = 255  # source, component, group and class: PagerDuty sets no limit; we keep them short
+PAGERDUTY_DETAIL_MAX = 2000  # each custom detail, as Slack's fields are bounded
+PAGERDUTY_SEVERITIES = ("info", "warning", "error")  # the ones we send, least severe first
+PAGERDUTY_SEVERITY: dict[str, str] = {  # by event kind; a window.summary's is worked out
+    EventKind.FAILED: "error", EventKind.STILL_FAILING: "error", EventKind.DRIFTED: "warning",
+    EventKind.SECRET_AGING: "warning", EventKind.RECOVERED: "info", EventKind.TEST: "info",
+}
+_CHECK_KINDS = (EventKind.FAILED, EventKind.STILL_FAILING, EventKind.RECOVERED)
+
+
+def pagerduty_actions(event: Event) -> tuple[PagerDutyAction, ...]:
+    """What PagerDuty is told for ``event``, in order. A recovery resolves the alert its failure
+    opened. A test opens an alert of its own (severity info) and resolves it at once: it proves
+    the routing key and leaves nothing open. Every other event opens an alert, or adds a log entry
+    to the one its dedup key still has open (so a still-failing reminder never pages twice)."""
+    if event.kind is EventKind.RECOVERED:
+        return ("resolve",)
+    if event.kind is EventKind.TEST:
+        return ("trigger", "resolve")
+    return ("trigger",)
+
+
+def pagerduty_dedup_key(event: Event) -> str:
+    """The PagerDuty alert ``event`` belongs to. A product's failure, its reminders and its
+    recovery share one key: the connection, the product and the episode (when it started
+    failing, to the second), so a late retry of one episode's resolve never closes the next
+    episode's alert. Drift and secret age have one key per connection (a repeat adds to the
+    open alert); a test or a quiet window's summary is an alert of its own."""
+    if event.kind in _CHECK_KINDS:
+        parts = ["check", event.connection, event.product, _moment(event.details.get("failing_since"))]
+    elif event.kind in (EventKind.DRIFTED, EventKind.SECRET_AGING):
+        parts = [event.kind.value, event.connection]
+    else:
+        parts = [event.id]
+    key = "/".join([PRODUCT_NAME.lower(), *(str(part or "") for part in parts)])
+    if len(key) <= PAGERDUTY_DEDUP_KEY_MAX:
+        return key
+    return f"{PRODUCT_NAME.lower()}/{hashlib.sha256(key.encode()).hexdigest()}"  # a name stored before a limit
+
+
+def pagerduty_body(event: Event, action: PagerDutyAction) -> dict[str, Any]:
+    """One Events API v2 message for ``event``, all but the routing key. A resolve carries only
+    its dedup key, as PagerDuty documents; a trigger says what happened in ``payload``."""
+    body: dict[str, Any] = {"event_action": action, "dedup_key": pagerduty_dedup_key(event)}
+    if action == "trigger":
+        body |= {"payload": _pagerduty_payload(event), "client": PRODUCT_NAME}
+        if event.link:
+            body |= {"client_url": event.link, "links": [{"href": event.link, "text": OPEN_LINK}]}
+    return body
+
+
+def _pagerduty_payload(event: Event) -> dict[str, Any]:
+    said = [event.summary]
+    if event.environment:
+        said.append(f"environment {event.environment}")
+    if event.who_must_act:
+        said.append(f"who must act: {event.who_must_act}")
+    details = {label: _shorten(text, PAGERDUTY_DETAIL_MAX) for label, text in facts(event)}
+    if event.link:
+        details["Link"] = event.link
+    payload = {
+        "summary": _shorten(_one_line(" · ".join(said)), PAGERDUTY_SUMMARY_MAX),
+        "source": _shorten(f"{PRODUCT_NAME}: {event.connection}" if event.connection else PRODUCT_NAME,
+                           PAGERDUTY_FIELD_MAX),
+        "severity": _pagerduty_severity(event),
+        "timestamp": iso(event.occurred_at),
+        "component": _shorten(event.product or "", PAGERDUTY_FIELD_MAX),
+        "group": _shorten(event.environment or "", PAGERDUTY_FIELD_MAX),
+        "class": _shorten(event.outcome or event.kind.value, PAGERDUTY_FIELD_MAX),
+        "custom_details": details,
+    }
+    return {name: value for name, value in payload.items() if value}  # PagerDuty's optional fields: strings or absent
+
+
+def _pagerduty_severity(event: Event) -> str:
+    """A summary is as severe as the worst event its quiet window held."""
+    if event.kind is not EventKind.QUIET_SUMMARY:
+        return PAGERDUTY_SEVERITY[event.kind]
+    held = event.details.get("events")
+    kinds = [item.get("kind") for item in held if isinstance(item, Mapping)] if isinstance(held, list) else []
+    return max((PAGERDUTY_SEVERITY.get(kind, "info") for kind in kinds if isinstance(kind, str)),
+               key=PAGERDUTY_SEVERITIES.index, default="info")
+
+
+def _moment(value: Any) -> str | None:
+    """A moment in its one machine form, whether the outbox read it back as a datetime or it
+    is still text."""
+    if isinstance(value, str):
+        text: str = value
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            return text
+    return iso(value) if isinstance(value, datetime) else None

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test demo demo-shell bench clean
+.PHONY: run test check demo demo-shell bench clean
 
 $(VENV)/.runtime: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,13 @@ run: $(VENV)/.installed
 	$(VENV)/bin/switchboard db upgrade
 	$(PY) -m streamlit run serve.py --server.port $(PORT)
 
-## test: the whole suite (unit, storage on SQLite and PostgreSQL, CLI)
+## test: the whole suite, fastest tier first (tests/conftest.py), with its 25 slowest tests
 test: $(VENV)/.dev $(VENV)/.installed $(OIDC)/node_modules/.package-lock.json
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
+
+## check: the first tier only: no browser, no PostgreSQL, nothing marked slow
+check: $(VENV)/.dev $(VENV)/.installed
+	$(PY) -m pytest -m "not e2e and not postgres and not slow" --durations=10 $(PYTEST_ARGS)
 
 ## demo: the local 8x8 simulator, sample connections, and the console pointed at it
 demo: $(VENV)/.installed

@@ -23,6 +23,7 @@ from lib.kernel.redaction import configure_logging
 # help line; tests/test_cli.py holds the two together).
 COMMANDS: dict[str, str] = {
     "audit": "The audit trail: who did what and when.",
+    "badges": "Status badges (SVG) for wikis and runbooks: print a badge's URL.",
     "channels": "Alert channels: add, edit, list, test, turn on and off, quiet windows, remove.",
     "check": "Test products of the named connections (or --all) against 8x8.",
     "connections": "Stored 8x8 API app credentials: add, edit, list, remove.",

@@ -31,6 +31,7 @@ from lib.kernel.errors import NotFoundError
 from lib.services.accounts import api_tokens
 from lib.services.guard.access import NotAllowed, Permission, Principal, SignInEnded, require
 from lib.web.account import client_address
+from lib.web.badges import badge_routes
 from lib.web.state import ServerState
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -264,5 +265,6 @@ def api_routes(state: ServerState) -> list[Route]:
         _ConnectionRoute("/api/v1/connections/{name:path}", connection, methods=["GET"], action=False),
         _ConnectionRoute("/api/v1/connections/{name:path}/test", test, methods=["POST"], action=True),
         Route("/metrics", scrape, methods=["GET"]),
+        *badge_routes(state),
     ]
 

@@ -28,9 +28,10 @@ from tests.fixtures.console import PageOpener
 from tests.fixtures.people import ADMIN
 from tests.fixtures.prober import ProberFactory, control
 from tests.fixtures.simulator import SimulatorFactory
+from tests.fixtures.waiting import eventually
 from tests.test_alerts import SETTINGS, app, channel
 from tests.test_checks import form_for
-from tests.test_worker import make_due, wait_for
+from tests.test_worker import make_due
 
 ANALYTICS = ("cc_realtime_analytics", "cc_historical_analytics")
 
@@ -132,7 +133,8 @@ def test_a_check_running_during_the_edit_is_history_only_and_its_slot_runs_again
     make_due(runtime.engine)
     ticking = threading.Thread(target=worker.tick)
     ticking.start()
-    wait_for(lambda: control(sim, "GET", "stats")["requests"].get("token", 0) >= 1)  # the old settings are out
+    eventually(lambda: control(sim, "GET", "stats")["requests"].get("token", 0) >= 1,
+               what="the old settings' token request")  # the old settings are out
     connections.update(runtime.engine, runtime.vault, view.id, connections.input_from_view(
         view, analytics_region="us"), actor=ADMIN, expected_version=view.version)
     ticking.join(60)

@@ -20,8 +20,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
-from sqlmodel import select
+from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from bench import report
 from lib.catalogue.products import PRODUCT_KEYS
@@ -68,7 +68,7 @@ def a_check_stored(engine: Engine) -> None:
     """One new result for the first connection, as a product test stores it (with what 8x8's
     token granted, the same products as before): the data changed."""
     with db.write_session(engine) as session:
-        first = session.exec(select(Connection).order_by(Connection.name_key)).first()
+        first = session.scalars(select(Connection).order_by(col(Connection.name_key))).first()
         assert first is not None
         checks.store(session, [CheckRecord(first.id, first.name, PRODUCT_KEYS[0], "ok", 200, 40, "bench", utcnow())],
                      {first.id: frozenset(PRODUCT_KEYS)}, "bench")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, or_
-from sqlmodel import SQLModel, select
+from sqlalchemy import Engine, or_, select
+from sqlmodel import SQLModel, col
 
 from lib.kernel.config import Settings
 from lib.kernel.errors import ConfigError, CredentialUnreadable, KeyringError
@@ -174,7 +174,7 @@ def create_keyring(settings: Settings, engine: Engine | None) -> Keyring:
     path = settings.keyring_file
     if engine is not None:
         with read_session(engine) as session:
-            kids = sorted(session.exec(select(KeyCheck.kid)).all())
+            kids = sorted(session.scalars(select(col(KeyCheck.kid))).all())
         if kids:
             raise KeyringError(
                 f"No keyring at {path} (SWITCHBOARD_KEYRING_FILE), but the database was set up with "
@@ -209,7 +209,7 @@ def rows_using_kid(engine: Engine, kid: str) -> Counter[str]:
     found: Counter[str] = Counter()
     with read_session(engine) as session:
         for model, columns in encrypted_tables().items():
-            rows = session.exec(select(model.id).where(  # type: ignore[attr-defined]
+            rows = session.scalars(select(model.id).where(  # type: ignore[attr-defined]
                 or_(*(column.attribute().like(prefix) for column in columns)))).all()
             if rows:
                 found[columns[0].owner] += len(rows)
@@ -222,7 +222,7 @@ def check_keyring(engine: Engine, vault: Vault) -> None:
     Raises KeyringError naming the kid and the fix.
     """
     with read_session(engine) as session:
-        canaries = {row.kid: row.canary for row in session.exec(select(KeyCheck)).all()}
+        canaries = {row.kid: row.canary for row in session.scalars(select(KeyCheck)).all()}
     for kid, canary in canaries.items():
         if kid not in vault.keyring.keys:
             in_use = rows_using_kid(engine, kid)
@@ -245,7 +245,7 @@ def check_keyring(engine: Engine, vault: Vault) -> None:
         with write_session(engine) as session:
             # Two instances starting together with a new key: the second finds the first's canary.
             serialize(session, "keyring")
-            written = set(session.exec(select(KeyCheck.kid)).all())
+            written = set(session.scalars(select(col(KeyCheck.kid))).all())
             for kid in (kid for kid in vault.keyring.keys if kid not in written):
                 canary = vault.encrypt(CANARY_TEXT, canary_binding(kid), kid=kid)
                 session.add(KeyCheck(kid=kid, canary=canary, created_at=utcnow()))

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, Row, or_, update
-from sqlalchemy import select as sql_select
+from sqlalchemy import Engine, Row, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -108,8 +107,8 @@ def list_tokens(engine: Engine, *, actor: Principal) -> list[TokenView]:
     require(actor, Permission.MANAGE_USERS)
     with read_session(engine) as session:
         rows = session.connection().execute(
-            sql_select(col(ApiToken.name), col(ApiToken.role), col(ApiToken.created_at), col(ApiToken.created_by),
-                       col(ApiToken.last_used_at), col(ApiToken.revoked_at)).order_by(col(ApiToken.name))).all()
+            select(col(ApiToken.name), col(ApiToken.role), col(ApiToken.created_at), col(ApiToken.created_by),
+                   col(ApiToken.last_used_at), col(ApiToken.revoked_at)).order_by(col(ApiToken.name))).all()
     return [TokenView(r.name, Role(r.role), r.created_at, r.created_by, r.last_used_at, r.revoked_at) for r in rows]
 
 
@@ -122,14 +121,14 @@ def revoke(engine: Engine, name: str, *, actor: Principal) -> None:
                                   .values(revoked_at=utcnow())).rowcount
         if not revoked:
             known = session.connection().execute(
-                sql_select(col(ApiToken.id)).where(col(ApiToken.name) == key)).first()
+                select(col(ApiToken.id)).where(col(ApiToken.name) == key)).first()
             raise NotFoundError(f"The token '{key}' is already revoked." if known
                                 else f"No API token is named '{key}'. `tokens list` shows them.")
         audit.record(session, actor, "token.revoke", key, audit.OK)
 
 
-_ROW = sql_select(col(ApiToken.id), col(ApiToken.name), col(ApiToken.role), col(ApiToken.last_used_at),
-                  col(ApiToken.revoked_at))
+_ROW = select(col(ApiToken.id), col(ApiToken.name), col(ApiToken.role), col(ApiToken.last_used_at),
+              col(ApiToken.revoked_at))
 
 
 def _row(engine: Engine, token_hash: str) -> Row[int | None, str, str, datetime | None, datetime | None] | None:
@@ -159,7 +158,7 @@ def _refused(engine: Engine, actor: Principal, reason: str, target: str) -> None
     """Audit a refused use, once a minute per token (or unknown), address and reason: a flood
     of bad requests must not become a flood of rows."""
     with read_session(engine) as session:
-        recent = session.connection().execute(sql_select(col(AuditEvent.id)).where(
+        recent = session.connection().execute(select(col(AuditEvent.id)).where(
             col(AuditEvent.at) >= utcnow() - _REFUSAL_QUIET, col(AuditEvent.action) == "token.use",
             col(AuditEvent.actor) == actor.name, col(AuditEvent.result) == audit.REFUSED,
             col(AuditEvent.detail) == reason, col(AuditEvent.client_address) == (actor.address or None),

@@ -14,8 +14,8 @@ import secrets
 from datetime import datetime, timedelta
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, update
-from sqlmodel import col, select
+from sqlalchemy import Engine, select, update
+from sqlmodel import col
 
 from lib.kernel.errors import FieldError, ValidationError
 from lib.services.accounts import users
@@ -71,7 +71,7 @@ def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, 
     problem: str | None = CODE_WRONG  # of the code: a weak new password is refused, but is no failed attempt
     try:
         with write_session(engine) as session:
-            rows = session.exec(select(SetupCode)).all()
+            rows = session.scalars(select(SetupCode)).all()
             wanted = _hash(code.get_secret_value())
             match = next((row for row in rows if hmac.compare_digest(row.code_hash, wanted)), None)
             problem = (HAS_USERS if users.count_in(session) else CODE_WRONG if match is None

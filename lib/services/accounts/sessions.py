@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, func, update
-from sqlalchemy import select as sql_select
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement, Engine, Select, func, select, update
+from sqlmodel import Session, col
 
 from lib.services.guard import audit
 from lib.services.guard.access import PasswordChangeRequired, Principal, Role, Standing
@@ -93,17 +92,17 @@ def start(engine: Engine, key: Key, principal: Principal, *, now: datetime | Non
 def known(engine: Engine, key: Key) -> bool:
     """Whether ``key`` ever started a session (ended ones included)."""
     with read_session(engine) as session:
-        return session.exec(select(col(WebSession.id)).where(
+        return session.scalars(select(col(WebSession.id)).where(
             col(WebSession.token_hash) == key.digest)).first() is not None
 
 
 # The session row and, for a local sign-in, its account: one read over two unique indexes
 # (user names are ASCII, so lower() is the casefold the account key holds).
 _ROW: Select[*tuple[Any, ...]] = (
-    sql_select(col(WebSession.id), col(WebSession.subject), col(WebSession.via), col(WebSession.address),
-               col(WebSession.created_at), col(WebSession.last_seen_at), col(WebSession.ended_at),
-               col(WebSession.reauthenticated_at), col(WebSession.role),
-               col(User.role).label("account_role"), col(User.must_change_password).label("must_change"))
+    select(col(WebSession.id), col(WebSession.subject), col(WebSession.via), col(WebSession.address),
+           col(WebSession.created_at), col(WebSession.last_seen_at), col(WebSession.ended_at),
+           col(WebSession.reauthenticated_at), col(WebSession.role),
+           col(User.role).label("account_role"), col(User.must_change_password).label("must_change"))
     .select_from(WebSession)
     .outerjoin(User, col(User.username_key) == func.lower(col(WebSession.subject))))
 
@@ -237,7 +236,7 @@ def renew(session: Session, old: Key, now: datetime) -> str | None:
     transaction (a password change): the same person and proof of identity, a new token, so a
     copy of the old cookie stops working. Returns the new token, for the browser's cookie;
     None when ``old`` is gone meanwhile (the browser signs in again)."""
-    row = session.exec(select(WebSession).where(col(WebSession.token_hash) == old.digest)).first()
+    row = session.scalars(select(WebSession).where(col(WebSession.token_hash) == old.digest)).first()
     if row is None:
         return None
     session.execute(update(WebSession).where(col(WebSession.id) == row.id, col(WebSession.ended_at).is_(None))

@@ -18,11 +18,10 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import SecretStr
-from sqlalchemy import Engine, case, func
-from sqlalchemy import select as sql_select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from lib.kernel.errors import FieldError, NotFoundError, SwitchboardError, ValidationError
 from lib.services.accounts import sessions
@@ -141,7 +140,7 @@ def _view(user: User) -> UserView:
 
 def count_in(session: Session) -> int:
     """How many accounts exist, inside the caller's transaction."""
-    return session.connection().execute(sql_select(func.count()).select_from(User)).scalar_one()
+    return session.connection().execute(select(func.count()).select_from(User)).scalar_one()
 
 
 def count(engine: Engine) -> int:
@@ -180,7 +179,7 @@ def _name_taken() -> ValidationError:
 
 def get(engine: Engine, username: str) -> UserView:
     with read_session(engine) as session:
-        user = session.exec(select(User).where(col(User.username_key) == username.strip().casefold())).first()
+        user = session.scalars(select(User).where(col(User.username_key) == username.strip().casefold())).first()
         if user is None:
             raise NotFoundError(f"No user is named '{username}'.")
         return _view(user)
@@ -188,7 +187,7 @@ def get(engine: Engine, username: str) -> UserView:
 
 def list_users(engine: Engine) -> list[UserView]:
     with read_session(engine) as session:
-        return [_view(u) for u in session.exec(select(User).order_by(col(User.username_key))).all()]
+        return [_view(u) for u in session.scalars(select(User).order_by(col(User.username_key))).all()]
 
 
 def _change(engine: Engine, username: str, action: str, detail: str, actor: Principal,
@@ -196,7 +195,7 @@ def _change(engine: Engine, username: str, action: str, detail: str, actor: Prin
     """Apply one change to one account in a transaction, never leaving Switchboard without an admin."""
     require(actor, Permission.MANAGE_USERS, recent_proof=True)
     with write_session(engine) as session:
-        user = session.exec(select(User).where(col(User.username_key) == username.strip().casefold())).first()
+        user = session.scalars(select(User).where(col(User.username_key) == username.strip().casefold())).first()
         if user is None:
             raise NotFoundError(f"No user is named '{username}'.")
         was_admin = user.role == Role.ADMIN
@@ -204,7 +203,7 @@ def _change(engine: Engine, username: str, action: str, detail: str, actor: Prin
         stays_admin = action != "user.remove" and user.role == Role.ADMIN
         if was_admin and not stays_admin:
             others = session.connection().execute(
-                sql_select(func.count()).select_from(User)
+                select(func.count()).select_from(User)
                 .where(col(User.role) == Role.ADMIN.value, col(User.id) != user.id)).scalar_one()
             if others == 0:
                 raise ValidationError([_refused("role", "This is the last admin; make another person an admin first.")])
@@ -293,7 +292,7 @@ def _failures_since(session: Session, since: datetime, key: str, address: str
               (by_account, ACCOUNT_FAILURES_ALLOWED))
     columns = [column for which, _allowed in scopes
                for column in (func.sum(case((which, 1), else_=0)), func.max(case((which, SignInAttempt.at))))]
-    row = session.connection().execute(sql_select(*columns).where(
+    row = session.connection().execute(select(*columns).where(
         col(SignInAttempt.at) >= since, col(SignInAttempt.success).is_(False),
         by_account | by_address)).one()
     return [(row[2 * n] or 0, row[2 * n + 1], allowed) for n, (_which, allowed) in enumerate(scopes)]
@@ -324,7 +323,7 @@ def wait_required(engine: Engine, username: str, address: str, now: datetime | N
 def _note_throttled(session: Session, key: str, address: str, action: str, now: datetime) -> None:
     """One audit row per window for a throttled account or address, not one per attempt."""
     noted = session.connection().execute(
-        sql_select(col(AuditEvent.id)).where(
+        select(col(AuditEvent.id)).where(
             col(AuditEvent.at) >= now - WINDOW, col(AuditEvent.action) == action,
             col(AuditEvent.result) == audit.REFUSED, col(AuditEvent.detail) == THROTTLED,
             (col(AuditEvent.target) == key) | (col(AuditEvent.client_address) == (address or None))).limit(1)).first()
@@ -384,7 +383,7 @@ def authenticate(engine: Engine, username: str, password: SecretStr, *, address:
     try:
         attempt = claim_attempt(engine, key, address, action, now)
         with read_session(engine) as session:
-            user = session.exec(select(User).where(col(User.username_key) == key)).first()
+            user = session.scalars(select(User).where(col(User.username_key) == key)).first()
         dummy = _dummy_hash()
         stored = user.password_hash if user is not None and user.password_hash else dummy
         try:

@@ -10,9 +10,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
-from sqlalchemy import select as sql_select
-from sqlmodel import col, select
+from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from lib.notify.models import Attempt, Event
 from lib.services.alerts import delivery, rules
@@ -91,8 +90,8 @@ def outbox(engine: Engine, *, actor: Principal, statuses: tuple[str, ...] = (PEN
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
         found = session.connection().execute(
-            sql_select(col(AlertChannel.name), col(AlertOutbox.event), col(AlertOutbox.status),
-                       col(AlertOutbox.attempts), col(AlertOutbox.due_at), col(AlertOutbox.last_error))
+            select(col(AlertChannel.name), col(AlertOutbox.event), col(AlertOutbox.status),
+                   col(AlertOutbox.attempts), col(AlertOutbox.due_at), col(AlertOutbox.last_error))
             .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
             .where(col(AlertOutbox.status).in_(statuses)).order_by(col(AlertOutbox.id).desc()).limit(limit)).all()
     return [Queued(name, from_json(event), status, attempts, due, error)
@@ -103,14 +102,14 @@ def delivery_log(engine: Engine, *, actor: Principal, limit: int = 200) -> list[
     """The latest attempts, newest first."""
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
-        return list(session.exec(select(AlertDelivery).order_by(col(AlertDelivery.id).desc()).limit(limit)).all())
+        return list(session.scalars(select(AlertDelivery).order_by(col(AlertDelivery.id).desc()).limit(limit)).all())
 
 
 def alerting(engine: Engine, *, actor: Principal, connection_id: uuid.UUID | None = None) -> set[tuple[uuid.UUID, str]]:
     """(connection id, product) pairs whose check.failed was raised and that have not
     recovered (of one connection, when given)."""
     require(actor, Permission.READ_STATUS)
-    query = sql_select(col(AlertState.connection_id), col(AlertState.subject)).where(
+    query = select(col(AlertState.connection_id), col(AlertState.subject)).where(
         col(AlertState.alerted_at).is_not(None))
     if connection_id is not None:
         query = query.where(col(AlertState.connection_id) == connection_id)

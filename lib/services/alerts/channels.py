@@ -21,9 +21,9 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
-from sqlalchemy import ColumnElement, Engine, delete, update
+from sqlalchemy import ColumnElement, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from lib.catalogue.limits import ENVIRONMENT_MAX
 from lib.kernel.config import Settings
@@ -259,10 +259,10 @@ def _new_destination(vault: Vault, row: AlertChannel, kind: Kind, url: str, give
     return said
 
 
-def _views(session: Session, *where: ColumnElement[bool] | bool) -> list[ChannelView]:
-    rows = session.exec(select(AlertChannel).where(*where).order_by(AlertChannel.name_key)).all()
+def _views(session: Session, *where: ColumnElement[bool]) -> list[ChannelView]:
+    rows = session.scalars(select(AlertChannel).where(*where).order_by(col(AlertChannel.name_key))).all()
     windows: dict[uuid.UUID, list[tuple[int, Window]]] = {}
-    for w in session.exec(select(QuietWindow).order_by(col(QuietWindow.id))).all():
+    for w in session.scalars(select(QuietWindow).order_by(col(QuietWindow.id))).all():
         windows.setdefault(w.channel_id, []).append(
             (w.id or 0, Window(tuple(w.weekdays), w.start, w.end, w.timezone)))
     return [ChannelView(r.id, r.name, r.kind, r.url_hint, tuple(r.events), tuple(r.environments),
@@ -279,15 +279,15 @@ def list_channels(engine: Engine, *, actor: Principal) -> list[ChannelView]:
 def get(engine: Engine, name: str, *, actor: Principal) -> ChannelView:
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
-        found = _views(session, AlertChannel.name_key == name.strip().casefold())
+        found = _views(session, col(AlertChannel.name_key) == name.strip().casefold())
     if not found:
         raise NotFoundError(f"No alert channel is named '{name}'. `switchboard channels list` shows them.")
     return found[0]
 
 
 def locked(session: Session, name: str) -> AlertChannel:
-    row = session.exec(select(AlertChannel).where(AlertChannel.name_key == name.strip().casefold())
-                       .with_for_update()).first()
+    row = session.scalars(select(AlertChannel).where(col(AlertChannel.name_key) == name.strip().casefold())
+                          .with_for_update()).first()
     if row is None:
         raise NotFoundError(f"No alert channel is named '{name}'. `switchboard channels list` shows them.")
     return row

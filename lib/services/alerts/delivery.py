@@ -24,9 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import and_, or_, update
-from sqlalchemy import select as sql_select
-from sqlmodel import Session, col, select
+from sqlalchemy import and_, or_, select, update
+from sqlmodel import Session, col
 
 from lib.kernel.config import Settings
 from lib.kernel.errors import CredentialUnreadable
@@ -99,7 +98,7 @@ class Claimed:
 
 def _windows(session: Session, channel_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[Window]]:
     found: dict[uuid.UUID, list[Window]] = {}
-    for w in session.exec(select(QuietWindow).where(col(QuietWindow.channel_id).in_(channel_ids))).all():
+    for w in session.scalars(select(QuietWindow).where(col(QuietWindow.channel_id).in_(channel_ids))).all():
         found.setdefault(w.channel_id, []).append(Window(tuple(w.weekdays), w.start, w.end, w.timezone))
     return found
 
@@ -111,8 +110,8 @@ def _claim(rt: Runtime, worker: str, now: datetime, batch: int, only: int | None
     free = leases.free(AlertOutbox, now)
     if only is not None:  # a Send test: its row was queued already held by this same caller
         free = or_(free, leases.held_by(AlertOutbox, worker))
-    due = (sql_select(col(AlertOutbox.id), col(AlertOutbox.channel_id), col(AlertOutbox.event_id),
-                      col(AlertOutbox.kind), col(AlertOutbox.event), col(AlertOutbox.attempts))
+    due = (select(col(AlertOutbox.id), col(AlertOutbox.channel_id), col(AlertOutbox.event_id),
+                  col(AlertOutbox.kind), col(AlertOutbox.event), col(AlertOutbox.attempts))
            .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
            .where(col(AlertOutbox.status) == PENDING, col(AlertOutbox.due_at) <= now, col(AlertChannel.enabled), free)
            .order_by(col(AlertOutbox.due_at), col(AlertOutbox.id)).limit(batch)
@@ -123,7 +122,7 @@ def _claim(rt: Runtime, worker: str, now: datetime, batch: int, only: int | None
         rows = session.connection().execute(due).all()
         if not rows:
             return []
-        by_id = {c.id: c for c in session.exec(select(AlertChannel).where(
+        by_id = {c.id: c for c in session.scalars(select(AlertChannel).where(
             col(AlertChannel.id).in_({r.channel_id for r in rows}))).all()}
         windows = _windows(session, set(by_id))
         quiet = {cid for cid, found in windows.items() if any(w.covers(now) for w in found)}
@@ -259,17 +258,18 @@ def summarise(session: Session, now: datetime) -> None:
     """For each channel whose quiet window has ended: what it held, as one window.summary event,
     without failures that recovered meanwhile (and their recoveries)."""
     holding = set(session.connection().execute(
-        sql_select(col(AlertOutbox.channel_id)).where(col(AlertOutbox.status) == HELD).distinct()).scalars())
+        select(col(AlertOutbox.channel_id)).where(col(AlertOutbox.status) == HELD).distinct()).scalars())
     if not holding:
         return
     windows = _windows(session, holding)
     alerting = {(c, p) for c, p in session.connection().execute(
-        sql_select(col(AlertState.connection_id), col(AlertState.subject)).where(col(AlertState.alerted_at).is_not(None)))}
+        select(col(AlertState.connection_id), col(AlertState.subject)).where(col(AlertState.alerted_at).is_not(None)))}
     for channel_id in holding:
         if any(w.covers(now) for w in windows.get(channel_id, ())):
             continue
-        held = session.exec(select(AlertOutbox).where(AlertOutbox.channel_id == channel_id, AlertOutbox.status == HELD)
-                            .order_by(col(AlertOutbox.id)).with_for_update()).all()
+        held = session.scalars(select(AlertOutbox).where(col(AlertOutbox.channel_id) == channel_id,
+                                                          col(AlertOutbox.status) == HELD)
+                               .order_by(col(AlertOutbox.id)).with_for_update()).all()
         failed_held = {(r.connection_id, r.product) for r in held if r.kind == EventKind.FAILED}
         kept = [e for r in held if not _recovered_meanwhile(r, alerting, failed_held) and (e := _readable(r))]
         for r in held:

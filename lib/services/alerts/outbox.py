@@ -14,8 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
-from sqlalchemy import select as sql_select
+from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
 from lib.notify.models import Event
@@ -59,7 +58,7 @@ def enqueue(session: Session, raised: Sequence[Raised], now: datetime) -> None:
     if not raised:
         return
     channels = session.connection().execute(
-        sql_select(col(AlertChannel.id), col(AlertChannel.events), col(AlertChannel.environments))
+        select(col(AlertChannel.id), col(AlertChannel.events), col(AlertChannel.environments))
         .where(col(AlertChannel.enabled))).all()
     rows = [row(channel_id, item, now) for item in raised
             for channel_id, kinds, environments in channels if routes(kinds, environments, item[0])]

@@ -20,9 +20,8 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_
-from sqlalchemy import select as sql_select
-from sqlmodel import Session, col, select
+from sqlalchemy import and_, or_, select
+from sqlmodel import Session, col
 
 from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import TOKEN
@@ -59,7 +58,7 @@ def observe(session: Session, records: Sequence[CheckRecord], granted: Mapping[u
     if not ids:
         return
     known = {row.id: row for row in session.connection().execute(
-        sql_select(*_SUBJECT).where(col(Connection.id).in_(ids))).all()}
+        select(*_SUBJECT).where(col(Connection.id).in_(ids))).all()}
     raised = [*_drift(known, granted)]
     results = [r for r in records if r.product != TOKEN and r.connection_id in known
                and _counts(known[r.connection_id], r.product)]
@@ -85,7 +84,7 @@ def _drift(known: Mapping[uuid.UUID, Any], granted: Mapping[uuid.UUID, frozenset
 
 def _states(session: Session, pairs: Collection[tuple[uuid.UUID, str]]) -> dict[tuple[uuid.UUID, str], AlertState]:
     """The rules' rows for these pairs, locked until the transaction ends (PostgreSQL)."""
-    rows = session.exec(select(AlertState).where(
+    rows = session.scalars(select(AlertState).where(
         col(AlertState.connection_id).in_({c for c, _ in pairs}),
         col(AlertState.subject).in_({p for _, p in pairs})).with_for_update()).all()
     return {(s.connection_id, s.subject): s for s in rows if (s.connection_id, s.subject) in pairs}
@@ -135,15 +134,15 @@ def periodic(session: Session, now: datetime) -> None:
 
 
 def _reminders(session: Session, now: datetime) -> list[Raised]:
-    due = session.exec(select(AlertState).where(
+    due = session.scalars(select(AlertState).where(
         col(AlertState.alerted_at).is_not(None), col(AlertState.subject) != SECRET,
         or_(col(AlertState.last_reminder_at).is_(None), col(AlertState.last_reminder_at) <= now - REMIND_EVERY))
         .with_for_update()).all()
     if not due:
         return []
     known = {row.id: row for row in session.connection().execute(
-        sql_select(*_SUBJECT).where(col(Connection.id).in_({s.connection_id for s in due}))).all()}
-    current = {(c.connection_id, c.product): c for c in session.exec(select(CurrentStatus).where(
+        select(*_SUBJECT).where(col(Connection.id).in_({s.connection_id for s in due}))).all()}
+    current = {(c.connection_id, c.product): c for c in session.scalars(select(CurrentStatus).where(
         col(CurrentStatus.connection_id).in_(known))).all()}
     raised: list[Raised] = []
     for state in due:
@@ -164,7 +163,7 @@ def _reminders(session: Session, now: datetime) -> list[Raised]:
 
 def _aging(session: Session, now: datetime) -> list[Raised]:
     old = session.connection().execute(
-        sql_select(*_SUBJECT, col(Connection.secret_set_at), col(AlertState.episode))
+        select(*_SUBJECT, col(Connection.secret_set_at), col(AlertState.episode))
         .outerjoin(AlertState, and_(col(AlertState.connection_id) == col(Connection.id),
                                     col(AlertState.subject) == SECRET))
         .where(col(Connection.secret_set_at) <= now - SECRET_WARN_AGE)).all()

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, func, insert
-from sqlalchemy import select as sql_select
+from sqlalchemy import Engine, case, func, insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col
 
@@ -145,7 +144,7 @@ def settings_versions(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid
     """The settings version of each connection that still exists, locked against deletion
     (FOR KEY SHARE on PostgreSQL) until the caller's transaction ends."""
     return dict(session.connection().execute(
-        sql_select(col(Connection.id), col(Connection.settings_version)).where(col(Connection.id).in_(ids))
+        select(col(Connection.id), col(Connection.settings_version)).where(col(Connection.id).in_(ids))
         .with_for_update(key_share=True)).all())
 
 
@@ -469,15 +468,15 @@ def stored_run(engine: Engine, run_id: str, *, actor: Principal) -> StoredRun:
         conn = session.connection()
         product = col(Check.product) != TOKEN
         products, failing, started_at, begun = conn.execute(
-            sql_select(func.count().filter(product), func.count().filter(product, col(Check.outcome) != "ok"),
-                       func.min(col(Check.started_at)).filter(product), func.min(col(Check.started_at)))
+            select(func.count().filter(product), func.count().filter(product, col(Check.outcome) != "ok"),
+                   func.min(col(Check.started_at)).filter(product), func.min(col(Check.started_at)))
             .where(col(Check.run_id) == run_id)).one()
         if begun is None:  # nothing of it was stored: it ended before its first batch, or ran nothing
             return StoredRun(0, 0, None, False)
         # record_run writes the run's audit row last, its detail naming the run: "… (run X)";
         # a run cut short says so first. Written after the run's first check began, it is
         # looked for among the rows since then only (by the index on "at"), however long the trail.
-        finished = conn.execute(sql_select(col(AuditEvent.id)).where(
+        finished = conn.execute(select(col(AuditEvent.id)).where(
             col(AuditEvent.at) >= begun, col(AuditEvent.action) == "check.run",
             col(AuditEvent.detail).contains(f"(run {run_id})"),
             col(AuditEvent.detail).not_like(f"{_CUT_SHORT}%")).limit(1)).first()

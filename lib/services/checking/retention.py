@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete
-from sqlalchemy import select as sql_select
+from sqlalchemy import Engine, Table, delete, select
 from sqlmodel import Session, SQLModel
 
 from lib.kernel.errors import FieldError, SwitchboardError, ValidationError
@@ -309,7 +308,7 @@ class Pruner:
     def _delete_batch(self, target: _Target, cutoff: datetime) -> int:
         """Delete up to ``batch`` rows older than ``cutoff`` in one transaction; how many went.
         On PostgreSQL, rows another worker is deleting are skipped, not waited for."""
-        chosen = (sql_select(target.key).where(target.moment < cutoff).limit(self.batch)
+        chosen = (select(target.key).where(target.moment < cutoff).limit(self.batch)
                   .with_for_update(skip_locked=True))
         with write_session(self.rt.engine) as session:
             return session.connection().execute(delete(target.table).where(target.key.in_(chosen))).rowcount

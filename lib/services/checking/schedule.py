@@ -31,10 +31,10 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    select,
     update,
 )
-from sqlalchemy import select as sql_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from lib.catalogue import policy
 from lib.catalogue.outcomes import OutcomeKey
@@ -150,7 +150,7 @@ class Intervals:
 
 def intervals(session: Session) -> Intervals:
     setting = session.get(ScheduleSetting, _SETTING_ID)
-    own = {row.connection_id: row for row in session.exec(select(ConnectionSchedule)).all()}
+    own = {row.connection_id: row for row in session.scalars(select(ConnectionSchedule)).all()}
     if setting is None:
         return Intervals(own=own)
     return Intervals(timedelta(seconds=setting.every_s), setting.paused, own)
@@ -208,7 +208,7 @@ def set_every(engine: Engine, every: timedelta | None, *, actor: Principal,
 def _move_to_new_grid(session: Session, now_set: Intervals, connection: ConnectionView | None) -> None:
     """Due rows not claimed by a worker: due in the next slot of their connection's grid."""
     now = utcnow()
-    query = sql_select(col(DueCheck.connection_id)).where(col(DueCheck.claimed_by).is_(None)).distinct()
+    query = select(col(DueCheck.connection_id)).where(col(DueCheck.claimed_by).is_(None)).distinct()
     if connection is not None:
         query = query.where(col(DueCheck.connection_id) == connection.id)
     ids = list(session.connection().execute(query).scalars())
@@ -241,7 +241,7 @@ def connections_stamp(engine: Engine) -> tuple[object, ...]:
     The sum of versions moves with every edit, whatever the clocks of the hosts making them."""
     with read_session(engine) as session:
         return tuple(session.connection().execute(
-            sql_select(func.count(), func.max(col(Connection.updated_at)), func.sum(col(Connection.version)))).one())
+            select(func.count(), func.max(col(Connection.updated_at)), func.sum(col(Connection.version)))).one())
 
 
 def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
@@ -253,7 +253,7 @@ def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
     with write_session(engine) as session:
         serialize(session, "schedule")
         conn = session.connection()
-        have = {(c, p) for c, p in conn.execute(sql_select(col(DueCheck.connection_id), col(DueCheck.product)))}
+        have = {(c, p) for c, p in conn.execute(select(col(DueCheck.connection_id), col(DueCheck.product)))}
         gone = have - wanted
         if gone:
             conn.execute(delete(DueCheck).where(col(DueCheck.connection_id) == bindparam("c"),
@@ -299,7 +299,7 @@ def claimable(now: datetime) -> list[ColumnElement[bool]]:
     """What makes a due-check row one a worker takes at ``now``: its slot has come, no worker
     holds it (or its lease ran out) and its connection is not paused. The worker's claim and
     ``schedule show``'s "(due)" both ask this."""
-    paused = sql_select(col(ConnectionSchedule.connection_id)).where(col(ConnectionSchedule.paused))
+    paused = select(col(ConnectionSchedule.connection_id)).where(col(ConnectionSchedule.paused))
     return [col(DueCheck.due_at) <= now,
             leases.free(DueCheck, now),
             col(DueCheck.connection_id).not_in(paused)]
@@ -311,8 +311,8 @@ def overview(engine: Engine, actor: Principal, connection_ids: Collection[uuid.U
     require(actor, Permission.READ_STATUS)
     now = utcnow()
     takes = func.max(case((and_(*claimable(now)), 1), else_=0))
-    query = (sql_select(col(Connection.id), col(Connection.name), func.min(col(DueCheck.due_at)),
-                        func.max(col(DueCheck.last_checked_at)), takes)
+    query = (select(col(Connection.id), col(Connection.name), func.min(col(DueCheck.due_at)),
+                    func.max(col(DueCheck.last_checked_at)), takes)
              .outerjoin(DueCheck, col(DueCheck.connection_id) == col(Connection.id))
              .group_by(col(Connection.id), col(Connection.name), col(Connection.name_key))
              .order_by(col(Connection.name_key)))
@@ -370,7 +370,7 @@ def workers(engine: Engine, actor: Principal) -> list[Worker]:
 
 def workers_in(session: Session) -> list[Worker]:
     """:func:`workers`, in the caller's session (the metrics read them in theirs)."""
-    rows = session.exec(select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.last_seen_at).desc())).all()
+    rows = session.scalars(select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.last_seen_at).desc())).all()
     return [Worker(r.worker_id, r.host, r.pid, timedelta(seconds=r.tick_s), r.last_tick_at, r.last_seen_at,
                    r.last_ok_tick_at, r.last_failed_tick_at, r.last_failure)
             for r in rows]

@@ -33,8 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, delete, tuple_
-from sqlalchemy import select as sql_select
+from sqlalchemy import and_, bindparam, delete, select, tuple_
 from sqlmodel import Session, col
 
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
@@ -227,7 +226,7 @@ class Worker:
         and a lease as they are chosen: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (workers skip
         each other's rows), SQLite's ``BEGIN IMMEDIATE`` otherwise (workers take turns)."""
         now = self.now()
-        due = (sql_select(col(DueCheck.connection_id), col(DueCheck.product))
+        due = (select(col(DueCheck.connection_id), col(DueCheck.product))
                .where(*schedule.claimable(now))
                .order_by(col(DueCheck.due_at), col(DueCheck.connection_id), col(DueCheck.product))
                .limit(self.batch)
@@ -252,7 +251,7 @@ class Worker:
         completes nothing: its slot is let go still due, and checked again with the new ones."""
         ids = {record.connection_id for record, _ in done}
         held = {(c, p) for c, p in session.connection().execute(
-            sql_select(col(DueCheck.connection_id), col(DueCheck.product))
+            select(col(DueCheck.connection_id), col(DueCheck.product))
             .where(leases.held_by(DueCheck, self.id), col(DueCheck.connection_id).in_(ids))
             .with_for_update())}
         holding = {c for c, _ in held}

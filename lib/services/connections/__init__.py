@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import ColumnElement, Engine, bindparam, func
-from sqlalchemy import select as sql_select
+from sqlalchemy import ColumnElement, Engine, bindparam, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from lib.catalogue.limits import CLIENT_ID_MAX, ENVIRONMENT_MAX, NAME_MAX, SECRET_MAX
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS, SETTINGS, Setting
@@ -236,9 +235,9 @@ def precheck(engine: Engine, data: ConnectionInput, *, connection_id: uuid.UUID 
     refused by the database), so this only moves refusals earlier; it never lets one through."""
     name_key = data.name.strip().casefold()
     with read_session(engine) as session:
-        holder = session.exec(select(Connection.id).where(Connection.name_key == name_key)).first()
-        version = None if connection_id is None else session.exec(
-            select(Connection.version).where(Connection.id == connection_id)).first()
+        holder = session.scalars(select(col(Connection.id)).where(col(Connection.name_key) == name_key)).first()
+        version = None if connection_id is None else session.scalars(
+            select(col(Connection.version)).where(col(Connection.id) == connection_id)).first()
     if connection_id is not None:
         if version is None:
             raise NotFoundError("This connection no longer exists.")
@@ -344,8 +343,8 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
         with write_session(engine) as session:
             # Its due rows first, then the connection: the order a worker storing a check takes
             # them in (lib.services.checking.worker), so the two never wait for each other on PostgreSQL.
-            session.exec(select(DueCheck.product).where(DueCheck.connection_id == connection_id)
-                         .with_for_update()).all()
+            session.scalars(select(col(DueCheck.product)).where(col(DueCheck.connection_id) == connection_id)
+                            .with_for_update()).all()
             stored = session.get(Connection, connection_id)
             changed = _tested_changes(stored, values) if stored is not None else []
             if changed:
@@ -409,7 +408,7 @@ def _changed_grants(session: Session, granted: Mapping[uuid.UUID, Iterable[str]]
         return {}
     lists = {connection_id: sorted(products) for connection_id, products in granted.items()}
     stored = session.connection().execute(
-        sql_select(col(Connection.id), col(Connection.granted_products)).where(col(Connection.id).in_(lists))).all()
+        select(col(Connection.id), col(Connection.granted_products)).where(col(Connection.id).in_(lists))).all()
     return {connection_id: lists[connection_id] for connection_id, listed in stored
             if listed is None or sorted(listed) != lists[connection_id]}
 
@@ -427,7 +426,7 @@ def delete(engine: Engine, connection_id: uuid.UUID, *, actor: Principal) -> Non
 def _views(engine: Engine, *where: ColumnElement[bool]) -> list[ConnectionView]:
     with read_session(engine) as session:
         rows = session.connection().execute(
-            sql_select(*_VIEW_COLUMNS).where(*where).order_by(col(Connection.name_key))).all()
+            select(*_VIEW_COLUMNS).where(*where).order_by(col(Connection.name_key))).all()
     return [_to_view(row) for row in rows]
 
 
@@ -452,7 +451,7 @@ def list_connections(engine: Engine) -> list[ConnectionView]:
 
 def count(engine: Engine) -> int:
     with read_session(engine) as session:
-        return session.exec(select(func.count()).select_from(Connection)).one()
+        return session.scalars(select(func.count()).select_from(Connection)).one()
 
 
 def load_credentials(engine: Engine, vault: Vault, connection_id: uuid.UUID) -> Credentials:
@@ -480,7 +479,7 @@ def load_credentials_of(engine: Engine, vault: Vault, connection_ids: Collection
     with read_session(engine) as session:
         for start in range(0, len(ids), _READ_AT_ONCE):
             rows += session.connection().execute(
-                sql_select(col(Connection.id), col(Connection.client_id_enc), col(Connection.client_secret_enc))
+                select(col(Connection.id), col(Connection.client_id_enc), col(Connection.client_secret_enc))
                 .where(col(Connection.id).in_(ids[start:start + _READ_AT_ONCE]))).all()
     found: dict[uuid.UUID, Credentials | CredentialUnreadable] = {}
     for connection_id, client_id_enc, secret_enc in rows:

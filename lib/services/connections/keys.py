@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, or_, update
-from sqlmodel import select
+from sqlalchemy import Engine, or_, select, update
+from sqlmodel import col
 
 from lib.kernel.errors import CredentialUnreadable
 from lib.services.guard import audit
@@ -32,8 +32,8 @@ def _stored(engine: Engine) -> Iterator[tuple[EncryptedColumn, uuid.UUID, str, s
     for column in ENCRYPTED_COLUMNS:
         model: Any = column.model
         with read_session(engine) as session:
-            rows = session.exec(select(model.id, model.name, column.attribute())
-                                .where(column.attribute().is_not(None))).all()
+            rows = session.connection().execute(select(model.id, model.name, column.attribute())
+                                                .where(column.attribute().is_not(None))).all()
         for row_id, name, envelope in rows:
             yield column, row_id, name, envelope
 
@@ -74,7 +74,7 @@ def key_status(engine: Engine, vault: Vault) -> list[KeyStatus]:
             kid = NOT_AN_ENVELOPE
         uses.setdefault(kid, Counter())[column.name] += 1
     with read_session(engine) as session:
-        known = set(session.exec(select(KeyCheck.kid)).all())
+        known = set(session.scalars(select(col(KeyCheck.kid))).all())
     kids = sorted(set(vault.keyring.keys) | set(uses) | known)
     return [KeyStatus(kid, kid in vault.keyring.keys, kid == vault.active_kid,
                       _in_registry_order(uses.get(kid, Counter()))) for kid in kids]
@@ -111,13 +111,13 @@ def _stale_rows(engine: Engine, model: Any, columns: tuple[EncryptedColumn, ...]
     if after is not None:
         query = query.where(model.id > after)
     with read_session(engine) as session:
-        return list(session.exec(query.order_by(model.id).limit(batch)).all())
+        return list(session.connection().execute(query.order_by(model.id).limit(batch)).all())
 
 
 def _reread(engine: Engine, model: Any, columns: tuple[EncryptedColumn, ...],
             row_id: uuid.UUID) -> tuple[str | None, ...] | None:
     with read_session(engine) as session:
-        row = session.exec(select(*(c.attribute() for c in columns)).where(model.id == row_id)).first()
+        row = session.connection().execute(select(*(c.attribute() for c in columns)).where(model.id == row_id)).first()
     return None if row is None else tuple(row)
 
 

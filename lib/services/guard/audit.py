@@ -12,9 +12,8 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, func, tuple_
-from sqlalchemy import select as sql_select
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement, Engine, func, select, tuple_
+from sqlmodel import Session, col
 
 from lib.kernel.redaction import registry
 from lib.kernel.spreadsheet import csv_cell
@@ -76,7 +75,7 @@ def events(engine: Engine, actor: Principal, which: Filter = ALL, *, limit: int 
     require(actor, Permission.READ_AUDIT)
     query = select(AuditEvent).where(*which.conditions()).order_by(*_NEWEST_FIRST).limit(limit)
     with read_session(engine) as session:
-        return list(reversed(session.exec(query).all()))
+        return list(reversed(session.scalars(query).all()))
 
 
 @dataclass(frozen=True)
@@ -112,17 +111,17 @@ def page(engine: Engine, actor: Principal, which: Filter = ALL, *, before: int |
     conditions = which.conditions()
     with read_session(engine) as session:
         conn = session.connection()
-        total = conn.execute(sql_select(func.count()).select_from(AuditEvent).where(*conditions)).scalar_one()
+        total = conn.execute(select(func.count()).select_from(AuditEvent).where(*conditions)).scalar_one()
         start = 0
         if before is not None:
-            at = conn.execute(sql_select(col(AuditEvent.at)).where(col(AuditEvent.id) == before)).scalar_one_or_none()
+            at = conn.execute(select(col(AuditEvent.at)).where(col(AuditEvent.id) == before)).scalar_one_or_none()
             if at is None:
                 return Page([], total, total, more=False)
             cursor = tuple_(col(AuditEvent.at), col(AuditEvent.id))
-            start = conn.execute(sql_select(func.count()).select_from(AuditEvent).where(
+            start = conn.execute(select(func.count()).select_from(AuditEvent).where(
                 *conditions, cursor >= (at, before))).scalar_one()
             conditions.append(cursor < (at, before))
-        rows = session.exec(select(AuditEvent).where(*conditions).order_by(*_NEWEST_FIRST).limit(size + 1)).all()
+        rows = session.scalars(select(AuditEvent).where(*conditions).order_by(*_NEWEST_FIRST).limit(size + 1)).all()
     return Page(list(rows[:size]), total, start, more=len(rows) > size)
 
 
@@ -132,7 +131,7 @@ def choices(engine: Engine, actor: Principal, *, since: datetime | None, until: 
     sorted: what a filter of that range can choose from (one grouped read of the range)."""
     require(actor, Permission.READ_AUDIT)
     columns = (col(AuditEvent.actor), col(AuditEvent.action), col(AuditEvent.result))
-    query = sql_select(*columns).where(*Filter(since, until).conditions()).group_by(*columns)
+    query = select(*columns).where(*Filter(since, until).conditions()).group_by(*columns)
     with read_session(engine) as session:
         found = session.connection().execute(query).all()
     return (sorted({who for who, _, _ in found}), sorted({action for _, action, _ in found}),

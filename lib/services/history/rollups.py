@@ -25,9 +25,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import String, case, func
+from sqlalchemy import String, case, func, select
 from sqlalchemy import cast as sql_cast
-from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection as SqlConnection
 
 from lib.store.models import CheckRollupDay, CheckRollupHour
@@ -59,7 +58,7 @@ def counts(conn: SqlConnection, now: datetime, *, connection_ids: Collection[Any
         # Grouped by the text of the id, which no index orders: so the planner reads the window's
         # range of the start index rather than the whole key index in its order.
         connection_id = sql_cast(table.c.connection_id, String)
-        query = (sql_select(connection_id.label("connection_id"), table.c.product, *sums)
+        query = (select(connection_id.label("connection_id"), table.c.product, *sums)
                  .where(table.c.start >= min(windows.values()))
                  .group_by(connection_id, table.c.product))
         if connection_ids is not None:

@@ -27,8 +27,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Engine, func
-from sqlalchemy import select as sql_select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlmodel import Session, col
 
@@ -61,8 +60,8 @@ def _checks(conn: SqlConnection) -> Iterator[Metric]:
     """Every check ever stored, by product, outcome and duration bucket, token steps included:
     read from their tally (a few dozen rows at any age of the history, and still counting what
     has been pruned since)."""
-    rows = conn.execute(sql_select(col(CheckTally.product), col(CheckTally.outcome), col(CheckTally.bucket),
-                                   col(CheckTally.checks), col(CheckTally.duration_ms))).all()
+    rows = conn.execute(select(col(CheckTally.product), col(CheckTally.outcome), col(CheckTally.bucket),
+                               col(CheckTally.checks), col(CheckTally.duration_ms))).all()
     counts: dict[tuple[str, str], int] = {(product, outcome): 0 for product in (*PRODUCT_KEYS, TOKEN)
                                           for outcome in OUTCOME_KEYS}
     spread = {product: np.zeros(len(BUCKETS_S) + 1, dtype=np.int64) for product in PRODUCT_KEYS}
@@ -98,7 +97,7 @@ def _checks(conn: SqlConnection) -> Iterator[Metric]:
 def _last_successes(conn: SqlConnection) -> dict[tuple[str, str], float]:
     """(connection name, product) -> when the product last answered ok (Unix time), as its
     current status keeps it: one row per (connection, product), whatever has been pruned."""
-    rows = conn.execute(sql_select(col(Connection.name), col(CurrentStatus.product), col(CurrentStatus.last_ok_at))
+    rows = conn.execute(select(col(Connection.name), col(CurrentStatus.product), col(CurrentStatus.last_ok_at))
                         .join(Connection, col(Connection.id) == col(CurrentStatus.connection_id))
                         .where(col(CurrentStatus.product) != TOKEN, col(CurrentStatus.last_ok_at).is_not(None))).all()
     return {(name, product): at.timestamp() for name, product, at in rows if at is not None}
@@ -167,10 +166,10 @@ def _secrets(conn: SqlConnection, per_connection: bool) -> Iterator[Metric]:
     if per_connection:
         each = GaugeMetricFamily("switchboard_secret_set_timestamp_seconds", "When the connection's Client "
                                  "Secret was last set (Unix time).", labels=["connection"])
-        for name, at in conn.execute(sql_select(col(Connection.name), col(Connection.secret_set_at))):
+        for name, at in conn.execute(select(col(Connection.name), col(Connection.secret_set_at))):
             each.add_metric([name], at.timestamp())
         yield each
-    oldest = conn.execute(sql_select(func.min(col(Connection.secret_set_at)))).scalar()
+    oldest = conn.execute(select(func.min(col(Connection.secret_set_at)))).scalar()
     if oldest is not None:
         yield GaugeMetricFamily("switchboard_secret_oldest_set_timestamp_seconds", "When the oldest Client "
                                 "Secret of all connections was set (Unix time).", value=oldest.timestamp())
@@ -180,14 +179,14 @@ def _outbox(conn: SqlConnection) -> Iterator[Metric]:
     """Alert events by delivery status (finished ones are kept a while, then pruned), and when
     the oldest one still waiting to go out was queued."""
     status_column = col(AlertOutbox.status)
-    found: dict[str, int] = dict(conn.execute(sql_select(status_column, func.count()).group_by(status_column)).all())
+    found: dict[str, int] = dict(conn.execute(select(status_column, func.count()).group_by(status_column)).all())
     rows = GaugeMetricFamily("switchboard_alert_events", "Alert events in the outbox by status: pending (to be "
                              "sent or retried), held (a quiet window), delivered, summarised, failed (given up).",
                              labels=["status"])
     for status_name in OUTBOX_STATUSES:
         rows.add_metric([status_name], found.get(status_name, 0))
     yield rows
-    oldest = conn.execute(sql_select(func.min(col(AlertOutbox.created_at))).where(
+    oldest = conn.execute(select(func.min(col(AlertOutbox.created_at))).where(
         status_column == OUTBOX_STATUSES[0])).scalar()
     if oldest is not None:
         yield GaugeMetricFamily("switchboard_alert_oldest_pending_timestamp_seconds", "When the oldest alert event "

@@ -116,10 +116,12 @@ def test_ok_fail_fail_ok_sends_one_failed_and_one_recovered(
     assert {k: failed[k] for k in ("connection", "environment", "product", "product_label", "outcome",
                                    "previous_outcome", "http_status", "client_id_hint")} == {
         "connection": "Acme prod", "environment": "prod", "product": "cc_chat", "product_label": "Contact Center Chat",
-        "outcome": "not_found", "previous_outcome": "not_found", "http_status": 404, "client_id_hint": "…ient"}
+        "outcome": "not_found", "previous_outcome": "ok", "http_status": 404, "client_id_hint": "…ient"}
     assert failed["cause"] and failed["who_must_act"] and failed["fix"] and failed["details"]["failures_in_a_row"] == 2
+    assert failed["details"]["detail"]  # what 8x8 answered, in the check's own words
     assert failed["link"] == "https://switchboard.example.com/connections?connection=Acme%20prod"
     assert (recovered["outcome"], recovered["previous_outcome"], recovered["cause"]) == ("ok", "not_found", None)
+    assert recovered["details"]["down_for_s"] >= 0 and " works again after " in recovered["summary"]
     assert receiver.received[0].path == "/hook" and len(set(receiver.ids())) == 2
     assert alerts.alerting(rt.engine, actor=ADMIN) == set()
     assert [r.status for r in outbox_rows(rt)] == ["delivered", "delivered"]

@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from lib.catalogue.products import PRODUCT_KEYS
 from lib.kernel.errors import ValidationError
-from lib.kernel.words import parse_span, span
+from lib.kernel.words import lasted, parse_span, span
 from lib.services import connections
 from lib.services.checking import schedule
 from lib.services.connections import ConnectionInput, ConnectionView
@@ -63,6 +63,18 @@ def test_intervals_out_of_bounds_are_refused_with_the_fix(text: str, message: st
 def test_spans_read_back_in_the_largest_unit() -> None:
     assert [span(parse_span(t)) for t in ("30s", "90s", "60m", "90m", "24h", "36h")] == [  # type: ignore[arg-type]
         "30 s", "90 s", "1 h", "90 min", "1 d", "36 h"]
+
+
+def test_how_long_something_lasted_reads_in_its_two_largest_units() -> None:
+    """Recoveries say how long a product was down (alerts' "works again after ...")."""
+    assert [lasted(timedelta(seconds=n)) for n in (-5, 0, 45, 60, 3_725, 86_400, 90_061, 86_400 * 400)] == [
+        "0 s", "0 s", "45 s", "1 min", "1 h 2 min", "1 d", "1 d 1 h", "400 d"]
+
+
+@given(st.integers(0, 10**9))
+def test_any_duration_reads_as_at_most_two_units(seconds: int) -> None:
+    words = lasted(timedelta(seconds=seconds)).split()
+    assert 2 <= len(words) <= 4 and words[1] in ("s", "min", "h", "d")
 
 
 @given(st.text(max_size=30))

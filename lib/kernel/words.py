@@ -54,3 +54,15 @@ def span(delta: timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
+
+
+def lasted(delta: timedelta) -> str:
+    """How long something went on, to the minute in its two largest units: "45 s", "12 min",
+    "2 h 5 min", "3 d 4 h"."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    parts = [(seconds // 86_400, "d"), (seconds % 86_400 // 3_600, "h"), (seconds % 3_600 // 60, "min")]
+    while parts[0][0] == 0:
+        parts.pop(0)
+    return " ".join(f"{n} {unit}" for n, unit in parts[:2] if n)

@@ -14,14 +14,14 @@ import dataclasses
 import hashlib
 import html
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from enum import Enum
 from typing import Any, Literal
 
 from lib.catalogue.outcomes import OUTCOMES
-from lib.kernel.words import iso, shown
+from lib.kernel.words import iso, lasted, shown
 from lib.notify.models import Event, EventKind
 
 PRODUCT_NAME = "Switchboard"
@@ -64,6 +64,12 @@ def _label(key: str) -> str:
     return str(key).replace("_", " ").capitalize()
 
 
+def _detail(key: str, value: Any) -> tuple[str, Any]:
+    if key == "down_for_s" and isinstance(value, int):
+        return "Down for", lasted(timedelta(seconds=value))
+    return _label(key), value
+
+
 def title(event: Event) -> str:
     return f"{ICONS[event.kind]} {TITLES[event.kind]}"
 
@@ -82,7 +88,7 @@ def facts(event: Event) -> list[tuple[str, str]]:
         ("HTTP status", event.http_status),
         ("Checked at", event.checked_at),
         ("Client ID", event.client_id_hint),
-        *((_label(key), value) for key, value in event.details.items()),
+        *(_detail(key, value) for key, value in event.details.items()),
     ]
     return [(label, _text(value)) for label, value in rows if value not in (None, "", (), [])]
 

@@ -9,11 +9,12 @@ import hashlib
 import shlex
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCTS
+from lib.kernel.words import lasted
 from lib.notify.models import Event, EventKind
 
 
@@ -39,6 +40,11 @@ def _product_label(product: str) -> str:
     return found.name if found else product
 
 
+def _after(details: dict[str, Any]) -> str:
+    down = details.get("down_for_s")
+    return f" after {lasted(timedelta(seconds=down))}" if isinstance(down, int) else ""
+
+
 def check_event(kind: EventKind, subject: Subject, product: str, outcome: str, *, previous: str | None,
                 checked_at: datetime, http_status: int | None, episode: str, details: dict[str, Any],
                 extra: object = "") -> Event:
@@ -48,7 +54,7 @@ def check_event(kind: EventKind, subject: Subject, product: str, outcome: str, *
     explained = OUTCOMES.get(shown) if shown is not None else None
     said = explained.label if explained else outcome
     summary = {EventKind.FAILED: f"{subject.name}: {label} failing ({said})",
-               EventKind.RECOVERED: f"{subject.name}: {label} works again (was: {said})",
+               EventKind.RECOVERED: f"{subject.name}: {label} works again{_after(details)} (was: {said})",
                EventKind.STILL_FAILING: f"{subject.name}: {label} still failing ({said})"}[kind]
     failing = OUTCOMES.get(outcome) if kind is not EventKind.RECOVERED else None
     return Event(id=event_id(kind, subject.id, product, episode, extra), kind=kind, occurred_at=checked_at,

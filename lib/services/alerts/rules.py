@@ -29,7 +29,7 @@ from lib.notify.models import EventKind
 from lib.services.alerts.events import Subject, aging_event, check_event, drift_event
 from lib.services.alerts.outbox import Raised, enqueue, insert_ignoring
 from lib.services.history.status import CheckRecord
-from lib.store.models import AlertState, Connection, CurrentStatus, utcnow
+from lib.store.models import AlertState, Check, Connection, CurrentStatus, utcnow
 
 FAIL_AFTER = 2
 REMIND_EVERY = timedelta(hours=24)
@@ -107,24 +107,46 @@ def _results(session: Session, results: Sequence[CheckRecord], known: Mapping[uu
         subject = _subject(known[r.connection_id])
         if r.ok:
             if state.alerted_at is not None:
-                raised.append(_check_event(EventKind.RECOVERED, subject, state, r))
+                raised.append(_check_event(session, EventKind.RECOVERED, subject, state, r))
             state.failures, state.failing_since, state.alerted_at, state.last_reminder_at = 0, None, None, None
         else:
             if state.failures == 0:
                 state.failing_since, state.episode = r.checked_at, r.checked_at.isoformat()
             state.failures += 1
             if state.failures >= fail_after and state.alerted_at is None:
-                raised.append(_check_event(EventKind.FAILED, subject, state, r))
+                raised.append(_check_event(session, EventKind.FAILED, subject, state, r))
                 state.alerted_at = state.last_reminder_at = r.checked_at
         state.last_outcome = r.outcome
     return raised
 
 
-def _check_event(kind: EventKind, subject: Subject, state: AlertState, r: CheckRecord) -> Raised:
-    details = {"failures_in_a_row": state.failures,
-               "failing_since": state.failing_since.isoformat() if state.failing_since else None}
-    return (check_event(kind, subject, r.product, r.outcome, previous=state.last_outcome, checked_at=r.checked_at,
+def _check_event(session: Session, kind: EventKind, subject: Subject, state: AlertState, r: CheckRecord) -> Raised:
+    """check.failed says what the product did before the episode began (the last failure's
+    outcome would only repeat its own); check.recovered says what it failed with, and for how
+    long, with 8x8's words for the failure."""
+    details: dict[str, Any] = {"failures_in_a_row": state.failures,
+                               "failing_since": state.failing_since.isoformat() if state.failing_since else None}
+    if kind is EventKind.FAILED:
+        previous = _before(session, r.connection_id, r.product, state.failing_since)
+        details["detail"] = r.detail or None
+    else:
+        previous = state.last_outcome
+        if state.failing_since is not None:
+            details["down_for_s"] = max(0, int((r.checked_at - state.failing_since).total_seconds()))
+    return (check_event(kind, subject, r.product, r.outcome, previous=previous, checked_at=r.checked_at,
                         http_status=r.http_status, episode=state.episode or "", details=details), r.connection_id)
+
+
+def _before(session: Session, connection_id: uuid.UUID, product: str, since: datetime | None) -> str | None:
+    """The outcome of the newest check made before ``since`` (the episode's first failure);
+    None when there was none, or it has been pruned. One connection's newest rows, by index."""
+    if since is None:
+        return None
+    return session.scalars(
+        select(col(Check.outcome))
+        .where(col(Check.connection_id) == connection_id, col(Check.product) == product,
+               col(Check.started_at) < since)
+        .order_by(col(Check.id).desc()).limit(1)).first()
 
 
 def periodic(session: Session, now: datetime) -> None:

@@ -24,6 +24,7 @@ from lib.notify.models import Attempt, Destination, Event
 from lib.notify.send import deliver
 from lib.services import alerts, connections
 from lib.services.alerts import channels, delivery
+from lib.services.alerts.events import STILL_LISTED, STILL_NAMED, summary_event
 from lib.services.alerts.outbox import KEEP
 from lib.services.alerts.windows import Window
 from lib.services.checking import checks
@@ -401,7 +402,17 @@ def test_a_quiet_window_holds_events_then_sends_one_summary_without_what_recover
     assert receiver.kinds() == ["window.summary"]
     (summary,) = (r.body for r in receiver.received)
     assert [(e["kind"], e["connection"]) for e in summary["details"]["events"]] == [("check.failed", "Two")]
+    assert summary["details"]["still_failing"] == ["Two: Contact Center Chat"]  # what people must still act on
+    assert summary["summary"].endswith("held during a quiet window; still failing: Two: Contact Center Chat")
     assert sorted(r.status for r in outbox_rows(runtime)) == ["delivered", "summarised", "summarised", "summarised"]
+
+
+def test_a_summary_names_a_few_of_what_still_fails_and_counts_the_rest() -> None:
+    still = [f"Connection {i}: Contact Center Chat" for i in range(STILL_LISTED + 20)]
+    event = summary_event(uuid.uuid4(), [], at=datetime(2030, 1, 7, tzinfo=UTC), still_failing=still)
+    assert event.summary.endswith(f", Connection {STILL_NAMED - 1}: Contact Center Chat and "
+                                  f"{len(still) - STILL_NAMED} more")
+    assert event.details["still_failing"] == still[:STILL_LISTED]
 
 
 def test_windows_cover_their_days_across_midnight_in_their_zone() -> None:

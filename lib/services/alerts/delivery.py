@@ -271,12 +271,16 @@ def summarise(session: Session, now: datetime) -> None:
                                                           col(AlertOutbox.status) == HELD)
                                .order_by(col(AlertOutbox.id)).with_for_update()).all()
         failed_held = {(r.connection_id, r.product) for r in held if r.kind == EventKind.FAILED}
-        kept = [e for r in held if not _recovered_meanwhile(r, alerting, failed_held) and (e := _readable(r))]
+        kept = [(r, e) for r in held if not _recovered_meanwhile(r, alerting, failed_held) and (e := _readable(r))]
         for r in held:
             r.status, r.finished_at = SUMMARISED, now
         if kept:
-            insert_ignoring(session, AlertOutbox, [row(channel_id, (summary_event(channel_id, kept, at=now), None), now)],
-                            ["channel_id", "event_id"])
+            # What people must still act on when the window ends: held failures not yet recovered.
+            still = sorted({f"{e.connection}: {e.product_label or e.product}" for r, e in kept
+                            if r.kind in (EventKind.FAILED, EventKind.STILL_FAILING)
+                            and (r.connection_id, r.product) in alerting})
+            event = summary_event(channel_id, [e for _, e in kept], still_failing=still, at=now)
+            insert_ignoring(session, AlertOutbox, [row(channel_id, (event, None), now)], ["channel_id", "event_id"])
 
 
 def _readable(r: AlertOutbox) -> Event | None:

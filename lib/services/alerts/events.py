@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import shlex
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,14 +112,24 @@ def channel_test_event(channel: str, *, at: datetime, by: str) -> Event:
                  details={"channel": channel, "sent_by": by})
 
 
-def summary_event(channel_id: uuid.UUID, held: list[Event], *, at: datetime) -> Event:
-    """What a quiet window held, in one event, sent when it ends."""
+STILL_NAMED = 5  # products named in a summary's one line; its details list up to STILL_LISTED
+STILL_LISTED = 100
+
+
+def summary_event(channel_id: uuid.UUID, held: list[Event], *, at: datetime,
+                  still_failing: Sequence[str] = ()) -> Event:
+    """What a quiet window held, in one event, sent when it ends, and which of its failures
+    (``still_failing``, "connection: product") are failing still."""
     items = [{"id": e.id, "kind": e.kind.value, "summary": e.summary, "connection": e.connection,
               "product": e.product, "outcome": e.outcome, "occurred_at": e.occurred_at} for e in held]
+    line = f"{len(held)} alert{'s' if len(held) != 1 else ''} held during a quiet window"
+    if still_failing:
+        named = ", ".join(still_failing[:STILL_NAMED])
+        more = len(still_failing) - STILL_NAMED
+        line += f"; still failing: {named}" + (f" and {more} more" if more > 0 else "")
     return Event(id=event_id(EventKind.QUIET_SUMMARY, channel_id, sorted(e.id for e in held)),
-                 kind=EventKind.QUIET_SUMMARY, occurred_at=at,
-                 summary=f"{len(held)} alert{'s' if len(held) != 1 else ''} held during a quiet window",
-                 details={"events": items})
+                 kind=EventKind.QUIET_SUMMARY, occurred_at=at, summary=line,
+                 details={"events": items, "still_failing": list(still_failing[:STILL_LISTED])})
 
 
 # --- Stored form --------------------------------------------------------------------------------

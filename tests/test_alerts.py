@@ -237,7 +237,10 @@ def test_410_turns_the_channel_off_with_the_reason_and_an_audit_row(
     assert channels.get(runtime.engine, "Ops hook", actor=ADMIN).disabled_reason is None
     failing_twice(runtime, view, "quality_management")
     delivery.deliver_due(runtime, worker="w", send=local_send)
-    assert [(r.kind, r.path) for r in receiver.received] == [("check.failed", "/moved")]
+    # Turned on again, it hears of what failed while it was off (Cloud Storage, still failing)
+    # and of what fails now; the event its 410 failed is not queued twice.
+    assert sorted((r.kind, r.path, r.body["product"]) for r in receiver.received) == [
+        ("check.failed", "/moved", "cloud_storage"), ("check.failed", "/moved", "quality_management")]
 
 
 def test_a_channel_changes_in_place_checked_like_a_new_one(runtime: Runtime, receiver: Receiver) -> None:
@@ -405,6 +408,38 @@ def test_a_quiet_window_holds_events_then_sends_one_summary_without_what_recover
     assert summary["details"]["still_failing"] == ["Two: Contact Center Chat"]  # what people must still act on
     assert summary["summary"].endswith("held during a quiet window; still failing: Two: Contact Center Chat")
     assert sorted(r.status for r in outbox_rows(runtime)) == ["delivered", "summarised", "summarised", "summarised"]
+
+
+def test_a_channel_that_joins_while_problems_are_open_hears_of_them_at_once(
+        runtime: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    """Issue 25: a channel added (or turned on again) while a product fails heard nothing until
+    the 24-hour reminder. It now gets the open episode's check.failed, the same event the first
+    channel had (one id), and nothing of what recovered or what it does not route."""
+    one, two, three = (connect(runtime, a, name)
+                       for a, name in zip(simulator.scenario.apps[:3], ("One", "Two", "Three"), strict=True))
+    channel(runtime, receiver, name="First", path="/first")
+    failing_twice(runtime, one)
+    failing_twice(runtime, two)
+    failing_twice(runtime, three)
+    with write_session(runtime.engine) as session:  # Three recovers before anyone else joins
+        checks.store(session, [CheckRecord(three.id, "Three", "cc_chat", "ok", 200, 5, "", utcnow(), "r")], {}, "t")
+    delivery.deliver_due(runtime, worker="w", send=local_send)
+    first = {r.body["connection"]: r.headers["webhook-id"] for r in receiver.received if r.kind == "check.failed"}
+    assert set(first) == {"One", "Two", "Three"}
+    receiver.received.clear()
+    channel(runtime, receiver, name="Joins late", path="/late")
+    channel(runtime, receiver, name="Recoveries only", path="/quiet", events=["check.recovered"])
+    delivery.deliver_due(runtime, worker="w", send=local_send)
+    late = [r for r in receiver.received if r.path == "/late"]
+    assert sorted(r.body["connection"] for r in late) == ["One", "Two"]
+    assert {r.body["connection"]: r.headers["webhook-id"] for r in late} == {k: first[k] for k in ("One", "Two")}
+    assert all(r.kind == "check.failed" and r.body["previous_outcome"] is None for r in late)
+    assert not [r for r in receiver.received if r.path != "/late"]  # the first heard nothing twice
+    receiver.received.clear()
+    channels.set_enabled(runtime.engine, "Joins late", False, actor=ADMIN)
+    channels.set_enabled(runtime.engine, "Joins late", True, actor=ADMIN)
+    delivery.deliver_due(runtime, worker="w", send=local_send)
+    assert receiver.received == []  # turned on again: what it already had is not sent twice
 
 
 def test_a_summary_names_a_few_of_what_still_fails_and_counts_the_rest() -> None:

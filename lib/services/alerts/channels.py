@@ -33,12 +33,15 @@ from lib.notify import kinds
 from lib.notify.models import Destination, EventKind
 from lib.notify.spec import Kind
 from lib.notify.ssrf import Allow
+from lib.services.alerts.outbox import insert_ignoring, routes
+from lib.services.alerts.outbox import row as outbox_row
+from lib.services.alerts.rules import open_failures
 from lib.services.alerts.windows import Window, quoted
 from lib.services.guard import audit
 from lib.services.guard.access import Permission, Principal, require
 from lib.store.db import read_session, write_session
 from lib.store.keyring import bound
-from lib.store.models import AlertChannel, QuietWindow, utcnow
+from lib.store.models import AlertChannel, AlertOutbox, QuietWindow, utcnow
 from lib.store.vault import Binding, Vault
 
 NAME_MAX = 80
@@ -176,6 +179,8 @@ def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, a
     try:
         with write_session(engine) as session:
             session.add(row)
+            session.flush()
+            _catch_up(session, row)
             audit.record(session, actor, "channel.add", checked_name, audit.OK,
                          f"{channel_kind.key} to {hint}; events {', '.join(chosen)}; environments "
                          f"{', '.join(wanted) or 'all'}" + (f"; {made[1]}" if made else ""))
@@ -308,7 +313,19 @@ def set_enabled(engine: Engine, name: str, enabled: bool, *, actor: Principal) -
     with write_session(engine) as session:
         row = locked(session, name)
         disable(session, row.id, None if enabled else f"turned off by {actor.name}", enabled=enabled)
+        if enabled:
+            _catch_up(session, row)
         audit.record(session, actor, "channel.enable" if enabled else "channel.disable", row.name, audit.OK)
+
+
+def _catch_up(session: Session, channel: AlertChannel) -> None:
+    """A channel that joins (added, or turned on again) while problems are open hears of each
+    it routes now, as the check.failed it missed, not at the next 24-hour reminder. The same
+    event id: a channel that had it already gets nothing twice."""
+    now = utcnow()
+    rows = [outbox_row(channel.id, raised, now) for raised in open_failures(session)
+            if routes(channel.events, channel.environments, raised[0])]
+    insert_ignoring(session, AlertOutbox, rows, ["channel_id", "event_id"])
 
 
 def disable(session: Session, channel_id: uuid.UUID, reason: str | None, *, enabled: bool = False) -> None:

@@ -35,6 +35,7 @@ FAIL_AFTER = 2
 REMIND_EVERY = timedelta(hours=24)
 SECRET_WARN_AGE = timedelta(days=180)
 SECRET_STEP = timedelta(days=30)
+OPEN_LIMIT = 1_000  # open episodes a joining channel is told of (the oldest connections' first)
 SECRET = "secret"  # the AlertState subject that remembers the last secret-age step announced
 
 _SUBJECT = (col(Connection.id), col(Connection.name), col(Connection.environment),
@@ -160,17 +161,8 @@ def _reminders(session: Session, now: datetime) -> list[Raised]:
         col(AlertState.alerted_at).is_not(None), col(AlertState.subject) != SECRET,
         or_(col(AlertState.last_reminder_at).is_(None), col(AlertState.last_reminder_at) <= now - REMIND_EVERY))
         .with_for_update()).all()
-    if not due:
-        return []
-    known = {row.id: row for row in session.connection().execute(
-        select(*_SUBJECT).where(col(Connection.id).in_({s.connection_id for s in due}))).all()}
-    current = {(c.connection_id, c.product): c for c in session.scalars(select(CurrentStatus).where(
-        col(CurrentStatus.connection_id).in_(known))).all()}
     raised: list[Raised] = []
-    for state in due:
-        row, last = known.get(state.connection_id), current.get((state.connection_id, state.subject))
-        if row is None or last is None or not _counts(row, state.subject) or last.outcome == OutcomeKey.OK:
-            continue
+    for state, row, last in _still_failing(session, due):
         assert state.alerted_at is not None
         reminder = int((now - state.alerted_at) / REMIND_EVERY)
         details = {"failures_in_a_row": state.failures, "reminder": reminder,
@@ -181,6 +173,41 @@ def _reminders(session: Session, now: datetime) -> list[Raised]:
                        state.connection_id))
         state.last_reminder_at = now
     return raised
+
+
+def _still_failing(session: Session, states: Sequence[AlertState]) -> list[tuple[AlertState, Any, CurrentStatus]]:
+    """Of these alerted states, those whose product still counts and still fails now: each with
+    its connection's row and its current status."""
+    if not states:
+        return []
+    known = {row.id: row for row in session.connection().execute(
+        select(*_SUBJECT).where(col(Connection.id).in_({s.connection_id for s in states}))).all()}
+    current = {(c.connection_id, c.product): c for c in session.scalars(select(CurrentStatus).where(
+        col(CurrentStatus.connection_id).in_(known))).all()}
+    found = []
+    for state in states:
+        row, last = known.get(state.connection_id), current.get((state.connection_id, state.subject))
+        if row is not None and last is not None and _counts(row, state.subject) and last.outcome != OutcomeKey.OK:
+            found.append((state, row, last))
+    return found
+
+
+def open_failures(session: Session) -> list[Raised]:
+    """The check.failed of every episode still open, as it was raised (same id: a channel that
+    already has it gets it once), for a channel that joins while they fail (lib.services.alerts
+    .channels) so it does not wait for the next 24-hour reminder."""
+    alerted = session.scalars(select(AlertState).where(
+        col(AlertState.alerted_at).is_not(None), col(AlertState.subject) != SECRET)
+        .order_by(col(AlertState.connection_id), col(AlertState.subject)).limit(OPEN_LIMIT)).all()
+    found: list[Raised] = []
+    for state, row, last in _still_failing(session, alerted):
+        details = {"failures_in_a_row": state.failures,
+                   "failing_since": state.failing_since.isoformat() if state.failing_since else None}
+        found.append((check_event(EventKind.FAILED, _subject(row), state.subject, last.outcome,
+                                  previous=_before(session, state.connection_id, state.subject, state.failing_since),
+                                  checked_at=last.checked_at, http_status=last.http_status,
+                                  episode=state.episode or "", details=details), state.connection_id))
+    return found
 
 
 def _aging(session: Session, now: datetime) -> list[Raised]:

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import tomllib
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,10 +30,10 @@ from lib.kernel.errors import KeyringError
 from lib.services import connections
 from lib.services.connections import ConnectionInput, keys
 from lib.services.runtime import Runtime, open_runtime
-from lib.store import db
+from lib.store import db, leases
 from lib.store.db import read_session
 from lib.store.keyring import encrypted_tables
-from lib.store.models import AuditEvent, Connection
+from lib.store.models import AlertOutbox, AuditEvent, Connection, DueCheck
 from lib.store.vault import Vault, new_key
 from tests.browser import conftest as browser
 from tests.fixtures import postgres
@@ -88,6 +89,7 @@ _AUDIT_SQL = re.compile(r"\b(update|delete\s+from|truncate(\s+table)?|alter\s+ta
 _GENERIC = {
     ("lib/services/connections/keys.py", "update"): "rotation re-encrypts only the tables of encrypted_tables()",
     ("lib/services/checking/retention.py", "delete"): "pruning: rows older than the audit retention time",
+    ("lib/store/leases.py", "update"): "leases: only the tables leases.Leased names (due checks, the outbox)",
 }
 
 
@@ -115,9 +117,11 @@ def audit_writes(root: Path) -> Iterator[tuple[str, int, str]]:
 def test_no_code_changes_an_audit_row_and_only_retention_deletes_them() -> None:
     found = [(name, what) for name, _, what in audit_writes(ROOT)]
     assert found == [("lib/services/checking/retention.py", "delete(target.table)"),
-                     ("lib/services/connections/keys.py", "update(model)")], found
+                     ("lib/services/connections/keys.py", "update(model)"),
+                     *[("lib/store/leases.py", "update(model)")] * 3], found  # take, renew, let_go
     assert {(name, what.split("(")[0]) for name, what in found} == set(_GENERIC)
     assert AuditEvent not in encrypted_tables()  # so rotation's update never reaches it
+    assert typing.get_args(leases.Leased) == (type[DueCheck], type[AlertOutbox])  # nor a lease's
 
 
 def test_the_audit_scan_finds_an_update_a_delete_and_sql_text(tmp_path: Path) -> None:

@@ -183,6 +183,7 @@ def test_cli_writes_audit_rows_with_the_os_user(tmp_path: Path, simulator: Simul
     events = json.loads(listed.stdout)
     assert [e["action"] for e in events] == ["connection.delete", "keys.add", "connection.create"]  # newest first
     assert all(e["actor"].startswith("cli:") for e in events)
+    assert all(list(e) == list(AuditEvent.model_fields) for e in events)  # one key order, whatever the hash seed
     assert listed.stderr.strip() == "Showing 1–3 of 3 events, newest first."
     first = run("audit", "--json", "--limit", "2")  # a page at a time, the next one named
     assert [e["action"] for e in json.loads(first.stdout)] == ["connection.delete", "keys.add"]

@@ -11,6 +11,7 @@ from lib.kernel.words import parse_span, shown
 from lib.services.guard import audit
 from lib.services.guard.access import shell
 from lib.services.runtime import open_runtime
+from lib.store.models import AuditEvent
 
 
 def _since(value: str | None) -> datetime | None:
@@ -46,7 +47,9 @@ def command(since: str | None, limit: int, before: int | None, as_json: bool) ->
     rt = open_runtime()
     page = audit.page(rt.engine, shell(), audit.Filter(since=start), before=before, size=limit)
     if as_json:
-        click.echo(to_json([e.model_dump() for e in page.rows]))
+        # In the table's declared order: an ORM-loaded row's own dict follows no fixed order
+        # (it varied with the process's hash seed), and scripts diff this output.
+        click.echo(to_json([{name: getattr(e, name) for name in AuditEvent.model_fields} for e in page.rows]))
     elif not page.rows:
         click.echo("No audit events.")
     else:

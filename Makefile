@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test check demo demo-shell bench clean
+.PHONY: run test check format demo demo-shell bench clean
 
 $(VENV)/.runtime: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: $(VENV)/.dev $(VENV)/.installed $(OIDC)/node_modules/.package-lock.json
 ## check: the first tier only: no browser, no PostgreSQL, nothing marked slow
 check: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m pytest -m "not e2e and not postgres and not slow" --durations=10 $(PYTEST_ARGS)
+
+## format: lay the code out as the suite expects (ruff format), then apply ruff's safe fixes
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 ## demo: the local 8x8 simulator, sample connections, and the console pointed at it
 demo: $(VENV)/.installed

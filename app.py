@@ -26,20 +26,29 @@ def home() -> None:
 
 
 def routed(spec: PageSpec, *, hidden: bool = False) -> StreamlitPage:
-    return st.Page(spec.script, title=spec.title, icon=spec.icon, url_path=spec.url_path,
-                   visibility="hidden" if hidden else "visible")
+    return st.Page(
+        spec.script,
+        title=spec.title,
+        icon=spec.icon,
+        url_path=spec.url_path,
+        visibility="hidden" if hidden else "visible",
+    )
 
 
 registered = {section: [routed(p) for p in pages] for section, pages in sections(visible_to(me)).items()}
 first = next(iter(registered))
-registered[first] += [st.Page(home, title="Home", url_path="home", default=True, visibility="hidden"),
-                      *(routed(p, hidden=True) for p in hidden_from(me))]
+registered[first] += [
+    st.Page(home, title="Home", url_path="home", default=True, visibility="hidden"),
+    *(routed(p, hidden=True) for p in hidden_from(me)),
+]
 if me is not None:
-    registered["Account"] = [st.Page(sign_out_page, title=f"Sign out ({me.name})", icon=":material/logout:",
-                                     url_path="sign-out")]
+    registered["Account"] = [
+        st.Page(sign_out_page, title=f"Sign out ({me.name})", icon=":material/logout:", url_path="sign-out")
+    ]
     if me.via == "local":  # a company account's password is changed at its identity provider
-        registered["Account"].insert(0, st.Page(password_page, title="Change password", icon=":material/password:",
-                                                url_path="password"))
+        registered["Account"].insert(
+            0, st.Page(password_page, title="Change password", icon=":material/password:", url_path="password")
+        )
 page = st.navigation(registered, position="top")
 with error_boundary():
     page.run()

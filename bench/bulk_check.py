@@ -50,17 +50,33 @@ from lib.store.vault import Keyring, Vault, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Principal("bench", Role.ADMIN, via="cli")  # acts like the shell: no web session to ask
-SETTINGS = {"analytics_region": "us", "storage_region": "us-east", "qm_region": "us-east",
-            "chat_region": "us", "tenant_id": "bench-tenant", "pbx": "bench-pbx"}
+SETTINGS = {
+    "analytics_region": "us",
+    "storage_region": "us-east",
+    "qm_region": "us-east",
+    "chat_region": "us",
+    "tenant_id": "bench-tenant",
+    "pbx": "bench-pbx",
+}
 
 
 def scenario(n: int, latency_ms: int) -> dict[str, object]:
     return {
         "latency_ms": latency_ms,
-        "apps": [{"client_id": f"bench-client-{i:04d}", "client_secret": f"bench-secret-{i:04d}",
-                  "products": list(PRODUCT_KEYS), "tenants": ["bench-tenant"], "pbx_names": ["bench-pbx"],
-                  "analytics_region": "us", "storage_regions": ["us-east"], "qm_region": "us-east",
-                  "chat_region": "us"} for i in range(n)],
+        "apps": [
+            {
+                "client_id": f"bench-client-{i:04d}",
+                "client_secret": f"bench-secret-{i:04d}",
+                "products": list(PRODUCT_KEYS),
+                "tenants": ["bench-tenant"],
+                "pbx_names": ["bench-pbx"],
+                "analytics_region": "us",
+                "storage_regions": ["us-east"],
+                "qm_region": "us-east",
+                "chat_region": "us",
+            }
+            for i in range(n)
+        ],
     }
 
 
@@ -72,10 +88,13 @@ def free_port() -> int:
 
 def start_simulator(scenario_file: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lib", "simulator", "--port", str(port),
-                             "--scenario", str(scenario_file)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lib", "simulator", "--port", str(port), "--scenario", str(scenario_file)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -93,8 +112,11 @@ def naive_serial(url: str, n: int) -> float:
     with httpx.Client(timeout=10) as client:
         for i in range(n):
             for product in PRODUCTS.values():
-                token = client.post(url + TOKEN_PATH, data={"grant_type": "client_credentials"},
-                                    auth=(f"bench-client-{i:04d}", f"bench-secret-{i:04d}")).json()["access_token"]
+                token = client.post(
+                    url + TOKEN_PATH,
+                    data={"grant_type": "client_credentials"},
+                    auth=(f"bench-client-{i:04d}", f"bench-secret-{i:04d}"),
+                ).json()["access_token"]
                 path, params, headers = build_probe(product, SETTINGS)
                 client.get(url + path, params=params, headers={**headers, "Authorization": f"Bearer {token}"})
     return time.perf_counter() - start
@@ -106,8 +128,9 @@ def warm_up(rt: Runtime, url: str) -> None:
     the cycle collector is settled, as the server and the commands that check do."""
     prober = Prober(url)
     try:
-        checks.run_checks(rt, prober, connection_ids=[connections.list_connections(rt.engine)[0].id],
-                          triggered_by=BENCH)
+        checks.run_checks(
+            rt, prober, connection_ids=[connections.list_connections(rt.engine)[0].id], triggered_by=BENCH
+        )
     finally:
         prober.close()
     collector.settle()
@@ -128,9 +151,17 @@ def fleet(n: int, latency_ms: int) -> Iterator[tuple[Runtime, str]]:
             db.upgrade(engine)
             check_keyring(engine, vault)
             for i in range(n):
-                connections.create(engine, vault, ConnectionInput(
-                    name=f"Bench {i:05d}", client_id=f"bench-client-{i:04d}",
-                    client_secret=SecretStr(f"bench-secret-{i:04d}"), **SETTINGS), actor=BENCH)
+                connections.create(
+                    engine,
+                    vault,
+                    ConnectionInput(
+                        name=f"Bench {i:05d}",
+                        client_id=f"bench-client-{i:04d}",
+                        client_secret=SecretStr(f"bench-secret-{i:04d}"),
+                        **SETTINGS,
+                    ),
+                    actor=BENCH,
+                )
             yield Runtime(Settings(database_url, Path(tmp) / "unused", url), engine, vault), url
         finally:
             proc.terminate()
@@ -158,15 +189,29 @@ def measure(rt: Runtime, url: str, n: int, concurrency: int, latency: float) -> 
     again = sum(httpx.get(f"{url}/_sim/stats").json()["token_requests"].values()) - tokens  # the second run's
     bound = requests / concurrency * latency
     outcomes = {o: sum(1 for r in run.products if r.outcome == o) for o in {r.outcome for r in run.products}}
-    print(f"concurrency {concurrency}: {ours:.2f} s for {requests} requests ({tokens} token), bound {bound:.2f} s, "
-          f"max in flight {stats['max_in_flight']}, outcomes {outcomes}", flush=True)
+    print(
+        f"concurrency {concurrency}: {ours:.2f} s for {requests} requests ({tokens} token), bound {bound:.2f} s, "
+        f"max in flight {stats['max_in_flight']}, outcomes {outcomes}",
+        flush=True,
+    )
     goal = BOUND_GOALS.get(concurrency, 1.5)
-    report.line(f"bulk check / lower bound at concurrency {concurrency}", ours / bound, "x", f"<= {goal}x",
-                report.at_most(goal))
-    report.line(f"bulk check CPU per request at concurrency {concurrency}", cpu / requests * 1000, " ms", "<= 1 ms",
-                report.at_most(1.0))
-    report.line(f"token requests per connection per run at concurrency {concurrency}", (tokens + again) / (2 * n),
-                "", "= 1.00 in each run", lambda _mean: tokens == again == n)
+    report.line(
+        f"bulk check / lower bound at concurrency {concurrency}", ours / bound, "x", f"<= {goal}x", report.at_most(goal)
+    )
+    report.line(
+        f"bulk check CPU per request at concurrency {concurrency}",
+        cpu / requests * 1000,
+        " ms",
+        "<= 1 ms",
+        report.at_most(1.0),
+    )
+    report.line(
+        f"token requests per connection per run at concurrency {concurrency}",
+        (tokens + again) / (2 * n),
+        "",
+        "= 1.00 in each run",
+        lambda _mean: tokens == again == n,
+    )
     return ours
 
 
@@ -186,11 +231,14 @@ def main() -> None:
         ours = {level: measure(rt, url, n, level, latency) for level in levels}
         serial_slice = naive_serial(url, args.serial_slice)
     serial_full = serial_slice / args.serial_slice * n
-    print(f"naive serial: {serial_slice:.2f} s for {args.serial_slice} connections -> {serial_full:.1f} s for {n} "
-          "(extrapolated)")
+    print(
+        f"naive serial: {serial_slice:.2f} s for {args.serial_slice} connections -> {serial_full:.1f} s for {n} "
+        "(extrapolated)"
+    )
     for level, seconds in ours.items():
-        report.line(f"naive serial / ours at concurrency {level}", serial_full / seconds, "x", ">= 30x",
-                    report.at_least(30))
+        report.line(
+            f"naive serial / ours at concurrency {level}", serial_full / seconds, "x", ">= 30x", report.at_least(30)
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_healthy(port: int, start: float, within_s: float, process: subprocess.Popen[bytes],
-                 path: str = "/_stcore/health") -> bool:
+def wait_healthy(
+    port: int, start: float, within_s: float, process: subprocess.Popen[bytes], path: str = "/_stcore/health"
+) -> bool:
     """Poll ``path`` (Streamlit's health probe) on ``port`` until it answers 200 (True),
     ``within_s`` after ``start`` passes or ``process`` exits (False)."""
     while time.perf_counter() < start + within_s and process.poll() is None:
@@ -58,9 +59,28 @@ def time_to_healthy(script: Path, env: dict[str, str], cwd: Path, *then: str) ->
     port = free_port()
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(script),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         seconds = []
         for path in ("/_stcore/health", *then):
@@ -80,9 +100,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="switchboard-cold-start-") as tmp:
         hello = Path(tmp) / "hello.py"
         hello.write_text(HELLO)
-        env = {**os.environ, "PYTHONPATH": str(ROOT),
-               "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp}/data/sb.db",
-               "SWITCHBOARD_KEYRING_FILE": str(Path(tmp) / "keys" / "keyring.json")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp}/data/sb.db",
+            "SWITCHBOARD_KEYRING_FILE": str(Path(tmp) / "keys" / "keyring.json"),
+        }
         first, _ = time_to_healthy(ROOT / "serve.py", env, ROOT, "/readyz")  # creates and migrates the database
         ours, ready, bare = [], [], []
         for _ in range(args.runs):
@@ -91,11 +114,14 @@ def main() -> None:
             ready.append(opened)
             bare.append(time_to_healthy(hello, env, Path(tmp))[0])
     median_ours, median_bare = statistics.median(ours), statistics.median(bare)
-    print(f"first start (new database): {first:.2f} s; later starts: serve.py {median_ours:.2f} s "
-          f"(ready, its data open: {statistics.median(ready):.2f} s), bare hello app {median_bare:.2f} s "
-          f"(medians of {args.runs})")
-    report.line("cold start of serve.py / a bare hello app", median_ours / median_bare, "x", "<= 1.5x",
-                report.at_most(1.5))
+    print(
+        f"first start (new database): {first:.2f} s; later starts: serve.py {median_ours:.2f} s "
+        f"(ready, its data open: {statistics.median(ready):.2f} s), bare hello app {median_bare:.2f} s "
+        f"(medians of {args.runs})"
+    )
+    report.line(
+        "cold start of serve.py / a bare hello app", median_ours / median_bare, "x", "<= 1.5x", report.at_most(1.5)
+    )
 
 
 if __name__ == "__main__":

@@ -39,28 +39,50 @@ HISTORY_RUNS = 3
 
 def seed(database_url: str, keyring_file: Path, n: int) -> None:
     """Bulk-insert n encrypted connections and their check history (one transaction)."""
-    rt = open_runtime(load_settings({"SWITCHBOARD_DATABASE_URL": database_url,
-                                     "SWITCHBOARD_KEYRING_FILE": str(keyring_file)}), create=True)
+    rt = open_runtime(
+        load_settings({"SWITCHBOARD_DATABASE_URL": database_url, "SWITCHBOARD_KEYRING_FILE": str(keyring_file)}),
+        create=True,
+    )
     now = utcnow()
     outcomes = ("ok", "ok", "ok", "product_not_enabled", "missing_config")
     ids = [uuid.uuid4() for _ in range(n)]
     with db.write_session(rt.engine) as session:
         for i, row_id in enumerate(ids):
-            session.add(Connection(
-                id=row_id, name=f"Connection {i:05d}", name_key=f"connection {i:05d}",
-                environment=("production", "staging", "lab")[i % 3],
-                client_id_enc=rt.vault.encrypt(f"bench-client-{i}", credential_binding(row_id, "client_id_enc")),
-                client_secret_enc=rt.vault.encrypt(f"bench-secret-{i}", credential_binding(row_id, "client_secret_enc")),
-                client_id_hint="benc…0000", secret_set_at=now, expected_products=list(PRODUCT_KEYS),
-                granted_products=list(PRODUCT_KEYS), granted_at=now, analytics_region="us",
-                created_at=now, updated_at=now))
+            session.add(
+                Connection(
+                    id=row_id,
+                    name=f"Connection {i:05d}",
+                    name_key=f"connection {i:05d}",
+                    environment=("production", "staging", "lab")[i % 3],
+                    client_id_enc=rt.vault.encrypt(f"bench-client-{i}", credential_binding(row_id, "client_id_enc")),
+                    client_secret_enc=rt.vault.encrypt(
+                        f"bench-secret-{i}", credential_binding(row_id, "client_secret_enc")
+                    ),
+                    client_id_hint="benc…0000",
+                    secret_set_at=now,
+                    expected_products=list(PRODUCT_KEYS),
+                    granted_products=list(PRODUCT_KEYS),
+                    granted_at=now,
+                    analytics_region="us",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         session.flush()  # connections before the checks that refer to them
         for run in range(HISTORY_RUNS):
             started = now - timedelta(hours=HISTORY_RUNS - run)
-            checks.store(session, [CheckRecord(row_id, f"Connection {i:05d}", product, outcomes[(i + k) % 5], 200,
-                                               40 + k, "bench", started)
-                                   for i, row_id in enumerate(ids) for k, product in enumerate(PRODUCT_KEYS)],
-                         {}, "bench")
+            checks.store(
+                session,
+                [
+                    CheckRecord(
+                        row_id, f"Connection {i:05d}", product, outcomes[(i + k) % 5], 200, 40 + k, "bench", started
+                    )
+                    for i, row_id in enumerate(ids)
+                    for k, product in enumerate(PRODUCT_KEYS)
+                ],
+                {},
+                "bench",
+            )
     rt.engine.dispose()
 
 
@@ -70,8 +92,12 @@ def a_check_stored(engine: Engine) -> None:
     with db.write_session(engine) as session:
         first = session.scalars(select(Connection).order_by(col(Connection.name_key))).first()
         assert first is not None
-        checks.store(session, [CheckRecord(first.id, first.name, PRODUCT_KEYS[0], "ok", 200, 40, "bench", utcnow())],
-                     {first.id: frozenset(PRODUCT_KEYS)}, "bench")
+        checks.store(
+            session,
+            [CheckRecord(first.id, first.name, PRODUCT_KEYS[0], "ok", 200, 40, "bench", utcnow())],
+            {first.id: frozenset(PRODUCT_KEYS)},
+            "bench",
+        )
 
 
 def time_page(engine: Engine, runs: int) -> tuple[float, float]:
@@ -120,15 +146,31 @@ def main() -> None:
             engine.dispose()
             st.cache_resource.clear()
             close_shared_runtime()
-        print(f"{n:>6} connections: rerun {results[n] * 1000:8.1f} ms; first visit {firsts[n] * 1000:8.1f} ms",
-              flush=True)
+        print(
+            f"{n:>6} connections: rerun {results[n] * 1000:8.1f} ms; first visit {firsts[n] * 1000:8.1f} ms", flush=True
+        )
     small, large = min(results), max(results)
-    report.line(f"console rerun, {large} / {small} connections", results[large] / results[small], "x", "<= 3x",
-                report.at_most(3))
-    report.line(f"console first visit after a change, {large} / {small} connections", firsts[large] / firsts[small],
-                "x", "<= 5x", report.at_most(5))
-    report.line(f"console first visit after a change at {large} connections", firsts[large], " s", "<= 0.3 s",
-                report.at_most(0.3))
+    report.line(
+        f"console rerun, {large} / {small} connections",
+        results[large] / results[small],
+        "x",
+        "<= 3x",
+        report.at_most(3),
+    )
+    report.line(
+        f"console first visit after a change, {large} / {small} connections",
+        firsts[large] / firsts[small],
+        "x",
+        "<= 5x",
+        report.at_most(5),
+    )
+    report.line(
+        f"console first visit after a change at {large} connections",
+        firsts[large],
+        " s",
+        "<= 0.3 s",
+        report.at_most(0.3),
+    )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,23 @@ GOAL_S = 15.0
 def time_to_console(tmp: Path) -> float:
     """One `make demo` on a fresh demo database and keyring in ``tmp``, until the console answers."""
     port = free_port()
-    env = {**os.environ, "PY": sys.executable, "PORT": str(port), "SIM_PORT": str(free_port()),
-           "DEMO_DATA": str(tmp / "data"), "DEMO_KEYRING": str(tmp / "keys" / "demo-keyring.json")}
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "PORT": str(port),
+        "SIM_PORT": str(free_port()),
+        "DEMO_DATA": str(tmp / "data"),
+        "DEMO_KEYRING": str(tmp / "keys" / "demo-keyring.json"),
+    }
     start = time.perf_counter()
-    process = subprocess.Popen(["bash", str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "demo.sh")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         if wait_healthy(port, start, 120, process):
             return time.perf_counter() - start
@@ -44,8 +56,9 @@ def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     with tempfile.TemporaryDirectory(prefix="switchboard-demo-start-") as tmp:
         seconds = time_to_console(Path(tmp))
-    report.line("make demo to a healthy console (new install)", seconds, " s", f"< {GOAL_S:.0f} s",
-                lambda value: value < GOAL_S)
+    report.line(
+        "make demo to a healthy console (new install)", seconds, " s", f"< {GOAL_S:.0f} s", lambda value: value < GOAL_S
+    )
 
 
 if __name__ == "__main__":

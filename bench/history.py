@@ -68,14 +68,20 @@ TICKS_A_DAY = int(timedelta(days=1) / DEFAULT_EVERY)
 STEPS = (TOKEN, *PRODUCT_KEYS)  # what a worker stores per connection and tick
 RAW = "check_result"
 AUDIT = "audit_event"
-NEW_AUDIT_DAYS = 7  # the new install's audit trail: more than a page of the Audit page (lib.services.guard.audit.PAGE_SIZE)
+NEW_AUDIT_DAYS = (
+    7  # the new install's audit trail: more than a page of the Audit page (lib.services.guard.audit.PAGE_SIZE)
+)
 PER_CONNECTION = ("connection", "current_status", "due_check", "connection_schedule")  # one row set each
 WORKER = "bench-host:4242:0a1b2c3d"
 # What 8x8 answers, roughly as often as a healthy fleet sees it; details about as long as the prober's.
-FAILURES = ((OutcomeKey.RATE_LIMITED, 429, ("8x8 answered 429 Too Many Requests: it asked to wait 30 s before "
-                                             "asking again.")),
-            (OutcomeKey.UNEXPECTED_RESPONSE, 502, ("8x8 answered 502 Bad Gateway where 200 was expected; the "
-                                                   "body was not JSON.")))
+FAILURES = (
+    (OutcomeKey.RATE_LIMITED, 429, ("8x8 answered 429 Too Many Requests: it asked to wait 30 s before asking again.")),
+    (
+        OutcomeKey.UNEXPECTED_RESPONSE,
+        502,
+        ("8x8 answered 502 Bad Gateway where 200 was expected; the body was not JSON."),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,23 @@ def make_fleet(folder: Path, name: str, n: int) -> Fleet:
     engine = db.make_engine(f"sqlite:///{path}")
     db.upgrade(engine)
     check_keyring(engine, vault)
-    ids = [connections.create(engine, vault, ConnectionInput(
-        name=f"Bench {i:05d}", client_id=f"bench-client-{i:04d}", client_secret=SecretStr(f"bench-secret-{i:04d}"),
-        **SETTINGS), actor=BENCH).id for i in range(n)]
-    return Fleet(Runtime(Settings(f"sqlite:///{path}", folder / "unused", "http://127.0.0.1:9"), engine, vault),
-                 ids, path)
+    ids = [
+        connections.create(
+            engine,
+            vault,
+            ConnectionInput(
+                name=f"Bench {i:05d}",
+                client_id=f"bench-client-{i:04d}",
+                client_secret=SecretStr(f"bench-secret-{i:04d}"),
+                **SETTINGS,
+            ),
+            actor=BENCH,
+        ).id
+        for i in range(n)
+    ]
+    return Fleet(
+        Runtime(Settings(f"sqlite:///{path}", folder / "unused", "http://127.0.0.1:9"), engine, vault), ids, path
+    )
 
 
 def tick_records(ids: list[uuid.UUID], at: datetime, tick: int) -> list[CheckRecord]:
@@ -107,10 +125,24 @@ def tick_records(ids: list[uuid.UUID], at: datetime, tick: int) -> list[CheckRec
     for i, cid in enumerate(ids):
         for k, product in enumerate(STEPS):
             spin = (tick * 7 + i * 13 + k) % 100
-            outcome, http, detail = FAILURES[(tick + i) % 2] if spin == 0 else (
-                OutcomeKey.OK, 200, f"{spin % 20 + 1} users found by {product}.")  # as lib.eightbyeight.answers
-            found.append(CheckRecord(cid, f"Bench {i:05d}", product, outcome, http, 40 + spin * 3, detail,
-                                     at + timedelta(milliseconds=i * 5), run_id))
+            outcome, http, detail = (
+                FAILURES[(tick + i) % 2]
+                if spin == 0
+                else (OutcomeKey.OK, 200, f"{spin % 20 + 1} users found by {product}.")
+            )  # as lib.eightbyeight.answers
+            found.append(
+                CheckRecord(
+                    cid,
+                    f"Bench {i:05d}",
+                    product,
+                    outcome,
+                    http,
+                    40 + spin * 3,
+                    detail,
+                    at + timedelta(milliseconds=i * 5),
+                    run_id,
+                )
+            )
     return found
 
 
@@ -118,7 +150,7 @@ def store_tick(engine: Engine, records: list[CheckRecord]) -> None:
     """As a worker stores a tick: at most checks.BATCH_SIZE results a transaction."""
     for start in range(0, len(records), checks.BATCH_SIZE):
         with db.write_session(engine) as session:
-            checks.store(session, records[start:start + checks.BATCH_SIZE], {}, "schedule")
+            checks.store(session, records[start : start + checks.BATCH_SIZE], {}, "schedule")
 
 
 def write_history(fleet: Fleet, first: datetime, ticks: int) -> None:
@@ -132,11 +164,21 @@ def write_audit(engine: Engine, n: int, last: datetime, days: int) -> None:
     target = f"{n:,} connections (scheduled, worker {WORKER})"
     with db.write_session(engine) as session:
         for day in range(days):
-            session.connection().execute(insert(AuditEvent), [
-                {"at": last - timedelta(days=day) - k * DEFAULT_EVERY, "actor": "schedule", "client_address": None,
-                 "action": "check.run", "target": target, "result": audit.OK,
-                 "detail": f"{n * len(PRODUCT_KEYS):,} OK, 0 failing (run {uuid.uuid4()})"}
-                for k in range(TICKS_A_DAY)])
+            session.connection().execute(
+                insert(AuditEvent),
+                [
+                    {
+                        "at": last - timedelta(days=day) - k * DEFAULT_EVERY,
+                        "actor": "schedule",
+                        "client_address": None,
+                        "action": "check.run",
+                        "target": target,
+                        "result": audit.OK,
+                        "detail": f"{n * len(PRODUCT_KEYS):,} OK, 0 failing (run {uuid.uuid4()})",
+                    }
+                    for k in range(TICKS_A_DAY)
+                ],
+            )
 
 
 # --- Measuring ----------------------------------------------------------------------------------
@@ -224,10 +266,18 @@ def table_bytes(engine: Engine) -> dict[str, tuple[int, int]]:
     """(bytes, rows) per table, its indexes included (SQLite's dbstat)."""
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        sizes = dict(conn.execute(text("SELECT m.tbl_name, sum(s.pgsize) FROM dbstat s JOIN sqlite_schema m "
-                                       "ON s.name = m.name GROUP BY m.tbl_name")).all())
-        return {name: (size, conn.exec_driver_sql(f'SELECT count(*) FROM "{name}"').scalar_one())
-                for name, size in sizes.items()}
+        sizes = dict(
+            conn.execute(
+                text(
+                    "SELECT m.tbl_name, sum(s.pgsize) FROM dbstat s JOIN sqlite_schema m "
+                    "ON s.name = m.name GROUP BY m.tbl_name"
+                )
+            ).all()
+        )
+        return {
+            name: (size, conn.exec_driver_sql(f'SELECT count(*) FROM "{name}"').scalar_one())
+            for name, size in sizes.items()
+        }
 
 
 def a_year_at(sizes: dict[str, tuple[int, int]], n: int, days: int) -> float:
@@ -251,8 +301,12 @@ def a_year_at(sizes: dict[str, tuple[int, int]], n: int, days: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=25)
-    parser.add_argument("--days", type=int, default=retention.DEFAULT_KEEP_CHECKS.days,
-                        help="days of raw checks kept (one more is written, then pruned)")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=retention.DEFAULT_KEEP_CHECKS.days,
+        help="days of raw checks kept (one more is written, then pruned)",
+    )
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     n, days = args.connections, args.days
@@ -266,15 +320,21 @@ def main() -> None:
         write_audit(new.rt.engine, n, now, NEW_AUDIT_DAYS)
         write_history(old, first, ticks)
         write_audit(old.rt.engine, n, now, YEAR.days)
-        print(f"workload: {n} connections x {len(PRODUCT_KEYS)} products and the token step every "
-              f"{DEFAULT_EVERY.seconds // 60} min. New: its first day of checks and {NEW_AUDIT_DAYS} days of audit "
-              f"rows (every bounded window full). A year: {days + 1} days of checks ({ticks * n * len(STEPS):,} "
-              f"rows; the oldest day then pruned) and {YEAR.days} days of audit rows. Written in "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"workload: {n} connections x {len(PRODUCT_KEYS)} products and the token step every "
+            f"{DEFAULT_EVERY.seconds // 60} min. New: its first day of checks and {NEW_AUDIT_DAYS} days of audit "
+            f"rows (every bounded window full). A year: {days + 1} days of checks ({ticks * n * len(STEPS):,} "
+            f"rows; the oldest day then pruned) and {YEAR.days} days of audit rows. Written in "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
         # The clock of the pruning: the oldest day has just expired (on the default size, now).
         seconds, longest, gone = prune_a_day(old, first + timedelta(days=1) + retention.DEFAULT_KEEP_CHECKS)
-        print(f"pruned {gone:,} checks (a day's) in {seconds:.2f} s; longest hold of the database "
-              f"{longest * 1000:.1f} ms", flush=True)
+        print(
+            f"pruned {gone:,} checks (a day's) in {seconds:.2f} s; longest hold of the database "
+            f"{longest * 1000:.1f} ms",
+            flush=True,
+        )
         timed = compare(new, old, args.runs)
         timed["storing a tick's checks"] = tick_store(new, old, now, args.runs)
         sizes = table_bytes(old.rt.engine)
@@ -283,19 +343,42 @@ def main() -> None:
         print(f"{path}: {empty * 1000:.1f} ms new, {full * 1000:.1f} ms with the history", flush=True)
         report.line(f"{path}, with a year of history / new", full / empty, "x", "<= 1.2x", report.at_most(1.2))
     raw_size, raw_rows = sizes[RAW]
-    print("largest tables: " + ", ".join(f"{name} {size / 2**20:,.1f} MiB ({rows:,} rows)" for name, (size, rows)
-                                          in sorted(sizes.items(), key=lambda item: -item[1][0])[:5]))
+    print(
+        "largest tables: "
+        + ", ".join(
+            f"{name} {size / 2**20:,.1f} MiB ({rows:,} rows)"
+            for name, (size, rows) in sorted(sizes.items(), key=lambda item: -item[1][0])[:5]
+        )
+    )
     year = a_year_at(sizes, n, days + 1)
-    print(f"database file: {file_bytes / 2**20:,.1f} MiB at {n} connections ({raw_size / raw_rows:.0f} bytes a "
-          f"check with its indexes); after a year at {FLEET:,} connections (extrapolated): {year / 2**30:.2f} GiB, "
-          f"{year / FLEET / 2**20:.2f} MiB per connection-year", flush=True)
-    report.line(f"database after a year at {FLEET:,} connections (extrapolated from {n})", year / 2**30, " GiB",
-                "<= 2 GiB", report.at_most(2))
+    print(
+        f"database file: {file_bytes / 2**20:,.1f} MiB at {n} connections ({raw_size / raw_rows:.0f} bytes a "
+        f"check with its indexes); after a year at {FLEET:,} connections (extrapolated): {year / 2**30:.2f} GiB, "
+        f"{year / FLEET / 2**20:.2f} MiB per connection-year",
+        flush=True,
+    )
+    report.line(
+        f"database after a year at {FLEET:,} connections (extrapolated from {n})",
+        year / 2**30,
+        " GiB",
+        "<= 2 GiB",
+        report.at_most(2),
+    )
     interval = DEFAULT_EVERY.total_seconds()
-    report.line(f"pruning a day's expired checks at {n} connections / 15-minute interval",
-                seconds / interval * 100, " %", "<= 5 %", report.at_most(5))
-    report.line(f"pruning a day's expired checks at {FLEET:,} connections (extrapolated) / 15-minute interval",
-                seconds * FLEET / n / interval * 100, " %", "<= 5 %", report.at_most(5))
+    report.line(
+        f"pruning a day's expired checks at {n} connections / 15-minute interval",
+        seconds / interval * 100,
+        " %",
+        "<= 5 %",
+        report.at_most(5),
+    )
+    report.line(
+        f"pruning a day's expired checks at {FLEET:,} connections (extrapolated) / 15-minute interval",
+        seconds * FLEET / n / interval * 100,
+        " %",
+        "<= 5 %",
+        report.at_most(5),
+    )
     report.line("longest prune transaction", longest * 1000, " ms", "<= 100 ms", report.at_most(100))
 
 

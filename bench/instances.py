@@ -58,9 +58,13 @@ def cpu_seconds(pid: int) -> float:
 async def one_session(url: str, token: str) -> None:
     """Open the socket signed in, run the page, read until the run has finished."""
     stream = url.replace("http://", "ws://") + "/_stcore/stream"
-    async with websockets.connect(stream, subprotocols=[websockets.Subprotocol("streamlit")], max_size=None,
-                                  additional_headers={"Origin": url, "Cookie": f"{sessions.COOKIE_NAME}={token}"},
-                                  open_timeout=60) as socket:
+    async with websockets.connect(
+        stream,
+        subprotocols=[websockets.Subprotocol("streamlit")],
+        max_size=None,
+        additional_headers={"Origin": url, "Cookie": f"{sessions.COOKIE_NAME}={token}"},
+        open_timeout=60,
+    ) as socket:
         ask = BackMsg()
         ask.rerun_script.query_string = ""
         ask.rerun_script.page_name = PAGE
@@ -117,8 +121,11 @@ def measure(url: str, tokens: list[str], concurrency: int, processes: dict[str, 
 
 def describe(label: str, measured: Measured) -> None:
     cpu = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in measured.cpu.items())
-    print(f"{label}: {measured.per_second:.1f} sessions/s in {measured.seconds:.1f} s; CPU used: {cpu} "
-          f"({measured.cores_busy:.2f} cores busy on average)", flush=True)
+    print(
+        f"{label}: {measured.per_second:.1f} sessions/s in {measured.seconds:.1f} s; CPU used: {cpu} "
+        f"({measured.cores_busy:.2f} cores busy on average)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -134,8 +141,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="switchboard-instances-bench-") as tmp:
         database_url, keyring = f"sqlite:///{tmp}/data/sb.db", Path(tmp) / "keys" / "keyring.json"
         seed(database_url, keyring, args.connections)
-        rt = open_runtime(load_settings({"SWITCHBOARD_DATABASE_URL": database_url,
-                                         "SWITCHBOARD_KEYRING_FILE": str(keyring)}))
+        rt = open_runtime(
+            load_settings({"SWITCHBOARD_DATABASE_URL": database_url, "SWITCHBOARD_KEYRING_FILE": str(keyring)})
+        )
         users.add(rt.engine, "ada", SecretStr(PASSWORD), "admin", actor=BENCH, own_password=True)
         ada = Principal("ada", Role.ADMIN, "127.0.0.1", "local")
 
@@ -145,8 +153,11 @@ def main() -> None:
                 sessions.start(rt.engine, sessions.Key.of(token), ada)
             return tokens
 
-        env = {"SWITCHBOARD_DATABASE_URL": database_url, "SWITCHBOARD_KEYRING_FILE": str(keyring),
-               "SWITCHBOARD_TRUSTED_PROXIES": "127.0.0.1"}
+        env = {
+            "SWITCHBOARD_DATABASE_URL": database_url,
+            "SWITCHBOARD_KEYRING_FILE": str(keyring),
+            "SWITCHBOARD_TRUSTED_PROXIES": "127.0.0.1",
+        }
         servers: list[Server] = []
         proxy = None
         try:
@@ -160,13 +171,19 @@ def main() -> None:
             second = servers[1]
             asyncio.run(serve_all(second.url, signed_in(2), 1))
             proxy = start_nginx(binary, [int(s.url.rsplit(":", 1)[1]) for s in servers])
-            two = measure(proxy.url, signed_in(args.sessions), args.concurrency,
-                          {"instance A": first.process.pid, "instance B": second.process.pid,
-                           "nginx": proxy.process.pid})
+            two = measure(
+                proxy.url,
+                signed_in(args.sessions),
+                args.concurrency,
+                {"instance A": first.process.pid, "instance B": second.process.pid, "nginx": proxy.process.pid},
+            )
             describe(f"two instances behind nginx, {args.sessions} sessions, {args.concurrency} at a time", two)
             spread = Counter(proxy.served_by("/_stcore/stream"))
-            print("sessions per instance behind nginx (sticky by session cookie): "
-                  + ", ".join(f"{upstream} {n}" for upstream, n in sorted(spread.items())), flush=True)
+            print(
+                "sessions per instance behind nginx (sticky by session cookie): "
+                + ", ".join(f"{upstream} {n}" for upstream, n in sorted(spread.items())),
+                flush=True,
+            )
         finally:
             if proxy is not None:
                 proxy.stop()
@@ -174,13 +191,21 @@ def main() -> None:
                 server.stop()
             rt.engine.dispose()
     fair = max(spread.values()) / (args.sessions / 2)  # the instance with more sessions sets the pace
-    print(f"what limits it: one instance is one Python process (Streamlit runs every session's script under "
-          f"one GIL), so it kept {one.cores_busy:.2f} cores busy; two kept {two.cores_busy:.2f} of the "
-          f"{os.cpu_count()} cores this machine shares with nginx, this client and whatever else runs here "
-          f"(load average {os.getloadavg()[0]:.1f}); the sticky hash gave the busier instance {fair:.2f}x its "
-          f"even share, which caps the ratio at {2 / fair:.2f}x", flush=True)
-    report.line("sessions served per second, two instances behind nginx / one instance",
-                two.per_second / one.per_second, "x", ">= 1.6x", report.at_least(1.6))
+    print(
+        f"what limits it: one instance is one Python process (Streamlit runs every session's script under "
+        f"one GIL), so it kept {one.cores_busy:.2f} cores busy; two kept {two.cores_busy:.2f} of the "
+        f"{os.cpu_count()} cores this machine shares with nginx, this client and whatever else runs here "
+        f"(load average {os.getloadavg()[0]:.1f}); the sticky hash gave the busier instance {fair:.2f}x its "
+        f"even share, which caps the ratio at {2 / fair:.2f}x",
+        flush=True,
+    )
+    report.line(
+        "sessions served per second, two instances behind nginx / one instance",
+        two.per_second / one.per_second,
+        "x",
+        ">= 1.6x",
+        report.at_least(1.6),
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ def main() -> None:
 
     with fleet(n, args.latency_ms) as (rt, url):
         schedule.set_every(rt.engine, INTERVAL, actor=BENCH)
-        print(f"workload: {n} connections x {len(PRODUCT_KEYS)} products due at once, {args.latency_ms} ms "
-              f"latency, concurrency {args.concurrency}, every {INTERVAL.seconds // 60} min")
+        print(
+            f"workload: {n} connections x {len(PRODUCT_KEYS)} products due at once, {args.latency_ms} ms "
+            f"latency, concurrency {args.concurrency}, every {INTERVAL.seconds // 60} min"
+        )
         warm = Prober(url)  # imports, statements and the due rows made, as a running worker has them
         worker = Worker(rt, warm)
         worker.tick()
@@ -74,12 +76,20 @@ def main() -> None:
     tokens = sum(stats["token_requests"].values())
     bound = requests / args.concurrency * latency
     full_bound = FULL_SIZE * (len(PRODUCT_KEYS) + 1) / args.concurrency * latency
-    print(f"one tick: {seconds:.2f} s for {requests} requests ({tokens} token), {tick.checked} checks stored, "
-          f"{tick.failing} not ok; lower bound {bound:.2f} s, ours / bound {seconds / bound:.2f}x; at that ratio "
-          f"{FULL_SIZE:,} connections take {seconds / bound * full_bound:.0f} s "
-          f"({seconds / bound * full_bound / INTERVAL.total_seconds():.0%} of the interval)", flush=True)
-    report.line(f"scheduled tick / {INTERVAL.seconds // 60}-minute interval at {n} connections",
-                seconds / INTERVAL.total_seconds() * 100, " %", "<= 25 %", report.at_most(25))
+    print(
+        f"one tick: {seconds:.2f} s for {requests} requests ({tokens} token), {tick.checked} checks stored, "
+        f"{tick.failing} not ok; lower bound {bound:.2f} s, ours / bound {seconds / bound:.2f}x; at that ratio "
+        f"{FULL_SIZE:,} connections take {seconds / bound * full_bound:.0f} s "
+        f"({seconds / bound * full_bound / INTERVAL.total_seconds():.0%} of the interval)",
+        flush=True,
+    )
+    report.line(
+        f"scheduled tick / {INTERVAL.seconds // 60}-minute interval at {n} connections",
+        seconds / INTERVAL.total_seconds() * 100,
+        " %",
+        "<= 25 %",
+        report.at_most(25),
+    )
     report.line("token requests per connection in a tick", tokens / n, "", "= 1.00", lambda value: value == 1.0)
 
 

@@ -56,8 +56,14 @@ def actions(rt: Runtime, simulator: SimulatorServer, prober_factory: ProberFacto
 
     def update(p: Principal) -> object:
         view = fresh_connection()
-        return connections.update(rt.engine, rt.vault, view.id, connections.input_from_view(view, environment="x"),
-                                  expected_version=view.version, actor=p)
+        return connections.update(
+            rt.engine,
+            rt.vault,
+            view.id,
+            connections.input_from_view(view, environment="x"),
+            expected_version=view.version,
+            actor=p,
+        )
 
     def rotate(p: Principal) -> object:
         return keys.rotate(rt.engine, Vault(Keyring("k9", {**rt.vault.keyring.keys, "k9": new_key()})), actor=p)
@@ -66,24 +72,37 @@ def actions(rt: Runtime, simulator: SimulatorServer, prober_factory: ProberFacto
         "read the audit trail": lambda p: audit.events(rt.engine, p),
         "run tests": lambda p: checks.run_checks(rt, prober, connection_ids=[fresh_connection().id], triggered_by=p),
         "export status": lambda p: export.export(rt.engine, "csv", actor=p),
-        "create a connection": lambda p: connections.create(rt.engine, rt.vault, form_for(app, f"n{next(made)}"),
-                                                            actor=p),
+        "create a connection": lambda p: connections.create(
+            rt.engine, rt.vault, form_for(app, f"n{next(made)}"), actor=p
+        ),
         "save a verified connection": lambda p: linking.save(rt, prober, form_for(app, f"v{next(made)}"), actor=p),
         "update a connection": update,
         "delete a connection": lambda p: connections.delete(rt.engine, fresh_connection().id, actor=p),
         "rotate keys": rotate,
         "add a user": lambda p: users.add(rt.engine, f"new{next(made)}", PASSWORD, "viewer", actor=p),
         "set a role": lambda p: users.set_role(rt.engine, fresh_user(), "operator", actor=p),
-        "reset a password": lambda p: users.reset_password(rt.engine, fresh_user(), SecretStr("a fresh long phrase 9"),
-                                                           actor=p),
+        "reset a password": lambda p: users.reset_password(
+            rt.engine, fresh_user(), SecretStr("a fresh long phrase 9"), actor=p
+        ),
         "remove a user": lambda p: users.remove(rt.engine, fresh_user(), actor=p),
     }
 
 
 ALLOWED = {
-    Role.ADMIN: {"read the audit trail", "run tests", "export status", "create a connection",
-                 "save a verified connection", "update a connection", "delete a connection", "rotate keys",
-                 "add a user", "set a role", "reset a password", "remove a user"},
+    Role.ADMIN: {
+        "read the audit trail",
+        "run tests",
+        "export status",
+        "create a connection",
+        "save a verified connection",
+        "update a connection",
+        "delete a connection",
+        "rotate keys",
+        "add a user",
+        "set a role",
+        "reset a password",
+        "remove a user",
+    },
     Role.OPERATOR: {"run tests", "export status"},
     Role.VIEWER: set(),
 }
@@ -91,8 +110,9 @@ SENSITIVE = {"delete a connection", "rotate keys", "add a user", "set a role", "
 
 
 @pytest.mark.parametrize("role", list(Role))
-def test_each_role_and_each_action(role: Role, runtime: Runtime, simulator: SimulatorServer,
-                                   prober_factory: ProberFactory) -> None:
+def test_each_role_and_each_action(
+    role: Role, runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     who = web(runtime.engine, f"someone-{role}", role, address="10.1.1.1", proved_at=utcnow())
     for name, act in actions(runtime, simulator, prober_factory).items():
         if name in ALLOWED[role]:
@@ -103,8 +123,9 @@ def test_each_role_and_each_action(role: Role, runtime: Runtime, simulator: Simu
             assert f"Your role ({role})" in str(refused.value) and "Ask a Switchboard admin" in str(refused.value)
 
 
-def test_sensitive_actions_need_fresh_proof_of_identity(runtime: Runtime, simulator: SimulatorServer,
-                                                        prober_factory: ProberFactory) -> None:
+def test_sensitive_actions_need_fresh_proof_of_identity(
+    runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     never = web(runtime.engine, "web-admin", Role.ADMIN, address="10.1.1.1")
     long_ago = web(runtime.engine, "web-admin", Role.ADMIN, proved_at=utcnow() - 2 * REAUTH_VALID)
     for name, act in actions(runtime, simulator, prober_factory).items():
@@ -142,8 +163,11 @@ def test_roles_nest_and_every_permission_has_a_least_role() -> None:
 
 def _age_session(rt: Runtime, who: Principal, **ago: timedelta) -> None:
     with write_session(rt.engine) as session:
-        session.execute(update(WebSession).where(WebSession.token_hash == key_of(who).digest)
-                        .values(**{column: utcnow() - delta for column, delta in ago.items()}))
+        session.execute(
+            update(WebSession)
+            .where(WebSession.token_hash == key_of(who).digest)
+            .values(**{column: utcnow() - delta for column, delta in ago.items()})
+        )
 
 
 STALE: dict[str, Callable[[Runtime, Principal], object]] = {
@@ -152,15 +176,16 @@ STALE: dict[str, Callable[[Runtime, Principal], object]] = {
     "removed": lambda rt, who: users.remove(rt.engine, who.name, actor=ADMIN),
     "idle for 44 minutes": lambda rt, who: _age_session(rt, who, last_seen_at=timedelta(minutes=44)),
     "older than 12 hours": lambda rt, who: _age_session(rt, who, created_at=timedelta(hours=13)),
-    "password reset": lambda rt, who: users.reset_password(rt.engine, who.name, SecretStr("fresh long phrase 12"),
-                                                           actor=ADMIN),
+    "password reset": lambda rt, who: users.reset_password(
+        rt.engine, who.name, SecretStr("fresh long phrase 12"), actor=ADMIN
+    ),
 }
 
 
 @pytest.mark.parametrize("stale", list(STALE))
-def test_a_principal_kept_after_its_sign_in_changed_can_do_nothing(stale: str, runtime: Runtime,
-                                                                   simulator: SimulatorServer,
-                                                                   prober_factory: ProberFactory) -> None:
+def test_a_principal_kept_after_its_sign_in_changed_can_do_nothing(
+    stale: str, runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     web(runtime.engine, "keeper", Role.ADMIN)  # so that "kept" is not the last admin
     kept = web(runtime.engine, "kept", Role.ADMIN, proved_at=utcnow())
     acts = actions(runtime, simulator, prober_factory)

@@ -83,9 +83,11 @@ def _starts_by_acting(function: ast.FunctionDef) -> bool:
 
 def _takes_a_principal(function: ast.FunctionDef) -> bool:
     params = [*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs]
-    return any(p.arg in ("me", "console", "principal") or
-               (p.annotation is not None and _dotted(p.annotation).split(".")[-1] in ("Principal", "Console"))
-               for p in params)
+    return any(
+        p.arg in ("me", "console", "principal")
+        or (p.annotation is not None and _dotted(p.annotation).split(".")[-1] in ("Principal", "Console"))
+        for p in params
+    )
 
 
 def _modules() -> Iterator[tuple[str, ast.Module]]:
@@ -102,7 +104,8 @@ def broken_sites() -> tuple[list[Site], int]:
         functions = {f.name: f for f in module.body if isinstance(f, ast.FunctionDef)}
         for node in ast.walk(module):
             if isinstance(node, ast.FunctionDef) and any(
-                    _dotted(d) in ("st.fragment", "st.dialog") for d in node.decorator_list):
+                _dotted(d) in ("st.fragment", "st.dialog") for d in node.decorator_list
+            ):
                 seen += 1
                 if not _starts_by_acting(node) or _takes_a_principal(node):
                     broken.append(Site(name, node.lineno, f"{node.name}: fragment/dialog body"))
@@ -130,9 +133,10 @@ def test_every_callback_fragment_dialog_and_download_decides_when_it_runs() -> N
     assert not broken, "\n".join(map(str, broken))
 
 
-def test_the_scan_catches_a_callback_that_trusts_what_the_page_drew(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "bad.py").write_text('''
+def test_the_scan_catches_a_callback_that_trusts_what_the_page_drew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "bad.py").write_text("""
 import streamlit as st
 
 def _remove(me, name):
@@ -146,7 +150,7 @@ def render(console):
     st.button("Remove", on_click=_remove, args=(console.me, "x"))
     st.download_button("Export", data=lambda: export(console.me))
     st.button("Later", on_click=lambda: None)
-''')
+""")
     monkeypatch.setattr("tests.test_action_time.UI", tmp_path)
     broken, seen = broken_sites()
     assert seen == 4 and len(broken) == 4, broken
@@ -180,14 +184,13 @@ def _idle(rt: Runtime, _at: AppTest, _claims: dict[str, object]) -> None:
         session.execute(update(WebSession).values(last_seen_at=utcnow() - timedelta(minutes=44)))
 
 
-STALENESS: dict[str, Staleness] = {"signed out": _signed_out, "demoted": _demoted, "removed": _removed,
-                                   "idle": _idle}
+STALENESS: dict[str, Staleness] = {"signed out": _signed_out, "demoted": _demoted, "removed": _removed, "idle": _idle}
 
 
 @pytest.mark.parametrize("stale", list(STALENESS))
-def test_a_save_clicked_after_the_sign_in_changed_does_nothing(stale: str, open_page: PageOpener,
-                                                               console_env: Runtime,
-                                                               simulator: SimulatorServer) -> None:
+def test_a_save_clicked_after_the_sign_in_changed_does_nothing(
+    stale: str, open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer
+) -> None:
     """The connect form's submit is a callback: Streamlit runs it before the page's guard."""
     seed(console_env, simulator)
     at = fill(open_page("pages/connect.py"), everything(simulator), name="Fresh")
@@ -196,7 +199,8 @@ def test_a_save_clicked_after_the_sign_in_changed_does_nothing(stale: str, open_
     at.button(key="connect_submit").click().run()
     assert not at.exception, at.exception
     assert sorted(v.name for v in connections.list_connections(console_env.engine)) == ["Archive", "Everything"]
-    assert not [e.action for e in audit.events(console_env.engine, ADMIN)[before:]
-                if e.action.startswith("connection.")]
+    assert not [
+        e.action for e in audit.events(console_env.engine, ADMIN)[before:] if e.action.startswith("connection.")
+    ]
     assert "Nothing was done" in " ".join(w.value for w in at.warning)
     assert control(simulator, "GET", "stats")["requests"]["token"] == 0  # not even verified

@@ -59,8 +59,14 @@ def signed_in_cookies(user: dict[str, Any]) -> dict[str, str]:
 
 def request_with(cookies: dict[str, str]) -> Request:
     header = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    return Request({"type": "http", "method": "GET", "path": "/media/report.csv",
-                    "headers": [(b"cookie", header.encode("latin-1"))] if header else []})
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/media/report.csv",
+            "headers": [(b"cookie", header.encode("latin-1"))] if header else [],
+        }
+    )
 
 
 USER = {"is_logged_in": True, "email": "ada@example.com", "name": "Ada", "provider": "default"}
@@ -120,7 +126,10 @@ def test_only_a_widget_callback_is_told_it_runs_in_one() -> None:
     at.button[0].click().run()
     assert not at.exception
     assert (at.session_state["script"], at.session_state["fragment"], at.session_state["callback"]) == (
-        False, False, True)
+        False,
+        False,
+        True,
+    )
 
 
 def test_navigation_only_turns_the_legacy_pages_mode_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,8 +162,12 @@ def test_uvicorn_wraps_the_app_it_loads_in_our_proxy_headers_middleware(monkeypa
     config.load()
     assert isinstance(config.loaded_app, TrustedProxyHeaders)
     for peer in ("127.0.0.1", "10.0.0.5"):
-        scope = {"type": "http", "scheme": "http", "client": (peer, 50000),
-                 "headers": [(b"x-forwarded-for", b"198.51.100.7")]}
+        scope = {
+            "type": "http",
+            "scheme": "http",
+            "client": (peer, 50000),
+            "headers": [(b"x-forwarded-for", b"198.51.100.7")],
+        }
         run_in_new_loop(config.loaded_app(scope, None, None))
     assert clients == [("127.0.0.1", 50000), ("198.51.100.7", 0)]
 
@@ -186,30 +199,72 @@ class _Middleware:
 
 
 BREAKAGES: dict[str, tuple[Library, str, Breakage, str]] = {
-    "cookie-reader-gone": (STREAMLIT, "lib.ui.streamlit_internals", lambda patch: patch.delattr(
-        starlette_auth_routes, "_get_cookie_value_from_request"),
-        "streamlit.web.server.starlette.starlette_auth_routes._get_cookie_value_from_request is gone"),
-    "cookie-reader-changed": (STREAMLIT, "lib.ui.streamlit_internals", _other_parameters,
-                              "_get_cookie_value_from_request takes (request), not (request, cookie_name)"),
-    "cookie-name-gone": (STREAMLIT, "lib.ui.streamlit_internals", lambda patch: patch.delattr(
-        starlette_server_config, "USER_COOKIE_NAME"), "starlette_server_config.USER_COOKIE_NAME is gone"),
-    "message-changed": (STREAMLIT, "lib.ui.streamlit_internals", lambda patch: patch.setattr(
-        BackMsg_pb2, "BackMsg", ForwardMsg), "BackMsg has no field 'backend_operation_request'"),
-    "run-location-gone": (STREAMLIT, "lib.ui.streamlit_internals", lambda patch: patch.delattr(ThreadState, "get"),
-                          "script_run_context.ThreadState.get is gone"),
-    "pages-flag-gone": (STREAMLIT, "lib.ui.streamlit_internals", lambda patch: patch.delattr(
-        PagesManager, "uses_pages_directory"), "streamlit.runtime.pages_manager.PagesManager.uses_pages_directory is gone"),
-    "pages-flag-unread": (STREAMLIT, "lib.ui.streamlit_internals", lambda patch: patch.setattr(
-        ScriptRunner, "_run_script", lambda self, request: None), "script_runner.ScriptRunner._run_script no longer reads uses_pages_directory"),
-    "module-gone": (STREAMLIT, "lib.ui.streamlit_internals", lambda patch: patch.setitem(
-        sys.modules, "streamlit.runtime.pages_manager", None), "module streamlit.runtime.pages_manager is gone"),
-    "proxy-headers-gone": (UVICORN, "lib.web.uvicorn_internals", lambda patch: patch.delattr(
-        uvicorn.config, "ProxyHeadersMiddleware"), "uvicorn.config.ProxyHeadersMiddleware is gone"),
-    "proxy-headers-unread": (UVICORN, "lib.web.uvicorn_internals", lambda patch: patch.setattr(
-        uvicorn.config.Config, "load", lambda self: None), "uvicorn.config.Config.load no longer reads ProxyHeadersMiddleware"),
-    "proxy-headers-changed": (UVICORN, "lib.web.uvicorn_internals", lambda patch: patch.setattr(
-        uvicorn.middleware.proxy_headers, "ProxyHeadersMiddleware", _Middleware),
-        "ProxyHeadersMiddleware takes (app, trusted), not (app, trusted_hosts)"),
+    "cookie-reader-gone": (
+        STREAMLIT,
+        "lib.ui.streamlit_internals",
+        lambda patch: patch.delattr(starlette_auth_routes, "_get_cookie_value_from_request"),
+        "streamlit.web.server.starlette.starlette_auth_routes._get_cookie_value_from_request is gone",
+    ),
+    "cookie-reader-changed": (
+        STREAMLIT,
+        "lib.ui.streamlit_internals",
+        _other_parameters,
+        "_get_cookie_value_from_request takes (request), not (request, cookie_name)",
+    ),
+    "cookie-name-gone": (
+        STREAMLIT,
+        "lib.ui.streamlit_internals",
+        lambda patch: patch.delattr(starlette_server_config, "USER_COOKIE_NAME"),
+        "starlette_server_config.USER_COOKIE_NAME is gone",
+    ),
+    "message-changed": (
+        STREAMLIT,
+        "lib.ui.streamlit_internals",
+        lambda patch: patch.setattr(BackMsg_pb2, "BackMsg", ForwardMsg),
+        "BackMsg has no field 'backend_operation_request'",
+    ),
+    "run-location-gone": (
+        STREAMLIT,
+        "lib.ui.streamlit_internals",
+        lambda patch: patch.delattr(ThreadState, "get"),
+        "script_run_context.ThreadState.get is gone",
+    ),
+    "pages-flag-gone": (
+        STREAMLIT,
+        "lib.ui.streamlit_internals",
+        lambda patch: patch.delattr(PagesManager, "uses_pages_directory"),
+        "streamlit.runtime.pages_manager.PagesManager.uses_pages_directory is gone",
+    ),
+    "pages-flag-unread": (
+        STREAMLIT,
+        "lib.ui.streamlit_internals",
+        lambda patch: patch.setattr(ScriptRunner, "_run_script", lambda self, request: None),
+        "script_runner.ScriptRunner._run_script no longer reads uses_pages_directory",
+    ),
+    "module-gone": (
+        STREAMLIT,
+        "lib.ui.streamlit_internals",
+        lambda patch: patch.setitem(sys.modules, "streamlit.runtime.pages_manager", None),
+        "module streamlit.runtime.pages_manager is gone",
+    ),
+    "proxy-headers-gone": (
+        UVICORN,
+        "lib.web.uvicorn_internals",
+        lambda patch: patch.delattr(uvicorn.config, "ProxyHeadersMiddleware"),
+        "uvicorn.config.ProxyHeadersMiddleware is gone",
+    ),
+    "proxy-headers-unread": (
+        UVICORN,
+        "lib.web.uvicorn_internals",
+        lambda patch: patch.setattr(uvicorn.config.Config, "load", lambda self: None),
+        "uvicorn.config.Config.load no longer reads ProxyHeadersMiddleware",
+    ),
+    "proxy-headers-changed": (
+        UVICORN,
+        "lib.web.uvicorn_internals",
+        lambda patch: patch.setattr(uvicorn.middleware.proxy_headers, "ProxyHeadersMiddleware", _Middleware),
+        "ProxyHeadersMiddleware takes (app, trusted), not (app, trusted_hosts)",
+    ),
 }
 
 
@@ -220,32 +275,46 @@ def test_an_adapter_imports_when_nothing_moved(module: str) -> None:
 
 @pytest.mark.parametrize("breakage", BREAKAGES)
 def test_the_check_at_import_names_the_library_the_versions_and_what_moved(
-        breakage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    breakage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     library, module, apply, moved = BREAKAGES[breakage]
     apply(monkeypatch)
     with pytest.raises(UntestedLibrary) as caught:
         fresh_import(module)
     message = str(caught.value)
-    assert message.startswith(f"Switchboard was tested with {library.name}=={library.tested}; this install "
-                              f"has {library.name} {library.installed()}: "), message
+    assert message.startswith(
+        f"Switchboard was tested with {library.name}=={library.tested}; this install "
+        f"has {library.name} {library.installed()}: "
+    ), message
     assert moved in message and message.endswith(FIX), message
 
 
-@pytest.mark.parametrize(("library", "breakage"), [
-    (STREAMLIT, "from streamlit.runtime.pages_manager import PagesManager\ndel PagesManager.uses_pages_directory"),
-    (UVICORN, "import uvicorn.config\ndel uvicorn.config.ProxyHeadersMiddleware"),
-], ids=["streamlit", "uvicorn"])
+@pytest.mark.parametrize(
+    ("library", "breakage"),
+    [
+        (STREAMLIT, "from streamlit.runtime.pages_manager import PagesManager\ndel PagesManager.uses_pages_directory"),
+        (UVICORN, "import uvicorn.config\ndel uvicorn.config.ProxyHeadersMiddleware"),
+    ],
+    ids=["streamlit", "uvicorn"],
+)
 def test_the_server_stops_at_start_when_a_library_moved(library: Library, breakage: str, tmp_path: Path) -> None:
     """``streamlit run serve.py`` in a process where the library lacks what the adapter checks:
     the server exits at once with the adapter's message (it would otherwise keep running)."""
-    start = (f"{breakage}\nimport sys\nfrom streamlit.web.cli import main\n"
-             f"sys.argv = ['streamlit', 'run', 'serve.py', '--server.headless', 'true', '--server.address',"
-             f" '127.0.0.1', '--server.port', '{free_port()}', '--server.fileWatcherType', 'none']\nmain()\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
-           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keyring.json")}
-    done = subprocess.run([sys.executable, "-c", start], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    start = (
+        f"{breakage}\nimport sys\nfrom streamlit.web.cli import main\n"
+        f"sys.argv = ['streamlit', 'run', 'serve.py', '--server.headless', 'true', '--server.address',"
+        f" '127.0.0.1', '--server.port', '{free_port()}', '--server.fileWatcherType', 'none']\nmain()\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keyring.json"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", start], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode != 0
     assert f"UntestedLibrary: Switchboard was tested with {library.name}=={library.tested}" in done.stderr, done.stderr
 

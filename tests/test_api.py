@@ -36,8 +36,14 @@ from tests.fixtures.simulator import default_scenario
 
 pytestmark = pytest.mark.slow
 SCRAPER_ADDRESS = "127.0.0.2"  # Linux answers from any 127/8 address: a second machine, as far as we can tell
-METRICS = {"switchboard_check", "switchboard_check_duration_seconds", "switchboard_product_up",
-           "switchboard_last_success_timestamp_seconds", "switchboard_token_steps", "switchboard_products"}
+METRICS = {
+    "switchboard_check",
+    "switchboard_check_duration_seconds",
+    "switchboard_product_up",
+    "switchboard_last_success_timestamp_seconds",
+    "switchboard_token_steps",
+    "switchboard_products",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +58,30 @@ def server(sim: SimulatorServer) -> Iterator[Server]:
     credentials, and a scraper's address on SWITCHBOARD_METRICS_ALLOW."""
     started = start_server({"SWITCHBOARD_METRICS_ALLOW": f"{SCRAPER_ADDRESS},10.9.0.0/16"}, sim.url)
     app = sim.scenario.apps[0]
-    added = started.cli("connections", "add", "--name", "Prod", "--client-id", app.client_id, "--secret-stdin",
-                        "--products", "cloud_storage,cc_chat,quality_management", "--storage-region", "uk",
-                        "--chat-region", "us", "--tenant-id", "tenant-us-1", "--environment", "production",
-                        "--qm-region", app.qm_region or "us-east", "--pbx", (app.pbx_names or ["pbx-1"])[0],
-                        stdin=app.client_secret + "\n")
+    added = started.cli(
+        "connections",
+        "add",
+        "--name",
+        "Prod",
+        "--client-id",
+        app.client_id,
+        "--secret-stdin",
+        "--products",
+        "cloud_storage,cc_chat,quality_management",
+        "--storage-region",
+        "uk",
+        "--chat-region",
+        "us",
+        "--tenant-id",
+        "tenant-us-1",
+        "--environment",
+        "production",
+        "--qm-region",
+        app.qm_region or "us-east",
+        "--pbx",
+        (app.pbx_names or ["pbx-1"])[0],
+        stdin=app.client_secret + "\n",
+    )
     assert added.returncode == 0, added.stderr
     assert started.cli("check", "Prod", "--product", "cloud_storage").returncode == 0
     assert started.cli("check", "Prod", "--product", "cc_chat").returncode == 0
@@ -103,13 +128,21 @@ def test_the_status_api_answers_tokens_of_each_role_and_nobody_else(server: Serv
             [prod] = everything.json()["connections"]
             assert (prod["name"], prod["environment"]) == ("Prod", "production")
             assert {p["product"]: (p["status"], p["outcome"]) for p in prod["products"]} == {
-                "cloud_storage": ("ok", "ok"), "cc_chat": ("ok", "ok"),
-                "quality_management": ("never tested", "never_tested")}  # ticked only, in catalogue order
+                "cloud_storage": ("ok", "ok"),
+                "cc_chat": ("ok", "ok"),
+                "quality_management": ("never tested", "never_tested"),
+            }  # ticked only, in catalogue order
             storage = prod["products"][0]
             assert storage["http_status"] == 200 and storage["latency_ms"] >= 0 and storage["checked_at"].endswith("Z")
             one = client.get("/api/v1/connections/prod", headers=bearer(token))
-            assert one.status_code == 200 and [{k: v for k, v in p.items() if k != "uptime"}  # one: with uptime
-                                               for p in one.json()["products"]] == prod["products"]
+            assert (
+                one.status_code == 200
+                and [
+                    {k: v for k, v in p.items() if k != "uptime"}  # one: with uptime
+                    for p in one.json()["products"]
+                ]
+                == prod["products"]
+            )
             missing = client.get("/api/v1/connections/Nope%2Fnot here", headers=bearer(token))
             assert missing.status_code == 404 and missing.json() == {"error": "No connection is named 'Nope/not here'."}
             for response in (everything, one, missing, nobody):
@@ -121,11 +154,13 @@ def test_the_status_api_answers_tokens_of_each_role_and_nobody_else(server: Serv
     assert listed["status-viewer"]["last_used_at"] and listed["status-operator"]["last_used_at"]
     refused = [r for r in audit_rows(server) if r["action"] == "token.use"]
     assert [(r["actor"], r["target"], r["detail"], r["client_address"]) for r in refused] == [
-        ("token:unknown", "GET /api/v1/connections/Prod", "unknown token", "127.0.0.1")]
+        ("token:unknown", "GET /api/v1/connections/Prod", "unknown token", "127.0.0.1")
+    ]
 
 
-def test_metrics_for_a_token_or_an_allowed_address_parsed_as_prometheus_does(server: Server,
-                                                                              sim: SimulatorServer) -> None:
+def test_metrics_for_a_token_or_an_allowed_address_parsed_as_prometheus_does(
+    server: Server, sim: SimulatorServer
+) -> None:
     token = token_for(server, "prometheus", "viewer")
     with server.client() as client:
         refused = client.get("/metrics")
@@ -135,7 +170,9 @@ def test_metrics_for_a_token_or_an_allowed_address_parsed_as_prometheus_does(ser
         families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
         assert METRICS <= set(families) and families["switchboard_check"].type == "counter"
         assert families["switchboard_check_duration_seconds"].type == "histogram"
-        up = {(s.labels["connection"], s.labels["product"]): s.value for s in families["switchboard_product_up"].samples}
+        up = {
+            (s.labels["connection"], s.labels["product"]): s.value for s in families["switchboard_product_up"].samples
+        }
         assert up == {("Prod", "cloud_storage"): 1, ("Prod", "cc_chat"): 1}
         checked = {(s.labels["product"], s.labels["outcome"]): s.value for s in families["switchboard_check"].samples}
         assert checked[("cloud_storage", "ok")] == 1 and checked[("cc_chat", "ok")] == 1
@@ -164,7 +201,8 @@ def test_a_revoked_token_is_refused_at_once_and_audited(server: Server) -> None:
             assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["www-authenticate"]
     rows = [r for r in audit_rows(server) if r["actor"] == "token:grafana"]
     assert [(r["action"], r["result"], r["target"], r["detail"]) for r in rows] == [
-        ("token.use", "refused", "GET /api/v1/status", "revoked token")]  # then quiet for a minute
+        ("token.use", "refused", "GET /api/v1/status", "revoked token")
+    ]  # then quiet for a minute
     assert token not in json.dumps(audit_rows(server)) and token not in server.log.read_text()
 
 
@@ -194,17 +232,34 @@ def test_health_and_readiness_are_open_tiny_and_say_nothing_more(server: Server)
 def test_a_wrong_keyring_is_not_ready_and_opens_no_status(tmp_path: Path, sim: SimulatorServer) -> None:
     """A server whose keyring does not match its data starts (to say why), but is not ready,
     and its API and metrics answer 503 without the reason."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json"), "SWITCHBOARD_8X8_BASE_URL": sim.url}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json"),
+        "SWITCHBOARD_8X8_BASE_URL": sim.url,
+    }
     env.pop("SWITCHBOARD_KEYS", None)
     for makes_a_store in (("db", "upgrade"), ("keys", "add")):  # a tokens command makes neither (issue 21, item 9)
-        subprocess.run([sys.executable, "-m", "lib", *makes_a_store], env=env, cwd=ROOT, capture_output=True,
-                       check=True)
-    seeded = subprocess.run([sys.executable, "-m", "lib", "tokens", "create", "--name", "prometheus", "--role",
-                             "viewer"], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "lib", *makes_a_store], env=env, cwd=ROOT, capture_output=True, check=True
+        )
+    seeded = subprocess.run(
+        [sys.executable, "-m", "lib", "tokens", "create", "--name", "prometheus", "--role", "viewer"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     token = seeded.stdout.strip()
-    wrong = start_server({"SWITCHBOARD_DATABASE_URL": env["SWITCHBOARD_DATABASE_URL"],
-                          "SWITCHBOARD_KEYS": f"k1:{base64.b64encode(new_key()).decode()}"}, sim.url)
+    wrong = start_server(
+        {
+            "SWITCHBOARD_DATABASE_URL": env["SWITCHBOARD_DATABASE_URL"],
+            "SWITCHBOARD_KEYS": f"k1:{base64.b64encode(new_key()).decode()}",
+        },
+        sim.url,
+    )
     try:
         with wrong.client() as client:
             assert client.get("/healthz").status_code == 200
@@ -213,7 +268,8 @@ def test_a_wrong_keyring_is_not_ready_and_opens_no_status(tmp_path: Path, sim: S
             for path in ("/api/v1/status", "/metrics"):
                 closed = client.get(path, headers=bearer(token))
                 assert closed.status_code == 503 and closed.json() == {
-                    "error": "Switchboard is not ready; see the server's log."}
+                    "error": "Switchboard is not ready; see the server's log."
+                }
         assert "Not ready for traffic: Key 'k1' in the keyring is not the key" in wrong.log.read_text()
     finally:
         wrong.stop()
@@ -223,14 +279,29 @@ def test_a_role_that_may_not_is_answered_403_and_audited(runtime: Runtime) -> No
     """Every token role reads status, so no route answers 403 today; an action a viewer may
     not do, asked through the same door, shows what one would get."""
     token = api_tokens.create(runtime.engine, "grafana", "viewer", actor=ADMIN).token.get_secret_value()
-    request = Request({"type": "http", "method": "POST", "path": "/api/v1/checks", "query_string": b"",
-                       "headers": [(b"authorization", f"Bearer {token}".encode())], "scheme": "http",
-                       "server": ("switchboard.test", 80), "client": ("10.0.0.7", 40000)})
+    request = Request(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/v1/checks",
+            "query_string": b"",
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+            "scheme": "http",
+            "server": ("switchboard.test", 80),
+            "client": ("10.0.0.7", 40000),
+        }
+    )
     state = ServerState(hooks=None, runtime=runtime)  # type: ignore[arg-type]
     response = answer(state, request, lambda me: JSONResponse(require(me, Permission.RUN_TESTS).name))
     assert response.status_code == 403 and response.headers["cache-control"] == "no-store"
-    assert json.loads(response.body) == {"error": "Your role (viewer) may not run tests. Ask a Switchboard admin "
-                                                  "for the operator role if you need to."}
+    assert json.loads(response.body) == {
+        "error": "Your role (viewer) may not run tests. Ask a Switchboard admin for the operator role if you need to."
+    }
     [row] = [e for e in audit.events(runtime.engine, ADMIN) if e.action == "token.use"]
     assert (row.actor, row.client_address, row.target, row.result, row.detail) == (
-        "token:grafana", "10.0.0.7", "POST /api/v1/checks", "refused", "role viewer may not run tests")
+        "token:grafana",
+        "10.0.0.7",
+        "POST /api/v1/checks",
+        "refused",
+        "role viewer may not run tests",
+    )

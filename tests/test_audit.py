@@ -41,8 +41,9 @@ def rows(rt: Runtime) -> list[tuple[str, str | None, str, str, str]]:
     return [(e.actor, e.client_address, e.action, e.target, e.result) for e in audit.events(rt.engine, ADMIN)]
 
 
-def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: SimulatorServer,
-                                             prober_factory: ProberFactory) -> None:
+def test_every_action_writes_exactly_one_row(
+    runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     """Item 7 of the issue, action by action: one new row each, naming who, from where, what,
     which target and the result; and no row anywhere holds a sentinel secret."""
     app = simulator.scenario.apps[0]
@@ -71,17 +72,25 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     sessions.start(engine, sessions.Key.of(token), ann_web)
     step(("ann", "10.0.0.2", "sign_in", "ann", "ok"))
     with pytest.raises(users.SignInFailed):  # the signed-in person mistypes the password again
-        users.authenticate(engine, "ann", SecretStr("not her password!"), address="10.0.0.2",
-                           action=users.REAUTHENTICATE)
+        users.authenticate(
+            engine, "ann", SecretStr("not her password!"), address="10.0.0.2", action=users.REAUTHENTICATE
+        )
     step(("ann", "10.0.0.2", "reauthenticate", "ann", "refused"))
     assert audit.events(engine, ADMIN)[-1].detail == "wrong password"
     sessions.mark_reauthenticated(engine, sessions.Key.of(token), ann_web)
     step(("ann", "10.0.0.2", "reauthenticate", "ann", "ok"))
-    view, _ = linking.save(runtime, prober, form_for(app, "Prod", expected_products=("cloud_storage",)),
-                          actor=admin("bob"))
+    view, _ = linking.save(
+        runtime, prober, form_for(app, "Prod", expected_products=("cloud_storage",)), actor=admin("bob")
+    )
     step(("bob", "10.0.0.9", "connection.create", "Prod", "ok"))
-    view = connections.update(engine, runtime.vault, view.id, connections.input_from_view(
-        view, client_secret=SecretStr(app.client_secret)), expected_version=view.version, actor=admin("cy"))
+    view = connections.update(
+        engine,
+        runtime.vault,
+        view.id,
+        connections.input_from_view(view, client_secret=SecretStr(app.client_secret)),
+        expected_version=view.version,
+        actor=admin("cy"),
+    )
     step(("cy", "10.0.0.9", "connection.update", "Prod", "ok"))
     assert "replaced: secret" in audit.events(engine, ADMIN)[-1].detail
     checks.run_checks(runtime, prober, connection_ids=[view.id], product="cloud_storage", triggered_by=admin("dee"))
@@ -115,8 +124,16 @@ def test_every_action_writes_exactly_one_row(runtime: Runtime, simulator: Simula
     step(("root", "10.0.0.9", "user.remove", "ann", "ok"))
     audit.export_csv(engine, admin("root"), audit.events(engine, ADMIN), "audit.csv")
     step(("root", "10.0.0.9", "audit.export", "audit.csv", "ok"))
-    sentinels = [app.client_secret, app.client_id, "wrong-one", PASSWORD.get_secret_value(),
-                 "not her password!", "another long passphrase 7", token, bea_token]
+    sentinels = [
+        app.client_secret,
+        app.client_id,
+        "wrong-one",
+        PASSWORD.get_secret_value(),
+        "not her password!",
+        "another long passphrase 7",
+        token,
+        bea_token,
+    ]
     for event in audit.events(engine, ADMIN):
         assert event.at is not None and event.at.tzinfo is not None
         text = json.dumps(event.model_dump(), default=str)
@@ -140,12 +157,24 @@ def test_csv_cells_never_start_a_formula(runtime: Runtime, simulator: SimulatorS
 
 
 def test_the_audit_pages_csv_holds_the_newest_rows_up_to_its_limit_and_the_button_says_so(
-        console_env: Runtime, open_page: PageOpener) -> None:
+    console_env: Runtime, open_page: PageOpener
+) -> None:
     engine, now = console_env.engine, utcnow()
     with write_session(engine) as session:  # one row more than a download holds, in one statement
-        session.connection().execute(insert(AuditEvent), [
-            {"at": now - timedelta(seconds=n), "actor": "ann", "action": "test.row", "target": str(n - 1),
-             "result": audit.OK, "detail": ""} for n in range(1, audit.EXPORT_LIMIT + 2)])
+        session.connection().execute(
+            insert(AuditEvent),
+            [
+                {
+                    "at": now - timedelta(seconds=n),
+                    "actor": "ann",
+                    "action": "test.row",
+                    "target": str(n - 1),
+                    "result": audit.OK,
+                    "detail": "",
+                }
+                for n in range(1, audit.EXPORT_LIMIT + 2)
+            ],
+        )
     at = open_page("pages/audit.py")
     which = audit.Filter(since=now - timedelta(days=8))  # every row, as the page's default week selects
     total = audit.page(engine, ADMIN, which).total  # the rows written, and the sign-in
@@ -167,15 +196,31 @@ def test_a_failed_change_leaves_no_audit_row(runtime: Runtime, simulator: Simula
 
 
 def test_cli_writes_audit_rows_with_the_os_user(tmp_path: Path, simulator: SimulatorServer) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_8X8_BASE_URL": simulator.url,
-           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SWITCHBOARD_8X8_BASE_URL": simulator.url,
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+    }
     new_install(env)
     app = simulator.scenario.apps[0]
-    run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "lib", *a], input=stdin, env=env,
-                                              capture_output=True, text=True, check=False)
-    assert run("connections", "add", "--name", "P", "--client-id", app.client_id, "--secret-stdin",
-               stdin=app.client_secret + "\n").returncode == 0
+    run = lambda *a, stdin="": subprocess.run(
+        [sys.executable, "-m", "lib", *a], input=stdin, env=env, capture_output=True, text=True, check=False
+    )
+    assert (
+        run(
+            "connections",
+            "add",
+            "--name",
+            "P",
+            "--client-id",
+            app.client_id,
+            "--secret-stdin",
+            stdin=app.client_secret + "\n",
+        ).returncode
+        == 0
+    )
     assert run("keys", "add").returncode == 0
     assert run("connections", "remove", "P").returncode == 0
     listed = run("audit", "--json")
@@ -196,4 +241,5 @@ def test_cli_writes_audit_rows_with_the_os_user(tmp_path: Path, simulator: Simul
     assert run("audit", "--since", "2999-01-01").stdout.strip() in ("", "[]", "No audit events.")
     assert run("audit", "--since", "not-a-date").returncode == 2
     assert [e["action"] for e in json.loads(run("audit", "--since", "10m", "--json").stdout)] == [
-        e["action"] for e in events]  # a span back from now
+        e["action"] for e in events
+    ]  # a span back from now

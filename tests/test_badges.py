@@ -42,9 +42,22 @@ def add(server: Server, sim: SimulatorServer, name: str, environment: str, *, st
     everything, _, only_storage = sim.scenario.apps
     app = only_storage if storage_only else everything
     region = ("--storage-region", "ap") if storage_only else ()
-    added = server.cli("connections", "add", "--name", name, "--client-id", app.client_id, "--secret-stdin",
-                       "--products", "cloud_storage,cc_chat", "--environment", environment, *COMMON, *region,
-                       stdin=app.client_secret + "\n")
+    added = server.cli(
+        "connections",
+        "add",
+        "--name",
+        name,
+        "--client-id",
+        app.client_id,
+        "--secret-stdin",
+        "--products",
+        "cloud_storage,cc_chat",
+        "--environment",
+        environment,
+        *COMMON,
+        *region,
+        stdin=app.client_secret + "\n",
+    )
     assert added.returncode == 0, added.stderr
 
 
@@ -83,8 +96,11 @@ def words(response: httpx.Response) -> tuple[str, str, str]:
 
 def test_a_badge_says_what_the_apis_verdict_says(server: Server) -> None:
     viewer = token_for(server, "wiki-check", "viewer")
-    expected = {"Prod": ("ok", badges.GREEN), "Fresh": ("never tested", badges.GREY),
-                "Broken": ("failing 1", badges.RED)}
+    expected = {
+        "Prod": ("ok", badges.GREEN),
+        "Fresh": ("never tested", badges.GREY),
+        "Broken": ("failing 1", badges.RED),
+    }
     with server.client() as client:
         for name, (message, colour) in expected.items():
             found = client.get(url_of(server, "--connection", name.lower()))
@@ -108,14 +124,21 @@ def test_an_environment_badge_counts_that_environment_only(server: Server) -> No
 def test_a_badge_url_opens_its_own_badge_and_nothing_else(server: Server, sim: SimulatorServer) -> None:
     prod = url_of(server, "--connection", "Prod")
     token = prod.partition("?badge=")[2]
-    other_paths = ["/api/v1/badges/connections/Broken.svg", "/api/v1/badges/connections/Nope.svg",
-                   "/api/v1/badges/environments/production.svg", "/api/v1/badges/environments/Prod.svg",
-                   f"/api/v1/badges/connections/{'x' * (NAME_MAX + 1)}.svg"]
+    other_paths = [
+        "/api/v1/badges/connections/Broken.svg",
+        "/api/v1/badges/connections/Nope.svg",
+        "/api/v1/badges/environments/production.svg",
+        "/api/v1/badges/environments/Prod.svg",
+        f"/api/v1/badges/connections/{'x' * (NAME_MAX + 1)}.svg",
+    ]
     with server.client() as client:
         assert client.get(f"/api/v1/badges/connections/%20PROD%20.svg?badge={token}").status_code == 200  # same name
         refused = [client.get(path, params={"badge": token}) for path in other_paths]
-        refused += [client.get(prod.replace(token, token[:-1] + ("A" if token[-1] != "A" else "B"))),
-                    client.get(prod.replace(token, "k1." + token)), client.get(prod.partition("?")[0] + "?badge=")]
+        refused += [
+            client.get(prod.replace(token, token[:-1] + ("A" if token[-1] != "A" else "B"))),
+            client.get(prod.replace(token, "k1." + token)),
+            client.get(prod.partition("?")[0] + "?badge="),
+        ]
         opened = client.get(prod)
     # A bad token and a name that does not exist get the very same answer: no existence oracle.
     assert {(r.status_code, r.text) for r in refused} == {(404, badges.unknown().svg)}
@@ -146,8 +169,13 @@ def test_an_api_token_is_never_taken_from_the_url_or_a_header(server: Server) ->
             "bearer header alone": client.get(path, headers=bearer(viewer)),
         }
     assert {k: r.status_code for k, r in answers.items()} == {
-        "api token as the badge": 404, "api token as ?token=": 400, "api token as ?access_token=": 400,
-        "api token beside the badge": 400, "badge twice": 400, "bearer header alone": 400}
+        "api token as the badge": 404,
+        "api token as ?token=": 400,
+        "api token as ?access_token=": 400,
+        "api token beside the badge": 400,
+        "badge twice": 400,
+        "bearer header alone": 400,
+    }
     for response in answers.values():
         assert words(response) == ("8x8", "unknown", badges.GREY)
 
@@ -165,8 +193,10 @@ def test_issuing_a_badge_is_for_admins_and_audited_without_the_token(server: Ser
 def test_a_new_active_key_revokes_every_badge_url(sim: SimulatorServer, tmp_path: Path) -> None:
     """Badge URLs are revoked by making a new active key (``keys add``) and restarting: the old
     URL then gets the unknown badge, and a URL issued afresh works."""
-    own = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",  # kept over the restart
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json")}
+    own = {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",  # kept over the restart
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json"),
+    }
     first = start_server(own, sim.url)
     try:
         add(first, sim, "Prod", "production")
@@ -190,7 +220,7 @@ def test_a_name_that_is_markup_is_shown_as_text(server: Server) -> None:
     with server.client() as client:
         found = client.get(url_of(server, "--connection", NASTY))
     label, message, _ = words(found)  # parses, with no element the name tried to add
-    assert (label, message) == (f"8x8 {NASTY}"[:badges.LABEL_MAX - 1] + "…", "ok")
+    assert (label, message) == (f"8x8 {NASTY}"[: badges.LABEL_MAX - 1] + "…", "ok")
     assert "<script" not in found.text
 
 
@@ -208,7 +238,7 @@ def test_any_name_makes_a_well_formed_badge_with_only_its_own_elements(name: str
     label, said = (e.text or "" for e in root.iter(f"{SVG}text"))
     shown = "".join("\ufffd" if unicodedata.category(c).startswith("C") else c for c in f"8x8 {name}")
     assert said == message
-    assert label == (shown if len(shown) <= badges.LABEL_MAX else shown[:badges.LABEL_MAX - 1] + "…")
+    assert label == (shown if len(shown) <= badges.LABEL_MAX else shown[: badges.LABEL_MAX - 1] + "…")
     assert root.get("aria-label") == root.findtext(f"{SVG}title") == f"{label}: {message}"
 
 

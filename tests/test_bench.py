@@ -19,19 +19,28 @@ RESULT = re.compile(rf"^{report.PREFIX} (.+): ([\d.]+)[^(]*\(goal .+: (met|NOT m
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("bench", "args", "results"), [
-    ("bulk_check", ["--connections", "3", "--concurrency", "5", "--latency-ms", "1", "--serial-slice", "1"], 4),
-    ("console", ["--sizes", "2,4", "--runs", "1"], 3),
-    ("cold_start", ["--runs", "1"], 1),
-    ("demo_start", [], 1),
-    ("schedule", ["--connections", "3", "--latency-ms", "1", "--concurrency", "5"], 2),
-    ("instances", ["--connections", "20", "--sessions", "4", "--concurrency", "2"], 1),
-    ("history", ["--connections", "2", "--days", "1", "--runs", "1"], 11),
-])
+@pytest.mark.parametrize(
+    ("bench", "args", "results"),
+    [
+        ("bulk_check", ["--connections", "3", "--concurrency", "5", "--latency-ms", "1", "--serial-slice", "1"], 4),
+        ("console", ["--sizes", "2,4", "--runs", "1"], 3),
+        ("cold_start", ["--runs", "1"], 1),
+        ("demo_start", [], 1),
+        ("schedule", ["--connections", "3", "--latency-ms", "1", "--concurrency", "5"], 2),
+        ("instances", ["--connections", "20", "--sessions", "4", "--concurrency", "2"], 1),
+        ("history", ["--connections", "2", "--days", "1", "--runs", "1"], 11),
+    ],
+)
 def test_the_bench_runs_and_reports(bench: str, args: list[str], results: int) -> None:
     if bench == "instances":
         require_nginx()  # nginx in front of the two instances
-    done = subprocess.run([sys.executable, "-m", f"bench.{bench}", *args], check=False, cwd=ROOT,
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{bench}", *args],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(RESULT.findall(done.stdout)) == results, done.stdout

@@ -61,6 +61,7 @@ def test_every_kind_has_a_sample_here() -> None:
 
 # --- what every kind must show and check, whoever added it ----------------------------------------
 
+
 def options(help_text: str) -> dict[str, str]:
     """Each option in a command's --help (rendered wide, so unwrapped), with its help."""
     found: dict[str, str] = {}
@@ -112,7 +113,8 @@ def in_edit_form(at: AppTest, kind: Kind, view: channels.ChannelView) -> None:
     key = edit_key(view)
     asked = {t.key: t for t in at.text_input if t.key in {field_key(name, key) for name in SLOTS}}
     assert {k: t.label for k, t in asked.items()} == {
-        field_key(f.name, key): f"New {f.in_sentence} (blank: keep)" for f in kind.fields}, kind.key
+        field_key(f.name, key): f"New {f.in_sentence} (blank: keep)" for f in kind.fields
+    }, kind.key
     assert all(t.proto.type == t.proto.PASSWORD for t in asked.values())
     made = {c.key for c in at.checkbox if c.key.startswith("channel_make_")}
     assert made == {make_key(f.name, key) for f in kind.fields if f.made}, kind.key
@@ -120,31 +122,51 @@ def in_edit_form(at: AppTest, kind: Kind, view: channels.ChannelView) -> None:
 
 def too_long(kind: Kind) -> dict[str, str]:
     """A value one character over each field's limit."""
-    return {f.name: ("https://hooks.example.com/" if f.name == "url" else "") + "s" * (f.max_length + 1)
-            for f in kind.fields}
+    return {
+        f.name: ("https://hooks.example.com/" if f.name == "url" else "") + "s" * (f.max_length + 1)
+        for f in kind.fields
+    }
 
 
 def refusal(kind: Kind, values: dict[str, str]) -> list[tuple[str, str, str]]:
     """What refusing those values says: each field, its label, and the message."""
-    return [(f.name, f.label, f"is {len(values[f.name])} characters long; at most {f.max_length}.")
-            for f in kind.fields]
+    return [
+        (f.name, f.label, f"is {len(values[f.name])} characters long; at most {f.max_length}.") for f in kind.fields
+    ]
 
 
-def the_service_validates(rt: Runtime, kind: Kind, sample: tuple[str, str | None]) -> None:  # noqa: F811
+def the_service_validates(rt: Runtime, kind: Kind, sample: tuple[str, str | None]) -> None:
     """Each field refused over its limit by the service (all at once, nothing saved) and by an
     attempt to send such a value from a store; then the sample saved."""
     values = too_long(kind)
     with pytest.raises(ValidationError) as caught:
-        channels.add(rt.engine, rt.vault, "Too long", kind.key, SecretStr(values["url"]), actor=ADMIN, allow=LOCAL,
-                     secret=SecretStr(values["secret"]) if "secret" in values else None)
+        channels.add(
+            rt.engine,
+            rt.vault,
+            "Too long",
+            kind.key,
+            SecretStr(values["url"]),
+            actor=ADMIN,
+            allow=LOCAL,
+            secret=SecretStr(values["secret"]) if "secret" in values else None,
+        )
     assert [(e.field, e.label, e.message) for e in caught.value.errors] == refusal(kind, values), kind.key
     attempt = deliver(Destination(kind.key, values["url"], values.get("secret")), sample_event(), allow=LOCAL)
-    assert attempt.refused and attempt.error == " ".join(f"{label}: {message}"
-                                                         for _, label, message in refusal(kind, values))
+    assert attempt.refused and attempt.error == " ".join(
+        f"{label}: {message}" for _, label, message in refusal(kind, values)
+    )
     assert not channels.list_channels(rt.engine, actor=ADMIN)
     url, secret = sample
-    view, _ = channels.add(rt.engine, rt.vault, kind.label, kind.key, SecretStr(url), actor=ADMIN, allow=LOCAL,
-                           secret=SecretStr(secret) if secret else None)
+    view, _ = channels.add(
+        rt.engine,
+        rt.vault,
+        kind.label,
+        kind.key,
+        SecretStr(url),
+        actor=ADMIN,
+        allow=LOCAL,
+        secret=SecretStr(secret) if secret else None,
+    )
     assert view.kind == kind.key
 
 
@@ -152,8 +174,16 @@ def the_command_line_validates(run: Run, kind: Kind) -> None:
     """`channels add` refuses each field over its limit, naming it (and its option, if it has one)."""
     values = too_long(kind)
     piped = [name for name in SLOTS if name in values]
-    code, stderr = run("channels", "add", "--name", "Too long", "--kind", kind.key,
-                       *(f"--{name}-stdin" for name in piped), stdin="".join(f"{values[n]}\n" for n in piped))
+    code, stderr = run(
+        "channels",
+        "add",
+        "--name",
+        "Too long",
+        "--kind",
+        kind.key,
+        *(f"--{name}-stdin" for name in piped),
+        stdin="".join(f"{values[n]}\n" for n in piped),
+    )
     said = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert code == 1 and len(said) == len(kind.fields), stderr
     for (name, label, message), line in zip(refusal(kind, values), said, strict=True):
@@ -168,6 +198,7 @@ def in_process_help(*args: str) -> str:
 
 # --- the registry walked ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("key", list(kinds.KINDS))
 def test_each_kinds_fields_are_in_the_command_lines_help(key: str) -> None:
     in_help(kinds.KINDS[key], in_process_help)
@@ -175,7 +206,8 @@ def test_each_kinds_fields_are_in_the_command_lines_help(key: str) -> None:
 
 @pytest.mark.parametrize("key", list(kinds.KINDS))
 def test_each_kinds_fields_are_validated_by_the_service_the_command_line_and_the_sender(
-        rt: Runtime, cli_env: CliEnv, key: str) -> None:  # noqa: F811
+    rt: Runtime, cli_env: CliEnv, key: str
+) -> None:
     the_command_line_validates(cli_env.run, kinds.KINDS[key])
     the_service_validates(rt, kinds.KINDS[key], SAMPLES[key])
 
@@ -184,8 +216,16 @@ def test_each_kinds_fields_are_in_the_add_and_edit_forms(open_page: PageOpener, 
     views = {}
     for kind in kinds.KINDS.values():
         url, secret = SAMPLES[kind.key]
-        views[kind.key], _ = channels.add(console_env.engine, console_env.vault, kind.label, kind.key, SecretStr(url),
-                                          actor=ADMIN, allow=LOCAL, secret=SecretStr(secret) if secret else None)
+        views[kind.key], _ = channels.add(
+            console_env.engine,
+            console_env.vault,
+            kind.label,
+            kind.key,
+            SecretStr(url),
+            actor=ADMIN,
+            allow=LOCAL,
+            secret=SecretStr(secret) if secret else None,
+        )
     at = open_page(MONITORING)
     assert not at.exception, at.exception
     for kind in kinds.KINDS.values():
@@ -255,7 +295,8 @@ def pager(more_kinds: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kind]:
 
 
 def test_a_new_kind_module_is_checked_asked_for_and_sent_to_by_the_console(
-        pager: Kind, local_receivers: None, open_page: PageOpener, console_env: Runtime) -> None:  # noqa: F811
+    pager: Kind, local_receivers: None, open_page: PageOpener, console_env: Runtime
+) -> None:
     assert list(kinds.KINDS)[-1] == "pager"
     the_service_validates(console_env, pager, PAGER_SAMPLE)
     at = open_page(MONITORING)
@@ -291,10 +332,19 @@ cli(sys.argv[2:], prog_name="switchboard", terminal_width=10_000)
 
 
 def test_a_new_kind_module_is_offered_checked_and_sent_to_by_the_command_line(  # type: ignore[no-untyped-def]
-        pager: Kind, more_kinds: Path, cli) -> None:  # noqa: F811
+    pager: Kind, more_kinds: Path, cli
+) -> None:
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", WITH_MORE_KINDS, str(more_kinds), *args], env=cli.env,
-                              input=stdin, capture_output=True, text=True, cwd=cli.tmp_path, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-c", WITH_MORE_KINDS, str(more_kinds), *args],
+            env=cli.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=cli.tmp_path,
+            timeout=60,
+            check=False,
+        )
 
     def outcome(*args: str, stdin: str = "") -> tuple[int, str]:
         done = run(*args, stdin=stdin)
@@ -304,8 +354,18 @@ def test_a_new_kind_module_is_offered_checked_and_sent_to_by_the_command_line(  
     the_command_line_validates(outcome, pager)
     cli.env["SWITCHBOARD_ALERT_ALLOW"] = "127.0.0.1"
     with Receiver() as receiver:
-        added = run("channels", "add", "--name", "Incidents", "--kind", "pager", "--url", receiver.url("/v2/enqueue"),
-                    "--secret-stdin", stdin=f"{ROUTING_KEY}\n")
+        added = run(
+            "channels",
+            "add",
+            "--name",
+            "Incidents",
+            "--kind",
+            "pager",
+            "--url",
+            receiver.url("/v2/enqueue"),
+            "--secret-stdin",
+            stdin=f"{ROUTING_KEY}\n",
+        )
         assert added.returncode == 0, added.stderr
         tested = run("channels", "test", "Incidents")
         assert tested.returncode == 0, tested.stderr

@@ -47,16 +47,27 @@ def sentinels(simulator: SimulatorServer) -> Sentinels:
 
 @pytest.fixture
 def cli(tmp_path: Path, simulator: SimulatorServer):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "PYTHONPATH": str(ROOT),
-           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
-           "SWITCHBOARD_8X8_BASE_URL": simulator.url}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+        "SWITCHBOARD_8X8_BASE_URL": simulator.url,
+    }
     env.pop("SWITCHBOARD_KEYS", None)
     new_install(env)
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "lib", *args], check=False, input=stdin, env=env,
-                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "lib", *args],
+            check=False,
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
 
     run.tmp_path = tmp_path  # type: ignore[attr-defined]
     run.env = env  # type: ignore[attr-defined]
@@ -70,13 +81,35 @@ def new_install(env: Mapping[str, str]) -> None:
 
 
 def add(cli, s: Sentinels, name: str = "Prod", *extra: str):  # type: ignore[no-untyped-def]
-    return cli("connections", "add", "--name", name, "--client-id", s.client_id, "--secret-stdin", *extra,
-               stdin=s.client_secret + "\n")
+    return cli(
+        "connections",
+        "add",
+        "--name",
+        name,
+        "--client-id",
+        s.client_id,
+        "--secret-stdin",
+        *extra,
+        stdin=s.client_secret + "\n",
+    )
 
 
 def test_add_list_remove(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
-    result = add(cli, sentinels, "Prod", "--products", "cc_chat,cloud_storage", "--chat-region", "eu",
-                 "--tenant-id", "t-1", "--storage-region", "uk", "--environment", "production")
+    result = add(
+        cli,
+        sentinels,
+        "Prod",
+        "--products",
+        "cc_chat,cloud_storage",
+        "--chat-region",
+        "eu",
+        "--tenant-id",
+        "t-1",
+        "--storage-region",
+        "uk",
+        "--environment",
+        "production",
+    )
     assert result.returncode == 0, result.stderr
     assert "8x8 issued a token. Saved connection 'Prod'" in result.stdout
     assert "8x8 grants: CC Realtime Analytics, CC Historical Analytics" in result.stdout
@@ -101,12 +134,17 @@ def test_validation_errors_name_the_field_and_its_option_and_exit_1(cli, sentine
     assert json.loads(cli("connections", "list", "--json").stdout) == []
 
 
-def test_add_refuses_a_ticked_product_without_its_settings(cli, sentinels: Sentinels,  # type: ignore[no-untyped-def]
-                                                           simulator: SimulatorServer) -> None:
+def test_add_refuses_a_ticked_product_without_its_settings(
+    cli,
+    sentinels: Sentinels,  # type: ignore[no-untyped-def]
+    simulator: SimulatorServer,
+) -> None:
     result = add(cli, sentinels, "Archive", "--products", "cloud_storage,quality_management", "--qm-region", "uk")
     assert result.returncode == 1
-    assert ("error: Cloud Storage region (--storage-region): Cloud Storage Service needs it to be tested. "
-            "Choose one of: us-west, us-east, uk, ap, ca.") in result.stderr
+    assert (
+        "error: Cloud Storage region (--storage-region): Cloud Storage Service needs it to be tested. "
+        "Choose one of: us-west, us-east, uk, ap, ca."
+    ) in result.stderr
     assert "error: PBX name (--pbx): Quality Management needs it to be tested." in result.stderr
     assert "Quality Management region" not in result.stderr  # given
     assert json.loads(cli("connections", "list", "--json").stdout) == []
@@ -116,13 +154,29 @@ def test_add_refuses_a_ticked_product_without_its_settings(cli, sentinels: Senti
 def test_duplicate_name_exits_1(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
     assert add(cli, sentinels, "Prod").returncode == 0
     result = add(cli, sentinels, "PROD")
-    assert result.returncode == 1 and "error: Connection name (--name): Another connection already has this name" in result.stderr
+    assert (
+        result.returncode == 1
+        and "error: Connection name (--name): Another connection already has this name" in result.stderr
+    )
 
 
 def test_usage_errors_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("connections", "add", "--name", "x").returncode == 2
-    assert cli("connections", "add", "--name", "x", "--client-id", "y", "--chat-region", "mars",
-               "--secret-stdin", stdin="s\n").returncode == 2
+    assert (
+        cli(
+            "connections",
+            "add",
+            "--name",
+            "x",
+            "--client-id",
+            "y",
+            "--chat-region",
+            "mars",
+            "--secret-stdin",
+            stdin="s\n",
+        ).returncode
+        == 2
+    )
     result = cli("connections", "add", "--name", "x", "--client-id", "y")  # no tty, no --secret-stdin
     assert result.returncode == 2 and "--secret-stdin" in result.stderr
 
@@ -133,9 +187,18 @@ def test_remove_unknown_exits_1(cli) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_config_errors_exit_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    result = subprocess.run([sys.executable, "-m", "lib", "connections", "list"], check=False,
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_KEYS": "k1:no!pe",
-                                 "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    result = subprocess.run(
+        [sys.executable, "-m", "lib", "connections", "list"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SWITCHBOARD_KEYS": "k1:no!pe",
+            "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        },
+    )
     assert result.returncode == 2 and "SWITCHBOARD_KEYS: key 'k1' is not valid base64" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -175,8 +238,16 @@ def test_keys_verify_exits_1_on_wrong_key(cli, sentinels: Sentinels, tmp_path: P
 
 
 def test_add_with_refused_credentials_saves_nothing(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
-    result = cli("connections", "add", "--name", "Bad", "--client-id", sentinels.client_id, "--secret-stdin",
-                 stdin="not-the-secret\n")
+    result = cli(
+        "connections",
+        "add",
+        "--name",
+        "Bad",
+        "--client-id",
+        sentinels.client_id,
+        "--secret-stdin",
+        stdin="not-the-secret\n",
+    )
     assert result.returncode == 1
     assert "8x8 refused these credentials, so nothing was saved" in result.stderr
     assert "Home > API Management" in result.stderr
@@ -196,9 +267,24 @@ def test_add_when_8x8_is_down_needs_no_verify(cli, sentinels: Sentinels, simulat
 
 def test_add_warns_about_expected_products_not_granted(cli, simulator: SimulatorServer) -> None:  # type: ignore[no-untyped-def]
     storage = simulator.scenario.apps[2]
-    result = cli("connections", "add", "--name", "S", "--client-id", storage.client_id, "--secret-stdin",
-                 "--products", "cloud_storage,cc_chat", "--storage-region", "ap", "--chat-region", "ap",
-                 "--tenant-id", "archive01", stdin=storage.client_secret + "\n")
+    result = cli(
+        "connections",
+        "add",
+        "--name",
+        "S",
+        "--client-id",
+        storage.client_id,
+        "--secret-stdin",
+        "--products",
+        "cloud_storage,cc_chat",
+        "--storage-region",
+        "ap",
+        "--chat-region",
+        "ap",
+        "--tenant-id",
+        "archive01",
+        stdin=storage.client_secret + "\n",
+    )
     assert result.returncode == 0
     assert "warning: Contact Center Chat is expected but 8x8 did not grant it" in result.stderr
 
@@ -234,18 +320,38 @@ def history(cli, connection_id: str) -> tuple[int, list[tuple[str, int, bool]]]:
     rt = open_runtime(load_settings(cli.env))
     try:
         with read_session(rt.engine) as session:
-            checks = session.exec(select(func.count()).select_from(Check)
-                                  .where(Check.connection_id == uuid.UUID(connection_id))).one()
-            states = session.exec(select(AlertState).where(AlertState.connection_id == uuid.UUID(connection_id))
-                                  .order_by(AlertState.subject)).all()
+            checks = session.exec(
+                select(func.count()).select_from(Check).where(Check.connection_id == uuid.UUID(connection_id))
+            ).one()
+            states = session.exec(
+                select(AlertState)
+                .where(AlertState.connection_id == uuid.UUID(connection_id))
+                .order_by(AlertState.subject)
+            ).all()
             return checks, [(s.subject, s.failures, s.alerted_at is not None) for s in states]
     finally:
         rt.engine.dispose()
 
 
 def test_edit_changes_only_what_is_given_and_empty_clears(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
-    assert add(cli, sentinels, "Prod", "--products", "cloud_storage,cc_chat", "--storage-region", "uk",
-               "--chat-region", "us", "--tenant-id", "tenant-us-1", "--environment", "production").returncode == 0
+    assert (
+        add(
+            cli,
+            sentinels,
+            "Prod",
+            "--products",
+            "cloud_storage,cc_chat",
+            "--storage-region",
+            "uk",
+            "--chat-region",
+            "us",
+            "--tenant-id",
+            "tenant-us-1",
+            "--environment",
+            "production",
+        ).returncode
+        == 0
+    )
     assert cli("check", "Prod").returncode == 0
     before = stored(cli)
     checks = history(cli, before["id"])[0]
@@ -258,8 +364,19 @@ def test_edit_changes_only_what_is_given_and_empty_clears(cli, sentinels: Sentin
     assert (relabelled["id"], relabelled["version"], relabelled["settings_version"]) == (before["id"], 2, 1)
     assert outcomes(cli) == {"Cloud Storage Service": "ok", "Contact Center Chat": "ok"}
 
-    narrowed = cli("connections", "edit", "Prod", "--products", "cloud_storage", "--chat-region", "",
-                   "--tenant-id", "", "--name", "Reporting")
+    narrowed = cli(
+        "connections",
+        "edit",
+        "Prod",
+        "--products",
+        "cloud_storage",
+        "--chat-region",
+        "",
+        "--tenant-id",
+        "",
+        "--name",
+        "Reporting",
+    )
     assert narrowed.returncode == 0, narrowed.stderr
     assert "Its earlier results no longer count" in narrowed.stdout
     after = stored(cli)
@@ -269,16 +386,34 @@ def test_edit_changes_only_what_is_given_and_empty_clears(cli, sentinels: Sentin
     assert (after["version"], after["settings_version"], after["secret_set_at"]) == (3, 2, before["secret_set_at"])
     assert history(cli, after["id"])[0] == checks  # the history is the same connection's
     assert outcomes(cli) == {"Cloud Storage Service": "settings_changed"}
-    [audited] = [row for row in json.loads(cli("audit", "--json").stdout)
-                 if row["action"] == "connection.update" and row["target"] == "Reporting"]
+    [audited] = [
+        row
+        for row in json.loads(cli("audit", "--json").stdout)
+        if row["action"] == "connection.update" and row["target"] == "Reporting"
+    ]
     assert "replaced: no credential" in audited["detail"] and audited["actor"].startswith("cli:")
 
 
 def test_edit_rotates_the_secret_keeping_history_and_alert_state(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
     # Saved before the app's secret was regenerated in 8x8: the stored one no longer works.
-    assert cli("connections", "add", "--name", "Prod", "--client-id", sentinels.client_id, "--secret-stdin",
-               "--no-verify", "--products", "cloud_storage", "--storage-region", "uk",
-               stdin="regenerated-since\n").returncode == 0
+    assert (
+        cli(
+            "connections",
+            "add",
+            "--name",
+            "Prod",
+            "--client-id",
+            sentinels.client_id,
+            "--secret-stdin",
+            "--no-verify",
+            "--products",
+            "cloud_storage",
+            "--storage-region",
+            "uk",
+            stdin="regenerated-since\n",
+        ).returncode
+        == 0
+    )
     for _ in range(2):
         assert cli("check", "Prod").returncode == 1
     before, set_before = stored(cli), set_at(cli)
@@ -302,7 +437,13 @@ def test_edit_rotates_the_secret_keeping_history_and_alert_state(cli, sentinels:
     assert cli("check", "Prod").returncode == 0
     assert history(cli, after["id"])[1] == [("cloud_storage", 0, False)]  # the same episode recovered
 
-    outputs = [wrong, rotated, cli("audit", "--json"), cli("connections", "list"), cli("export", "--format", "json", "-o", "-")]
+    outputs = [
+        wrong,
+        rotated,
+        cli("audit", "--json"),
+        cli("connections", "list"),
+        cli("export", "--format", "json", "-o", "-"),
+    ]
     assert all(sentinels.client_secret not in o.stdout + o.stderr for o in outputs)
     assert "replaced: secret" in outputs[2].stdout
     # The secret can only come from standard input: no option takes it as an argument.
@@ -311,7 +452,8 @@ def test_edit_rotates_the_secret_keeping_history_and_alert_state(cli, sentinels:
 
 
 def test_edit_usage_errors_exit_2_and_refused_values_exit_1_naming_the_field(  # type: ignore[no-untyped-def]
-        cli, sentinels: Sentinels, simulator: SimulatorServer) -> None:
+    cli, sentinels: Sentinels, simulator: SimulatorServer
+) -> None:
     assert add(cli, sentinels, "Prod", "--products", "cloud_storage", "--storage-region", "uk").returncode == 0
     before, asked = stored(cli), control(simulator, "GET", "stats")["requests"]["token"]
     nothing = cli("connections", "edit", "Prod")
@@ -337,8 +479,20 @@ def test_edit_usage_errors_exit_2_and_refused_values_exit_1_naming_the_field(  #
 
 def test_the_secret_aging_fix_is_one_command_that_works(cli, sentinels: Sentinels) -> None:  # type: ignore[no-untyped-def]
     name = "Acme's prod"  # the fix quotes it for the shell
-    assert cli("connections", "add", "--name", name, "--client-id", sentinels.client_id, "--secret-stdin",
-               "--no-verify", stdin="old-secret\n").returncode == 0
+    assert (
+        cli(
+            "connections",
+            "add",
+            "--name",
+            name,
+            "--client-id",
+            sentinels.client_id,
+            "--secret-stdin",
+            "--no-verify",
+            stdin="old-secret\n",
+        ).returncode
+        == 0
+    )
     before, set_before = stored(cli), set_at(cli)
     subject = Subject(uuid.UUID(before["id"]), name, "", before["client_id_hint"])
     fix = aging_event(subject, secret_set_at=datetime.now(UTC), age_days=200, step=0, at=datetime.now(UTC)).fix
@@ -355,16 +509,40 @@ def test_the_secret_aging_fix_is_one_command_that_works(cli, sentinels: Sentinel
 
 
 def test_check_json_contract_and_exit_codes(cli, sentinels: Sentinels, simulator: SimulatorServer) -> None:  # type: ignore[no-untyped-def]
-    assert add(cli, sentinels, "Prod", "--products", "cloud_storage,cc_chat", "--storage-region", "uk",
-               "--chat-region", "us", "--tenant-id", "tenant-us-1").returncode == 0
+    assert (
+        add(
+            cli,
+            sentinels,
+            "Prod",
+            "--products",
+            "cloud_storage,cc_chat",
+            "--storage-region",
+            "uk",
+            "--chat-region",
+            "us",
+            "--tenant-id",
+            "tenant-us-1",
+        ).returncode
+        == 0
+    )
     ok = cli("check", "Prod", "--json")
     assert ok.returncode == 0, ok.stderr
     rows = json.loads(ok.stdout)
     assert [(r["connection"], r["product"], r["outcome"]) for r in rows] == [
-        ("Prod", "cloud_storage", "ok"), ("Prod", "cc_chat", "ok")]
+        ("Prod", "cloud_storage", "ok"),
+        ("Prod", "cc_chat", "ok"),
+    ]
     for row in rows:
-        assert {"connection", "environment", "product", "outcome", "http_status", "duration_ms", "detail",
-                "checked_at"} <= set(row)
+        assert {
+            "connection",
+            "environment",
+            "product",
+            "outcome",
+            "http_status",
+            "duration_ms",
+            "detail",
+            "checked_at",
+        } <= set(row)
         assert row["http_status"] == 200 and isinstance(row["duration_ms"], int)
     control(simulator, "POST", "faults", {"route": "cc_chat", "status": 403})
     failing = cli("check", "--all", "--json")
@@ -394,13 +572,30 @@ def test_check_usage_errors_exit_2(cli, sentinels: Sentinels, args: tuple[str, .
 def test_check_environment_narrows_the_selection_and_is_in_the_json(cli, simulator: SimulatorServer) -> None:  # type: ignore[no-untyped-def]
     everything, europe = simulator.scenario.apps[0], simulator.scenario.apps[1]
     for name, app, environment in (("Prod", everything, "production"), ("Stage", europe, "staging")):
-        assert cli("connections", "add", "--name", name, "--client-id", app.client_id, "--secret-stdin",
-                   "--products", "cloud_storage", "--storage-region", app.storage_regions[0],
-                   "--environment", environment, stdin=app.client_secret + "\n").returncode == 0
+        assert (
+            cli(
+                "connections",
+                "add",
+                "--name",
+                name,
+                "--client-id",
+                app.client_id,
+                "--secret-stdin",
+                "--products",
+                "cloud_storage",
+                "--storage-region",
+                app.storage_regions[0],
+                "--environment",
+                environment,
+                stdin=app.client_secret + "\n",
+            ).returncode
+            == 0
+        )
     production = cli("check", "--all", "--environment", "Production", "--json")
     assert production.returncode == 0, production.stderr
     assert [(r["connection"], r["environment"], r["product"]) for r in json.loads(production.stdout)] == [
-        ("Prod", "production", "cloud_storage")]
+        ("Prod", "production", "cloud_storage")
+    ]
     both = json.loads(cli("check", "--all", "--json").stdout)
     assert [(r["connection"], r["environment"]) for r in both] == [("Prod", "production"), ("Stage", "staging")]
     typo = cli("check", "--all", "--environment", "prodution")
@@ -431,13 +626,21 @@ def test_tokens_create_list_revoke_and_exit_codes(cli) -> None:  # type: ignore[
     assert made.stdout == token + "\n" and token.startswith("sbt_")  # only the token: it can be piped to a file
     assert "Created viewer token 'prometheus'. It is shown only now" in made.stderr and token not in made.stderr
     again = cli("tokens", "create", "--name", "prometheus", "--role", "operator")
-    assert again.returncode == 1 and "Token name (--name): A token with this name exists" in again.stderr and not again.stdout
+    assert (
+        again.returncode == 1
+        and "Token name (--name): A token with this name exists" in again.stderr
+        and not again.stdout
+    )
     assert cli("tokens", "create", "--name", "bad name", "--role", "viewer").returncode == 1
     assert cli("tokens", "create", "--name", "x", "--role", "admin").returncode == 2  # not a choice: usage
     assert cli("tokens", "create", "--role", "viewer").returncode == 2
     [listed] = json.loads(cli("tokens", "list", "--json").stdout)
     assert (listed["name"], listed["role"], listed["last_used_at"], listed["revoked_at"]) == (
-        "prometheus", "viewer", None, None)
+        "prometheus",
+        "viewer",
+        None,
+        None,
+    )
     table = cli("tokens", "list")
     assert table.stdout.startswith("prometheus") and "live" in table.stdout
     assert cli("tokens", "revoke", "Prometheus").stdout == "Revoked 'prometheus'.\n"
@@ -451,18 +654,33 @@ def test_tokens_create_list_revoke_and_exit_codes(cli) -> None:  # type: ignore[
 
 # --- the installed command ------------------------------------------------------------------
 
-HEAVY = ("pandas", "numpy", "sqlalchemy", "sqlmodel", "alembic", "httpx", "streamlit", "cryptography",
-         "argon2", "pydantic", "uvicorn", "starlette")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "httpx",
+    "streamlit",
+    "cryptography",
+    "argon2",
+    "pydantic",
+    "uvicorn",
+    "starlette",
+)
 
 
 def test_help_imports_nothing_heavy() -> None:
     """`switchboard --help` loads click and the command list only (it took 2-3 s when it
     imported every command's libraries)."""
-    probe = ("import sys\nsys.argv = ['switchboard', '--help']\nfrom lib.cli import main\n"
-             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             f"print({list(HEAVY)!r} and [m for m in {list(HEAVY)!r} if m in sys.modules])")
-    done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
+    probe = (
+        "import sys\nsys.argv = ['switchboard', '--help']\nfrom lib.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print({list(HEAVY)!r} and [m for m in {list(HEAVY)!r} if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], check=False, capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "Commands:" in done.stdout and done.stdout.strip().endswith("[]"), done.stdout
 
@@ -501,33 +719,73 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(reason)
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    site = subprocess.run([str(venv / "bin" / "python"), "-c",
-                           "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(site) / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
-                           "--no-deps", "--no-build-isolation", "-e", str(ROOT)],
-                          check=False, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--no-build-isolation",
+            "-e",
+            str(ROOT),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return venv / "bin" / "switchboard"
 
 
 @pytest.mark.slow
 def test_the_installed_command_works_from_any_folder(  # type: ignore[no-untyped-def]
-        installed: Path, cli, sentinels: Sentinels, tmp_path_factory: pytest.TempPathFactory) -> None:
-    assert add(cli, sentinels, "Prod", "--products", "cloud_storage", "--storage-region", "uk",
-               "--environment", "production").returncode == 0  # python -m lib, in its own folder
+    installed: Path, cli, sentinels: Sentinels, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    assert (
+        add(
+            cli,
+            sentinels,
+            "Prod",
+            "--products",
+            "cloud_storage",
+            "--storage-region",
+            "uk",
+            "--environment",
+            "production",
+        ).returncode
+        == 0
+    )  # python -m lib, in its own folder
     elsewhere = tmp_path_factory.mktemp("cron-home")
     database = cli.tmp_path / "data" / "sb.db"
     # A relative SQLite path means one inside the Switchboard folder, not the current folder.
     env = {key: value for key, value in cli.env.items() if key != "PYTHONPATH"}
     env["SWITCHBOARD_DATABASE_URL"] = f"sqlite:///{os.path.relpath(database, ROOT)}"
-    done = subprocess.run([str(installed), "check", "--all", "--json"], check=False, env=env,
-                          cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(installed), "check", "--all", "--json"],
+        check=False,
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert [(r["connection"], r["environment"], r["outcome"]) for r in json.loads(done.stdout)] == [
-        ("Prod", "production", "ok")]
+        ("Prod", "production", "ok")
+    ]
     assert list(elsewhere.iterdir()) == []  # no database, keyring or anything else made here
-    helped = subprocess.run([str(installed), "--help"], check=False, env=env, cwd=elsewhere,
-                            capture_output=True, text=True, timeout=60)
+    helped = subprocess.run(
+        [str(installed), "--help"], check=False, env=env, cwd=elsewhere, capture_output=True, text=True, timeout=60
+    )
     assert helped.returncode == 0 and helped.stdout.startswith("Usage: switchboard [OPTIONS] COMMAND")

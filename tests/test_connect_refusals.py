@@ -47,12 +47,14 @@ class Refusal:
 def typed(key: str, value: str) -> Change:
     def change(at: AppTest, _sim: SimulatorServer, _rt: Runtime) -> None:
         at.text_input(key=key).input(value)
+
     return change
 
 
 def chosen(key: str, value: str | None) -> Change:
     def change(at: AppTest, _sim: SimulatorServer, _rt: Runtime) -> None:
         at.selectbox(key=key).set_value(value)
+
     return change
 
 
@@ -65,8 +67,12 @@ def eight_by_eight_down(_at: AppTest, sim: SimulatorServer, _rt: Runtime) -> Non
 
 
 def name_taken_in_other_case(at: AppTest, sim: SimulatorServer, rt: Runtime) -> None:
-    connections.create(rt.engine, rt.vault, form_for(sim.scenario.apps[2], "Reporting",
-                                                     expected_products=("cloud_storage",)), actor=ADMIN)
+    connections.create(
+        rt.engine,
+        rt.vault,
+        form_for(sim.scenario.apps[2], "Reporting", expected_products=("cloud_storage",)),
+        actor=ADMIN,
+    )
     at.text_input(key="connect_name").input("REPORTING")
 
 
@@ -74,6 +80,7 @@ def pbx(value: str) -> Change:
     def change(at: AppTest, sim: SimulatorServer, _rt: Runtime) -> None:
         at.selectbox(key="connect_qm_region").set_value(everything(sim).qm_region)
         at.text_input(key="connect_pbx").input(value)
+
     return change
 
 
@@ -83,19 +90,29 @@ ADDING: dict[str, Refusal] = {
     "no name": Refusal(typed("connect_name", "  "), "Enter a name", "connect_name"),
     "no Client ID": Refusal(typed("connect_client_id", ""), "Paste the Client ID", "connect_client_id"),
     "bad Client ID": Refusal(typed("connect_client_id", "abc:def"), "cannot contain ':'", "connect_client_id"),
-    "bad environment": Refusal(typed("connect_environment", "prod\tlab"), "printable characters", "connect_environment"),
-    "missing region": Refusal(chosen("connect_storage_region", None),
-                              "Cloud Storage Service needs it to be tested", "connect_storage_region"),
-    "missing tenant": Refusal(typed("connect_tenant_id", ""), "Contact Center Chat needs it to be tested",
-                              "connect_tenant_id"),
+    "bad environment": Refusal(
+        typed("connect_environment", "prod\tlab"), "printable characters", "connect_environment"
+    ),
+    "missing region": Refusal(
+        chosen("connect_storage_region", None), "Cloud Storage Service needs it to be tested", "connect_storage_region"
+    ),
+    "missing tenant": Refusal(
+        typed("connect_tenant_id", ""), "Contact Center Chat needs it to be tested", "connect_tenant_id"
+    ),
     "bad tenant": Refusal(typed("connect_tenant_id", "tenant/1"), "letters, digits", "connect_tenant_id"),
     "bad PBX": Refusal(pbx("pbx one"), "letters, digits", "connect_pbx", products=("quality_management",)),
-    "missing PBX": Refusal(pbx(""), "Quality Management needs it to be tested", "connect_pbx",
-                           products=("quality_management",)),
-    "8x8 unreachable": Refusal(eight_by_eight_down, "Could not ask 8x8 whether these credentials work",
-                               tokens=None, who="Who must act: "),
-    "8x8 refuses the token": Refusal(pasted_wrong_secret, "First check what you pasted as the Client ID and "
-                                     "Client Secret", tokens=1, who="Who must act: 8x8 admin (Admin Console)."),
+    "missing PBX": Refusal(
+        pbx(""), "Quality Management needs it to be tested", "connect_pbx", products=("quality_management",)
+    ),
+    "8x8 unreachable": Refusal(
+        eight_by_eight_down, "Could not ask 8x8 whether these credentials work", tokens=None, who="Who must act: "
+    ),
+    "8x8 refuses the token": Refusal(
+        pasted_wrong_secret,
+        "First check what you pasted as the Client ID and Client Secret",
+        tokens=1,
+        who="Who must act: 8x8 admin (Admin Console).",
+    ),
 }
 
 
@@ -128,7 +145,8 @@ def assert_refused_and_told_to_paste_again(at: AppTest, case: Refusal, pasted: s
 
 @pytest.mark.parametrize("case", list(ADDING.values()), ids=list(ADDING))
 def test_every_refusal_of_a_new_connection_says_to_paste_the_secret_again(
-        case: Refusal, open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    case: Refusal, open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     at = fill(open_page(CONNECT), everything(simulator), products=case.products)
     case.change(at, simulator, console_env)
     before = snapshot(console_env)
@@ -142,7 +160,8 @@ def test_every_refusal_of_a_new_connection_says_to_paste_the_secret_again(
 
 
 def test_a_refusal_then_the_secret_pasted_again_saves_with_one_token_request(
-        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     app = everything(simulator)
     at = fill(open_page(CONNECT), app)
     at.selectbox(key="connect_storage_region").set_value(None)
@@ -171,8 +190,14 @@ def rename_to_taken(at: AppTest, _sim: SimulatorServer, _rt: Runtime) -> None:
 
 def changed_meanwhile(_at: AppTest, _sim: SimulatorServer, rt: Runtime) -> None:
     view = connections.find_by_name(rt.engine, "Prod")
-    connections.update(rt.engine, rt.vault, view.id, connections.input_from_view(view, environment="lab"),
-                       expected_version=view.version, actor=ADMIN)
+    connections.update(
+        rt.engine,
+        rt.vault,
+        view.id,
+        connections.input_from_view(view, environment="lab"),
+        expected_version=view.version,
+        actor=ADMIN,
+    )
 
 
 def deleted_meanwhile(_at: AppTest, _sim: SimulatorServer, rt: Runtime) -> None:
@@ -183,14 +208,18 @@ def deleted_meanwhile(_at: AppTest, _sim: SimulatorServer, rt: Runtime) -> None:
 EDITING: dict[str, Refusal] = {
     "rename to a taken name": Refusal(rename_to_taken, "Another connection already has this name", "connect_name"),
     "bad name": Refusal(typed("connect_name", "Prod\nEU"), "Remove tabs, line breaks", "connect_name"),
-    "missing region": Refusal(chosen("connect_storage_region", None),
-                              "Cloud Storage Service needs it to be tested", "connect_storage_region"),
+    "missing region": Refusal(
+        chosen("connect_storage_region", None), "Cloud Storage Service needs it to be tested", "connect_storage_region"
+    ),
     "changed by someone else meanwhile": Refusal(changed_meanwhile, "Somebody else changed this connection"),
     "deleted meanwhile": Refusal(deleted_meanwhile, "This connection no longer exists"),
     "8x8 unreachable": Refusal(eight_by_eight_down, "Could not ask 8x8", tokens=None, who="Who must act: "),
-    "8x8 refuses the new secret": Refusal(pasted_wrong_secret, "the connection keeps its stored credentials. "
-                                          "First check what you pasted as the Client Secret", tokens=1,
-                                          who="Who must act: 8x8 admin (Admin Console)."),
+    "8x8 refuses the new secret": Refusal(
+        pasted_wrong_secret,
+        "the connection keeps its stored credentials. First check what you pasted as the Client Secret",
+        tokens=1,
+        who="Who must act: 8x8 admin (Admin Console).",
+    ),
 }
 
 
@@ -198,13 +227,18 @@ EDITING: dict[str, Refusal] = {
 def prod(simulator: SimulatorServer, console_env: Runtime) -> None:
     """Two connections: "Prod" (to edit) and "Archive"."""
     for app, name in ((everything(simulator), "Prod"), (simulator.scenario.apps[2], "Archive")):
-        connections.create(console_env.engine, console_env.vault,
-                           form_for(app, name, expected_products=("cloud_storage",)), actor=ADMIN)
+        connections.create(
+            console_env.engine,
+            console_env.vault,
+            form_for(app, name, expected_products=("cloud_storage",)),
+            actor=ADMIN,
+        )
 
 
 @pytest.mark.parametrize("case", list(EDITING.values()), ids=list(EDITING))
 def test_every_refusal_of_an_edit_with_a_new_secret_says_to_paste_it_again(
-        case: Refusal, prod: None, simulator: SimulatorServer, console_env: Runtime) -> None:
+    case: Refusal, prod: None, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     at = edit_page("Prod")
     assert at.title[0].value == "Edit Prod"
     at.text_input(key="connect_client_secret").input(everything(simulator).client_secret)
@@ -218,8 +252,7 @@ def test_every_refusal_of_an_edit_with_a_new_secret_says_to_paste_it_again(
     assert_refused_and_told_to_paste_again(at, case, pasted, editing=True)
 
 
-def test_an_edit_refused_with_a_blank_secret_has_nothing_to_paste_again(
-        prod: None, simulator: SimulatorServer) -> None:
+def test_an_edit_refused_with_a_blank_secret_has_nothing_to_paste_again(prod: None, simulator: SimulatorServer) -> None:
     """A blank secret on an edit keeps the stored one: nothing was lost, so nothing is said."""
     at = edit_page("Prod")
     at.text_input(key="connect_name").input("ARCHIVE")
@@ -234,7 +267,8 @@ def test_an_edit_refused_with_a_blank_secret_has_nothing_to_paste_again(
 
 
 def test_a_save_by_an_admin_demoted_meanwhile_sends_nothing_to_8x8_and_keeps_no_secret(
-        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     at = fill(open_page(CONNECT), everything(simulator))
     at.secrets["access"] = {**ACCESS, "admin@example.com": "viewer"}
     submit(at)
@@ -245,7 +279,8 @@ def test_a_save_by_an_admin_demoted_meanwhile_sends_nothing_to_8x8_and_keeps_no_
 
 
 def test_the_service_refuses_what_needs_no_8x8_before_asking_it(
-        runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     """lib.services.connections.linking.save, as the console and the CLI call it: a taken name (in another case), a
     name refused along with other fields, and a stale edit cost no token request."""
     app, prober = everything(simulator), prober_factory(simulator.url)
@@ -257,12 +292,30 @@ def test_the_service_refuses_what_needs_no_8x8_before_asking_it(
     with pytest.raises(ValidationError) as several:
         linking.save(runtime, prober, form_for(app, "PROD", client_id="a:b", tenant_id="x/y"), actor=ADMIN)
     assert [e.field for e in several.value.errors] == ["name", "client_id", "tenant_id"]
-    connections.update(runtime.engine, runtime.vault, view.id, connections.input_from_view(view, environment="lab"),
-                       expected_version=view.version, actor=ADMIN)
+    connections.update(
+        runtime.engine,
+        runtime.vault,
+        view.id,
+        connections.input_from_view(view, environment="lab"),
+        expected_version=view.version,
+        actor=ADMIN,
+    )
     with pytest.raises(ConflictError):
-        linking.save(runtime, prober, connections.input_from_view(view, environment="prod"), actor=ADMIN,
-                     connection_id=view.id, expected_version=view.version)
-    renamed, _ = linking.save(runtime, prober, connections.input_from_view(view, name="prod"), actor=ADMIN,
-                              connection_id=view.id, expected_version=view.version + 1)
+        linking.save(
+            runtime,
+            prober,
+            connections.input_from_view(view, environment="prod"),
+            actor=ADMIN,
+            connection_id=view.id,
+            expected_version=view.version,
+        )
+    renamed, _ = linking.save(
+        runtime,
+        prober,
+        connections.input_from_view(view, name="prod"),
+        actor=ADMIN,
+        connection_id=view.id,
+        expected_version=view.version + 1,
+    )
     assert renamed.name == "prod"  # its own name, in another case, is not "taken"
     assert token_requests(simulator) == 2

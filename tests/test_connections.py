@@ -21,8 +21,11 @@ from tests.fixtures.storage import Sentinels
 
 
 def form(**overrides: object) -> ConnectionInput:
-    base: dict[str, object] = {"name": "Reporting", "client_id": "abcdEFGH12345678",
-                               "client_secret": SecretStr("s3cret-value")}
+    base: dict[str, object] = {
+        "name": "Reporting",
+        "client_id": "abcdEFGH12345678",
+        "client_secret": SecretStr("s3cret-value"),
+    }
     base.update(overrides)
     return ConnectionInput(**base)  # type: ignore[arg-type]
 
@@ -75,12 +78,22 @@ def test_all_problems_are_reported_at_once() -> None:
 
 
 def test_valid_edge_values_are_accepted() -> None:
-    connections.validate(form(name="n", client_id="x", client_secret=SecretStr("y"),
-                              analytics_region="eu", storage_region="uk", qm_region="ap",
-                              chat_region="ca", tenant_id="tenant_01.a-b", pbx="acme-pbx",
-                              expected_products=("cc_chat", "quality_management")), creating=True)
-    connections.validate(form(name="ü" * 80, client_id="x" * 256, client_secret=SecretStr("é" * 1024)),
-                         creating=True)
+    connections.validate(
+        form(
+            name="n",
+            client_id="x",
+            client_secret=SecretStr("y"),
+            analytics_region="eu",
+            storage_region="uk",
+            qm_region="ap",
+            chat_region="ca",
+            tenant_id="tenant_01.a-b",
+            pbx="acme-pbx",
+            expected_products=("cc_chat", "quality_management"),
+        ),
+        creating=True,
+    )
+    connections.validate(form(name="ü" * 80, client_id="x" * 256, client_secret=SecretStr("é" * 1024)), creating=True)
 
 
 def test_blank_credentials_are_fine_on_update_only() -> None:
@@ -97,8 +110,9 @@ NEEDS = [(product.key, key) for product in PRODUCTS.values() for key in product.
 
 @pytest.mark.parametrize(("product", "setting"), NEEDS)
 @pytest.mark.parametrize("blank", [None, "  "])
-def test_a_ticked_product_is_not_saved_without_a_setting_it_needs(product: str, setting: str,
-                                                                  blank: str | None) -> None:
+def test_a_ticked_product_is_not_saved_without_a_setting_it_needs(
+    product: str, setting: str, blank: str | None
+) -> None:
     needed = SETTINGS[setting]
     data = form(expected_products=(product,), **{**SETTING_VALUES, setting: blank})
     for creating in (True, False):
@@ -116,8 +130,10 @@ def test_a_ticked_product_is_not_saved_without_a_setting_it_needs(product: str, 
 
 def test_every_product_that_needs_a_missing_setting_is_named() -> None:
     both = form(expected_products=("cc_realtime_analytics", "cc_historical_analytics"))
-    assert refused(both) == {"analytics_region": "CC Realtime Analytics and CC Historical Analytics need it "
-                                                 "to be tested. Choose one of: us, eu, au, ca."}
+    assert refused(both) == {
+        "analytics_region": "CC Realtime Analytics and CC Historical Analytics need it "
+        "to be tested. Choose one of: us, eu, au, ca."
+    }
     everything = set(refused(form(expected_products=tuple(PRODUCTS))))
     assert everything == {key for product in PRODUCTS.values() for key in product.needs}
 
@@ -126,34 +142,68 @@ def test_missing_settings_save_nothing_on_create_or_edit(engine: Engine, vault: 
     with pytest.raises(ValidationError, match="^Cloud Storage region: Cloud Storage Service needs it"):
         connections.create(engine, vault, form(expected_products=("cloud_storage",)), actor=ADMIN)
     assert connections.count(engine) == 0
-    view = connections.create(engine, vault, form(expected_products=("cloud_storage",), storage_region="uk"),
-                              actor=ADMIN)
+    view = connections.create(
+        engine, vault, form(expected_products=("cloud_storage",), storage_region="uk"), actor=ADMIN
+    )
     with pytest.raises(ValidationError, match="^Cloud Storage region: "):
-        connections.update(engine, vault, view.id, connections.input_from_view(
-            view, storage_region=None, environment="changed"), expected_version=view.version, actor=ADMIN)
+        connections.update(
+            engine,
+            vault,
+            view.id,
+            connections.input_from_view(view, storage_region=None, environment="changed"),
+            expected_version=view.version,
+            actor=ADMIN,
+        )
     with pytest.raises(ValidationError, match="^PBX name: Quality Management needs it"):
-        connections.update(engine, vault, view.id, connections.input_from_view(
-            view, expected_products=("cloud_storage", "quality_management"), qm_region="uk"),
-            expected_version=view.version, actor=ADMIN)
+        connections.update(
+            engine,
+            vault,
+            view.id,
+            connections.input_from_view(
+                view, expected_products=("cloud_storage", "quality_management"), qm_region="uk"
+            ),
+            expected_version=view.version,
+            actor=ADMIN,
+        )
     after = connections.get(engine, view.id)
-    assert (after.settings["storage_region"], after.environment, after.expected_products, after.version) == \
-        ("uk", "", ("cloud_storage",), 1)
+    assert (after.settings["storage_region"], after.environment, after.expected_products, after.version) == (
+        "uk",
+        "",
+        ("cloud_storage",),
+        1,
+    )
 
 
-def test_a_stored_row_without_a_needed_setting_still_loads_and_is_fixed_by_an_edit(engine: Engine,
-                                                                                    vault: Vault) -> None:
+def test_a_stored_row_without_a_needed_setting_still_loads_and_is_fixed_by_an_edit(
+    engine: Engine, vault: Vault
+) -> None:
     view = connections.create(engine, vault, form(), actor=ADMIN)
     with write_session(engine) as session:  # as saved before settings were required
-        session.exec(sql_update(Connection).where(Connection.id == view.id)  # type: ignore[call-overload]
-                     .values(expected_products=["cloud_storage"]))
+        session.exec(
+            sql_update(Connection)
+            .where(Connection.id == view.id)  # type: ignore[call-overload]
+            .values(expected_products=["cloud_storage"])
+        )
     [listed] = connections.list_connections(engine)
     old = connections.get(engine, view.id)
     assert listed == old and old.expected_products == ("cloud_storage",) and old.settings["storage_region"] is None
     with pytest.raises(ValidationError, match="^Cloud Storage region: "):
-        connections.update(engine, vault, view.id, connections.input_from_view(old, environment="prod"),
-                           expected_version=old.version, actor=ADMIN)
-    fixed = connections.update(engine, vault, view.id, connections.input_from_view(old, storage_region="us-east"),
-                               expected_version=old.version, actor=ADMIN)
+        connections.update(
+            engine,
+            vault,
+            view.id,
+            connections.input_from_view(old, environment="prod"),
+            expected_version=old.version,
+            actor=ADMIN,
+        )
+    fixed = connections.update(
+        engine,
+        vault,
+        view.id,
+        connections.input_from_view(old, storage_region="us-east"),
+        expected_version=old.version,
+        actor=ADMIN,
+    )
     assert fixed.settings["storage_region"] == "us-east" and fixed.version == 2
 
 
@@ -169,8 +219,14 @@ def test_rename_onto_another_name_is_refused_and_nothing_changes(engine: Engine,
     connections.create(engine, vault, form(name="One"), actor=ADMIN)
     two = connections.create(engine, vault, form(name="Two", environment="before"), actor=ADMIN)
     with pytest.raises(ValidationError, match="already has this name"):
-        connections.update(engine, vault, two.id, connections.input_from_view(two, name="one", environment="after"),
-                           expected_version=two.version, actor=ADMIN)
+        connections.update(
+            engine,
+            vault,
+            two.id,
+            connections.input_from_view(two, name="one", environment="after"),
+            expected_version=two.version,
+            actor=ADMIN,
+        )
     again = connections.get(engine, two.id)
     assert (again.name, again.environment, again.version) == ("Two", "before", 1)
 
@@ -180,12 +236,19 @@ def _stored(engine: Engine, view_id) -> Connection:  # type: ignore[no-untyped-d
         return session.exec(select(Connection).where(Connection.id == view_id)).one()
 
 
-def test_blank_secret_on_update_keeps_ciphertext_byte_for_byte(engine: Engine, vault: Vault,
-                                                                 sentinels: Sentinels) -> None:
+def test_blank_secret_on_update_keeps_ciphertext_byte_for_byte(
+    engine: Engine, vault: Vault, sentinels: Sentinels
+) -> None:
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     before = _stored(engine, view.id)
-    after_view = connections.update(engine, vault, view.id, connections.input_from_view(view, environment="prod"),
-                                    expected_version=view.version, actor=ADMIN)
+    after_view = connections.update(
+        engine,
+        vault,
+        view.id,
+        connections.input_from_view(view, environment="prod"),
+        expected_version=view.version,
+        actor=ADMIN,
+    )
     after = _stored(engine, view.id)
     assert after.client_secret_enc == before.client_secret_enc
     assert after.client_id_enc == before.client_id_enc
@@ -193,28 +256,47 @@ def test_blank_secret_on_update_keeps_ciphertext_byte_for_byte(engine: Engine, v
     assert after_view.environment == "prod" and after_view.version == 2
 
 
-def test_mask_submitted_on_update_is_refused_and_nothing_saved(engine: Engine, vault: Vault,
-                                                               sentinels: Sentinels) -> None:
+def test_mask_submitted_on_update_is_refused_and_nothing_saved(
+    engine: Engine, vault: Vault, sentinels: Sentinels
+) -> None:
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     before = _stored(engine, view.id)
     with pytest.raises(ValidationError, match="masked value"):
-        connections.update(engine, vault, view.id, connections.input_from_view(
-            view, client_secret=SecretStr("********"), environment="changed"), expected_version=1, actor=ADMIN)
+        connections.update(
+            engine,
+            vault,
+            view.id,
+            connections.input_from_view(view, client_secret=SecretStr("********"), environment="changed"),
+            expected_version=1,
+            actor=ADMIN,
+        )
     after = _stored(engine, view.id)
     assert (after.client_secret_enc, after.environment, after.version) == (before.client_secret_enc, "", 1)
 
 
 def test_new_secret_is_stored_and_readable(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
-    connections.update(engine, vault, view.id, connections.input_from_view(view, client_secret=SecretStr("new-one")),
-                       expected_version=1, actor=ADMIN)
+    connections.update(
+        engine,
+        vault,
+        view.id,
+        connections.input_from_view(view, client_secret=SecretStr("new-one")),
+        expected_version=1,
+        actor=ADMIN,
+    )
     creds = connections.load_credentials(engine, vault, view.id)
     assert creds.client_id == sentinels.client_id and creds.client_secret.get_secret_value() == "new-one"
 
 
 def test_list_carries_hints_not_secrets(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
-    connections.create(engine, vault, sentinels.form(expected_products=("cc_chat", "cloud_storage"), storage_region="uk",
-                                                     chat_region="eu", tenant_id="t1"), actor=ADMIN)
+    connections.create(
+        engine,
+        vault,
+        sentinels.form(
+            expected_products=("cc_chat", "cloud_storage"), storage_region="uk", chat_region="eu", tenant_id="t1"
+        ),
+        actor=ADMIN,
+    )
     [view] = connections.list_connections(engine)
     text = repr(view)
     assert sentinels.client_id not in text and sentinels.client_secret not in text
@@ -224,7 +306,9 @@ def test_list_carries_hints_not_secrets(engine: Engine, vault: Vault, sentinels:
     assert sentinels.client_secret not in repr(creds) and sentinels.client_id not in repr(creds)
 
 
-@pytest.mark.parametrize(("client_id", "hint"), [("abcdefghijklmnop", "abcd…mnop"), ("abcdefgh", "…efgh"), ("abc", "…")])
+@pytest.mark.parametrize(
+    ("client_id", "hint"), [("abcdefghijklmnop", "abcd…mnop"), ("abcdefgh", "…efgh"), ("abc", "…")]
+)
 def test_client_id_hint_never_reveals_most_of_the_id(client_id: str, hint: str) -> None:
     assert client_id_hint(client_id) == hint
 
@@ -258,6 +342,13 @@ def test_granted_products_are_written_only_when_8x8_lists_other_ones(engine: Eng
     assert status.data_stamp(engine) == stamp
     fewer = observed({"cloud_storage"})
     assert fewer.granted_products == ("cloud_storage",) and fewer.granted_at > first.granted_at  # type: ignore[operator]
-    edited = connections.update(engine, vault, view.id, form(client_id="", client_secret=SecretStr("")),
-                                expected_version=fewer.version, actor=ADMIN, granted_products=["cloud_storage"])
+    edited = connections.update(
+        engine,
+        vault,
+        view.id,
+        form(client_id="", client_secret=SecretStr("")),
+        expected_version=fewer.version,
+        actor=ADMIN,
+        granted_products=["cloud_storage"],
+    )
     assert edited.version == fewer.version + 1 and edited.granted_at == fewer.granted_at  # verified, same list

@@ -40,9 +40,20 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
         pytest.skip("systemd-analyze not installed")
     for unit in UNITS:
         (tmp_path / unit).write_text((DEPLOY / "systemd" / unit).read_text().replace("/opt/switchboard", str(ROOT)))
-    checked = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / "switchboard-console@8501.service"),
-                              str(tmp_path / "switchboard-worker.service")],
-                             check=False, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    checked = subprocess.run(
+        [
+            analyze,
+            "verify",
+            "--man=no",
+            str(tmp_path / "switchboard-console@8501.service"),
+            str(tmp_path / "switchboard-worker.service"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert checked.returncode == 0 and not checked.stderr.strip(), checked.stderr  # warnings count too
 
 
@@ -51,8 +62,9 @@ def compose() -> dict[str, Any]:
 
 
 def compose_errors(document: dict[str, Any]) -> list[str]:
-    schema = json.loads(resources.files("check_jsonschema.builtin_schemas.vendor")
-                        .joinpath("compose-spec.json").read_text())
+    schema = json.loads(
+        resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
+    )
     validator = jsonschema.validators.validator_for(schema)(schema)
     return [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(document)]
 
@@ -80,8 +92,10 @@ def test_compose_yaml_runs_the_roles_as_nginx_conf_and_the_readme_expect() -> No
     assert all(services[name]["environment"]["SWITCHBOARD_WORKER"] == "off" for name in consoles)
     assert services["worker"]["command"] == ["switchboard", "worker"]
     assert services["migrate"]["command"] == ["switchboard", "db", "upgrade"]
-    assert all(services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-               for name in [*consoles, "worker"])
+    assert all(
+        services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        for name in [*consoles, "worker"]
+    )
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -101,7 +115,16 @@ def test_the_dockerfile_runs_as_a_user_with_a_healthcheck_on_healthz() -> None:
     env = " ".join(args for instruction, args in steps if instruction == "ENV")
     assert "SWITCHBOARD_WORKER=off" in env and "HOME=/home/switchboard" in env
     copied = " ".join(args for instruction, args in steps if instruction == "COPY")
-    for needed in ("requirements.txt", "constraints.txt", "pyproject.toml", "app.py", "serve.py", ".streamlit/config.toml", "lib",
-                   "pages", "migrations"):
+    for needed in (
+        "requirements.txt",
+        "constraints.txt",
+        "pyproject.toml",
+        "app.py",
+        "serve.py",
+        ".streamlit/config.toml",
+        "lib",
+        "pages",
+        "migrations",
+    ):
         assert needed in copied, needed
         assert (ROOT / needed).exists(), needed

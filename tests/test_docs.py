@@ -106,9 +106,13 @@ def make_targets(root: Path) -> set[str]:
 
 def make_problems(root: Path) -> list[str]:
     targets = make_targets(root)
-    return [f"{doc.where(line)}: make {target}: no such target in the Makefile"
-            for doc in read_documents(root) for line, code in doc.code()
-            for target in MAKE.findall(code) if target not in targets]
+    return [
+        f"{doc.where(line)}: make {target}: no such target in the Makefile"
+        for doc in read_documents(root)
+        for line, code in doc.code()
+        for target in MAKE.findall(code)
+        if target not in targets
+    ]
 
 
 # --- switchboard commands -------------------------------------------------------------------------
@@ -128,8 +132,12 @@ def _sub(group: click.Command, name: str) -> click.Command | None:
 
 def _options(command: click.Command) -> set[str]:
     with click.Context(command) as ctx:
-        return {opt for param in command.get_params(ctx) if isinstance(param, click.Option)
-                for opt in (*param.opts, *param.secondary_opts)}
+        return {
+            opt
+            for param in command.get_params(ctx)
+            if isinstance(param, click.Option)
+            for opt in (*param.opts, *param.secondary_opts)
+        }
 
 
 def _segments(words: list[str]) -> list[list[str]]:
@@ -181,7 +189,7 @@ def usages(code: str) -> Iterator[list[str]]:
     comment, a redirection or the next command; a `$(…)` in it is the shell's, not ours."""
     for match in COMMAND.finditer(code):
         words = []
-        for word in re.sub(r"\$\([^)]*\)", "", code[match.end():]).split():
+        for word in re.sub(r"\$\([^)]*\)", "", code[match.end() :]).split():
             if word.startswith(STOP) or word in ("switchboard", "|switchboard"):
                 break
             words.append(word)
@@ -189,8 +197,13 @@ def usages(code: str) -> Iterator[list[str]]:
 
 
 def command_problems(root: Path, cli: click.Command) -> list[str]:
-    return [f"{doc.where(line)}: {problem}" for doc in read_documents(root) for line, code in doc.code()
-            for words in usages(code) for problem in _usage_problems(words, cli)]
+    return [
+        f"{doc.where(line)}: {problem}"
+        for doc in read_documents(root)
+        for line, code in doc.code()
+        for words in usages(code)
+        for problem in _usage_problems(words, cli)
+    ]
 
 
 # --- environment variables ------------------------------------------------------------------------
@@ -199,14 +212,18 @@ def command_problems(root: Path, cli: click.Command) -> list[str]:
 # prefix with a wildcard (SWITCHBOARD_METRICS_*), or any CAPITALS given a value (PORT=8502, CI=true).
 # Not after `$`: `$SECRET` is an example's shell variable.
 VARIABLE = re.compile(r"(?<![\w$.{/-])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)(_\*)?(?![\w*])(=)?")
-SHELL_VARIABLE = re.compile(r"\$\{?([A-Z][A-Z0-9_]*)|\$\(([A-Z][A-Z0-9_]*)\)"
-                            r"|^\s*(?:export\s+|ENV\s+)?([A-Z][A-Z0-9_]*)\s*[?:]?=(?!=)"
-                            r"|^\s+([A-Z][A-Z0-9_]*)(?::\s|=)", re.MULTILINE)
+SHELL_VARIABLE = re.compile(
+    r"\$\{?([A-Z][A-Z0-9_]*)|\$\(([A-Z][A-Z0-9_]*)\)"
+    r"|^\s*(?:export\s+|ENV\s+)?([A-Z][A-Z0-9_]*)\s*[?:]?=(?!=)"
+    r"|^\s+([A-Z][A-Z0-9_]*)(?::\s|=)",
+    re.MULTILINE,
+)
 SHELL_FILES = ("Makefile", ".ci/run", "scripts/*.sh", "deploy/**/*")
 
 
 def variables_named(doc: Document) -> Iterator[tuple[int, str]]:
     """(line, name) of each environment variable the document names; `NAME_*` as `NAME_`."""
+
     def found(line: int, text: str, assignments_only: bool) -> Iterator[tuple[int, str]]:
         for match in VARIABLE.finditer(text):
             name, wildcard, assigned = match.groups()
@@ -222,8 +239,9 @@ def variables_named(doc: Document) -> Iterator[tuple[int, str]]:
 
 def _python_files(root: Path) -> Iterator[Path]:
     for pattern in ("lib/**/*.py", "scripts/**/*.py", "bench/**/*.py", "tests/**/*.py", "*.py"):
-        yield from (path for path in root.glob(pattern)
-                    if "node_modules" not in path.parts and path.name != Path(__file__).name)
+        yield from (
+            path for path in root.glob(pattern) if "node_modules" not in path.parts and path.name != Path(__file__).name
+        )
 
 
 def variables_read(root: Path) -> set[str]:
@@ -233,14 +251,20 @@ def variables_read(root: Path) -> set[str]:
     names: set[str] = set()
     for path in _python_files(root):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        names |= {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
-                  and isinstance(node.value, str) and re.fullmatch(r"[A-Z][A-Z0-9_]*", node.value)}
+        names |= {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.fullmatch(r"[A-Z][A-Z0-9_]*", node.value)
+        }
     for pattern in SHELL_FILES:
         for path in root.glob(pattern):
             if not path.is_file():
                 continue
-            text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
-                             if not line.lstrip().startswith("#"))
+            text = "\n".join(
+                line for line in path.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("#")
+            )
             names |= {name for groups in SHELL_VARIABLE.findall(text) for name in groups if name}
     return names
 
@@ -252,16 +276,25 @@ def variable_problems(root: Path) -> list[str]:
         for line, name in variables_named(doc):
             known = any(r.startswith(name) for r in read) if name.endswith("_") else name in read
             if not known:
-                problems.append(f"{doc.where(line)}: {name}{'*' if name.endswith('_') else ''}: "
-                                "no code reads this environment variable")
+                problems.append(
+                    f"{doc.where(line)}: {name}{'*' if name.endswith('_') else ''}: "
+                    "no code reads this environment variable"
+                )
     return problems
 
 
 # --- paths and module names -----------------------------------------------------------------------
 
 PLACES = ("lib/", "tests/", "scripts/", "bench/", "deploy/", "migrations/", "pages/", "docs/", ".ci/")
-FILES = ("app.py", "serve.py", "Makefile", "pyproject.toml", "requirements.txt", "requirements-dev.txt",
-         "constraints.txt")
+FILES = (
+    "app.py",
+    "serve.py",
+    "Makefile",
+    "pyproject.toml",
+    "requirements.txt",
+    "requirements-dev.txt",
+    "constraints.txt",
+)
 MODULE = re.compile(r"^lib(?:\.\w+)+")
 
 
@@ -397,7 +430,13 @@ def test_the_docs_name_enough_for_these_checks_to_mean_something() -> None:
     assert sum(1 for doc in docs for _, code in doc.code() for _ in MAKE.findall(code)) >= 10
     assert sum(1 for doc in docs for _, code in doc.code() for _ in usages(code)) >= 50
     assert {name for doc in docs for _, name in variables_named(doc)} >= {
-        "SWITCHBOARD_DATABASE_URL", "SWITCHBOARD_WORKER", "SIM_PORT", "PORT", "CI", "SWITCHBOARD_METRICS_"}
+        "SWITCHBOARD_DATABASE_URL",
+        "SWITCHBOARD_WORKER",
+        "SIM_PORT",
+        "PORT",
+        "CI",
+        "SWITCHBOARD_METRICS_",
+    }
     assert sum(1 for doc in docs for match in LINK.finditer(doc.prose()) if "#" in match.group(1)) >= 20
     assert {doc.name for doc in docs} >= {"README.md", "docs/using.md", "docs/operating.md", "docs/developing.md"}
 
@@ -415,16 +454,21 @@ def _project(root: Path, readme: str, docs: dict[str, str] | None = None) -> Pat
 
 def test_a_make_target_that_is_not_in_the_makefile_is_named(tmp_path: Path) -> None:
     (tmp_path / "Makefile").write_text("PORT ?= 1\n.PHONY: run\nrun: $(VENV)/.x\n\tstart\n", encoding="utf-8")
-    _project(tmp_path, """\
+    _project(
+        tmp_path,
+        """\
         `make run PORT=2`, then `make chek`.
         ```sh
         make  run
         make tset  # typo
         ```
         Ordinary words: make sure, make it.
-        """)
-    assert make_problems(tmp_path) == ["README.md:1: make chek: no such target in the Makefile",
-                                       "README.md:4: make tset: no such target in the Makefile"]
+        """,
+    )
+    assert make_problems(tmp_path) == [
+        "README.md:1: make chek: no such target in the Makefile",
+        "README.md:4: make tset: no such target in the Makefile",
+    ]
 
 
 def test_a_command_subcommand_or_option_that_is_not_in_the_cli_is_named(tmp_path: Path) -> None:
@@ -447,7 +491,9 @@ def test_a_command_subcommand_or_option_that_is_not_in_the_cli_is_named(tmp_path
     @click.option("-o", "--output")
     def check(names: tuple[str, ...], everything: bool, output: str) -> None: ...
 
-    _project(tmp_path, r"""
+    _project(
+        tmp_path,
+        r"""
         Fine: `switchboard keys status | add [--json]`, `switchboard check NAME | --all -o F`,
         `switchboard --help`, `.venv/bin/python -m lib …`, `switchboard check --all -o $(date -u).json`.
         ```sh
@@ -456,7 +502,8 @@ def test_a_command_subcommand_or_option_that_is_not_in_the_cli_is_named(tmp_path
         ```
         Wrong: `switchboard chek`, `switchboard keys status | rotat`, `switchboard keys add --jsn`,
         `switchboard check NAME | --al`, `switchboard keys status|ad`, `switchboard --verbose`.
-        """)
+        """,
+    )
     assert command_problems(tmp_path, root) == [
         "README.md:8: `switchboard` has no command chek",
         "README.md:8: `switchboard keys` has no command rotat",
@@ -469,27 +516,37 @@ def test_a_command_subcommand_or_option_that_is_not_in_the_cli_is_named(tmp_path
 
 def test_an_environment_variable_no_code_reads_is_named(tmp_path: Path) -> None:
     (tmp_path / "lib").mkdir()
-    (tmp_path / "lib" / "config.py").write_text(dedent('''\
+    (tmp_path / "lib" / "config.py").write_text(
+        dedent('''\
         """Reads SWITCHBOARD_IN_A_DOCSTRING."""
         import os
         def load(env=os.environ):
             return env.get("SWITCHBOARD_REAL"), env["SWITCHBOARD_METRICS_ALLOW"]
-        '''), encoding="utf-8")
-    (tmp_path / "Makefile").write_text("PORT ?= 8501\n# DOCUMENTED_ONLY_IN_A_COMMENT=1\nrun:\n\techo $(PORT)\n",
-                                       encoding="utf-8")
-    _project(tmp_path, """\
+        '''),
+        encoding="utf-8",
+    )
+    (tmp_path / "Makefile").write_text(
+        "PORT ?= 8501\n# DOCUMENTED_ONLY_IN_A_COMMENT=1\nrun:\n\techo $(PORT)\n", encoding="utf-8"
+    )
+    _project(
+        tmp_path,
+        """\
         Fine: `SWITCHBOARD_REAL`, `SWITCHBOARD_METRICS_*`, `make run PORT=2`,
         ```sh
         printf '%s' "$NEW_SECRET" | x   # ${SWITCHBOARD_REAL}, NOT_CHECKED_IN_A_COMMENT
         ```
         Wrong: SWITCHBOARD_TYPO, `SWITCHBOARD_IN_A_DOCSTRING`, `SWITCHBOARD_NOTHING_*`,
-        """, {"deep/page.md": """\
+        """,
+        {
+            "deep/page.md": """\
         ```sh
         export SWITCHBOARD_UNREAD=1
         CI=true make test
         ```
         `DOCUMENTED_ONLY_IN_A_COMMENT`
-        """})
+        """
+        },
+    )
     assert variable_problems(tmp_path) == [
         "README.md:5: SWITCHBOARD_TYPO: no code reads this environment variable",
         "README.md:5: SWITCHBOARD_IN_A_DOCSTRING: no code reads this environment variable",
@@ -505,7 +562,9 @@ def test_a_path_or_module_that_is_not_there_is_named(tmp_path: Path) -> None:
     (tmp_path / "lib" / "__init__.py").write_text("", encoding="utf-8")
     (tmp_path / "lib" / "services" / "__init__.py").write_text("from x import y as z\n", encoding="utf-8")
     (tmp_path / "lib" / "services" / "status.py").write_text("class Verdict: ...\nMARKS = ()\n", encoding="utf-8")
-    _project(tmp_path, """\
+    _project(
+        tmp_path,
+        """\
         Fine: `lib/services/status.py`, (`lib/services/`), `lib.services.status.Verdict`,
         `lib.services.z`, `data/demo/`, `lib.services.status.MARKS`.
         ```
@@ -515,7 +574,8 @@ def test_a_path_or_module_that_is_not_there_is_named(tmp_path: Path) -> None:
         ```
           (lib/gone/)
         ```
-        """)
+        """,
+    )
     assert path_problems(tmp_path) == [
         "README.md:6: lib/status.py: no such file or folder",
         "README.md:6: lib.status: lib has no status",
@@ -529,7 +589,9 @@ def test_a_link_or_anchor_that_leads_nowhere_is_named(tmp_path: Path) -> None:
     root = tmp_path / "project"
     root.mkdir()
     (tmp_path / "outside.md").touch()
-    _project(root, """\
+    _project(
+        root,
+        """\
         # Title
         ## What is optional, and what `each` part needs?
         ## Again
@@ -537,13 +599,17 @@ def test_a_link_or_anchor_that_leads_nowhere_is_named(tmp_path: Path) -> None:
         [a](docs/guide.md) [b](docs/guide.md#the-first-admin) [c](#what-is-optional-and-what-each-part-needs)
         [d](#again-1) ![e](docs/guide.md) [f](https://example.com/#x) `[g](nowhere.md)` [l](README.md#title)
         [h](docs/gone.md) [i](docs/guide.md#gone) [j](#again-2) [k](../outside.md)
-        """, {"guide.md": """\
+        """,
+        {
+            "guide.md": """\
         ## The first admin
         ```
         ## not a heading
         ```
         [m](../README.md#title) [n](guide.md#not-a-heading)
-        """})
+        """
+        },
+    )
     assert link_problems(root) == [
         "README.md:7: docs/gone.md: no such file",
         "README.md:7: docs/guide.md#gone: no such heading",

@@ -38,8 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def tested(runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> Runtime:
     everything, _, storage_only = simulator.scenario.apps
     connections.create(runtime.engine, runtime.vault, form_for(everything, "Everything"), actor=ADMIN)
-    connections.create(runtime.engine, runtime.vault, form_for(
-        storage_only, "Storage", expected_products=("cloud_storage", "cc_chat"), tenant_id="tenant-x"), actor=ADMIN)
+    connections.create(
+        runtime.engine,
+        runtime.vault,
+        form_for(storage_only, "Storage", expected_products=("cloud_storage", "cc_chat"), tenant_id="tenant-x"),
+        actor=ADMIN,
+    )
     checks.run_checks(runtime, prober_factory(simulator.url), triggered_by=ADMIN)
     return runtime
 
@@ -52,8 +56,9 @@ def secrets_of(simulator: SimulatorServer, vault: Vault) -> list[str]:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
-def test_every_format_parses_back_with_exactly_the_allow_list(tested: Runtime, simulator: SimulatorServer,
-                                                              fmt: str) -> None:
+def test_every_format_parses_back_with_exactly_the_allow_list(
+    tested: Runtime, simulator: SimulatorServer, fmt: str
+) -> None:
     result = export.export(tested.engine, fmt, actor=ADMIN)
     assert result.file_name.startswith("switchboard-status-") and result.file_name.endswith(f"Z.{fmt}")
     if fmt == "csv":
@@ -67,10 +72,14 @@ def test_every_format_parses_back_with_exactly_the_allow_list(tested: Runtime, s
     assert tuple(frame.columns) == export.COLUMNS
     assert len(frame) == 10  # two connections x five products
     storage = frame[frame["connection"] == "Storage"].set_index("product")
-    chat, store, realtime = (storage.loc[name] for name in ("Contact Center Chat", "Cloud Storage Service",
-                                                             "CC Realtime Analytics"))
-    assert (chat["outcome_key"], chat["outcome"], chat["status"]) == ("product_not_enabled", "Product not enabled",
-                                                                      "failing")
+    chat, store, realtime = (
+        storage.loc[name] for name in ("Contact Center Chat", "Cloud Storage Service", "CC Realtime Analytics")
+    )
+    assert (chat["outcome_key"], chat["outcome"], chat["status"]) == (
+        "product_not_enabled",
+        "Product not enabled",
+        "failing",
+    )
     assert chat["granted_by_8x8"] == "no" and chat["expected"] == "yes"
     assert chat["who_must_act"] == "8x8 admin (Admin Console)" and "API app" in chat["fix"]
     assert chat["detail"]  # what 8x8 (here the simulator) said
@@ -86,8 +95,7 @@ def test_every_format_parses_back_with_exactly_the_allow_list(tested: Runtime, s
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
-def test_no_secret_token_key_or_ciphertext_in_any_format(tested: Runtime, simulator: SimulatorServer,
-                                                         fmt: str) -> None:
+def test_no_secret_token_key_or_ciphertext_in_any_format(tested: Runtime, simulator: SimulatorServer, fmt: str) -> None:
     data = export.export(tested.engine, fmt, actor=ADMIN).data
     if fmt == "xlsx":  # look inside the zip's XML too
         import zipfile
@@ -106,31 +114,73 @@ def test_untested_connections_are_exported_as_never_tested(runtime: Runtime, sim
 
 
 def test_cli_export_writes_a_file_and_stdout(tmp_path: Path, simulator: SimulatorServer) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_8X8_BASE_URL": simulator.url,
-           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SWITCHBOARD_8X8_BASE_URL": simulator.url,
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+    }
     new_install(env)
     app = simulator.scenario.apps[0]
-    subprocess.run([sys.executable, "-m", "lib", "connections", "add", "--name", "E", "--client-id", app.client_id,
-                    "--secret-stdin"], input=app.client_secret + "\n", env=env, text=True, check=True,
-                   capture_output=True)
-    out = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "json", "-o", "-"], env=env,
-                         capture_output=True, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lib",
+            "connections",
+            "add",
+            "--name",
+            "E",
+            "--client-id",
+            app.client_id,
+            "--secret-stdin",
+        ],
+        input=app.client_secret + "\n",
+        env=env,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "lib", "export", "--format", "json", "-o", "-"], env=env, capture_output=True, check=True
+    )
     assert [r["product"] for r in json.loads(out.stdout)][:1] == ["CC Realtime Analytics"]
     assert app.client_secret.encode() not in out.stdout
-    written = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "xlsx", "-o",
-                              str(tmp_path / "s.xlsx")], env=env, capture_output=True, check=False, text=True)
+    written = subprocess.run(
+        [sys.executable, "-m", "lib", "export", "--format", "xlsx", "-o", str(tmp_path / "s.xlsx")],
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+    )
     assert written.returncode == 0 and (tmp_path / "s.xlsx").stat().st_size > 0
-    default = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "csv"], env=env, cwd=tmp_path,
-                             capture_output=True, check=False, text=True)
+    default = subprocess.run(
+        [sys.executable, "-m", "lib", "export", "--format", "csv"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+        text=True,
+    )
     assert default.returncode == 0 and list(tmp_path.glob("switchboard-status-*Z.csv"))
-    assert subprocess.run([sys.executable, "-m", "lib", "export", "--format", "pdf"], env=env,
-                          capture_output=True, check=False).returncode == 2
-    narrowed = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "csv", "--outcome", "any-problem",
-                               "-o", "-"], env=env, capture_output=True, text=True, check=True).stdout
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "lib", "export", "--format", "pdf"], env=env, capture_output=True, check=False
+        ).returncode
+        == 2
+    )
+    narrowed = subprocess.run(
+        [sys.executable, "-m", "lib", "export", "--format", "csv", "--outcome", "any-problem", "-o", "-"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert narrowed.splitlines()[0].startswith("connection,") and len(narrowed.splitlines()) == 1  # nothing fails
-    trail = subprocess.run([sys.executable, "-m", "lib", "audit", "--json"], env=env, capture_output=True, text=True,
-                           check=True).stdout
+    trail = subprocess.run(
+        [sys.executable, "-m", "lib", "audit", "--json"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     targets = [row["target"] for row in json.loads(trail) if row["action"] == "export"]
     assert str((tmp_path / "s.xlsx").resolve()) in targets and "standard output" in targets
     assert any(t.endswith(".csv") and t.startswith(str(tmp_path)) for t in targets)  # the default name, in full
@@ -151,7 +201,7 @@ def test_the_status_table_comes_from_two_queries(tested: Runtime) -> None:
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
 
 
-FORMULAS = ("=HYPERLINK(\"https://evil.example\",\"Open\")", "+1+1", "-2+3", "@SUM(A1)")
+FORMULAS = ('=HYPERLINK("https://evil.example","Open")', "+1+1", "-2+3", "@SUM(A1)")
 
 
 def test_the_guard_covers_every_formula_start() -> None:
@@ -161,15 +211,20 @@ def test_the_guard_covers_every_formula_start() -> None:
 
 
 def _formula_connection(runtime: Runtime, simulator: SimulatorServer, environment: str) -> None:
-    connections.create(runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "=cmd|' /C calc'!A0",
-                                                               environment=environment), actor=ADMIN)
+    connections.create(
+        runtime.engine,
+        runtime.vault,
+        form_for(simulator.scenario.apps[0], "=cmd|' /C calc'!A0", environment=environment),
+        actor=ADMIN,
+    )
 
 
 @pytest.mark.parametrize("formula", FORMULAS)
 def test_csv_cells_never_start_a_formula(runtime: Runtime, simulator: SimulatorServer, formula: str) -> None:
     _formula_connection(runtime, simulator, formula[:40])
-    frame = pd.read_csv(io.BytesIO(export.export(runtime.engine, "csv", actor=ADMIN).data), dtype=str,
-                        keep_default_na=False)
+    frame = pd.read_csv(
+        io.BytesIO(export.export(runtime.engine, "csv", actor=ADMIN).data), dtype=str, keep_default_na=False
+    )
     assert set(frame["environment"]) == {"'" + formula[:40]}
     assert set(frame["connection"]) == {"'=cmd|' /C calc'!A0"}
     for column in frame.columns:
@@ -192,19 +247,50 @@ def test_xlsx_cells_are_text_never_formulas(runtime: Runtime, simulator: Simulat
 
 
 def test_cli_exports_are_guarded_too(tmp_path: Path, simulator: SimulatorServer) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_8X8_BASE_URL": simulator.url,
-           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SWITCHBOARD_8X8_BASE_URL": simulator.url,
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+    }
     new_install(env)
     app = simulator.scenario.apps[0]
-    subprocess.run([sys.executable, "-m", "lib", "connections", "add", "--name", "E", "--environment", "=1+1",
-                    "--client-id", app.client_id, "--secret-stdin"], input=app.client_secret + "\n", env=env,
-                   text=True, check=True, capture_output=True)
-    csv_out = subprocess.run([sys.executable, "-m", "lib", "export", "--format", "csv", "-o", "-"], env=env,
-                             capture_output=True, text=True, check=True).stdout
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lib",
+            "connections",
+            "add",
+            "--name",
+            "E",
+            "--environment",
+            "=1+1",
+            "--client-id",
+            app.client_id,
+            "--secret-stdin",
+        ],
+        input=app.client_secret + "\n",
+        env=env,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    csv_out = subprocess.run(
+        [sys.executable, "-m", "lib", "export", "--format", "csv", "-o", "-"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert ",'=1+1," in csv_out and ",=1+1," not in csv_out
-    subprocess.run([sys.executable, "-m", "lib", "export", "--format", "xlsx", "-o", str(tmp_path / "s.xlsx")],
-                   env=env, capture_output=True, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "lib", "export", "--format", "xlsx", "-o", str(tmp_path / "s.xlsx")],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
     sheet = openpyxl.load_workbook(tmp_path / "s.xlsx").active
     assert {c.data_type for row in sheet.iter_rows(min_row=2) for c in row if c.value == "=1+1"} == {"s"}
 
@@ -229,8 +315,10 @@ def test_the_excel_file_is_ready_to_read(tested: Runtime) -> None:
     header = [c.value for c in sheet[1]]
     when = sheet.cell(row=2, column=header.index("checked_at_utc") + 1)
     assert isinstance(when.value, datetime) and when.number_format == "yyyy-mm-dd hh:mm:ss"
-    widths = {name: sheet.column_dimensions[openpyxl.utils.get_column_letter(i)].width
-              for i, name in enumerate(header, start=1)}
+    widths = {
+        name: sheet.column_dimensions[openpyxl.utils.get_column_letter(i)].width
+        for i, name in enumerate(header, start=1)
+    }
     assert widths["fix"] > widths["status"] >= len("status") and max(widths.values()) <= 62
 
 

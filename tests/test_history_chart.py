@@ -32,13 +32,20 @@ def test_one_test_is_one_visible_mark_with_its_story_on_hover() -> None:
 
 
 def test_outcomes_have_fixed_colours_and_failures_a_mark_of_their_own() -> None:
-    frame = history_frame([record("cc_chat", "ok"), record("cc_chat", "timeout", status=None),
-                           record("cloud_storage", "rate_limited", status=429)])
+    frame = history_frame(
+        [
+            record("cc_chat", "ok"),
+            record("cc_chat", "timeout", status=None),
+            record("cloud_storage", "rate_limited", status=429),
+        ]
+    )
     spec = history_chart(frame).to_dict()
     colour = spec["encoding"]["color"]["scale"]
     assert colour["domain"] == [o.label for o in OUTCOMES.values() if o.label in {"OK", "Timed out", "Rate limited"}]
-    assert dict(zip(colour["domain"], colour["range"], strict=True))["OK"] != \
-        dict(zip(colour["domain"], colour["range"], strict=True))["Timed out"]
+    assert (
+        dict(zip(colour["domain"], colour["range"], strict=True))["OK"]
+        != dict(zip(colour["domain"], colour["range"], strict=True))["Timed out"]
+    )
     shape = spec["encoding"]["shape"]["scale"]
     assert dict(zip(shape["domain"], shape["range"], strict=True))["error"] == "cross"
     assert list(frame["HTTP status"]) == ["200", "—", "429"]
@@ -53,8 +60,9 @@ def test_every_outcome_has_a_legend_entry_and_colour_of_its_own() -> None:
     colour = spec["encoding"]["color"]["scale"]
     assert colour["domain"] == [o.label for o in OUTCOMES.values()]  # one legend entry each
     assert len(set(colour["range"])) == len(OUTCOMES)
-    shape = dict(zip(spec["encoding"]["shape"]["scale"]["domain"], spec["encoding"]["shape"]["scale"]["range"],
-                     strict=True))
+    shape = dict(
+        zip(spec["encoding"]["shape"]["scale"]["domain"], spec["encoding"]["shape"]["scale"]["range"], strict=True)
+    )
     kind = dict(zip(frame["Outcome"], frame["Kind"], strict=True))
     assert shape[kind["8x8 error"]] != shape[kind["Unexpected answer"]]
     assert kind["Timed out"] == kind["8x8 error"] and kind["Unexpected answer"] == kind["Credentials refused"]

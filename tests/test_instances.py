@@ -59,8 +59,10 @@ def test_exclusive_blocks_run_one_at_a_time_across_connections(postgres_url: str
             inside.append(1)
             overlaps.append(len(inside))
             still_out = 3 - len(overlaps)
-            eventually(lambda: waiting_for_locks(engine, "advisory") == still_out,
-                       what=f"the threads yet to enter ({still_out}) to wait for the lock")
+            eventually(
+                lambda: waiting_for_locks(engine, "advisory") == still_out,
+                what=f"the threads yet to enter ({still_out}) to wait for the lock",
+            )
             inside.pop()
 
     try:
@@ -72,8 +74,12 @@ def test_exclusive_blocks_run_one_at_a_time_across_connections(postgres_url: str
 
 def _add(engine: Engine, vault: Vault, n: int) -> None:
     for i in range(n):
-        connections.create(engine, vault, ConnectionInput(name=f"c{i}", client_id=f"client{i}",
-                                                          client_secret=SecretStr(f"secret-{i}")), actor=ADMIN)
+        connections.create(
+            engine,
+            vault,
+            ConnectionInput(name=f"c{i}", client_id=f"client{i}", client_secret=SecretStr(f"secret-{i}")),
+            actor=ADMIN,
+        )
 
 
 def test_two_rotations_started_together_take_turns(postgres_url: str, vault: Vault) -> None:
@@ -116,10 +122,14 @@ def _canaries_written_once_all_write(number: int, statements: Counter[int]) -> C
     read again) and holds a canary INSERT until every instance is in its write transaction.
     Taking turns, the others now wait for the lock; without it, each would read "no canary"
     and write one of its own."""
+
     def listen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
         if "FROM crypto_key_check" in statement or "pg_advisory_xact_lock" in statement:
             statements[number] += 1
         elif statement.startswith("INSERT INTO crypto_key_check"):
-            eventually(lambda: len([n for n in statements.values() if n >= 2]) == 4,
-                       what="every instance to begin its write transaction")
+            eventually(
+                lambda: len([n for n in statements.values() if n >= 2]) == 4,
+                what="every instance to begin its write transaction",
+            )
+
     return listen

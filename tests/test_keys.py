@@ -39,9 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _add(engine: Engine, vault: Vault, n: int, prefix: str = "c") -> None:
     for i in range(n):
-        connections.create(engine, vault, ConnectionInput(
-            name=f"{prefix}{i}", client_id=f"{prefix}client{i}", client_secret=SecretStr(f"{prefix}-secret-{i}")),
-            actor=ADMIN)
+        connections.create(
+            engine,
+            vault,
+            ConnectionInput(
+                name=f"{prefix}{i}", client_id=f"{prefix}client{i}", client_secret=SecretStr(f"{prefix}-secret-{i}")
+            ),
+            actor=ADMIN,
+        )
 
 
 def _kids(engine: Engine) -> set[str]:
@@ -51,8 +56,9 @@ def _kids(engine: Engine) -> set[str]:
 
 
 def _no_key_material(message: str, *keyrings: Keyring) -> bool:
-    return not any(base64.b64encode(k).decode() in message or k.hex() in message
-                   for ring in keyrings for k in ring.keys.values())
+    return not any(
+        base64.b64encode(k).decode() in message or k.hex() in message for ring in keyrings for k in ring.keys.values()
+    )
 
 
 def test_wrong_key_fails_closed_naming_the_kid(engine: Engine, vault: Vault) -> None:
@@ -92,12 +98,16 @@ def test_verify_reports_unreadable_rows(engine: Engine, vault: Vault) -> None:
 
     with db.write_session(engine) as session:  # a ciphertext copied from another row
         source = session.get(Connection, other.id)
-        session.exec(update(Connection).where(Connection.id == view.id)  # type: ignore[call-overload]
-                     .values(client_secret_enc=source.client_secret_enc))
+        session.exec(
+            update(Connection)
+            .where(Connection.id == view.id)  # type: ignore[call-overload]
+            .values(client_secret_enc=source.client_secret_enc)
+        )
     report = keys.prove_readable(engine, vault)
     assert not report.ok
     assert [(r.row_name, r.column.label, r.column.name) for r in report.unreadable] == [
-        (view.name, "Client Secret", "connection.client_secret_enc")]
+        (view.name, "Client Secret", "connection.client_secret_enc")
+    ]
 
 
 def test_rotation_never_overwrites_a_concurrent_edit(engine: Engine, vault: Vault) -> None:
@@ -113,8 +123,14 @@ def test_rotation_never_overwrites_a_concurrent_edit(engine: Engine, vault: Vaul
         for view in views[::7]:
             secret = f"edited-{view.name}"
             current = connections.get(engine, view.id)
-            connections.update(engine, k2, view.id, connections.input_from_view(
-                current, client_secret=SecretStr(secret)), expected_version=current.version, actor=ADMIN)
+            connections.update(
+                engine,
+                k2,
+                view.id,
+                connections.input_from_view(current, client_secret=SecretStr(secret)),
+                expected_version=current.version,
+                actor=ADMIN,
+            )
             edited[str(view.id)] = secret
 
     thread = threading.Thread(target=editor)
@@ -130,8 +146,12 @@ def test_rotation_never_overwrites_a_concurrent_edit(engine: Engine, vault: Vaul
 
 
 def _cli_env(tmp_path: Path, db_url: str) -> dict[str, str]:
-    return {**os.environ, "SWITCHBOARD_DATABASE_URL": db_url,
-            "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json"), "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": db_url,
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json"),
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 @pytest.mark.slow
@@ -142,10 +162,17 @@ def test_rotation_killed_half_way_then_rerun_loses_nothing(tmp_path: Path) -> No
     _add(rt.engine, rt.vault, 400)
     expected = {v.id: f"c-secret-{v.name[1:]}" for v in connections.list_connections(rt.engine)}
     subprocess.run([sys.executable, "-m", "lib", "keys", "add"], env=env, check=True, capture_output=True)
-    proc = subprocess.Popen([sys.executable, "-m", "lib", "keys", "rotate", "--batch", "5"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    eventually(lambda: proc.poll() is not None or 0 < _count_on(rt.engine, "k2") < 400, timeout_s=60,
-               what="the rotation to be part way through")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lib", "keys", "rotate", "--batch", "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    eventually(
+        lambda: proc.poll() is not None or 0 < _count_on(rt.engine, "k2") < 400,
+        timeout_s=60,
+        what="the rotation to be part way through",
+    )
     assert proc.poll() is None, "rotation finished before it could be killed; use more rows"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -154,9 +181,13 @@ def test_rotation_killed_half_way_then_rerun_loses_nothing(tmp_path: Path) -> No
     subprocess.run([sys.executable, "-m", "lib", "keys", "rotate"], env=env, check=True, capture_output=True)
     rt2 = open_runtime(load_settings(env))
     assert _kids(rt2.engine) == {"k2"}
-    assert {v.id: connections.load_credentials(rt2.engine, rt2.vault, v.id).client_secret.get_secret_value()
-            for v in connections.list_connections(rt2.engine)} == expected
-    verify = subprocess.run([sys.executable, "-m", "lib", "keys", "verify"], env=env, capture_output=True, check=False, text=True)
+    assert {
+        v.id: connections.load_credentials(rt2.engine, rt2.vault, v.id).client_secret.get_secret_value()
+        for v in connections.list_connections(rt2.engine)
+    } == expected
+    verify = subprocess.run(
+        [sys.executable, "-m", "lib", "keys", "verify"], env=env, capture_output=True, check=False, text=True
+    )
     assert verify.returncode == 0 and "k2: 800 values (active)" in verify.stdout
 
 
@@ -170,8 +201,10 @@ def _count_on(engine: Engine, kid: str) -> int:
 
 
 def test_first_run_creates_a_private_keyring_file(tmp_path: Path) -> None:
-    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    env = {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+    }
     rt = open_runtime(load_settings(env), create=True)  # the server's first start
     path = tmp_path / "conf" / "keyring.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -184,8 +217,10 @@ def test_keyring_readable_by_others_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "conf" / "keyring.json"
     write_keyring_file(path, Keyring("k1", {"k1": new_key()}))
     path.chmod(0o644)
-    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(path)}
+    env = {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(path),
+    }
     with pytest.raises(KeyringError, match="chmod 600"):
         open_runtime(load_settings(env), create=True)
 
@@ -194,8 +229,10 @@ def test_keyring_in_a_folder_others_can_write_is_refused(tmp_path: Path) -> None
     """Whoever may write the folder may swap the keyring for one of their own."""
     path = tmp_path / "conf" / "keyring.json"
     write_keyring_file(path, Keyring("k1", {"k1": new_key()}))
-    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(path)}
+    env = {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(path),
+    }
     for loose in (0o770, 0o757, 0o1777):
         path.parent.chmod(loose)
         with pytest.raises(KeyringError, match="chmod go-w"):
@@ -205,11 +242,17 @@ def test_keyring_in_a_folder_others_can_write_is_refused(tmp_path: Path) -> None
 
 
 def test_the_database_and_its_folder_are_created_owner_only(tmp_path: Path) -> None:
-    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    env = {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+    }
     rt = open_runtime(load_settings(env), create=True)
-    connections.create(rt.engine, rt.vault, ConnectionInput(name="x", client_id="client-id-123",
-                                                            client_secret=SecretStr("secret-value-123")), actor=ADMIN)
+    connections.create(
+        rt.engine,
+        rt.vault,
+        ConnectionInput(name="x", client_id="client-id-123", client_secret=SecretStr("secret-value-123")),
+        actor=ADMIN,
+    )
     data = tmp_path / "data"
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     files = sorted(data.iterdir())
@@ -220,8 +263,10 @@ def test_the_database_and_its_folder_are_created_owner_only(tmp_path: Path) -> N
 
 
 def test_keyring_inside_the_data_folder_is_refused(tmp_path: Path) -> None:
-    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "data" / "keyring.json")}
+    env = {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "data" / "keyring.json"),
+    }
     for create in (False, True):
         with pytest.raises(ConfigError, match="inside the data folder"):
             open_runtime(load_settings(env), create=create)
@@ -230,9 +275,11 @@ def test_keyring_inside_the_data_folder_is_refused(tmp_path: Path) -> None:
 
 def test_inline_keys_win_and_add_is_refused(tmp_path: Path) -> None:
     key = base64.b64encode(new_key()).decode()
-    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
-           "SWITCHBOARD_KEYS": f"k5:{key}"}
+    env = {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+        "SWITCHBOARD_KEYS": f"k5:{key}",
+    }
     assert open_runtime(load_settings(env), create=True).vault.active_kid == "k5"
     assert not (tmp_path / "conf" / "keyring.json").exists()
     with pytest.raises(KeyringError, match="SWITCHBOARD_KEYS is set"):
@@ -240,8 +287,7 @@ def test_inline_keys_win_and_add_is_refused(tmp_path: Path) -> None:
 
 
 def test_malformed_keyring_stops_start_up_and_stores_nothing(tmp_path: Path) -> None:
-    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYS": "k1:not-a-key"}
+    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}", "SWITCHBOARD_KEYS": "k1:not-a-key"}
     for create in (False, True):
         with pytest.raises(KeyringError, match="SWITCHBOARD_KEYS: key 'k1' is not valid base64"):
             open_runtime(load_settings(env), create=create)
@@ -254,8 +300,12 @@ def test_malformed_keyring_stops_start_up_and_stores_nothing(tmp_path: Path) -> 
 def test_every_encrypted_column_of_the_models_is_in_the_registry() -> None:
     """Derived from the models' metadata: a new ``*_enc`` column fails here until it is listed,
     and with it covered by key status, rotation, verify and the start-up check."""
-    in_models = {(table.name, column.name) for table in SQLModel.metadata.tables.values()
-                 for column in table.columns if column.name.endswith("_enc")}
+    in_models = {
+        (table.name, column.name)
+        for table in SQLModel.metadata.tables.values()
+        for column in table.columns
+        if column.name.endswith("_enc")
+    }
     registered = [(c.table, c.column) for c in keyring.ENCRYPTED_COLUMNS]
     assert len(registered) == len(set(registered))
     assert set(registered) == in_models
@@ -273,10 +323,19 @@ def test_the_registry_binds_values_as_the_services_that_write_them() -> None:
     }
 
 
-def _add_channel(engine: Engine, vault: Vault, name: str = "Ops hook", url: str = "http://127.0.0.1:9/hook",
-                 kind: str = "webhook") -> None:
-    channels.add(engine, vault, name, kind, SecretStr(url), actor=ADMIN, allow=LOCAL,
-                 secret=SecretStr(WEBHOOK_SECRET) if kind == "webhook" else None)
+def _add_channel(
+    engine: Engine, vault: Vault, name: str = "Ops hook", url: str = "http://127.0.0.1:9/hook", kind: str = "webhook"
+) -> None:
+    channels.add(
+        engine,
+        vault,
+        name,
+        kind,
+        SecretStr(url),
+        actor=ADMIN,
+        allow=LOCAL,
+        secret=SecretStr(WEBHOOK_SECRET) if kind == "webhook" else None,
+    )
 
 
 def _channel_kids(engine: Engine) -> set[str]:
@@ -288,11 +347,16 @@ def _channel_kids(engine: Engine) -> set[str]:
 def test_status_rotation_verify_and_start_up_cover_alert_channels(engine: Engine, vault: Vault) -> None:
     _add(engine, vault, 1)
     _add_channel(engine, vault)
-    _add_channel(engine, vault, "Mail", "smtp://127.0.0.1:25?from=a@example.com&to=b@example.com",
-                 kind="email")  # no password: its secret_enc is NULL
+    _add_channel(
+        engine, vault, "Mail", "smtp://127.0.0.1:25?from=a@example.com&to=b@example.com", kind="email"
+    )  # no password: its secret_enc is NULL
     [k1] = keys.key_status(engine, vault)
-    assert k1.uses == (("connection.client_id_enc", 1), ("connection.client_secret_enc", 1),
-                       ("alert_channel.url_enc", 2), ("alert_channel.secret_enc", 1))
+    assert k1.uses == (
+        ("connection.client_id_enc", 1),
+        ("connection.client_secret_enc", 1),
+        ("alert_channel.url_enc", 2),
+        ("alert_channel.secret_enc", 1),
+    )
     k2 = Vault(Keyring("k2", {**vault.keyring.keys, "k2": new_key()}))
     keyring.check_keyring(engine, k2)
     before = keys.prove_readable(engine, k2)
@@ -340,8 +404,12 @@ def test_one_unreadable_value_does_not_stop_the_rotation(engine: Engine, vault: 
 def shell_env(tmp_path: Path, simulator: SimulatorServer) -> dict[str, str]:
     """A new install made as `make run` makes it (`db upgrade`, then the keyring), with a real
     SQLite file, the simulator as 8x8 and 127.0.0.1 allowed for alert channels."""
-    env = {**_cli_env(tmp_path, f"sqlite:///{tmp_path / 'data' / 'sb.db'}"), "HOME": str(tmp_path / "home"),
-           "SWITCHBOARD_8X8_BASE_URL": simulator.url, "SWITCHBOARD_ALERT_ALLOW": "127.0.0.1"}
+    env = {
+        **_cli_env(tmp_path, f"sqlite:///{tmp_path / 'data' / 'sb.db'}"),
+        "HOME": str(tmp_path / "home"),
+        "SWITCHBOARD_8X8_BASE_URL": simulator.url,
+        "SWITCHBOARD_ALERT_ALLOW": "127.0.0.1",
+    }
     env.pop("SWITCHBOARD_KEYS", None)
     assert _switchboard(env, "db", "upgrade").returncode == 0
     assert _switchboard(env, "keys", "add").stdout == "Made a new keyring with key 'k1'.\n"
@@ -349,19 +417,50 @@ def shell_env(tmp_path: Path, simulator: SimulatorServer) -> dict[str, str]:
 
 
 def _switchboard(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lib", *args], env=env, input=stdin, cwd=ROOT,
-                          capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lib", *args],
+        env=env,
+        input=stdin,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 def _seed(env: dict[str, str], simulator: SimulatorServer, receiver: Receiver) -> None:
     """A connection the simulator accepts and a webhook channel to the receiver, under k1."""
     app = simulator.scenario.apps[0]
-    added = _switchboard(env, "connections", "add", "--name", "Prod", "--client-id", app.client_id,
-                         "--secret-stdin", "--products", "cloud_storage", "--storage-region", app.storage_regions[0],
-                         stdin=app.client_secret + "\n")
+    added = _switchboard(
+        env,
+        "connections",
+        "add",
+        "--name",
+        "Prod",
+        "--client-id",
+        app.client_id,
+        "--secret-stdin",
+        "--products",
+        "cloud_storage",
+        "--storage-region",
+        app.storage_regions[0],
+        stdin=app.client_secret + "\n",
+    )
     assert added.returncode == 0, added.stderr
-    hook = _switchboard(env, "channels", "add", "--name", "Ops hook", "--kind", "webhook",
-                        "--url", f"{receiver.url}/hooks/ops", "--secret-stdin", stdin=WEBHOOK_SECRET + "\n")
+    hook = _switchboard(
+        env,
+        "channels",
+        "add",
+        "--name",
+        "Ops hook",
+        "--kind",
+        "webhook",
+        "--url",
+        f"{receiver.url}/hooks/ops",
+        "--secret-stdin",
+        stdin=WEBHOOK_SECRET + "\n",
+    )
     assert hook.returncode == 0, hook.stderr
 
 
@@ -372,7 +471,8 @@ def _status(env: dict[str, str]) -> dict[str, list[str]]:
 
 
 def test_the_readme_rotation_then_removing_the_old_key_keeps_channels_and_checks_working(
-        shell_env: dict[str, str], simulator: SimulatorServer, receiver: Receiver, tmp_path: Path) -> None:
+    shell_env: dict[str, str], simulator: SimulatorServer, receiver: Receiver, tmp_path: Path
+) -> None:
     env = shell_env
     _seed(env, simulator, receiver)
     # README, "Rotating the encryption key": add, (back up), rotate, verify, status.
@@ -382,9 +482,11 @@ def test_the_readme_rotation_then_removing_the_old_key_keeps_channels_and_checks
     assert rotated.stdout == "Rotated 1 connection and 1 alert channel to key 'k2'.\n"
     verified = _switchboard(env, "keys", "verify")
     assert verified.returncode == 0, verified.stderr
-    assert verified.stdout.splitlines()[0] == ("k2: 4 values (active): connection.client_id_enc 1, "
-                                               "connection.client_secret_enc 1, alert_channel.url_enc 1, "
-                                               "alert_channel.secret_enc 1")
+    assert verified.stdout.splitlines()[0] == (
+        "k2: 4 values (active): connection.client_id_enc 1, "
+        "connection.client_secret_enc 1, alert_channel.url_enc 1, "
+        "alert_channel.secret_enc 1"
+    )
     status = _status(env)
     assert status["k1"] == ["yes", "0"] and status["k2"][:3] == ["yes", "yes", "4"]
     # "When keys status shows no values on the old key, remove it from the keyring."
@@ -403,7 +505,8 @@ def test_the_readme_rotation_then_removing_the_old_key_keeps_channels_and_checks
 
 
 def test_verify_fails_while_a_channel_still_has_a_value_on_the_old_key(
-        shell_env: dict[str, str], simulator: SimulatorServer, receiver: Receiver) -> None:
+    shell_env: dict[str, str], simulator: SimulatorServer, receiver: Receiver
+) -> None:
     """An instance still running with the old keyring (k1 active) adds a channel after the
     rotation: verify must say the old key is still needed, and where, before anyone removes it."""
     env = shell_env
@@ -415,8 +518,10 @@ def test_verify_fails_while_a_channel_still_has_a_value_on_the_old_key(
     stale.engine.dispose()
     verified = _switchboard(env, "keys", "verify")
     assert verified.returncode == 1
-    assert ("still on key 'k1', not the active key 'k2': alert_channel.url_enc 1, alert_channel.secret_enc 1."
-            in verified.stderr), verified.stderr
+    assert (
+        "still on key 'k1', not the active key 'k2': alert_channel.url_enc 1, alert_channel.secret_enc 1."
+        in verified.stderr
+    ), verified.stderr
     assert "keys rotate" in verified.stderr and "All stored values decrypt" not in verified.stdout
     assert _status(env)["k1"] == ["yes", "2", "alert_channel.url_enc", "1,", "alert_channel.secret_enc", "1"]
     assert _switchboard(env, "keys", "rotate").stdout == "Rotated 1 alert channel to key 'k2'.\n"

@@ -22,8 +22,19 @@ from tests.fixtures.people import ADMIN
 from tests.fixtures.storage import Sentinels
 from tests.test_metrics import add, store
 
-FIELDS = {"product", "product_name", "status", "outcome", "label", "cause", "who_must_act", "fix", "checked_at",
-          "latency_ms", "http_status"}  # and, for one connection, "uptime"
+FIELDS = {
+    "product",
+    "product_name",
+    "status",
+    "outcome",
+    "label",
+    "cause",
+    "who_must_act",
+    "fix",
+    "checked_at",
+    "latency_ms",
+    "http_status",
+}  # and, for one connection, "uptime"
 
 
 def test_each_connection_lists_the_products_that_count_with_their_explanation(engine: Engine, vault: Vault) -> None:
@@ -43,15 +54,32 @@ def test_each_connection_lists_the_products_that_count_with_their_explanation(en
     storage, qm, chat = first["products"]
     assert set(storage) == FIELDS
     assert storage == {
-        "product": "cloud_storage", "product_name": "Cloud Storage Service", "status": "failing",
-        "outcome": "not_found", "label": "Not found",
+        "product": "cloud_storage",
+        "product_name": "Cloud Storage Service",
+        "status": "failing",
+        "outcome": "not_found",
+        "label": "Not found",
         "cause": "8x8 has no such resource at this address, usually because the region is wrong.",
-        "who_must_act": "Switchboard admin", "fix": "Check the region (and tenant ID) of this product in the connection.",
-        "checked_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "latency_ms": 812, "http_status": 200}
+        "who_must_act": "Switchboard admin",
+        "fix": "Check the region (and tenant ID) of this product in the connection.",
+        "checked_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "latency_ms": 812,
+        "http_status": 200,
+    }
     assert (qm["status"], qm["outcome"], qm["label"], qm["checked_at"], qm["latency_ms"], qm["who_must_act"]) == (
-        "never tested", "never_tested", "Never tested", None, None, None)
+        "never tested",
+        "never_tested",
+        "Never tested",
+        None,
+        None,
+        None,
+    )
     assert (chat["status"], chat["outcome"], chat["who_must_act"], chat["checked_at"]) == (
-        "failing", "product_not_enabled", "8x8 admin (Admin Console)", None)
+        "failing",
+        "product_not_enabled",
+        "8x8 admin (Admin Console)",
+        None,
+    )
     alone = machine_status.one(engine, "ALPHA", actor=ADMIN)["products"]  # names ignore case
     assert alone[0]["uptime"] == {"24h": 0.0, "7d": 0.0, "30d": 0.0, "90d": 0.0}
     assert [{k: v for k, v in p.items() if k != "uptime"} for p in alone] == first["products"]
@@ -62,12 +90,35 @@ def test_each_connection_lists_the_products_that_count_with_their_explanation(en
 def test_no_secret_client_id_or_8x8_words_are_in_an_answer(engine: Engine, vault: Vault, sentinels: Sentinels) -> None:
     view = add(engine, vault, "Alpha", (), sentinels.client_id, sentinels.client_secret)
     with write_session(engine) as session:
-        checks.store(session, [CheckRecord(view.id, "", product, "forbidden", 403, 20,
-                                           f"8x8 said DETAILSENTINEL about {sentinels.client_id}", utcnow(), "r")
-                               for product in ("cloud_storage", "cc_chat")], {}, "test")
-    dumped = json.dumps([machine_status.everything(engine, actor=ADMIN), machine_status.one(engine, "alpha", actor=ADMIN)])
-    for leak in (sentinels.client_id, sentinels.client_secret, view.client_id_hint, "DETAILSENTINEL",
-                 view.client_id_hint.replace("…", "\\u2026")):
+        checks.store(
+            session,
+            [
+                CheckRecord(
+                    view.id,
+                    "",
+                    product,
+                    "forbidden",
+                    403,
+                    20,
+                    f"8x8 said DETAILSENTINEL about {sentinels.client_id}",
+                    utcnow(),
+                    "r",
+                )
+                for product in ("cloud_storage", "cc_chat")
+            ],
+            {},
+            "test",
+        )
+    dumped = json.dumps(
+        [machine_status.everything(engine, actor=ADMIN), machine_status.one(engine, "alpha", actor=ADMIN)]
+    )
+    for leak in (
+        sentinels.client_id,
+        sentinels.client_secret,
+        view.client_id_hint,
+        "DETAILSENTINEL",
+        view.client_id_hint.replace("…", "\\u2026"),
+    ):
         assert leak not in dumped, leak
 
 

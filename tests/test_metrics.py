@@ -32,19 +32,47 @@ from tests.fixtures.storage import Sentinels
 SCRAPER = metrics.scraper("127.0.0.1", ("127.0.0.1",))
 
 
-def add(engine: Engine, vault: Vault, name: str, ticked: tuple[str, ...], client_id: str = "client-0001",
-        secret: str = "secret-value-1234") -> ConnectionView:
-    return connections.create(engine, vault, ConnectionInput(
-        name=name, client_id=client_id, client_secret=SecretStr(secret), expected_products=ticked,
-        storage_region="uk", chat_region="us", tenant_id="t-1", analytics_region="us", qm_region="uk",
-        pbx="pbx-1"), actor=ADMIN)
+def add(
+    engine: Engine,
+    vault: Vault,
+    name: str,
+    ticked: tuple[str, ...],
+    client_id: str = "client-0001",
+    secret: str = "secret-value-1234",
+) -> ConnectionView:
+    return connections.create(
+        engine,
+        vault,
+        ConnectionInput(
+            name=name,
+            client_id=client_id,
+            client_secret=SecretStr(secret),
+            expected_products=ticked,
+            storage_region="uk",
+            chat_region="us",
+            tenant_id="t-1",
+            analytics_region="us",
+            qm_region="uk",
+            pbx="pbx-1",
+        ),
+        actor=ADMIN,
+    )
 
 
-def store(engine: Engine, view: ConnectionView, product: str, outcome: str, *, ms: int = 40,
-          at: datetime | None = None, detail: str = "") -> None:
+def store(
+    engine: Engine,
+    view: ConnectionView,
+    product: str,
+    outcome: str,
+    *,
+    ms: int = 40,
+    at: datetime | None = None,
+    detail: str = "",
+) -> None:
     with write_session(engine) as session:
-        checks.store(session, [CheckRecord(view.id, "", product, outcome, 200, ms, detail, at or utcnow(), "r")],
-                     {}, "test")
+        checks.store(
+            session, [CheckRecord(view.id, "", product, outcome, 200, ms, detail, at or utcnow(), "r")], {}, "test"
+        )
 
 
 def scrape(engine: Engine, *, per_connection: bool = True) -> dict[str, list[Sample]]:
@@ -74,8 +102,11 @@ def test_counts_and_durations_come_from_every_stored_check(engine: Engine, vault
     assert tokens[(("outcome", "ok"),)] == 1 and tokens[(("outcome", "bad_credentials"),)] == 1
     assert sum(tokens.values()) == 2
     histogram = found["switchboard_check_duration_seconds"]
-    buckets = {s.labels["le"]: s.value for s in histogram
-               if s.name.endswith("_bucket") and s.labels["product"] == "cloud_storage"}
+    buckets = {
+        s.labels["le"]: s.value
+        for s in histogram
+        if s.name.endswith("_bucket") and s.labels["product"] == "cloud_storage"
+    }
     assert (buckets["0.05"], buckets["0.5"], buckets["10.0"], buckets["30.0"], buckets["+Inf"]) == (1, 2, 2, 3, 4)
     assert values(histogram, "_sum")[(("product", "cloud_storage"),)] == pytest.approx(57.34)
     assert values(histogram, "_count")[(("product", "cc_chat"),)] == 0
@@ -92,13 +123,16 @@ def test_up_and_last_success_cover_the_products_that_count(engine: Engine, vault
     store(engine, beta, "cloud_storage", "ok", at=earlier + timedelta(minutes=30))
     found = scrape(engine)
     up = values(found["switchboard_product_up"])
-    assert up == {(("connection", "Alpha"), ("product", "cloud_storage")): 0,
-                  (("connection", "Alpha"), ("product", "cc_chat")): 1,
-                  (("connection", "Beta"), ("product", "cloud_storage")): 1}  # never tested QM: left out
+    assert up == {
+        (("connection", "Alpha"), ("product", "cloud_storage")): 0,
+        (("connection", "Alpha"), ("product", "cc_chat")): 1,
+        (("connection", "Beta"), ("product", "cloud_storage")): 1,
+    }  # never tested QM: left out
     success = values(found["switchboard_last_success_timestamp_seconds"])
     assert success[(("connection", "Alpha"), ("product", "cloud_storage"))] == pytest.approx(earlier.timestamp())
     assert success[(("connection", "Beta"), ("product", "cloud_storage"))] == pytest.approx(
-        (earlier + timedelta(minutes=30)).timestamp())
+        (earlier + timedelta(minutes=30)).timestamp()
+    )
     assert set(success) == set(up)  # the same three: each has answered ok once
     tally = values(found["switchboard_products"])
     assert tally[(("product", "cloud_storage"), ("status", "ok"))] == 1
@@ -107,8 +141,10 @@ def test_up_and_last_success_cover_the_products_that_count(engine: Engine, vault
     assert tally[(("product", "cc_realtime_analytics"), ("status", "ok"))] == 0  # not ticked: not counted
 
     folded = scrape(engine, per_connection=False)
-    assert values(folded["switchboard_product_up"]) == {(("product", "cloud_storage"),): 0,
-                                                        (("product", "cc_chat"),): 1}
+    assert values(folded["switchboard_product_up"]) == {
+        (("product", "cloud_storage"),): 0,
+        (("product", "cc_chat"),): 1,
+    }
     oldest = values(folded["switchboard_last_success_timestamp_seconds"])
     assert oldest[(("product", "cloud_storage"),)] == pytest.approx(earlier.timestamp())
     assert all("connection" not in s.labels for family in folded.values() for s in family)
@@ -119,8 +155,11 @@ def test_the_heartbeat_is_the_newest_tick_of_any_worker(engine: Engine) -> None:
     ticked = utcnow() - timedelta(seconds=30)
     with write_session(engine) as session:
         for worker, at in (("a", ticked - timedelta(minutes=5)), ("b", ticked)):
-            session.add(WorkerHeartbeat(worker_id=worker, host="h", pid=1, tick_s=30, started_at=at,
-                                        last_tick_at=at, last_seen_at=at))
+            session.add(
+                WorkerHeartbeat(
+                    worker_id=worker, host="h", pid=1, tick_s=30, started_at=at, last_tick_at=at, last_seen_at=at
+                )
+            )
     [sample] = scrape(engine)["switchboard_worker_heartbeat_timestamp_seconds"]
     assert sample.labels == {} and sample.value == pytest.approx(ticked.timestamp())
 
@@ -130,9 +169,20 @@ def test_only_live_workers_whose_latest_tick_failed_count_as_failing(engine: Eng
     now = utcnow()
     with write_session(engine) as session:
         for worker, seen in (("gone", now - timedelta(hours=2)), ("live", now)):
-            session.add(WorkerHeartbeat(worker_id=worker, host="h", pid=1, tick_s=30, started_at=seen,
-                                        last_tick_at=seen, last_seen_at=seen, last_ok_tick_at=seen - timedelta(hours=1),
-                                        last_failed_tick_at=seen, last_failure="checks: OperationalError."))
+            session.add(
+                WorkerHeartbeat(
+                    worker_id=worker,
+                    host="h",
+                    pid=1,
+                    tick_s=30,
+                    started_at=seen,
+                    last_tick_at=seen,
+                    last_seen_at=seen,
+                    last_ok_tick_at=seen - timedelta(hours=1),
+                    last_failed_tick_at=seen,
+                    last_failure="checks: OperationalError.",
+                )
+            )
     [failing] = scrape(engine)["switchboard_workers_failing"]
     assert failing.value == 1
     with write_session(engine) as session:
@@ -155,8 +205,16 @@ def test_secret_ages_and_the_alert_outbox_are_exported(engine: Engine, vault: Va
     assert "switchboard_secret_set_timestamp_seconds" not in scrape(engine, per_connection=False)
     assert values(found["switchboard_alert_events"]) == {(("status", s),): 0 for s in metrics.OUTBOX_STATUSES}
     assert "switchboard_alert_oldest_pending_timestamp_seconds" not in found  # nothing waits
-    channels.add(engine, vault, "Ops", "webhook", SecretStr("http://127.0.0.1:9/hook"), actor=ADMIN, allow=LOCAL,
-                 secret=SecretStr(WEBHOOK_SECRET))
+    channels.add(
+        engine,
+        vault,
+        "Ops",
+        "webhook",
+        SecretStr("http://127.0.0.1:9/hook"),
+        actor=ADMIN,
+        allow=LOCAL,
+        secret=SecretStr(WEBHOOK_SECRET),
+    )
     queued = utcnow()
     for _ in range(2):  # a product failing twice in a row queues a check.failed for the channel
         store(engine, newer, "cc_chat", "timeout")
@@ -166,8 +224,9 @@ def test_secret_ages_and_the_alert_outbox_are_exported(engine: Engine, vault: Va
     assert queued.timestamp() <= waiting.value <= utcnow().timestamp()
 
 
-def test_no_label_or_value_holds_a_credential_an_error_text_or_a_url(engine: Engine, vault: Vault,
-                                                                       sentinels: Sentinels) -> None:
+def test_no_label_or_value_holds_a_credential_an_error_text_or_a_url(
+    engine: Engine, vault: Vault, sentinels: Sentinels
+) -> None:
     view = add(engine, vault, "Alpha", ("cloud_storage",), sentinels.client_id, sentinels.client_secret)
     store(engine, view, "cloud_storage", "not_found", detail="GET https://api.8x8.com/storage/uk said DETAILSENTINEL")
     body, _ = metrics.exposition(engine, per_connection=True, actor=SCRAPER)  # type: ignore[arg-type]

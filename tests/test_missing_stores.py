@@ -58,9 +58,13 @@ class Place:
         self.home.mkdir()
         self.keyring = self.home / ".config" / "switchboard" / "keyring.json"  # the default, under HOME
         self.database = tmp_path / "data" / "sb.db"
-        self.env = {"HOME": str(self.home), "SWITCHBOARD_DATABASE_URL": f"sqlite:///{self.database}",
-                    "SWITCHBOARD_KEYRING_FILE": None, "SWITCHBOARD_KEYS": None,
-                    "SWITCHBOARD_8X8_BASE_URL": "http://127.0.0.1:9"}
+        self.env = {
+            "HOME": str(self.home),
+            "SWITCHBOARD_DATABASE_URL": f"sqlite:///{self.database}",
+            "SWITCHBOARD_KEYRING_FILE": None,
+            "SWITCHBOARD_KEYS": None,
+            "SWITCHBOARD_8X8_BASE_URL": "http://127.0.0.1:9",
+        }
 
     def make_keyring(self) -> None:
         write_keyring_file(self.keyring, Keyring("k1", {"k1": new_key()}))
@@ -85,8 +89,16 @@ class Place:
 
     def subprocess(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT), **self.env}.items() if v is not None}
-        return subprocess.run([sys.executable, "-m", "lib", *args], env=env, input=STDIN, cwd=self.home,
-                              capture_output=True, text=True, check=False, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "lib", *args],
+            env=env,
+            input=STDIN,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
 
 
 @pytest.fixture
@@ -170,8 +182,9 @@ def test_a_lost_keyring_is_not_replaced_by_a_new_one(place: Place) -> None:
     place.make_keyring()
     place.make_database()
     get_settings.cache_clear()
-    settings = load_settings({k: v for k, v in place.env.items() if v is not None}
-                             | {"SWITCHBOARD_KEYRING_FILE": str(place.keyring)})
+    settings = load_settings(
+        {k: v for k, v in place.env.items() if v is not None} | {"SWITCHBOARD_KEYRING_FILE": str(place.keyring)}
+    )
     open_runtime(settings).engine.dispose()  # writes k1's canary
     place.keyring.unlink()
     code, err = place.run("keys", "add")

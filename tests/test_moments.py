@@ -89,8 +89,7 @@ def _reads_as_date(value: object) -> bool:
 def not_machine_form(documents: list[Any]) -> list[tuple[str, Any]]:
     """The moments that are not ISO 8601 UTC with a Z and whole seconds (absent ones, null or
     an empty CSV cell, are fine); there must be some moments to look at."""
-    found = [(name, value) for document in documents for name, value in moments(document)
-             if value not in (None, "")]
+    found = [(name, value) for document in documents for name, value in moments(document) if value not in (None, "")]
     return [(name, value) for name, value in found if not ISO.fullmatch(str(value))] if found else [("", "none")]
 
 
@@ -135,9 +134,15 @@ def fleet(runtime: Runtime, simulator: SimulatorServer, worker_env: Callable[[ob
     acme = add(runtime, app, "Acme EU", expected_products=("cloud_storage", "cc_chat"))
     add(runtime, app, "Beta")
     with write_session(engine) as session:
-        checks.store(session, [CheckRecord(acme.id, acme.name, "cloud_storage", "ok", 200, 40, "", utcnow(), "r"),
-                               CheckRecord(acme.id, acme.name, "cc_chat", "not_found", 404, 70, "", utcnow(), "r")],
-                     {acme.id: frozenset({"cloud_storage", "cc_chat"})}, "test")
+        checks.store(
+            session,
+            [
+                CheckRecord(acme.id, acme.name, "cloud_storage", "ok", 200, 40, "", utcnow(), "r"),
+                CheckRecord(acme.id, acme.name, "cc_chat", "not_found", 404, 70, "", utcnow(), "r"),
+            ],
+            {acme.id: frozenset({"cloud_storage", "cc_chat"})},
+            "test",
+        )
     used = api_tokens.create(engine, "grafana", "viewer", actor=ADMIN).token.get_secret_value()
     api_tokens.authenticate(engine, used, address="127.0.0.1", target="GET /api/v1/status")
     api_tokens.create(engine, "old", "viewer", actor=ADMIN)
@@ -152,12 +157,14 @@ def _cli_json(*args: str) -> Callable[[Fleet], list[Any]]:
         result = run_cli(fleet.env, *args, "--json")
         assert result.exit_code in (0, 1), result.output  # check: 1 when a product fails
         return [json.loads(result.stdout)]
+
     return read
 
 
 def _api(answer: Callable[[Engine], dict[str, Any]]) -> Callable[[Fleet], list[Any]]:
     def read(fleet: Fleet) -> list[Any]:
         return [json.loads(json.dumps(answer(fleet.rt.engine)))]  # as JSONResponse writes it: no default=
+
     return read
 
 
@@ -165,6 +172,7 @@ def _export_text(fmt: str) -> Callable[[Fleet], list[Any]]:
     def read(fleet: Fleet) -> list[Any]:
         data = export.export(fleet.rt.engine, fmt, actor=ADMIN).data.decode()
         return [list(csv.DictReader(io.StringIO(data)))] if fmt == "csv" else [json.loads(data)]
+
     return read
 
 
@@ -197,8 +205,12 @@ def test_excel_keeps_real_date_cells_in_whole_seconds_under_a_utc_column(fleet: 
     so the column's name says UTC, as in CSV and JSON; the digits are the same."""
     sheet = openpyxl.load_workbook(io.BytesIO(export.export(fleet.rt.engine, "xlsx", actor=ADMIN).data)).active
     header = [cell.value for cell in sheet[1]]
-    dated = [(header[cell.column - 1], cell) for row in sheet.iter_rows(min_row=2) for cell in row
-             if isinstance(cell.value, datetime)]
+    dated = [
+        (header[cell.column - 1], cell)
+        for row in sheet.iter_rows(min_row=2)
+        for cell in row
+        if isinstance(cell.value, datetime)
+    ]
     assert dated
     for name, cell in dated:
         assert name.endswith("_utc") and cell.number_format == "yyyy-mm-dd hh:mm:ss"
@@ -208,8 +220,9 @@ def test_excel_keeps_real_date_cells_in_whole_seconds_under_a_utc_column(fleet: 
 
 
 def test_cli_tables_show_each_moment_in_the_one_human_form(fleet: Fleet) -> None:
-    said = {" ".join(args): run_cli(fleet.env, *args) for args in (("connections", "list"), ("tokens", "list"),
-                                                                     ("audit",))}
+    said = {
+        " ".join(args): run_cli(fleet.env, *args) for args in (("connections", "list"), ("tokens", "list"), ("audit",))
+    }
     assert {command: result.output for command, result in said.items() if result.exit_code} == {}
     wrong = {command: not_human_form(result.stdout) for command, result in said.items()}
     assert {command: found for command, found in wrong.items() if found} == {}
@@ -218,21 +231,41 @@ def test_cli_tables_show_each_moment_in_the_one_human_form(fleet: Fleet) -> None
 # --- alert payloads --------------------------------------------------------------------------
 
 SUBJECT = Subject(uuid.UUID(int=7), "Acme EU", "production", "ab12…9f3e")
-ANY_MOMENT = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31),
-                          timezones=st.one_of(st.none(), st.just(UTC), st.timezones()))
+ANY_MOMENT = st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2099, 12, 31),
+    timezones=st.one_of(st.none(), st.just(UTC), st.timezones()),
+)
 
 
 def every_kind_of_event(moment: datetime) -> list[Event]:
     """One event of each kind, as lib.services.alerts raises them ("failing_since" as the rules write it)."""
-    failed = check_event(EventKind.FAILED, SUBJECT, "cc_chat", "timeout", previous="ok", checked_at=moment,
-                         http_status=None, episode=moment.isoformat(),
-                         details={"failures_in_a_row": 2, "failing_since": moment.isoformat()})
+    failed = check_event(
+        EventKind.FAILED,
+        SUBJECT,
+        "cc_chat",
+        "timeout",
+        previous="ok",
+        checked_at=moment,
+        http_status=None,
+        episode=moment.isoformat(),
+        details={"failures_in_a_row": 2, "failing_since": moment.isoformat()},
+    )
     aging = aging_event(SUBJECT, secret_set_at=moment, age_days=200, step=0, at=moment)
-    return [failed, aging,
-            drift_event(SUBJECT, granted=frozenset({"cc_chat"}), previous=frozenset({"cc_chat", "cloud_storage"}),
-                        ticked=frozenset({"cc_chat"}), since=moment, at=moment),
-            channel_test_event("Ops", at=moment, by="admin"),
-            summary_event(uuid.UUID(int=9), [failed, aging], at=moment)]
+    return [
+        failed,
+        aging,
+        drift_event(
+            SUBJECT,
+            granted=frozenset({"cc_chat"}),
+            previous=frozenset({"cc_chat", "cloud_storage"}),
+            ticked=frozenset({"cc_chat"}),
+            since=moment,
+            at=moment,
+        ),
+        channel_test_event("Ops", at=moment, by="admin"),
+        summary_event(uuid.UUID(int=9), [failed, aging], at=moment),
+    ]
 
 
 def queued(event: Event) -> Event:
@@ -252,19 +285,39 @@ def test_any_moment_in_any_alert_reaches_machines_and_people_in_their_one_form(m
         assert [m for m in MOMENT_LIKE.findall(said) if not SHOWN.fullmatch(m)] == [], said
 
 
-def test_alerts_a_receiver_gets_carry_each_moment_in_the_one_form(runtime: Runtime, simulator: SimulatorServer,
-                                                                    receiver: Receiver) -> None:
+def test_alerts_a_receiver_gets_carry_each_moment_in_the_one_form(
+    runtime: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
     """Through the rules, the outbox and the sender: check.failed with failing_since, secret
     aging with secret_set_at, and a channel test, from moments with microseconds."""
     view = add(runtime, simulator.scenario.apps[0], "Acme EU")
     channel(runtime, receiver)
     for _ in range(2):
         with write_session(runtime.engine) as session:
-            checks.store(session, [CheckRecord(view.id, view.name, "cc_chat", "timeout", None, 30000, "",
-                                               utcnow().replace(microsecond=123456), "r")], {}, "test")
+            checks.store(
+                session,
+                [
+                    CheckRecord(
+                        view.id,
+                        view.name,
+                        "cc_chat",
+                        "timeout",
+                        None,
+                        30000,
+                        "",
+                        utcnow().replace(microsecond=123456),
+                        "r",
+                    )
+                ],
+                {},
+                "test",
+            )
     with write_session(runtime.engine) as session:
-        session.exec(update(Connection).where(Connection.id == view.id)  # type: ignore[call-overload,arg-type]
-                     .values(secret_set_at=utcnow().replace(microsecond=654321) - timedelta(days=200)))
+        session.exec(
+            update(Connection)
+            .where(Connection.id == view.id)  # type: ignore[call-overload,arg-type]
+            .values(secret_set_at=utcnow().replace(microsecond=654321) - timedelta(days=200))
+        )
     alerts.tick(runtime, worker="w", send=local_send)
     alerts.send_test(runtime, "Ops hook", actor=ADMIN, send=local_send)
     assert sorted(receiver.kinds()) == ["channel.test", "check.failed", "secret.aging"]
@@ -292,8 +345,11 @@ def _checked(engine: Engine) -> set[str]:
 
 
 def test_schedule_show_marks_due_exactly_what_the_next_tick_checks(
-        runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory,
-        worker_env: Callable[[object], dict[str, str]]) -> None:
+    runtime: Runtime,
+    simulator: SimulatorServer,
+    prober_factory: ProberFactory,
+    worker_env: Callable[[object], dict[str, str]],
+) -> None:
     """Due now: marked and checked; held by another worker's live lease: neither. Due later
     (checked before): its last check is no "(due)".
     Paused with its slot come, and not planned by a worker yet: neither."""
@@ -303,21 +359,31 @@ def test_schedule_show_marks_due_exactly_what_the_next_tick_checks(
     schedule.sync(engine, planned)  # their due rows, as a worker's tick makes them
     add(runtime, app, "New", expected_products=("cloud_storage",))
     now = utcnow()
-    for view, due in zip(planned, (now - timedelta(seconds=1), now + timedelta(hours=1), now - timedelta(seconds=1)),
-                         strict=True):
+    for view, due in zip(
+        planned, (now - timedelta(seconds=1), now + timedelta(hours=1), now - timedelta(seconds=1)), strict=True
+    ):
         with write_session(engine) as session:
-            session.exec(update(DueCheck).where(DueCheck.connection_id == view.id)  # type: ignore[call-overload,arg-type]
-                         .values(due_at=due, last_checked_at=now - timedelta(minutes=10)))
+            session.exec(
+                update(DueCheck)
+                .where(DueCheck.connection_id == view.id)  # type: ignore[call-overload,arg-type]
+                .values(due_at=due, last_checked_at=now - timedelta(minutes=10))
+            )
     schedule.set_paused(engine, True, actor=ADMIN, connection=planned[2])
     worker = Worker(runtime, prober_factory(simulator.url))
     with write_session(engine) as session:  # another worker holds Due's slot: not due for this one
-        session.exec(update(DueCheck).where(DueCheck.connection_id == planned[0].id)  # type: ignore[call-overload,arg-type]
-                     .values(claimed_by="elsewhere", claimed_until=now + timedelta(minutes=5)))
+        session.exec(
+            update(DueCheck)
+            .where(DueCheck.connection_id == planned[0].id)  # type: ignore[call-overload,arg-type]
+            .values(claimed_by="elsewhere", claimed_until=now + timedelta(minutes=5))
+        )
     assert _marked(env, names) == set()
     assert worker.tick().checked == 0
     with write_session(engine) as session:  # its lease ran out: due again
-        session.exec(update(DueCheck).where(DueCheck.connection_id == planned[0].id)  # type: ignore[call-overload,arg-type]
-                     .values(claimed_until=now - timedelta(seconds=1)))
+        session.exec(
+            update(DueCheck)
+            .where(DueCheck.connection_id == planned[0].id)  # type: ignore[call-overload,arg-type]
+            .values(claimed_until=now - timedelta(seconds=1))
+        )
 
     assert _marked(env, names) == {"Due"}
     assert worker.tick().failure is None

@@ -28,13 +28,26 @@ PRIVATE_PATH = "/hooks/private-path-of-the-receiver"
 
 def seed(rt: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
     """A channel, and an Everything connection whose chat failed twice (one check.failed queued)."""
-    channels.add(rt.engine, rt.vault, "Ops hook", "webhook", SecretStr(receiver.url + PRIVATE_PATH), actor=ADMIN,
-                 secret=SecretStr("whsec_" + "QUJD" * 8), environments=["prod"], allow=LOCAL)
+    channels.add(
+        rt.engine,
+        rt.vault,
+        "Ops hook",
+        "webhook",
+        SecretStr(receiver.url + PRIVATE_PATH),
+        actor=ADMIN,
+        secret=SecretStr("whsec_" + "QUJD" * 8),
+        environments=["prod"],
+        allow=LOCAL,
+    )
     view = connections.create(rt.engine, rt.vault, form_for(simulator.scenario.apps[0], "Everything"), actor=ADMIN)
     for _ in range(2):
         with write_session(rt.engine) as session:
-            checks.store(session, [CheckRecord(view.id, view.name, "cc_chat", "timeout", None, 30000, "", utcnow(),
-                                               "r")], {}, "test")
+            checks.store(
+                session,
+                [CheckRecord(view.id, view.name, "cc_chat", "timeout", None, 30000, "", utcnow(), "r")],
+                {},
+                "test",
+            )
 
 
 def tables(at) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -48,7 +61,8 @@ def texts(at) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_viewers_and_operators_read_and_change_nothing(
-        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
     seed(console_env, simulator, receiver)
     for who in ("anyone@example.com", "operator@example.com"):
         at = open_page(MONITORING, who)
@@ -56,14 +70,19 @@ def test_viewers_and_operators_read_and_change_nothing(
         found = tables(at)
         channel_row = found["channels"].iloc[0].to_dict()  # type: ignore[attr-defined]
         assert (channel_row["Name"], channel_row["Sends to"], channel_row["Environments"], channel_row["State"]) == (
-            "Ops hook", receiver.url, "prod", "on")
+            "Ops hook",
+            receiver.url,
+            "prod",
+            "on",
+        )
         assert set(found) == {"channels"} and "Nothing waiting, held or failed." in texts(at)  # prod only
         assert not [b for b in at.button if b.key in ("channel_add", "channel_edit", "channel_test", "channel_remove")]
         assert PRIVATE_PATH not in texts(at) and all(PRIVATE_PATH not in d.value.to_csv() for d in at.dataframe)
 
 
 def test_admins_turn_a_channel_off_and_on_add_a_quiet_window_and_remove_it(
-        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
     seed(console_env, simulator, receiver)
     at = open_page(MONITORING)
     assert not at.exception
@@ -98,8 +117,8 @@ def local_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_admins_edit_a_channel_in_place_and_its_new_url_is_never_shown(
-        local_receivers: None, open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer,
-        receiver: Receiver) -> None:
+    local_receivers: None, open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
     seed(console_env, simulator, receiver)
     at = open_page(MONITORING)
     key = edit_key(channels.get(console_env.engine, "Ops hook", actor=ADMIN))
@@ -120,7 +139,9 @@ def test_admins_edit_a_channel_in_place_and_its_new_url_is_never_shown(
     view = channels.get(console_env.engine, "Ops hook", actor=ADMIN)
     assert (view.events, view.environments, view.url_hint) == (("check.failed",), (), receiver.url)
     key = edit_key(view)  # the form starts again from what was saved
-    assert at.text_input(key=f"channel_new_url_{key}").value == at.text_input(key=f"channel_new_secret_{key}").value == ""
+    assert (
+        at.text_input(key=f"channel_new_url_{key}").value == at.text_input(key=f"channel_new_secret_{key}").value == ""
+    )
     assert at.multiselect(key=f"channel_edit_events_{key}").value == ["check.failed"]
     assert moved not in texts(at) and all(moved not in d.value.to_csv() for d in at.dataframe)
     assert alerts.send_test(console_env, "Ops hook", actor=ADMIN).delivered
@@ -135,10 +156,18 @@ def test_admins_edit_a_channel_in_place_and_its_new_url_is_never_shown(
 
 
 def test_the_edit_form_asks_for_a_secret_only_where_the_kind_has_one(
-        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
     seed(console_env, simulator, receiver)
-    channels.add(console_env.engine, console_env.vault, "Team chat", "slack",
-                 SecretStr("https://hooks.slack.com/services/T0/B0/x"), actor=ADMIN, allow=LOCAL)
+    channels.add(
+        console_env.engine,
+        console_env.vault,
+        "Team chat",
+        "slack",
+        SecretStr("https://hooks.slack.com/services/T0/B0/x"),
+        actor=ADMIN,
+        allow=LOCAL,
+    )
     at = open_page(MONITORING)
     for name, asked in (("Ops hook", ["New signing secret (blank: keep)"]), ("Team chat", [])):
         at.selectbox(key="channel_chosen").set_value(name).run()
@@ -160,8 +189,8 @@ def fill_add_form(at, name: str, kind: str, url: str, secret: str = "") -> None:
 
 
 def test_a_webhook_added_without_a_secret_gets_one_shown_once_and_kept_in_no_session_state(
-        local_receivers: None, open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer,
-        receiver: Receiver) -> None:
+    local_receivers: None, open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
     """Issue 21, item 6: the console made no secret (it demanded one), so a webhook could only
     be added with one pasted in, in any form, and it was never checked."""
     at = open_page(MONITORING)
@@ -182,22 +211,32 @@ def test_a_webhook_added_without_a_secret_gets_one_shown_once_and_kept_in_no_ses
 
 
 def test_the_add_form_asks_for_the_secret_the_kind_takes_and_checks_the_url_shape(
-        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer) -> None:
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer
+) -> None:
     at = open_page(MONITORING)
-    for kind, secret_label in (("webhook", "Signing secret (blank: make one)"), ("slack", None), ("teams", None),
-                               ("email", "SMTP password (blank: none)")):
+    for kind, secret_label in (
+        ("webhook", "Signing secret (blank: make one)"),
+        ("slack", None),
+        ("teams", None),
+        ("email", "SMTP password (blank: none)"),
+    ):
         at.selectbox(key="channel_kind").set_value(kind).run()
         assert [t.label for t in at.text_input if t.key == "channel_secret"] == ([secret_label] if secret_label else [])
     fill_add_form(at, "Teams", "teams", "https://example.com/not-teams")
     assert "URL: must be the URL of a Teams workflow" in texts(at)
-    fill_add_form(at, "Teams", "teams", "https://prod-12.westus.logic.azure.com:443/workflows/0a1b/triggers/manual/"
-                                        "paths/invoke?api-version=2016-06-01&sig=x")
+    fill_add_form(
+        at,
+        "Teams",
+        "teams",
+        "https://prod-12.westus.logic.azure.com:443/workflows/0a1b/triggers/manual/"
+        "paths/invoke?api-version=2016-06-01&sig=x",
+    )
     assert [v.kind for v in channels.list_channels(console_env.engine, actor=ADMIN)] == ["teams"]
 
 
 def test_an_edit_makes_a_new_signing_secret_and_shows_it_once(
-        local_receivers: None, open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer,
-        receiver: Receiver) -> None:
+    local_receivers: None, open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
     seed(console_env, simulator, receiver)
     at = open_page(MONITORING)
     key = edit_key(channels.get(console_env.engine, "Ops hook", actor=ADMIN))
@@ -211,9 +250,18 @@ def test_an_edit_makes_a_new_signing_secret_and_shows_it_once(
 
 
 def test_the_outbox_and_log_show_what_waits(
-        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
-    channels.add(console_env.engine, console_env.vault, "All envs", "webhook", SecretStr(receiver.url + PRIVATE_PATH),
-                 actor=ADMIN, secret=SecretStr("whsec_" + "QUJD" * 8), allow=LOCAL)
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
+    channels.add(
+        console_env.engine,
+        console_env.vault,
+        "All envs",
+        "webhook",
+        SecretStr(receiver.url + PRIVATE_PATH),
+        actor=ADMIN,
+        secret=SecretStr("whsec_" + "QUJD" * 8),
+        allow=LOCAL,
+    )
     seed(console_env, simulator, receiver)
     at = open_page(MONITORING, "anyone@example.com")
     outbox = tables(at)["outbox"]
@@ -222,7 +270,8 @@ def test_the_outbox_and_log_show_what_waits(
 
 
 def test_the_connections_page_marks_an_alerting_product(
-        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, receiver: Receiver
+) -> None:
     seed(console_env, simulator, receiver)
     at = open_page("pages/connections.py", "anyone@example.com")
     at.selectbox(key="conn_detail").set_value("Everything").run()

@@ -60,15 +60,33 @@ from tests.fixtures.waiting import eventually
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
 
 CONNECTIONS = 12
-SETTINGS = {"analytics_region": "us", "storage_region": "us-east", "qm_region": "us-east", "chat_region": "us",
-            "tenant_id": "fleet-tenant", "pbx": "fleet-pbx"}
+SETTINGS = {
+    "analytics_region": "us",
+    "storage_region": "us-east",
+    "qm_region": "us-east",
+    "chat_region": "us",
+    "tenant_id": "fleet-tenant",
+    "pbx": "fleet-pbx",
+}
 
 
 def fleet_scenario(n: int) -> Scenario:
-    return Scenario(apps=[
-        App(client_id=f"fleet-client-{i:03d}", client_secret=f"fleet-secret-{i:03d}", products=PRODUCT_KEYS,
-            tenants=["fleet-tenant"], pbx_names=["fleet-pbx"], analytics_region="us", storage_regions=["us-east"],
-            qm_region="us-east", chat_region="us") for i in range(n)])
+    return Scenario(
+        apps=[
+            App(
+                client_id=f"fleet-client-{i:03d}",
+                client_secret=f"fleet-secret-{i:03d}",
+                products=PRODUCT_KEYS,
+                tenants=["fleet-tenant"],
+                pbx_names=["fleet-pbx"],
+                analytics_region="us",
+                storage_regions=["us-east"],
+                qm_region="us-east",
+                chat_region="us",
+            )
+            for i in range(n)
+        ]
+    )
 
 
 @dataclass
@@ -114,9 +132,16 @@ class Cluster:
         return next(p for p in self.ports if p != port)
 
     def start_worker(self) -> None:
-        self.workers.append(subprocess.Popen([sys.executable, "-m", "lib", "worker", "--tick", "1s", "--batch", "5"],
-                                             env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL, start_new_session=True))
+        self.workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "lib", "worker", "--tick", "1s", "--batch", "5"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
 
     def close(self) -> None:
         for worker in self.workers:
@@ -142,17 +167,39 @@ def cluster(postgres_server: str) -> Iterator[Cluster]:
         check_keyring(engine, vault)
         users.add(engine, "ada", SecretStr(PASSWORD), "admin", actor=ADMIN, own_password=True)
         for i, app in enumerate(sim.scenario.apps):
-            connections.create(engine, vault, ConnectionInput(
-                name=f"Fleet {i:03d}", client_id=app.client_id, client_secret=SecretStr(app.client_secret),
-                **SETTINGS), actor=ADMIN)  # type: ignore[arg-type]
-        channels.add(engine, vault, "Ops hook", "webhook", SecretStr(receiver.url + "/hook"), actor=ADMIN,
-                     secret=SecretStr(WEBHOOK_SECRET), allow=LOCAL)
+            connections.create(
+                engine,
+                vault,
+                ConnectionInput(
+                    name=f"Fleet {i:03d}",
+                    client_id=app.client_id,
+                    client_secret=SecretStr(app.client_secret),
+                    **SETTINGS,
+                ),
+                actor=ADMIN,
+            )  # type: ignore[arg-type]
+        channels.add(
+            engine,
+            vault,
+            "Ops hook",
+            "webhook",
+            SecretStr(receiver.url + "/hook"),
+            actor=ADMIN,
+            secret=SecretStr(WEBHOOK_SECRET),
+            allow=LOCAL,
+        )
         ports = (free_port(), free_port())
         nginx = start_nginx(binary, ports)
-        env = {"SWITCHBOARD_DATABASE_URL": database_url, "SWITCHBOARD_KEYS": keys_text(keyring),
-               "SWITCHBOARD_8X8_BASE_URL": sim.url, "SWITCHBOARD_WORKER": "off",
-               "SWITCHBOARD_TRUSTED_PROXIES": "127.0.0.1", "SWITCHBOARD_PUBLIC_URL": nginx.url,
-               "STREAMLIT_SERVER_COOKIE_SECRET": new_key().hex(), "SWITCHBOARD_ALERT_ALLOW": "127.0.0.1"}
+        env = {
+            "SWITCHBOARD_DATABASE_URL": database_url,
+            "SWITCHBOARD_KEYS": keys_text(keyring),
+            "SWITCHBOARD_8X8_BASE_URL": sim.url,
+            "SWITCHBOARD_WORKER": "off",
+            "SWITCHBOARD_TRUSTED_PROXIES": "127.0.0.1",
+            "SWITCHBOARD_PUBLIC_URL": nginx.url,
+            "STREAMLIT_SERVER_COOKIE_SECRET": new_key().hex(),
+            "SWITCHBOARD_ALERT_ALLOW": "127.0.0.1",
+        }
         started = Cluster(nginx, sim, engine, env, ports, receiver)
         try:
             for port in ports:
@@ -231,15 +278,23 @@ def all_checked(engine: Engine) -> bool:
 def duplicates(engine: Engine) -> list[tuple[object, ...]]:
     """(connection, product, run) stored more than once: a slot or a console test checked twice."""
     with read_session(engine) as session:
-        return list(session.exec(
-            select(Check.connection_id, Check.product, Check.run_id, func.count()).where(Check.product != TOKEN)
-            .group_by(Check.connection_id, Check.product, Check.run_id).having(func.count() > 1)).all())
+        return list(
+            session.exec(
+                select(Check.connection_id, Check.product, Check.run_id, func.count())
+                .where(Check.product != TOKEN)
+                .group_by(Check.connection_id, Check.product, Check.run_id)
+                .having(func.count() > 1)
+            ).all()
+        )
 
 
 def checks_since(engine: Engine, since: datetime, triggered_by: str) -> Counter[tuple[object, str]]:
     with read_session(engine) as session:
-        rows = session.exec(select(Check.connection_id, Check.product).where(
-            col(Check.started_at) >= since, Check.triggered_by == triggered_by, Check.product != TOKEN)).all()
+        rows = session.exec(
+            select(Check.connection_id, Check.product).where(
+                col(Check.started_at) >= since, Check.triggered_by == triggered_by, Check.product != TOKEN
+            )
+        ).all()
     return Counter((c, p) for c, p in rows)
 
 
@@ -251,8 +306,13 @@ def outbox(engine: Engine) -> list[AlertOutbox]:
 def scheduled_ticks_since(engine: Engine, since: datetime) -> list[str]:
     """The target of each scheduled tick's audit row ("N connections (scheduled, worker …)")."""
     with read_session(engine) as session:
-        return list(session.exec(select(AuditEvent.target).where(
-            AuditEvent.actor == "schedule", AuditEvent.action == "check.run", col(AuditEvent.at) >= since)).all())
+        return list(
+            session.exec(
+                select(AuditEvent.target).where(
+                    AuditEvent.actor == "schedule", AuditEvent.action == "check.run", col(AuditEvent.at) >= since
+                )
+            ).all()
+        )
 
 
 def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster, page: Page) -> None:
@@ -263,8 +323,9 @@ def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster
     with Contact Center Chat failing throughout, its two failures in a row raise one check.failed
     per connection, delivered once to the channel's receiver though two workers deliver."""
     slots = CONNECTIONS * len(PRODUCT_KEYS)
-    eventually(lambda: len(due_rows(both.engine)) == slots, timeout_s=60,
-               what="the workers' first ticks to make the due rows")
+    eventually(
+        lambda: len(due_rows(both.engine)) == slots, timeout_s=60, what="the workers' first ticks to make the due rows"
+    )
     # ... and checked what fell due by itself: a slot checked just before the window would be
     # due again below, and checked twice in it (once per slot, rightly; a CI run saw it).
     eventually(lambda: all_checked(both.engine), timeout_s=60, what="every slot that fell due to be checked")
@@ -285,12 +346,16 @@ def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster
     assert duplicates(both.engine) == []
     workers = {target.split(", worker ")[1].split(":")[1] for target in scheduled_ticks_since(both.engine, since)}
     assert len(workers) == 2  # both worker processes took part (their pids)
-    eventually(lambda: outbox(both.engine) and all(row.status == "delivered" for row in outbox(both.engine)),
-               timeout_s=60, what="every alert in the outbox to be delivered")
+    eventually(
+        lambda: outbox(both.engine) and all(row.status == "delivered" for row in outbox(both.engine)),
+        timeout_s=60,
+        what="every alert in the outbox to be delivered",
+    )
     control(both.sim, "DELETE", "faults")
     failed = [r for r in both.receiver.received[received_before:] if r.kind == "check.failed"]
-    assert sorted(r.body["connection"] for r in failed) == sorted(c.name for c in connections.list_connections(
-        both.engine)) and {r.body["product"] for r in failed} == {"cc_chat"}  # one per connection
+    assert sorted(r.body["connection"] for r in failed) == sorted(
+        c.name for c in connections.list_connections(both.engine)
+    ) and {r.body["product"] for r in failed} == {"cc_chat"}  # one per connection
     ids = [r.headers["webhook-id"] for r in both.receiver.received]
     assert len(ids) == len(set(ids))  # no event reached the receiver twice
     with read_session(both.engine) as session:
@@ -302,7 +367,8 @@ def test_console_tests_during_scheduled_ticks_check_each_slot_once(both: Cluster
 
 
 def test_an_instance_killed_during_test_all_keeps_what_finished_and_the_console_says_so(
-        both: Cluster, page: Page) -> None:
+    both: Cluster, page: Page
+) -> None:
     # The session is made on an instance of our choosing, the other one started after: nginx's
     # log says which instance served a page, not which holds its socket, and the two could
     # differ (a CI run once killed the page's instance while the run went on in the other).
@@ -322,8 +388,9 @@ def test_an_instance_killed_during_test_all_keeps_what_finished_and_the_console_
     expect(said).to_be_visible(timeout=30000)
     expect(said).to_contain_text(f"{count(sum(stored.values()), 'product')} had been tested")
     with read_session(both.engine) as session:
-        run_checks = session.exec(select(Check).where(col(Check.started_at) >= since, Check.triggered_by == "ada",
-                                                      Check.product != TOKEN)).all()
+        run_checks = session.exec(
+            select(Check).where(col(Check.started_at) >= since, Check.triggered_by == "ada", Check.product != TOKEN)
+        ).all()
         current = {(s.connection_id, s.product): s for s in session.exec(select(CurrentStatus)).all()}
     assert len({c.run_id for c in run_checks}) == 1 and duplicates(both.engine) == []
     for check in run_checks:  # each stored result came with the current status it sets: nothing half-saved
@@ -335,15 +402,22 @@ def test_an_instance_killed_during_test_all_keeps_what_finished_and_the_console_
 
 def from_address(cluster: Cluster, address: str) -> httpx.Client:
     """A client whose connections to nginx come from ``address`` (another loopback address)."""
-    return httpx.Client(base_url=cluster.url, headers={"Origin": cluster.url}, timeout=30,
-                        transport=httpx.HTTPTransport(local_address=address))
+    return httpx.Client(
+        base_url=cluster.url,
+        headers={"Origin": cluster.url},
+        timeout=30,
+        transport=httpx.HTTPTransport(local_address=address),
+    )
 
 
 def audited_addresses(engine: Engine, since: datetime) -> set[str | None]:
     """The client addresses of the sign-in audit rows (failures, the throttle, successes)."""
     with read_session(engine) as session:
-        return set(session.exec(select(AuditEvent.client_address).where(
-            col(AuditEvent.at) >= since, AuditEvent.action == "sign_in")).all())
+        return set(
+            session.exec(
+                select(AuditEvent.client_address).where(col(AuditEvent.at) >= since, AuditEvent.action == "sign_in")
+            ).all()
+        )
 
 
 def test_nginx_passes_the_real_client_address_and_throttling_keys_on_it(both: Cluster) -> None:
@@ -352,9 +426,14 @@ def test_nginx_passes_the_real_client_address_and_throttling_keys_on_it(both: Cl
     the client's own would see 198.51.100.x."""
     since = utcnow() - timedelta(seconds=1)
     with from_address(both, "127.0.0.3") as guesser:
-        answers = [guesser.post("/account/sign-in", data={"username": f"nobody{i}", "password": "wrong guess 12345"},
-                                headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
-                   for i in range(users.ADDRESS_FAILURES_ALLOWED + 2)]
+        answers = [
+            guesser.post(
+                "/account/sign-in",
+                data={"username": f"nobody{i}", "password": "wrong guess 12345"},
+                headers={"X-Forwarded-For": f"198.51.100.{i}"},
+            ).status_code
+            for i in range(users.ADDRESS_FAILURES_ALLOWED + 2)
+        ]
     # an address's allowance over all accounts, whatever address it claimed, then the throttle
     assert answers == [401] * users.ADDRESS_FAILURES_ALLOWED + [429] * 2
     with from_address(both, "127.0.0.4") as person:  # somebody else is not held up

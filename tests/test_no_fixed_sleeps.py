@@ -25,12 +25,18 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 
 ALLOWED = {
-    ("tests/fixtures/waiting.py", "eventually"):
-        "the back-off between two checks of a condition: the one place a test pauses",
-    ("tests/test_transport.py", "send.run"):
-        "the pause between two requests is the scenario: a connection left idle that long",
-    ("tests/test_transport.py", "silent"):
-        "a scripted server that reads the request and never answers: the client's read timeout is under test",
+    (
+        "tests/fixtures/waiting.py",
+        "eventually",
+    ): "the back-off between two checks of a condition: the one place a test pauses",
+    (
+        "tests/test_transport.py",
+        "send.run",
+    ): "the pause between two requests is the scenario: a connection left idle that long",
+    (
+        "tests/test_transport.py",
+        "silent",
+    ): "a scripted server that reads the request and never answers: the client's read timeout is under test",
 }
 
 SLEEP_MODULES = {"time", "asyncio", "anyio", "trio"}
@@ -88,8 +94,11 @@ class _Finder(ast.NodeVisitor):
         if func.attr == "wait_for_timeout":
             return True
         made_here = func.value
-        return (func.attr == "wait" and isinstance(made_here, ast.Call)
-                and ast.unparse(made_here.func).split(".")[-1] == "Event")
+        return (
+            func.attr == "wait"
+            and isinstance(made_here, ast.Call)
+            and ast.unparse(made_here.func).split(".")[-1] == "Event"
+        )
 
 
 def fixed_waits(source: str, path: str = "<test>") -> list[Wait]:
@@ -99,14 +108,19 @@ def fixed_waits(source: str, path: str = "<test>") -> list[Wait]:
 
 
 def all_fixed_waits() -> list[Wait]:
-    return [wait for file in sorted(TESTS.rglob("*.py"))
-            for wait in fixed_waits(file.read_text(), file.relative_to(ROOT).as_posix())]
+    return [
+        wait
+        for file in sorted(TESTS.rglob("*.py"))
+        for wait in fixed_waits(file.read_text(), file.relative_to(ROOT).as_posix())
+    ]
 
 
 def test_no_test_waits_for_a_fixed_time() -> None:
     unexplained = [str(w) for w in all_fixed_waits() if (w.path, w.function) not in ALLOWED]
-    assert not unexplained, ("Wait for the condition instead (tests/fixtures/waiting.py's eventually, "
-                             "Playwright's expect) or inject a clock:\n" + "\n".join(unexplained))
+    assert not unexplained, (
+        "Wait for the condition instead (tests/fixtures/waiting.py's eventually, "
+        "Playwright's expect) or inject a clock:\n" + "\n".join(unexplained)
+    )
 
 
 def test_every_allowed_pause_is_still_there() -> None:
@@ -115,35 +129,42 @@ def test_every_allowed_pause_is_still_there() -> None:
     assert set(ALLOWED) <= found, set(ALLOWED) - found
 
 
-@pytest.mark.parametrize("source", [
-    "import time\ntime.sleep(1)",
-    "import time\ntime.sleep(0.05)",
-    "import time\ndef f(s):\n    time.sleep(s)",
-    "from time import sleep\nsleep(2)",
-    "from time import sleep as nap\nnap(2)",
-    "import asyncio\nasync def f():\n    await asyncio.sleep(0.1)",
-    "page.wait_for_timeout(200)",
-    "tab.wait_for_timeout(0)",
-    "import threading\nthreading.Event().wait(5)",
-    "from threading import Event\nEvent().wait(timeout=5)",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import time\ntime.sleep(1)",
+        "import time\ntime.sleep(0.05)",
+        "import time\ndef f(s):\n    time.sleep(s)",
+        "from time import sleep\nsleep(2)",
+        "from time import sleep as nap\nnap(2)",
+        "import asyncio\nasync def f():\n    await asyncio.sleep(0.1)",
+        "page.wait_for_timeout(200)",
+        "tab.wait_for_timeout(0)",
+        "import threading\nthreading.Event().wait(5)",
+        "from threading import Event\nEvent().wait(timeout=5)",
+    ],
+)
 def test_the_checker_finds_a_planted_sleep(source: str) -> None:
     assert len(fixed_waits(source)) == 1, source
 
 
-@pytest.mark.parametrize("source", [
-    "import time\ntime.sleep(0)",
-    "import asyncio\nasync def f():\n    await asyncio.sleep(0)",
-    "stop.wait(5)",  # an event another thread sets: a wait for a condition, with a deadline
-    "process.wait(10)",
-    "expect(page.get_by_text('Done')).to_be_visible()",
-    "from tests.fixtures.waiting import eventually\neventually(lambda: True, what='it')",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import time\ntime.sleep(0)",
+        "import asyncio\nasync def f():\n    await asyncio.sleep(0)",
+        "stop.wait(5)",  # an event another thread sets: a wait for a condition, with a deadline
+        "process.wait(10)",
+        "expect(page.get_by_text('Done')).to_be_visible()",
+        "from tests.fixtures.waiting import eventually\neventually(lambda: True, what='it')",
+    ],
+)
 def test_the_checker_lets_waits_for_a_condition_pass(source: str) -> None:
     assert fixed_waits(source) == [], source
 
 
 def test_the_checker_names_the_function_a_sleep_is_in() -> None:
-    [wait] = fixed_waits("import time\nclass A:\n    def b(self):\n        def c():\n            time.sleep(1)\n",
-                         "tests/x.py")
+    [wait] = fixed_waits(
+        "import time\nclass A:\n    def b(self):\n        def c():\n            time.sleep(1)\n", "tests/x.py"
+    )
     assert (wait.path, wait.line, wait.function, wait.call) == ("tests/x.py", 5, "A.b.c", "time.sleep(1)")

@@ -27,9 +27,13 @@ from tests.fixtures.notify import sample_event
 
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
 HOSTILE = sample_event(
-    summary="<!channel> Acme & Co <@U024BE7LH> down", connection="<!channel> Acme & Co",
-    environment="<!here|here>", cause="8x8 said: <b>no</b> & <https://evil.example|click>",
-    fix="> quote <!everyone>", details={"note": "<!subteam^S012>"})
+    summary="<!channel> Acme & Co <@U024BE7LH> down",
+    connection="<!channel> Acme & Co",
+    environment="<!here|here>",
+    cause="8x8 said: <b>no</b> & <https://evil.example|click>",
+    fix="> quote <!everyone>",
+    details={"note": "<!subteam^S012>"},
+)
 
 
 def schema(name: str) -> dict[str, Any]:
@@ -59,25 +63,33 @@ def test_teams_payloads_are_valid_adaptive_card_messages_for_every_kind(kind: Ev
     jsonschema.validate(body, schema("teams_message"))
     card = body["attachments"][0]["content"]
     assert card["version"] == "1.4" and body["attachments"][0]["contentUrl"] is None
-    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open in Switchboard",
-                                "url": "https://switchboard.example.com/connections?connection=Acme%20EU"}]
+    assert card["actions"] == [
+        {
+            "type": "Action.OpenUrl",
+            "title": "Open in Switchboard",
+            "url": "https://switchboard.example.com/connections?connection=Acme%20EU",
+        }
+    ]
 
 
 def test_the_schemas_catch_what_slack_and_teams_would_refuse() -> None:
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"text": "x", "blocks": [{"type": "section", "fields": [
-            {"type": "mrkdwn", "text": "f"}] * 11}]}, schema("slack_message"))
+        jsonschema.validate(
+            {"text": "x", "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}]},
+            schema("slack_message"),
+        )
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"type": "message", "attachments": [{
-            "contentType": "application/vnd.microsoft.card.hero", "content": {}}]}, schema("teams_message"))
+        jsonschema.validate(
+            {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.hero", "content": {}}]},
+            schema("teams_message"),
+        )
 
 
 def test_slack_escapes_every_piece_of_user_text_so_nothing_pings() -> None:
     body = slack_body(HOSTILE)
     jsonschema.validate(body, schema("slack_message"))
     texts = _texts(body)
-    for special in ("<!channel>", "<!here", "<!everyone>", "<@U024BE7LH>", "<!subteam", "<b>",
-                    "<https://evil"):
+    for special in ("<!channel>", "<!here", "<!everyone>", "<@U024BE7LH>", "<!subteam", "<b>", "<https://evil"):
         assert all(special not in text for text in texts), special
     # The only real link is ours; every "<" left opens it.
     assert [t.count("<") for t in texts if "<" in t] == [1]
@@ -98,8 +110,7 @@ def test_a_link_cannot_break_out_of_slacks_link_syntax() -> None:
 
 
 def test_slack_keeps_within_its_limits_for_long_text() -> None:
-    body = slack_body(sample_event(cause="x" * 5000, summary="y" * 4000,
-                                   details={f"item_{i}": i for i in range(30)}))
+    body = slack_body(sample_event(cause="x" * 5000, summary="y" * 4000, details={f"item_{i}": i for i in range(30)}))
     jsonschema.validate(body, schema("slack_message"))
 
 
@@ -125,8 +136,9 @@ def test_teams_never_turns_a_name_or_8x8s_words_into_a_hidden_link() -> None:
 
 
 def test_the_webhook_body_carries_every_event_field_with_utc_times() -> None:
-    event = sample_event(occurred_at=datetime(2025, 6, 2, 11, 30),
-                         details={"granted": {"b", "a"}, "age": timedelta(days=181)})
+    event = sample_event(
+        occurred_at=datetime(2025, 6, 2, 11, 30), details={"granted": {"b", "a"}, "age": timedelta(days=181)}
+    )
     body = webhook_body(event)
     assert body["type"] == "check.failed" and body["timestamp"] == "2025-06-02T11:30:00Z"
     assert set(body["data"]) == {f.name for f in dataclasses.fields(Event)}
@@ -139,12 +151,19 @@ def test_the_webhook_body_carries_every_event_field_with_utc_times() -> None:
 
 def test_what_people_read_includes_cause_actor_fix_and_previous_outcome() -> None:
     assert facts(sample_event()) == [
-        ("Connection", "Acme EU"), ("Environment", "production"), ("Product", "Contact Center Chat"),
-        ("Outcome", "Credentials refused"), ("Previous outcome", "OK"),
+        ("Connection", "Acme EU"),
+        ("Environment", "production"),
+        ("Product", "Contact Center Chat"),
+        ("Outcome", "Credentials refused"),
+        ("Previous outcome", "OK"),
         ("Cause", "8x8 refused the Client ID and Client Secret."),
-        ("Who must act", "8x8 admin (Admin Console)"), ("Fix", "Copy the Client ID and Client Secret again."),
-        ("HTTP status", "401"), ("Checked at", "2025-06-02 09:29 UTC"), ("Client ID", "ab12…9f3e"),
-        ("Failures in a row", "2")]
+        ("Who must act", "8x8 admin (Admin Console)"),
+        ("Fix", "Copy the Client ID and Client Secret again."),
+        ("HTTP status", "401"),
+        ("Checked at", "2025-06-02 09:29 UTC"),
+        ("Client ID", "ab12…9f3e"),
+        ("Failures in a row", "2"),
+    ]
     bare = Event("e", EventKind.TEST, datetime(2025, 1, 1, tzinfo=UTC), "Test from Switchboard")
     assert facts(bare) == []
     jsonschema.validate(slack_body(bare), schema("slack_message"))

@@ -36,8 +36,7 @@ def test_the_reference_verifier_accepts_our_headers_and_refuses_a_changed_body()
     body = '{"type":"check.failed","data":{"connection":"Acme ünïcode"}}'.encode()
     headers = signed_headers(secret, "evt_42", int(time.time()), body)
     assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
-    assert Webhook(secret).verify(body, headers) == {"type": "check.failed",
-                                                     "data": {"connection": "Acme ünïcode"}}
+    assert Webhook(secret).verify(body, headers) == {"type": "check.failed", "data": {"connection": "Acme ünïcode"}}
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body.replace(b"Acme", b"Acne"), headers)
     with pytest.raises(WebhookVerificationError):
@@ -54,14 +53,17 @@ def test_a_new_secret_is_whsec_and_32_random_bytes() -> None:
     assert len(secret_key(first)) == 32
 
 
-@pytest.mark.parametrize(("secret", "message"), [
-    ("", "must be whsec_ followed by base64"),
-    ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "must be whsec_ followed by base64"),
-    ("whsec_", "must be whsec_ followed by base64"),
-    ("whsec_not base64!", "must be whsec_ followed by base64"),
-    ("whsec_" + base64.b64encode(b"short").decode(), "holds 5 bytes; a signing secret holds 24 to 64"),
-    ("whsec_" + base64.b64encode(bytes(65)).decode(), "holds 65 bytes"),
-])
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("", "must be whsec_ followed by base64"),
+        ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "must be whsec_ followed by base64"),
+        ("whsec_", "must be whsec_ followed by base64"),
+        ("whsec_not base64!", "must be whsec_ followed by base64"),
+        ("whsec_" + base64.b64encode(b"short").decode(), "holds 5 bytes; a signing secret holds 24 to 64"),
+        ("whsec_" + base64.b64encode(bytes(65)).decode(), "holds 65 bytes"),
+    ],
+)
 def test_a_malformed_secret_is_refused_naming_the_field(secret: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message) as refused:
         secret_key(secret)

@@ -42,8 +42,9 @@ def run_page(script: str, at: AppTest) -> AppTest:
 
 
 @pytest.mark.parametrize("script", PROTECTED)
-def test_local_mode_without_a_session_shows_only_the_way_to_sign_in(script: str, console_env: Runtime,
-                                                                     simulator: SimulatorServer) -> None:
+def test_local_mode_without_a_session_shows_only_the_way_to_sign_in(
+    script: str, console_env: Runtime, simulator: SimulatorServer
+) -> None:
     seed(console_env, simulator)
     at = AppTest.from_file(str(ROOT / script), default_timeout=30).run()
     assert not at.exception
@@ -53,8 +54,9 @@ def test_local_mode_without_a_session_shows_only_the_way_to_sign_in(script: str,
 
 
 @pytest.mark.parametrize("script", PROTECTED)
-def test_oidc_mode_signed_out_shows_only_the_sign_in_button(script: str, console_env: Runtime,
-                                                            simulator: SimulatorServer) -> None:
+def test_oidc_mode_signed_out_shows_only_the_sign_in_button(
+    script: str, console_env: Runtime, simulator: SimulatorServer
+) -> None:
     seed(console_env, simulator)
     at = run_page(script, oidc_app(None))
     assert not at.exception
@@ -65,12 +67,21 @@ def test_oidc_mode_signed_out_shows_only_the_sign_in_button(script: str, console
 UNVERIFIED = {key: value for key, value in identity("ann@example.com").items() if key != "email_verified"}
 
 
-@pytest.mark.parametrize("user", [identity("eve@elsewhere.org"), identity("ann@example.com", email_verified=False),
-                                  identity("ann@example.com", email_verified="false"), UNVERIFIED,
-                                  identity("ann@example.com", email_verified=1), identity("")],
-                         ids=["elsewhere", "unverified", "the string false", "no claim", "one", "no e-mail"])
-def test_an_identity_outside_the_allow_list_is_refused_and_audited(user: dict[str, object], console_env: Runtime,
-                                                                   simulator: SimulatorServer) -> None:
+@pytest.mark.parametrize(
+    "user",
+    [
+        identity("eve@elsewhere.org"),
+        identity("ann@example.com", email_verified=False),
+        identity("ann@example.com", email_verified="false"),
+        UNVERIFIED,
+        identity("ann@example.com", email_verified=1),
+        identity(""),
+    ],
+    ids=["elsewhere", "unverified", "the string false", "no claim", "one", "no e-mail"],
+)
+def test_an_identity_outside_the_allow_list_is_refused_and_audited(
+    user: dict[str, object], console_env: Runtime, simulator: SimulatorServer
+) -> None:
     seed(console_env, simulator)
     at = oidc_app(user).run()
     assert not at.exception
@@ -80,14 +91,27 @@ def test_an_identity_outside_the_allow_list_is_refused_and_audited(user: dict[st
     assert [(e.result, e.detail) for e in refused] == [("refused", "not on the [access] allow-list")]
 
 
-@pytest.mark.parametrize(("who", "allowed"), [
-    ("admin@example.com", {"pages/connections.py", "pages/connect.py", "pages/monitoring.py", "pages/users.py",
-                           "pages/tokens.py", "pages/audit.py"}),
-    ("operator@example.com", {"pages/connections.py", "pages/monitoring.py"}),
-    ("anyone@example.com", {"pages/connections.py", "pages/monitoring.py"}),  # the domain entry: viewer
-])
-def test_each_role_reaches_only_its_pages(who: str, allowed: set[str], console_env: Runtime,
-                                          simulator: SimulatorServer) -> None:
+@pytest.mark.parametrize(
+    ("who", "allowed"),
+    [
+        (
+            "admin@example.com",
+            {
+                "pages/connections.py",
+                "pages/connect.py",
+                "pages/monitoring.py",
+                "pages/users.py",
+                "pages/tokens.py",
+                "pages/audit.py",
+            },
+        ),
+        ("operator@example.com", {"pages/connections.py", "pages/monitoring.py"}),
+        ("anyone@example.com", {"pages/connections.py", "pages/monitoring.py"}),  # the domain entry: viewer
+    ],
+)
+def test_each_role_reaches_only_its_pages(
+    who: str, allowed: set[str], console_env: Runtime, simulator: SimulatorServer
+) -> None:
     seed(console_env, simulator)
     signed_in = oidc_app(identity(who))
     for script in PROTECTED:
@@ -106,13 +130,21 @@ def test_navigation_lists_only_the_pages_a_role_may_open() -> None:
     assert titles(None) == {"Setup guide"}
     assert titles(Principal("v", Role.VIEWER)) == {"Connections", "Monitoring", "Setup guide"}
     assert titles(Principal("o", Role.OPERATOR)) == {"Connections", "Monitoring", "Setup guide"}
-    assert titles(Principal("a", Role.ADMIN)) == {"Connections", "Connect", "Monitoring", "Users", "API tokens",
-                                                  "Audit", "Setup guide"}
+    assert titles(Principal("a", Role.ADMIN)) == {
+        "Connections",
+        "Connect",
+        "Monitoring",
+        "Users",
+        "API tokens",
+        "Audit",
+        "Setup guide",
+    }
 
 
 @pytest.mark.parametrize("who", ["operator@example.com", "anyone@example.com"])
-def test_a_page_the_role_may_not_open_by_link_says_which_role_it_needs(who: str, console_env: Runtime,
-                                                                       simulator: SimulatorServer) -> None:
+def test_a_page_the_role_may_not_open_by_link_says_which_role_it_needs(
+    who: str, console_env: Runtime, simulator: SimulatorServer
+) -> None:
     """Through app.py (the router), as a link from anywhere opens it: the page's own role
     message, not Streamlit's "page not found" and a detour to the main page."""
     seed(console_env, simulator)
@@ -149,8 +181,9 @@ def test_buttons_follow_the_role(open_page: PageOpener, console_env: Runtime, si
     assert not keys & {"detail_edit", "detail_delete"}
 
 
-def test_the_audit_page_filters_and_shows_rows(open_page: PageOpener, console_env: Runtime,
-                                               simulator: SimulatorServer) -> None:
+def test_the_audit_page_filters_and_shows_rows(
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer
+) -> None:
     seed(console_env, simulator)
     at = open_page("pages/audit.py")
     assert not at.exception
@@ -160,10 +193,13 @@ def test_the_audit_page_filters_and_shows_rows(open_page: PageOpener, console_en
     assert set(at.dataframe[0].value["action"]) == {"connection.create"}
 
 
-def test_the_tokens_page_lists_tokens_and_revokes_one_after_a_confirmation(open_page: PageOpener,
-                                                                          console_env: Runtime) -> None:
-    made = {name: api_tokens.create(console_env.engine, name, role, actor=ADMIN).token.get_secret_value()
-            for name, role in (("prometheus", "viewer"), ("grafana", "operator"))}
+def test_the_tokens_page_lists_tokens_and_revokes_one_after_a_confirmation(
+    open_page: PageOpener, console_env: Runtime
+) -> None:
+    made = {
+        name: api_tokens.create(console_env.engine, name, role, actor=ADMIN).token.get_secret_value()
+        for name, role in (("prometheus", "viewer"), ("grafana", "operator"))
+    }
     api_tokens.revoke(console_env.engine, "grafana", actor=ADMIN)
     at = open_page("pages/tokens.py")
     assert not at.exception
@@ -208,7 +244,8 @@ def test_an_idle_session_ends(console_env: Runtime) -> None:
     at.run()
     assert [b.key for b in at.button] == ["sign_in_oidc"]
     assert [e.detail for e in audit.events(console_env.engine, ADMIN) if e.action == "session.expired"] == [
-        "idle timeout"]
+        "idle timeout"
+    ]
 
 
 def test_a_bad_allow_list_stops_with_the_reason(console_env: Runtime) -> None:

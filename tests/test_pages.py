@@ -34,8 +34,14 @@ def everything(simulator: SimulatorServer) -> App:
     return simulator.scenario.apps[0]
 
 
-def fill(at: AppTest, app: App, *, name: str = "Reporting", secret: str | None = None,
-         products: tuple[str, ...] = ("cloud_storage", "cc_chat")) -> AppTest:
+def fill(
+    at: AppTest,
+    app: App,
+    *,
+    name: str = "Reporting",
+    secret: str | None = None,
+    products: tuple[str, ...] = ("cloud_storage", "cc_chat"),
+) -> AppTest:
     at.multiselect(key="connect_products").set_value(list(products)).run()
     at.text_input(key="connect_name").input(name)
     at.text_input(key="connect_client_id").input(app.client_id)
@@ -93,9 +99,14 @@ def test_connect_asks_only_for_settings_the_products_need(open_page: PageOpener)
         ({"connect_tenant_id": "tenant/1"}, "Contact Center tenant ID", "letters, digits"),
     ],
 )
-def test_connect_rejects_each_bad_field_with_its_message(open_page: PageOpener, simulator: SimulatorServer,
-                                                         console_env: Runtime, change: dict[str, str],
-                                                         label: str, message: str) -> None:
+def test_connect_rejects_each_bad_field_with_its_message(
+    open_page: PageOpener,
+    simulator: SimulatorServer,
+    console_env: Runtime,
+    change: dict[str, str],
+    label: str,
+    message: str,
+) -> None:
     at = fill(open_page(CONNECT), everything(simulator))
     for key, value in change.items():
         at.text_input(key=key).input(value)
@@ -106,8 +117,9 @@ def test_connect_rejects_each_bad_field_with_its_message(open_page: PageOpener, 
     assert control(simulator, "GET", "stats")["requests"]["token"] == 0  # refused before any call
 
 
-def test_verify_and_save_good_credentials(open_page: PageOpener, simulator: SimulatorServer,
-                                          console_env: Runtime) -> None:
+def test_verify_and_save_good_credentials(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     app = simulator.scenario.apps[2]  # storage only: chat is expected but not granted
     at = submit(fill(open_page(CONNECT), app, name="Archive"))
     assert not at.exception
@@ -124,8 +136,9 @@ def test_verify_and_save_good_credentials(open_page: PageOpener, simulator: Simu
     assert app.client_secret not in texts(at) and app.client_id not in texts(at)
 
 
-def test_refused_credentials_show_an_error_and_save_nothing(open_page: PageOpener, simulator: SimulatorServer,
-                                                            console_env: Runtime) -> None:
+def test_refused_credentials_show_an_error_and_save_nothing(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     at = submit(fill(open_page(CONNECT), everything(simulator), secret="a-wrong-secret-value"))
     assert "8x8 refused these credentials, so nothing was saved" in plain(at.error[0].value)
     assert "/guide#outcome-bad-credentials" in at.error[0].value
@@ -133,8 +146,9 @@ def test_refused_credentials_show_an_error_and_save_nothing(open_page: PageOpene
     assert "a-wrong-secret-value" not in repr(at.session_state.to_dict())
 
 
-def test_unreachable_8x8_offers_to_save_untested(open_page: PageOpener, simulator: SimulatorServer,
-                                                 console_env: Runtime) -> None:
+def test_unreachable_8x8_offers_to_save_untested(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     control(simulator, "POST", "faults", {"route": "token", "status": 503})
     at = submit(fill(open_page(CONNECT), everything(simulator)))
     assert "Could not ask 8x8" in at.error[0].value and stored(console_env) == []
@@ -151,11 +165,13 @@ def open_edit(at: AppTest, name: str) -> AppTest:
     return at.button(key="detail_edit").click().run().switch_page(CONNECT).run()
 
 
-def test_edit_with_blank_secret_verifies_the_stored_one_then_saves(open_page: PageOpener, simulator: SimulatorServer,
-                                                                   console_env: Runtime) -> None:
+def test_edit_with_blank_secret_verifies_the_stored_one_then_saves(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     app = everything(simulator)
-    view = connections.create(console_env.engine, console_env.vault, form_for(
-        app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN)
+    view = connections.create(
+        console_env.engine, console_env.vault, form_for(app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN
+    )
     before = stored(console_env)[0].client_secret_enc
     at = open_edit(open_page(CONNECTIONS), "Prod")
     assert at.title[0].value == "Edit Prod"
@@ -176,13 +192,15 @@ def test_edit_with_blank_secret_verifies_the_stored_one_then_saves(open_page: Pa
 
 
 def test_the_connection_being_edited_is_in_the_address_and_survives_a_reload(
-        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     """Edit puts the connection's name in the address (only that: no Client ID, no secret); a
     reload, a new session on that address, edits the same connection; a save that renames it
     moves the address along; a name no longer there leaves the address and adds a new one."""
     app = everything(simulator)
-    connections.create(console_env.engine, console_env.vault, form_for(
-        app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN)
+    connections.create(
+        console_env.engine, console_env.vault, form_for(app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN
+    )
     at = open_edit(open_page(CONNECTIONS), "Prod")
     assert at.query_params == {"edit": "Prod"}
 
@@ -206,10 +224,12 @@ def test_the_connection_being_edited_is_in_the_address_and_survives_a_reload(
 
 
 def test_edit_whose_stored_secret_8x8_refuses_saves_nothing_and_says_who_acts(
-        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     app = everything(simulator)
-    connections.create(console_env.engine, console_env.vault, form_for(
-        app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN)
+    connections.create(
+        console_env.engine, console_env.vault, form_for(app, "Prod", expected_products=("cloud_storage",)), actor=ADMIN
+    )
     control(simulator, "POST", "faults", {"route": "token", "client_id": app.client_id, "status": 401})
     at = open_edit(open_page(CONNECTIONS), "Prod")
     at.text_input(key="connect_environment").input("production")
@@ -228,7 +248,7 @@ def drawn_after(at: AppTest, key: str) -> list[str]:
     nodes = [node for node in at.main if not isinstance(node, Block)]
     start = next(i for i, node in enumerate(nodes) if getattr(node, "key", None) == key)
     after = []
-    for node in nodes[start + 1:]:
+    for node in nodes[start + 1 :]:
         if getattr(node, "key", None):
             break
         after.append(plain(str(getattr(node, "value", ""))))
@@ -236,7 +256,8 @@ def drawn_after(at: AppTest, key: str) -> list[str]:
 
 
 def test_connect_refuses_a_ticked_product_without_its_setting_next_to_the_field(
-        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     at = fill(open_page(CONNECT), everything(simulator), products=("cloud_storage",))
     at.selectbox(key="connect_storage_region").set_value(None)
     submit(at)
@@ -254,12 +275,17 @@ def test_connect_refuses_a_ticked_product_without_its_setting_next_to_the_field(
 
 
 def test_an_old_connection_without_a_needed_setting_shows_and_its_edit_asks_for_it(
-        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
-    view = connections.create(console_env.engine, console_env.vault, form_for(
-        everything(simulator), "Old", storage_region=None), actor=ADMIN)
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
+    view = connections.create(
+        console_env.engine, console_env.vault, form_for(everything(simulator), "Old", storage_region=None), actor=ADMIN
+    )
     with write_session(console_env.engine) as session:  # as saved before settings were required
-        session.exec(sql_update(Connection).where(Connection.id == view.id)  # type: ignore[call-overload]
-                     .values(expected_products=["cloud_storage"]))
+        session.exec(
+            sql_update(Connection)
+            .where(Connection.id == view.id)  # type: ignore[call-overload]
+            .values(expected_products=["cloud_storage"])
+        )
     at = open_page(CONNECTIONS)
     assert not at.exception and "Old" in texts(at)
     at = open_edit(at, "Old")
@@ -287,11 +313,26 @@ def test_test_all_products_now_after_saving(open_page: PageOpener, simulator: Si
 
 def seed(rt: Runtime, simulator: SimulatorServer) -> None:
     everything_app, _, storage_only = simulator.scenario.apps
-    connections.create(rt.engine, rt.vault, form_for(everything_app, "Everything", environment="production",
-                                                      expected_products=("cloud_storage", "cc_chat")), actor=ADMIN)
-    connections.create(rt.engine, rt.vault, form_for(storage_only, "Archive", environment="staging",
-                                                      expected_products=("cloud_storage", "cc_chat"),
-                                                      tenant_id="t-1"), actor=ADMIN)
+    connections.create(
+        rt.engine,
+        rt.vault,
+        form_for(
+            everything_app, "Everything", environment="production", expected_products=("cloud_storage", "cc_chat")
+        ),
+        actor=ADMIN,
+    )
+    connections.create(
+        rt.engine,
+        rt.vault,
+        form_for(
+            storage_only,
+            "Archive",
+            environment="staging",
+            expected_products=("cloud_storage", "cc_chat"),
+            tenant_id="t-1",
+        ),
+        actor=ADMIN,
+    )
 
 
 def test_empty_connections_page_points_to_connect(open_page: PageOpener) -> None:
@@ -299,8 +340,9 @@ def test_empty_connections_page_points_to_connect(open_page: PageOpener) -> None
     assert not at.exception and "No connections yet" in at.info[0].value
 
 
-def test_table_shows_the_outcome_per_product_after_tests(open_page: PageOpener, simulator: SimulatorServer,
-                                                         console_env: Runtime) -> None:
+def test_table_shows_the_outcome_per_product_after_tests(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
     assert [m.value for m in at.metric] == ["2", "0", "0", "4"]
@@ -315,8 +357,9 @@ def test_table_shows_the_outcome_per_product_after_tests(open_page: PageOpener, 
     assert [m.value for m in at.metric] == ["2", "3", "1", "0"]
 
 
-def test_filters_narrow_the_table_and_the_metrics(open_page: PageOpener, simulator: SimulatorServer,
-                                                   console_env: Runtime) -> None:
+def test_filters_narrow_the_table_and_the_metrics(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
     table = at.dataframe[0].value.set_index("Name")
@@ -335,14 +378,20 @@ def test_filters_narrow_the_table_and_the_metrics(open_page: PageOpener, simulat
     assert at.dataframe[0].value["Last checked"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC").all()
 
 
-def test_a_product_nobody_ticked_is_never_counted_as_failing(open_page: PageOpener, simulator: SimulatorServer,
-                                                             console_env: Runtime, prober_factory: ProberFactory) -> None:
+def test_a_product_nobody_ticked_is_never_counted_as_failing(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime, prober_factory: ProberFactory
+) -> None:
     """Archive ticks storage and chat; a test of a third product that 8x8 does not grant is
     information. Its token showed that 8x8 does not grant chat either: that one fails."""
     seed(console_env, simulator)
     archive = connections.find_by_name(console_env.engine, "Archive")
-    checks.run_checks(console_env, prober_factory(simulator.url), connection_ids=[archive.id],
-                      product="quality_management", triggered_by=ADMIN)
+    checks.run_checks(
+        console_env,
+        prober_factory(simulator.url),
+        connection_ids=[archive.id],
+        product="quality_management",
+        triggered_by=ADMIN,
+    )
     at = open_page(CONNECTIONS)
     assert [m.value for m in at.metric] == ["2", "0", "1", "3"]  # chat failing; quality management not counted
     assert at.dataframe[0].value.set_index("Name").loc["Archive", "Quality Management"] == "— not ticked"
@@ -351,8 +400,9 @@ def test_a_product_nobody_ticked_is_never_counted_as_failing(open_page: PageOpen
     assert "None" not in " ".join(str(v) for v in at.dataframe[0].value.to_numpy().ravel())
 
 
-def test_test_button_changes_only_its_product(open_page: PageOpener, simulator: SimulatorServer,
-                                              console_env: Runtime) -> None:
+def test_test_button_changes_only_its_product(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
     at.selectbox(key="conn_detail").set_value("Archive").run()
@@ -406,8 +456,9 @@ def test_export_buttons_are_offered(open_page: PageOpener, simulator: SimulatorS
     assert labels == ["Export CSV", "Export JSON", "Export Excel"]
 
 
-def test_no_element_or_state_holds_a_secret(open_page: PageOpener, simulator: SimulatorServer,
-                                            console_env: Runtime) -> None:
+def test_no_element_or_state_holds_a_secret(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
     at.button(key="conn_test_all").click().run()
@@ -446,8 +497,9 @@ def test_unexpected_error_shows_a_reference_and_logs_it_redacted(caplog: pytest.
     registry.clear()
 
 
-def test_checks_are_recorded_with_the_signed_in_person_as_trigger(open_page: PageOpener, simulator: SimulatorServer,
-                                                                   console_env: Runtime) -> None:
+def test_checks_are_recorded_with_the_signed_in_person_as_trigger(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS, "operator@example.com")
     at.button(key="conn_test_all").click().run()
@@ -456,8 +508,9 @@ def test_checks_are_recorded_with_the_signed_in_person_as_trigger(open_page: Pag
         assert {c.triggered_by for c in session.exec(select(Check)).all()} == {"operator@example.com"}
 
 
-def test_test_shown_tests_only_the_filtered_connections(open_page: PageOpener, simulator: SimulatorServer,
-                                                        console_env: Runtime) -> None:
+def test_test_shown_tests_only_the_filtered_connections(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
     assert at.button(key="conn_test_shown").disabled  # nothing filtered: that is "Test all"
@@ -468,8 +521,9 @@ def test_test_shown_tests_only_the_filtered_connections(open_page: PageOpener, s
     assert {r.connection for r in status.latest_status(console_env.engine)} == {"Archive"}
 
 
-def test_a_page_that_lost_its_test_run_says_what_became_of_it(open_page: PageOpener, simulator: SimulatorServer,
-                                                              console_env: Runtime, prober_factory: ProberFactory) -> None:
+def test_a_page_that_lost_its_test_run_says_what_became_of_it(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime, prober_factory: ProberFactory
+) -> None:
     """While a bulk test runs its id is in the address; a page that comes back with it (its
     server died and another instance serves the reconnect, or a reload) says how the run ended."""
     seed(console_env, simulator)
@@ -478,8 +532,9 @@ def test_a_page_that_lost_its_test_run_says_what_became_of_it(open_page: PageOpe
     assert "run" not in at.query_params  # a run that reported back leaves no trace in the address
     everything = next(v for v in connections.list_connections(console_env.engine) if v.name == "Everything")
     cut = checks.RunReport(run_id=str(uuid.uuid4()))  # stored, then its server was gone: no audit row
-    checks.execute(console_env, prober_factory(simulator.url), [[(everything, ("cloud_storage",))]], cut,
-                   triggered_by=ADMIN)
+    checks.execute(
+        console_env, prober_factory(simulator.url), [[(everything, ("cloud_storage",))]], cut, triggered_by=ADMIN
+    )
     finished = checks.run_checks(console_env, prober_factory(simulator.url), triggered_by=ADMIN)
 
     def come_back(run: str) -> AppTest:
@@ -495,9 +550,9 @@ def test_a_page_that_lost_its_test_run_says_what_became_of_it(open_page: PageOpe
     assert not come_back("not-a-run").warning and not come_back("not-a-run").exception
 
 
-def test_the_open_connection_is_in_the_address_and_survives_a_reload(open_page: PageOpener,
-                                                                       simulator: SimulatorServer,
-                                                                       console_env: Runtime) -> None:
+def test_the_open_connection_is_in_the_address_and_survives_a_reload(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
     at.selectbox(key="conn_detail").set_value("Archive").run()
@@ -513,8 +568,9 @@ def test_the_open_connection_is_in_the_address_and_survives_a_reload(open_page: 
     assert visit("No such").selectbox(key="conn_detail").value is None
 
 
-def test_console_actions_are_audited_from_the_browser_address(open_page: PageOpener, simulator: SimulatorServer,
-                                                              console_env: Runtime) -> None:
+def test_console_actions_are_audited_from_the_browser_address(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     """Streamlit names no address for a browser on this machine: the trail says localhost, never blank.
     A run with failing products completed: its result is ok, its detail counts the failing ones."""
     seed(console_env, simulator)

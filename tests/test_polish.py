@@ -35,8 +35,9 @@ CAPITALS_PX, CJK_PX, PADDING_PX = 584, 731, 16
 # --- 1. Test shown says why it is off -------------------------------------------------------
 
 
-def test_test_shown_says_why_it_is_off_beside_it_and_on_hover(open_page: PageOpener, simulator: SimulatorServer,
-                                                               console_env: Runtime) -> None:
+def test_test_shown_says_why_it_is_off_beside_it_and_on_hover(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
     button = at.button(key="conn_test_shown")
@@ -62,29 +63,52 @@ def _every_state(rt: Runtime, simulator: SimulatorServer) -> None:
     app = everything(simulator)
 
     def ticking_storage(name: str) -> connections.ConnectionView:
-        return connections.create(rt.engine, rt.vault, form_for(app, name, expected_products=("cloud_storage",)),
-                                  actor=ADMIN)
+        return connections.create(
+            rt.engine, rt.vault, form_for(app, name, expected_products=("cloud_storage",)), actor=ADMIN
+        )
 
     views = {outcome: ticking_storage(f"state {outcome}") for outcome in (*OUTCOMES, status.SETTINGS_CHANGED)}
     ticking_storage("state never tested")
     with write_session(rt.engine) as session:
-        checks.store(session, [CheckRecord(view.id, "", "cloud_storage", outcome if outcome in OUTCOMES else "ok",
-                                           200, 40, "", utcnow(), "r", settings_version=1)
-                               for outcome, view in views.items()],
-                     {view.id: frozenset({"cloud_storage"}) for view in views.values()}, "test")
-        session.exec(sql_update(Connection).where(  # type: ignore[call-overload]
-            Connection.id == views[status.SETTINGS_CHANGED].id).values(settings_version=2))
+        checks.store(
+            session,
+            [
+                CheckRecord(
+                    view.id,
+                    "",
+                    "cloud_storage",
+                    outcome if outcome in OUTCOMES else "ok",
+                    200,
+                    40,
+                    "",
+                    utcnow(),
+                    "r",
+                    settings_version=1,
+                )
+                for outcome, view in views.items()
+            ],
+            {view.id: frozenset({"cloud_storage"}) for view in views.values()},
+            "test",
+        )
+        session.exec(
+            sql_update(Connection)
+            .where(  # type: ignore[call-overload]
+                Connection.id == views[status.SETTINGS_CHANGED].id
+            )
+            .values(settings_version=2)
+        )
 
 
 def _after_table(at: AppTest) -> str:
     """The first text drawn after the connections table."""
     nodes = [node for node in at.main if not isinstance(node, Block)]
     start = next(i for i, node in enumerate(nodes) if isinstance(node, Dataframe))
-    return next(str(node.value) for node in nodes[start + 1:] if isinstance(getattr(node, "value", None), str))
+    return next(str(node.value) for node in nodes[start + 1 :] if isinstance(getattr(node, "value", None), str))
 
 
 def test_every_mark_the_products_column_shows_is_explained_beside_the_table(
-        open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     _every_state(console_env, simulator)
     at = open_page(CONNECTIONS)
     assert not at.exception
@@ -107,17 +131,19 @@ def _column_width(at: AppTest, column: str) -> int:
     return int(json.loads(at.dataframe[0].proto.columns)[column]["width"])
 
 
-def test_a_name_of_the_longest_allowed_length_fits_its_column(open_page: PageOpener, simulator: SimulatorServer,
-                                                              console_env: Runtime) -> None:
-    longest = ("PRODUCTION REPORTING " * 4)[:connections.NAME_MAX]
+def test_a_name_of_the_longest_allowed_length_fits_its_column(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
+    longest = ("PRODUCTION REPORTING " * 4)[: connections.NAME_MAX]
     connections.create(console_env.engine, console_env.vault, form_for(everything(simulator), longest), actor=ADMIN)
     at = open_page(CONNECTIONS)
     assert at.dataframe[0].value["Name"].tolist() == [longest]
     assert _column_width(at, "Name") >= CAPITALS_PX + PADDING_PX
 
 
-def test_short_names_keep_the_narrow_column_a_phone_needs(open_page: PageOpener, simulator: SimulatorServer,
-                                                          console_env: Runtime) -> None:
+def test_short_names_keep_the_narrow_column_a_phone_needs(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     assert _column_width(open_page(CONNECTIONS), "Name") == 112
 
@@ -133,8 +159,9 @@ def test_the_name_column_is_as_wide_as_the_widest_name_in_any_script() -> None:
 # --- 6. the delete confirmation compares as names are compared --------------------------------
 
 
-def test_delete_accepts_the_name_as_lookups_read_it_and_says_so(open_page: PageOpener, simulator: SimulatorServer,
-                                                                console_env: Runtime) -> None:
+def test_delete_accepts_the_name_as_lookups_read_it_and_says_so(
+    open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime
+) -> None:
     seed(console_env, simulator)
     at = open_page(CONNECTIONS)
     at.selectbox(key="conn_detail").set_value("Archive").run()
@@ -151,4 +178,3 @@ def test_delete_accepts_the_name_as_lookups_read_it_and_says_so(open_page: PageO
     assert not at.exception
     assert [v.name for v in connections.list_connections(console_env.engine)] == ["Everything"]
     assert [s.value for s in at.success] == ["Deleted Archive."]
-

@@ -73,8 +73,11 @@ def test_ok_for_all_five_products(simulator: SimulatorServer, apps, prober_facto
     assert all(r.http_status == 200 and r.duration_ms >= 0 for r in results.values())
 
 
-def test_wrong_secret_is_bad_credentials_for_every_product(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                           prober_factory: ProberFactory) -> None:
+def test_wrong_secret_is_bad_credentials_for_every_product(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     target = target_for(apps[0])
     target = Target(Credentials(None, apps[0].client_id, SecretStr("not-the-secret")), target.settings)
     results = run(prober_factory(simulator.url), target)
@@ -91,11 +94,16 @@ def test_unknown_client_id_is_bad_credentials(simulator: SimulatorServer, prober
     assert "made-up-client-id" not in result.detail
 
 
-def test_product_not_on_the_app_is_product_not_enabled(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                       prober_factory: ProberFactory) -> None:
+def test_product_not_on_the_app_is_product_not_enabled(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     storage_only = apps[2]
-    results = run(prober_factory(simulator.url), target_for(
-        storage_only, ("cloud_storage", "cc_realtime_analytics"), analytics_region="us"))
+    results = run(
+        prober_factory(simulator.url),
+        target_for(storage_only, ("cloud_storage", "cc_realtime_analytics"), analytics_region="us"),
+    )
     assert results["cloud_storage"].outcome == "ok"
     realtime = results["cc_realtime_analytics"]
     assert realtime.outcome == "product_not_enabled" and realtime.http_status == 401
@@ -104,50 +112,67 @@ def test_product_not_on_the_app_is_product_not_enabled(simulator: SimulatorServe
     assert requests(simulator, "token") == 1  # a fresh token's 401 is judged without a refresh
 
 
-def test_chat_tenant_of_another_customer_is_forbidden(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                      prober_factory: ProberFactory) -> None:
+def test_chat_tenant_of_another_customer_is_forbidden(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",), tenant_id="someone-else"))["cc_chat"]
     assert result.outcome == "forbidden" and result.http_status == 403
     assert "does not belong to customer" in result.detail
 
 
 def test_missing_settings_are_not_called(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
-    results = run(prober_factory(simulator.url), target_for(apps[0], ("quality_management", "cc_chat"),
-                                                             pbx=None, tenant_id=None))
+    results = run(
+        prober_factory(simulator.url), target_for(apps[0], ("quality_management", "cc_chat"), pbx=None, tenant_id=None)
+    )
     assert results["quality_management"].outcome == "missing_config"
     assert "set the PBX name" in results["quality_management"].detail
     assert "Contact Center tenant ID" in results["cc_chat"].detail
     assert requests(simulator, "quality_management") == requests(simulator, "cc_chat") == 0
 
 
-def test_a_stored_value_no_url_may_carry_is_never_sent(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                      prober_factory: ProberFactory) -> None:
+def test_a_stored_value_no_url_may_carry_is_never_sent(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     """A tenant ID of '..' (saved before validation refused it) would make the chat probe
     GET /vcc/us/chat/v2/web-hooks: another endpoint than the one meant."""
-    results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "quality_management"),
-                                                             tenant_id="..", pbx="."))
+    results = run(
+        prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "quality_management"), tenant_id="..", pbx=".")
+    )
     assert results["cc_chat"].outcome == results["quality_management"].outcome == "missing_config"
     assert requests(simulator, "cc_chat") == requests(simulator, "quality_management") == 0
 
 
-def test_multi_tenant_analytics_without_tenant_is_missing_config(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                                 prober_factory: ProberFactory) -> None:
-    result = run(prober_factory(simulator.url), target_for(apps[1], ("cc_realtime_analytics",),
-                                                           tenant_id=None))["cc_realtime_analytics"]
+def test_multi_tenant_analytics_without_tenant_is_missing_config(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
+    result = run(prober_factory(simulator.url), target_for(apps[1], ("cc_realtime_analytics",), tenant_id=None))[
+        "cc_realtime_analytics"
+    ]
     assert result.outcome == "missing_config" and result.http_status == 400
     assert "several tenants" in result.detail and "X-Tenant-Info header is missing" in result.detail
 
 
 def test_wrong_analytics_region_is_not_found(simulator: SimulatorServer, apps, prober_factory: ProberFactory) -> None:  # type: ignore[no-untyped-def]
-    result = run(prober_factory(simulator.url), target_for(apps[1], ("cc_historical_analytics",),
-                                                           analytics_region="au"))["cc_historical_analytics"]
+    result = run(
+        prober_factory(simulator.url), target_for(apps[1], ("cc_historical_analytics",), analytics_region="au")
+    )["cc_historical_analytics"]
     assert result.outcome == "not_found" and result.http_status == 404
     assert "/au/analytics/cc/v8/historical-metrics/report-types" in result.detail
     assert "Analytics region 'au'" in result.detail
 
 
-def test_server_errors_after_retries_are_vendor_error(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                      prober_factory: ProberFactory, sleeps: RecordingSleep) -> None:
+def test_server_errors_after_retries_are_vendor_error(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+    sleeps: RecordingSleep,
+) -> None:
     fault(simulator, route="cloud_storage", status=503)
     result = run(prober_factory(simulator.url), target_for(apps[0], ("cloud_storage",)))["cloud_storage"]
     assert result.outcome == "vendor_error" and result.http_status == 503
@@ -190,8 +215,11 @@ def test_nothing_listening_is_network_error(prober_factory: ProberFactory, sleep
     assert OUTCOMES["network_error"].actor is Actor.NETWORK
 
 
-def test_body_that_is_not_the_products_is_unexpected_response(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                              prober_factory: ProberFactory) -> None:
+def test_body_that_is_not_the_products_is_unexpected_response(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     fault(simulator, route="cc_realtime_analytics", malformed="html")
     fault(simulator, route="quality_management", malformed="json")
     results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_realtime_analytics", "quality_management")))
@@ -205,8 +233,13 @@ def test_body_that_is_not_the_products_is_unexpected_response(simulator: Simulat
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
-def test_client_errors_are_never_retried(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
-                                         sleeps: RecordingSleep, status: int) -> None:
+def test_client_errors_are_never_retried(
+    simulator: SimulatorServer,
+    apps,
+    prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+    sleeps: RecordingSleep,
+    status: int,
+) -> None:
     fault(simulator, route="cloud_storage", status=status)
     run(prober_factory(simulator.url), target_for(apps[0], ("cloud_storage",)))
     # A fresh token's 401 is conclusive, so even 401 is sent once.
@@ -214,53 +247,80 @@ def test_client_errors_are_never_retried(simulator: SimulatorServer, apps, probe
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_retryable_statuses_recover(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
-                                    status: int) -> None:
+def test_retryable_statuses_recover(
+    simulator: SimulatorServer,
+    apps,
+    prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+    status: int,
+) -> None:
     fault(simulator, route="cloud_storage", status=status, times=2)
     result = run(prober_factory(simulator.url), target_for(apps[0], ("cloud_storage",)))["cloud_storage"]
     assert result.outcome == "ok" and requests(simulator, "cloud_storage") == 3
 
 
-def test_retry_after_seconds_is_honoured(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
-                                         sleeps: RecordingSleep) -> None:
+def test_retry_after_seconds_is_honoured(
+    simulator: SimulatorServer,
+    apps,
+    prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+    sleeps: RecordingSleep,
+) -> None:
     fault(simulator, route="cc_chat", status=429, retry_after="7", times=1)
     result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",)))["cc_chat"]
     assert result.outcome == "ok" and sleeps.calls == [7.0]
 
 
-def test_retry_after_http_date_is_honoured(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
-                                           sleeps: RecordingSleep) -> None:
+def test_retry_after_http_date_is_honoured(
+    simulator: SimulatorServer,
+    apps,
+    prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+    sleeps: RecordingSleep,
+) -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=12), usegmt=True)
     fault(simulator, route="cc_chat", status=503, retry_after=when, times=1)
     result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",)))["cc_chat"]
     assert result.outcome == "ok" and len(sleeps.calls) == 1 and 9 <= sleeps.calls[0] <= 12
 
 
-def test_retry_after_above_the_cap_is_reported_at_once(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                       prober_factory: ProberFactory, sleeps: RecordingSleep) -> None:
+def test_retry_after_above_the_cap_is_reported_at_once(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+    sleeps: RecordingSleep,
+) -> None:
     fault(simulator, route="cc_chat", status=429, retry_after="3600")
     result = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat",)))["cc_chat"]
     assert result.outcome == "rate_limited" and "asked to wait 3600 s" in result.detail
     assert requests(simulator, "cc_chat") == 1 and sleeps.calls == []
 
 
-def test_rate_limited_results_carry_the_wait_8x8_asked_for(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                          prober_factory: ProberFactory) -> None:
+def test_rate_limited_results_carry_the_wait_8x8_asked_for(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     """The schedule pushes the next check back by it (lib.services.checking.schedule.next_due)."""
     fault(simulator, route="cc_chat", status=429, retry_after="3600")
     fault(simulator, route="cloud_storage", status=429)
-    results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "cloud_storage", "cc_realtime_analytics")))
+    results = run(
+        prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "cloud_storage", "cc_realtime_analytics"))
+    )
     assert results["cc_chat"].retry_after_s == 3600.0
     assert results["cloud_storage"].outcome == "rate_limited" and results["cloud_storage"].retry_after_s is None
     assert results["cc_realtime_analytics"].ok and results["cc_realtime_analytics"].retry_after_s is None
 
 
-def test_a_rate_limited_token_passes_its_wait_to_every_product(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                               prober_factory: ProberFactory) -> None:
+def test_a_rate_limited_token_passes_its_wait_to_every_product(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     fault(simulator, route="token", status=429, retry_after="600")
     results = run(prober_factory(simulator.url), target_for(apps[0], ("cc_chat", "cloud_storage")))
     assert {key: (r.outcome, r.retry_after_s) for key, r in results.items()} == {
-        "token": ("rate_limited", 600.0), "cc_chat": ("rate_limited", 600.0), "cloud_storage": ("rate_limited", 600.0)}
+        "token": ("rate_limited", 600.0),
+        "cc_chat": ("rate_limited", 600.0),
+        "cloud_storage": ("rate_limited", 600.0),
+    }
 
 
 def test_backoff_is_capped_exponential_with_bounded_jitter() -> None:
@@ -271,23 +331,42 @@ def test_backoff_is_capped_exponential_with_bounded_jitter() -> None:
         assert max(delays) - min(delays) > 0  # jitter really varies
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("0", 0.0), ("15", 15.0), (" 3 ", 3.0), ("0007", 7.0), ("", None), ("soon", None), ("-5", None), ("1.5", None),
-    ("²", None),  # a digit to str.isdigit, not to int()
-    ("86400", CEILING), ("86401", CEILING), ("300000000000", CEILING),  # an epoch in milliseconds
-    ("9" * 5000, CEILING),  # more digits than int() converts
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date in the past
-    ("Fri, 31 Dec 9999 23:59:59 GMT", CEILING), ("Fri, 31 Dec 9999 23:59:59 -2359", CEILING),
-    ("Mon, 01 Jan 0001 00:00:00 +2359", 0.0), ("Wed, 21 Oct 99999 07:28:00 GMT", None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("0", 0.0),
+        ("15", 15.0),
+        (" 3 ", 3.0),
+        ("0007", 7.0),
+        ("", None),
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+        ("²", None),  # a digit to str.isdigit, not to int()
+        ("86400", CEILING),
+        ("86401", CEILING),
+        ("300000000000", CEILING),  # an epoch in milliseconds
+        ("9" * 5000, CEILING),  # more digits than int() converts
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date in the past
+        ("Fri, 31 Dec 9999 23:59:59 GMT", CEILING),
+        ("Fri, 31 Dec 9999 23:59:59 -2359", CEILING),
+        ("Mon, 01 Jan 0001 00:00:00 +2359", 0.0),
+        ("Wed, 21 Oct 99999 07:28:00 GMT", None),
+    ],
+)
 def test_parse_retry_after(header: str, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.one_of(st.text(), st.from_regex(r"\s*[0-9]{1,40}\s*", fullmatch=True),
-                 st.datetimes(timezones=st.timezones()).map(lambda when: format_datetime(when)),
-                 st.datetimes().map(lambda when: when.strftime("%a, %d %b %Y %H:%M:%S GMT"))))
+@given(
+    st.one_of(
+        st.text(),
+        st.from_regex(r"\s*[0-9]{1,40}\s*", fullmatch=True),
+        st.datetimes(timezones=st.timezones()).map(lambda when: format_datetime(when)),
+        st.datetimes().map(lambda when: when.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+    )
+)
 def test_any_retry_after_is_none_or_a_wait_within_the_ceiling(header: str) -> None:
     """Issue 21, item 4 (where it is parsed): no header value makes a wait that a date
     calculation downstream cannot take, and none raises."""
@@ -295,8 +374,11 @@ def test_any_retry_after_is_none_or_a_wait_within_the_ceiling(header: str) -> No
     assert wait is None or (isinstance(wait, float) and 0.0 <= wait <= CEILING)
 
 
-def test_a_retry_after_of_an_epoch_in_milliseconds_is_read_as_the_ceiling(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                                         prober_factory: ProberFactory) -> None:
+def test_a_retry_after_of_an_epoch_in_milliseconds_is_read_as_the_ceiling(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     """The issue's reproduction: the result carries a wait the schedule can add to a date."""
     fault(simulator, route="cloud_storage", status=429, retry_after="300000000000")
     result = run(prober_factory(simulator.url), target_for(apps[0], ("cloud_storage",)))["cloud_storage"]
@@ -308,15 +390,21 @@ def test_a_retry_after_of_an_epoch_in_milliseconds_is_read_as_the_ceiling(simula
 # --- tokens ---------------------------------------------------------------------------
 
 
-def test_every_check_asks_for_one_token_per_connection(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                       prober_factory: ProberFactory) -> None:
+def test_every_check_asks_for_one_token_per_connection(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     """Its probes share it; a later check (the same Prober, the token still valid at 8x8) asks
     again, and so does every connection of a run, also two with the same app."""
     control(simulator, "PUT", "knobs", {"latency_ms": 20})
     prober = prober_factory(simulator.url)
     everything, multi_tenant, _ = apps
-    targets = [target_for(everything), target_for(everything, ("cloud_storage",)),
-               target_for(multi_tenant, ("cc_historical_analytics", "cc_chat"))]
+    targets = [
+        target_for(everything),
+        target_for(everything, ("cloud_storage",)),
+        target_for(multi_tenant, ("cc_historical_analytics", "cc_chat")),
+    ]
     results: list[ProbeResult] = []
     for run_number in (1, 2):
         results.clear()
@@ -324,11 +412,16 @@ def test_every_check_asks_for_one_token_per_connection(simulator: SimulatorServe
         assert sorted(r.product for r in results) == sorted(["token"] * 3 + [p for t in targets for p in t.products])
         assert all(r.ok for r in results)
         assert control(simulator, "GET", "stats")["token_requests"] == {
-            everything.client_id: 2 * run_number, multi_tenant.client_id: run_number}
+            everything.client_id: 2 * run_number,
+            multi_tenant.client_id: run_number,
+        }
 
 
-def test_a_refused_token_request_wins_over_the_token_of_the_check_before(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                                         prober_factory: ProberFactory) -> None:
+def test_a_refused_token_request_wins_over_the_token_of_the_check_before(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     """Issue 21, item 1: the token route refuses the app after a good check; the next check
     says so for the token and every product, and calls no product with the earlier token."""
     prober, app = prober_factory(simulator.url), apps[0]
@@ -341,18 +434,24 @@ def test_a_refused_token_request_wins_over_the_token_of_the_check_before(simulat
     assert sum(requests(simulator, key) for key in PRODUCT_KEYS) == product_calls
 
 
-def test_a_token_8x8_says_is_already_expired_is_not_used(simulator_factory: SimulatorFactory,
-                                                          prober_factory: ProberFactory) -> None:
+def test_a_token_8x8_says_is_already_expired_is_not_used(
+    simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     """Its products would all answer 401, which reads as "not enabled" (the admin's to fix)."""
     server = simulator_factory(default_scenario(token_lifetime_s=0))
     results = run(prober_factory(server.url), target_for(server.scenario.apps[0], ("cloud_storage",)))
-    assert {key: r.outcome for key, r in results.items()} == dict.fromkeys(("token", "cloud_storage"), "unexpected_response")
+    assert {key: r.outcome for key, r in results.items()} == dict.fromkeys(
+        ("token", "cloud_storage"), "unexpected_response"
+    )
     assert results["token"].detail == "The token answer says the token has already expired."
     assert requests(server, "cloud_storage") == 0
 
 
-def test_asking_for_a_token_never_uses_one_of_a_check(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                      prober_factory: ProberFactory) -> None:
+def test_asking_for_a_token_never_uses_one_of_a_check(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     prober, app = prober_factory(simulator.url), apps[0]
     run(prober, target_for(app))
     fault(simulator, route="token", client_id=app.client_id, status=401)
@@ -394,8 +493,11 @@ def untrusted_https_server() -> Iterator[tuple[str, list[bytes]]]:
     listener.close()
 
 
-def test_untrusted_certificate_is_tls_error_and_not_retried(untrusted_https_server, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
-                                                            sleeps: RecordingSleep) -> None:
+def test_untrusted_certificate_is_tls_error_and_not_retried(
+    untrusted_https_server,
+    prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+    sleeps: RecordingSleep,
+) -> None:
     url, received = untrusted_https_server
     result = prober_factory(url).ask_token(Credentials(None, "tls-client-id", SecretStr("tls-secret-value")))
     assert result.outcome == "tls_error" and "could not be verified" in result.detail
@@ -405,8 +507,12 @@ def test_untrusted_certificate_is_tls_error_and_not_retried(untrusted_https_serv
 # --- secrets never reach the logs ---------------------------------------------------------
 
 
-def test_debug_logs_of_a_full_run_hold_no_secret(simulator: SimulatorServer, apps, prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_debug_logs_of_a_full_run_hold_no_secret(
+    simulator: SimulatorServer,
+    apps,
+    prober_factory: ProberFactory,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     install(caplog.handler)
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore", "switchboard", "asyncio"):
@@ -434,8 +540,9 @@ def test_details_hold_no_secret(simulator: SimulatorServer, apps, prober_factory
             assert needle not in result.detail
 
 
-def test_scenario_with_everything_denied_still_classifies(simulator_factory: SimulatorFactory,
-                                                          prober_factory: ProberFactory) -> None:
+def test_scenario_with_everything_denied_still_classifies(
+    simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     from lib.simulator import App
 
     app = App(client_id="nothing-granted-app", client_secret="nothing-granted-secret", products=())
@@ -448,8 +555,11 @@ def test_scenario_with_everything_denied_still_classifies(simulator_factory: Sim
 # --- Closing: nobody is left waiting ----------------------------------------------------------
 
 
-def test_closing_the_prober_mid_run_wakes_the_caller(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                     prober_factory: ProberFactory) -> None:
+def test_closing_the_prober_mid_run_wakes_the_caller(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     """What an anonymous clear_cache once did to the console's shared Prober: the run used to
     hang for good; now it ends at once with ProberClosed, keeping what had arrived."""
     prober = prober_factory(simulator.url)
@@ -477,8 +587,11 @@ def test_closing_the_prober_mid_run_wakes_the_caller(simulator: SimulatorServer,
         prober.ask_token(credentials_of(apps[0]))
 
 
-def test_a_check_fed_with_more_runs_every_refill_beside_what_still_runs(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                                     prober_factory: ProberFactory) -> None:
+def test_a_check_fed_with_more_runs_every_refill_beside_what_still_runs(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     """The worker's pipelined batches: more is asked for while the first batch still runs
     (one slow target), refills start at once and finish before it, every result comes once."""
     prober = prober_factory(simulator.url)
@@ -507,8 +620,11 @@ def test_a_check_fed_with_more_runs_every_refill_beside_what_still_runs(simulato
     assert asked_after[0].count("cloud_storage") == 2 and "cc_chat" not in asked_after[0]
 
 
-def test_closing_the_prober_during_a_fed_check_wakes_the_caller(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                                                prober_factory: ProberFactory) -> None:
+def test_closing_the_prober_during_a_fed_check_wakes_the_caller(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     prober = prober_factory(simulator.url)
     control(simulator, "PUT", "knobs", {"latency_ms": 3000})
     asked: list[int] = []
@@ -535,8 +651,11 @@ def test_closing_the_prober_during_a_fed_check_wakes_the_caller(simulator: Simul
     assert isinstance(outcome.get("error"), ProberClosed), outcome
 
 
-def test_waiting_for_results_has_a_deadline(simulator: SimulatorServer, apps,  # type: ignore[no-untyped-def]
-                                            prober_factory: ProberFactory) -> None:
+def test_waiting_for_results_has_a_deadline(
+    simulator: SimulatorServer,
+    apps,  # type: ignore[no-untyped-def]
+    prober_factory: ProberFactory,
+) -> None:
     prober = prober_factory(simulator.url)
     prober.quiet_limit_s = 0.5
     control(simulator, "PUT", "knobs", {"latency_ms": 3000})

@@ -47,9 +47,17 @@ pytestmark = pytest.mark.usefixtures("configured_transport")
 
 CAP = policy.MAX_ANSWER_BYTES
 READ_TIMEOUT_S = 0.2
-TARGET = Target(Credentials(None, "answers-client-id", SecretStr("answers-client-secret")),
-                {"analytics_region": "us", "storage_region": "us-east", "qm_region": "us-east", "chat_region": "us",
-                 "tenant_id": "tenant-1", "pbx": "pbx-1"})
+TARGET = Target(
+    Credentials(None, "answers-client-id", SecretStr("answers-client-secret")),
+    {
+        "analytics_region": "us",
+        "storage_region": "us-east",
+        "qm_region": "us-east",
+        "chat_region": "us",
+        "tenant_id": "tenant-1",
+        "pbx": "pbx-1",
+    },
+)
 NET_WORDS = "Switchboard could not read 8x8's answer"  # the client's last resort (EightByEight._timed)
 
 
@@ -69,8 +77,10 @@ def check(server: AnswerServer, answer_for: Callable[[Request], Answer]) -> list
 def at(where: str, answer: Answer) -> Callable[[Request], Answer]:
     """``answer`` for the token request (``where == "token"``) or for every product probe, a
     good token otherwise."""
+
     def answer_for(request: Request) -> Answer:
         return answer if (request.path == "/oauth/v2/token") == (where == "token") else GOOD_TOKEN
+
     return answer_for
 
 
@@ -87,44 +97,83 @@ def assert_classified(results: list[ProbeResult]) -> None:
 
 # --- the generated answers ------------------------------------------------------------------
 
+
 def _utf8(max_size: int) -> st.SearchStrategy[bytes]:
     return st.text(max_size=max_size).map(str.encode)
 
 
 RETRY_AFTERS = st.one_of(
-    st.integers(-10**20, 10**20).map(str),
+    st.integers(-(10**20), 10**20).map(str),
     st.floats().map(str),
-    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30))
-      .map(lambda when: format_datetime(when.replace(tzinfo=UTC), usegmt=True)),
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).map(
+        lambda when: format_datetime(when.replace(tzinfo=UTC), usegmt=True)
+    ),
     st.text(max_size=40),
     st.sampled_from(["300000000000", "9" * 4400, "Fri, 31 Dec 9999 23:59:59 -2359", "²", ""]),
 ).map(str.encode)
-CODINGS = st.sampled_from([b"gzip", b"deflate", b"br", b"zstd", b"identity", b"IDENTITY", b"", b"identity, gzip",
-                           b"x-made-up", b"gzip, gzip"])
-HEADERS = st.lists(st.one_of(
-    st.tuples(st.just(b"Retry-After"), RETRY_AFTERS),
-    st.tuples(st.just(b"Retry-After"), RETRY_AFTERS),
-    st.tuples(st.just(b"Content-Encoding"), CODINGS),
-    st.tuples(st.just(b"Content-Type"), st.sampled_from([b"application/json", b"text/html", b"application/octet-stream",
-                                                         b"application/json; charset=utf-16", b"\xff\xfe"])),
-    st.tuples(st.sampled_from([b"X-Tenant-Info", b"Location", b"Set-Cookie", b"Connection", b"Transfer-Encoding",
-                               b"Content-Length", b"WWW-Authenticate", b"X-Caf\xc3\xa9"]),
-              st.one_of(st.binary(max_size=60), _utf8(60))),
-), max_size=5)
+CODINGS = st.sampled_from(
+    [b"gzip", b"deflate", b"br", b"zstd", b"identity", b"IDENTITY", b"", b"identity, gzip", b"x-made-up", b"gzip, gzip"]
+)
+HEADERS = st.lists(
+    st.one_of(
+        st.tuples(st.just(b"Retry-After"), RETRY_AFTERS),
+        st.tuples(st.just(b"Retry-After"), RETRY_AFTERS),
+        st.tuples(st.just(b"Content-Encoding"), CODINGS),
+        st.tuples(
+            st.just(b"Content-Type"),
+            st.sampled_from(
+                [
+                    b"application/json",
+                    b"text/html",
+                    b"application/octet-stream",
+                    b"application/json; charset=utf-16",
+                    b"\xff\xfe",
+                ]
+            ),
+        ),
+        st.tuples(
+            st.sampled_from(
+                [
+                    b"X-Tenant-Info",
+                    b"Location",
+                    b"Set-Cookie",
+                    b"Connection",
+                    b"Transfer-Encoding",
+                    b"Content-Length",
+                    b"WWW-Authenticate",
+                    b"X-Caf\xc3\xa9",
+                ]
+            ),
+            st.one_of(st.binary(max_size=60), _utf8(60)),
+        ),
+    ),
+    max_size=5,
+)
 OVERSIZED = (b"X-Long", b"v" * (policy.MAX_HEADER_LINE_BYTES + 1))
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 SHAPED = st.one_of(
     JSON,
     st.lists(st.text(max_size=12), max_size=5),  # Cloud Storage's region names
     st.fixed_dictionaries({"data": st.lists(JSON, max_size=3)}),  # Chat's page
     st.fixed_dictionaries(  # a token answer
-        {"access_token": st.one_of(st.text(max_size=30), st.from_regex(r"[A-Za-z0-9._~+/-]{4,40}", fullmatch=True),
-                                   st.just("t" * (policy.MAX_TOKEN_CHARS + 1)))},
-        optional={"api_product_list": st.one_of(st.text(max_size=40), st.lists(JSON, max_size=3)),
-                  "api_product_list_json": JSON, "expires_in": JSON}),
+        {
+            "access_token": st.one_of(
+                st.text(max_size=30),
+                st.from_regex(r"[A-Za-z0-9._~+/-]{4,40}", fullmatch=True),
+                st.just("t" * (policy.MAX_TOKEN_CHARS + 1)),
+            )
+        },
+        optional={
+            "api_product_list": st.one_of(st.text(max_size=40), st.lists(JSON, max_size=3)),
+            "api_product_list_json": JSON,
+            "expires_in": JSON,
+        },
+    ),
     st.fixed_dictionaries({"fault": st.fixed_dictionaries({"faultstring": JSON, "detail": JSON})}),  # Apigee's
     st.fixed_dictionaries({}, optional={"ErrorCode": JSON, "Error": JSON, "message": JSON, "errors": JSON}),
 )
@@ -150,12 +199,19 @@ def answers(draw: st.DrawFn) -> Answer:
         pause = 0.0
     headers = draw(HEADERS) + ([OVERSIZED] if draw(st.integers(0, 9)) == 0 else [])
     return Answer(
-        status_line(draw(st.one_of(st.integers(100, 599), st.sampled_from([200, 401, 404, 429, 503]))),
-                    draw(st.one_of(st.none(), st.none(), st.none(), st.binary(max_size=20), _utf8(20)))),
-        tuple(headers), body, framing=framing,  # type: ignore[arg-type]
-        declared_length=draw(st.one_of(st.none(), st.none(), st.integers(0, len(body) + 10))) if framing == "length"
+        status_line(
+            draw(st.one_of(st.integers(100, 599), st.sampled_from([200, 401, 404, 429, 503]))),
+            draw(st.one_of(st.none(), st.none(), st.none(), st.binary(max_size=20), _utf8(20))),
+        ),
+        tuple(headers),
+        body,
+        framing=framing,  # type: ignore[arg-type]
+        declared_length=draw(st.one_of(st.none(), st.none(), st.integers(0, len(body) + 10)))
+        if framing == "length"
         else None,
-        piece_bytes=piece, pause_s=pause)
+        piece_bytes=piece,
+        pause_s=pause,
+    )
 
 
 def _gzip_bomb() -> bytes:
@@ -168,8 +224,9 @@ def _gzip_bomb() -> bytes:
 @example(answer=json_answer({}, 429, (b"Retry-After", b"300000000000")), where="products")  # item 4's answer
 @example(answer=Answer(body=b"[" * 100_000), where="products")
 @example(answer=json_answer({"access_token": "caf\u00e9-token"}), where="token")
-def test_every_answer_is_classified_and_nothing_escapes(answer_server: AnswerServer, answer: Answer,
-                                                        where: str) -> None:
+def test_every_answer_is_classified_and_nothing_escapes(
+    answer_server: AnswerServer, answer: Answer, where: str
+) -> None:
     assert_classified(check(answer_server, at(where, answer)))
 
 
@@ -212,6 +269,7 @@ def good_answers(n: int) -> Callable[[Request], Answer]:
     def answer_for(request: Request) -> Answer:
         product = by_path.get(request.path.split("?", 1)[0])
         return GOOD_TOKEN if product is None else json_answer(SHAPED_GOOD[product.probe.success](n))
+
     return answer_for
 
 
@@ -249,8 +307,9 @@ def test_a_count_is_a_whole_number_of_bounded_size(answer_server: AnswerServer, 
     assert "not a count (a whole number) as Quality Management returns" in results["quality_management"].detail
 
 
-@pytest.mark.parametrize(("body", "said"), [(0, "0 users"), (" 7 ", "7 users"), ("1", "1 user"),
-                                            (COUNT_MAX, f"{COUNT_MAX:,} users")])
+@pytest.mark.parametrize(
+    ("body", "said"), [(0, "0 users"), (" 7 ", "7 users"), ("1", "1 user"), (COUNT_MAX, f"{COUNT_MAX:,} users")]
+)
 def test_a_count_in_range_is_read(answer_server: AnswerServer, body: object, said: str) -> None:
     results = {r.product: r for r in check(answer_server, at("products", json_answer(body)))}
     assert results["quality_management"].detail == f"{said} counted by Quality Management."

@@ -44,8 +44,9 @@ def require(name: str) -> str:
 
 def promtool(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """promtool run in deploy/prometheus/, where the rule files name each other."""
-    return subprocess.run([require("promtool"), *args], input=stdin, cwd=DEPLOYED, check=False, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [require("promtool"), *args], input=stdin, cwd=DEPLOYED, check=False, capture_output=True, text=True, timeout=60
+    )
 
 
 def layout(folder: Path, swaps: dict[str, str]) -> Path:
@@ -64,16 +65,20 @@ def layout(folder: Path, swaps: dict[str, str]) -> Path:
 # --- the files, checked by promtool ------------------------------------------------------------
 
 
-def test_the_scrape_job_reads_a_bearer_token_from_a_file_and_passes_promtool_check_config(
-        tmp_path: Path) -> None:
+def test_the_scrape_job_reads_a_bearer_token_from_a_file_and_passes_promtool_check_config(tmp_path: Path) -> None:
     config = yaml.safe_load((DEPLOYED / "prometheus.yml").read_text())
     [job] = config["scrape_configs"]
     assert job["job_name"] == "switchboard" and job["metrics_path"] == "/metrics"
     assert job["authorization"] == {"type": "Bearer", "credentials_file": TOKEN_FILE}  # never the token itself
     assert config["rule_files"] == ["switchboard-rules.yml"]
     (tmp_path / "switchboard.token").write_text("sbt_stand-in\n")  # check config wants the file to exist
-    checked = promtool("check", "config", "--lint=all", "--lint-fatal",
-                       str(layout(tmp_path, {CREDENTIALS: f"credentials_file: {tmp_path / 'switchboard.token'}"})))
+    checked = promtool(
+        "check",
+        "config",
+        "--lint=all",
+        "--lint-fatal",
+        str(layout(tmp_path, {CREDENTIALS: f"credentials_file: {tmp_path / 'switchboard.token'}"})),
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 1 rule files found" in checked.stdout, checked.stdout
 
@@ -81,7 +86,8 @@ def test_the_scrape_job_reads_a_bearer_token_from_a_file_and_passes_promtool_che
 def test_the_alert_rules_pass_promtool_check_rules() -> None:
     checked = promtool("check", "rules", "--lint=all", "--lint-fatal", "switchboard-rules.yml")
     assert checked.returncode == 0 and f"SUCCESS: {len(alert_names())} rules found" in checked.stdout, (
-        checked.stdout + checked.stderr)
+        checked.stdout + checked.stderr
+    )
 
 
 def test_the_rules_unit_tests_pass_promtool_test_rules() -> None:
@@ -123,9 +129,24 @@ def live() -> Iterator[Live]:
         server = start_server({}, sim.url)
         try:
             app = sim.scenario.apps[0]
-            added = server.cli("connections", "add", "--name", "Prod", "--client-id", app.client_id,
-                               "--secret-stdin", "--products", "cloud_storage,cc_chat", "--storage-region", "uk",
-                               "--chat-region", "us", "--tenant-id", app.tenants[0], stdin=app.client_secret + "\n")
+            added = server.cli(
+                "connections",
+                "add",
+                "--name",
+                "Prod",
+                "--client-id",
+                app.client_id,
+                "--secret-stdin",
+                "--products",
+                "cloud_storage,cc_chat",
+                "--storage-region",
+                "uk",
+                "--chat-region",
+                "us",
+                "--tenant-id",
+                app.tenants[0],
+                stdin=app.client_secret + "\n",
+            )
             assert added.returncode == 0, added.stderr
             control(sim, "POST", "faults", {"route": "cc_chat", "status": 404})
             assert server.cli("check", "Prod", "--product", "cloud_storage").returncode == 0
@@ -145,11 +166,19 @@ def test_promtool_check_metrics_finds_nothing_wrong_in_a_live_answer(live: Live)
         scraped = client.get("/metrics", headers={"Authorization": f"Bearer {live.token}"})
     assert scraped.status_code == 200
     families = {family.name for family in text_string_to_metric_families(scraped.text)}
-    assert {"switchboard_check", "switchboard_check_duration_seconds", "switchboard_token_steps",
-            "switchboard_product_up", "switchboard_last_success_timestamp_seconds", "switchboard_products",
-            "switchboard_worker_heartbeat_timestamp_seconds", "switchboard_worker_last_successful_tick_timestamp_seconds",
-            "switchboard_workers_failing", "switchboard_secret_oldest_set_timestamp_seconds",
-            "switchboard_alert_events"} <= families  # every family lib/services/reporting/metrics.py makes, so all are linted
+    assert {
+        "switchboard_check",
+        "switchboard_check_duration_seconds",
+        "switchboard_token_steps",
+        "switchboard_product_up",
+        "switchboard_last_success_timestamp_seconds",
+        "switchboard_products",
+        "switchboard_worker_heartbeat_timestamp_seconds",
+        "switchboard_worker_last_successful_tick_timestamp_seconds",
+        "switchboard_workers_failing",
+        "switchboard_secret_oldest_set_timestamp_seconds",
+        "switchboard_alert_events",
+    } <= families  # every family lib/services/reporting/metrics.py makes, so all are linted
     linted = promtool("check", "metrics", stdin=scraped.text)
     assert linted.returncode == 0 and linted.stdout + linted.stderr == "", linted.stdout + linted.stderr
 
@@ -160,9 +189,17 @@ def prometheus(config: Path, folder: Path) -> Iterator[httpx.Client]:
     (stopped with it): a client of its HTTP API, once it is ready."""
     port, log = free_port(), folder / "prometheus.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([require("prometheus"), f"--config.file={config}",
-                                    f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [
+                require("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def ready() -> bool | None:
         assert process.poll() is None, "prometheus exited:\n" + log.read_text()
@@ -186,31 +223,43 @@ def data(api: httpx.Client, path: str) -> Any:
 
 
 @pytest.mark.slow
-def test_prometheus_scrapes_a_live_server_with_the_token_file_and_evaluates_the_rules(live: Live,
-                                                                                      tmp_path: Path) -> None:
+def test_prometheus_scrapes_a_live_server_with_the_token_file_and_evaluates_the_rules(
+    live: Live, tmp_path: Path
+) -> None:
     """The deployed job and rules in a real Prometheus; only the token's path, the target, the
     scheme (the test server speaks http) and the intervals (seconds, not minutes) replaced."""
     token_file = tmp_path / "switchboard.token"
     token_file.write_text("sbt_not-a-token\n")
-    config = layout(tmp_path, {
-        CREDENTIALS: f"credentials_file: {token_file}", "scheme: https": "scheme: http",
-        '- targets: ["switchboard.example.com"]': f'- targets: ["{live.server.url.removeprefix("http://")}"]',
-        "scrape_interval: 1m": "scrape_interval: 3s", "scrape_timeout: 30s": "scrape_timeout: 3s",
-        "evaluation_interval: 1m": "evaluation_interval: 1s"})
+    config = layout(
+        tmp_path,
+        {
+            CREDENTIALS: f"credentials_file: {token_file}",
+            "scheme: https": "scheme: http",
+            '- targets: ["switchboard.example.com"]': f'- targets: ["{live.server.url.removeprefix("http://")}"]',
+            "scrape_interval: 1m": "scrape_interval: 3s",
+            "scrape_timeout: 30s": "scrape_timeout: 3s",
+            "evaluation_interval: 1m": "evaluation_interval: 1s",
+        },
+    )
     with prometheus(config, tmp_path) as api:
+
         def target(health: str) -> dict[str, Any] | None:
             found = data(api, "/targets")["activeTargets"]  # empty until discovery has run
             return found[0] if [t["health"] for t in found] == [health] else None
 
-        assert "401" in eventually(lambda: target("down"), timeout_s=60, what="a failed scrape")["lastError"]  # the file is what is sent
+        assert (
+            "401" in eventually(lambda: target("down"), timeout_s=60, what="a failed scrape")["lastError"]
+        )  # the file is what is sent
         token_file.write_text(live.token + "\n")  # read again at the next scrape: no restart
         assert eventually(lambda: target("up"), timeout_s=60, what="a scrape with the token")["labels"]["job"] == (
-            "switchboard")
+            "switchboard"
+        )
 
         def rules() -> dict[str, dict[str, Any]] | None:
             found = {rule["name"]: rule for group in data(api, "/rules")["groups"] for rule in group["rules"]}
             settled = found["SwitchboardProductFailing"]["state"] == "pending" and all(
-                found[name]["state"] == "inactive" for name in found if name != "SwitchboardProductFailing")
+                found[name]["state"] == "inactive" for name in found if name != "SwitchboardProductFailing"
+            )
             return found if settled else None
 
         # cc_chat fails: pending, firing after 30 minutes of it
@@ -218,7 +267,12 @@ def test_prometheus_scrapes_a_live_server_with_the_token_file_and_evaluates_the_
         assert set(evaluated) == alert_names()
         assert all(rule["health"] == "ok" for rule in evaluated.values()), evaluated
         [pending] = evaluated["SwitchboardProductFailing"]["alerts"]
-        assert pending["labels"] == {"alertname": "SwitchboardProductFailing", "severity": "warning",
-                                     "job": "switchboard", "instance": live.server.url.removeprefix("http://"),
-                                     "connection": "Prod", "product": "cc_chat"}
+        assert pending["labels"] == {
+            "alertname": "SwitchboardProductFailing",
+            "severity": "warning",
+            "job": "switchboard",
+            "instance": live.server.url.removeprefix("http://"),
+            "connection": "Prod",
+            "product": "cc_chat",
+        }
         assert pending["annotations"]["summary"] == "8x8 cc_chat fails on connection Prod."

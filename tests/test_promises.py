@@ -49,7 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("ci", [None, "true"])
 def test_missing_postgresql_or_chromium_is_skipped_locally_and_fails_under_ci(
-        ci: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ci: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     if ci is None:
         monkeypatch.delenv("CI", raising=False)
     else:
@@ -70,8 +71,11 @@ def test_missing_postgresql_or_chromium_is_skipped_locally_and_fails_under_ci(
 
 def test_the_streamlit_config_keeps_its_hardened_defaults() -> None:
     text = (ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8")
-    found = {f"{section}.{name}": value for section, options in tomllib.loads(text).items()
-             for name, value in options.items()}
+    found = {
+        f"{section}.{name}": value
+        for section, options in tomllib.loads(text).items()
+        for name, value in options.items()
+    }
     known = streamlit_config.get_config_options()
     assert [name for name in found if name not in known] == []  # a misspelt option does nothing
     assert found["server.address"] == "127.0.0.1"  # loopback only
@@ -83,8 +87,7 @@ def test_the_streamlit_config_keeps_its_hardened_defaults() -> None:
 
 # --- The audit trail: appended to, never changed; pruned by retention only ---------------------
 
-_AUDIT_SQL = re.compile(r"\b(update|delete\s+from|truncate(\s+table)?|alter\s+table)\s+\W?audit_event\b",
-                        re.IGNORECASE)
+_AUDIT_SQL = re.compile(r"\b(update|delete\s+from|truncate(\s+table)?|alter\s+table)\s+\W?audit_event\b", re.IGNORECASE)
 # Statements on a table chosen at run time, and why none of them can be the audit trail's.
 _GENERIC = {
     ("lib/services/connections/keys.py", "update"): "rotation re-encrypts only the tables of encrypted_tables()",
@@ -101,9 +104,13 @@ def audit_writes(root: Path) -> Iterator[tuple[str, int, str]]:
     for path in sorted((root / "lib").rglob("*.py")):
         name = path.relative_to(root).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=name)
-        verbs = {alias.asname or alias.name: alias.name for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy")
-                 for alias in node.names if alias.name in ("update", "delete")}
+        verbs = {
+            alias.asname or alias.name: alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy")
+            for alias in node.names
+            if alias.name in ("update", "delete")
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and _AUDIT_SQL.search(node.value):
                 yield name, node.lineno, "SQL text on audit_event"
@@ -116,9 +123,11 @@ def audit_writes(root: Path) -> Iterator[tuple[str, int, str]]:
 
 def test_no_code_changes_an_audit_row_and_only_retention_deletes_them() -> None:
     found = [(name, what) for name, _, what in audit_writes(ROOT)]
-    assert found == [("lib/services/checking/retention.py", "delete(target.table)"),
-                     ("lib/services/connections/keys.py", "update(model)"),
-                     *[("lib/store/leases.py", "update(model)")] * 3], found  # take, renew, let_go
+    assert found == [
+        ("lib/services/checking/retention.py", "delete(target.table)"),
+        ("lib/services/connections/keys.py", "update(model)"),
+        *[("lib/store/leases.py", "update(model)")] * 3,
+    ], found  # take, renew, let_go
     assert {(name, what.split("(")[0]) for name, what in found} == set(_GENERIC)
     assert AuditEvent not in encrypted_tables()  # so rotation's update never reaches it
     assert typing.get_args(leases.Leased) == (type[DueCheck], type[AlertOutbox])  # nor a lease's
@@ -132,9 +141,14 @@ def test_the_audit_scan_finds_an_update_a_delete_and_sql_text(tmp_path: Path) ->
         "    session.execute(sql_update(AuditEvent).values(result='ok'))\n"
         "    session.execute(delete(AuditEvent))\n"
         "    session.execute(text('UPDATE \"audit_event\" SET detail = 1'))\n"
-        "    session.execute(sql_update(Connection).values(name='x'))\n", encoding="utf-8")
+        "    session.execute(sql_update(Connection).values(name='x'))\n",
+        encoding="utf-8",
+    )
     assert sorted((line, what) for _, line, what in audit_writes(tmp_path)) == [
-        (4, "update(AuditEvent)"), (5, "delete(AuditEvent)"), (6, "SQL text on audit_event")]
+        (4, "update(AuditEvent)"),
+        (5, "delete(AuditEvent)"),
+        (6, "SQL text on audit_event"),
+    ]
 
 
 # --- The command line takes no secret as an argument -------------------------------------------
@@ -166,16 +180,23 @@ def test_no_command_takes_a_secret_as_an_argument() -> None:
 # --- switchboard db backup ---------------------------------------------------------------------
 
 
-def test_db_backup_copies_sqlite_and_says_it_copies_nothing_else(engine: Engine, database_url: str,
-                                                                   tmp_path: Path) -> None:
+def test_db_backup_copies_sqlite_and_says_it_copies_nothing_else(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
     target = tmp_path / "backups" / "switchboard.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SWITCHBOARD_DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "-m", "lib", "db", "backup", str(target)], check=False,
-                          env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "lib", "db", "backup", str(target)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     if not db.is_sqlite(engine):
         assert done.returncode == 1 and not target.exists(), done.stdout + done.stderr
-        assert done.stderr == ("error: db backup copies SQLite files only; back up PostgreSQL with pg_dump "
-                               "or PITR.\n")
+        assert done.stderr == ("error: db backup copies SQLite files only; back up PostgreSQL with pg_dump or PITR.\n")
         return
     assert done.returncode == 0, done.stderr
     assert f"Backed up to {target}." in done.stdout
@@ -187,14 +208,22 @@ def test_db_backup_copies_sqlite_and_says_it_copies_nothing_else(engine: Engine,
 # --- The demo keeps its own data and keyring ---------------------------------------------------
 
 
-def test_the_demo_keeps_its_data_and_keyring_apart_from_the_real_ones(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_demo_keeps_its_data_and_keyring_apart_from_the_real_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`make demo-shell` starts $SHELL with the demo's settings: here `env`, which prints them."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("SWITCHBOARD_", "DEMO_", "SIM_PORT"))}
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), "--shell"], check=False, timeout=60,
-                          env=env | {"SHELL": "env", "PY": sys.executable}, capture_output=True, text=True)
+    env = {
+        name: value for name, value in os.environ.items() if not name.startswith(("SWITCHBOARD_", "DEMO_", "SIM_PORT"))
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "demo.sh"), "--shell"],
+        check=False,
+        timeout=60,
+        env=env | {"SHELL": "env", "PY": sys.executable},
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     demo = load_settings(dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line))
     real = load_settings({})
@@ -215,19 +244,27 @@ def _start(database_url: str, *ring: tuple[str, bytes]) -> Runtime:
 
 def _save(rt: Runtime, name: str) -> str:
     """A connection saved by this instance; the key id its secret is stored under."""
-    view = connections.create(rt.engine, rt.vault, ConnectionInput(
-        name=name, client_id=f"id-{name}", client_secret=SecretStr(f"secret-{name}")), actor=ADMIN)
+    view = connections.create(
+        rt.engine,
+        rt.vault,
+        ConnectionInput(name=name, client_id=f"id-{name}", client_secret=SecretStr(f"secret-{name}")),
+        actor=ADMIN,
+    )
     with read_session(rt.engine) as session:
         return session.exec(select(Connection.client_secret_enc).where(Connection.id == view.id)).one().split(".")[1]
 
 
 def _reads_everything(rt: Runtime) -> bool:
-    return all(connections.load_credentials(rt.engine, rt.vault, view.id).client_secret.get_secret_value()
-               == f"secret-{view.name}" for view in connections.list_connections(rt.engine))
+    return all(
+        connections.load_credentials(rt.engine, rt.vault, view.id).client_secret.get_secret_value()
+        == f"secret-{view.name}"
+        for view in connections.list_connections(rt.engine)
+    )
 
 
-def test_a_new_key_rolls_out_to_every_instance_before_any_writes_with_it(engine: Engine, vault: Vault,
-                                                                           database_url: str) -> None:
+def test_a_new_key_rolls_out_to_every_instance_before_any_writes_with_it(
+    engine: Engine, vault: Vault, database_url: str
+) -> None:
     """docs/operating/several-instances.md, "The keyring on every instance": at each step, every
     instance still running reads everything any other one wrote, and one left behind on the old
     keyring cannot start once the new key is in use."""

@@ -105,8 +105,12 @@ def plan(engine: Engine, statement: str, parameters: Any) -> Plan:
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         [[document]] = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).all()
     nodes = list(_pg_nodes((document if isinstance(document, list) else json.loads(document))[0]["Plan"]))
-    full = [n["Relation Name"] for n in nodes if n.get("Relation Name") in WATCHED and (
-        n["Node Type"] == "Seq Scan" or (n["Node Type"].startswith("Index") and "Index Cond" not in n))]
+    full = [
+        n["Relation Name"]
+        for n in nodes
+        if n.get("Relation Name") in WATCHED
+        and (n["Node Type"] == "Seq Scan" or (n["Node Type"].startswith("Index") and "Index Cond" not in n))
+    ]
     steps = [f"{n['Node Type']} {n.get('Relation Name', '')} {n.get('Index Name', '')}".strip() for n in nodes]
     return Plan(statement, full, any(n["Node Type"].endswith("Sort") for n in nodes), steps)
 
@@ -145,17 +149,25 @@ class Planned:
 
 
 EDGES = sorted({0, *DURATION_BUCKETS_MS, *(b + 1 for b in DURATION_BUCKETS_MS)})
-results = st.builds(Planned, who=st.sampled_from((0, 0, 1, 1, 2)), product=st.sampled_from((TOKEN, *PRODUCT_KEYS)),
-                    outcome=st.sampled_from(OUTCOMES), ms=st.one_of(st.sampled_from(EDGES), st.integers(0, 60_000)),
-                    minutes_ago=st.integers(0, 30), earlier_settings=st.booleans(),
-                    fault=st.sampled_from((None, None, None, None, None, "refused", "lost")))
+results = st.builds(
+    Planned,
+    who=st.sampled_from((0, 0, 1, 1, 2)),
+    product=st.sampled_from((TOKEN, *PRODUCT_KEYS)),
+    outcome=st.sampled_from(OUTCOMES),
+    ms=st.one_of(st.sampled_from(EDGES), st.integers(0, 60_000)),
+    minutes_ago=st.integers(0, 30),
+    earlier_settings=st.booleans(),
+    fault=st.sampled_from((None, None, None, None, None, "refused", "lost")),
+)
 
 
 def two_connections_and_a_deleted_one(engine: Engine, vault: Vault) -> tuple[list[ConnectionView], uuid.UUID]:
     """Alpha and Beta (Cloud Storage ticked), the id of a connection that no longer exists, and
     the database set to refuse the rows a test marks (refuse_marked_rows)."""
-    views = [add(engine, vault, name, ("cloud_storage",), client_id=f"client-000{i}")
-             for i, name in enumerate(("Alpha", "Beta"), 1)]
+    views = [
+        add(engine, vault, name, ("cloud_storage",), client_id=f"client-000{i}")
+        for i, name in enumerate(("Alpha", "Beta"), 1)
+    ]
     refuse_marked_rows(engine)
     return views, uuid.uuid4()
 
@@ -166,13 +178,25 @@ def refuse_marked_rows(engine: Engine) -> None:
     marked = f"NEW.detail = '{REFUSED}' OR NEW.run_id = '{LOST}'"
     with engine.begin() as conn:
         if db.is_sqlite(engine):
-            conn.execute(text(f"CREATE TRIGGER refuse_marked BEFORE INSERT ON check_result WHEN {marked} "
-                              f"BEGIN SELECT RAISE(ABORT, '{REFUSED}'); END"))
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER refuse_marked BEFORE INSERT ON check_result WHEN {marked} "
+                    f"BEGIN SELECT RAISE(ABORT, '{REFUSED}'); END"
+                )
+            )
         else:
-            conn.execute(text("CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                              f"IF {marked} THEN RAISE EXCEPTION '{REFUSED}'; END IF; RETURN NEW; END $$"))
-            conn.execute(text("CREATE TRIGGER refuse_marked BEFORE INSERT ON check_result FOR EACH ROW "
-                              "EXECUTE FUNCTION refuse_marked()"))
+            conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    f"IF {marked} THEN RAISE EXCEPTION '{REFUSED}'; END IF; RETURN NEW; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_marked BEFORE INSERT ON check_result FOR EACH ROW "
+                    "EXECUTE FUNCTION refuse_marked()"
+                )
+            )
 
 
 def counted_in_history(engine: Engine) -> tuple[dict[tuple[str, str], int], dict[str, list[int]], dict[str, int]]:
@@ -183,8 +207,11 @@ def counted_in_history(engine: Engine) -> tuple[dict[tuple[str, str], int], dict
     by_outcome: dict[tuple[str, str], int] = {}
     for product, outcome, _ in rows:
         by_outcome[product, outcome] = by_outcome.get((product, outcome), 0) + 1
-    within = {p: [sum(1 for q, _, ms in rows if q == p and ms <= bound) for bound in DURATION_BUCKETS_MS]
-              + [sum(1 for q, _, _ in rows if q == p)] for p in PRODUCT_KEYS}
+    within = {
+        p: [sum(1 for q, _, ms in rows if q == p and ms <= bound) for bound in DURATION_BUCKETS_MS]
+        + [sum(1 for q, _, _ in rows if q == p)]
+        for p in PRODUCT_KEYS
+    }
     total_ms = {p: sum(ms for q, _, ms in rows if q == p) for p in PRODUCT_KEYS}
     return by_outcome, within, total_ms
 
@@ -192,8 +219,11 @@ def counted_in_history(engine: Engine) -> tuple[dict[tuple[str, str], int], dict
 def assert_metrics_count_the_history(engine: Engine) -> None:
     by_outcome, within, total_ms = counted_in_history(engine)
     found = scrape(engine)
-    checked = {(s.labels["product"], s.labels["outcome"]): s.value for s in found["switchboard_check"]
-               if s.name.endswith("_total")}
+    checked = {
+        (s.labels["product"], s.labels["outcome"]): s.value
+        for s in found["switchboard_check"]
+        if s.name.endswith("_total")
+    }
     assert checked == {(p, o): by_outcome.get((p, o), 0) for p in PRODUCT_KEYS for o in OUTCOMES}
     tokens = {s.labels["outcome"]: s.value for s in found["switchboard_token_steps"] if s.name.endswith("_total")}
     assert tokens == {o: by_outcome.get((TOKEN, o), 0) for o in OUTCOMES}
@@ -207,15 +237,18 @@ def assert_metrics_count_the_history(engine: Engine) -> None:
 def assert_last_ok_is_the_newest_ok_of_the_current_settings(engine: Engine) -> None:
     with read_session(engine) as session:
         kept = {(r.connection_id, r.product): r.last_ok_at for r in session.exec(select(CurrentStatus)).all()}
-        newest = {(c, p): at for c, p, at in session.exec(
-            select(Check.connection_id, Check.product, func.max(Check.started_at))
-            .where(Check.outcome == OutcomeKey.OK, Check.settings_version >= 1)
-            .group_by(Check.connection_id, Check.product)).all()}  # type: ignore[arg-type]
+        newest = {
+            (c, p): at
+            for c, p, at in session.exec(
+                select(Check.connection_id, Check.product, func.max(Check.started_at))
+                .where(Check.outcome == OutcomeKey.OK, Check.settings_version >= 1)
+                .group_by(Check.connection_id, Check.product)
+            ).all()
+        }  # type: ignore[arg-type]
     assert {key: at for key, at in kept.items() if at is not None} == newest
 
 
-def test_the_metrics_counters_equal_a_count_of_the_history_after_any_batches(runtime: Runtime,
-                                                                              vault: Vault) -> None:
+def test_the_metrics_counters_equal_a_count_of_the_history_after_any_batches(runtime: Runtime, vault: Vault) -> None:
     """Batches of any results, made with the settings of now or earlier ones, for connections
     that exist or were deleted meanwhile, some refused by the database (the batch is then stored
     one by one, a refused result as a failure of its own, or lost): the counters /metrics
@@ -234,8 +267,18 @@ def test_the_metrics_counters_equal_a_count_of_the_history_after_any_batches(run
             for r in batch:
                 connection_id, name = (views[r.who].id, views[r.who].name) if r.who < 2 else (gone, "Gone")
                 at, detail = now - timedelta(minutes=r.minutes_ago), REFUSED if r.fault == "refused" else ""
-                record = CheckRecord(connection_id, name, r.product, r.outcome, 200, r.ms, detail, at,
-                                     LOST if r.fault == "lost" else "r", 0 if r.earlier_settings else None)
+                record = CheckRecord(
+                    connection_id,
+                    name,
+                    r.product,
+                    r.outcome,
+                    200,
+                    r.ms,
+                    detail,
+                    at,
+                    LOST if r.fault == "lost" else "r",
+                    0 if r.earlier_settings else None,
+                )
                 writer.add(record, ProbeResult(r.product, r.outcome, detail, at, 200, r.ms))
             writer.flush()
         assert report.lost == sum(1 for batch in batches for r in batch if r.fault == "lost" and r.who < 2)
@@ -265,7 +308,8 @@ def test_counters_and_last_successes_outlive_the_checks_behind_them(engine: Engi
     assert values(after["switchboard_check"])[(("outcome", "ok"), ("product", "cloud_storage"))] == 2
     assert values(after["switchboard_product_up"]) == {(("connection", "Alpha"), ("product", "cloud_storage")): 0}
     assert values(after["switchboard_last_success_timestamp_seconds"]) == {
-        (("connection", "Alpha"), ("product", "cloud_storage")): pytest.approx(long_ago.timestamp())}
+        (("connection", "Alpha"), ("product", "cloud_storage")): pytest.approx(long_ago.timestamp())
+    }
 
 
 def test_every_query_of_a_scrape_reads_no_history(engine: Engine, vault: Vault) -> None:
@@ -279,8 +323,9 @@ def test_every_query_of_a_scrape_reads_no_history(engine: Engine, vault: Vault) 
     assert_indexed(plans(engine, seen))
 
 
-def test_token_steps_count_the_token_requests_of_stored_checks(runtime: Runtime, simulator: SimulatorServer,
-                                                               prober_factory: ProberFactory) -> None:
+def test_token_steps_count_the_token_requests_of_stored_checks(
+    runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     """One token step per connection and run, whatever its products; a token asked for to
     verify a form before saving is no stored check, so not counted (the simulator saw it)."""
     app = simulator.scenario.apps[0]
@@ -319,8 +364,13 @@ def newest_first(engine: Engine, which: audit.Filter) -> list[int]:
     """The ids ``which`` selects, newest first, ties of ``at`` by id, read plainly."""
     with read_session(engine) as session:
         rows = session.exec(select(AuditEvent)).all()
-    inside = [r for r in rows if (which.since is None or r.at >= which.since)
-              and (which.until is None or r.at < which.until) and (not which.actors or r.actor in which.actors)]
+    inside = [
+        r
+        for r in rows
+        if (which.since is None or r.at >= which.since)
+        and (which.until is None or r.at < which.until)
+        and (not which.actors or r.actor in which.actors)
+    ]
     return [r.id for r in sorted(inside, key=lambda r: (r.at, r.id), reverse=True)]  # type: ignore[misc]
 
 
@@ -329,15 +379,22 @@ def test_audit_pages_run_newest_first_through_ties_with_their_counts(engine: Eng
     ticks = st.integers(0, 6).map(lambda n: base - timedelta(seconds=n))  # few moments: many ties
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(moments=st.lists(ticks, max_size=25), others=st.lists(ticks, max_size=5), size=st.integers(1, 7),
-           since=st.sampled_from((None, 1, 3)), only_ann=st.booleans())
+    @given(
+        moments=st.lists(ticks, max_size=25),
+        others=st.lists(ticks, max_size=5),
+        size=st.integers(1, 7),
+        since=st.sampled_from((None, 1, 3)),
+        only_ann=st.booleans(),
+    )
     def paged(moments: list[datetime], others: list[datetime], size: int, since: int | None, only_ann: bool) -> None:
         with write_session(engine) as session:
             session.execute(delete(AuditEvent))  # type: ignore[arg-type]
         write_audit(engine, moments)
         write_audit(engine, others, actor="bob")
-        which = audit.Filter(since=None if since is None else base - timedelta(seconds=since),
-                             actors=frozenset({"ann"}) if only_ann else frozenset())
+        which = audit.Filter(
+            since=None if since is None else base - timedelta(seconds=since),
+            actors=frozenset({"ann"}) if only_ann else frozenset(),
+        )
         expected = newest_first(engine, which)
         seen: list[int] = []
         before = None
@@ -380,12 +437,14 @@ def test_an_audit_page_and_its_counts_are_read_by_index(engine: Engine) -> None:
 
 
 def test_the_lookup_of_an_interrupted_run_reads_only_the_audit_rows_since_it_began(
-        engine: Engine, vault: Vault) -> None:
+    engine: Engine, vault: Vault
+) -> None:
     view = add(engine, vault, "Alpha", ("cloud_storage",))
     write_audit(engine, [utcnow() - timedelta(days=30)])  # a long trail before it
     with write_session(engine) as session:
-        checks.store(session, [CheckRecord(view.id, "Alpha", "cloud_storage", "ok", 200, 5, "", utcnow(), "run-1")],
-                     {}, "test")
+        checks.store(
+            session, [CheckRecord(view.id, "Alpha", "cloud_storage", "ok", 200, 5, "", utcnow(), "run-1")], {}, "test"
+        )
     with queries(engine) as seen:
         run = checks.stored_run(engine, "run-1", actor=ADMIN)
     assert (run.products, run.finished) == (1, False)
@@ -405,18 +464,20 @@ def test_the_audit_page_shows_the_newest_first_and_turns_pages(console_env: Runt
 
     def shown() -> tuple[str, list[tuple[str, str]]]:
         frame = at.dataframe[0].value
-        return (next(c.value for c in at.caption if c.value.startswith("Showing")),
-                list(zip(frame["action"], frame["target"], strict=True)))
+        return (
+            next(c.value for c in at.caption if c.value.startswith("Showing")),
+            list(zip(frame["action"], frame["target"], strict=True)),
+        )
 
     said, rows = shown()
     assert said == f"Showing 1–{audit.PAGE_SIZE} of {total:,} events, newest first."
-    assert rows == [targets[i] for i in expected[:audit.PAGE_SIZE]]
+    assert rows == [targets[i] for i in expected[: audit.PAGE_SIZE]]
     assert at.button(key="audit_newer").disabled
     assert f"Download CSV ({total:,} rows)" in [b.label for b in at.get("download_button")]
     at = at.button(key="audit_older").click().run()
     said, rows = shown()
     assert said == f"Showing {audit.PAGE_SIZE + 1}–{total} of {total:,} events, newest first."
-    assert rows == [targets[i] for i in expected[audit.PAGE_SIZE:]]
+    assert rows == [targets[i] for i in expected[audit.PAGE_SIZE :]]
     assert at.button(key="audit_older").disabled
     at = at.button(key="audit_newer").click().run()
     assert shown()[0].startswith(f"Showing 1–{audit.PAGE_SIZE} of")
@@ -425,8 +486,9 @@ def test_the_audit_page_shows_the_newest_first_and_turns_pages(console_env: Runt
 # --- the migration ---------------------------------------------------------------------------
 
 
-def test_upgrading_fills_the_tally_and_last_successes_from_the_history(database_url: str, vault: Vault,
-                                                                       sentinels: Sentinels) -> None:
+def test_upgrading_fills_the_tally_and_last_successes_from_the_history(
+    database_url: str, vault: Vault, sentinels: Sentinels
+) -> None:
     engine = db.make_engine(database_url)
     command.upgrade(db._alembic_config(engine), "0012")  # the release before the tally
     check_keyring(engine, vault)
@@ -435,24 +497,45 @@ def test_upgrading_fills_the_tally_and_last_successes_from_the_history(database_
         conn.execute(update(Connection).where(Connection.id == row_id).values(granted_products=None))
     key = row_id.hex if db.is_sqlite(engine) else row_id
     now = utcnow()
-    history = [("cloud_storage", "ok", 40, 50), ("cloud_storage", "ok", 50, 40), ("cloud_storage", "timeout", 30_001, 30),
-               ("cc_chat", "not_found", 120, 20), (TOKEN, "ok", 90, 10), (TOKEN, "bad_credentials", 99, 5)]
+    history = [
+        ("cloud_storage", "ok", 40, 50),
+        ("cloud_storage", "ok", 50, 40),
+        ("cloud_storage", "timeout", 30_001, 30),
+        ("cc_chat", "not_found", 120, 20),
+        (TOKEN, "ok", 90, 10),
+        (TOKEN, "bad_credentials", 99, 5),
+    ]
     at = bindparam("at", type_=UTCDateTime())
     with engine.begin() as conn:
         for product, outcome, ms, minutes_ago in history:
-            conn.execute(text("INSERT INTO check_result (connection_id, product, started_at, duration_ms, outcome, "
-                              "detail, triggered_by) VALUES (:c, :p, :at, :ms, :o, '', 'x')").bindparams(at),
-                         {"c": key, "p": product, "o": outcome, "ms": ms, "at": now - timedelta(minutes=minutes_ago)})
-        for product, outcome, minutes_ago in (("cloud_storage", "timeout", 30), ("cc_chat", "not_found", 20),
-                                              (TOKEN, "bad_credentials", 5)):
-            conn.execute(text("INSERT INTO current_status (connection_id, product, outcome, duration_ms, detail, "
-                              "checked_at) VALUES (:c, :p, :o, 0, '', :at)").bindparams(at),
-                         {"c": key, "p": product, "o": outcome, "at": now - timedelta(minutes=minutes_ago)})
+            conn.execute(
+                text(
+                    "INSERT INTO check_result (connection_id, product, started_at, duration_ms, outcome, "
+                    "detail, triggered_by) VALUES (:c, :p, :at, :ms, :o, '', 'x')"
+                ).bindparams(at),
+                {"c": key, "p": product, "o": outcome, "ms": ms, "at": now - timedelta(minutes=minutes_ago)},
+            )
+        for product, outcome, minutes_ago in (
+            ("cloud_storage", "timeout", 30),
+            ("cc_chat", "not_found", 20),
+            (TOKEN, "bad_credentials", 5),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO current_status (connection_id, product, outcome, duration_ms, detail, "
+                    "checked_at) VALUES (:c, :p, :o, 0, '', :at)"
+                ).bindparams(at),
+                {"c": key, "p": product, "o": outcome, "at": now - timedelta(minutes=minutes_ago)},
+            )
     db.upgrade(engine)
     assert_metrics_count_the_history(engine)
     with read_session(engine) as session:
         last_ok = {r.product: r.last_ok_at for r in session.exec(select(CurrentStatus)).all()}
-    assert last_ok == {"cloud_storage": now - timedelta(minutes=40), "cc_chat": None, TOKEN: now - timedelta(minutes=10)}
+    assert last_ok == {
+        "cloud_storage": now - timedelta(minutes=40),
+        "cc_chat": None,
+        TOKEN: now - timedelta(minutes=10),
+    }
     with write_session(engine) as session:  # stored after the upgrade: added to the rows it made
         checks.store(session, [CheckRecord(row_id, "Old", "cloud_storage", "ok", 200, 45, "", now, "r")], {}, "t")
     assert_metrics_count_the_history(engine)

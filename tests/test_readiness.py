@@ -51,4 +51,3 @@ def test_a_database_host_that_drops_packets_is_not_ready_within_the_connect_time
         silent.dispose()
     assert reason is not None and reason.startswith("The database cannot be reached")
     assert PG_CONNECT_TIMEOUT_S <= waited < PG_CONNECT_TIMEOUT_S * 3, waited
-

@@ -127,8 +127,10 @@ def test_every_test_the_docs_name_exists() -> None:
 def test_the_docs_cite_tests_at_all() -> None:
     """Guards the pattern itself: documents that cite nothing would pass the test above. Each
     document for a reader cites the tests behind its promises."""
-    cited = {path.relative_to(ROOT).as_posix(): sum(1 for _ in references(path.read_text(encoding="utf-8"), ""))
-             for path in documents(ROOT)}
+    cited = {
+        path.relative_to(ROOT).as_posix(): sum(1 for _ in references(path.read_text(encoding="utf-8"), ""))
+        for path in documents(ROOT)
+    }
     assert sum(cited.values()) > 250, cited
     assert all(cited[name] > 5 for name in ("README.md", "docs/using.md", "docs/developing.md")), cited
 

@@ -100,7 +100,8 @@ def test_configure_logging_quiets_the_http_libraries_and_filters_root() -> None:
     aiohttp_loggers = [value for value in vars(aiohttp_log).values() if isinstance(value, logging.Logger)]
     assert {logger.name for logger in aiohttp_loggers} >= {"aiohttp.client", "aiohttp.internal", "aiohttp.access"}
     assert {logger.name: logger.getEffectiveLevel() for logger in aiohttp_loggers} == {
-        logger.name: logging.WARNING for logger in aiohttp_loggers}
+        logger.name: logging.WARNING for logger in aiohttp_loggers
+    }
     assert all(any(isinstance(f, RedactingFilter) for f in h.filters) for h in logging.getLogger().handlers)
 
 
@@ -132,8 +133,9 @@ def test_the_registry_keeps_only_the_most_recent_values() -> None:
     assert small.mask("value-one value-two value-three value-four") == "*** value-two *** ***"
 
 
-def test_refused_candidates_never_join_the_registry(runtime: Runtime, simulator: SimulatorServer,
-                                                    prober_factory: ProberFactory) -> None:
+def test_refused_candidates_never_join_the_registry(
+    runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     """A refused Client ID such as "Trade" would otherwise mask that word in later audit rows."""
     app = simulator.scenario.apps[0]
     candidate = form_for(app, "Trade", client_id="Trade", client_secret=SecretStr("Trade-secret-typo"))
@@ -142,13 +144,13 @@ def test_refused_candidates_never_join_the_registry(runtime: Runtime, simulator:
     assert "Trade-secret-typo" not in str(refused.value)
     assert registry.mask("Trade Trade-secret-typo") == "Trade Trade-secret-typo"
     connections.create(runtime.engine, runtime.vault, form_for(app, "Trade desk"), actor=ADMIN)
-    assert [e.target for e in audit.events(runtime.engine, ADMIN) if e.action == "connection.create"] == [
-        "Trade desk"]
+    assert [e.target for e in audit.events(runtime.engine, ADMIN) if e.action == "connection.create"] == ["Trade desk"]
     assert registry.mask(app.client_secret) == MASK  # what was saved is masked
 
 
 def test_a_fleet_larger_than_the_old_cap_keeps_every_credential_and_token_masked(
-        captured: pytest.LogCaptureFixture) -> None:
+    captured: pytest.LogCaptureFixture,
+) -> None:
     """Issue 24: 4,096 values held about 1,000 connections' credentials and tokens; the
     registry is sized to the fleet now. 6,000 connections: 18,000 credential values and a token
     each, the earliest registered still masked."""
@@ -160,8 +162,13 @@ def test_a_fleet_larger_than_the_old_cap_keeps_every_credential_and_token_masked
     registry.add(*tokens)
     assert len(registry) == held_before + 6_000 * 4
     first_id, first_secret = fleet[0]
-    log.error("8x8 refused %s / %s with %s and %s", first_id, first_secret, tokens[0],
-              base64.b64encode(f"{first_id}:{first_secret}".encode()).decode())
+    log.error(
+        "8x8 refused %s / %s with %s and %s",
+        first_id,
+        first_secret,
+        tokens[0],
+        base64.b64encode(f"{first_id}:{first_secret}".encode()).decode(),
+    )
     assert captured.records[-1].getMessage() == "8x8 refused *** / *** with *** and ***"
     registry.add_credentials(*fleet[-1])  # registering known values again adds nothing
     assert len(registry) == held_before + 6_000 * 4
@@ -178,14 +185,16 @@ def test_log_records_mask_credentials_by_their_shape_registered_or_not(captured:
     assert registry.mask("API token: grafana") == "API token: grafana"
 
 
-_VALUE = st.text(alphabet=st.characters(blacklist_characters="*", blacklist_categories=("Cs",)), min_size=4,
-                 max_size=24)
+_VALUE = st.text(
+    alphabet=st.characters(blacklist_characters="*", blacklist_categories=("Cs",)), min_size=4, max_size=24
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_VALUE, min_size=1, max_size=30), st.lists(st.text(max_size=8), max_size=31), st.data())
-def test_no_registered_value_survives_masking_wherever_it_is_in_a_text(values: list[str], fillers: list[str],
-                                                                      data: st.DataObject) -> None:
+def test_no_registered_value_survives_masking_wherever_it_is_in_a_text(
+    values: list[str], fillers: list[str], data: st.DataObject
+) -> None:
     """The class: values overlapping, containing one another or sharing beginnings, between any
     text, never come out of :meth:`SecretRegistry.mask`."""
     masking = SecretRegistry(limit=len(values))

@@ -53,7 +53,8 @@ def test_every_requirement_is_met_by_its_pinned_version(file: str) -> None:
         name = canonicalize_name(requirement.name)
         assert name in pinned, f"{requirement} ({file}) is not in constraints.txt"
         assert requirement.specifier.contains(pinned[name], prereleases=True), (
-            f"{requirement} ({file}) is not met by {name}=={pinned[name]} (constraints.txt)")
+            f"{requirement} ({file}) is not met by {name}=={pinned[name]} (constraints.txt)"
+        )
 
 
 def test_the_venv_is_exactly_what_constraints_txt_pins() -> None:

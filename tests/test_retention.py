@@ -69,8 +69,20 @@ def _connection(rt: Runtime, simulator: SimulatorServer, name: str = "Kept histo
 
 def _checks(engine: Engine, connection_id: uuid.UUID, when: datetime, marker: str, n: int = 1) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(Check), [{"connection_id": connection_id, "product": "cc_chat", "started_at": when,
-                                      "outcome": "ok", "detail": marker, "triggered_by": "test"}] * n)
+        conn.execute(
+            insert(Check),
+            [
+                {
+                    "connection_id": connection_id,
+                    "product": "cc_chat",
+                    "started_at": when,
+                    "outcome": "ok",
+                    "detail": marker,
+                    "triggered_by": "test",
+                }
+            ]
+            * n,
+        )
 
 
 def _seed(engine: Engine, connection_id: uuid.UUID, now: datetime, keep: retention.Retention) -> None:
@@ -79,35 +91,90 @@ def _seed(engine: Engine, connection_id: uuid.UUID, now: datetime, keep: retenti
     for marker, shift in (("keep", MINUTE), ("expire", -MINUTE)):
         _checks(engine, connection_id, now - keep.checks + shift, marker, n=3)
         with engine.begin() as conn:
-            conn.execute(insert(AuditEvent), [{"at": now - keep.audit + shift, "actor": "test", "action": "test.row",
-                                               "target": "", "result": "ok", "detail": marker}] * 2)
-            conn.execute(insert(WebSession), [{"token_hash": uuid.uuid4().hex, "subject": marker, "via": "local",
-                                               "address": "", "created_at": now - sessions_keep + shift,
-                                               "last_seen_at": now - sessions_keep + shift}])
-            conn.execute(insert(SignInAttempt), [{"at": now - retention.KEEP_ATTEMPTS + shift, "username_key": marker,
-                                                  "address": "", "success": False}])
+            conn.execute(
+                insert(AuditEvent),
+                [
+                    {
+                        "at": now - keep.audit + shift,
+                        "actor": "test",
+                        "action": "test.row",
+                        "target": "",
+                        "result": "ok",
+                        "detail": marker,
+                    }
+                ]
+                * 2,
+            )
+            conn.execute(
+                insert(WebSession),
+                [
+                    {
+                        "token_hash": uuid.uuid4().hex,
+                        "subject": marker,
+                        "via": "local",
+                        "address": "",
+                        "created_at": now - sessions_keep + shift,
+                        "last_seen_at": now - sessions_keep + shift,
+                    }
+                ],
+            )
+            conn.execute(
+                insert(SignInAttempt),
+                [
+                    {
+                        "at": now - retention.KEEP_ATTEMPTS + shift,
+                        "username_key": marker,
+                        "address": "",
+                        "success": False,
+                    }
+                ],
+            )
             when = now - retention.KEEP_SETUP_CODES + shift
-            conn.execute(insert(SetupCode), [{"code_hash": marker, "created_at": when - timedelta(hours=1),
-                                              "expires_at": when}])
-            for table, kept in ((CheckRollupDay, retention.KEEP_DAILY_ROLLUPS),
-                                (CheckRollupHour, retention.KEEP_HOURLY_ROLLUPS)):  # the product: the marker
-                conn.execute(insert(table), [{"connection_id": connection_id, "product": marker,
-                                              "start": now - kept + shift, "checks": 1, "duration_sum_ms": 0,
-                                              "duration_max_ms": 0}])
+            conn.execute(
+                insert(SetupCode), [{"code_hash": marker, "created_at": when - timedelta(hours=1), "expires_at": when}]
+            )
+            for table, kept in (
+                (CheckRollupDay, retention.KEEP_DAILY_ROLLUPS),
+                (CheckRollupHour, retention.KEEP_HOURLY_ROLLUPS),
+            ):  # the product: the marker
+                conn.execute(
+                    insert(table),
+                    [
+                        {
+                            "connection_id": connection_id,
+                            "product": marker,
+                            "start": now - kept + shift,
+                            "checks": 1,
+                            "duration_sum_ms": 0,
+                            "duration_max_ms": 0,
+                        }
+                    ],
+                )
 
 
-_MARKED = {"checks": Check.detail, "audit": AuditEvent.detail, "sessions": WebSession.subject,
-           "attempts": SignInAttempt.username_key, "setup_codes": SetupCode.code_hash,
-           "rollups_daily": CheckRollupDay.c.product, "rollups_hourly": CheckRollupHour.c.product}
+_MARKED = {
+    "checks": Check.detail,
+    "audit": AuditEvent.detail,
+    "sessions": WebSession.subject,
+    "attempts": SignInAttempt.username_key,
+    "setup_codes": SetupCode.code_hash,
+    "rollups_daily": CheckRollupDay.c.product,
+    "rollups_hourly": CheckRollupHour.c.product,
+}
 
 
 def _left(engine: Engine) -> dict[str, dict[str, int]]:
     """Rows left in each pruned table, by marker."""
     with read_session(engine) as session:
         conn = session.connection()
-        return {name: dict(conn.execute(sql_select(column, func.count()).where(column.in_(["keep", "expire"]))
-                                        .group_by(column)).all())  # type: ignore[arg-type]
-                for name, column in _MARKED.items()}
+        return {
+            name: dict(
+                conn.execute(
+                    sql_select(column, func.count()).where(column.in_(["keep", "expire"])).group_by(column)
+                ).all()
+            )  # type: ignore[arg-type]
+            for name, column in _MARKED.items()
+        }
 
 
 def test_pruning_removes_exactly_the_expired_rows_of_each_table(runtime: Runtime, simulator: SimulatorServer) -> None:
@@ -116,16 +183,30 @@ def test_pruning_removes_exactly_the_expired_rows_of_each_table(runtime: Runtime
     cid = _connection(runtime, simulator)
     _seed(runtime.engine, cid, NOW, retention.Retention())
     pruned = Pruner(runtime, budget=FOREVER, now=at_now).run()
-    assert pruned.rows == {"checks": 3, "audit": 2, "sessions": 1, "attempts": 1, "setup_codes": 1,
-                           "rollups_daily": 1, "rollups_hourly": 1}
+    assert pruned.rows == {
+        "checks": 3,
+        "audit": 2,
+        "sessions": 1,
+        "attempts": 1,
+        "setup_codes": 1,
+        "rollups_daily": 1,
+        "rollups_hourly": 1,
+    }
     assert not pruned.more
-    assert _left(runtime.engine) == {"checks": {"keep": 3}, "audit": {"keep": 2}, "sessions": {"keep": 1},
-                                     "attempts": {"keep": 1}, "setup_codes": {"keep": 1},
-                                     "rollups_daily": {"keep": 1}, "rollups_hourly": {"keep": 1}}
+    assert _left(runtime.engine) == {
+        "checks": {"keep": 3},
+        "audit": {"keep": 2},
+        "sessions": {"keep": 1},
+        "attempts": {"keep": 1},
+        "setup_codes": {"keep": 1},
+        "rollups_daily": {"keep": 1},
+        "rollups_hourly": {"keep": 1},
+    }
     assert Pruner(runtime, budget=FOREVER, now=at_now).run().total == 0
 
-    chosen = retention.set_keep(runtime.engine, actor=ADMIN, keep_checks=timedelta(days=7),
-                                 keep_audit=timedelta(days=90))
+    chosen = retention.set_keep(
+        runtime.engine, actor=ADMIN, keep_checks=timedelta(days=7), keep_audit=timedelta(days=90)
+    )
     later = NOW + timedelta(days=1)
     _seed(runtime.engine, cid, later, chosen)
     pruned = Pruner(runtime, budget=FOREVER, now=lambda: later).run()
@@ -136,13 +217,15 @@ def test_pruning_removes_exactly_the_expired_rows_of_each_table(runtime: Runtime
 
 
 def test_a_check_that_is_a_current_status_goes_and_the_status_stays(
-        runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     """Nothing points at a check row: the current status holds a copy of what it shows."""
     from lib.services.checking import checks
     from lib.services.history import status
 
-    view = connections.create(runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "Old news"),
-                              actor=ADMIN)
+    view = connections.create(
+        runtime.engine, runtime.vault, form_for(simulator.scenario.apps[0], "Old news"), actor=ADMIN
+    )
     checks.run_checks(runtime, prober_factory(simulator.url), connection_ids=[view.id], triggered_by=ADMIN)
     before = status.table(runtime.engine)
     assert "ok" in set(before["outcome"])
@@ -190,7 +273,8 @@ def ticking(step: float = 1.0) -> Callable[[], float]:
 
 
 def test_pruning_goes_in_small_transactions_within_a_budget_and_goes_on_next_time(
-        runtime: Runtime, simulator: SimulatorServer) -> None:
+    runtime: Runtime, simulator: SimulatorServer
+) -> None:
     cid = _connection(runtime, simulator)
     _checks(runtime.engine, cid, NOW - timedelta(days=40), "expire", n=35)
     _checks(runtime.engine, cid, NOW - timedelta(days=1), "keep", n=5)
@@ -252,7 +336,8 @@ def test_pruners_of_several_workers_at_once_delete_each_row_once(runtime: Runtim
 
 @sqlite_only
 def test_a_tick_prunes_while_its_checks_fail_and_checks_while_pruning_fails(
-        runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
     rt = runtime
     cid = _connection(rt, simulator)
     worker = Worker(rt, prober_factory(simulator.url))
@@ -260,8 +345,10 @@ def test_a_tick_prunes_while_its_checks_fail_and_checks_while_pruning_fails(
     long_ago = datetime.now(UTC) - timedelta(days=500)
     _checks(rt.engine, cid, long_ago, "expire", n=4)
     with rt.engine.begin() as conn:
-        conn.execute(insert(AuditEvent), [{"at": long_ago, "actor": "test", "action": "test.row", "target": "",
-                                           "result": "ok", "detail": "expire"}])
+        conn.execute(
+            insert(AuditEvent),
+            [{"at": long_ago, "actor": "test", "action": "test.row", "target": "", "result": "ok", "detail": "expire"}],
+        )
     make_due(rt.engine)
     with refusing(rt.engine, "due_check", "UPDATE"):  # the check part fails
         report = worker.tick()
@@ -271,13 +358,17 @@ def test_a_tick_prunes_while_its_checks_fail_and_checks_while_pruning_fails(
 
     _checks(rt.engine, cid, long_ago, "expire", n=2)
     with rt.engine.begin() as conn:
-        conn.execute(insert(AuditEvent), [{"at": long_ago, "actor": "test", "action": "test.row", "target": "",
-                                           "result": "ok", "detail": "expire"}])
+        conn.execute(
+            insert(AuditEvent),
+            [{"at": long_ago, "actor": "test", "action": "test.row", "target": "", "result": "ok", "detail": "expire"}],
+        )
     make_due(rt.engine)
     with refusing(rt.engine, "check_result", "DELETE"):  # pruning the checks fails
         report = worker.tick()
     assert report.checked > 0 and report.failing == 0
-    assert report.failure is not None and report.failure.startswith("pruning: PruningFailed (Could not prune check history: IntegrityError")
+    assert report.failure is not None and report.failure.startswith(
+        "pruning: PruningFailed (Could not prune check history: IntegrityError"
+    )
     assert "refused by the test" in report.failure
     left = _left(rt.engine)
     assert left["checks"] == {"expire": 2} and left["audit"] == {}  # the other tables were pruned
@@ -330,10 +421,16 @@ def test_only_admins_change_what_is_kept(engine: Engine) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(1, 3650)), st.one_of(st.none(), st.integers(1, 3650))),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.none(), st.integers(1, 3650)), st.one_of(st.none(), st.integers(1, 3650))),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_the_audit_trail_is_never_kept_shorter_than_check_history(
-        sqlite_engine: Engine, changes: list[tuple[int | None, int | None]]) -> None:
+    sqlite_engine: Engine, changes: list[tuple[int | None, int | None]]
+) -> None:
     """The class: whatever admins ask, in any order, a change is saved exactly when the result
     keeps the audit trail at least as long as check history, and the stored times always do."""
     for checks_days, audit_days in changes:
@@ -354,7 +451,8 @@ def test_the_audit_trail_is_never_kept_shorter_than_check_history(
 
 
 def test_settings_set_and_show_round_trip_through_the_cli_with_audit_rows(
-        cli_env: CliEnv, sqlite_engine: Engine) -> None:  # noqa: F811
+    cli_env: CliEnv, sqlite_engine: Engine
+) -> None:
     from click.testing import CliRunner
 
     from lib.cli import cli as root_command
@@ -370,7 +468,10 @@ def test_settings_set_and_show_round_trip_through_the_cli_with_audit_rows(
 
     code, out, _ = run("settings", "show")
     assert code == 0
-    assert "Check history: 30 d (change with --keep-checks)" in out and "Audit trail: 400 d (change with --keep-audit)" in out
+    assert (
+        "Check history: 30 d (change with --keep-checks)" in out
+        and "Audit trail: 400 d (change with --keep-audit)" in out
+    )
     assert "Sign-in attempts: 1 d (fixed)" in out and "kept for the default times" in out
     code, out, _ = run("settings", "set", "--keep-checks", "45d", "--keep-audit", "500d")
     assert code == 0 and "Check history is kept 45 d, the audit trail 500 d" in out
@@ -381,8 +482,12 @@ def test_settings_set_and_show_round_trip_through_the_cli_with_audit_rows(
     assert [(r["name"], r["keep_s"]) for r in shown["rules"][:2]] == [("checks", 45 * 86400), ("audit", 500 * 86400)]
     assert shown["sqlite_auto_vacuum"] == "incremental" and shown["updated_by"].startswith("cli:")
     code, _, err = run("settings", "set", "--keep-audit", "7d")
-    assert code == 1 and "error: Keep audit (--keep-audit): The audit trail is kept at least as long as check " \
-                         "history (45 d), so not 7 d" in err
+    assert (
+        code == 1
+        and "error: Keep audit (--keep-audit): The audit trail is kept at least as long as check "
+        "history (45 d), so not 7 d"
+        in err
+    )
     code, _, err = run("settings", "set", "--keep-checks", "a month")
     assert code == 2 and "'a month' is not a length of time" in err
     code, _, err = run("settings", "set")
@@ -393,8 +498,9 @@ def test_settings_set_and_show_round_trip_through_the_cli_with_audit_rows(
     assert _stored(sqlite_engine).checks == timedelta(days=45)
 
 
-def test_the_console_says_how_long_history_is_kept(open_page: PageOpener, console_env: Runtime,
-                                                   simulator: SimulatorServer) -> None:
+def test_the_console_says_how_long_history_is_kept(
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer
+) -> None:
     def kept(at: AppTest) -> Any:
         return next(c for c in at.caption if "Check history is kept" in str(c.value))
 
@@ -417,9 +523,20 @@ def _size(path: Path) -> int:
 def _fill(rt: Runtime, simulator: SimulatorServer, n: int) -> None:
     cid = _connection(rt, simulator)
     with rt.engine.begin() as conn:
-        conn.execute(insert(Check), [{"connection_id": cid, "product": "cc_chat", "started_at": NOW - timedelta(days=60),
-                                      "outcome": "vendor_error", "detail": f"{i:06d} " + "x" * 600,
-                                      "triggered_by": "test"} for i in range(n)])
+        conn.execute(
+            insert(Check),
+            [
+                {
+                    "connection_id": cid,
+                    "product": "cc_chat",
+                    "started_at": NOW - timedelta(days=60),
+                    "outcome": "vendor_error",
+                    "detail": f"{i:06d} " + "x" * 600,
+                    "triggered_by": "test",
+                }
+                for i in range(n)
+            ],
+        )
 
 
 @pytest.fixture
@@ -429,8 +546,14 @@ def file_runtime(tmp_path: Path, vault: Vault) -> Iterator[tuple[Runtime, Path]]
     url = f"sqlite:///{path}"
     engine = db.make_engine(url)
     db.upgrade(engine)
-    yield Runtime(Settings(database_url=url, keyring_file=None, base_url="https://api.8x8.com"),  # type: ignore[arg-type]
-                  engine, vault), path
+    yield (
+        Runtime(
+            Settings(database_url=url, keyring_file=None, base_url="https://api.8x8.com"),  # type: ignore[arg-type]
+            engine,
+            vault,
+        ),
+        path,
+    )
     engine.dispose()
 
 
@@ -449,8 +572,9 @@ def test_a_sqlite_file_shrinks_after_pruning(file_runtime: tuple[Runtime, Path],
     assert _size(path) < full / 4, (full, _size(path))
 
 
-def test_sqlite_statistics_are_refreshed_now_and_then(file_runtime: tuple[Runtime, Path],
-                                                      simulator: SimulatorServer) -> None:
+def test_sqlite_statistics_are_refreshed_now_and_then(
+    file_runtime: tuple[Runtime, Path], simulator: SimulatorServer
+) -> None:
     rt, _ = file_runtime
     _fill(rt, simulator, 50)
 
@@ -470,9 +594,9 @@ def test_sqlite_statistics_are_refreshed_now_and_then(file_runtime: tuple[Runtim
     assert analyzed()
 
 
-def test_an_older_file_is_compacted_once_then_gives_space_back(tmp_path: Path, vault: Vault,
-                                                               simulator: SimulatorServer,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_older_file_is_compacted_once_then_gives_space_back(
+    tmp_path: Path, vault: Vault, simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file made before incremental auto-vacuum reuses its free pages but keeps its size;
     `db upgrade` says so, and `db compact` changes it."""
     from click.testing import CliRunner
@@ -498,8 +622,11 @@ def test_an_older_file_is_compacted_once_then_gives_space_back(tmp_path: Path, v
     code, out = run("db", "upgrade")
     assert code == 0 and "run `switchboard db compact` once" in out
     engine = db.make_engine(url)
-    rt = Runtime(Settings(database_url=url, keyring_file=None, base_url="https://api.8x8.com"),  # type: ignore[arg-type]
-                 engine, vault)
+    rt = Runtime(
+        Settings(database_url=url, keyring_file=None, base_url="https://api.8x8.com"),  # type: ignore[arg-type]
+        engine,
+        vault,
+    )
     assert db.auto_vacuum(engine) == "none"
     _fill(rt, simulator, 6_000)
     Pruner(rt, budget=FOREVER, now=at_now).run()
@@ -548,6 +675,10 @@ def test_the_sqlite_migration_goes_both_ways_and_pruning_reads_an_index(sqlite_e
         target = retention._TARGETS[name]
         table, column = target.table.__tablename__, target.moment.key
         with sqlite_engine.connect() as conn:
-            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
-                f"EXPLAIN QUERY PLAN SELECT id FROM {table} WHERE {column} < '2026-12-08' LIMIT 10"))
+            plan = " ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN SELECT id FROM {table} WHERE {column} < '2026-12-08' LIMIT 10"
+                )
+            )
         assert "USING COVERING INDEX" in plan and f"({column}<?)" in plan, (name, plan)

@@ -79,16 +79,21 @@ def aggregate(rows: Iterable[tuple[Any, str, str, int, datetime]], table: Any) -
 def counted_history(engine: Engine) -> list[tuple[Any, str, str, int, datetime]]:
     """The product checks stored with their connection's settings of now (the tests edit none)."""
     with read_session(engine) as session:
-        return list(session.execute(
-            select(Check.connection_id, Check.product, Check.outcome, Check.duration_ms, Check.started_at)
-            .join(Connection, Connection.id == Check.connection_id)  # type: ignore[arg-type]
-            .where(Check.product != TOKEN, Check.settings_version >= Connection.settings_version)).all())
+        return list(
+            session.execute(
+                select(Check.connection_id, Check.product, Check.outcome, Check.duration_ms, Check.started_at)
+                .join(Connection, Connection.id == Check.connection_id)  # type: ignore[arg-type]
+                .where(Check.product != TOKEN, Check.settings_version >= Connection.settings_version)
+            ).all()
+        )
 
 
 def rolled(engine: Engine, table: Any) -> dict[tuple[Any, ...], dict[str, int]]:
     with read_session(engine) as session:
-        return {(r.connection_id, r.product, r.start): {c: getattr(r, c) for c in SUMMED}
-                for r in session.execute(select(table)).all()}
+        return {
+            (r.connection_id, r.product, r.start): {c: getattr(r, c) for c in SUMMED}
+            for r in session.execute(select(table)).all()
+        }
 
 
 def assert_rollups_aggregate(engine: Engine, history: list[tuple[Any, str, str, int, datetime]]) -> None:
@@ -97,14 +102,19 @@ def assert_rollups_aggregate(engine: Engine, history: list[tuple[Any, str, str, 
 
 
 EDGES = sorted({0, *DURATION_BUCKETS_MS, *(b + 1 for b in DURATION_BUCKETS_MS)})
-results = st.builds(Planned, who=st.sampled_from((0, 0, 1, 1, 2)), product=st.sampled_from((TOKEN, *PRODUCT_KEYS)),
-                    outcome=st.sampled_from(OUTCOMES), ms=st.one_of(st.sampled_from(EDGES), st.integers(0, 60_000)),
-                    minutes_ago=st.integers(0, 3 * 24 * 60), earlier_settings=st.booleans(),
-                    fault=st.sampled_from((None, None, None, None, None, "refused", "lost")))
+results = st.builds(
+    Planned,
+    who=st.sampled_from((0, 0, 1, 1, 2)),
+    product=st.sampled_from((TOKEN, *PRODUCT_KEYS)),
+    outcome=st.sampled_from(OUTCOMES),
+    ms=st.one_of(st.sampled_from(EDGES), st.integers(0, 60_000)),
+    minutes_ago=st.integers(0, 3 * 24 * 60),
+    earlier_settings=st.booleans(),
+    fault=st.sampled_from((None, None, None, None, None, "refused", "lost")),
+)
 
 
-def test_rollups_equal_an_aggregate_of_the_checks_they_count_after_any_batches(runtime: Runtime,
-                                                                               vault: Vault) -> None:
+def test_rollups_equal_an_aggregate_of_the_checks_they_count_after_any_batches(runtime: Runtime, vault: Vault) -> None:
     """Batches of any results over three days, token steps and results made with earlier
     settings among them, for connections that exist or were deleted meanwhile, some refused by
     the database (the batch falls back to one by one, a refused result stored as a failure):
@@ -121,8 +131,18 @@ def test_rollups_equal_an_aggregate_of_the_checks_they_count_after_any_batches(r
             for r in batch:
                 connection_id, name = (views[r.who].id, views[r.who].name) if r.who < 2 else (gone, "Gone")
                 at, detail = NOW - timedelta(minutes=r.minutes_ago), REFUSED if r.fault == "refused" else ""
-                record = CheckRecord(connection_id, name, r.product, r.outcome, 200, r.ms, detail, at,
-                                     LOST if r.fault == "lost" else "r", 0 if r.earlier_settings else None)
+                record = CheckRecord(
+                    connection_id,
+                    name,
+                    r.product,
+                    r.outcome,
+                    200,
+                    r.ms,
+                    detail,
+                    at,
+                    LOST if r.fault == "lost" else "r",
+                    0 if r.earlier_settings else None,
+                )
                 writer.add(record, ProbeResult(r.product, r.outcome, detail, at, 200, r.ms))
             writer.flush()
         assert_rollups_aggregate(engine, counted_history(engine))
@@ -132,16 +152,22 @@ def test_rollups_equal_an_aggregate_of_the_checks_they_count_after_any_batches(r
 
 def store_at(engine: Engine, view: Any, product: str, outcomes: Iterable[str], at: datetime, ms: int = 100) -> None:
     with write_session(engine) as session:
-        checks.store(session, [CheckRecord(view.id, view.name, product, outcome, 200, ms, "", at, "r")
-                               for outcome in outcomes], {}, "test")
+        checks.store(
+            session,
+            [CheckRecord(view.id, view.name, product, outcome, 200, ms, "", at, "r") for outcome in outcomes],
+            {},
+            "test",
+        )
 
 
 def uptime_at(engine: Engine, now: datetime) -> dict[tuple[str, str], dict[str, float]]:
     with read_session(engine) as session:
         found = rollups.counts(session.connection(), now)
     shares = rollups.ratios(found)
-    return {(c, p): {w: round(v, 4) for w, v in row.items() if not math.isnan(v)}
-            for c, p, row in zip(found["connection_id"], found["product"], shares.to_dict("records"), strict=True)}
+    return {
+        (c, p): {w: round(v, 4) for w, v in row.items() if not math.isnan(v)}
+        for c, p, row in zip(found["connection_id"], found["product"], shares.to_dict("records"), strict=True)
+    }
 
 
 def scripted(engine: Engine, vault: Vault) -> Any:
@@ -161,8 +187,14 @@ def scripted(engine: Engine, vault: Vault) -> Any:
 def test_uptime_over_each_window_of_a_scripted_history(engine: Engine, vault: Vault) -> None:
     view = scripted(engine, vault)
     key = view.id.hex if db.is_sqlite(engine) else str(view.id)
-    assert uptime_at(engine, NOW) == {(key, "cloud_storage"): {
-        "24h": round(4 / 5, 4), "7d": round(4 / 10, 4), "30d": round(12 / 18, 4), "90d": round(12 / 22, 4)}}
+    assert uptime_at(engine, NOW) == {
+        (key, "cloud_storage"): {
+            "24h": round(4 / 5, 4),
+            "7d": round(4 / 10, 4),
+            "30d": round(12 / 18, 4),
+            "90d": round(12 / 22, 4),
+        }
+    }
     assert uptime_at(engine, NOW + timedelta(days=200)) == {}  # no check in any window: nothing
 
 
@@ -235,15 +267,26 @@ def _insert_history(engine: Engine, key: Any, rows: list[tuple[str, str, int, da
     at = bindparam("at", type_=UTCDateTime())
     with engine.begin() as conn:
         for product, outcome, ms, moment in rows:
-            conn.execute(text("INSERT INTO check_result (connection_id, product, started_at, duration_ms, outcome, "
-                              "detail, triggered_by) VALUES (:c, :p, :at, :ms, :o, '', 'x')").bindparams(at),
-                         {"c": key, "p": product, "o": outcome, "ms": ms, "at": moment})
+            conn.execute(
+                text(
+                    "INSERT INTO check_result (connection_id, product, started_at, duration_ms, outcome, "
+                    "detail, triggered_by) VALUES (:c, :p, :at, :ms, :o, '', 'x')"
+                ).bindparams(at),
+                {"c": key, "p": product, "o": outcome, "ms": ms, "at": moment},
+            )
 
 
 def _history(part: int) -> list[tuple[str, str, int, datetime]]:
     products = (*PRODUCT_KEYS, TOKEN)
-    return [(products[i % len(products)], OUTCOMES[(i * 7 + part) % len(OUTCOMES)], EDGES[i % len(EDGES)] + part,
-             NOW - timedelta(minutes=97 * i + part)) for i in range(60)]
+    return [
+        (
+            products[i % len(products)],
+            OUTCOMES[(i * 7 + part) % len(OUTCOMES)],
+            EDGES[i % len(EDGES)] + part,
+            NOW - timedelta(minutes=97 * i + part),
+        )
+        for i in range(60)
+    ]
 
 
 MARKED_MS = 77_777  # no other history row took this long
@@ -253,18 +296,31 @@ def _refuse_rollups_of(engine: Engine) -> None:
     """The database refuses a daily rollup holding the check that took MARKED_MS."""
     with engine.begin() as conn:
         if db.is_sqlite(engine):
-            conn.execute(text(f"CREATE TRIGGER refuse_rollup BEFORE INSERT ON check_rollup_day WHEN "
-                              f"NEW.duration_max_ms = {MARKED_MS} BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER refuse_rollup BEFORE INSERT ON check_rollup_day WHEN "
+                    f"NEW.duration_max_ms = {MARKED_MS} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
         else:
-            conn.execute(text("CREATE FUNCTION refuse_rollup() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                              f"IF NEW.duration_max_ms = {MARKED_MS} THEN RAISE EXCEPTION 'refused'; END IF; "
-                              "RETURN NEW; END $$"))
-            conn.execute(text("CREATE TRIGGER refuse_rollup BEFORE INSERT ON check_rollup_day FOR EACH ROW "
-                              "EXECUTE FUNCTION refuse_rollup()"))
+            conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_rollup() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    f"IF NEW.duration_max_ms = {MARKED_MS} THEN RAISE EXCEPTION 'refused'; END IF; "
+                    "RETURN NEW; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_rollup BEFORE INSERT ON check_rollup_day FOR EACH ROW "
+                    "EXECUTE FUNCTION refuse_rollup()"
+                )
+            )
 
 
-def test_upgrading_fills_the_rollups_from_the_history_in_resumable_batches(database_url: str, vault: Vault,
-                                                                         sentinels: Sentinels) -> None:
+def test_upgrading_fills_the_rollups_from_the_history_in_resumable_batches(
+    database_url: str, vault: Vault, sentinels: Sentinels
+) -> None:
     """0015 rolls up the history as the code would have; a backfill stopped half way (a batch
     refused) keeps the batches before it and goes on from its mark, counting nothing twice."""
     engine = db.make_engine(database_url)
@@ -299,7 +355,15 @@ def test_upgrading_fills_the_rollups_from_the_history_in_resumable_batches(datab
         checks.store(session, [CheckRecord(row_id, "Old", "cloud_storage", "ok", 200, 45, "", NOW, "r")], {}, "t")
     assert_rollups_aggregate(engine, counted_history(engine))
     with read_session(engine) as session:  # in the row the backfill made for that hour, not a second one
-        assert session.execute(select(func.count()).select_from(CheckRollupHour).where(
-            CheckRollupHour.c.product == "cloud_storage", CheckRollupHour.c.start == start_of(NOW, CheckRollupHour),
-        )).scalar_one() == 1
+        assert (
+            session.execute(
+                select(func.count())
+                .select_from(CheckRollupHour)
+                .where(
+                    CheckRollupHour.c.product == "cloud_storage",
+                    CheckRollupHour.c.start == start_of(NOW, CheckRollupHour),
+                )
+            ).scalar_one()
+            == 1
+        )
     engine.dispose()

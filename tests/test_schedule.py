@@ -41,19 +41,30 @@ NOW = datetime(2026, 12, 1, 10, 7, 31, tzinfo=UTC)
 # --- slots ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [("1m", timedelta(minutes=1)), ("15m", EVERY), ("1h", timedelta(hours=1)),
-                                                ("90M", timedelta(minutes=90)), (" 7d ", timedelta(days=7))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1m", timedelta(minutes=1)),
+        ("15m", EVERY),
+        ("1h", timedelta(hours=1)),
+        ("90M", timedelta(minutes=90)),
+        (" 7d ", timedelta(days=7)),
+    ],
+)
 def test_intervals_as_people_write_them(text: str, expected: timedelta) -> None:
     assert schedule.parse_every(text) == expected
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("30s", "at most every 1 min and at least every 7 d, not every 30 s"),
-    ("8d", "not every 8 d"),
-    ("0m", "not every 0 s"),
-    ("soon", "'soon' is not an interval: write a whole number and a unit, e.g. 30s, 5m, 1h or 7d"),
-    ("15", "'15' is not an interval"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("30s", "at most every 1 min and at least every 7 d, not every 30 s"),
+        ("8d", "not every 8 d"),
+        ("0m", "not every 0 s"),
+        ("soon", "'soon' is not an interval: write a whole number and a unit, e.g. 30s, 5m, 1h or 7d"),
+        ("15", "'15' is not an interval"),
+    ],
+)
 def test_intervals_out_of_bounds_are_refused_with_the_fix(text: str, message: str) -> None:
     with pytest.raises(ValidationError) as info:
         schedule.parse_every(text)
@@ -62,13 +73,27 @@ def test_intervals_out_of_bounds_are_refused_with_the_fix(text: str, message: st
 
 def test_spans_read_back_in_the_largest_unit() -> None:
     assert [span(parse_span(t)) for t in ("30s", "90s", "60m", "90m", "24h", "36h")] == [  # type: ignore[arg-type]
-        "30 s", "90 s", "1 h", "90 min", "1 d", "36 h"]
+        "30 s",
+        "90 s",
+        "1 h",
+        "90 min",
+        "1 d",
+        "36 h",
+    ]
 
 
 def test_how_long_something_lasted_reads_in_its_two_largest_units() -> None:
     """Recoveries say how long a product was down (alerts' "works again after ...")."""
     assert [lasted(timedelta(seconds=n)) for n in (-5, 0, 45, 60, 3_725, 86_400, 90_061, 86_400 * 400)] == [
-        "0 s", "0 s", "45 s", "1 min", "1 h 2 min", "1 d", "1 d 1 h", "400 d"]
+        "0 s",
+        "0 s",
+        "45 s",
+        "1 min",
+        "1 h 2 min",
+        "1 d",
+        "1 d 1 h",
+        "400 d",
+    ]
 
 
 @given(st.integers(0, 10**9))
@@ -79,7 +104,7 @@ def test_any_duration_reads_as_at_most_two_units(seconds: int) -> None:
 
 @given(st.text(max_size=30))
 def test_any_text_is_an_interval_or_refused_never_an_error(text: str) -> None:
-    """"²s" passed str.isdigit and "99999999999d" overflowed timedelta: both raised."""
+    """ "²s" passed str.isdigit and "99999999999d" overflowed timedelta: both raised."""
     try:
         schedule.parse_every(text)
     except ValidationError as refused:
@@ -91,9 +116,17 @@ def test_odd_digits_and_huge_numbers_are_not_intervals(text: str) -> None:
     assert parse_span(text) is None
 
 
-@pytest.mark.parametrize(("retry_after", "wait"), [
-    (None, timedelta(0)), (-5, timedelta(0)), (float("nan"), timedelta(0)), (float("inf"), schedule.LONGEST_WAIT),
-    (3e11, schedule.LONGEST_WAIT), (90, timedelta(seconds=90))])
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [
+        (None, timedelta(0)),
+        (-5, timedelta(0)),
+        (float("nan"), timedelta(0)),
+        (float("inf"), schedule.LONGEST_WAIT),
+        (3e11, schedule.LONGEST_WAIT),
+        (90, timedelta(seconds=90)),
+    ],
+)
 def test_a_retry_after_is_a_wait_of_at_most_a_day(retry_after: float | None, wait: timedelta) -> None:
     assert schedule.asked_wait(retry_after) == wait
     now = datetime.now(UTC)
@@ -146,14 +179,29 @@ def test_rate_limited_skips_a_slot_and_waits_at_least_what_retry_after_asked() -
 # --- settings in the database -----------------------------------------------------------------
 
 
-EVERY_SETTING = {"analytics_region": "us", "storage_region": "uk", "qm_region": "uk", "chat_region": "us",
-                 "tenant_id": "t-1", "pbx": "pbx-1"}  # what any ticked product needs
+EVERY_SETTING = {
+    "analytics_region": "us",
+    "storage_region": "uk",
+    "qm_region": "uk",
+    "chat_region": "us",
+    "tenant_id": "t-1",
+    "pbx": "pbx-1",
+}  # what any ticked product needs
 
 
 def _add(engine: Engine, vault: Vault, name: str, products: tuple[str, ...] = ()) -> ConnectionView:
-    return connections.create(engine, vault, ConnectionInput(
-        name=name, client_id=f"client-{name}", client_secret=SecretStr(f"secret-{name}-0123456789"),
-        expected_products=products, **EVERY_SETTING), actor=ADMIN)
+    return connections.create(
+        engine,
+        vault,
+        ConnectionInput(
+            name=name,
+            client_id=f"client-{name}",
+            client_secret=SecretStr(f"secret-{name}-0123456789"),
+            expected_products=products,
+            **EVERY_SETTING,
+        ),
+        actor=ADMIN,
+    )
 
 
 def _due(engine: Engine) -> dict[tuple[uuid.UUID, str], datetime]:
@@ -169,8 +217,14 @@ def test_due_rows_follow_the_ticked_products(engine: Engine, vault: Vault) -> No
     assert sorted(p for c, p in _due(engine) if c == everything.id) == sorted(PRODUCT_KEYS)
     first = _due(engine)[(storage.id, "cloud_storage")]
     assert datetime.now(UTC) < first <= datetime.now(UTC) + EVERY  # its first slot, not all at once now
-    connections.update(engine, vault, storage.id, connections.input_from_view(
-        storage, expected_products=("cc_chat", "cloud_storage")), actor=ADMIN, expected_version=storage.version)
+    connections.update(
+        engine,
+        vault,
+        storage.id,
+        connections.input_from_view(storage, expected_products=("cc_chat", "cloud_storage")),
+        actor=ADMIN,
+        expected_version=storage.version,
+    )
     schedule.sync(engine, connections.list_connections(engine))
     due = {p: at for (c, p), at in _due(engine).items() if c == storage.id}
     assert sorted(due) == ["cc_chat", "cloud_storage"]
@@ -213,8 +267,10 @@ def test_pause_and_resume_for_one_connection_or_all(engine: Engine, vault: Vault
 def test_changes_are_audited_and_need_the_admin_role(engine: Engine, vault: Vault) -> None:
     one = _add(engine, vault, "One")
     operator = web(engine, "olga", Role.OPERATOR)
-    for change in (lambda: schedule.set_every(engine, timedelta(hours=1), actor=operator),
-                   lambda: schedule.set_paused(engine, True, actor=operator, connection=one)):
+    for change in (
+        lambda: schedule.set_every(engine, timedelta(hours=1), actor=operator),
+        lambda: schedule.set_paused(engine, True, actor=operator, connection=one),
+    ):
         with pytest.raises(NotAllowed, match="may not add, change or delete connections"):
             change()
     assert schedule.overview(engine, operator).every == schedule.DEFAULT_EVERY  # reading is fine
@@ -222,12 +278,17 @@ def test_changes_are_audited_and_need_the_admin_role(engine: Engine, vault: Vaul
     schedule.set_every(engine, timedelta(minutes=5), actor=ADMIN, connection=one)
     schedule.set_paused(engine, True, actor=ADMIN, connection=one)
     schedule.set_paused(engine, False, actor=ADMIN)
-    rows = [(e.actor, e.action, e.target, e.result, e.detail) for e in audit.events(engine, ADMIN)
-            if e.action.startswith("schedule.")]
-    assert rows == [(ADMIN.name, "schedule.set", "all connections", "ok", "every 1 h"),
-                    (ADMIN.name, "schedule.set", "One", "ok", "every 5 min"),
-                    (ADMIN.name, "schedule.pause", "One", "ok", ""),
-                    (ADMIN.name, "schedule.resume", "all connections", "ok", "")]
+    rows = [
+        (e.actor, e.action, e.target, e.result, e.detail)
+        for e in audit.events(engine, ADMIN)
+        if e.action.startswith("schedule.")
+    ]
+    assert rows == [
+        (ADMIN.name, "schedule.set", "all connections", "ok", "every 1 h"),
+        (ADMIN.name, "schedule.set", "One", "ok", "every 5 min"),
+        (ADMIN.name, "schedule.pause", "One", "ok", ""),
+        (ADMIN.name, "schedule.resume", "all connections", "ok", ""),
+    ]
 
 
 def test_an_interval_out_of_bounds_is_refused_and_nothing_changes(engine: Engine) -> None:
@@ -242,30 +303,53 @@ def test_an_interval_out_of_bounds_is_refused_and_nothing_changes(engine: Engine
 
 @pytest.fixture
 def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "PYTHONPATH": str(ROOT),
-           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
-           "SWITCHBOARD_8X8_BASE_URL": "http://127.0.0.1:9"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+        "SWITCHBOARD_8X8_BASE_URL": "http://127.0.0.1:9",
+    }
     env.pop("SWITCHBOARD_KEYS", None)
     new_install(env)
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "lib", *args], check=False, input=stdin, env=env,
-                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "lib", *args],
+            check=False,
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
 
     return run
 
 
 def test_schedule_command_sets_pauses_resumes_and_shows(cli) -> None:  # type: ignore[no-untyped-def]
-    added = cli("connections", "add", "--name", "Prod", "--client-id", "prod-client", "--secret-stdin",
-                "--no-verify", stdin="prod-secret-0123456789\n")
+    added = cli(
+        "connections",
+        "add",
+        "--name",
+        "Prod",
+        "--client-id",
+        "prod-client",
+        "--secret-stdin",
+        "--no-verify",
+        stdin="prod-secret-0123456789\n",
+    )
     assert added.returncode == 0, added.stderr
     shown = cli("schedule", "show")
     assert shown.returncode == 0, shown.stderr
     assert "Every 15 min by default." in shown.stdout and "No worker is running" in shown.stdout
     assert cli("schedule", "set", "--every", "1h").stdout.strip() == (
-        "Connections without an interval of their own: checked every 1 h.")
-    assert cli("schedule", "set", "--every", "5m", "--connection", "prod").stdout.strip() == "Prod: checked every 5 min."
+        "Connections without an interval of their own: checked every 1 h."
+    )
+    assert (
+        cli("schedule", "set", "--every", "5m", "--connection", "prod").stdout.strip() == "Prod: checked every 5 min."
+    )
     assert cli("schedule", "pause", "--connection", "Prod").stdout.strip() == "Scheduled checks paused for Prod."
     shown = cli("schedule", "show").stdout
     assert "Every 1 h by default." in shown
@@ -276,20 +360,30 @@ def test_schedule_command_sets_pauses_resumes_and_shows(cli) -> None:  # type: i
     assert cli("schedule", "resume").returncode == 0
     assert cli("schedule", "resume", "--connection", "Prod").returncode == 0
     assert cli("schedule", "set", "--every", "default", "--connection", "Prod").stdout.strip() == (
-        "Prod: follows the default interval again.")
+        "Prod: follows the default interval again."
+    )
     audited = cli("audit", "--json")  # newest first
     assert [e["action"] for e in json.loads(audited.stdout) if e["action"].startswith("schedule")][::-1] == [
-        "schedule.set", "schedule.set", "schedule.pause", "schedule.pause", "schedule.resume", "schedule.resume",
-        "schedule.set"]
+        "schedule.set",
+        "schedule.set",
+        "schedule.pause",
+        "schedule.pause",
+        "schedule.resume",
+        "schedule.resume",
+        "schedule.set",
+    ]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("set", "--every", "30s"), "at most every 1 min"),
-    (("set", "--every", "often"), "'often' is not an interval"),
-    (("set", "--every", "default"), "is not an interval"),  # 'default' needs --connection
-    (("pause", "--connection", "Nope"), "Nope"),
-    (("set",), "Missing option '--every'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("set", "--every", "30s"), "at most every 1 min"),
+        (("set", "--every", "often"), "'often' is not an interval"),
+        (("set", "--every", "default"), "is not an interval"),  # 'default' needs --connection
+        (("pause", "--connection", "Nope"), "Nope"),
+        (("set",), "Missing option '--every'"),
+    ],
+)
 def test_schedule_usage_errors_exit_2_and_say_the_fix(cli, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
     done = cli("schedule", *args)
     assert done.returncode == 2, (done.stdout, done.stderr)

@@ -48,6 +48,7 @@ async def settle() -> None:
 def test_the_next_request_leaves_before_the_burst_of_answers_is_handled() -> None:
     """Two answers arriving together: each sender sends the next queued request before either
     caller handles its answer (behind a semaphore, both callers ran first)."""
+
     async def main() -> list[str]:
         wire = Wire()
         senders: Senders[str, str] = Senders(wire.send, 2)
@@ -69,8 +70,7 @@ def test_the_next_request_leaves_before_the_burst_of_answers_is_handled() -> Non
     assert log[:2] == ["sent r1", "sent r2"]
     assert log.index("sent r3") < log.index("handled answer r1")
     assert log.index("sent r4") < log.index("handled answer r2")
-    assert sorted(log) == sorted([*(f"sent r{n}" for n in range(1, 5)),
-                                  *(f"handled answer r{n}" for n in range(1, 5))])
+    assert sorted(log) == sorted([*(f"sent r{n}" for n in range(1, 5)), *(f"handled answer r{n}" for n in range(1, 5))])
 
 
 def test_at_most_limit_in_flight_and_every_request_answered() -> None:

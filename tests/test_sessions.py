@@ -108,4 +108,8 @@ def test_a_renewed_session_is_the_same_sign_in_under_a_new_token(sqlite_engine: 
     live = sessions.resume(sqlite_engine, sessions.Key.of(token), LIMITS)
     assert live is not None and proven is not None
     assert (live.subject, live.via, live.role, live.reauthenticated_at) == (
-        "ann", "local", Role.OPERATOR, proven.reauthenticated_at)
+        "ann",
+        "local",
+        Role.OPERATOR,
+        proven.reauthenticated_at,
+    )

@@ -38,14 +38,25 @@ ANALYTICS = ("cc_realtime_analytics", "cc_historical_analytics")
 
 def connect(rt: Runtime, sim_app: App, **settings: object) -> connections.ConnectionView:
     """The app as connection "Acme prod" (environment prod), with ``settings`` over the right ones."""
-    return connections.create(rt.engine, rt.vault, connections.ConnectionInput(
-        name="Acme prod", client_id=sim_app.client_id, client_secret=SecretStr(sim_app.client_secret),
-        environment="prod", **{**SETTINGS, **settings}), actor=ADMIN)  # type: ignore[arg-type]
+    return connections.create(
+        rt.engine,
+        rt.vault,
+        connections.ConnectionInput(
+            name="Acme prod",
+            client_id=sim_app.client_id,
+            client_secret=SecretStr(sim_app.client_secret),
+            environment="prod",
+            **{**SETTINGS, **settings},
+        ),
+        actor=ADMIN,
+    )  # type: ignore[arg-type]
 
 
 def due_at(rt: Runtime, connection_id: object) -> dict[str, datetime]:
     with read_session(rt.engine) as session:
-        return {r.product: r.due_at for r in session.exec(select(DueCheck).where(DueCheck.connection_id == connection_id))}
+        return {
+            r.product: r.due_at for r in session.exec(select(DueCheck).where(DueCheck.connection_id == connection_id))
+        }
 
 
 def shown(rt: Runtime, name: str) -> dict[str, tuple[str, str]]:
@@ -55,8 +66,8 @@ def shown(rt: Runtime, name: str) -> dict[str, tuple[str, str]]:
 
 
 def test_an_edit_of_the_region_retires_the_old_failure_everywhere_and_is_checked_at_once(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
-        receiver: Receiver) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory, receiver: Receiver
+) -> None:
     sim = simulator_factory(Scenario(apps=[app()]))
     view = connect(runtime, sim.scenario.apps[0], analytics_region="eu")  # the app lives in the US
     channel(runtime, receiver)
@@ -69,8 +80,14 @@ def test_an_edit_of_the_region_retires_the_old_failure_everywhere_and_is_checked
     assert {p for _, p in alerts.alerting(runtime.engine, actor=ADMIN)} == set(ANALYTICS)
     assert receiver.kinds() == ["check.failed", "check.failed"]
 
-    edited = connections.update(runtime.engine, runtime.vault, view.id, connections.input_from_view(
-        view, analytics_region="us"), actor=ADMIN, expected_version=view.version)
+    edited = connections.update(
+        runtime.engine,
+        runtime.vault,
+        view.id,
+        connections.input_from_view(view, analytics_region="us"),
+        actor=ADMIN,
+        expected_version=view.version,
+    )
     assert edited.settings_version == view.settings_version + 1
     now = datetime.now(UTC)
     assert all(at <= now for at in due_at(runtime, view.id).values())  # due at once
@@ -93,39 +110,62 @@ def test_an_edit_of_the_region_retires_the_old_failure_everywhere_and_is_checked
 
 
 def test_an_edit_that_changes_nothing_tested_keeps_the_results(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     sim = simulator_factory(Scenario(apps=[app()]))
     view = connect(runtime, sim.scenario.apps[0])
     checks.run_checks(runtime, prober_factory(sim.url), connection_ids=[view.id], triggered_by=ADMIN)
     due_before = due_at(runtime, view.id)
-    renamed = connections.update(runtime.engine, runtime.vault, view.id, connections.input_from_view(
-        view, name="Acme production", environment="production"), actor=ADMIN, expected_version=view.version)
+    renamed = connections.update(
+        runtime.engine,
+        runtime.vault,
+        view.id,
+        connections.input_from_view(view, name="Acme production", environment="production"),
+        actor=ADMIN,
+        expected_version=view.version,
+    )
     assert renamed.settings_version == view.settings_version
     assert shown(runtime, "Acme production") == dict.fromkeys(PRODUCT_KEYS, ("ok", "ok"))
     assert due_at(runtime, view.id) == due_before
 
 
-@pytest.mark.parametrize("change", [
-    {"analytics_region": "eu"}, {"storage_region": "uk"}, {"qm_region": "uk"}, {"chat_region": "eu"},
-    {"tenant_id": "t2"}, {"pbx": "p2"}, {"expected_products": ("cc_chat",)}, {"client_secret": "a-new-secret"},
-    {"client_id": "another-client"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"analytics_region": "eu"},
+        {"storage_region": "uk"},
+        {"qm_region": "uk"},
+        {"chat_region": "eu"},
+        {"tenant_id": "t2"},
+        {"pbx": "p2"},
+        {"expected_products": ("cc_chat",)},
+        {"client_secret": "a-new-secret"},
+        {"client_id": "another-client"},
+    ],
+)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_setting_a_check_uses_retires_earlier_results(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
-        change: dict[str, object]) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory, change: dict[str, object]
+) -> None:
     sim = simulator_factory(Scenario(apps=[app()]))
     view = connect(runtime, sim.scenario.apps[0])
     checks.run_checks(runtime, prober_factory(sim.url), connection_ids=[view.id], triggered_by=ADMIN)
     values = {k: SecretStr(v) if k == "client_secret" else v for k, v in change.items()}  # type: ignore[arg-type]
-    connections.update(runtime.engine, runtime.vault, view.id, connections.input_from_view(view, **values),
-                       actor=ADMIN, expected_version=view.version)
+    connections.update(
+        runtime.engine,
+        runtime.vault,
+        view.id,
+        connections.input_from_view(view, **values),
+        actor=ADMIN,
+        expected_version=view.version,
+    )
     assert {outcome for _, outcome in shown(runtime, "Acme prod").values()} == {"settings_changed"}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_check_running_during_the_edit_is_history_only_and_its_slot_runs_again_with_the_new_settings(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     sim = simulator_factory(Scenario(apps=[app()], latency_ms=800))
     view = connect(runtime, sim.scenario.apps[0], analytics_region="eu")
     worker = Worker(runtime, prober_factory(sim.url))
@@ -133,10 +173,17 @@ def test_a_check_running_during_the_edit_is_history_only_and_its_slot_runs_again
     make_due(runtime.engine)
     ticking = threading.Thread(target=worker.tick)
     ticking.start()
-    eventually(lambda: control(sim, "GET", "stats")["requests"].get("token", 0) >= 1,
-               what="the old settings' token request")  # the old settings are out
-    connections.update(runtime.engine, runtime.vault, view.id, connections.input_from_view(
-        view, analytics_region="us"), actor=ADMIN, expected_version=view.version)
+    eventually(
+        lambda: control(sim, "GET", "stats")["requests"].get("token", 0) >= 1, what="the old settings' token request"
+    )  # the old settings are out
+    connections.update(
+        runtime.engine,
+        runtime.vault,
+        view.id,
+        connections.input_from_view(view, analytics_region="us"),
+        actor=ADMIN,
+        expected_version=view.version,
+    )
     ticking.join(60)
     assert not ticking.is_alive()
     with read_session(runtime.engine) as session:
@@ -153,12 +200,23 @@ def test_a_check_running_during_the_edit_is_history_only_and_its_slot_runs_again
 
 
 def test_the_open_connection_says_its_last_result_was_made_with_earlier_settings(
-        open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory) -> None:
-    view = connections.create(console_env.engine, console_env.vault,
-                              form_for(simulator.scenario.apps[0], "Everything", analytics_region="eu"), actor=ADMIN)
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer, prober_factory: ProberFactory
+) -> None:
+    view = connections.create(
+        console_env.engine,
+        console_env.vault,
+        form_for(simulator.scenario.apps[0], "Everything", analytics_region="eu"),
+        actor=ADMIN,
+    )
     checks.run_checks(console_env, prober_factory(simulator.url), connection_ids=[view.id], triggered_by=ADMIN)
-    connections.update(console_env.engine, console_env.vault, view.id, connections.input_from_view(
-        view, analytics_region="us"), actor=ADMIN, expected_version=view.version)
+    connections.update(
+        console_env.engine,
+        console_env.vault,
+        view.id,
+        connections.input_from_view(view, analytics_region="us"),
+        actor=ADMIN,
+        expected_version=view.version,
+    )
     at = open_page("pages/connections.py")
     at.selectbox(key="conn_detail").set_value("Everything").run()
     assert not at.exception

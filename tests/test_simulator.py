@@ -73,8 +73,7 @@ def fault_string(response: httpx.Response) -> tuple[str, str]:
 def test_token_success_has_apigee_shape_with_string_numbers(simulator, client) -> None:
     app = everything(simulator)
     before = int(time.time() * 1000)
-    response = client.post(f"{simulator.url}/oauth/v2/token",
-                           auth=(app.client_id, app.client_secret), data=GRANT)
+    response = client.post(f"{simulator.url}/oauth/v2/token", auth=(app.client_id, app.client_secret), data=GRANT)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
@@ -97,17 +96,17 @@ def test_token_success_has_apigee_shape_with_string_numbers(simulator, client) -
 
 def test_tokens_are_fresh_and_application_name_is_stable(simulator, client) -> None:
     app = everything(simulator)
-    first, second = (client.post(f"{simulator.url}/oauth/v2/token",
-                                 auth=(app.client_id, app.client_secret), data=GRANT).json()
-                     for _ in range(2))
+    first, second = (
+        client.post(f"{simulator.url}/oauth/v2/token", auth=(app.client_id, app.client_secret), data=GRANT).json()
+        for _ in range(2)
+    )
     assert first["access_token"] != second["access_token"]
     assert first["application_name"] == second["application_name"] == app.application_name
 
 
 def test_token_lists_only_the_apps_products(simulator, client) -> None:
     app = storage_only(simulator)
-    body = client.post(f"{simulator.url}/oauth/v2/token",
-                       auth=(app.client_id, app.client_secret), data=GRANT).json()
+    body = client.post(f"{simulator.url}/oauth/v2/token", auth=(app.client_id, app.client_secret), data=GRANT).json()
     assert body["api_product_list"] == "[storage]"
     assert body["api_product_list_json"] == ["storage"]
 
@@ -120,15 +119,14 @@ def test_unknown_client_id_is_401_invalid_client(simulator, client) -> None:
 
 def test_wrong_secret_is_401_invalid_credentials(simulator, client) -> None:
     app = everything(simulator)
-    response = client.post(f"{simulator.url}/oauth/v2/token",
-                           auth=(app.client_id, app.client_secret + "x"), data=GRANT)
+    response = client.post(f"{simulator.url}/oauth/v2/token", auth=(app.client_id, app.client_secret + "x"), data=GRANT)
     assert response.status_code == 401
-    assert response.json() == {"ErrorCode": "invalid_client",
-                               "Error": "Client credentials are invalid"}
+    assert response.json() == {"ErrorCode": "invalid_client", "Error": "Client credentials are invalid"}
 
 
-@pytest.mark.parametrize("authorization", [None, "Bearer abc", "Basic !!!not-base64!!!",
-                                           "Basic " + base64.b64encode(b"no-colon").decode()])
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer abc", "Basic !!!not-base64!!!", "Basic " + base64.b64encode(b"no-colon").decode()]
+)
 def test_missing_or_bad_basic_header_is_401(simulator, client, authorization) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     response = client.post(f"{simulator.url}/oauth/v2/token", headers=headers, data=GRANT)
@@ -139,12 +137,10 @@ def test_missing_or_bad_basic_header_is_401(simulator, client, authorization) ->
 @pytest.mark.parametrize("form", [{"grant_type": "password"}, {}])
 def test_wrong_grant_type_is_400(simulator, client, form) -> None:
     app = everything(simulator)
-    response = client.post(f"{simulator.url}/oauth/v2/token",
-                           auth=(app.client_id, app.client_secret), data=form)
+    response = client.post(f"{simulator.url}/oauth/v2/token", auth=(app.client_id, app.client_secret), data=form)
     assert response.status_code == 400
     grant = form.get("grant_type", "")
-    assert response.json() == {"ErrorCode": "invalid_request",
-                               "Error": f"Unsupported grant type : {grant}"}
+    assert response.json() == {"ErrorCode": "invalid_request", "Error": f"Unsupported grant type : {grant}"}
 
 
 def test_token_endpoint_only_accepts_post(simulator, client) -> None:
@@ -156,8 +152,7 @@ def test_token_endpoint_only_accepts_post(simulator, client) -> None:
 
 def test_realtime_probe_lists_queues_with_paging_headers(simulator, client) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "cc_realtime_analytics", app,
-                     fetch_token(client, simulator.url, app))
+    response = probe(client, simulator.url, "cc_realtime_analytics", app, fetch_token(client, simulator.url, app))
     assert response.status_code == 200
     assert response.json() == [{"id": "101", "name": "Sales"}]  # the probe asks for size=1
     assert response.headers["X-Page"] == "0"
@@ -175,16 +170,14 @@ def test_realtime_paging_limits(simulator, client) -> None:
     assert client.get(url, headers=auth).headers["X-Page-Size"] == "100"
     too_big = client.get(url, params={"size": 1001}, headers=auth)
     assert too_big.status_code == 400
-    assert too_big.json() == {
-        "message": "Bad request: Field 'size' must be less than or equal to 1000"}
+    assert too_big.json() == {"message": "Bad request: Field 'size' must be less than or equal to 1000"}
     past_end = client.get(url, params={"page": 4, "size": 1}, headers=auth)
     assert past_end.status_code == 400 and "4" in past_end.json()["message"]
 
 
 def test_historical_probe_lists_report_types(simulator, client) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "cc_historical_analytics", app,
-                     fetch_token(client, simulator.url, app))
+    response = probe(client, simulator.url, "cc_historical_analytics", app, fetch_token(client, simulator.url, app))
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json;charset=UTF-8"
     types = response.json()
@@ -196,39 +189,47 @@ def test_historical_probe_lists_report_types(simulator, client) -> None:
 @pytest.mark.parametrize("region", STORAGE_REGIONS)
 def test_storage_probe_answers_from_any_valid_region(simulator, client, region) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "cloud_storage", app,
-                     fetch_token(client, simulator.url, app), storage_region=region)
+    response = probe(
+        client, simulator.url, "cloud_storage", app, fetch_token(client, simulator.url, app), storage_region=region
+    )
     assert response.status_code == 200
     assert response.json() == ["us-east", "uk"]
 
 
 def test_storage_probe_unknown_region_is_404(simulator, client) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "cloud_storage", app,
-                     fetch_token(client, simulator.url, app), storage_region="mars")
+    response = probe(
+        client, simulator.url, "cloud_storage", app, fetch_token(client, simulator.url, app), storage_region="mars"
+    )
     assert response.status_code == 404
 
 
 def test_qm_probe_counts_users(simulator, client) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "quality_management", app,
-                     fetch_token(client, simulator.url, app))
+    response = probe(client, simulator.url, "quality_management", app, fetch_token(client, simulator.url, app))
     assert response.status_code == 200
     assert isinstance(response.json(), int) and response.json() >= 0
 
 
 def test_qm_without_pbx_header_is_400(simulator, client) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "quality_management", app,
-                     fetch_token(client, simulator.url, app), pbx=None)
+    response = probe(
+        client, simulator.url, "quality_management", app, fetch_token(client, simulator.url, app), pbx=None
+    )
     assert response.status_code == 400
     assert "pbx" in response.json()["message"]
 
 
 def test_qm_unknown_pbx_is_403(simulator, client) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "quality_management", app,
-                     fetch_token(client, simulator.url, app), pbx="someone-elses-pbx")
+    response = probe(
+        client,
+        simulator.url,
+        "quality_management",
+        app,
+        fetch_token(client, simulator.url, app),
+        pbx="someone-elses-pbx",
+    )
     assert response.status_code == 403
     assert "someone-elses-pbx" in response.json()["errors"][0]
 
@@ -244,8 +245,9 @@ def test_chat_probe_lists_webhooks_with_page_object(simulator, client) -> None:
 
 def test_chat_tenant_of_another_customer_is_403(simulator, client) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "cc_chat", app,
-                     fetch_token(client, simulator.url, app), tenant_id="stranger")
+    response = probe(
+        client, simulator.url, "cc_chat", app, fetch_token(client, simulator.url, app), tenant_id="stranger"
+    )
     assert response.status_code == 403
     assert response.json() == {
         "message": "The tenant does not belong to customer.",
@@ -253,17 +255,19 @@ def test_chat_tenant_of_another_customer_is_403(simulator, client) -> None:
     }
 
 
-@pytest.mark.parametrize("key, setting, wrong", [
-    ("cc_realtime_analytics", "analytics_region", "eu"),
-    ("cc_realtime_analytics", "analytics_region", "ca"),
-    ("cc_historical_analytics", "analytics_region", "au"),
-    ("quality_management", "qm_region", "uk"),
-    ("cc_chat", "chat_region", "ap"),
-])
+@pytest.mark.parametrize(
+    "key, setting, wrong",
+    [
+        ("cc_realtime_analytics", "analytics_region", "eu"),
+        ("cc_realtime_analytics", "analytics_region", "ca"),
+        ("cc_historical_analytics", "analytics_region", "au"),
+        ("quality_management", "qm_region", "uk"),
+        ("cc_chat", "chat_region", "ap"),
+    ],
+)
 def test_probe_in_another_region_is_404(simulator, client, key, setting, wrong) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, key, app, fetch_token(client, simulator.url, app),
-                     **{setting: wrong})
+    response = probe(client, simulator.url, key, app, fetch_token(client, simulator.url, app), **{setting: wrong})
     assert response.status_code == 404
 
 
@@ -272,8 +276,7 @@ def test_analytics_serves_the_apps_own_region_prefix(simulator, client) -> None:
     token = fetch_token(client, simulator.url, app)
     for key in ("cc_realtime_analytics", "cc_historical_analytics"):
         assert probe(client, simulator.url, key, app, token).status_code == 200
-        assert probe(client, simulator.url, key, app, token,
-                     analytics_region="us").status_code == 404
+        assert probe(client, simulator.url, key, app, token, analytics_region="us").status_code == 404
 
 
 @pytest.mark.parametrize("key", ["cc_realtime_analytics", "cc_historical_analytics"])
@@ -291,37 +294,43 @@ def test_multi_tenant_analytics_needs_a_valid_x_tenant_info(simulator, client, k
 
 def test_single_tenant_analytics_does_not_need_x_tenant_info(simulator, client) -> None:
     app = everything(simulator)
-    response = probe(client, simulator.url, "cc_realtime_analytics", app,
-                     fetch_token(client, simulator.url, app), tenant_id=None)
+    response = probe(
+        client, simulator.url, "cc_realtime_analytics", app, fetch_token(client, simulator.url, app), tenant_id=None
+    )
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize("key", [k for k in PRODUCTS if k != "cloud_storage"])
 def test_product_not_on_the_app_is_401_no_apiproduct_match(simulator, client, key) -> None:
     app = storage_only(simulator)
-    response = probe(client, simulator.url, key, app, fetch_token(client, simulator.url, app),
-                     tenant_id="tenant-us-1", pbx="pbx-us-1")
+    response = probe(
+        client,
+        simulator.url,
+        key,
+        app,
+        fetch_token(client, simulator.url, app),
+        tenant_id="tenant-us-1",
+        pbx="pbx-us-1",
+    )
     assert response.status_code == 401
     assert fault_string(response) == (
         "Invalid API call as no apiproduct match found",
-        "keymanagement.service.InvalidAPICallAsNoApiProductMatchFound")
+        "keymanagement.service.InvalidAPICallAsNoApiProductMatchFound",
+    )
 
 
 @pytest.mark.parametrize("token", [None, "made-up-token"])
 @pytest.mark.parametrize("key", list(PRODUCTS))
-def test_missing_or_unknown_token_is_401_invalid_access_token(simulator, client, key,
-                                                              token) -> None:
+def test_missing_or_unknown_token_is_401_invalid_access_token(simulator, client, key, token) -> None:
     response = probe(client, simulator.url, key, everything(simulator), token)
     assert response.status_code == 401
-    assert fault_string(response) == ("Invalid Access Token",
-                                      "keymanagement.service.invalid_access_token")
+    assert fault_string(response) == ("Invalid Access Token", "keymanagement.service.invalid_access_token")
 
 
 def test_expired_token_is_401_access_token_expired(simulator_factory, client) -> None:
     sim = simulator_factory(default_scenario(token_lifetime_s=1))
     app = everything(sim)
-    token_body = client.post(f"{sim.url}/oauth/v2/token",
-                             auth=(app.client_id, app.client_secret), data=GRANT).json()
+    token_body = client.post(f"{sim.url}/oauth/v2/token", auth=(app.client_id, app.client_secret), data=GRANT).json()
     assert token_body["expires_in"] == "1"
     token = token_body["access_token"]
     assert probe(client, sim.url, "cloud_storage", app, token).status_code == 200
@@ -372,8 +381,7 @@ def test_fault_retry_after_may_be_an_http_date(simulator, client) -> None:
     app = everything(simulator)
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     add_fault(client, simulator, route="token", status=503, retry_after=when)
-    response = client.post(f"{simulator.url}/oauth/v2/token",
-                           auth=(app.client_id, app.client_secret), data=GRANT)
+    response = client.post(f"{simulator.url}/oauth/v2/token", auth=(app.client_id, app.client_secret), data=GRANT)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == when
 
@@ -381,16 +389,13 @@ def test_fault_retry_after_may_be_an_http_date(simulator, client) -> None:
 def test_fault_for_one_client_leaves_others_alone(simulator, client) -> None:
     target, other = everything(simulator), multi_tenant(simulator)
     add_fault(client, simulator, route="token", client_id=target.client_id, status=500)
-    hit = client.post(f"{simulator.url}/oauth/v2/token",
-                      auth=(target.client_id, target.client_secret), data=GRANT)
+    hit = client.post(f"{simulator.url}/oauth/v2/token", auth=(target.client_id, target.client_secret), data=GRANT)
     assert hit.status_code == 500
     assert fetch_token(client, simulator.url, other)
 
 
-@pytest.mark.parametrize("kind, content_type", [("html", "text/html"),
-                                                ("json", "application/json")])
-def test_malformed_fault_answers_2xx_with_the_wrong_body(simulator, client, kind,
-                                                         content_type) -> None:
+@pytest.mark.parametrize("kind, content_type", [("html", "text/html"), ("json", "application/json")])
+def test_malformed_fault_answers_2xx_with_the_wrong_body(simulator, client, kind, content_type) -> None:
     app = everything(simulator)
     token = fetch_token(client, simulator.url, app)
     add_fault(client, simulator, route="quality_management", malformed=kind)
@@ -418,8 +423,7 @@ def test_delay_fault_makes_a_client_time_out(simulator, client) -> None:
 def test_scenario_faults_apply_from_the_start(simulator_factory, client) -> None:
     sim = simulator_factory(default_scenario(faults=[Fault(route="token", status=502, times=1)]))
     app = everything(sim)
-    first = client.post(f"{sim.url}/oauth/v2/token", auth=(app.client_id, app.client_secret),
-                        data=GRANT)
+    first = client.post(f"{sim.url}/oauth/v2/token", auth=(app.client_id, app.client_secret), data=GRANT)
     assert first.status_code == 502
     assert fetch_token(client, sim.url, app)
 
@@ -431,14 +435,17 @@ def test_delete_faults_clears_them(simulator, client) -> None:
     assert fetch_token(client, simulator.url, app)
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"route": "nope", "status": 500}, "route"),
-    ({"route": "token", "status": 700}, "status"),
-    ({"route": "token", "status": 500, "times": 0}, "times"),
-    ({"route": "token", "status": 500, "retry_after": "soon"}, "retry_after"),
-    ({"route": "token", "status": 500, "colour": "red"}, "colour"),
-    ({"route": "token"}, "status"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"route": "nope", "status": 500}, "route"),
+        ({"route": "token", "status": 700}, "status"),
+        ({"route": "token", "status": 500, "times": 0}, "times"),
+        ({"route": "token", "status": 500, "retry_after": "soon"}, "retry_after"),
+        ({"route": "token", "status": 500, "colour": "red"}, "colour"),
+        ({"route": "token"}, "status"),
+    ],
+)
 def test_bad_fault_is_refused_naming_the_field(simulator, client, body, field) -> None:
     response = add_fault(client, simulator, **body)
     assert response.status_code == 400
@@ -456,8 +463,7 @@ def test_fault_times_property(simulator, client) -> None:
     def check(times: int, calls: int) -> None:
         client.delete(f"{simulator.url}/_sim/faults")
         add_fault(client, simulator, route="cloud_storage", status=500, times=times)
-        statuses = [probe(client, simulator.url, "cloud_storage", app, token).status_code
-                    for _ in range(calls)]
+        statuses = [probe(client, simulator.url, "cloud_storage", app, token).status_code for _ in range(calls)]
         failed = min(times, calls)
         assert statuses == [500] * failed + [200] * (calls - failed)
 
@@ -476,9 +482,15 @@ def test_stats_count_requests_per_route_and_tokens_per_client(simulator, client)
         probe(client, simulator.url, key, app, token)
     probe(client, simulator.url, "cc_chat", app, token)
     stats = client.get(f"{simulator.url}/_sim/stats").json()
-    assert stats["requests"] == {"token": 3, "cc_realtime_analytics": 1,
-                                 "cc_historical_analytics": 1, "cloud_storage": 1,
-                                 "quality_management": 1, "cc_chat": 2, "unmatched": 0}
+    assert stats["requests"] == {
+        "token": 3,
+        "cc_realtime_analytics": 1,
+        "cc_historical_analytics": 1,
+        "cloud_storage": 1,
+        "quality_management": 1,
+        "cc_chat": 2,
+        "unmatched": 0,
+    }
     assert stats["token_requests"] == {app.client_id: 2, other.client_id: 1}
     assert stats["in_flight"] == 0
 
@@ -495,9 +507,12 @@ def test_stats_record_max_in_flight_overall_and_per_client(simulator, client) ->
 
     async def burst() -> list[int]:
         async with httpx.AsyncClient(timeout=10) as aclient:
-            calls = [aclient.get(f"{simulator.url}/storage/uk/v3/regions",
-                                 headers={"Authorization": f"Bearer {tokens[a.client_id]}"})
-                     for a in [app] * 6 + [other] * 3]
+            calls = [
+                aclient.get(
+                    f"{simulator.url}/storage/uk/v3/regions", headers={"Authorization": f"Bearer {tokens[a.client_id]}"}
+                )
+                for a in [app] * 6 + [other] * 3
+            ]
             return [r.status_code for r in await asyncio.gather(*calls)]
 
     assert run_in_new_loop(burst()) == [200] * 9
@@ -508,17 +523,14 @@ def test_stats_record_max_in_flight_overall_and_per_client(simulator, client) ->
 
 def test_knobs_change_latency_and_token_lifetime_at_runtime(simulator, client) -> None:
     app = everything(simulator)
-    knobs = client.put(f"{simulator.url}/_sim/knobs",
-                       json={"latency_ms": 300, "token_lifetime_s": 42})
+    knobs = client.put(f"{simulator.url}/_sim/knobs", json={"latency_ms": 300, "token_lifetime_s": 42})
     assert knobs.json() == {"latency_ms": 300, "token_lifetime_s": 42}
     started = time.monotonic()
-    body = client.post(f"{simulator.url}/oauth/v2/token",
-                       auth=(app.client_id, app.client_secret), data=GRANT).json()
+    body = client.post(f"{simulator.url}/oauth/v2/token", auth=(app.client_id, app.client_secret), data=GRANT).json()
     assert time.monotonic() - started >= 0.3
     assert body["expires_in"] == "42"
     client.put(f"{simulator.url}/_sim/knobs", json={"latency_ms": 0})
-    assert client.get(f"{simulator.url}/_sim/knobs").json() == {"latency_ms": 0,
-                                                                "token_lifetime_s": 42}
+    assert client.get(f"{simulator.url}/_sim/knobs").json() == {"latency_ms": 0, "token_lifetime_s": 42}
 
 
 @pytest.mark.parametrize("body", [{"latency_ms": -1}, {"latency_ms": "50"}, {"speed": 1}, [1]])
@@ -533,12 +545,12 @@ def test_control_api_refuses_a_body_that_is_not_json(simulator, client) -> None:
     assert response.status_code == 400 and "not JSON" in response.json()["error"]
 
 
-async def _raw_get(host: str, port: int, path: str, token: str) -> tuple[asyncio.StreamReader,
-                                                                         asyncio.StreamWriter]:
+async def _raw_get(host: str, port: int, path: str, token: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open a connection and send one request; the caller reads the answer later."""
     reader, writer = await asyncio.open_connection(host, port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-                 "Connection: close\r\n\r\n".encode())
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n".encode()
+    )
     await writer.drain()
     return reader, writer
 
@@ -554,9 +566,9 @@ def test_many_concurrent_connections_with_latency(simulator_factory, client) -> 
 
     async def burst() -> tuple[list[bytes], float]:
         started = time.monotonic()
-        streams = await asyncio.gather(*(
-            _raw_get("127.0.0.1", sim.port, "/storage/uk/v3/regions", token)
-            for _ in range(1000)))
+        streams = await asyncio.gather(
+            *(_raw_get("127.0.0.1", sim.port, "/storage/uk/v3/regions", token) for _ in range(1000))
+        )
         answers = await asyncio.gather(*(reader.read() for reader, _ in streams))
         for _, writer in streams:
             writer.close()
@@ -586,14 +598,16 @@ def test_servers_start_and_stop_cleanly_many_times() -> None:
 
 
 def test_stop_does_not_wait_for_a_long_delay(simulator_factory) -> None:
-    sim = simulator_factory(default_scenario(
-        faults=[Fault(route="token", delay_ms=60_000)]))
+    sim = simulator_factory(default_scenario(faults=[Fault(route="token", delay_ms=60_000)]))
     app = everything(sim)
     answers: list[int] = []
 
     def call() -> None:
-        answers.append(httpx.post(f"{sim.url}/oauth/v2/token", data=GRANT, timeout=30,
-                                  auth=(app.client_id, app.client_secret)).status_code)
+        answers.append(
+            httpx.post(
+                f"{sim.url}/oauth/v2/token", data=GRANT, timeout=30, auth=(app.client_id, app.client_secret)
+            ).status_code
+        )
 
     caller = threading.Thread(target=call)
     caller.start()
@@ -646,29 +660,31 @@ def _app(**fields: object) -> dict[str, object]:
     return {"client_id": "a", "client_secret": "s", **fields}
 
 
-@pytest.mark.parametrize("data, field", [
-    ([], "scenario"),
-    ({"apps": {}}, "apps"),
-    ({"apps": [_app(products=["cc_realtime_analytics", "chat"])]}, "apps[0].products[1]"),
-    ({"apps": [_app(), _app(client_id="b", analytics_region="emea")]}, "apps[1].analytics_region"),
-    ({"apps": [_app(storage_regions=["us-west", "eu"])]}, "apps[0].storage_regions[1]"),
-    ({"apps": [_app(storage_regions="uk")]}, "apps[0].storage_regions"),
-    ({"apps": [_app(qm_region="us")]}, "apps[0].qm_region"),
-    ({"apps": [_app(chat_region="uk")]}, "apps[0].chat_region"),
-    ({"apps": [_app(tenants=["t1", "t1"])]}, "apps[0].tenants[1]"),
-    ({"apps": [_app(pbx_names=[""])]}, "apps[0].pbx_names[0]"),
-    ({"apps": [{"client_id": "a"}]}, "apps[0].client_secret"),
-    ({"apps": [_app(client_id="a:b")]}, "apps[0].client_id"),
-    ({"apps": [_app(), _app()]}, "apps[1].client_id"),
-    ({"apps": [_app(region="eu")]}, "region"),
-    ({"_by_client_id": {}}, "_by_client_id"),  # the index is made, never given
-    ({"latency_ms": -5}, "latency_ms"),
-    ({"token_lifetime_s": "1799"}, "token_lifetime_s"),
-    ({"faults": [{"route": "token", "status": 500}, {"route": "cc_chat", "delay_ms": -1}]},
-     "faults[1].delay_ms"),
-    ({"faults": [{"route": "token", "malformed": "xml"}]}, "faults[0].malformed"),
-    ({"faults": [{"route": "token", "status": 503, "malformed": "html"}]}, "faults[0].status"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ([], "scenario"),
+        ({"apps": {}}, "apps"),
+        ({"apps": [_app(products=["cc_realtime_analytics", "chat"])]}, "apps[0].products[1]"),
+        ({"apps": [_app(), _app(client_id="b", analytics_region="emea")]}, "apps[1].analytics_region"),
+        ({"apps": [_app(storage_regions=["us-west", "eu"])]}, "apps[0].storage_regions[1]"),
+        ({"apps": [_app(storage_regions="uk")]}, "apps[0].storage_regions"),
+        ({"apps": [_app(qm_region="us")]}, "apps[0].qm_region"),
+        ({"apps": [_app(chat_region="uk")]}, "apps[0].chat_region"),
+        ({"apps": [_app(tenants=["t1", "t1"])]}, "apps[0].tenants[1]"),
+        ({"apps": [_app(pbx_names=[""])]}, "apps[0].pbx_names[0]"),
+        ({"apps": [{"client_id": "a"}]}, "apps[0].client_secret"),
+        ({"apps": [_app(client_id="a:b")]}, "apps[0].client_id"),
+        ({"apps": [_app(), _app()]}, "apps[1].client_id"),
+        ({"apps": [_app(region="eu")]}, "region"),
+        ({"_by_client_id": {}}, "_by_client_id"),  # the index is made, never given
+        ({"latency_ms": -5}, "latency_ms"),
+        ({"token_lifetime_s": "1799"}, "token_lifetime_s"),
+        ({"faults": [{"route": "token", "status": 500}, {"route": "cc_chat", "delay_ms": -1}]}, "faults[1].delay_ms"),
+        ({"faults": [{"route": "token", "malformed": "xml"}]}, "faults[0].malformed"),
+        ({"faults": [{"route": "token", "status": 503, "malformed": "html"}]}, "faults[0].status"),
+    ],
+)
 def test_scenario_errors_name_the_field(data, field) -> None:
     with pytest.raises(ScenarioError) as caught:
         Scenario.from_dict(data)

@@ -40,8 +40,11 @@ from tests.fixtures.simulator import (
 pytestmark = pytest.mark.filterwarnings("ignore:Use of allowEmptyValue:DeprecationWarning")
 
 # shared/ sits beside the checkout, here and in CI.
-SPEC_DIR = Path(os.environ.get("SWITCHBOARD_8X8_OPENAPI_DIR",
-                               Path(__file__).resolve().parents[2] / "shared" / "reference" / "8x8-openapi"))
+SPEC_DIR = Path(
+    os.environ.get(
+        "SWITCHBOARD_8X8_OPENAPI_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference" / "8x8-openapi"
+    )
+)
 REALTIME = "8x8_analytics_for_contact_center_real-time_metrics_api.json"
 HISTORICAL = "8x8_analytics_for_contact_center_historical_metrics_api.json"
 QM = "quality_management_and_speech_analytics_api.json"
@@ -109,8 +112,7 @@ class _SpecResponse:
         self.data = response.content
 
 
-def assert_conforms(spec: OpenAPI, response: httpx.Response, *, status: int,
-                    check_request: bool = True) -> None:
+def assert_conforms(spec: OpenAPI, response: httpx.Response, *, status: int, check_request: bool = True) -> None:
     assert response.status_code == status, response.text
     request = _SpecRequest(response.request)
     if check_request:
@@ -127,11 +129,20 @@ def client() -> Iterator[httpx.Client]:
 @pytest.fixture
 def regional(simulator_factory) -> SimulatorServer:
     """One app per analytics region, so every server entry of the analytics specs is used."""
-    return simulator_factory(Scenario(apps=[
-        App(client_id=f"app-{region}", client_secret=f"secret-{region}", products=ALL_PRODUCTS,
-            tenants=[f"tenant-{region}"], analytics_region=region)
-        for region in ANALYTICS_REGIONS
-    ]))
+    return simulator_factory(
+        Scenario(
+            apps=[
+                App(
+                    client_id=f"app-{region}",
+                    client_secret=f"secret-{region}",
+                    products=ALL_PRODUCTS,
+                    tenants=[f"tenant-{region}"],
+                    analytics_region=region,
+                )
+                for region in ANALYTICS_REGIONS
+            ]
+        )
+    )
 
 
 # --- Analytics -----------------------------------------------------------------------------
@@ -141,14 +152,16 @@ def regional(simulator_factory) -> SimulatorServer:
 def test_realtime_queues_match_the_spec(regional, client, region) -> None:
     # The spec declares the 200 body of GET /queues as one SingleQueueResponse object, but
     # 8x8's guide (8x8-api.md §2) and its examples return an array of them: wrap it.
-    spec = _load(REALTIME, (
-        "/paths/~1queues/get/responses/200/content/application~1json/schema",
-        {"type": "array", "items": {"$ref": "#/components/schemas/SingleQueueResponse"}},
-    ))
+    spec = _load(
+        REALTIME,
+        (
+            "/paths/~1queues/get/responses/200/content/application~1json/schema",
+            {"type": "array", "items": {"$ref": "#/components/schemas/SingleQueueResponse"}},
+        ),
+    )
     app = regional.scenario.app(f"app-{region}")
     assert app is not None
-    response = probe(client, regional.url, "cc_realtime_analytics", app,
-                     fetch_token(client, regional.url, app))
+    response = probe(client, regional.url, "cc_realtime_analytics", app, fetch_token(client, regional.url, app))
     assert_conforms(spec, response, status=200)
 
 
@@ -157,8 +170,7 @@ def test_historical_report_types_match_the_spec(regional, client, region) -> Non
     spec = _load(HISTORICAL)
     app = regional.scenario.app(f"app-{region}")
     assert app is not None
-    response = probe(client, regional.url, "cc_historical_analytics", app,
-                     fetch_token(client, regional.url, app))
+    response = probe(client, regional.url, "cc_historical_analytics", app, fetch_token(client, regional.url, app))
     assert_conforms(spec, response, status=200)
 
 
@@ -168,8 +180,9 @@ def test_historical_report_types_match_the_spec(regional, client, region) -> Non
 @pytest.mark.parametrize("region", STORAGE_REGIONS)
 def test_storage_regions_match_the_reference(simulator, client, region) -> None:
     app = simulator.scenario.apps[0]
-    response = probe(client, simulator.url, "cloud_storage", app,
-                     fetch_token(client, simulator.url, app), storage_region=region)
+    response = probe(
+        client, simulator.url, "cloud_storage", app, fetch_token(client, simulator.url, app), storage_region=region
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     jsonschema.validate(response.json(), REGIONS_SCHEMA)
@@ -179,13 +192,15 @@ def test_qm_user_count_matches_the_spec(simulator, client) -> None:
     # The spec's schema says the count is a string ("10") while its example is the number 10
     # (8x8-api.md §5 marks this uncertain). The simulator answers a bare number, as the
     # example does, so the schema is narrowed to a non-negative integer.
-    spec = _load(QM, (
-        "/paths/~1users~1count/get/responses/200/content/application~1json/schema",
-        {"type": "integer", "minimum": 0},
-    ))
+    spec = _load(
+        QM,
+        (
+            "/paths/~1users~1count/get/responses/200/content/application~1json/schema",
+            {"type": "integer", "minimum": 0},
+        ),
+    )
     app = simulator.scenario.apps[0]
-    response = probe(client, simulator.url, "quality_management", app,
-                     fetch_token(client, simulator.url, app))
+    response = probe(client, simulator.url, "quality_management", app, fetch_token(client, simulator.url, app))
     assert_conforms(spec, response, status=200)
 
 
@@ -196,8 +211,10 @@ def _chat_spec() -> OpenAPI:
     # The spec types the token's api_product_list as an array (example ["vcc"]); 8x8's OAuth
     # guide (8x8-api.md §1) shows a string that looks like a list, "[storage, vcc]". The
     # array form is api_product_list_json.
-    return _load(CHAT, ("/components/schemas/AuthResponse/properties/api_product_list",
-                        {"type": "string", "pattern": r"^\[.*\]$"}))
+    return _load(
+        CHAT,
+        ("/components/schemas/AuthResponse/properties/api_product_list", {"type": "string", "pattern": r"^\[.*\]$"}),
+    )
 
 
 def test_chat_webhooks_match_the_spec(simulator, client) -> None:
@@ -208,8 +225,9 @@ def test_chat_webhooks_match_the_spec(simulator, client) -> None:
 
 def test_chat_wrong_tenant_403_matches_the_spec(simulator, client) -> None:
     app = simulator.scenario.apps[0]
-    response = probe(client, simulator.url, "cc_chat", app,
-                     fetch_token(client, simulator.url, app), tenant_id="not-ours")
+    response = probe(
+        client, simulator.url, "cc_chat", app, fetch_token(client, simulator.url, app), tenant_id="not-ours"
+    )
     assert_conforms(_chat_spec(), response, status=403)
 
 
@@ -222,8 +240,9 @@ def test_chat_401_matches_the_spec(simulator, client, token) -> None:
 
 def test_chat_product_not_enabled_401_matches_the_spec(simulator, client) -> None:
     app = simulator.scenario.apps[2]  # storage only
-    response = probe(client, simulator.url, "cc_chat", app,
-                     fetch_token(client, simulator.url, app), tenant_id="tenant-us-1")
+    response = probe(
+        client, simulator.url, "cc_chat", app, fetch_token(client, simulator.url, app), tenant_id="tenant-us-1"
+    )
     assert_conforms(_chat_spec(), response, status=401)
 
 
@@ -237,8 +256,9 @@ def test_chat_5xx_fault_matches_the_spec(simulator_factory, client) -> None:
 # --- Token (declared only in the Chat spec) ------------------------------------------------
 
 
-def _token(client: httpx.Client, url: str, auth: tuple[str, str],
-           grant_type: str = "client_credentials") -> httpx.Response:
+def _token(
+    client: httpx.Client, url: str, auth: tuple[str, str], grant_type: str = "client_credentials"
+) -> httpx.Response:
     return client.post(f"{url}/oauth/v2/token", auth=auth, data={"grant_type": grant_type})
 
 
@@ -247,8 +267,7 @@ def test_token_success_matches_the_spec(simulator, client) -> None:
     response = _token(client, simulator.url, (app.client_id, app.client_secret))
     assert_conforms(_chat_spec(), response, status=200)
     # Beyond the spec: the array form of the product list that 8x8's guide documents.
-    assert response.json()["api_product_list_json"] == ["analytics realtime-api", "storage",
-                                                        "QM - API", "vcc"]
+    assert response.json()["api_product_list_json"] == ["analytics realtime-api", "storage", "QM - API", "vcc"]
 
 
 @pytest.mark.parametrize("credentials", [("nobody", "x"), None])

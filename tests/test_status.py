@@ -27,26 +27,44 @@ from tests.fixtures.waiting import eventually, waiting_for_locks
 
 
 def _add(engine: Engine, vault: Vault, name: str, products: tuple[str, ...]) -> connections.ConnectionView:
-    return connections.create(engine, vault, ConnectionInput(
-        name=name, client_id=f"client-{name}-0001", client_secret=SecretStr("secret-value-1234"),
-        expected_products=products, storage_region="uk", chat_region="us", tenant_id="t-1", qm_region="uk",
-        pbx="pbx-1"), actor=ADMIN)
+    return connections.create(
+        engine,
+        vault,
+        ConnectionInput(
+            name=name,
+            client_id=f"client-{name}-0001",
+            client_secret=SecretStr("secret-value-1234"),
+            expected_products=products,
+            storage_region="uk",
+            chat_region="us",
+            tenant_id="t-1",
+            qm_region="uk",
+            pbx="pbx-1",
+        ),
+        actor=ADMIN,
+    )
 
 
 def test_the_table_has_every_product_of_every_connection_in_order(engine: Engine, vault: Vault) -> None:
     _add(engine, vault, "b-untouched", ())
     two_ticked = _add(engine, vault, "a-storage-and-chat", ("cloud_storage", "cc_chat"))
     with write_session(engine) as session:
-        checks.store(session, [CheckRecord(two_ticked.id, "", "cloud_storage", "timeout", None, 30000, "slow",
-                                           utcnow(), "r1")],
-                     {two_ticked.id: frozenset({"cloud_storage"})}, "test")
+        checks.store(
+            session,
+            [CheckRecord(two_ticked.id, "", "cloud_storage", "timeout", None, 30000, "slow", utcnow(), "r1")],
+            {two_ticked.id: frozenset({"cloud_storage"})},
+            "test",
+        )
     table = status.table(engine)
     assert list(table.columns) == [*status.COLUMNS, *status.DETAIL_COLUMNS]
     assert list(table["connection"]) == ["a-storage-and-chat"] * 5 + ["b-untouched"] * 5  # by name
     assert list(table["product"]) == list(PRODUCT_KEYS) * 2
     ticked = table[table["connection"] == "a-storage-and-chat"].set_index("product")
-    assert list(ticked["expected"]) == list(ticked["in_scope"]) == [p in ("cloud_storage", "cc_chat")
-                                                                    for p in PRODUCT_KEYS]
+    assert (
+        list(ticked["expected"])
+        == list(ticked["in_scope"])
+        == [p in ("cloud_storage", "cc_chat") for p in PRODUCT_KEYS]
+    )
     assert list(ticked["granted"]) == [p == "cloud_storage" for p in PRODUCT_KEYS]
     assert ticked.loc["cloud_storage", "outcome"] == "timeout" and ticked.loc["cloud_storage", "duration_ms"] == 30000
     assert ticked.loc["cc_chat", "outcome"] == NEVER_TESTED and ticked.loc["cc_chat", "detail"] == ""
@@ -62,25 +80,40 @@ def test_the_table_has_every_product_of_every_connection_in_order(engine: Engine
     assert list(light.columns) == list(status.COLUMNS) and len(light) == 10
 
 
-def _store(engine: Engine, view: connections.ConnectionView, outcomes: dict[str, str],
-           granted: frozenset[str] | None = None) -> None:
+def _store(
+    engine: Engine, view: connections.ConnectionView, outcomes: dict[str, str], granted: frozenset[str] | None = None
+) -> None:
     with write_session(engine) as session:
-        checks.store(session, [CheckRecord(view.id, "", product, outcome, 200, 40, "", utcnow(), "r")
-                               for product, outcome in outcomes.items()],
-                     {} if granted is None else {view.id: granted}, "test")
+        checks.store(
+            session,
+            [
+                CheckRecord(view.id, "", product, outcome, 200, 40, "", utcnow(), "r")
+                for product, outcome in outcomes.items()
+            ],
+            {} if granted is None else {view.id: granted},
+            "test",
+        )
 
 
 def test_only_ticked_products_count_and_ungranted_ticked_ones_fail(engine: Engine, vault: Vault) -> None:
     """A product 8x8 grants but nobody ticked is information, even when its test failed; a
     ticked product 8x8 does not grant is failing before any test."""
     view = _add(engine, vault, "mixed", ("cloud_storage", "cc_chat", "quality_management"))
-    _store(engine, view, {"cloud_storage": "ok", "cc_realtime_analytics": "product_not_enabled",
-                          "cc_historical_analytics": "ok"},
-           granted=frozenset({"cloud_storage", "quality_management", "cc_realtime_analytics", "cc_historical_analytics"}))
+    _store(
+        engine,
+        view,
+        {"cloud_storage": "ok", "cc_realtime_analytics": "product_not_enabled", "cc_historical_analytics": "ok"},
+        granted=frozenset({"cloud_storage", "quality_management", "cc_realtime_analytics", "cc_historical_analytics"}),
+    )
     table = status.table(engine)
     verdict = dict(zip(table["product"], status.verdicts(table), strict=True))
-    assert verdict == {"cc_realtime_analytics": "not ticked", "cc_historical_analytics": "not ticked",
-                       "cloud_storage": "ok", "quality_management": "never tested", "cc_chat": "failing"}
+    assert verdict == {
+        "cc_realtime_analytics": "not ticked",
+        "cc_historical_analytics": "not ticked",
+        "cloud_storage": "ok",
+        "quality_management": "never tested",
+        "cc_chat": "failing",
+    }
 
 
 def test_a_selection_picks_whole_connections_by_name_environment_and_outcome(engine: Engine, vault: Vault) -> None:
@@ -156,8 +189,15 @@ def test_an_overview_follows_new_checks_row_by_row_and_equals_a_full_build(engin
         assert _shared(derived, overview)
         overview = derived
     with write_session(engine) as session:  # two results of one pair in one batch: the last wins
-        checks.store(session, [CheckRecord(quiet.id, "", "cloud_storage", outcome, 200, 40, "", utcnow(), "r")
-                               for outcome in ("timeout", "ok", "rate_limited")], {}, "test")
+        checks.store(
+            session,
+            [
+                CheckRecord(quiet.id, "", "cloud_storage", outcome, 200, 40, "", utcnow(), "r")
+                for outcome in ("timeout", "ok", "rate_limited")
+            ],
+            {},
+            "test",
+        )
     stamp = status.data_stamp(engine)
     overview = overview.updated(engine, stamp)
     _assert_same(overview, connections_table.Overview.build(engine, stamp))
@@ -182,7 +222,8 @@ def _writers_held_up(engine: Engine) -> Callable[[], bool]:
 
 
 def test_transactions_storing_checks_commit_in_batch_order_so_an_overview_misses_none(
-        engine: Engine, vault: Vault) -> None:
+    engine: Engine, vault: Vault
+) -> None:
     """A transaction that stores checks holds its batch number until it commits; a second one
     waits for it, so it cannot commit first with a higher number and have the first one's
     checks (lower ids on PostgreSQL) slip behind an overview that saw the second."""
@@ -190,8 +231,12 @@ def test_transactions_storing_checks_commit_in_batch_order_so_an_overview_misses
     overview = connections_table.Overview.build(engine, status.data_stamp(engine))
     held_up = _writers_held_up(engine)
     with ThreadPoolExecutor(1) as pool, write_session(engine) as session:
-        checks.store(session, [CheckRecord(first.id, "", "cloud_storage", "timeout", None, 30000, "", utcnow(), "r1")],
-                     {}, "test")
+        checks.store(
+            session,
+            [CheckRecord(first.id, "", "cloud_storage", "timeout", None, 30000, "", utcnow(), "r1")],
+            {},
+            "test",
+        )
         later = pool.submit(_store, engine, second, {"cc_chat": "ok"})
         eventually(held_up, what="the second batch to wait for the first")
         assert not later.done()  # waits for the first batch to commit
@@ -206,7 +251,8 @@ def test_transactions_storing_checks_commit_in_batch_order_so_an_overview_misses
 
 
 def test_an_overview_is_built_afresh_when_a_connection_changes_or_too_much_was_stored(
-        engine: Engine, vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Engine, vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = _add(engine, vault, "a-first", ("cloud_storage",))
     overview = connections_table.Overview.build(engine, status.data_stamp(engine))
     _add(engine, vault, "b-second", ())

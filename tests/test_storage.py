@@ -63,13 +63,19 @@ def test_sqlite_connection_pragmas(sqlite_engine: Engine) -> None:
         assert pragma("secure_delete") == 1
 
 
-def test_no_plaintext_in_sqlite_files_or_dump(sqlite_engine: Engine, vault: Vault,
-                                              sentinels: Sentinels, sqlite_url: str) -> None:
+def test_no_plaintext_in_sqlite_files_or_dump(
+    sqlite_engine: Engine, vault: Vault, sentinels: Sentinels, sqlite_url: str
+) -> None:
     view = connections.create(sqlite_engine, vault, sentinels.form(), actor=ADMIN)
     # Edit and delete leave old pages behind unless secure_delete zeroes them.
-    connections.update(sqlite_engine, vault, view.id,
-                       connections.input_from_view(view, client_secret=SecretStr(sentinels.client_secret + "2")),
-                       expected_version=1, actor=ADMIN)
+    connections.update(
+        sqlite_engine,
+        vault,
+        view.id,
+        connections.input_from_view(view, client_secret=SecretStr(sentinels.client_secret + "2")),
+        expected_version=1,
+        actor=ADMIN,
+    )
     path = Path(sqlite_url.removeprefix("sqlite:///"))
     files = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
     assert Path(f"{path}-wal") in files  # WAL is in use, so it must be scanned too
@@ -103,9 +109,16 @@ def test_eight_threads_fifty_writes_each(engine: Engine, vault: Vault) -> None:
         barrier.wait()
         for n in range(50):
             try:
-                connections.create(engine, vault, ConnectionInput(
-                    name=f"w{worker}-{n}", client_id=f"client{worker}x{n}",
-                    client_secret=SecretStr(f"secret-{worker}-{n}")), actor=ADMIN)
+                connections.create(
+                    engine,
+                    vault,
+                    ConnectionInput(
+                        name=f"w{worker}-{n}",
+                        client_id=f"client{worker}x{n}",
+                        client_secret=SecretStr(f"secret-{worker}-{n}"),
+                    ),
+                    actor=ADMIN,
+                )
             except BaseException as exc:  # noqa: BLE001 - any failure is the finding
                 errors.append(exc)
 
@@ -122,11 +135,23 @@ def test_update_of_one_row_by_two_editors_conflicts(engine: Engine, vault: Vault
     from lib.kernel.errors import ConflictError
 
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
-    connections.update(engine, vault, view.id, connections.input_from_view(view, environment="one"),
-                       expected_version=view.version, actor=ADMIN)
+    connections.update(
+        engine,
+        vault,
+        view.id,
+        connections.input_from_view(view, environment="one"),
+        expected_version=view.version,
+        actor=ADMIN,
+    )
     with pytest.raises(ConflictError, match="Somebody else changed this connection"):
-        connections.update(engine, vault, view.id, connections.input_from_view(view, environment="two"),
-                           expected_version=view.version, actor=ADMIN)
+        connections.update(
+            engine,
+            vault,
+            view.id,
+            connections.input_from_view(view, environment="two"),
+            expected_version=view.version,
+            actor=ADMIN,
+        )
     assert connections.get(engine, view.id).environment == "one"
 
 
@@ -136,14 +161,21 @@ def test_backup_while_writers_run(sqlite_engine: Engine, vault: Vault, tmp_path:
     def writer() -> None:
         n = 0
         while not stop.is_set():
-            connections.create(sqlite_engine, vault, ConnectionInput(
-                name=f"bg-{n}", client_id=f"bgclient{n}", client_secret=SecretStr(f"bg-secret-{n}")),
-                actor=ADMIN)
+            connections.create(
+                sqlite_engine,
+                vault,
+                ConnectionInput(name=f"bg-{n}", client_id=f"bgclient{n}", client_secret=SecretStr(f"bg-secret-{n}")),
+                actor=ADMIN,
+            )
             n += 1
 
     for n in range(20):
-        connections.create(sqlite_engine, vault, ConnectionInput(
-            name=f"pre-{n}", client_id=f"preclient{n}", client_secret=SecretStr(f"pre-secret-{n}")), actor=ADMIN)
+        connections.create(
+            sqlite_engine,
+            vault,
+            ConnectionInput(name=f"pre-{n}", client_id=f"preclient{n}", client_secret=SecretStr(f"pre-secret-{n}")),
+            actor=ADMIN,
+        )
     thread = threading.Thread(target=writer)
     thread.start()
     try:
@@ -222,19 +254,28 @@ def _record(connection_id: uuid.UUID, product: str, outcome: str, minutes_ago: i
 
     from lib.store.models import utcnow
 
-    return CheckRecord(connection_id, "x", product, outcome, 200, 40, outcome,
-                       utcnow() - timedelta(minutes=minutes_ago), "run")
+    return CheckRecord(
+        connection_id, "x", product, outcome, 200, 40, outcome, utcnow() - timedelta(minutes=minutes_ago), "run"
+    )
 
 
-def test_the_current_status_keeps_the_newest_check_of_each_product(engine: Engine, vault: Vault,
-                                                                  sentinels: Sentinels) -> None:
+def test_the_current_status_keeps_the_newest_check_of_each_product(
+    engine: Engine, vault: Vault, sentinels: Sentinels
+) -> None:
     from lib.store.db import write_session
 
     view = connections.create(engine, vault, sentinels.form(), actor=ADMIN)
     with write_session(engine) as session:  # two in one batch: the later one wins
-        checks.store(session, [_record(view.id, "cloud_storage", "timeout", 9),
-                               _record(view.id, "cloud_storage", "vendor_error", 8),
-                               _record(view.id, "cc_chat", "ok", 8)], {view.id: frozenset({"cc_chat"})}, "t")
+        checks.store(
+            session,
+            [
+                _record(view.id, "cloud_storage", "timeout", 9),
+                _record(view.id, "cloud_storage", "vendor_error", 8),
+                _record(view.id, "cc_chat", "ok", 8),
+            ],
+            {view.id: frozenset({"cc_chat"})},
+            "t",
+        )
     with write_session(engine) as session:  # a later batch replaces one product only
         checks.store(session, [_record(view.id, "cloud_storage", "ok", 1)], {}, "t")
     current = {r.product: r.outcome for r in status.latest_status(engine)}
@@ -243,8 +284,9 @@ def test_the_current_status_keeps_the_newest_check_of_each_product(engine: Engin
     assert connections.get(engine, view.id).granted_products == ("cc_chat",)
 
 
-def test_upgrading_fills_the_current_status_from_the_history(database_url: str, vault: Vault,
-                                                             sentinels: Sentinels) -> None:
+def test_upgrading_fills_the_current_status_from_the_history(
+    database_url: str, vault: Vault, sentinels: Sentinels
+) -> None:
     from lib.store.models import utcnow
 
     engine = db.make_engine(database_url)
@@ -252,16 +294,27 @@ def test_upgrading_fills_the_current_status_from_the_history(database_url: str, 
     check_keyring(engine, vault)
     row_id = connections_before_audit(engine, vault, sentinels)
     with engine.begin() as conn:
-        for number, (product, outcome) in enumerate([("cloud_storage", "timeout"), ("cc_chat", "ok"),
-                                                     ("cloud_storage", "ok")]):
-            conn.execute(text(
-                "INSERT INTO check_result (connection_id, product, started_at, duration_ms, outcome, detail, "
-                "triggered_by) VALUES (:c, :p, :at, :n, :o, '', 'x')"),
-                {"c": row_id.hex if engine.dialect.name == "sqlite" else row_id, "p": product, "o": outcome,
-                 "n": number, "at": utcnow()})
+        for number, (product, outcome) in enumerate(
+            [("cloud_storage", "timeout"), ("cc_chat", "ok"), ("cloud_storage", "ok")]
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO check_result (connection_id, product, started_at, duration_ms, outcome, detail, "
+                    "triggered_by) VALUES (:c, :p, :at, :n, :o, '', 'x')"
+                ),
+                {
+                    "c": row_id.hex if engine.dialect.name == "sqlite" else row_id,
+                    "p": product,
+                    "o": outcome,
+                    "n": number,
+                    "at": utcnow(),
+                },
+            )
     db.upgrade(engine)
     assert {(r.product, r.outcome, r.duration_ms) for r in status.latest_status(engine)} == {
-        ("cc_chat", "ok", 1), ("cloud_storage", "ok", 2)}
+        ("cc_chat", "ok", 1),
+        ("cloud_storage", "ok", 2),
+    }
     engine.dispose()
 
 
@@ -278,8 +331,9 @@ def test_ids_are_uuids(engine: Engine, vault: Vault, sentinels: Sentinels) -> No
     assert isinstance(view.id, uuid.UUID)
 
 
-def test_upgrade_from_the_previous_release_keeps_the_data(database_url: str, vault: Vault,
-                                                          sentinels: Sentinels) -> None:
+def test_upgrade_from_the_previous_release_keeps_the_data(
+    database_url: str, vault: Vault, sentinels: Sentinels
+) -> None:
     engine = db.make_engine(database_url)
     command.upgrade(db._alembic_config(engine), "0001")  # the schema of the first release
     check_keyring(engine, vault)
@@ -299,14 +353,19 @@ def connections_before_audit(engine: Engine, vault: Vault, sentinels: Sentinels)
 
     row_id, now = uuid.uuid4(), utcnow()
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO connection (id, name, name_key, environment, client_id_enc, client_secret_enc, "
-            "client_id_hint, secret_set_at, expected_products, created_at, created_by, updated_at, updated_by, "
-            "version) VALUES (:id, 'Old', 'old', '', :cid, :sec, '…', :now, '[]', :now, 'x', :now, 'x', 1)"),
-            {"id": row_id.hex if engine.dialect.name == "sqlite" else row_id,
-             "cid": vault.encrypt(sentinels.client_id, credential_binding(row_id, "client_id_enc")),
-             "sec": vault.encrypt(sentinels.client_secret, credential_binding(row_id, "client_secret_enc")),
-             "now": now})
+        conn.execute(
+            text(
+                "INSERT INTO connection (id, name, name_key, environment, client_id_enc, client_secret_enc, "
+                "client_id_hint, secret_set_at, expected_products, created_at, created_by, updated_at, updated_by, "
+                "version) VALUES (:id, 'Old', 'old', '', :cid, :sec, '…', :now, '[]', :now, 'x', :now, 'x', 1)"
+            ),
+            {
+                "id": row_id.hex if engine.dialect.name == "sqlite" else row_id,
+                "cid": vault.encrypt(sentinels.client_id, credential_binding(row_id, "client_id_enc")),
+                "sec": vault.encrypt(sentinels.client_secret, credential_binding(row_id, "client_secret_enc")),
+                "now": now,
+            },
+        )
     return row_id
 
 

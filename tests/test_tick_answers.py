@@ -46,8 +46,13 @@ WILD, STEADY, CANARY = (app(f"{name}-client", f"{name}-secret") for name in ("wi
 
 
 def _token_for(client: App) -> Answer:
-    return json_answer({"access_token": f"{client.client_id}-token", "expires_in": "1799",
-                        "api_product_list": "[storage, vcc, vcc-analytics, qm]"})
+    return json_answer(
+        {
+            "access_token": f"{client.client_id}-token",
+            "expires_in": "1799",
+            "api_product_list": "[storage, vcc, vcc-analytics, qm]",
+        }
+    )
 
 
 def _client_of(request: Request) -> str:
@@ -61,11 +66,13 @@ def _client_of(request: Request) -> str:
 def routed(answer: Answer, where: str):  # type: ignore[no-untyped-def]
     """The steady app: a token, then 404 for every product (always failing, the same way). The
     wild app: ``answer`` for its token request or for its probes (a token otherwise)."""
+
     def answer_for(request: Request) -> Answer:
         token = request.path == "/oauth/v2/token"
         if _client_of(request) == STEADY.client_id:
             return _token_for(STEADY) if token else json_answer({"message": "no such resource"}, 404)
         return answer if token == (where == "token") else _token_for(WILD)
+
     return answer_for
 
 
@@ -74,23 +81,43 @@ def queue_alerts(rt: Runtime, canary_id: object) -> None:
     alerting) queued through the rules, as any stored check queues them."""
     for outcome in ("ok", "timeout", "timeout"):
         with write_session(rt.engine) as session:
-            checks.store(session, [CheckRecord(canary_id, "Canary", "cc_chat", outcome, None, 5, "", utcnow(),  # type: ignore[arg-type]
-                                               "canary")], {}, "test")
+            checks.store(
+                session,
+                [
+                    CheckRecord(
+                        canary_id,
+                        "Canary",
+                        "cc_chat",
+                        outcome,
+                        None,
+                        5,
+                        "",
+                        utcnow(),  # type: ignore[arg-type]
+                        "canary",
+                    )
+                ],
+                {},
+                "test",
+            )
 
 
 def test_a_tick_over_any_answers_stores_every_slot_once_and_still_delivers_alerts(
-        runtime: Runtime, answer_server: AnswerServer, receiver: Receiver) -> None:
+    runtime: Runtime, answer_server: AnswerServer, receiver: Receiver
+) -> None:
     wild, steady = connect(runtime, WILD, name="Wild"), connect(runtime, STEADY, name="Steady")
     canary = connect(runtime, CANARY, name="Canary")
     schedule.set_paused(runtime.engine, True, actor=ADMIN, connection=canary)  # alerts only, never checked
     channel(runtime, receiver)
-    prober = Prober(answer_server.url, timeout=httpx.Timeout(5.0, read=PATIENT_READ_S), deadline_s=2 * PATIENT_READ_S,
-                    sleep=RecordingSleep())
+    prober = Prober(
+        answer_server.url,
+        timeout=httpx.Timeout(5.0, read=PATIENT_READ_S),
+        deadline_s=2 * PATIENT_READ_S,
+        sleep=RecordingSleep(),
+    )
     worker = Worker(runtime, prober, send=local_send)
     worker.tick()  # plans the first slots
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                     HealthCheck.data_too_large])
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(answer=answers(), where=st.sampled_from(["token", "products"]))
     @example(answer=json_answer({}, 429, (b"Retry-After", b"300000000000")), where="products")
     @example(answer=Answer(body=b"[]", piece_bytes=1, pause_s=PATIENT_READ_S + 0.5), where="products")  # read timeout
@@ -104,11 +131,13 @@ def test_a_tick_over_any_answers_stores_every_slot_once_and_still_delivers_alert
         assert report.failure is None, report.failure
         assert report.checked == 2 * len(PRODUCT_KEYS)
         with read_session(runtime.engine) as session:
-            new = session.exec(select(Check).where(Check.id > before, Check.product != TOKEN,
-                                                   Check.run_id == report.run_id)).all()
+            new = session.exec(
+                select(Check).where(Check.id > before, Check.product != TOKEN, Check.run_id == report.run_id)
+            ).all()
             queued = session.exec(select(AlertOutbox.status)).all()
         assert sorted((r.connection_id, r.product) for r in new) == sorted(
-            (c.id, p) for c in (wild, steady) for p in PRODUCT_KEYS)  # every slot once
+            (c.id, p) for c in (wild, steady) for p in PRODUCT_KEYS
+        )  # every slot once
         assert all(r.outcome in OUTCOMES for r in new)
         assert {r.outcome for r in new if r.connection_id == steady.id} == {"not_found"}
         assert set(queued) == {"delivered"}  # the canary's alerts (and the steady one's) went out

@@ -42,8 +42,9 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def current(engine: Engine, connection_id: object) -> dict[str, str]:
     """The current status of each product of a connection (the token step left out)."""
     with read_session(engine) as session:
-        rows = session.exec(select(CurrentStatus).where(CurrentStatus.connection_id == connection_id,
-                                                        CurrentStatus.product != "token")).all()
+        rows = session.exec(
+            select(CurrentStatus).where(CurrentStatus.connection_id == connection_id, CurrentStatus.product != "token")
+        ).all()
     return {r.product: r.outcome for r in rows}
 
 
@@ -52,8 +53,12 @@ def refusing(engine: Engine, table: str, when: str = "INSERT") -> Iterator[None]
     """The database itself refuses writes to ``table`` (a trigger), as a full disk or a broken
     row would, while the block runs."""
     with engine.begin() as conn:
-        conn.execute(text(f"CREATE TRIGGER refuse_{table} BEFORE {when} ON {table} "
-                          "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+        conn.execute(
+            text(
+                f"CREATE TRIGGER refuse_{table} BEFORE {when} ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        )
     try:
         yield
     finally:
@@ -62,8 +67,8 @@ def refusing(engine: Engine, table: str, when: str = "INSERT") -> Iterator[None]
 
 
 def test_a_refused_token_wins_over_an_earlier_success_in_the_next_scheduled_check(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
-        receiver: Receiver) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory, receiver: Receiver
+) -> None:
     """Item 1: success, then 8x8's token route refuses the app: the next scheduled check
     stores the refusal for every product (not OK from a token fetched earlier), the rules
     alert, and nothing ever says it works again."""
@@ -87,8 +92,8 @@ def test_a_refused_token_wins_over_an_earlier_success_in_the_next_scheduled_chec
 
 
 def test_an_endless_retry_after_fails_that_result_alone_and_the_tick_goes_on(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
-        receiver: Receiver) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory, receiver: Receiver
+) -> None:
     """Item 4: a Retry-After of 3e11 s (an epoch in milliseconds) for one product of one app:
     every other result of the batch is stored, the rate-limited product waits at most a day,
     and the alerts of the tick are delivered."""
@@ -96,8 +101,12 @@ def test_an_endless_retry_after_fails_that_result_alone_and_the_tick_goes_on(
     one = connect(runtime, sim.scenario.apps[0], name="One")
     two = connect(runtime, sim.scenario.apps[1], name="Two")
     channel(runtime, receiver)
-    control(sim, "POST", "faults", {"route": "cloud_storage", "client_id": "one-client", "status": 429,
-                                    "retry_after": "300000000000"})
+    control(
+        sim,
+        "POST",
+        "faults",
+        {"route": "cloud_storage", "client_id": "one-client", "status": 429, "retry_after": "300000000000"},
+    )
     control(sim, "POST", "faults", {"route": "cc_chat", "client_id": "two-client", "status": 404})
     worker = Worker(runtime, prober_factory(sim.url), send=local_send)
     worker.tick()
@@ -108,15 +117,17 @@ def test_an_endless_retry_after_fails_that_result_alone_and_the_tick_goes_on(
     assert current(runtime.engine, one.id)["cloud_storage"] == "rate_limited"
     assert current(runtime.engine, two.id) == {**dict.fromkeys(PRODUCT_KEYS, "ok"), "cc_chat": "not_found"}
     with read_session(runtime.engine) as session:
-        due = session.exec(select(DueCheck).where(DueCheck.connection_id == one.id,
-                                                  DueCheck.product == "cloud_storage")).one()
+        due = session.exec(
+            select(DueCheck).where(DueCheck.connection_id == one.id, DueCheck.product == "cloud_storage")
+        ).one()
     assert due.due_at <= datetime.now(UTC) + schedule.LONGEST_WAIT + schedule.DEFAULT_EVERY
     assert "check.failed" in receiver.kinds()
 
 
 @sqlite_only
 def test_a_result_the_database_refuses_is_stored_as_a_failure_of_its_own(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     """Item 4: the database refuses one row of a batch (a trigger on one product): that
     product is stored as a failed check saying so; the others of the batch are stored as
     8x8 answered."""
@@ -126,8 +137,12 @@ def test_a_result_the_database_refuses_is_stored_as_a_failure_of_its_own(
     worker.tick()
     make_due(runtime.engine)
     with runtime.engine.begin() as conn:
-        conn.execute(text("CREATE TRIGGER refuse_one BEFORE INSERT ON check_result WHEN NEW.product = 'cc_chat' "
-                          "AND NEW.outcome = 'ok' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON check_result WHEN NEW.product = 'cc_chat' "
+                "AND NEW.outcome = 'ok' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        )
     report = worker.tick()
     assert report.failure is None and (report.checked, report.failing) == (5, 1)
     stored = current(runtime.engine, view.id)
@@ -139,8 +154,12 @@ def test_a_result_the_database_refuses_is_stored_as_a_failure_of_its_own(
 
 @sqlite_only
 def test_a_failing_tick_still_delivers_alerts_and_shows_as_failing_beside_the_heartbeat(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
-        receiver: Receiver, worker_env: Callable[[SimulatorServer], dict[str, str]]) -> None:
+    runtime: Runtime,
+    simulator_factory: SimulatorFactory,
+    prober_factory: ProberFactory,
+    receiver: Receiver,
+    worker_env: Callable[[SimulatorServer], dict[str, str]],
+) -> None:
     """Items 3 and 4: the database refuses the schedule's claims, so the check part of every
     tick fails. The alerts queued meanwhile are delivered all the same; the heartbeat goes on,
     but the last successful tick stays where it was, and the console, `schedule show` and
@@ -165,15 +184,29 @@ def test_a_failing_tick_still_delivers_alerts_and_shows_as_failing_beside_the_he
         (bad,) = schedule.workers(rt.engine, ADMIN)
         assert bad.failing and bad.last_ok_tick_at == good.last_ok_tick_at and bad.last_tick_at > good.last_tick_at
         assert "refused by the test" in (bad.last_failure or "")
-        families = {f.name: f for f in text_string_to_metric_families(
-            metrics.exposition(rt.engine, per_connection=False, actor=ADMIN)[0].decode())}
+        families = {
+            f.name: f
+            for f in text_string_to_metric_families(
+                metrics.exposition(rt.engine, per_connection=False, actor=ADMIN)[0].decode()
+            )
+        }
         assert families["switchboard_workers_failing"].samples[0].value == 1
-        assert (families["switchboard_worker_last_successful_tick_timestamp_seconds"].samples[0].value
-                == good.last_ok_tick_at.timestamp())  # type: ignore[union-attr]
-        assert (families["switchboard_worker_heartbeat_timestamp_seconds"].samples[0].value
-                == bad.last_tick_at.timestamp())
-        shown = subprocess.run([sys.executable, "-m", "lib", "schedule", "show"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=60, check=False, env=worker_env(sim))
+        assert (
+            families["switchboard_worker_last_successful_tick_timestamp_seconds"].samples[0].value
+            == good.last_ok_tick_at.timestamp()
+        )  # type: ignore[union-attr]
+        assert (
+            families["switchboard_worker_heartbeat_timestamp_seconds"].samples[0].value == bad.last_tick_at.timestamp()
+        )
+        shown = subprocess.run(
+            [sys.executable, "-m", "lib", "schedule", "show"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=worker_env(sim),
+        )
         assert "FAILING: its latest tick failed" in shown.stdout, shown.stdout + shown.stderr
     heal(sim)
     assert worker.tick().failure is None

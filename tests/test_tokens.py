@@ -28,8 +28,11 @@ from tests.fixtures.people import ADMIN, web
 
 
 def _refusals(engine: Engine) -> list[tuple[str, str | None, str, str]]:
-    return [(e.actor, e.client_address, e.target, e.detail) for e in audit.events(engine, ADMIN)
-            if e.action == "token.use" and e.result == audit.REFUSED]
+    return [
+        (e.actor, e.client_address, e.target, e.detail)
+        for e in audit.events(engine, ADMIN)
+        if e.action == "token.use" and e.result == audit.REFUSED
+    ]
 
 
 def _row(engine: Engine, name: str) -> ApiToken:
@@ -53,10 +56,17 @@ def test_a_token_is_shown_once_and_only_its_hash_is_kept(engine: Engine, databas
     assert (made.target, made.detail) == ("prometheus-prod", "role viewer") and token not in made.detail
 
 
-@pytest.mark.parametrize(("name", "role", "field"), [
-    ("", "viewer", "name"), ("has space", "viewer", "name"), ("-dash-first", "viewer", "name"),
-    ("x" * 81, "viewer", "name"), ("grafana", "admin", "role"), ("grafana", "root", "role"),
-])
+@pytest.mark.parametrize(
+    ("name", "role", "field"),
+    [
+        ("", "viewer", "name"),
+        ("has space", "viewer", "name"),
+        ("-dash-first", "viewer", "name"),
+        ("x" * 81, "viewer", "name"),
+        ("grafana", "admin", "role"),
+        ("grafana", "root", "role"),
+    ],
+)
 def test_bad_names_and_roles_are_refused_naming_the_field(engine: Engine, name: str, role: str, field: str) -> None:
     with pytest.raises(ValidationError) as refused:
         api_tokens.create(engine, name, role, actor=ADMIN)
@@ -79,8 +89,10 @@ def test_only_an_admin_with_a_recent_proof_makes_or_revokes_tokens(engine: Engin
     api_tokens.create(engine, "grafana", "viewer", actor=ADMIN)
     operator = web(engine, "olga", Role.OPERATOR, proved_at=utcnow())
     stale_admin = web(engine, "ada", Role.ADMIN)
-    for attempt in (lambda who: api_tokens.create(engine, "more", "viewer", actor=who),
-                    lambda who: api_tokens.revoke(engine, "grafana", actor=who)):
+    for attempt in (
+        lambda who: api_tokens.create(engine, "more", "viewer", actor=who),
+        lambda who: api_tokens.revoke(engine, "grafana", actor=who),
+    ):
         with pytest.raises(NotAllowed):
             attempt(operator)
         with pytest.raises(ReauthenticationRequired):
@@ -135,8 +147,10 @@ def test_unknown_tokens_are_audited_once_a_minute_per_address_and_none_is_not(en
     for missing in (None, ""):
         with pytest.raises(api_tokens.TokenRefused, match="Send a valid Switchboard API token"):
             api_tokens.authenticate(engine, missing, address="10.0.0.1", target="GET /metrics")
-    assert _refusals(engine) == [("token:unknown", "10.0.0.1", "GET /metrics", "unknown token"),
-                                 ("token:unknown", "10.0.0.2", "GET /metrics", "unknown token")]
+    assert _refusals(engine) == [
+        ("token:unknown", "10.0.0.1", "GET /metrics", "unknown token"),
+        ("token:unknown", "10.0.0.2", "GET /metrics", "unknown token"),
+    ]
     assert "sbt_guessed-value" not in str([vars(e) for e in audit.events(engine, ADMIN)])
 
 

@@ -46,6 +46,7 @@ def reply(raw: bytes, *, then_close: bool = False) -> Talk:
         conn.sendall(raw)
         if then_close:
             conn.shutdown(socket.SHUT_RDWR)
+
     return answer
 
 
@@ -101,8 +102,9 @@ def one_connection() -> httpx.AsyncBaseTransport:
     return open_transport(eightbyeight_transport(), max_connections=1)
 
 
-def send(loop: BackgroundLoop, *requests: httpx.Request, pause_s: float = 0.0,
-         timeout: httpx.Timeout | None = None) -> list[httpx.Response]:
+def send(
+    loop: BackgroundLoop, *requests: httpx.Request, pause_s: float = 0.0, timeout: httpx.Timeout | None = None
+) -> list[httpx.Response]:
     """Send ``requests`` one after another over one transport, ``pause_s`` apart."""
 
     async def run() -> list[httpx.Response]:
@@ -139,9 +141,12 @@ def test_a_kept_alive_connection_is_reused(loop: BackgroundLoop) -> None:
 def test_only_the_clients_headers_and_body_are_sent(loop: BackgroundLoop, answer_server: AnswerServer) -> None:
     """The answer server reads each request whole (httpcore writes the head and the body apart)."""
     answer_server.reset(json_answer({}))
-    request = httpx.Request("POST", f"{answer_server.url}/oauth/v2/token?x=a%20b",
-                            data={"grant_type": "client_credentials"},
-                            headers={"User-Agent": "Switchboard test", "Authorization": "Basic c2VudGluZWw="})
+    request = httpx.Request(
+        "POST",
+        f"{answer_server.url}/oauth/v2/token?x=a%20b",
+        data={"grant_type": "client_credentials"},
+        headers={"User-Agent": "Switchboard test", "Authorization": "Basic c2VudGluZWw="},
+    )
     send(loop, request)
     (sent,) = answer_server.requests
     assert (sent.method, sent.path) == ("POST", "/oauth/v2/token?x=a%20b")
@@ -186,7 +191,8 @@ def refused(loop: BackgroundLoop, server: AnswerServer, answer: Answer) -> Refus
 
 @pytest.mark.parametrize("framing", ["length", "chunked", "close"])
 def test_an_answer_larger_than_the_cap_is_refused_and_read_no_further(
-        loop: BackgroundLoop, answer_server: AnswerServer, framing: str) -> None:
+    loop: BackgroundLoop, answer_server: AnswerServer, framing: str
+) -> None:
     """A 50 MB answer, its length declared, chunked or to the end of the connection: the
     server got a few MiB at most out before the transport hung up."""
     error = refused(loop, answer_server, replace(FIFTY_MB, framing=framing))  # type: ignore[arg-type]
@@ -204,14 +210,14 @@ def test_an_answer_of_exactly_the_cap_is_read(loop: BackgroundLoop, answer_serve
 
 @pytest.mark.parametrize("coding", [b"gzip", b"deflate", b"br", b"zstd", b"x-made-up", b"identity, gzip", b"GZIP"])
 def test_an_answer_in_an_encoding_not_asked_for_is_refused_unread(
-        loop: BackgroundLoop, answer_server: AnswerServer, coding: bytes) -> None:
+    loop: BackgroundLoop, answer_server: AnswerServer, coding: bytes
+) -> None:
     """Nothing is decoded: this gzip answer of 1/4 MiB would unpack to 256 MiB."""
     bomb = gzip_bomb(256)
     assert len(bomb) < MIB / 2
     answer = json_answer({}, 200, (b"Content-Encoding", coding))
     error = refused(loop, answer_server, replace(answer, body=bomb))
-    assert str(error) == (f"8x8 answered with Content-Encoding: {coding.decode()}, which Switchboard did not "
-                          "ask for.")
+    assert str(error) == (f"8x8 answered with Content-Encoding: {coding.decode()}, which Switchboard did not ask for.")
 
 
 @pytest.mark.parametrize("coding", [b"identity", b"", b"Identity"])
@@ -241,21 +247,29 @@ def test_after_a_refused_answer_the_next_request_is_answered(loop: BackgroundLoo
     assert loop.run(run(), timeout=30) == (RefusedAnswer, ["uk"])
 
 
-@pytest.mark.parametrize("headers", [
-    ((b"X-Long", b"v" * (policy.MAX_HEADER_LINE_BYTES + 1)),),
-    tuple((b"X-Many-%d" % i, b"v") for i in range(policy.MAX_HEADERS + 1)),
-], ids=["a-header-too-long", "too-many-headers"])
-def test_headers_beyond_the_limits_are_refused(loop: BackgroundLoop, answer_server: AnswerServer,
-                                               headers: tuple[tuple[bytes, bytes], ...]) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ((b"X-Long", b"v" * (policy.MAX_HEADER_LINE_BYTES + 1)),),
+        tuple((b"X-Many-%d" % i, b"v") for i in range(policy.MAX_HEADERS + 1)),
+    ],
+    ids=["a-header-too-long", "too-many-headers"],
+)
+def test_headers_beyond_the_limits_are_refused(
+    loop: BackgroundLoop, answer_server: AnswerServer, headers: tuple[tuple[bytes, bytes], ...]
+) -> None:
     error = refused(loop, answer_server, Answer(headers=headers, body=b"[]"))
     assert str(error).startswith("8x8's answer is not HTTP that Switchboard reads:")
     assert error.status is None
 
 
-
 def test_redirects_are_returned_not_followed_and_cookies_not_kept(loop: BackgroundLoop) -> None:
-    server = RawServer(reply(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\n"
-                             b"Set-Cookie: session=abc\r\nContent-Length: 0\r\n\r\n"))
+    server = RawServer(
+        reply(
+            b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\n"
+            b"Set-Cookie: session=abc\r\nContent-Length: 0\r\n\r\n"
+        )
+    )
     first, _ = send(loop, httpx.Request("GET", server.url), httpx.Request("GET", server.url))
     assert first.status_code == 302 and first.headers["location"] == "http://127.0.0.1:9/elsewhere"
     assert len(server.requests) == 2  # nothing went to the Location
@@ -280,14 +294,19 @@ def silent(conn: socket.socket, _request: bytes) -> None:
     threading.Event().wait(5)  # reads the request and never answers
 
 
-@pytest.mark.parametrize(("server", "raised"), [
-    (None, httpx.ConnectError),  # nothing listens
-    (reply(b"", then_close=True), httpx.RemoteProtocolError),  # hangs up without an answer
-    (reply(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok", then_close=True), httpx.RemoteProtocolError),
-    (silent, httpx.ReadTimeout),
-], ids=["refused", "no-answer", "cut-short", "no-reply"])
-def test_network_failures_are_raised_as_httpx_errors(loop: BackgroundLoop, server: Talk | None,
-                                                     raised: type[httpx.TransportError]) -> None:
+@pytest.mark.parametrize(
+    ("server", "raised"),
+    [
+        (None, httpx.ConnectError),  # nothing listens
+        (reply(b"", then_close=True), httpx.RemoteProtocolError),  # hangs up without an answer
+        (reply(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok", then_close=True), httpx.RemoteProtocolError),
+        (silent, httpx.ReadTimeout),
+    ],
+    ids=["refused", "no-answer", "cut-short", "no-reply"],
+)
+def test_network_failures_are_raised_as_httpx_errors(
+    loop: BackgroundLoop, server: Talk | None, raised: type[httpx.TransportError]
+) -> None:
     url = RawServer(server).url if server else closed_port()
     request = httpx.Request("GET", url)
     with pytest.raises(raised) as caught:
@@ -295,7 +314,9 @@ def test_network_failures_are_raised_as_httpx_errors(loop: BackgroundLoop, serve
     assert caught.value.request is request
 
 
-def test_an_answer_that_is_not_http_is_refused_or_a_protocol_error(loop: BackgroundLoop, configured_transport: str) -> None:
+def test_an_answer_that_is_not_http_is_refused_or_a_protocol_error(
+    loop: BackgroundLoop, configured_transport: str
+) -> None:
     """aiohttp's parser refuses it as an answer (an unexpected answer); h11 fails the connection
     (a network error). Either way nothing of it is read as an answer."""
     request = httpx.Request("GET", RawServer(reply(b"this is not HTTP\r\n\r\n", then_close=True)).url)
@@ -322,7 +343,8 @@ def test_the_configured_transport_carries_a_probers_requests(configured_transpor
 
 @pytest.mark.parametrize("value", ["curl", "AIOHTTP2", "httpx2"])
 def test_an_unknown_transport_is_refused_naming_the_variable_and_the_choices(
-        value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SWITCHBOARD_8X8_TRANSPORT", value)
     for make in (load_settings, lambda: Prober("http://127.0.0.1:9")):
         with pytest.raises(ConfigError) as caught:
@@ -338,8 +360,17 @@ def test_the_transport_setting_is_read_loosely(value: str, kind: str) -> None:
 
 def test_the_httpx_transport_never_imports_aiohttp() -> None:
     """The fallback holds even when aiohttp itself would not import."""
-    probe = ("import sys\nfrom lib.eightbyeight.prober import Prober\n"
-             "Prober('http://127.0.0.1:9').close()\nprint('aiohttp' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True,
-                          cwd=ROOT, env={**os.environ, "SWITCHBOARD_8X8_TRANSPORT": "httpx"})
+    probe = (
+        "import sys\nfrom lib.eightbyeight.prober import Prober\n"
+        "Prober('http://127.0.0.1:9').close()\nprint('aiohttp' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "SWITCHBOARD_8X8_TRANSPORT": "httpx"},
+    )
     assert done.stdout.strip() == "False"

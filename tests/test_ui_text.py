@@ -37,10 +37,26 @@ from tests.fixtures.people import ADMIN
 from tests.test_checks import form_for
 
 PHISH = "[Session expired - sign in again](https://evil.example/phish)"
-TRICKS = (PHISH, "**bold** _it_ `code`", ":red[alarm] :material/warning:", "$x^2$", "<b>html</b>",
-          "# heading", "> quote", "1. item", "https://evil.example/bare", "a|b|c", "~~gone~~", "\\[x]",
-          "visit www.example.com or mail a@b.co http://x.test:8080/p", ":smile: :streamlit: :material_home:",
-          "a -> b <-> c <- d -- e >= f <= g ~= h", "- item", "=== ---", "&#46; &amp;")
+TRICKS = (
+    PHISH,
+    "**bold** _it_ `code`",
+    ":red[alarm] :material/warning:",
+    "$x^2$",
+    "<b>html</b>",
+    "# heading",
+    "> quote",
+    "1. item",
+    "https://evil.example/bare",
+    "a|b|c",
+    "~~gone~~",
+    "\\[x]",
+    "visit www.example.com or mail a@b.co http://x.test:8080/p",
+    ":smile: :streamlit: :material_home:",
+    "a -> b <-> c <- d -- e >= f <= g ~= h",
+    "- item",
+    "=== ---",
+    "&#46; &amp;",
+)
 
 # literal()'s Markdown is made of three pieces: a character Markdown shows as it is, an escaped
 # ASCII punctuation character, and one such character alone in a plain :color[...] span.
@@ -77,10 +93,48 @@ def test_literal_reads_back_as_the_same_characters(text: str) -> None:
 
 
 # Text with what Markdown and Streamlit act on in it, between any other characters.
-_FRAGMENTS = st.sampled_from([
-    "www.", "http://", "https://", "@", ".", ":", "->", "<-", "--", ">=", "<=", "~=", "<->", ":smile:",
-    ":material/home:", ":streamlit:", ":red[", "](", "**", "_", "`", "$", "|", "<b>", "&#46;", "\\", "#",
-    "    ", "\t", " ", "\n", "\r\n", "\u2028", "\u2060", "\u200b", "\u202e", "\ufeff", "\u00ad"])
+_FRAGMENTS = st.sampled_from(
+    [
+        "www.",
+        "http://",
+        "https://",
+        "@",
+        ".",
+        ":",
+        "->",
+        "<-",
+        "--",
+        ">=",
+        "<=",
+        "~=",
+        "<->",
+        ":smile:",
+        ":material/home:",
+        ":streamlit:",
+        ":red[",
+        "](",
+        "**",
+        "_",
+        "`",
+        "$",
+        "|",
+        "<b>",
+        "&#46;",
+        "\\",
+        "#",
+        "    ",
+        "\t",
+        " ",
+        "\n",
+        "\r\n",
+        "\u2028",
+        "\u2060",
+        "\u200b",
+        "\u202e",
+        "\ufeff",
+        "\u00ad",
+    ]
+)
 TEXT = st.lists(st.one_of(_FRAGMENTS, st.text(st.characters(codec="utf-8"), max_size=4)), max_size=16).map("".join)
 _VISIBLE = st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Zl", "Zp"))
 
@@ -109,12 +163,16 @@ def _markdown_shown(at: AppTest) -> list[str]:
     return [str(element.value) for kind in kinds for element in kind]
 
 
-def test_names_environments_and_details_reach_the_page_escaped(open_page: PageOpener, console_env: Runtime,
-                                                               simulator: SimulatorServer) -> None:
+def test_names_environments_and_details_reach_the_page_escaped(
+    open_page: PageOpener, console_env: Runtime, simulator: SimulatorServer
+) -> None:
     app = simulator.scenario.apps[0]
-    connections.create(console_env.engine, console_env.vault,
-                       form_for(app, PHISH, environment="**prod** [x](https://evil.example)",
-                                expected_products=("cloud_storage",)), actor=ADMIN)
+    connections.create(
+        console_env.engine,
+        console_env.vault,
+        form_for(app, PHISH, environment="**prod** [x](https://evil.example)", expected_products=("cloud_storage",)),
+        actor=ADMIN,
+    )
     at = open_page("pages/connections.py")
     at.selectbox(key="conn_detail").select(PHISH).run()
     at.button(key="detail_test_all").click().run()
@@ -141,8 +199,11 @@ def test_no_message_in_lib_starts_with_an_internal_field_name() -> None:
     keys = "|".join(FIELD_KEYS)
     keyed = re.compile(rf"""["'](?:--)?(?:{keys}): """)
     formatted = re.compile(r"\{[\w.]*\.field\b[^}]*\}:")  # f"{error.field}: …"
-    found = [f"{path.relative_to(LIB)}: {m.group(0)}" for path, text in _sources()
-             for m in (*keyed.finditer(text), *formatted.finditer(text))]
+    found = [
+        f"{path.relative_to(LIB)}: {m.group(0)}"
+        for path, text in _sources()
+        for m in (*keyed.finditer(text), *formatted.finditer(text))
+    ]
     assert found == []
 
 
@@ -150,14 +211,23 @@ def _refusals(engine: Engine) -> list[ValidationError]:
     """A refusal from every service that validates input."""
     caught: list[ValidationError] = []
     attempts = [
-        lambda: connections.validate(ConnectionInput(
-            name="", client_id="a:b", client_secret=SecretStr("***"), environment="e" * 99,
-            expected_products=("cloud_storage", "quality_management", "cc_chat", "voice"), chat_region="xx",
-            pbx="a b"), creating=True),
+        lambda: connections.validate(
+            ConnectionInput(
+                name="",
+                client_id="a:b",
+                client_secret=SecretStr("***"),
+                environment="e" * 99,
+                expected_products=("cloud_storage", "quality_management", "cc_chat", "voice"),
+                chat_region="xx",
+                pbx="a b",
+            ),
+            creating=True,
+        ),
         lambda: users.add(engine, "no spaces allowed", SecretStr("short"), "boss", actor=ADMIN),
         lambda: users.set_role(engine, "anyone", "boss", actor=ADMIN),
-        lambda: users.change_password(engine, "anyone", SecretStr("x"), SecretStr("short"), address="",
-                                      keep=sessions.Key.of("x")),
+        lambda: users.change_password(
+            engine, "anyone", SecretStr("x"), SecretStr("short"), address="", keep=sessions.Key.of("x")
+        ),
         lambda: first_run.redeem(engine, SecretStr("AAAA-BBBB-CCCC-DDDD"), "root", SecretStr("x"), address=""),
     ]
     for attempt in attempts:
@@ -208,7 +278,8 @@ def in_words(frame: pd.DataFrame, moments: dict[str, tuple[str, ...]]) -> None:
 
 @given(created=AT, used=MAYBE, revoked=MAYBE)
 def test_the_tokens_table_says_never_and_a_dash_where_nothing_happened(
-        created: datetime, used: datetime | None, revoked: datetime | None) -> None:
+    created: datetime, used: datetime | None, revoked: datetime | None
+) -> None:
     frame = tokens_view.table([api_tokens.TokenView("prometheus", Role.VIEWER, created, "cli:root", used, revoked)])
     in_words(frame, {"Created": (), "Last used": ("Never",), "Revoked": ("—",)})
     assert (frame["Last used"][0] == "Never") == (used is None) and (frame["Revoked"][0] == "—") == (revoked is None)
@@ -222,21 +293,48 @@ def test_each_outbox_row_says_when_it_is_tried_next(status: str, due: datetime, 
     assert bool(SHOWN_MOMENT.fullmatch(frame["Next attempt"][0])) == (status == PENDING)
 
 
-@given(at=AT, status=st.sampled_from([None, 204, 500]), error=st.sampled_from(["", "refused"]),
-       worker=st.sampled_from(["", "vm:1:abc"]))
+@given(
+    at=AT,
+    status=st.sampled_from([None, 204, 500]),
+    error=st.sampled_from(["", "refused"]),
+    worker=st.sampled_from(["", "vm:1:abc"]),
+)
 def test_each_delivery_attempt_is_in_words(at: datetime, status: int | None, error: str, worker: str) -> None:
-    attempt = AlertDelivery(channel_id=uuid.uuid4(), channel="Ops hook", event_id="evt_1", kind="check.failed",
-                            attempt=1, at=at, http_status=status, outcome="retrying", error=error, duration_ms=5,
-                            worker=worker)
+    attempt = AlertDelivery(
+        channel_id=uuid.uuid4(),
+        channel="Ops hook",
+        event_id="evt_1",
+        kind="check.failed",
+        attempt=1,
+        at=at,
+        http_status=status,
+        outcome="retrying",
+        error=error,
+        duration_ms=5,
+        worker=worker,
+    )
     in_words(monitoring_view.log_table([attempt]), {"At": ()})
 
 
-@pytest.mark.parametrize(("actor", "address", "origin"), [
-    ("ada", "203.0.113.9", "203.0.113.9"), (shell().name, None, "Command line"),
-    (schedule().name, None, "Scheduled"), ("setup code", None, "—")])
+@pytest.mark.parametrize(
+    ("actor", "address", "origin"),
+    [
+        ("ada", "203.0.113.9", "203.0.113.9"),
+        (shell().name, None, "Command line"),
+        (schedule().name, None, "Scheduled"),
+        ("setup code", None, "—"),
+    ],
+)
 def test_every_audit_row_says_where_it_came_from(actor: str, address: str | None, origin: str) -> None:
-    event = AuditEvent(at=datetime(2026, 12, 7, 17, 9, 41), actor=actor, client_address=address, action="check.run",
-                       target="", result="ok", detail="")
+    event = AuditEvent(
+        at=datetime(2026, 12, 7, 17, 9, 41),
+        actor=actor,
+        client_address=address,
+        action="check.run",
+        target="",
+        result="ok",
+        detail="",
+    )
     row = audit_view.cells(event)
     assert row["client_address"] == origin and row["at"] == "2026-12-07 17:09 UTC"
     in_words(pd.DataFrame([row]), {"at": ()})

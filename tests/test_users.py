@@ -78,7 +78,12 @@ def test_roles_and_the_last_admin(sqlite_engine: Engine) -> None:
     assert [(u.username, u.role) for u in users.list_users(sqlite_engine)] == [("bob", users.Role.ADMIN)]
     with pytest.raises(NotFoundError):
         users.remove(sqlite_engine, "ann", actor=ADMIN)
-    assert [e.action for e in audit.events(sqlite_engine, ADMIN)] == ["user.add", "user.add", "user.set_role", "user.remove"]
+    assert [e.action for e in audit.events(sqlite_engine, ADMIN)] == [
+        "user.add",
+        "user.add",
+        "user.set_role",
+        "user.remove",
+    ]
 
 
 def test_sign_in_checks_the_password_and_leaves_the_audit_row_to_the_session(sqlite_engine: Engine) -> None:
@@ -97,8 +102,12 @@ def test_no_user_enumeration_same_message_and_similar_time(sqlite_engine: Engine
         for name, taken in timings.items():
             start = time.perf_counter()
             with pytest.raises(users.SignInFailed) as info:
-                users.authenticate(sqlite_engine, name, SecretStr(f"wrong password {round_}"),
-                                   address=f"192.0.2.{round_}{name == 'ghost'}")
+                users.authenticate(
+                    sqlite_engine,
+                    name,
+                    SecretStr(f"wrong password {round_}"),
+                    address=f"192.0.2.{round_}{name == 'ghost'}",
+                )
             taken.append(time.perf_counter() - start)
             messages.add(str(info.value))
     assert messages == {users.GENERIC_FAILURE}
@@ -129,7 +138,7 @@ def test_one_addresss_wrong_guesses_do_not_lock_the_account_for_another(sqlite_e
     users.add(sqlite_engine, "ann", GOOD, "admin", actor=ADMIN)
     now = utcnow()
     for n in range(users.FAILURES_ALLOWED + 4):  # the attacker waits out each back-off
-        at = now + timedelta(seconds=2 ** n)
+        at = now + timedelta(seconds=2**n)
         with pytest.raises(users.SignInFailed):
             users.authenticate(sqlite_engine, "ann", SecretStr(f"guess {n}"), address="203.0.113.66", now=at)
     with pytest.raises(users.Throttled):
@@ -205,20 +214,26 @@ def test_cli_users(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": str(root),
-           "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'sb.db'}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "conf" / "keyring.json"),
+    }
 
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "lib", *args], input=stdin, env=env,
-                              capture_output=True, check=False, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "lib", *args], input=stdin, env=env, capture_output=True, check=False, text=True
+        )
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return cli("users", *args, stdin=stdin)
 
     # The users commands make no database or keyring of their own (issue 21, item 9).
     assert cli("db", "upgrade").returncode == 0 and cli("keys", "add").returncode == 0
-    assert run("add", "ann", "--role", "admin", "--password-stdin", stdin=GOOD.get_secret_value() + "\n").returncode == 0
+    assert (
+        run("add", "ann", "--role", "admin", "--password-stdin", stdin=GOOD.get_secret_value() + "\n").returncode == 0
+    )
     weak = run("add", "bob", "--role", "viewer", "--password-stdin", stdin="qwerty123456\n")
     assert weak.returncode == 1 and "error: Password: This password is on a list" in weak.stderr
     assert run("add", "bob", "--role", "viewer").returncode == 2  # no tty, no --password-stdin
@@ -230,8 +245,12 @@ def test_cli_users(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert [(u["username"], u["role"]) for u in listed] == [("ann", "admin"), ("cy", "operator")]
     assert "argon2" not in run("list", "--json").stdout
     assert run("reset-password", "cy", "--password-stdin", stdin="yet another long phrase\n").returncode == 0
-    assert run("add", "dee", "--role", "admin", "--own-password", "--password-stdin",
-               stdin="my very own long phrase\n").returncode == 0
+    assert (
+        run(
+            "add", "dee", "--role", "admin", "--own-password", "--password-stdin", stdin="my very own long phrase\n"
+        ).returncode
+        == 0
+    )
     must = {u["username"]: u["must_change_password"] for u in json.loads(run("list", "--json").stdout)}
     assert must == {"ann": True, "cy": True, "dee": False}  # only dee chose her own
 
@@ -310,8 +329,11 @@ def test_a_password_someone_else_chose_must_be_changed_and_ones_own_need_not(sql
 def test_changing_ones_own_password(sqlite_engine: Engine) -> None:
     users.add(sqlite_engine, "keeper", GOOD, "admin", actor=ADMIN)
     users.add(sqlite_engine, "Ann", GOOD, "operator", actor=ADMIN)
-    here, elsewhere, keepers = session_of(sqlite_engine, "Ann"), session_of(sqlite_engine, "ann"), \
-        session_of(sqlite_engine, "keeper")
+    here, elsewhere, keepers = (
+        session_of(sqlite_engine, "Ann"),
+        session_of(sqlite_engine, "ann"),
+        session_of(sqlite_engine, "keeper"),
+    )
     with pytest.raises(PasswordChangeRequired):
         sessions.principal(sqlite_engine, here, LIMITS)  # nothing but the change opens
     kept = Principal("Ann", Role.OPERATOR, via="local", session=sessions.Bound(sqlite_engine, here, LIMITS))
@@ -319,7 +341,8 @@ def test_changing_ones_own_password(sqlite_engine: Engine) -> None:
         export.export(sqlite_engine, "csv", actor=kept)
     before = users.get(sqlite_engine, "ann")
     change = lambda current, new: users.change_password(
-        sqlite_engine, "Ann", current, new, address="10.0.0.5", keep=here)
+        sqlite_engine, "Ann", current, new, address="10.0.0.5", keep=here
+    )
 
     with pytest.raises(ValidationError, match="^Current password: This is not your current password"):
         change(SecretStr("not my password at all"), NEW)
@@ -328,8 +351,11 @@ def test_changing_ones_own_password(sqlite_engine: Engine) -> None:
     with pytest.raises(ValidationError, match="^New password: Choose a password other than the one you have now"):
         change(GOOD, GOOD)
     assert users.get(sqlite_engine, "ann") == before  # nothing changed yet
-    refused = [(e.actor, e.client_address, e.action, e.target, e.result, e.detail)
-               for e in audit.events(sqlite_engine, ADMIN) if e.result == audit.REFUSED]
+    refused = [
+        (e.actor, e.client_address, e.action, e.target, e.result, e.detail)
+        for e in audit.events(sqlite_engine, ADMIN)
+        if e.result == audit.REFUSED
+    ]
     # The wrong current password is a failed attempt of the person signed in; a refused new
     # password is no attempt at all (its policy is no secret).
     assert refused == [("ann", "10.0.0.5", "user.password_change", "ann", "refused", "wrong current password")]
@@ -347,8 +373,11 @@ def test_changing_ones_own_password(sqlite_engine: Engine) -> None:
     me = sessions.principal(sqlite_engine, renewed, LIMITS)
     assert me is not None and me.name == "Ann" and export.export(sqlite_engine, "csv", actor=me)
     assert sessions.resume(sqlite_engine, keepers, LIMITS) is not None  # nobody else's
-    changed = [(e.actor, e.client_address, e.target, e.detail) for e in audit.events(sqlite_engine, ADMIN)
-               if e.action == "user.password_change" and e.result == audit.OK]
+    changed = [
+        (e.actor, e.client_address, e.target, e.detail)
+        for e in audit.events(sqlite_engine, ADMIN)
+        if e.action == "user.password_change" and e.result == audit.OK
+    ]
     assert changed == [("Ann", "10.0.0.5", "Ann", "every session ended; this browser's renewed")]
     stored = json.dumps([e.model_dump() for e in audit.events(sqlite_engine, ADMIN)], default=str)
     assert NEW.get_secret_value() not in stored and GOOD.get_secret_value() not in stored
@@ -360,8 +389,9 @@ def test_wrong_current_passwords_are_throttled_like_sign_ins(sqlite_engine: Engi
     now = utcnow()
     for n in range(users.FAILURES_ALLOWED):
         with pytest.raises(ValidationError, match="^Current password"):
-            users.change_password(sqlite_engine, "ann", SecretStr(f"guess number {n}"), NEW, address="10.0.0.5",
-                                  keep=here, now=now)
+            users.change_password(
+                sqlite_engine, "ann", SecretStr(f"guess number {n}"), NEW, address="10.0.0.5", keep=here, now=now
+            )
     for _ in range(2):
         with pytest.raises(users.Throttled):  # even the right one waits now
             users.change_password(sqlite_engine, "ann", GOOD, NEW, address="10.0.0.5", keep=here, now=now)
@@ -377,8 +407,9 @@ def test_a_sign_in_is_remembered_on_the_account(sqlite_engine: Engine) -> None:
     users.add(sqlite_engine, "Ann", GOOD, "viewer", actor=ADMIN, own_password=True)
     assert users.get(sqlite_engine, "ann").last_sign_in_at is None
     at = utcnow() - timedelta(minutes=3)
-    sessions.start(sqlite_engine, sessions.Key.of(sessions.new_token()), Principal("Ann", Role.VIEWER, via="local"),
-                   now=at)
+    sessions.start(
+        sqlite_engine, sessions.Key.of(sessions.new_token()), Principal("Ann", Role.VIEWER, via="local"), now=at
+    )
     assert users.get(sqlite_engine, "ann").last_sign_in_at == at
     # An OIDC identity has no account here; its sign-in touches none.
     sessions.start(sqlite_engine, sessions.Key.of("oidc:x"), Principal("ann", Role.VIEWER, via="oidc"))
@@ -389,8 +420,9 @@ def test_the_users_table_shows_the_last_sign_in_in_utc_or_never(sqlite_engine: E
     users.add(sqlite_engine, "ann", GOOD, "viewer", actor=ADMIN)
     users.add(sqlite_engine, "bob", GOOD, "viewer", actor=ADMIN, own_password=True)
     evening = datetime(2026, 12, 1, 19, 5, 59, tzinfo=UTC)
-    sessions.start(sqlite_engine, sessions.Key.of(sessions.new_token()), Principal("bob", Role.VIEWER, via="local"),
-                   now=evening)
+    sessions.start(
+        sqlite_engine, sessions.Key.of(sessions.new_token()), Principal("bob", Role.VIEWER, via="local"), now=evening
+    )
     frame = table(users.list_users(sqlite_engine)).set_index("User")
     assert frame.loc["ann", "Last sign-in"] == "Never" and frame.loc["bob", "Last sign-in"] == "2026-12-01 19:05 UTC"
     assert frame.loc["ann", "Password changed"].endswith(" UTC (set by an admin, not yet changed)")
@@ -402,8 +434,13 @@ def test_existing_accounts_upgrade_without_a_forced_change(database_url: str) ->
     engine = db.make_engine(database_url)
     command.upgrade(db._alembic_config(engine), "0006")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO app_user (username, username_key, role, password_hash, created_at) "
-                          "VALUES ('old', 'old', 'admin', 'x', :now)"), {"now": utcnow()})
+        conn.execute(
+            text(
+                "INSERT INTO app_user (username, username_key, role, password_hash, created_at) "
+                "VALUES ('old', 'old', 'admin', 'x', :now)"
+            ),
+            {"now": utcnow()},
+        )
     db.upgrade(engine)
     view = users.get(engine, "old")
     assert view.must_change_password is False and view.last_sign_in_at is None

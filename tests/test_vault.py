@@ -116,8 +116,15 @@ def test_any_other_binding_fails(text: str, row, column: str) -> None:  # type: 
 
 
 @settings(max_examples=500, deadline=None)
-@given(junk=st.one_of(st.text(), st.binary(), st.none(), st.integers(),
-                      st.from_regex(r"v1\.k1\.[A-Za-z0-9_-]{0,80}={0,3}", fullmatch=True)))
+@given(
+    junk=st.one_of(
+        st.text(),
+        st.binary(),
+        st.none(),
+        st.integers(),
+        st.from_regex(r"v1\.k1\.[A-Za-z0-9_-]{0,80}={0,3}", fullmatch=True),
+    )
+)
 def test_envelope_parser_raises_only_credential_unreadable(junk: object) -> None:
     vault = Vault(Keyring("k1", {"k1": new_key()}))
     with pytest.raises(CredentialUnreadable):

@@ -56,14 +56,16 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 def run_words(runtime: Runtime, run_id: str) -> tuple[str, str]:
     """The result and detail of the run's audit row, its id written as RUN."""
-    row = next(e for e in reversed(audit.events(runtime.engine, ADMIN))
-               if e.action == "check.run" and run_id in e.detail)
+    row = next(
+        e for e in reversed(audit.events(runtime.engine, ADMIN)) if e.action == "check.run" and run_id in e.detail
+    )
     return row.result, row.detail.replace(run_id, "RUN")
 
 
 @sqlite_only
 def test_a_manual_and_a_scheduled_run_with_the_same_outcomes_are_audited_in_the_same_words(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     """The same five outcomes, once from a person's Test all and once from a scheduled tick:
     the same result and the same detail, clean and with a failing product and a result the
     database refuses (a trigger refuses every row of Quality Management, so neither the result
@@ -88,15 +90,20 @@ def test_a_manual_and_a_scheduled_run_with_the_same_outcomes_are_audited_in_the_
     assert [run_words(runtime, run()) for run in runs] == [("ok", "5 OK, 0 failing (run RUN)")] * 2
     control(sim, "POST", "faults", {"route": "cc_chat", "status": 404})
     with runtime.engine.begin() as conn:
-        conn.execute(text("CREATE TRIGGER refuse_qm BEFORE INSERT ON check_result "
-                          "WHEN NEW.product = 'quality_management' BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_qm BEFORE INSERT ON check_result "
+                "WHEN NEW.product = 'quality_management' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
     assert [run_words(runtime, run()) for run in runs] == [("failed", "3 OK, 1 failing, 1 not stored (run RUN)")] * 2
     assert "5 OK, 0 failing (run " in said[0] and "3 OK, 1 failing, 1 not stored (run " in said[1]
 
 
 @sqlite_only
 def test_a_run_cut_short_says_so_before_the_same_counts_and_reads_as_unfinished(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     sim = simulator_factory(Scenario(apps=[app()]))
     connect(runtime, sim.scenario.apps[0])
     prober = prober_factory(sim.url)
@@ -153,17 +160,27 @@ def case_variants(draw: st.DrawFn) -> tuple[list[str], str]:
 
 
 def _add(rt: Runtime, environment: str) -> connections.ConnectionView:
-    return connections.create(rt.engine, rt.vault, ConnectionInput(
-        name=f"Env {next(_names):05d}", client_id=f"client-{uuid.uuid4().hex[:12]}",
-        client_secret=SecretStr("secret-value-1234"), environment=environment,
-        expected_products=("cloud_storage",), storage_region="uk"), actor=ADMIN)
+    return connections.create(
+        rt.engine,
+        rt.vault,
+        ConnectionInput(
+            name=f"Env {next(_names):05d}",
+            client_id=f"client-{uuid.uuid4().hex[:12]}",
+            client_secret=SecretStr("secret-value-1234"),
+            environment=environment,
+            expected_products=("cloud_storage",),
+            storage_region="uk",
+        ),
+        actor=ADMIN,
+    )
 
 
 @pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=case_variants())
 def test_labels_that_differ_only_in_case_are_one_environment_on_every_surface(
-        served: Served, case: tuple[list[str], str]) -> None:
+    served: Served, case: tuple[list[str], str]
+) -> None:
     """The Connections table and its filter's choices show one spelling (the one most of its
     connections use; on a tie the first connection's); the console's and exports' filter,
     ``check --environment``, the status API's ``?environment=`` and alert routing each pick
@@ -189,8 +206,12 @@ def test_labels_that_differ_only_in_case_are_one_environment_on_every_surface(
         assert {(r["connection"], r["environment"]) for r in exported} == {(name, shown) for name in mine}
         assert {v.name for v in _selected(rt, (), asked)} == mine  # switchboard check --environment
 
-        answered = httpx.get(f"{served.server.url}/api/v1/status", params={"environment": asked},
-                             headers={"Authorization": f"Bearer {served.token}"}, timeout=30)
+        answered = httpx.get(
+            f"{served.server.url}/api/v1/status",
+            params={"environment": asked},
+            headers={"Authorization": f"Bearer {served.token}"},
+            timeout=30,
+        )
         assert answered.status_code == 200, answered.text
         assert {(c["name"], c["environment"]) for c in answered.json()["connections"]} == {(n, shown) for n in mine}
 
@@ -207,8 +228,12 @@ def test_labels_that_differ_only_in_case_are_one_environment_on_every_surface(
 @pytest.mark.slow
 def test_the_status_api_refuses_an_environment_filter_no_label_could_match(served: Served) -> None:
     def status_for(params: list[tuple[str, str]]) -> httpx.Response:
-        return httpx.get(f"{served.server.url}/api/v1/status", params=params,
-                         headers={"Authorization": f"Bearer {served.token}"}, timeout=30)
+        return httpx.get(
+            f"{served.server.url}/api/v1/status",
+            params=params,
+            headers={"Authorization": f"Bearer {served.token}"},
+            timeout=30,
+        )
 
     too_long = status_for([("environment", "x" * (connections.ENVIRONMENT_MAX + 1))])
     assert too_long.status_code == 400 and too_long.json()["error"].startswith("environment:")
@@ -235,15 +260,36 @@ def test_a_product_nobody_ticked_is_exported_as_not_ticked_and_nothing_else(runt
     """Storage is ticked and tested; chat is not ticked but was tested once (what 8x8 said is
     information, kept); the three others were neither. A connection that ticked nothing counts
     all five, so its untested products are "Never tested" still."""
-    ticked = connections.create(runtime.engine, runtime.vault, ConnectionInput(
-        name="Storage only", client_id="client-storage-0001", client_secret=SecretStr("secret-value-1234"),
-        expected_products=("cloud_storage",), **SETTINGS), actor=ADMIN)  # type: ignore[arg-type]
-    connections.create(runtime.engine, runtime.vault, ConnectionInput(
-        name="Untouched", client_id="client-untouched-01", client_secret=SecretStr("secret-value-1234"),
-        **SETTINGS), actor=ADMIN)  # type: ignore[arg-type]
+    ticked = connections.create(
+        runtime.engine,
+        runtime.vault,
+        ConnectionInput(
+            name="Storage only",
+            client_id="client-storage-0001",
+            client_secret=SecretStr("secret-value-1234"),
+            expected_products=("cloud_storage",),
+            **SETTINGS,
+        ),
+        actor=ADMIN,
+    )  # type: ignore[arg-type]
+    connections.create(
+        runtime.engine,
+        runtime.vault,
+        ConnectionInput(
+            name="Untouched", client_id="client-untouched-01", client_secret=SecretStr("secret-value-1234"), **SETTINGS
+        ),
+        actor=ADMIN,
+    )  # type: ignore[arg-type]
     with write_session(runtime.engine) as session:
-        checks.store(session, [CheckRecord(ticked.id, "", product, outcome, 200, 40, "", utcnow(), "r")
-                               for product, outcome in (("cloud_storage", "ok"), ("cc_chat", "timeout"))], {}, "test")
+        checks.store(
+            session,
+            [
+                CheckRecord(ticked.id, "", product, outcome, 200, 40, "", utcnow(), "r")
+                for product, outcome in (("cloud_storage", "ok"), ("cc_chat", "timeout"))
+            ],
+            {},
+            "test",
+        )
     frame = _parsed(fmt, export.export(runtime.engine, fmt, actor=ADMIN).data)
     mine = frame[frame["connection"] == "Storage only"].set_index("product")
     idle = mine.drop(index=["Cloud Storage Service", "Contact Center Chat"])
@@ -252,6 +298,10 @@ def test_a_product_nobody_ticked_is_exported_as_not_ticked_and_nothing_else(runt
     assert set(idle["outcome_key"]) == {""} and set(idle["cause"]) == {""}
     assert not idle.astype(str).apply(lambda column: column.str.contains("never tested", case=False)).any().any()
     chat = mine.loc["Contact Center Chat"]
-    assert (chat["status"], chat["outcome_key"], chat["outcome"]) == ("not ticked", "timeout", connections_table.NAMES["timeout"])
+    assert (chat["status"], chat["outcome_key"], chat["outcome"]) == (
+        "not ticked",
+        "timeout",
+        connections_table.NAMES["timeout"],
+    )
     untouched = frame[frame["connection"] == "Untouched"]
     assert set(untouched["status"]) == {"never tested"} and set(untouched["outcome"]) == {"Never tested"}

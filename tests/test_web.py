@@ -67,10 +67,18 @@ def sign_in(client: httpx.Client, username: str, password: str, next_path: str =
     return client.post("/account/sign-in", data={"username": username, "password": password, "next": next_path})
 
 
-def setup(client: httpx.Client, code: str, username: str = "root", password: str = PASSWORD,
-          again: str | None = None) -> httpx.Response:
-    return client.post("/account/setup", data={"setup_code": code, "username": username, "password": password,
-                                               "password_again": password if again is None else again})
+def setup(
+    client: httpx.Client, code: str, username: str = "root", password: str = PASSWORD, again: str | None = None
+) -> httpx.Response:
+    return client.post(
+        "/account/setup",
+        data={
+            "setup_code": code,
+            "username": username,
+            "password": password,
+            "password_again": password if again is None else again,
+        },
+    )
 
 
 def notice(response: httpx.Response) -> str:
@@ -105,7 +113,10 @@ def test_the_setup_code_creates_the_first_admin_once(server: Server) -> None:
         weak = setup(client, code, password="password1234")
         assert weak.status_code == 400 and notice(weak).startswith("Password: This password is on a list")
         differ = setup(client, code, again=PASSWORD + "x")
-        assert differ.status_code == 400 and notice(differ) == "The two passwords differ: type the same password in both fields."
+        assert (
+            differ.status_code == 400
+            and notice(differ) == "The two passwords differ: type the same password in both fields."
+        )
         made = setup(client, code.lower())  # codes are read without regard to case
         assert made.status_code == 303 and made.headers["location"] == "/", made.text[-600:]
         assert COOKIE_NAME in client.cookies
@@ -199,8 +210,12 @@ def stream(server: Server, origin: str | None, cookies: dict[str, str] | None = 
     headers = {"Origin": origin} if origin else {}
     if cookies:
         headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    return connect(server.url.replace("http://", "ws://") + STREAM_PATH, additional_headers=headers,
-                   subprotocols=[Subprotocol("streamlit")], open_timeout=10)
+    return connect(
+        server.url.replace("http://", "ws://") + STREAM_PATH,
+        additional_headers=headers,
+        subprotocols=[Subprotocol("streamlit")],
+        open_timeout=10,
+    )
 
 
 def test_the_websocket_opens_only_for_the_consoles_own_origin(server: Server) -> None:
@@ -211,8 +226,13 @@ def test_the_websocket_opens_only_for_the_consoles_own_origin(server: Server) ->
         sign_in(client, "ann", PASSWORD)
         cookies = {COOKIE_NAME: client.cookies[COOKIE_NAME]}
     host, port = server.url.removeprefix("http://").split(":")
-    for origin in (f"http://{host}:{int(port) + 1}", f"http://localhost:{port}", f"https://{host}:{port}",
-                   "null", None):
+    for origin in (
+        f"http://{host}:{int(port) + 1}",
+        f"http://localhost:{port}",
+        f"https://{host}:{port}",
+        "null",
+        None,
+    ):
         with pytest.raises(InvalidStatus) as refused, stream(server, origin, cookies):
             pass
         assert refused.value.response.status_code == 403, origin
@@ -231,13 +251,22 @@ def _frame(kind: str, operation: str | None = None) -> dict[str, object]:
     return {"type": "websocket.receive", "bytes": message.SerializeToString()}
 
 
-@pytest.mark.parametrize(("kind", "operation", "passes"), [
-    ("rerun_script", None, True), ("stop_script", None, True), ("app_heartbeat", None, True),
-    ("backend_operation_request", "deferred_file", True), ("backend_operation_request", "dataframe_chunk", True),
-    ("backend_operation_request", "install_skills", False), ("clear_cache", None, False),
-    ("set_run_on_save", None, False), ("debug_shutdown_runtime", None, False),
-    ("debug_disconnect_websocket", None, False), ("load_git_info", None, False),
-])
+@pytest.mark.parametrize(
+    ("kind", "operation", "passes"),
+    [
+        ("rerun_script", None, True),
+        ("stop_script", None, True),
+        ("app_heartbeat", None, True),
+        ("backend_operation_request", "deferred_file", True),
+        ("backend_operation_request", "dataframe_chunk", True),
+        ("backend_operation_request", "install_skills", False),
+        ("clear_cache", None, False),
+        ("set_run_on_save", None, False),
+        ("debug_shutdown_runtime", None, False),
+        ("debug_disconnect_websocket", None, False),
+        ("load_git_info", None, False),
+    ],
+)
 def test_only_messages_the_console_uses_reach_streamlit(kind: str, operation: str | None, passes: bool) -> None:
     """The browser-level proof (a run survives an anonymous clear_cache) is in
     tests/browser/test_console.py."""
@@ -275,8 +304,13 @@ def _failures_claimed_at(server: Server) -> list[datetime]:
     engine = db.make_engine(server.env["SWITCHBOARD_DATABASE_URL"])
     try:
         with read_session(engine) as session:
-            return list(session.exec(select(SignInAttempt.at).where(col(SignInAttempt.success).is_(False))
-                                     .order_by(col(SignInAttempt.at))).all())
+            return list(
+                session.exec(
+                    select(SignInAttempt.at)
+                    .where(col(SignInAttempt.success).is_(False))
+                    .order_by(col(SignInAttempt.at))
+                ).all()
+            )
     finally:
         engine.dispose()
 
@@ -325,16 +359,26 @@ def _peak_rss_mb(server: Server) -> float:
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
-def test_requests_wait_while_the_server_opens_its_data_then_meet_the_gate(simulator: SimulatorServer,
-                                                                           tmp_path: Path) -> None:
+def test_requests_wait_while_the_server_opens_its_data_then_meet_the_gate(
+    simulator: SimulatorServer, tmp_path: Path
+) -> None:
     """The server listens before its data is open (here held back by another process locking
     the database): the health probes answer at once, /readyz with not ready, while a page
     request waits, and once the data opens it meets the sign-in gate like any other."""
     database = tmp_path / "data" / "sb.db"
-    env = {"SWITCHBOARD_DATABASE_URL": f"sqlite:///{database}",
-           "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json")}
-    made = subprocess.run([sys.executable, "-m", "lib", "db", "upgrade"], env={**os.environ, **env}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
+    env = {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{database}",
+        "SWITCHBOARD_KEYRING_FILE": str(tmp_path / "keys" / "keyring.json"),
+    }
+    made = subprocess.run(
+        [sys.executable, "-m", "lib", "db", "upgrade"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr
     lock = sqlite3.connect(database)
     lock.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -376,8 +420,11 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(simulator: S
                 client.headers["X-Forwarded-For"] = f"203.0.113.{n}"
                 statuses.append(sign_in(client, "ann", f"wrong guess {n}").status_code)
         assert statuses == [401] * users.FAILURES_ALLOWED + [429]
-        addresses = {row["client_address"] for row in json.loads(untrusting.cli("audit", "--json").stdout)
-                     if row["action"] == "sign_in"}
+        addresses = {
+            row["client_address"]
+            for row in json.loads(untrusting.cli("audit", "--json").stdout)
+            if row["action"] == "sign_in"
+        }
         assert addresses == {"127.0.0.1"}
     finally:
         untrusting.stop()
@@ -388,8 +435,10 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(simulator: S
             client.headers["X-Forwarded-For"] = "198.51.100.7"
             assert sign_in(client, "ann", PASSWORD).status_code == 303
         https = behind_proxy.url.replace("http://", "https://")  # the proxy terminates TLS
-        with httpx.Client(base_url=behind_proxy.url, headers={"X-Forwarded-Proto": "https", "Origin": https,
-                                                              "X-Forwarded-For": "198.51.100.7"}) as client:
+        with httpx.Client(
+            base_url=behind_proxy.url,
+            headers={"X-Forwarded-Proto": "https", "Origin": https, "X-Forwarded-For": "198.51.100.7"},
+        ) as client:
             assert sign_in(client, "ann", PASSWORD).headers["set-cookie"].startswith(f"{HOST_COOKIE}=")
         rows = json.loads(behind_proxy.cli("audit", "--json").stdout)
         assert [r["client_address"] for r in rows if r["action"] == "sign_in"] == ["198.51.100.7"] * 2
@@ -421,11 +470,18 @@ def test_a_public_https_url_makes_cookies_secure_and_names_the_origin(simulator:
 OWN = "a password of my very own 7"
 
 
-def change_password(client: httpx.Client, current: str, new: str, again: str | None = None,
-                    next_path: str = "/") -> httpx.Response:
-    return client.post("/account/password", data={"current_password": current, "new_password": new,
-                                                  "new_password_again": new if again is None else again,
-                                                  "next": next_path})
+def change_password(
+    client: httpx.Client, current: str, new: str, again: str | None = None, next_path: str = "/"
+) -> httpx.Response:
+    return client.post(
+        "/account/password",
+        data={
+            "current_password": current,
+            "new_password": new,
+            "new_password_again": new if again is None else again,
+            "next": next_path,
+        },
+    )
 
 
 def test_someone_an_admin_added_chooses_their_own_password_before_anything_else(server: Server) -> None:
@@ -468,7 +524,9 @@ def test_someone_an_admin_added_chooses_their_own_password_before_anything_else(
         assert sign_in(later, "newbie", OWN).headers["location"] == "/"  # no change asked any more
     rows = json.loads(server.cli("audit", "--json").stdout)[::-1]  # oldest first
     assert [(r["actor"], r["result"], r["detail"]) for r in rows if r["action"] == "user.password_change"] == [
-        ("newbie", "refused", "wrong current password"), ("newbie", "ok", "every session ended; this browser's renewed")]
+        ("newbie", "refused", "wrong current password"),
+        ("newbie", "ok", "every session ended; this browser's renewed"),
+    ]
     said = server.log.read_text() + json.dumps(rows)
     assert PASSWORD not in said and OWN not in said and "password1234" not in said
 
@@ -479,8 +537,9 @@ def test_changing_ones_password_needs_our_page_the_session_and_the_current_passw
         assert sign_in(client, "ann", PASSWORD).headers["location"] == "/"
         page = client.get("/account/password")
         assert page.status_code == 200 and "An admin chose" not in page.text and "password-back" in page.text
-        with httpx.Client(base_url=server.url, cookies=client.cookies,
-                          headers={"Origin": "https://evil.example"}) as other_site:
+        with httpx.Client(
+            base_url=server.url, cookies=client.cookies, headers={"Origin": "https://evil.example"}
+        ) as other_site:
             assert change_password(other_site, PASSWORD, OWN).status_code == 403
         for _guess in range(users.FAILURES_ALLOWED):
             assert change_password(client, "not the password at all", OWN).status_code == 400
@@ -488,10 +547,11 @@ def test_changing_ones_password_needs_our_page_the_session_and_the_current_passw
         assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
         assert "Too many failed" in notice(throttled)
     with server.client() as stranger:
-        assert sign_in(stranger, "ann", OWN).status_code == 429  # nothing changed, and the account waits  # no session: the way to it is the sign-in page
+        assert (
+            sign_in(stranger, "ann", OWN).status_code == 429
+        )  # nothing changed, and the account waits  # no session: the way to it is the sign-in page
         assert stranger.get("/account/password").headers["location"] == "/account/sign-in?next=/account/password"
-        assert change_password(stranger, PASSWORD, OWN).headers["location"] == \
-            "/account/sign-in?next=/account/password"
+        assert change_password(stranger, PASSWORD, OWN).headers["location"] == "/account/sign-in?next=/account/password"
 
 
 def test_the_change_password_page_has_a_way_out(server: Server) -> None:
@@ -502,8 +562,9 @@ def test_the_change_password_page_has_a_way_out(server: Server) -> None:
         assert sign_in(client, "leaver", PASSWORD).status_code == 303
         page = client.get("/account/password")
         assert 'action="/account/sign-out"' in page.text and "Sign out instead" in page.text
-        with httpx.Client(base_url=server.url, headers={"Origin": "https://evil.example"},
-                          cookies=client.cookies) as evil:
+        with httpx.Client(
+            base_url=server.url, headers={"Origin": "https://evil.example"}, cookies=client.cookies
+        ) as evil:
             assert evil.post("/account/sign-out").status_code == 403
         assert client.get("/account/password").status_code == 200  # still signed in
         out = client.post("/account/sign-out")
@@ -568,7 +629,7 @@ def test_every_route_of_ours_answers_a_wrong_method_405_with_allow_and_logs_noth
             assert client.delete("/metrics").status_code == 405
     assert asked > 40
     after = log_lines(server)
-    assert after[:len(before)] == before and len(after) == len(before), after[len(before):]
+    assert after[: len(before)] == before and len(after) == len(before), after[len(before) :]
 
 
 def _chunked(size: int) -> Iterator[bytes]:
@@ -600,7 +661,7 @@ def test_an_oversized_over_full_or_malformed_form_is_refused_with_one_log_line(s
         with server.client() as client:
             response = client.post(path, **request())
         assert response.status_code == status, (case, response.text[:200])
-        added = log_lines(server)[len(before):]
+        added = log_lines(server)[len(before) :]
         assert len(added) == 1 and f"Refused POST {path} with {status}" in added[0], (case, added)
     assert "Traceback" not in server.log.read_text()
     with server.client() as client:  # and the server goes on as before
@@ -615,19 +676,23 @@ def _scope(host: str, *, scheme: str = "http", cookie: str = "") -> dict[str, ob
     return {"type": "http", "scheme": scheme, "headers": headers}
 
 
-@pytest.mark.parametrize(("host", "scheme", "cookies", "public", "expected"), [
-    ("switchboard.example.com", "https", "", None, HOST_COOKIE),  # TLS here or a trusted proxy's Proto
-    ("10.0.0.5:8501", "http", "", "https://switchboard.example.com", HOST_COOKIE),
-    ("switchboard.lan:8501", "http", f"{PROBE}=1", None, COOKIE_NAME),  # a browser drops Secure here
-    ("localhost:8501", "http", "", None, COOKIE_NAME),  # the browser has not shown it keeps one
-    ("localhost:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
-    ("127.0.0.1:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
-    ("[::1]:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
-    ("app.localhost", "http", f"{PROBE}=1", None, HOST_COOKIE),
-    ("127.0.0.1.example.com", "http", f"{PROBE}=1", None, COOKIE_NAME),
-])
+@pytest.mark.parametrize(
+    ("host", "scheme", "cookies", "public", "expected"),
+    [
+        ("switchboard.example.com", "https", "", None, HOST_COOKIE),  # TLS here or a trusted proxy's Proto
+        ("10.0.0.5:8501", "http", "", "https://switchboard.example.com", HOST_COOKIE),
+        ("switchboard.lan:8501", "http", f"{PROBE}=1", None, COOKIE_NAME),  # a browser drops Secure here
+        ("localhost:8501", "http", "", None, COOKIE_NAME),  # the browser has not shown it keeps one
+        ("localhost:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
+        ("127.0.0.1:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
+        ("[::1]:8501", "http", f"{PROBE}=1", None, HOST_COOKIE),
+        ("app.localhost", "http", f"{PROBE}=1", None, HOST_COOKIE),
+        ("127.0.0.1.example.com", "http", f"{PROBE}=1", None, COOKIE_NAME),
+    ],
+)
 def test_the_session_cookie_is_host_prefixed_wherever_the_browser_keeps_it(
-        host: str, scheme: str, cookies: str, public: str | None, expected: str) -> None:
+    host: str, scheme: str, cookies: str, public: str | None, expected: str
+) -> None:
     settings = load_settings({"SWITCHBOARD_PUBLIC_URL": public} if public else {})
     assert cookie.name_for(_scope(host, scheme=scheme, cookie=cookies), settings) == expected
 
@@ -636,12 +701,18 @@ def test_only_the_cookie_of_the_requests_name_reaches_whatever_reads_it() -> Non
     settings = load_settings({})
     both = f"{COOKIE_NAME}=planted; theme=dark; {HOST_COOKIE}=mine; {PROBE}=1"
     seen = cookie.only_the_session_cookie(_scope("localhost:8501", cookie=both), settings)
-    assert cookie_parser(dict(seen["headers"])[b"cookie"].decode()) == {"theme": "dark", PROBE: "1", COOKIE_NAME: "mine"}
-    planted = cookie.only_the_session_cookie(_scope("localhost:8501", cookie=f"{PROBE}=1; {COOKIE_NAME}=planted"),
-                                             settings)
+    assert cookie_parser(dict(seen["headers"])[b"cookie"].decode()) == {
+        "theme": "dark",
+        PROBE: "1",
+        COOKIE_NAME: "mine",
+    }
+    planted = cookie.only_the_session_cookie(
+        _scope("localhost:8501", cookie=f"{PROBE}=1; {COOKIE_NAME}=planted"), settings
+    )
     assert COOKIE_NAME not in cookie_parser(dict(planted["headers"])[b"cookie"].decode())
-    plain = cookie.only_the_session_cookie(_scope("switchboard.lan", cookie=f"{HOST_COOKIE}=x; {COOKIE_NAME}=y"),
-                                           settings)
+    plain = cookie.only_the_session_cookie(
+        _scope("switchboard.lan", cookie=f"{HOST_COOKIE}=x; {COOKIE_NAME}=y"), settings
+    )
     assert cookie_parser(dict(plain["headers"])[b"cookie"].decode()) == {COOKIE_NAME: "y"}
 
 
@@ -655,19 +726,25 @@ def test_on_loopback_a_browser_that_keeps_the_probe_gets_and_is_read_by_the_host
     with server.client() as client:
         offered = client.get("/account/sign-in").headers["set-cookie"]
         assert offered.startswith(f"{PROBE}=1;") and "Secure" in offered and "Path=/" in offered
-        answer = client.post("/account/sign-in", data={"username": "ann", "password": PASSWORD, "next": "/"},
-                             headers=_cookie_header(**{PROBE: "1"}))
+        answer = client.post(
+            "/account/sign-in",
+            data={"username": "ann", "password": PASSWORD, "next": "/"},
+            headers=_cookie_header(**{PROBE: "1"}),
+        )
         set_cookie = answer.headers["set-cookie"]
         assert set_cookie.startswith(f"{HOST_COOKIE}=") and "Secure" in set_cookie and "Path=/" in set_cookie
         assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie and "Domain" not in set_cookie
         token = set_cookie.split(";")[0].partition("=")[2]
     with httpx.Client(base_url=server.url) as browser:
-        assert browser.get("/connections", headers=_cookie_header(**{PROBE: "1", HOST_COOKIE: token})).status_code == 200
+        assert (
+            browser.get("/connections", headers=_cookie_header(**{PROBE: "1", HOST_COOKIE: token})).status_code == 200
+        )
         # Another port of this host can set the plain name; a browser keeping __Host- is never read by it.
         swapped = browser.get("/connections", headers=_cookie_header(**{PROBE: "1", COOKIE_NAME: token}))
         assert swapped.headers["location"] == "/account/sign-in?next=/connections"
-        signed_out = browser.post("/account/sign-out", headers={
-            "Origin": server.url, **_cookie_header(**{PROBE: "1", HOST_COOKIE: token})})
+        signed_out = browser.post(
+            "/account/sign-out", headers={"Origin": server.url, **_cookie_header(**{PROBE: "1", HOST_COOKIE: token})}
+        )
         assert f"{HOST_COOKIE}=" in signed_out.headers["set-cookie"] and "Secure" in signed_out.headers["set-cookie"]
 
 
@@ -677,9 +754,14 @@ def test_plain_http_to_a_host_name_keeps_the_plain_cookie(server: Server) -> Non
     named = {"Host": f"switchboard.lan:{port}", "Origin": f"http://switchboard.lan:{port}"}
     with httpx.Client(base_url=server.url, headers=named) as client:
         assert "set-cookie" not in client.get("/account/sign-in").headers  # no probe: no Secure cookie is kept here
-        answer = client.post("/account/sign-in", data={"username": "ann", "password": PASSWORD, "next": "/"},
-                             headers=_cookie_header(**{PROBE: "1"}))
-        assert answer.headers["set-cookie"].startswith(f"{COOKIE_NAME}=") and "Secure" not in answer.headers["set-cookie"]
+        answer = client.post(
+            "/account/sign-in",
+            data={"username": "ann", "password": PASSWORD, "next": "/"},
+            headers=_cookie_header(**{PROBE: "1"}),
+        )
+        assert (
+            answer.headers["set-cookie"].startswith(f"{COOKIE_NAME}=") and "Secure" not in answer.headers["set-cookie"]
+        )
 
 
 # --- Issue 22: links from outside land where they point -----------------------------------------
@@ -710,8 +792,14 @@ def test_a_link_keeps_its_query_through_sign_in(server: Server) -> None:
         assert signed_in.status_code == 303 and signed_in.headers["location"] == ALERT_LINK
         assert "SameSite=lax" in signed_in.headers["set-cookie"]
         assert client.get(ALERT_LINK).status_code == 200
-        for elsewhere in ("//evil.example/connections", "/\\evil.example", "https://evil.example/?x=1",
-                          "/connections?x=1#frag", "/connections?x=\r\nSet-Cookie:a=b", "/connections?" + "a" * NEXT_MAX):
+        for elsewhere in (
+            "//evil.example/connections",
+            "/\\evil.example",
+            "https://evil.example/?x=1",
+            "/connections?x=1#frag",
+            "/connections?x=\r\nSet-Cookie:a=b",
+            "/connections?" + "a" * NEXT_MAX,
+        ):
             assert sign_in(client, "ann", PASSWORD, elsewhere).headers["location"] == "/", elsewhere
 
 
@@ -728,27 +816,35 @@ def test_a_forced_password_change_goes_on_to_the_link(server: Server) -> None:
         assert client.get(ALERT_LINK).status_code == 200
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    (b"", "/connections"),
-    (b"connection=My%20Acme", "/connections?connection=My%20Acme"),
-    (b"connection=a|b c{}", "/connections?connection=a%7Cb%20c%7B%7D"),  # sent raw by some browsers
-    ("connection=Zürich".encode(), "/connections?connection=Z%C3%BCrich"),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (b"", "/connections"),
+        (b"connection=My%20Acme", "/connections?connection=My%20Acme"),
+        (b"connection=a|b c{}", "/connections?connection=a%7Cb%20c%7B%7D"),  # sent raw by some browsers
+        ("connection=Zürich".encode(), "/connections?connection=Z%C3%BCrich"),
+    ],
+)
 def test_the_gate_passes_on_path_and_query_in_the_form_next_accepts(query: bytes, expected: str) -> None:
     assert gate.page_address({"path": "/connections", "query_string": query}) == expected
     assert safe_next(expected) == expected
 
 
 _QUERIES = hs.lists(hs.tuples(hs.text(max_size=20), hs.text(max_size=80)), max_size=8).map(
-    lambda pairs: urlencode(pairs, quote_via=quote))
+    lambda pairs: urlencode(pairs, quote_via=quote)
+)
 OURS = hs.builds(lambda path, query: f"{path}?{query}" if query else path, hs.sampled_from(OUR_PAGES), _QUERIES)
 _SPELLS = ("//", "/\\", "\\\\", "https://", "http:", "javascript:", " /", "\t/", "/\t/", "/%2f", "/.", "#", "?")
 ANYTHING = hs.one_of(
     OURS,
     hs.text(max_size=120),
     hs.builds(lambda spell, rest: spell + rest, hs.sampled_from(_SPELLS), hs.text(max_size=60)),
-    hs.builds(lambda ours, at, extra: ours[:at] + extra + ours[at:], OURS, hs.integers(0, 200),
-              hs.sampled_from(["#", "\n", "\x00", " ", "\\", "//evil.example", "\u2028", "é"])),
+    hs.builds(
+        lambda ours, at, extra: ours[:at] + extra + ours[at:],
+        OURS,
+        hs.integers(0, 200),
+        hs.sampled_from(["#", "\n", "\x00", " ", "\\", "//evil.example", "\u2028", "é"]),
+    ),
 )
 
 
@@ -758,8 +854,13 @@ def _same_origin_page(value: str) -> bool:
     reinterpret or keep to themselves) and a path of ours."""
     plain = all(33 <= ord(c) < 127 for c in value) and not set(value) & {"\\", "#"}
     path = value.partition("?")[0]
-    return (plain and len(value) <= NEXT_MAX and value.startswith("/") and not value.startswith("//")
-            and (path == "/account/password" or re.fullmatch(r"/[a-z0-9-]*", path) is not None))
+    return (
+        plain
+        and len(value) <= NEXT_MAX
+        and value.startswith("/")
+        and not value.startswith("//")
+        and (path == "/account/password" or re.fullmatch(r"/[a-z0-9-]*", path) is not None)
+    )
 
 
 @given(ANYTHING)

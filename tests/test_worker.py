@@ -37,22 +37,49 @@ from tests.fixtures.simulator import SimulatorFactory
 from tests.fixtures.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = {"analytics_region": "us", "storage_region": "us-east", "qm_region": "us-east", "chat_region": "us",
-            "tenant_id": "fleet-tenant", "pbx": "fleet-pbx"}
+SETTINGS = {
+    "analytics_region": "us",
+    "storage_region": "us-east",
+    "qm_region": "us-east",
+    "chat_region": "us",
+    "tenant_id": "fleet-tenant",
+    "pbx": "fleet-pbx",
+}
 
 
 def fleet(n: int, latency_ms: int = 0) -> Scenario:
     """``n`` apps with all five products, as the settings above describe them."""
-    return Scenario(latency_ms=latency_ms, apps=[
-        App(client_id=f"fleet-client-{i:03d}", client_secret=f"fleet-secret-{i:03d}", products=PRODUCT_KEYS,
-            tenants=["fleet-tenant"], pbx_names=["fleet-pbx"], analytics_region="us", storage_regions=["us-east"],
-            qm_region="us-east", chat_region="us") for i in range(n)])
+    return Scenario(
+        latency_ms=latency_ms,
+        apps=[
+            App(
+                client_id=f"fleet-client-{i:03d}",
+                client_secret=f"fleet-secret-{i:03d}",
+                products=PRODUCT_KEYS,
+                tenants=["fleet-tenant"],
+                pbx_names=["fleet-pbx"],
+                analytics_region="us",
+                storage_regions=["us-east"],
+                qm_region="us-east",
+                chat_region="us",
+            )
+            for i in range(n)
+        ],
+    )
 
 
 def add_fleet(rt: Runtime, sim: SimulatorServer) -> list[ConnectionView]:
-    return [connections.create(rt.engine, rt.vault, ConnectionInput(
-        name=f"Fleet {i:03d}", client_id=app.client_id, client_secret=SecretStr(app.client_secret), **SETTINGS),
-        actor=ADMIN) for i, app in enumerate(sim.scenario.apps)]
+    return [
+        connections.create(
+            rt.engine,
+            rt.vault,
+            ConnectionInput(
+                name=f"Fleet {i:03d}", client_id=app.client_id, client_secret=SecretStr(app.client_secret), **SETTINGS
+            ),
+            actor=ADMIN,
+        )
+        for i, app in enumerate(sim.scenario.apps)
+    ]
 
 
 def make_due(engine: Engine) -> None:
@@ -84,11 +111,18 @@ def scheduled_audit(engine: Engine) -> list[tuple[str, str, str, str]]:
 
 
 def test_a_tick_runs_what_is_due_once_like_a_manual_run_and_moves_it_to_the_next_slot(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     sim = simulator_factory(fleet(2))
     one, two = add_fleet(runtime, sim)
-    connections.update(runtime.engine, runtime.vault, two.id, connections.input_from_view(
-        two, expected_products=("cloud_storage",)), actor=ADMIN, expected_version=two.version)
+    connections.update(
+        runtime.engine,
+        runtime.vault,
+        two.id,
+        connections.input_from_view(two, expected_products=("cloud_storage",)),
+        actor=ADMIN,
+        expected_version=two.version,
+    )
     worker = Worker(runtime, prober_factory(sim.url))
     first = worker.tick()
     assert (first.checked, first.describe()) == (0, "Nothing was due.")  # first slots lie ahead: no burst
@@ -99,10 +133,17 @@ def test_a_tick_runs_what_is_due_once_like_a_manual_run_and_moves_it_to_the_next
     with read_session(runtime.engine) as session:
         stored = session.exec(select(Check)).all()
     assert {(r.triggered_by, r.run_id) for r in stored} == {("schedule", report.run_id)}
-    assert checks_per_slot(runtime.engine) == Counter({**{(one.id, p): 1 for p in PRODUCT_KEYS},
-                                                       (two.id, "cloud_storage"): 1})
-    assert scheduled_audit(runtime.engine) == [("schedule", "check.run", f"2 connections (scheduled, worker {worker.id})",
-                                                f"6 OK, 0 failing (run {report.run_id})")]
+    assert checks_per_slot(runtime.engine) == Counter(
+        {**{(one.id, p): 1 for p in PRODUCT_KEYS}, (two.id, "cloud_storage"): 1}
+    )
+    assert scheduled_audit(runtime.engine) == [
+        (
+            "schedule",
+            "check.run",
+            f"2 connections (scheduled, worker {worker.id})",
+            f"6 OK, 0 failing (run {report.run_id})",
+        )
+    ]
     now, every = datetime.now(UTC), schedule.DEFAULT_EVERY
     for row in due_rows(runtime.engine):
         assert row.last_run_id == report.run_id and row.last_checked_at is not None and row.claimed_by is None
@@ -115,7 +156,8 @@ def test_a_tick_runs_what_is_due_once_like_a_manual_run_and_moves_it_to_the_next
 
 
 def test_paused_connections_and_a_paused_schedule_are_not_checked(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     sim = simulator_factory(fleet(2))
     one, two = add_fleet(runtime, sim)
     worker = Worker(runtime, prober_factory(sim.url))
@@ -132,7 +174,8 @@ def test_paused_connections_and_a_paused_schedule_are_not_checked(
 
 
 def test_rate_limited_products_wait_past_retry_after_failing_ones_wait_for_the_next_slot(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     sim = simulator_factory(fleet(1))
     (view,) = add_fleet(runtime, sim)
     control(sim, "POST", "faults", {"route": "cc_chat", "status": 429, "retry_after": "7200"})
@@ -155,7 +198,8 @@ def test_rate_limited_products_wait_past_retry_after_failing_ones_wait_for_the_n
 
 
 def test_a_worker_that_lost_its_claim_meanwhile_stores_nothing_for_it(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     sim = simulator_factory(fleet(2, latency_ms=600))
     add_fleet(runtime, sim)
     worker = Worker(runtime, prober_factory(sim.url))
@@ -166,8 +210,12 @@ def test_a_worker_that_lost_its_claim_meanwhile_stores_nothing_for_it(
     running.start()
     eventually(lambda: any(r.claimed_by == worker.id for r in due_rows(runtime.engine)), what="the tick to claim")
     with write_session(runtime.engine) as session:  # its lease ended and another worker retook the rows
-        session.exec(update(DueCheck).values(claimed_by="another-worker",  # type: ignore[call-overload]
-                                             claimed_until=utcnow() + timedelta(minutes=5)))
+        session.exec(
+            update(DueCheck).values(
+                claimed_by="another-worker",  # type: ignore[call-overload]
+                claimed_until=utcnow() + timedelta(minutes=5),
+            )
+        )
     running.join(60)
     assert ticked and ticked[0].checked == 0  # type: ignore[attr-defined]
     assert checks_per_slot(runtime.engine) == Counter()  # the other worker stores them, once
@@ -175,7 +223,8 @@ def test_a_worker_that_lost_its_claim_meanwhile_stores_nothing_for_it(
 
 
 def test_a_tick_of_batches_smaller_than_the_fleet_checks_and_stores_each_due_slot_once(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     """Batches of 7 rows split connections and are claimed while the ones before still run
     (pipelined): every slot is still checked once, stored once and moved to its next slot."""
     sim = simulator_factory(fleet(9, latency_ms=50))
@@ -194,7 +243,8 @@ def test_a_tick_of_batches_smaller_than_the_fleet_checks_and_stores_each_due_slo
 
 
 def test_two_workers_claiming_at_once_take_each_due_row_once(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory
+) -> None:
     """The claim is one UPDATE … IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING: what each
     worker got is what the rows say it holds, and no row went to both."""
     sim = simulator_factory(fleet(20))
@@ -221,7 +271,8 @@ def test_two_workers_claiming_at_once_take_each_due_row_once(
     # lock, and a worker claiming again at once may take every turn before the other's wait ends.
     assert (one and two) or runtime.engine.dialect.name == "sqlite"
     assert {(r.connection_id, r.product): r.claimed_by for r in due_rows(runtime.engine)} == {
-        slot: worker_id for worker_id, slots in got.items() for slot in slots}
+        slot: worker_id for worker_id, slots in got.items() for slot in slots
+    }
     assert len(one + two) == 20 * len(PRODUCT_KEYS)
 
 
@@ -229,8 +280,14 @@ def test_two_workers_claiming_at_once_take_each_due_row_once(
 
 
 def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "lib", "worker", *args], env=env, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lib", "worker", *args],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def finish(proc: subprocess.Popen[str], code: int = 0) -> str:
@@ -246,8 +303,11 @@ def run_ids_of_tick(engine: Engine, tick_started: datetime) -> set[str | None]:
 
 @pytest.mark.slow
 def test_two_worker_processes_check_every_due_slot_exactly_once_over_three_ticks(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
-        worker_env: Callable[[SimulatorServer], dict[str, str]]) -> None:
+    runtime: Runtime,
+    simulator_factory: SimulatorFactory,
+    prober_factory: ProberFactory,
+    worker_env: Callable[[SimulatorServer], dict[str, str]],
+) -> None:
     # With --batch 10 a worker claims its next two connections only when fewer than two are
     # open (Worker._ahead), so with batches overlapping both workers still take part.
     sim = simulator_factory(fleet(50, latency_ms=60))
@@ -269,8 +329,11 @@ def test_two_worker_processes_check_every_due_slot_exactly_once_over_three_ticks
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_tick_has_its_claims_retaken_after_the_lease(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
-        worker_env: Callable[[SimulatorServer], dict[str, str]]) -> None:
+    runtime: Runtime,
+    simulator_factory: SimulatorFactory,
+    prober_factory: ProberFactory,
+    worker_env: Callable[[SimulatorServer], dict[str, str]],
+) -> None:
     sim = simulator_factory(fleet(50, latency_ms=400))
     views = add_fleet(runtime, sim)
     Worker(runtime, prober_factory(sim.url)).tick()
@@ -278,8 +341,11 @@ def test_a_worker_killed_mid_tick_has_its_claims_retaken_after_the_lease(
     doomed, other = (spawn(worker_env(sim), "--once", "--batch", "10") for _ in range(2))  # the default lease
 
     def held_by_doomed() -> set[tuple[object, str]]:
-        return {(r.connection_id, r.product) for r in due_rows(runtime.engine)
-                if (r.claimed_by or "").split(":")[1:2] == [str(doomed.pid)]}
+        return {
+            (r.connection_id, r.product)
+            for r in due_rows(runtime.engine)
+            if (r.claimed_by or "").split(":")[1:2] == [str(doomed.pid)]
+        }
 
     def frozen_holding_claims() -> bool:
         """Freeze the worker; keep it frozen only while it holds claims (a batch in flight);
@@ -308,8 +374,11 @@ def test_a_worker_killed_mid_tick_has_its_claims_retaken_after_the_lease(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_worker_once_exits_0_when_all_ok_1_when_any_failed_2_for_bad_settings(
-        runtime: Runtime, simulator_factory: SimulatorFactory, prober_factory: ProberFactory,
-        worker_env: Callable[[SimulatorServer], dict[str, str]]) -> None:
+    runtime: Runtime,
+    simulator_factory: SimulatorFactory,
+    prober_factory: ProberFactory,
+    worker_env: Callable[[SimulatorServer], dict[str, str]],
+) -> None:
     sim = simulator_factory(fleet(1))
     add_fleet(runtime, sim)
     Worker(runtime, prober_factory(sim.url)).tick()
@@ -320,8 +389,10 @@ def test_worker_once_exits_0_when_all_ok_1_when_any_failed_2_for_bad_settings(
     make_due(runtime.engine)
     control(sim, "POST", "faults", {"route": "cc_chat", "status": 404})
     assert "4 OK, 1 failing" in finish(spawn(env, "--once"), 1)
-    for bad_env, args, message in [({"SWITCHBOARD_WORKER": "maybe"}, (), "SWITCHBOARD_WORKER must be on or off"),
-                                   ({}, ("--lease", "soon"), "Invalid value for --lease")]:
+    for bad_env, args, message in [
+        ({"SWITCHBOARD_WORKER": "maybe"}, (), "SWITCHBOARD_WORKER must be on or off"),
+        ({}, ("--lease", "soon"), "Invalid value for --lease"),
+    ]:
         proc = spawn({**env, **bad_env}, "--once", *args)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and message in err, (out, err)
@@ -329,8 +400,8 @@ def test_worker_once_exits_0_when_all_ok_1_when_any_failed_2_for_bad_settings(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sigterm_stops_the_worker_cleanly_after_its_tick(
-        runtime: Runtime, simulator_factory: SimulatorFactory,
-        worker_env: Callable[[SimulatorServer], dict[str, str]]) -> None:
+    runtime: Runtime, simulator_factory: SimulatorFactory, worker_env: Callable[[SimulatorServer], dict[str, str]]
+) -> None:
     sim = simulator_factory(fleet(1))
     add_fleet(runtime, sim)
     proc = spawn(worker_env(sim), "--tick", "1s")

@@ -20,9 +20,7 @@ STORAGE_REGIONS: tuple[str, ...] = ("us-west", "us-east", "uk", "ap", "ca")
 CHAT_REGIONS: tuple[str, ...] = ("us", "eu", "ca", "ap")
 
 # The analytics APIs put the region in front of the path; the US has no prefix.
-ANALYTICS_PATH_PREFIX: Mapping[str, str] = MappingProxyType(
-    {"us": "", "eu": "/eu", "au": "/au", "ca": "/ca"}
-)
+ANALYTICS_PATH_PREFIX: Mapping[str, str] = MappingProxyType({"us": "", "eu": "/eu", "au": "/au", "ca": "/ca"})
 
 
 # Free-text settings land in probe URLs as one path segment (or in a header): letters,

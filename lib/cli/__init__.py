@@ -56,9 +56,12 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, COMMANDS[name]) for name in self.list_commands(ctx)])
 
 
-@click.group(cls=LazyGroup, epilog="Settings come from SWITCHBOARD_* environment variables (docs/operating/"
-             "configuration.md). Exit codes: 0 success, 1 a problem found or the action failed, 2 usage "
-             "or configuration error.")
+@click.group(
+    cls=LazyGroup,
+    epilog="Settings come from SWITCHBOARD_* environment variables (docs/operating/"
+    "configuration.md). Exit codes: 0 success, 1 a problem found or the action failed, 2 usage "
+    "or configuration error.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """Switchboard: keep and test 8x8 API credentials."""

@@ -30,10 +30,19 @@ def _since(value: str | None) -> datetime | None:
 
 @click.command("audit")
 @click.option("--since", help="ISO date/time (UTC) or a span back from now: 30m, 24h, 7d.")
-@click.option("--limit", type=click.IntRange(1, audit.EXPORT_LIMIT), default=audit.PAGE_SIZE, show_default=True,
-              help="Print at most this many rows.")
-@click.option("--before", type=click.IntRange(min=1), metavar="ID",
-              help="Only rows older than row ID: the next page, as the line after the rows says.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, audit.EXPORT_LIMIT),
+    default=audit.PAGE_SIZE,
+    show_default=True,
+    help="Print at most this many rows.",
+)
+@click.option(
+    "--before",
+    type=click.IntRange(min=1),
+    metavar="ID",
+    help="Only rows older than row ID: the next page, as the line after the rows says.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (each row with its id).")
 @reports_errors
 def command(since: str | None, limit: int, before: int | None, as_json: bool) -> None:

@@ -32,9 +32,15 @@ def badges_url(connection: str | None, environment: str | None) -> None:
     if (connection is None) == (environment is None):
         raise click.UsageError("Give --connection NAME or --environment ENV (one of them).")
     runtime = open_runtime()
-    subject = (badges.Subject(badges.Kind.CONNECTION, connection) if connection is not None
-               else badges.Subject(badges.Kind.ENVIRONMENT, environment or ""))
+    subject = (
+        badges.Subject(badges.Kind.CONNECTION, connection)
+        if connection is not None
+        else badges.Subject(badges.Kind.ENVIRONMENT, environment or "")
+    )
     issued = badges.issue(runtime.engine, runtime.vault.keyring, subject, actor=shell())
     click.echo((runtime.settings.public_origin or "") + issued.path)
-    click.echo(f"Badge of {subject.kind.value} '{subject.name.strip()}'. Anyone holding this URL sees that badge "
-               "(and nothing else); `switchboard keys add` and a restart revoke every badge URL.", err=True)
+    click.echo(
+        f"Badge of {subject.kind.value} '{subject.name.strip()}'. Anyone holding this URL sees that badge "
+        "(and nothing else); `switchboard keys add` and a restart revoke every badge URL.",
+        err=True,
+    )

@@ -66,8 +66,11 @@ def _argument_help(name: str, editing: bool) -> str:
     if editing:
         text = f"A new {what}, checked as when adding; e.g. after the receiver answered 410."
     else:
-        text = f"The channel's {what}: " + "; ".join(f"{kind.key}: {field.example}" for kind, field in taking
-                                                      if field.example) + "."
+        text = (
+            f"The channel's {what}: "
+            + "; ".join(f"{kind.key}: {field.example}" for kind, field in taking if field.example)
+            + "."
+        )
     credentials = [kind.key for kind, field in taking if field.secret]
     if credentials:
         prompt = "" if editing or not _required(name) else " (or at the hidden prompt, without either option)"
@@ -80,8 +83,11 @@ def _stdin_help(name: str, editing: bool) -> str:
     with_before = f", with --{before}-stdin" if before else ""
     text = f"Read the {'new ' if editing else ''}{_what(name)} from standard input ({_line(name)}{with_before})."
     if not editing:
-        text += "".join(f" A {kind.key} channel added without one gets a new one, printed once."
-                        for kind, field in kinds.fields(name) if field.made)
+        text += "".join(
+            f" A {kind.key} channel added without one gets a new one, printed once."
+            for kind, field in kinds.fields(name)
+            if field.made
+        )
     lacking = [kind.key for kind in kinds.KINDS.values() if kind.field(name) is None]
     return text + (f" A {_either(lacking)} channel takes none." if lacking else "")
 
@@ -96,8 +102,14 @@ def _field_options(*, editing: bool) -> Decorator:
         made = [(kind, field) for kind, field in kinds.fields(name) if field.made]
         if editing and made:
             what = _either([f"{kind.key} {field.in_sentence}" for kind, field in made])
-            options.append(click.option(f"--new-{name}", f"make_{name}", is_flag=True,
-                                        help=f"Make a new {what}, printed once on standard output."))
+            options.append(
+                click.option(
+                    f"--new-{name}",
+                    f"make_{name}",
+                    is_flag=True,
+                    help=f"Make a new {what}, printed once on standard output.",
+                )
+            )
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         for option in reversed(options):
@@ -130,9 +142,12 @@ def _warn_if_credential(kind: Kind, options: dict[str, Any]) -> None:
     """A credential given as an argument is in the shell's history now: say so."""
     for field in kind.fields:
         if field.secret and options.get(field.name):
-            click.echo(f"warning: a {kind.key} {field.in_sentence} is a credential, and --{field.name} left it in "
-                       f"your shell history and in what `ps` showed meanwhile; next time pipe it in with "
-                       f"--{field.name}-stdin.", err=True)
+            click.echo(
+                f"warning: a {kind.key} {field.in_sentence} is a credential, and --{field.name} left it in "
+                f"your shell history and in what `ps` showed meanwhile; next time pipe it in with "
+                f"--{field.name}-stdin.",
+                err=True,
+            )
 
 
 def _print_made(field: Field | None, made: SecretStr | None) -> None:
@@ -153,8 +168,12 @@ def command() -> None:
 
 @command.command("add")
 @click.option("--name", required=True, help="What people call the channel, e.g. 'Ops Slack'.")
-@click.option("--kind", type=click.Choice(list(kinds.KINDS)), required=True,
-              help=_either([f"{kind.key} ({kind.summary})" for kind in kinds.KINDS.values()]) + ".")
+@click.option(
+    "--kind",
+    type=click.Choice(list(kinds.KINDS)),
+    required=True,
+    help=_either([f"{kind.key} ({kind.summary})" for kind in kinds.KINDS.values()]) + ".",
+)
 @_field_options(editing=False)
 @click.option("--events", help=f"Comma-separated events to send (default: all): {EVENTS}.")
 @click.option("--environments", help="Comma-separated connection environments to send about (default: all).")
@@ -163,9 +182,18 @@ def channels_add(name: str, kind: str, events: str | None, environments: str | N
     """Add a channel. Prints a secret Switchboard makes for it (a webhook's) once, on standard output."""
     values = _read(fields, prompt=True)
     rt = open_runtime()
-    view, made = channels.add(rt.engine, rt.vault, name, kind, values["url"] or SecretStr(""), actor=shell(),
-                              allow=channels.allowed(rt.settings), secret=values.get("secret"),
-                              events=_listed(events), environments=_listed(environments) or ())
+    view, made = channels.add(
+        rt.engine,
+        rt.vault,
+        name,
+        kind,
+        values["url"] or SecretStr(""),
+        actor=shell(),
+        allow=channels.allowed(rt.settings),
+        secret=values.get("secret"),
+        events=_listed(events),
+        environments=_listed(environments) or (),
+    )
     _warn_if_credential(kinds.get(view.kind), fields)
     _print_made(kinds.get(view.kind).field("secret"), made)
     click.echo(f"Added {view.kind} channel '{view.name}' to {view.url_hint}.", err=True)
@@ -181,14 +209,26 @@ def channels_edit(name: str, events: str | None, environments: str | None, **fie
     """Change a channel's URL, secret, events or environments; what is not given stays."""
     values = _read(fields, prompt=False)
     rt = open_runtime()
-    view, made = channels.change(rt.engine, rt.vault, name, actor=shell(), allow=channels.allowed(rt.settings),
-                                 url=values.get("url"), secret=values.get("secret"),
-                                 make_secret=bool(fields.get("make_secret")), events=_listed(events),
-                                 environments=_listed(environments))
+    view, made = channels.change(
+        rt.engine,
+        rt.vault,
+        name,
+        actor=shell(),
+        allow=channels.allowed(rt.settings),
+        url=values.get("url"),
+        secret=values.get("secret"),
+        make_secret=bool(fields.get("make_secret")),
+        events=_listed(events),
+        environments=_listed(environments),
+    )
     _warn_if_credential(kinds.get(view.kind), fields)
     _print_made(kinds.get(view.kind).field("secret"), made)
-    off = "" if view.enabled else f" It is off ({view.disabled_reason or 'turned off'}): turn it on with " \
-                                  f"`{invoked_as()} channels enable '{view.name}'`."
+    off = (
+        ""
+        if view.enabled
+        else f" It is off ({view.disabled_reason or 'turned off'}): turn it on with "
+        f"`{invoked_as()} channels enable '{view.name}'`."
+    )
     click.echo(f"Changed '{view.name}': sends to {view.url_hint}.{off}", err=made is not None)  # stdout: the secret
 
 
@@ -202,15 +242,16 @@ def _switch(verb: str, enabled: bool, doc: str) -> None:
 
 
 _switch("enable", True, "Turn a channel on, e.g. after its receiver answered 410 and its URL was replaced.")
-_switch("disable", False, "Turn a channel off: no new events are queued for it, and what waits is held until it "
-                          "is on.")
+_switch("disable", False, "Turn a channel off: no new events are queued for it, and what waits is held until it is on.")
 
 
 @command.command("quiet")
 @click.argument("name")
 @click.option("--days", required=True, help="The days it starts on: mon,tue,... or daily.")
 @click.option("--from", "start", required=True, help="Local start time, HH:MM.")
-@click.option("--to", "end", required=True, help="Local end time, HH:MM; at or before --from it runs into the next day.")
+@click.option(
+    "--to", "end", required=True, help="Local end time, HH:MM; at or before --from it runs into the next day."
+)
 @click.option("--timezone", default="UTC", show_default=True, help="An IANA time zone, e.g. Europe/London.")
 @reports_errors
 def channels_quiet(name: str, days: str, start: str, end: str, timezone: str) -> None:
@@ -237,19 +278,33 @@ def channels_list(as_json: bool) -> None:
     """Channels with their kind, host, events, environments and state (never a URL or secret)."""
     views = channels.list_channels(open_runtime().engine, actor=shell())
     if as_json:
-        click.echo(to_json([{"name": v.name, "kind": v.kind, "url_hint": v.url_hint, "events": v.events,
-                             "environments": v.environments, "enabled": v.enabled,
-                             "disabled_reason": v.disabled_reason,
-                             "quiet_windows": [{"id": i, "window": w.describe()} for i, w in v.windows]}
-                            for v in views]))
+        click.echo(
+            to_json(
+                [
+                    {
+                        "name": v.name,
+                        "kind": v.kind,
+                        "url_hint": v.url_hint,
+                        "events": v.events,
+                        "environments": v.environments,
+                        "enabled": v.enabled,
+                        "disabled_reason": v.disabled_reason,
+                        "quiet_windows": [{"id": i, "window": w.describe()} for i, w in v.windows],
+                    }
+                    for v in views
+                ]
+            )
+        )
         return
     if not views:
         click.echo("No alert channels yet. Add one with: switchboard channels add --name N --kind webhook --url URL")
     for v in views:
         state = "on" if v.enabled else f"off ({v.disabled_reason or 'turned off'})"
-        click.echo(f"{v.name:<24} {v.kind:<8} {v.url_hint:<40} {state}\n"
-                   f"{'':<24} events: {', '.join(v.events)}; environments: {', '.join(v.environments) or 'all'}"
-                   + "".join(f"\n{'':<24} quiet #{i}: {w.describe()}" for i, w in v.windows))
+        click.echo(
+            f"{v.name:<24} {v.kind:<8} {v.url_hint:<40} {state}\n"
+            f"{'':<24} events: {', '.join(v.events)}; environments: {', '.join(v.environments) or 'all'}"
+            + "".join(f"\n{'':<24} quiet #{i}: {w.describe()}" for i, w in v.windows)
+        )
 
 
 @command.command("test")

@@ -39,8 +39,11 @@ def _check_json(record: CheckRecord, environment: str) -> dict[str, Any]:
 
 def _selected(rt: Runtime, names: tuple[str, ...], environment: str | None) -> list[ConnectionView]:
     """The named connections (every one when no names), narrowed to ``environment`` if given."""
-    views = ([connections.find_by_name(rt.engine, name) for name in names] if names
-             else connections.list_connections(rt.engine))
+    views = (
+        [connections.find_by_name(rt.engine, name) for name in names]
+        if names
+        else connections.list_connections(rt.engine)
+    )
     if environment is None:
         return views
     wanted = environment.strip().casefold()
@@ -51,20 +54,25 @@ def _selected(rt: Runtime, names: tuple[str, ...], environment: str | None) -> l
         raise click.UsageError(f"Connection '{v.name}' is {where}, not in '{environment}'.")
     if not inside:
         known = sorted({v.environment for v in views if v.environment}, key=str.casefold)
-        raise click.UsageError(f"No connection is in environment '{environment}'. Environments in use: "
-                               + (", ".join(known) if known else "none (no connection has one)") + ".")
+        raise click.UsageError(
+            f"No connection is in environment '{environment}'. Environments in use: "
+            + (", ".join(known) if known else "none (no connection has one)")
+            + "."
+        )
     return inside
 
 
 @click.command("check")
 @click.argument("names", nargs=-1)
 @click.option("--all", "check_all", is_flag=True, help="Check every stored connection.")
-@click.option("--environment", help="Only connections in this environment (e.g. production); "
-              "narrows the named ones or --all.")
+@click.option(
+    "--environment", help="Only connections in this environment (e.g. production); narrows the named ones or --all."
+)
 @click.option("--product", type=click.Choice(PRODUCT_KEYS), help="Check only this product.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per product.")
-def command(names: tuple[str, ...], check_all: bool, environment: str | None, product: str | None,
-            as_json: bool) -> None:
+def command(
+    names: tuple[str, ...], check_all: bool, environment: str | None, product: str | None, as_json: bool
+) -> None:
     """Test products of the named connections (or --all) against 8x8.
 
     Exit 0 when every outcome is ok, 1 when any is not, 2 for usage or configuration errors.
@@ -99,7 +107,9 @@ def _print_table(records: list[CheckRecord]) -> None:
         outcome = OUTCOMES[r.outcome]
         style = {"fg": "green"} if r.ok else {"fg": "red", "bold": True}
         label = click.style(f"{outcome.label:<22}", **style)  # colour only reaches a terminal
-        click.echo(f"{r.connection[:24]:<24} {PRODUCTS[r.product].name:<26} {label} "
-                   f"{r.http_status or '':>4} {r.duration_ms:>6}  {r.detail}")
+        click.echo(
+            f"{r.connection[:24]:<24} {PRODUCTS[r.product].name:<26} {label} "
+            f"{r.http_status or '':>4} {r.duration_ms:>6}  {r.detail}"
+        )
         if not r.ok:
             click.echo(f"{'':<82}-> {outcome.actor.value}: {outcome.fix}")

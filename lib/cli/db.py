@@ -28,8 +28,10 @@ def db_upgrade() -> None:
     db.upgrade(engine)
     click.echo(f"Database is at revision {db.current_revision(engine)}.")
     if db.auto_vacuum(engine) not in (None, "incremental"):
-        click.echo("This SQLite file was made before Switchboard gave the space of pruned rows back to the disk: "
-                   "run `switchboard db compact` once, at a quiet time.")
+        click.echo(
+            "This SQLite file was made before Switchboard gave the space of pruned rows back to the disk: "
+            "run `switchboard db compact` once, at a quiet time."
+        )
 
 
 @command.command("compact")
@@ -49,8 +51,10 @@ def db_compact() -> None:
     before = path.stat().st_size if path is not None else 0
     db.compact(engine)
     after = path.stat().st_size if path is not None else 0
-    click.echo(f"Compacted: {before / 2**20:,.1f} MiB -> {after / 2**20:,.1f} MiB. From now on the worker gives "
-               "the space of pruned rows back as it goes.")
+    click.echo(
+        f"Compacted: {before / 2**20:,.1f} MiB -> {after / 2**20:,.1f} MiB. From now on the worker gives "
+        "the space of pruned rows back as it goes."
+    )
 
 
 @command.command("backup")

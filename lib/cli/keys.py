@@ -28,8 +28,10 @@ def keys_status() -> None:
     rt = open_runtime()
     click.echo(f"{'kid':<12} {'in keyring':<11} {'active':<7} {'values':<7} where")
     for status in keys.key_status(rt.engine, rt.vault):
-        click.echo(f"{status.kid:<12} {'yes' if status.in_keyring else 'NO':<11} "
-                   f"{'yes' if status.active else '':<7} {status.values:<7} {status.where()}".rstrip())
+        click.echo(
+            f"{status.kid:<12} {'yes' if status.in_keyring else 'NO':<11} "
+            f"{'yes' if status.active else '':<7} {status.values:<7} {status.where()}".rstrip()
+        )
 
 
 @command.command("add")
@@ -48,8 +50,10 @@ def keys_add() -> None:
     grown = keyring.add_key(settings)
     rt = open_runtime()  # writes the new key's canary
     audit.record_now(rt.engine, shell(), "keys.add", grown.active, audit.OK, "new key made active")
-    click.echo(f"Added key '{grown.active}' and made it active. Back up the keyring file now, "
-               f"then run: {invoked_as()} keys rotate")
+    click.echo(
+        f"Added key '{grown.active}' and made it active. Back up the keyring file now, "
+        f"then run: {invoked_as()} keys rotate"
+    )
 
 
 def _new_keyring() -> None:
@@ -58,8 +62,10 @@ def _new_keyring() -> None:
     settings = get_settings()
     if db.missing_file(settings.database_url):
         made = keyring.create_keyring(settings, None)
-        click.echo(f"Made a new keyring with key '{made.active}'. There is no database yet: run "
-                   f"`{invoked_as()} db upgrade` or start the server.")
+        click.echo(
+            f"Made a new keyring with key '{made.active}'. There is no database yet: run "
+            f"`{invoked_as()} db upgrade` or start the server."
+        )
         return
     rt = open_runtime(create=True)  # the database exists: only the keyring is made
     audit.record_now(rt.engine, shell(), "keys.add", rt.vault.active_kid, audit.OK, "new keyring")
@@ -79,14 +85,19 @@ def keys_rotate(batch: int) -> None:
     report = keys.rotate(rt.engine, rt.vault, actor=shell(), batch=batch)
     if report.per_owner:
         done = " and ".join(words.count(n, owner) for owner, n in report.per_owner.items())
-        click.echo(f"Rotated {done} to key '{rt.vault.active_kid}'"
-                   + (f"; {report.retried} changed meanwhile and were redone." if report.retried else "."))
+        click.echo(
+            f"Rotated {done} to key '{rt.vault.active_kid}'"
+            + (f"; {report.retried} changed meanwhile and were redone." if report.retried else ".")
+        )
     elif not report.unreadable:
         click.echo(f"Nothing to rotate: every stored value is under key '{rt.vault.active_kid}'.")
     if report.unreadable:
-        click.echo(f"error: {words.count(report.unreadable, 'row')} could not be read and "
-                   f"{'was' if report.unreadable == 1 else 'were'} left as they are; "
-                   f"`{invoked_as()} keys verify` names them.", err=True)
+        click.echo(
+            f"error: {words.count(report.unreadable, 'row')} could not be read and "
+            f"{'was' if report.unreadable == 1 else 'were'} left as they are; "
+            f"`{invoked_as()} keys verify` names them.",
+            err=True,
+        )
         sys.exit(1)
 
 
@@ -102,15 +113,18 @@ def keys_verify() -> None:
     report = keys.prove_readable(rt.engine, rt.vault)
     active = rt.vault.active_kid
     for kid, count in report.values_per_kid.items():
-        click.echo(f"{kid}: {words.count(count, 'value')}" + (" (active)" if kid == active else "")
-                   + f": {report.where(kid)}")
+        click.echo(
+            f"{kid}: {words.count(count, 'value')}" + (" (active)" if kid == active else "") + f": {report.where(kid)}"
+        )
     for problem in report.unreadable:
         click.echo(f"unreadable: {problem.describe()}", err=True)
     for kid in report.on_other_keys:
-        click.echo(f"still on key '{kid}', not the active key '{active}': {report.where(kid)}. Run "
-                   f"`{invoked_as()} keys rotate`; remove key '{kid}' from the keyring only once "
-                   "verify passes.", err=True)
+        click.echo(
+            f"still on key '{kid}', not the active key '{active}': {report.where(kid)}. Run "
+            f"`{invoked_as()} keys rotate`; remove key '{kid}' from the keyring only once "
+            "verify passes.",
+            err=True,
+        )
     if not report.ok:
         sys.exit(1)
-    click.echo(f"All stored values decrypt, every one with the active key '{active}': no other "
-               "key is in use.")
+    click.echo(f"All stored values decrypt, every one with the active key '{active}': no other key is in use.")

@@ -16,8 +16,9 @@ from lib.services.connections import ConnectionView
 from lib.services.guard.access import shell
 from lib.services.runtime import Runtime, open_runtime
 
-_CONNECTION = click.option("--connection", "name", metavar="NAME",
-                           help="Only this connection (default: all connections).")
+_CONNECTION = click.option(
+    "--connection", "name", metavar="NAME", help="Only this connection (default: all connections)."
+)
 
 
 @click.group("schedule")
@@ -63,13 +64,15 @@ def show() -> None:
     if not alive:
         click.echo("No worker is running: scheduled checks wait until `switchboard worker` or the server runs.")
     for w in alive:
-        ok = (f"last successful tick {_ago(w.last_ok_tick_at, now)}" if w.last_ok_tick_at
-              else "no successful tick yet")
-        click.echo(f"Worker {w.worker_id}: last tick began {_ago(w.last_tick_at, now)}, {ok}, "
-                   f"ticks every {span(w.tick)}.")
+        ok = f"last successful tick {_ago(w.last_ok_tick_at, now)}" if w.last_ok_tick_at else "no successful tick yet"
+        click.echo(
+            f"Worker {w.worker_id}: last tick began {_ago(w.last_tick_at, now)}, {ok}, ticks every {span(w.tick)}."
+        )
         if w.failing:
-            click.echo(f"  FAILING: its latest tick failed {_ago(w.last_failed_tick_at or now, now)}: "
-                       f"{w.last_failure or 'no detail'}")
+            click.echo(
+                f"  FAILING: its latest tick failed {_ago(w.last_failed_tick_at or now, now)}: "
+                f"{w.last_failure or 'no detail'}"
+            )
     if not plan.connections:
         click.echo("No connections stored.")
         return
@@ -81,22 +84,29 @@ def show() -> None:
 
 
 @command.command("set")
-@click.option("--every", "every_text", required=True,
-              help="Interval between checks, e.g. 30m or 1h (1m to 7d); with --connection, "
-                   "'default' makes it follow the default again.")
+@click.option(
+    "--every",
+    "every_text",
+    required=True,
+    help="Interval between checks, e.g. 30m or 1h (1m to 7d); with --connection, "
+    "'default' makes it follow the default again.",
+)
 @_CONNECTION
 @reports_errors
 def set_every(every_text: str, name: str | None) -> None:
     """Check connections this often (all of them, or one with --connection)."""
     try:
-        every = None if name is not None and every_text.strip().lower() == "default" else schedule.parse_every(every_text)
+        every = (
+            None if name is not None and every_text.strip().lower() == "default" else schedule.parse_every(every_text)
+        )
     except ValidationError as exc:
         raise click.BadParameter(exc.errors[0].message, param_hint="--every") from None
     rt, view = _open(name)
     schedule.set_every(rt.engine, every, actor=shell(), connection=view)
     who = view.name if view is not None else "Connections without an interval of their own"
-    click.echo(f"{who}: checked every {span(every)}." if every is not None
-               else f"{who}: follows the default interval again.")
+    click.echo(
+        f"{who}: checked every {span(every)}." if every is not None else f"{who}: follows the default interval again."
+    )
 
 
 @command.command("pause")

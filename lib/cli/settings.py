@@ -14,8 +14,10 @@ from lib.services.guard.access import shell
 from lib.services.runtime import open_runtime
 from lib.store import db
 
-_NOT_GIVING_BACK = ("This SQLite file reuses the space of pruned rows but does not give it back to the disk: "
-                    "run `switchboard db compact` once to change that (it rewrites the file).")
+_NOT_GIVING_BACK = (
+    "This SQLite file reuses the space of pruned rows but does not give it back to the disk: "
+    "run `switchboard db compact` once to change that (it rewrites the file)."
+)
 
 
 @click.group("settings")
@@ -36,19 +38,38 @@ def show(as_json: bool) -> None:
     rules = retention.rules(setting, rt.settings.session_lifetime)
     vacuum = db.auto_vacuum(rt.engine)
     if as_json:
-        click.echo(to_json({
-            "rules": [{"name": r.name, "what": r.what, "keep_s": int(r.keep.total_seconds()), "setting": r.setting,
-                       "why": r.why} for r in rules],
-            "updated_at": iso(setting.updated_at), "updated_by": setting.updated_by or None,
-            "sqlite_auto_vacuum": vacuum}))
+        click.echo(
+            to_json(
+                {
+                    "rules": [
+                        {
+                            "name": r.name,
+                            "what": r.what,
+                            "keep_s": int(r.keep.total_seconds()),
+                            "setting": r.setting,
+                            "why": r.why,
+                        }
+                        for r in rules
+                    ],
+                    "updated_at": iso(setting.updated_at),
+                    "updated_by": setting.updated_by or None,
+                    "sqlite_auto_vacuum": vacuum,
+                }
+            )
+        )
         return
     for rule in rules:
         how = f"change with {rule.setting}" if rule.setting else "fixed"
         click.echo(f"{rule.what}: {span(rule.keep)} ({how})\n  {rule.why}.")
-    changed = (f"Last changed {shown(setting.updated_at)} by {setting.updated_by}." if setting.updated_at
-               else "Check history and the audit trail are kept for the default times.")
-    click.echo(f"\n{changed} Change with e.g. `switchboard settings set --keep-checks 30d --keep-audit 400d` "
-               "(admins); the worker deletes older rows in small batches at each tick.")
+    changed = (
+        f"Last changed {shown(setting.updated_at)} by {setting.updated_by}."
+        if setting.updated_at
+        else "Check history and the audit trail are kept for the default times."
+    )
+    click.echo(
+        f"\n{changed} Change with e.g. `switchboard settings set --keep-checks 30d --keep-audit 400d` "
+        "(admins); the worker deletes older rows in small batches at each tick."
+    )
     if vacuum not in (None, "incremental"):
         click.echo(_NOT_GIVING_BACK)
 
@@ -63,11 +84,18 @@ def _parsed(text: str | None, field: str, option: str) -> timedelta | None:
 
 
 @command.command("set")
-@click.option("--keep-checks", "keep_checks", metavar="SPAN",
-              help=f"How long check history is kept, e.g. 30d ({span(retention.SHORTEST)} to "
-                   f"{span(retention.LONGEST)}).")
-@click.option("--keep-audit", "keep_audit", metavar="SPAN",
-              help="How long the audit trail is kept, e.g. 400d; never shorter than check history.")
+@click.option(
+    "--keep-checks",
+    "keep_checks",
+    metavar="SPAN",
+    help=f"How long check history is kept, e.g. 30d ({span(retention.SHORTEST)} to {span(retention.LONGEST)}).",
+)
+@click.option(
+    "--keep-audit",
+    "keep_audit",
+    metavar="SPAN",
+    help="How long the audit trail is kept, e.g. 400d; never shorter than check history.",
+)
 @reports_errors
 def set_keep(keep_checks: str | None, keep_audit: str | None) -> None:
     """Keep check history, the audit trail or both this long.
@@ -82,5 +110,7 @@ def set_keep(keep_checks: str | None, keep_audit: str | None) -> None:
     audit_trail = _parsed(keep_audit, "keep_audit", "--keep-audit")
     rt = open_runtime()
     after = retention.set_keep(rt.engine, actor=shell(), keep_checks=checks, keep_audit=audit_trail)
-    click.echo(f"Check history is kept {span(after.checks)}, the audit trail {span(after.audit)}; older rows go "
-               "at the worker's next ticks.")
+    click.echo(
+        f"Check history is kept {span(after.checks)}, the audit trail {span(after.audit)}; older rows go "
+        "at the worker's next ticks."
+    )

@@ -13,8 +13,11 @@ from lib.simulator import serve
 @click.command("simulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
 @click.option("--port", default=8088, show_default=True, type=int, help="Port to listen on.")
-@click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Scenario JSON (default: the sample scenario).")
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Scenario JSON (default: the sample scenario).",
+)
 @reports_errors
 def command(host: str, port: int, scenario: Path | None) -> None:
     """Serve a local 8x8 API simulator, for demos and tests.

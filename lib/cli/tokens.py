@@ -23,10 +23,15 @@ def command() -> None:
 
 
 @command.command("create")
-@click.option("--name", required=True, help="What uses the token, e.g. prometheus-prod (lower-case letters, "
-                                            "digits, . _ -).")
-@click.option("--role", type=ROLES, required=True, help="Its rights, as for people: viewer reads status and "
-                                                        "metrics; operator may also run tests and export.")
+@click.option(
+    "--name", required=True, help="What uses the token, e.g. prometheus-prod (lower-case letters, digits, . _ -)."
+)
+@click.option(
+    "--role",
+    type=ROLES,
+    required=True,
+    help="Its rights, as for people: viewer reads status and metrics; operator may also run tests and export.",
+)
 @reports_errors
 def tokens_create(name: str, role: str) -> None:
     """Make a token and print it, once, on standard output (the notes go to standard error).
@@ -36,8 +41,11 @@ def tokens_create(name: str, role: str) -> None:
     """
     issued = api_tokens.create(open_runtime().engine, name, role, actor=shell())
     click.echo(issued.token.get_secret_value())
-    click.echo(f"Created {issued.role.value} token '{issued.name}'. It is shown only now: store it where the "
-               "machine reads it. Send it as: Authorization: Bearer <token>", err=True)
+    click.echo(
+        f"Created {issued.role.value} token '{issued.name}'. It is shown only now: store it where the "
+        "machine reads it. Send it as: Authorization: Bearer <token>",
+        err=True,
+    )
 
 
 @command.command("list")
@@ -47,13 +55,27 @@ def tokens_list(as_json: bool) -> None:
     """Tokens with their role, when made, last used and revoked (never the token)."""
     views = api_tokens.list_tokens(open_runtime().engine, actor=shell())
     if as_json:
-        click.echo(to_json([{"name": v.name, "role": v.role.value, "created_at": v.created_at,
-                             "created_by": v.created_by, "last_used_at": v.last_used_at,
-                             "revoked_at": v.revoked_at} for v in views]))
+        click.echo(
+            to_json(
+                [
+                    {
+                        "name": v.name,
+                        "role": v.role.value,
+                        "created_at": v.created_at,
+                        "created_by": v.created_by,
+                        "last_used_at": v.last_used_at,
+                        "revoked_at": v.revoked_at,
+                    }
+                    for v in views
+                ]
+            )
+        )
         return
     for v in views:
-        click.echo(f"{v.name:<30} {v.role.value:<9} created {shown(v.created_at)}  last used "
-                   f"{shown(v.last_used_at, never='never'):<20}  {'revoked ' + shown(v.revoked_at) if v.revoked_at else 'live'}")
+        click.echo(
+            f"{v.name:<30} {v.role.value:<9} created {shown(v.created_at)}  last used "
+            f"{shown(v.last_used_at, never='never'):<20}  {'revoked ' + shown(v.revoked_at) if v.revoked_at else 'live'}"
+        )
 
 
 @command.command("revoke")

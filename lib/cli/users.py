@@ -13,8 +13,10 @@ from lib.services.runtime import open_runtime
 
 ROLES = click.Choice([r.value for r in Role])
 OWN_PASSWORD = click.option(
-    "--own-password", is_flag=True,
-    help="The person chose this password (for example your own account): no change is asked at their next sign-in.")
+    "--own-password",
+    is_flag=True,
+    help="The person chose this password (for example your own account): no change is asked at their next sign-in.",
+)
 
 
 @click.group("users")
@@ -27,8 +29,12 @@ def command() -> None:
 
 @command.command("add")
 @click.argument("username")
-@click.option("--role", type=ROLES, required=True,
-              help="viewer reads status; operator also runs tests and exports; admin does everything.")
+@click.option(
+    "--role",
+    type=ROLES,
+    required=True,
+    help="viewer reads status; operator also runs tests and exports; admin does everything.",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @OWN_PASSWORD
 @reports_errors

@@ -24,13 +24,24 @@ def _span(value: str, option: str) -> timedelta:
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Run one tick and exit: 0 when every check was ok, 1 when any was not.")
-@click.option("--tick", "tick_text", default="30s", show_default=True,
-              help="Time from the start of one tick to the next.")
-@click.option("--lease", "lease_text", default="2m", show_default=True,
-              help="How long what this worker claimed stays its own without renewal; a worker that "
-                   "died lets go of it after this.")
-@click.option("--batch", default=2500, show_default=True, type=click.IntRange(min=1),
-              help="Due (connection, product) pairs claimed at a time.")
+@click.option(
+    "--tick", "tick_text", default="30s", show_default=True, help="Time from the start of one tick to the next."
+)
+@click.option(
+    "--lease",
+    "lease_text",
+    default="2m",
+    show_default=True,
+    help="How long what this worker claimed stays its own without renewal; a worker that "
+    "died lets go of it after this.",
+)
+@click.option(
+    "--batch",
+    default=2500,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Due (connection, product) pairs claimed at a time.",
+)
 def command(once: bool, tick_text: str, lease_text: str, batch: int) -> None:
     """Run the scheduled checks: tick until stopped, or once.
 

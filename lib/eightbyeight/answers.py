@@ -23,8 +23,9 @@ _DIGITS = re.compile(r"[0-9]{1,15}")  # ASCII only: "²".isdigit() is true, and 
 class Failed(Exception):
     """An exchange that ended in an outcome other than ok; carries the result to report."""
 
-    def __init__(self, outcome: str, detail: str, http_status: int | None = None,
-                 retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, outcome: str, detail: str, http_status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(detail)
         self.outcome, self.detail, self.http_status = outcome, detail, http_status
         self.retry_after_s = retry_after_s

@@ -48,8 +48,9 @@ from lib.kernel.words import span
 log = logging.getLogger("switchboard.eightbyeight")
 
 TOKEN_PATH = "/oauth/v2/token"
-DEFAULT_TIMEOUT = httpx.Timeout(connect=policy.CONNECT_TIMEOUT_S, read=policy.READ_TIMEOUT_S,
-                                write=None, pool=policy.POOL_TIMEOUT_S)
+DEFAULT_TIMEOUT = httpx.Timeout(
+    connect=policy.CONNECT_TIMEOUT_S, read=policy.READ_TIMEOUT_S, write=None, pool=policy.POOL_TIMEOUT_S
+)
 DEFAULT_POLICY = RetryPolicy()
 Sleep = Callable[[float], Awaitable[None]]
 # RFC 6750's b64token: what a Bearer header may carry (anything else would break the header).
@@ -100,10 +101,22 @@ class EightByEight:
     async def aclose(self) -> None:
         await self.transport.aclose()
 
-    def _request(self, method: str, path: str, *, headers: dict[str, str],
-                 params: dict[str, str] | None = None, data: dict[str, str] | None = None) -> httpx.Request:
-        return httpx.Request(method, _url(self.base_url + path, tuple((params or {}).items())),
-                             headers={**BASE_HEADERS, **headers}, data=data, extensions={"timeout": self._timeout})
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> httpx.Request:
+        return httpx.Request(
+            method,
+            _url(self.base_url + path, tuple((params or {}).items())),
+            headers={**BASE_HEADERS, **headers},
+            data=data,
+            extensions={"timeout": self._timeout},
+        )
 
     # -- transport with retries --
 
@@ -119,19 +132,24 @@ class EightByEight:
                 raise Failed("unexpected_response", clean(str(refused)), refused.status) from None
             except httpx.ConnectError as exc:
                 if is_tls_failure(exc):
-                    raise Failed("tls_error", f"The certificate of {host} could not be verified, so "
-                                  "nothing was sent. " + clean(str(exc))) from None
+                    raise Failed(
+                        "tls_error",
+                        f"The certificate of {host} could not be verified, so nothing was sent. " + clean(str(exc)),
+                    ) from None
                 if last:
-                    raise Failed("network_error", f"Could not connect to {host} ({attempts} attempts): "
-                                  + clean(str(exc) or type(exc).__name__)) from None
+                    raise Failed(
+                        "network_error",
+                        f"Could not connect to {host} ({attempts} attempts): " + clean(str(exc) or type(exc).__name__),
+                    ) from None
             except httpx.ConnectTimeout:
                 if last:
                     raise Failed("timeout", f"Connecting to {host} timed out ({attempts} attempts).") from None
             except httpx.TimeoutException as exc:
                 raise Failed("timeout", f"{host} did not answer in time ({type(exc).__name__}).") from None
             except httpx.TransportError as exc:
-                raise Failed("network_error", f"The connection to {host} failed: "
-                              + clean(str(exc) or type(exc).__name__)) from None
+                raise Failed(
+                    "network_error", f"The connection to {host} failed: " + clean(str(exc) or type(exc).__name__)
+                ) from None
             else:
                 if response.status_code not in RETRY_STATUSES or last:
                     return response
@@ -156,22 +174,37 @@ class EightByEight:
             asked = parse_retry_after(response.headers.get("Retry-After"))
             if asked is not None and asked > self.policy.max_retry_after:
                 wait = f"{asked:.0f} s" if asked < CEILING else f"{span(timedelta(seconds=CEILING))} or longer"
-                return Failed("rate_limited", f"8x8 rate-limited {what} and asked to wait {wait}, "
-                               f"longer than Switchboard waits ({self.policy.max_retry_after:.0f} s).", status,
-                              asked)
-            return Failed("rate_limited", f"8x8 kept answering 429 Too Many Requests for {what}, "
-                           "also after retries.", status, asked)
+                return Failed(
+                    "rate_limited",
+                    f"8x8 rate-limited {what} and asked to wait {wait}, "
+                    f"longer than Switchboard waits ({self.policy.max_retry_after:.0f} s).",
+                    status,
+                    asked,
+                )
+            return Failed(
+                "rate_limited",
+                f"8x8 kept answering 429 Too Many Requests for {what}, also after retries.",
+                status,
+                asked,
+            )
         if status >= 500:
-            return Failed("vendor_error", with_vendor(f"8x8 answered HTTP {status} for {what}, "
-                                                       "also after retries.", response), status)
+            return Failed(
+                "vendor_error",
+                with_vendor(f"8x8 answered HTTP {status} for {what}, also after retries.", response),
+                status,
+            )
         if 300 <= status < 400:
-            return Failed("unexpected_response", f"8x8 answered {what} with a redirect (HTTP {status}), "
-                           "which Switchboard does not follow. Check SWITCHBOARD_8X8_BASE_URL.", status)
-        return Failed("unexpected_response", with_vendor(f"8x8 answered HTTP {status} for {what}.", response),
-                       status)
+            return Failed(
+                "unexpected_response",
+                f"8x8 answered {what} with a redirect (HTTP {status}), "
+                "which Switchboard does not follow. Check SWITCHBOARD_8X8_BASE_URL.",
+                status,
+            )
+        return Failed("unexpected_response", with_vendor(f"8x8 answered HTTP {status} for {what}.", response), status)
 
-    async def _timed(self, product: str, work: Callable[[], Awaitable[tuple[str, int | None, Any]]]
-                     ) -> tuple[ProbeResult, Any]:
+    async def _timed(
+        self, product: str, work: Callable[[], Awaitable[tuple[str, int | None, Any]]]
+    ) -> tuple[ProbeResult, Any]:
         """Run ``work`` under the per-check deadline and turn whatever happens into a ProbeResult:
         one answer, however odd, fails its own step and never the connection's other steps."""
         started, t0 = datetime.now(UTC), time.perf_counter()
@@ -192,8 +225,7 @@ class EightByEight:
             outcome, status = "unexpected_response", None
             detail = f"Switchboard could not read 8x8's answer ({type(exc).__name__})."
         duration = int((time.perf_counter() - t0) * 1000)
-        return ProbeResult(product, outcome, clip(detail), started, status, duration,
-                           retry_after_s=retry_after), extra
+        return ProbeResult(product, outcome, clip(detail), started, status, duration, retry_after_s=retry_after), extra
 
     # -- token --
 
@@ -201,8 +233,12 @@ class EightByEight:
         """A new token from 8x8 and the status it came with; Failed when there is none."""
         secret = credentials.client_secret.get_secret_value()
         basic = base64.b64encode(f"{credentials.client_id}:{secret}".encode()).decode()
-        request = self._request("POST", TOKEN_PATH, data={"grant_type": "client_credentials"},
-                                headers={"Accept": "application/json", "Authorization": f"Basic {basic}"})
+        request = self._request(
+            "POST",
+            TOKEN_PATH,
+            data={"grant_type": "client_credentials"},
+            headers={"Accept": "application/json", "Authorization": f"Basic {basic}"},
+        )
         response = await self._send(request)
         try:
             token = self._read_token(response)
@@ -220,24 +256,37 @@ class EightByEight:
         if response.status_code in (400, 401):
             body_code = vendor_message(response)
             if response.status_code == 401 or "client" in body_code.lower():
-                raise Failed("bad_credentials", with_vendor(
-                    "8x8 refused the Client ID and Client Secret.", response), response.status_code)
+                raise Failed(
+                    "bad_credentials",
+                    with_vendor("8x8 refused the Client ID and Client Secret.", response),
+                    response.status_code,
+                )
         if response.status_code == 403:
             raise Failed("forbidden", with_vendor("8x8 refused to issue a token for this app.", response), 403)
         if response.status_code == 404:
-            raise Failed("not_found", f"No token endpoint at {self.base_url}{TOKEN_PATH} (HTTP 404). "
-                          "Check SWITCHBOARD_8X8_BASE_URL.", 404)
+            raise Failed(
+                "not_found",
+                f"No token endpoint at {self.base_url}{TOKEN_PATH} (HTTP 404). Check SWITCHBOARD_8X8_BASE_URL.",
+                404,
+            )
         if not response.is_success:
             raise self._status_failure(response, "the token request")
         body = read_json(response)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str) or not body["access_token"]:
-            raise Failed("unexpected_response", f"HTTP {response.status_code}, but the answer is not an "
-                          "OAuth token (no access_token).", response.status_code)
+            raise Failed(
+                "unexpected_response",
+                f"HTTP {response.status_code}, but the answer is not an OAuth token (no access_token).",
+                response.status_code,
+            )
         access_token = body["access_token"]
         if len(access_token) > policy.MAX_TOKEN_CHARS or not BEARER_TOKEN.fullmatch(access_token):
-            raise Failed("unexpected_response", f"HTTP {response.status_code}, but the answer's access_token "
-                          f"is not a bearer token (at most {policy.MAX_TOKEN_CHARS} letters, digits and "
-                          "-._~+/=).", response.status_code)
+            raise Failed(
+                "unexpected_response",
+                f"HTTP {response.status_code}, but the answer's access_token "
+                f"is not a bearer token (at most {policy.MAX_TOKEN_CHARS} letters, digits and "
+                "-._~+/=).",
+                response.status_code,
+            )
         require_lifetime(body)
         registry.add(access_token)
         return Token(access_token=access_token, api_products=parse_api_products(body))
@@ -252,16 +301,27 @@ class EightByEight:
 
         result, token = await self._timed(TOKEN, work)
         if token is not None:
-            result = ProbeResult(result.product, result.outcome, result.detail, result.started_at,
-                                 result.http_status, result.duration_ms, granted=token.granted)
+            result = ProbeResult(
+                result.product,
+                result.outcome,
+                result.detail,
+                result.started_at,
+                result.http_status,
+                result.duration_ms,
+                granted=token.granted,
+            )
         return result, token
 
     # -- product probes --
 
     async def _call_probe(self, product: Product, target: Target, token: Token) -> httpx.Response:
         path, params, headers = build_probe(product, target.settings)
-        request = self._request(product.probe.method, path, params=params,
-                                headers={**headers, "Authorization": f"Bearer {token.access_token}"})
+        request = self._request(
+            product.probe.method,
+            path,
+            params=params,
+            headers={**headers, "Authorization": f"Bearer {token.access_token}"},
+        )
         return await self._send(request)
 
     async def probe(self, product_key: str, target: Target, token: Token) -> ProbeResult:
@@ -269,8 +329,9 @@ class EightByEight:
         missing = missing_settings(product, target.settings)
         if missing:
             labels = " and ".join(SETTINGS[key].label for key in missing)
-            return ProbeResult(product_key, "missing_config", f"Not tested: set the {labels} of this "
-                               "connection.", datetime.now(UTC))
+            return ProbeResult(
+                product_key, "missing_config", f"Not tested: set the {labels} of this connection.", datetime.now(UTC)
+            )
 
         async def work() -> tuple[str, int | None, None]:
             response = await self._call_probe(product, target, token)
@@ -286,24 +347,38 @@ class EightByEight:
         if response.is_success:
             summary = shape_summary(product, read_json(response))
             if summary is None:
-                raise Failed("unexpected_response", f"HTTP {status}, but the answer is not "
-                              f"{SHAPE_WORDS[product.probe.success]} as {product.name} returns.", status)
+                raise Failed(
+                    "unexpected_response",
+                    f"HTTP {status}, but the answer is not "
+                    f"{SHAPE_WORDS[product.probe.success]} as {product.name} returns.",
+                    status,
+                )
             return summary
         if status == 401:
             listed = ", ".join(sorted(token.api_products)) or "nothing"
-            raise Failed("product_not_enabled", with_vendor(
-                f"8x8 refused {product.name} with a valid token; the app's token lists: {listed}.", response), status)
+            raise Failed(
+                "product_not_enabled",
+                with_vendor(
+                    f"8x8 refused {product.name} with a valid token; the app's token lists: {listed}.", response
+                ),
+                status,
+            )
         if status == 403:
             raise Failed("forbidden", with_vendor(f"8x8 denied access to {path}.", response), status)
         if status == 404:
-            regions = ", ".join(f"{SETTINGS[k].label} '{target.settings.get(k)}'" for k in product.needs
-                                if SETTINGS[k].choices)
+            regions = ", ".join(
+                f"{SETTINGS[k].label} '{target.settings.get(k)}'" for k in product.needs if SETTINGS[k].choices
+            )
             raise Failed("not_found", f"8x8 has nothing at {path} (HTTP 404); check the {regions}.", status)
         if status == 400:
             said = vendor_message(response)
             if "X-Tenant-Info" in said and "missing" in said:
-                raise Failed("missing_config", f"8x8 says this account has several tenants: set the "
-                              f"{SETTINGS['tenant_id'].label}. 8x8 said: {said}", status)
+                raise Failed(
+                    "missing_config",
+                    f"8x8 says this account has several tenants: set the "
+                    f"{SETTINGS['tenant_id'].label}. 8x8 said: {said}",
+                    status,
+                )
             if "X-Tenant-Info" in said:
                 raise Failed("forbidden", f"8x8 did not accept the tenant ID. 8x8 said: {said}", status)
         raise self._status_failure(response, product.name)
@@ -321,9 +396,14 @@ class EightByEight:
         yield token_result
         if token is None:
             for key in target.products:
-                yield ProbeResult(key, token_result.outcome, clip("Not tested: the token request failed. "
-                                  + token_result.detail), token_result.started_at, token_result.http_status,
-                                  retry_after_s=token_result.retry_after_s)
+                yield ProbeResult(
+                    key,
+                    token_result.outcome,
+                    clip("Not tested: the token request failed. " + token_result.detail),
+                    token_result.started_at,
+                    token_result.http_status,
+                    retry_after_s=token_result.retry_after_s,
+                )
             return
         limit = asyncio.Semaphore(self.per_connection)
 

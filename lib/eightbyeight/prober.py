@@ -64,6 +64,8 @@ class _Inbox:
             self._ready.wait_for(lambda: self._items, timeout)
             batch, self._items = self._items, []
         return batch
+
+
 _SLACK_S = 5.0  # beyond the longest a check may take, before a caller stops waiting
 # A check fed by ``more`` asks for more when fewer targets than this many times the client's
 # in-flight limit are still open. A target is a connection, up to six requests (token and five
@@ -135,8 +137,9 @@ class ProberClosed(SwitchboardError):
     """The checks were cut short; results that arrived before are kept."""
 
     def __init__(self, why: str) -> None:
-        super().__init__(f"The test run was cut short: {why}. Results that arrived before were "
-                         "saved; run the test again.")
+        super().__init__(
+            f"The test run was cut short: {why}. Results that arrived before were saved; run the test again."
+        )
 
 
 class Prober:
@@ -182,8 +185,13 @@ class Prober:
             future.cancel()
             raise ProberClosed("8x8 did not answer in time, or the server is shutting down") from None
 
-    def check(self, targets: Sequence[Target], on_result: Callable[[Target, ProbeResult], None],
-              more: More | None = None, ahead: int | None = None) -> None:
+    def check(
+        self,
+        targets: Sequence[Target],
+        on_result: Callable[[Target, ProbeResult], None],
+        more: More | None = None,
+        ahead: int | None = None,
+    ) -> None:
         """Check every target concurrently; ``on_result`` runs in the calling thread, once per
         result, as results arrive (handed over in small batches: waking the caller for every
         single result cost more CPU than the result itself).
@@ -214,8 +222,9 @@ class Prober:
         except CancelledError:
             raise ProberClosed("the server is shutting its 8x8 client down") from None
 
-    def _wait(self, inbox: _Inbox, on_result: Callable[[Target, ProbeResult], None],
-              refill: Callable[[], None]) -> None:
+    def _wait(
+        self, inbox: _Inbox, on_result: Callable[[Target, ProbeResult], None], refill: Callable[[], None]
+    ) -> None:
         """In the caller's thread: deliver results and answer the loop's asks for more until
         the end marker comes; quiet for longer than ``quiet_limit_s``: ProberClosed."""
         while True:

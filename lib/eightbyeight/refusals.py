@@ -36,13 +36,17 @@ def unasked_encoding(values: Iterable[str]) -> str | None:
 
 
 def too_large(request: httpx.Request, status: int) -> RefusedAnswer:
-    return RefusedAnswer(f"8x8's answer was larger than {_size(policy.MAX_ANSWER_BYTES)}; Switchboard stopped "
-                         "reading it.", request, status)
+    return RefusedAnswer(
+        f"8x8's answer was larger than {_size(policy.MAX_ANSWER_BYTES)}; Switchboard stopped reading it.",
+        request,
+        status,
+    )
 
 
 def encoded(request: httpx.Request, status: int, encoding: str) -> RefusedAnswer:
-    return RefusedAnswer(f"8x8 answered with Content-Encoding: {encoding[:40]}, which Switchboard did not ask for.",
-                         request, status)
+    return RefusedAnswer(
+        f"8x8 answered with Content-Encoding: {encoding[:40]}, which Switchboard did not ask for.", request, status
+    )
 
 
 def not_http(request: httpx.Request, why: str) -> RefusedAnswer:

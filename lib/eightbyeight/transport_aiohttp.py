@@ -66,8 +66,12 @@ def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
     and each read. A request's whole time is bounded by the client's per-check deadline."""
     limits = request.extensions.get("timeout") or {}
     connect, pool = limits.get("connect"), limits.get("pool")
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=limits.get("read"),
-                                 connect=None if connect is None or pool is None else connect + pool)
+    return aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=connect,
+        sock_read=limits.get("read"),
+        connect=None if connect is None or pool is None else connect + pool,
+    )
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -80,22 +84,33 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ssl=self._tls,
-                                         keepalive_timeout=self._keepalive)
+        connector = aiohttp.TCPConnector(
+            limit=self._limit, limit_per_host=0, ssl=self._tls, keepalive_timeout=self._keepalive
+        )
         self._session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, auto_decompress=False,
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),  # send only the headers the client chose
-            max_line_size=policy.MAX_HEADER_LINE_BYTES, max_field_size=policy.MAX_HEADER_LINE_BYTES,
-            max_headers=policy.MAX_HEADERS)
+            max_line_size=policy.MAX_HEADER_LINE_BYTES,
+            max_field_size=policy.MAX_HEADER_LINE_BYTES,
+            max_headers=policy.MAX_HEADERS,
+        )
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
         try:
-            async with session.request(request.method, _address(str(request.url)), headers=headers,
-                                       data=request.content or None, allow_redirects=False,
-                                       timeout=_timeout(request)) as answer:
+            async with session.request(
+                request.method,
+                _address(str(request.url)),
+                headers=headers,
+                data=request.content or None,
+                allow_redirects=False,
+                timeout=_timeout(request),
+            ) as answer:
                 body = await self._body(answer, request)
         except aiohttp.ClientError as exc:
             raise _as_httpx(exc, request) from exc

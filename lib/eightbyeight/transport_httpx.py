@@ -57,11 +57,15 @@ class HttpxTransport(httpx.AsyncBaseTransport):
     """At most ``max_connections`` open connections, idle ones kept ``keepalive_expiry`` seconds."""
 
     def __init__(self, max_connections: int, keepalive_expiry: float = 30.0) -> None:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                              keepalive_expiry=keepalive_expiry)
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=keepalive_expiry,
+        )
         # Verification on, with the CA list loaded once; retries are the client's (none here).
-        self._pool = httpx.AsyncHTTPTransport(verify=httpx.create_ssl_context(), limits=limits, trust_env=False,
-                                              retries=0)
+        self._pool = httpx.AsyncHTTPTransport(
+            verify=httpx.create_ssl_context(), limits=limits, trust_env=False, retries=0
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

@@ -139,8 +139,9 @@ def _duration(env: Mapping[str, str], variable: str, unit: str, default: timedel
     if not value:
         return default
     if not value.isdigit() or int(value) == 0:
-        raise ConfigError(f"{variable} must be a whole number of {unit} above 0, e.g. "
-                          f"{int(default / timedelta(**{unit: 1}))}.")
+        raise ConfigError(
+            f"{variable} must be a whole number of {unit} above 0, e.g. {int(default / timedelta(**{unit: 1}))}."
+        )
     return timedelta(**{unit: int(value)})
 
 
@@ -170,8 +171,10 @@ def _networks(env: Mapping[str, str], variable: str, whose: str) -> tuple[str, .
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise ConfigError(f"{variable}: '{value}' is not an IP address or network; list {whose} "
-                              "addresses, e.g. 10.0.0.5,10.0.1.0/24.") from None
+            raise ConfigError(
+                f"{variable}: '{value}' is not an IP address or network; list {whose} "
+                "addresses, e.g. 10.0.0.5,10.0.1.0/24."
+            ) from None
     return values
 
 
@@ -191,9 +194,11 @@ def _alert_allow(env: Mapping[str, str]) -> tuple[str, ...]:
             pass
         host = value.lower().rstrip(".")
         if not _HOST_NAME.fullmatch(host):
-            raise ConfigError(f"{variable}: '{value}' is not a host name, IP address or network; list "
-                              "only the internal hosts alert channels may reach, e.g. "
-                              "127.0.0.1,hooks.corp.example,10.20.0.0/16 (no scheme, port or path).")
+            raise ConfigError(
+                f"{variable}: '{value}' is not a host name, IP address or network; list "
+                "only the internal hosts alert channels may reach, e.g. "
+                "127.0.0.1,hooks.corp.example,10.20.0.0/16 (no scheme, port or path)."
+            )
         entries.append(host)
     return tuple(entries)
 
@@ -216,16 +221,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         inline_keys=env.get("SWITCHBOARD_KEYS") or None,
         session_idle=_duration(env, "SWITCHBOARD_SESSION_IDLE_MINUTES", "minutes", timedelta(minutes=30)),
         session_lifetime=_duration(env, "SWITCHBOARD_SESSION_HOURS", "hours", timedelta(hours=12)),
-        public_origin=(origin_of(env["SWITCHBOARD_PUBLIC_URL"], "SWITCHBOARD_PUBLIC_URL")
-                       if env.get("SWITCHBOARD_PUBLIC_URL") else None),
-        allowed_origins=tuple(origin_of(o, "SWITCHBOARD_ALLOWED_ORIGINS")
-                              for o in _list(env, "SWITCHBOARD_ALLOWED_ORIGINS")),
+        public_origin=(
+            origin_of(env["SWITCHBOARD_PUBLIC_URL"], "SWITCHBOARD_PUBLIC_URL")
+            if env.get("SWITCHBOARD_PUBLIC_URL")
+            else None
+        ),
+        allowed_origins=tuple(
+            origin_of(o, "SWITCHBOARD_ALLOWED_ORIGINS") for o in _list(env, "SWITCHBOARD_ALLOWED_ORIGINS")
+        ),
         trusted_proxies=trusted_proxies(env),
         metrics_allow=_networks(env, "SWITCHBOARD_METRICS_ALLOW", "your Prometheus servers'"),
-        metrics_connection_label=_on_off(env, "SWITCHBOARD_METRICS_CONNECTION_LABEL", True,
-                                         "off drops the connection label of per-connection metrics"),
-        worker=_on_off(env, "SWITCHBOARD_WORKER", True, "off when dedicated `switchboard worker` "
-                       "processes run the scheduled checks instead of the server"),
+        metrics_connection_label=_on_off(
+            env,
+            "SWITCHBOARD_METRICS_CONNECTION_LABEL",
+            True,
+            "off drops the connection label of per-connection metrics",
+        ),
+        worker=_on_off(
+            env,
+            "SWITCHBOARD_WORKER",
+            True,
+            "off when dedicated `switchboard worker` processes run the scheduled checks instead of the server",
+        ),
         alert_allow=_alert_allow(env),
         eightbyeight_transport=eightbyeight_transport(env),
     )
@@ -242,9 +259,11 @@ def eightbyeight_transport(env: Mapping[str, str] | None = None) -> str:
     variable = "SWITCHBOARD_8X8_TRANSPORT"
     value = (env.get(variable) or EIGHTBYEIGHT_TRANSPORTS[0]).strip().lower()
     if value not in EIGHTBYEIGHT_TRANSPORTS:
-        raise ConfigError(f"{variable} must be {' or '.join(EIGHTBYEIGHT_TRANSPORTS)}, not '{env[variable][:40]}' "
-                          "(aiohttp, the default, or httpx: httpx's own HTTP client, should an aiohttp release "
-                          "misbehave).")
+        raise ConfigError(
+            f"{variable} must be {' or '.join(EIGHTBYEIGHT_TRANSPORTS)}, not '{env[variable][:40]}' "
+            "(aiohttp, the default, or httpx: httpx's own HTTP client, should an aiohttp release "
+            "misbehave)."
+        )
     return value
 
 

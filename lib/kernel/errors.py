@@ -27,8 +27,13 @@ class CredentialUnreadable(SwitchboardError):
     Carries only the row id and the kid, never key material or ciphertext.
     """
 
-    def __init__(self, message: str = "A stored credential could not be decrypted.", *,
-                 row_id: str | None = None, kid: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "A stored credential could not be decrypted.",
+        *,
+        row_id: str | None = None,
+        kid: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.row_id = row_id
         self.kid = kid

@@ -57,8 +57,10 @@ class Library:
             return "no recorded version"
 
     def changed(self, what: str) -> UntestedLibrary:
-        return UntestedLibrary(f"Switchboard was tested with {self.name}=={self.tested}; this install has "
-                               f"{self.name} {self.installed()}: {what}. {FIX}")
+        return UntestedLibrary(
+            f"Switchboard was tested with {self.name}=={self.tested}; this install has "
+            f"{self.name} {self.installed()}: {what}. {FIX}"
+        )
 
     def require(self, holds: bool, what: str) -> None:
         """Stop the import, saying ``what`` moved, unless ``holds``."""
@@ -79,8 +81,10 @@ class Library:
         if not hasattr(owner, name):
             raise self.changed(f"{_where(owner)}.{name} is gone")
         found = getattr(owner, name)
-        self.require(kind is None or isinstance(found, kind),
-                     f"{_where(owner)}.{name} is no longer a {getattr(kind, '__name__', kind)}")
+        self.require(
+            kind is None or isinstance(found, kind),
+            f"{_where(owner)}.{name} is no longer a {getattr(kind, '__name__', kind)}",
+        )
         return found
 
     def function(self, owner: object, name: str, parameters: Sequence[str]) -> Callable[..., Any]:
@@ -89,15 +93,18 @@ class Library:
         self.require(callable(found), f"{_where(owner)}.{name} is no longer callable")
         signature = list(inspect.signature(found).parameters.values())
         takes = [p.name for p in signature]
-        rest = signature[len(parameters):]
+        rest = signature[len(parameters) :]
         optional = all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in rest)
-        self.require(takes[:len(parameters)] == list(parameters) and optional,
-                     f"{_where(owner)}.{name} takes ({', '.join(takes)}), not ({', '.join(parameters)})")
+        self.require(
+            takes[: len(parameters)] == list(parameters) and optional,
+            f"{_where(owner)}.{name} takes ({', '.join(takes)}), not ({', '.join(parameters)})",
+        )
         return found
 
     def reads(self, owner: object, function: str, name: str) -> None:
         """That ``owner.function`` still looks ``name`` up when it runs, so that setting ``name``
         changes what it does (rather than setting something nothing reads)."""
         code = getattr(self.attribute(owner, function), "__code__", None)
-        self.require(code is not None and name in set(_names(code)),
-                     f"{_where(owner)}.{function} no longer reads {name}")
+        self.require(
+            code is not None and name in set(_names(code)), f"{_where(owner)}.{function} no longer reads {name}"
+        )

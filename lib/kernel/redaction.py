@@ -40,8 +40,14 @@ SENSITIVE_KEYS = re.compile(r"(secret|password|token|authorization|api[-_]?key|k
 # long hostile text (a URL someone sent) costs linear time.
 _SHAPES = (
     (re.compile(r"\b(Basic|Bearer)([ \t]{1,4})[A-Za-z0-9\-._~+/]{8,}=*"), rf"\1\2{MASK}"),  # not "basic checks"
-    (re.compile(r"""((?:secret|password|passwd|token|api[-_]?key|cookie)[\w.-]{0,40}["']?[ \t]{0,4}[:=][ \t]{0,4}"""
-                r"""["']?)[^\s"'&,;<>}\]]+""", re.IGNORECASE), rf"\1{MASK}"),
+    (
+        re.compile(
+            r"""((?:secret|password|passwd|token|api[-_]?key|cookie)[\w.-]{0,40}["']?[ \t]{0,4}[:=][ \t]{0,4}"""
+            r"""["']?)[^\s"'&,;<>}\]]+""",
+            re.IGNORECASE,
+        ),
+        rf"\1{MASK}",
+    ),
 )
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -86,7 +92,7 @@ class SecretRegistry:
         that differ by a counter or a random tail differ, and the first under which none is."""
         best, fewest = value[-MIN_LENGTH:], -1
         for i in range(len(value) - MIN_LENGTH, -1, -1):
-            piece = value[i:i + MIN_LENGTH]
+            piece = value[i : i + MIN_LENGTH]
             filed = len(self._index.get(piece, ()))
             if fewest < 0 or filed < fewest:
                 best, fewest = piece, filed
@@ -148,7 +154,7 @@ class SecretRegistry:
         index = self._index
         if not index or len(text) < MIN_LENGTH:
             return text
-        pieces = {text[i:i + MIN_LENGTH] for i in range(len(text) - MIN_LENGTH + 1)}
+        pieces = {text[i : i + MIN_LENGTH] for i in range(len(text) - MIN_LENGTH + 1)}
         found: list[tuple[int, int]] = []
         for piece in pieces:
             for value in index.get(piece, ()):

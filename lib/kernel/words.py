@@ -37,7 +37,6 @@ _SPAN = re.compile(r"([0-9]+)([smhd])")  # ASCII digits only: "²" passes str.is
 SPAN_EXAMPLES = "30s, 5m, 1h or 7d"
 
 
-
 def parse_span(text: str) -> timedelta | None:
     """A whole number and a unit (``30s``, ``5m``, ``1h``, ``7d``) as a timedelta; None when
     ``text`` is not written so."""

@@ -47,7 +47,9 @@ class Event:
     checked_at: datetime | None = None
     link: str | None = None  # the connection in the console (SWITCHBOARD_PUBLIC_URL), when known
     client_id_hint: str | None = None  # masked, e.g. "ab12…9f3e"
-    details: Mapping[str, Any] = field(default_factory=dict)  # per kind: failures in a row, drift sets, age, digest items
+    details: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # per kind: failures in a row, drift sets, age, digest items
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,18 @@ TITLES = {
     EventKind.TEST: "Test message",
 }
 ICONS = {
-    EventKind.FAILED: "🔴", EventKind.RECOVERED: "✅", EventKind.STILL_FAILING: "🔴",
-    EventKind.DRIFTED: "🟠", EventKind.SECRET_AGING: "🟠", EventKind.QUIET_SUMMARY: "🔕",
+    EventKind.FAILED: "🔴",
+    EventKind.RECOVERED: "✅",
+    EventKind.STILL_FAILING: "🔴",
+    EventKind.DRIFTED: "🟠",
+    EventKind.SECRET_AGING: "🟠",
+    EventKind.QUIET_SUMMARY: "🔕",
     EventKind.TEST: "🔔",
 }
 
 
 # ---- shared ---------------------------------------------------------------------------------
+
 
 def _outcome(key: str | None) -> str | None:
     return OUTCOMES[key].label if key is not None and key in OUTCOMES else key
@@ -117,6 +122,7 @@ def _one_line(text: str) -> str:
 
 # ---- webhook --------------------------------------------------------------------------------
 
+
 def webhook_body(event: Event) -> dict[str, Any]:
     """Standard Webhooks' suggested shape: ``type``, ``timestamp`` and every field in ``data``."""
     data = {f.name: _json(getattr(event, f.name)) for f in dataclasses.fields(event)}
@@ -124,6 +130,7 @@ def webhook_body(event: Event) -> dict[str, Any]:
 
 
 # ---- Slack ----------------------------------------------------------------------------------
+
 
 def slack_escape(text: str) -> str:
     """Slack's three control characters as entities: ``<!channel>`` stays text."""
@@ -139,11 +146,13 @@ def _slack_link(url: str) -> str:
 def slack_body(event: Event) -> dict[str, Any]:
     """An incoming-webhook message: Block Kit ``blocks`` and the ``text`` notifications show."""
     heading = slack_escape(f"{title(event)}: {_one_line(event.summary)}")
-    fields = [{"type": "mrkdwn", "text": _shorten(f"*{label}*\n{slack_escape(value)}", 2000)}
-              for label, value in facts(event)]
+    fields = [
+        {"type": "mrkdwn", "text": _shorten(f"*{label}*\n{slack_escape(value)}", 2000)} for label, value in facts(event)
+    ]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _shorten(f"*{heading}*", 3000)}}]
-    blocks += [{"type": "section", "fields": fields[i:i + 10]} for i in range(0, len(fields), 10)]
+        {"type": "section", "text": {"type": "mrkdwn", "text": _shorten(f"*{heading}*", 3000)}}
+    ]
+    blocks += [{"type": "section", "fields": fields[i : i + 10]} for i in range(0, len(fields), 10)]
     footer = [{"type": "mrkdwn", "text": slack_escape(f"{PRODUCT_NAME} · {event.kind.value}")}]
     if event.link:
         footer.insert(0, {"type": "mrkdwn", "text": _slack_link(event.link)})
@@ -168,22 +177,37 @@ def teams_body(event: Event) -> dict[str, Any]:
     """A message for a Teams Workflows webhook: one Adaptive Card (1.4)."""
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": teams_escape(title(event)), "size": "Small", "isSubtle": True, "wrap": True},
-        {"type": "TextBlock", "text": teams_escape(_one_line(event.summary)), "size": "Medium",
-         "weight": "Bolder", "wrap": True},
+        {
+            "type": "TextBlock",
+            "text": teams_escape(_one_line(event.summary)),
+            "size": "Medium",
+            "weight": "Bolder",
+            "wrap": True,
+        },
     ]
     rows = facts(event)
     if rows:
-        body.append({"type": "FactSet", "facts": [{"title": teams_escape(t), "value": teams_escape(v)}
-                                                  for t, v in rows]})
-    card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                            "type": "AdaptiveCard", "version": "1.4", "body": body}
+        body.append(
+            {"type": "FactSet", "facts": [{"title": teams_escape(t), "value": teams_escape(v)} for t, v in rows]}
+        )
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
     if event.link:
         card["actions"] = [{"type": "Action.OpenUrl", "title": OPEN_LINK, "url": event.link}]
-    return {"type": "message", "attachments": [{
-        "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
 
 
 # ---- e-mail ---------------------------------------------------------------------------------
+
 
 def email_message(event: Event, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
     """A plain-text e-mail with an HTML alternative; the subject is the event's summary."""
@@ -200,13 +224,15 @@ def email_message(event: Event, *, sender: str, recipients: Sequence[str]) -> Em
     if event.link:
         lines += ["", f"{OPEN_LINK}: {event.link}"]
     message.set_content("\n".join(lines) + "\n")
-    table = "".join(f"<tr><th align=\"left\">{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
-                    for label, value in rows)
-    link = (f'<p><a href="{html.escape(event.link, quote=True)}">{OPEN_LINK}</a></p>'
-            if event.link else "")
+    table = "".join(
+        f'<tr><th align="left">{html.escape(label)}</th><td>{html.escape(value)}</td></tr>' for label, value in rows
+    )
+    link = f'<p><a href="{html.escape(event.link, quote=True)}">{OPEN_LINK}</a></p>' if event.link else ""
     message.add_alternative(
         f"<html><body><p>{html.escape(title(event))}</p><h2>{html.escape(event.summary)}</h2>"
-        f"<table>{table}</table>{link}</body></html>\n", subtype="html")
+        f"<table>{table}</table>{link}</body></html>\n",
+        subtype="html",
+    )
     return message
 
 
@@ -220,8 +246,12 @@ PAGERDUTY_FIELD_MAX = 255  # source, component, group and class: PagerDuty sets 
 PAGERDUTY_DETAIL_MAX = 2000  # each custom detail, as Slack's fields are bounded
 PAGERDUTY_SEVERITIES = ("info", "warning", "error")  # the ones we send, least severe first
 PAGERDUTY_SEVERITY: dict[str, str] = {  # by event kind; a window.summary's is worked out
-    EventKind.FAILED: "error", EventKind.STILL_FAILING: "error", EventKind.DRIFTED: "warning",
-    EventKind.SECRET_AGING: "warning", EventKind.RECOVERED: "info", EventKind.TEST: "info",
+    EventKind.FAILED: "error",
+    EventKind.STILL_FAILING: "error",
+    EventKind.DRIFTED: "warning",
+    EventKind.SECRET_AGING: "warning",
+    EventKind.RECOVERED: "info",
+    EventKind.TEST: "info",
 }
 _CHECK_KINDS = (EventKind.FAILED, EventKind.STILL_FAILING, EventKind.RECOVERED)
 
@@ -278,8 +308,9 @@ def _pagerduty_payload(event: Event) -> dict[str, Any]:
         details["Link"] = event.link
     payload = {
         "summary": _shorten(_one_line(" · ".join(said)), PAGERDUTY_SUMMARY_MAX),
-        "source": _shorten(f"{PRODUCT_NAME}: {event.connection}" if event.connection else PRODUCT_NAME,
-                           PAGERDUTY_FIELD_MAX),
+        "source": _shorten(
+            f"{PRODUCT_NAME}: {event.connection}" if event.connection else PRODUCT_NAME, PAGERDUTY_FIELD_MAX
+        ),
         "severity": _pagerduty_severity(event),
         "timestamp": iso(event.occurred_at),
         "component": _shorten(event.product or "", PAGERDUTY_FIELD_MAX),
@@ -296,8 +327,11 @@ def _pagerduty_severity(event: Event) -> str:
         return PAGERDUTY_SEVERITY[event.kind]
     held = event.details.get("events")
     kinds = [item.get("kind") for item in held if isinstance(item, Mapping)] if isinstance(held, list) else []
-    return max((PAGERDUTY_SEVERITY.get(kind, "info") for kind in kinds if isinstance(kind, str)),
-               key=PAGERDUTY_SEVERITIES.index, default="info")
+    return max(
+        (PAGERDUTY_SEVERITY.get(kind, "info") for kind in kinds if isinstance(kind, str)),
+        key=PAGERDUTY_SEVERITIES.index,
+        default="info",
+    )
 
 
 def _moment(value: Any) -> str | None:

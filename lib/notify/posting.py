@@ -44,16 +44,26 @@ class JsonPost(Sender):
         parts = urlsplit(url)
         return (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
-    def send(self, destination: Destination, event: Event, *, pinned: Pinned, deadline: Deadline,
-             ssl_context: ssl.SSLContext) -> Attempt:
+    def send(
+        self, destination: Destination, event: Event, *, pinned: Pinned, deadline: Deadline, ssl_context: ssl.SSLContext
+    ) -> Attempt:
         body = json.dumps(self.body(event), ensure_ascii=False, separators=(",", ":")).encode()
-        headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT),
-                   *self.headers(destination, event, body).items()]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("User-Agent", USER_AGENT),
+            *self.headers(destination, event, body).items(),
+        ]
         limits: dict[str, Any] = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), deadline.seconds)}
         try:
-            with (httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=PinnedBackend(pinned, deadline),
-                                          max_connections=1, retries=0) as pool,
-                  pool.stream("POST", destination.url, headers=headers, content=body, extensions=limits) as response):
+            with (
+                httpcore.ConnectionPool(
+                    ssl_context=ssl_context,
+                    network_backend=PinnedBackend(pinned, deadline),
+                    max_connections=1,
+                    retries=0,
+                ) as pool,
+                pool.stream("POST", destination.url, headers=headers, content=body, extensions=limits) as response,
+            ):
                 status = response.status
                 wait = None if 200 <= status < 300 else retry_after(_header(response.headers, b"retry-after"))
         except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
@@ -88,22 +98,28 @@ def _answered(host: str, status: int, wait: float | None) -> Attempt:
         return Attempt(True, status=status)
     said = f"{host} answered HTTP {status}"
     if status == 410:
-        return Attempt(False, status=status, gone=True, error=f"{said} (Gone): this address no "
-                       "longer takes messages. Replace the channel's URL with a new one.")
+        return Attempt(
+            False,
+            status=status,
+            gone=True,
+            error=f"{said} (Gone): this address no longer takes messages. Replace the channel's URL with a new one.",
+        )
     if status in SLOW_DOWN:
         asked = f"; it asked to wait {wait:g} s" if wait is not None else ""
         what = "too many messages" if status == 429 else "the receiver is unavailable for now"
-        return Attempt(False, status=status, retry_after=wait,
-                       error=f"{said}: {what}{asked}.")
+        return Attempt(False, status=status, retry_after=wait, error=f"{said}: {what}{asked}.")
     if 300 <= status < 400:
-        error = (f"{said}, a redirect. Redirects are not followed; set the channel's URL to the "
-                 "final address.")
+        error = f"{said}, a redirect. Redirects are not followed; set the channel's URL to the final address."
     elif status in (401, 403):
-        error = (f"{said}: it refused us. Check the channel's URL and, for a webhook, that the "
-                 "receiver has the current signing secret.")
+        error = (
+            f"{said}: it refused us. Check the channel's URL and, for a webhook, that the "
+            "receiver has the current signing secret."
+        )
     elif status == 404:
-        error = (f"{said}: no such address there. Check the channel's URL (a deleted Slack app or "
-                 "Teams workflow answers so).")
+        error = (
+            f"{said}: no such address there. Check the channel's URL (a deleted Slack app or "
+            "Teams workflow answers so)."
+        )
     elif status < 500:
         error = f"{said}: it refused the message."
     else:

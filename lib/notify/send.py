@@ -44,6 +44,7 @@ def default_tls() -> ssl.SSLContext:
 
 # ---- the URL, before anything is sent -------------------------------------------------------
 
+
 def check_destination(kind: str, url: str, *, allow: Allow) -> None:
     """Refuse a URL no attempt can use for ``kind`` (its URL field's rules, less the shape its
     service gives its URLs, which is checked when a channel is saved): :class:`ValidationError`
@@ -56,8 +57,16 @@ def check_destination(kind: str, url: str, *, allow: Allow) -> None:
 
 # ---- one attempt ----------------------------------------------------------------------------
 
-def deliver(destination: Destination, event: Event, *, allow: Allow, timeout: float = DEFAULT_TIMEOUT,
-            resolve: Resolver = resolve_host, ssl_context: ssl.SSLContext | None = None) -> Attempt:
+
+def deliver(
+    destination: Destination,
+    event: Event,
+    *,
+    allow: Allow,
+    timeout: float = DEFAULT_TIMEOUT,
+    resolve: Resolver = resolve_host,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Attempt:
     """Send ``event`` to ``destination`` once, within ``timeout`` seconds in all (see
     lib.notify.deadline). Never raises (short of KeyboardInterrupt and the like): whatever goes
     wrong, a channel's stored value included, is a failed attempt saying what, logged in one
@@ -66,8 +75,7 @@ def deliver(destination: Destination, event: Event, *, allow: Allow, timeout: fl
     started = time.monotonic()
     level = logging.INFO
     try:
-        attempt = _attempt(destination, event, allow=allow, timeout=timeout, resolve=resolve,
-                           ssl_context=ssl_context)
+        attempt = _attempt(destination, event, allow=allow, timeout=timeout, resolve=resolve, ssl_context=ssl_context)
     except (ValidationError, Refused) as exc:
         attempt = Attempt(False, refused=True, error=str(exc))
     except Unresolved as exc:
@@ -76,24 +84,39 @@ def deliver(destination: Destination, event: Event, *, allow: Allow, timeout: fl
         # Only the class's name: an exception's text may quote the URL or the secret it choked on.
         attempt, level = Attempt(False, error=unexpected(exc)), logging.WARNING
     attempt = dataclasses.replace(attempt, duration_ms=round((time.monotonic() - started) * 1000))
-    log.log(level, "Alert %s to a %s channel: %s", event.id, destination.kind,
-            "delivered" if attempt.delivered else attempt.error)
+    log.log(
+        level,
+        "Alert %s to a %s channel: %s",
+        event.id,
+        destination.kind,
+        "delivered" if attempt.delivered else attempt.error,
+    )
     return attempt
 
 
 def unexpected(exc: BaseException) -> str:
     """A failed attempt's error for an exception nobody foresaw: its class, never its text."""
-    return (f"The attempt ended on an unexpected error ({type(exc).__name__}). Check the channel's URL and "
-            "secret (edit the channel to give them again); if it goes on, report it with this message.")
+    return (
+        f"The attempt ended on an unexpected error ({type(exc).__name__}). Check the channel's URL and "
+        "secret (edit the channel to give them again); if it goes on, report it with this message."
+    )
 
 
-def _attempt(destination: Destination, event: Event, *, allow: Allow, timeout: float, resolve: Resolver,
-             ssl_context: ssl.SSLContext | None) -> Attempt:
+def _attempt(
+    destination: Destination,
+    event: Event,
+    *,
+    allow: Allow,
+    timeout: float,
+    resolve: Resolver,
+    ssl_context: ssl.SSLContext | None,
+) -> Attempt:
     kind = kinds.get(destination.kind)
     destination = dataclasses.replace(destination, url=destination.url.strip())
     kind.check(destination.url, destination.secret, allow=allow, saving=False)
     ssl_context = ssl_context or default_tls()
     with Deadline(timeout) as deadline:
+
         def lookup(name: str, port: int) -> Sequence[IPAddress]:
             return deadline.call(lambda: resolve(name, port))
 

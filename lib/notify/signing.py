@@ -35,8 +35,10 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
-MAKE_ONE = ("Paste the receiver's whsec_… secret, or have Switchboard make one: leave the secret out when "
-            "adding the channel, or ask for a new signing secret when editing it.")
+MAKE_ONE = (
+    "Paste the receiver's whsec_… secret, or have Switchboard make one: leave the secret out when "
+    "adding the channel, or ask for a new signing secret when editing it."
+)
 
 
 def _invalid(message: str) -> ValidationError:
@@ -53,5 +55,8 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 def signed_headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     """The three headers a Standard Webhooks receiver checks. ``message_id`` is the event's id,
     the same on every retry, so a receiver can drop a repeat."""
-    return {"webhook-id": message_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature(secret, message_id, timestamp, body)}
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(secret, message_id, timestamp, body),
+    }

@@ -70,12 +70,15 @@ def parse_mail_url(url: str) -> MailServer:
     if not recipients or not all(_MAILBOX.fullmatch(a) for a in recipients):
         raise ValueError(f"needs recipient addresses as to= (separated by commas), like {EXAMPLE}.")
     if len(recipients) > RECIPIENTS_MAX:
-        raise ValueError(f"has {len(recipients)} recipients; at most {RECIPIENTS_MAX} (a mailing list "
-                         "address reaches more).")
+        raise ValueError(
+            f"has {len(recipients)} recipients; at most {RECIPIENTS_MAX} (a mailing list address reaches more)."
+        )
     user = unquote(parts.username) if parts.username else None
     if user is not None and not (len(user) <= USER_MAX and _PRINTABLE_ASCII.fullmatch(user)):
-        raise ValueError(f"names a user that is not printable ASCII of at most {USER_MAX} characters: "
-                         "smtplib logs in with AUTH PLAIN or LOGIN, which send ASCII only.")
+        raise ValueError(
+            f"names a user that is not printable ASCII of at most {USER_MAX} characters: "
+            "smtplib logs in with AUTH PLAIN or LOGIN, which send ASCII only."
+        )
     return MailServer(parts.hostname, port, user, senders[0], tuple(recipients))
 
 
@@ -86,19 +89,28 @@ class _PinnedSMTP(smtplib.SMTP):
     def __init__(self, pinned: Pinned, deadline: Deadline) -> None:
         self._pinned = pinned
         self._deadline = deadline
-        super().__init__(pinned.host, pinned.port, local_hostname=socket.gethostname(),
-                         timeout=deadline.seconds)
+        super().__init__(pinned.host, pinned.port, local_hostname=socket.gethostname(), timeout=deadline.seconds)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         connection = self._pinned.connect(
             lambda address, seconds: socket.create_connection((address, port), seconds, self.source_address),
-            (OSError,), deadline=self._deadline, timeout=timeout)
+            (OSError,),
+            deadline=self._deadline,
+            timeout=timeout,
+        )
         self._deadline.watch(connection)  # raises OSError (the connection closed) when it cannot
         return connection
 
 
-def send_mail(server: MailServer, password: str | None, event: Event, *, pinned: Pinned,
-              deadline: Deadline, ssl_context: ssl.SSLContext) -> Attempt:
+def send_mail(
+    server: MailServer,
+    password: str | None,
+    event: Event,
+    *,
+    pinned: Pinned,
+    deadline: Deadline,
+    ssl_context: ssl.SSLContext,
+) -> Attempt:
     """One e-mail for ``event``: STARTTLS, then login when the URL names a user, then send."""
     host = server.host
     message = email_message(event, sender=server.sender, recipients=server.recipients)
@@ -106,31 +118,43 @@ def send_mail(server: MailServer, password: str | None, event: Event, *, pinned:
         with _PinnedSMTP(pinned, deadline) as client:
             client.ehlo()
             if not client.has_extn("starttls"):
-                return Attempt(False, error=f"{host} does not offer STARTTLS, and alerts are never "
-                                            "mailed unencrypted. Turn STARTTLS on there, or use "
-                                            "another mail server.")
+                return Attempt(
+                    False,
+                    error=f"{host} does not offer STARTTLS, and alerts are never "
+                    "mailed unencrypted. Turn STARTTLS on there, or use "
+                    "another mail server.",
+                )
             client.starttls(context=ssl_context)
             client.ehlo()
             if server.user:
                 if not client.has_extn("auth"):
-                    return Attempt(False, error=f"{host} offers no login; remove the user name from "
-                                                "the channel's URL, or use its submission port.")
+                    return Attempt(
+                        False,
+                        error=f"{host} offers no login; remove the user name from "
+                        "the channel's URL, or use its submission port.",
+                    )
                 client.login(server.user, password or "")
             refused = client.send_message(message, server.sender, list(server.recipients))
     except smtplib.SMTPAuthenticationError as exc:
-        return Attempt(False, status=exc.smtp_code, error=f"{host} refused the user name or password "
-                       f"(SMTP {exc.smtp_code}); update the channel's user or password.")
+        return Attempt(
+            False,
+            status=exc.smtp_code,
+            error=f"{host} refused the user name or password "
+            f"(SMTP {exc.smtp_code}); update the channel's user or password.",
+        )
     except smtplib.SMTPRecipientsRefused:
         return Attempt(False, error=f"{host} refused every recipient; check the to= addresses.")
     except smtplib.SMTPSenderRefused as exc:
-        return Attempt(False, status=exc.smtp_code, error=f"{host} refused the sender address "
-                       f"(SMTP {exc.smtp_code}); check from= and what the user may send as.")
+        return Attempt(
+            False,
+            status=exc.smtp_code,
+            error=f"{host} refused the sender address "
+            f"(SMTP {exc.smtp_code}); check from= and what the user may send as.",
+        )
     except smtplib.SMTPResponseException as exc:
-        return Attempt(False, status=exc.smtp_code,
-                       error=f"{host} did not take the message (SMTP {exc.smtp_code}).")
+        return Attempt(False, status=exc.smtp_code, error=f"{host} did not take the message (SMTP {exc.smtp_code}).")
     except (smtplib.SMTPException, OSError) as exc:
         return Attempt(False, error=connection_failure(host, exc, deadline.seconds))
     if refused:
-        return Attempt(True, status=250, error=f"{host} refused {len(refused)} of "
-                                              f"{len(server.recipients)} recipients.")
+        return Attempt(True, status=250, error=f"{host} refused {len(refused)} of {len(server.recipients)} recipients.")
     return Attempt(True, status=250)

@@ -85,8 +85,9 @@ class Sender(ABC):
         """The host and port an attempt connects to, from a URL the kind's fields accept."""
 
     @abstractmethod
-    def send(self, destination: Destination, event: Event, *, pinned: Pinned, deadline: Deadline,
-             ssl_context: ssl.SSLContext) -> Attempt:
+    def send(
+        self, destination: Destination, event: Event, *, pinned: Pinned, deadline: Deadline, ssl_context: ssl.SSLContext
+    ) -> Attempt:
         """One attempt, to the pinned address, within the deadline."""
 
 
@@ -119,7 +120,12 @@ class Kind:
         given = Given(url, secret or "", allow, saving)
         errors = [FieldError(f.name, f.label, problem) for f in self.fields if (problem := f.problem(given))]
         if secret and saving and self.field("secret") is None:
-            errors.append(FieldError("secret", "Secret", f"is not used: a {self.key} channel's URL is its "
-                                                         "credential. Leave the secret out."))
+            errors.append(
+                FieldError(
+                    "secret",
+                    "Secret",
+                    f"is not used: a {self.key} channel's URL is its credential. Leave the secret out.",
+                )
+            )
         if errors:
             raise ValidationError(errors)

@@ -36,8 +36,7 @@ _v6 = ipaddress.IPv6Network
 SPECIAL_PURPOSE: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
     ("an unspecified address", (_v4("0.0.0.0/8"), _v6("::/128"))),
     ("a loopback address", (_v4("127.0.0.0/8"), _v6("::1/128"))),
-    ("a link-local address (cloud metadata services live there)",
-     (_v4("169.254.0.0/16"), _v6("fe80::/10"))),
+    ("a link-local address (cloud metadata services live there)", (_v4("169.254.0.0/16"), _v6("fe80::/10"))),
     ("a private address", (_v4("10.0.0.0/8"), _v4("172.16.0.0/12"), _v4("192.168.0.0/16"))),
     ("a carrier-grade NAT address", (_v4("100.64.0.0/10"),)),
     ("a unique local IPv6 address", (_v6("fc00::/7"),)),
@@ -46,13 +45,22 @@ SPECIAL_PURPOSE: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
     ("a multicast address", (_v4("224.0.0.0/4"), _v6("ff00::/8"))),
     ("a broadcast address", (_v4("255.255.255.255/32"),)),
     ("a reserved address", (_v4("240.0.0.0/4"),)),
-    ("a documentation address", (_v4("192.0.2.0/24"), _v4("198.51.100.0/24"), _v4("203.0.113.0/24"),
-                                 _v6("2001:db8::/32"), _v6("3fff::/20"))),
+    (
+        "a documentation address",
+        (_v4("192.0.2.0/24"), _v4("198.51.100.0/24"), _v4("203.0.113.0/24"), _v6("2001:db8::/32"), _v6("3fff::/20")),
+    ),
     ("a benchmarking address", (_v4("198.18.0.0/15"), _v6("2001:2::/48"))),
     ("an address of the IETF's protocol assignments", (_v4("192.0.0.0/24"), _v6("2001::/23"))),
-    ("an anycast service address (AS112, AMT, 6to4 relays)",
-     (_v4("192.31.196.0/24"), _v4("192.52.193.0/24"), _v4("192.88.99.0/24"), _v4("192.175.48.0/24"),
-      _v6("2620:4f:8000::/48"))),
+    (
+        "an anycast service address (AS112, AMT, 6to4 relays)",
+        (
+            _v4("192.31.196.0/24"),
+            _v4("192.52.193.0/24"),
+            _v4("192.88.99.0/24"),
+            _v4("192.175.48.0/24"),
+            _v6("2620:4f:8000::/48"),
+        ),
+    ),
     ("a discard-only or dummy IPv6 address", (_v6("100::/64"), _v6("100:0:0:1::/64"))),
     ("an SRv6 segment identifier", (_v6("5f00::/16"),)),
     ("an obsolete IPv4-compatible or IPv4-translated IPv6 address", (_v6("::/96"), _v6("::ffff:0:0:0/96"))),
@@ -162,8 +170,14 @@ class Pinned:
     port: int
     addresses: tuple[IPAddress, ...]
 
-    def connect(self, open_one: Callable[[str, float], T], failures: tuple[type[Exception], ...], *,
-                deadline: Deadline, timeout: float | None) -> T:
+    def connect(
+        self,
+        open_one: Callable[[str, float], T],
+        failures: tuple[type[Exception], ...],
+        *,
+        deadline: Deadline,
+        timeout: float | None,
+    ) -> T:
         """``open_one(address, seconds)`` for each checked address in turn, until one connects;
         each gets ``timeout``, or its share of the attempt's time left (``Deadline.share``)."""
         error: Exception | None = None
@@ -191,9 +205,11 @@ def pin(host: str, port: int, *, allow: Allow, resolve: Resolver = resolve_host)
         for address in addresses:
             reason = refusal(address)
             if reason and not allow.covers(address):
-                raise Refused(f"{host} resolves to {address}, {reason}. Alerts go only to public "
-                              f"internet addresses; if this host is meant to be internal, add it "
-                              f"to {ALLOW_VARIABLE}.")
+                raise Refused(
+                    f"{host} resolves to {address}, {reason}. Alerts go only to public "
+                    f"internet addresses; if this host is meant to be internal, add it "
+                    f"to {ALLOW_VARIABLE}."
+                )
     return Pinned(host, port, addresses)
 
 
@@ -206,16 +222,23 @@ class PinnedBackend(httpcore.SyncBackend):
         self.pinned = pinned
         self.deadline = deadline
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                    ) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
         if (host.lower(), port) != (self.pinned.host, self.pinned.port):  # a pool for one origin
             raise httpcore.ConnectError("the connection was not for the checked host")
         connect = super().connect_tcp
         stream = self.pinned.connect(
             lambda address, seconds: connect(address, port, seconds, local_address, socket_options),
-            (httpcore.ConnectError, httpcore.ConnectTimeout), deadline=self.deadline, timeout=timeout)
+            (httpcore.ConnectError, httpcore.ConnectTimeout),
+            deadline=self.deadline,
+            timeout=timeout,
+        )
         try:
             self.deadline.watch(stream.get_extra_info("socket"))
         except OSError as exc:  # closed by watch
@@ -228,8 +251,10 @@ def connection_failure(host: str, exc: BaseException, timeout: float) -> str:
     exception's (which could quote a URL)."""
     chain = [exc, exc.__cause__, exc.__context__]
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
-        return (f"{host}'s TLS certificate is not trusted or not made for this host name; the "
-                "receiver's admin must install a valid certificate.")
+        return (
+            f"{host}'s TLS certificate is not trusted or not made for this host name; the "
+            "receiver's admin must install a valid certificate."
+        )
     if any(isinstance(e, ssl.SSLError) for e in chain):
         return f"The TLS handshake with {host} failed."
     if any(isinstance(e, (TimeoutError, httpcore.TimeoutException)) for e in chain):

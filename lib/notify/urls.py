@@ -39,8 +39,10 @@ def url_field(where: str, example: str, rule: UrlRule, *, credential: bool = Fal
         if not url:
             return f"is missing; {where}."
         if any(c.isspace() or not c.isprintable() for c in url):
-            return ("contains a space, line break or other control character; copy it again (a space in a "
-                    "path is written %20).")
+            return (
+                "contains a space, line break or other control character; copy it again (a space in a "
+                "path is written %20)."
+            )
         try:
             parts = urlsplit(url)
         except ValueError:
@@ -68,11 +70,12 @@ def characters_problem(url: str) -> str | None:
     """Characters a URL may not hold as they are: the host was checked before, so any
     non-ASCII one is in the path, query or user name."""
     if not url.isascii():
-        return ("must write its path and query in ASCII: percent-encode other characters (é is %C3%A9), "
-                "as a browser's address bar does when you copy from it.")
+        return (
+            "must write its path and query in ASCII: percent-encode other characters (é is %C3%A9), "
+            "as a browser's address bar does when you copy from it."
+        )
     if not _URL_CHARACTERS.fullmatch(url):
-        return ("contains a character a URL may not hold as it is (one of \" < > \\ ^ ` { | }); "
-                "percent-encode it.")
+        return 'contains a character a URL may not hold as it is (one of " < > \\ ^ ` { | }); percent-encode it.'
     if _BAD_PERCENT.search(url):
         return "has a % that is not followed by two hexadecimal digits; write a % itself as %25."
     return None
@@ -86,12 +89,16 @@ def host_problem(host: str, allow: Allow) -> str | None:
     if allow.names(host):
         return None
     literal = ip_literal(host)
-    reason = refusal(literal) if literal else (
-        "this machine" if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost")
-        else None)
+    reason = (
+        refusal(literal)
+        if literal
+        else ("this machine" if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost") else None)
+    )
     if reason:
-        return (f"points at {host}, {reason}. Alerts go only to public internet addresses; "
-                f"an internal receiver must be listed in {ALLOW_VARIABLE}.")
+        return (
+            f"points at {host}, {reason}. Alerts go only to public internet addresses; "
+            f"an internal receiver must be listed in {ALLOW_VARIABLE}."
+        )
     return None
 
 
@@ -112,6 +119,8 @@ def _web_problem(where: str, url: str, parts: SplitResult, allow: Allow) -> str 
     if "#" in url:
         return "must not end with a #fragment, which is never sent; remove it."
     if parts.scheme == "http" and not allow.names(parts.hostname):
-        return (f"must start with https://. Plain http:// would send alerts unencrypted; it is "
-                f"only for hosts on {ALLOW_VARIABLE}.")
+        return (
+            f"must start with https://. Plain http:// would send alerts unencrypted; it is "
+            f"only for hosts on {ALLOW_VARIABLE}."
+        )
     return None

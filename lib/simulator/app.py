@@ -66,8 +66,10 @@ QUEUES: tuple[dict[str, str], ...] = (
 REPORT_TYPES: tuple[dict[str, Any], ...] = (
     {
         "type": "agent-interactions-summary",
-        "groupBy": [{"name": "agent", "filters": ["agent"]},
-                    {"name": "group-and-agent", "filters": ["group", "agent"]}],
+        "groupBy": [
+            {"name": "agent", "filters": ["agent"]},
+            {"name": "group-and-agent", "filters": ["group", "agent"]},
+        ],
         "metrics": ["accepted", "avgHandlingTime", "rejected"],
     },
     {
@@ -75,8 +77,7 @@ REPORT_TYPES: tuple[dict[str, Any], ...] = (
         "groupBy": [{"name": "queue", "filters": ["queue", "channel"]}],
         "metrics": ["entered", "abandoned", "avgWaitTime"],
     },
-    {"type": "script-paths", "groupBy": [{"name": "script", "filters": ["script"]}],
-     "metrics": ["count"]},
+    {"type": "script-paths", "groupBy": [{"name": "script", "filters": ["script"]}], "metrics": ["count"]},
 )
 QM_USER_COUNT = 12
 REALTIME_MAX_SIZE = 1000
@@ -233,8 +234,7 @@ class SimulatorState:
 # --- Response helpers --------------------------------------------------------------------
 
 
-def _json(body: Any, status: int = 200, *, media_type: str = JSON,
-          headers: dict[str, str] | None = None) -> Response:
+def _json(body: Any, status: int = 200, *, media_type: str = JSON, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(body, status, headers=headers, media_type=media_type)
 
 
@@ -244,8 +244,7 @@ def _apigee_fault(route: str, status: int, faultstring: str, errorcode: str) -> 
 
 
 def _problem(route: str, status: int, message: str, *errors: str) -> Response:
-    return _json({"message": message, "errors": list(errors)}, status,
-                 media_type=ERROR_MEDIA_TYPE.get(route, JSON))
+    return _json({"message": message, "errors": list(errors)}, status, media_type=ERROR_MEDIA_TYPE.get(route, JSON))
 
 
 def _oauth_error(status: int, code: str, error: str) -> Response:
@@ -262,12 +261,18 @@ def _fault_response(route: str, fault: Fault) -> Response:
     headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
     media_type = ERROR_MEDIA_TYPE.get(route, JSON)
     if fault.status == 429:  # Apigee's spike-arrest fault
-        body: dict[str, Any] = {"fault": {
-            "faultstring": "Spike arrest violation. Allowed rate : 10ps",
-            "detail": {"errorcode": "policies.ratelimit.SpikeArrestViolation"}}}
+        body: dict[str, Any] = {
+            "fault": {
+                "faultstring": "Spike arrest violation. Allowed rate : 10ps",
+                "detail": {"errorcode": "policies.ratelimit.SpikeArrestViolation"},
+            }
+        }
     elif fault.status >= 500:
-        body = {"message": f"Could not process this request: {HTTPStatus(fault.status).phrase}.",
-                "errors": [], "referenceId": str(uuid.uuid4())}
+        body = {
+            "message": f"Could not process this request: {HTTPStatus(fault.status).phrase}.",
+            "errors": [],
+            "referenceId": str(uuid.uuid4()),
+        }
     else:
         body = {"message": HTTPStatus(fault.status).phrase, "errors": []}
     return _json(body, fault.status, media_type=media_type, headers=headers)
@@ -276,9 +281,11 @@ def _fault_response(route: str, fault: Fault) -> Response:
 async def _no_proxy(request: Request, exc: Exception | None = None) -> Response:
     """Apigee's answer for a path no API proxy serves (also a Starlette 404 handler)."""
     return _apigee_fault(
-        UNMATCHED, 404,
+        UNMATCHED,
+        404,
         f"Unable to identify proxy for host: default and url: {request.url.path}",
-        "messaging.adaptors.http.flow.ApplicationNotFound")
+        "messaging.adaptors.http.flow.ApplicationNotFound",
+    )
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -331,8 +338,9 @@ class _Simulated8x8:
         for route in self._routes:
             if match := route.pattern.match(path):
                 if method not in route.methods:
-                    return PlainTextResponse("Method Not Allowed", 405,
-                                             headers={"Allow": ", ".join(sorted(route.methods))})
+                    return PlainTextResponse(
+                        "Method Not Allowed", 405, headers={"Allow": ", ".join(sorted(route.methods))}
+                    )
                 request.scope["path_params"] = match.groupdict()
                 return await route.endpoint(request)
         return await self._serve(UNMATCHED, request, _no_proxy)
@@ -344,17 +352,18 @@ class _Simulated8x8:
         for key, product in PRODUCTS.items():
             answer = getattr(self, f"_answer_{key}")
             # Analytics puts the region in front of the path, so one route per region.
-            prefixes = ANALYTICS_PATH_PREFIX if "{analytics_prefix}" in product.probe.path \
-                else {"": ""}
+            prefixes = ANALYTICS_PATH_PREFIX if "{analytics_prefix}" in product.probe.path else {"": ""}
             for region, prefix in prefixes.items():
                 path = product.probe.path.format(analytics_prefix=prefix, **placeholders)
-                routes.append(_Route.of(path, product.probe.method,
-                                        self._endpoint(key, self._product(key, answer, region))))
+                routes.append(
+                    _Route.of(path, product.probe.method, self._endpoint(key, self._product(key, answer, region)))
+                )
         return routes
 
     def _endpoint(self, route: str, answer: Answer) -> Answer:
         async def endpoint(request: Request) -> Response:
             return await self._serve(route, request, answer)
+
         return endpoint
 
     async def _serve(self, route: str, request: Request, answer: Answer) -> Response:
@@ -402,8 +411,7 @@ class _Simulated8x8:
             return _oauth_error(400, "invalid_request", f"Unsupported grant type : {grant_type}")
         credentials = _basic_credentials(request)
         if credentials is None:
-            return _oauth_error(401, "invalid_client",
-                                "Client credentials must be sent with HTTP Basic authentication")
+            return _oauth_error(401, "invalid_client", "Client credentials must be sent with HTTP Basic authentication")
         app = self.state.scenario.app(credentials[0])
         if app is None:
             return _oauth_error(401, "invalid_client", "ClientId is Invalid")
@@ -411,40 +419,45 @@ class _Simulated8x8:
             return _oauth_error(401, "invalid_client", "Client credentials are invalid")
         token, lifetime = self.state.issue_token(app.client_id)
         names = list(dict.fromkeys(PRODUCTS[key].api_product for key in app.products))
-        return _json({
-            "refresh_token_expires_in": "0",
-            "api_product_list": "[" + ", ".join(names) + "]",
-            "api_product_list_json": names,
-            "organization_name": "8x8gateway",
-            "developer.email": "deprecated",
-            "token_type": "BearerToken",
-            "issued_at": str(int(time.time() * 1000)),
-            "client_id": "deprecated",
-            "access_token": token,
-            "application_name": app.application_name,
-            "scope": "",
-            "expires_in": str(lifetime),
-            "refresh_count": "0",
-            "status": "approved",
-        })
+        return _json(
+            {
+                "refresh_token_expires_in": "0",
+                "api_product_list": "[" + ", ".join(names) + "]",
+                "api_product_list_json": names,
+                "organization_name": "8x8gateway",
+                "developer.email": "deprecated",
+                "token_type": "BearerToken",
+                "issued_at": str(int(time.time() * 1000)),
+                "client_id": "deprecated",
+                "access_token": token,
+                "application_name": app.application_name,
+                "scope": "",
+                "expires_in": str(lifetime),
+                "refresh_count": "0",
+                "status": "approved",
+            }
+        )
 
     # products: authorisation shared by all five
-    def _product(self, key: str, answer: Callable[[Request, App, str], Response],
-                 region: str) -> Answer:
+    def _product(self, key: str, answer: Callable[[Request, App, str], Response], region: str) -> Answer:
         """Wrap a product answer with 8x8's gateway checks (token, expiry, API product)."""
+
         async def checked(request: Request) -> Response:
             token = self.state.token(_bearer(request))
             if token is None:
-                return _apigee_fault(key, 401, "Invalid Access Token",
-                                     "keymanagement.service.invalid_access_token")
+                return _apigee_fault(key, 401, "Invalid Access Token", "keymanagement.service.invalid_access_token")
             if self.state.clock() >= token.expires_at:
-                return _apigee_fault(key, 401, "Access Token expired",
-                                     "keymanagement.service.access_token_expired")
+                return _apigee_fault(key, 401, "Access Token expired", "keymanagement.service.access_token_expired")
             app = self.state.scenario.app(token.client_id)
             if app is None or key not in app.products:
-                return _apigee_fault(key, 401, "Invalid API call as no apiproduct match found",
-                                     "keymanagement.service.InvalidAPICallAsNoApiProductMatchFound")
+                return _apigee_fault(
+                    key,
+                    401,
+                    "Invalid API call as no apiproduct match found",
+                    "keymanagement.service.InvalidAPICallAsNoApiProductMatchFound",
+                )
             return answer(request, app, region or self._path_region(request))
+
         return checked
 
     @staticmethod
@@ -454,14 +467,12 @@ class _Simulated8x8:
 
     @staticmethod
     def _not_found(key: str, region: str) -> Response:
-        return _problem(key, 404, "Not Found",
-                        f"No {PRODUCTS[key].name} data for this customer in region {region!r}.")
+        return _problem(key, 404, "Not Found", f"No {PRODUCTS[key].name} data for this customer in region {region!r}.")
 
     def _wrong_region(self, key: str, region: str, home: str) -> Response | None:
         return None if region == home else self._not_found(key, region)
 
-    def _analytics_refusal(self, key: str, request: Request, app: App,
-                           region: str) -> Response | None:
+    def _analytics_refusal(self, key: str, request: Request, app: App, region: str) -> Response | None:
         """Wrong region, or an ``X-Tenant-Info`` header that is missing (multi-tenant) or wrong.
 
         A single-tenant app may omit the header; when sent it must name one of the tenants.
@@ -484,15 +495,21 @@ class _Simulated8x8:
         if size is None or size < 1:
             return _json({"message": "Bad request: Field 'size' must be a whole number >= 1"}, 400)
         if size > REALTIME_MAX_SIZE:
-            return _json({"message": "Bad request: Field 'size' must be less than or equal to "
-                                     f"{REALTIME_MAX_SIZE}"}, 400)
+            return _json(
+                {"message": f"Bad request: Field 'size' must be less than or equal to {REALTIME_MAX_SIZE}"}, 400
+            )
         pages = math.ceil(len(QUEUES) / size)
         if page > 0 and page >= pages:
-            return _json({"message": f"Bad request: Page {page} does not exist; "
-                                     f"the total number of pages is {pages}"}, 400)
-        headers = {"X-Page": str(page), "X-Page-Size": str(size), "X-Total-Pages": str(pages),
-                   "X-Total-Elements": str(len(QUEUES))}
-        return _json(list(QUEUES[page * size:(page + 1) * size]), headers=headers)
+            return _json(
+                {"message": f"Bad request: Page {page} does not exist; the total number of pages is {pages}"}, 400
+            )
+        headers = {
+            "X-Page": str(page),
+            "X-Page-Size": str(size),
+            "X-Total-Pages": str(pages),
+            "X-Total-Elements": str(len(QUEUES)),
+        }
+        return _json(list(QUEUES[page * size : (page + 1) * size]), headers=headers)
 
     def _answer_cc_historical_analytics(self, request: Request, app: App, region: str) -> Response:
         if refusal := self._analytics_refusal("cc_historical_analytics", request, app, region):
@@ -512,8 +529,12 @@ class _Simulated8x8:
         if not pbx:
             return _json({"message": "Bad request: the pbx header is missing.", "errors": []}, 400)
         if pbx not in app.pbx_names:
-            return _problem("quality_management", 403, "The pbx does not belong to customer.",
-                            f"Pbx {pbx} does not belong to customer {app.customer_id}.")
+            return _problem(
+                "quality_management",
+                403,
+                "The pbx does not belong to customer.",
+                f"Pbx {pbx} does not belong to customer {app.customer_id}.",
+            )
         return _json(QM_USER_COUNT)
 
     def _answer_cc_chat(self, request: Request, app: App, region: str) -> Response:
@@ -521,21 +542,39 @@ class _Simulated8x8:
             return refusal
         tenant = request.path_params["tenant_id"]
         if tenant not in app.tenants:
-            return _problem("cc_chat", 403, "The tenant does not belong to customer.",
-                            f"Tenant {tenant} does not belong to customer {app.customer_id}.")
+            return _problem(
+                "cc_chat",
+                403,
+                "The tenant does not belong to customer.",
+                f"Tenant {tenant} does not belong to customer {app.customer_id}.",
+            )
         page, size = _int_param(request, "page", 0), _int_param(request, "size", 20)
         if page is None or page < 0 or size is None or size < 1:
-            return _json({"message": "Constraint Violation",
-                          "errors": ["page must be >= 0 and size must be >= 1"]}, 400,
-                         media_type=PROBLEM_JSON)
-        hooks = [{"id": str(n), "name": f"{tenant} {topic}", "version": "v2.0",
-                  "uri": f"https://hooks.example.com/{tenant}/{topic}"}
-                 for n, topic in enumerate(("conversations", "transcripts"), start=1)]
-        return _json({
-            "data": hooks[page * size:(page + 1) * size],
-            "page": {"pageSize": size, "pageIndex": page, "elementCount": len(hooks),
-                     "pageCount": math.ceil(len(hooks) / size)},
-        })
+            return _json(
+                {"message": "Constraint Violation", "errors": ["page must be >= 0 and size must be >= 1"]},
+                400,
+                media_type=PROBLEM_JSON,
+            )
+        hooks = [
+            {
+                "id": str(n),
+                "name": f"{tenant} {topic}",
+                "version": "v2.0",
+                "uri": f"https://hooks.example.com/{tenant}/{topic}",
+            }
+            for n, topic in enumerate(("conversations", "transcripts"), start=1)
+        ]
+        return _json(
+            {
+                "data": hooks[page * size : (page + 1) * size],
+                "page": {
+                    "pageSize": size,
+                    "pageIndex": page,
+                    "elementCount": len(hooks),
+                    "pageCount": math.ceil(len(hooks) / size),
+                },
+            }
+        )
 
 
 # --- Control API -------------------------------------------------------------------------
@@ -594,8 +633,7 @@ class SimulatorApp:
     def __init__(self, scenario: Scenario) -> None:
         self.state = SimulatorState(scenario)
         self._simulated = _Simulated8x8(self.state)
-        self._control = Starlette(routes=_control_routes(self.state),
-                                  exception_handlers={404: _no_proxy})
+        self._control = Starlette(routes=_control_routes(self.state), exception_handlers={404: _no_proxy})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(CONTROL_PREFIX):

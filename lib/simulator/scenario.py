@@ -101,8 +101,7 @@ def _build(cls: type[T], data: object, where: str) -> T:
     known = {f.name for f in declared}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise _fail(where, f"unknown field(s) {', '.join(unknown)}; "
-                           f"known: {', '.join(sorted(known))}")
+        raise _fail(where, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     for f in declared:
         if f.name not in data and f.default is MISSING and f.default_factory is MISSING:
             raise _fail(".".join(p for p in (where, f.name) if p), "is required")
@@ -142,8 +141,7 @@ class App:
         set_(self, "tenants", _strings(self.tenants, "tenants"))
         set_(self, "pbx_names", _strings(self.pbx_names, "pbx_names"))
         _choice(self.analytics_region, ANALYTICS_REGIONS, "analytics_region")
-        set_(self, "storage_regions",
-             _choices(self.storage_regions, STORAGE_REGIONS, "storage_regions"))
+        set_(self, "storage_regions", _choices(self.storage_regions, STORAGE_REGIONS, "storage_regions"))
         _choice(self.qm_region, STORAGE_REGIONS, "qm_region")
         _choice(self.chat_region, CHAT_REGIONS, "chat_region")
         stable = uuid.uuid5(uuid.NAMESPACE_URL, f"switchboard-simulator:{self.client_id}")
@@ -278,8 +276,7 @@ def check_knobs(data: object) -> dict[str, int]:
         raise _fail("knobs", f"must be a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - set(KNOB_NAMES))
     if unknown:
-        raise _fail("knobs", f"unknown knob(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(KNOB_NAMES)}")
+        raise _fail("knobs", f"unknown knob(s) {', '.join(unknown)}; known: {', '.join(KNOB_NAMES)}")
     return {name: _count(value, name) for name, value in data.items()}
 
 

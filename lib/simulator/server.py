@@ -71,8 +71,7 @@ class SimulatorServer:
     bound here, before uvicorn starts, so the port is known without parsing logs.
     """
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 tls: TLSFiles | None = None) -> None:
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0, tls: TLSFiles | None = None) -> None:
         require_loopback(host)
         self.scenario = scenario
         self.host = host
@@ -94,8 +93,7 @@ class SimulatorServer:
     def start(self, timeout_s: float = 10.0) -> Self:
         if self._thread is not None:
             raise RuntimeError("The simulator is already running.")
-        family, kind, proto, _, address = socket.getaddrinfo(
-            self.host, self.port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -107,8 +105,9 @@ class SimulatorServer:
         self.port = sock.getsockname()[1]
         self.state.stopping = False
         self._server = uvicorn.Server(_config(self.app, self.host, self.port, self.tls))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"8x8-simulator-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name=f"8x8-simulator-{self.port}", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
@@ -135,18 +134,21 @@ class SimulatorServer:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
-def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-          scenario_path: str | Path | None = None) -> None:
+def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, scenario_path: str | Path | None = None) -> None:
     """Serve until interrupted (Ctrl+C); without a scenario file, use the sample scenario."""
     require_loopback(host)
     path = Path(scenario_path) if scenario_path is not None else SAMPLE_SCENARIO
     scenario = load_scenario(path)
     shown = f"[{host}]" if ":" in host else host
-    print(f"8x8 simulator: http://{shown}:{port} serving {count(len(scenario.apps), 'app')} "
-          f"from {path}. Press Ctrl+C to stop.", flush=True)
+    print(
+        f"8x8 simulator: http://{shown}:{port} serving {count(len(scenario.apps), 'app')} "
+        f"from {path}. Press Ctrl+C to stop.",
+        flush=True,
+    )
     uvicorn.Server(_config(create_app(scenario), host, port)).run()

@@ -129,8 +129,10 @@ def insert_on_conflict(dialect: str, table: Any) -> Any:
     which a process on SQLite need not pay at start)."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         return sqlite_insert(table)
     from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
     return postgresql_insert(table)
 
 
@@ -259,9 +261,7 @@ def prepare(engine: Engine, *, create: bool = False) -> None:
 def backup(engine: Engine, destination: Path) -> Path:
     """Online backup of a SQLite database with SQLite's backup API (safe beside writers)."""
     if not is_sqlite(engine):
-        raise SwitchboardError(
-            "db backup copies SQLite files only; back up PostgreSQL with pg_dump or PITR."
-        )
+        raise SwitchboardError("db backup copies SQLite files only; back up PostgreSQL with pg_dump or PITR.")
     destination = destination.expanduser().resolve()
     if destination.exists():
         raise SwitchboardError(f"{destination} already exists; choose a new file name.")

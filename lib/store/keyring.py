@@ -121,9 +121,11 @@ def _check_location(settings: Settings) -> None:
 
 def new_keyring_notice(path: Path) -> str:
     """Said once, on the console of whichever start (server or command) made the keyring."""
-    return (f"Created a new encryption keyring at {path}. Back it up now, for example in your "
-            "password manager, and not with the database: without this file no stored Client "
-            "Secret can be read, and a backup holding both gives every secret away.")
+    return (
+        f"Created a new encryption keyring at {path}. Back it up now, for example in your "
+        "password manager, and not with the database: without this file no stored Client "
+        "Secret can be read, and a backup holding both gives every secret away."
+    )
 
 
 def missing(settings: Settings) -> bool:
@@ -209,8 +211,11 @@ def rows_using_kid(engine: Engine, kid: str) -> Counter[str]:
     found: Counter[str] = Counter()
     with read_session(engine) as session:
         for model, columns in encrypted_tables().items():
-            rows = session.scalars(select(model.id).where(  # type: ignore[attr-defined]
-                or_(*(column.attribute().like(prefix) for column in columns)))).all()
+            rows = session.scalars(
+                select(model.id).where(  # type: ignore[attr-defined]
+                    or_(*(column.attribute().like(prefix) for column in columns))
+                )
+            ).all()
             if rows:
                 found[columns[0].owner] += len(rows)
     return found

@@ -105,9 +105,7 @@ class Check(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    connection_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("connection.id", ondelete="CASCADE"), nullable=False)
-    )
+    connection_id: uuid.UUID = Field(sa_column=Column(ForeignKey("connection.id", ondelete="CASCADE"), nullable=False))
     product: str = Field(max_length=40)
     started_at: datetime = Field(sa_column=_utc_column())
     duration_ms: int = 0
@@ -196,7 +194,8 @@ def _rollup(name: str) -> Table:
     maximum, so p50/p95 need no raw rows. Added to in the transaction that stores the checks
     (lib.services.checking.checks); deleted with the connection; pruned by lib.services.checking.retention."""
     return Table(
-        name, SQLModel.metadata,
+        name,
+        SQLModel.metadata,
         Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
         Column("connection_id", ForeignKey("connection.id", ondelete="CASCADE"), nullable=False),
         Column("product", AutoString(length=40), nullable=False),
@@ -272,8 +271,7 @@ class User(SQLModel, table=True):
     password_changed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     # Set when an admin chose the password (added the account, reset it): the person must
     # choose their own at their next sign-in before anything else opens.
-    must_change_password: bool = Field(
-        default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    must_change_password: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     last_sign_in_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
@@ -501,9 +499,7 @@ class AlertOutbox(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    channel_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("alert_channel.id", ondelete="CASCADE"), nullable=False)
-    )
+    channel_id: uuid.UUID = Field(sa_column=Column(ForeignKey("alert_channel.id", ondelete="CASCADE"), nullable=False))
     event_id: str = Field(max_length=64)
     kind: str = Field(max_length=40)
     connection_id: uuid.UUID | None = None  # no foreign key: the event outlives its connection

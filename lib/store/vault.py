@@ -52,9 +52,7 @@ class Keyring:
 
 def _decode_key(kid: str, encoded: object, source: str) -> bytes:
     if not isinstance(kid, str) or not KID_PATTERN.match(kid):
-        raise KeyringError(
-            f"{source}: key id {kid!r} is not valid; use 1-32 letters, digits, '-' or '_'."
-        )
+        raise KeyringError(f"{source}: key id {kid!r} is not valid; use 1-32 letters, digits, '-' or '_'.")
     try:
         raw = base64.b64decode(str(encoded).strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -179,9 +177,7 @@ class Vault:
         """Seal under the active key (or ``kid``, used only for per-key canaries)."""
         kid = kid or self.keyring.active
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self.keyring.keys[kid]).encrypt(
-            nonce, plaintext.encode("utf-8"), binding.aad(kid)
-        )
+        sealed = AESGCM(self.keyring.keys[kid]).encrypt(nonce, plaintext.encode("utf-8"), binding.aad(kid))
         payload = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
         return f"{FORMAT_VERSION}.{kid}.{payload}"
 
@@ -191,8 +187,7 @@ class Vault:
         key = self.keyring.keys.get(kid)
         if key is None:
             raise CredentialUnreadable(
-                f"The stored value was encrypted with key '{kid}', which is not in the keyring. "
-                "Restore that key.",
+                f"The stored value was encrypted with key '{kid}', which is not in the keyring. Restore that key.",
                 row_id=binding.row_id,
                 kid=kid,
             )
@@ -201,9 +196,7 @@ class Vault:
         except (binascii.Error, ValueError):
             blob = b""
         if len(blob) < NONCE_BYTES + TAG_BYTES:
-            raise CredentialUnreadable(
-                "The stored value is truncated or damaged.", row_id=binding.row_id, kid=kid
-            )
+            raise CredentialUnreadable("The stored value is truncated or damaged.", row_id=binding.row_id, kid=kid)
         try:
             plain = AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], binding.aad(kid))
             return plain.decode("utf-8")

@@ -29,8 +29,10 @@ def sign_out_page() -> None:
     if st.button("Sign out", key="sign_out", type="primary", icon=":material/logout:"):
         sign_out(console.rt, console.me)
         st.success("You are signed out, in every tab of this browser.", icon=":material/logout:")
-        st.markdown(f'<a href="{SIGN_IN_URL}?signed_out=1" target="_self" data-testid="sign-in-again">'
-                    "Sign in again</a>", unsafe_allow_html=True)
+        st.markdown(
+            f'<a href="{SIGN_IN_URL}?signed_out=1" target="_self" data-testid="sign-in-again">Sign in again</a>',
+            unsafe_allow_html=True,
+        )
 
 
 def password_page() -> None:
@@ -39,10 +41,11 @@ def password_page() -> None:
     identity provider's)."""
     guard(Permission.READ_STATUS)
     st.title("Change password")
-    st.write("Choose a new password on Switchboard's own password page. Your other sessions end; "
-             "this one stays.")
-    st.markdown(f'<a href="{CHANGE_PASSWORD_URL}" target="_self" data-testid="change-password-link">'
-                "Change your password</a>", unsafe_allow_html=True)
+    st.write("Choose a new password on Switchboard's own password page. Your other sessions end; this one stays.")
+    st.markdown(
+        f'<a href="{CHANGE_PASSWORD_URL}" target="_self" data-testid="change-password-link">Change your password</a>',
+        unsafe_allow_html=True,
+    )
 
 
 def _confirm() -> None:

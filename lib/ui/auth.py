@@ -101,11 +101,15 @@ class IdentityRefused(SwitchboardError):
     def __init__(self, email: str, *, verified: bool) -> None:
         who = email or "This account"
         if verified:
-            super().__init__(f"{who} may not use Switchboard. Who must act: a Switchboard admin adds your address "
-                             "(or your domain) to [access] in .streamlit/secrets.toml; then sign in again.")
+            super().__init__(
+                f"{who} may not use Switchboard. Who must act: a Switchboard admin adds your address "
+                "(or your domain) to [access] in .streamlit/secrets.toml; then sign in again."
+            )
         else:
-            super().__init__(f"{who} may not use Switchboard: your identity provider has not verified this address. "
-                             "Who must act: whoever runs your company accounts verifies it; then sign in again.")
+            super().__init__(
+                f"{who} may not use Switchboard: your identity provider has not verified this address. "
+                "Who must act: whoever runs your company accounts verifies it; then sign in again."
+            )
 
 
 def _oidc_user(rt: Runtime) -> Principal | None:
@@ -117,8 +121,10 @@ def _oidc_user(rt: Runtime) -> Principal | None:
     try:
         role = _allow_list().role_for(email, claims.get("email_verified"))
     except ConfigError as exc:
-        raise ConfigError(f"Sign-in is not set up right: {exc} Who must act: a Switchboard admin "
-                          "([access] in .streamlit/secrets.toml).") from None
+        raise ConfigError(
+            f"Sign-in is not set up right: {exc} Who must act: a Switchboard admin "
+            "([access] in .streamlit/secrets.toml)."
+        ) from None
     caller = this_caller()
     assert caller.key is not None, "a signed-in OIDC identity always has a key"
     if role is None:
@@ -130,8 +136,9 @@ def _oidc_user(rt: Runtime) -> Principal | None:
         st.logout()
         return None
     try:
-        sessions.start(rt.engine, caller.key,
-                       Principal(email, role, caller.address, "oidc", reauthenticated_at=_issued_at(claims)))
+        sessions.start(
+            rt.engine, caller.key, Principal(email, role, caller.address, "oidc", reauthenticated_at=_issued_at(claims))
+        )
     except IntegrityError:  # another tab of this sign-in started it a moment ago
         pass
     return whoever(rt, caller)
@@ -158,13 +165,14 @@ def sign_in_prompt() -> None:
     """What a protected page shows to someone not signed in: the way in, nothing else."""
     st.subheader("Sign in to continue", anchor=False)
     if oidc_configured():
-        st.write("Switchboard holds your company's 8x8 credentials, so every page but the setup "
-                 "guide needs a sign-in.")
+        st.write("Switchboard holds your company's 8x8 credentials, so every page but the setup guide needs a sign-in.")
         st.button("Sign in with your company account", on_click=st.login, type="primary", key="sign_in_oidc")
     else:
         st.write("Your session has ended or you are not signed in yet.")
-        st.markdown(f'<a href="{SIGN_IN_URL}" target="_self" data-testid="sign-in-link">Go to the sign-in page</a>',
-                    unsafe_allow_html=True)
+        st.markdown(
+            f'<a href="{SIGN_IN_URL}" target="_self" data-testid="sign-in-link">Go to the sign-in page</a>',
+            unsafe_allow_html=True,
+        )
         st.caption("Reloading the page takes you there too.")
 
 

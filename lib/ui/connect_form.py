@@ -64,8 +64,11 @@ def _editing(rt: Runtime) -> ConnectionView | None:
         with contextlib.suppress(NotFoundError):
             return connections.find_by_name(rt.engine, name)
     del st.query_params[EDIT_PARAM]
-    st.warning("The connection this address names no longer exists (renamed or deleted meanwhile): the form "
-               "below adds a new one. The Connections page lists them all.", icon=":material/link_off:")
+    st.warning(
+        "The connection this address names no longer exists (renamed or deleted meanwhile): the form "
+        "below adds a new one. The Connections page lists them all.",
+        icon=":material/link_off:",
+    )
     return None
 
 
@@ -82,7 +85,8 @@ def _load_widgets(view: ConnectionView | None) -> None:
     st.session_state[_key("products")] = list(view.expected_products) if view else []
     for key in SETTINGS:
         st.session_state[_key(key)] = (view.settings.get(key) if view else None) or (
-            None if SETTINGS[key].choices else "")
+            None if SETTINGS[key].choices else ""
+        )
 
 
 def _form_input(view: ConnectionView | None, secret: SecretStr) -> ConnectionInput:
@@ -108,11 +112,15 @@ def _form_input(view: ConnectionView | None, secret: SecretStr) -> ConnectionInp
 def _not_kept(editing: bool) -> str:
     """What to do now that a refused submit dropped the pasted secret."""
     if editing:
-        return ("The new Client Secret was not kept: paste it again before you press Verify & save, "
-                "or leave the field blank to keep the stored one. (A pasted secret is never kept "
-                "after a refusal.)")
-    return ("The Client Secret was not kept: paste it again before you press Verify & save. "
-            "(A pasted secret is never kept after a refusal.)")
+        return (
+            "The new Client Secret was not kept: paste it again before you press Verify & save, "
+            "or leave the field blank to keep the stored one. (A pasted secret is never kept "
+            "after a refusal.)"
+        )
+    return (
+        "The Client Secret was not kept: paste it again before you press Verify & save. "
+        "(A pasted secret is never kept after a refusal.)"
+    )
 
 
 def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
@@ -131,7 +139,8 @@ def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
         view = None if connection_id is None else connections.get(rt.engine, connection_id)
         data = _form_input(view, secret)
         saved, answer = linking.save(
-            rt, None if skip else prober(), data, actor=me, connection_id=connection_id, expected_version=version)
+            rt, None if skip else prober(), data, actor=me, connection_id=connection_id, expected_version=version
+        )
     except ValidationError as exc:
         refusal = {"kind": "invalid", "errors": {e.field: (e.label, e.message) for e in exc.errors}}
     except linking.TokenRefused as exc:
@@ -145,7 +154,8 @@ def _submit(connection_id: uuid.UUID | None, version: int | None) -> None:
         st.query_params[EDIT_PARAM] = saved.name  # the form now edits what was saved, under its new name
         state[_key("client_id")] = ""
         state[_FLASH] = {
-            "kind": "saved", "name": saved.name,
+            "kind": "saved",
+            "name": saved.name,
             "verified": answer is not None,
             "expected": list(data.expected_products),
             "granted": None if answer is None else sorted(answer.granted),
@@ -179,8 +189,7 @@ def _comparison(expected: list[str], granted: list[str] | None) -> str:
         if not mine and not theirs:
             continue
         note = "✅ matches" if mine == theirs else "⚠️ **differs**"
-        lines.append(f"| {PRODUCTS[key].name} | {'yes' if mine else 'no'} | "
-                     f"{'yes' if theirs else 'no'} | {note} |")
+        lines.append(f"| {PRODUCTS[key].name} | {'yes' if mine else 'no'} | {'yes' if theirs else 'no'} | {note} |")
     return "\n".join(lines)
 
 
@@ -191,15 +200,19 @@ def _show_flash() -> None:
     note = _secret_note()
     paste_again = f"\n\n{note}" if note else ""
     if flash["kind"] == "invalid":
-        st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- **{label}**: {literal(message)}"
-                                                            for label, message in flash["errors"].values())
-                 + paste_again, icon=":material/edit_note:")
+        st.error(
+            "Nothing was saved. Please fix:\n"
+            + "\n".join(f"- **{label}**: {literal(message)}" for label, message in flash["errors"].values())
+            + paste_again,
+            icon=":material/edit_note:",
+        )
     elif flash["kind"] == "refused":
         link = f" [Guide]({anchor_url(flash['anchor'])})" if flash["anchor"] else ""
         st.error(literal(flash["message"]) + link + paste_again, icon=":material/block:")
     elif flash["verified"]:
-        st.success(f"8x8 issued a token for these credentials. Saved **{literal(flash['name'])}**.",
-                   icon=":material/verified:")
+        st.success(
+            f"8x8 issued a token for these credentials. Saved **{literal(flash['name'])}**.", icon=":material/verified:"
+        )
         st.markdown(_comparison(flash["expected"], flash["granted"]))
         for warning in flash["warnings"]:
             st.warning(warning, icon=":material/warning:")
@@ -224,8 +237,10 @@ def render(console: Console) -> None:
     view = _editing(rt)
     _load_widgets(view)
     st.title(f"Edit {literal(view.name)}" if view else "Add a connection")
-    st.caption(f"Switchboard asks 8x8 for a token with the values below before it saves anything. "
-               f"New to this? Follow the [setup guide]({anchor_url('create-app')}).")
+    st.caption(
+        f"Switchboard asks 8x8 for a token with the values below before it saves anything. "
+        f"New to this? Follow the [setup guide]({anchor_url('create-app')})."
+    )
     if view and st.button("Add a new connection instead", key="connect_new"):
         del st.query_params[EDIT_PARAM]
         st.session_state.pop(_FLASH, None)
@@ -233,26 +248,44 @@ def render(console: Console) -> None:
         st.rerun()
 
     products = st.multiselect(
-        FIELD_LABELS["expected_products"], PRODUCT_KEYS, key=_key("products"),
+        FIELD_LABELS["expected_products"],
+        PRODUCT_KEYS,
+        key=_key("products"),
         format_func=lambda k: PRODUCTS[k].name,
         help=f"Tick what you ticked on the API app in the 8x8 Admin Console ([guide]({anchor_url('choose-products')})). "
-             "Only the settings these products need are asked for below.")
+        "Only the settings these products need are asked for below.",
+    )
     _refusal("expected_products")
     with st.form("connect_form", border=True):
-        st.text_input(FIELD_LABELS["name"], key=_key("name"), max_chars=80,
-                      help="A name your team recognises, e.g. 'Reporting - production'. Unique, ignoring case.")
+        st.text_input(
+            FIELD_LABELS["name"],
+            key=_key("name"),
+            max_chars=80,
+            help="A name your team recognises, e.g. 'Reporting - production'. Unique, ignoring case.",
+        )
         _refusal("name")
-        st.text_input(FIELD_LABELS["environment"], key=_key("environment"), max_chars=40,
-                      help="Optional label such as production, staging or lab.")
+        st.text_input(
+            FIELD_LABELS["environment"],
+            key=_key("environment"),
+            max_chars=40,
+            help="Optional label such as production, staging or lab.",
+        )
         _refusal("environment")
-        st.text_input(FIELD_LABELS["client_id"], key=_key("client_id"),
-                      placeholder=f"Leave blank to keep {view.client_id_hint}" if view else "",
-                      help=f"From Home > API Management in the 8x8 Admin Console ([guide]({anchor_url('copy-credentials')})).")
+        st.text_input(
+            FIELD_LABELS["client_id"],
+            key=_key("client_id"),
+            placeholder=f"Leave blank to keep {view.client_id_hint}" if view else "",
+            help=f"From Home > API Management in the 8x8 Admin Console ([guide]({anchor_url('copy-credentials')})).",
+        )
         _refusal("client_id")
-        st.text_input(FIELD_LABELS["client_secret"], key=_SECRET, type="password",
-                      placeholder="Leave blank to keep (and verify) the stored secret" if view else "",
-                      help="Shown by 8x8 when the app is created. Stored encrypted and never shown again "
-                           f"([guide]({anchor_url('copy-credentials')})).")
+        st.text_input(
+            FIELD_LABELS["client_secret"],
+            key=_SECRET,
+            type="password",
+            placeholder="Leave blank to keep (and verify) the stored secret" if view else "",
+            help="Shown by 8x8 when the app is created. Stored encrypted and never shown again "
+            f"([guide]({anchor_url('copy-credentials')})).",
+        )
         _refusal("client_secret")
         if note := _secret_note():
             st.warning(note, icon=":material/content_paste:")
@@ -260,16 +293,24 @@ def render(console: Console) -> None:
             setting = SETTINGS[key]
             help_text = f"{setting.help} ([where to find it]({anchor_url(setting.guide_anchor)}))"
             if setting.choices:
-                st.selectbox(setting.label, setting.choices, key=_key(key), index=None,
-                             placeholder="Choose…", help=help_text)
+                st.selectbox(
+                    setting.label, setting.choices, key=_key(key), index=None, placeholder="Choose…", help=help_text
+                )
             else:
                 st.text_input(setting.label, key=_key(key), max_chars=64, help=help_text)
             _refusal(key)
         if st.session_state.get(_OFFER_SKIP):
-            st.checkbox("8x8 could not be reached: save without verifying (the connection is saved as untested)",
-                        key=_key("skip_verify"))
-        st.form_submit_button("Verify & save", key="connect_submit", type="primary",
-                              icon=":material/verified_user:", on_click=_submit,
-                              args=(view.id, view.version) if view else (None, None))
+            st.checkbox(
+                "8x8 could not be reached: save without verifying (the connection is saved as untested)",
+                key=_key("skip_verify"),
+            )
+        st.form_submit_button(
+            "Verify & save",
+            key="connect_submit",
+            type="primary",
+            icon=":material/verified_user:",
+            on_click=_submit,
+            args=(view.id, view.version) if view else (None, None),
+        )
     _show_flash()
     _test_now(rt, me)

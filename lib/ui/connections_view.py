@@ -38,9 +38,13 @@ _SUMMARY = "connections.summary"
 OPEN_PARAM = "connection"  # /connections?connection=NAME opens that connection
 RUN_PARAM = "run"  # the bulk test run this page started, while it runs
 # Beside the table, where the marks are read: every mark the Products column can show.
-PRODUCTS_LEGEND = ("Products: one mark per product, in this order: " + ", ".join(p.name for p in PRODUCTS.values())
-                   + ". Marks: " + ", ".join(f"{mark} {meaning}" for mark, meaning in connections_table.MARKS)
-                   + ".")
+PRODUCTS_LEGEND = (
+    "Products: one mark per product, in this order: "
+    + ", ".join(p.name for p in PRODUCTS.values())
+    + ". Marks: "
+    + ", ".join(f"{mark} {meaning}" for mark, meaning in connections_table.MARKS)
+    + "."
+)
 # Measured in Chromium, the table's 14 px Source Sans draws a capital in about 7.3 px, a CJK
 # character in 9 and an emoji in 15 (see name_width).
 _NAME_PX_PER_CHAR, _WIDE_BYTE_PX, _CELL_PADDING_PX = 7.5, 2.5, 24
@@ -79,16 +83,22 @@ def name_width(names: pd.Series) -> int:
 def _metrics(verdicts: pd.Series, count: int) -> None:
     """Counts of the products the admins ticked, for the connections shown."""
     counts = verdicts.value_counts()
-    figures = {"Connections": count, "Products OK": counts.get(status.Verdict.OK, 0),
-               "Products failing": counts.get(status.Verdict.FAILING, 0),
-               "Never tested": counts.get(status.Verdict.NEVER_TESTED, 0)}
+    figures = {
+        "Connections": count,
+        "Products OK": counts.get(status.Verdict.OK, 0),
+        "Products failing": counts.get(status.Verdict.FAILING, 0),
+        "Never tested": counts.get(status.Verdict.NEVER_TESTED, 0),
+    }
     with st.container(horizontal=True, gap="medium"):  # wraps two by two on a phone
         for label, value in figures.items():
             st.metric(label, f"{int(value):,}", width=150)
 
 
-_OUTCOME_CHOICES = ({"Any problem": connections_table.ANY_PROBLEM} | {badge(k): k for k in OUTCOMES}
-                    | {"Never tested": NEVER_TESTED, connections_table.NAMES[SETTINGS_CHANGED]: SETTINGS_CHANGED})
+_OUTCOME_CHOICES = (
+    {"Any problem": connections_table.ANY_PROBLEM}
+    | {badge(k): k for k in OUTCOMES}
+    | {"Never tested": NEVER_TESTED, connections_table.NAMES[SETTINGS_CHANGED]: SETTINGS_CHANGED}
+)
 
 
 def _selection(wide: pd.DataFrame) -> connections_table.Selection:
@@ -96,10 +106,15 @@ def _selection(wide: pd.DataFrame) -> connections_table.Selection:
     cols = st.columns([2, 1, 2])
     search = cols[0].text_input("Search by name", key="conn_search", placeholder="Name contains…")
     chosen_env = cols[1].multiselect("Environment", environments, key="conn_env_filter")
-    chosen_outcomes = cols[2].multiselect("Outcome", list(_OUTCOME_CHOICES), key="conn_outcome_filter",
-                                          help="Connections with a ticked product in any of these states.")
-    return connections_table.Selection(search.strip(), frozenset(chosen_env),
-                                       frozenset(_OUTCOME_CHOICES[label] for label in chosen_outcomes))
+    chosen_outcomes = cols[2].multiselect(
+        "Outcome",
+        list(_OUTCOME_CHOICES),
+        key="conn_outcome_filter",
+        help="Connections with a ticked product in any of these states.",
+    )
+    return connections_table.Selection(
+        search.strip(), frozenset(chosen_env), frozenset(_OUTCOME_CHOICES[label] for label in chosen_outcomes)
+    )
 
 
 @dataclass(frozen=True)
@@ -114,7 +129,7 @@ def _apply(selection: connections_table.Selection, overview: connections_table.O
     """The connections ``selection`` picks, with the secret's age worked out for today."""
     table, wide = overview.table, overview.wide
     rows = selection.rows(table, table["verdict"])
-    shown = wide[rows[::len(PRODUCT_KEYS)]].copy()
+    shown = wide[rows[:: len(PRODUCT_KEYS)]].copy()
     now = pd.Timestamp.now(tz="UTC")
     where = list(shown.columns).index("Secret set")
     age = (now - pd.to_datetime(shown.pop("Secret set"), utc=True)).dt.days
@@ -131,8 +146,9 @@ def _run_bulk(rt: Runtime, me: Principal, ids: list[uuid.UUID] | None, what: str
     bar = st.progress(0.0, text=f"Testing {what}…")
 
     def step(progress: Progress) -> None:
-        bar.progress(progress.done / max(progress.total, 1),
-                     text=f"Tested {progress.done} of {progress.total} products")
+        bar.progress(
+            progress.done / max(progress.total, 1), text=f"Tested {progress.done} of {progress.total} products"
+        )
 
     run_id = str(uuid.uuid4())
     st.query_params[RUN_PARAM] = run_id
@@ -151,12 +167,16 @@ def _unreported(rt: Runtime, me: Principal, run_id: str) -> tuple[str, bool]:
     when = f" at {shown_at(run.started_at)}" if run.started_at else ""
     tested = count(run.products, "product")
     if run.finished:
-        said = f"The test run started{when} finished: {tested} tested, {run.products - run.failing:,} OK, " \
-               f"{run.failing:,} failing."
+        said = (
+            f"The test run started{when} finished: {tested} tested, {run.products - run.failing:,} OK, "
+            f"{run.failing:,} failing."
+        )
         return said, run.failing > 0
-    said = f"The test run started{when} was interrupted: the server running it stopped, or this page lost its " \
-           f"connection to it. {tested} had been tested; those results are kept and shown below. The others " \
-           "were not tested: test again to check them."
+    said = (
+        f"The test run started{when} was interrupted: the server running it stopped, or this page lost its "
+        f"connection to it. {tested} had been tested; those results are kept and shown below. The others "
+        "were not tested: test again to check them."
+    )
     return said, True
 
 
@@ -170,8 +190,13 @@ def _bulk(rt: Runtime, me: Principal, shown: pd.DataFrame, total: int) -> bool:
     why_not = _why_not_test_shown(len(shown), total)
     if why_not:
         cols[2].caption(why_not)
-    if cols[0].button(f"Test shown ({len(shown)})", key="conn_test_shown", disabled=why_not is not None,
-                      icon=":material/playlist_play:", help=why_not or "Tests the connections the search and filters select."):
+    if cols[0].button(
+        f"Test shown ({len(shown)})",
+        key="conn_test_shown",
+        disabled=why_not is not None,
+        icon=":material/playlist_play:",
+        help=why_not or "Tests the connections the search and filters select.",
+    ):
         _run_bulk(rt, me, [uuid.UUID(i) for i in shown.index], count(len(shown), "connection"))
         ran = True
     if cols[1].button("Test all connections", key="conn_test_all", type="primary", icon=":material/play_arrow:"):
@@ -193,8 +218,10 @@ def _why_not_test_shown(shown: int, total: int) -> str | None:
     if shown == 0:
         return "Test shown is off: the search and filters show no connection. Change them to test a subset."
     if shown == total:
-        return ("Test shown is off: every connection is shown. Filter the table to test a subset; "
-                "Test all connections tests every one.")
+        return (
+            "Test shown is off: every connection is shown. Filter the table to test a subset; "
+            "Test all connections tests every one."
+        )
     return None
 
 
@@ -219,15 +246,26 @@ def _export_buttons(me: Principal, selection: connections_table.Selection, shown
     if not me.can(Permission.EXPORT):
         return
     cols = st.columns([2, 1, 1, 1])
-    scope = cols[0].radio("Export", _EXPORT_SCOPES, horizontal=True, key="export_scope",
-                          captions=(count(shown, "connection"), count(total, "connection")))
+    scope = cols[0].radio(
+        "Export",
+        _EXPORT_SCOPES,
+        horizontal=True,
+        key="export_scope",
+        captions=(count(shown, "connection"), count(total, "connection")),
+    )
     chosen = selection if scope == _EXPORT_SCOPES[0] else None
     for col, fmt, label in zip(cols[1:], ("csv", "json", "xlsx"), ("CSV", "JSON", "Excel"), strict=True):
         spec = export.FORMATS[fmt]
         col.download_button(
-            f"Export {label}", file_name=export.file_name(fmt), mime=spec.mime, key=f"export_{fmt}",
+            f"Export {label}",
+            file_name=export.file_name(fmt),
+            mime=spec.mime,
+            key=f"export_{fmt}",
             data=deferred(Permission.EXPORT, partial(_export_file, fmt, chosen)),
-            on_click="ignore", icon=":material/download:", width="stretch")
+            on_click="ignore",
+            icon=":material/download:",
+            width="stretch",
+        )
 
 
 # --- one connection -----------------------------------------------------------------------
@@ -242,29 +280,51 @@ def _still_there(rt: Runtime, connection_id: uuid.UUID) -> ConnectionView | None
         return None
 
 
-def _product_row(product: str, view: ConnectionView, record: CheckRecord | None, alerting: bool,
-                 name_col: DeltaGenerator, outcome_col: DeltaGenerator) -> None:
-    ticked = ("No product ticked: all are tested" if not view.expected_products
-              else "Ticked for this app" if product in view.expected_products else "Not ticked: information only")
-    granted = ("not asked yet" if view.granted_products is None
-               else "granted" if product in view.granted_products else "not granted")
+def _product_row(
+    product: str,
+    view: ConnectionView,
+    record: CheckRecord | None,
+    alerting: bool,
+    name_col: DeltaGenerator,
+    outcome_col: DeltaGenerator,
+) -> None:
+    ticked = (
+        "No product ticked: all are tested"
+        if not view.expected_products
+        else "Ticked for this app"
+        if product in view.expected_products
+        else "Not ticked: information only"
+    )
+    granted = (
+        "not asked yet"
+        if view.granted_products is None
+        else "granted"
+        if product in view.granted_products
+        else "not granted"
+    )
     earlier = record is not None and record.made_with_earlier_settings(view.settings_version)
     shown = SETTINGS_CHANGED if earlier else record.outcome if record else None
     name_col.markdown(f"**{PRODUCTS[product].name}**  \n{badge(shown)}")
-    name_col.caption(f"{ticked} · 8x8: {granted}" + (
-        f" · :material/notifications_active: alert open{' (raised with earlier settings)' if earlier else ''}"
-        if alerting else ""))
+    name_col.caption(
+        f"{ticked} · 8x8: {granted}"
+        + (
+            f" · :material/notifications_active: alert open{' (raised with earlier settings)' if earlier else ''}"
+            if alerting
+            else ""
+        )
+    )
     with outcome_col:
         if record is None:
             st.caption(f"Not tested yet. The test: {PRODUCTS[product].tests_what}")
         elif earlier:
-            st.caption(f"The settings changed after the last test ({shown_at(record.checked_at)}, "
-                       f"{OUTCOMES[record.outcome].label}), so its result no longer counts. The next scheduled "
-                       "check tests the settings as they are now; or press Test.")
+            st.caption(
+                f"The settings changed after the last test ({shown_at(record.checked_at)}, "
+                f"{OUTCOMES[record.outcome].label}), so its result no longer counts. The next scheduled "
+                "check tests the settings as they are now; or press Test."
+            )
         else:
             explain(record.outcome, record.detail)
-            st.caption(f"HTTP {record.http_status or '—'} · {record.duration_ms} ms · "
-                       f"{shown_at(record.checked_at)}")
+            st.caption(f"HTTP {record.http_status or '—'} · {record.duration_ms} ms · {shown_at(record.checked_at)}")
 
 
 @st.fragment
@@ -280,8 +340,9 @@ def _products(connection_id: uuid.UUID) -> None:
         with st.container(key=f"product_{product}", border=True):
             name_col, outcome_col, button_col = st.columns([3, 6, 1])
         cells[product] = (name_col, outcome_col)
-        if me.can(Permission.RUN_TESTS) and button_col.button("Test", key=f"test_{product}",
-                                                               icon=":material/play_arrow:"):
+        if me.can(Permission.RUN_TESTS) and button_col.button(
+            "Test", key=f"test_{product}", icon=":material/play_arrow:"
+        ):
             tested = product
     if tested is not None:
         with cells[tested][1], st.spinner(f"Testing {PRODUCTS[tested].name}…"):
@@ -289,7 +350,8 @@ def _products(connection_id: uuid.UUID) -> None:
     records = [r for r in history(rt.engine, view.id, limit=500) if r.product in PRODUCTS]  # newest first
     # The newest result of each product made with the settings as they are, else its newest.
     latest = {r.product: r for r in reversed(records)} | {
-        r.product: r for r in reversed(records) if not r.made_with_earlier_settings(view.settings_version)}
+        r.product: r for r in reversed(records) if not r.made_with_earlier_settings(view.settings_version)
+    }
     alerting = {p for _, p in alerts.alerting(rt.engine, actor=me, connection_id=view.id)}
     for product, (name_col, outcome_col) in cells.items():
         _product_row(product, view, latest.get(product), product in alerting, name_col, outcome_col)
@@ -312,21 +374,27 @@ def _delete_dialog(connection_id: uuid.UUID) -> None:
     rt, me = acting(Permission.MANAGE_CONNECTIONS)
     if (view := _still_there(rt, connection_id)) is None:
         return
-    st.write(f"This deletes **{literal(view.name)}**, its encrypted credentials and its test history. "
-             "The API app in 8x8 is not touched.")
+    st.write(
+        f"This deletes **{literal(view.name)}**, its encrypted credentials and its test history. "
+        "The API app in 8x8 is not touched."
+    )
     if not proven(me, f"delete {literal(view.name)}"):
         return
     # A form: the typed name travels with the click on Delete (or Enter), never a step behind it.
     with st.form("delete_form", border=False):
-        typed = st.text_input("Type the connection's name to confirm", key="delete_confirm",
-                              help="Capitals and spaces around the name do not matter, as names are "
-                                   "unique ignoring capitals.")
+        typed = st.text_input(
+            "Type the connection's name to confirm",
+            key="delete_confirm",
+            help="Capitals and spaces around the name do not matter, as names are unique ignoring capitals.",
+        )
         confirmed = st.form_submit_button("Delete", key="delete_confirm_button", type="primary")
     if not confirmed:
         return
     if not _names(rt, typed, view):
-        st.error(f"The name does not match. Type **{literal(view.name)}** (capitals do not matter), "
-                 "then Delete.", icon=":material/error:")
+        st.error(
+            f"The name does not match. Type **{literal(view.name)}** (capitals do not matter), then Delete.",
+            icon=":material/error:",
+        )
         return
     try:
         connections.delete(rt.engine, view.id, actor=me)
@@ -354,17 +422,20 @@ def _history(records: list[CheckRecord], settings_version: int) -> None:
         return
     st.altair_chart(history_chart(frame), key="history_chart")
     with st.expander(f"History: {count(len(frame), 'test')}, newest first", icon=":material/table_rows:"):
-        st.dataframe(frame.drop(columns=["Checked at", "Kind"]), hide_index=True, width="stretch",
-                     key="history_table")
+        st.dataframe(frame.drop(columns=["Checked at", "Kind"]), hide_index=True, width="stretch", key="history_table")
 
 
 def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
     st.subheader(literal(view.name), anchor=False)
-    st.caption(f"{literal(view.environment) or 'no environment label'} · Client ID {literal(view.client_id_hint)} · "
-               f"secret set {count(_age_days(view.secret_set_at), 'day')} ago")
+    st.caption(
+        f"{literal(view.environment) or 'no environment label'} · Client ID {literal(view.client_id_hint)} · "
+        f"secret set {count(_age_days(view.secret_set_at), 'day')} ago"
+    )
     schedule_view.connection_line(rt, me, view)
     cols = st.columns([2, 1, 1, 4])
-    if me.can(Permission.RUN_TESTS) and cols[0].button("Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"):
+    if me.can(Permission.RUN_TESTS) and cols[0].button(
+        "Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"
+    ):
         report = checks.run_checks(rt, prober(), connection_ids=[view.id], triggered_by=me)
         failing = sum(1 for r in report.products if not r.ok)
         st.toast(f"{literal(view.name)}: {len(report.products) - failing} OK, {failing} failing.")
@@ -385,8 +456,11 @@ def render(console: Console) -> None:
         st.success(f"Deleted {literal(deleted)}.", icon=":material/delete:")
     if connections.count(rt.engine) == 0:
         if me.can(Permission.MANAGE_CONNECTIONS):
-            st.info("No connections yet. Add one on the Connect page; the Setup guide explains where the "
-                    "Client ID and Client Secret come from.", icon=":material/info:")
+            st.info(
+                "No connections yet. Add one on the Connect page; the Setup guide explains where the "
+                "Client ID and Client Secret come from.",
+                icon=":material/info:",
+            )
             st.page_link("pages/connect.py", label="Add a connection", icon=":material/add_link:")
         else:
             st.info("No connections yet. A Switchboard admin adds them.", icon=":material/info:")
@@ -405,12 +479,14 @@ def render(console: Console) -> None:
         _metrics(shown.verdicts, len(shown.wide))
         schedule_view.caption(rt, me)
     table_slot.dataframe(
-        shown.wide, hide_index=True, width="stretch", key="conn_table",
+        shown.wide,
+        hide_index=True,
+        width="stretch",
+        key="conn_table",
         column_config={
             # Short names, worst status and the product marks fit a phone's 400 px side by side.
             "Name": st.column_config.TextColumn(pinned=True, width=name_width(shown.wide["Name"])),
-            "Status": st.column_config.TextColumn(help="The worst status among the products ticked for it",
-                                                  width=160),
+            "Status": st.column_config.TextColumn(help="The worst status among the products ticked for it", width=160),
             "Products": st.column_config.TextColumn(help=PRODUCTS_LEGEND, width=108),
             "Secret age (days)": st.column_config.NumberColumn(format="%d", help="Days since the secret was saved"),
             "Last checked": st.column_config.TextColumn(help="The newest test of any of its products (UTC)"),
@@ -422,8 +498,13 @@ def render(console: Console) -> None:
     linked = st.query_params.get(OPEN_PARAM)
     if "conn_detail" not in st.session_state and linked in ids_by_name:
         st.session_state["conn_detail"] = linked  # a reload, or a link to this connection
-    chosen = st.selectbox("Open a connection", list(ids_by_name), index=None, key="conn_detail",
-                          placeholder="Choose a connection to test its products (search above narrows this list)…")
+    chosen = st.selectbox(
+        "Open a connection",
+        list(ids_by_name),
+        index=None,
+        key="conn_detail",
+        placeholder="Choose a connection to test its products (search above narrows this list)…",
+    )
     if chosen:
         st.query_params[OPEN_PARAM] = chosen
     elif linked is not None:

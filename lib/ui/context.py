@@ -129,8 +129,10 @@ def _show(refusal: SwitchboardError) -> None:
         st.button("Sign out", on_click=st.logout, key="refused_sign_out")
     elif isinstance(refusal, PasswordChangeRequired):
         st.warning(str(refusal), icon=":material/password:")
-        st.markdown(f'<a href="{CHANGE_PASSWORD_URL}" target="_self" data-testid="change-password-link">'
-                    "Change password</a>", unsafe_allow_html=True)
+        st.markdown(
+            f'<a href="{CHANGE_PASSWORD_URL}" target="_self" data-testid="change-password-link">Change password</a>',
+            unsafe_allow_html=True,
+        )
     else:
         st.error(str(refusal), icon=":material/lock:")
 

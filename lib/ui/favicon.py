@@ -8,5 +8,7 @@ read /media, and the sign-in prompt and the guide need the icon too.
 import base64
 from pathlib import Path
 
-FAVICON = "data:image/png;base64," + base64.b64encode(
-    (Path(__file__).parent / "assets" / "favicon.png").read_bytes()).decode()
+FAVICON = (
+    "data:image/png;base64,"
+    + base64.b64encode((Path(__file__).parent / "assets" / "favicon.png").read_bytes()).decode()
+)

@@ -20,8 +20,10 @@ def _illustration(name: str) -> None:
 
 def render() -> None:
     st.title("Setup guide", anchor="setup-guide")
-    st.markdown("How to get the credentials of an 8x8 **API app** and link them to Switchboard, "
-                "step by step. Every problem Switchboard reports links to the entry below that fixes it.")
+    st.markdown(
+        "How to get the credentials of an 8x8 **API app** and link them to Switchboard, "
+        "step by step. Every problem Switchboard reports links to the entry below that fixes it."
+    )
     for number, step in enumerate(STEPS, start=1):
         st.header(f"{number}. {step.title}", anchor=step.anchor, divider="gray")
         st.markdown(step.body.strip())
@@ -32,8 +34,10 @@ def render() -> None:
                 st.subheader(title, anchor=anchor)
                 st.markdown(body)
     st.header("Troubleshooting", anchor=TROUBLESHOOTING_ANCHOR, divider="gray")
-    st.markdown("Each test result in Switchboard is one of these. The detail shown with a result adds "
-                "what 8x8 said, when it said anything.")
+    st.markdown(
+        "Each test result in Switchboard is one of these. The detail shown with a result adds "
+        "what 8x8 said, when it said anything."
+    )
     for anchor, title, body in troubleshooting_entries():
         st.subheader(title, anchor=anchor)
         st.markdown(body)

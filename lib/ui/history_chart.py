@@ -52,18 +52,21 @@ def history_frame(records: Sequence[CheckRecord], settings_version: int = 1) -> 
     it was made with the connection's settings as they are now (``settings_version``)."""
     rows = [r for r in records if r.product in PRODUCTS]
     checked_at = pd.to_datetime([r.checked_at for r in rows], utc=True)
-    return pd.DataFrame({
-        "Checked at": checked_at,
-        "When": checked_at.strftime(SHOWN_FORMAT),
-        "Product": [PRODUCTS[r.product].name for r in rows],
-        "Outcome": [OUTCOMES[r.outcome].label for r in rows],
-        "Kind": [_kind(OUTCOMES[r.outcome]) for r in rows],
-        "Latency (ms)": [r.duration_ms for r in rows],
-        "HTTP status": [str(r.http_status) if r.http_status else "—" for r in rows],
-        "What 8x8 said": [r.detail[:160] or "—" for r in rows],
-        "Settings": ["earlier settings" if r.made_with_earlier_settings(settings_version) else "as now"
-                     for r in rows],
-    })
+    return pd.DataFrame(
+        {
+            "Checked at": checked_at,
+            "When": checked_at.strftime(SHOWN_FORMAT),
+            "Product": [PRODUCTS[r.product].name for r in rows],
+            "Outcome": [OUTCOMES[r.outcome].label for r in rows],
+            "Kind": [_kind(OUTCOMES[r.outcome]) for r in rows],
+            "Latency (ms)": [r.duration_ms for r in rows],
+            "HTTP status": [str(r.http_status) if r.http_status else "—" for r in rows],
+            "What 8x8 said": [r.detail[:160] or "—" for r in rows],
+            "Settings": [
+                "earlier settings" if r.made_with_earlier_settings(settings_version) else "as now" for r in rows
+            ],
+        }
+    )
 
 
 def history_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -76,16 +79,31 @@ def history_chart(frame: pd.DataFrame) -> alt.Chart:
         .mark_point(size=120, filled=True, opacity=0.9)
         .encode(
             # d3's time format reads SHOWN_FORMAT as strftime does: the one form people read.
-            x=alt.X("Checked at:T", title="Checked at (UTC)", scale=alt.Scale(type="utc", nice=True),
-                    axis=alt.Axis(format=SHOWN_FORMAT, labelAngle=0, labelOverlap=True, labelLimit=220,
-                                  tickMinStep=60_000)),  # a label per minute at most: none repeats
-            y=alt.Y("Product:N", title=None, sort=[PRODUCTS[key].name for key in PRODUCT_KEYS],
-                    axis=alt.Axis(labelLimit=220)),
+            x=alt.X(
+                "Checked at:T",
+                title="Checked at (UTC)",
+                scale=alt.Scale(type="utc", nice=True),
+                axis=alt.Axis(format=SHOWN_FORMAT, labelAngle=0, labelOverlap=True, labelLimit=220, tickMinStep=60_000),
+            ),  # a label per minute at most: none repeats
+            y=alt.Y(
+                "Product:N",
+                title=None,
+                sort=[PRODUCTS[key].name for key in PRODUCT_KEYS],
+                axis=alt.Axis(labelLimit=220),
+            ),
             color=alt.Color("Outcome:N", title="Outcome", scale=alt.Scale(domain=outcomes, range=colours)),
-            shape=alt.Shape("Kind:N", title="Kind", legend=None,
-                            scale=alt.Scale(domain=list(_SHAPES), range=list(_SHAPES.values()))),
-            tooltip=["Product:N", "Outcome:N", "When:N", alt.Tooltip("Latency (ms):Q", format=",d"),
-                     "HTTP status:N", "What 8x8 said:N", "Settings:N"],
+            shape=alt.Shape(
+                "Kind:N", title="Kind", legend=None, scale=alt.Scale(domain=list(_SHAPES), range=list(_SHAPES.values()))
+            ),
+            tooltip=[
+                "Product:N",
+                "Outcome:N",
+                "When:N",
+                alt.Tooltip("Latency (ms):Q", format=",d"),
+                "HTTP status:N",
+                "What 8x8 said:N",
+                "Settings:N",
+            ],
         )
         .properties(height=alt.Step(36))
     )

@@ -25,7 +25,9 @@ def explain(outcome_key: str, detail: str) -> None:
         text = f"**{outcome.label}**: {detail}" if detail else f"**{outcome.label}**"
     else:
         said = f"{detail}  \n" if detail else ""  # 8x8 may have said nothing
-        text = (f"**{outcome.label}**: {outcome.cause}  \n{said}"
-                f"**Who must act:** {outcome.actor.value}. **Fix:** {outcome.fix} "
-                f"[Guide]({anchor_url(outcome.guide_anchor)})")
+        text = (
+            f"**{outcome.label}**: {outcome.cause}  \n{said}"
+            f"**Who must act:** {outcome.actor.value}. **Fix:** {outcome.fix} "
+            f"[Guide]({anchor_url(outcome.guide_anchor)})"
+        )
     getattr(st, outcome.severity)(text, icon=_ICONS[outcome.severity])

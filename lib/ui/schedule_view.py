@@ -53,23 +53,29 @@ def caption(rt: Runtime, me: Principal) -> None:
     alive = [w for w in workers if w.alive(now)]
     failing = [w for w in alive if w.failing]
     if plan.paused:
-        st.caption(":material/pause_circle: Scheduled checks are paused for all connections "
-                   "(an admin resumes them with `switchboard schedule resume`).")
+        st.caption(
+            ":material/pause_circle: Scheduled checks are paused for all connections "
+            "(an admin resumes them with `switchboard schedule resume`)."
+        )
     elif failing:
         worst = failing[0]
-        st.warning(f"Scheduled ticks are failing: the latest tick of worker {literal(worst.worker_id)} failed "
-                   f"{_ago(worst.last_failed_tick_at or now, now)} ({literal(worst.last_failure or 'no detail')}); "
-                   f"{_last_ok(alive, now)}. The part of the tick named there does not get done (the checks: statuses "
-                   "are not refreshed; the alerts; the pruning of old history); the other parts do. Who must act: "
-                   "the Switchboard "
-                   "operator (read the worker's log).", icon=":material/error:")
+        st.warning(
+            f"Scheduled ticks are failing: the latest tick of worker {literal(worst.worker_id)} failed "
+            f"{_ago(worst.last_failed_tick_at or now, now)} ({literal(worst.last_failure or 'no detail')}); "
+            f"{_last_ok(alive, now)}. The part of the tick named there does not get done (the checks: statuses "
+            "are not refreshed; the alerts; the pruning of old history); the other parts do. Who must act: "
+            "the Switchboard "
+            "operator (read the worker's log).",
+            icon=":material/error:",
+        )
     elif alive:
-        st.caption(f":material/schedule: Scheduled checks {_every(plan)} · worker alive, "
-                   f"{_last_ok(alive, now)}.")
+        st.caption(f":material/schedule: Scheduled checks {_every(plan)} · worker alive, {_last_ok(alive, now)}.")
     else:
         last = f"the last worker tick was {_ago(workers[0].last_tick_at, now)}" if workers else "no worker has run"
-        st.caption(f":material/schedule: Scheduled checks {_every(plan)}, but {last}: they wait for "
-                   "the server's worker, `switchboard worker`, or `switchboard worker --once` from cron.")
+        st.caption(
+            f":material/schedule: Scheduled checks {_every(plan)}, but {last}: they wait for "
+            "the server's worker, `switchboard worker`, or `switchboard worker --once` from cron."
+        )
     _kept(rt, me)
 
 
@@ -77,12 +83,17 @@ def _kept(rt: Runtime, me: Principal) -> None:
     """How long check history and the audit trail are kept (read only: admins change it with
     the command the tooltip gives), and the fixed rules of the other tables in the tooltip."""
     setting = retention.current(rt.engine, me)
-    fixed = "\n".join(f"- {rule.what}: {span(rule.keep)}" for rule in retention.rules(setting, rt.settings.session_lifetime)
-                      if rule.setting is None)
-    st.caption(f":material/history: Check history is kept {span(setting.checks)}, the audit trail "
-               f"{span(setting.audit)}; the worker prunes older rows.",
-               help="An admin changes these with `switchboard settings set --keep-checks 30d --keep-audit 400d` "
-                    f"(`switchboard settings show` says why each is kept). Also kept:\n{fixed}")
+    fixed = "\n".join(
+        f"- {rule.what}: {span(rule.keep)}"
+        for rule in retention.rules(setting, rt.settings.session_lifetime)
+        if rule.setting is None
+    )
+    st.caption(
+        f":material/history: Check history is kept {span(setting.checks)}, the audit trail "
+        f"{span(setting.audit)}; the worker prunes older rows.",
+        help="An admin changes these with `switchboard settings set --keep-checks 30d --keep-audit 400d` "
+        f"(`switchboard settings show` says why each is kept). Also kept:\n{fixed}",
+    )
 
 
 def connection_line(rt: Runtime, me: Principal, view: ConnectionView) -> None:

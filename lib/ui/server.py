@@ -33,4 +33,3 @@ def oidc_claims(request: Request) -> dict[str, object] | None:
     except ValueError:
         return None
     return claims if isinstance(claims, dict) and claims.get("is_logged_in") else None
-

@@ -24,10 +24,14 @@ STREAMLIT = Library("streamlit", tested="1.67.0")
 
 # The signed identity cookie (chunked when long), decoded with the cookie secret; None when absent,
 # forged or expired.
-_signed_cookie: Callable[[Request, str], bytes | None] = STREAMLIT.function(STREAMLIT.module("streamlit.web.server.starlette.starlette_auth_routes"),
-                                    "_get_cookie_value_from_request", ("request", "cookie_name"))
-USER_COOKIE: str = STREAMLIT.attribute(STREAMLIT.module("streamlit.web.server.starlette.starlette_server_config"),
-                                       "USER_COOKIE_NAME", str)
+_signed_cookie: Callable[[Request, str], bytes | None] = STREAMLIT.function(
+    STREAMLIT.module("streamlit.web.server.starlette.starlette_auth_routes"),
+    "_get_cookie_value_from_request",
+    ("request", "cookie_name"),
+)
+USER_COOKIE: str = STREAMLIT.attribute(
+    STREAMLIT.module("streamlit.web.server.starlette.starlette_server_config"), "USER_COOKIE_NAME", str
+)
 
 # Message kinds: the oneof "type" of a BackMsg, and of a backend operation the oneof "payload".
 _TYPE, _OPERATION, _PAYLOAD = "type", "backend_operation_request", "payload"
@@ -35,22 +39,25 @@ BackMsg = STREAMLIT.attribute(STREAMLIT.module("streamlit.proto.BackMsg_pb2"), "
 STREAMLIT.require(_TYPE in BackMsg.DESCRIPTOR.oneofs_by_name, f"BackMsg has no oneof {_TYPE!r}")
 STREAMLIT.require(_OPERATION in BackMsg.DESCRIPTOR.fields_by_name, f"BackMsg has no field {_OPERATION!r}")
 _operation = BackMsg.DESCRIPTOR.fields_by_name[_OPERATION].message_type
-STREAMLIT.require(_operation is not None and _PAYLOAD in _operation.oneofs_by_name,
-                  f"BackMsg.{_OPERATION} has no oneof {_PAYLOAD!r}")
+STREAMLIT.require(
+    _operation is not None and _PAYLOAD in _operation.oneofs_by_name, f"BackMsg.{_OPERATION} has no oneof {_PAYLOAD!r}"
+)
 
 # Where the running code is: the script, a fragment or a widget callback.
 _context = STREAMLIT.module("streamlit.runtime.scriptrunner_utils.script_run_context")
 _thread_state = STREAMLIT.function(STREAMLIT.attribute(_context, "ThreadState", type), "get", ())
 _CALLBACK = STREAMLIT.attribute(STREAMLIT.attribute(_context, "RunLocation", type), "CALLBACK")
 _state = STREAMLIT.attribute(_context, "FragmentThreadState", type)
-STREAMLIT.require("run_location" in getattr(_state, "__dataclass_fields__", {}),
-                  "FragmentThreadState.run_location is gone")
+STREAMLIT.require(
+    "run_location" in getattr(_state, "__dataclass_fields__", {}), "FragmentThreadState.run_location is gone"
+)
 
 # The legacy pages/ mode: a class attribute the script runner reads at each run.
 _PagesManager = STREAMLIT.attribute(STREAMLIT.module("streamlit.runtime.pages_manager"), "PagesManager", type)
 STREAMLIT.attribute(_PagesManager, "uses_pages_directory")
-_ScriptRunner = STREAMLIT.attribute(STREAMLIT.module("streamlit.runtime.scriptrunner.script_runner"),
-                                    "ScriptRunner", type)
+_ScriptRunner = STREAMLIT.attribute(
+    STREAMLIT.module("streamlit.runtime.scriptrunner.script_runner"), "ScriptRunner", type
+)
 STREAMLIT.reads(_ScriptRunner, "_run_script", "uses_pages_directory")
 
 
@@ -63,8 +70,10 @@ def message_kinds() -> frozenset[str]:
     """Every kind ``message_kind`` can name, in this Streamlit."""
     payloads = _operation.oneofs_by_name[_PAYLOAD].fields
     kinds = BackMsg.DESCRIPTOR.oneofs_by_name[_TYPE].fields
-    return frozenset({field.name for field in kinds if field.name != _OPERATION}
-                     | {f"{_OPERATION}/{field.name}" for field in payloads})
+    return frozenset(
+        {field.name for field in kinds if field.name != _OPERATION}
+        | {f"{_OPERATION}/{field.name}" for field in payloads}
+    )
 
 
 def message_kind(data: bytes) -> str | None:

@@ -31,8 +31,10 @@ def _close_revoke_dialog() -> None:
 @st.dialog("Revoke API token", on_dismiss=_close_revoke_dialog)
 def _revoke_dialog(name: str) -> None:
     rt, me = acting(Permission.MANAGE_USERS, recent_proof=True)
-    st.write(f"Machines that use **{literal(name)}** are refused at their next request, on every "
-             "Switchboard instance. A revoked token cannot be used again; make a new one if needed.")
+    st.write(
+        f"Machines that use **{literal(name)}** are refused at their next request, on every "
+        "Switchboard instance. A revoked token cannot be used again; make a new one if needed."
+    )
     if st.button("Revoke", key="token_revoke_confirm", type="primary", icon=":material/key_off:"):
         try:
             api_tokens.revoke(rt.engine, name, actor=me)
@@ -45,24 +47,37 @@ def _revoke_dialog(name: str) -> None:
 
 def table(views: list[api_tokens.TokenView]) -> pd.DataFrame:
     """The tokens in words: "Never" for a token not used yet, a dash for one not revoked."""
-    return pd.DataFrame([{
-        "Name": v.name, "Role": v.role.value, "Created": shown(v.created_at), "Created by": v.created_by or "—",
-        "Last used": shown(v.last_used_at), "Revoked": shown(v.revoked_at, never="—"),
-    } for v in views])
+    return pd.DataFrame(
+        [
+            {
+                "Name": v.name,
+                "Role": v.role.value,
+                "Created": shown(v.created_at),
+                "Created by": v.created_by or "—",
+                "Last used": shown(v.last_used_at),
+                "Revoked": shown(v.revoked_at, never="—"),
+            }
+            for v in views
+        ]
+    )
 
 
 def render(console: Console) -> None:
     rt, me = console.rt, console.me
     st.title("API tokens")
-    st.caption("Machines (Prometheus, Uptime Kuma, scripts) read `/api/v1/status` and `/metrics` with a token, "
-               "sent as `Authorization: Bearer sbt_…`. A viewer token reads status; no token is ever an admin.")
+    st.caption(
+        "Machines (Prometheus, Uptime Kuma, scripts) read `/api/v1/status` and `/metrics` with a token, "
+        "sent as `Authorization: Bearer sbt_…`. A viewer token reads status; no token is ever an admin."
+    )
     views = api_tokens.list_tokens(rt.engine, actor=me)
     if views:
         st.dataframe(table(views), hide_index=True, width="stretch", key="tokens_table")
     else:
         st.info("No API tokens yet.", icon=":material/info:")
-    st.markdown("Make a token on the Switchboard server; it is printed once, so write it straight to where "
-                "the machine reads it:")
+    st.markdown(
+        "Make a token on the Switchboard server; it is printed once, so write it straight to where "
+        "the machine reads it:"
+    )
     st.code(_CREATE, language="sh")
     live = [v.name for v in views if v.revoked_at is None]
     if not live or not proven(me, "revoke API tokens"):

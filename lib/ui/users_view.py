@@ -42,9 +42,11 @@ def _add() -> None:
     password = take_secret(_NEW_PASSWORD)
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
     name, role = st.session_state.get(_NEW_NAME, "").strip(), st.session_state.get(_NEW_ROLE)
-    if _attempt(lambda: users.add(console.rt.engine, name, password, role or "", actor=console.me),
-                f"Added {literal(name)} as {role}. Give them the password through a separate channel; "
-                "they choose their own at their first sign-in."):
+    if _attempt(
+        lambda: users.add(console.rt.engine, name, password, role or "", actor=console.me),
+        f"Added {literal(name)} as {role}. Give them the password through a separate channel; "
+        "they choose their own at their first sign-in.",
+    ):
         st.session_state[_NEW_NAME], st.session_state[_NEW_ROLE] = "", Role.VIEWER.value
 
 
@@ -57,39 +59,55 @@ def _choose() -> None:
 def _set_role(name: str) -> None:
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
     role = st.session_state.pop(_ROLE, None)  # redrawn with the stored role, changed or refused
-    _attempt(lambda: users.set_role(console.rt.engine, name, role or "", actor=console.me),
-             f"{literal(name)} is now {role}.")
+    _attempt(
+        lambda: users.set_role(console.rt.engine, name, role or "", actor=console.me), f"{literal(name)} is now {role}."
+    )
 
 
 def _reset(name: str) -> None:
     password = take_secret(_RESET_PASSWORD)
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
     then = "" if name == console.me.name else " They choose their own at their next sign-in."
-    _attempt(lambda: users.reset_password(console.rt.engine, name, password, actor=console.me),
-             f"New password set for {literal(name)}; their open sessions were ended.{then}")
+    _attempt(
+        lambda: users.reset_password(console.rt.engine, name, password, actor=console.me),
+        f"New password set for {literal(name)}; their open sessions were ended.{then}",
+    )
 
 
 def _remove(name: str) -> None:
     console = acting(Permission.MANAGE_USERS, recent_proof=True)
-    _attempt(lambda: users.remove(console.rt.engine, name, actor=console.me),
-             f"Removed {literal(name)} and ended their sessions.")
+    _attempt(
+        lambda: users.remove(console.rt.engine, name, actor=console.me),
+        f"Removed {literal(name)} and ended their sessions.",
+    )
 
 
 def table(accounts: list[users.UserView]) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "User": u.username, "Role": u.role.value, "Signs in with": "password" if u.local else "OIDC",
-        "Last sign-in": shown(u.last_sign_in_at), "Created": shown(u.created_at),
-        "Password changed": shown(u.password_changed_at)
-        + (" (set by an admin, not yet changed)" if u.must_change_password else ""),
-    } for u in accounts])
+    return pd.DataFrame(
+        [
+            {
+                "User": u.username,
+                "Role": u.role.value,
+                "Signs in with": "password" if u.local else "OIDC",
+                "Last sign-in": shown(u.last_sign_in_at),
+                "Created": shown(u.created_at),
+                "Password changed": shown(u.password_changed_at)
+                + (" (set by an admin, not yet changed)" if u.must_change_password else ""),
+            }
+            for u in accounts
+        ]
+    )
 
 
 def render(console: Console) -> None:
     rt, me = console.rt, console.me
     st.title("Users")
     if oidc_configured():
-        st.info("People sign in with your company account. Who may come in, and with which role, is "
-                "the `[access]` list in `.streamlit/secrets.toml`; change it there.", icon=":material/info:")
+        st.info(
+            "People sign in with your company account. Who may come in, and with which role, is "
+            "the `[access]` list in `.streamlit/secrets.toml`; change it there.",
+            icon=":material/info:",
+        )
         return
     st.caption("admin: everything · operator: run tests, export, read · viewer: read status")
     st.dataframe(table(users.list_users(rt.engine)), hide_index=True, width="stretch", key="users_table")
@@ -104,12 +122,17 @@ def render(console: Console) -> None:
         st.subheader("Add a user", anchor=False)
         st.text_input("User name", key=_NEW_NAME, help="Letters, digits and . _ @ + -, e.g. an e-mail address.")
         st.selectbox("Role", _ROLES, key=_NEW_ROLE)
-        st.text_input("First password", type="password", key=_NEW_PASSWORD,
-                      help=f"At least {users.PASSWORD_MIN} characters, not a common one.")
+        st.text_input(
+            "First password",
+            type="password",
+            key=_NEW_PASSWORD,
+            help=f"At least {users.PASSWORD_MIN} characters, not a common one.",
+        )
         st.form_submit_button("Add user", on_click=_add, key="user_add_submit")
     names = [u.username for u in users.list_users(rt.engine)]
-    name = st.selectbox("Change a user", names, index=None, key="user_chosen", placeholder="Choose a user…",
-                        on_change=_choose)
+    name = st.selectbox(
+        "Change a user", names, index=None, key="user_chosen", placeholder="Choose a user…", on_change=_choose
+    )
     if not name:
         return
     cols = st.columns(3)
@@ -118,8 +141,12 @@ def render(console: Console) -> None:
         st.selectbox("Role", _ROLES, key=_ROLE)
         st.button("Set role", key="user_set_role", on_click=_set_role, args=(name,))
     with cols[1], st.form("user_reset_form", border=False, clear_on_submit=True):
-        st.text_input("New password", type="password", key=_RESET_PASSWORD,
-                      help=f"At least {users.PASSWORD_MIN} characters, not a common one.")
+        st.text_input(
+            "New password",
+            type="password",
+            key=_RESET_PASSWORD,
+            help=f"At least {users.PASSWORD_MIN} characters, not a common one.",
+        )
         st.form_submit_button("Reset password", key="user_reset", on_click=_reset, args=(name,))
     with cols[2]:
         st.caption("Removing ends their sessions at once. The last admin cannot be removed.")

@@ -96,11 +96,15 @@ def account_routes(state: ServerState) -> list[Route]:
         username, next_path = form.get("username", ""), safe_next(form.get("next"))
         password = SecretStr(form.get("password", ""))
         try:
-            view = await run_in_threadpool(users.authenticate, state.engine, username, password,
-                                           address=client_address(request))
+            view = await run_in_threadpool(
+                users.authenticate, state.engine, username, password, address=client_address(request)
+            )
         except users.Throttled as exc:
-            return HTMLResponse(html.sign_in(next_path, str(exc), username=username), status_code=429,
-                                headers={"Retry-After": str(int(exc.retry_after) + 1)})
+            return HTMLResponse(
+                html.sign_in(next_path, str(exc), username=username),
+                status_code=429,
+                headers={"Retry-After": str(int(exc.retry_after) + 1)},
+            )
         except users.SignInFailed as exc:
             return HTMLResponse(html.sign_in(next_path, str(exc), username=username), status_code=401)
         principal = Principal(view.username, view.role, client_address(request) or None, "local")
@@ -119,11 +123,19 @@ def account_routes(state: ServerState) -> list[Route]:
         username = form.get("username", "")
         password, again = form.get("password", ""), form.get("password_again", "")
         if password != again:
-            return HTMLResponse(html.setup("The two passwords differ: type the same password in both fields.",
-                                           username), status_code=400)
+            return HTMLResponse(
+                html.setup("The two passwords differ: type the same password in both fields.", username),
+                status_code=400,
+            )
         try:
-            admin = await run_in_threadpool(first_run.redeem, state.engine, SecretStr(form.get("setup_code", "")),
-                                            username, SecretStr(password), address=client_address(request))
+            admin = await run_in_threadpool(
+                first_run.redeem,
+                state.engine,
+                SecretStr(form.get("setup_code", "")),
+                username,
+                SecretStr(password),
+                address=client_address(request),
+            )
         except users.Throttled as exc:
             return HTMLResponse(html.setup(str(exc), username), status_code=429)
         except ValidationError as exc:
@@ -134,8 +146,9 @@ def account_routes(state: ServerState) -> list[Route]:
         return await run_in_threadpool(sessions.resume, state.engine, session_key(request, state), state.limits)
 
     def _to_sign_in(request: Request) -> Response:
-        return _forget_cookie(RedirectResponse(f"/account/sign-in?next={PASSWORD_PATH}", status_code=303), request,
-                              state)
+        return _forget_cookie(
+            RedirectResponse(f"/account/sign-in?next={PASSWORD_PATH}", status_code=303), request, state
+        )
 
     async def password_page(request: Request) -> Response:
         if not state.local_accounts:
@@ -150,8 +163,7 @@ def account_routes(state: ServerState) -> list[Route]:
 
     async def change_password(request: Request) -> Response:
         if not state.local_accounts or not same_origin(request, state):
-            return HTMLResponse("This form must be sent from Switchboard's own change-password page.",
-                                status_code=403)
+            return HTMLResponse("This form must be sent from Switchboard's own change-password page.", status_code=403)
         form = await read_form(request)
         next_path = safe_next(form.get("next"))
         key = session_key(request, state)
@@ -167,9 +179,15 @@ def account_routes(state: ServerState) -> list[Route]:
         if new != form.get("new_password_again", ""):
             return again("The two new passwords differ: type the same password in both fields.", 400)
         try:
-            token = await run_in_threadpool(users.change_password, state.engine, live.subject,
-                                            SecretStr(form.get("current_password", "")), SecretStr(new),
-                                            address=client_address(request), keep=key)
+            token = await run_in_threadpool(
+                users.change_password,
+                state.engine,
+                live.subject,
+                SecretStr(form.get("current_password", "")),
+                SecretStr(new),
+                address=client_address(request),
+                keep=key,
+            )
         except users.Throttled as exc:
             return again(str(exc), 429, **{"Retry-After": str(int(exc.retry_after) + 1)})
         except ValidationError as exc:
@@ -177,8 +195,9 @@ def account_routes(state: ServerState) -> list[Route]:
         if token is None:  # this browser's session ended meanwhile: the new password signs it in again
             return _to_sign_in(request)
         # Every session of the account ended with the change; this browser goes on under a new one.
-        return _with_session(RedirectResponse(f"{password_path(next_path)}&changed=1", status_code=303), request,
-                             state, token)
+        return _with_session(
+            RedirectResponse(f"{password_path(next_path)}&changed=1", status_code=303), request, state, token
+        )
 
     async def sign_out(request: Request) -> Response:
         """The way out of the change-password page (the console's Sign out page waits behind it)."""

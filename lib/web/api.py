@@ -58,8 +58,9 @@ def forbidden(exc: NotAllowed) -> JSONResponse:
     return _json({"error": str(exc)}, 403)
 
 
-def answer(state: ServerState, request: Request, work: Callable[[Principal], Response],
-           fallback: Principal | None = None) -> Response:
+def answer(
+    state: ServerState, request: Request, work: Callable[[Principal], Response], fallback: Principal | None = None
+) -> Response:
     """Run ``work`` for the principal of the request's token (or ``fallback`` when none was
     sent), turning refusals into their HTTP answers. Blocking: call in a thread."""
     if state.runtime is None:
@@ -67,8 +68,11 @@ def answer(state: ServerState, request: Request, work: Callable[[Principal], Res
     engine, target = state.engine, f"{request.method} {request.url.path}"
     presented = bearer(request)
     try:
-        principal = (fallback if fallback is not None and presented is None else
-                     api_tokens.authenticate(engine, presented, address=client_address(request) or None, target=target))
+        principal = (
+            fallback
+            if fallback is not None and presented is None
+            else api_tokens.authenticate(engine, presented, address=client_address(request) or None, target=target)
+        )
     except api_tokens.TokenRefused as exc:
         return unauthorized(exc)
     try:
@@ -91,8 +95,10 @@ FAIL_VALUE = "503"  # ?fail=503: answer 503 instead of 200 when a product that c
 VALUES_MAX = 50  # values of one repeatable parameter a request may give
 # The repeatable filters of /api/v1/status: (longest value, what one value is, with its article).
 # Repeat a parameter for several values; a comma is part of a value (connection names may hold one).
-FILTERS = {"environment": (ENVIRONMENT_MAX, "environment", "an environment label"),
-           "connection": (NAME_MAX, "connection", "a connection name")}
+FILTERS = {
+    "environment": (ENVIRONMENT_MAX, "environment", "an environment label"),
+    "connection": (NAME_MAX, "connection", "a connection name"),
+}
 SHOWN_MAX = 40  # of an unknown parameter's name, in the message refusing it
 
 
@@ -105,8 +111,10 @@ def _query_problem(request: Request, takes: tuple[str, ...]) -> str | None:
             shown = key if len(key) <= SHOWN_MAX else key[:SHOWN_MAX] + "…"
             return f"{shown}: this path takes no such query parameter; it takes {', '.join(takes)}."
     if FAIL in takes and params.getlist(FAIL) not in ([], [FAIL_VALUE]):
-        return (f"{FAIL}: the one allowed value is {FAIL_VALUE} (?{FAIL}={FAIL_VALUE} answers 503 instead of 200 "
-                f"when a product that counts is failing); leave it out for 200 always.")
+        return (
+            f"{FAIL}: the one allowed value is {FAIL_VALUE} (?{FAIL}={FAIL_VALUE} answers 503 instead of 200 "
+            f"when a product that counts is failing); leave it out for 200 always."
+        )
     for key, (longest, what, one) in FILTERS.items():
         values = params.getlist(key) if key in takes else []
         if len(values) > VALUES_MAX:
@@ -141,11 +149,17 @@ class Running:
     def claimed(self, connection_id: uuid.UUID, name: str) -> Iterator[Response | None]:
         """The refusal to send, or None while this request holds the connection."""
         with self._lock:
-            refusal = (_json({"error": f"A test of '{name}' is running already; ask again once it has answered."}, 409)
-                       if connection_id in self._ids else
-                       _json({"error": f"{TESTS_AT_ONCE} tests are running already; ask again in a moment."}, 429,
-                             {"Retry-After": str(BUSY_RETRY_S)})
-                       if len(self._ids) >= TESTS_AT_ONCE else None)
+            refusal = (
+                _json({"error": f"A test of '{name}' is running already; ask again once it has answered."}, 409)
+                if connection_id in self._ids
+                else _json(
+                    {"error": f"{TESTS_AT_ONCE} tests are running already; ask again in a moment."},
+                    429,
+                    {"Retry-After": str(BUSY_RETRY_S)},
+                )
+                if len(self._ids) >= TESTS_AT_ONCE
+                else None
+            )
             if refusal is None:
                 self._ids.add(connection_id)
         try:
@@ -215,9 +229,15 @@ def api_routes(state: ServerState) -> list[Route]:
         def work(me: Principal) -> Response:
             if problem:
                 return _json({"error": problem}, 400)
-            return _verdict_answer(request, machine_status.everything(
-                state.engine, actor=me, environments=request.query_params.getlist("environment"),
-                names=request.query_params.getlist("connection")))
+            return _verdict_answer(
+                request,
+                machine_status.everything(
+                    state.engine,
+                    actor=me,
+                    environments=request.query_params.getlist("environment"),
+                    names=request.query_params.getlist("connection"),
+                ),
+            )
 
         return await run_in_threadpool(answer, state, request, work)
 
@@ -253,8 +273,9 @@ def api_routes(state: ServerState) -> list[Route]:
         per_connection = settings.metrics_connection_label if settings else True
 
         def work(me: Principal) -> Response:
-            body, content_type = metrics.exposition(state.engine, per_connection=per_connection, actor=me,
-                                                    accept=request.headers.get("accept", ""))
+            body, content_type = metrics.exposition(
+                state.engine, per_connection=per_connection, actor=me, accept=request.headers.get("accept", "")
+            )
             return Response(body, media_type=content_type, headers=NO_STORE)
 
         scraper = metrics.scraper(client_address(request), allowed)
@@ -267,4 +288,3 @@ def api_routes(state: ServerState) -> list[Route]:
         Route("/metrics", scrape, methods=["GET"]),
         *badge_routes(state),
     ]
-

@@ -36,8 +36,15 @@ def _answer(state: ServerState, request: Request, kind: Kind) -> Response:
     if state.runtime is None:
         return _svg(unknown(503))
     subject = Subject(kind, request.path_params["name"])
-    return _svg(badge(state.engine, state.runtime.vault.keyring, subject, params[PARAMETER],
-                      address=client_address(request) or None))
+    return _svg(
+        badge(
+            state.engine,
+            state.runtime.vault.keyring,
+            subject,
+            params[PARAMETER],
+            address=client_address(request) or None,
+        )
+    )
 
 
 def badge_routes(state: ServerState) -> list[Route]:

@@ -29,8 +29,7 @@ from lib.web.stream import StreamGuard
 
 log = logging.getLogger("switchboard.web")
 WORKER_DELAY_S = 2.0  # the in-process worker starts this long after the data is open
-UNEXPECTED = ("Switchboard could not open its data because of an unexpected error; "
-              "the server's log has the details.")
+UNEXPECTED = "Switchboard could not open its data because of an unexpected error; the server's log has the details."
 
 
 def open_data(state: ServerState, *, local_accounts: bool) -> None:
@@ -106,6 +105,9 @@ def announce_setup_code(engine: Engine) -> None:
     into a log file: whoever reads the console runs the server)."""
     code = first_run.issue(engine)
     if code:
-        print(f"\n  Switchboard has no users yet. Open the console and create the first admin with\n"
-              f"  this one-time setup code (valid for {first_run.CODE_LIFETIME.seconds // 60} minutes): {code}\n",
-              file=sys.stderr, flush=True)
+        print(
+            f"\n  Switchboard has no users yet. Open the console and create the first admin with\n"
+            f"  this one-time setup code (valid for {first_run.CODE_LIFETIME.seconds // 60} minutes): {code}\n",
+            file=sys.stderr,
+            flush=True,
+        )

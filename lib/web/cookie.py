@@ -93,16 +93,24 @@ def set_session(response: Response, scope: Scope, settings: Settings | None, tok
     or a click), every form POST must carry our own origin, and a browser sends a Lax cookie
     with no other cross-site request (forms posted, frames, images, scripts, fetches)."""
     secure = prefixed(scope, settings)
-    response.set_cookie(HOST_COOKIE if secure else sessions.COOKIE_NAME, token, max_age=max_age, path="/",
-                        httponly=True, samesite=SAME_SITE, secure=secure)
+    response.set_cookie(
+        HOST_COOKIE if secure else sessions.COOKIE_NAME,
+        token,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite=SAME_SITE,
+        secure=secure,
+    )
 
 
 def forget_session(response: Response, scope: Scope, settings: Settings | None) -> None:
     """Drop the session cookie (a browser refuses the deletion of a ``__Host-`` cookie unless
     it carries the same ``Secure``)."""
     secure = prefixed(scope, settings)
-    response.delete_cookie(HOST_COOKIE if secure else sessions.COOKIE_NAME, path="/", httponly=True,
-                           samesite=SAME_SITE, secure=secure)
+    response.delete_cookie(
+        HOST_COOKIE if secure else sessions.COOKIE_NAME, path="/", httponly=True, samesite=SAME_SITE, secure=secure
+    )
 
 
 def offer_probe(response: Response, scope: Scope, settings: Settings | None) -> None:
@@ -110,8 +118,7 @@ def offer_probe(response: Response, scope: Scope, settings: Settings | None) -> 
     that only a browser keeping such cookies here sends back (with the sign-in form). Lax like
     the session cookie: without it, a link from another site would be read under the plain name."""
     if not _over_https(scope, settings) and is_loopback(host_of(scope)) and PROBE not in _cookies(scope):
-        response.set_cookie(PROBE, "1", max_age=PROBE_MAX_AGE, path="/", httponly=True, samesite=SAME_SITE,
-                            secure=True)
+        response.set_cookie(PROBE, "1", max_age=PROBE_MAX_AGE, path="/", httponly=True, samesite=SAME_SITE, secure=True)
 
 
 def only_the_session_cookie(scope: Scope, settings: Settings | None) -> Scope:

@@ -36,8 +36,9 @@ async def read_form(request: Request) -> dict[str, str]:
     except ClientDisconnect:
         raise HTTPException(400, "The form arrived incomplete.") from None
     try:
-        fields = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
-                           max_num_fields=FORM_FIELDS)
+        fields = parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=FORM_FIELDS
+        )
     except UnicodeError:
         raise HTTPException(400, "This form is not URL-encoded UTF-8.") from None
     except ValueError:

@@ -28,8 +28,9 @@ footer{margin-top:18px;font-size:.9rem;color:#5a6273}a{color:#1d4f86}
 
 
 def _page(title: str, lead: str, body: str, notice: str = "", kind: str = "error") -> str:
-    banner = (f'<div class="notice {kind}" role="alert" data-testid="account-notice">{escape(notice)}</div>'
-              if notice else "")
+    banner = (
+        f'<div class="notice {kind}" role="alert" data-testid="account-notice">{escape(notice)}</div>' if notice else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · Switchboard</title><style>{_STYLE}</style></head>
@@ -82,8 +83,10 @@ def change_password(next_path: str, *, required: bool, notice: str = "") -> str:
 <button type="submit" data-testid="password-submit">Change password</button></form>"""
     if required:
         lead = "An admin chose your password. Choose your own to go on; it ends your other sessions."
-        form += (f'<form method="post" action="{SIGN_OUT_PATH}"><button type="submit" '
-                 'data-testid="password-sign-out">Sign out instead</button></form>')
+        form += (
+            f'<form method="post" action="{SIGN_OUT_PATH}"><button type="submit" '
+            'data-testid="password-sign-out">Sign out instead</button></form>'
+        )
     else:
         lead = "Choose a new password. Your other sessions end; this one stays."
         form += f'<footer><a href="{escape(next_path)}" data-testid="password-back">Back to the console</a></footer>'
@@ -92,8 +95,13 @@ def change_password(next_path: str, *, required: bool, notice: str = "") -> str:
 
 def password_changed(next_path: str) -> str:
     body = f'<p><a href="{escape(next_path)}" data-testid="password-continue">Continue to Switchboard</a></p>'
-    return _page("Password changed", "Your new password is in use. Your other sessions were signed out.", body,
-                 "Your password is changed.", "info")
+    return _page(
+        "Password changed",
+        "Your new password is in use. Your other sessions were signed out.",
+        body,
+        "Your password is changed.",
+        "info",
+    )
 
 
 def cannot_start(problem: str) -> str:

@@ -28,6 +28,7 @@ class Lifecycle:
 
     def start(self, *, local_accounts: bool) -> None:
         """Open the data in a thread (call from the server's event loop); ``opened`` waits."""
+
         def open_data() -> None:
             with collector.paused():
                 from lib.web import console

@@ -39,8 +39,9 @@ class OwnRoutes:
             if match is Match.PARTIAL:
                 allowed |= route.methods or set()
         if allowed:
-            await PlainTextResponse("Method Not Allowed", status_code=405,
-                                    headers={"Allow": ", ".join(sorted(allowed))})(scope, receive, send)
+            await PlainTextResponse(
+                "Method Not Allowed", status_code=405, headers={"Allow": ", ".join(sorted(allowed))}
+            )(scope, receive, send)
             return
         await self.default(scope, receive, send)
 
@@ -50,5 +51,4 @@ class OwnRoutes:
             await route.handle(scope, receive, send)
         except HTTPException as exc:
             log.info("Refused %s %s with %d: %s", scope["method"], route.path, exc.status_code, exc.detail)
-            await PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)(
-                scope, receive, send)
+            await PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)(scope, receive, send)

@@ -16,8 +16,9 @@ class OnceOpen:
     """``opened`` returns once the data is open (or failed to); ``protect`` then puts the app
     behind the console's guards."""
 
-    def __init__(self, app: ASGIApp, *, opened: Callable[[], Awaitable[None]],
-                 protect: Callable[[ASGIApp], ASGIApp]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, opened: Callable[[], Awaitable[None]], protect: Callable[[ASGIApp], ASGIApp]
+    ) -> None:
         self.app = app
         self.opened = opened
         self.protect = protect

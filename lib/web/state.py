@@ -50,4 +50,3 @@ class ServerState:
         from lib.services.accounts.sessions import Limits
 
         return Limits(self.runtime.settings.session_idle, self.runtime.settings.session_lifetime)
-

@@ -20,9 +20,15 @@ from lib.web.origins import origin_allowed
 from lib.web.state import ServerState
 
 STREAM_PATH = "/_stcore/stream"
-ALLOWED_MESSAGES = frozenset({"rerun_script", "stop_script", "app_heartbeat",
-                              "backend_operation_request/deferred_file",  # downloads
-                              "backend_operation_request/dataframe_chunk"})  # large tables
+ALLOWED_MESSAGES = frozenset(
+    {
+        "rerun_script",
+        "stop_script",
+        "app_heartbeat",
+        "backend_operation_request/deferred_file",  # downloads
+        "backend_operation_request/dataframe_chunk",
+    }
+)  # large tables
 
 log = logging.getLogger("switchboard.web")
 

@@ -17,15 +17,20 @@ from lib.kernel.internals import Library
 UVICORN = Library("uvicorn", tested="0.55.0")
 
 _config = UVICORN.module("uvicorn.config")
-ProxyHeadersMiddleware: Any = UVICORN.function(UVICORN.module("uvicorn.middleware.proxy_headers"),
-                                               "ProxyHeadersMiddleware", ("app", "trusted_hosts"))
+ProxyHeadersMiddleware: Any = UVICORN.function(
+    UVICORN.module("uvicorn.middleware.proxy_headers"), "ProxyHeadersMiddleware", ("app", "trusted_hosts")
+)
 _used = getattr(_config, "ProxyHeadersMiddleware", None)
-UVICORN.require(isinstance(_used, type) and issubclass(_used, ProxyHeadersMiddleware),
-                "uvicorn.config.ProxyHeadersMiddleware is gone")
+UVICORN.require(
+    isinstance(_used, type) and issubclass(_used, ProxyHeadersMiddleware),
+    "uvicorn.config.ProxyHeadersMiddleware is gone",
+)
 _Config = UVICORN.attribute(_config, "Config", type)
 UVICORN.reads(_Config, "load", "ProxyHeadersMiddleware")
-UVICORN.require(getattr(_Config.load, "__globals__", None) is vars(_config),
-                "Config.load no longer looks ProxyHeadersMiddleware up in uvicorn.config")
+UVICORN.require(
+    getattr(_Config.load, "__globals__", None) is vars(_config),
+    "Config.load no longer looks ProxyHeadersMiddleware up in uvicorn.config",
+)
 
 
 def wrap_proxy_headers_with(middleware: type) -> None:

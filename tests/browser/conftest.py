@@ -37,10 +37,20 @@ def browser_type_launch_args() -> dict[str, object]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is required under CI=true (apt-get install chromium)")
         pytest.skip(f"{CHROMIUM} not installed")
-    return {"executable_path": CHROMIUM, "headless": True,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                     "--disable-component-update", "--disable-sync", "--no-first-run",
-                     f"--host-resolver-rules=MAP {TLS_HOST} 127.0.0.1"]}
+    return {
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-quic",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--host-resolver-rules=MAP {TLS_HOST} 127.0.0.1",
+        ],
+    }
 
 
 Console = Server
@@ -78,8 +88,7 @@ def console(console_factory: ConsoleFactory) -> Console:
     return server
 
 
-def sign_in(page: Page, console: Console, username: str = "ada", password: str = PASSWORD,
-            path: str = "") -> None:
+def sign_in(page: Page, console: Console, username: str = "ada", password: str = PASSWORD, path: str = "") -> None:
     """Sign in through the sign-in page, landing on ``path``."""
     track_runs(page)
     page.goto(f"{console.url}/{path}")

@@ -53,8 +53,9 @@ def stage(console_factory: ConsoleFactory, sim: SimulatorServer) -> Iterator[tup
     runtime = open_runtime(load_settings(console.env))
     everything, _, storage_only = sim.scenario.apps
     for name, app in (("Everything", everything), ("Archive", storage_only)):
-        connections.create(runtime.engine, runtime.vault, form_for(app, name, expected_products=("cloud_storage",)),
-                           actor=ADMIN)
+        connections.create(
+            runtime.engine, runtime.vault, form_for(app, name, expected_products=("cloud_storage",)), actor=ADMIN
+        )
     for name, role in (("ada", "admin"), ("root", "admin"), ("target", "operator")):
         users.add(runtime.engine, name, SecretStr(PASSWORD), role, actor=ADMIN, own_password=True)
     api_tokens.create(runtime.engine, "prometheus", "viewer", actor=ADMIN)
@@ -123,23 +124,27 @@ class Action:
 
 
 ACTIONS = {
-    "product test (fragment)": Action("connections", lambda p, s: _detail(p, "Everything"), "test_cloud_storage",
-                                      "check.run"),
+    "product test (fragment)": Action(
+        "connections", lambda p, s: _detail(p, "Everything"), "test_cloud_storage", "check.run"
+    ),
     "test all": Action("connections", lambda p, s: None, "conn_test_all", "check.run"),
     "test shown": Action("connections", lambda p, s: _filter(p), "conn_test_shown", "check.run"),
-    "test all products": Action("connections", lambda p, s: _detail(p, "Everything"), "detail_test_all",
-                                "check.run"),
-    **{f"export {fmt}": Action("connections", lambda p, s: None, f"export_{fmt}", "export", download=True)
-       for fmt in ("csv", "json", "xlsx")},
+    "test all products": Action("connections", lambda p, s: _detail(p, "Everything"), "detail_test_all", "check.run"),
+    **{
+        f"export {fmt}": Action("connections", lambda p, s: None, f"export_{fmt}", "export", download=True)
+        for fmt in ("csv", "json", "xlsx")
+    },
     "save a connection (callback)": Action("connect", _connect_form, "connect_submit", "connection.create"),
-    "delete a connection (dialog)": Action("connections", lambda p, s: _delete_dialog(p), "delete_confirm_button",
-                                           "connection.delete"),
+    "delete a connection (dialog)": Action(
+        "connections", lambda p, s: _delete_dialog(p), "delete_confirm_button", "connection.delete"
+    ),
     "add a user": Action("users", lambda p, s: _new_user(p), "user_add_submit", "user.add"),
     "set a role": Action("users", lambda p, s: _role_form(p), "user_set_role", "user.set_role"),
     "reset a password": Action("users", lambda p, s: _reset_form(p), "user_reset", "user.reset_password"),
     "remove a user": Action("users", lambda p, s: _chosen_user(p), "user_remove", "user.remove"),
-    "revoke an API token (dialog)": Action("tokens", lambda p, s: _revoke_dialog(p), "token_revoke_confirm",
-                                           "token.revoke"),
+    "revoke an API token (dialog)": Action(
+        "tokens", lambda p, s: _revoke_dialog(p), "token_revoke_confirm", "token.revoke"
+    ),
     "audit download": Action("audit", lambda p, s: None, "audit_csv", "audit.export", download=True),
 }
 
@@ -160,6 +165,7 @@ def _shell(*args: str) -> Callable[[Console, Runtime, BrowserContext], None]:
     def run(console: Console, runtime: Runtime, context: BrowserContext) -> None:
         done = console.cli("users", *args)
         assert done.returncode == 0, done.stderr
+
     return run
 
 
@@ -186,8 +192,8 @@ def _confirm_password(page: Page, console: Console) -> None:
 
 @pytest.mark.parametrize("stale", list(STALENESS))
 def test_every_action_drawn_before_the_sign_in_changed_is_refused(
-        stale: str, stage: tuple[Console, Runtime], sim: SimulatorServer, context: BrowserContext,
-        page: Page) -> None:
+    stale: str, stage: tuple[Console, Runtime], sim: SimulatorServer, context: BrowserContext, page: Page
+) -> None:
     console, runtime = stage
     sign_in(page, console, path="connections")
     _confirm_password(page, console)

@@ -28,8 +28,9 @@ from tests.fixtures.waiting import eventually
 pytestmark = pytest.mark.e2e
 
 
-def add_through_form(page: Page, console: Console, sim: SimulatorServer, *, name: str = "Reporting",
-                     secret: str | None = None) -> None:
+def add_through_form(
+    page: Page, console: Console, sim: SimulatorServer, *, name: str = "Reporting", secret: str | None = None
+) -> None:
     app = sim.scenario.apps[0]
     sign_in(page, console, path="connect")
     choose(page, "connect_products", "Cloud Storage Service", "Contact Center Chat")
@@ -47,13 +48,24 @@ def test_a_wrong_keyring_fails_closed_and_says_why(console_factory: ConsoleFacto
     """With a keyring that does not match the data, the server opens nothing: every protected
     path, the sign-in page included, answers 503 with the reason and who must act."""
     seeded = console_factory()
-    assert seeded.cli("connections", "add", "--name", "Seeded", "--client-id", "seeded-client",
-                      "--secret-stdin", "--no-verify", stdin="seeded-secret\n").returncode == 0
+    assert (
+        seeded.cli(
+            "connections",
+            "add",
+            "--name",
+            "Seeded",
+            "--client-id",
+            "seeded-client",
+            "--secret-stdin",
+            "--no-verify",
+            stdin="seeded-secret\n",
+        ).returncode
+        == 0
+    )
     seeded.process.terminate()
     seeded.process.wait(10)
     wrong_key = f"k1:{base64.b64encode(new_key()).decode()}"
-    fresh = console_factory(SWITCHBOARD_DATABASE_URL=seeded.env["SWITCHBOARD_DATABASE_URL"],
-                            SWITCHBOARD_KEYS=wrong_key)
+    fresh = console_factory(SWITCHBOARD_DATABASE_URL=seeded.env["SWITCHBOARD_DATABASE_URL"], SWITCHBOARD_KEYS=wrong_key)
     for path in ("connections", "connect", "account/sign-in"):
         response = page.goto(f"{fresh.url}/{path}")
         assert response is not None and response.status == 503
@@ -131,8 +143,12 @@ def test_refused_credentials_save_nothing(console: Console, sim: SimulatorServer
 def test_the_secret_never_reaches_any_page(console: Console, sim: SimulatorServer, page: Page) -> None:
     app = sim.scenario.apps[0]
     frames: list[bytes] = []  # every websocket message the server sends (Streamlit's deltas)
-    page.on("websocket", lambda socket: socket.on(
-        "framereceived", lambda payload: frames.append(payload if isinstance(payload, bytes) else payload.encode())))
+    page.on(
+        "websocket",
+        lambda socket: socket.on(
+            "framereceived", lambda payload: frames.append(payload if isinstance(payload, bytes) else payload.encode())
+        ),
+    )
     add_through_form(page, console, sim)
     pages = {}
     for path in ("guide", "connect", "connections"):
@@ -163,9 +179,22 @@ def test_names_people_typed_are_text_not_links(console: Console, sim: SimulatorS
     """A connection named like a Markdown link, shown to every role, must not be one."""
     phish = "[Session expired - sign in again](https://evil.example/phish)"
     app = sim.scenario.apps[0]
-    added = console.cli("connections", "add", "--name", phish, "--environment", "**prod** https://evil.example/x",
-                        "--client-id", app.client_id, "--secret-stdin", "--products", "cloud_storage",
-                        "--storage-region", "uk", stdin=app.client_secret + "\n")
+    added = console.cli(
+        "connections",
+        "add",
+        "--name",
+        phish,
+        "--environment",
+        "**prod** https://evil.example/x",
+        "--client-id",
+        app.client_id,
+        "--secret-stdin",
+        "--products",
+        "cloud_storage",
+        "--storage-region",
+        "uk",
+        stdin=app.client_secret + "\n",
+    )
     assert added.returncode == 0, added.stderr
     sign_in(page, console, path="connections")
     choose(page, "conn_detail", phish)
@@ -179,17 +208,33 @@ def test_names_people_typed_are_text_not_links(console: Console, sim: SimulatorS
         if path != "connect":
             open_path(page, console, path)
         links = page.locator("a[href*='evil.example']")
-        assert links.count() == 0, (path, [links.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(links.count())])
+        assert links.count() == 0, (
+            path,
+            [links.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(links.count())],
+        )
         assert page.locator("strong", has_text="prod").count() == 0, path
 
 
-def test_an_anonymous_clear_cache_cannot_stop_tests_in_flight(console: Console, sim: SimulatorServer,
-                                                              page: Page) -> None:
+def test_an_anonymous_clear_cache_cannot_stop_tests_in_flight(
+    console: Console, sim: SimulatorServer, page: Page
+) -> None:
     """Any page could open an anonymous socket and send clear_cache, which emptied every cache
     and closed the shared Prober under the runs in flight: they hung for good."""
     app = sim.scenario.apps[0]
-    added = console.cli("connections", "add", "--name", "Everything", "--client-id", app.client_id, "--secret-stdin",
-                        "--products", "cloud_storage", "--storage-region", "uk", stdin=app.client_secret + "\n")
+    added = console.cli(
+        "connections",
+        "add",
+        "--name",
+        "Everything",
+        "--client-id",
+        app.client_id,
+        "--secret-stdin",
+        "--products",
+        "cloud_storage",
+        "--storage-region",
+        "uk",
+        stdin=app.client_secret + "\n",
+    )
     assert added.returncode == 0, added.stderr
     sign_in(page, console, path="connections")
     control(sim, "PUT", "knobs", {"latency_ms": 1500})
@@ -197,8 +242,12 @@ def test_an_anonymous_clear_cache_cannot_stop_tests_in_flight(console: Console, 
     eventually(lambda: control(sim, "GET", "stats")["in_flight"], what="the run to be talking to 8x8")
     clear = BackMsg()
     clear.clear_cache = True
-    with connect(console.url.replace("http://", "ws://") + "/_stcore/stream", additional_headers={"Origin": console.url},
-                 subprotocols=[Subprotocol("streamlit")], open_timeout=10) as anonymous:
+    with connect(
+        console.url.replace("http://", "ws://") + "/_stcore/stream",
+        additional_headers={"Origin": console.url},
+        subprotocols=[Subprotocol("streamlit")],
+        open_timeout=10,
+    ) as anonymous:
         anonymous.send(clear.SerializeToString())
     wait_for_app(page)
     expect(page.get_by_text("Tested 1 product of all connections: 1 OK, 0 failing.")).to_be_visible()

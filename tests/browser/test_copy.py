@@ -24,8 +24,10 @@ ENVIRONMENT = "dr -> prod <= 2 :streamlit: at.x.io"
 
 def copied(page: Page, element: Locator) -> str:
     """What Control+C puts on the clipboard with all of ``element``'s text selected."""
-    element.evaluate("e => { const range = document.createRange(); range.selectNodeContents(e);"
-                     " getSelection().removeAllRanges(); getSelection().addRange(range); }")
+    element.evaluate(
+        "e => { const range = document.createRange(); range.selectNodeContents(e);"
+        " getSelection().removeAllRanges(); getSelection().addRange(range); }"
+    )
     page.keyboard.press("Control+C")
     return str(page.evaluate("navigator.clipboard.readText()"))
 
@@ -42,15 +44,32 @@ def shown_and_copied(page: Page, element: Locator) -> str:
 
 def alert(page: Page, opening: str) -> Locator:
     """The text of the delete dialog's message that starts with ``opening``."""
-    return page.get_by_role("dialog").get_by_test_id("stAlert").filter(has_text=opening).get_by_test_id(
-        "stMarkdownContainer")
+    return (
+        page.get_by_role("dialog")
+        .get_by_test_id("stAlert")
+        .filter(has_text=opening)
+        .get_by_test_id("stMarkdownContainer")
+    )
 
 
 def test_names_and_messages_copy_as_shown(console: Console, sim: SimulatorServer, page: Page) -> None:
     app = sim.scenario.apps[0]
-    added = console.cli("connections", "add", "--name", NAME, "--environment", ENVIRONMENT, "--client-id",
-                        app.client_id, "--secret-stdin", "--products", "cloud_storage", "--storage-region", "uk",
-                        stdin=app.client_secret + "\n")
+    added = console.cli(
+        "connections",
+        "add",
+        "--name",
+        NAME,
+        "--environment",
+        ENVIRONMENT,
+        "--client-id",
+        app.client_id,
+        "--secret-stdin",
+        "--products",
+        "cloud_storage",
+        "--storage-region",
+        "uk",
+        stdin=app.client_secret + "\n",
+    )
     assert added.returncode == 0, added.stderr
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=console.url)
     sign_in(page, console, path=f"connections?connection={quote(NAME)}")

@@ -20,8 +20,20 @@ pytestmark = pytest.mark.e2e
 
 def add_connection(console: Console, sim: SimulatorServer, name: str) -> None:
     app = sim.scenario.apps[0]
-    added = console.cli("connections", "add", "--name", name, "--client-id", app.client_id, "--secret-stdin",
-                        "--products", "cloud_storage", "--storage-region", "uk", stdin=app.client_secret + "\n")
+    added = console.cli(
+        "connections",
+        "add",
+        "--name",
+        name,
+        "--client-id",
+        app.client_id,
+        "--secret-stdin",
+        "--products",
+        "cloud_storage",
+        "--storage-region",
+        "uk",
+        stdin=app.client_secret + "\n",
+    )
     assert added.returncode == 0, added.stderr
 
 
@@ -41,8 +53,9 @@ def confirm_password(page: Page, password: str, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["click", "enter", "tab"])
-def test_delete_asks_the_password_then_the_name_in_one_opening(console: Console, sim: SimulatorServer,
-                                                               page: Page, how: str) -> None:
+def test_delete_asks_the_password_then_the_name_in_one_opening(
+    console: Console, sim: SimulatorServer, page: Page, how: str
+) -> None:
     add_connection(console, sim, "Archive")
     sign_in(page, console, path="connections")
     choose(page, "conn_detail", "Archive")
@@ -52,7 +65,8 @@ def test_delete_asks_the_password_then_the_name_in_one_opening(console: Console,
 
     confirm_password(page, "not the password at all", how)
     expect(dialog.get_by_role("alert")).to_contain_text(
-        "That is not your password. Type the password you sign in with, then Confirm again.")
+        "That is not your password. Type the password you sign in with, then Confirm again."
+    )
     expect(dialog).not_to_contain_text("user name")
     expect(keyed(page, "reauth_password").locator("input")).to_have_value("")
     expect(keyed(page, "delete_confirm")).to_have_count(0)
@@ -71,7 +85,8 @@ def test_delete_asks_the_password_then_the_name_in_one_opening(console: Console,
 def expect_history_rows(history: Locator, rows: int) -> None:
     """The history table's row count, from the grid's accessible table (header row included)."""
     expect(history.get_by_test_id("stDataFrame").locator("table[role='grid']")).to_have_attribute(
-        "aria-rowcount", str(rows + 1))
+        "aria-rowcount", str(rows + 1)
+    )
 
 
 def test_a_product_test_shows_in_the_history_at_once(console: Console, sim: SimulatorServer, page: Page) -> None:
@@ -97,11 +112,15 @@ def test_an_operator_opening_admin_pages_by_url_reads_the_role_they_need(console
     console.add_user("otto", "operator")
     sign_in(page, console, "otto", path="connections")
     assert not menu(page) & {"Connect", "Users", "Audit"}
-    for path, what in (("users", "manage users"), ("connect", "add, change or delete connections"),
-                       ("audit", "read the audit trail")):
+    for path, what in (
+        ("users", "manage users"),
+        ("connect", "add, change or delete connections"),
+        ("audit", "read the audit trail"),
+    ):
         open_path(page, console, path)
         expect(page.get_by_role("alert")).to_contain_text(
-            f"Your role (operator) may not {what}. Ask a Switchboard admin for the admin role if you need to.")
+            f"Your role (operator) may not {what}. Ask a Switchboard admin for the admin role if you need to."
+        )
         assert page.url == f"{console.url}/{path}"  # not sent to the main page
         expect(page.get_by_text("Page not found")).to_have_count(0)
         expect(page.get_by_role("heading", name="Connections")).to_have_count(0)
@@ -133,7 +152,9 @@ def test_the_add_user_form_keeps_name_and_role_through_an_error(console: Console
     expect(name).to_have_value("")
     expect(role).to_have_value("viewer")
     assert {u["username"]: u["role"] for u in json.loads(console.cli("users", "list", "--json").stdout)} == {
-        "ada": "admin", "newbie": "operator"}
+        "ada": "admin",
+        "newbie": "operator",
+    }
 
 
 def test_the_role_shown_is_the_chosen_users(console: Console, page: Page) -> None:

@@ -77,7 +77,8 @@ def expect_open(page: Page, name: str, link: str) -> None:
 
 
 def test_a_link_from_another_site_opens_its_connection_and_an_edit_survives_a_reload(
-        console: Console, sim: SimulatorServer, page: Page) -> None:
+    console: Console, sim: SimulatorServer, page: Page
+) -> None:
     add_connection(console, sim, "My Acme")
     link = f"{console.url}/connections?connection=My%20Acme"
     with other_site(link) as elsewhere:

@@ -14,11 +14,32 @@ pytestmark = pytest.mark.e2e
 
 def test_the_connections_page_fits_a_phone(console: Console, sim: SimulatorServer, page: Page) -> None:
     apps = sim.scenario.apps
-    for name, app, products in (("Reporting", apps[0], "cloud_storage,cc_chat"), ("Archive", apps[2], "cloud_storage,cc_chat")):
-        assert console.cli("connections", "add", "--name", name, "--client-id", app.client_id, "--products", products,
-                           "--storage-region", (app.storage_regions or ["us-west"])[0], "--chat-region", app.chat_region,
-                           "--tenant-id", (app.tenants or ["t-1"])[0], "--secret-stdin", "--no-verify",
-                           stdin=app.client_secret + "\n").returncode == 0
+    for name, app, products in (
+        ("Reporting", apps[0], "cloud_storage,cc_chat"),
+        ("Archive", apps[2], "cloud_storage,cc_chat"),
+    ):
+        assert (
+            console.cli(
+                "connections",
+                "add",
+                "--name",
+                name,
+                "--client-id",
+                app.client_id,
+                "--products",
+                products,
+                "--storage-region",
+                (app.storage_regions or ["us-west"])[0],
+                "--chat-region",
+                app.chat_region,
+                "--tenant-id",
+                (app.tenants or ["t-1"])[0],
+                "--secret-stdin",
+                "--no-verify",
+                stdin=app.client_secret + "\n",
+            ).returncode
+            == 0
+        )
     page.set_viewport_size({"width": 400, "height": 900})
     sign_in(page, console, path="connections")
     keyed(page, "conn_test_all").locator("button").click()

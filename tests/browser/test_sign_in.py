@@ -69,8 +69,9 @@ def csp_errors(context: BrowserContext) -> Iterator[list[str]]:
     assert not seen, seen
 
 
-def test_a_fresh_server_shows_only_the_way_in(console_factory: ConsoleFactory, page: Page,
-                                              csp_errors: list[str]) -> None:
+def test_a_fresh_server_shows_only_the_way_in(
+    console_factory: ConsoleFactory, page: Page, csp_errors: list[str]
+) -> None:
     server = console_factory()
     for path in sorted(protected_paths()):  # before anyone opened "/": the legacy pages/ trap
         page.goto(f"{server.url}{path}")
@@ -83,8 +84,9 @@ def test_a_fresh_server_shows_only_the_way_in(console_factory: ConsoleFactory, p
         expect(page.locator("[data-testid='stApp']")).to_have_count(0)
 
 
-def test_the_setup_code_creates_the_first_admin(console_factory: ConsoleFactory, page: Page,
-                                                csp_errors: list[str]) -> None:
+def test_the_setup_code_creates_the_first_admin(
+    console_factory: ConsoleFactory, page: Page, csp_errors: list[str]
+) -> None:
     server = console_factory()
     page.goto(f"{server.url}/connections")
     page.locator("#setup_code").fill(server.setup_code())
@@ -101,7 +103,8 @@ def test_the_setup_code_creates_the_first_admin(console_factory: ConsoleFactory,
 
 
 def test_sign_in_survives_reload_and_new_tab_and_sign_out_ends_every_tab(
-        console: Console, page: Page, context: BrowserContext, csp_errors: list[str]) -> None:
+    console: Console, page: Page, context: BrowserContext, csp_errors: list[str]
+) -> None:
     sign_in(page, console, path="connections")
     expect(page.get_by_role("heading", name="Connections")).to_be_visible()
     page.reload()
@@ -134,20 +137,26 @@ def test_sign_in_survives_reload_and_new_tab_and_sign_out_ends_every_tab(
     expect(page.get_by_text("You are signed out.")).to_be_visible()
 
 
-def test_a_viewer_cannot_reach_connect_users_tokens_or_audit_by_url(console: Console, page: Page,
-                                                                    csp_errors: list[str]) -> None:
+def test_a_viewer_cannot_reach_connect_users_tokens_or_audit_by_url(
+    console: Console, page: Page, csp_errors: list[str]
+) -> None:
     """Each such link says which role the page needs and who grants it (the page is routed,
     out of the menu, rather than "page not found")."""
     console.add_user("val", "viewer")
     sign_in(page, console, "val", path="connections")
     expect(page.get_by_role("heading", name="Connections")).to_be_visible()
     assert not menu(page) & {"Connect", "Users", "API tokens", "Audit"}
-    for path, what in (("connect", "add, change or delete connections"), ("users", "manage users"),
-                       ("tokens", "manage users"), ("audit", "read the audit trail")):
+    for path, what in (
+        ("connect", "add, change or delete connections"),
+        ("users", "manage users"),
+        ("tokens", "manage users"),
+        ("audit", "read the audit trail"),
+    ):
         page.goto(f"{console.url}/{path}")
         wait_for_app(page)
         expect(page.get_by_role("alert")).to_contain_text(
-            f"Your role (viewer) may not {what}. Ask a Switchboard admin for the admin role if you need to.")
+            f"Your role (viewer) may not {what}. Ask a Switchboard admin for the admin role if you need to."
+        )
         expect(keyed(page, "connect_submit")).to_have_count(0)
         expect(page.get_by_role("heading", name="Audit trail")).to_have_count(0)
         expect(page.get_by_role("heading", name="Users")).to_have_count(0)
@@ -155,8 +164,9 @@ def test_a_viewer_cannot_reach_connect_users_tokens_or_audit_by_url(console: Con
         expect(page.get_by_test_id("stDataFrame")).to_have_count(0)
 
 
-def test_a_wrong_password_says_so_without_naming_the_account(console: Console, page: Page,
-                                                             csp_errors: list[str]) -> None:
+def test_a_wrong_password_says_so_without_naming_the_account(
+    console: Console, page: Page, csp_errors: list[str]
+) -> None:
     page.goto(f"{console.url}/connections")
     page.locator("#username").fill("ada")
     page.locator("#password").fill("not the password at all")
@@ -166,7 +176,8 @@ def test_a_wrong_password_says_so_without_naming_the_account(console: Console, p
 
 
 def test_someone_an_admin_added_chooses_their_own_password_at_the_first_sign_in(
-        console: Console, page: Page, csp_errors: list[str]) -> None:
+    console: Console, page: Page, csp_errors: list[str]
+) -> None:
     console.add_user("newbie", "operator", set_by_admin=True)  # as `switchboard users add` or the Users page do
     page.goto(f"{console.url}/connections")
     page.locator("#username").fill("newbie")
@@ -214,8 +225,12 @@ def test_the_users_page_shows_each_last_sign_in(console: Console, page: Page, cs
     # The grid draws on a canvas; its accessible copy is the table inside it.
     grid = page.get_by_test_id("stDataFrame").locator("table[role='grid']")
     expect(grid.locator("th[aria-colindex='4']")).to_have_text("Last sign-in")
-    last_sign_in = {name: grid.locator("tr", has=page.locator("td[aria-colindex='1']", has_text=name))
-                    .locator("td[aria-colindex='4']") for name in ("ada", "newbie")}
+    last_sign_in = {
+        name: grid.locator("tr", has=page.locator("td[aria-colindex='1']", has_text=name)).locator(
+            "td[aria-colindex='4']"
+        )
+        for name in ("ada", "newbie")
+    }
     expect(last_sign_in["newbie"]).to_have_text("Never")
     expect(last_sign_in["ada"]).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$"))
     expect(grid.locator("tr", has_text="newbie")).to_contain_text("(set by an admin, not yet changed)")
@@ -247,8 +262,9 @@ def _cookies(context: BrowserContext) -> dict[str, Cookie]:
     return {cookie["name"]: cookie for cookie in context.cookies()}
 
 
-def test_a_page_on_another_port_cannot_swap_the_session_on_loopback(console: Console, page: Page,
-                                                                   context: BrowserContext) -> None:
+def test_a_page_on_another_port_cannot_swap_the_session_on_loopback(
+    console: Console, page: Page, context: BrowserContext
+) -> None:
     """Chromium keeps a __Host- cookie on http://127.0.0.1 (a secure origin to it), so the
     console's session cookie is one, and the plain name another port can set is never read."""
     console.add_user("oscar", "operator")
@@ -266,7 +282,8 @@ def test_a_page_on_another_port_cannot_swap_the_session_on_loopback(console: Con
 
 
 def test_over_https_a_page_on_another_port_cannot_set_or_replace_the_session_cookie(
-        console_factory: ConsoleFactory, browser: Browser) -> None:
+    console_factory: ConsoleFactory, browser: Browser
+) -> None:
     """The console over https on a host name; a plain-http page on another port of that host
     tries both names (the operator's valid token): Chromium refuses the __Host- one, and the
     server never reads the other."""
@@ -281,8 +298,10 @@ def test_over_https_a_page_on_another_port_cannot_set_or_replace_the_session_coo
         sign_in(page, https, path="connections")
         ours = _cookies(context)[HOST_COOKIE]["value"]
         assert PROBE not in _cookies(context)  # over https no probe is needed
-        with Receiver(Answer(200, {"Set-Cookie": f"{HOST_COOKIE}={oscar}; Secure; Path=/"}),
-                      Answer(200, {"Set-Cookie": f"{COOKIE_NAME}={oscar}; Path=/"})) as other_port:
+        with Receiver(
+            Answer(200, {"Set-Cookie": f"{HOST_COOKIE}={oscar}; Secure; Path=/"}),
+            Answer(200, {"Set-Cookie": f"{COOKIE_NAME}={oscar}; Path=/"}),
+        ) as other_port:
             _open_other_port(page, other_port.url("/", host=TLS_HOST), 2)
         kept = _cookies(context)
         assert kept[HOST_COOKIE]["value"] == ours and kept[COOKIE_NAME]["value"] == oscar
@@ -293,8 +312,9 @@ def test_over_https_a_page_on_another_port_cannot_set_or_replace_the_session_coo
         context.close()
 
 
-def test_a_password_change_gives_the_browser_a_new_session_cookie(console: Console, page: Page,
-                                                                 context: BrowserContext) -> None:
+def test_a_password_change_gives_the_browser_a_new_session_cookie(
+    console: Console, page: Page, context: BrowserContext
+) -> None:
     sign_in(page, console, path="connections")
     before = _cookies(context)[HOST_COOKIE]["value"]
     page.goto(f"{console.url}/account/password")

@@ -114,7 +114,8 @@ def signs_out_at_the_provider(page: Page, sso: SSO, button: str) -> None:
 
 
 def test_an_admin_on_the_list_signs_in_with_the_provider_and_acts_as_admin(
-        sso: SSO, page: Page, browser: Browser, tmp_path: Path, csp_errors: list[str]) -> None:  # noqa: F811
+    sso: SSO, page: Page, browser: Browser, tmp_path: Path, csp_errors: list[str]
+) -> None:
     asked = authorization_requests(page, sso)
     sign_in(page, sso, ADMIN)
     expect(page.get_by_role("heading", name="Connections")).to_be_visible()
@@ -150,8 +151,7 @@ def test_an_admin_on_the_list_signs_in_with_the_provider_and_acts_as_admin(
     assert ("sign_in", ADMIN.email, "ok", "via oidc") in audited(sso)
 
 
-def test_an_address_listed_by_its_domain_signs_in_as_viewer(sso: SSO, page: Page,
-                                                            csp_errors: list[str]) -> None:  # noqa: F811
+def test_an_address_listed_by_its_domain_signs_in_as_viewer(sso: SSO, page: Page, csp_errors: list[str]) -> None:
     sign_in(page, sso, COLLEAGUE)
     expect(page.get_by_role("heading", name="Connections")).to_be_visible()
     entries = menu(page)
@@ -162,12 +162,17 @@ def test_an_address_listed_by_its_domain_signs_in_as_viewer(sso: SSO, page: Page
     expect(page.get_by_role("heading", name="Audit trail")).to_have_count(0)
 
 
-@pytest.mark.parametrize(("account", "why"), [
-    (UNVERIFIED, "your identity provider has not verified this address"),
-    (STRANGER, "adds your address (or your domain) to [access]"),
-], ids=["email_verified false", "on no list"])
+@pytest.mark.parametrize(
+    ("account", "why"),
+    [
+        (UNVERIFIED, "your identity provider has not verified this address"),
+        (STRANGER, "adds your address (or your domain) to [access]"),
+    ],
+    ids=["email_verified false", "on no list"],
+)
 def test_an_identity_the_list_does_not_admit_is_refused_with_the_reason(
-        sso: SSO, page: Page, account: Account, why: str, csp_errors: list[str]) -> None:  # noqa: F811
+    sso: SSO, page: Page, account: Account, why: str, csp_errors: list[str]
+) -> None:
     sign_in(page, sso, account)
     refusal = page.get_by_role("alert")
     expect(refusal).to_be_visible()
@@ -184,8 +189,9 @@ def test_an_identity_the_list_does_not_admit_is_refused_with_the_reason(
     assert ("sign_in", account.email, "refused", "not on the [access] allow-list") in audited(sso)
 
 
-def test_sign_out_ends_the_session_in_every_tab(sso: SSO, page: Page, context: BrowserContext,
-                                                csp_errors: list[str]) -> None:  # noqa: F811
+def test_sign_out_ends_the_session_in_every_tab(
+    sso: SSO, page: Page, context: BrowserContext, csp_errors: list[str]
+) -> None:
     sign_in(page, sso, ADMIN)
     other = context.new_page()  # a new tab of the same browser is signed in already
     other.goto(f"{sso.url}/audit")
@@ -215,15 +221,18 @@ def _proof_ages(sso: SSO, email: str) -> None:
     engine = make_engine(sso.console.env["SWITCHBOARD_DATABASE_URL"])
     try:
         with engine.begin() as connection:
-            connection.execute(update(WebSession)
-                               .where(col(WebSession.subject) == email, col(WebSession.ended_at).is_(None))
-                               .values(reauthenticated_at=utcnow() - REAUTH_VALID - timedelta(minutes=1)))
+            connection.execute(
+                update(WebSession)
+                .where(col(WebSession.subject) == email, col(WebSession.ended_at).is_(None))
+                .values(reauthenticated_at=utcnow() - REAUTH_VALID - timedelta(minutes=1))
+            )
     finally:
         engine.dispose()
 
 
-def test_a_sensitive_action_asks_for_a_fresh_sign_in_at_the_provider(sso: SSO, page: Page,
-                                                                       csp_errors: list[str]) -> None:  # noqa: F811
+def test_a_sensitive_action_asks_for_a_fresh_sign_in_at_the_provider(
+    sso: SSO, page: Page, csp_errors: list[str]
+) -> None:
     made = sso.console.cli("tokens", "create", "--name", "prometheus-sso", "--role", "viewer")
     assert made.returncode == 0, made.stderr
     sign_in(page, sso, ADMIN)

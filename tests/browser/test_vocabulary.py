@@ -30,7 +30,7 @@ def offences(text: str) -> list[str]:
     """Each missing value and each moment not in the shown form, with the words around it."""
     found = []
     for pattern, where in ((MISSING, text), (OTHER_MOMENT, SHOWN.sub("<moment>", text))):
-        found += [where[max(0, m.start() - 40):m.end() + 40] for m in pattern.finditer(where)]
+        found += [where[max(0, m.start() - 40) : m.end() + 40] for m in pattern.finditer(where)]
     return found
 
 
@@ -47,21 +47,61 @@ def seed(console: Console, sim: SimulatorServer) -> None:
     everything, _, storage_only = sim.scenario.apps
 
     def add(name: str, app: App, *options: str) -> None:
-        run(console, "connections", "add", "--name", name, "--client-id", app.client_id, "--secret-stdin",
-            "--no-verify", *options, stdin=app.client_secret + "\n")
+        run(
+            console,
+            "connections",
+            "add",
+            "--name",
+            name,
+            "--client-id",
+            app.client_id,
+            "--secret-stdin",
+            "--no-verify",
+            *options,
+            stdin=app.client_secret + "\n",
+        )
 
     add("Archive", storage_only, "--products", "cloud_storage", "--storage-region", "ap")  # no environment
-    add("Reporting", everything, "--environment", "production", "--products", "cloud_storage,cc_chat",
-        "--storage-region", "uk", "--chat-region", "us", "--tenant-id", "tenant-us-1")  # never tested
-    add("Broken", storage_only, "--environment", "staging", "--products", "cloud_storage,cc_chat",
-        "--storage-region", "ap", "--chat-region", "us", "--tenant-id", "tenant-us-1")  # chat not granted
+    add(
+        "Reporting",
+        everything,
+        "--environment",
+        "production",
+        "--products",
+        "cloud_storage,cc_chat",
+        "--storage-region",
+        "uk",
+        "--chat-region",
+        "us",
+        "--tenant-id",
+        "tenant-us-1",
+    )  # never tested
+    add(
+        "Broken",
+        storage_only,
+        "--environment",
+        "staging",
+        "--products",
+        "cloud_storage,cc_chat",
+        "--storage-region",
+        "ap",
+        "--chat-region",
+        "us",
+        "--tenant-id",
+        "tenant-us-1",
+    )  # chat not granted
     add("Edited", everything, "--environment", "staging", "--products", "cloud_storage", "--storage-region", "us-east")
     run(console, "check", "Archive", "Edited")
-    run(console, "connections", "edit", "Edited", "--storage-region", "uk", "--no-verify")  # its result no longer counts
+    run(
+        console, "connections", "edit", "Edited", "--storage-region", "uk", "--no-verify"
+    )  # its result no longer counts
 
     with Receiver(Answer(204)) as good, Receiver(Answer(410)) as gone:
-        for name, url in (("Dead hook", f"http://127.0.0.1:{free_port()}/hook"), ("Good hook", good.url()),
-                          ("Gone hook", gone.url())):
+        for name, url in (
+            ("Dead hook", f"http://127.0.0.1:{free_port()}/hook"),
+            ("Good hook", good.url()),
+            ("Gone hook", gone.url()),
+        ):
             run(console, "channels", "add", "--name", name, "--kind", "webhook", "--url", url)
         run(console, "channels", "test", "Dead hook", codes=(1,))  # a test is tried once: failed, no next attempt
         for _ in range(2):  # failing twice in a row raises check.failed, for every channel
@@ -103,8 +143,9 @@ def draw_every_row(grid: Locator) -> None:
     scroller = grid.locator(".dvn-scroller").first
     while True:
         grid.page.evaluate(NEXT_FRAME)
-        if not scroller.evaluate("s => { const top = s.scrollTop; s.scrollTop += s.clientHeight / 2; "
-                                 "return s.scrollTop !== top; }"):
+        if not scroller.evaluate(
+            "s => { const top = s.scrollTop; s.scrollTop += s.clientHeight / 2; return s.scrollTop !== top; }"
+        ):
             grid.page.evaluate(NEXT_FRAME)
             return
 
@@ -131,8 +172,9 @@ SEEDED = {
 }
 
 
-def test_no_page_says_none_and_every_moment_reads_one_way(console_factory: ConsoleFactory, sim: SimulatorServer,
-                                                         page: Page) -> None:
+def test_no_page_says_none_and_every_moment_reads_one_way(
+    console_factory: ConsoleFactory, sim: SimulatorServer, page: Page
+) -> None:
     console = console_factory(SWITCHBOARD_ALERT_ALLOW="127.0.0.1")
     console.add_user("ada", "admin")
     seed(console, sim)

@@ -30,15 +30,18 @@ def _password(password: str, given: Given) -> str | None:
     """smtplib logs in with AUTH PLAIN or LOGIN, which send ASCII only; a user named in the URL
     logs in, so when saving it comes with a password."""
     if password and not _PRINTABLE_ASCII.fullmatch(password):
-        return ("must be printable ASCII (letters, digits, punctuation, spaces): smtplib logs in with AUTH "
-                "PLAIN or LOGIN, which send ASCII only. Give this mail user an ASCII password.")
+        return (
+            "must be printable ASCII (letters, digits, punctuation, spaces): smtplib logs in with AUTH "
+            "PLAIN or LOGIN, which send ASCII only. Give this mail user an ASCII password."
+        )
     try:
         user = parse_mail_url(given.url).user
     except ValueError:
         return None  # the URL's own message says what to fix first
     if given.saving and user and not password:
-        return ("is missing: the URL names a user to log in as; give that user's password, or take the user "
-                "out of the URL.")
+        return (
+            "is missing: the URL names a user to log in as; give that user's password, or take the user out of the URL."
+        )
     return None
 
 
@@ -47,18 +50,34 @@ class Email(Sender):
         server = parse_mail_url(url)
         return server.host, server.port
 
-    def send(self, destination: Destination, event: Event, *, pinned: Pinned, deadline: Deadline,
-             ssl_context: ssl.SSLContext) -> Attempt:
-        return send_mail(parse_mail_url(destination.url), destination.secret, event, pinned=pinned,
-                         deadline=deadline, ssl_context=ssl_context)
+    def send(
+        self, destination: Destination, event: Event, *, pinned: Pinned, deadline: Deadline, ssl_context: ssl.SSLContext
+    ) -> Attempt:
+        return send_mail(
+            parse_mail_url(destination.url),
+            destination.secret,
+            event,
+            pinned=pinned,
+            deadline=deadline,
+            ssl_context=ssl_context,
+        )
 
 
 KIND = Kind(
-    key="email", label="E-mail", summary="over SMTP with STARTTLS", listed=4,
+    key="email",
+    label="E-mail",
+    summary="over SMTP with STARTTLS",
+    listed=4,
     fields=(
         url_field(f"write it like {EXAMPLE}", EXAMPLE, _mail_url),
-        Field("secret", "SMTP password", "The password of the user named in the URL, in printable ASCII; blank "
-              "when the URL names no user.", PASSWORD_MAX, _password, secret=True),
+        Field(
+            "secret",
+            "SMTP password",
+            "The password of the user named in the URL, in printable ASCII; blank when the URL names no user.",
+            PASSWORD_MAX,
+            _password,
+            secret=True,
+        ),
     ),
     sender=Email(),
 )

@@ -16,11 +16,17 @@ _PATH = re.compile(r"/services/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+")
 
 
 def _shape(parts: SplitResult) -> str | None:
-    if (parts.hostname == "hooks.slack.com" and _PATH.fullmatch(parts.path) and not parts.query
-            and parts.port in (None, 443)):
+    if (
+        parts.hostname == "hooks.slack.com"
+        and _PATH.fullmatch(parts.path)
+        and not parts.query
+        and parts.port in (None, 443)
+    ):
         return None
-    return ("must be a Slack incoming webhook, https://hooks.slack.com/services/T…/B…/…; copy it from the "
-            "Slack app's Incoming Webhooks page.")
+    return (
+        "must be a Slack incoming webhook, https://hooks.slack.com/services/T…/B…/…; copy it from the "
+        "Slack app's Incoming Webhooks page."
+    )
 
 
 class Slack(JsonPost):
@@ -29,8 +35,17 @@ class Slack(JsonPost):
 
 
 KIND = Kind(
-    key="slack", label="Slack", summary="a message to an incoming webhook", listed=2,
-    fields=(web_url("copy it from the Slack app's Incoming Webhooks page", "https://hooks.slack.com/services/T…/B…/…",
-                    shape=_shape, credential=True),),
+    key="slack",
+    label="Slack",
+    summary="a message to an incoming webhook",
+    listed=2,
+    fields=(
+        web_url(
+            "copy it from the Slack app's Incoming Webhooks page",
+            "https://hooks.slack.com/services/T…/B…/…",
+            shape=_shape,
+            credential=True,
+        ),
+    ),
     sender=Slack(),
 )

@@ -37,13 +37,24 @@ class Webhook(JsonPost):
 
 
 KIND = Kind(
-    key="webhook", label="Webhook", summary="signed JSON", listed=1,
+    key="webhook",
+    label="Webhook",
+    summary="signed JSON",
+    listed=1,
     fields=(
         web_url("the receiver's admin can give it", "https://hooks.example.com/switchboard"),
-        Field("secret", "Signing secret", "The receiver's whsec_… secret (Standard Webhooks). Leave it blank when "
-              "adding, and a new one is made and shown once, for you to give to the receiver.",
-              SIGNING_SECRET_MAX, _signing_secret, example="whsec_…", secret=True, made=signing.new_secret,
-              made_help="Give it to the receiver, which checks each message's webhook-signature header with it."),
+        Field(
+            "secret",
+            "Signing secret",
+            "The receiver's whsec_… secret (Standard Webhooks). Leave it blank when "
+            "adding, and a new one is made and shown once, for you to give to the receiver.",
+            SIGNING_SECRET_MAX,
+            _signing_secret,
+            example="whsec_…",
+            secret=True,
+            made=signing.new_secret,
+            made_help="Give it to the receiver, which checks each message's webhook-signature header with it.",
+        ),
     ),
     sender=Webhook(),
 )

@@ -77,10 +77,17 @@ class TokenRefused(SwitchboardError):
 def _check(name: str, role: str) -> None:
     errors = []
     if not NAME.match(name):
-        errors.append(FieldError("name", "Token name", "Use 1-80 lower-case letters, digits or . _ -, starting with a letter "
-                                         "or digit, e.g. prometheus-prod."))
+        errors.append(
+            FieldError(
+                "name",
+                "Token name",
+                "Use 1-80 lower-case letters, digits or . _ -, starting with a letter or digit, e.g. prometheus-prod.",
+            )
+        )
     if role not in {r.value for r in ROLES}:
-        errors.append(FieldError("role", "Role", "Choose viewer (reads status) or operator; admin tokens are not made."))
+        errors.append(
+            FieldError("role", "Role", "Choose viewer (reads status) or operator; admin tokens are not made.")
+        )
     if errors:
         raise ValidationError(errors)
 
@@ -93,12 +100,22 @@ def create(engine: Engine, name: str, role: str, *, actor: Principal) -> Issued:
     token = PREFIX + secrets.token_urlsafe(32)
     try:
         with write_session(engine) as session:
-            session.add(ApiToken(name=name, role=role, token_hash=digest(token), created_at=utcnow(),
-                                 created_by=actor.name[:120]))
+            session.add(
+                ApiToken(
+                    name=name, role=role, token_hash=digest(token), created_at=utcnow(), created_by=actor.name[:120]
+                )
+            )
             audit.record(session, actor, "token.create", name, audit.OK, f"role {role}")
     except IntegrityError:
-        raise ValidationError([FieldError("name", "Token name", "A token with this name exists (revoked ones keep their "
-                                                  "names); choose another name.")]) from None
+        raise ValidationError(
+            [
+                FieldError(
+                    "name",
+                    "Token name",
+                    "A token with this name exists (revoked ones keep their names); choose another name.",
+                )
+            ]
+        ) from None
     return Issued(name, Role(role), SecretStr(token))
 
 
@@ -106,9 +123,20 @@ def list_tokens(engine: Engine, *, actor: Principal) -> list[TokenView]:
     """Every token, live and revoked, by name."""
     require(actor, Permission.MANAGE_USERS)
     with read_session(engine) as session:
-        rows = session.connection().execute(
-            select(col(ApiToken.name), col(ApiToken.role), col(ApiToken.created_at), col(ApiToken.created_by),
-                   col(ApiToken.last_used_at), col(ApiToken.revoked_at)).order_by(col(ApiToken.name))).all()
+        rows = (
+            session.connection()
+            .execute(
+                select(
+                    col(ApiToken.name),
+                    col(ApiToken.role),
+                    col(ApiToken.created_at),
+                    col(ApiToken.created_by),
+                    col(ApiToken.last_used_at),
+                    col(ApiToken.revoked_at),
+                ).order_by(col(ApiToken.name))
+            )
+            .all()
+        )
     return [TokenView(r.name, Role(r.role), r.created_at, r.created_by, r.last_used_at, r.revoked_at) for r in rows]
 
 
@@ -117,18 +145,24 @@ def revoke(engine: Engine, name: str, *, actor: Principal) -> None:
     require(actor, Permission.MANAGE_USERS, recent_proof=True)
     key = name.strip().casefold()
     with write_session(engine) as session:
-        revoked = session.exec(update(ApiToken).where(col(ApiToken.name) == key, col(ApiToken.revoked_at).is_(None))
-                                  .values(revoked_at=utcnow())).rowcount
+        revoked = session.exec(
+            update(ApiToken)
+            .where(col(ApiToken.name) == key, col(ApiToken.revoked_at).is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
         if not revoked:
-            known = session.connection().execute(
-                select(col(ApiToken.id)).where(col(ApiToken.name) == key)).first()
-            raise NotFoundError(f"The token '{key}' is already revoked." if known
-                                else f"No API token is named '{key}'. `tokens list` shows them.")
+            known = session.connection().execute(select(col(ApiToken.id)).where(col(ApiToken.name) == key)).first()
+            raise NotFoundError(
+                f"The token '{key}' is already revoked."
+                if known
+                else f"No API token is named '{key}'. `tokens list` shows them."
+            )
         audit.record(session, actor, "token.revoke", key, audit.OK)
 
 
-_ROW = select(col(ApiToken.id), col(ApiToken.name), col(ApiToken.role), col(ApiToken.last_used_at),
-              col(ApiToken.revoked_at))
+_ROW = select(
+    col(ApiToken.id), col(ApiToken.name), col(ApiToken.role), col(ApiToken.last_used_at), col(ApiToken.revoked_at)
+)
 
 
 def _row(engine: Engine, token_hash: str) -> Row[int | None, str, str, datetime | None, datetime | None] | None:
@@ -158,11 +192,22 @@ def _refused(engine: Engine, actor: Principal, reason: str, target: str) -> None
     """Audit a refused use, once a minute per token (or unknown), address and reason: a flood
     of bad requests must not become a flood of rows."""
     with read_session(engine) as session:
-        recent = session.connection().execute(select(col(AuditEvent.id)).where(
-            col(AuditEvent.at) >= utcnow() - _REFUSAL_QUIET, col(AuditEvent.action) == "token.use",
-            col(AuditEvent.actor) == actor.name, col(AuditEvent.result) == audit.REFUSED,
-            col(AuditEvent.detail) == reason, col(AuditEvent.client_address) == (actor.address or None),
-        ).limit(1)).first()
+        recent = (
+            session.connection()
+            .execute(
+                select(col(AuditEvent.id))
+                .where(
+                    col(AuditEvent.at) >= utcnow() - _REFUSAL_QUIET,
+                    col(AuditEvent.action) == "token.use",
+                    col(AuditEvent.actor) == actor.name,
+                    col(AuditEvent.result) == audit.REFUSED,
+                    col(AuditEvent.detail) == reason,
+                    col(AuditEvent.client_address) == (actor.address or None),
+                )
+                .limit(1)
+            )
+            .first()
+        )
     if recent is None:
         audit.record_now(engine, actor, "token.use", target, audit.REFUSED, reason)
 
@@ -176,15 +221,24 @@ def authenticate(engine: Engine, presented: str | None, *, address: str | None, 
     row = _row(engine, token_hash)
     if row is None or row.revoked_at is not None:
         reason = "unknown token" if row is None else "revoked token"
-        _refused(engine, Principal(actor_name(row.name if row else "unknown"), Role.VIEWER, address, via="token"),
-                 reason, target)
+        _refused(
+            engine,
+            Principal(actor_name(row.name if row else "unknown"), Role.VIEWER, address, via="token"),
+            reason,
+            target,
+        )
         raise TokenRefused(reason)
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:  # one write a minute, at most
         with write_session(engine) as session:
-            session.execute(update(ApiToken).where(col(ApiToken.id) == row.id, or_(
-                col(ApiToken.last_used_at).is_(None), col(ApiToken.last_used_at) < now - _TOUCH_EVERY))
-                .values(last_used_at=now))
+            session.execute(
+                update(ApiToken)
+                .where(
+                    col(ApiToken.id) == row.id,
+                    or_(col(ApiToken.last_used_at).is_(None), col(ApiToken.last_used_at) < now - _TOUCH_EVERY),
+                )
+                .values(last_used_at=now)
+            )
     return Principal(actor_name(row.name), Role(row.role), address, via="token", session=Bound(engine, token_hash))
 
 

@@ -27,10 +27,14 @@ CODE_LIFETIME = timedelta(hours=1)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 SETUP_KEY = "(setup code)"  # what wrong codes are counted and audited under
 # A typo needs another look at the code; only a spent code needs the server restarted.
-CODE_WRONG = ("This is not the setup code. Compare it with the one printed on the Switchboard server's "
-              "console and type it again (dashes and upper or lower case do not matter).")
-CODE_SPENT = ("This setup code has expired or was used already. Use the newest code the server printed; "
-              "if there is none, restart the Switchboard server and it prints a new one.")
+CODE_WRONG = (
+    "This is not the setup code. Compare it with the one printed on the Switchboard server's "
+    "console and type it again (dashes and upper or lower case do not matter)."
+)
+CODE_SPENT = (
+    "This setup code has expired or was used already. Use the newest code the server printed; "
+    "if there is none, restart the Switchboard server and it prints a new one."
+)
 HAS_USERS = "Switchboard has been set up already: sign in, or ask an admin for an account."
 
 
@@ -41,7 +45,7 @@ def _hash(code: str) -> str:
 
 def _new_code() -> str:
     raw = "".join(secrets.choice(_ALPHABET) for _ in range(16))
-    return "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
 
 
 def issue(engine: Engine, *, now: datetime | None = None) -> str | None:
@@ -60,8 +64,9 @@ def needs_setup(engine: Engine) -> bool:
     return users.count(engine) == 0
 
 
-def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, *, address: str,
-           now: datetime | None = None) -> Principal:
+def redeem(
+    engine: Engine, code: SecretStr, username: str, password: SecretStr, *, address: str, now: datetime | None = None
+) -> Principal:
     """Create the first admin with a valid code, in one transaction: the code is spent and
     the account made together, or neither. Wrong codes count as failed sign-ins, counted
     before the code is looked at (see users.claim_attempt)."""
@@ -74,8 +79,15 @@ def redeem(engine: Engine, code: SecretStr, username: str, password: SecretStr, 
             rows = session.scalars(select(SetupCode)).all()
             wanted = _hash(code.get_secret_value())
             match = next((row for row in rows if hmac.compare_digest(row.code_hash, wanted)), None)
-            problem = (HAS_USERS if users.count_in(session) else CODE_WRONG if match is None
-                       else CODE_SPENT if match.used_at is not None or match.expires_at <= now else None)
+            problem = (
+                HAS_USERS
+                if users.count_in(session)
+                else CODE_WRONG
+                if match is None
+                else CODE_SPENT
+                if match.used_at is not None or match.expires_at <= now
+                else None
+            )
             if match is not None and problem is None:
                 match.used_at = now
                 setup = Principal("setup code", Role.ADMIN, address or None, "setup code")

@@ -79,32 +79,53 @@ def start(engine: Engine, key: Key, principal: Principal, *, now: datetime | Non
     now = now or utcnow()
     local = principal.via == "local"
     with write_session(engine) as session:
-        session.add(WebSession(token_hash=key.digest, subject=principal.name, via=principal.via,
-                               role=None if local else principal.role.value,
-                               address=principal.address or "", created_at=now, last_seen_at=now,
-                               reauthenticated_at=principal.reauthenticated_at))
+        session.add(
+            WebSession(
+                token_hash=key.digest,
+                subject=principal.name,
+                via=principal.via,
+                role=None if local else principal.role.value,
+                address=principal.address or "",
+                created_at=now,
+                last_seen_at=now,
+                reauthenticated_at=principal.reauthenticated_at,
+            )
+        )
         if local:
-            session.execute(update(User).where(col(User.username_key) == principal.name.casefold())
-                            .values(last_sign_in_at=now))
+            session.execute(
+                update(User).where(col(User.username_key) == principal.name.casefold()).values(last_sign_in_at=now)
+            )
         audit.record(session, principal, "sign_in", principal.name, audit.OK, f"via {principal.via}")
 
 
 def known(engine: Engine, key: Key) -> bool:
     """Whether ``key`` ever started a session (ended ones included)."""
     with read_session(engine) as session:
-        return session.scalars(select(col(WebSession.id)).where(
-            col(WebSession.token_hash) == key.digest)).first() is not None
+        return (
+            session.scalars(select(col(WebSession.id)).where(col(WebSession.token_hash) == key.digest)).first()
+            is not None
+        )
 
 
 # The session row and, for a local sign-in, its account: one read over two unique indexes
 # (user names are ASCII, so lower() is the casefold the account key holds).
 _ROW: Select[*tuple[Any, ...]] = (
-    select(col(WebSession.id), col(WebSession.subject), col(WebSession.via), col(WebSession.address),
-           col(WebSession.created_at), col(WebSession.last_seen_at), col(WebSession.ended_at),
-           col(WebSession.reauthenticated_at), col(WebSession.role),
-           col(User.role).label("account_role"), col(User.must_change_password).label("must_change"))
+    select(
+        col(WebSession.id),
+        col(WebSession.subject),
+        col(WebSession.via),
+        col(WebSession.address),
+        col(WebSession.created_at),
+        col(WebSession.last_seen_at),
+        col(WebSession.ended_at),
+        col(WebSession.reauthenticated_at),
+        col(WebSession.role),
+        col(User.role).label("account_role"),
+        col(User.must_change_password).label("must_change"),
+    )
     .select_from(WebSession)
-    .outerjoin(User, col(User.username_key) == func.lower(col(WebSession.subject))))
+    .outerjoin(User, col(User.username_key) == func.lower(col(WebSession.subject)))
+)
 
 
 def _read(engine: Engine, key: Key) -> Any:
@@ -168,8 +189,14 @@ def resume(engine: Engine, key: Key | None, limits: Limits, *, now: datetime | N
     reason = _expired_because(row, limits, now)
     if reason:
         # The role is not part of an audit row; the expiry is recorded under the session's subject.
-        _end(engine, col(WebSession.id) == row.id, Principal(row.subject, Role.VIEWER, row.address or None, row.via),
-             "session.expired", reason, now)
+        _end(
+            engine,
+            col(WebSession.id) == row.id,
+            Principal(row.subject, Role.VIEWER, row.address or None, row.via),
+            "session.expired",
+            reason,
+            now,
+        )
         return None
     role = _role(row)
     if role is None:  # the account was removed (its sessions ended with it) or never had a role
@@ -180,8 +207,9 @@ def resume(engine: Engine, key: Key | None, limits: Limits, *, now: datetime | N
     return SignedIn(row.subject, row.via, role, row.created_at, row.reauthenticated_at, _must_change(row))
 
 
-def principal(engine: Engine, key: Key | None, limits: Limits, *, address: str | None = None,
-              now: datetime | None = None) -> Principal | None:
+def principal(
+    engine: Engine, key: Key | None, limits: Limits, *, address: str | None = None, now: datetime | None = None
+) -> Principal | None:
     """Who is signed in with ``key`` now, bound to the session so every service call asks
     again; None when nobody is. Raises PasswordChangeRequired while an admin-set password
     waits to be changed (that happens on the server's own page, not in the console)."""
@@ -190,23 +218,29 @@ def principal(engine: Engine, key: Key | None, limits: Limits, *, address: str |
         return None
     if live.must_change_password:
         raise PasswordChangeRequired()
-    return Principal(live.subject, live.role, address, live.via, live.reauthenticated_at,
-                     session=Bound(engine, key, limits))
+    return Principal(
+        live.subject, live.role, address, live.via, live.reauthenticated_at, session=Bound(engine, key, limits)
+    )
 
 
 def assign_role(engine: Engine, key: Key, role: Role) -> None:
     """An OIDC session's role after the allow-list changed (local roles live on the account)."""
     with write_session(engine) as session:
-        session.execute(update(WebSession).where(col(WebSession.token_hash) == key.digest,
-                                                 col(WebSession.via) != "local").values(role=role.value))
+        session.execute(
+            update(WebSession)
+            .where(col(WebSession.token_hash) == key.digest, col(WebSession.via) != "local")
+            .values(role=role.value)
+        )
 
 
-def _end(engine: Engine, which: ColumnElement[bool], principal: Principal, action: str, detail: str,
-         now: datetime) -> bool:
+def _end(
+    engine: Engine, which: ColumnElement[bool], principal: Principal, action: str, detail: str, now: datetime
+) -> bool:
     """End the live session ``which`` selects, with its audit row; False when none was live."""
     with write_session(engine) as session:
-        ended = session.exec(update(WebSession).where(
-            which, col(WebSession.ended_at).is_(None)).values(ended_at=now)).rowcount
+        ended = session.exec(
+            update(WebSession).where(which, col(WebSession.ended_at).is_(None)).values(ended_at=now)
+        ).rowcount
         if ended:
             audit.record(session, principal, action, principal.name, audit.OK, detail)
     return bool(ended)
@@ -214,21 +248,24 @@ def _end(engine: Engine, which: ColumnElement[bool], principal: Principal, actio
 
 def end(engine: Engine, key: Key, principal: Principal, *, now: datetime | None = None) -> bool:
     """Sign out: ends the session in every tab. False when it had already ended."""
-    return _end(engine, col(WebSession.token_hash) == key.digest, principal, "sign_out", f"via {principal.via}",
-                now or utcnow())
+    return _end(
+        engine, col(WebSession.token_hash) == key.digest, principal, "sign_out", f"via {principal.via}", now or utcnow()
+    )
 
 
 def refuse(engine: Engine, key: Key, principal: Principal, reason: str, *, now: datetime | None = None) -> bool:
     """End a session whose identity may no longer come in (taken off the allow-list)."""
-    return _end(engine, col(WebSession.token_hash) == key.digest, principal, "session.refused", reason,
-                now or utcnow())
+    return _end(engine, col(WebSession.token_hash) == key.digest, principal, "session.refused", reason, now or utcnow())
 
 
 def end_all_for(session: Session, subject: str, now: datetime | None = None) -> None:
     """End every session of ``subject`` inside the caller's transaction (account removed,
     password reset or changed)."""
-    session.execute(update(WebSession).where(col(WebSession.subject) == subject, col(WebSession.ended_at).is_(None))
-                    .values(ended_at=now or utcnow()))
+    session.execute(
+        update(WebSession)
+        .where(col(WebSession.subject) == subject, col(WebSession.ended_at).is_(None))
+        .values(ended_at=now or utcnow())
+    )
 
 
 def renew(session: Session, old: Key, now: datetime) -> str | None:
@@ -239,19 +276,31 @@ def renew(session: Session, old: Key, now: datetime) -> str | None:
     row = session.scalars(select(WebSession).where(col(WebSession.token_hash) == old.digest)).first()
     if row is None:
         return None
-    session.execute(update(WebSession).where(col(WebSession.id) == row.id, col(WebSession.ended_at).is_(None))
-                    .values(ended_at=now))
+    session.execute(
+        update(WebSession).where(col(WebSession.id) == row.id, col(WebSession.ended_at).is_(None)).values(ended_at=now)
+    )
     token = new_token()
-    session.add(WebSession(token_hash=Key.of(token).digest, subject=row.subject, via=row.via, role=row.role,
-                           address=row.address, created_at=now, last_seen_at=now,
-                           reauthenticated_at=row.reauthenticated_at))
+    session.add(
+        WebSession(
+            token_hash=Key.of(token).digest,
+            subject=row.subject,
+            via=row.via,
+            role=row.role,
+            address=row.address,
+            created_at=now,
+            last_seen_at=now,
+            reauthenticated_at=row.reauthenticated_at,
+        )
+    )
     return token
 
 
-def mark_reauthenticated(engine: Engine, key: Key, principal: Principal, *,
-                         now: datetime | None = None) -> None:
+def mark_reauthenticated(engine: Engine, key: Key, principal: Principal, *, now: datetime | None = None) -> None:
     """The password was entered again: sensitive actions may go ahead for REAUTH_VALID."""
     with write_session(engine) as session:
-        session.execute(update(WebSession).where(col(WebSession.token_hash) == key.digest)
-                        .values(reauthenticated_at=now or utcnow()))
+        session.execute(
+            update(WebSession)
+            .where(col(WebSession.token_hash) == key.digest)
+            .values(reauthenticated_at=now or utcnow())
+        )
         audit.record(session, principal, "reauthenticate", principal.name, audit.OK, f"via {principal.via}")

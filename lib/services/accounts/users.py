@@ -73,8 +73,13 @@ class SignInFailed(SwitchboardError):
 
 
 # What people call each input, in every message that refuses one.
-FIELD_LABELS = {"username": "User name", "role": "Role", "password": "Password",
-                "current_password": "Current password", "new_password": "New password"}
+FIELD_LABELS = {
+    "username": "User name",
+    "role": "Role",
+    "password": "Password",
+    "current_password": "Current password",
+    "new_password": "New password",
+}
 _ROLE_CHOICES = f"Choose one of: {', '.join(r.value for r in Role)}."
 
 
@@ -134,8 +139,16 @@ def _check_new(username: str, password: SecretStr, role: str) -> None:
 
 def _view(user: User) -> UserView:
     assert user.id is not None
-    return UserView(user.id, user.username, Role(user.role), user.password_hash is not None,
-                    user.created_at, user.password_changed_at, user.must_change_password, user.last_sign_in_at)
+    return UserView(
+        user.id,
+        user.username,
+        Role(user.role),
+        user.password_hash is not None,
+        user.created_at,
+        user.password_changed_at,
+        user.must_change_password,
+        user.last_sign_in_at,
+    )
 
 
 def count_in(session: Session) -> int:
@@ -148,8 +161,9 @@ def count(engine: Engine) -> int:
         return count_in(session)
 
 
-def insert(session: Session, username: str, password: SecretStr, role: str, *, actor: Principal,
-           own_password: bool = False) -> None:
+def insert(
+    session: Session, username: str, password: SecretStr, role: str, *, actor: Principal, own_password: bool = False
+) -> None:
     """Add a local account inside the caller's transaction (validated, hashed, audited). The
     person must change a password someone else chose at their first sign-in, unless
     ``own_password`` says they chose it themselves."""
@@ -157,14 +171,23 @@ def insert(session: Session, username: str, password: SecretStr, role: str, *, a
     username = username.strip()
     _check_new(username, password, role)
     now = utcnow()
-    session.add(User(username=username, username_key=username.casefold(), role=role,
-                     password_hash=_hasher.hash(password.get_secret_value()), created_at=now,
-                     password_changed_at=now, must_change_password=not own_password))
+    session.add(
+        User(
+            username=username,
+            username_key=username.casefold(),
+            role=role,
+            password_hash=_hasher.hash(password.get_secret_value()),
+            created_at=now,
+            password_changed_at=now,
+            must_change_password=not own_password,
+        )
+    )
     audit.record(session, actor, "user.add", username, audit.OK, f"role {role}")
 
 
-def add(engine: Engine, username: str, password: SecretStr, role: str, *, actor: Principal,
-        own_password: bool = False) -> UserView:
+def add(
+    engine: Engine, username: str, password: SecretStr, role: str, *, actor: Principal, own_password: bool = False
+) -> UserView:
     try:
         with write_session(engine) as session:
             insert(session, username, password, role, actor=actor, own_password=own_password)
@@ -190,8 +213,9 @@ def list_users(engine: Engine) -> list[UserView]:
         return [_view(u) for u in session.scalars(select(User).order_by(col(User.username_key))).all()]
 
 
-def _change(engine: Engine, username: str, action: str, detail: str, actor: Principal,
-            apply: Callable[[Session, User], None]) -> None:
+def _change(
+    engine: Engine, username: str, action: str, detail: str, actor: Principal, apply: Callable[[Session, User], None]
+) -> None:
     """Apply one change to one account in a transaction, never leaving Switchboard without an admin."""
     require(actor, Permission.MANAGE_USERS, recent_proof=True)
     with write_session(engine) as session:
@@ -202,9 +226,15 @@ def _change(engine: Engine, username: str, action: str, detail: str, actor: Prin
         apply(session, user)
         stays_admin = action != "user.remove" and user.role == Role.ADMIN
         if was_admin and not stays_admin:
-            others = session.connection().execute(
-                select(func.count()).select_from(User)
-                .where(col(User.role) == Role.ADMIN.value, col(User.id) != user.id)).scalar_one()
+            others = (
+                session.connection()
+                .execute(
+                    select(func.count())
+                    .select_from(User)
+                    .where(col(User.role) == Role.ADMIN.value, col(User.id) != user.id)
+                )
+                .scalar_one()
+            )
             if others == 0:
                 raise ValidationError([_refused("role", "This is the last admin; make another person an admin first.")])
         audit.record(session, actor, action, user.username, audit.OK, detail)
@@ -228,8 +258,9 @@ def set_role(engine: Engine, username: str, role: str, *, actor: Principal) -> N
     _change(engine, username, "user.set_role", f"role {role}", actor, apply)
 
 
-def reset_password(engine: Engine, username: str, password: SecretStr, *, actor: Principal,
-                   own_password: bool = False) -> None:
+def reset_password(
+    engine: Engine, username: str, password: SecretStr, *, actor: Principal, own_password: bool = False
+) -> None:
     """A new password chosen by an admin: the account is signed out everywhere, and its owner
     must choose their own at the next sign-in (not when admins reset their own, or
     ``own_password`` says the person chose it)."""
@@ -248,11 +279,14 @@ def reset_password(engine: Engine, username: str, password: SecretStr, *, actor:
 
 # --- sign-in ---------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     """Verified when the account does not exist, so both answers cost one argon2 verification.
     Made at the first sign-in, not when the server starts (one hash costs ~0.1 s)."""
     return _hasher.hash("switchboard: no such account")
+
+
 # Each argon2 verification holds 64 MiB for a moment: at most this many run at once in a
 # process, and an attempt beyond them is answered "busy" at once instead of queueing.
 VERIFICATIONS_AT_ONCE = 2
@@ -281,20 +315,33 @@ def address_scope(address: str) -> str:
     return str(ip)
 
 
-def _failures_since(session: Session, since: datetime, key: str, address: str
-                    ) -> list[tuple[int, datetime | None, int]]:
+def _failures_since(
+    session: Session, since: datetime, key: str, address: str
+) -> list[tuple[int, datetime | None, int]]:
     """Attempts since ``since`` that did not succeed (an attempt still being checked counts as
     failed), as (how many, the latest, how many are allowed) for each scope throttling counts:
     this account from this address, this address, this account."""
     by_account = col(SignInAttempt.username_key) == key
     by_address = col(SignInAttempt.address) == address_scope(address)
-    scopes = ((by_account & by_address, FAILURES_ALLOWED), (by_address, ADDRESS_FAILURES_ALLOWED),
-              (by_account, ACCOUNT_FAILURES_ALLOWED))
-    columns = [column for which, _allowed in scopes
-               for column in (func.sum(case((which, 1), else_=0)), func.max(case((which, SignInAttempt.at))))]
-    row = session.connection().execute(select(*columns).where(
-        col(SignInAttempt.at) >= since, col(SignInAttempt.success).is_(False),
-        by_account | by_address)).one()
+    scopes = (
+        (by_account & by_address, FAILURES_ALLOWED),
+        (by_address, ADDRESS_FAILURES_ALLOWED),
+        (by_account, ACCOUNT_FAILURES_ALLOWED),
+    )
+    columns = [
+        column
+        for which, _allowed in scopes
+        for column in (func.sum(case((which, 1), else_=0)), func.max(case((which, SignInAttempt.at))))
+    ]
+    row = (
+        session.connection()
+        .execute(
+            select(*columns).where(
+                col(SignInAttempt.at) >= since, col(SignInAttempt.success).is_(False), by_account | by_address
+            )
+        )
+        .one()
+    )
     return [(row[2 * n] or 0, row[2 * n + 1], allowed) for n, (_which, allowed) in enumerate(scopes)]
 
 
@@ -309,8 +356,10 @@ def _delay(failures: int, latest: datetime | None, allowed: int, now: datetime) 
 
 def _wait(session: Session, key: str, address: str, now: datetime) -> float:
     """Seconds to wait: the longest any scope asks."""
-    return max(_delay(failures, latest, allowed, now)
-               for failures, latest, allowed in _failures_since(session, now - WINDOW, key, address))
+    return max(
+        _delay(failures, latest, allowed, now)
+        for failures, latest, allowed in _failures_since(session, now - WINDOW, key, address)
+    )
 
 
 def wait_required(engine: Engine, username: str, address: str, now: datetime | None = None) -> float:
@@ -322,14 +371,25 @@ def wait_required(engine: Engine, username: str, address: str, now: datetime | N
 
 def _note_throttled(session: Session, key: str, address: str, action: str, now: datetime) -> None:
     """One audit row per window for a throttled account or address, not one per attempt."""
-    noted = session.connection().execute(
-        select(col(AuditEvent.id)).where(
-            col(AuditEvent.at) >= now - WINDOW, col(AuditEvent.action) == action,
-            col(AuditEvent.result) == audit.REFUSED, col(AuditEvent.detail) == THROTTLED,
-            (col(AuditEvent.target) == key) | (col(AuditEvent.client_address) == (address or None))).limit(1)).first()
+    noted = (
+        session.connection()
+        .execute(
+            select(col(AuditEvent.id))
+            .where(
+                col(AuditEvent.at) >= now - WINDOW,
+                col(AuditEvent.action) == action,
+                col(AuditEvent.result) == audit.REFUSED,
+                col(AuditEvent.detail) == THROTTLED,
+                (col(AuditEvent.target) == key) | (col(AuditEvent.client_address) == (address or None)),
+            )
+            .limit(1)
+        )
+        .first()
+    )
     if noted is None:
-        audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key, audit.REFUSED,
-                     THROTTLED)
+        audit.record(
+            session, Principal("anonymous", Role.VIEWER, address or None), action, key, audit.REFUSED, THROTTLED
+        )
 
 
 def claim_attempt(engine: Engine, key: str, address: str, action: str, now: datetime | None = None) -> int:
@@ -363,15 +423,34 @@ def settle_attempt(session: Session, attempt_id: int, *, ok: bool, key: str, add
     if ok:
         session.execute(sql_update(SignInAttempt).where(col(SignInAttempt.id) == attempt_id).values(success=True))
     elif action in _SIGNED_IN_FAILURES:
-        audit.record(session, Principal(key, Role.VIEWER, address or None), action, key, audit.REFUSED,
-                     _SIGNED_IN_FAILURES[action])
+        audit.record(
+            session,
+            Principal(key, Role.VIEWER, address or None),
+            action,
+            key,
+            audit.REFUSED,
+            _SIGNED_IN_FAILURES[action],
+        )
     else:
-        audit.record(session, Principal("anonymous", Role.VIEWER, address or None), action, key,
-                     audit.REFUSED, "wrong user name, password or code")
+        audit.record(
+            session,
+            Principal("anonymous", Role.VIEWER, address or None),
+            action,
+            key,
+            audit.REFUSED,
+            "wrong user name, password or code",
+        )
 
 
-def authenticate(engine: Engine, username: str, password: SecretStr, *, address: str,
-                 now: datetime | None = None, action: str = "sign_in") -> UserView:
+def authenticate(
+    engine: Engine,
+    username: str,
+    password: SecretStr,
+    *,
+    address: str,
+    now: datetime | None = None,
+    action: str = "sign_in",
+) -> UserView:
     """The account, or SignInFailed (same message whether the account exists or not), or
     Throttled (Busy when too many verifications run already). Every attempt counts towards
     throttling and a failure is audited here; a success is audited by whoever acts on it (a
@@ -405,8 +484,16 @@ def authenticate(engine: Engine, username: str, password: SecretStr, *, address:
 # --- people's own passwords -------------------------------------------------------------
 
 
-def change_password(engine: Engine, username: str, current: SecretStr, new: SecretStr, *, address: str,
-                    keep: sessions.Key, now: datetime | None = None) -> str | None:
+def change_password(
+    engine: Engine,
+    username: str,
+    current: SecretStr,
+    new: SecretStr,
+    *,
+    address: str,
+    keep: sessions.Key,
+    now: datetime | None = None,
+) -> str | None:
     """A signed-in person replaces their own password. The current one is checked like a
     sign-in (counted first, throttled, a failure audited under the person); the new one
     obeys the policy and differs from it. Every session of theirs ends, ``keep`` (the one
@@ -422,15 +509,25 @@ def change_password(engine: Engine, username: str, current: SecretStr, new: Secr
     try:
         view = authenticate(engine, username, current, address=address, now=now, action=CHANGE_PASSWORD)
     except SignInFailed:
-        raise ValidationError([_refused("current_password", "This is not your current password. Type the one "
-                                                            "you signed in with.")]) from None
+        raise ValidationError(
+            [_refused("current_password", "This is not your current password. Type the one you signed in with.")]
+        ) from None
     new_hash = _hasher.hash(new.get_secret_value())
     now = now or utcnow()
     with write_session(engine) as session:
-        session.execute(sql_update(User).where(col(User.id) == view.id).values(
-            password_hash=new_hash, password_changed_at=now, must_change_password=False))
+        session.execute(
+            sql_update(User)
+            .where(col(User.id) == view.id)
+            .values(password_hash=new_hash, password_changed_at=now, must_change_password=False)
+        )
         sessions.end_all_for(session, view.username, now)
         token = sessions.renew(session, keep, now)
-        audit.record(session, Principal(view.username, view.role, address or None), CHANGE_PASSWORD,
-                     view.username, audit.OK, "every session ended; this browser's renewed")
+        audit.record(
+            session,
+            Principal(view.username, view.role, address or None),
+            CHANGE_PASSWORD,
+            view.username,
+            audit.OK,
+            "every session ended; this browser's renewed",
+        )
     return token

@@ -57,16 +57,23 @@ def send_test(rt: Runtime, name: str, *, actor: Principal, send: Send | None = N
         channel_name, enabled = channel.name, channel.enabled
         if enabled:  # queued already held by this call, so no worker's tick takes it first
             event = channel_test_event(channel.name, at=now, by=actor.name)
-            queued = AlertOutbox(**row(channel.id, (event, None), now), claimed_by=tester,
-                                 claimed_until=now + delivery.LEASE)
+            queued = AlertOutbox(
+                **row(channel.id, (event, None), now), claimed_by=tester, claimed_until=now + delivery.LEASE
+            )
             session.add(queued)
             session.flush()
             assert queued.id is not None  # the flush gave it one
             outbox_id = queued.id
     attempt = (delivery.deliver_one(rt, outbox_id, worker=tester, send=send) if enabled else None) or turned_off
     said = f"HTTP {attempt.status}" if attempt.status else ""
-    audit.record_now(rt.engine, actor, "channel.test", channel_name, audit.OK if attempt.delivered else audit.FAILED,
-                     "; ".join(s for s in (said, attempt.error or "") if s) or "delivered")
+    audit.record_now(
+        rt.engine,
+        actor,
+        "channel.test",
+        channel_name,
+        audit.OK if attempt.delivered else audit.FAILED,
+        "; ".join(s for s in (said, attempt.error or "") if s) or "delivered",
+    )
     return attempt
 
 
@@ -85,17 +92,33 @@ class Queued:
     last_error: str | None
 
 
-def outbox(engine: Engine, *, actor: Principal, statuses: tuple[str, ...] = (PENDING, HELD, FAILED),
-           limit: int = 200) -> list[Queued]:
+def outbox(
+    engine: Engine, *, actor: Principal, statuses: tuple[str, ...] = (PENDING, HELD, FAILED), limit: int = 200
+) -> list[Queued]:
     require(actor, Permission.READ_STATUS)
     with read_session(engine) as session:
-        found = session.connection().execute(
-            select(col(AlertChannel.name), col(AlertOutbox.event), col(AlertOutbox.status),
-                   col(AlertOutbox.attempts), col(AlertOutbox.due_at), col(AlertOutbox.last_error))
-            .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
-            .where(col(AlertOutbox.status).in_(statuses)).order_by(col(AlertOutbox.id).desc()).limit(limit)).all()
-    return [Queued(name, from_json(event), status, attempts, due, error)
-            for name, event, status, attempts, due, error in found]
+        found = (
+            session.connection()
+            .execute(
+                select(
+                    col(AlertChannel.name),
+                    col(AlertOutbox.event),
+                    col(AlertOutbox.status),
+                    col(AlertOutbox.attempts),
+                    col(AlertOutbox.due_at),
+                    col(AlertOutbox.last_error),
+                )
+                .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
+                .where(col(AlertOutbox.status).in_(statuses))
+                .order_by(col(AlertOutbox.id).desc())
+                .limit(limit)
+            )
+            .all()
+        )
+    return [
+        Queued(name, from_json(event), status, attempts, due, error)
+        for name, event, status, attempts, due, error in found
+    ]
 
 
 def delivery_log(engine: Engine, *, actor: Principal, limit: int = 200) -> list[AlertDelivery]:
@@ -110,7 +133,8 @@ def alerting(engine: Engine, *, actor: Principal, connection_id: uuid.UUID | Non
     recovered (of one connection, when given)."""
     require(actor, Permission.READ_STATUS)
     query = select(col(AlertState.connection_id), col(AlertState.subject)).where(
-        col(AlertState.alerted_at).is_not(None))
+        col(AlertState.alerted_at).is_not(None)
+    )
     if connection_id is not None:
         query = query.where(col(AlertState.connection_id) == connection_id)
     with read_session(engine) as session:

@@ -47,8 +47,13 @@ from lib.store.vault import Binding, Vault
 NAME_MAX = 80
 ENVIRONMENTS_MAX = 50  # environments one channel may name (each as long as a connection's may be)
 # What a channel receives unless told otherwise: every event the rules raise.
-ROUTABLE: tuple[EventKind, ...] = (EventKind.FAILED, EventKind.RECOVERED, EventKind.STILL_FAILING,
-                                   EventKind.DRIFTED, EventKind.SECRET_AGING)
+ROUTABLE: tuple[EventKind, ...] = (
+    EventKind.FAILED,
+    EventKind.RECOVERED,
+    EventKind.STILL_FAILING,
+    EventKind.DRIFTED,
+    EventKind.SECRET_AGING,
+)
 T = TypeVar("T")
 
 
@@ -120,8 +125,12 @@ def _check_events(events: Collection[str] | None) -> list[str]:
     chosen = [e.strip() for e in events if e.strip()]
     unknown = [e for e in chosen if e not in {k.value for k in ROUTABLE}]
     if unknown or not chosen:
-        raise _refused("events", "Events", f"Choose among {', '.join(k.value for k in ROUTABLE)}"
-                                           + (f"; '{quoted(unknown[0])}' is not one." if unknown else "."))
+        raise _refused(
+            "events",
+            "Events",
+            f"Choose among {', '.join(k.value for k in ROUTABLE)}"
+            + (f"; '{quoted(unknown[0])}' is not one." if unknown else "."),
+        )
     return [k.value for k in ROUTABLE if k.value in chosen]
 
 
@@ -133,10 +142,13 @@ def environments_of(values: Collection[str]) -> list[str]:
 def _check_environments(values: Collection[str]) -> list[str]:
     wanted = environments_of(values)
     if len(wanted) > ENVIRONMENTS_MAX or not all(len(e) <= ENVIRONMENT_MAX and e.isprintable() for e in wanted):
-        raise _refused("environments", "Environments",
-                       f"Name at most {ENVIRONMENTS_MAX} environments, separated by commas, each of at most "
-                       f"{ENVIRONMENT_MAX} printable characters as a connection's environment is "
-                       "(e.g. production); none for all.")
+        raise _refused(
+            "environments",
+            "Environments",
+            f"Name at most {ENVIRONMENTS_MAX} environments, separated by commas, each of at most "
+            f"{ENVIRONMENT_MAX} printable characters as a connection's environment is "
+            "(e.g. production); none for all.",
+        )
     return wanted
 
 
@@ -145,9 +157,19 @@ def allowed(settings: Settings) -> Allow:
     return Allow.of(settings.alert_allow)
 
 
-def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, actor: Principal,
-        allow: Allow, secret: SecretStr | None = None, events: Collection[str] | None = None,
-        environments: Collection[str] = ()) -> tuple[ChannelView, SecretStr | None]:
+def add(
+    engine: Engine,
+    vault: Vault,
+    name: str,
+    kind: str,
+    url: SecretStr,
+    *,
+    actor: Principal,
+    allow: Allow,
+    secret: SecretStr | None = None,
+    events: Collection[str] | None = None,
+    environments: Collection[str] = (),
+) -> tuple[ChannelView, SecretStr | None]:
     """A new channel, every field checked first (the kind's fields, lib.notify.kinds, for the
     URL and secret) and every refusal named at once; nothing is saved unless all pass. A kind
     whose secret Switchboard makes (a webhook's signing secret) given none gets a new one,
@@ -171,29 +193,54 @@ def add(engine: Engine, vault: Vault, name: str, kind: str, url: SecretStr, *, a
     registry.add(plain_url, urlsplit(plain_url).path, plain_secret)
     row_id, now, hint = uuid.uuid4(), utcnow(), url_hint(plain_url)
     row = AlertChannel(
-        id=row_id, name=checked_name, name_key=checked_name.casefold(), kind=channel_kind.key,
+        id=row_id,
+        name=checked_name,
+        name_key=checked_name.casefold(),
+        kind=channel_kind.key,
         url_enc=vault.encrypt(plain_url, binding(row_id, "url_enc")),
         secret_enc=vault.encrypt(plain_secret, binding(row_id, "secret_enc")) if plain_secret else None,
-        url_hint=hint, events=chosen, environments=wanted,
-        created_at=now, created_by=actor.name[:120], updated_at=now, updated_by=actor.name[:120])
+        url_hint=hint,
+        events=chosen,
+        environments=wanted,
+        created_at=now,
+        created_by=actor.name[:120],
+        updated_at=now,
+        updated_by=actor.name[:120],
+    )
     try:
         with write_session(engine) as session:
             session.add(row)
             session.flush()
             _catch_up(session, row)
-            audit.record(session, actor, "channel.add", checked_name, audit.OK,
-                         f"{channel_kind.key} to {hint}; events {', '.join(chosen)}; environments "
-                         f"{', '.join(wanted) or 'all'}" + (f"; {made[1]}" if made else ""))
+            audit.record(
+                session,
+                actor,
+                "channel.add",
+                checked_name,
+                audit.OK,
+                f"{channel_kind.key} to {hint}; events {', '.join(chosen)}; environments "
+                f"{', '.join(wanted) or 'all'}" + (f"; {made[1]}" if made else ""),
+            )
     except IntegrityError:
-        raise _refused("name", "Channel name", "Another channel has this name (names ignore case); "
-                                               "choose another.") from None
+        raise _refused(
+            "name", "Channel name", "Another channel has this name (names ignore case); choose another."
+        ) from None
     return get(engine, checked_name, actor=actor), made[0] if made else None
 
 
-def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: Allow,
-           url: SecretStr | None = None, secret: SecretStr | None = None, make_secret: bool = False,
-           events: Collection[str] | None = None,
-           environments: Collection[str] | None = None) -> tuple[ChannelView, SecretStr | None]:
+def change(
+    engine: Engine,
+    vault: Vault,
+    name: str,
+    *,
+    actor: Principal,
+    allow: Allow,
+    url: SecretStr | None = None,
+    secret: SecretStr | None = None,
+    make_secret: bool = False,
+    events: Collection[str] | None = None,
+    environments: Collection[str] | None = None,
+) -> tuple[ChannelView, SecretStr | None]:
     """Change what was given when the channel was added; what is None (or a blank URL or
     secret) stays. The URL and secret the channel then has are checked as when adding (the
     one not given is the stored one), so an edit never leaves a channel that cannot be sent
@@ -207,8 +254,7 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
     chosen = None if events is None else refusals.check(lambda: _check_events(events))
     wanted = None if environments is None else refusals.check(lambda: _check_environments(environments))
     if make_secret and plain_secret:
-        refusals.errors.append(FieldError("secret", "Secret", "Give a new secret or ask for one to be made, "
-                                                              "not both."))
+        refusals.errors.append(FieldError("secret", "Secret", "Give a new secret or ask for one to be made, not both."))
     refusals.raise_any()
     with write_session(engine) as session:
         row = locked(session, name)
@@ -216,8 +262,15 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
         made = _make(kind) if make_secret else None
         if make_secret and made is None:
             raise _refused("secret", "Secret", f"A {kind.key} channel has no signing secret to make.")
-        said = _new_destination(vault, row, kind, plain_url, made[0] if made else SecretStr(plain_secret), allow,
-                                made=made[1] if made else "")
+        said = _new_destination(
+            vault,
+            row,
+            kind,
+            plain_url,
+            made[0] if made else SecretStr(plain_secret),
+            allow,
+            made=made[1] if made else "",
+        )
         if chosen is not None and chosen != row.events:
             row.events = chosen
             said.append(f"events {', '.join(chosen)}")
@@ -225,8 +278,7 @@ def change(engine: Engine, vault: Vault, name: str, *, actor: Principal, allow: 
             row.environments = wanted
             said.append(f"environments {', '.join(wanted) or 'all'}")
         if not said:
-            raise _refused("channel", "Channel", "Nothing to change: give a new URL, secret, events or "
-                                                 "environments.")
+            raise _refused("channel", "Channel", "Nothing to change: give a new URL, secret, events or environments.")
         row.updated_at, row.updated_by = utcnow(), actor.name[:120]
         audit.record(session, actor, "channel.change", row.name, audit.OK, "; ".join(said))
         changed = row.name
@@ -242,17 +294,20 @@ def _make(kind: Kind) -> tuple[SecretStr, str] | None:
     return SecretStr(field.made()), f"{field.in_sentence} made"
 
 
-def _new_destination(vault: Vault, row: AlertChannel, kind: Kind, url: str, given: SecretStr,
-                     allow: Allow, *, made: str) -> list[str]:
+def _new_destination(
+    vault: Vault, row: AlertChannel, kind: Kind, url: str, given: SecretStr, allow: Allow, *, made: str
+) -> list[str]:
     """Store a new URL and/or secret on ``row``, once the pair the channel then has passes the
     rules for saving; what changed, for the audit (``made``: what it says of a secret Switchboard
     made, else "")."""
     secret = given.get_secret_value()
     if not (url or secret):
         return []
-    kind.check(url or vault.decrypt(row.url_enc, binding(row.id, "url_enc")),
-               secret or (vault.decrypt(row.secret_enc, binding(row.id, "secret_enc")) if row.secret_enc else None),
-               allow=allow)
+    kind.check(
+        url or vault.decrypt(row.url_enc, binding(row.id, "url_enc")),
+        secret or (vault.decrypt(row.secret_enc, binding(row.id, "secret_enc")) if row.secret_enc else None),
+        allow=allow,
+    )
     registry.add(url, urlsplit(url).path, secret)
     said = []
     if url:
@@ -268,11 +323,26 @@ def _views(session: Session, *where: ColumnElement[bool]) -> list[ChannelView]:
     rows = session.scalars(select(AlertChannel).where(*where).order_by(col(AlertChannel.name_key))).all()
     windows: dict[uuid.UUID, list[tuple[int, Window]]] = {}
     for w in session.scalars(select(QuietWindow).order_by(col(QuietWindow.id))).all():
-        windows.setdefault(w.channel_id, []).append(
-            (w.id or 0, Window(tuple(w.weekdays), w.start, w.end, w.timezone)))
-    return [ChannelView(r.id, r.name, r.kind, r.url_hint, tuple(r.events), tuple(r.environments),
-                        r.enabled, r.disabled_reason, r.secret_enc is not None, tuple(windows.get(r.id, ())),
-                        r.created_at, r.created_by, r.updated_at, r.updated_by) for r in rows]
+        windows.setdefault(w.channel_id, []).append((w.id or 0, Window(tuple(w.weekdays), w.start, w.end, w.timezone)))
+    return [
+        ChannelView(
+            r.id,
+            r.name,
+            r.kind,
+            r.url_hint,
+            tuple(r.events),
+            tuple(r.environments),
+            r.enabled,
+            r.disabled_reason,
+            r.secret_enc is not None,
+            tuple(windows.get(r.id, ())),
+            r.created_at,
+            r.created_by,
+            r.updated_at,
+            r.updated_by,
+        )
+        for r in rows
+    ]
 
 
 def list_channels(engine: Engine, *, actor: Principal) -> list[ChannelView]:
@@ -291,8 +361,9 @@ def get(engine: Engine, name: str, *, actor: Principal) -> ChannelView:
 
 
 def locked(session: Session, name: str) -> AlertChannel:
-    row = session.scalars(select(AlertChannel).where(col(AlertChannel.name_key) == name.strip().casefold())
-                          .with_for_update()).first()
+    row = session.scalars(
+        select(AlertChannel).where(col(AlertChannel.name_key) == name.strip().casefold()).with_for_update()
+    ).first()
     if row is None:
         raise NotFoundError(f"No alert channel is named '{name}'. `switchboard channels list` shows them.")
     return row
@@ -323,22 +394,35 @@ def _catch_up(session: Session, channel: AlertChannel) -> None:
     it routes now, as the check.failed it missed, not at the next 24-hour reminder. The same
     event id: a channel that had it already gets nothing twice."""
     now = utcnow()
-    rows = [outbox_row(channel.id, raised, now) for raised in open_failures(session)
-            if routes(channel.events, channel.environments, raised[0])]
+    rows = [
+        outbox_row(channel.id, raised, now)
+        for raised in open_failures(session)
+        if routes(channel.events, channel.environments, raised[0])
+    ]
     insert_ignoring(session, AlertOutbox, rows, ["channel_id", "event_id"])
 
 
 def disable(session: Session, channel_id: uuid.UUID, reason: str | None, *, enabled: bool = False) -> None:
-    session.connection().execute(update(AlertChannel).where(col(AlertChannel.id) == channel_id).values(
-        enabled=enabled, disabled_reason=reason, updated_at=utcnow()))
+    session.connection().execute(
+        update(AlertChannel)
+        .where(col(AlertChannel.id) == channel_id)
+        .values(enabled=enabled, disabled_reason=reason, updated_at=utcnow())
+    )
 
 
 def add_window(engine: Engine, name: str, window: Window, *, actor: Principal) -> None:
     require(actor, Permission.MANAGE_ALERTS)
     with write_session(engine) as session:
         row = locked(session, name)
-        session.add(QuietWindow(channel_id=row.id, weekdays=list(window.weekdays), start=window.start,
-                                end=window.end, timezone=window.timezone))
+        session.add(
+            QuietWindow(
+                channel_id=row.id,
+                weekdays=list(window.weekdays),
+                start=window.start,
+                end=window.end,
+                timezone=window.timezone,
+            )
+        )
         audit.record(session, actor, "channel.window.add", row.name, audit.OK, window.describe())
 
 
@@ -346,8 +430,11 @@ def remove_window(engine: Engine, name: str, window_id: int, *, actor: Principal
     require(actor, Permission.MANAGE_ALERTS)
     with write_session(engine) as session:
         row = locked(session, name)
-        gone = session.connection().execute(delete(QuietWindow).where(
-            col(QuietWindow.id) == window_id, col(QuietWindow.channel_id) == row.id)).rowcount
+        gone = (
+            session.connection()
+            .execute(delete(QuietWindow).where(col(QuietWindow.id) == window_id, col(QuietWindow.channel_id) == row.id))
+            .rowcount
+        )
         if not gone:
             raise NotFoundError("That quiet window is gone already.")
         audit.record(session, actor, "channel.window.remove", row.name, audit.OK, f"window {window_id}")
@@ -360,4 +447,3 @@ def destination(vault: Vault, row: AlertChannel) -> Destination:
     secret = vault.decrypt(row.secret_enc, binding(row.id, "secret_enc")) if row.secret_enc else None
     registry.add(url, urlsplit(url).path, secret)
     return Destination(row.kind, url, secret)
-

@@ -58,8 +58,14 @@ from lib.store.models import (
 )
 
 # The wait before each attempt: the first at once; after the last one the event is failed.
-BACKOFF = (timedelta(0), timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
-           timedelta(hours=5))
+BACKOFF = (
+    timedelta(0),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+)
 LEASE = timedelta(minutes=2)  # BATCH attempts of at most TIMEOUT each (lib.notify.deadline) fit with room
 BATCH = 8
 TIMEOUT = 10.0
@@ -110,20 +116,33 @@ def _claim(rt: Runtime, worker: str, now: datetime, batch: int, only: int | None
     free = leases.free(AlertOutbox, now)
     if only is not None:  # a Send test: its row was queued already held by this same caller
         free = or_(free, leases.held_by(AlertOutbox, worker))
-    due = (select(col(AlertOutbox.id), col(AlertOutbox.channel_id), col(AlertOutbox.event_id),
-                  col(AlertOutbox.kind), col(AlertOutbox.event), col(AlertOutbox.attempts))
-           .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
-           .where(col(AlertOutbox.status) == PENDING, col(AlertOutbox.due_at) <= now, col(AlertChannel.enabled), free)
-           .order_by(col(AlertOutbox.due_at), col(AlertOutbox.id)).limit(batch)
-           .with_for_update(skip_locked=True, of=AlertOutbox))
+    due = (
+        select(
+            col(AlertOutbox.id),
+            col(AlertOutbox.channel_id),
+            col(AlertOutbox.event_id),
+            col(AlertOutbox.kind),
+            col(AlertOutbox.event),
+            col(AlertOutbox.attempts),
+        )
+        .join(AlertChannel, col(AlertChannel.id) == col(AlertOutbox.channel_id))
+        .where(col(AlertOutbox.status) == PENDING, col(AlertOutbox.due_at) <= now, col(AlertChannel.enabled), free)
+        .order_by(col(AlertOutbox.due_at), col(AlertOutbox.id))
+        .limit(batch)
+        .with_for_update(skip_locked=True, of=AlertOutbox)
+    )
     if only is not None:
         due = due.where(col(AlertOutbox.id) == only)
     with write_session(rt.engine) as session:
         rows = session.connection().execute(due).all()
         if not rows:
             return []
-        by_id = {c.id: c for c in session.scalars(select(AlertChannel).where(
-            col(AlertChannel.id).in_({r.channel_id for r in rows}))).all()}
+        by_id = {
+            c.id: c
+            for c in session.scalars(
+                select(AlertChannel).where(col(AlertChannel.id).in_({r.channel_id for r in rows}))
+            ).all()
+        }
         windows = _windows(session, set(by_id))
         quiet = {cid for cid, found in windows.items() if any(w.covers(now) for w in found)}
         held = [r.id for r in rows if r.channel_id in quiet and r.kind != EventKind.TEST]
@@ -131,8 +150,9 @@ def _claim(rt: Runtime, worker: str, now: datetime, batch: int, only: int | None
         if held:
             session.connection().execute(update(AlertOutbox).where(col(AlertOutbox.id).in_(held)).values(status=HELD))
         if taken:
-            session.connection().execute(leases.take(AlertOutbox, col(AlertOutbox.id).in_([r.id for r in taken]),
-                                                     worker, now + LEASE))
+            session.connection().execute(
+                leases.take(AlertOutbox, col(AlertOutbox.id).in_([r.id for r in taken]), worker, now + LEASE)
+            )
         return [_read(rt, r, by_id[r.channel_id]) for r in taken]
 
 
@@ -171,8 +191,12 @@ def _attempt(rt: Runtime, worker: str, item: Claimed, send: Send, now: Clock) ->
     try:
         _settle(rt, worker, item, attempt, at)
     except Exception as exc:  # noqa: BLE001 - recorded as failed, so the row is not tried again at every lease
-        log.warning("Alert %s to %s: its attempt could not be recorded (%s); marking it failed",
-                    item.event_id, item.channel, type(exc).__name__)
+        log.warning(
+            "Alert %s to %s: its attempt could not be recorded (%s); marking it failed",
+            item.event_id,
+            item.channel,
+            type(exc).__name__,
+        )
         _give_up(rt, worker, item, f"The attempt could not be recorded ({type(exc).__name__}).", at)
     return attempt
 
@@ -200,17 +224,42 @@ def _settle(rt: Runtime, worker: str, item: Claimed, attempt: Attempt, at: datet
     error = registry.mask(attempt.error or "")
     with write_session(rt.engine) as session:
         session.connection().execute(
-            leases.let_go(AlertOutbox, and_(col(AlertOutbox.id) == item.id, leases.held_by(AlertOutbox, worker)))
-            .values(attempts=number, status=status, due_at=due, last_error=error or None,
-                    finished_at=None if status == PENDING else at))
-        session.add(AlertDelivery(channel_id=item.channel_id, channel=item.channel, event_id=item.event_id,
-                                  kind=item.kind, attempt=number, at=at, http_status=attempt.status,
-                                  outcome=outcome, error=error, duration_ms=attempt.duration_ms, worker=worker[:120]))
+            leases.let_go(
+                AlertOutbox, and_(col(AlertOutbox.id) == item.id, leases.held_by(AlertOutbox, worker))
+            ).values(
+                attempts=number,
+                status=status,
+                due_at=due,
+                last_error=error or None,
+                finished_at=None if status == PENDING else at,
+            )
+        )
+        session.add(
+            AlertDelivery(
+                channel_id=item.channel_id,
+                channel=item.channel,
+                event_id=item.event_id,
+                kind=item.kind,
+                attempt=number,
+                at=at,
+                http_status=attempt.status,
+                outcome=outcome,
+                error=error,
+                duration_ms=attempt.duration_ms,
+                worker=worker[:120],
+            )
+        )
         if attempt.gone:
             reason = f"the receiver answered 410 Gone at {at:%Y-%m-%d %H:%M} UTC"
             channels.disable(session, item.channel_id, reason)
-            audit.record(session, schedule_principal(), "channel.disable", item.channel, audit.OK,
-                         f"turned off: {reason} (event {item.event_id})")
+            audit.record(
+                session,
+                schedule_principal(),
+                "channel.disable",
+                item.channel,
+                audit.OK,
+                f"turned off: {reason} (event {item.event_id})",
+            )
 
 
 def _give_up(rt: Runtime, worker: str, item: Claimed, error: str, at: datetime) -> None:
@@ -219,15 +268,17 @@ def _give_up(rt: Runtime, worker: str, item: Claimed, error: str, at: datetime) 
     try:
         with write_session(rt.engine) as session:
             session.connection().execute(
-                leases.let_go(AlertOutbox, and_(col(AlertOutbox.id) == item.id, leases.held_by(AlertOutbox, worker)))
-                .values(attempts=item.attempts + 1, status=FAILED, last_error=error, finished_at=at))
+                leases.let_go(
+                    AlertOutbox, and_(col(AlertOutbox.id) == item.id, leases.held_by(AlertOutbox, worker))
+                ).values(attempts=item.attempts + 1, status=FAILED, last_error=error, finished_at=at)
+            )
     except Exception as exc:  # noqa: BLE001 - the other rows still go out
-        log.warning("Alert %s to %s: could not be marked failed either (%s)", item.event_id, item.channel,
-                    type(exc).__name__)
+        log.warning(
+            "Alert %s to %s: could not be marked failed either (%s)", item.event_id, item.channel, type(exc).__name__
+        )
 
 
-def deliver_due(rt: Runtime, *, worker: str, send: Send | None = None, now: Clock = utcnow,
-                batch: int = BATCH) -> int:
+def deliver_due(rt: Runtime, *, worker: str, send: Send | None = None, now: Clock = utcnow, batch: int = BATCH) -> int:
     """Attempt every outbox row due at ``now()``, a claimed batch at a time, each row tried and
     settled on its own; the number delivered. ``send`` defaults to lib.notify's sender (made
     only when something is due)."""
@@ -238,8 +289,9 @@ def deliver_due(rt: Runtime, *, worker: str, send: Send | None = None, now: Cloc
     return delivered
 
 
-def deliver_one(rt: Runtime, outbox_id: int, *, worker: str, send: Send | None = None,
-                now: Clock = utcnow) -> Attempt | None:
+def deliver_one(
+    rt: Runtime, outbox_id: int, *, worker: str, send: Send | None = None, now: Clock = utcnow
+) -> Attempt | None:
     """Attempt one row now (an admin's Send test), settled before this returns. None when it
     cannot be claimed (its channel was turned off meanwhile): then it is failed at once rather
     than left for a worker to send some other day."""
@@ -247,9 +299,14 @@ def deliver_one(rt: Runtime, outbox_id: int, *, worker: str, send: Send | None =
     if not claimed:
         with write_session(rt.engine) as session:
             session.connection().execute(
-                update(AlertOutbox).where(col(AlertOutbox.id) == outbox_id, col(AlertOutbox.status) == PENDING,
-                                          col(AlertOutbox.claimed_by).is_(None))
-                .values(status=FAILED, last_error="The channel is turned off.", finished_at=now()))
+                update(AlertOutbox)
+                .where(
+                    col(AlertOutbox.id) == outbox_id,
+                    col(AlertOutbox.status) == PENDING,
+                    col(AlertOutbox.claimed_by).is_(None),
+                )
+                .values(status=FAILED, last_error="The channel is turned off.", finished_at=now())
+            )
         return None
     return _attempt(rt, worker, claimed[0], send or default_sender(rt.settings), now)
 
@@ -257,28 +314,45 @@ def deliver_one(rt: Runtime, outbox_id: int, *, worker: str, send: Send | None =
 def summarise(session: Session, now: datetime) -> None:
     """For each channel whose quiet window has ended: what it held, as one window.summary event,
     without failures that recovered meanwhile (and their recoveries)."""
-    holding = set(session.connection().execute(
-        select(col(AlertOutbox.channel_id)).where(col(AlertOutbox.status) == HELD).distinct()).scalars())
+    holding = set(
+        session.connection()
+        .execute(select(col(AlertOutbox.channel_id)).where(col(AlertOutbox.status) == HELD).distinct())
+        .scalars()
+    )
     if not holding:
         return
     windows = _windows(session, holding)
-    alerting = {(c, p) for c, p in session.connection().execute(
-        select(col(AlertState.connection_id), col(AlertState.subject)).where(col(AlertState.alerted_at).is_not(None)))}
+    alerting = {
+        (c, p)
+        for c, p in session.connection().execute(
+            select(col(AlertState.connection_id), col(AlertState.subject)).where(
+                col(AlertState.alerted_at).is_not(None)
+            )
+        )
+    }
     for channel_id in holding:
         if any(w.covers(now) for w in windows.get(channel_id, ())):
             continue
-        held = session.scalars(select(AlertOutbox).where(col(AlertOutbox.channel_id) == channel_id,
-                                                          col(AlertOutbox.status) == HELD)
-                               .order_by(col(AlertOutbox.id)).with_for_update()).all()
+        held = session.scalars(
+            select(AlertOutbox)
+            .where(col(AlertOutbox.channel_id) == channel_id, col(AlertOutbox.status) == HELD)
+            .order_by(col(AlertOutbox.id))
+            .with_for_update()
+        ).all()
         failed_held = {(r.connection_id, r.product) for r in held if r.kind == EventKind.FAILED}
         kept = [(r, e) for r in held if not _recovered_meanwhile(r, alerting, failed_held) and (e := _readable(r))]
         for r in held:
             r.status, r.finished_at = SUMMARISED, now
         if kept:
             # What people must still act on when the window ends: held failures not yet recovered.
-            still = sorted({f"{e.connection}: {e.product_label or e.product}" for r, e in kept
-                            if r.kind in (EventKind.FAILED, EventKind.STILL_FAILING)
-                            and (r.connection_id, r.product) in alerting})
+            still = sorted(
+                {
+                    f"{e.connection}: {e.product_label or e.product}"
+                    for r, e in kept
+                    if r.kind in (EventKind.FAILED, EventKind.STILL_FAILING)
+                    and (r.connection_id, r.product) in alerting
+                }
+            )
             event = summary_event(channel_id, [e for _, e in kept], still_failing=still, at=now)
             insert_ignoring(session, AlertOutbox, [row(channel_id, (event, None), now)], ["channel_id", "event_id"])
 
@@ -288,13 +362,13 @@ def _readable(r: AlertOutbox) -> Event | None:
     try:
         return from_json(r.event)
     except Exception as exc:  # noqa: BLE001 - one unreadable row never stops the summary
-        log.warning("Held alert %s left out of its summary: it could not be read (%s)", r.event_id,
-                    type(exc).__name__)
+        log.warning("Held alert %s left out of its summary: it could not be read (%s)", r.event_id, type(exc).__name__)
         return None
 
 
-def _recovered_meanwhile(r: AlertOutbox, alerting: set[tuple[uuid.UUID, str]],
-                         failed_held: set[tuple[uuid.UUID | None, str | None]]) -> bool:
+def _recovered_meanwhile(
+    r: AlertOutbox, alerting: set[tuple[uuid.UUID, str]], failed_held: set[tuple[uuid.UUID | None, str | None]]
+) -> bool:
     pair = (r.connection_id, r.product)
     if r.kind in (EventKind.FAILED, EventKind.STILL_FAILING):
         return pair not in alerting

@@ -45,91 +45,158 @@ def _after(details: dict[str, Any]) -> str:
     return f" after {lasted(timedelta(seconds=down))}" if isinstance(down, int) else ""
 
 
-def check_event(kind: EventKind, subject: Subject, product: str, outcome: str, *, previous: str | None,
-                checked_at: datetime, http_status: int | None, episode: str, details: dict[str, Any],
-                extra: object = "") -> Event:
+def check_event(
+    kind: EventKind,
+    subject: Subject,
+    product: str,
+    outcome: str,
+    *,
+    previous: str | None,
+    checked_at: datetime,
+    http_status: int | None,
+    episode: str,
+    details: dict[str, Any],
+    extra: object = "",
+) -> Event:
     """check.failed, check.recovered or check.still_failing for one product of one connection."""
     label = _product_label(product)
     shown = previous if kind is EventKind.RECOVERED else outcome
     explained = OUTCOMES.get(shown) if shown is not None else None
     said = explained.label if explained else outcome
-    summary = {EventKind.FAILED: f"{subject.name}: {label} failing ({said})",
-               EventKind.RECOVERED: f"{subject.name}: {label} works again{_after(details)} (was: {said})",
-               EventKind.STILL_FAILING: f"{subject.name}: {label} still failing ({said})"}[kind]
+    summary = {
+        EventKind.FAILED: f"{subject.name}: {label} failing ({said})",
+        EventKind.RECOVERED: f"{subject.name}: {label} works again{_after(details)} (was: {said})",
+        EventKind.STILL_FAILING: f"{subject.name}: {label} still failing ({said})",
+    }[kind]
     failing = OUTCOMES.get(outcome) if kind is not EventKind.RECOVERED else None
-    return Event(id=event_id(kind, subject.id, product, episode, extra), kind=kind, occurred_at=checked_at,
-                 summary=summary, connection=subject.name, environment=subject.environment or None,
-                 product=product, product_label=label, outcome=outcome, previous_outcome=previous,
-                 cause=failing.cause if failing else None, who_must_act=failing.actor.value if failing else None,
-                 fix=failing.fix if failing else None, http_status=http_status, checked_at=checked_at,
-                 client_id_hint=subject.client_id_hint, details=details)
+    return Event(
+        id=event_id(kind, subject.id, product, episode, extra),
+        kind=kind,
+        occurred_at=checked_at,
+        summary=summary,
+        connection=subject.name,
+        environment=subject.environment or None,
+        product=product,
+        product_label=label,
+        outcome=outcome,
+        previous_outcome=previous,
+        cause=failing.cause if failing else None,
+        who_must_act=failing.actor.value if failing else None,
+        fix=failing.fix if failing else None,
+        http_status=http_status,
+        checked_at=checked_at,
+        client_id_hint=subject.client_id_hint,
+        details=details,
+    )
 
 
-def drift_event(subject: Subject, *, granted: frozenset[str], previous: frozenset[str] | None,
-                ticked: frozenset[str], since: datetime | None, at: datetime) -> Event:
+def drift_event(
+    subject: Subject,
+    *,
+    granted: frozenset[str],
+    previous: frozenset[str] | None,
+    ticked: frozenset[str],
+    since: datetime | None,
+    at: datetime,
+) -> Event:
     """8x8's token grants other products than it did, or than were ticked."""
     missing = sorted(ticked - granted)
     details: dict[str, Any] = {
-        "granted": sorted(granted), "previously_granted": None if previous is None else sorted(previous),
-        "ticked": sorted(ticked), "ticked_not_granted": missing}
+        "granted": sorted(granted),
+        "previously_granted": None if previous is None else sorted(previous),
+        "ticked": sorted(ticked),
+        "ticked_not_granted": missing,
+    }
     if previous is not None:
         details |= {"added": sorted(granted - previous), "removed": sorted(previous - granted)}
-    changes = [f"now grants {', '.join(map(_product_label, details['added']))}" if details.get("added") else "",
-               f"no longer grants {', '.join(map(_product_label, details['removed']))}" if details.get("removed") else "",
-               f"does not grant ticked {', '.join(map(_product_label, missing))}" if missing else ""]
-    return Event(id=event_id(EventKind.DRIFTED, subject.id, since.isoformat() if since else "never", sorted(granted)),
-                 kind=EventKind.DRIFTED, occurred_at=at,
-                 summary=f"{subject.name}: 8x8 {'; '.join(c for c in changes if c)}",
-                 connection=subject.name, environment=subject.environment or None,
-                 client_id_hint=subject.client_id_hint, details=details,
-                 who_must_act="8x8 admin (Admin Console)",
-                 fix="Compare the products ticked for the app in the 8x8 Admin Console (Home > API Management) "
-                     "with the ones ticked in Switchboard, and make them agree.")
+    changes = [
+        f"now grants {', '.join(map(_product_label, details['added']))}" if details.get("added") else "",
+        f"no longer grants {', '.join(map(_product_label, details['removed']))}" if details.get("removed") else "",
+        f"does not grant ticked {', '.join(map(_product_label, missing))}" if missing else "",
+    ]
+    return Event(
+        id=event_id(EventKind.DRIFTED, subject.id, since.isoformat() if since else "never", sorted(granted)),
+        kind=EventKind.DRIFTED,
+        occurred_at=at,
+        summary=f"{subject.name}: 8x8 {'; '.join(c for c in changes if c)}",
+        connection=subject.name,
+        environment=subject.environment or None,
+        client_id_hint=subject.client_id_hint,
+        details=details,
+        who_must_act="8x8 admin (Admin Console)",
+        fix="Compare the products ticked for the app in the 8x8 Admin Console (Home > API Management) "
+        "with the ones ticked in Switchboard, and make them agree.",
+    )
 
 
 def aging_event(subject: Subject, *, secret_set_at: datetime, age_days: int, step: int, at: datetime) -> Event:
-    return Event(id=event_id(EventKind.SECRET_AGING, subject.id, secret_set_at.isoformat(), step),
-                 kind=EventKind.SECRET_AGING, occurred_at=at,
-                 summary=f"{subject.name}: the Client Secret is {age_days} days old",
-                 connection=subject.name, environment=subject.environment or None,
-                 client_id_hint=subject.client_id_hint,
-                 details={"age_days": age_days, "secret_set_at": secret_set_at},
-                 who_must_act="8x8 admin (Admin Console), then a Switchboard admin",
-                 fix=aging_fix(subject.name))
+    return Event(
+        id=event_id(EventKind.SECRET_AGING, subject.id, secret_set_at.isoformat(), step),
+        kind=EventKind.SECRET_AGING,
+        occurred_at=at,
+        summary=f"{subject.name}: the Client Secret is {age_days} days old",
+        connection=subject.name,
+        environment=subject.environment or None,
+        client_id_hint=subject.client_id_hint,
+        details={"age_days": age_days, "secret_set_at": secret_set_at},
+        who_must_act="8x8 admin (Admin Console), then a Switchboard admin",
+        fix=aging_fix(subject.name),
+    )
 
 
 def aging_fix(connection: str) -> str:
     """The secret.aging fix: one command that stores the new secret in the same connection,
     so its history and alert state stay (removing and adding it again would lose both)."""
-    return ("Regenerate the app's secret in the 8x8 Admin Console (Home > API Management), then pipe it to "
-            f"`switchboard connections edit {shlex.quote(connection)} --secret-stdin` (or paste it into the "
-            "connection on Switchboard's Connect page); the connection keeps its history.")
+    return (
+        "Regenerate the app's secret in the 8x8 Admin Console (Home > API Management), then pipe it to "
+        f"`switchboard connections edit {shlex.quote(connection)} --secret-stdin` (or paste it into the "
+        "connection on Switchboard's Connect page); the connection keeps its history."
+    )
 
 
 def channel_test_event(channel: str, *, at: datetime, by: str) -> Event:
-    return Event(id=f"evt_test_{uuid.uuid4().hex}", kind=EventKind.TEST, occurred_at=at,
-                 summary=f"Test alert from Switchboard to the channel {channel}, sent by {by}",
-                 details={"channel": channel, "sent_by": by})
+    return Event(
+        id=f"evt_test_{uuid.uuid4().hex}",
+        kind=EventKind.TEST,
+        occurred_at=at,
+        summary=f"Test alert from Switchboard to the channel {channel}, sent by {by}",
+        details={"channel": channel, "sent_by": by},
+    )
 
 
 STILL_NAMED = 5  # products named in a summary's one line; its details list up to STILL_LISTED
 STILL_LISTED = 100
 
 
-def summary_event(channel_id: uuid.UUID, held: list[Event], *, at: datetime,
-                  still_failing: Sequence[str] = ()) -> Event:
+def summary_event(
+    channel_id: uuid.UUID, held: list[Event], *, at: datetime, still_failing: Sequence[str] = ()
+) -> Event:
     """What a quiet window held, in one event, sent when it ends, and which of its failures
     (``still_failing``, "connection: product") are failing still."""
-    items = [{"id": e.id, "kind": e.kind.value, "summary": e.summary, "connection": e.connection,
-              "product": e.product, "outcome": e.outcome, "occurred_at": e.occurred_at} for e in held]
+    items = [
+        {
+            "id": e.id,
+            "kind": e.kind.value,
+            "summary": e.summary,
+            "connection": e.connection,
+            "product": e.product,
+            "outcome": e.outcome,
+            "occurred_at": e.occurred_at,
+        }
+        for e in held
+    ]
     line = f"{len(held)} alert{'s' if len(held) != 1 else ''} held during a quiet window"
     if still_failing:
         named = ", ".join(still_failing[:STILL_NAMED])
         more = len(still_failing) - STILL_NAMED
         line += f"; still failing: {named}" + (f" and {more} more" if more > 0 else "")
-    return Event(id=event_id(EventKind.QUIET_SUMMARY, channel_id, sorted(e.id for e in held)),
-                 kind=EventKind.QUIET_SUMMARY, occurred_at=at, summary=line,
-                 details={"events": items, "still_failing": list(still_failing[:STILL_LISTED])})
+    return Event(
+        id=event_id(EventKind.QUIET_SUMMARY, channel_id, sorted(e.id for e in held)),
+        kind=EventKind.QUIET_SUMMARY,
+        occurred_at=at,
+        summary=line,
+        details={"events": items, "still_failing": list(still_failing[:STILL_LISTED])},
+    )
 
 
 # --- Stored form --------------------------------------------------------------------------------

@@ -48,26 +48,46 @@ Raised = tuple[Event, uuid.UUID | None]
 
 def row(channel_id: uuid.UUID, raised: Raised, now: datetime) -> dict[str, Any]:
     event, connection_id = raised
-    return {"channel_id": channel_id, "event_id": event.id, "kind": event.kind.value,
-            "connection_id": connection_id, "product": event.product, "event": to_json(event),
-            "created_at": now, "due_at": now, "attempts": 0, "status": PENDING}
+    return {
+        "channel_id": channel_id,
+        "event_id": event.id,
+        "kind": event.kind.value,
+        "connection_id": connection_id,
+        "product": event.product,
+        "event": to_json(event),
+        "created_at": now,
+        "due_at": now,
+        "attempts": 0,
+        "status": PENDING,
+    }
 
 
 def enqueue(session: Session, raised: Sequence[Raised], now: datetime) -> None:
     """Queue each event for every enabled channel that routes it."""
     if not raised:
         return
-    channels = session.connection().execute(
-        select(col(AlertChannel.id), col(AlertChannel.events), col(AlertChannel.environments))
-        .where(col(AlertChannel.enabled))).all()
-    rows = [row(channel_id, item, now) for item in raised
-            for channel_id, kinds, environments in channels if routes(kinds, environments, item[0])]
+    channels = (
+        session.connection()
+        .execute(
+            select(col(AlertChannel.id), col(AlertChannel.events), col(AlertChannel.environments)).where(
+                col(AlertChannel.enabled)
+            )
+        )
+        .all()
+    )
+    rows = [
+        row(channel_id, item, now)
+        for item in raised
+        for channel_id, kinds, environments in channels
+        if routes(kinds, environments, item[0])
+    ]
     insert_ignoring(session, AlertOutbox, rows, ["channel_id", "event_id"])
 
 
 def prune(session: Session, now: datetime) -> None:
     """Remove outbox rows finished, and delivery-log entries written, more than KEEP ago."""
     before = now - KEEP
-    session.connection().execute(delete(AlertOutbox).where(col(AlertOutbox.status).in_(FINISHED),
-                                                           col(AlertOutbox.finished_at) < before))
+    session.connection().execute(
+        delete(AlertOutbox).where(col(AlertOutbox.status).in_(FINISHED), col(AlertOutbox.finished_at) < before)
+    )
     session.connection().execute(delete(AlertDelivery).where(col(AlertDelivery.at) < before))

@@ -38,9 +38,15 @@ SECRET_STEP = timedelta(days=30)
 OPEN_LIMIT = 1_000  # open episodes a joining channel is told of (the oldest connections' first)
 SECRET = "secret"  # the AlertState subject that remembers the last secret-age step announced
 
-_SUBJECT = (col(Connection.id), col(Connection.name), col(Connection.environment),
-            col(Connection.client_id_hint), col(Connection.expected_products), col(Connection.granted_products),
-            col(Connection.granted_at))
+_SUBJECT = (
+    col(Connection.id),
+    col(Connection.name),
+    col(Connection.environment),
+    col(Connection.client_id_hint),
+    col(Connection.expected_products),
+    col(Connection.granted_products),
+    col(Connection.granted_at),
+)
 
 
 def _subject(row: Any) -> Subject:
@@ -51,18 +57,27 @@ def _counts(row: Any, product: str) -> bool:
     return not row.expected_products or product in row.expected_products
 
 
-def observe(session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]],
-            *, fail_after: int = FAIL_AFTER) -> None:
+def observe(
+    session: Session,
+    records: Sequence[CheckRecord],
+    granted: Mapping[uuid.UUID, frozenset[str]],
+    *,
+    fail_after: int = FAIL_AFTER,
+) -> None:
     """Feed a batch of stored results (and what the tokens granted) to the rules, in the
     caller's write transaction, before the granted products are recorded."""
     ids = {r.connection_id for r in records if r.product != TOKEN} | set(granted)
     if not ids:
         return
-    known = {row.id: row for row in session.connection().execute(
-        select(*_SUBJECT).where(col(Connection.id).in_(ids))).all()}
+    known = {
+        row.id: row for row in session.connection().execute(select(*_SUBJECT).where(col(Connection.id).in_(ids))).all()
+    }
     raised = [*_drift(known, granted)]
-    results = [r for r in records if r.product != TOKEN and r.connection_id in known
-               and _counts(known[r.connection_id], r.product)]
+    results = [
+        r
+        for r in records
+        if r.product != TOKEN and r.connection_id in known and _counts(known[r.connection_id], r.product)
+    ]
     if results:
         raised += _results(session, results, known, fail_after)
     enqueue(session, raised, utcnow())
@@ -77,28 +92,47 @@ def _drift(known: Mapping[uuid.UUID, Any], granted: Mapping[uuid.UUID, frozenset
         previous = None if row.granted_products is None else frozenset(row.granted_products)
         ticked, now_granted = frozenset(row.expected_products), frozenset(products)
         if (now_granted != previous) if previous is not None else bool(ticked - now_granted):
-            found.append((drift_event(_subject(row), granted=now_granted, previous=previous, ticked=ticked,
-                                      since=row.granted_at,  # since when 8x8 listed the previous ones
-                                      at=utcnow()), connection_id))
+            found.append(
+                (
+                    drift_event(
+                        _subject(row),
+                        granted=now_granted,
+                        previous=previous,
+                        ticked=ticked,
+                        since=row.granted_at,  # since when 8x8 listed the previous ones
+                        at=utcnow(),
+                    ),
+                    connection_id,
+                )
+            )
     return found
 
 
 def _states(session: Session, pairs: Collection[tuple[uuid.UUID, str]]) -> dict[tuple[uuid.UUID, str], AlertState]:
     """The rules' rows for these pairs, locked until the transaction ends (PostgreSQL)."""
-    rows = session.scalars(select(AlertState).where(
-        col(AlertState.connection_id).in_({c for c, _ in pairs}),
-        col(AlertState.subject).in_({p for _, p in pairs})).with_for_update()).all()
+    rows = session.scalars(
+        select(AlertState)
+        .where(
+            col(AlertState.connection_id).in_({c for c, _ in pairs}), col(AlertState.subject).in_({p for _, p in pairs})
+        )
+        .with_for_update()
+    ).all()
     return {(s.connection_id, s.subject): s for s in rows if (s.connection_id, s.subject) in pairs}
 
 
-def _results(session: Session, results: Sequence[CheckRecord], known: Mapping[uuid.UUID, Any],
-             fail_after: int) -> list[Raised]:
+def _results(
+    session: Session, results: Sequence[CheckRecord], known: Mapping[uuid.UUID, Any], fail_after: int
+) -> list[Raised]:
     pairs = {(r.connection_id, r.product) for r in results}
     states = _states(session, pairs)
     missing = {(r.connection_id, r.product) for r in results if not r.ok} - set(states)
     if missing:  # made by this or (concurrently) another transaction, then locked like the rest
-        insert_ignoring(session, AlertState, [{"connection_id": c, "subject": p, "failures": 0} for c, p in missing],
-                        ["connection_id", "subject"])
+        insert_ignoring(
+            session,
+            AlertState,
+            [{"connection_id": c, "subject": p, "failures": 0} for c, p in missing],
+            ["connection_id", "subject"],
+        )
         states |= _states(session, missing)
     raised: list[Raised] = []
     for r in results:
@@ -125,8 +159,10 @@ def _check_event(session: Session, kind: EventKind, subject: Subject, state: Ale
     """check.failed says what the product did before the episode began (the last failure's
     outcome would only repeat its own); check.recovered says what it failed with, and for how
     long, with 8x8's words for the failure."""
-    details: dict[str, Any] = {"failures_in_a_row": state.failures,
-                               "failing_since": state.failing_since.isoformat() if state.failing_since else None}
+    details: dict[str, Any] = {
+        "failures_in_a_row": state.failures,
+        "failing_since": state.failing_since.isoformat() if state.failing_since else None,
+    }
     if kind is EventKind.FAILED:
         previous = _before(session, r.connection_id, r.product, state.failing_since)
         details["detail"] = r.detail or None
@@ -134,8 +170,20 @@ def _check_event(session: Session, kind: EventKind, subject: Subject, state: Ale
         previous = state.last_outcome
         if state.failing_since is not None:
             details["down_for_s"] = max(0, int((r.checked_at - state.failing_since).total_seconds()))
-    return (check_event(kind, subject, r.product, r.outcome, previous=previous, checked_at=r.checked_at,
-                        http_status=r.http_status, episode=state.episode or "", details=details), r.connection_id)
+    return (
+        check_event(
+            kind,
+            subject,
+            r.product,
+            r.outcome,
+            previous=previous,
+            checked_at=r.checked_at,
+            http_status=r.http_status,
+            episode=state.episode or "",
+            details=details,
+        ),
+        r.connection_id,
+    )
 
 
 def _before(session: Session, connection_id: uuid.UUID, product: str, since: datetime | None) -> str | None:
@@ -145,9 +193,10 @@ def _before(session: Session, connection_id: uuid.UUID, product: str, since: dat
         return None
     return session.scalars(
         select(col(Check.outcome))
-        .where(col(Check.connection_id) == connection_id, col(Check.product) == product,
-               col(Check.started_at) < since)
-        .order_by(col(Check.id).desc()).limit(1)).first()
+        .where(col(Check.connection_id) == connection_id, col(Check.product) == product, col(Check.started_at) < since)
+        .order_by(col(Check.id).desc())
+        .limit(1)
+    ).first()
 
 
 def periodic(session: Session, now: datetime) -> None:
@@ -157,20 +206,41 @@ def periodic(session: Session, now: datetime) -> None:
 
 
 def _reminders(session: Session, now: datetime) -> list[Raised]:
-    due = session.scalars(select(AlertState).where(
-        col(AlertState.alerted_at).is_not(None), col(AlertState.subject) != SECRET,
-        or_(col(AlertState.last_reminder_at).is_(None), col(AlertState.last_reminder_at) <= now - REMIND_EVERY))
-        .with_for_update()).all()
+    due = session.scalars(
+        select(AlertState)
+        .where(
+            col(AlertState.alerted_at).is_not(None),
+            col(AlertState.subject) != SECRET,
+            or_(col(AlertState.last_reminder_at).is_(None), col(AlertState.last_reminder_at) <= now - REMIND_EVERY),
+        )
+        .with_for_update()
+    ).all()
     raised: list[Raised] = []
     for state, row, last in _still_failing(session, due):
         assert state.alerted_at is not None
         reminder = int((now - state.alerted_at) / REMIND_EVERY)
-        details = {"failures_in_a_row": state.failures, "reminder": reminder,
-                   "failing_since": state.failing_since.isoformat() if state.failing_since else None}
-        raised.append((check_event(EventKind.STILL_FAILING, _subject(row), state.subject, last.outcome,
-                                   previous=None, checked_at=last.checked_at, http_status=last.http_status,
-                                   episode=state.episode or "", details=details, extra=reminder),
-                       state.connection_id))
+        details = {
+            "failures_in_a_row": state.failures,
+            "reminder": reminder,
+            "failing_since": state.failing_since.isoformat() if state.failing_since else None,
+        }
+        raised.append(
+            (
+                check_event(
+                    EventKind.STILL_FAILING,
+                    _subject(row),
+                    state.subject,
+                    last.outcome,
+                    previous=None,
+                    checked_at=last.checked_at,
+                    http_status=last.http_status,
+                    episode=state.episode or "",
+                    details=details,
+                    extra=reminder,
+                ),
+                state.connection_id,
+            )
+        )
         state.last_reminder_at = now
     return raised
 
@@ -180,10 +250,16 @@ def _still_failing(session: Session, states: Sequence[AlertState]) -> list[tuple
     its connection's row and its current status."""
     if not states:
         return []
-    known = {row.id: row for row in session.connection().execute(
-        select(*_SUBJECT).where(col(Connection.id).in_({s.connection_id for s in states}))).all()}
-    current = {(c.connection_id, c.product): c for c in session.scalars(select(CurrentStatus).where(
-        col(CurrentStatus.connection_id).in_(known))).all()}
+    known = {
+        row.id: row
+        for row in session.connection()
+        .execute(select(*_SUBJECT).where(col(Connection.id).in_({s.connection_id for s in states})))
+        .all()
+    }
+    current = {
+        (c.connection_id, c.product): c
+        for c in session.scalars(select(CurrentStatus).where(col(CurrentStatus.connection_id).in_(known))).all()
+    }
     found = []
     for state in states:
         row, last = known.get(state.connection_id), current.get((state.connection_id, state.subject))
@@ -196,26 +272,49 @@ def open_failures(session: Session) -> list[Raised]:
     """The check.failed of every episode still open, as it was raised (same id: a channel that
     already has it gets it once), for a channel that joins while they fail (lib.services.alerts
     .channels) so it does not wait for the next 24-hour reminder."""
-    alerted = session.scalars(select(AlertState).where(
-        col(AlertState.alerted_at).is_not(None), col(AlertState.subject) != SECRET)
-        .order_by(col(AlertState.connection_id), col(AlertState.subject)).limit(OPEN_LIMIT)).all()
+    alerted = session.scalars(
+        select(AlertState)
+        .where(col(AlertState.alerted_at).is_not(None), col(AlertState.subject) != SECRET)
+        .order_by(col(AlertState.connection_id), col(AlertState.subject))
+        .limit(OPEN_LIMIT)
+    ).all()
     found: list[Raised] = []
     for state, row, last in _still_failing(session, alerted):
-        details = {"failures_in_a_row": state.failures,
-                   "failing_since": state.failing_since.isoformat() if state.failing_since else None}
-        found.append((check_event(EventKind.FAILED, _subject(row), state.subject, last.outcome,
-                                  previous=_before(session, state.connection_id, state.subject, state.failing_since),
-                                  checked_at=last.checked_at, http_status=last.http_status,
-                                  episode=state.episode or "", details=details), state.connection_id))
+        details = {
+            "failures_in_a_row": state.failures,
+            "failing_since": state.failing_since.isoformat() if state.failing_since else None,
+        }
+        found.append(
+            (
+                check_event(
+                    EventKind.FAILED,
+                    _subject(row),
+                    state.subject,
+                    last.outcome,
+                    previous=_before(session, state.connection_id, state.subject, state.failing_since),
+                    checked_at=last.checked_at,
+                    http_status=last.http_status,
+                    episode=state.episode or "",
+                    details=details,
+                ),
+                state.connection_id,
+            )
+        )
     return found
 
 
 def _aging(session: Session, now: datetime) -> list[Raised]:
-    old = session.connection().execute(
-        select(*_SUBJECT, col(Connection.secret_set_at), col(AlertState.episode))
-        .outerjoin(AlertState, and_(col(AlertState.connection_id) == col(Connection.id),
-                                    col(AlertState.subject) == SECRET))
-        .where(col(Connection.secret_set_at) <= now - SECRET_WARN_AGE)).all()
+    old = (
+        session.connection()
+        .execute(
+            select(*_SUBJECT, col(Connection.secret_set_at), col(AlertState.episode))
+            .outerjoin(
+                AlertState, and_(col(AlertState.connection_id) == col(Connection.id), col(AlertState.subject) == SECRET)
+            )
+            .where(col(Connection.secret_set_at) <= now - SECRET_WARN_AGE)
+        )
+        .all()
+    )
     raised: list[Raised] = []
     marks = []
     for row in old:
@@ -224,12 +323,17 @@ def _aging(session: Session, now: datetime) -> list[Raised]:
         mark = f"{row.secret_set_at.isoformat()}#{step}"
         if row.episode == mark:
             continue
-        raised.append((aging_event(_subject(row), secret_set_at=row.secret_set_at, age_days=age.days, step=step,
-                                   at=now), row.id))
+        raised.append(
+            (aging_event(_subject(row), secret_set_at=row.secret_set_at, age_days=age.days, step=step, at=now), row.id)
+        )
         marks.append({"connection_id": row.id, "mark": mark})
     if marks:
-        insert_ignoring(session, AlertState, [{"connection_id": m["connection_id"], "subject": SECRET, "failures": 0}
-                                              for m in marks], ["connection_id", "subject"])
+        insert_ignoring(
+            session,
+            AlertState,
+            [{"connection_id": m["connection_id"], "subject": SECRET, "failures": 0} for m in marks],
+            ["connection_id", "subject"],
+        )
         for marked in marks:
             state = session.get(AlertState, (marked["connection_id"], SECRET))
             assert state is not None

@@ -74,6 +74,7 @@ def parse(weekdays: str, start: str, end: str, timezone: str) -> Window:
             raise ValueError(timezone)
         ZoneInfo(timezone.strip())
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
-        raise _refused(f"'{quoted(timezone)}' is not a time zone: use an IANA name, e.g. Europe/London or "
-                       "UTC.") from None
+        raise _refused(
+            f"'{quoted(timezone)}' is not a time zone: use an IANA name, e.g. Europe/London or UTC."
+        ) from None
     return Window(days, start.strip(), end.strip(), timezone.strip())

@@ -104,8 +104,7 @@ class Tally:
 _CUT_SHORT = "cut short"
 
 
-def record_run(engine: Engine, actor: Principal, target: str, report: RunReport, *,
-               planned: int | None = None) -> None:
+def record_run(engine: Engine, actor: Principal, target: str, report: RunReport, *, planned: int | None = None) -> None:
     """Write the audit row of a run, manual or scheduled; both are worded here. Its result is
     ``ok`` when the run came to its end and stored every result, whatever the products said
     (failing products are its findings, counted in the detail), and ``failed`` when it was cut
@@ -114,8 +113,9 @@ def record_run(engine: Engine, actor: Principal, target: str, report: RunReport,
     tally = Tally.of(report)
     cut = f"{_CUT_SHORT} after {len(report.products):,} of {count(planned, 'product')}: " if planned is not None else ""
     failed = planned is not None or tally.not_stored > 0
-    audit.record_now(engine, actor, "check.run", target, audit.FAILED if failed else audit.OK,
-                     f"{cut}{tally} (run {report.run_id})")
+    audit.record_now(
+        engine, actor, "check.run", target, audit.FAILED if failed else audit.OK, f"{cut}{tally} (run {report.run_id})"
+    )
 
 
 def products_to_check(view: ConnectionView, only: str | None = None) -> tuple[str, ...]:
@@ -123,7 +123,9 @@ def products_to_check(view: ConnectionView, only: str | None = None) -> tuple[st
     if only is None:
         return view.tested_products
     if only not in PRODUCT_KEYS:
-        raise ValidationError([FieldError("product", "Product", f"Unknown product '{only}'; use one of {', '.join(PRODUCT_KEYS)}.")])
+        raise ValidationError(
+            [FieldError("product", "Product", f"Unknown product '{only}'; use one of {', '.join(PRODUCT_KEYS)}.")]
+        )
     return (only,)
 
 
@@ -134,18 +136,32 @@ _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # PostgreSQL's t
 def _record(view: ConnectionView, result: ProbeResult, run_id: str) -> CheckRecord:
     """The row a result is stored as, every value within what its column holds."""
     status = result.http_status if result.http_status is None or 0 <= result.http_status <= 999 else None
-    return CheckRecord(view.id, view.name, result.product, result.outcome, status,
-                       min(max(result.duration_ms, 0), _DURATION_MAX),
-                       _UNPRINTABLE.sub(" ", result.detail[:DETAIL_LIMIT]), result.started_at, run_id,
-                       view.settings_version)
+    return CheckRecord(
+        view.id,
+        view.name,
+        result.product,
+        result.outcome,
+        status,
+        min(max(result.duration_ms, 0), _DURATION_MAX),
+        _UNPRINTABLE.sub(" ", result.detail[:DETAIL_LIMIT]),
+        result.started_at,
+        run_id,
+        view.settings_version,
+    )
 
 
 def settings_versions(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
     """The settings version of each connection that still exists, locked against deletion
     (FOR KEY SHARE on PostgreSQL) until the caller's transaction ends."""
-    return dict(session.connection().execute(
-        select(col(Connection.id), col(Connection.settings_version)).where(col(Connection.id).in_(ids))
-        .with_for_update(key_share=True)).all())
+    return dict(
+        session.connection()
+        .execute(
+            select(col(Connection.id), col(Connection.settings_version))
+            .where(col(Connection.id).in_(ids))
+            .with_for_update(key_share=True)
+        )
+        .all()
+    )
 
 
 def is_current(record: CheckRecord, versions: Mapping[uuid.UUID, int]) -> bool:
@@ -153,8 +169,9 @@ def is_current(record: CheckRecord, versions: Mapping[uuid.UUID, int]) -> bool:
     return not record.made_with_earlier_settings(versions.get(record.connection_id, 0))
 
 
-def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]],
-          triggered_by: str) -> None:
+def store(
+    session: Session, records: Sequence[CheckRecord], granted: Mapping[uuid.UUID, frozenset[str]], triggered_by: str
+) -> None:
     """Write checks in the caller's transaction: the history rows, their counts (CheckTally,
     what /metrics reads), their hourly and daily rollups (product checks made with the current
     settings only: what uptime is read from, lib.services.history.rollups), the current status of each
@@ -182,14 +199,32 @@ def store(session: Session, records: Sequence[CheckRecord], granted: Mapping[uui
     earlier = {r.connection_id for r in records if r.product == TOKEN and not is_current(r, versions)}
     granted = {key: value for key, value in granted.items() if key in versions and key not in earlier}
     if records:
-        rows = [{"connection_id": r.connection_id, "product": r.product, "outcome": r.outcome,
-                 "http_status": r.http_status, "duration_ms": r.duration_ms, "detail": r.detail,
-                 "run_id": r.run_id, "checked_at": r.checked_at,
-                 "settings_version": versions[r.connection_id] if r.settings_version is None else r.settings_version}
-                for r in records]
-        connection.execute(insert(Check), [{**{k: v for k, v in row.items() if k != "checked_at"},
-                                            "started_at": row["checked_at"], "triggered_by": triggered_by,
-                                            "batch": batch} for row in rows])
+        rows = [
+            {
+                "connection_id": r.connection_id,
+                "product": r.product,
+                "outcome": r.outcome,
+                "http_status": r.http_status,
+                "duration_ms": r.duration_ms,
+                "detail": r.detail,
+                "run_id": r.run_id,
+                "checked_at": r.checked_at,
+                "settings_version": versions[r.connection_id] if r.settings_version is None else r.settings_version,
+            }
+            for r in records
+        ]
+        connection.execute(
+            insert(Check),
+            [
+                {
+                    **{k: v for k, v in row.items() if k != "checked_at"},
+                    "started_at": row["checked_at"],
+                    "triggered_by": triggered_by,
+                    "batch": batch,
+                }
+                for row in rows
+            ],
+        )
         connection.execute(_add_to_tally(connection.dialect.name), _tallied(rows))
         made_now = [is_current(r, versions) for r in records]
         counted = [now and r.product != TOKEN for r, now in zip(records, made_now, strict=True)]
@@ -208,7 +243,8 @@ def _next_batch(dialect: str) -> Any:
     """Bump the counter (made if missing) and return its new value, in one statement."""
     statement = insert_on_conflict(dialect, CheckCounter).values(id=1, last=1)
     return statement.on_conflict_do_update(index_elements=["id"], set_={"last": CheckCounter.last + 1}).returning(
-        CheckCounter.last)
+        CheckCounter.last
+    )
 
 
 def _latest(rows: Sequence[Mapping[str, Any]], current: Sequence[bool]) -> list[dict[str, Any]]:
@@ -233,9 +269,10 @@ def _upsert_current_status(dialect: str) -> Any:
     replace = ("outcome", "http_status", "duration_ms", "detail", "checked_at", "run_id", "settings_version")
     new, kept = statement.excluded.last_ok_at, col(CurrentStatus.last_ok_at)
     newest_ok = case((new.is_(None), kept), (kept.is_(None) | (new > kept), new), else_=kept)
-    return statement.on_conflict_do_update(index_elements=["connection_id", "product"],
-                                           set_={**{name: statement.excluded[name] for name in replace},
-                                                 "last_ok_at": newest_ok})
+    return statement.on_conflict_do_update(
+        index_elements=["connection_id", "product"],
+        set_={**{name: statement.excluded[name] for name in replace}, "last_ok_at": newest_ok},
+    )
 
 
 def _tallied(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -246,8 +283,10 @@ def _tallied(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         key = (row["product"], row["outcome"], duration_bucket(row["duration_ms"]))
         n, ms = sums.get(key, (0, 0))
         sums[key] = (n + 1, ms + row["duration_ms"])
-    return [{"product": product, "outcome": outcome, "bucket": bucket, "checks": n, "duration_ms": ms}
-            for (product, outcome, bucket), (n, ms) in sorted(sums.items())]
+    return [
+        {"product": product, "outcome": outcome, "bucket": bucket, "checks": n, "duration_ms": ms}
+        for (product, outcome, bucket), (n, ms) in sorted(sums.items())
+    ]
 
 
 def _add_to_tally(dialect: str) -> Any:
@@ -256,8 +295,11 @@ def _add_to_tally(dialect: str) -> Any:
     statement = insert_on_conflict(dialect, CheckTally)
     return statement.on_conflict_do_update(
         index_elements=["product", "outcome", "bucket"],
-        set_={"checks": CheckTally.checks + statement.excluded.checks,
-              "duration_ms": CheckTally.duration_ms + statement.excluded.duration_ms})
+        set_={
+            "checks": CheckTally.checks + statement.excluded.checks,
+            "duration_ms": CheckTally.duration_ms + statement.excluded.duration_ms,
+        },
+    )
 
 
 def _hour(moment: datetime) -> datetime:
@@ -272,8 +314,9 @@ _OUTCOME_COLUMNS = {outcome.value: f"n_{outcome}" for outcome in ROLLUP_OUTCOMES
 _ROLLUP_COLUMNS = (*_OUTCOME_COLUMNS.values(), *ROLLUP_BUCKETS)
 
 
-def _rolled_up(rows: Sequence[Mapping[str, Any]], counted: Sequence[bool],
-               start_of: Callable[[datetime], datetime]) -> list[dict[str, Any]]:
+def _rolled_up(
+    rows: Sequence[Mapping[str, Any]], counted: Sequence[bool], start_of: Callable[[datetime], datetime]
+) -> list[dict[str, Any]]:
     """The checks of a batch that count (``counted``) as additions to a rollup table: one row
     per (connection, product, hour or day), in key order. An outcome outside the catalogue
     counts among the checks (so as failing) without a column of its own."""
@@ -283,16 +326,19 @@ def _rolled_up(rows: Sequence[Mapping[str, Any]], counted: Sequence[bool],
             continue
         key = (row["connection_id"], row["product"], start_of(row["checked_at"]))
         ms = row["duration_ms"]
-        found = sums.setdefault(key, {"checks": 0, "duration_sum_ms": 0, "duration_max_ms": 0,
-                                      **dict.fromkeys(_ROLLUP_COLUMNS, 0)})
+        found = sums.setdefault(
+            key, {"checks": 0, "duration_sum_ms": 0, "duration_max_ms": 0, **dict.fromkeys(_ROLLUP_COLUMNS, 0)}
+        )
         found["checks"] += 1
         found["duration_sum_ms"] += ms
         found["duration_max_ms"] = max(found["duration_max_ms"], ms)
         found[ROLLUP_BUCKETS[duration_bucket(ms)]] += 1
         if row["outcome"] in _OUTCOME_COLUMNS:
             found[_OUTCOME_COLUMNS[row["outcome"]]] += 1
-    return [{"connection_id": connection_id, "product": product, "start": start, **found}
-            for (connection_id, product, start), found in sorted(sums.items())]
+    return [
+        {"connection_id": connection_id, "product": product, "start": start, **found}
+        for (connection_id, product, start), found in sorted(sums.items())
+    ]
 
 
 def _add_to_rollup(dialect: str, table: Any) -> Any:
@@ -302,9 +348,13 @@ def _add_to_rollup(dialect: str, table: Any) -> Any:
     new, kept = statement.excluded, table.c
     return statement.on_conflict_do_update(
         index_elements=["connection_id", "product", "start"],
-        set_={**{name: kept[name] + new[name] for name in ("checks", "duration_sum_ms", *_ROLLUP_COLUMNS)},
-              "duration_max_ms": case((new.duration_max_ms > kept.duration_max_ms, new.duration_max_ms),
-                                      else_=kept.duration_max_ms)})
+        set_={
+            **{name: kept[name] + new[name] for name in ("checks", "duration_sum_ms", *_ROLLUP_COLUMNS)},
+            "duration_max_ms": case(
+                (new.duration_max_ms > kept.duration_max_ms, new.duration_max_ms), else_=kept.duration_max_ms
+            ),
+        },
+    )
 
 
 _STEP_ORDER = {key: i for i, key in enumerate((TOKEN, *PRODUCT_KEYS))}
@@ -346,9 +396,11 @@ def unstorable(finished: Finished, error: BaseException) -> Finished:
     """The stand-in for a result that could not be stored: a failed check of the same
     (connection, product), saying so, with nothing of the original that could have caused it."""
     record, result = finished
-    detail = (f"Switchboard could not store the result of this check ({type(error).__name__}), so it counts "
-              "as failed until the next check. If it repeats, the Switchboard operator should read the "
-              "worker's log.")
+    detail = (
+        f"Switchboard could not store the result of this check ({type(error).__name__}), so it counts "
+        "as failed until the next check. If it repeats, the Switchboard operator should read the "
+        "worker's log."
+    )
     stand_in = ProbeResult(result.product, OutcomeKey.UNEXPECTED_RESPONSE, detail, result.started_at)
     return replace(record, outcome=stand_in.outcome, http_status=None, duration_ms=0, detail=detail), stand_in
 
@@ -383,8 +435,11 @@ class _Writer:
         except _DATABASE_DOWN:
             raise
         except Exception:
-            log.warning("A batch of %s could not be stored at once; storing them one by one.",
-                        count(len(pending), "result"), exc_info=True)
+            log.warning(
+                "A batch of %s could not be stored at once; storing them one by one.",
+                count(len(pending), "result"),
+                exc_info=True,
+            )
             self._write_each(pending, granted)
 
     def _write(self, done: list[Finished], granted: Mapping[uuid.UUID, frozenset[str]]) -> None:
@@ -399,23 +454,34 @@ class _Writer:
         so is left out and logged (its scheduled slot stays due)."""
         for finished in done:
             record = finished[0]
-            own = {record.connection_id: granted[record.connection_id]} if (
-                record.product == TOKEN and record.connection_id in granted) else {}
+            own = (
+                {record.connection_id: granted[record.connection_id]}
+                if (record.product == TOKEN and record.connection_id in granted)
+                else {}
+            )
             try:
                 self._write([finished], own)
             except _DATABASE_DOWN:
                 raise
             except Exception as exc:  # noqa: BLE001  (the batch's traceback was logged; one line each here)
-                log.warning("The result of %s for %s could not be stored (%s); storing it as a failure.",
-                            record.product, record.connection, type(exc).__name__)
+                log.warning(
+                    "The result of %s for %s could not be stored (%s); storing it as a failure.",
+                    record.product,
+                    record.connection,
+                    type(exc).__name__,
+                )
                 try:
                     self._write([unstorable(finished, exc)], {})
                 except _DATABASE_DOWN:
                     raise
                 except Exception as again:  # noqa: BLE001  (counted: the tick reports it as failed)
                     self.report.lost += 1
-                    log.error("The result of %s for %s could not be stored, not even as a failure (%s).",
-                              record.product, record.connection, type(again).__name__)
+                    log.error(
+                        "The result of %s for %s could not be stored, not even as a failure (%s).",
+                        record.product,
+                        record.connection,
+                        type(again).__name__,
+                    )
 
 
 def run_checks(
@@ -437,7 +503,9 @@ def run_checks(
         views = [v for v in views if v.id in wanted]
     report = RunReport(run_id=run_id or str(uuid.uuid4()))
     plans = [(view, products_to_check(view, product)) for view in views]
-    what = (views[0].name if len(views) == 1 else count(len(views), "connection")) + (f" / {product}" if product else "")
+    what = (views[0].name if len(views) == 1 else count(len(views), "connection")) + (
+        f" / {product}" if product else ""
+    )
     total = sum(len(products) for _, products in plans)
     try:
         execute(rt, prober, [plans], report, triggered_by=triggered_by, on_progress=on_progress)
@@ -468,27 +536,45 @@ def stored_run(engine: Engine, run_id: str, *, actor: Principal) -> StoredRun:
         conn = session.connection()
         product = col(Check.product) != TOKEN
         products, failing, started_at, begun = conn.execute(
-            select(func.count().filter(product), func.count().filter(product, col(Check.outcome) != "ok"),
-                   func.min(col(Check.started_at)).filter(product), func.min(col(Check.started_at)))
-            .where(col(Check.run_id) == run_id)).one()
+            select(
+                func.count().filter(product),
+                func.count().filter(product, col(Check.outcome) != "ok"),
+                func.min(col(Check.started_at)).filter(product),
+                func.min(col(Check.started_at)),
+            ).where(col(Check.run_id) == run_id)
+        ).one()
         if begun is None:  # nothing of it was stored: it ended before its first batch, or ran nothing
             return StoredRun(0, 0, None, False)
         # record_run writes the run's audit row last, its detail naming the run: "… (run X)";
         # a run cut short says so first. Written after the run's first check began, it is
         # looked for among the rows since then only (by the index on "at"), however long the trail.
-        finished = conn.execute(select(col(AuditEvent.id)).where(
-            col(AuditEvent.at) >= begun, col(AuditEvent.action) == "check.run",
-            col(AuditEvent.detail).contains(f"(run {run_id})"),
-            col(AuditEvent.detail).not_like(f"{_CUT_SHORT}%")).limit(1)).first()
+        finished = conn.execute(
+            select(col(AuditEvent.id))
+            .where(
+                col(AuditEvent.at) >= begun,
+                col(AuditEvent.action) == "check.run",
+                col(AuditEvent.detail).contains(f"(run {run_id})"),
+                col(AuditEvent.detail).not_like(f"{_CUT_SHORT}%"),
+            )
+            .limit(1)
+        ).first()
     return StoredRun(products, failing, started_at, finished is not None)
 
 
 Plan = tuple[ConnectionView, tuple[str, ...]]  # a connection and the products to check
 
 
-def execute(rt: Runtime, prober: Prober, batches: Iterable[Sequence[Plan]], report: RunReport, *,
-            triggered_by: Principal, on_progress: Callable[[Progress], None] | None = None,
-            settle: Settle | None = None, ahead: int | None = None) -> None:
+def execute(
+    rt: Runtime,
+    prober: Prober,
+    batches: Iterable[Sequence[Plan]],
+    report: RunReport,
+    *,
+    triggered_by: Principal,
+    on_progress: Callable[[Progress], None] | None = None,
+    settle: Settle | None = None,
+    ahead: int | None = None,
+) -> None:
     """Check the products of each plan, add the results to ``report`` as they arrive and store
     them in batches under its run id (what ``settle`` keeps of each batch, when given). Unaudited:
     the caller writes the audit row of the whole run.
@@ -528,8 +614,9 @@ def execute(rt: Runtime, prober: Prober, batches: Iterable[Sequence[Plan]], repo
                     for key in products:
                         deliver(view, ProbeResult(key, "credential_unreadable", f"Not tested: {credentials}", now))
                 elif credentials is not None:
-                    target = Target(credentials=credentials, settings=view.settings, products=products,
-                                    connection_id=view.id)
+                    target = Target(
+                        credentials=credentials, settings=view.settings, products=products, connection_id=view.id
+                    )
                     by_target[id(target)] = view
                     targets.append(target)
             if targets:
@@ -537,7 +624,6 @@ def execute(rt: Runtime, prober: Prober, batches: Iterable[Sequence[Plan]], repo
         return []
 
     try:
-        prober.check([], lambda target, result: deliver(by_target[id(target)], result), more=next_targets,
-                     ahead=ahead)
+        prober.check([], lambda target, result: deliver(by_target[id(target)], result), more=next_targets, ahead=ahead)
     finally:
         writer.flush()

@@ -97,8 +97,9 @@ def kept(session: Session) -> Retention:
     row = session.get(RetentionSetting, _SETTING_ID)
     if row is None:
         return Retention()
-    return Retention(timedelta(seconds=row.keep_checks_s), timedelta(seconds=row.keep_audit_s), row.updated_at,
-                     row.updated_by)
+    return Retention(
+        timedelta(seconds=row.keep_checks_s), timedelta(seconds=row.keep_audit_s), row.updated_at, row.updated_by
+    )
 
 
 def current(engine: Engine, actor: Principal) -> Retention:
@@ -112,15 +113,30 @@ def parse_keep(text: str, field: str) -> timedelta:
     """A time to keep, as people write it (``30d``), for ``field`` (keep_checks or keep_audit)."""
     keep = parse_span(text)
     if keep is None:
-        raise ValidationError([FieldError(field, _LABELS[field], f"'{text[:40]}' is not a length of time: write a whole "
-                                          f"number and a unit, e.g. {_EXAMPLES[field]}.")])
+        raise ValidationError(
+            [
+                FieldError(
+                    field,
+                    _LABELS[field],
+                    f"'{text[:40]}' is not a length of time: write a whole number and a unit, e.g. {_EXAMPLES[field]}.",
+                )
+            ]
+        )
     return keep
 
 
 def _check_range(keep: timedelta, field: str) -> None:
     if not SHORTEST <= keep <= LONGEST:
-        raise ValidationError([FieldError(field, _LABELS[field], f"Keep history at least {span(SHORTEST)} and at "
-                                          f"most {span(LONGEST)}, not {span(keep)}. Use e.g. {_EXAMPLES[field]}.")])
+        raise ValidationError(
+            [
+                FieldError(
+                    field,
+                    _LABELS[field],
+                    f"Keep history at least {span(SHORTEST)} and at "
+                    f"most {span(LONGEST)}, not {span(keep)}. Use e.g. {_EXAMPLES[field]}.",
+                )
+            ]
+        )
 
 
 def _check_order(checks: timedelta, audit_trail: timedelta, *, audit_given: bool) -> None:
@@ -129,23 +145,49 @@ def _check_order(checks: timedelta, audit_trail: timedelta, *, audit_given: bool
     if audit_trail >= checks:
         return
     if audit_given:
-        raise ValidationError([FieldError("keep_audit", _LABELS["keep_audit"], (
-            f"The audit trail is kept at least as long as check history ({span(checks)}), so not {span(audit_trail)}: "
-            f"give {span(checks)} or more, or shorten Keep checks (--keep-checks) in the same command."))])
-    raise ValidationError([FieldError("keep_checks", _LABELS["keep_checks"], (
-        f"Check history is kept no longer than the audit trail ({span(audit_trail)}), so not {span(checks)}: "
-        f"raise Keep audit (--keep-audit) to {span(checks)} or more in the same command."))])
+        raise ValidationError(
+            [
+                FieldError(
+                    "keep_audit",
+                    _LABELS["keep_audit"],
+                    (
+                        f"The audit trail is kept at least as long as check history ({span(checks)}), so not {span(audit_trail)}: "
+                        f"give {span(checks)} or more, or shorten Keep checks (--keep-checks) in the same command."
+                    ),
+                )
+            ]
+        )
+    raise ValidationError(
+        [
+            FieldError(
+                "keep_checks",
+                _LABELS["keep_checks"],
+                (
+                    f"Check history is kept no longer than the audit trail ({span(audit_trail)}), so not {span(checks)}: "
+                    f"raise Keep audit (--keep-audit) to {span(checks)} or more in the same command."
+                ),
+            )
+        ]
+    )
 
 
-def set_keep(engine: Engine, *, actor: Principal, keep_checks: timedelta | None = None,
-             keep_audit: timedelta | None = None) -> Retention:
+def set_keep(
+    engine: Engine, *, actor: Principal, keep_checks: timedelta | None = None, keep_audit: timedelta | None = None
+) -> Retention:
     """Keep check history and/or the audit trail this long (admins). Refused, with nothing
     saved, outside SHORTEST..LONGEST or when the audit trail would be kept shorter than check
     history. Rows older than the new times go at the worker's next ticks."""
     require(actor, Permission.MANAGE_CONNECTIONS, recent_proof=True)
     if keep_checks is None and keep_audit is None:
-        raise ValidationError([FieldError("keep_checks", _LABELS["keep_checks"],
-                                          "Give the time to keep check history, the audit trail, or both.")])
+        raise ValidationError(
+            [
+                FieldError(
+                    "keep_checks",
+                    _LABELS["keep_checks"],
+                    "Give the time to keep check history, the audit trail, or both.",
+                )
+            ]
+        )
     for keep, field in ((keep_checks, "keep_checks"), (keep_audit, "keep_audit")):
         if keep is not None:
             _check_range(keep, field)
@@ -160,9 +202,15 @@ def set_keep(engine: Engine, *, actor: Principal, keep_checks: timedelta | None 
             session.add(row)
         row.keep_checks_s, row.keep_audit_s = int(after.checks.total_seconds()), int(after.audit.total_seconds())
         row.updated_at, row.updated_by = utcnow(), actor.name[:120]
-        audit.record(session, actor, "retention.set", "history", audit.OK,
-                     f"checks kept {_change(before.checks, after.checks)}; "
-                     f"audit trail kept {_change(before.audit, after.audit)}")
+        audit.record(
+            session,
+            actor,
+            "retention.set",
+            "history",
+            audit.OK,
+            f"checks kept {_change(before.checks, after.checks)}; "
+            f"audit trail kept {_change(before.audit, after.audit)}",
+        )
         session.flush()
         return kept(session)
 
@@ -189,26 +237,63 @@ def rules(setting: Retention, session_lifetime: timedelta) -> tuple[Rule, ...]:
     """Every growing table's rule. ``session_lifetime`` is the longest a sign-in lasts
     (SWITCHBOARD_SESSION_HOURS): an ended sign-in is kept past both it and the identity cookie."""
     return (
-        Rule("checks", "Check history", setting.checks, "--keep-checks",
-             "the history, charts and exports of each connection; the current status and the /metrics counters "
-             "are kept apart and outlive it"),
-        Rule("audit", "Audit trail", setting.audit, "--keep-audit",
-             "who did what; never kept shorter than check history"),
-        Rule("sessions", "Sign-ins (web sessions), from their start", max(KEEP_SESSIONS, session_lifetime + SHORTEST),
-             None, "past the longest sign-in and the 30 days a company-account sign-in's cookie lasts, so an "
-             "ended sign-in cannot start again"),
-        Rule("attempts", "Sign-in attempts", KEEP_ATTEMPTS, None,
-             "throttling counts the last 15 minutes; refused attempts are also in the audit trail"),
-        Rule("setup_codes", "Setup codes, after they expired", KEEP_SETUP_CODES, None,
-             "a code works for an hour, once"),
-        Rule("alerts", "Sent and failed alerts, and the delivery log", KEEP_ALERTS, None,
-             "what the Monitoring page shows; pruned by the alert part of each tick"),
-        Rule("rollups_daily", "Daily rollups (uptime, latency)", KEEP_DAILY_ROLLUPS, None,
-             "the 30- and 90-day uptime and the long history; they outlive the checks they count"),
-        Rule("rollups_hourly", "Hourly rollups (uptime, latency)", KEEP_HOURLY_ROLLUPS, None,
-             "the 24-hour and 7-day uptime and a month of hour-by-hour detail"),
-        Rule("workers", "Heartbeats of workers no longer seen", FORGET_WORKERS, None,
-             "a worker stopped this long is gone; a new one has a new id"),
+        Rule(
+            "checks",
+            "Check history",
+            setting.checks,
+            "--keep-checks",
+            "the history, charts and exports of each connection; the current status and the /metrics counters "
+            "are kept apart and outlive it",
+        ),
+        Rule(
+            "audit", "Audit trail", setting.audit, "--keep-audit", "who did what; never kept shorter than check history"
+        ),
+        Rule(
+            "sessions",
+            "Sign-ins (web sessions), from their start",
+            max(KEEP_SESSIONS, session_lifetime + SHORTEST),
+            None,
+            "past the longest sign-in and the 30 days a company-account sign-in's cookie lasts, so an "
+            "ended sign-in cannot start again",
+        ),
+        Rule(
+            "attempts",
+            "Sign-in attempts",
+            KEEP_ATTEMPTS,
+            None,
+            "throttling counts the last 15 minutes; refused attempts are also in the audit trail",
+        ),
+        Rule(
+            "setup_codes", "Setup codes, after they expired", KEEP_SETUP_CODES, None, "a code works for an hour, once"
+        ),
+        Rule(
+            "alerts",
+            "Sent and failed alerts, and the delivery log",
+            KEEP_ALERTS,
+            None,
+            "what the Monitoring page shows; pruned by the alert part of each tick",
+        ),
+        Rule(
+            "rollups_daily",
+            "Daily rollups (uptime, latency)",
+            KEEP_DAILY_ROLLUPS,
+            None,
+            "the 30- and 90-day uptime and the long history; they outlive the checks they count",
+        ),
+        Rule(
+            "rollups_hourly",
+            "Hourly rollups (uptime, latency)",
+            KEEP_HOURLY_ROLLUPS,
+            None,
+            "the 24-hour and 7-day uptime and a month of hour-by-hour detail",
+        ),
+        Rule(
+            "workers",
+            "Heartbeats of workers no longer seen",
+            FORGET_WORKERS,
+            None,
+            "a worker stopped this long is gone; a new one has a new id",
+        ),
     )
 
 
@@ -255,8 +340,10 @@ class PruningFailed(SwitchboardError):
 
     def __init__(self, failed: Mapping[str, Exception], pruned: Pruned) -> None:
         self.pruned = pruned
-        said = "; ".join(f"{_TARGETS[name].label}: {type(exc).__name__}"
-                         + (f" ({str(exc).splitlines()[0]})" if str(exc) else "") for name, exc in failed.items())
+        said = "; ".join(
+            f"{_TARGETS[name].label}: {type(exc).__name__}" + (f" ({str(exc).splitlines()[0]})" if str(exc) else "")
+            for name, exc in failed.items()
+        )
         super().__init__(f"Could not prune {said}. The other tables were pruned.")
 
 
@@ -264,8 +351,15 @@ class Pruner:
     """The pruning part of one worker's ticks. ``now`` is the clock expiry is measured by;
     ``timer`` the one the budget and the statistics refresh are (both injectable for tests)."""
 
-    def __init__(self, rt: Runtime, *, budget: timedelta, batch: int = BATCH,
-                 now: Callable[[], datetime] = utcnow, timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        budget: timedelta,
+        batch: int = BATCH,
+        now: Callable[[], datetime] = utcnow,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rt, self.budget, self.batch, self.now, self.timer = rt, budget.total_seconds(), batch, now, timer
         self._optimized_at = timer()
         self._turn = 0  # which table goes first: a different one each pass, so none waits behind a backlog
@@ -274,8 +368,11 @@ class Pruner:
         started, at = self.timer(), self.now()
         with read_session(self.rt.engine) as session:
             setting = kept(session)
-        cutoffs = {rule.name: at - rule.keep for rule in rules(setting, self.rt.settings.session_lifetime)
-                   if rule.name in _TARGETS}
+        cutoffs = {
+            rule.name: at - rule.keep
+            for rule in rules(setting, self.rt.settings.session_lifetime)
+            if rule.name in _TARGETS
+        }
         deleted = dict.fromkeys(cutoffs, 0)
         failed: dict[str, Exception] = {}
         pending = deque(cutoffs)
@@ -299,8 +396,11 @@ class Pruner:
         self._refresh_statistics()
         pruned = Pruned(deleted, more=any(deleted[name] for name in pending))
         if pruned.total:
-            log.info("Pruned %s past their retention time%s.", count(pruned.total, "row"),
-                     "; more at the next tick" if pruned.more else "")
+            log.info(
+                "Pruned %s past their retention time%s.",
+                count(pruned.total, "row"),
+                "; more at the next tick" if pruned.more else "",
+            )
         if failed:
             raise PruningFailed(failed, pruned)
         return pruned
@@ -308,8 +408,7 @@ class Pruner:
     def _delete_batch(self, target: _Target, cutoff: datetime) -> int:
         """Delete up to ``batch`` rows older than ``cutoff`` in one transaction; how many went.
         On PostgreSQL, rows another worker is deleting are skipped, not waited for."""
-        chosen = (select(target.key).where(target.moment < cutoff).limit(self.batch)
-                  .with_for_update(skip_locked=True))
+        chosen = select(target.key).where(target.moment < cutoff).limit(self.batch).with_for_update(skip_locked=True)
         with write_session(self.rt.engine) as session:
             return session.connection().execute(delete(target.table).where(target.key.in_(chosen))).rowcount
 

@@ -70,17 +70,32 @@ def parse_every(text: str) -> timedelta:
     """An interval as people write it (``15m``), within MIN_EVERY and MAX_EVERY."""
     every = parse_span(text)
     if every is None:
-        raise ValidationError([FieldError("every", "Interval", f"'{text}' is not an interval: write a whole number and "
-                                                   f"a unit, e.g. {SPAN_EXAMPLES}.")])
+        raise ValidationError(
+            [
+                FieldError(
+                    "every",
+                    "Interval",
+                    f"'{text}' is not an interval: write a whole number and a unit, e.g. {SPAN_EXAMPLES}.",
+                )
+            ]
+        )
     _check_every(every)
     return every
 
 
 def _check_every(every: timedelta) -> None:
     if not MIN_EVERY <= every <= MAX_EVERY:
-        raise ValidationError([FieldError("every", "Interval", f"Checks run at most every {span(MIN_EVERY)} and at least "
-                                                   f"every {span(MAX_EVERY)}, not every {span(every)}. "
-                                                   "Use e.g. 15m.")])
+        raise ValidationError(
+            [
+                FieldError(
+                    "every",
+                    "Interval",
+                    f"Checks run at most every {span(MIN_EVERY)} and at least "
+                    f"every {span(MAX_EVERY)}, not every {span(every)}. "
+                    "Use e.g. 15m.",
+                )
+            ]
+        )
 
 
 def offset(connection_id: uuid.UUID, every: timedelta) -> timedelta:
@@ -96,8 +111,9 @@ def next_slot(after: datetime, every: timedelta, shift: timedelta) -> datetime:
     return _EPOCH + shift + (passed + 1) * every
 
 
-def next_due(now: datetime, every: timedelta, shift: timedelta, outcome: str,
-             retry_after_s: float | None = None) -> datetime:
+def next_due(
+    now: datetime, every: timedelta, shift: timedelta, outcome: str, retry_after_s: float | None = None
+) -> datetime:
     """When a product just checked with ``outcome`` is due again: the next slot at least a
     quarter interval away; after rate_limited the slot after that, and no sooner than 8x8's
     Retry-After (at most LONGEST_WAIT: whatever 8x8 asked, the status is checked again)."""
@@ -142,8 +158,9 @@ class Intervals:
         every = self.every_for(connection_id)
         return next_slot(now, every, offset(connection_id, every))
 
-    def next_due(self, connection_id: uuid.UUID, now: datetime, outcome: str,
-                 retry_after_s: float | None = None) -> datetime:
+    def next_due(
+        self, connection_id: uuid.UUID, now: datetime, outcome: str, retry_after_s: float | None = None
+    ) -> datetime:
         every = self.every_for(connection_id)
         return next_due(now, every, offset(connection_id, every), outcome, retry_after_s)
 
@@ -180,8 +197,9 @@ def _target(view: ConnectionView | None) -> str:
     return view.name if view is not None else "all connections"
 
 
-def set_every(engine: Engine, every: timedelta | None, *, actor: Principal,
-              connection: ConnectionView | None = None) -> None:
+def set_every(
+    engine: Engine, every: timedelta | None, *, actor: Principal, connection: ConnectionView | None = None
+) -> None:
     """Check every connection (or the one given) this often; ``None`` with a connection makes
     it follow the default again. What is not running now is due again on the new grid."""
     require(actor, Permission.MANAGE_CONNECTIONS)
@@ -201,8 +219,14 @@ def set_every(engine: Engine, every: timedelta | None, *, actor: Principal,
         _stamped(row, actor)
         session.flush()
         _move_to_new_grid(session, intervals(session), connection)
-        audit.record(session, actor, "schedule.set", _target(connection), audit.OK,
-                     f"every {span(every)}" if every is not None else "follows the default interval")
+        audit.record(
+            session,
+            actor,
+            "schedule.set",
+            _target(connection),
+            audit.OK,
+            f"every {span(every)}" if every is not None else "follows the default interval",
+        )
 
 
 def _move_to_new_grid(session: Session, now_set: Intervals, connection: ConnectionView | None) -> None:
@@ -217,8 +241,11 @@ def _move_to_new_grid(session: Session, now_set: Intervals, connection: Connecti
     moves = [{"c": i, "due": now_set.next_slot(i, now)} for i in ids]
     if moves:
         session.connection().execute(
-            update(DueCheck).where(col(DueCheck.connection_id) == bindparam("c"), col(DueCheck.claimed_by).is_(None))
-            .values(due_at=bindparam("due")), moves)
+            update(DueCheck)
+            .where(col(DueCheck.connection_id) == bindparam("c"), col(DueCheck.claimed_by).is_(None))
+            .values(due_at=bindparam("due")),
+            moves,
+        )
 
 
 def set_paused(engine: Engine, paused: bool, *, actor: Principal, connection: ConnectionView | None = None) -> None:
@@ -240,8 +267,11 @@ def connections_stamp(engine: Engine) -> tuple[object, ...]:
     """Changes whenever a connection is added, edited or removed: when due rows need a sync.
     The sum of versions moves with every edit, whatever the clocks of the hosts making them."""
     with read_session(engine) as session:
-        return tuple(session.connection().execute(
-            select(func.count(), func.max(col(Connection.updated_at)), func.sum(col(Connection.version)))).one())
+        return tuple(
+            session.connection()
+            .execute(select(func.count(), func.max(col(Connection.updated_at)), func.sum(col(Connection.version))))
+            .one()
+        )
 
 
 def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
@@ -256,16 +286,23 @@ def sync(engine: Engine, views: Iterable[ConnectionView]) -> None:
         have = {(c, p) for c, p in conn.execute(select(col(DueCheck.connection_id), col(DueCheck.product)))}
         gone = have - wanted
         if gone:
-            conn.execute(delete(DueCheck).where(col(DueCheck.connection_id) == bindparam("c"),
-                                                col(DueCheck.product) == bindparam("p")),
-                         [{"c": c, "p": p} for c, p in gone])
+            conn.execute(
+                delete(DueCheck).where(
+                    col(DueCheck.connection_id) == bindparam("c"), col(DueCheck.product) == bindparam("p")
+                ),
+                [{"c": c, "p": p} for c, p in gone],
+            )
         new = wanted - have
         if new:
             now_set = intervals(session)
             scheduled = {c for c, _ in have - gone}
-            conn.execute(insert(DueCheck), [{"connection_id": c, "product": p,
-                                             "due_at": now if c in scheduled else now_set.next_slot(c, now)}
-                                            for c, p in new])
+            conn.execute(
+                insert(DueCheck),
+                [
+                    {"connection_id": c, "product": p, "due_at": now if c in scheduled else now_set.next_slot(c, now)}
+                    for c, p in new
+                ],
+            )
 
 
 # --- Reading it back ------------------------------------------------------------------------
@@ -300,9 +337,7 @@ def claimable(now: datetime) -> list[ColumnElement[bool]]:
     holds it (or its lease ran out) and its connection is not paused. The worker's claim and
     ``schedule show``'s "(due)" both ask this."""
     paused = select(col(ConnectionSchedule.connection_id)).where(col(ConnectionSchedule.paused))
-    return [col(DueCheck.due_at) <= now,
-            leases.free(DueCheck, now),
-            col(DueCheck.connection_id).not_in(paused)]
+    return [col(DueCheck.due_at) <= now, leases.free(DueCheck, now), col(DueCheck.connection_id).not_in(paused)]
 
 
 def overview(engine: Engine, actor: Principal, connection_ids: Collection[uuid.UUID] | None = None) -> Overview:
@@ -311,21 +346,43 @@ def overview(engine: Engine, actor: Principal, connection_ids: Collection[uuid.U
     require(actor, Permission.READ_STATUS)
     now = utcnow()
     takes = func.max(case((and_(*claimable(now)), 1), else_=0))
-    query = (select(col(Connection.id), col(Connection.name), func.min(col(DueCheck.due_at)),
-                    func.max(col(DueCheck.last_checked_at)), takes)
-             .outerjoin(DueCheck, col(DueCheck.connection_id) == col(Connection.id))
-             .group_by(col(Connection.id), col(Connection.name), col(Connection.name_key))
-             .order_by(col(Connection.name_key)))
+    query = (
+        select(
+            col(Connection.id),
+            col(Connection.name),
+            func.min(col(DueCheck.due_at)),
+            func.max(col(DueCheck.last_checked_at)),
+            takes,
+        )
+        .outerjoin(DueCheck, col(DueCheck.connection_id) == col(Connection.id))
+        .group_by(col(Connection.id), col(Connection.name), col(Connection.name_key))
+        .order_by(col(Connection.name_key))
+    )
     if connection_ids is not None:
         query = query.where(col(Connection.id).in_(connection_ids))
     with read_session(engine) as session:
         now_set = intervals(session)
         rows = session.connection().execute(query).all() if connection_ids is None or connection_ids else []
-    plans = [ConnectionPlan(cid, name, now_set.every_for(cid), now_set.has_own_every(cid), now_set.paused_for(cid),
-                            _aware(due), _aware(last), bool(taken) and not now_set.paused)
-             for cid, name, due, last, taken in rows]
-    own = tuple(sorted(every for cid in now_set.own
-                       if now_set.has_own_every(cid) and (every := now_set.every_for(cid)) != now_set.every))
+    plans = [
+        ConnectionPlan(
+            cid,
+            name,
+            now_set.every_for(cid),
+            now_set.has_own_every(cid),
+            now_set.paused_for(cid),
+            _aware(due),
+            _aware(last),
+            bool(taken) and not now_set.paused,
+        )
+        for cid, name, due, last, taken in rows
+    ]
+    own = tuple(
+        sorted(
+            every
+            for cid in now_set.own
+            if now_set.has_own_every(cid) and (every := now_set.every_for(cid)) != now_set.every
+        )
+    )
     return Overview(now_set.every, now_set.paused, plans, own)
 
 
@@ -358,7 +415,8 @@ class Worker:
     def failing(self) -> bool:
         """Its latest tick that ended failed (the process lives, but the schedule does not run)."""
         return self.last_failed_tick_at is not None and (
-            self.last_ok_tick_at is None or self.last_failed_tick_at > self.last_ok_tick_at)
+            self.last_ok_tick_at is None or self.last_failed_tick_at > self.last_ok_tick_at
+        )
 
 
 def workers(engine: Engine, actor: Principal) -> list[Worker]:
@@ -371,6 +429,17 @@ def workers(engine: Engine, actor: Principal) -> list[Worker]:
 def workers_in(session: Session) -> list[Worker]:
     """:func:`workers`, in the caller's session (the metrics read them in theirs)."""
     rows = session.scalars(select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.last_seen_at).desc())).all()
-    return [Worker(r.worker_id, r.host, r.pid, timedelta(seconds=r.tick_s), r.last_tick_at, r.last_seen_at,
-                   r.last_ok_tick_at, r.last_failed_tick_at, r.last_failure)
-            for r in rows]
+    return [
+        Worker(
+            r.worker_id,
+            r.host,
+            r.pid,
+            timedelta(seconds=r.tick_s),
+            r.last_tick_at,
+            r.last_seen_at,
+            r.last_ok_tick_at,
+            r.last_failed_tick_at,
+            r.last_failure,
+        )
+        for r in rows
+    ]

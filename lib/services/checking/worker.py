@@ -83,8 +83,10 @@ class TickReport:
             said = "Nothing was due." if self.failure is None else "No check was stored."
         else:
             tally = checks.Tally(self.checked - self.failing, self.failing, self.not_stored)
-            said = (f"Checked {count(self.checked, 'product')} of {count(self.connections, 'connection')}: "
-                    f"{tally} (run {self.run_id}).")
+            said = (
+                f"Checked {count(self.checked, 'product')} of {count(self.connections, 'connection')}: "
+                f"{tally} (run {self.run_id})."
+            )
         said += f" Delivered {count(self.alerts, 'alert')}." if self.alerts else ""
         said += f" Pruned {count(self.pruned, 'expired row')}." if self.pruned else ""
         return said + (f" The tick failed: {self.failure}" if self.failure else "")
@@ -103,8 +105,17 @@ class Worker:
     next); ``send`` delivers one alert (lib.notify's sender by default); ``now`` is the clock its
     claims, leases, slots and heartbeat are measured by (a test moves it past a lease)."""
 
-    def __init__(self, rt: Runtime, prober: Prober, *, tick: timedelta = TICK, lease: timedelta = LEASE,
-                 batch: int = BATCH, send: Send | None = None, now: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        prober: Prober,
+        *,
+        tick: timedelta = TICK,
+        lease: timedelta = LEASE,
+        batch: int = BATCH,
+        send: Send | None = None,
+        now: Clock = utcnow,
+    ) -> None:
         self.rt, self.prober, self.send, self.now = rt, prober, send, now
         self.tick_every, self.lease, self.batch = tick, lease, batch
         self.host, self.pid = socket.gethostname()[:255], os.getpid()
@@ -172,18 +183,39 @@ class Worker:
 
         try:
             with self._keepalive():
-                checks.execute(self.rt, self.prober, batches(), report, triggered_by=self.principal, settle=settle,
-                               ahead=self._ahead())
+                checks.execute(
+                    self.rt,
+                    self.prober,
+                    batches(),
+                    report,
+                    triggered_by=self.principal,
+                    settle=settle,
+                    ahead=self._ahead(),
+                )
         finally:
             self._release()  # claimed but not completed (a connection deleted meanwhile, an error)
         tally = checks.Tally.of(report)  # what this worker completed (not what it lost meanwhile)
-        lost = (f"checks: {count(tally.not_stored, 'result')} could not be stored, not even as a failure. "
-                "See the worker's log." if tally.not_stored else None)
-        result = TickReport(report.run_id, tally.ok + tally.failing, tally.failing,
-                            len({r.connection_id for r in report.stored}), not_stored=tally.not_stored, failure=lost)
+        lost = (
+            f"checks: {count(tally.not_stored, 'result')} could not be stored, not even as a failure. "
+            "See the worker's log."
+            if tally.not_stored
+            else None
+        )
+        result = TickReport(
+            report.run_id,
+            tally.ok + tally.failing,
+            tally.failing,
+            len({r.connection_id for r in report.stored}),
+            not_stored=tally.not_stored,
+            failure=lost,
+        )
         if report.stored or tally.not_stored:
-            checks.record_run(self.rt.engine, self.principal,
-                              f"{count(result.connections, 'connection')} (scheduled, worker {self.id})", report)
+            checks.record_run(
+                self.rt.engine,
+                self.principal,
+                f"{count(result.connections, 'connection')} (scheduled, worker {self.id})",
+                report,
+            )
         return result
 
     def _ahead(self) -> int:
@@ -226,14 +258,16 @@ class Worker:
         and a lease as they are chosen: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (workers skip
         each other's rows), SQLite's ``BEGIN IMMEDIATE`` otherwise (workers take turns)."""
         now = self.now()
-        due = (select(col(DueCheck.connection_id), col(DueCheck.product))
-               .where(*schedule.claimable(now))
-               .order_by(col(DueCheck.due_at), col(DueCheck.connection_id), col(DueCheck.product))
-               .limit(self.batch)
-               .with_for_update(skip_locked=True))
-        claim = (leases.take(DueCheck, tuple_(col(DueCheck.connection_id), col(DueCheck.product)).in_(due),
-                             self.id, now + self.lease)
-                 .returning(col(DueCheck.connection_id), col(DueCheck.product)))
+        due = (
+            select(col(DueCheck.connection_id), col(DueCheck.product))
+            .where(*schedule.claimable(now))
+            .order_by(col(DueCheck.due_at), col(DueCheck.connection_id), col(DueCheck.product))
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
+        claim = leases.take(
+            DueCheck, tuple_(col(DueCheck.connection_id), col(DueCheck.product)).in_(due), self.id, now + self.lease
+        ).returning(col(DueCheck.connection_id), col(DueCheck.product))
         with write_session(self.rt.engine) as session:
             rows = session.connection().execute(claim).all()
         claimed: dict[uuid.UUID, list[str]] = {}
@@ -241,8 +275,9 @@ class Worker:
             claimed.setdefault(c, []).append(p)
         return {c: tuple(k for k in PRODUCT_KEYS if k in products) for c, products in claimed.items()}
 
-    def _settle(self, session: Session, done: list[Finished], *, run_id: str,
-                now_set: schedule.Intervals) -> checks.Settled:
+    def _settle(
+        self, session: Session, done: list[Finished], *, run_id: str, now_set: schedule.Intervals
+    ) -> checks.Settled:
         """In the transaction that stores a batch of results (of any batch in flight): complete
         the slots this worker still holds (next slot by ``now_set``, the intervals as they stood
         at the latest claim; let go) and keep their results, counted as the tick's; drop the rest
@@ -250,10 +285,14 @@ class Worker:
         earlier settings (the connection was edited meanwhile) is kept for the history but
         completes nothing: its slot is let go still due, and checked again with the new ones."""
         ids = {record.connection_id for record, _ in done}
-        held = {(c, p) for c, p in session.connection().execute(
-            select(col(DueCheck.connection_id), col(DueCheck.product))
-            .where(leases.held_by(DueCheck, self.id), col(DueCheck.connection_id).in_(ids))
-            .with_for_update())}
+        held = {
+            (c, p)
+            for c, p in session.connection().execute(
+                select(col(DueCheck.connection_id), col(DueCheck.product))
+                .where(leases.held_by(DueCheck, self.id), col(DueCheck.connection_id).in_(ids))
+                .with_for_update()
+            )
+        }
         holding = {c for c, _ in held}
         versions = checks.settings_versions(session, ids)
         now = self.now()
@@ -269,17 +308,23 @@ class Worker:
             elif slot in held:
                 keep.append(record)
                 counted.append(record)
-                completed.append({"c": record.connection_id, "p": record.product,
-                                  "due": now_set.next_due(record.connection_id, now, result.outcome,
-                                                          result.retry_after_s)})
+                completed.append(
+                    {
+                        "c": record.connection_id,
+                        "p": record.product,
+                        "due": now_set.next_due(record.connection_id, now, result.outcome, result.retry_after_s),
+                    }
+                )
             elif record.product == TOKEN and record.connection_id in holding:
                 keep.append(record)
         slot_of = and_(col(DueCheck.connection_id) == bindparam("c"), col(DueCheck.product) == bindparam("p"))
         if completed:
             session.connection().execute(
-                leases.let_go(DueCheck, slot_of).values(due_at=bindparam("due"), last_run_id=run_id,
-                                                        last_checked_at=now),
-                completed)
+                leases.let_go(DueCheck, slot_of).values(
+                    due_at=bindparam("due"), last_run_id=run_id, last_checked_at=now
+                ),
+                completed,
+            )
         if released:
             session.connection().execute(leases.let_go(DueCheck, slot_of), released)
             self._stamp = None  # the connections changed under this worker: read them again before claiming
@@ -297,17 +342,24 @@ class Worker:
         with write_session(self.rt.engine) as session:
             row = session.get(WorkerHeartbeat, self.id)
             if row is None:
-                row = WorkerHeartbeat(worker_id=self.id, host=self.host, pid=self.pid,
-                                      tick_s=max(1, int(self.tick_every.total_seconds())),
-                                      started_at=now, last_tick_at=now, last_seen_at=now)
+                row = WorkerHeartbeat(
+                    worker_id=self.id,
+                    host=self.host,
+                    pid=self.pid,
+                    tick_s=max(1, int(self.tick_every.total_seconds())),
+                    started_at=now,
+                    last_tick_at=now,
+                    last_seen_at=now,
+                )
                 session.add(row)
             row.last_seen_at = now
             if ticked:
                 row.last_tick_at = now
             else:
                 session.connection().execute(leases.renew(DueCheck, self.id, now + self.lease))
-            session.connection().execute(delete(WorkerHeartbeat).where(
-                col(WorkerHeartbeat.last_seen_at) < now - retention.FORGET_WORKERS))
+            session.connection().execute(
+                delete(WorkerHeartbeat).where(col(WorkerHeartbeat.last_seen_at) < now - retention.FORGET_WORKERS)
+            )
 
     def _ended(self, report: TickReport) -> None:
         """Record how the tick ended: when it succeeded, or when and how it failed. Only a tick

@@ -141,11 +141,20 @@ def _check_client_id(client_id: str, *, required: bool) -> list[FieldError]:
     if len(client_id) > CLIENT_ID_MAX:
         return [_refused("client_id", f"A Client ID has at most {CLIENT_ID_MAX} characters; check what was pasted.")]
     if any(ch.isspace() for ch in client_id) or _CONTROL.search(client_id):
-        return [_refused("client_id", "Remove spaces, line breaks or other invisible characters (often picked up when copying).")]
+        return [
+            _refused(
+                "client_id", "Remove spaces, line breaks or other invisible characters (often picked up when copying)."
+            )
+        ]
     if ":" in client_id:
         return [_refused("client_id", "A Client ID cannot contain ':'; check that only the Client ID was pasted.")]
     if _MASK_LIKE.match(client_id):
-        return [_refused("client_id", "This looks like a masked value; paste the real Client ID or leave it blank to keep the stored one.")]
+        return [
+            _refused(
+                "client_id",
+                "This looks like a masked value; paste the real Client ID or leave it blank to keep the stored one.",
+            )
+        ]
     return []
 
 
@@ -155,11 +164,22 @@ def _check_secret(secret: str, *, required: bool) -> list[FieldError]:
             return [_refused("client_secret", "Paste the Client Secret from the 8x8 Admin Console.")]
         return []
     if len(secret) > SECRET_MAX:
-        return [_refused("client_secret", f"A Client Secret has at most {SECRET_MAX} characters; check what was pasted.")]
+        return [
+            _refused("client_secret", f"A Client Secret has at most {SECRET_MAX} characters; check what was pasted.")
+        ]
     if _CONTROL.search(secret):
-        return [_refused("client_secret", "Remove line breaks or other invisible characters (often picked up when copying).")]
+        return [
+            _refused(
+                "client_secret", "Remove line breaks or other invisible characters (often picked up when copying)."
+            )
+        ]
     if _MASK_LIKE.match(secret):
-        return [_refused("client_secret", "This looks like a masked value, not a secret. Paste the real secret, or leave the field blank to keep the stored one.")]
+        return [
+            _refused(
+                "client_secret",
+                "This looks like a masked value, not a secret. Paste the real secret, or leave the field blank to keep the stored one.",
+            )
+        ]
     return []
 
 
@@ -178,18 +198,35 @@ def _check_settings(data: ConnectionInput) -> list[FieldError]:
             needing = [product.name for product in ticked if key in product.needs]
             if needing:
                 fix = _choose(setting) if setting.choices else "Enter it as 8x8 shows it; the setup guide says where."
-                errors.append(_refused(key, f"{' and '.join(needing)} {'needs' if len(needing) == 1 else 'need'} "
-                                            f"it to be tested. {fix}"))
+                errors.append(
+                    _refused(
+                        key,
+                        f"{' and '.join(needing)} {'needs' if len(needing) == 1 else 'need'} it to be tested. {fix}",
+                    )
+                )
         elif not setting.accepts(value):
-            errors.append(_refused(key, _choose(setting) if setting.choices else (
-                "Use 1-64 letters, digits, '.', '-' or '_', not only dots (copy it from 8x8 Configuration Manager).")))
+            errors.append(
+                _refused(
+                    key,
+                    _choose(setting)
+                    if setting.choices
+                    else (
+                        "Use 1-64 letters, digits, '.', '-' or '_', not only dots (copy it from 8x8 Configuration Manager)."
+                    ),
+                )
+            )
     return errors
 
 
 def _check_products(products: Iterable[str]) -> list[FieldError]:
     unknown = sorted(set(products) - set(PRODUCT_KEYS))
     if unknown:
-        return [_refused("expected_products", f"Unknown {'product' if len(unknown) == 1 else 'products'} {', '.join(unknown)}; choose from {', '.join(PRODUCT_KEYS)}.")]
+        return [
+            _refused(
+                "expected_products",
+                f"Unknown {'product' if len(unknown) == 1 else 'products'} {', '.join(unknown)}; choose from {', '.join(PRODUCT_KEYS)}.",
+            )
+        ]
     return []
 
 
@@ -210,7 +247,9 @@ def _problems(data: ConnectionInput, *, creating: bool) -> list[FieldError]:
     ]
     environment = data.environment.strip()
     if len(environment) > ENVIRONMENT_MAX or not environment.isprintable():
-        errors.append(_refused("environment", f"Use at most {ENVIRONMENT_MAX} printable characters, e.g. 'production'."))
+        errors.append(
+            _refused("environment", f"Use at most {ENVIRONMENT_MAX} printable characters, e.g. 'production'.")
+        )
     return errors
 
 
@@ -219,12 +258,19 @@ def _name_taken() -> FieldError:
 
 
 def _changed_meanwhile() -> ConflictError:
-    return ConflictError("Somebody else changed this connection after you opened it. Nothing was "
-                         "saved: reload it, then make your change again.")
+    return ConflictError(
+        "Somebody else changed this connection after you opened it. Nothing was "
+        "saved: reload it, then make your change again."
+    )
 
 
-def precheck(engine: Engine, data: ConnectionInput, *, connection_id: uuid.UUID | None = None,
-             expected_version: int | None = None) -> None:
+def precheck(
+    engine: Engine,
+    data: ConnectionInput,
+    *,
+    connection_id: uuid.UUID | None = None,
+    expected_version: int | None = None,
+) -> None:
     """Everything a save can be refused for without asking 8x8, checked before the credentials
     are sent there (a refusal after 8x8 answered costs a token request, and the pasted secret):
     the connection being edited still exists at ``expected_version``, every field is valid (as
@@ -236,8 +282,11 @@ def precheck(engine: Engine, data: ConnectionInput, *, connection_id: uuid.UUID 
     name_key = data.name.strip().casefold()
     with read_session(engine) as session:
         holder = session.scalars(select(col(Connection.id)).where(col(Connection.name_key) == name_key)).first()
-        version = None if connection_id is None else session.scalars(
-            select(col(Connection.version)).where(col(Connection.id) == connection_id)).first()
+        version = (
+            None
+            if connection_id is None
+            else session.scalars(select(col(Connection.version)).where(col(Connection.id) == connection_id)).first()
+        )
     if connection_id is not None:
         if version is None:
             raise NotFoundError("This connection no longer exists.")
@@ -288,8 +337,14 @@ def _to_view(row: Any) -> ConnectionView:
 # --- Service functions ---------------------------------------------------------------------
 
 
-def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: Principal,
-           granted_products: Iterable[str] | None = None) -> ConnectionView:
+def create(
+    engine: Engine,
+    vault: Vault,
+    data: ConnectionInput,
+    *,
+    actor: Principal,
+    granted_products: Iterable[str] | None = None,
+) -> ConnectionView:
     require(actor, Permission.MANAGE_CONNECTIONS)
     validate(data, creating=True)
     client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
@@ -303,22 +358,38 @@ def create(engine: Engine, vault: Vault, data: ConnectionInput, *, actor: Princi
         secret_set_at=now,
         granted_products=None if granted_products is None else sorted(granted_products),
         granted_at=None if granted_products is None else now,
-        created_at=now, created_by=actor.name, updated_at=now, updated_by=actor.name,
+        created_at=now,
+        created_by=actor.name,
+        updated_at=now,
+        updated_by=actor.name,
         **_common_values(data),
     )
     try:
         with write_session(engine) as session:
             session.add(row)
-            audit.record(session, actor, "connection.create", row.name, audit.OK,
-                         f"Client ID {row.client_id_hint}; products: {', '.join(row.expected_products) or 'none'}")
+            audit.record(
+                session,
+                actor,
+                "connection.create",
+                row.name,
+                audit.OK,
+                f"Client ID {row.client_id_hint}; products: {', '.join(row.expected_products) or 'none'}",
+            )
     except IntegrityError:
         raise ValidationError([_name_taken()]) from None
     return get(engine, row_id)
 
 
-def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: ConnectionInput, *,
-           expected_version: int, actor: Principal,
-           granted_products: Iterable[str] | None = None) -> ConnectionView:
+def update(
+    engine: Engine,
+    vault: Vault,
+    connection_id: uuid.UUID,
+    data: ConnectionInput,
+    *,
+    expected_version: int,
+    actor: Principal,
+    granted_products: Iterable[str] | None = None,
+) -> ConnectionView:
     """Apply an edit made on ``expected_version``; a newer stored version is a ConflictError.
 
     A blank Client ID or secret leaves that ciphertext untouched, byte for byte. An edit that
@@ -329,8 +400,12 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
     require(actor, Permission.MANAGE_CONNECTIONS)
     validate(data, creating=False)
     now = utcnow()
-    values: dict[str, object] = {**_common_values(data), "updated_at": now, "updated_by": actor.name,
-                                 "version": Connection.version + 1}
+    values: dict[str, object] = {
+        **_common_values(data),
+        "updated_at": now,
+        "updated_by": actor.name,
+        "version": Connection.version + 1,
+    }
     client_id, secret = data.client_id.strip(), data.client_secret.get_secret_value()
     registry.add(client_id, secret)
     if client_id:
@@ -343,8 +418,9 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
         with write_session(engine) as session:
             # Its due rows first, then the connection: the order a worker storing a check takes
             # them in (lib.services.checking.worker), so the two never wait for each other on PostgreSQL.
-            session.scalars(select(col(DueCheck.product)).where(col(DueCheck.connection_id) == connection_id)
-                            .with_for_update()).all()
+            session.scalars(
+                select(col(DueCheck.product)).where(col(DueCheck.connection_id) == connection_id).with_for_update()
+            ).all()
             stored = session.get(Connection, connection_id)
             changed = _tested_changes(stored, values) if stored is not None else []
             if changed:
@@ -359,16 +435,27 @@ def update(engine: Engine, vault: Vault, connection_id: uuid.UUID, data: Connect
                 .values(**values)
             )
             if result.rowcount != 1:
-                raise (_changed_meanwhile() if stored is not None
-                       else NotFoundError("This connection no longer exists."))
+                raise (
+                    _changed_meanwhile() if stored is not None else NotFoundError("This connection no longer exists.")
+                )
             if changed:
-                session.exec(sql_update(DueCheck).where(col(DueCheck.connection_id) == connection_id)
-                             .values(due_at=now))
+                session.exec(
+                    sql_update(DueCheck).where(col(DueCheck.connection_id) == connection_id).values(due_at=now)
+                )
             replaced = [label for label, new in (("Client ID", client_id), ("secret", secret)) if new]
-            audit.record(session, actor, "connection.update", str(values["name"]), audit.OK,
-                         f"version {expected_version + 1}; replaced: {', '.join(replaced) or 'no credential'}"
-                         + (f"; changed what is tested ({', '.join(changed)}): earlier results no longer "
-                            "count, checks due now" if changed else ""))
+            audit.record(
+                session,
+                actor,
+                "connection.update",
+                str(values["name"]),
+                audit.OK,
+                f"version {expected_version + 1}; replaced: {', '.join(replaced) or 'no credential'}"
+                + (
+                    f"; changed what is tested ({', '.join(changed)}): earlier results no longer count, checks due now"
+                    if changed
+                    else ""
+                ),
+            )
     except IntegrityError:
         raise ValidationError([_name_taken()]) from None
     return get(engine, connection_id)
@@ -378,8 +465,11 @@ def _tested_changes(stored: Connection, values: Mapping[str, object]) -> list[st
     """What of an edit changes what a check of the connection tests, by label: new credentials
     (a pasted value counts as new: it is not decrypted to compare), a region, the tenant, the
     PBX, the ticked products."""
-    changed = [label for key, label in (("client_id_enc", "Client ID"), ("client_secret_enc", "Client Secret"))
-               if key in values]
+    changed = [
+        label
+        for key, label in (("client_id_enc", "Client ID"), ("client_secret_enc", "Client Secret"))
+        if key in values
+    ]
     changed += [FIELD_LABELS[key] for key in SETTING_KEYS if getattr(stored, key) != values[key]]
     if list(stored.expected_products) != values["expected_products"]:
         changed.append(FIELD_LABELS["expected_products"])
@@ -396,9 +486,11 @@ def record_granted(session: Session, granted: Mapping[uuid.UUID, Iterable[str]])
     if not changed:
         return
     session.connection().execute(
-        sql_update(Connection).where(col(Connection.id) == bindparam("connection"))
+        sql_update(Connection)
+        .where(col(Connection.id) == bindparam("connection"))
         .values(granted_products=bindparam("products"), granted_at=utcnow()),
-        [{"connection": connection_id, "products": products} for connection_id, products in changed.items()])
+        [{"connection": connection_id, "products": products} for connection_id, products in changed.items()],
+    )
 
 
 def _changed_grants(session: Session, granted: Mapping[uuid.UUID, Iterable[str]]) -> dict[uuid.UUID, list[str]]:
@@ -407,10 +499,16 @@ def _changed_grants(session: Session, granted: Mapping[uuid.UUID, Iterable[str]]
     if not granted:
         return {}
     lists = {connection_id: sorted(products) for connection_id, products in granted.items()}
-    stored = session.connection().execute(
-        select(col(Connection.id), col(Connection.granted_products)).where(col(Connection.id).in_(lists))).all()
-    return {connection_id: lists[connection_id] for connection_id, listed in stored
-            if listed is None or sorted(listed) != lists[connection_id]}
+    stored = (
+        session.connection()
+        .execute(select(col(Connection.id), col(Connection.granted_products)).where(col(Connection.id).in_(lists)))
+        .all()
+    )
+    return {
+        connection_id: lists[connection_id]
+        for connection_id, listed in stored
+        if listed is None or sorted(listed) != lists[connection_id]
+    }
 
 
 def delete(engine: Engine, connection_id: uuid.UUID, *, actor: Principal) -> None:
@@ -425,8 +523,9 @@ def delete(engine: Engine, connection_id: uuid.UUID, *, actor: Principal) -> Non
 
 def _views(engine: Engine, *where: ColumnElement[bool]) -> list[ConnectionView]:
     with read_session(engine) as session:
-        rows = session.connection().execute(
-            select(*_VIEW_COLUMNS).where(*where).order_by(col(Connection.name_key))).all()
+        rows = (
+            session.connection().execute(select(*_VIEW_COLUMNS).where(*where).order_by(col(Connection.name_key))).all()
+        )
     return [_to_view(row) for row in rows]
 
 
@@ -469,8 +568,9 @@ def load_credentials(engine: Engine, vault: Vault, connection_id: uuid.UUID) -> 
 _READ_AT_ONCE = 1000  # ids per query, well inside every database's limit on bound parameters
 
 
-def load_credentials_of(engine: Engine, vault: Vault, connection_ids: Collection[uuid.UUID]
-                        ) -> dict[uuid.UUID, Credentials | CredentialUnreadable]:
+def load_credentials_of(
+    engine: Engine, vault: Vault, connection_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Credentials | CredentialUnreadable]:
     """Decrypt the credentials of many connections, a query per thousand (a scheduled tick
     holds thousands): each id's Credentials, or the CredentialUnreadable saying why not; a
     connection deleted meanwhile is absent. Registered with the log redaction filter first."""
@@ -478,9 +578,15 @@ def load_credentials_of(engine: Engine, vault: Vault, connection_ids: Collection
     rows: list[Any] = []
     with read_session(engine) as session:
         for start in range(0, len(ids), _READ_AT_ONCE):
-            rows += session.connection().execute(
-                select(col(Connection.id), col(Connection.client_id_enc), col(Connection.client_secret_enc))
-                .where(col(Connection.id).in_(ids[start:start + _READ_AT_ONCE]))).all()
+            rows += (
+                session.connection()
+                .execute(
+                    select(col(Connection.id), col(Connection.client_id_enc), col(Connection.client_secret_enc)).where(
+                        col(Connection.id).in_(ids[start : start + _READ_AT_ONCE])
+                    )
+                )
+                .all()
+            )
     found: dict[uuid.UUID, Credentials | CredentialUnreadable] = {}
     for connection_id, client_id_enc, secret_enc in rows:
         try:
@@ -497,11 +603,12 @@ def load_credentials_of(engine: Engine, vault: Vault, connection_ids: Collection
 def input_from_view(view: ConnectionView, **overrides: object) -> ConnectionInput:
     """An edit form pre-filled from a stored connection, with blank credentials (= keep)."""
     base: dict[str, Any] = {
-        "name": view.name, "client_id": "", "client_secret": SecretStr(""),
-        "environment": view.environment, "expected_products": view.expected_products,
+        "name": view.name,
+        "client_id": "",
+        "client_secret": SecretStr(""),
+        "environment": view.environment,
+        "expected_products": view.expected_products,
         **view.settings,
     }
     base.update(overrides)
     return ConnectionInput(**base)
-
-

@@ -32,8 +32,11 @@ def _stored(engine: Engine) -> Iterator[tuple[EncryptedColumn, uuid.UUID, str, s
     for column in ENCRYPTED_COLUMNS:
         model: Any = column.model
         with read_session(engine) as session:
-            rows = session.connection().execute(select(model.id, model.name, column.attribute())
-                                                .where(column.attribute().is_not(None))).all()
+            rows = (
+                session.connection()
+                .execute(select(model.id, model.name, column.attribute()).where(column.attribute().is_not(None)))
+                .all()
+            )
         for row_id, name, envelope in rows:
             yield column, row_id, name, envelope
 
@@ -76,8 +79,10 @@ def key_status(engine: Engine, vault: Vault) -> list[KeyStatus]:
     with read_session(engine) as session:
         known = set(session.scalars(select(col(KeyCheck.kid))).all())
     kids = sorted(set(vault.keyring.keys) | set(uses) | known)
-    return [KeyStatus(kid, kid in vault.keyring.keys, kid == vault.active_kid,
-                      _in_registry_order(uses.get(kid, Counter()))) for kid in kids]
+    return [
+        KeyStatus(kid, kid in vault.keyring.keys, kid == vault.active_kid, _in_registry_order(uses.get(kid, Counter())))
+        for kid in kids
+    ]
 
 
 # --- Rotation -------------------------------------------------------------------------------
@@ -102,27 +107,37 @@ def _matches(column: EncryptedColumn, value: str | None) -> Any:
     return column.attribute().is_(None) if value is None else column.attribute() == value
 
 
-def _stale_rows(engine: Engine, model: Any, columns: tuple[EncryptedColumn, ...], active: str,
-                after: uuid.UUID | None, batch: int) -> list[Any]:
+def _stale_rows(
+    engine: Engine, model: Any, columns: tuple[EncryptedColumn, ...], active: str, after: uuid.UUID | None, batch: int
+) -> list[Any]:
     """Rows after ``after`` (in id order) with a value not under the active key."""
     prefix = f"v1.{active}.%"
     query = select(model.id, *(c.attribute() for c in columns)).where(
-        or_(*(c.attribute().not_like(prefix) for c in columns)))
+        or_(*(c.attribute().not_like(prefix) for c in columns))
+    )
     if after is not None:
         query = query.where(model.id > after)
     with read_session(engine) as session:
         return list(session.connection().execute(query.order_by(model.id).limit(batch)).all())
 
 
-def _reread(engine: Engine, model: Any, columns: tuple[EncryptedColumn, ...],
-            row_id: uuid.UUID) -> tuple[str | None, ...] | None:
+def _reread(
+    engine: Engine, model: Any, columns: tuple[EncryptedColumn, ...], row_id: uuid.UUID
+) -> tuple[str | None, ...] | None:
     with read_session(engine) as session:
         row = session.connection().execute(select(*(c.attribute() for c in columns)).where(model.id == row_id)).first()
     return None if row is None else tuple(row)
 
 
-def _rotate_row(engine: Engine, vault: Vault, model: Any, columns: tuple[EncryptedColumn, ...],
-                row_id: uuid.UUID, values: tuple[str | None, ...], report: RotationReport) -> None:
+def _rotate_row(
+    engine: Engine,
+    vault: Vault,
+    model: Any,
+    columns: tuple[EncryptedColumn, ...],
+    row_id: uuid.UUID,
+    values: tuple[str | None, ...],
+    report: RotationReport,
+) -> None:
     """Re-encrypt one row's values in one transaction, compare-and-swap on all of them: an
     edit made meanwhile is never overwritten; the row is re-read and done again instead."""
     current: tuple[str | None, ...] | None = values
@@ -136,9 +151,10 @@ def _rotate_row(engine: Engine, vault: Vault, model: Any, columns: tuple[Encrypt
             return  # nothing left on another key (an edit did it)
         with write_session(engine) as session:
             result = session.connection().execute(
-                update(model).where(model.id == row_id,
-                                    *(_matches(c, v) for c, v in zip(columns, current, strict=True)))
-                .values({c.column: v for c, v in zip(columns, fresh, strict=True)}))
+                update(model)
+                .where(model.id == row_id, *(_matches(c, v) for c, v in zip(columns, current, strict=True)))
+                .values({c.column: v for c, v in zip(columns, fresh, strict=True)})
+            )
         if result.rowcount == 1:
             report.rotated += 1
             report.per_owner[columns[0].owner] += 1
@@ -147,8 +163,9 @@ def _rotate_row(engine: Engine, vault: Vault, model: Any, columns: tuple[Encrypt
         current = _reread(engine, model, columns, row_id)  # None: deleted meanwhile
 
 
-def rotate(engine: Engine, vault: Vault, *, actor: Principal, batch: int = 100,
-           progress: Callable[[int], None] | None = None) -> RotationReport:
+def rotate(
+    engine: Engine, vault: Vault, *, actor: Principal, batch: int = 100, progress: Callable[[int], None] | None = None
+) -> RotationReport:
     """Re-encrypt every stored value not under the active key, one row per transaction.
 
     Killing it at any point loses nothing: a row is either wholly old or wholly new, and a
@@ -166,10 +183,15 @@ def rotate(engine: Engine, vault: Vault, *, actor: Principal, batch: int = 100,
                     _rotate_row(engine, vault, model, columns, row_id, tuple(values), report)
                     if progress:
                         progress(report.rotated)
-    audit.record_now(engine, actor, "keys.rotate", vault.active_kid,
-                     audit.FAILED if report.unreadable else audit.OK,
-                     f"{report.rotated} rotated, {report.retried} redone after concurrent edits"
-                     + (f", {report.unreadable} unreadable left as they were" if report.unreadable else ""))
+    audit.record_now(
+        engine,
+        actor,
+        "keys.rotate",
+        vault.active_kid,
+        audit.FAILED if report.unreadable else audit.OK,
+        f"{report.rotated} rotated, {report.retried} redone after concurrent edits"
+        + (f", {report.unreadable} unreadable left as they were" if report.unreadable else ""),
+    )
     return report
 
 
@@ -183,8 +205,7 @@ class Unreadable:
     reason: str
 
     def describe(self) -> str:
-        return (f"the {self.column.label} of {self.column.owner} '{self.row_name}' "
-                f"({self.column.name}): {self.reason}")
+        return f"the {self.column.label} of {self.column.owner} '{self.row_name}' ({self.column.name}): {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -221,5 +242,6 @@ def prove_readable(engine: Engine, vault: Vault) -> ReadabilityReport:
             vault.decrypt(envelope, column.binding(row_id))
         except CredentialUnreadable as exc:
             unreadable.append(Unreadable(column, name, str(exc)))
-    return ReadabilityReport(vault.active_kid, {kid: _in_registry_order(c) for kid, c in sorted(uses.items())},
-                             unreadable)
+    return ReadabilityReport(
+        vault.active_kid, {kid: _in_registry_order(c) for kid, c in sorted(uses.items())}, unreadable
+    )

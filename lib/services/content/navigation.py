@@ -18,12 +18,20 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("pages/connections.py", "Connections", ":material/lan:", "connections", "Connections",
-             Permission.READ_STATUS),
-    PageSpec("pages/connect.py", "Connect", ":material/add_link:", "connect", "Connections",
-             Permission.MANAGE_CONNECTIONS),
-    PageSpec("pages/monitoring.py", "Monitoring", ":material/notifications:", "monitoring", "Connections",
-             Permission.READ_STATUS),
+    PageSpec(
+        "pages/connections.py", "Connections", ":material/lan:", "connections", "Connections", Permission.READ_STATUS
+    ),
+    PageSpec(
+        "pages/connect.py", "Connect", ":material/add_link:", "connect", "Connections", Permission.MANAGE_CONNECTIONS
+    ),
+    PageSpec(
+        "pages/monitoring.py",
+        "Monitoring",
+        ":material/notifications:",
+        "monitoring",
+        "Connections",
+        Permission.READ_STATUS,
+    ),
     PageSpec("pages/users.py", "Users", ":material/group:", "users", "Admin", Permission.MANAGE_USERS),
     PageSpec("pages/tokens.py", "API tokens", ":material/key:", "tokens", "Admin", Permission.MANAGE_USERS),
     PageSpec("pages/audit.py", "Audit", ":material/policy:", "audit", "Admin", Permission.READ_AUDIT),

@@ -94,7 +94,6 @@ class Principal:
             return True
         return self.reauthenticated_at is not None and now - self.reauthenticated_at <= REAUTH_VALID
 
-
     def as_of_now(self) -> Principal:
         """This principal with its role and proof as they stand now; raises SignInEnded
         when its web session ended (or it has none to show)."""
@@ -124,30 +123,37 @@ class NotAllowed(SwitchboardError):
     def __init__(self, principal: Principal, permission: Permission) -> None:
         self.permission = permission
         needed = least_role_for(permission)
-        super().__init__(f"Your role ({principal.role}) may not {permission}. "
-                         f"Ask a Switchboard admin for the {needed} role if you need to.")
+        super().__init__(
+            f"Your role ({principal.role}) may not {permission}. "
+            f"Ask a Switchboard admin for the {needed} role if you need to."
+        )
 
 
 class SignInEnded(SwitchboardError):
     """The web session behind an action is over: signed out, timed out or the account gone."""
 
     def __init__(self) -> None:
-        super().__init__("Your sign-in has ended (signed out, timed out, or your account was removed). "
-                         "Sign in again, then repeat the action.")
+        super().__init__(
+            "Your sign-in has ended (signed out, timed out, or your account was removed). "
+            "Sign in again, then repeat the action."
+        )
 
 
 class PasswordChangeRequired(SwitchboardError):
     """An admin set this account's password: its owner chooses their own before doing anything else."""
 
     def __init__(self) -> None:
-        super().__init__("An admin set your password, so choose your own before you go on: "
-                         "open Change password, then come back.")
+        super().__init__(
+            "An admin set your password, so choose your own before you go on: open Change password, then come back."
+        )
 
 
 class ReauthenticationRequired(SwitchboardError):
     def __init__(self) -> None:
-        super().__init__("Confirm it is you first: enter your password again (or sign in again "
-                         "with your company account), then repeat the action.")
+        super().__init__(
+            "Confirm it is you first: enter your password again (or sign in again "
+            "with your company account), then repeat the action."
+        )
 
 
 def require(principal: Principal, permission: Permission, *, recent_proof: bool = False) -> Principal:

@@ -27,9 +27,17 @@ OK, REFUSED, FAILED = "ok", "refused", "failed"
 
 def record(session: Session, actor: Principal, action: str, target: str, result: str, detail: str = "") -> None:
     """Add an audit row to the caller's write transaction."""
-    session.add(AuditEvent(at=utcnow(), actor=actor.name[:120], client_address=(actor.address or None),
-                           action=action, target=registry.mask(target)[:200], result=result,
-                           detail=registry.mask(detail)))
+    session.add(
+        AuditEvent(
+            at=utcnow(),
+            actor=actor.name[:120],
+            client_address=(actor.address or None),
+            action=action,
+            target=registry.mask(target)[:200],
+            result=result,
+            detail=registry.mask(detail),
+        )
+    )
 
 
 def record_now(engine: Engine, actor: Principal, action: str, target: str, result: str, detail: str = "") -> None:
@@ -59,8 +67,11 @@ class Filter:
     def conditions(self) -> list[ColumnElement[bool]]:
         found = [] if self.since is None else [col(AuditEvent.at) >= self.since]
         found += [] if self.until is None else [col(AuditEvent.at) < self.until]
-        for column, values in ((AuditEvent.actor, self.actors), (AuditEvent.action, self.actions),
-                               (AuditEvent.result, self.results)):
+        for column, values in (
+            (AuditEvent.actor, self.actors),
+            (AuditEvent.action, self.actions),
+            (AuditEvent.result, self.results),
+        ):
             found += [col(column).in_(sorted(values))] if values else []
         return found
 
@@ -101,8 +112,9 @@ class Page:
         return f"Showing {self.start + 1:,}–{self.start + len(self.rows):,} of {count(self.total, 'event')}"
 
 
-def page(engine: Engine, actor: Principal, which: Filter = ALL, *, before: int | None = None,
-         size: int = PAGE_SIZE) -> Page:
+def page(
+    engine: Engine, actor: Principal, which: Filter = ALL, *, before: int | None = None, size: int = PAGE_SIZE
+) -> Page:
     """The newest ``size`` rows ``which`` selects that are older than the row with id ``before``
     (ties of ``at`` broken by id; none: from the newest), with the counts that place them
     (admins only). Index range reads only: the cost follows the range and the page, not the
@@ -118,15 +130,17 @@ def page(engine: Engine, actor: Principal, which: Filter = ALL, *, before: int |
             if at is None:
                 return Page([], total, total, more=False)
             cursor = tuple_(col(AuditEvent.at), col(AuditEvent.id))
-            start = conn.execute(select(func.count()).select_from(AuditEvent).where(
-                *conditions, cursor >= (at, before))).scalar_one()
+            start = conn.execute(
+                select(func.count()).select_from(AuditEvent).where(*conditions, cursor >= (at, before))
+            ).scalar_one()
             conditions.append(cursor < (at, before))
         rows = session.scalars(select(AuditEvent).where(*conditions).order_by(*_NEWEST_FIRST).limit(size + 1)).all()
     return Page(list(rows[:size]), total, start, more=len(rows) > size)
 
 
-def choices(engine: Engine, actor: Principal, *, since: datetime | None, until: datetime | None
-            ) -> tuple[list[str], list[str], list[str]]:
+def choices(
+    engine: Engine, actor: Principal, *, since: datetime | None, until: datetime | None
+) -> tuple[list[str], list[str], list[str]]:
     """The actors, actions and results the rows from ``since`` to before ``until`` hold, each
     sorted: what a filter of that range can choose from (one grouped read of the range)."""
     require(actor, Permission.READ_AUDIT)
@@ -134,8 +148,11 @@ def choices(engine: Engine, actor: Principal, *, since: datetime | None, until: 
     query = select(*columns).where(*Filter(since, until).conditions()).group_by(*columns)
     with read_session(engine) as session:
         found = session.connection().execute(query).all()
-    return (sorted({who for who, _, _ in found}), sorted({action for _, action, _ in found}),
-            sorted({result for _, _, result in found}))
+    return (
+        sorted({who for who, _, _ in found}),
+        sorted({action for _, action, _ in found}),
+        sorted({result for _, _, result in found}),
+    )
 
 
 def export_csv(engine: Engine, actor: Principal, rows: list[AuditEvent], file_name: str) -> bytes:

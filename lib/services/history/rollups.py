@@ -51,20 +51,23 @@ def counts(conn: SqlConnection, now: datetime, *, connection_ids: Collection[Any
     ``connection_ids`` (UUIDs) narrows the read to those connections."""
     found: pd.DataFrame | None = None
     for table in (CheckRollupHour, CheckRollupDay):
-        windows = {name: _floor(now - length, table) for name, (length, source) in WINDOWS.items()
-                   if source is table}
-        sums = [func.sum(case((table.c.start >= since, table.c[column]), else_=0)).label(f"{label}_{name}")
-                for name, since in windows.items() for column, label in (("checks", "checks"), ("n_ok", "ok"))]
+        windows = {name: _floor(now - length, table) for name, (length, source) in WINDOWS.items() if source is table}
+        sums = [
+            func.sum(case((table.c.start >= since, table.c[column]), else_=0)).label(f"{label}_{name}")
+            for name, since in windows.items()
+            for column, label in (("checks", "checks"), ("n_ok", "ok"))
+        ]
         # Grouped by the text of the id, which no index orders: so the planner reads the window's
         # range of the start index rather than the whole key index in its order.
         connection_id = sql_cast(table.c.connection_id, String)
-        query = (select(connection_id.label("connection_id"), table.c.product, *sums)
-                 .where(table.c.start >= min(windows.values()))
-                 .group_by(connection_id, table.c.product))
+        query = (
+            select(connection_id.label("connection_id"), table.c.product, *sums)
+            .where(table.c.start >= min(windows.values()))
+            .group_by(connection_id, table.c.product)
+        )
         if connection_ids is not None:
             query = query.where(table.c.connection_id.in_(list(connection_ids)))
-        part = pd.DataFrame(conn.execute(query).all(),
-                            columns=["connection_id", "product", *(s.name for s in sums)])
+        part = pd.DataFrame(conn.execute(query).all(), columns=["connection_id", "product", *(s.name for s in sums)])
         found = part if found is None else found.merge(part, on=["connection_id", "product"], how="outer")
     assert found is not None
     summed = [column for column in found.columns if column not in ("connection_id", "product")]
@@ -74,5 +77,7 @@ def counts(conn: SqlConnection, now: datetime, *, connection_ids: Collection[Any
 def ratios(found: pd.DataFrame) -> pd.DataFrame:
     """``counts`` (summed as the caller grouped them) as one ratio column per window: ok over
     checks, NaN where the window holds no check."""
-    return pd.DataFrame({name: (found[f"ok_{name}"] / found[f"checks_{name}"].where(found[f"checks_{name}"] > 0))
-                         for name in WINDOWS}, index=found.index)
+    return pd.DataFrame(
+        {name: (found[f"ok_{name}"] / found[f"checks_{name}"].where(found[f"checks_{name}"] > 0)) for name in WINDOWS},
+        index=found.index,
+    )

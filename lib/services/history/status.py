@@ -70,9 +70,18 @@ def latest_status(engine: Engine, *, include_token: bool = False) -> list[CheckR
     version it was made with (:meth:`CheckRecord.made_with_earlier_settings` says whether it
     still counts; :func:`table` applies it)."""
     query = (
-        select(col(CurrentStatus.connection_id), col(Connection.name), col(CurrentStatus.product), col(CurrentStatus.outcome),
-               col(CurrentStatus.http_status), col(CurrentStatus.duration_ms), col(CurrentStatus.detail),
-               col(CurrentStatus.checked_at), col(CurrentStatus.run_id), col(CurrentStatus.settings_version))
+        select(
+            col(CurrentStatus.connection_id),
+            col(Connection.name),
+            col(CurrentStatus.product),
+            col(CurrentStatus.outcome),
+            col(CurrentStatus.http_status),
+            col(CurrentStatus.duration_ms),
+            col(CurrentStatus.detail),
+            col(CurrentStatus.checked_at),
+            col(CurrentStatus.run_id),
+            col(CurrentStatus.settings_version),
+        )
         .join(Connection, col(Connection.id) == col(CurrentStatus.connection_id))
         .order_by(col(Connection.name_key), col(CurrentStatus.product))
     )
@@ -83,13 +92,25 @@ def latest_status(engine: Engine, *, include_token: bool = False) -> list[CheckR
 
 def history(engine: Engine, connection_id: uuid.UUID, *, limit: int = 500) -> list[CheckRecord]:
     """A connection's checks, newest first."""
-    return _records(engine, select(col(Check.connection_id), col(Connection.name), col(Check.product), col(Check.outcome),
-                                   col(Check.http_status), col(Check.duration_ms), col(Check.detail), col(Check.started_at),
-                                   col(Check.run_id), col(Check.settings_version))
-                    .join(Connection, col(Connection.id) == col(Check.connection_id))
-                    .where(col(Check.connection_id) == connection_id)
-                    .order_by(col(Check.id).desc())
-                    .limit(limit))
+    return _records(
+        engine,
+        select(
+            col(Check.connection_id),
+            col(Connection.name),
+            col(Check.product),
+            col(Check.outcome),
+            col(Check.http_status),
+            col(Check.duration_ms),
+            col(Check.detail),
+            col(Check.started_at),
+            col(Check.run_id),
+            col(Check.settings_version),
+        )
+        .join(Connection, col(Connection.id) == col(Check.connection_id))
+        .where(col(Check.connection_id) == connection_id)
+        .order_by(col(Check.id).desc())
+        .limit(limit),
+    )
 
 
 @dataclass(frozen=True)
@@ -106,8 +127,9 @@ def data_stamp(engine: Engine) -> Stamp:
     with read_session(engine) as session:
         conn = session.connection()
         batch = conn.execute(select(col(CheckCounter.last))).scalar_one_or_none()
-        connections_part = conn.execute(select(func.count(), func.max(Connection.updated_at),
-                                               func.max(Connection.granted_at))).one()
+        connections_part = conn.execute(
+            select(func.count(), func.max(Connection.updated_at), func.max(Connection.granted_at))
+        ).one()
     return Stamp(batch or 0, tuple(connections_part))
 
 
@@ -136,19 +158,38 @@ def _ticks(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 # Ids are read as text (no UUID objects): this table is built for 10,000 connections at once.
-_CONNECTIONS: Select[*tuple[Any, ...]] = select(sql_cast(Connection.id, String).label("connection_id"),
-                          col(Connection.name).label("connection"), col(Connection.environment),
-                          col(Connection.client_id_hint), sql_cast(Connection.secret_set_at, String).label("secret_set_at"),
-                          sql_cast(Connection.expected_products, String).label("expected_products"),
-                          sql_cast(Connection.granted_products, String).label("granted_products"),
-                          col(Connection.settings_version)).order_by(col(Connection.name_key))
-_CURRENT: tuple[Any, ...] = (sql_cast(CurrentStatus.connection_id, String).label("connection_id"), col(CurrentStatus.product),
-            col(CurrentStatus.outcome), sql_cast(CurrentStatus.checked_at, String).label("checked_at"),
-            col(CurrentStatus.settings_version).label("made_with"))
+_CONNECTIONS: Select[*tuple[Any, ...]] = select(
+    sql_cast(Connection.id, String).label("connection_id"),
+    col(Connection.name).label("connection"),
+    col(Connection.environment),
+    col(Connection.client_id_hint),
+    sql_cast(Connection.secret_set_at, String).label("secret_set_at"),
+    sql_cast(Connection.expected_products, String).label("expected_products"),
+    sql_cast(Connection.granted_products, String).label("granted_products"),
+    col(Connection.settings_version),
+).order_by(col(Connection.name_key))
+_CURRENT: tuple[Any, ...] = (
+    sql_cast(CurrentStatus.connection_id, String).label("connection_id"),
+    col(CurrentStatus.product),
+    col(CurrentStatus.outcome),
+    sql_cast(CurrentStatus.checked_at, String).label("checked_at"),
+    col(CurrentStatus.settings_version).label("made_with"),
+)
 _DETAILS = (CurrentStatus.detail, col(CurrentStatus.http_status), col(CurrentStatus.duration_ms))
 
-COLUMNS = ("connection_id", "connection", "environment", "client_id_hint", "secret_set_at", "product", "expected",
-           "in_scope", "granted", "outcome", "checked_at")
+COLUMNS = (
+    "connection_id",
+    "connection",
+    "environment",
+    "client_id_hint",
+    "secret_set_at",
+    "product",
+    "expected",
+    "in_scope",
+    "granted",
+    "outcome",
+    "checked_at",
+)
 DETAIL_COLUMNS = ("detail", "http_status", "duration_ms")
 
 
@@ -192,8 +233,9 @@ def table(engine: Engine, *, details: bool = True) -> pd.DataFrame:
     frame["granted"] = pd.array(granted.ravel(), dtype="boolean")
     frame.loc[np.repeat(never_asked, per), "granted"] = pd.NA
     frame["secret_set_at"] = _utc(frame["secret_set_at"])
-    current = _frame(engine, select(*_CURRENT, *(_DETAILS if details else ())).where(
-        col(CurrentStatus.product) != TOKEN)).astype({"connection_id": str, "product": str})
+    current = _frame(
+        engine, select(*_CURRENT, *(_DETAILS if details else ())).where(col(CurrentStatus.product) != TOKEN)
+    ).astype({"connection_id": str, "product": str})
     frame = frame.merge(current, on=["connection_id", "product"], how="left", sort=False)
     frame["outcome"] = frame["outcome"].fillna(NEVER_TESTED).astype(str)  # text even when nothing was tested
     # A result made with earlier settings says nothing of now: its outcome, time and details go.
@@ -233,7 +275,8 @@ def verdicts(frame: pd.DataFrame) -> pd.Series:
     choices = np.select(
         [~frame["in_scope"].to_numpy(dtype=bool), tested & ok, tested | not_granted],
         [Verdict.NOT_TICKED.value, Verdict.OK.value, Verdict.FAILING.value],
-        Verdict.NEVER_TESTED.value)
+        Verdict.NEVER_TESTED.value,
+    )
     return pd.Series(choices, index=frame.index, name="verdict")
 
 
@@ -254,12 +297,22 @@ def checks_since(engine: Engine, batch: int, *, limit: int) -> pd.DataFrame | No
     "Stored after" is "of a batch above ``batch``": transactions that store checks commit in the
     order of their batch numbers (CheckCounter), on PostgreSQL too, so none can commit later
     with a lower number and be missed by a reader that saw ``batch``."""
-    query = (select(sql_cast(Check.connection_id, String).label("connection_id"), col(Check.product), col(Check.outcome),
-                    sql_cast(Check.started_at, String).label("checked_at"))
-             .join(Connection, col(Connection.id) == col(Check.connection_id))
-             .where(col(Check.batch) > batch, col(Check.product) != TOKEN,
-                    col(Check.settings_version) >= col(Connection.settings_version))  # not made with earlier settings
-             .order_by(col(Check.batch), col(Check.id)).limit(limit + 1))
+    query = (
+        select(
+            sql_cast(Check.connection_id, String).label("connection_id"),
+            col(Check.product),
+            col(Check.outcome),
+            sql_cast(Check.started_at, String).label("checked_at"),
+        )
+        .join(Connection, col(Connection.id) == col(Check.connection_id))
+        .where(
+            col(Check.batch) > batch,
+            col(Check.product) != TOKEN,
+            col(Check.settings_version) >= col(Connection.settings_version),
+        )  # not made with earlier settings
+        .order_by(col(Check.batch), col(Check.id))
+        .limit(limit + 1)
+    )
     found = _frame(engine, query)
     if len(found) > limit:
         return None

@@ -154,8 +154,9 @@ def unknown(status_code: int = 404) -> Badge:
     return Badge(status_code, render("8x8", UNKNOWN, GREY))
 
 
-def badge(engine: Engine, keyring: Keyring, subject: Subject, presented: str | None,
-          *, address: str | None = None) -> Badge:
+def badge(
+    engine: Engine, keyring: Keyring, subject: Subject, presented: str | None, *, address: str | None = None
+) -> Badge:
     """``subject``'s badge for the request's token; the grey "unknown" one, 404, when the token
     does not open it or there is nothing to show. Blocking: call in a thread."""
     if not opens(keyring, subject, presented):
@@ -183,12 +184,20 @@ def issue(engine: Engine, keyring: Keyring, subject: Subject, *, actor: Principa
     require(actor, Permission.MANAGE_USERS, recent_proof=True)
     longest, what = LONGEST[subject.kind], subject.kind.value
     if not subject.key or len(subject.name) > longest:
-        raise ValidationError([FieldError(what, what.capitalize(), f"Give a {what} name of 1 to {longest} characters.")])
+        raise ValidationError(
+            [FieldError(what, what.capitalize(), f"Give a {what} name of 1 to {longest} characters.")]
+        )
     _verdict(engine, subject, actor)  # NotFoundError names what is missing
     token = sign(keyring, subject)
     with write_session(engine) as session:
-        audit.record(session, actor, "badge.issue", f"{subject.kind.value}:{subject.name.strip()}"[:200], audit.OK,
-                     f"key {keyring.active}")
+        audit.record(
+            session,
+            actor,
+            "badge.issue",
+            f"{subject.kind.value}:{subject.name.strip()}"[:200],
+            audit.OK,
+            f"key {keyring.active}",
+        )
     return Issued(subject, f"{subject.path()}?{PARAMETER}={token}")
 
 
@@ -203,7 +212,7 @@ def _shown(text: str) -> str:
     overrides, surrogates, unassigned code points: everything XML 1.0 refuses among them) become
     U+FFFD, then it is cut to LABEL_MAX characters."""
     clean = "".join("\ufffd" if unicodedata.category(c).startswith("C") else c for c in text)
-    return clean if len(clean) <= LABEL_MAX else clean[:LABEL_MAX - 1] + "…"
+    return clean if len(clean) <= LABEL_MAX else clean[: LABEL_MAX - 1] + "…"
 
 
 def _escaped(text: str) -> str:
@@ -215,10 +224,12 @@ def render(label: str, words: str, colour: str) -> str:
     label = _shown(label)
     left, right = CHAR_PX * len(label) + PAD_PX, CHAR_PX * len(words) + PAD_PX
     title = _escaped(f"{label}: {words}")
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + right}" height="{HEIGHT_PX}" '
-            f'role="img" aria-label="{title}"><title>{title}</title>'
-            f'<rect width="{left}" height="{HEIGHT_PX}" fill="#555"/>'
-            f'<rect x="{left}" width="{right}" height="{HEIGHT_PX}" fill="{colour}"/>'
-            f'<g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
-            f'<text x="{left / 2}" y="14">{_escaped(label)}</text>'
-            f'<text x="{left + right / 2}" y="14">{_escaped(words)}</text></g></svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + right}" height="{HEIGHT_PX}" '
+        f'role="img" aria-label="{title}"><title>{title}</title>'
+        f'<rect width="{left}" height="{HEIGHT_PX}" fill="#555"/>'
+        f'<rect x="{left}" width="{right}" height="{HEIGHT_PX}" fill="{colour}"/>'
+        f'<g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
+        f'<text x="{left / 2}" y="14">{_escaped(label)}</text>'
+        f'<text x="{left + right / 2}" y="14">{_escaped(words)}</text></g></svg>'
+    )

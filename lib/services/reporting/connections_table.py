@@ -24,23 +24,29 @@ from lib.services.history.status import NEVER_TESTED, SETTINGS_CHANGED, UNTESTED
 
 # --- words --------------------------------------------------------------------------------
 
-NAMES = ({NEVER_TESTED: "Never tested", SETTINGS_CHANGED: "Not tested since the settings changed"}
-         | {key: outcome.label for key, outcome in OUTCOMES.items()})
+NAMES = {NEVER_TESTED: "Never tested", SETTINGS_CHANGED: "Not tested since the settings changed"} | {
+    key: outcome.label for key, outcome in OUTCOMES.items()
+}
 CHANGED_ICON = "🔄"
 NEVER_ICON = "⚪"
 NOT_TICKED_MARK = "·"
-LABELS = ({NEVER_TESTED: "Never tested", SETTINGS_CHANGED: f"{CHANGED_ICON} Not tested since the settings changed"}
-          | {key: outcome.badge for key, outcome in OUTCOMES.items()})
+LABELS = {NEVER_TESTED: "Never tested", SETTINGS_CHANGED: f"{CHANGED_ICON} Not tested since the settings changed"} | {
+    key: outcome.badge for key, outcome in OUTCOMES.items()
+}
 NOT_TICKED_LABEL = "— not ticked"  # information only: never counted as a failure
 # The cause of a row with no current result, as exports and the status API say it.
-UNTESTED_CAUSES = {NEVER_TESTED: "Not tested yet.",
-                   SETTINGS_CHANGED: "The settings changed after the last test, so its result no longer counts; "
-                                     "the next scheduled check tests them."}
+UNTESTED_CAUSES = {
+    NEVER_TESTED: "Not tested yet.",
+    SETTINGS_CHANGED: "The settings changed after the last test, so its result no longer counts; "
+    "the next scheduled check tests them.",
+}
 _ICONS = {key: o.icon for key, o in OUTCOMES.items()} | {NEVER_TESTED: NEVER_ICON, SETTINGS_CHANGED: CHANGED_ICON}
 # Every mark the Products column of :func:`summaries` can show, with what it means, in the
 # order a legend lists them: the console prints this beside the table.
-MARKS: tuple[tuple[str, str], ...] = ((NOT_TICKED_MARK, "not ticked"),
-                                      *((_ICONS[key], NAMES[key]) for key in (*OUTCOMES, *UNTESTED)))
+MARKS: tuple[tuple[str, str], ...] = (
+    (NOT_TICKED_MARK, "not ticked"),
+    *((_ICONS[key], NAMES[key]) for key in (*OUTCOMES, *UNTESTED)),
+)
 _RANK = {key: {"error": 2, "warning": 1, "success": 0}[o.severity] for key, o in OUTCOMES.items()}
 
 
@@ -135,8 +141,16 @@ class Selection:
 
 MAX_CHANGES = 2_000  # more new checks than this since an overview was built: build it afresh
 _PRODUCT_COLUMNS = tuple(PRODUCTS[key].name for key in PRODUCT_KEYS)
-WIDE_COLUMNS = ("Name", "Status", "Products", "Environment", "Client ID", "Secret set", "Last checked",
-                *_PRODUCT_COLUMNS)
+WIDE_COLUMNS = (
+    "Name",
+    "Status",
+    "Products",
+    "Environment",
+    "Client ID",
+    "Secret set",
+    "Last checked",
+    *_PRODUCT_COLUMNS,
+)
 # A handful of distinct labels per column: dictionary-encoded, the table travels small.
 _LABELLED = ("Status", "Products", "Environment", *_PRODUCT_COLUMNS)
 
@@ -156,10 +170,16 @@ class Overview:
     def build(cls, engine: Engine, stamp: Stamp) -> Overview:
         frame = status.table(engine, details=False)
         frame["verdict"] = status.verdicts(frame)
-        first = frame.iloc[::len(PRODUCT_KEYS)].reset_index(drop=True)
-        wide = pd.DataFrame({
-            "Name": first["connection"], "Environment": first["environment"], "Client ID": first["client_id_hint"],
-            "Secret set": first["secret_set_at"], **_standing(frame)})
+        first = frame.iloc[:: len(PRODUCT_KEYS)].reset_index(drop=True)
+        wide = pd.DataFrame(
+            {
+                "Name": first["connection"],
+                "Environment": first["environment"],
+                "Client ID": first["client_id_hint"],
+                "Secret set": first["secret_set_at"],
+                **_standing(frame),
+            }
+        )
         wide = wide[list(WIDE_COLUMNS)].set_axis(first["connection_id"].to_numpy())
         return cls(frame, wide.astype(dict.fromkeys(_LABELLED, "category")), stamp)
 
@@ -210,9 +230,12 @@ def _standing(frame: pd.DataFrame) -> dict[str, Any]:
     shown = np.where(counted, frame["outcome"].map(LABELS), NOT_TICKED_LABEL).reshape(-1, per)
     last_checked = frame["checked_at"].groupby(np.arange(len(frame)) // per).max()
     worst, icons = summaries(frame, frame["verdict"])
-    return {"Status": worst, "Products": icons,
-            "Last checked": last_checked.dt.strftime(SHOWN_FORMAT).fillna("Never").to_numpy(),
-            **{name: shown[:, i] for i, name in enumerate(_PRODUCT_COLUMNS)}}
+    return {
+        "Status": worst,
+        "Products": icons,
+        "Last checked": last_checked.dt.strftime(SHOWN_FORMAT).fillna("Never").to_numpy(),
+        **{name: shown[:, i] for i, name in enumerate(_PRODUCT_COLUMNS)},
+    }
 
 
 def _replaced(column: pd.Series, at: np.ndarray, values: Any) -> pd.Series:

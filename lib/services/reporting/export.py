@@ -32,8 +32,21 @@ from lib.services.reporting.connections_table import (
 # The allow-list: nothing else ever leaves Switchboard in an export. Made to hand to 8x8
 # support: what was ticked and granted, what 8x8 said, who must act and the fix.
 COLUMNS: tuple[str, ...] = (
-    "connection", "environment", "client_id", "product", "expected", "granted_by_8x8", "status",
-    "outcome", "outcome_key", "detail", "cause", "who_must_act", "fix", "http_status", "latency_ms",
+    "connection",
+    "environment",
+    "client_id",
+    "product",
+    "expected",
+    "granted_by_8x8",
+    "status",
+    "outcome",
+    "outcome_key",
+    "detail",
+    "cause",
+    "who_must_act",
+    "fix",
+    "http_status",
+    "latency_ms",
     "checked_at_utc",
 )
 _YES_NO = np.array(["no", "yes"])
@@ -54,25 +67,35 @@ def status_frame(table: pd.DataFrame) -> pd.DataFrame:
     def words(pick: Callable[[Outcome], str], fallback: str = "") -> pd.Series:
         return explained.map(lambda o: pick(o) if o else fallback)
 
-    return pd.DataFrame({
-        "connection": table["connection"],
-        "environment": table["environment"],
-        "client_id": table["client_id_hint"],  # masked: enough to recognise, never to use
-        "product": table["product"].map({key: product.name for key, product in PRODUCTS.items()}),
-        "expected": _YES_NO[table["in_scope"].to_numpy(dtype=int)],
-        "granted_by_8x8": np.where(granted.isna(), "unknown", _YES_NO[granted.fillna(False).to_numpy(dtype=int)]),
-        "status": verdict,
-        "outcome": np.where(idle, NOT_TICKED_LABEL, table["outcome"].map(NAMES)),
-        "outcome_key": np.where(idle, "", table["outcome"]),
-        "detail": table["detail"],
-        "cause": np.where(idle, "", np.where(table["outcome"].isin(status.UNTESTED),
-                                             table["outcome"].map(UNTESTED_CAUSES), words(lambda o: o.cause))),
-        "who_must_act": np.where(failing, words(lambda o: o.actor.value), ""),
-        "fix": np.where(failing, words(lambda o: o.fix), ""),
-        "http_status": table["http_status"],
-        "latency_ms": table["duration_ms"],
-        "checked_at_utc": pd.to_datetime(table["checked_at"], utc=True).dt.floor("s").dt.tz_localize(None),
-    }, columns=list(COLUMNS))
+    return pd.DataFrame(
+        {
+            "connection": table["connection"],
+            "environment": table["environment"],
+            "client_id": table["client_id_hint"],  # masked: enough to recognise, never to use
+            "product": table["product"].map({key: product.name for key, product in PRODUCTS.items()}),
+            "expected": _YES_NO[table["in_scope"].to_numpy(dtype=int)],
+            "granted_by_8x8": np.where(granted.isna(), "unknown", _YES_NO[granted.fillna(False).to_numpy(dtype=int)]),
+            "status": verdict,
+            "outcome": np.where(idle, NOT_TICKED_LABEL, table["outcome"].map(NAMES)),
+            "outcome_key": np.where(idle, "", table["outcome"]),
+            "detail": table["detail"],
+            "cause": np.where(
+                idle,
+                "",
+                np.where(
+                    table["outcome"].isin(status.UNTESTED),
+                    table["outcome"].map(UNTESTED_CAUSES),
+                    words(lambda o: o.cause),
+                ),
+            ),
+            "who_must_act": np.where(failing, words(lambda o: o.actor.value), ""),
+            "fix": np.where(failing, words(lambda o: o.fix), ""),
+            "http_status": table["http_status"],
+            "latency_ms": table["duration_ms"],
+            "checked_at_utc": pd.to_datetime(table["checked_at"], utc=True).dt.floor("s").dt.tz_localize(None),
+        },
+        columns=list(COLUMNS),
+    )
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -122,8 +145,9 @@ def file_name(fmt: str, now: datetime | None = None) -> str:
     return f"switchboard-status-{stamp}.{FORMATS[fmt].extension}"
 
 
-def export(engine: Engine, fmt: str, *, actor: Principal, selection: Selection | None = None,
-           written_to: str | None = None) -> Export:
+def export(
+    engine: Engine, fmt: str, *, actor: Principal, selection: Selection | None = None, written_to: str | None = None
+) -> Export:
     """The status of every product of the selected connections (all of them when
     ``selection`` is None: "export everything") in one format, audited under the name the
     file is written to (``written_to``, e.g. the CLI's -o path; else the suggested name)."""
@@ -136,7 +160,13 @@ def export(engine: Engine, fmt: str, *, actor: Principal, selection: Selection |
     result = Export(spec.render(frame), file_name(fmt), spec.mime)
     counts = frame["status"].value_counts()
     scope = "everything" if selection is None else f"shown: {selection.describe()}"
-    audit.record_now(engine, actor, "export", written_to or result.file_name, audit.OK,
-                     f"{count(frame['connection'].nunique(), 'connection')}, {count(len(frame), 'row')} ({scope}); "
-                     + ", ".join(f"{counts.get(v.value, 0)} {v.value}" for v in status.Verdict))
+    audit.record_now(
+        engine,
+        actor,
+        "export",
+        written_to or result.file_name,
+        audit.OK,
+        f"{count(frame['connection'].nunique(), 'connection')}, {count(len(frame), 'row')} ({scope}); "
+        + ", ".join(f"{counts.get(v.value, 0)} {v.value}" for v in status.Verdict),
+    )
     return result

@@ -46,9 +46,14 @@ def _uptimes(engine: Engine, table: pd.DataFrame) -> dict[tuple[str, str], Uptim
         ids = [uuid.UUID(key) for key in table["connection_id"].unique()]
         found = rollups.counts(session.connection(), utcnow(), connection_ids=ids)
     shares = rollups.ratios(found).round(6).astype(object).where(lambda frame: frame.notna(), None)
-    return {key: dict(zip(rollups.WINDOWS, values, strict=True)) for key, values in
-            zip(zip(found["connection_id"], found["product"], strict=True), shares.itertuples(index=False, name=None),
-                strict=True)}
+    return {
+        key: dict(zip(rollups.WINDOWS, values, strict=True))
+        for key, values in zip(
+            zip(found["connection_id"], found["product"], strict=True),
+            shares.itertuples(index=False, name=None),
+            strict=True,
+        )
+    }
 
 
 def _product(row: Any, uptime: Uptime | None) -> dict[str, Any]:
@@ -72,8 +77,12 @@ def _product(row: Any, uptime: Uptime | None) -> dict[str, Any]:
 # What each Verdict is counted as in an answer's ``counts``: the console's own four. A result
 # made before the settings changed (status.SETTINGS_CHANGED) says nothing of now, so like the
 # console's metrics it counts as never tested; its product's ``outcome`` still says why.
-COUNT_KEYS = {status.Verdict.OK: "ok", status.Verdict.FAILING: "failing",
-              status.Verdict.NEVER_TESTED: "never_tested", status.Verdict.NOT_TICKED: "not_ticked"}
+COUNT_KEYS = {
+    status.Verdict.OK: "ok",
+    status.Verdict.FAILING: "failing",
+    status.Verdict.NEVER_TESTED: "never_tested",
+    status.Verdict.NOT_TICKED: "not_ticked",
+}
 
 
 def _verdict(tally: np.ndarray) -> dict[str, Any]:
@@ -83,8 +92,9 @@ def _verdict(tally: np.ndarray) -> dict[str, Any]:
     return {"ok": counts["failing"] == 0, "counts": counts}
 
 
-def _connections(table: pd.DataFrame, uptimes: dict[tuple[str, str], Uptime] | None = None
-                 ) -> tuple[list[dict[str, Any]], np.ndarray]:
+def _connections(
+    table: pd.DataFrame, uptimes: dict[tuple[str, str], Uptime] | None = None
+) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Each connection of ``table`` (whole connections, in order) with its verdict and the
     products that count (each with its uptime when ``uptimes`` are given); and the per-verdict
     numbers of all of them together."""
@@ -93,11 +103,13 @@ def _connections(table: pd.DataFrame, uptimes: dict[tuple[str, str], Uptime] | N
     grid = verdict.to_numpy().reshape(-1, per)
     tallies = np.stack([(grid == v).sum(axis=1) for v in COUNT_KEYS], axis=1).reshape(-1, len(COUNT_KEYS))
     first = table.iloc[::per]
-    found = {row.connection_id: {"name": row.connection, "environment": row.environment, **_verdict(tally),
-                                 "products": []}
-             for row, tally in zip(first.itertuples(index=False), tallies, strict=True)}
+    found = {
+        row.connection_id: {"name": row.connection, "environment": row.environment, **_verdict(tally), "products": []}
+        for row, tally in zip(first.itertuples(index=False), tallies, strict=True)
+    }
     counted = table.assign(verdict=verdict, explained=status.explained(table, verdict))[
-        (verdict != status.Verdict.NOT_TICKED).to_numpy()]
+        (verdict != status.Verdict.NOT_TICKED).to_numpy()
+    ]
     for row in counted.itertuples(index=False):
         uptime = None if uptimes is None else uptimes.get((str(row.connection_id), str(row.product))) or dict(NO_CHECKS)
         found[row.connection_id]["products"].append(_product(row, uptime))
@@ -121,8 +133,9 @@ def _named(table: pd.DataFrame, names: Collection[str]) -> np.ndarray:
     return keys.isin(wanted).to_numpy()
 
 
-def everything(engine: Engine, *, actor: Principal, environments: Collection[str] = (),
-               names: Collection[str] = ()) -> dict[str, Any]:
+def everything(
+    engine: Engine, *, actor: Principal, environments: Collection[str] = (), names: Collection[str] = ()
+) -> dict[str, Any]:
     """``GET /api/v1/status``: every connection, by name, or those in any of ``environments``
     (labels compare as one whatever their case: status.environment_key; "" is "none given")
     and named in ``names``. ``ok`` and ``counts`` cover the connections answered."""

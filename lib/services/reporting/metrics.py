@@ -49,7 +49,13 @@ from lib.store.models import (
 # Upper bounds of the check-duration histogram, in seconds: those CheckTally counts by.
 BUCKETS_S = tuple(bound / 1000 for bound in DURATION_BUCKETS_MS)
 OUTCOME_KEYS = tuple(OutcomeKey)
-OUTBOX_STATUSES = ("pending", "held", "delivered", "summarised", "failed")  # lib.services.alerts.outbox's, pending first
+OUTBOX_STATUSES = (
+    "pending",
+    "held",
+    "delivered",
+    "summarised",
+    "failed",
+)  # lib.services.alerts.outbox's, pending first
 
 
 def _label(verdict: str) -> str:
@@ -60,10 +66,18 @@ def _checks(conn: SqlConnection) -> Iterator[Metric]:
     """Every check ever stored, by product, outcome and duration bucket, token steps included:
     read from their tally (a few dozen rows at any age of the history, and still counting what
     has been pruned since)."""
-    rows = conn.execute(select(col(CheckTally.product), col(CheckTally.outcome), col(CheckTally.bucket),
-                               col(CheckTally.checks), col(CheckTally.duration_ms))).all()
-    counts: dict[tuple[str, str], int] = {(product, outcome): 0 for product in (*PRODUCT_KEYS, TOKEN)
-                                          for outcome in OUTCOME_KEYS}
+    rows = conn.execute(
+        select(
+            col(CheckTally.product),
+            col(CheckTally.outcome),
+            col(CheckTally.bucket),
+            col(CheckTally.checks),
+            col(CheckTally.duration_ms),
+        )
+    ).all()
+    counts: dict[tuple[str, str], int] = {
+        (product, outcome): 0 for product in (*PRODUCT_KEYS, TOKEN) for outcome in OUTCOME_KEYS
+    }
     spread = {product: np.zeros(len(BUCKETS_S) + 1, dtype=np.int64) for product in PRODUCT_KEYS}
     total_ms = dict.fromkeys(PRODUCT_KEYS, 0)
     for product, outcome, within, n, ms in rows:
@@ -73,33 +87,45 @@ def _checks(conn: SqlConnection) -> Iterator[Metric]:
         if product in spread:
             spread[product][within] += n
             total_ms[product] += ms
-    checks = CounterMetricFamily("switchboard_check", "Checks of a product stored, by outcome (every instance "
-                                 "and run since the database began, pruned ones included).",
-                                 labels=["product", "outcome"])
-    tokens = CounterMetricFamily("switchboard_token_steps", "Token steps of stored checks, by outcome: one per "
-                                 "connection and run, each a request to 8x8 for a token (its retries included). "
-                                 "Tokens asked for to verify a form before saving are not stored, so not counted.",
-                                 labels=["outcome"])
+    checks = CounterMetricFamily(
+        "switchboard_check",
+        "Checks of a product stored, by outcome (every instance "
+        "and run since the database began, pruned ones included).",
+        labels=["product", "outcome"],
+    )
+    tokens = CounterMetricFamily(
+        "switchboard_token_steps",
+        "Token steps of stored checks, by outcome: one per "
+        "connection and run, each a request to 8x8 for a token (its retries included). "
+        "Tokens asked for to verify a form before saving are not stored, so not counted.",
+        labels=["outcome"],
+    )
     for (product, outcome), n in counts.items():
         if product == TOKEN:
             tokens.add_metric([outcome], n)
         else:
             checks.add_metric([product, outcome], n)
-    durations = HistogramMetricFamily("switchboard_check_duration_seconds", "How long checks of a product took "
-                                      "(retries included).", labels=["product"])
+    durations = HistogramMetricFamily(
+        "switchboard_check_duration_seconds",
+        "How long checks of a product took (retries included).",
+        labels=["product"],
+    )
     bounds = [*map(floatToGoString, BUCKETS_S), "+Inf"]
     for product, per_bucket in spread.items():
-        durations.add_metric([product], list(zip(bounds, per_bucket.cumsum().tolist(), strict=True)),
-                             total_ms[product] / 1000)
+        durations.add_metric(
+            [product], list(zip(bounds, per_bucket.cumsum().tolist(), strict=True)), total_ms[product] / 1000
+        )
     yield from (checks, durations, tokens)
 
 
 def _last_successes(conn: SqlConnection) -> dict[tuple[str, str], float]:
     """(connection name, product) -> when the product last answered ok (Unix time), as its
     current status keeps it: one row per (connection, product), whatever has been pruned."""
-    rows = conn.execute(select(col(Connection.name), col(CurrentStatus.product), col(CurrentStatus.last_ok_at))
-                        .join(Connection, col(Connection.id) == col(CurrentStatus.connection_id))
-                        .where(col(CurrentStatus.product) != TOKEN, col(CurrentStatus.last_ok_at).is_not(None))).all()
+    rows = conn.execute(
+        select(col(Connection.name), col(CurrentStatus.product), col(CurrentStatus.last_ok_at))
+        .join(Connection, col(Connection.id) == col(CurrentStatus.connection_id))
+        .where(col(CurrentStatus.product) != TOKEN, col(CurrentStatus.last_ok_at).is_not(None))
+    ).all()
     return {(name, product): at.timestamp() for name, product, at in rows if at is not None}
 
 
@@ -108,23 +134,41 @@ def _fleet(engine: Engine, conn: SqlConnection, per_connection: bool) -> Iterato
     frame = status.table(engine, details=False)
     verdict = status.verdicts(frame)
     labels = ["connection", "product"] if per_connection else ["product"]
-    up = GaugeMetricFamily("switchboard_product_up", "1 when the product's latest check was ok, 0 when it "
-                           "fails; products that do not count (not ticked) or were never tested are left out."
-                           + ("" if per_connection else " Per product: 1 only when ok on every connection."),
-                           labels=labels)
-    success = GaugeMetricFamily("switchboard_last_success_timestamp_seconds", "When the product last answered "
-                                "ok (Unix time)." + ("" if per_connection else " Per product: the oldest of "
-                                                     "the connections' last successes."), labels=labels)
-    tally = GaugeMetricFamily("switchboard_products", "Connections whose product is ok, failing or never "
-                              "tested (products that count only).", labels=["product", "status"])
+    up = GaugeMetricFamily(
+        "switchboard_product_up",
+        "1 when the product's latest check was ok, 0 when it "
+        "fails; products that do not count (not ticked) or were never tested are left out."
+        + ("" if per_connection else " Per product: 1 only when ok on every connection."),
+        labels=labels,
+    )
+    success = GaugeMetricFamily(
+        "switchboard_last_success_timestamp_seconds",
+        "When the product last answered "
+        "ok (Unix time)." + ("" if per_connection else " Per product: the oldest of the connections' last successes."),
+        labels=labels,
+    )
+    tally = GaugeMetricFamily(
+        "switchboard_products",
+        "Connections whose product is ok, failing or never tested (products that count only).",
+        labels=["product", "status"],
+    )
     counted = frame.assign(verdict=verdict)[(verdict != status.Verdict.NOT_TICKED).to_numpy()]
     ok = (counted["verdict"] == status.Verdict.OK).to_numpy()
     tested = ok | (counted["verdict"] == status.Verdict.FAILING).to_numpy()
     earlier = _last_successes(conn)
-    last = np.where(ok, counted["checked_at"].map(lambda at: at.timestamp() if pd.notna(at) else np.nan),
-                    [earlier.get(pair, np.nan) for pair in zip(counted["connection"], counted["product"], strict=True)])
-    named = pd.DataFrame({"connection": counted["connection"].to_numpy(), "product": counted["product"].to_numpy(),
-                          "up": np.where(tested, ok.astype(float), np.nan), "last": last})
+    last = np.where(
+        ok,
+        counted["checked_at"].map(lambda at: at.timestamp() if pd.notna(at) else np.nan),
+        [earlier.get(pair, np.nan) for pair in zip(counted["connection"], counted["product"], strict=True)],
+    )
+    named = pd.DataFrame(
+        {
+            "connection": counted["connection"].to_numpy(),
+            "product": counted["product"].to_numpy(),
+            "up": np.where(tested, ok.astype(float), np.nan),
+            "last": last,
+        }
+    )
     if not per_connection:
         named = named.groupby("product", sort=False, as_index=False)[["up", "last"]].min()
     keys = named[["connection", "product"]] if per_connection else named[["product"]]
@@ -146,33 +190,49 @@ def _heartbeat(session: Session) -> Iterator[Metric]:
     seen = schedule.workers_in(session)
     if not seen:
         return
-    yield GaugeMetricFamily("switchboard_worker_heartbeat_timestamp_seconds", "When a worker last began a "
-                            "tick of the schedule (Unix time), the newest of all workers. It says the process "
-                            "lives, not that the tick worked: see the successful-tick gauge.",
-                            value=max(w.last_tick_at for w in seen).timestamp())
+    yield GaugeMetricFamily(
+        "switchboard_worker_heartbeat_timestamp_seconds",
+        "When a worker last began a "
+        "tick of the schedule (Unix time), the newest of all workers. It says the process "
+        "lives, not that the tick worked: see the successful-tick gauge.",
+        value=max(w.last_tick_at for w in seen).timestamp(),
+    )
     succeeded = [w.last_ok_tick_at for w in seen if w.last_ok_tick_at is not None]
     if succeeded:
-        yield GaugeMetricFamily("switchboard_worker_last_successful_tick_timestamp_seconds", "When a worker "
-                                "last completed a tick (its checks and its alerts) without an error (Unix time), "
-                                "the newest of all workers.", value=max(succeeded).timestamp())
+        yield GaugeMetricFamily(
+            "switchboard_worker_last_successful_tick_timestamp_seconds",
+            "When a worker "
+            "last completed a tick (its checks and its alerts) without an error (Unix time), "
+            "the newest of all workers.",
+            value=max(succeeded).timestamp(),
+        )
     now = utcnow()
-    yield GaugeMetricFamily("switchboard_workers_failing", "Live workers (seen within three of their ticks) "
-                            "whose latest tick failed.", value=sum(1 for w in seen if w.alive(now) and w.failing))
+    yield GaugeMetricFamily(
+        "switchboard_workers_failing",
+        "Live workers (seen within three of their ticks) whose latest tick failed.",
+        value=sum(1 for w in seen if w.alive(now) and w.failing),
+    )
 
 
 def _secrets(conn: SqlConnection, per_connection: bool) -> Iterator[Metric]:
     """When the oldest Client Secret was set (and each one, per connection): what an "ageing
     secrets" alert is built on. Left out while there are no connections."""
     if per_connection:
-        each = GaugeMetricFamily("switchboard_secret_set_timestamp_seconds", "When the connection's Client "
-                                 "Secret was last set (Unix time).", labels=["connection"])
+        each = GaugeMetricFamily(
+            "switchboard_secret_set_timestamp_seconds",
+            "When the connection's Client Secret was last set (Unix time).",
+            labels=["connection"],
+        )
         for name, at in conn.execute(select(col(Connection.name), col(Connection.secret_set_at))):
             each.add_metric([name], at.timestamp())
         yield each
     oldest = conn.execute(select(func.min(col(Connection.secret_set_at)))).scalar()
     if oldest is not None:
-        yield GaugeMetricFamily("switchboard_secret_oldest_set_timestamp_seconds", "When the oldest Client "
-                                "Secret of all connections was set (Unix time).", value=oldest.timestamp())
+        yield GaugeMetricFamily(
+            "switchboard_secret_oldest_set_timestamp_seconds",
+            "When the oldest Client Secret of all connections was set (Unix time).",
+            value=oldest.timestamp(),
+        )
 
 
 def _outbox(conn: SqlConnection) -> Iterator[Metric]:
@@ -180,17 +240,24 @@ def _outbox(conn: SqlConnection) -> Iterator[Metric]:
     the oldest one still waiting to go out was queued."""
     status_column = col(AlertOutbox.status)
     found: dict[str, int] = dict(conn.execute(select(status_column, func.count()).group_by(status_column)).all())
-    rows = GaugeMetricFamily("switchboard_alert_events", "Alert events in the outbox by status: pending (to be "
-                             "sent or retried), held (a quiet window), delivered, summarised, failed (given up).",
-                             labels=["status"])
+    rows = GaugeMetricFamily(
+        "switchboard_alert_events",
+        "Alert events in the outbox by status: pending (to be "
+        "sent or retried), held (a quiet window), delivered, summarised, failed (given up).",
+        labels=["status"],
+    )
     for status_name in OUTBOX_STATUSES:
         rows.add_metric([status_name], found.get(status_name, 0))
     yield rows
-    oldest = conn.execute(select(func.min(col(AlertOutbox.created_at))).where(
-        status_column == OUTBOX_STATUSES[0])).scalar()
+    oldest = conn.execute(
+        select(func.min(col(AlertOutbox.created_at))).where(status_column == OUTBOX_STATUSES[0])
+    ).scalar()
     if oldest is not None:
-        yield GaugeMetricFamily("switchboard_alert_oldest_pending_timestamp_seconds", "When the oldest alert event "
-                                "still waiting to be delivered was queued (Unix time).", value=oldest.timestamp())
+        yield GaugeMetricFamily(
+            "switchboard_alert_oldest_pending_timestamp_seconds",
+            "When the oldest alert event still waiting to be delivered was queued (Unix time).",
+            value=oldest.timestamp(),
+        )
 
 
 @dataclass(frozen=True)

@@ -468,6 +468,26 @@ class QuietWindow(SQLModel, table=True):
     timezone: str = Field(max_length=64)
 
 
+class MaintenanceWindow(SQLModel, table=True):
+    """A planned time (``starts_at`` to ``ends_at``) in which checks of one connection, one
+    environment or every connection (neither given) still run and are stored, but raise no
+    alert; ``summarised_at`` says when the end-of-window summary of what still fails was queued."""
+
+    __tablename__ = "maintenance_window"
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("connection.id", ondelete="CASCADE"), nullable=True, index=True)
+    )
+    environment: str | None = Field(default=None, max_length=40)
+    starts_at: datetime = Field(sa_column=_utc_column())
+    ends_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    reason: str = Field(default="", max_length=200)
+    created_at: datetime = Field(sa_column=_utc_column())
+    created_by: str = Field(default="", max_length=120)
+    summarised_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
 class AlertState(SQLModel, table=True):
     """What the alert rules remember about one (connection, subject): a subject is a product
     key (failures in a row, whether check.failed was sent for the current episode, the last
@@ -485,6 +505,9 @@ class AlertState(SQLModel, table=True):
     failing_since: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     alerted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))  # check.failed sent
     last_reminder_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    # Who acknowledged the open episode and when: reminders stop until it changes or recovers.
+    acknowledged_by: str | None = Field(default=None, max_length=120)
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
 class AlertOutbox(SQLModel, table=True):

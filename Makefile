@@ -57,7 +57,7 @@ demo-shell: $(VENV)/.installed
 ## bench: every benchmark; each prints "RESULT <figure>: <value> (goal ...: met|NOT met)" lines
 bench: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m bench.bulk_check
-	$(PY) -m bench.console
+	$(PY) -m bench.connections_page
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.demo_start
 	$(PY) -m bench.schedule

@@ -33,7 +33,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench import report
 from bench.bulk_check import BENCH
-from bench.console import seed
+from bench.connections_page import seed
 from lib.kernel.config import load_settings
 from lib.services.accounts import sessions, users
 from lib.services.guard.access import Principal, Role

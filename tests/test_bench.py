@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
     ("bench", "args", "results"),
     [
         ("bulk_check", ["--connections", "3", "--concurrency", "5", "--latency-ms", "1", "--serial-slice", "1"], 4),
-        ("console", ["--sizes", "2,4", "--runs", "1"], 3),
+        ("connections_page", ["--sizes", "2,4", "--runs", "1"], 3),
         ("cold_start", ["--runs", "1"], 1),
         ("demo_start", [], 1),
         ("schedule", ["--connections", "3", "--latency-ms", "1", "--concurrency", "5"], 2),

@@ -88,7 +88,7 @@ def test_the_server_module_imports_nothing_heavy() -> None:
         "cryptography",
         "lib.store",
         "lib.services.runtime",
-        "lib.web.console",
+        "lib.web.open_server",
         "pandas",
         "httpx",
         "prometheus_client",

@@ -43,11 +43,11 @@ from lib.store.models import SignInAttempt
 from lib.ui.server import message_kind
 from lib.web import cookie, gate
 from lib.web.account import NEXT_MAX, safe_next
-from lib.web.console import guarded_routes
 from lib.web.cookie import HOST_COOKIE, PROBE
 from lib.web.headers import SECURITY_HEADERS
 from lib.web.health import health_routes
 from lib.web.hooks import StreamlitHooks
+from lib.web.open_server import guarded_routes
 from lib.web.state import ServerState
 from lib.web.stream import STREAM_PATH, wanted
 from tests.fixtures.server import PASSWORD, ROOT, Server, start_server

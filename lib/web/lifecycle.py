@@ -1,11 +1,11 @@
 """Opening and closing the server's data, and the one place the server reaches
-``lib.web.console``.
+``lib.web.open_server``.
 
 The server listens before its data is open. Opening it (the database at head, the keyring
 proven, the setup code announced) loads SQLAlchemy, the table models and the console's own
 routes, about half a second of imports, so it runs in a thread the lifespan starts while
 ``lib.web.startup.OnceOpen`` holds every request but the health probes until it is done. The
-console module is imported in that thread, and only here: the rest of ``lib.web`` that is on
+module is imported in that thread, and only here: the rest of ``lib.web`` that is on
 the path to a listening server never imports it.
 """
 
@@ -31,8 +31,8 @@ class Lifecycle:
 
         def open_data() -> None:
             with collector.paused():
-                from lib.web import console
-            console.open_data(self.state, local_accounts=local_accounts)
+                from lib.web import open_server
+            open_server.open_data(self.state, local_accounts=local_accounts)
 
         self._opening = asyncio.ensure_future(asyncio.to_thread(open_data))
 
@@ -43,14 +43,14 @@ class Lifecycle:
 
     def protect(self, app: ASGIApp) -> ASGIApp:
         """``app`` behind the console's guards; call once ``opened`` has returned."""
-        from lib.web import console  # loaded by the thread that opened the data
+        from lib.web import open_server  # loaded by the thread that opened the data
 
-        return console.protect(app, self.state)
+        return open_server.protect(app, self.state)
 
     async def close(self) -> None:
         if self._opening is None:
             return
         await self.opened()
-        from lib.web import console
+        from lib.web import open_server
 
-        await asyncio.to_thread(console.close_data, self.state)
+        await asyncio.to_thread(open_server.close_data, self.state)

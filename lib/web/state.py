@@ -1,6 +1,6 @@
 """What the server's own routes and middleware share: the runtime and the sign-in mode.
 
-Plain data, filled in by ``lib.web.console.open_data`` when the data opens
+Plain data, filled in by ``lib.web.open_server.open_data`` when the data opens
 (``lib.web.lifecycle``). It is on the path to a listening server, so it imports nothing heavy.
 """
 

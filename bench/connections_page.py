@@ -6,7 +6,7 @@ as a ratio to the smallest run. Goals: reruns of the largest within 3x of the sm
 first visit of the largest within 5x of the smallest and under 0.3 s. Not a test: nothing
 here asserts a time.
 
-    .venv/bin/python -m bench.console [--sizes 10,1000,10000] [--runs 5]
+    .venv/bin/python -m bench.connections_page [--sizes 10,1000,10000] [--runs 5]
 """
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ def test_no_label_or_value_holds_a_credential_an_error_text_or_a_url(
     for leak in (sentinels.client_id, sentinels.client_secret, view.client_id_hint, "DETAILSENTINEL", "https://"):
         assert leak not in text_, leak
     labels = {name for family in scrape(engine).values() for s in family for name in s.labels}
-    assert labels == {"product", "outcome", "connection", "status", "le"}
+    assert labels == {"product", "outcome", "connection", "status", "le", "window"}
 
 
 def test_an_allowed_address_scrapes_as_a_viewer_and_nothing_else_does(engine: Engine) -> None:

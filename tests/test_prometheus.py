@@ -173,6 +173,7 @@ def test_promtool_check_metrics_finds_nothing_wrong_in_a_live_answer(live: Live)
         "switchboard_product_up",
         "switchboard_last_success_timestamp_seconds",
         "switchboard_products",
+        "switchboard_uptime_ratio",
         "switchboard_worker_heartbeat_timestamp_seconds",
         "switchboard_worker_last_successful_tick_timestamp_seconds",
         "switchboard_workers_failing",

@@ -38,6 +38,8 @@ from lib.store.models import (
     Check,
     CheckRollupDay,
     CheckRollupHour,
+    FleetRollupDay,
+    FleetRollupHour,
     SetupCode,
     SignInAttempt,
     WebSession,
@@ -136,12 +138,14 @@ def _seed(engine: Engine, connection_id: uuid.UUID, now: datetime, keep: retenti
             for table, kept in (
                 (CheckRollupDay, retention.KEEP_DAILY_ROLLUPS),
                 (CheckRollupHour, retention.KEEP_HOURLY_ROLLUPS),
+                (FleetRollupDay, retention.KEEP_DAILY_ROLLUPS),
+                (FleetRollupHour, retention.KEEP_HOURLY_ROLLUPS),
             ):  # the product: the marker
                 conn.execute(
                     insert(table),
                     [
                         {
-                            "connection_id": connection_id,
+                            **({} if "fleet" in table.name else {"connection_id": connection_id}),
                             "product": marker,
                             "start": now - kept + shift,
                             "checks": 1,
@@ -160,6 +164,8 @@ _MARKED = {
     "setup_codes": SetupCode.code_hash,
     "rollups_daily": CheckRollupDay.c.product,
     "rollups_hourly": CheckRollupHour.c.product,
+    "fleet_rollups_daily": FleetRollupDay.c.product,
+    "fleet_rollups_hourly": FleetRollupHour.c.product,
 }
 
 
@@ -191,6 +197,8 @@ def test_pruning_removes_exactly_the_expired_rows_of_each_table(runtime: Runtime
         "setup_codes": 1,
         "rollups_daily": 1,
         "rollups_hourly": 1,
+        "fleet_rollups_daily": 1,
+        "fleet_rollups_hourly": 1,
     }
     assert not pruned.more
     assert _left(runtime.engine) == {
@@ -201,6 +209,8 @@ def test_pruning_removes_exactly_the_expired_rows_of_each_table(runtime: Runtime
         "setup_codes": {"keep": 1},
         "rollups_daily": {"keep": 1},
         "rollups_hourly": {"keep": 1},
+        "fleet_rollups_daily": {"keep": 1},
+        "fleet_rollups_hourly": {"keep": 1},
     }
     assert Pruner(runtime, budget=FOREVER, now=at_now).run().total == 0
 

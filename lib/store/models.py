@@ -187,17 +187,23 @@ ROLLUP_OUTCOMES = tuple(OutcomeKey)  # a column each: ``n_<outcome>``; a new out
 ROLLUP_BUCKETS = (*(f"ms_le_{bound}" for bound in DURATION_BUCKETS_MS), f"ms_over_{DURATION_BUCKETS_MS[-1]}")
 
 
-def _rollup(name: str) -> Table:
+def _rollup(name: str, *, fleet: bool = False) -> Table:
     """A rollup table: per (connection, product) and hour or day (``start``, UTC), the product
     checks that count (made with the connection's settings of the time; token steps left out),
     by outcome, and their durations as a histogram over DURATION_BUCKETS_MS with their sum and
     maximum, so p50/p95 need no raw rows. Added to in the transaction that stores the checks
-    (lib.services.checking.checks); deleted with the connection; pruned by lib.services.checking.retention."""
+    (lib.services.checking.checks); deleted with the connection; pruned by lib.services.checking.retention.
+
+    A ``fleet`` table sums the same checks per product over every connection (those deleted
+    since included): five rows an hour or a day, whatever the size of the fleet, so fleet
+    uptime (/metrics) reads a few hundred rows at any size and age."""
+    # A fleet table's key leads with the start: its window and its pruning are ranges of it.
+    keyed = ("start", "product") if fleet else ("connection_id", "product", "start")
     return Table(
         name,
         SQLModel.metadata,
         Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-        Column("connection_id", ForeignKey("connection.id", ondelete="CASCADE"), nullable=False),
+        *(() if fleet else (Column("connection_id", ForeignKey("connection.id", ondelete="CASCADE"), nullable=False),)),
         Column("product", AutoString(length=40), nullable=False),
         Column("start", UTCDateTime(), nullable=False),
         Column("checks", Integer, nullable=False),
@@ -206,14 +212,16 @@ def _rollup(name: str) -> Table:
         Column("duration_sum_ms", BigInteger, nullable=False),
         Column("duration_max_ms", Integer, nullable=False),
         # The upsert's key, and one connection's rows in time order (the API's one connection).
-        Index(f"ux_{name}_key", "connection_id", "product", "start", unique=True),
-        # A window of every connection (uptime for the API and /metrics) and the pruning.
-        Index(f"ix_{name}_start", "start", "connection_id", "product", "checks", "n_ok"),  # covering
+        Index(f"ux_{name}_key", *keyed, unique=True),
+        # A window of every connection (uptime for the API and /metrics) and the pruning, covering.
+        *(() if fleet else (Index(f"ix_{name}_start", "start", "connection_id", "product", "checks", "n_ok"),)),
     )
 
 
 CheckRollupHour = _rollup("check_rollup_hour")
 CheckRollupDay = _rollup("check_rollup_day")
+FleetRollupHour = _rollup("fleet_rollup_hour", fleet=True)
+FleetRollupDay = _rollup("fleet_rollup_day", fleet=True)
 
 
 class RollupBackfill(SQLModel, table=True):

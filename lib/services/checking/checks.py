@@ -46,6 +46,8 @@ from lib.store.models import (
     CheckTally,
     Connection,
     CurrentStatus,
+    FleetRollupDay,
+    FleetRollupHour,
     duration_bucket,
 )
 
@@ -228,10 +230,10 @@ def store(
         connection.execute(_add_to_tally(connection.dialect.name), _tallied(rows))
         made_now = [is_current(r, versions) for r in records]
         counted = [now and r.product != TOKEN for r, now in zip(records, made_now, strict=True)]
-        for table, start_of in ((CheckRollupHour, _hour), (CheckRollupDay, _day)):
-            rolled = _rolled_up(rows, counted, start_of)
+        for table, start_of, fleet in _ROLLUPS:
+            rolled = _rolled_up(rows, counted, start_of, fleet=fleet)
             if rolled:
-                connection.execute(_add_to_rollup(connection.dialect.name, table), rolled)
+                connection.execute(_add_to_rollup(connection.dialect.name, table, fleet=fleet), rolled)
         latest = _latest(rows, made_now)
         if latest:
             connection.execute(_upsert_current_status(connection.dialect.name), latest)
@@ -312,19 +314,32 @@ def _day(moment: datetime) -> datetime:
 
 _OUTCOME_COLUMNS = {outcome.value: f"n_{outcome}" for outcome in ROLLUP_OUTCOMES}
 _ROLLUP_COLUMNS = (*_OUTCOME_COLUMNS.values(), *ROLLUP_BUCKETS)
+# Each rollup table, how a check's moment maps to its row's start, and whether it sums every
+# connection (fleet) or keeps each apart.
+_ROLLUPS = (
+    (CheckRollupHour, _hour, False),
+    (CheckRollupDay, _day, False),
+    (FleetRollupHour, _hour, True),
+    (FleetRollupDay, _day, True),
+)
 
 
 def _rolled_up(
-    rows: Sequence[Mapping[str, Any]], counted: Sequence[bool], start_of: Callable[[datetime], datetime]
+    rows: Sequence[Mapping[str, Any]],
+    counted: Sequence[bool],
+    start_of: Callable[[datetime], datetime],
+    *,
+    fleet: bool = False,
 ) -> list[dict[str, Any]]:
     """The checks of a batch that count (``counted``) as additions to a rollup table: one row
-    per (connection, product, hour or day), in key order. An outcome outside the catalogue
-    counts among the checks (so as failing) without a column of its own."""
-    sums: dict[tuple[uuid.UUID, str, datetime], dict[str, Any]] = {}
+    per (connection, product, hour or day), or per (product, hour or day) for a ``fleet``
+    table, in key order. An outcome outside the catalogue counts among the checks (so as
+    failing) without a column of its own."""
+    sums: dict[tuple[uuid.UUID | None, str, datetime], dict[str, Any]] = {}
     for row, counts in zip(rows, counted, strict=True):
         if not counts:
             continue
-        key = (row["connection_id"], row["product"], start_of(row["checked_at"]))
+        key = (None if fleet else row["connection_id"], row["product"], start_of(row["checked_at"]))
         ms = row["duration_ms"]
         found = sums.setdefault(
             key, {"checks": 0, "duration_sum_ms": 0, "duration_max_ms": 0, **dict.fromkeys(_ROLLUP_COLUMNS, 0)}
@@ -336,18 +351,18 @@ def _rolled_up(
         if row["outcome"] in _OUTCOME_COLUMNS:
             found[_OUTCOME_COLUMNS[row["outcome"]]] += 1
     return [
-        {"connection_id": connection_id, "product": product, "start": start, **found}
+        {**({} if fleet else {"connection_id": connection_id}), "product": product, "start": start, **found}
         for (connection_id, product, start), found in sorted(sums.items())
     ]
 
 
-def _add_to_rollup(dialect: str, table: Any) -> Any:
+def _add_to_rollup(dialect: str, table: Any, *, fleet: bool = False) -> Any:
     """Add a batch's rollup rows to ``table`` (rows made when missing), in the transaction that
     stores the checks, as the tally is: counts and sums add up, the maximum is the larger."""
     statement = insert_on_conflict(dialect, table)
     new, kept = statement.excluded, table.c
     return statement.on_conflict_do_update(
-        index_elements=["connection_id", "product", "start"],
+        index_elements=["start", "product"] if fleet else ["connection_id", "product", "start"],
         set_={
             **{name: kept[name] + new[name] for name in ("checks", "duration_sum_ms", *_ROLLUP_COLUMNS)},
             "duration_max_ms": case(

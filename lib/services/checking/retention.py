@@ -45,6 +45,8 @@ from lib.store.models import (
     Check,
     CheckRollupDay,
     CheckRollupHour,
+    FleetRollupDay,
+    FleetRollupHour,
     RetentionSetting,
     SetupCode,
     SignInAttempt,
@@ -308,6 +310,7 @@ class _Target:
     key: Any  # its primary key column
     moment: Any
     label: str  # what a failure calls it
+    rule: str = ""  # the rule whose time it keeps rows for, when not the one it is listed under
 
 
 _TARGETS: dict[str, _Target] = {
@@ -318,6 +321,12 @@ _TARGETS: dict[str, _Target] = {
     "setup_codes": _Target(SetupCode, SetupCode.id, SetupCode.expires_at, "setup codes"),
     "rollups_daily": _Target(CheckRollupDay, CheckRollupDay.c.id, CheckRollupDay.c.start, "daily rollups"),
     "rollups_hourly": _Target(CheckRollupHour, CheckRollupHour.c.id, CheckRollupHour.c.start, "hourly rollups"),
+    "fleet_rollups_daily": _Target(
+        FleetRollupDay, FleetRollupDay.c.id, FleetRollupDay.c.start, "daily fleet rollups", "rollups_daily"
+    ),
+    "fleet_rollups_hourly": _Target(
+        FleetRollupHour, FleetRollupHour.c.id, FleetRollupHour.c.start, "hourly fleet rollups", "rollups_hourly"
+    ),
 }
 
 
@@ -368,10 +377,9 @@ class Pruner:
         started, at = self.timer(), self.now()
         with read_session(self.rt.engine) as session:
             setting = kept(session)
+        keep = {rule.name: rule.keep for rule in rules(setting, self.rt.settings.session_lifetime)}
         cutoffs = {
-            rule.name: at - rule.keep
-            for rule in rules(setting, self.rt.settings.session_lifetime)
-            if rule.name in _TARGETS
+            name: at - keep[target.rule or name] for name, target in _TARGETS.items() if (target.rule or name) in keep
         }
         deleted = dict.fromkeys(cutoffs, 0)
         failed: dict[str, Exception] = {}

@@ -3,11 +3,10 @@ each scrape, so every instance of a fleet reports the same numbers and a restart
 nothing. No process-local counters: a custom collector turns a few grouped queries into
 metric families.
 
-Labels are bounded: product keys, outcome keys, status words and connection names (as many
-as the fleet has; ``SWITCHBOARD_METRICS_CONNECTION_LABEL=off`` folds them per product).
-Uptime is not here: over a fleet it is a scan of millions of rollup rows at each scrape;
-Prometheus has it from ``avg_over_time(switchboard_product_up[30d])``, the API per connection.
-Never a Client ID, an error text or a URL.
+Labels are bounded: product keys, outcome keys, status words, uptime windows and connection
+names (as many as the fleet has; ``SWITCHBOARD_METRICS_CONNECTION_LABEL=off`` folds them per
+product). Uptime is per product over the fleet (lib.services.history.fleet: a few hundred rollup
+rows at any size); a connection's own is in the API. Never a Client ID, an error text or a URL.
 """
 
 from __future__ import annotations
@@ -35,7 +34,8 @@ from lib.catalogue.outcomes import OutcomeKey
 from lib.catalogue.products import PRODUCT_KEYS, TOKEN
 from lib.services.checking import schedule
 from lib.services.guard.access import Permission, Principal, Role, Standing, require
-from lib.services.history import status
+from lib.services.history import fleet, status
+from lib.services.history.rollups import WINDOWS
 from lib.store.db import read_session
 from lib.store.models import (
     DURATION_BUCKETS_MS,
@@ -184,6 +184,22 @@ def _fleet(engine: Engine, conn: SqlConnection, per_connection: bool) -> Iterato
     yield from (up, success, tally)
 
 
+def _uptime(conn: SqlConnection) -> Iterator[Metric]:
+    ratio = GaugeMetricFamily(
+        "switchboard_uptime_ratio",
+        "Share of the product's checks on every connection that were ok over the window (0 to 1); "
+        "left out where the window holds no check.",
+        labels=["product", "window"],
+    )
+    found = fleet.uptimes(conn, utcnow())
+    for product in PRODUCT_KEYS:  # the catalogue's: a label set that cannot grow
+        for window in WINDOWS:
+            value = found.get(product, {}).get(window)
+            if value is not None:
+                ratio.add_metric([product, window], value)
+    yield ratio
+
+
 def _heartbeat(session: Session) -> Iterator[Metric]:
     """The newest tick of any scheduled-check worker, the newest successful one, and the live
     workers whose latest tick failed (each left out until a worker has ticked)."""
@@ -272,6 +288,7 @@ class StatusCollector:
             conn = session.connection()
             yield from _checks(conn)
             yield from _fleet(self.engine, conn, self.per_connection)
+            yield from _uptime(conn)
             yield from _heartbeat(session)
             yield from _secrets(conn, self.per_connection)
             yield from _outbox(conn)

@@ -63,6 +63,7 @@ bench: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m bench.schedule
 	$(PY) -m bench.instances
 	$(PY) -m bench.history
+	$(PY) -m bench.alert_day
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
         ("schedule", ["--connections", "3", "--latency-ms", "1", "--concurrency", "5"], 2),
         ("instances", ["--connections", "20", "--sessions", "4", "--concurrency", "2"], 1),
         ("history", ["--connections", "2", "--days", "1", "--runs", "1"], 11),
+        ("alert_day", ["--connections", "2"], 1),
     ],
 )
 def test_the_bench_runs_and_reports(bench: str, args: list[str], results: int) -> None:

@@ -51,8 +51,8 @@ def seed(rt: Runtime, simulator: SimulatorServer, receiver: Receiver) -> None:
 
 
 def tables(at) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """The page's tables by what they are: channels, outbox, delivery log."""
-    names = {"Sends to": "channels", "Last error": "outbox", "Attempt": "log"}
+    """The page's tables by what they are: open problems, channels, outbox, delivery log."""
+    names = {"Channels told": "incidents", "Sends to": "channels", "Last error": "outbox", "Attempt": "log"}
     return {next(n for column, n in names.items() if column in d.value.columns): d.value for d in at.dataframe}
 
 
@@ -75,7 +75,7 @@ def test_viewers_and_operators_read_and_change_nothing(
             "prod",
             "on",
         )
-        assert set(found) == {"channels"} and "Nothing waiting, held or failed." in texts(at)  # prod only
+        assert set(found) == {"incidents", "channels"} and "Nothing waiting, held or failed." in texts(at)  # prod only
         assert not [b for b in at.button if b.key in ("channel_add", "channel_edit", "channel_test", "channel_remove")]
         assert PRIVATE_PATH not in texts(at) and all(PRIVATE_PATH not in d.value.to_csv() for d in at.dataframe)
 

@@ -28,7 +28,7 @@ from lib.notify.send import check_destination, deliver
 from lib.notify.ssrf import Allow
 from lib.services import alerts
 from lib.services.alerts import channels, delivery
-from lib.services.alerts.events import channel_test_event, summary_event
+from lib.services.alerts.events import channel_test_event, maintenance_event, summary_event
 from lib.services.checking import checks
 from lib.services.connections import ConnectionView
 from lib.services.history.status import CheckRecord
@@ -311,9 +311,11 @@ EVENTS = {  # each kind, what PagerDuty is told: the actions in order, and a tri
     EventKind.FAILED: (["trigger"], "error"),
     EventKind.STILL_FAILING: (["trigger"], "error"),
     EventKind.RECOVERED: (["resolve"], None),
+    EventKind.ACKNOWLEDGED: (["acknowledge"], None),
     EventKind.DRIFTED: (["trigger"], "warning"),
     EventKind.SECRET_AGING: (["trigger"], "warning"),
     EventKind.QUIET_SUMMARY: (["trigger"], "error"),
+    EventKind.MAINTENANCE_ENDED: (["trigger"], "error"),
     EventKind.TEST: (["trigger", "resolve"], "info"),
 }
 
@@ -326,6 +328,19 @@ def an_event(kind: EventKind) -> Event:
             uuid.uuid4(),
             [check_event(EventKind.DRIFTED), check_event(), check_event(EventKind.RECOVERED)],
             at=datetime.now(UTC),
+        )
+    if kind is EventKind.MAINTENANCE_ENDED:
+        at = datetime.now(UTC)
+        return maintenance_event(
+            7,
+            "environment production",
+            starts_at=at - timedelta(hours=2),
+            ends_at=at,
+            reason="Rotating secrets",
+            still_failing=["Acme EU: Contact Center Chat"],
+            connection=None,
+            environment="production",
+            at=at,
         )
     return check_event(kind)
 
@@ -351,6 +366,7 @@ def test_a_failure_its_reminders_and_its_recovery_share_a_key_other_episodes_and
     key = payloads.pagerduty_dedup_key
     failed = check_event()
     assert key(failed) == key(check_event(EventKind.STILL_FAILING)) == key(check_event(EventKind.RECOVERED))
+    assert key(failed) == key(check_event(EventKind.ACKNOWLEDGED))  # someone took it on: PagerDuty acknowledges
     as_stored = check_event(EventKind.RECOVERED, details={"failing_since": FAILING_SINCE.isoformat()})
     assert key(as_stored) == key(failed)  # the outbox reads the moment back, or leaves it as text
     assert key(as_stored) == key(check_event(details={"failing_since": FAILING_SINCE.replace(tzinfo=None)}))

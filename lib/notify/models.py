@@ -18,9 +18,11 @@ class EventKind(StrEnum):
     FAILED = "check.failed"  # a ticked product failed N times in a row
     RECOVERED = "check.recovered"  # it works again, after a check.failed was sent for it
     STILL_FAILING = "check.still_failing"  # a reminder while it stays down (or a daily digest)
+    ACKNOWLEDGED = "incident.acknowledged"  # someone took on a failure: its reminders stop
     DRIFTED = "products.drifted"  # 8x8's token grants other products than were granted or ticked
     SECRET_AGING = "secret.aging"  # the Client Secret is older than the policy age
     QUIET_SUMMARY = "window.summary"  # what a quiet window held, sent when it ends
+    MAINTENANCE_ENDED = "maintenance.ended"  # what still fails when a maintenance window ends
     TEST = "channel.test"  # an admin's "Send test"
 
 

@@ -30,18 +30,22 @@ TITLES = {
     EventKind.FAILED: "Failing",
     EventKind.RECOVERED: "Recovered",
     EventKind.STILL_FAILING: "Still failing",
+    EventKind.ACKNOWLEDGED: "Acknowledged",
     EventKind.DRIFTED: "Products drifted",
     EventKind.SECRET_AGING: "Client Secret ageing",
     EventKind.QUIET_SUMMARY: "While alerts were quiet",
+    EventKind.MAINTENANCE_ENDED: "Maintenance ended",
     EventKind.TEST: "Test message",
 }
 ICONS = {
     EventKind.FAILED: "🔴",
     EventKind.RECOVERED: "✅",
     EventKind.STILL_FAILING: "🔴",
+    EventKind.ACKNOWLEDGED: "🙋",
     EventKind.DRIFTED: "🟠",
     EventKind.SECRET_AGING: "🟠",
     EventKind.QUIET_SUMMARY: "🔕",
+    EventKind.MAINTENANCE_ENDED: "🔧",
     EventKind.TEST: "🔔",
 }
 
@@ -239,7 +243,7 @@ def email_message(event: Event, *, sender: str, recipients: Sequence[str]) -> Em
 # ---- PagerDuty ------------------------------------------------------------------------------
 # Events API v2, "Send an Alert Event": what PagerDuty takes, and its limits.
 
-PagerDutyAction = Literal["trigger", "resolve"]
+PagerDutyAction = Literal["trigger", "acknowledge", "resolve"]
 PAGERDUTY_SUMMARY_MAX = 1024
 PAGERDUTY_DEDUP_KEY_MAX = 255
 PAGERDUTY_FIELD_MAX = 255  # source, component, group and class: PagerDuty sets no limit; we keep them short
@@ -252,28 +256,33 @@ PAGERDUTY_SEVERITY: dict[str, str] = {  # by event kind; a window.summary's is w
     EventKind.SECRET_AGING: "warning",
     EventKind.RECOVERED: "info",
     EventKind.TEST: "info",
+    EventKind.MAINTENANCE_ENDED: "error",  # sent only when something still fails
 }
-_CHECK_KINDS = (EventKind.FAILED, EventKind.STILL_FAILING, EventKind.RECOVERED)
+_CHECK_KINDS = (EventKind.FAILED, EventKind.STILL_FAILING, EventKind.ACKNOWLEDGED, EventKind.RECOVERED)
 
 
 def pagerduty_actions(event: Event) -> tuple[PagerDutyAction, ...]:
     """What PagerDuty is told for ``event``, in order. A recovery resolves the alert its failure
-    opened. A test opens an alert of its own (severity info) and resolves it at once: it proves
-    the routing key and leaves nothing open. Every other event opens an alert, or adds a log entry
+    opened, and an acknowledgement acknowledges it (PagerDuty stops escalating it). A test opens
+    an alert of its own (severity info) and resolves it at once: it proves the routing key and
+    leaves nothing open. Every other event opens an alert, or adds a log entry
     to the one its dedup key still has open (so a still-failing reminder never pages twice)."""
     if event.kind is EventKind.RECOVERED:
         return ("resolve",)
+    if event.kind is EventKind.ACKNOWLEDGED:
+        return ("acknowledge",)
     if event.kind is EventKind.TEST:
         return ("trigger", "resolve")
     return ("trigger",)
 
 
 def pagerduty_dedup_key(event: Event) -> str:
-    """The PagerDuty alert ``event`` belongs to. A product's failure, its reminders and its
-    recovery share one key: the connection, the product and the episode (when it started
-    failing, to the second), so a late retry of one episode's resolve never closes the next
+    """The PagerDuty alert ``event`` belongs to. A product's failure, its reminders, its
+    acknowledgement and its recovery share one key: the connection, the product and the episode
+    (when it started failing, to the second), so a late retry of one episode's resolve never closes the next
     episode's alert. Drift and secret age have one key per connection (a repeat adds to the
-    open alert); a test or a quiet window's summary is an alert of its own."""
+    open alert); a test, a quiet window's summary or a maintenance window's end is an alert of
+    its own."""
     if event.kind in _CHECK_KINDS:
         parts = ["check", event.connection, event.product, _moment(event.details.get("failing_since"))]
     elif event.kind in (EventKind.DRIFTED, EventKind.SECRET_AGING):
@@ -287,8 +296,9 @@ def pagerduty_dedup_key(event: Event) -> str:
 
 
 def pagerduty_body(event: Event, action: PagerDutyAction) -> dict[str, Any]:
-    """One Events API v2 message for ``event``, all but the routing key. A resolve carries only
-    its dedup key, as PagerDuty documents; a trigger says what happened in ``payload``."""
+    """One Events API v2 message for ``event``, all but the routing key. A resolve or an
+    acknowledge carries only its dedup key, as PagerDuty documents; a trigger says what happened
+    in ``payload``."""
     body: dict[str, Any] = {"event_action": action, "dedup_key": pagerduty_dedup_key(event)}
     if action == "trigger":
         body |= {"payload": _pagerduty_payload(event), "client": PRODUCT_NAME}

@@ -26,7 +26,7 @@ from lib.services.history import status
 from lib.services.history.status import NEVER_TESTED, SETTINGS_CHANGED, CheckRecord, history
 from lib.services.reporting import connections_table, export
 from lib.services.runtime import Runtime
-from lib.ui import schedule_view
+from lib.ui import maintenance_view, schedule_view
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_PARAM
 from lib.ui.context import Console, acting, deferred, prober
@@ -432,6 +432,7 @@ def _detail(rt: Runtime, me: Principal, view: ConnectionView) -> None:
         f"secret set {count(_age_days(view.secret_set_at), 'day')} ago"
     )
     schedule_view.connection_line(rt, me, view)
+    maintenance_view.connection_line(rt, me, view)
     cols = st.columns([2, 1, 1, 4])
     if me.can(Permission.RUN_TESTS) and cols[0].button(
         "Test all products", key="detail_test_all", type="primary", icon=":material/play_arrow:"
@@ -478,6 +479,7 @@ def render(console: Console) -> None:
     with metrics_slot:
         _metrics(shown.verdicts, len(shown.wide))
         schedule_view.caption(rt, me)
+        maintenance_view.caption(rt, me)
     table_slot.dataframe(
         shown.wide,
         hide_index=True,

@@ -27,6 +27,7 @@ from lib.services.alerts.outbox import HELD, PENDING
 from lib.services.alerts.windows import DAYS, parse
 from lib.services.guard.access import Permission
 from lib.store.models import AlertDelivery
+from lib.ui import incidents_view, maintenance_view
 from lib.ui.context import Console, acting, take_secret
 from lib.ui.text import literal
 
@@ -399,6 +400,7 @@ def render(console: Console) -> None:
         ok, text = said
         (st.success if ok else st.error)(literal(text), icon=":material/check:" if ok else ":material/error:")
     views = channels.list_channels(rt.engine, actor=me)
+    incidents_view.render(console)
     st.subheader("Channels")
     if views:
         _channels_table(views)
@@ -410,3 +412,4 @@ def render(console: Console) -> None:
             _manage(views)
     _outbox(alerts.outbox(rt.engine, actor=me))
     _log(alerts.delivery_log(rt.engine, actor=me))
+    maintenance_view.render(console)

@@ -109,7 +109,7 @@ def render(console: Console) -> None:
             icon=":material/info:",
         )
         return
-    st.caption("admin: everything · operator: run tests, export, read · viewer: read status")
+    st.caption("admin: everything · operator: run tests, export, acknowledge alerts, read · viewer: read status")
     st.dataframe(table(users.list_users(rt.engine)), hide_index=True, width="stretch", key="users_table")
     if flash := st.session_state.pop(_FLASH, None):
         getattr(st, flash[0])(literal(flash[1]) if flash[0] == "error" else flash[1])

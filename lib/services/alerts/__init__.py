@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from lib.notify.models import Attempt, Event
-from lib.services.alerts import delivery, rules
+from lib.services.alerts import delivery, maintenance, rules
 from lib.services.alerts.channels import locked
 from lib.services.alerts.delivery import Clock, Send
 from lib.services.alerts.events import channel_test_event, from_json
@@ -27,8 +27,8 @@ from lib.store.models import AlertChannel, AlertDelivery, AlertOutbox, AlertStat
 
 
 def tick(rt: Runtime, *, worker: str, send: Send | None = None, now: Clock = utcnow) -> int:
-    """A worker's alert work: reminders and secret ages, summaries of quiet windows that ended,
-    old outbox rows and log entries pruned, then every delivery due. Returns how many events
+    """A worker's alert work: reminders and secret ages, summaries of quiet and maintenance
+    windows that ended, old outbox rows and log entries pruned, then every delivery due. Returns how many events
     were delivered. What is due goes out even when the first part fails, whose error is then
     raised (the tick failed, and says so)."""
     try:
@@ -37,6 +37,7 @@ def tick(rt: Runtime, *, worker: str, send: Send | None = None, now: Clock = utc
             at = now()
             rules.periodic(session, at)
             delivery.summarise(session, at)
+            maintenance.summarise(session, at)
             prune(session, at)
     except Exception:
         delivery.deliver_due(rt, worker=worker, send=send, now=now)

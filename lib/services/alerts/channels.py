@@ -33,7 +33,7 @@ from lib.notify import kinds
 from lib.notify.models import Destination, EventKind
 from lib.notify.spec import Kind
 from lib.notify.ssrf import Allow
-from lib.services.alerts.outbox import insert_ignoring, routes
+from lib.services.alerts.outbox import insert_ignoring, outside_maintenance, routes
 from lib.services.alerts.outbox import row as outbox_row
 from lib.services.alerts.rules import open_failures
 from lib.services.alerts.windows import Window, quoted
@@ -392,11 +392,12 @@ def set_enabled(engine: Engine, name: str, enabled: bool, *, actor: Principal) -
 def _catch_up(session: Session, channel: AlertChannel) -> None:
     """A channel that joins (added, or turned on again) while problems are open hears of each
     it routes now, as the check.failed it missed, not at the next 24-hour reminder. The same
-    event id: a channel that had it already gets nothing twice."""
+    event id: a channel that had it already gets nothing twice. What a maintenance window covers
+    now waits for the window's end summary, as for every other channel."""
     now = utcnow()
     rows = [
         outbox_row(channel.id, raised, now)
-        for raised in open_failures(session)
+        for raised in outside_maintenance(session, open_failures(session), now)
         if routes(channel.events, channel.environments, raised[0])
     ]
     insert_ignoring(session, AlertOutbox, rows, ["channel_id", "event_id"])

@@ -90,6 +90,36 @@ def check_event(
     )
 
 
+def acknowledged_event(
+    subject: Subject,
+    product: str,
+    outcome: str,
+    *,
+    episode: str,
+    failing_since: datetime | None,
+    by: str,
+    at: datetime,
+) -> Event:
+    """incident.acknowledged: ``by`` took on the episode that check.failed opened, so its reminders
+    stop. Its ``failing_since`` is the failure's, so a receiver (and PagerDuty's dedup key) puts it
+    with that episode; its id names when it was acknowledged, since an acknowledgement cleared by a
+    new failure can be given again."""
+    label = _product_label(product)
+    return Event(
+        id=event_id(EventKind.ACKNOWLEDGED, subject.id, product, episode, at.isoformat()),
+        kind=EventKind.ACKNOWLEDGED,
+        occurred_at=at,
+        summary=f"{subject.name}: {label} failing, acknowledged by {by}",
+        connection=subject.name,
+        environment=subject.environment or None,
+        product=product,
+        product_label=label,
+        outcome=outcome,
+        client_id_hint=subject.client_id_hint,
+        details={"acknowledged_by": by, "acknowledged_at": at, "failing_since": failing_since},
+    )
+
+
 def drift_event(
     subject: Subject,
     *,
@@ -187,15 +217,54 @@ def summary_event(
     ]
     line = f"{len(held)} alert{'s' if len(held) != 1 else ''} held during a quiet window"
     if still_failing:
-        named = ", ".join(still_failing[:STILL_NAMED])
-        more = len(still_failing) - STILL_NAMED
-        line += f"; still failing: {named}" + (f" and {more} more" if more > 0 else "")
+        line += f"; still failing: {_named(still_failing)}"
     return Event(
         id=event_id(EventKind.QUIET_SUMMARY, channel_id, sorted(e.id for e in held)),
         kind=EventKind.QUIET_SUMMARY,
         occurred_at=at,
         summary=line,
         details={"events": items, "still_failing": list(still_failing[:STILL_LISTED])},
+    )
+
+
+def _named(items: Sequence[str]) -> str:
+    """The first STILL_NAMED items, and how many more there are."""
+    more = len(items) - STILL_NAMED
+    return ", ".join(items[:STILL_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
+def maintenance_event(
+    window_id: int,
+    covered: str,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    still_failing: Sequence[str],
+    connection: str | None,
+    environment: str | None,
+    at: datetime,
+) -> Event:
+    """What still fails ("connection: product") among the connections a maintenance window
+    covered (``covered``, in words), sent once when it ends, as a quiet window's summary is.
+    The same window and list give the same id, so channels routed alike share one event."""
+    return Event(
+        id=event_id(EventKind.MAINTENANCE_ENDED, window_id, sorted(still_failing)),
+        kind=EventKind.MAINTENANCE_ENDED,
+        occurred_at=at,
+        summary=f"Maintenance of {covered} ended; still failing: {_named(still_failing)}",
+        connection=connection,
+        environment=environment,
+        who_must_act="Switchboard admin",
+        fix="Open each connection still failing in Switchboard: its outcome says who must act and how.",
+        details={
+            "window": covered,
+            "reason": reason,
+            "started_at": starts_at,
+            "ended_at": ends_at,
+            "still_failing": list(still_failing[:STILL_LISTED]),
+            "failing_products": len(still_failing),
+        },
     )
 
 

@@ -7,7 +7,9 @@ an admin ticked count (all five when none are), as everywhere else (lib.services
 
 - check.failed: a ticked product failed FAIL_AFTER times in a row (a flap raises nothing).
 - check.recovered: it works again, and only after a check.failed was sent for the episode.
-- check.still_failing: every REMIND_EVERY while it stays down after check.failed.
+- check.still_failing: every REMIND_EVERY while it stays down after check.failed, unless someone
+  acknowledged the episode (lib.services.alerts.incidents); an acknowledgement lasts until the
+  episode recovers or fails another way (news again: reminders resume).
 - products.drifted: the token grants other products than last time, or (first time seen) not
   every ticked one.
 - secret.aging: the Client Secret is older than SECRET_WARN_AGE; again every SECRET_STEP.
@@ -144,7 +146,10 @@ def _results(
             if state.alerted_at is not None:
                 raised.append(_check_event(session, EventKind.RECOVERED, subject, state, r))
             state.failures, state.failing_since, state.alerted_at, state.last_reminder_at = 0, None, None, None
+            state.acknowledged_by = state.acknowledged_at = None
         else:
+            if state.last_outcome != r.outcome:  # a different failure is news: reminders resume
+                state.acknowledged_by = state.acknowledged_at = None
             if state.failures == 0:
                 state.failing_since, state.episode = r.checked_at, r.checked_at.isoformat()
             state.failures += 1
@@ -211,12 +216,13 @@ def _reminders(session: Session, now: datetime) -> list[Raised]:
         .where(
             col(AlertState.alerted_at).is_not(None),
             col(AlertState.subject) != SECRET,
+            col(AlertState.acknowledged_at).is_(None),
             or_(col(AlertState.last_reminder_at).is_(None), col(AlertState.last_reminder_at) <= now - REMIND_EVERY),
         )
         .with_for_update()
     ).all()
     raised: list[Raised] = []
-    for state, row, last in _still_failing(session, due):
+    for state, row, last in still_failing(session, due):
         assert state.alerted_at is not None
         reminder = int((now - state.alerted_at) / REMIND_EVERY)
         details = {
@@ -245,7 +251,7 @@ def _reminders(session: Session, now: datetime) -> list[Raised]:
     return raised
 
 
-def _still_failing(session: Session, states: Sequence[AlertState]) -> list[tuple[AlertState, Any, CurrentStatus]]:
+def still_failing(session: Session, states: Sequence[AlertState]) -> list[tuple[AlertState, Any, CurrentStatus]]:
     """Of these alerted states, those whose product still counts and still fails now: each with
     its connection's row and its current status."""
     if not states:
@@ -279,7 +285,7 @@ def open_failures(session: Session) -> list[Raised]:
         .limit(OPEN_LIMIT)
     ).all()
     found: list[Raised] = []
-    for state, row, last in _still_failing(session, alerted):
+    for state, row, last in still_failing(session, alerted):
         details = {
             "failures_in_a_row": state.failures,
             "failing_since": state.failing_since.isoformat() if state.failing_since else None,

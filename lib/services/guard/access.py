@@ -28,7 +28,7 @@ SELF_PROVING = frozenset({"cli", "setup code", "schedule"})
 
 class Role(StrEnum):
     ADMIN = "admin"  # everything: connections, users, keys, the audit trail
-    OPERATOR = "operator"  # run tests, export, read
+    OPERATOR = "operator"  # run tests, export, acknowledge alerts, read
     VIEWER = "viewer"  # read status
 
 
@@ -41,11 +41,14 @@ class Permission(StrEnum):
     MANAGE_KEYS = "manage encryption keys"
     READ_AUDIT = "read the audit trail"
     MANAGE_ALERTS = "manage alert channels"
+    ACKNOWLEDGE_ALERTS = "acknowledge alerts"  # on-call engineers are operators
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.OPERATOR: frozenset({Permission.READ_STATUS, Permission.RUN_TESTS, Permission.EXPORT}),
+    Role.OPERATOR: frozenset(
+        {Permission.READ_STATUS, Permission.RUN_TESTS, Permission.EXPORT, Permission.ACKNOWLEDGE_ALERTS}
+    ),
     Role.VIEWER: frozenset({Permission.READ_STATUS}),
 }
 

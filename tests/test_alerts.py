@@ -171,6 +171,8 @@ def test_ok_fail_fail_ok_sends_one_failed_and_one_recovered(
     assert failed["link"] == "https://switchboard.example.com/connections?connection=Acme%20prod"
     assert (recovered["outcome"], recovered["previous_outcome"], recovered["cause"]) == ("ok", "not_found", None)
     assert recovered["details"]["down_for_s"] >= 0 and " works again after " in recovered["summary"]
+    # ok, fail, fail: 1 of 3 checks ok over 30 days when it alerted; and 2 of 4 when it recovered
+    assert (failed["details"]["uptime_30d"], recovered["details"]["uptime_30d"]) == (pytest.approx(1 / 3), 0.5)
     assert receiver.received[0].path == "/hook" and len(set(receiver.ids())) == 2
     assert alerts.alerting(rt.engine, actor=ADMIN) == set()
     assert [r.status for r in outbox_rows(rt)] == ["delivered", "delivered"]

@@ -171,6 +171,11 @@ def test_what_people_read_includes_cause_actor_fix_and_previous_outcome() -> Non
     jsonschema.validate(teams_body(bare), schema("teams_message"))
 
 
+def test_uptime_and_time_down_read_as_people_say_them() -> None:
+    event = dataclasses.replace(sample_event(), details={"down_for_s": 5_400, "uptime_30d": 0.99214})
+    assert facts(event)[-2:] == [("Down for", "1 h 30 min"), ("Uptime over 30 days", "99.2 %")]
+
+
 def test_the_email_has_the_summary_as_subject_and_escapes_html() -> None:
     event = sample_event(summary="Acme <b>EU</b>\r\nBcc: victim@example.com", connection="<script>x</script>")
     message = email_message(event, sender="alerts@example.com", recipients=["a@example.com", "b@example.com"])

@@ -76,6 +76,8 @@ def _label(key: str) -> str:
 def _detail(key: str, value: Any) -> tuple[str, Any]:
     if key == "down_for_s" and isinstance(value, int):
         return "Down for", lasted(timedelta(seconds=value))
+    if key == "uptime_30d" and isinstance(value, float):
+        return "Uptime over 30 days", f"{value:.1%}".replace("%", " %")
     return _label(key), value
 
 

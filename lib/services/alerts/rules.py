@@ -17,8 +17,10 @@ an admin ticked count (all five when none are), as everywhere else (lib.services
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +32,7 @@ from lib.catalogue.products import TOKEN
 from lib.notify.models import EventKind
 from lib.services.alerts.events import Subject, aging_event, check_event, drift_event
 from lib.services.alerts.outbox import Raised, enqueue, insert_ignoring
+from lib.services.history import rollups
 from lib.services.history.status import CheckRecord
 from lib.store.models import AlertState, Check, Connection, CurrentStatus, utcnow
 
@@ -81,8 +84,32 @@ def observe(
         if r.product != TOKEN and r.connection_id in known and _counts(known[r.connection_id], r.product)
     ]
     if results:
-        raised += _results(session, results, known, fail_after)
+        raised += _with_uptime(
+            session, _results(session, results, known, fail_after), max(r.checked_at for r in results)
+        )
     enqueue(session, raised, utcnow())
+
+
+def _with_uptime(session: Session, raised: list[Raised], at: datetime) -> list[Raised]:
+    """check.failed and check.recovered say how reliable the product was over 30 days until
+    ``at`` (``uptime_30d``, 0 to 1; left out without checks), from the rollups, which hold this
+    batch's checks already: one read for the whole batch, by the rollups' key."""
+    wanted = {c for event, c in raised if event.kind in (EventKind.FAILED, EventKind.RECOVERED) and c is not None}
+    if not wanted:
+        return raised
+    found = rollups.counts(session.connection(), at, connection_ids=wanted)
+    shares = rollups.ratios(found)["30d"]
+    uptime = {
+        (uuid.UUID(str(c)), p): float(share)
+        for c, p, share in zip(found["connection_id"], found["product"], shares, strict=True)
+        if not math.isnan(share)
+    }
+    return [
+        (replace(event, details={**event.details, "uptime_30d": uptime[(c, event.product)]}), c)
+        if c is not None and (c, event.product) in uptime and event.kind in (EventKind.FAILED, EventKind.RECOVERED)
+        else (event, c)
+        for event, c in raised
+    ]
 
 
 def _drift(known: Mapping[uuid.UUID, Any], granted: Mapping[uuid.UUID, frozenset[str]]) -> list[Raised]:

@@ -176,6 +176,11 @@ def test_ok_fail_fail_ok_sends_one_failed_and_one_recovered(
     assert receiver.received[0].path == "/hook" and len(set(receiver.ids())) == 2
     assert alerts.alerting(rt.engine, actor=ADMIN) == set()
     assert [r.status for r in outbox_rows(rt)] == ["delivered", "delivered"]
+    log = alerts.delivery_log(rt.engine, actor=ADMIN)  # each attempt says what it was about
+    assert [(d.kind, d.connection, d.product) for d in log] == [
+        ("check.recovered", "Acme prod", "cc_chat"),
+        ("check.failed", "Acme prod", "cc_chat"),
+    ]
 
 
 def test_a_flap_raises_nothing_and_an_unticked_product_never_alerts(

@@ -558,6 +558,8 @@ class AlertDelivery(SQLModel, table=True):
     channel: str = Field(max_length=80)
     event_id: str = Field(max_length=64)
     kind: str = Field(max_length=40)
+    connection: str | None = Field(default=None, max_length=120)  # its name at the time; None: about none
+    product: str | None = Field(default=None, max_length=40)  # catalogue key
     attempt: int
     at: datetime = Field(sa_column=_utc_column())
     http_status: int | None = None

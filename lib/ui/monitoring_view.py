@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import SecretStr
 
+from lib.catalogue.products import PRODUCTS
 from lib.kernel.errors import SwitchboardError
 from lib.kernel.words import shown, span
 from lib.notify import kinds
@@ -359,6 +360,8 @@ def log_table(rows: list[AlertDelivery]) -> pd.DataFrame:
                 "At": shown(r.at),
                 "Channel": r.channel,
                 "Event": r.kind,
+                "Connection": r.connection or "—",
+                "Product": PRODUCTS[r.product].name if r.product in PRODUCTS else (r.product or "—"),
                 "Attempt": r.attempt,
                 "Outcome": r.outcome,
                 "HTTP": str(r.http_status) if r.http_status else "—",

@@ -240,6 +240,8 @@ def _settle(rt: Runtime, worker: str, item: Claimed, attempt: Attempt, at: datet
                 channel=item.channel,
                 event_id=item.event_id,
                 kind=item.kind,
+                connection=item.event.connection[:120] if item.event and item.event.connection else None,
+                product=item.event.product[:40] if item.event and item.event.product else None,
                 attempt=number,
                 at=at,
                 http_status=attempt.status,

@@ -361,7 +361,9 @@ def log_table(rows: list[AlertDelivery]) -> pd.DataFrame:
                 "Channel": r.channel,
                 "Event": r.kind,
                 "Connection": r.connection or "—",
-                "Product": PRODUCTS[r.product].name if r.product in PRODUCTS else (r.product or "—"),
+                "Product": PRODUCTS[r.product].name
+                if r.product is not None and r.product in PRODUCTS
+                else (r.product or "—"),
                 "Attempt": r.attempt,
                 "Outcome": r.outcome,
                 "HTTP": str(r.http_status) if r.http_status else "—",

@@ -428,8 +428,11 @@ def test_detail_test_all_and_history(open_page: PageOpener, simulator: Simulator
     history = at.dataframe[-1].value
     assert len(history) == 2 and history["Latency (ms)"].notna().all()
     assert set(history["Outcome"]) == {"OK"} and history["When"].str.endswith(" UTC").all()
-    chart = at.get("vega_lite_chart")
-    assert len(chart) == 1
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2  # the outcome timeline and the response times beside it
+    uptime = next(d.value for d in at.dataframe if "90 d" in d.value.columns)
+    assert list(uptime["Product"]) == ["Cloud Storage Service", "Contact Center Chat"]  # the two ticked
+    assert list(uptime.iloc[0, 1:]) == [100.0] * 4
 
 
 def test_delete_needs_the_typed_name(open_page: PageOpener, simulator: SimulatorServer, console_env: Runtime) -> None:

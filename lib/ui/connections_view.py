@@ -22,7 +22,7 @@ from lib.services.checking import checks
 from lib.services.checking.checks import Progress
 from lib.services.connections import ConnectionView
 from lib.services.guard.access import Permission, Principal
-from lib.services.history import status
+from lib.services.history import latency, rollups, status
 from lib.services.history.status import NEVER_TESTED, SETTINGS_CHANGED, CheckRecord, history
 from lib.services.reporting import connections_table, export
 from lib.services.runtime import Runtime
@@ -30,7 +30,7 @@ from lib.ui import maintenance_view, schedule_view
 from lib.ui.account import proven
 from lib.ui.connect_form import EDIT_PARAM
 from lib.ui.context import Console, acting, deferred, prober
-from lib.ui.history_chart import history_chart, history_frame
+from lib.ui.history_chart import history_chart, history_frame, latency_chart, latency_frame
 from lib.ui.outcomes import badge, explain
 from lib.ui.text import literal
 
@@ -50,6 +50,10 @@ PRODUCTS_LEGEND = (
 _NAME_PX_PER_CHAR, _WIDE_BYTE_PX, _CELL_PADDING_PX = 7.5, 2.5, 24
 _NAME_MIN_PX = 112  # with Status and Products, fits a phone's 400 px
 _NAME_MAX_PX = 1000  # the widest column Streamlit's table draws
+NO_VALUE = "—"  # what a table shows where there is no figure (no check in an uptime window)
+UPTIME_FORMAT = "%.1f %%"  # rollups.percent, one decimal
+WINDOW_NAMES = {"24h": "24 h", "7d": "7 d", "30d": "30 d", "90d": "90 d"}  # rollups.WINDOWS as people read them
+COUNTED_HELP = "ticked products only (all five when none is ticked)"
 
 
 def _age_days(when: datetime) -> int:
@@ -355,7 +359,13 @@ def _products(connection_id: uuid.UUID) -> None:
     alerting = {p for _, p in alerts.alerting(rt.engine, actor=me, connection_id=view.id)}
     for product, (name_col, outcome_col) in cells.items():
         _product_row(product, view, latest.get(product), product in alerting, name_col, outcome_col)
-    _history(records, view.settings_version)
+    counted = [p for p in PRODUCT_KEYS if not view.expected_products or p in view.expected_products]
+    _uptime(rt, me, view.id, counted)
+    frame = history_frame(records, view.settings_version)
+    if not frame.empty:
+        st.altair_chart(history_chart(frame), key="history_chart")
+    _latency(rt, me, view.id, counted)
+    _history(frame)
 
 
 _DELETING = "connections.deleting"  # the id whose delete dialog is open
@@ -416,11 +426,46 @@ def _names(rt: Runtime, typed: str, view: ConnectionView) -> bool:
         return False
 
 
-def _history(records: list[CheckRecord], settings_version: int) -> None:
-    frame = history_frame(records, settings_version)
+def _uptime(rt: Runtime, me: Principal, connection_id: uuid.UUID, counted: list[str]) -> None:
+    """The share of tests that were OK per product that counts, over each window, from the
+    rollups (so beyond the tests listed below)."""
+    found = rollups.connection_uptime(rt.engine, connection_id, counted, actor=me)
+    table = found.rename(columns=WINDOW_NAMES).set_axis([PRODUCTS[p].name for p in found.index])
+    st.caption(f"Uptime: the share of tests that were OK, {COUNTED_HELP}; {NO_VALUE} where none was made.")
+    st.dataframe(
+        table.rename_axis("Product").reset_index(),
+        hide_index=True,
+        width="stretch",
+        key="uptime_table",
+        placeholder=NO_VALUE,
+        column_config={name: st.column_config.NumberColumn(format=UPTIME_FORMAT) for name in WINDOW_NAMES.values()},
+    )
+
+
+def _latency(rt: Runtime, me: Principal, connection_id: uuid.UUID, counted: list[str]) -> None:
+    """p50 and p95 response times over a chosen window, from the rollups: hours up to 7 days,
+    days beyond, so the history shown reaches past the newest 500 tests."""
+    window = st.radio(
+        "Response times over",
+        list(WINDOW_NAMES),
+        index=1,
+        format_func=WINDOW_NAMES.__getitem__,
+        horizontal=True,
+        key="latency_window",
+    )
+    found = latency.over(rt.engine, connection_id, counted, window, actor=me)
+    if found.empty:
+        st.caption(f"No tests in the last {WINDOW_NAMES[window]}.")
+        return
+    step = "hour" if rollups.WINDOWS[window][0].days <= 7 else "day"
+    title = f"Response time per {step}, last {WINDOW_NAMES[window]}"
+    st.altair_chart(latency_chart(latency_frame(found), title), key="latency_chart")
+
+
+def _history(frame: pd.DataFrame) -> None:
+    """The newest tests (history_frame) as a table, folded away."""
     if frame.empty:
         return
-    st.altair_chart(history_chart(frame), key="history_chart")
     with st.expander(f"History: {count(len(frame), 'test')}, newest first", icon=":material/table_rows:"):
         st.dataframe(frame.drop(columns=["Checked at", "Kind"]), hide_index=True, width="stretch", key="history_table")
 
@@ -492,7 +537,11 @@ def render(console: Console) -> None:
             "Products": st.column_config.TextColumn(help=PRODUCTS_LEGEND, width=108),
             "Secret age (days)": st.column_config.NumberColumn(format="%d", help="Days since the secret was saved"),
             "Last checked": st.column_config.TextColumn(help="The newest test of any of its products (UTC)"),
+            connections_table.UPTIME_COLUMN: st.column_config.NumberColumn(
+                format=UPTIME_FORMAT, help=f"Share of tests OK over the last 30 days, {COUNTED_HELP}; — no test"
+            ),
         },
+        placeholder=NO_VALUE,
     )
     table_slot.caption(PRODUCTS_LEGEND)
     st.divider()

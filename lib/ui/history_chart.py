@@ -108,3 +108,58 @@ def history_chart(frame: pd.DataFrame) -> alt.Chart:
         .properties(height=alt.Step(36))
     )
     return chart
+
+
+# --- response times ---------------------------------------------------------------------------
+
+MEASURES = {"p50_ms": "p50", "p95_ms": "p95"}  # drawn as lines; the maximum is told on hover
+
+
+def latency_frame(found: pd.DataFrame) -> pd.DataFrame:
+    """The response-time chart's data from lib.services.history.latency.over: one row per
+    product, bucket and measure (p50, p95), with the bucket's figures for the tooltip."""
+    base = pd.DataFrame(
+        {
+            "Start": pd.to_datetime(found["start"], utc=True),
+            "From": pd.to_datetime(found["start"], utc=True).dt.strftime(SHOWN_FORMAT),
+            "Product": found["product"].map({key: product.name for key, product in PRODUCTS.items()}),
+            "Tests": found["checks"].astype("int64"),
+            "p50 (ms)": found["p50_ms"].astype("float64").round(),
+            "p95 (ms)": found["p95_ms"].astype("float64").round(),
+            "Max (ms)": found["max_ms"].astype("float64"),
+        }
+    )
+    parts = [base.assign(Measure=label, **{"Latency (ms)": base[f"{label} (ms)"]}) for label in MEASURES.values()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def latency_chart(frame: pd.DataFrame, title: str) -> alt.Chart:
+    """p50 and p95 over time per product (a colour each, p95 dashed); a bucket is a point, so a
+    window holding a single one still shows."""
+    chart: alt.Chart = (
+        alt.Chart(frame, title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "Start:T",
+                title="From (UTC)",
+                scale=alt.Scale(type="utc", nice=True),
+                axis=alt.Axis(format=SHOWN_FORMAT, labelAngle=0, labelOverlap=True, labelLimit=220, tickMinStep=60_000),
+            ),
+            y=alt.Y("Latency (ms):Q", title="Response time (ms)"),
+            color=alt.Color("Product:N", title="Product", sort=[PRODUCTS[key].name for key in PRODUCT_KEYS]),
+            strokeDash=alt.StrokeDash(
+                "Measure:N", title="Measure", scale=alt.Scale(domain=list(MEASURES.values()), range=[[1, 0], [6, 3]])
+            ),
+            detail="Measure:N",
+            tooltip=[
+                "Product:N",
+                "From:N",
+                alt.Tooltip("Tests:Q", format=",d"),
+                alt.Tooltip("p50 (ms):Q", format=",d"),
+                alt.Tooltip("p95 (ms):Q", format=",d"),
+                alt.Tooltip("Max (ms):Q", format=",d"),
+            ],
+        )
+    )
+    return chart

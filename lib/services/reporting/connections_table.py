@@ -9,7 +9,9 @@ checks stored since row by row. No Streamlit here: lib.ui.connections_view draws
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -19,8 +21,10 @@ from sqlalchemy import Engine
 from lib.catalogue.outcomes import OUTCOMES
 from lib.catalogue.products import PRODUCT_KEYS, PRODUCTS
 from lib.kernel.words import SHOWN_FORMAT
-from lib.services.history import status
+from lib.services.history import rollups, status
 from lib.services.history.status import NEVER_TESTED, SETTINGS_CHANGED, UNTESTED, Stamp, Verdict
+from lib.store.db import read_session
+from lib.store.models import utcnow
 
 # --- words --------------------------------------------------------------------------------
 
@@ -141,10 +145,13 @@ class Selection:
 
 MAX_CHANGES = 2_000  # more new checks than this since an overview was built: build it afresh
 _PRODUCT_COLUMNS = tuple(PRODUCTS[key].name for key in PRODUCT_KEYS)
+UPTIME_COLUMN = "Uptime 30 d"  # rollups.percent of the products that count, NaN: no check
+UPTIME_WINDOW = "30d"  # read from the daily rollups: its start moves once a day
 WIDE_COLUMNS = (
     "Name",
     "Status",
     "Products",
+    UPTIME_COLUMN,
     "Environment",
     "Client ID",
     "Secret set",
@@ -160,14 +167,16 @@ class Overview:
     """Every connection as the Connections page shows it, one object shared by every session
     and never changed (views copy what they narrow). ``table``: the read model's table without
     details, with a "verdict" column; ``wide``: one row per connection, indexed by connection
-    id (text); ``stamp``: the data it shows."""
+    id (text); ``stamp``: the data it shows; ``day``: the UTC day its uptime window ends in."""
 
     table: pd.DataFrame
     wide: pd.DataFrame
     stamp: Stamp
+    day: datetime
 
     @classmethod
     def build(cls, engine: Engine, stamp: Stamp) -> Overview:
+        day = _today()
         frame = status.table(engine, details=False)
         frame["verdict"] = status.verdicts(frame)
         first = frame.iloc[:: len(PRODUCT_KEYS)].reset_index(drop=True)
@@ -177,26 +186,39 @@ class Overview:
                 "Environment": first["environment"],
                 "Client ID": first["client_id_hint"],
                 "Secret set": first["secret_set_at"],
+                UPTIME_COLUMN: uptime(engine, frame, day, everyone=True),
                 **_standing(frame),
             }
         )
         wide = wide[list(WIDE_COLUMNS)].set_axis(first["connection_id"].to_numpy())
-        return cls(frame, wide.astype(dict.fromkeys(_LABELLED, "category")), stamp)
+        return cls(frame, wide.astype(dict.fromkeys(_LABELLED, "category")), stamp, day)
 
     def updated(self, engine: Engine, stamp: Stamp) -> Overview:
         """The overview at ``stamp``: this one when nothing changed; when only checks were
         stored since (at most MAX_CHANGES: :func:`lib.services.history.status.checks_since`
-        says which), this one with the rows they touch updated; else built afresh. Either way
+        says which), this one with the rows they touch updated (their uptime read again); else
+        built afresh. On a new day, every uptime is read again (its window moved). Either way
         equal to :meth:`build` at ``stamp``."""
+        day = _today()
+        if stamp == self.stamp and day == self.day:
+            return self
+        found = self._followed(engine, stamp)
+        if found.day != day:
+            wide = found.wide.copy(deep=False)
+            wide[UPTIME_COLUMN] = uptime(engine, found.table, day, everyone=True)
+            found = Overview(found.table, wide, found.stamp, day)
+        return found
+
+    def _followed(self, engine: Engine, stamp: Stamp) -> Overview:
         if stamp == self.stamp:
             return self
         if stamp.connections == self.stamp.connections:
             changes = status.checks_since(engine, self.stamp.batch, limit=MAX_CHANGES)
-            if changes is not None and (derived := self._with(changes, stamp)) is not None:
+            if changes is not None and (derived := self._with(engine, changes, stamp)) is not None:
                 return derived
         return Overview.build(engine, stamp)
 
-    def _with(self, changes: pd.DataFrame, stamp: Stamp) -> Overview | None:
+    def _with(self, engine: Engine, changes: pd.DataFrame, stamp: Stamp) -> Overview | None:
         """This overview with ``changes`` (the latest new check per connection and product)
         applied; None when one of them is for a connection it does not have."""
         per = len(PRODUCT_KEYS)
@@ -206,7 +228,7 @@ class Overview:
             return None
         known = product_at >= 0  # as in table(): a product no longer in the catalogue is not shown
         if not known.any():  # token steps only
-            return Overview(self.table, self.wide, stamp)
+            return Overview(self.table, self.wide, stamp, self.day)
         rows, changes = connection_at[known] * per + product_at[known], changes[known]
         frame = self.table.copy(deep=False)
         frame["outcome"] = _replaced(frame["outcome"], rows, changes["outcome"].to_numpy())
@@ -219,7 +241,39 @@ class Overview:
         wide = self.wide.copy(deep=False)
         for column, values in _standing(part).items():
             wide[column] = _replaced(wide[column], touched, values)
-        return Overview(frame, wide, stamp)
+        wide[UPTIME_COLUMN] = _replaced(wide[UPTIME_COLUMN], touched, uptime(engine, part, self.day))
+        return Overview(frame, wide, stamp, self.day)
+
+
+def _today() -> datetime:
+    return rollups.floor(utcnow(), rollups.WINDOWS[UPTIME_WINDOW][1])
+
+
+def uptime(engine: Engine, frame: pd.DataFrame, now: datetime, *, everyone: bool = False) -> np.ndarray:
+    """Per connection of ``frame`` (rows of lib.services.history.status.table: whole
+    connections, in order): the uptime over UPTIME_WINDOW up to ``now`` of its products that
+    count together (ticked, or all five when none are), as rollups.percent; NaN when they had no
+    check. One query: of these connections' rows, or (``everyone``: ``frame`` holds every
+    connection) of the window's range of every connection's."""
+    per = len(PRODUCT_KEYS)
+    ids = frame["connection_id"].iloc[::per]
+    if ids.empty:
+        return np.array([], dtype="float64")
+    with read_session(engine) as session:
+        found = rollups.counts(
+            session.connection(),
+            now,
+            windows=(UPTIME_WINDOW,),
+            connection_ids=None if everyone else [uuid.UUID(key) for key in ids],
+        )
+    counted = frame.loc[frame["in_scope"].to_numpy(dtype=bool), ["connection_id", "product"]]
+    summed = (
+        counted.merge(found, on=["connection_id", "product"], how="inner")
+        .groupby("connection_id")[[f"ok_{UPTIME_WINDOW}", f"checks_{UPTIME_WINDOW}"]]
+        .sum()
+        .reindex(ids.to_numpy(), fill_value=0)
+    )
+    return np.asarray(rollups.percent(summed[f"ok_{UPTIME_WINDOW}"], summed[f"checks_{UPTIME_WINDOW}"]))
 
 
 def _standing(frame: pd.DataFrame) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Connection status as CSV, JSON or Excel: allow-listed columns only, never a secret, and
-no cell a spreadsheet would run as a formula (lib.kernel.spreadsheet).
+no cell a spreadsheet would run as a formula (lib.kernel.spreadsheet). Each product that counts
+carries its uptime over 24 hours, 7 and 30 days (lib.services.history.rollups), as the status
+API gives it for one connection.
 
 The console's download buttons and ``switchboard export`` both call :func:`export`.
 """
@@ -7,6 +9,7 @@ The console's download buttons and ``switchboard export`` both call :func:`expor
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,13 +24,18 @@ from lib.kernel.spreadsheet import csv_frame, xlsx
 from lib.kernel.words import count, iso
 from lib.services.guard import audit
 from lib.services.guard.access import Permission, Principal, require
-from lib.services.history import status
+from lib.services.history import rollups, status
 from lib.services.reporting.connections_table import (
     NAMES,
     NOT_TICKED_LABEL,
     UNTESTED_CAUSES,
     Selection,
 )
+from lib.store.db import read_session
+from lib.store.models import utcnow
+
+UPTIME_WINDOWS = ("24h", "7d", "30d")  # names of rollups.WINDOWS
+UPTIME_COLUMNS = tuple(f"uptime_{window}" for window in UPTIME_WINDOWS)
 
 # The allow-list: nothing else ever leaves Switchboard in an export. Made to hand to 8x8
 # support: what was ticked and granted, what 8x8 said, who must act and the fix.
@@ -48,16 +56,45 @@ COLUMNS: tuple[str, ...] = (
     "http_status",
     "latency_ms",
     "checked_at_utc",
+    *UPTIME_COLUMNS,
 )
+# More connections than this in an export: their uptime is read from the window's range of every
+# connection's rollups (one range of the start index) rather than by a list of ids.
+_BY_ID = 500
 _YES_NO = np.array(["no", "yes"])
 
 
-def status_frame(table: pd.DataFrame) -> pd.DataFrame:
+def uptimes(engine: Engine, table: pd.DataFrame) -> pd.DataFrame:
+    """Per row of lib.services.history.status.table: the share of its checks that were ok over
+    each of UPTIME_WINDOWS (0..1, six places, as the status API), NaN where the window holds no
+    check or the product does not count (not ticked). One read of the rollups for all rows."""
+    found = pd.DataFrame(np.nan, index=table.index, columns=list(UPTIME_COLUMNS))
+    if table.empty:
+        return found
+    ids = table["connection_id"].unique()
+    with read_session(engine) as session:
+        counted = rollups.counts(
+            session.connection(),
+            utcnow(),
+            windows=UPTIME_WINDOWS,
+            connection_ids=None if len(ids) > _BY_ID else [uuid.UUID(key) for key in ids],
+        )
+    shares = rollups.ratios(counted).round(6).add_prefix("uptime_")
+    keyed = table[["connection_id", "product"]].merge(
+        pd.concat([counted[["connection_id", "product"]], shares], axis=1), on=["connection_id", "product"], how="left"
+    )
+    counts = table["in_scope"].to_numpy(dtype=bool)
+    found.loc[counts, list(UPTIME_COLUMNS)] = keyed.loc[counts, list(UPTIME_COLUMNS)].to_numpy(dtype="float64")
+    return found
+
+
+def status_frame(table: pd.DataFrame, uptime: pd.DataFrame) -> pd.DataFrame:
     """The allow-listed columns from lib.services.history.status.table, in words people read. "expected" (the
     admin ticked it, or ticked none: then all five) and "granted_by_8x8" say yes/no (granted:
     unknown until 8x8 was asked); "status" is the verdict the console counts with; only a
     failing product has someone who must act. A product nobody ticked and nobody tested is
-    "— not ticked" as in the console, with no outcome key or cause: never "Never tested"."""
+    "— not ticked" as in the console, with no outcome key or cause: never "Never tested".
+    ``uptime``: :func:`uptimes` of ``table``."""
     verdict = status.verdicts(table)
     failing = (verdict == status.Verdict.FAILING).to_numpy()
     idle = ((verdict == status.Verdict.NOT_TICKED) & table["outcome"].isin(status.UNTESTED)).to_numpy()
@@ -93,6 +130,7 @@ def status_frame(table: pd.DataFrame) -> pd.DataFrame:
             "http_status": table["http_status"],
             "latency_ms": table["duration_ms"],
             "checked_at_utc": pd.to_datetime(table["checked_at"], utc=True).dt.floor("s").dt.tz_localize(None),
+            **{column: uptime[column] for column in UPTIME_COLUMNS},
         },
         columns=list(COLUMNS),
     )
@@ -156,7 +194,7 @@ def export(
     table = status.table(engine)
     if selection is not None:
         table = table[selection.rows(table, status.verdicts(table))].reset_index(drop=True)
-    frame = status_frame(table)
+    frame = status_frame(table, uptimes(engine, table))
     result = Export(spec.render(frame), file_name(fmt), spec.mime)
     counts = frame["status"].value_counts()
     scope = "everything" if selection is None else f"shown: {selection.describe()}"

@@ -27,11 +27,11 @@ from lib.kernel.errors import FieldError, NotFoundError, ValidationError
 from lib.kernel.words import count, iso, shown, span
 from lib.notify.models import EventKind
 from lib.services.alerts.events import maintenance_event
-from lib.services.alerts.outbox import covers, in_scope, insert_ignoring, routes_environment, row
+from lib.services.alerts.outbox import covers, enabled_channels, in_scope, insert_ignoring, routes_environment, row
 from lib.services.guard import audit
 from lib.services.guard.access import Permission, Principal, require
 from lib.store.db import read_session, write_session
-from lib.store.models import AlertChannel, AlertOutbox, Connection, CurrentStatus, MaintenanceWindow, utcnow
+from lib.store.models import AlertOutbox, Connection, CurrentStatus, MaintenanceWindow, utcnow
 
 LONGEST = timedelta(days=31)  # a window longer than this is no maintenance: turn the channel off
 AHEAD = timedelta(days=365)  # how far ahead a window may start
@@ -302,15 +302,7 @@ def summarise(session: Session, now: datetime) -> None:
         .with_for_update()
     ).all()
     if ended:
-        channels = (
-            session.connection()
-            .execute(
-                select(col(AlertChannel.id), col(AlertChannel.events), col(AlertChannel.environments)).where(
-                    col(AlertChannel.enabled)
-                )
-            )
-            .all()
-        )
+        channels = enabled_channels(session)
         failing = _failing(session)
         named = {
             r.id: r

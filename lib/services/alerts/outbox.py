@@ -146,21 +146,19 @@ def outside_maintenance(session: Session, raised: Sequence[Raised], now: datetim
     return [item for i, item in enumerate(raised) if i not in covered]
 
 
+def enabled_channels(session: Session) -> Sequence[Any]:
+    """Each enabled channel's id and routing (``events``, ``environments``: see :func:`routes`)."""
+    query = select(col(AlertChannel.id), col(AlertChannel.events), col(AlertChannel.environments))
+    return session.connection().execute(query.where(col(AlertChannel.enabled))).all()
+
+
 def enqueue(session: Session, raised: Sequence[Raised], now: datetime) -> None:
     """Queue each event for every enabled channel that routes it, but those a maintenance
     window covers (:func:`outside_maintenance`)."""
     raised = outside_maintenance(session, raised, now)
     if not raised:
         return
-    channels = (
-        session.connection()
-        .execute(
-            select(col(AlertChannel.id), col(AlertChannel.events), col(AlertChannel.environments)).where(
-                col(AlertChannel.enabled)
-            )
-        )
-        .all()
-    )
+    channels = enabled_channels(session)
     rows = [
         row(channel_id, item, now)
         for item in raised

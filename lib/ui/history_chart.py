@@ -69,6 +69,17 @@ def history_frame(records: Sequence[CheckRecord], settings_version: int = 1) -> 
     )
 
 
+def _utc_axis(field: str, title: str) -> alt.X:
+    """A time axis in UTC. d3's time format reads SHOWN_FORMAT as strftime does: the one form
+    people read; a label per minute at most, so none repeats."""
+    return alt.X(
+        field,
+        title=title,
+        scale=alt.Scale(type="utc", nice=True),
+        axis=alt.Axis(format=SHOWN_FORMAT, labelAngle=0, labelOverlap=True, labelLimit=220, tickMinStep=60_000),
+    )
+
+
 def history_chart(frame: pd.DataFrame) -> alt.Chart:
     """A timeline per product (rows in catalogue order); a single test is a visible mark."""
     shown = set(frame["Outcome"])  # the legend lists what happened; each outcome keeps its colour
@@ -78,13 +89,7 @@ def history_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame, title="Tests over time")
         .mark_point(size=120, filled=True, opacity=0.9)
         .encode(
-            # d3's time format reads SHOWN_FORMAT as strftime does: the one form people read.
-            x=alt.X(
-                "Checked at:T",
-                title="Checked at (UTC)",
-                scale=alt.Scale(type="utc", nice=True),
-                axis=alt.Axis(format=SHOWN_FORMAT, labelAngle=0, labelOverlap=True, labelLimit=220, tickMinStep=60_000),
-            ),  # a label per minute at most: none repeats
+            x=_utc_axis("Checked at:T", "Checked at (UTC)"),
             y=alt.Y(
                 "Product:N",
                 title=None,
@@ -140,12 +145,7 @@ def latency_chart(frame: pd.DataFrame, title: str) -> alt.Chart:
         alt.Chart(frame, title=title)
         .mark_line(point=True)
         .encode(
-            x=alt.X(
-                "Start:T",
-                title="From (UTC)",
-                scale=alt.Scale(type="utc", nice=True),
-                axis=alt.Axis(format=SHOWN_FORMAT, labelAngle=0, labelOverlap=True, labelLimit=220, tickMinStep=60_000),
-            ),
+            x=_utc_axis("Start:T", "From (UTC)"),
             y=alt.Y("Latency (ms):Q", title="Response time (ms)"),
             color=alt.Color("Product:N", title="Product", sort=[PRODUCTS[key].name for key in PRODUCT_KEYS]),
             strokeDash=alt.StrokeDash(

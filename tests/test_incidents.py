@@ -20,6 +20,7 @@ from lib.services import alerts
 from lib.services.accounts import users
 from lib.services.alerts import channels, delivery, incidents
 from lib.services.alerts.incidents import ENDED, Told
+from lib.services.alerts.windows import Window
 from lib.services.checking import checks
 from lib.services.connections import ConnectionView
 from lib.services.guard import audit
@@ -368,3 +369,28 @@ def test_the_monitoring_page_shows_open_problems_and_acknowledges_when_clicked(
     row = tables(at)["incidents"].iloc[0].to_dict()  # type: ignore[attr-defined]
     assert row["Acknowledged"].startswith("operator@example.com, ") and row["Next reminder"] == "None (acknowledged)"
     assert not [b for b in at.button if (b.key or "").startswith("incident_ack_")]
+
+
+def test_a_held_acknowledgement_of_what_recovered_meanwhile_is_left_out_of_the_quiet_summary(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    """A quiet window holds a failure and its acknowledgement; the product works again before the
+    window ends: nothing is left to act on, so no summary comes (the failure's, the
+    acknowledgement's and the recovery's rows are all summarised away)."""
+    view = connect(runtime, app())
+    channel(runtime, receiver, events=CHECKS)  # the acknowledgement goes where the failure went
+    channels.add_window(runtime.engine, "Ops hook", Window((0,), "11:00", "13:00", "Europe/London"), actor=ADMIN)
+    failing(runtime, view)
+    tick(runtime, T0 + timedelta(minutes=2))
+    at = T0 + timedelta(minutes=3)
+    incidents.acknowledge(runtime.engine, the_incident(runtime, at).id, actor=ADMIN, now=at)
+    tick(runtime, T0 + timedelta(minutes=4))
+    assert sorted((r.kind, r.status) for r in outbox_rows(runtime)) == [
+        ("check.failed", "held"),
+        ("incident.acknowledged", "held"),
+    ]
+    stored(runtime, view, "ok", T0 + timedelta(minutes=30))
+    tick(runtime, T0 + timedelta(minutes=31))
+    tick(runtime, T0 + timedelta(hours=1, minutes=1))  # the window has ended
+    assert receiver.received == []
+    assert {r.status for r in outbox_rows(runtime)} == {"summarised"}

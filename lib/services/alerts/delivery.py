@@ -372,6 +372,6 @@ def _recovered_meanwhile(
     r: AlertOutbox, alerting: set[tuple[uuid.UUID, str]], failed_held: set[tuple[uuid.UUID | None, str | None]]
 ) -> bool:
     pair = (r.connection_id, r.product)
-    if r.kind in (EventKind.FAILED, EventKind.STILL_FAILING):
+    if r.kind in (EventKind.FAILED, EventKind.STILL_FAILING, EventKind.ACKNOWLEDGED):
         return pair not in alerting
     return r.kind == EventKind.RECOVERED and pair in failed_held

@@ -19,7 +19,7 @@ from lib.kernel.errors import NotFoundError, ValidationError
 from lib.notify.models import EventKind
 from lib.services import alerts
 from lib.services.accounts import users
-from lib.services.alerts import channels, maintenance
+from lib.services.alerts import channels, incidents, maintenance
 from lib.services.alerts.events import STILL_NAMED, Subject, check_event
 from lib.services.alerts.outbox import outside_maintenance
 from lib.services.alerts.windows import Window
@@ -499,3 +499,17 @@ def test_an_event_is_queued_if_and_only_if_no_window_covers_it(
     with write_session(runtime.engine) as session:
         kept = outside_maintenance(session, raised, T0)
     assert kept == [(e, c) for e, c in raised if e.checked_at and not covered(by_id[c], e.checked_at)]
+
+
+def test_open_problems_say_which_a_window_covers_and_until_when(runtime: Runtime, receiver: Receiver) -> None:
+    """Open problems (lib.services.alerts.incidents) mark what a window in force covers, so
+    nobody chases a failure that is planned; after the window, the mark is gone."""
+    one, other = two(runtime)
+    channel(runtime, receiver)
+    made = window(runtime, environment="prod")
+    failing(runtime, one, T0)
+    failing(runtime, other, T0)
+    found = {i.connection: i.maintenance_until for i in incidents.open_incidents(runtime.engine, actor=ADMIN, now=T0)}
+    assert found == {"One": made.ends_at, "Two": None}
+    later = incidents.open_incidents(runtime.engine, actor=ADMIN, now=AFTER)
+    assert {i.connection: i.maintenance_until for i in later} == {"One": None, "Two": None}

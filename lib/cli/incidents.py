@@ -41,10 +41,11 @@ def incidents_list(as_json: bool) -> None:
             else f"next reminder {shown(i.next_reminder_at)}"
         )
         told = "; ".join(t.describe() for t in i.told) or "no channel"
+        maintained = f"\n{'':12}in maintenance until {shown(i.maintenance_until)}" if i.maintenance_until else ""
         click.echo(
             f"{i.id}  {i.connection} ({i.environment or 'no environment'}): {i.product_label}: {i.outcome_label}\n"
             f"{'':12}failing since {shown(i.failing_since)}, {i.failures} in a row; {acknowledged}\n"
-            f"{'':12}told: {told}"
+            f"{'':12}told: {told}{maintained}"
         )
 
 

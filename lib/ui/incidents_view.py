@@ -40,6 +40,7 @@ def table(found: list[incidents.Incident]) -> pd.DataFrame:
                 "Channels told": "; ".join(t.describe() for t in i.told) or "none",
                 "Next reminder": shown(i.next_reminder_at, never="None (acknowledged)"),
                 "Acknowledged": f"{i.acknowledged_by}, {shown(i.acknowledged_at)}" if i.acknowledged_by else "—",
+                "Maintenance": f"until {shown(i.maintenance_until)}" if i.maintenance_until else "—",
                 "ID": i.id,
             }
             for i in found

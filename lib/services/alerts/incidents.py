@@ -17,7 +17,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,11 +31,11 @@ from lib.kernel.words import iso, shown
 from lib.notify.models import EventKind
 from lib.services.alerts import rules
 from lib.services.alerts.events import Subject, acknowledged_event
-from lib.services.alerts.outbox import DELIVERED, Raised, insert_ignoring, row
+from lib.services.alerts.outbox import DELIVERED, Raised, covers, insert_ignoring, row
 from lib.services.guard import audit
 from lib.services.guard.access import Permission, Principal, require
 from lib.store.db import read_session, write_session
-from lib.store.models import AlertChannel, AlertOutbox, AlertState, CurrentStatus, utcnow
+from lib.store.models import AlertChannel, AlertOutbox, AlertState, CurrentStatus, MaintenanceWindow, utcnow
 
 ID_LENGTH = 10
 _ID = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
@@ -82,6 +82,7 @@ class Incident:
     next_reminder_at: datetime | None  # None while acknowledged
     acknowledged_by: str | None
     acknowledged_at: datetime | None
+    maintenance_until: datetime | None = None  # a maintenance window covers it now, until then
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,28 @@ def open_incidents(engine: Engine, *, actor: Principal, now: datetime | None = N
 def _incidents(session: Session, states: Sequence[AlertState], now: datetime) -> list[Incident]:
     failing = rules.still_failing(session, states)
     told = _told(session, [state for state, _, _ in failing])
+    windows = _windows_in_force(session, now) if failing else []
     return [
-        _incident(state, row, last, told.get((state.connection_id, state.subject), ()), now)
+        replace(
+            _incident(state, row, last, told.get((state.connection_id, state.subject), ()), now),
+            maintenance_until=max(
+                (w.ends_at for w in windows if covers(w, state.connection_id, row.environment, now)), default=None
+            ),
+        )
         for state, row, last in failing
     ]
+
+
+def _windows_in_force(session: Session, now: datetime) -> Sequence[Any]:
+    """The maintenance windows in force at ``now`` (by the index on their end; at most
+    lib.services.alerts.maintenance.OPEN_MAX have not ended)."""
+    query = select(
+        col(MaintenanceWindow.connection_id),
+        col(MaintenanceWindow.environment),
+        col(MaintenanceWindow.starts_at),
+        col(MaintenanceWindow.ends_at),
+    ).where(col(MaintenanceWindow.ends_at) > now, col(MaintenanceWindow.starts_at) <= now)
+    return session.connection().execute(query).all()
 
 
 def _incident(state: AlertState, row: Any, last: CurrentStatus, told: tuple[Told, ...], now: datetime) -> Incident:

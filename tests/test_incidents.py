@@ -122,11 +122,15 @@ def test_a_new_episode_has_a_new_id_and_the_old_one_is_refused(runtime: Runtime,
     assert incidents.open_incidents(runtime.engine, actor=ADMIN) == []
     with pytest.raises(NotFoundError) as ended:
         incidents.acknowledge(runtime.engine, first, actor=ADMIN)
-    assert str(ended.value) == ENDED == "That incident has ended; `switchboard incidents list` shows what is open."
+    assert (
+        str(ended.value)
+        == ENDED
+        == "No open incident has that ID: it has ended, or was mistyped. `switchboard incidents list` shows what is open."
+    )
     failing(runtime, view, T0 + 2 * HOUR)
     second = the_incident(runtime).id
     assert second != first
-    with pytest.raises(NotFoundError, match="has ended"):
+    with pytest.raises(NotFoundError, match="it has ended"):
         incidents.acknowledge(runtime.engine, first, actor=ADMIN)  # an ID names one episode, not its product
     for wrong in ("", "xyz", "0" * 64, first + "0", "ZZZZZZZZZZ"):
         with pytest.raises(ValidationError) as refused:

@@ -40,7 +40,7 @@ from lib.store.models import AlertChannel, AlertOutbox, AlertState, CurrentStatu
 ID_LENGTH = 10
 _ID = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
 _TOLD = (EventKind.FAILED.value, EventKind.STILL_FAILING.value)  # what tells a channel of a failure
-ENDED = "That incident has ended; `switchboard incidents list` shows what is open."
+ENDED = "No open incident has that ID: it has ended, or was mistyped. `switchboard incidents list` shows what is open."
 
 
 def incident_id(connection_id: uuid.UUID, product: str, episode: str) -> str:

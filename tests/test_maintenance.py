@@ -390,7 +390,8 @@ def test_the_command_line_adds_lists_and_removes_windows(cli, sentinels: Sentine
         "production",
     )
     assert second["starts_at"] == later.strftime("%Y-%m-%dT%H:%M:%SZ")  # naive is UTC
-    assert "#1     now" in cli("maintenance", "list").stdout
+    listed = cli("maintenance", "list").stdout.splitlines()
+    assert listed[0].startswith("#1     in force ") and listed[1].startswith("#2     planned ")
     wrong = cli("maintenance", "add", "--from", "+2h", "--to", "+1h")
     assert wrong.returncode == 1 and "error: To (--to): End the window after it starts" in wrong.stderr
     usage = cli("maintenance", "add", "--from", "tomorrow", "--to", "+1h")

@@ -88,9 +88,8 @@ def maintenance_list(as_json: bool) -> None:
         click.echo(f"No maintenance windows. Add one with: {invoked_as()} maintenance add --from now --to +2h")
     now = datetime.now(UTC)
     for v in views:
-        state = "now" if v.active(now) else "planned"
         click.echo(
-            f"#{v.id:<5} {state:<8} {shown(v.starts_at)} to {shown(v.ends_at)}  {v.covered}"
+            f"#{v.id:<5} {v.state(now):<9} {shown(v.starts_at)} to {shown(v.ends_at)}  {v.covered}"
             + (f" ({v.reason})" if v.reason else "")
         )
 

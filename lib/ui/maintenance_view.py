@@ -71,7 +71,7 @@ def _table(views: list[maintenance.MaintenanceView], now: datetime) -> None:
                     "Covers": v.covered,
                     "From": shown(v.starts_at),
                     "Until": shown(v.ends_at),
-                    "State": "in force" if v.active(now) else "planned",
+                    "State": v.state(now),
                     "Reason": v.reason or "—",
                     "Added by": v.created_by,
                 }

@@ -74,6 +74,10 @@ class MaintenanceView:
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
 
+    def state(self, now: datetime) -> str:
+        """In words, for the console and the command line alike."""
+        return "in force" if self.active(now) else "planned" if now < self.starts_at else "ended"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

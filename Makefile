@@ -64,6 +64,7 @@ bench: $(VENV)/.dev $(VENV)/.installed
 	$(PY) -m bench.instances
 	$(PY) -m bench.history
 	$(PY) -m bench.alert_day
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
         ("instances", ["--connections", "20", "--sessions", "4", "--concurrency", "2"], 1),
         ("history", ["--connections", "2", "--days", "1", "--runs", "1"], 11),
         ("alert_day", ["--connections", "2"], 1),
+        ("soak", ["--connections", "3", "--minutes", "0.5", "--sample-s", "5"], 2),
     ],
 )
 def test_the_bench_runs_and_reports(bench: str, args: list[str], results: int) -> None:

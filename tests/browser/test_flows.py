@@ -99,7 +99,9 @@ def test_a_product_test_shows_in_the_history_at_once(console: Console, sim: Simu
     keyed(page, "test_cloud_storage").locator("button").click()
     wait_for_app(page)
     expect(keyed(page, "product_cloud_storage")).to_contain_text("OK")
-    expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible()  # the timeline, with its one mark
+    charts = page.get_by_test_id("stVegaLiteChart")
+    expect(charts).to_have_count(2)  # the timeline, with its one mark, and the response times
+    expect(charts.first).to_be_visible()
     history.get_by_text("History").click()
     expect_history_rows(history, 1)
 
